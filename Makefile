@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: Apache-2.0
+# mcpfence: vmlinux.h -> %.bpf.o -> %.skel.h -> mcpfence (libbpf-bootstrap's shape).
+#   make            build ./build/mcpfence
+#   make demo       set up, build, and run the built-in example
+#   make test       set up, build, and run every test tier (unit, sanitizers, valgrind, bpf, e2e)
+#   make bench      run the benchmarks
+#   make fuzz       long fuzzing runs (FUZZ_SECONDS=600)
+#   V=1             show full commands
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.SECONDARY:
+
+BUILD   ?= build
+CLANG   ?= clang
+CC      ?= cc
+BPFTOOL ?= bpftool
+ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le/powerpc/')
+PKGS    := libbpf jansson libpcre2-8
+
+ifeq ($(V),1)
+Q :=
+msg =
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  ?= -O2 -g
+override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers $(SAN_FLAGS) -I$(BUILD) -Iuser -Ibpf $(PKG_CFLAGS)
+override LDFLAGS += $(SAN_FLAGS)
+LDLIBS  += $(PKG_LIBS) -lelf -lz -lpthread -lm
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-I$(BUILD) -Ibpf -I/usr/include/$(shell uname -m)-linux-gnu
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+USER_SRCS  := $(wildcard user/*.c)
+USER_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
+LIB_OBJS   := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+BPFT_SRCS  := $(wildcard tests/bpf/test_*.c)
+BPFT_BINS  := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+HDRS       := $(wildcard user/*.h bpf/*.h)
+
+.PHONY: all setup setup-test demo test unit bpf-test e2e valgrind san bench fuzz clean format
+all: $(BUILD)/mcpfence
+
+setup:
+	$(Q)scripts/setup.sh build
+setup-test:
+	$(Q)scripts/setup.sh test
+
+$(BUILD)/vmlinux.h:
+	$(Q)mkdir -p $(@D)
+	$(Q)if [ ! -r /sys/kernel/btf/vmlinux ]; then \
+		echo "error: /sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y is needed)" >&2; exit 1; fi
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(BUILD)/vmlinux.h
+	$(Q)mkdir -p $(@D)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)llvm-strip -g $@
+
+$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+
+$(BUILD)/user/%.o: user/%.c $(HDRS) $(SKELS)
+	$(Q)mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/mcpfence: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(HDRS) $(wildcard tests/unit/*.h)
+	$(Q)mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(HDRS) $(SKELS) $(wildcard tests/bpf/*.h)
+	$(Q)mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(HDRS)
+	$(Q)mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
+
+unit: $(UNIT_BINS) $(BUILD)/mcpfence
+	$(Q)tests/run-suite.sh unit $(UNIT_BINS)
+
+bpf-test: $(BPFT_BINS) $(BUILD)/mcpfence
+	$(Q)tests/run-suite.sh bpf $(BPFT_BINS)
+
+e2e: $(BUILD)/mcpfence
+	$(Q)tests/run-e2e.sh $(BUILD)/mcpfence
+
+valgrind: $(UNIT_BINS) $(BUILD)/mcpfence
+	$(Q)VALGRIND=1 tests/run-suite.sh valgrind $(UNIT_BINS)
+
+san:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang unit
+
+# The README's test command: install what is missing, then every tier; one summary at the end.
+test: setup-test
+	$(Q)rm -f $(BUILD)/results.txt build-san/results.txt
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/run-all.sh
+
+demo: setup-test all
+	$(Q)tests/e2e/demo.sh $(BUILD)/mcpfence
+
+bench: $(BENCH_BINS) $(BUILD)/mcpfence
+	$(Q)for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+	$(Q)if [ -x bench/stdio.sh ]; then bench/stdio.sh $(BUILD)/mcpfence; fi
+
+fuzz:
+	$(Q)tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
+
+format:
+	$(Q)clang-format -i $(wildcard user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.c tests/fuzz/*.c)
+
+clean:
+	$(Q)rm -rf build build-san

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One set-up step for a fresh Debian 12 machine: installs what the build, the tests and the
+# demo need, only where it is missing, so that a second run costs nothing.
+# Usage: scripts/setup.sh [build|test]   (test also installs the e2e npm packages)
+set -euo pipefail
+what=${1:-build}
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+pkgs=(clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev libjansson-dev
+      libpcre2-dev libcmocka-dev bpftool valgrind)
+[ "$what" = test ] && pkgs+=(libclang-rt-14-dev)
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "setup: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+e2e="$here/tests/e2e"
+if [ -f "$e2e/package.json" ]; then
+	stamp="$e2e/node_modules/.mcpfence-stamp"
+	if [ ! -f "$stamp" ] || [ "$e2e/package-lock.json" -nt "$stamp" ]; then
+		echo "setup: installing the e2e npm packages (tests/e2e/package-lock.json)"
+		(cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
+		touch "$stamp"
+	fi
+fi

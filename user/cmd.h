@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The subcommands of mcpfence: each gets argv from its own name on and returns the exit code. */
+#ifndef MCPFENCE_CMD_H
+#define MCPFENCE_CMD_H
+
+#define EXIT_USAGE 2
+
+int cmd_check(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+
+/* Mount tracefs and bpffs where missing; 0, or the last -errno. */
+int features__mount(void);
+
+#endif

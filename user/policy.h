@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* policy: load, validate and compile a policy.json (DESIGN.md §2). */
+#ifndef MCPFENCE_POLICY_H
+#define MCPFENCE_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define POLICY_MAX_BYTES (4u << 20) /* a larger policy file is refused */
+#define POLICY_ERR_LEN 512
+
+enum action {
+	ACTION_ALLOW = 0,
+	ACTION_DENY = 1,
+	ACTION_APPROVE = 2,
+};
+
+enum scope {
+	SCOPE_GRANT = 0,   /* one budget for one server under this policy */
+	SCOPE_SESSION = 1, /* one MCP session */
+	SCOPE_AGENT = 2,   /* one client identity: uid and executable */
+	SCOPE_GLOBAL = 3,  /* the whole host */
+};
+
+enum cond_op {
+	OP_EQ = 0,
+	OP_NEQ = 1,
+	OP_IN = 2,
+	OP_NOT_IN = 3,
+	OP_LT = 4,
+	OP_LTE = 5,
+	OP_GT = 6,
+	OP_GTE = 7,
+	OP_REGEX = 8,
+	OP_CONTAINS = 9,
+	OP_EXISTS = 10,
+};
+
+/* One step of a condition path: an object key, or an array index when key is NULL. */
+struct path_seg {
+	char *key;
+	size_t index;
+};
+
+struct cond {
+	char *ptr;  /* JSON Pointer of this condition in the policy: /tools/x/require/0 */
+	char *path; /* as written: args.a.b[0] */
+	struct path_seg *segs;
+	size_t nsegs;
+	enum cond_op op;
+	json_t *value;
+	void *re; /* pcre2_code *, for OP_REGEX */
+};
+
+struct limit {
+	char *ptr;     /* /tools/x/limits/0, /tools/x/rate_limit, /all_tools/limits/0 */
+	char *counter; /* limits sharing counter, scope and window share one budget */
+	uint32_t window_s;
+	uint64_t max;
+	enum scope scope;
+};
+
+struct rule {
+	char *name; /* the key under "tools": an exact name or a glob */
+	char *ptr;  /* /tools/<name, escaped> */
+	char *action_ptr;
+	bool glob;
+	enum action action;
+	char *reason; /* "reason" or "on_deny"; NULL when absent */
+	uint32_t approval_timeout_s;
+	struct limit *limits;
+	size_t nlimits;
+	struct cond *require;
+	size_t nrequire;
+	struct cond *deny_if;
+	size_t ndeny_if;
+	/* compiled glob: literal prefix before the first wildcard, for a quick reject */
+	size_t prefix_len;
+};
+
+struct policy {
+	char *source; /* file name, for messages */
+	enum action def; /* ACTION_ALLOW or ACTION_DENY */
+	bool deny_all;   /* the built-in "no policy" policy */
+	char **hide;
+	size_t nhide;
+	struct limit *all_limits;
+	size_t nall_limits;
+	struct rule *rules; /* in file order */
+	size_t nrules;
+	/* exact-name index: open addressing over rules[], size a power of two */
+	uint32_t *index;
+	size_t index_mask;
+	size_t *globs; /* indices of glob rules, in file order */
+	size_t nglobs;
+	bool kernel_unparsed_allow; /* "kernel": {"unparsed": "allow"} */
+	bool audit_values;          /* "audit": {"arguments": "values"} */
+};
+
+/*
+ * Load and validate a policy. On error returns NULL, sets errno (EINVAL for a bad policy,
+ * or the I/O error) and writes one line naming file, JSON path (or line:column) and what is
+ * wrong into err (POLICY_ERR_LEN bytes).
+ */
+struct policy *policy__load(const char *path, char *err);
+struct policy *policy__parse(const char *buf, size_t len, const char *source, char *err);
+/* The policy in force when none is given: every call is denied. */
+struct policy *policy__deny_all(void);
+void policy__free(struct policy *p);
+
+/* Rule for a tool: exact name first, then globs in file order; NULL when none matches. */
+const struct rule *policy__lookup(const struct policy *p, const char *tool);
+/* Index into p->hide of the first entry hiding this tool, or -1. */
+long policy__hidden(const struct policy *p, const char *tool);
+
+/* Glob with '*' and '?', on bytes. */
+bool policy__glob_match(const char *pattern, const char *s);
+
+const char *policy__action_name(enum action a);
+const char *policy__scope_name(enum scope s);
+const char *policy__op_name(enum cond_op op);
+
+#endif
