@@ -24,7 +24,8 @@ struct scope_keys {
 struct reservation {
 	size_t n;
 	struct {
-		void *budget;
+		uint32_t budget; /* slot index, valid while gen matches */
+		uint32_t gen;
 		uint64_t window_start;
 	} slot[LIMITS_MAX_PER_CALL];
 };
