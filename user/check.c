@@ -1,4 +1,210 @@
 // SPDX-License-Identifier: Apache-2.0
-/* check: placeholder until the policy engine lands */
+/*
+ * check: validate policies and explain them, rule by rule, with what each plane can enforce.
+ * Exit 0 when every policy is valid, 1 when one is not, 2 on a usage error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cmd.h"
-int cmd_check(int argc, char **argv) { return 0; }
+#include "log.h"
+#include "policy.h"
+
+/* What the kernel plane does with a rule, in words: NULL when it enforces it whole. */
+static void kernel_notes(const struct policy *p, const struct rule *r, const char **notes,
+			 size_t *n)
+{
+	*n = 0;
+	if (r && (r->nrequire || r->ndeny_if))
+		notes[(*n)++] = "require/deny_if: arguments are not read in the kernel; calls to this "
+				"tool are neutralized there (fails closed)";
+	if (r && r->action == ACTION_APPROVE)
+		notes[(*n)++] = "approve: only through tickets (mcpfence approve --tool); without "
+				"one, calls are neutralized";
+	if (p->nhide)
+		notes[(*n)++] = "hide: calls to hidden tools are neutralized; tools/list is not "
+				"filtered in the kernel";
+}
+
+static json_t *limit_json(const struct limit *l)
+{
+	return json_pack("{s:s, s:s, s:I, s:I, s:s}", "pointer", l->ptr, "counter", l->counter,
+			 "window_s", (json_int_t)l->window_s, "max", (json_int_t)l->max, "scope",
+			 policy__scope_name(l->scope));
+}
+
+static json_t *conds_json(const struct cond *c, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:O}", "pointer", c[i].ptr,
+						   "path", c[i].path, "op",
+						   policy__op_name(c[i].op), "value", c[i].value));
+	return a;
+}
+
+static json_t *rule_json(const struct policy *p, const struct rule *r)
+{
+	const char *notes[4];
+	json_t *o, *limits, *kn;
+	size_t n;
+
+	limits = json_array();
+	for (size_t i = 0; limits && i < r->nlimits; i++)
+		json_array_append_new(limits, limit_json(&r->limits[i]));
+	kernel_notes(p, r, notes, &n);
+	kn = json_array();
+	for (size_t i = 0; kn && i < n; i++)
+		json_array_append_new(kn, json_string(notes[i]));
+	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:{s:s}, s:{s:s, s:o}}", "tool", r->name,
+		      "pointer", r->ptr, "match", r->glob ? "glob" : "exact", "action",
+		      policy__action_name(r->action), "limits", limits, "require",
+		      conds_json(r->require, r->nrequire), "deny_if",
+		      conds_json(r->deny_if, r->ndeny_if), "gateway", "enforced", "full", "kernel",
+		      "enforced",
+		      r->nrequire || r->ndeny_if || r->action == ACTION_APPROVE ? "partial" : "full",
+		      "notes", kn);
+	if (o && r->reason)
+		json_object_set_new(o, "reason", json_string(r->reason));
+	if (o && r->action == ACTION_APPROVE)
+		json_object_set_new(o, "approval_timeout_s", json_integer(r->approval_timeout_s));
+	return o;
+}
+
+static json_t *policy_json(const char *file, const struct policy *p)
+{
+	json_t *o, *hide, *all, *rules;
+
+	hide = json_array();
+	for (size_t i = 0; hide && i < p->nhide; i++)
+		json_array_append_new(hide, json_string(p->hide[i]));
+	all = json_array();
+	for (size_t i = 0; all && i < p->nall_limits; i++)
+		json_array_append_new(all, limit_json(&p->all_limits[i]));
+	rules = json_array();
+	for (size_t i = 0; rules && i < p->nrules; i++)
+		json_array_append_new(rules, rule_json(p, &p->rules[i]));
+	o = json_pack("{s:s, s:b, s:s, s:o, s:o, s:o, s:s, s:s}", "file", file, "valid", 1,
+		      "default", policy__action_name(p->def), "hide", hide, "all_tools_limits", all,
+		      "rules", rules, "kernel_unparsed", p->kernel_unparsed_allow ? "allow" : "deny",
+		      "audit_arguments", p->audit_values ? "values" : "keys");
+	return o;
+}
+
+static void print_limit(const struct limit *l)
+{
+	char win[32];
+
+	printf("      limit %llu calls per %s, counter \"%s\", scope %s  (%s)\n",
+	       (unsigned long long)l->max, policy__window_name(l->window_s, win, sizeof(win)),
+	       l->counter, policy__scope_name(l->scope), l->ptr);
+}
+
+static void print_conds(const char *what, const struct cond *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *v = json_dumps(c[i].value, JSON_ENCODE_ANY | JSON_COMPACT);
+
+		printf("      %s %s %s %s  (%s)\n", what, c[i].path, policy__op_name(c[i].op),
+		       v ? v : "?", c[i].ptr);
+		free(v);
+	}
+}
+
+static void print_policy(const char *file, const struct policy *p)
+{
+	const char *notes[4];
+	size_t n;
+
+	printf("%s: valid\n", file);
+	printf("  default: %s (tools no rule matches)\n", policy__action_name(p->def));
+	for (size_t i = 0; i < p->nhide; i++)
+		printf("  hide %s  (/hide/%zu)\n", p->hide[i], i);
+	if (p->nall_limits) {
+		printf("  all tools:\n");
+		for (size_t i = 0; i < p->nall_limits; i++)
+			print_limit(&p->all_limits[i]);
+	}
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct rule *r = &p->rules[i];
+
+		printf("  %s %s: %s  (%s)\n", r->glob ? "glob" : "tool", r->name,
+		       policy__action_name(r->action), r->ptr);
+		if (r->reason)
+			printf("      reason: %s\n", r->reason);
+		if (r->action == ACTION_APPROVE)
+			printf("      approval times out after %u s (then denied)\n",
+			       r->approval_timeout_s);
+		for (size_t j = 0; j < r->nlimits; j++)
+			print_limit(&r->limits[j]);
+		print_conds("require", r->require, r->nrequire);
+		print_conds("deny_if", r->deny_if, r->ndeny_if);
+		printf("      gateway plane: enforces all of it\n");
+		kernel_notes(p, r, notes, &n);
+		if (!n || (n == 1 && p->nhide))
+			printf("      kernel plane: enforces all of it\n");
+		for (size_t j = 0; j < n; j++)
+			if (strncmp(notes[j], "hide:", 5))
+				printf("      kernel plane: %s\n", notes[j]);
+	}
+	if (p->nhide) {
+		kernel_notes(p, NULL, notes, &n);
+		printf("  kernel plane: %s\n", notes[0]);
+	}
+	printf("  kernel plane: messages it cannot read with certainty are %s\n",
+	       p->kernel_unparsed_allow ? "allowed (\"kernel\": {\"unparsed\": \"allow\"})" :
+					  "denied");
+}
+
+int cmd_check(int argc, char **argv)
+{
+	bool as_json = false;
+	json_t *out = NULL;
+	int first = 1, status = 0;
+
+	for (; first < argc && argv[first][0] == '-'; first++) {
+		if (!strcmp(argv[first], "--json")) {
+			as_json = true;
+		} else if (!strcmp(argv[first], "--")) {
+			first++;
+			break;
+		} else {
+			log_err("check: unknown option '%s' (usage: mcpfence check [--json] POLICY...)",
+				argv[first]);
+			return EXIT_USAGE;
+		}
+	}
+	if (first >= argc) {
+		log_err("check: no policy given (usage: mcpfence check [--json] POLICY...)");
+		return EXIT_USAGE;
+	}
+	if (as_json && !(out = json_array()))
+		return 1;
+	for (int i = first; i < argc; i++) {
+		char err[POLICY_ERR_LEN];
+		struct policy *p = policy__load(argv[i], err);
+
+		if (!p) {
+			status = 1;
+			if (as_json)
+				json_array_append_new(out, json_pack("{s:s, s:b, s:s}", "file", argv[i],
+								     "valid", 0, "error", err));
+			else
+				fprintf(stderr, "%s\n", err);
+			continue;
+		}
+		if (as_json)
+			json_array_append_new(out, policy_json(argv[i], p));
+		else
+			print_policy(argv[i], p);
+		policy__free(p);
+	}
+	if (as_json) {
+		json_dumpf(out, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(out);
+	}
+	return status;
+}

@@ -120,6 +120,8 @@ bool policy__glob_match(const char *pattern, const char *s);
 
 const char *policy__action_name(enum action a);
 const char *policy__scope_name(enum scope s);
+/* "minute" for 60, "90 s" for 90: written into buf, which is returned. */
+const char *policy__window_name(uint32_t window_s, char *buf, size_t len);
 const char *policy__op_name(enum cond_op op);
 
 #endif

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * decide: the decision for one tools/call, in DESIGN.md §2's order: hide, rule lookup (or
+ * default), action deny, deny_if/require, approval. Limits come after, in limits.c, because
+ * they need state and a clock; everything here is a pure function of policy and call.
+ *
+ * Conditions fail closed: a require[] holds only when it is provably true, and a deny_if[]
+ * lets a call through only when it is provably false. A value of the wrong type (a string
+ * where a number is compared, a number where a regex is matched) proves neither.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <pcre2.h>
+#include "decide.h"
+
+#define REGEX_MATCH_LIMIT 100000 /* backtracking steps: a hostile argument cannot stall us */
+#define REGEX_DEPTH_LIMIT 1000
+
+void decide__deny(struct decision *d, enum deny_kind kind, const char *pointer, const char *fmt,
+		  ...)
+{
+	va_list ap;
+
+	d->verdict = VERDICT_DENY;
+	d->kind = kind;
+	snprintf(d->pointer, sizeof(d->pointer), "%s", pointer);
+	va_start(ap, fmt);
+	vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+	va_end(ap);
+}
+
+static const json_t *resolve(const struct cond *c, const json_t *args)
+{
+	const json_t *v = args;
+
+	for (size_t i = 0; v && i < c->nsegs; i++) {
+		if (c->segs[i].key)
+			v = json_is_object(v) ? json_object_get(v, c->segs[i].key) : NULL;
+		else
+			v = json_is_array(v) ? json_array_get(v, c->segs[i].index) : NULL;
+	}
+	return v;
+}
+
+/* JSON equality where 1 and 1.0 are the same number. */
+static bool same(const json_t *a, const json_t *b)
+{
+	if (json_is_number(a) && json_is_number(b)) {
+		if (json_is_integer(a) && json_is_integer(b))
+			return json_integer_value(a) == json_integer_value(b);
+		return json_number_value(a) == json_number_value(b);
+	}
+	return json_equal((json_t *)a, (json_t *)b);
+}
+
+static bool member(const json_t *v, const json_t *list)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach((json_t *)list, i, e)
+		if (same(v, e))
+			return true;
+	return false;
+}
+
+/* -1, 0, 1; exact for two integers, IEEE otherwise. */
+static int compare(const json_t *a, const json_t *b)
+{
+	if (json_is_integer(a) && json_is_integer(b)) {
+		json_int_t x = json_integer_value(a), y = json_integer_value(b);
+
+		return x < y ? -1 : x > y;
+	}
+	double x = json_number_value(a), y = json_number_value(b);
+
+	return x < y ? -1 : x > y;
+}
+
+static enum cond_result match_regex(const struct cond *c, const json_t *v)
+{
+	pcre2_match_context *mctx = NULL;
+	pcre2_match_data *md = NULL;
+	enum cond_result res = COND_UNKNOWN;
+	int rc;
+
+	if (!json_is_string(v))
+		return COND_UNKNOWN;
+	md = pcre2_match_data_create_from_pattern(c->re, NULL);
+	mctx = pcre2_match_context_create(NULL);
+	if (!md || !mctx)
+		goto out_free;
+	pcre2_set_match_limit(mctx, REGEX_MATCH_LIMIT);
+	pcre2_set_depth_limit(mctx, REGEX_DEPTH_LIMIT);
+	rc = pcre2_match(c->re, (PCRE2_SPTR)json_string_value(v), json_string_length(v), 0, 0, md,
+			 mctx);
+	if (rc >= 0)
+		res = COND_TRUE;
+	else if (rc == PCRE2_ERROR_NOMATCH)
+		res = COND_FALSE;
+	/* limits hit, bad UTF-8: cannot be judged */
+out_free:
+	pcre2_match_context_free(mctx);
+	pcre2_match_data_free(md);
+	return res;
+}
+
+enum cond_result decide__cond(const struct cond *c, const json_t *args)
+{
+	const json_t *v = resolve(c, args);
+
+	if (c->op == OP_EXISTS)
+		return (v != NULL) == json_is_true(c->value) ? COND_TRUE : COND_FALSE;
+	if (!v) /* absent: equal to nothing, a member of nothing, comparable to nothing */
+		return c->op == OP_NEQ || c->op == OP_NOT_IN ? COND_TRUE : COND_FALSE;
+	switch (c->op) {
+	case OP_EQ:
+		return same(v, c->value) ? COND_TRUE : COND_FALSE;
+	case OP_NEQ:
+		return same(v, c->value) ? COND_FALSE : COND_TRUE;
+	case OP_IN:
+		return member(v, c->value) ? COND_TRUE : COND_FALSE;
+	case OP_NOT_IN:
+		return member(v, c->value) ? COND_FALSE : COND_TRUE;
+	case OP_LT:
+	case OP_LTE:
+	case OP_GT:
+	case OP_GTE: {
+		int cmp;
+
+		if (!json_is_number(v) || (json_is_real(v) && isnan(json_real_value(v))))
+			return COND_UNKNOWN;
+		cmp = compare(v, c->value);
+		if (c->op == OP_LT)
+			return cmp < 0 ? COND_TRUE : COND_FALSE;
+		if (c->op == OP_LTE)
+			return cmp <= 0 ? COND_TRUE : COND_FALSE;
+		if (c->op == OP_GT)
+			return cmp > 0 ? COND_TRUE : COND_FALSE;
+		return cmp >= 0 ? COND_TRUE : COND_FALSE;
+	}
+	case OP_REGEX:
+		return match_regex(c, v);
+	case OP_CONTAINS:
+		if (json_is_array(v))
+			return member(c->value, v) ? COND_TRUE : COND_FALSE;
+		if (json_is_string(v) && json_is_string(c->value))
+			return memmem(json_string_value(v), json_string_length(v),
+				      json_string_value(c->value),
+				      json_string_length(c->value)) ?
+				       COND_TRUE :
+				       COND_FALSE;
+		return COND_UNKNOWN;
+	default:
+		return COND_UNKNOWN;
+	}
+}
+
+/* "args.path regex \"^/home/\"", for reasons. */
+static void describe(const struct cond *c, char *buf, size_t len)
+{
+	char *v = json_dumps(c->value, JSON_ENCODE_ANY | JSON_COMPACT);
+
+	snprintf(buf, len, "%s %s %.60s%s", c->path, policy__op_name(c->op), v ? v : "?",
+		 v && strlen(v) > 60 ? "..." : "");
+	free(v);
+}
+
+static bool conds_pass(const struct rule *r, const json_t *args, struct decision *d)
+{
+	char what[128];
+
+	for (size_t i = 0; i < r->ndeny_if; i++) {
+		enum cond_result res = decide__cond(&r->deny_if[i], args);
+
+		if (res == COND_FALSE)
+			continue;
+		describe(&r->deny_if[i], what, sizeof(what));
+		if (r->reason)
+			decide__deny(d, KIND_CONDITION, r->deny_if[i].ptr, "%s", r->reason);
+		else
+			decide__deny(d, KIND_CONDITION, r->deny_if[i].ptr, "%s: %s",
+				     res == COND_TRUE ? "arguments match a deny_if check" :
+							"argument cannot be checked",
+				     what);
+		return false;
+	}
+	for (size_t i = 0; i < r->nrequire; i++) {
+		enum cond_result res = decide__cond(&r->require[i], args);
+
+		if (res == COND_TRUE)
+			continue;
+		describe(&r->require[i], what, sizeof(what));
+		if (r->reason)
+			decide__deny(d, KIND_CONDITION, r->require[i].ptr, "%s", r->reason);
+		else
+			decide__deny(d, KIND_CONDITION, r->require[i].ptr, "%s: %s",
+				     res == COND_FALSE ? "arguments fail a require check" :
+							 "argument cannot be checked",
+				     what);
+		return false;
+	}
+	return true;
+}
+
+void decide__call(const struct policy *p, const char *tool, const json_t *args,
+		  struct decision *d)
+{
+	const struct rule *r;
+	long hidden;
+
+	memset(d, 0, sizeof(*d));
+	if (p->deny_all) {
+		decide__deny(d, KIND_DEFAULT, "(no policy)", "no policy is loaded: every call is denied");
+		return;
+	}
+	if (!tool || !tool[0]) {
+		decide__deny(d, KIND_INVALID, "(invalid call)", "the call names no tool");
+		return;
+	}
+	if (args && !json_is_object(args)) {
+		decide__deny(d, KIND_INVALID, "(invalid call)", "the arguments are not an object");
+		return;
+	}
+	hidden = policy__hidden(p, tool);
+	if (hidden >= 0) {
+		char ptr[32];
+
+		snprintf(ptr, sizeof(ptr), "/hide/%ld", hidden);
+		decide__deny(d, KIND_HIDDEN, ptr, "tool \"%.100s\" is hidden by policy", tool);
+		return;
+	}
+	r = policy__lookup(p, tool);
+	if (!r) {
+		if (p->def == ACTION_DENY) {
+			decide__deny(d, KIND_DEFAULT, "(default deny)",
+				     "tool \"%.100s\" is not allowed (default deny)", tool);
+			return;
+		}
+		d->verdict = VERDICT_ALLOW;
+		snprintf(d->pointer, sizeof(d->pointer), "(default allow)");
+		return;
+	}
+	d->rule = r;
+	if (r->action == ACTION_DENY) {
+		if (r->reason)
+			decide__deny(d, KIND_RULE, r->action_ptr, "%s", r->reason);
+		else
+			decide__deny(d, KIND_RULE, r->action_ptr, "tool \"%.100s\" is denied", tool);
+		return;
+	}
+	if (!conds_pass(r, args, d))
+		return;
+	if (r->action == ACTION_APPROVE) {
+		d->verdict = VERDICT_APPROVE;
+		snprintf(d->pointer, sizeof(d->pointer), "%s", r->action_ptr);
+		return;
+	}
+	d->verdict = VERDICT_ALLOW;
+	snprintf(d->pointer, sizeof(d->pointer), "%s", r->ptr);
+}
+
+const char *decide__kind_name(enum deny_kind k)
+{
+	static const char *const names[] = { "none",	  "hidden",   "default", "rule",
+					     "condition", "approval", "limit",	 "invalid",
+					     "unparsed" };
+
+	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}
+
+const char *decide__verdict_name(enum verdict v)
+{
+	return v == VERDICT_DENY ? "deny" : v == VERDICT_APPROVE ? "approve" : "allow";
+}

@@ -1,0 +1,1182 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * policy: parse policy.json with jansson, validate every field, compile names and globs.
+ * A bad policy is refused as a whole with one message that names the file and the JSON
+ * Pointer (or line:column for syntax errors) of what is wrong.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <pcre2.h>
+#include "policy.h"
+#include "limits.h"
+
+#define NAME_MAX_BYTES 256   /* tool names and counter names */
+#define REASON_MAX_BYTES 200 /* fits the decision's reason with room for a prefix */
+#define LIST_MAX 64          /* conditions in one require or deny_if list */
+#define HIDE_MAX 1024
+#define RULES_MAX 100000
+#define WINDOW_MAX_S (366u * 86400u)
+#define MAX_MAX 1000000000ull
+#define APPROVAL_DEFAULT_S 120u
+#define APPROVAL_MAX_S 86400u
+
+struct ctx {
+	const char *source;
+	char *err;
+	bool failed;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char *ptr,
+						      const char *fmt, ...)
+{
+	char msg[POLICY_ERR_LEN / 2];
+	va_list ap;
+
+	if (c->failed)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(c->err, POLICY_ERR_LEN, "%.100s: %.120s: %s", c->source, ptr[0] ? ptr : "/", msg);
+	c->failed = true;
+	return -EINVAL;
+}
+
+/* JSON Pointer of key under base: '~' becomes "~0" and '/' becomes "~1" (RFC 6901). */
+static char *ptr_key(const char *base, const char *key)
+{
+	size_t n = strlen(base) + 2 * strlen(key) + 2;
+	char *out = malloc(n), *o;
+
+	if (!out)
+		return NULL;
+	o = out + sprintf(out, "%s/", base);
+	for (const char *k = key; *k; k++) {
+		if (*k == '~' || *k == '/') {
+			*o++ = '~';
+			*o++ = *k == '~' ? '0' : '1';
+		} else {
+			*o++ = *k;
+		}
+	}
+	*o = 0;
+	return out;
+}
+
+static char *ptr_idx(const char *base, size_t i)
+{
+	char *out;
+
+	return asprintf(&out, "%s/%zu", base, i) < 0 ? NULL : out;
+}
+
+/* A short, printable rendering of a JSON value for messages. */
+static void show(const json_t *v, char *buf, size_t len)
+{
+	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+
+	if (!s) {
+		snprintf(buf, len, "(value)");
+		return;
+	}
+	if (strlen(s) > 40)
+		snprintf(buf, len, "%.37s...", s);
+	else
+		snprintf(buf, len, "%s", s);
+	free(s);
+}
+
+static const char *type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}
+
+static int want(struct ctx *c, const char *ptr, const json_t *v, json_type t, const char *what)
+{
+	if (json_typeof(v) == t)
+		return 0;
+	return fail(c, ptr, "must be %s, not %s", what, type_name(v));
+}
+
+/* Every key of obj must be in allowed (NULL-terminated). */
+static int known_keys(struct ctx *c, const char *ptr, const json_t *obj,
+		      const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+	char list[256] = "";
+
+	json_object_foreach((json_t *)obj, key, v) {
+		size_t i;
+
+		for (i = 0; allowed[i]; i++)
+			if (!strcmp(key, allowed[i]))
+				break;
+		if (allowed[i])
+			continue;
+		for (i = 0; allowed[i]; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 i ? ", " : "", allowed[i]);
+		char *kp = ptr_key(ptr, key);
+		fail(c, kp ? kp : ptr, "unknown key \"%s\" (expected one of: %s)", key, list);
+		free(kp);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A name (tool, counter, hide entry): non-empty, bounded, no control characters. */
+static int check_name(struct ctx *c, const char *ptr, const char *s, size_t len, const char *what)
+{
+	if (len == 0)
+		return fail(c, ptr, "%s must not be empty", what);
+	if (len > NAME_MAX_BYTES)
+		return fail(c, ptr, "%s is %zu bytes; at most %d", what, len, NAME_MAX_BYTES);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return fail(c, ptr, "%s contains a control character (byte %zu)", what, i);
+	return 0;
+}
+
+static int parse_window(struct ctx *c, const char *ptr, const json_t *v, uint32_t *out)
+{
+	static const struct {
+		const char *name;
+		uint32_t s;
+	} names[] = { { "second", 1 }, { "minute", 60 }, { "hour", 3600 }, { "day", 86400 } };
+	char buf[64];
+
+	if (json_is_integer(v)) {
+		json_int_t n = json_integer_value(v);
+
+		if (n < 1 || n > WINDOW_MAX_S)
+			return fail(c, ptr, "%lld is not a window: seconds from 1 to %u", (long long)n,
+				    WINDOW_MAX_S);
+		*out = (uint32_t)n;
+		return 0;
+	}
+	if (json_is_string(v)) {
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (!strcmp(json_string_value(v), names[i].name)) {
+				*out = names[i].s;
+				return 0;
+			}
+	}
+	show(v, buf, sizeof(buf));
+	return fail(c, ptr,
+		    "%s is not a window (\"second\", \"minute\", \"hour\", \"day\" or whole seconds)",
+		    buf);
+}
+
+/* Durations: whole seconds, or a string "<n>s|m|h|d" ("90s", "2m", "1h"). */
+static int parse_duration(struct ctx *c, const char *ptr, const json_t *v, uint32_t *out)
+{
+	unsigned long long n = 0, mul = 1;
+	char buf[64];
+
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 1)
+			goto bad;
+		n = (unsigned long long)json_integer_value(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+
+		if (*s < '0' || *s > '9')
+			goto bad;
+		errno = 0;
+		n = strtoull(s, &end, 10);
+		if (errno || end == s)
+			goto bad;
+		switch (*end) {
+		case 's':
+			mul = 1;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		case 'd':
+			mul = 86400;
+			break;
+		default:
+			goto bad;
+		}
+		if (end[1] || n == 0)
+			goto bad;
+	} else {
+		goto bad;
+	}
+	if (n > APPROVAL_MAX_S || n * mul > APPROVAL_MAX_S)
+		return fail(c, ptr, "duration is longer than %u seconds", APPROVAL_MAX_S);
+	*out = (uint32_t)(n * mul);
+	return 0;
+bad:
+	show(v, buf, sizeof(buf));
+	return fail(c, ptr, "%s is not a duration (whole seconds, or \"90s\", \"2m\", \"1h\", \"1d\")",
+		    buf);
+}
+
+static int parse_max(struct ctx *c, const char *ptr, const json_t *v, uint64_t *out)
+{
+	char buf[64];
+
+	if (!json_is_integer(v)) {
+		show(v, buf, sizeof(buf));
+		return fail(c, ptr, "%s is not a whole number of calls", buf);
+	}
+	if (json_integer_value(v) < 1)
+		return fail(c, ptr, "must be at least 1 (to forbid a tool, use \"action\": \"deny\")");
+	if ((unsigned long long)json_integer_value(v) > MAX_MAX)
+		return fail(c, ptr, "must be at most %llu", MAX_MAX);
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static const char *const scope_names[] = { "grant", "session", "agent", "global" };
+
+static int parse_limit(struct ctx *c, const char *ptr, const json_t *v, struct limit *lim)
+{
+	static const char *const keys[] = { "counter", "window", "max", "scope", NULL };
+	json_t *counter, *window, *max, *scope;
+	char *kp = NULL;
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {counter, window, max, scope}")) ||
+	    (err = known_keys(c, ptr, v, keys)))
+		return err;
+	counter = json_object_get(v, "counter");
+	window = json_object_get(v, "window");
+	max = json_object_get(v, "max");
+	scope = json_object_get(v, "scope");
+	if (!window)
+		return fail(c, ptr, "\"window\" is required");
+	if (!max)
+		return fail(c, ptr, "\"max\" is required");
+	lim->scope = SCOPE_GRANT;
+	if (counter) {
+		kp = ptr_key(ptr, "counter");
+		if ((err = want(c, kp, counter, JSON_STRING, "a string")) ||
+		    (err = check_name(c, kp, json_string_value(counter),
+				      json_string_length(counter), "counter")))
+			goto out;
+		lim->counter = strdup(json_string_value(counter));
+	} else {
+		lim->counter = strdup(ptr); /* a budget of its own */
+	}
+	free(kp);
+	kp = ptr_key(ptr, "window");
+	if ((err = parse_window(c, kp, window, &lim->window_s)))
+		goto out;
+	free(kp);
+	kp = ptr_key(ptr, "max");
+	if ((err = parse_max(c, kp, max, &lim->max)))
+		goto out;
+	if (scope) {
+		size_t i;
+
+		free(kp);
+		kp = ptr_key(ptr, "scope");
+		if ((err = want(c, kp, scope, JSON_STRING, "a string")))
+			goto out;
+		for (i = 0; i < 4; i++)
+			if (!strcmp(json_string_value(scope), scope_names[i]))
+				break;
+		if (i == 4) {
+			err = fail(c, kp, "\"%s\" is not a scope (grant, session, agent, global)",
+				   json_string_value(scope));
+			goto out;
+		}
+		lim->scope = (enum scope)i;
+	}
+	lim->ptr = strdup(ptr);
+	err = lim->ptr && lim->counter ? 0 : -ENOMEM;
+out:
+	free(kp);
+	return err;
+}
+
+/*
+ * "rate_limit": "10/minute" (Intercept's form: scope grant) or {"max": 10, "window": 60}
+ * (PolicyLayer's FAQ form: tracked per agent session). Either is one limit with a budget of
+ * its own.
+ */
+static int parse_rate_limit(struct ctx *c, const char *ptr, const json_t *v, struct limit *lim)
+{
+	static const char *const keys[] = { "max", "window", NULL };
+	int err;
+
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v), *slash = strchr(s, '/');
+		unsigned long long n;
+		char *end;
+		json_t *w;
+
+		errno = 0;
+		n = strtoull(s, &end, 10);
+		if (!slash || end != slash || s[0] < '0' || s[0] > '9' || errno)
+			return fail(c, ptr, "\"%s\" is not a rate (\"<calls>/<window>\", e.g. \"10/minute\")",
+				    s);
+		if (n < 1)
+			return fail(c, ptr, "must allow at least 1 call (to forbid a tool, use \"action\": \"deny\")");
+		if (n > MAX_MAX)
+			return fail(c, ptr, "must be at most %llu calls", MAX_MAX);
+		w = json_string(slash + 1);
+		if (!w)
+			return -ENOMEM;
+		err = parse_window(c, ptr, w, &lim->window_s);
+		json_decref(w);
+		if (err)
+			return err;
+		lim->max = n;
+		lim->scope = SCOPE_GRANT;
+	} else {
+		json_t *max, *window;
+		char *kp;
+
+		if ((err = want(c, ptr, v, JSON_OBJECT, "a string \"10/minute\" or an object {max, window}")) ||
+		    (err = known_keys(c, ptr, v, keys)))
+			return err;
+		max = json_object_get(v, "max");
+		window = json_object_get(v, "window");
+		if (!max || !window)
+			return fail(c, ptr, "\"max\" and \"window\" are both required");
+		kp = ptr_key(ptr, "max");
+		err = parse_max(c, kp, max, &lim->max);
+		free(kp);
+		if (err)
+			return err;
+		kp = ptr_key(ptr, "window");
+		err = parse_window(c, kp, window, &lim->window_s);
+		free(kp);
+		if (err)
+			return err;
+		lim->scope = SCOPE_SESSION;
+	}
+	lim->ptr = strdup(ptr);
+	lim->counter = strdup(ptr);
+	return lim->ptr && lim->counter ? 0 : -ENOMEM;
+}
+
+static int parse_limits(struct ctx *c, const char *ptr, const json_t *v, struct limit **out,
+			size_t *n)
+{
+	size_t i;
+	json_t *e;
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_ARRAY, "an array")))
+		return err;
+	if (json_array_size(v) > LIMITS_MAX_PER_CALL)
+		return fail(c, ptr, "%zu limits; at most %d apply to one call", json_array_size(v),
+			    LIMITS_MAX_PER_CALL);
+	*out = calloc(json_array_size(v) + 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	json_array_foreach((json_t *)v, i, e) {
+		char *ip = ptr_idx(ptr, i);
+
+		err = ip ? parse_limit(c, ip, e, &(*out)[i]) : -ENOMEM;
+		free(ip);
+		*n = i + 1;
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* "args.a.b[0]" -> segments a, b, [0]. The leading "args" is the call's arguments object. */
+static int parse_path(struct ctx *c, const char *ptr, const char *path, struct cond *cd)
+{
+	const char *p = path + 4;
+	size_t cap = 4;
+
+	if (strncmp(path, "args", 4) || (p[0] && p[0] != '.' && p[0] != '['))
+		return fail(c, ptr, "\"%s\" is not an argument path (\"args.name\", \"args.a.b[0]\")",
+			    path);
+	cd->segs = calloc(cap, sizeof(*cd->segs));
+	if (!cd->segs)
+		return -ENOMEM;
+	while (*p) {
+		struct path_seg seg = { 0 };
+
+		if (*p == '.') {
+			size_t len = strcspn(p + 1, ".[]");
+
+			if (len == 0)
+				return fail(c, ptr, "\"%s\": empty key at byte %zu", path,
+					    (size_t)(p - path) + 1);
+			seg.key = strndup(p + 1, len);
+			if (!seg.key)
+				return -ENOMEM;
+			p += 1 + len;
+		} else if (*p == '[') {
+			char *end;
+			unsigned long idx;
+
+			if (p[1] < '0' || p[1] > '9')
+				return fail(c, ptr, "\"%s\": expected an index after '[' at byte %zu",
+					    path, (size_t)(p - path) + 1);
+			errno = 0;
+			idx = strtoul(p + 1, &end, 10);
+			if (errno || *end != ']' || idx > 1000000)
+				return fail(c, ptr, "\"%s\": bad index at byte %zu", path,
+					    (size_t)(p - path) + 1);
+			seg.index = idx;
+			p = end + 1;
+		} else {
+			return fail(c, ptr, "\"%s\": unexpected '%c' at byte %zu", path, *p,
+				    (size_t)(p - path));
+		}
+		if (cd->nsegs == cap) {
+			struct path_seg *n = reallocarray(cd->segs, cap * 2, sizeof(*n));
+
+			if (!n) {
+				free(seg.key);
+				return -ENOMEM;
+			}
+			cd->segs = n;
+			cap *= 2;
+		}
+		cd->segs[cd->nsegs++] = seg;
+		if (cd->nsegs > 32)
+			return fail(c, ptr, "\"%s\" is deeper than 32 levels", path);
+	}
+	return 0;
+}
+
+static const char *const op_names[] = { "eq",  "neq", "in",    "not_in",   "lt",    "lte",
+					"gt",  "gte", "regex", "contains", "exists" };
+
+static int compile_regex(struct ctx *c, const char *ptr, struct cond *cd)
+{
+	int errcode;
+	PCRE2_SIZE off;
+	pcre2_code *re;
+
+	re = pcre2_compile((PCRE2_SPTR)json_string_value(cd->value),
+			   json_string_length(cd->value), PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C,
+			   &errcode, &off, NULL);
+	if (!re) {
+		PCRE2_UCHAR msg[256];
+
+		pcre2_get_error_message(errcode, msg, sizeof(msg));
+		return fail(c, ptr, "regex \"%s\" does not compile at offset %zu: %s",
+			    json_string_value(cd->value), (size_t)off, (char *)msg);
+	}
+	cd->re = re;
+	return 0;
+}
+
+static int parse_cond(struct ctx *c, const char *ptr, const json_t *v, struct cond *cd)
+{
+	static const char *const keys[] = { "path", "op", "value", NULL };
+	json_t *path, *op, *value;
+	char *kp = NULL;
+	size_t i;
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {path, op, value}")) ||
+	    (err = known_keys(c, ptr, v, keys)))
+		return err;
+	path = json_object_get(v, "path");
+	op = json_object_get(v, "op");
+	value = json_object_get(v, "value");
+	if (!path || !op || !value)
+		return fail(c, ptr, "\"path\", \"op\" and \"value\" are all required");
+	kp = ptr_key(ptr, "path");
+	if ((err = want(c, kp, path, JSON_STRING, "a string")) ||
+	    (err = parse_path(c, kp, json_string_value(path), cd)))
+		goto out;
+	free(kp);
+	kp = ptr_key(ptr, "op");
+	if ((err = want(c, kp, op, JSON_STRING, "a string")))
+		goto out;
+	for (i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
+		if (!strcmp(json_string_value(op), op_names[i]))
+			break;
+	if (i == sizeof(op_names) / sizeof(op_names[0])) {
+		err = fail(c, kp,
+			   "\"%s\" is not an operator (eq neq in not_in lt lte gt gte regex contains exists)",
+			   json_string_value(op));
+		goto out;
+	}
+	cd->op = (enum cond_op)i;
+	cd->value = json_incref(value);
+	free(kp);
+	kp = ptr_key(ptr, "value");
+	switch (cd->op) {
+	case OP_IN:
+	case OP_NOT_IN:
+		err = want(c, kp, value, JSON_ARRAY, "an array (for in/not_in)");
+		break;
+	case OP_LT:
+	case OP_LTE:
+	case OP_GT:
+	case OP_GTE:
+		if (!json_is_number(value))
+			err = fail(c, kp, "must be a number (for %s), not %s", op_names[cd->op],
+				   type_name(value));
+		break;
+	case OP_REGEX:
+		err = want(c, kp, value, JSON_STRING, "a string (for regex)");
+		if (!err)
+			err = compile_regex(c, kp, cd);
+		break;
+	case OP_EXISTS:
+		if (!json_is_boolean(value))
+			err = fail(c, kp, "must be true or false (for exists), not %s",
+				   type_name(value));
+		break;
+	default:
+		break;
+	}
+	if (err)
+		goto out;
+	cd->path = strdup(json_string_value(path));
+	cd->ptr = strdup(ptr);
+	err = cd->path && cd->ptr ? 0 : -ENOMEM;
+out:
+	free(kp);
+	return err;
+}
+
+static int parse_conds(struct ctx *c, const char *ptr, const json_t *v, struct cond **out,
+		       size_t *n)
+{
+	size_t i;
+	json_t *e;
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_ARRAY, "an array")))
+		return err;
+	if (json_array_size(v) > LIST_MAX)
+		return fail(c, ptr, "%zu conditions; at most %d", json_array_size(v), LIST_MAX);
+	*out = calloc(json_array_size(v) + 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	json_array_foreach((json_t *)v, i, e) {
+		char *ip = ptr_idx(ptr, i);
+
+		err = ip ? parse_cond(c, ip, e, &(*out)[i]) : -ENOMEM;
+		free(ip);
+		*n = i + 1;
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int parse_action(struct ctx *c, const char *ptr, const json_t *v, enum action *a)
+{
+	static const struct {
+		const char *name;
+		enum action a;
+	} names[] = { { "allow", ACTION_ALLOW },
+		      { "deny", ACTION_DENY },
+		      { "approve", ACTION_APPROVE },
+		      { "require_approval", ACTION_APPROVE } };
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_STRING, "a string")))
+		return err;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(json_string_value(v), names[i].name)) {
+			*a = names[i].a;
+			return 0;
+		}
+	return fail(c, ptr, "\"%s\" is not an action (allow, deny, approve, require_approval)",
+		    json_string_value(v));
+}
+
+static int parse_approval(struct ctx *c, const char *ptr, const json_t *v, uint32_t *timeout)
+{
+	static const char *const keys[] = { "timeout", NULL };
+	json_t *t;
+	char *kp;
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {timeout}")) ||
+	    (err = known_keys(c, ptr, v, keys)))
+		return err;
+	t = json_object_get(v, "timeout");
+	if (!t)
+		return 0;
+	kp = ptr_key(ptr, "timeout");
+	err = kp ? parse_duration(c, kp, t, timeout) : -ENOMEM;
+	free(kp);
+	return err;
+}
+
+static int parse_reason(struct ctx *c, const char *ptr, const json_t *v, char **out)
+{
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_STRING, "a string")))
+		return err;
+	if (json_string_length(v) == 0)
+		return fail(c, ptr, "must not be empty");
+	if (json_string_length(v) > REASON_MAX_BYTES)
+		return fail(c, ptr, "is %zu bytes; at most %d", json_string_length(v),
+			    REASON_MAX_BYTES);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return fail(c, ptr, "contains a NUL character");
+	*out = strdup(json_string_value(v));
+	return *out ? 0 : -ENOMEM;
+}
+
+/* A rule body: everything a tool key can hold. */
+static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct rule *r)
+{
+	static const char *const keys[] = { "action",	"reason",  "on_deny",	       "limits",
+					    "rate_limit", "require", "deny_if",	       "approval",
+					    "approval_timeout", "description", NULL };
+	const char *key;
+	json_t *e;
+	int err;
+
+	r->name = strdup(name);
+	r->ptr = ptr_key("/tools", name);
+	if (!r->name || !r->ptr)
+		return -ENOMEM;
+	r->action_ptr = ptr_key(r->ptr, "action");
+	if (!r->action_ptr)
+		return -ENOMEM;
+	r->approval_timeout_s = APPROVAL_DEFAULT_S;
+	if ((err = check_name(c, r->ptr, name, strlen(name), "a tool name")) ||
+	    (err = want(c, r->ptr, v, JSON_OBJECT, "an object (use {} to allow the tool)")) ||
+	    (err = known_keys(c, r->ptr, v, keys)))
+		return err;
+	if (json_object_get(v, "reason") && json_object_get(v, "on_deny"))
+		return fail(c, r->ptr, "\"reason\" and \"on_deny\" are the same thing; give one");
+	if (json_object_get(v, "limits") && json_object_get(v, "rate_limit") &&
+	    json_array_size(json_object_get(v, "limits")) + 1 > LIMITS_MAX_PER_CALL)
+		return fail(c, r->ptr, "more than %d limits", LIMITS_MAX_PER_CALL);
+	json_object_foreach((json_t *)v, key, e) {
+		char *kp = ptr_key(r->ptr, key);
+
+		if (!kp)
+			return -ENOMEM;
+		if (!strcmp(key, "action")) {
+			err = parse_action(c, kp, e, &r->action);
+		} else if (!strcmp(key, "reason") || !strcmp(key, "on_deny")) {
+			err = parse_reason(c, kp, e, &r->reason);
+		} else if (!strcmp(key, "limits")) {
+			struct limit *l = NULL, *merged;
+			size_t n = 0;
+
+			err = parse_limits(c, kp, e, &l, &n);
+			/* keep rate_limit (if already parsed) after limits[] */
+			merged = err ? NULL : reallocarray(l, n + r->nlimits + 1, sizeof(*l));
+			if (merged) {
+				memcpy(merged + n, r->limits, r->nlimits * sizeof(*l));
+				free(r->limits);
+				r->limits = merged;
+				r->nlimits += n;
+			} else {
+				for (size_t i = 0; i < n; i++) {
+					free(l[i].ptr);
+					free(l[i].counter);
+				}
+				free(l);
+				err = err ? err : -ENOMEM;
+			}
+		} else if (!strcmp(key, "rate_limit")) {
+			struct limit *n = reallocarray(r->limits, r->nlimits + 1, sizeof(*n));
+
+			err = -ENOMEM;
+			if (n) {
+				r->limits = n;
+				memset(&n[r->nlimits], 0, sizeof(*n));
+				r->nlimits++;
+				err = parse_rate_limit(c, kp, e, &n[r->nlimits - 1]);
+			}
+		} else if (!strcmp(key, "require")) {
+			err = parse_conds(c, kp, e, &r->require, &r->nrequire);
+		} else if (!strcmp(key, "deny_if")) {
+			err = parse_conds(c, kp, e, &r->deny_if, &r->ndeny_if);
+		} else if (!strcmp(key, "approval")) {
+			err = parse_approval(c, kp, e, &r->approval_timeout_s);
+		} else if (!strcmp(key, "approval_timeout")) {
+			err = parse_duration(c, kp, e, &r->approval_timeout_s);
+		} else { /* description */
+			err = want(c, kp, e, JSON_STRING, "a string");
+		}
+		free(kp);
+		if (err)
+			return err;
+	}
+	if (r->action == ACTION_DENY &&
+	    (r->nlimits || r->nrequire || r->ndeny_if || json_object_get(v, "approval") ||
+	     json_object_get(v, "approval_timeout")))
+		return fail(c, r->ptr,
+			    "a rule with \"action\": \"deny\" takes no limits, rate_limit, require, deny_if or approval");
+	if (r->action != ACTION_APPROVE &&
+	    (json_object_get(v, "approval") || json_object_get(v, "approval_timeout")))
+		return fail(c, r->ptr, "approval settings need \"action\": \"approve\"");
+	r->glob = strpbrk(name, "*?") != NULL;
+	r->prefix_len = strcspn(name, "*?");
+	return 0;
+}
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+static int build_index(struct policy *p)
+{
+	size_t size = 16;
+
+	while (size < 2 * p->nrules)
+		size <<= 1;
+	p->index = calloc(size, sizeof(*p->index));
+	p->globs = calloc(p->nrules + 1, sizeof(*p->globs));
+	if (!p->index || !p->globs)
+		return -ENOMEM;
+	p->index_mask = size - 1;
+	for (size_t i = 0; i < p->nrules; i++) {
+		size_t slot;
+
+		if (p->rules[i].glob) {
+			p->globs[p->nglobs++] = i;
+			continue;
+		}
+		slot = hash_name(p->rules[i].name) & p->index_mask;
+		while (p->index[slot])
+			slot = (slot + 1) & p->index_mask;
+		p->index[slot] = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
+static int parse_tools(struct ctx *c, const json_t *tools, struct policy *p)
+{
+	const char *name;
+	json_t *v;
+	int err;
+
+	if ((err = want(c, "/tools", tools, JSON_OBJECT, "an object of tool rules")))
+		return err;
+	if (json_object_size(tools) > RULES_MAX)
+		return fail(c, "/tools", "%zu rules; at most %d", json_object_size(tools), RULES_MAX);
+	p->rules = calloc(json_object_size(tools) + 1, sizeof(*p->rules));
+	if (!p->rules)
+		return -ENOMEM;
+	/* jansson keeps insertion order: rules stay in file order, as glob lookup needs */
+	json_object_foreach((json_t *)tools, name, v) {
+		struct rule *r = &p->rules[p->nrules++]; /* counted first: freed even half-built */
+
+		if ((err = parse_rule(c, name, v, r)))
+			return err;
+		if (r->nlimits + p->nall_limits > LIMITS_MAX_PER_CALL)
+			return fail(c, r->ptr,
+				    "with the all_tools limits, %zu limits would apply to one call; at most %d",
+				    r->nlimits + p->nall_limits, LIMITS_MAX_PER_CALL);
+	}
+	return build_index(p);
+}
+
+static int parse_hide(struct ctx *c, const json_t *v, struct policy *p)
+{
+	size_t i;
+	json_t *e;
+	int err;
+
+	if ((err = want(c, "/hide", v, JSON_ARRAY, "an array of tool names or globs")))
+		return err;
+	if (json_array_size(v) > HIDE_MAX)
+		return fail(c, "/hide", "%zu entries; at most %d", json_array_size(v), HIDE_MAX);
+	p->hide = calloc(json_array_size(v) + 1, sizeof(*p->hide));
+	if (!p->hide)
+		return -ENOMEM;
+	json_array_foreach((json_t *)v, i, e) {
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "/hide/%zu", i);
+		if ((err = want(c, ip, e, JSON_STRING, "a string")) ||
+		    (err = check_name(c, ip, json_string_value(e), json_string_length(e),
+				      "a hide entry")))
+			return err;
+		p->hide[i] = strdup(json_string_value(e));
+		if (!p->hide[i])
+			return -ENOMEM;
+		p->nhide = i + 1;
+	}
+	return 0;
+}
+
+static int parse_all_tools(struct ctx *c, const json_t *v, struct policy *p)
+{
+	static const char *const keys[] = { "limits", "rate_limit", NULL };
+	json_t *limits, *rate;
+	int err;
+
+	if ((err = want(c, "/all_tools", v, JSON_OBJECT, "an object {limits}")) ||
+	    (err = known_keys(c, "/all_tools", v, keys)))
+		return err;
+	limits = json_object_get(v, "limits");
+	rate = json_object_get(v, "rate_limit");
+	if (limits && (err = parse_limits(c, "/all_tools/limits", limits, &p->all_limits,
+					  &p->nall_limits)))
+		return err;
+	if (rate) {
+		struct limit *n;
+
+		if (p->nall_limits + 1 > LIMITS_MAX_PER_CALL)
+			return fail(c, "/all_tools", "more than %d limits", LIMITS_MAX_PER_CALL);
+		n = reallocarray(p->all_limits, p->nall_limits + 1, sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->all_limits = n;
+		memset(&n[p->nall_limits], 0, sizeof(*n));
+		p->nall_limits++;
+		return parse_rate_limit(c, "/all_tools/rate_limit", rate, &n[p->nall_limits - 1]);
+	}
+	return 0;
+}
+
+/* {"key": "a"|"b"} objects: kernel.unparsed and audit.arguments. */
+static int parse_switch(struct ctx *c, const char *ptr, const json_t *v, const char *key,
+			const char *off, const char *on, bool *out)
+{
+	const char *const keys[] = { key, NULL };
+	json_t *e;
+	char kp[64];
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_OBJECT, "an object")) || (err = known_keys(c, ptr, v, keys)))
+		return err;
+	e = json_object_get(v, key);
+	if (!e)
+		return 0;
+	snprintf(kp, sizeof(kp), "%s/%s", ptr, key);
+	if (json_is_string(e) && !strcmp(json_string_value(e), on)) {
+		*out = true;
+		return 0;
+	}
+	if (json_is_string(e) && !strcmp(json_string_value(e), off)) {
+		*out = false;
+		return 0;
+	}
+	return fail(c, kp, "must be \"%s\" or \"%s\"", off, on);
+}
+
+static int parse_top(struct ctx *c, const json_t *root, struct policy *p)
+{
+	static const char *const keys[] = { "version", "default", "description", "$schema", "hide",
+					    "all_tools", "tools", "kernel", "audit", NULL };
+	json_t *version, *def, *v;
+	int err;
+
+	if ((err = want(c, "", root, JSON_OBJECT, "an object")) ||
+	    (err = known_keys(c, "", root, keys)))
+		return err;
+	version = json_object_get(root, "version");
+	def = json_object_get(root, "default");
+	if (!version)
+		return fail(c, "/version", "is required (\"version\": \"1\")");
+	if (!json_is_string(version) || strcmp(json_string_value(version), "1"))
+		return fail(c, "/version", "must be the string \"1\"");
+	if (!def)
+		return fail(c, "/default", "is required (\"allow\" or \"deny\")");
+	if (json_is_string(def) && !strcmp(json_string_value(def), "allow"))
+		p->def = ACTION_ALLOW;
+	else if (json_is_string(def) && !strcmp(json_string_value(def), "deny"))
+		p->def = ACTION_DENY;
+	else
+		return fail(c, "/default", "must be \"allow\" or \"deny\"");
+	if ((v = json_object_get(root, "description")) &&
+	    (err = want(c, "/description", v, JSON_STRING, "a string")))
+		return err;
+	if ((v = json_object_get(root, "$schema")) &&
+	    (err = want(c, "/$schema", v, JSON_STRING, "a string")))
+		return err;
+	if ((v = json_object_get(root, "hide")) && (err = parse_hide(c, v, p)))
+		return err;
+	if ((v = json_object_get(root, "all_tools")) && (err = parse_all_tools(c, v, p)))
+		return err;
+	if ((v = json_object_get(root, "kernel")) &&
+	    (err = parse_switch(c, "/kernel", v, "unparsed", "deny", "allow",
+				&p->kernel_unparsed_allow)))
+		return err;
+	if ((v = json_object_get(root, "audit")) &&
+	    (err = parse_switch(c, "/audit", v, "arguments", "keys", "values", &p->audit_values)))
+		return err;
+	v = json_object_get(root, "tools");
+	if (v)
+		return parse_tools(c, v, p);
+	return build_index(p);
+}
+
+struct policy *policy__parse(const char *buf, size_t len, const char *source, char *err)
+{
+	struct ctx c = { .source = source, .err = err };
+	struct policy *p = NULL;
+	json_error_t jerr;
+	json_t *root = NULL;
+	int ret = -ENOMEM;
+
+	err[0] = 0;
+	if (len > POLICY_MAX_BYTES) {
+		ret = fail(&c, "", "file is %zu bytes; a policy is at most %u", len, POLICY_MAX_BYTES);
+		goto out_fail;
+	}
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, POLICY_ERR_LEN, "%s:%d:%d: %s", source, jerr.line, jerr.column,
+			 jerr.text);
+		ret = -EINVAL;
+		goto out_fail;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->source = strdup(source)))
+		goto out_fail;
+	ret = parse_top(&c, root, p);
+	if (ret)
+		goto out_fail;
+	json_decref(root);
+	return p;
+out_fail:
+	if (ret == -ENOMEM && !err[0])
+		snprintf(err, POLICY_ERR_LEN, "%s: out of memory", source);
+	json_decref(root);
+	policy__free(p);
+	errno = -ret;
+	return NULL;
+}
+
+struct policy *policy__load(const char *path, char *err)
+{
+	struct policy *p = NULL;
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	int fd, saved;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		saved = errno;
+		snprintf(err, POLICY_ERR_LEN, "%s: %s", path, strerror(saved));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		saved = EINVAL;
+		snprintf(err, POLICY_ERR_LEN, "%s: not a regular file", path);
+		goto out_close;
+	}
+	if ((size_t)st.st_size > POLICY_MAX_BYTES) {
+		saved = EFBIG;
+		snprintf(err, POLICY_ERR_LEN, "%s: file is %lld bytes; a policy is at most %u", path,
+			 (long long)st.st_size, POLICY_MAX_BYTES);
+		goto out_close;
+	}
+	buf = malloc(POLICY_MAX_BYTES + 1);
+	if (!buf) {
+		saved = ENOMEM;
+		snprintf(err, POLICY_ERR_LEN, "%s: out of memory", path);
+		goto out_close;
+	}
+	/* read to EOF: the file may have grown since fstat */
+	for (;;) {
+		ssize_t n = read(fd, buf + len, POLICY_MAX_BYTES + 1 - len);
+
+		if (n < 0) {
+			saved = errno;
+			snprintf(err, POLICY_ERR_LEN, "%s: %s", path, strerror(saved));
+			goto out_close;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > POLICY_MAX_BYTES)
+			break;
+	}
+	p = policy__parse(buf, len, path, err);
+	saved = errno;
+out_close:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	errno = p ? 0 : saved;
+	return p;
+}
+
+struct policy *policy__deny_all(void)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->source = strdup("(no policy)");
+	p->def = ACTION_DENY;
+	p->deny_all = true;
+	if (!p->source || build_index(p)) {
+		policy__free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+static void free_limits(struct limit *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(l[i].ptr);
+		free(l[i].counter);
+	}
+	free(l);
+}
+
+static void free_conds(struct cond *cd, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < cd[i].nsegs; j++)
+			free(cd[i].segs[j].key);
+		free(cd[i].segs);
+		free(cd[i].ptr);
+		free(cd[i].path);
+		json_decref(cd[i].value);
+		pcre2_code_free(cd[i].re);
+	}
+	free(cd);
+}
+
+void policy__free(struct policy *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nrules; i++) {
+		struct rule *r = &p->rules[i];
+
+		free(r->name);
+		free(r->ptr);
+		free(r->action_ptr);
+		free(r->reason);
+		free_limits(r->limits, r->nlimits);
+		free_conds(r->require, r->nrequire);
+		free_conds(r->deny_if, r->ndeny_if);
+	}
+	free(p->rules);
+	for (size_t i = 0; i < p->nhide; i++)
+		free(p->hide[i]);
+	free(p->hide);
+	free_limits(p->all_limits, p->nall_limits);
+	free(p->index);
+	free(p->globs);
+	free(p->source);
+	free(p);
+}
+
+bool policy__glob_match(const char *pat, const char *s)
+{
+	const char *star = NULL, *resume = NULL;
+
+	/* iterative matching with one backtrack point: linear in practice, no recursion */
+	while (*s) {
+		if (*pat == '*') {
+			star = pat++;
+			resume = s;
+		} else if (*pat == '?' || *pat == *s) {
+			pat++;
+			s++;
+		} else if (star) {
+			pat = star + 1;
+			s = ++resume;
+		} else {
+			return false;
+		}
+	}
+	while (*pat == '*')
+		pat++;
+	return *pat == 0;
+}
+
+const struct rule *policy__lookup(const struct policy *p, const char *tool)
+{
+	size_t slot = hash_name(tool) & p->index_mask;
+
+	while (p->index[slot]) {
+		const struct rule *r = &p->rules[p->index[slot] - 1];
+
+		if (!strcmp(r->name, tool))
+			return r;
+		slot = (slot + 1) & p->index_mask;
+	}
+	for (size_t i = 0; i < p->nglobs; i++) {
+		const struct rule *r = &p->rules[p->globs[i]];
+
+		if (!strncmp(r->name, tool, r->prefix_len) && policy__glob_match(r->name, tool))
+			return r;
+	}
+	return NULL;
+}
+
+long policy__hidden(const struct policy *p, const char *tool)
+{
+	for (size_t i = 0; i < p->nhide; i++)
+		if (policy__glob_match(p->hide[i], tool))
+			return (long)i;
+	return -1;
+}
+
+const char *policy__action_name(enum action a)
+{
+	return a == ACTION_DENY ? "deny" : a == ACTION_APPROVE ? "approve" : "allow";
+}
+
+const char *policy__window_name(uint32_t window_s, char *buf, size_t len)
+{
+	static const struct {
+		uint32_t s;
+		const char *name;
+	} names[] = { { 1, "second" }, { 60, "minute" }, { 3600, "hour" }, { 86400, "day" } };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (window_s == names[i].s) {
+			snprintf(buf, len, "%s", names[i].name);
+			return buf;
+		}
+	snprintf(buf, len, "%u s", window_s);
+	return buf;
+}
+
+const char *policy__scope_name(enum scope s)
+{
+	return (unsigned)s < 4 ? scope_names[s] : "?";
+}
+
+const char *policy__op_name(enum cond_op op)
+{
+	return (unsigned)op < sizeof(op_names) / sizeof(op_names[0]) ? op_names[op] : "?";
+}
