@@ -84,6 +84,7 @@ static void test_two_processes_share_one_budget(void **state)
 			 !strcmp(d.pointer, "/tools/t/limits/0") && d.retry_after_s == 60;
 
 		limits__free(l2);
+		limits__free(l); /* the parent's copy, inherited */
 		policy__free(p);
 		_exit(ok ? 0 : 1);
 	}
