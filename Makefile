@@ -105,7 +105,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(HDRS)
 
 TIER ?= unit
 unit: $(UNIT_BINS) $(BUILD)/mcpfence
-	$(Q)tests/run-suite.sh $(TIER) $(UNIT_BINS)
+	$(Q)MCPFENCE=$(BUILD)/mcpfence tests/run-suite.sh $(TIER) $(UNIT_BINS)
 
 bpf-test: $(BPFT_BINS) $(BUILD)/mcpfence
 	$(Q)tests/run-suite.sh bpf $(BPFT_BINS)
@@ -114,7 +114,7 @@ e2e: $(BUILD)/mcpfence
 	$(Q)tests/run-e2e.sh $(BUILD)/mcpfence
 
 valgrind: $(UNIT_BINS) $(BUILD)/mcpfence
-	$(Q)VALGRIND=1 tests/run-suite.sh valgrind $(UNIT_BINS)
+	$(Q)MCPFENCE=$(BUILD)/mcpfence VALGRIND=1 tests/run-suite.sh valgrind $(UNIT_BINS)
 
 san:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang TIER=san unit
