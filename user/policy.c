@@ -46,6 +46,10 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(c->err, POLICY_ERR_LEN, "%.100s: %.120s: %s", c->source, ptr[0] ? ptr : "/", msg);
+	/* names from the file are echoed: keep the message on one printable line */
+	for (char *e = c->err; *e; e++)
+		if ((unsigned char)*e < 0x20 || *e == 0x7f)
+			*e = '?';
 	c->failed = true;
 	return -EINVAL;
 }
@@ -695,7 +699,8 @@ static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct r
 			/* keep rate_limit (if already parsed) after limits[] */
 			merged = err ? NULL : reallocarray(l, n + r->nlimits + 1, sizeof(*l));
 			if (merged) {
-				memcpy(merged + n, r->limits, r->nlimits * sizeof(*l));
+				if (r->nlimits)
+					memcpy(merged + n, r->limits, r->nlimits * sizeof(*l));
 				free(r->limits);
 				r->limits = merged;
 				r->nlimits += n;
