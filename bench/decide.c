@@ -223,10 +223,10 @@ int main(int argc, char **argv)
 
 		decide__call(p, exact[i], NULL, &d);
 		if (d.verdict != VERDICT_ALLOW || !d.rule || d.rule->glob)
-			return fprintf(stderr, "bench/decide: %s: not an exact match\n", exact[i]), 1;
+			return fprintf(stderr, "bench/decide: %s: no exact rule\n", exact[i]), 1;
 		decide__call(p, globbed[i], NULL, &d);
 		if (d.verdict != VERDICT_ALLOW || !d.rule || !d.rule->glob)
-			return fprintf(stderr, "bench/decide: %s: not a glob match\n", globbed[i]), 1;
+			return fprintf(stderr, "bench/decide: %s: no glob rule\n", globbed[i]), 1;
 		decide__call(p, unlisted[i], NULL, &d);
 		if (d.kind != KIND_DEFAULT)
 			return fprintf(stderr, "bench/decide: %s: not unlisted\n", unlisted[i]), 1;

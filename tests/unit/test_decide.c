@@ -169,8 +169,8 @@ static const struct drow decide_rows[] = {
 	{ P_HIDE_ALL, "x", "{'a':1}", VERDICT_DENY, KIND_HIDDEN, NULL, "/hide/0", NULL },
 
 	/* exact beats glob, whatever the file order */
-	{ P_EXACT_GLOB, "read_file", NULL, VERDICT_ALLOW, KIND_NONE, "read_file", "/tools/read_file",
-	  NULL },
+	{ P_EXACT_GLOB, "read_file", NULL, VERDICT_ALLOW, KIND_NONE, "read_file",
+	  "/tools/read_file", NULL },
 	{ P_EXACT_GLOB, "read_dir", NULL, VERDICT_DENY, KIND_RULE, "read_*", "/tools/read_*/action",
 	  "use read_file" },
 	{ P_EXACT_GLOB, "read_", NULL, VERDICT_DENY, KIND_RULE, "read_*", "/tools/read_*/action",
@@ -480,7 +480,7 @@ static const struct crow cond_rows[] = {
 	{ "args.p", "regex", "'\\u00e9'", "{'p':'caf\\u00e9'}", T },
 	{ "args.p", "regex", "'^[^/]*$'", "{'p':'a\\u2215b'}", T },
 	{ "args.p", "regex", "'(?i)^rm$'", "{'p':'RM'}", T },
-	{ "args.p", "regex", "'^(a+)+$'", "{'p':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab'}", U },
+	{ "args.p", "regex", "'^(a+)+$'", "{'p':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab'}", U },
 	{ "args.p", "regex", "'^(a+)+$'", "{'p':'aaaa'}", T },
 	/* contains: a member of an array, or a substring of a string */
 	{ "args.t", "contains", "'x'", "{'t':['a','x']}", T },
@@ -626,8 +626,8 @@ static void test_regex_backtracking(void **state)
 		decide__call(p, "d", a, &d);
 		t = now_s() - t0;
 		if (d.verdict != VERDICT_DENY)
-			fail_msg("deny_if regex %s let a %zu-byte hostile argument through", pats[i],
-				 n + 1);
+			fail_msg("deny_if regex %s let a %zu-byte hostile argument through",
+				 pats[i], n + 1);
 		/* generous: valgrind runs this too */
 		if (t > 5.0)
 			fail_msg("regex %s took %.2f s on a %zu-byte argument", pats[i], t, n + 1);

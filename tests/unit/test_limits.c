@@ -83,9 +83,8 @@ static void expect_ok(struct fx *f, const char *tool, const struct scope_keys *k
 	int rc = call(f, tool, k, &d, NULL);
 
 	if (rc)
-		fail_msg("t=%llu (+%llu) %s: want a reservation, got %d: %s at %s",
-			 (unsigned long long)f->clock.now, (unsigned long long)(f->clock.now % 86400),
-			 tool, rc, d.reason, d.pointer);
+		fail_msg("t=T0+%llu %s: want a reservation, got %d: %s at %s",
+			 (unsigned long long)(f->clock.now - T0), tool, rc, d.reason, d.pointer);
 	assert_int_equal(d.kind, KIND_NONE);
 }
 
@@ -168,7 +167,8 @@ static void test_long_windows(void **state)
 	struct fx f;
 
 	fx_init(&f, "{'version':'1','default':'allow','all_tools':{'limits':["
-		    "{'counter':'h','window':'hour','max':1},{'counter':'d','window':'day','max':1}]}}",
+		    "{'counter':'h','window':'hour','max':1},"
+		    "{'counter':'d','window':'day','max':1}]}}",
 		T0 + 86400 - 3605);
 	expect_ok(&f, "x", NULL);
 	/* both full: the later window end is what the agent must wait for, not the first */
@@ -210,7 +210,8 @@ static void test_shared_counter(void **state)
 	fx_init(&f, "{'version':'1','default':'deny','tools':{"
 		    "'a':{'limits':[{'counter':'writes','window':'minute','max':3}]},"
 		    "'b':{'limits':[{'counter':'writes','window':'minute','max':3}]},"
-		    "'c':{'limits':[{'counter':'writes','window':'minute','max':3,'scope':'global'}]},"
+		    "'c':{'limits':[{'counter':'writes','window':'minute','max':3,"
+		    "'scope':'global'}]},"
 		    "'d':{'limits':[{'counter':'writes','window':'hour','max':3}]},"
 		    "'e':{'limits':[{'counter':'writes','window':'minute','max':5}]}}}",
 		T0);
@@ -508,7 +509,8 @@ static void test_many_budgets(void **state)
 	size_t n = 5000;
 
 	fx_init(&f, "{'version':'1','default':'deny','tools':{"
-		    "'s':{'limits':[{'counter':'c','window':'minute','max':2,'scope':'session'}]}}}",
+		    "'s':{'limits':[{'counter':'c','window':'minute','max':2,"
+		    "'scope':'session'}]}}}",
 		T0);
 	for (size_t i = 0; i < n; i++) {
 		struct scope_keys k = { id, "a" };
