@@ -175,8 +175,8 @@ out_close:
 	return err;
 }
 
-/* The host-wide slot named name (created when missing), or -ENOSPC; the lock is held. */
-static long shared_find(struct shared_table *t, const char *name, uint32_t window_s)
+/* The host-wide slot named name (created when missing and create), or -errno; locked. */
+static long shared_find(struct shared_table *t, const char *name, uint32_t window_s, bool create)
 {
 	size_t h;
 
@@ -187,6 +187,8 @@ static long shared_find(struct shared_table *t, const char *name, uint32_t windo
 		struct shared_slot *s = &t->slots[h];
 
 		if (!s->key[0]) {
+			if (!create)
+				return -ENOENT;
 			snprintf(s->key, sizeof(s->key), "%s", name);
 			memset(&s->c, 0, sizeof(s->c));
 			s->c.window_s = window_s;
@@ -262,8 +264,8 @@ static int rebuild_index(struct limits *l, size_t size)
 	return 0;
 }
 
-/* The budget named name, created empty when missing; takes ownership of name. */
-static long find_or_add(struct limits *l, char *name, uint32_t window_s)
+/* The budget named name, created empty when missing and create; takes ownership of name. */
+static long find_or_add(struct limits *l, char *name, uint32_t window_s, bool create)
 {
 	size_t h = hash_key(name) & l->index_mask, slot;
 
@@ -275,6 +277,10 @@ static long find_or_add(struct limits *l, char *name, uint32_t window_s)
 			return (long)(l->index[h] - 1);
 		}
 		h = (h + 1) & l->index_mask;
+	}
+	if (!create) {
+		free(name);
+		return -ENOENT;
 	}
 	if (2 * (l->live + 1) > l->index_mask + 1 && rebuild_index(l, 2 * (l->index_mask + 1)))
 		goto out_nomem;
@@ -328,7 +334,7 @@ struct bref {
 
 /* Resolve a limit to its budget; a host-wide one only when the table lock is held. */
 static int resolve(struct limits *l, const struct limit *lim, const struct scope_keys *k,
-		   struct bref *b)
+		   bool create, struct bref *b)
 {
 	char *name = budget_name(lim, k);
 	long slot;
@@ -336,14 +342,14 @@ static int resolve(struct limits *l, const struct limit *lim, const struct scope
 	if (!name)
 		return -ENOMEM;
 	if (lim->scope == SCOPE_GLOBAL && l->shared) {
-		slot = shared_find(l->shared, name, lim->window_s);
+		slot = shared_find(l->shared, name, lim->window_s, create);
 		free(name);
 		if (slot < 0)
 			return (int)slot;
 		*b = (struct bref){ &l->shared->slots[slot].c, (uint32_t)slot, 0, true };
 		return 0;
 	}
-	slot = find_or_add(l, name, lim->window_s);
+	slot = find_or_add(l, name, lim->window_s, create);
 	if (slot < 0)
 		return (int)slot;
 	*b = (struct bref){ &l->slots[slot].c, (uint32_t)slot, l->slots[slot].gen, false };
@@ -387,7 +393,7 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 	}
 	/* resolve every budget first (growing the local table may move it), then take cells */
 	for (size_t i = 0; i < n; i++) {
-		err = resolve(l, all[i], k, &b[i]);
+		err = resolve(l, all[i], k, true, &b[i]);
 		if (err) {
 			decide__deny(d, KIND_LIMIT, all[i]->ptr, "cannot keep this budget: %s",
 				     strerror(-err));
@@ -476,7 +482,7 @@ uint64_t limits__used(struct limits *l, const struct limit *lim, const struct sc
 
 	if (lim->scope == SCOPE_GLOBAL && l->shared && !flock(l->shared_fd, LOCK_EX))
 		locked = true;
-	if (!resolve(l, lim, k, &b) && b.c->window_start == now - now % b.c->window_s)
+	if (!resolve(l, lim, k, false, &b) && b.c->window_start == now - now % b.c->window_s)
 		used = b.c->used;
 	if (locked)
 		flock(l->shared_fd, LOCK_UN);

@@ -485,7 +485,7 @@ static int compile_regex(struct ctx *c, const char *ptr, struct cond *cd)
 	pcre2_code *re;
 
 	re = pcre2_compile((PCRE2_SPTR)json_string_value(cd->value),
-			   json_string_length(cd->value), PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C,
+			   json_string_length(cd->value), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
 			   &errcode, &off, NULL);
 	if (!re) {
 		PCRE2_UCHAR msg[256];
@@ -1112,7 +1112,13 @@ bool policy__glob_match(const char *pat, const char *s)
 		if (*pat == '*') {
 			star = pat++;
 			resume = s;
-		} else if (*pat == '?' || *pat == *s) {
+		} else if (*pat == '?') {
+			/* one character: a UTF-8 lead byte and its continuation bytes */
+			pat++;
+			s++;
+			while ((*s & 0xc0) == 0x80)
+				s++;
+		} else if (*pat == *s) {
 			pat++;
 			s++;
 		} else if (star) {

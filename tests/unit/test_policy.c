@@ -316,6 +316,11 @@ static void test_glob(void **state)
 	assert_true(policy__glob_match("*_internal", "x_internal"));
 	assert_false(policy__glob_match("*_internal", "x_internals"));
 	assert_false(policy__glob_match("exact", "exactly"));
+	/* '?' is one character, not one byte: hide ["debug_?"] must hide debug_é */
+	assert_true(policy__glob_match("debug_?", "debug_\xc3\xa9"));
+	assert_true(policy__glob_match("debug_?", "debug_\xe6\x97\xa5"));
+	assert_false(policy__glob_match("debug_?", "debug_\xc3\xa9\xc3\xa9"));
+	assert_true(policy__glob_match("?_x", "\xf0\x9f\x94\x92_x"));
 	/* pathological pattern stays linear-ish: many stars against a long miss */
 	char s[4096];
 
