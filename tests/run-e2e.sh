@@ -18,17 +18,55 @@ if [ ! -d tests/e2e/node_modules/@modelcontextprotocol/sdk ]; then
 	record 0 0 1
 	exit 0
 fi
-log=$(mktemp)
-MCPFENCE_BIN=$(realpath "$bin") nice node --test --test-concurrency=2 --test-reporter=tap \
-	tests/e2e/*.test.mjs 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-count() { sed -n "s/^# $1 \([0-9]*\)$/\1/p" "$log" | tail -1; }
-pass=$(count pass) fail=$(count fail) skip=$(count skipped) cancelled=$(count cancelled)
-pass=${pass:-0} fail=$((${fail:-0} + ${cancelled:-0})) skip=${skip:-0}
-if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
-	echo "e2e: node --test exited $rc without a failed test" >&2
-	fail=1
+# The main pass, then the hostile-input tests again with mcpfence under ASan+UBSan (when
+# `make san` built it) and under valgrind: any sanitizer or valgrind report fails the tier.
+pass=0 fail=0 skip=0
+run_pass() { # NAME REPORT_DIR BIN FILES...
+	local name=$1 reports=$2 bin=$3 log rc p f s c
+	shift 3
+	log=$(mktemp)
+	echo "--- e2e: $name"
+	MCPFENCE_BIN=$bin nice node --test --test-concurrency=2 --test-reporter=tap "$@" \
+		>"$log" 2>&1
+	rc=$?
+	if [ "$name" = main ] || [ "$rc" -ne 0 ]; then cat "$log"; else grep -E '^# (pass|fail)' "$log"; fi
+	count() { sed -n "s/^# $1 \([0-9]*\)$/\1/p" "$log" | tail -1; }
+	p=$(count pass) f=$(count fail) s=$(count skipped) c=$(count cancelled)
+	p=${p:-0} f=$((${f:-0} + ${c:-0})) s=${s:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "e2e ($name): node --test exited $rc without a failed test" >&2
+		f=1
+	fi
+	if [ -n "$reports" ] && [ -n "$(find "$reports" -type f -size +0 2>/dev/null)" ]; then
+		echo "e2e ($name): reports in $reports:" >&2
+		find "$reports" -type f -size +0 -exec cat {} + | head -60 >&2
+		f=$((f + 1))
+	fi
+	rm -f "$log"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+}
+real=$(realpath "$bin")
+run_pass main "" "$real" tests/e2e/*.test.mjs
+reports=$(mktemp -d)
+if [ -x build-san/mcpfence ]; then
+	mkdir -p "$reports/san"
+	ASAN_OPTIONS=log_path=$reports/san/asan:detect_leaks=1 \
+	UBSAN_OPTIONS=log_path=$reports/san/ubsan:print_stacktrace=1 MCPFENCE_WRAPPED=1 \
+		run_pass "hostile input, mcpfence under ASan+UBSan" "$reports/san" \
+		"$(realpath build-san/mcpfence)" tests/e2e/raw.test.mjs
+else
+	echo "--- e2e: SKIPPED the ASan+UBSan pass: build-san/mcpfence is not built (make san)"
+	skip=$((skip + 1))
 fi
-rm -f "$log"
+if command -v valgrind >/dev/null 2>&1; then
+	mkdir -p "$reports/vg"
+	VG_LOG_DIR=$reports/vg MCPFENCE_REAL=$real MCPFENCE_WRAPPED=1 \
+		run_pass "hostile input, mcpfence under valgrind" "$reports/vg" \
+		"$PWD/tests/e2e/valgrind-mcpfence.sh" tests/e2e/raw.test.mjs
+else
+	echo "--- e2e: SKIPPED the valgrind pass: valgrind is not installed"
+	skip=$((skip + 1))
+fi
+rm -rf "$reports"
 record "$pass" "$fail" "$skip"
 [ "$fail" -eq 0 ]

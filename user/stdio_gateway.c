@@ -826,6 +826,20 @@ static void on_signal(struct gw *g)
 	}
 }
 
+/* Deny every held call without an answer (nobody is left to answer or be answered). */
+static void drop_held(struct gw *g, const char *why)
+{
+	struct decision d;
+
+	for (struct approval *a = g->approvals.head; a; a = a->next) {
+		memset(&d, 0, sizeof(d));
+		decide__deny(&d, KIND_APPROVAL, "(dropped)", "%s", why);
+		audit_call(g, "tools/call", a->tool, a->args, json_object_get(a->msg, "id"), &d,
+			   NULL, a->started_us);
+	}
+	approvals__fini(&g->approvals);
+}
+
 /* --- the loop --- */
 
 static void client_identity(struct gw *g)
@@ -950,7 +964,7 @@ static int loop(struct gw *g)
 		audit__flush(g->audit); /* after the messages: audit lines are not on their path */
 		/* the client is done: once everything it sent reached the server, close its stdin */
 		if (g->client_eof && !g->server_in_closed && !wbuf_pending(&g->sout)) {
-			approvals__fini(&g->approvals); /* nobody is left to answer or be answered */
+			drop_held(g, "the client went away while the call waited for approval");
 			close_server_stdin(g);
 		}
 		if (finished(g, now))
@@ -1124,6 +1138,7 @@ int cmd_run(int argc, char **argv)
 		fcntl(STDOUT_FILENO, F_SETFL, g.out_flags | O_NONBLOCK);
 	if (!loop(&g))
 		rc = g.status;
+	drop_held(&g, "the server exited while the call waited for approval");
 	if (g.in_flags >= 0)
 		fcntl(STDIN_FILENO, F_SETFL, g.in_flags);
 	if (g.out_flags >= 0)

@@ -260,3 +260,56 @@ describe('SIGHUP', { skip: skip ?? false }, () => {
 		}
 	});
 });
+
+describe('server-to-client traffic passes through', { skip: skip ?? false }, () => {
+	test('sampling, the server\'s own elicitation, roots and progress reach the client and back',
+	     async () => {
+		const { types } = await loadSdk();
+		const d = tmp();
+		const policy = writePolicy(d, { version: '1', default: 'allow',
+			tools: { 'trigger-elicitation-request': {}, echo: { action: 'approve' } } });
+		const seen = { sampling: 0, elicit: [], roots: 0 };
+		const setup = (client) => {
+			client.setRequestHandler(types.CreateMessageRequestSchema, (req) => {
+				seen.sampling++;
+				return { model: 'test-model', role: 'assistant',
+					 content: { type: 'text', text: `sampled: ${req.params.messages[0].content.text}` } };
+			});
+			client.setRequestHandler(types.ElicitRequestSchema, (req) => {
+				seen.elicit.push(req.params.message);
+				if (/mcpfence/.test(req.params.message))
+					return { action: 'accept', content: { approve: true } };
+				return { action: 'accept', content: { name: 'Ada' } };
+			});
+			client.setRequestHandler(types.ListRootsRequestSchema, () => {
+				seen.roots++;
+				return { roots: [{ uri: 'file:///tmp', name: 'tmp' }] };
+			});
+		};
+		const caps = { sampling: {}, elicitation: {}, roots: { listChanged: true } };
+		const c = await connect({ fence: { policy }, caps, setup });
+		try {
+			const s = await c.client.callTool({ name: 'trigger-sampling-request',
+				arguments: { prompt: 'hi', maxTokens: 10 } });
+			assert.match(text(s), /sampled: .*hi/);
+			assert.equal(seen.sampling, 1);
+			// the server's elicitation is the server's: answered by the client, not by mcpfence
+			const e = await c.client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+			assert.match(text(e), /Name: Ada/);
+			assert.equal(seen.elicit.length, 1);
+			// ours and the server's at once: an approval for echo, answered by the same client
+			const a = await c.client.callTool({ name: 'echo', arguments: { message: 'both' } });
+			assert.equal(text(a), 'Echo: both');
+			assert.equal(seen.elicit.length, 2);
+			await until(() => seen.roots > 0, 3000, 'roots/list from the server');
+			const progress = [];
+			const p = await c.client.callTool({ name: 'trigger-long-running-operation',
+				arguments: { duration: 0.3, steps: 3 } }, undefined,
+				{ onprogress: (x) => progress.push(x.progress) });
+			assert.match(text(p), /completed/);
+			assert.deepEqual(progress, [1, 2, 3]);
+		} finally {
+			await c.close();
+		}
+	});
+});
