@@ -34,6 +34,7 @@
 #define DEFAULT_GRACE_MS 2000
 #define DRAIN_MS 1000 /* after the server exits, how long its last output may take */
 #define MAX_SERVER_WARNINGS 10
+#define MAX_LIST_IDS 256 /* tools/list requests waiting for an answer */
 
 struct wbuf {
 	char *buf;
@@ -511,6 +512,9 @@ static void client_request(struct gw *g, struct jr_msg *m, const char *raw, size
 		return;
 	}
 	if (!strcmp(m->method, "tools/list")) {
+		/* ids of lists answered with an error stay: keep the newest MAX_LIST_IDS */
+		if (json_array_size(g->list_ids) >= MAX_LIST_IDS)
+			json_array_remove(g->list_ids, 0);
 		json_array_append(g->list_ids, m->id);
 	} else if (!strcmp(m->method, "initialize")) {
 		json_t *caps = json_object_get(m->params, "capabilities");
@@ -621,7 +625,11 @@ static bool server_response(struct gw *g, json_t *v)
 		json_decref(g->init_id);
 		g->init_id = NULL;
 	}
-	if (!json_array_size(g->list_ids) || !take_list_id(g, id))
+	/*
+	 * Only a tools/list answer takes its id: a client that reuses the id of a pending
+	 * tools/list for another request must not make the list's answer pass unfiltered.
+	 */
+	if (!json_is_array(json_object_get(result, "tools")) || !take_list_id(g, id))
 		return false;
 	return stdio_gateway__filter_tools(g->policy, result) > 0;
 }

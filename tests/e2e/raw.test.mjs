@@ -69,6 +69,21 @@ describe('an agent trying to get a denied call through', { skip: skip ?? false }
 		await r.end();
 	});
 
+	test('reusing the id of a pending tools/list does not unfilter the list', async () => {
+		const r = fixture();
+		await r.init();
+		r.line({ jsonrpc: '2.0', id: 'dup', method: 'tools/call', params: { name: 'alpha' } });
+		r.line({ jsonrpc: '2.0', id: 'dup', method: 'tools/list' });
+		r.line({ jsonrpc: '2.0', id: 'dup', method: 'ping' });
+		r.line({ jsonrpc: '2.0', id: 'dup', method: 'tools/list' });
+		await until(() => r.out.filter((m) => m.id === 'dup').length === 4);
+		const lists = r.out.filter((m) => m.id === 'dup' && m.result?.tools);
+		assert.equal(lists.length, 2);
+		for (const l of lists)
+			assert.deepEqual(l.result.tools.map((t) => t.name), ['alpha']);
+		await r.end();
+	});
+
 	test('a call split across many writes is judged whole', async () => {
 		const r = fixture();
 		await r.init();
