@@ -404,13 +404,16 @@ static void finish_approval(struct gw *g, struct approval *a)
 	const json_t *id = json_object_get(a->msg, "id");
 	struct decision d;
 
+	char ptr[DECIDE_PTR_LEN];
+
 	decide__call(g->policy, a->tool, a->args, &d);
 	if (d.verdict != VERDICT_DENY && a->state != APPROVAL_APPROVED) {
+		snprintf(ptr, sizeof(ptr), "%s", d.pointer);
 		if (a->state == APPROVAL_EXPIRED)
-			decide__deny(&d, KIND_APPROVAL, d.pointer,
-				     "nobody approved the call within %u s", a->timeout_s);
+			decide__deny(&d, KIND_APPROVAL, ptr, "nobody approved the call within %u s",
+				     a->timeout_s);
 		else
-			decide__deny(&d, KIND_APPROVAL, d.pointer, "a human declined the call (%s)",
+			decide__deny(&d, KIND_APPROVAL, ptr, "a human declined the call (%s)",
 				     a->by ? a->by : "?");
 		if (a->state == APPROVAL_EXPIRED && a->elicit_id)
 			to_client_json(g, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0",
@@ -823,12 +826,10 @@ static void on_signal(struct gw *g)
 		default: /* SIGTERM, SIGINT, SIGQUIT: the server decides how to stop */
 			if (g->child_exited)
 				break;
-			if (g->kill_at && mono_us() < g->kill_at) {
-				kill(g->child, si.ssi_signo);
-			} else {
-				kill(g->child, si.ssi_signo);
-				g->kill_at = mono_us() + 2500000ull;
-			}
+			kill(g->child, si.ssi_signo);
+			/* ... within a grace period (at least 2.5 s) */
+			if (!g->kill_at)
+				g->kill_at = mono_us() + (g->grace_ms > 2500 ? g->grace_ms : 2500) * 1000ull;
 			break;
 		}
 	}
