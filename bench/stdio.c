@@ -369,8 +369,8 @@ int main(int argc, char **argv)
 	printf("stdio gateway: %d sequential tools/call round trips, %d pipelined; allow-all "
 	       "policy, audit to %s\n", SEQ_CALLS, PIPE_CALLS, afile);
 	printf("  round trip   direct   p50 %6.1f µs  p99 %6.1f µs\n", p50[0] / 1e3, p99[0] / 1e3);
-	printf("               relay    p50 %6.1f µs  p99 %6.1f µs   (only copies bytes: what "
-	       "any process in the middle costs here)\n", p50[1] / 1e3, p99[1] / 1e3);
+	printf("               relay    p50 %6.1f µs  p99 %6.1f µs   (a plain poll/read/write "
+	       "relay, for comparison)\n", p50[1] / 1e3, p99[1] / 1e3);
 	printf("               mcpfence p50 %6.1f µs  p99 %6.1f µs\n", p50[2] / 1e3, p99[2] / 1e3);
 	printf("  added        p50 %6.1f µs  p99 %6.1f µs   (target p50 <= 50 µs: %s)\n", add50,
 	       add99, add50 <= 50 ? "met" : "MISSED");
