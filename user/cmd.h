@@ -7,6 +7,10 @@
 
 int cmd_check(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_approvals(int argc, char **argv);
+int cmd_approve(int argc, char **argv);
+int cmd_deny(int argc, char **argv);
 
 /* Mount tracefs and bpffs where missing; 0, or the last -errno. */
 int features__mount(void);

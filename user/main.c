@@ -18,6 +18,10 @@ struct command {
 static const struct command commands[] = {
 	{ "check", cmd_check, "check [--json] POLICY...      validate policies and explain them" },
 	{ "features", cmd_features, "features                      probe what this kernel offers" },
+	{ "run", cmd_run, "run [--policy P] [--audit FILE] -- CMD ARGS...  enforce on a stdio server" },
+	{ "approvals", cmd_approvals, "approvals [--json]            list the calls that wait for a human" },
+	{ "approve", cmd_approve, "approve ID                    let a waiting call through" },
+	{ "deny", cmd_deny, "deny ID                       refuse a waiting call" },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: Apache-2.0
+// Helpers for the e2e tests: where things are, temporary policies, a real SDK client through
+// `mcpfence run`, a raw line-level client for what the SDK would never send, audit reading.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = resolve(here, '../..');
+export const MCPFENCE = resolve(process.env.MCPFENCE_BIN || join(ROOT, 'build/mcpfence'));
+const nm = join(here, 'node_modules/@modelcontextprotocol');
+export const EVERYTHING = join(nm, 'server-everything/dist/index.js');
+export const FILESYSTEM = join(nm, 'server-filesystem/dist/index.js');
+
+// Why the tests cannot run, or null.
+export function missing() {
+	if (!existsSync(MCPFENCE)) return `${MCPFENCE} is not built (make)`;
+	for (const p of [EVERYTHING, FILESYSTEM, join(nm, 'sdk/package.json')])
+		if (!existsSync(p)) return `${p} missing (make setup-test runs npm ci in tests/e2e)`;
+	return null;
+}
+
+let sdk = null;
+export async function loadSdk() {
+	if (sdk) return sdk;
+	const require = createRequire(join(here, 'package.json'));
+	const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
+	const [client, stdio, types] = await Promise.all([
+		imp('@modelcontextprotocol/sdk/client/index.js'),
+		imp('@modelcontextprotocol/sdk/client/stdio.js'),
+		imp('@modelcontextprotocol/sdk/types.js'),
+	]);
+	sdk = { Client: client.Client, StdioClientTransport: stdio.StdioClientTransport, types };
+	return sdk;
+}
+
+export function tmp(prefix = 'mcpfence-e2e-') {
+	const d = mkdtempSync(join(tmpdir(), prefix));
+	chmodSync(d, 0o700);
+	return d;
+}
+
+export function writePolicy(dir, obj, name = 'policy.json') {
+	const p = join(dir, name);
+	writeFileSync(p, typeof obj === 'string' ? obj : JSON.stringify(obj, null, 2));
+	return p;
+}
+
+export function readAudit(file) {
+	if (!existsSync(file)) return [];
+	return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function until(fn, ms = 5000, what = 'condition') {
+	const end = Date.now() + ms;
+	for (;;) {
+		const v = await fn();
+		if (v) return v;
+		if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+		await sleep(25);
+	}
+}
+
+// A real SDK client. fence: {policy, audit, extra} wraps the server in mcpfence; null: direct.
+export async function connect({ fence = null, server = [EVERYTHING], caps = {}, env = {},
+				 onStderr = null, setup = null } = {}) {
+	const { Client, StdioClientTransport } = await loadSdk();
+	let command = process.execPath, args = [...server];
+	if (fence) {
+		command = MCPFENCE;
+		args = ['run'];
+		if (fence.policy) args.push('--policy', fence.policy);
+		args.push('--audit', fence.audit ?? '/dev/null', ...(fence.extra ?? []), '--',
+			  process.execPath, ...server);
+	}
+	const transport = new StdioClientTransport({
+		command, args, stderr: 'pipe',
+		env: { ...process.env, ...env },
+	});
+	let stderr = '';
+	transport.stderr?.on('data', (d) => {
+		stderr += d;
+		onStderr?.(String(d));
+	});
+	const client = new Client({ name: 'mcpfence-e2e', version: '1.0.0' }, { capabilities: caps });
+	setup?.(client);
+	await client.connect(transport);
+	return { client, transport, stderr: () => stderr, close: () => client.close() };
+}
+
+// The text of a tools/call result.
+export const text = (r) => r.content?.map((c) => c.text ?? '').join('');
+
+// A raw client: lines in, parsed messages out, for what the SDK would never send.
+export function rawRun(args, { env = {} } = {}) {
+	const child = spawn(MCPFENCE, ['run', ...args], {
+		stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env },
+	});
+	const out = [], waiters = [];
+	let buf = '', stderr = '', rawOut = '';
+	child.stdout.setEncoding('utf8');
+	child.stdout.on('data', (d) => {
+		rawOut += d;
+		buf += d;
+		let i;
+		while ((i = buf.indexOf('\n')) >= 0) {
+			const line = buf.slice(0, i);
+			buf = buf.slice(i + 1);
+			let msg;
+			try { msg = JSON.parse(line); } catch { msg = { unparsed: line }; }
+			out.push(msg);
+		}
+		for (const w of [...waiters]) w();
+	});
+	child.stderr.on('data', (d) => { stderr += d; });
+	const exited = new Promise((res) => child.on('exit', (code, sig) => res({ code, sig })));
+	const r = {
+		child, out, exited,
+		stderr: () => stderr,
+		rawOut: () => rawOut,
+		send: (s) => child.stdin.write(s),
+		line: (obj) => child.stdin.write((typeof obj === 'string' ? obj : JSON.stringify(obj)) + '\n'),
+		// the first message matching pred, waiting up to ms
+		wait: (pred, ms = 5000, what = 'a message') => until(() => out.find(pred), ms, what),
+		byId: (id, ms) => r.wait((m) => m.id === id && (m.result || m.error), ms, `response ${JSON.stringify(id)}`),
+		async init(caps = {}) {
+			r.line({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: {
+				protocolVersion: '2025-06-18', capabilities: caps,
+				clientInfo: { name: 'raw', version: '1' } } });
+			await r.byId('init', 10000);
+			r.line({ jsonrpc: '2.0', method: 'notifications/initialized' });
+		},
+		call: (id, name, args = {}) => r.line({ jsonrpc: '2.0', id, method: 'tools/call',
+						      params: { name, arguments: args } }),
+		async end(ms = 10000) {
+			child.stdin.end();
+			const t = setTimeout(() => child.kill('SIGKILL'), ms);
+			const e = await exited;
+			clearTimeout(t);
+			return e;
+		},
+	};
+	return r;
+}

@@ -1,0 +1,1151 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * stdio_gateway: `mcpfence run` — the server's stdin and stdout are pipes to us, our own stdin
+ * and stdout are the client's. One poll loop moves whole lines both ways, in order, and judges
+ * what the client sends: decide__call, a human when the rule asks, limits__reserve, forward.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include "approval.h"
+#include "audit.h"
+#include "cmd.h"
+#include "decide.h"
+#include "jsonrpc.h"
+#include "limits.h"
+#include "log.h"
+#include "policy.h"
+#include "stdio_gateway.h"
+
+#define HIGH_WATER (8u << 20) /* stop reading a side while this much waits to be written */
+#define DEFAULT_GRACE_MS 2000
+#define DRAIN_MS 1000 /* after the server exits, how long its last output may take */
+#define MAX_SERVER_WARNINGS 10
+
+struct wbuf {
+	char *buf;
+	size_t len, off, cap;
+};
+
+struct gw {
+	struct policy *policy;
+	const char *policy_path;
+	struct limits *limits;
+	struct audit *audit;
+	struct approvals approvals;
+	pid_t child;
+	int to_srv, from_srv, sig_fd;
+	int in_flags, out_flags; /* our stdin/stdout flags, restored at exit */
+	struct jr_reader cin, sin;
+	struct wbuf cout, sout; /* to the client, to the server */
+	bool client_eof, client_gone, server_eof, server_in_closed, child_exited;
+	bool client_oversize, server_oversize;
+	int status;
+	uint64_t term_at, kill_at, drain_until; /* CLOCK_MONOTONIC µs; 0: not set */
+	unsigned grace_ms;
+	char session[40];
+	char own_prefix[48]; /* our request ids: "mcpfence-<128 random bits>-N" */
+	uint64_t own_next;
+	bool client_elicitation;
+	char server_name[128];
+	bool name_given;
+	pid_t client_pid;
+	uid_t client_uid;
+	char client_exe[256];
+	char agent[300];
+	json_t *list_ids; /* ids of tools/list requests waiting for their response */
+	json_t *init_id;  /* id of the initialize request, to learn the server's name */
+	unsigned server_warnings;
+};
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* --- output buffers --- */
+
+static int wbuf_put(struct wbuf *w, const void *data, size_t len)
+{
+	if (w->off && w->off == w->len)
+		w->off = w->len = 0;
+	if (w->len + len > w->cap) {
+		size_t held = w->len - w->off, cap = w->cap ? w->cap : 65536;
+		char *nb;
+
+		if (w->off) {
+			memmove(w->buf, w->buf + w->off, held);
+			w->len = held;
+			w->off = 0;
+		}
+		while (cap < w->len + len)
+			cap *= 2;
+		if (cap != w->cap) {
+			nb = realloc(w->buf, cap);
+			if (!nb)
+				return -ENOMEM;
+			w->buf = nb;
+			w->cap = cap;
+		}
+	}
+	memcpy(w->buf + w->len, data, len);
+	w->len += len;
+	return 0;
+}
+
+static size_t wbuf_pending(const struct wbuf *w)
+{
+	return w->len - w->off;
+}
+
+static void wbuf_clear(struct wbuf *w)
+{
+	w->off = w->len = 0;
+	if (w->cap > (1u << 20)) {
+		free(w->buf);
+		w->buf = NULL;
+		w->cap = 0;
+	}
+}
+
+/* Write what the fd takes now; 0, or -errno other than EAGAIN. */
+static int wbuf_flush(struct wbuf *w, int fd)
+{
+	while (wbuf_pending(w)) {
+		ssize_t n = write(fd, w->buf + w->off, wbuf_pending(w));
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return errno == EINTR ? wbuf_flush(w, fd) : 0;
+			return -errno;
+		}
+		w->off += n;
+	}
+	wbuf_clear(w);
+	return 0;
+}
+
+/* --- what goes out --- */
+
+static void to_client_json(struct gw *g, json_t *msg)
+{
+	size_t len;
+	char *line;
+
+	if (!msg)
+		return;
+	line = jsonrpc__dump_line(msg, &len);
+	json_decref(msg);
+	if (!line || g->client_gone) {
+		free(line);
+		return;
+	}
+	if (wbuf_put(&g->cout, line, len))
+		log_err("out of memory: a message to the client is lost");
+	free(line);
+}
+
+static void to_client_raw(struct gw *g, const char *line, size_t len, bool newline)
+{
+	if (g->client_gone)
+		return;
+	if (wbuf_put(&g->cout, line, len) || (newline && wbuf_put(&g->cout, "\n", 1)))
+		log_err("out of memory: a message to the client is lost");
+}
+
+/* Queue a line for the server; -EPIPE when its stdin is closed. */
+static int to_server_raw(struct gw *g, const char *line, size_t len, bool newline)
+{
+	if (g->server_in_closed)
+		return -EPIPE;
+	if (wbuf_put(&g->sout, line, len) || (newline && wbuf_put(&g->sout, "\n", 1))) {
+		log_err("out of memory: a message to the server is lost");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The message as it came (raw, without its newline), or its compact form when raw is NULL. */
+static int to_server_msg(struct gw *g, const json_t *msg, const char *raw, size_t raw_len)
+{
+	size_t len;
+	char *line;
+	int err;
+
+	if (raw)
+		return to_server_raw(g, raw, raw_len, true);
+	line = jsonrpc__dump_line(msg, &len);
+	if (!line)
+		return -ENOMEM;
+	err = to_server_raw(g, line, len, false);
+	free(line);
+	return err;
+}
+
+/* --- policy helpers (exported for tests) --- */
+
+bool stdio_gateway__listable(const struct policy *p, const char *tool)
+{
+	const struct rule *r;
+
+	if (p->deny_all || !tool || !tool[0] || policy__hidden(p, tool) >= 0)
+		return false;
+	r = policy__lookup(p, tool);
+	if (r)
+		return r->action != ACTION_DENY;
+	return p->def == ACTION_ALLOW;
+}
+
+size_t stdio_gateway__filter_tools(const struct policy *p, json_t *result)
+{
+	json_t *tools = json_object_get(result, "tools");
+	size_t removed = 0;
+
+	if (!json_is_array(tools))
+		return 0;
+	for (size_t i = 0; i < json_array_size(tools);) {
+		json_t *name = json_object_get(json_array_get(tools, i), "name");
+
+		if (stdio_gateway__listable(p, json_string_value(name))) {
+			i++;
+			continue;
+		}
+		json_array_remove(tools, i);
+		removed++;
+	}
+	return removed;
+}
+
+json_t *stdio_gateway__denial(const json_t *id, const char *reason, const char *rule,
+			      const char *kind, uint64_t retry_after_s)
+{
+	char text[DECIDE_REASON_LEN + 32];
+	json_t *retry = retry_after_s ? json_integer(retry_after_s) : json_null();
+
+	snprintf(text, sizeof(text), "denied by policy: %s", reason);
+	return jsonrpc__result(id, json_pack("{s:[{s:s, s:s}], s:b, s:{s:s, s:s, s:o}}",
+					     "content", "type", "text", "text", text, "isError",
+					     1, "_meta", "rule", rule, "kind", kind,
+					     "retry_after_s", retry));
+}
+
+/* --- audit --- */
+
+static void audit_call(struct gw *g, const char *method, const char *tool, const json_t *args,
+		       const json_t *id, const struct decision *d, const char *approved_by,
+		       uint64_t t0)
+{
+	bool allow = d->verdict == VERDICT_ALLOW;
+	char idtext[128];
+	struct audit_event ev = {
+		.plane = "stdio",
+		.server = g->server_name,
+		.session = g->session,
+		.client_pid = g->client_pid,
+		.client_uid = g->client_uid,
+		.client_exe = g->client_exe[0] ? g->client_exe : NULL,
+		.method = method,
+		.tool = tool,
+		.args = args,
+		.decision = allow ? "allow" : "deny",
+		.kind = allow ? NULL : decide__kind_name(d->kind),
+		.rule = d->pointer[0] ? d->pointer : NULL,
+		.reason = allow ? NULL : d->reason,
+		.approved_by = approved_by,
+		.latency_us = mono_us() - t0,
+		.request_id = idtext,
+	};
+
+	jsonrpc__id_text(id, idtext, sizeof(idtext));
+	audit__write(g->audit, &ev);
+}
+
+static void deny_call(struct gw *g, const json_t *id, const char *tool, const json_t *args,
+		      const struct decision *d, uint64_t t0)
+{
+	audit_call(g, "tools/call", tool, args, id, d, NULL, t0);
+	to_client_json(g, stdio_gateway__denial(id, d->reason, d->pointer,
+						decide__kind_name(d->kind),
+						d->kind == KIND_LIMIT ? d->retry_after_s : 0));
+}
+
+/* --- tools/call --- */
+
+/* Limits, then the server: the last steps of an allowed call. */
+static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw, size_t len,
+				const char *tool, const json_t *args, struct decision *d,
+				const char *approved_by, uint64_t t0)
+{
+	const json_t *id = json_object_get(msg, "id");
+	struct scope_keys keys = { .session = g->session, .agent = g->agent };
+	struct reservation res;
+
+	if (limits__reserve(g->limits, g->policy, d->rule, &keys, &res, d)) {
+		deny_call(g, id, tool, args, d, t0);
+		return;
+	}
+	if (to_server_msg(g, msg, raw, len)) {
+		/* the call never reaches the server: give its budget back */
+		limits__release(g->limits, &res);
+		to_client_json(g, jsonrpc__error(id, JSONRPC_INTERNAL_ERROR,
+						 "mcpfence: the server is gone"));
+		return;
+	}
+	d->verdict = VERDICT_ALLOW;
+	audit_call(g, "tools/call", tool, args, id, d, approved_by, t0);
+}
+
+static void ask_client(struct gw *g, struct approval *a, const struct decision *d)
+{
+	char id[80], msg[1200];
+	char *args = a->args ? json_dumps(a->args, JSON_COMPACT) : NULL;
+	json_t *req;
+
+	snprintf(id, sizeof(id), "%s%llu", g->own_prefix, (unsigned long long)++g->own_next);
+	snprintf(msg, sizeof(msg),
+		 "mcpfence: the agent asks to call the tool \"%.100s\" of %.100s with arguments "
+		 "%.600s. Allow this call? (policy rule %.100s; without an answer in %u s it is "
+		 "denied)",
+		 a->tool, g->server_name, args ? args : "{}", d->pointer, a->timeout_s);
+	free(args);
+	req = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s, s:{s:{s:s, s:s, s:s, s:b}}, s:[s]}}}",
+			"jsonrpc", "2.0", "id", id, "method", "elicitation/create", "params",
+			"message", msg, "requestedSchema", "type", "object", "properties", "approve",
+			"type", "boolean", "title", "Allow this call", "description",
+			"Allow the agent to make this tool call once", "default", 0, "required",
+			"approve");
+	a->elicit_id = strdup(id);
+	if (!req || !a->elicit_id) {
+		json_decref(req);
+		return;
+	}
+	to_client_json(g, req);
+}
+
+static void ask_socket(struct gw *g, struct approval *a)
+{
+	if (approvals__listen(&g->approvals))
+		return; /* logged; the call expires and is denied */
+	log_info("call %d-%llu (tool \"%s\") waits for approval: mcpfence approve %d-%llu, or "
+		 "mcpfence deny %d-%llu (denied in %u s)",
+		 (int)getpid(), (unsigned long long)a->n, a->tool, (int)getpid(),
+		 (unsigned long long)a->n, (int)getpid(), (unsigned long long)a->n, a->timeout_s);
+}
+
+static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, const char *tool,
+		      const struct decision *d)
+{
+	uint32_t timeout = d->rule && d->rule->approval_timeout_s ? d->rule->approval_timeout_s
+								   : 120;
+	struct approval *a;
+
+	a = approvals__add(&g->approvals, tool, json_incref(msg), raw, len, timeout, mono_us());
+	if (!a) {
+		struct decision dd = *d;
+
+		decide__deny(&dd, KIND_APPROVAL, d->pointer, "out of memory while holding the call");
+		deny_call(g, json_object_get(msg, "id"), tool, NULL, &dd, mono_us());
+		return;
+	}
+	if (g->client_elicitation)
+		ask_client(g, a, d);
+	else
+		ask_socket(g, a);
+}
+
+static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
+{
+	uint64_t t0 = mono_us();
+	json_t *params = json_object_get(msg, "params");
+	json_t *name = json_object_get(params, "name");
+	json_t *args = json_object_get(params, "arguments");
+	const char *tool = json_string_value(name);
+	struct decision d;
+
+	if (!json_is_object(params) || !tool) {
+		memset(&d, 0, sizeof(d));
+		decide__deny(&d, KIND_INVALID, "(invalid call)",
+			     "tools/call needs \"params\" with a string \"name\"");
+		deny_call(g, json_object_get(msg, "id"), tool, NULL, &d, t0);
+		return;
+	}
+	decide__call(g->policy, tool, args, &d);
+	if (d.verdict == VERDICT_DENY) {
+		deny_call(g, json_object_get(msg, "id"), tool, args, &d, t0);
+		return;
+	}
+	if (d.verdict == VERDICT_APPROVE) {
+		hold_call(g, msg, raw, len, tool, &d);
+		return;
+	}
+	reserve_and_forward(g, msg, raw, len, tool, args, &d, NULL, t0);
+}
+
+/* A held call is decided: judge it again under the policy in force now, then limits. */
+static void finish_approval(struct gw *g, struct approval *a)
+{
+	const json_t *id = json_object_get(a->msg, "id");
+	struct decision d;
+
+	decide__call(g->policy, a->tool, a->args, &d);
+	if (d.verdict != VERDICT_DENY && a->state != APPROVAL_APPROVED) {
+		if (a->state == APPROVAL_EXPIRED)
+			decide__deny(&d, KIND_APPROVAL, d.pointer,
+				     "nobody approved the call within %u s", a->timeout_s);
+		else
+			decide__deny(&d, KIND_APPROVAL, d.pointer, "a human declined the call (%s)",
+				     a->by ? a->by : "?");
+		if (a->state == APPROVAL_EXPIRED && a->elicit_id)
+			to_client_json(g, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0",
+						    "method", "notifications/cancelled", "params",
+						    "requestId", a->elicit_id, "reason",
+						    "approval timed out"));
+	}
+	if (d.verdict == VERDICT_DENY)
+		deny_call(g, id, a->tool, a->args, &d, a->started_us);
+	else
+		reserve_and_forward(g, a->msg, a->raw, a->raw_len, a->tool, a->args, &d, a->by,
+				    a->started_us);
+	approvals__remove(&g->approvals, a);
+}
+
+/* The client answered one of our elicitation/create requests. */
+static void elicitation_answer(struct gw *g, const json_t *msg, const char *id)
+{
+	struct approval *a = approvals__find_elicit(&g->approvals, id);
+	json_t *result = json_object_get(msg, "result");
+	const char *action = json_string_value(json_object_get(result, "action"));
+	json_t *approve = json_object_get(json_object_get(result, "content"), "approve");
+
+	if (!a || a->state != APPROVAL_WAITING) {
+		log_debug("answer to %s, which no longer waits", id);
+		return;
+	}
+	if (!result) {
+		/* the client cannot ask its user: fall back to the control socket */
+		log_warn("the client refused elicitation/create (%s); falling back to the control "
+			 "socket", json_string_value(json_object_get(json_object_get(msg, "error"),
+								      "message")) ?: "error");
+		free(a->elicit_id);
+		a->elicit_id = NULL;
+		ask_socket(g, a);
+		return;
+	}
+	a->by = "elicitation";
+	a->state = action && !strcmp(action, "accept") && json_is_true(approve) ?
+			   APPROVAL_APPROVED : APPROVAL_DENIED;
+}
+
+/* --- messages from the client --- */
+
+static void client_invalid(struct gw *g, const json_t *id, int code, const char *why)
+{
+	struct decision d;
+
+	memset(&d, 0, sizeof(d));
+	decide__deny(&d, KIND_INVALID, "(invalid message)", "%s", why);
+	log_warn("client message refused: %s", why);
+	audit_call(g, NULL, NULL, NULL, id, &d, NULL, mono_us());
+	to_client_json(g, jsonrpc__error(id, code, why));
+}
+
+static bool own_id(const struct gw *g, const json_t *id)
+{
+	return json_is_string(id) &&
+	       !strncmp(json_string_value(id), g->own_prefix, strlen(g->own_prefix));
+}
+
+static void client_msg(struct gw *g, json_t *v, const char *raw, size_t len);
+
+static void client_notification(struct gw *g, struct jr_msg *m, const char *raw, size_t len)
+{
+	if (!strcmp(m->method, "tools/call")) {
+		/* a call without an id cannot be answered: it is judged invalid and dropped */
+		client_invalid(g, NULL, JSONRPC_INVALID_REQUEST,
+			       "tools/call without an \"id\" is not allowed");
+		return;
+	}
+	if (!strcmp(m->method, "notifications/cancelled")) {
+		json_t *rid = json_object_get(m->params, "requestId");
+		struct approval *a = approvals__find_request(&g->approvals, rid);
+
+		if (a) {
+			struct decision d;
+
+			/* the server never saw the call: nothing to tell it */
+			memset(&d, 0, sizeof(d));
+			decide__deny(&d, KIND_APPROVAL, "(cancelled)",
+				     "cancelled by the client while waiting for approval");
+			audit_call(g, "tools/call", a->tool, a->args, rid, &d, NULL, a->started_us);
+			if (a->elicit_id)
+				to_client_json(g, json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc", "2.0",
+							    "method", "notifications/cancelled",
+							    "params", "requestId", a->elicit_id));
+			approvals__remove(&g->approvals, a);
+			return;
+		}
+	}
+	to_server_msg(g, m->root, raw, len);
+}
+
+static void client_request(struct gw *g, struct jr_msg *m, const char *raw, size_t len)
+{
+	if (!strcmp(m->method, "tools/call")) {
+		judge_call(g, m->root, raw, len);
+		return;
+	}
+	if (!strcmp(m->method, "tools/list")) {
+		json_array_append(g->list_ids, m->id);
+	} else if (!strcmp(m->method, "initialize")) {
+		json_t *caps = json_object_get(m->params, "capabilities");
+
+		g->client_elicitation = json_is_object(json_object_get(caps, "elicitation"));
+		json_decref(g->init_id);
+		g->init_id = json_incref(m->id);
+	}
+	if (to_server_msg(g, m->root, raw, len))
+		to_client_json(g, jsonrpc__error(m->id, JSONRPC_INTERNAL_ERROR,
+						 "mcpfence: the server is gone"));
+}
+
+/* One message (v borrowed); raw is its bytes when it stands alone on its line, else NULL. */
+static void client_msg(struct gw *g, json_t *v, const char *raw, size_t len)
+{
+	struct jr_msg m;
+
+	jsonrpc__classify(v, &m);
+	switch (m.kind) {
+	case JR_INVALID:
+		client_invalid(g, m.id && (json_is_string(m.id) || json_is_integer(m.id)) ? m.id :
+										   NULL,
+			       JSONRPC_INVALID_REQUEST, m.err);
+		break;
+	case JR_BATCH:
+		/* each element judged on its own, forwarded on its own line, in order */
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			json_t *e = json_array_get(v, i);
+
+			if (json_is_array(e))
+				client_invalid(g, NULL, JSONRPC_INVALID_REQUEST, "nested batch");
+			else
+				client_msg(g, e, NULL, 0);
+		}
+		break;
+	case JR_RESPONSE:
+		if (own_id(g, m.id))
+			elicitation_answer(g, v, json_string_value(m.id));
+		else
+			to_server_msg(g, v, raw, len);
+		break;
+	case JR_NOTIFICATION:
+		client_notification(g, &m, raw, len);
+		break;
+	case JR_REQUEST:
+		client_request(g, &m, raw, len);
+		break;
+	}
+}
+
+static void client_line(struct gw *g, const char *line, size_t len)
+{
+	struct jr_msg m;
+
+	if (jsonrpc__blank(line, len))
+		return;
+	if (jsonrpc__parse(line, len, JR_STRICT, &m)) {
+		struct jr_msg loose;
+		json_t *id = NULL;
+
+		/* JSON with a duplicate key: refused, but answered with its id when it has one */
+		if (!jsonrpc__parse(line, len, 0, &loose)) {
+			id = json_object_get(loose.root, "id");
+			if (!json_is_string(id) && !json_is_integer(id))
+				id = NULL;
+		}
+		client_invalid(g, id, id || loose.root ? JSONRPC_INVALID_REQUEST : JSONRPC_PARSE_ERROR,
+			       m.err);
+		jsonrpc__msg_free(&loose);
+		return;
+	}
+	client_msg(g, m.root, line, len);
+	jsonrpc__msg_free(&m);
+}
+
+/* --- messages from the server --- */
+
+static bool take_list_id(struct gw *g, const json_t *id)
+{
+	for (size_t i = 0; id && i < json_array_size(g->list_ids); i++) {
+		if (json_equal(json_array_get(g->list_ids, i), (json_t *)id)) {
+			json_array_remove(g->list_ids, i);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void server_warn(struct gw *g, const char *what, size_t len)
+{
+	if (g->server_warnings++ < MAX_SERVER_WARNINGS)
+		log_warn("server sent a line that is not JSON-RPC (%zu bytes, passed on): %s", len,
+			 what);
+}
+
+/* Filter a response to tools/list; learn the server's name from initialize. true: changed. */
+static bool server_response(struct gw *g, json_t *v)
+{
+	json_t *id = json_object_get(v, "id"), *result = json_object_get(v, "result");
+
+	if (g->init_id && json_equal(id, g->init_id)) {
+		const char *name = json_string_value(
+			json_object_get(json_object_get(result, "serverInfo"), "name"));
+
+		if (name && !g->name_given)
+			snprintf(g->server_name, sizeof(g->server_name), "%s", name);
+		json_decref(g->init_id);
+		g->init_id = NULL;
+	}
+	if (!json_array_size(g->list_ids) || !take_list_id(g, id))
+		return false;
+	return stdio_gateway__filter_tools(g->policy, result) > 0;
+}
+
+static void server_line(struct gw *g, const char *line, size_t len)
+{
+	struct jr_msg m;
+	bool changed = false;
+
+	if (jsonrpc__blank(line, len)) {
+		to_client_raw(g, line, len, true);
+		return;
+	}
+	if (jsonrpc__parse(line, len, 0, &m)) {
+		server_warn(g, m.err, len);
+		to_client_raw(g, line, len, true);
+		return;
+	}
+	if (m.kind == JR_RESPONSE) {
+		changed = server_response(g, m.root);
+	} else if (m.kind == JR_BATCH) {
+		for (size_t i = 0; i < json_array_size(m.root); i++) {
+			struct jr_msg e;
+
+			jsonrpc__classify(json_array_get(m.root, i), &e);
+			if (e.kind == JR_RESPONSE)
+				changed |= server_response(g, e.root);
+		}
+	} else if (m.kind == JR_INVALID) {
+		server_warn(g, m.err, len);
+	}
+	if (changed)
+		to_client_json(g, json_incref(m.root));
+	else
+		to_client_raw(g, line, len, true);
+	jsonrpc__msg_free(&m);
+}
+
+/* --- reading --- */
+
+static void read_client(struct gw *g)
+{
+	enum jr_line kind;
+	const char *line;
+	size_t len;
+	long n = jsonrpc__reader_fill(&g->cin, STDIN_FILENO);
+
+	if (n == -EAGAIN || n == -EINTR)
+		return;
+	if (n < 0)
+		log_warn("reading from the client: %s", strerror(-n));
+	if (n <= 0)
+		g->client_eof = true;
+	while ((kind = jsonrpc__next_line(&g->cin, g->client_eof, &line, &len)) != JR_LINE_NONE) {
+		if (kind == JR_LINE_WHOLE) {
+			client_line(g, line, len);
+			continue;
+		}
+		if (!g->client_oversize) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "message longer than %u bytes",
+				 (unsigned)JSONRPC_MAX_LINE);
+			client_invalid(g, NULL, JSONRPC_PARSE_ERROR, why);
+		}
+		g->client_oversize = kind == JR_LINE_PART;
+	}
+}
+
+static void read_server(struct gw *g)
+{
+	enum jr_line kind;
+	const char *line;
+	size_t len;
+	long n = jsonrpc__reader_fill(&g->sin, g->from_srv);
+
+	if (n == -EAGAIN || n == -EINTR)
+		return;
+	if (n < 0)
+		log_warn("reading from the server: %s", strerror(-n));
+	if (n <= 0)
+		g->server_eof = true;
+	while ((kind = jsonrpc__next_line(&g->sin, g->server_eof, &line, &len)) != JR_LINE_NONE) {
+		if (kind == JR_LINE_WHOLE) {
+			server_line(g, line, len);
+			continue;
+		}
+		/* too long to judge; the server side is passed on as it is, in pieces */
+		if (!g->server_oversize)
+			server_warn(g, "line too long to parse", len);
+		g->server_oversize = kind == JR_LINE_PART;
+		to_client_raw(g, line, len, kind == JR_LINE_PART_END);
+	}
+}
+
+/* --- the child --- */
+
+static int spawn(struct gw *g, char **argv, const sigset_t *oldmask)
+{
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	pid_t parent = getpid();
+
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) {
+		log_err("pipe: %s", strerror(errno));
+		return -errno;
+	}
+	g->child = fork();
+	if (g->child < 0) {
+		log_err("fork: %s", strerror(errno));
+		return -errno;
+	}
+	if (g->child == 0) {
+		/* the server gets a plain environment: default signals, no mask, its own group */
+		signal(SIGPIPE, SIG_DFL);
+		sigprocmask(SIG_SETMASK, oldmask, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		setpgid(0, 0);
+		if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		log_err("cannot run %s: %s", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	g->to_srv = in[1];
+	g->from_srv = out[0];
+	fcntl(g->to_srv, F_SETFL, O_NONBLOCK);
+	fcntl(g->from_srv, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+static void close_server_stdin(struct gw *g)
+{
+	if (g->server_in_closed)
+		return;
+	g->server_in_closed = true;
+	close(g->to_srv);
+	g->to_srv = -1;
+	wbuf_clear(&g->sout);
+	if (!g->child_exited && !g->term_at)
+		g->term_at = mono_us() + g->grace_ms * 1000ull;
+}
+
+static void reap(struct gw *g)
+{
+	int st;
+
+	if (g->child_exited || waitpid(g->child, &st, WNOHANG) != g->child)
+		return;
+	g->child_exited = true;
+	g->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	g->drain_until = mono_us() + DRAIN_MS * 1000ull;
+	log_debug("server exited with %d", g->status);
+}
+
+static void reload(struct gw *g)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p;
+
+	if (!g->policy_path) {
+		log_warn("SIGHUP: no --policy to reload; every call stays denied");
+		return;
+	}
+	p = policy__load(g->policy_path, err);
+	if (!p) {
+		log_err("SIGHUP: %s; keeping the policy in force", err);
+		return;
+	}
+	policy__free(g->policy);
+	g->policy = p;
+	audit__set_values(g->audit, p->audit_values);
+	log_info("SIGHUP: policy %s reloaded", g->policy_path);
+}
+
+static void on_signal(struct gw *g)
+{
+	struct signalfd_siginfo si;
+
+	while (read(g->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap(g);
+			break;
+		case SIGHUP:
+			reload(g);
+			break;
+		default: /* SIGTERM, SIGINT, SIGQUIT: the server decides how to stop */
+			if (g->child_exited)
+				break;
+			if (g->kill_at && mono_us() < g->kill_at) {
+				kill(g->child, si.ssi_signo);
+			} else {
+				kill(g->child, si.ssi_signo);
+				g->kill_at = mono_us() + 2500000ull;
+			}
+			break;
+		}
+	}
+}
+
+/* --- the loop --- */
+
+static void client_identity(struct gw *g)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	char path[64];
+	struct stat st;
+	ssize_t n;
+
+	g->client_uid = (uid_t)-1;
+	if (!getsockopt(STDIN_FILENO, SOL_SOCKET, SO_PEERCRED, &cred, &clen) && cred.pid > 0) {
+		g->client_pid = cred.pid;
+		g->client_uid = cred.uid;
+	} else {
+		g->client_pid = getppid();
+		snprintf(path, sizeof(path), "/proc/%d", (int)g->client_pid);
+		if (!stat(path, &st))
+			g->client_uid = st.st_uid;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)g->client_pid);
+	n = readlink(path, g->client_exe, sizeof(g->client_exe) - 1);
+	g->client_exe[n > 0 ? n : 0] = 0;
+	snprintf(g->agent, sizeof(g->agent), "%u:%s", (unsigned)g->client_uid, g->client_exe);
+}
+
+static void make_ids(struct gw *g)
+{
+	unsigned char r[24];
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+		/* no entropy: still unique per process, though guessable */
+		uint64_t t = mono_us() ^ ((uint64_t)getpid() << 32);
+
+		memset(r, 0, sizeof(r));
+		memcpy(r, &t, sizeof(t));
+	}
+	snprintf(g->own_prefix, sizeof(g->own_prefix), "mcpfence-");
+	for (int i = 0; i < 16; i++)
+		sprintf(g->own_prefix + 9 + 2 * i, "%02x", r[i]);
+	strcat(g->own_prefix, "-");
+	for (int i = 0; i < 8; i++)
+		sprintf(g->session + 2 * i, "%02x", r[16 + i]);
+}
+
+static bool finished(struct gw *g, uint64_t now)
+{
+	bool late = g->drain_until && now >= g->drain_until;
+
+	if (!g->child_exited)
+		return false;
+	if (!g->server_eof && !late)
+		return false;
+	return !wbuf_pending(&g->cout) || g->client_gone || late;
+}
+
+static int timeout_ms(struct gw *g, uint64_t now)
+{
+	uint64_t next = approvals__expire(&g->approvals, now);
+	uint64_t t[] = { next, g->term_at, g->kill_at, g->drain_until };
+	uint64_t soon = 0;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (t[i] && (!soon || t[i] < soon))
+			soon = t[i];
+	if (!soon)
+		return -1;
+	return soon <= now ? 0 : (int)((soon - now + 999) / 1000);
+}
+
+static void timers(struct gw *g, uint64_t now)
+{
+	if (g->term_at && now >= g->term_at && !g->child_exited) {
+		log_info("the server did not exit after its stdin closed: SIGTERM");
+		kill(g->child, SIGTERM);
+		g->term_at = 0;
+		g->kill_at = now + g->grace_ms * 1000ull;
+	} else if (g->kill_at && now >= g->kill_at && !g->child_exited) {
+		log_warn("the server did not exit: SIGKILL");
+		kill(g->child, SIGKILL);
+		g->kill_at = 0;
+	}
+}
+
+static void flush_all(struct gw *g)
+{
+	int err;
+
+	if (wbuf_pending(&g->sout) && !g->server_in_closed) {
+		err = wbuf_flush(&g->sout, g->to_srv);
+		if (err) {
+			log_warn("writing to the server: %s", strerror(-err));
+			close_server_stdin(g);
+		}
+	}
+	if (wbuf_pending(&g->cout) && !g->client_gone) {
+		err = wbuf_flush(&g->cout, STDOUT_FILENO);
+		if (err) {
+			if (err != -EPIPE)
+				log_warn("writing to the client: %s", strerror(-err));
+			g->client_gone = true;
+			g->client_eof = true;
+			wbuf_clear(&g->cout);
+		}
+	}
+}
+
+static int loop(struct gw *g)
+{
+	struct approval *a;
+
+	for (;;) {
+		uint64_t now = mono_us();
+		struct pollfd pfd[6];
+		int n = 0, ci = -1, co = -1, si = -1, so = -1, li = -1, sg;
+
+		approvals__expire(&g->approvals, now);
+		while ((a = approvals__decided(&g->approvals)))
+			finish_approval(g, a);
+		timers(g, now);
+		flush_all(g);
+		/* the client is done: once everything it sent reached the server, close its stdin */
+		if (g->client_eof && !g->server_in_closed && !wbuf_pending(&g->sout)) {
+			approvals__fini(&g->approvals); /* nobody is left to answer or be answered */
+			close_server_stdin(g);
+		}
+		if (finished(g, now))
+			break;
+		bool room = wbuf_pending(&g->cout) < HIGH_WATER;
+
+		sg = n;
+		pfd[n++] = (struct pollfd){ .fd = g->sig_fd, .events = POLLIN };
+		if (!g->client_eof && room && wbuf_pending(&g->sout) < HIGH_WATER) {
+			ci = n;
+			pfd[n++] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
+		}
+		if (!g->client_gone && wbuf_pending(&g->cout)) {
+			co = n;
+			pfd[n++] = (struct pollfd){ .fd = STDOUT_FILENO, .events = POLLOUT };
+		}
+		if (!g->server_eof && (room || g->client_gone)) {
+			si = n;
+			pfd[n++] = (struct pollfd){ .fd = g->from_srv, .events = POLLIN };
+		}
+		if (!g->server_in_closed && wbuf_pending(&g->sout)) {
+			so = n;
+			pfd[n++] = (struct pollfd){ .fd = g->to_srv, .events = POLLOUT };
+		}
+		if (g->approvals.listen_fd >= 0) {
+			li = n;
+			pfd[n++] = (struct pollfd){ .fd = g->approvals.listen_fd, .events = POLLIN };
+		}
+		if (poll(pfd, n, timeout_ms(g, now)) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll: %s", strerror(errno));
+			return -errno;
+		}
+		if (pfd[sg].revents)
+			on_signal(g);
+		if (ci >= 0 && pfd[ci].revents)
+			read_client(g);
+		if (si >= 0 && pfd[si].revents) {
+			read_server(g);
+			if (g->server_eof) {
+				close(g->from_srv);
+				g->from_srv = -1;
+				close_server_stdin(g);
+			}
+		}
+		if (li >= 0 && pfd[li].revents)
+			approvals__serve(&g->approvals, mono_us());
+		(void)co;
+		(void)so;
+	}
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mcpfence run [--policy P] [--audit FILE|-] [--name NAME] [--grace S] "
+		   "[-v] -- CMD ARGS...\n"
+		   "  --policy P    policy.json to enforce (none: every call is denied)\n"
+		   "  --audit FILE  audit log (default: $MCPFENCE_AUDIT, /var/log/mcpfence/audit.jsonl\n"
+		   "                for root, else $XDG_STATE_HOME/mcpfence/audit.jsonl); - is stderr\n"
+		   "  --name NAME   server name in the audit log (default: what the server says)\n"
+		   "  --grace S     seconds between closing the server's stdin, SIGTERM, SIGKILL "
+		   "(2)\n");
+}
+
+static void base_name(struct gw *g, const char *cmd)
+{
+	const char *slash = strrchr(cmd, '/');
+
+	snprintf(g->server_name, sizeof(g->server_name), "%s", slash ? slash + 1 : cmd);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' }, { "audit", required_argument, NULL, 'a' },
+		{ "name", required_argument, NULL, 'n' },   { "grace", required_argument, NULL, 'g' },
+		{ "verbose", no_argument, NULL, 'v' },      { "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *audit_path = NULL;
+	char err[POLICY_ERR_LEN];
+	struct gw g = { .to_srv = -1, .from_srv = -1, .sig_fd = -1, .grace_ms = DEFAULT_GRACE_MS };
+	sigset_t mask, oldmask;
+	int c, rc = 1;
+	char *end;
+	double grace;
+
+	approvals__init(&g.approvals);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+p:a:n:g:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			g.policy_path = optarg;
+			break;
+		case 'a':
+			audit_path = optarg;
+			break;
+		case 'n':
+			base_name(&g, optarg);
+			g.name_given = true;
+			break;
+		case 'g':
+			grace = strtod(optarg, &end);
+			if (*end || grace < 0 || grace > 3600) {
+				log_err("run: --grace %s: not a number of seconds (0 to 3600)", optarg);
+				return EXIT_USAGE;
+			}
+			g.grace_ms = grace * 1000;
+			break;
+		case 'v':
+			log_level = LOG_LVL_DEBUG;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		log_err("run: no server command (mcpfence run [OPTIONS] -- CMD ARGS...)");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	g.policy = g.policy_path ? policy__load(g.policy_path, err) : policy__deny_all();
+	if (!g.policy) {
+		if (g.policy_path)
+			log_err("%s", err);
+		return 1;
+	}
+	if (!g.policy_path)
+		log_warn("run: no --policy: every tool call is denied");
+	g.audit = audit__open(audit_path);
+	g.limits = limits__new(NULL, NULL);
+	g.list_ids = json_array();
+	if (!g.audit || !g.limits || !g.list_ids)
+		goto out_free;
+	audit__set_values(g.audit, g.policy->audit_values);
+	if (!g.name_given)
+		base_name(&g, argv[optind]);
+	g.approvals.server = g.server_name;
+	make_ids(&g);
+	client_identity(&g);
+	jsonrpc__reader_init(&g.cin, JSONRPC_MAX_LINE);
+	jsonrpc__reader_init(&g.sin, JSONRPC_MAX_LINE);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, &oldmask);
+	signal(SIGPIPE, SIG_IGN);
+	g.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (g.sig_fd < 0) {
+		log_err("signalfd: %s", strerror(errno));
+		goto out_free;
+	}
+	if (spawn(&g, argv + optind, &oldmask))
+		goto out_free;
+	g.in_flags = fcntl(STDIN_FILENO, F_GETFL);
+	g.out_flags = fcntl(STDOUT_FILENO, F_GETFL);
+	if (g.in_flags >= 0)
+		fcntl(STDIN_FILENO, F_SETFL, g.in_flags | O_NONBLOCK);
+	if (g.out_flags >= 0)
+		fcntl(STDOUT_FILENO, F_SETFL, g.out_flags | O_NONBLOCK);
+	if (!loop(&g))
+		rc = g.status;
+	if (g.in_flags >= 0)
+		fcntl(STDIN_FILENO, F_SETFL, g.in_flags);
+	if (g.out_flags >= 0)
+		fcntl(STDOUT_FILENO, F_SETFL, g.out_flags);
+out_free:
+	if (g.child > 0 && !g.child_exited) {
+		kill(g.child, SIGKILL);
+		waitpid(g.child, NULL, 0);
+	}
+	approvals__fini(&g.approvals);
+	jsonrpc__reader_free(&g.cin);
+	jsonrpc__reader_free(&g.sin);
+	free(g.cout.buf);
+	free(g.sout.buf);
+	if (g.to_srv >= 0)
+		close(g.to_srv);
+	if (g.from_srv >= 0)
+		close(g.from_srv);
+	if (g.sig_fd >= 0)
+		close(g.sig_fd);
+	json_decref(g.list_ids);
+	json_decref(g.init_id);
+	limits__free(g.limits);
+	audit__close(g.audit);
+	policy__free(g.policy);
+	return rc;
+}
