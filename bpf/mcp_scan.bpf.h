@@ -292,6 +292,50 @@ static __always_inline void mcp_scan_emit(struct mcp_scan_ctx *c, __u32 b)
 	}
 }
 
+/* How many bytes come before the first special one, from mcp_scan_special(): 0 to 8. */
+static __always_inline __u32 mcp_scan_plain_bytes(__u64 special)
+{
+	if (!special)
+		return 8;
+	/* the lowest flag is exact (borrows only run upwards); its byte index by multiplication */
+	return (((special & -special) >> 7) * 0x0001020304050607ULL) >> 56;
+}
+
+/*
+ * k (1..8) plain ASCII bytes, first byte lowest in v, decoded as they are; 0 when they must go
+ * one at a time (near the end of the method or name field).
+ */
+static __always_inline int mcp_scan_emit8(struct mcp_scan_ctx *c, __u64 v, __u32 k)
+{
+	__u32 i = c->s->dlen, role = c->s->role, lim;
+	struct mcpf_call *call;
+
+	if (k < 8)
+		v &= (1ULL << (k * 8)) - 1;
+	if (role == MCP_R_KEY_MSG || role == MCP_R_KEY_PAR) {
+		if (i < 8)
+			c->s->key |= v << (i * 8);
+	} else if (role == MCP_R_METHOD || role == MCP_R_NAME) {
+		lim = role == MCP_R_METHOD ? MCPF_METHOD_MAX : MCPF_NAME_MAX;
+		if (i + 8 > lim)
+			return 0;
+		call = mcp_scan_call(c);
+		barrier_var(i);
+		i &= 127;
+#ifdef __bpf__
+		if (role == MCP_R_METHOD)
+			*(__u64 *)&call->method[i & 63] = v;
+		else
+			*(__u64 *)&call->name[i] = v;
+#else
+		memcpy(role == MCP_R_METHOD ? &call->method[i] : &call->name[i], &v, 8);
+#endif
+		i = c->s->dlen;
+	}
+	c->s->dlen = i + k;
+	return 1;
+}
+
 /* Which key that matters the decoded key is, for a key of the message or of its params. */
 static __always_inline __u32 mcp_scan_which_key(struct mcp_scan_ctx *c)
 {
@@ -418,12 +462,18 @@ static __always_inline void mcp_scan_string_done(struct mcp_scan_ctx *c)
 		}
 		return;
 	case MCP_R_METHOD:
+		if (c->s->dlen >= MCPF_METHOD_MAX) {
+			mcp_scan_fail(c);
+			return;
+		}
 		call = mcp_scan_call(c);
 		call->method_len = c->s->dlen;
 		call->method_off = c->s->sstart;
 		call->method_span = c->s->pos - c->s->sstart;
 		break;
 	case MCP_R_NAME:
+		if (c->s->dlen >= MCPF_NAME_MAX)
+			c->s->mf |= MCP_MF_NAME_BAD;
 		if (!(c->s->mf & MCP_MF_NAME_BAD)) {
 			call = mcp_scan_call(c);
 			call->name_len = c->s->dlen;
@@ -455,10 +505,24 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 				break;
 			pos += 8;
 		}
-		c->s->pos = pos;
-		if (pos >= len)
-			return; /* the next step sees the end */
 	}
+	/* the plain bytes before the next special one, at most 8, in one go */
+	if (pos + 8 <= len) {
+		barrier_var(pos);
+		pos &= MCPF_SCAN_MASK;
+		out = mcp_scan_load64(buf, pos);
+		k = mcp_scan_plain_bytes(mcp_scan_special(out));
+		if (k && mcp_scan_emit8(c, out, k)) {
+			pos += k;
+			if (k == 8) {
+				c->s->pos = pos;
+				return;
+			}
+		}
+	}
+	c->s->pos = pos;
+	if (pos >= len)
+		return; /* the next step sees the end */
 	b = mcp_scan_byte(buf, pos);
 	if (b == '"') {
 		c->s->pos = pos + 1;
@@ -506,6 +570,11 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 				return;
 			}
 			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if ((pos + 6 < len && mcp_scan_byte(buf, pos + 6) != '\\') ||
+				    (pos + 7 < len && mcp_scan_byte(buf, pos + 7) != 'u')) {
+					mcp_scan_fail(c);
+					return;
+				}
 				if (pos + 12 > len) {
 					mcp_scan_short(c);
 					return;
