@@ -182,4 +182,75 @@ out:
 	return rc;
 }
 
+static inline size_t scan_ref__depth(const json_t *v)
+{
+	size_t d = 0, sub, i;
+	const char *key;
+	json_t *e;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, e)
+			if ((sub = scan_ref__depth(e)) > d)
+				d = sub;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if ((sub = scan_ref__depth(e)) > d)
+				d = sub;
+	} else {
+		return 0;
+	}
+	return d + 1;
+}
+
+static inline int scan_ref__clean_msg(const json_t *msg)
+{
+	const json_t *method = json_object_get(msg, "method"), *id = json_object_get(msg, "id");
+	const json_t *params = json_object_get(msg, "params");
+	const json_t *name = json_is_object(params) ? json_object_get(params, "name") : NULL;
+
+	if (!json_is_object(msg))
+		return 0;
+	if (method && (!json_is_string(method) || json_string_length(method) >= MCPF_METHOD_MAX ||
+		       memchr(json_string_value(method), 0, json_string_length(method))))
+		return 0;
+	if (json_is_string(method) && !strcmp(json_string_value(method), "tools/call") &&
+	    (!json_is_string(name) || json_string_length(name) >= MCPF_NAME_MAX ||
+	     memchr(json_string_value(name), 0, json_string_length(name))))
+		return 0;
+	/* the raw id must fit MCPF_ID_MAX: only ids whose every spelling fits */
+	if (id && !json_is_null(id) && !json_is_boolean(id) &&
+	    !(json_is_string(id) && json_string_length(id) <= 3))
+		return 0;
+	return 1;
+}
+
+/*
+ * 1 when the scanner must read the bytes (OK): jansson reads them with no duplicate key anywhere,
+ * and nothing in them passes a bound of the scanner. The other side of scan_ref__check().
+ */
+static inline int scan_ref__must_read(const char *data, size_t len)
+{
+	json_error_t err;
+	json_t *root;
+	size_t i;
+	int clean;
+
+	/* jansson 2.14 skips a raw NUL after a number or literal (JSON.parse does not) */
+	if (len > MCPF_SCAN_BUF_MAX || memchr(data, 0, len))
+		return 0;
+	root = json_loadb(data, len, SCAN_REF_FLAGS | JSON_REJECT_DUPLICATES, &err);
+	if (!root)
+		return 0;
+	clean = scan_ref__depth(root) <= MCPF_SCAN_MAX_DEPTH;
+	if (json_is_array(root)) {
+		clean &= json_array_size(root) <= MCPF_SCAN_MAX_CALLS;
+		for (i = 0; i < json_array_size(root) && clean; i++)
+			clean = scan_ref__clean_msg(json_array_get(root, i));
+	} else {
+		clean &= scan_ref__clean_msg(root);
+	}
+	json_decref(root);
+	return clean;
+}
+
 #endif
