@@ -10,7 +10,8 @@
  * buf:  the message bytes in buf->data[0..len) (a map value: per-CPU slot of the hook);
  *       len > MCPF_SCAN_BUF_MAX is clamped, and a value that does not end inside
  *       MCPF_SCAN_BUF_MAX bytes is UNPARSED. Bytes at or past len are never read.
- * out:  a map value; filled completely (zeroed first). Returns out->status:
+ * out:  a map value; its header and calls[0..ncalls) are filled (calls past ncalls are left as
+ *       they were). Returns out->status:
  *   MCPF_SCAN_OK          the first JSON value in buf (leading whitespace allowed) was read with
  *                         certainty: out->ncalls messages in out->calls[], out->end just past it.
  *                         MCPF_SCAN_TRAILING: other bytes follow (packed messages: scan again
@@ -363,7 +364,21 @@ static __always_inline int mcp_scan_top_is_object(struct mcp_scan_ctx *c)
 
 static __always_inline void mcp_scan_start_msg(struct mcp_scan_ctx *c, __u32 ci)
 {
+	struct mcpf_call *call;
+	__u32 i;
+
 	c->s->ci = ci;
+	call = mcp_scan_call(c);
+#ifdef __bpf__
+	/* clang-14 does not inline a memset this long for BPF */
+	for (i = 0; i < sizeof(*call) / 8; i++) {
+		barrier_var(i);
+		((__u64 *)call)[i] = 0;
+	}
+#else
+	memset(call, 0, sizeof(*call));
+	(void)i;
+#endif
 	c->s->mf = MCP_MF_IN_MSG;
 	c->s->pend_msg = MCP_K_OTHER;
 	c->s->pend_par = MCP_K_OTHER;
@@ -947,16 +962,6 @@ static __always_inline int mcp_scan(struct mcpf_scan_buf *buf, __u32 len,
 		buf->scan_state[i] = 0;
 	}
 
-#ifdef __bpf__
-	/* clang-14 does not inline a memset this long for BPF */
-	for (i = 0; i < sizeof(out->calls) / 8; i++) {
-		barrier_var(i);
-		((__u64 *)out->calls)[i] = 0;
-	}
-#else
-	memset(out->calls, 0, sizeof(out->calls));
-	(void)i;
-#endif
 	out->status = MCPF_SCAN_UNPARSED;
 	out->ncalls = 0;
 	out->end = 0;
