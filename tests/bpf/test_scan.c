@@ -5,7 +5,8 @@
  *  - the expected result of each hostile case in tests/data/messages/ (NAME.json + NAME.expect),
  *  - jansson on the same bytes (tests/bpf/scan_ref.h): the scanner saying OK while jansson reads
  *    another method, tool name or id is a security bug, and fails the test,
- *  - the same code built for userspace (the fuzzer's build): both must give the same result.
+ *  - the same code built for userspace (the fuzzer's build): both must give the same result;
+ *    so must the kernel build with MCP_SCAN_GLOBAL_STEP (bpf/scan_test_global.bpf.c).
  * NAME.expect is JSON: {"status": "OK"|"UNPARSED"|"INCOMPLETE", "end": N, "flags": ["batch",
  * "trailing", "newline"], "calls": [{"method": M, "name": N, "id": RAW}]} — for OK, every field
  * is checked (an absent method/name/id means the scanner must not report one); "why" says what
@@ -30,6 +31,7 @@
 #include <bpf/libbpf.h>
 #include "mcpfence.h"
 #include "scan_test.skel.h"
+#include "scan_test_global.skel.h"
 #include "scan_ref.h"
 #include "cmd.h"
 
@@ -37,6 +39,10 @@
 
 struct env {
 	struct scan_test_bpf *skel;
+	struct scan_test_global_bpf *gskel; /* built with MCP_SCAN_GLOBAL_STEP */
+	int prog_fd[2];
+	struct mcpf_scan_result *out[2];
+	int variant; /* which of the two bpf_scan() runs */
 	char dir[PATH_MAX + 64]; /* tests/data/messages */
 	char skip[256];
 };
@@ -89,21 +95,31 @@ static int group_setup(void **state)
 	}
 	features__mount();
 	env.skel = scan_test_bpf__open_and_load();
-	if (!env.skel) {
-		err = -errno;
-		snprintf(env.skip, sizeof(env.skip),
-			 "the scanner's test-run program does not load here: %s", strerror(-err));
+	err = env.skel ? 0 : -errno;
+	if (!err) {
+		env.gskel = scan_test_global_bpf__open_and_load();
+		err = env.gskel ? 0 : -errno;
 	}
+	if (err) {
+		snprintf(env.skip, sizeof(env.skip),
+			 "the scanner's test-run programs do not load here: %s", strerror(-err));
+		return 0;
+	}
+	env.prog_fd[0] = bpf_program__fd(env.skel->progs.scan_test_xdp);
+	env.out[0] = &env.skel->bss->scan_out;
+	env.prog_fd[1] = bpf_program__fd(env.gskel->progs.scan_test_xdp);
+	env.out[1] = &env.gskel->bss->scan_out;
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
+	scan_test_global_bpf__destroy(env.gskel);
 	scan_test_bpf__destroy(env.skel);
 	return 0;
 }
 
-/* The scanner in the kernel, on len bytes; its result in *res. */
+/* The scanner in the kernel (build env.variant), on len bytes; its result in *res. */
 static int bpf_scan(const void *msg, size_t len, struct mcpf_scan_result *res, __u32 repeat,
 		    __u32 *duration)
 {
@@ -118,7 +134,7 @@ static int bpf_scan(const void *msg, size_t len, struct mcpf_scan_result *res, _
 	opts.data_in = in;
 	opts.data_size_in = n;
 	opts.repeat = repeat;
-	err = bpf_prog_test_run_opts(bpf_program__fd(env.skel->progs.scan_test_xdp), &opts);
+	err = bpf_prog_test_run_opts(env.prog_fd[env.variant], &opts);
 	free(in);
 	if (err)
 		return err;
@@ -126,7 +142,7 @@ static int bpf_scan(const void *msg, size_t len, struct mcpf_scan_result *res, _
 		return -EIO;
 	if (duration)
 		*duration = opts.duration;
-	memcpy(res, &env.skel->bss->scan_out, sizeof(*res));
+	memcpy(res, env.out[env.variant], sizeof(*res));
 	return 0;
 }
 
@@ -274,8 +290,16 @@ static void test_corpus(void **state)
 			free(msg);
 			continue;
 		}
+		env.variant = 1;
 		assert_int_equal(bpf_scan(msg, len, &kres, 1, NULL), 0);
 		user_scan(msg, len, ures_p);
+		if (!same_result(&kres, ures_p)) {
+			fprintf(stderr, "FAIL %s: the global-step kernel build differs\n",
+				ents[i]->d_name);
+			failed++;
+		}
+		env.variant = 0;
+		assert_int_equal(bpf_scan(msg, len, &kres, 1, NULL), 0);
 		if (!same_result(&kres, ures_p)) {
 			fprintf(stderr, "FAIL %s: kernel and userspace builds differ\n",
 				ents[i]->d_name);
@@ -506,11 +530,13 @@ static void test_speed(void **state)
 
 	if (env.skip[0])
 		skip();
-	assert_int_equal(bpf_obj_get_info_by_fd(bpf_program__fd(env.skel->progs.scan_test_xdp),
-						&info, &info_len),
-			 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(env.prog_fd[0], &info, &info_len), 0);
 	printf("scan_test_xdp: %u instructions verified, %u xlated bytes\n", info.verified_insns,
 	       info.xlated_prog_len);
+	memset(&info, 0, sizeof(info));
+	assert_int_equal(bpf_obj_get_info_by_fd(env.prog_fd[1], &info, &info_len), 0);
+	printf("scan_test_xdp with MCP_SCAN_GLOBAL_STEP: %u instructions verified\n",
+	       info.verified_insns);
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		m = sized_call(sizes[i], &len);
 		assert_int_equal(bpf_scan(m, len, &r, 2000, &dur), 0);
