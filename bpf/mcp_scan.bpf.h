@@ -6,6 +6,11 @@
  *
  *   static __always_inline int mcp_scan(struct mcpf_scan_buf *buf, __u32 len,
  *                                       struct mcpf_scan_result *out);
+ *   static __always_inline int mcp_scan_from(struct mcpf_scan_buf *buf, __u32 start, __u32 len,
+ *                                            struct mcpf_scan_result *out);
+ *
+ * mcp_scan_from() reads the value that starts at buf->data[start] (the next of packed messages:
+ * start = the previous out->end); every offset it reports counts from buf->data[0].
  *
  * buf:  the message bytes in buf->data[0..len) (a map value: per-CPU slot of the hook);
  *       len > MCPF_SCAN_BUF_MAX is clamped, and a value that does not end inside
@@ -979,8 +984,8 @@ static long mcp_scan_step(__u64 index, void *arg)
 }
 #endif
 
-static __always_inline int mcp_scan(struct mcpf_scan_buf *buf, __u32 len,
-				    struct mcpf_scan_result *out)
+static __always_inline int mcp_scan_from(struct mcpf_scan_buf *buf, __u32 start, __u32 len,
+					 struct mcpf_scan_result *out)
 {
 	struct mcp_scan_ctx c = {};
 	__u32 i;
@@ -999,10 +1004,13 @@ static __always_inline int mcp_scan(struct mcpf_scan_buf *buf, __u32 len,
 	out->flags = 0;
 	if (len > MCPF_SCAN_BUF_MAX)
 		len = MCPF_SCAN_BUF_MAX;
+	if (start > len)
+		start = len;
 	c.s->len = len;
+	c.s->pos = start;
 	c.s->status = MCP_SCAN_RUNNING;
 	/* every step but a number's last one moves by at least one byte */
-	bpf_loop(2 * len + 2, mcp_scan_step, &c, 0);
+	bpf_loop(2 * (len - start) + 2, mcp_scan_step, &c, 0);
 	if (c.s->status == MCP_SCAN_RUNNING)
 		c.s->status = MCPF_SCAN_UNPARSED;
 	out->status = c.s->status;
@@ -1011,6 +1019,12 @@ static __always_inline int mcp_scan(struct mcpf_scan_buf *buf, __u32 len,
 		out->end = c.s->pos;
 	}
 	return c.s->status;
+}
+
+static __always_inline int mcp_scan(struct mcpf_scan_buf *buf, __u32 len,
+				    struct mcpf_scan_result *out)
+{
+	return mcp_scan_from(buf, 0, len, out);
 }
 
 #endif

@@ -120,8 +120,8 @@ static int group_teardown(void **state)
 }
 
 /* The scanner in the kernel (build env.variant), on len bytes; its result in *res. */
-static int bpf_scan(const void *msg, size_t len, struct mcpf_scan_result *res, __u32 repeat,
-		    __u32 *duration)
+static int bpf_scan_from(const void *msg, __u32 start, size_t len, struct mcpf_scan_result *res,
+			 __u32 repeat, __u32 *duration)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, opts);
 	size_t n = HDR + len;
@@ -130,6 +130,7 @@ static int bpf_scan(const void *msg, size_t len, struct mcpf_scan_result *res, _
 
 	if (!in)
 		return -ENOMEM;
+	memcpy(in, &start, sizeof(start));
 	memcpy(in + HDR, msg, len);
 	opts.data_in = in;
 	opts.data_size_in = n;
@@ -144,6 +145,12 @@ static int bpf_scan(const void *msg, size_t len, struct mcpf_scan_result *res, _
 		*duration = opts.duration;
 	memcpy(res, env.out[env.variant], sizeof(*res));
 	return 0;
+}
+
+static int bpf_scan(const void *msg, size_t len, struct mcpf_scan_result *res, __u32 repeat,
+		    __u32 *duration)
+{
+	return bpf_scan_from(msg, 0, len, res, repeat, duration);
 }
 
 /* The same scanner built for userspace, with bytes past len that a careless scanner would read. */
@@ -375,6 +382,47 @@ static char *sized_call(size_t len, size_t *out_len)
 	return m;
 }
 
+/* Packed messages, as stdio writes coalesce them: each one read in turn from the previous end. */
+static void test_packed(void **state)
+{
+	const char *msg = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			  "{\"name\":\"echo\"}}\n"
+			  "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
+			  "{\"name\":\"delete\"}}\n"
+			  " [{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}]\n";
+	static const char *names[] = { "echo", "delete", NULL };
+	struct mcpf_scan_result r;
+	size_t len = strlen(msg);
+	__u32 start = 0;
+	int i;
+
+	if (env.skip[0])
+		skip();
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(bpf_scan_from(msg, start, len, &r, 1, NULL), 0);
+		assert_int_equal(r.status, MCPF_SCAN_OK);
+		assert_int_equal(!!(r.flags & MCPF_SCAN_TRAILING), i < 2);
+		assert_int_equal(r.ncalls, 1);
+		assert_int_equal(msg[r.calls[0].method_off], '"');
+		if (names[i]) {
+			assert_string_equal(r.calls[0].name, names[i]);
+			assert_memory_equal(msg + r.calls[0].method_off, "\"tools/call\"", 12);
+		} else {
+			assert_true(r.flags & MCPF_SCAN_BATCH);
+			assert_string_equal(r.calls[0].method, "notifications/initialized");
+		}
+		/* the userspace build agrees */
+		memcpy(ubuf.data, msg, len);
+		mcp_scan_from(&ubuf, start, len, &ures);
+		assert_true(same_result(&r, &ures));
+		start = r.end;
+	}
+	assert_int_equal(start, len - 1);
+	/* past the last one: only a newline, more may come */
+	assert_int_equal(bpf_scan_from(msg, start, len, &r, 1, NULL), 0);
+	assert_int_equal(r.status, MCPF_SCAN_INCOMPLETE);
+}
+
 /* Bounds the corpus files cannot carry easily: 64 KiB, depth, batch size, field lengths. */
 static void test_bounds(void **state)
 {
@@ -552,6 +600,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_packed),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_fuzz_corpus_replay),
 		cmocka_unit_test(test_speed),
