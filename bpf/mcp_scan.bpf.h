@@ -879,6 +879,16 @@ static __always_inline void mcp_scan_structural(struct mcp_scan_ctx *c)
 	c->s->pos = pos;
 	if (pos >= len || mcp_scan_is_ws(b))
 		return;
+	/* a separator and, in compact JSON, what follows it, in the same step */
+	if ((c->s->state == MCP_ST_COLON && b == ':') || (c->s->state == MCP_ST_NEXT && b == ',')) {
+		c->s->state = b == ':' || !mcp_scan_top_is_object(c) ? MCP_ST_VALUE : MCP_ST_KEY;
+		c->s->pos = ++pos;
+		if (pos >= len)
+			return;
+		b = mcp_scan_byte(c->buf, pos);
+		if (mcp_scan_is_ws(b))
+			return;
+	}
 
 	switch (c->s->state) {
 	case MCP_ST_DONE:
