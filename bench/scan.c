@@ -22,11 +22,14 @@
 
 static char *sized_call(size_t len, int pretty, size_t *out_len)
 {
-	const char *head = pretty ? "{\n  \"jsonrpc\": \"2.0\",\n  \"id\": 42,\n  \"method\": "
-				    "\"tools/call\",\n  \"params\": {\n    \"name\": \"echo\",\n"
-				    "    \"arguments\": {\n      \"message\": \""
-				  : "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"tools/call\",\"params\":"
-				    "{\"name\":\"echo\",\"arguments\":{\"message\":\"";
+	static const char *const compact = "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":"
+					   "\"tools/call\",\"params\":{\"name\":\"echo\","
+					   "\"arguments\":{\"message\":\"";
+	static const char *const spaced = "{\n  \"jsonrpc\": \"2.0\",\n  \"id\": 42,\n  "
+					  "\"method\": \"tools/call\",\n  \"params\": {\n    "
+					  "\"name\": \"echo\",\n    \"arguments\": {\n      "
+					  "\"message\": \"";
+	const char *head = pretty ? spaced : compact;
 	const char *tail = pretty ? "\"\n    }\n  }\n}" : "\"}}}";
 	size_t h = strlen(head), t = strlen(tail), fill = len > h + t ? len - h - t : 0, i;
 	char *m = malloc(HDR + h + fill + t + 1);
@@ -36,7 +39,8 @@ static char *sized_call(size_t len, int pretty, size_t *out_len)
 	memset(m, 0, HDR);
 	memcpy(m + HDR, head, h);
 	for (i = 0; i < fill; i++)
-		m[HDR + h + i] = "lorem ipsum dolor sit amet, consectetur adipiscing elit. "[i % 57];
+		m[HDR + h + i] = 
+			"lorem ipsum dolor sit amet, consectetur adipiscing elit. "[i % 57];
 	memcpy(m + HDR + h + fill, tail, t + 1);
 	*out_len = h + fill + t;
 	return m;
@@ -69,7 +73,7 @@ int main(void)
 	char *m;
 
 	if (geteuid()) {
-		fprintf(stderr, "bench/scan: skipped: not root (BPF_PROG_TEST_RUN needs CAP_BPF)\n");
+		fprintf(stderr, "bench/scan: skipped: not root (the test run needs CAP_BPF)\n");
 		return 0;
 	}
 	features__mount();

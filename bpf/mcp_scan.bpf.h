@@ -265,8 +265,10 @@ static __always_inline __u32 mcp_scan_hex(__u32 b)
 /* The code unit of the 4 hex digits at i, or > 0xffff when one is not a hex digit. */
 static __always_inline __u32 mcp_scan_hex4(const struct mcpf_scan_buf *buf, __u32 i)
 {
-	return mcp_scan_hex(mcp_scan_byte(buf, i)) << 12 | mcp_scan_hex(mcp_scan_byte(buf, i + 1)) << 8 |
-	       mcp_scan_hex(mcp_scan_byte(buf, i + 2)) << 4 | mcp_scan_hex(mcp_scan_byte(buf, i + 3));
+	return mcp_scan_hex(mcp_scan_byte(buf, i)) << 12 |
+	       mcp_scan_hex(mcp_scan_byte(buf, i + 1)) << 8 |
+	       mcp_scan_hex(mcp_scan_byte(buf, i + 2)) << 4 |
+	       mcp_scan_hex(mcp_scan_byte(buf, i + 3));
 }
 
 /* Nonzero when one of the 8 bytes is '"', '\\', a control byte or not ASCII. */
@@ -275,7 +277,8 @@ static __always_inline __u64 mcp_scan_special(__u64 v)
 	__u64 q = v ^ (MCP_ONES * '"');
 	__u64 s = v ^ (MCP_ONES * '\\');
 
-	return (((q - MCP_ONES) & ~q) | ((s - MCP_ONES) & ~s) | (v - MCP_ONES * 0x20) | v) & MCP_HIGHS;
+	return (((q - MCP_ONES) & ~q) | ((s - MCP_ONES) & ~s) | (v - MCP_ONES * 0x20) | v) &
+	       MCP_HIGHS;
 }
 
 /* One decoded byte of the string in progress, to where its role says. */
@@ -612,7 +615,8 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 				}
 				lo = mcp_scan_hex4(buf, pos + 8);
 				if (mcp_scan_byte(buf, pos + 6) != '\\' ||
-				    mcp_scan_byte(buf, pos + 7) != 'u' || lo < 0xdc00 || lo > 0xdfff) {
+				    mcp_scan_byte(buf, pos + 7) != 'u' || lo < 0xdc00 ||
+				    lo > 0xdfff) {
 					mcp_scan_fail(c);
 					return;
 				}
@@ -872,7 +876,7 @@ static __always_inline void mcp_scan_value(struct mcp_scan_ctx *c, __u32 b)
 	}
 }
 
-/* Outside tokens: skip up to 32 bytes of whitespace, then one structural byte or a token's start. */
+/* Outside tokens: skip some whitespace, then one structural byte or a token's start. */
 static __always_inline void mcp_scan_structural(struct mcp_scan_ctx *c)
 {
 	__u32 pos = c->s->pos, len = c->s->len, b = ' ', k, top;
@@ -974,10 +978,11 @@ static __always_inline long mcp_scan_step_body(struct mcp_scan_ctx *c)
 
 #if defined(__bpf__) && defined(MCP_SCAN_GLOBAL_STEP)
 /*
- * With MCP_SCAN_GLOBAL_STEP defined before the include, one step is a global function: the verifier checks it once, on its own, with buf and out as
- * memory of their types' sizes, instead of once per state the loop reaches, and once for all the call
- * sites of mcp_scan() in a program: 148k instructions verified instead of 195k per call site,
- * for ~15% more time per small message. The state it needs is in buf->scan_state.
+ * With MCP_SCAN_GLOBAL_STEP defined before the include, one step is a global function: the
+ * verifier checks it once, on its own, with buf and out as memory of their types' sizes, instead
+ * of once per state the loop reaches, and once for all the call sites of mcp_scan() in a
+ * program: 148k instructions verified instead of 195k per call site, for ~15% more time per
+ * small message. The state it needs is in buf->scan_state.
  */
 __attribute__((noinline)) int mcp_scan_step_global(struct mcpf_scan_buf *buf,
 						   struct mcpf_scan_result *out)

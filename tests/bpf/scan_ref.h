@@ -80,12 +80,12 @@ static inline int scan_ref__check_call(const json_t *msg, const struct mcpf_call
 		if (call->method_off + call->method_span > len || call->method_span < 2 ||
 		    data[call->method_off] != '"' ||
 		    data[call->method_off + call->method_span - 1] != '"')
-			return scan_ref__fail(why, whylen, "call %u: method_off/span off target", i);
+			return scan_ref__fail(why, whylen, "call %u: method_off/span miss", i);
 		raw = json_loadb(data + call->method_off, call->method_span, JSON_DECODE_ANY, &err);
 		same = json_equal(raw, (json_t *)method);
 		json_decref(raw);
 		if (!same)
-			return scan_ref__fail(why, whylen, "call %u: method span decodes otherwise", i);
+			return scan_ref__fail(why, whylen, "call %u: method span differs", i);
 	}
 	if (call->flags & MCPF_CALL_HAS_NAME) {
 		if (!scan_ref__same_string(name, call->name, call->name_len))
@@ -132,7 +132,7 @@ static inline int scan_ref__check(const char *data, size_t len, const struct mcp
 	root = json_loadb(data, len, SCAN_REF_FLAGS, &err);
 	if (r->status == MCPF_SCAN_INCOMPLETE) {
 		if (root)
-			rc = scan_ref__fail(why, whylen, "scanner INCOMPLETE, jansson read %d bytes",
+			rc = scan_ref__fail(why, whylen, "INCOMPLETE, jansson read %d bytes",
 					    err.position);
 		goto out;
 	}
