@@ -17,6 +17,9 @@ struct audit {
 	bool own_fd;
 	bool values;
 	bool failing; /* a write failed and was logged; log again only once it works again */
+	bool buffered;
+	char *buf; /* buffered lines */
+	size_t len;
 	char path[PATH_MAX];
 };
 
@@ -105,10 +108,48 @@ out_free:
 	return NULL;
 }
 
+#define AUDIT_BUF (64u << 10)
+
+static int write_out(struct audit *a, const char *data, size_t len)
+{
+	ssize_t n = write(a->fd, data, len);
+	int err;
+
+	if (n == (ssize_t)len) {
+		a->failing = false;
+		return 0;
+	}
+	err = n < 0 ? -errno : -EIO;
+	if (!a->failing)
+		log_err("audit: cannot write to %s: %s", a->path, strerror(-err));
+	a->failing = true;
+	return err;
+}
+
+int audit__flush(struct audit *a)
+{
+	int err = 0;
+
+	if (a && a->len) {
+		err = write_out(a, a->buf, a->len);
+		a->len = 0;
+	}
+	return err;
+}
+
+void audit__set_buffered(struct audit *a, bool buffered)
+{
+	if (!buffered)
+		audit__flush(a);
+	a->buffered = buffered;
+}
+
 void audit__close(struct audit *a)
 {
 	if (!a)
 		return;
+	audit__flush(a);
+	free(a->buf);
 	if (a->own_fd)
 		close(a->fd);
 	free(a);
@@ -194,14 +235,22 @@ int audit__write(struct audit *a, const struct audit_event *ev)
 	}
 	len = strlen(line);
 	line[len++] = '\n'; /* replaces the NUL: written by length */
-	if (write(a->fd, line, len) != (ssize_t)len) {
-		err = errno ? -errno : -EIO;
-		if (!a->failing)
-			log_err("audit: cannot write to %s: %s", a->path, strerror(-err));
-		a->failing = true;
+	if (!a->buffered || len > AUDIT_BUF) {
+		audit__flush(a);
+		err = write_out(a, line, len);
 		goto out_free;
 	}
-	a->failing = false;
+	if (a->len + len > AUDIT_BUF)
+		audit__flush(a);
+	if (!a->buf) {
+		a->buf = malloc(AUDIT_BUF);
+		if (!a->buf) {
+			err = write_out(a, line, len);
+			goto out_free;
+		}
+	}
+	memcpy(a->buf + a->len, line, len);
+	a->len += len;
 out_free:
 	free(line);
 	json_decref(o);

@@ -44,6 +44,12 @@ void audit__close(struct audit *a);
 void audit__set_values(struct audit *a, bool values);
 /* Append one line; 0 or -errno (logged once per run of failures). */
 int audit__write(struct audit *a, const struct audit_event *ev);
+/*
+ * Buffered: audit__write only formats and keeps the line (up to 64 KiB), audit__flush writes
+ * what is kept, so that an enforcer can forward a call before it spends a write on its line.
+ */
+void audit__set_buffered(struct audit *a, bool buffered);
+int audit__flush(struct audit *a);
 const char *audit__path(const struct audit *a);
 
 /*

@@ -947,6 +947,7 @@ static int loop(struct gw *g)
 			finish_approval(g, a);
 		timers(g, now);
 		flush_all(g);
+		audit__flush(g->audit); /* after the messages: audit lines are not on their path */
 		/* the client is done: once everything it sent reached the server, close its stdin */
 		if (g->client_eof && !g->server_in_closed && !wbuf_pending(&g->sout)) {
 			approvals__fini(&g->approvals); /* nobody is left to answer or be answered */
@@ -1091,6 +1092,7 @@ int cmd_run(int argc, char **argv)
 	if (!g.audit || !g.limits || !g.list_ids)
 		goto out_free;
 	audit__set_values(g.audit, g.policy->audit_values);
+	audit__set_buffered(g.audit, true);
 	if (!g.name_given)
 		base_name(&g, argv[optind]);
 	g.approvals.server = g.server_name;

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+/* audit: the fields of a line, redaction of argument values, buffering, the default path. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include "audit.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/mcpfence-audit-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+/* The lines of a file as JSON values (an array). */
+static json_t *lines(const char *path)
+{
+	json_t *a = json_array();
+	char *buf = NULL;
+	size_t cap = 0;
+	FILE *f = fopen(path, "r");
+
+	assert_non_null(f);
+	while (getline(&buf, &cap, f) > 0) {
+		json_t *v = json_loads(buf, 0, NULL);
+
+		assert_non_null(v);
+		json_array_append_new(a, v);
+	}
+	free(buf);
+	fclose(f);
+	return a;
+}
+
+static void test_fields_and_redaction(void **state)
+{
+	char path[128];
+	json_t *args = json_pack("{s:s, s:i}", "path", "/etc/shadow", "n", 3), *all, *l;
+	struct audit_event ev = {
+		.time_us = 1700000000123456ull, .plane = "stdio", .server = "srv",
+		.session = "s1", .client_pid = 42, .client_uid = 1000, .client_exe = "/bin/agent",
+		.method = "tools/call", .tool = "read_file", .args = args, .decision = "deny",
+		.kind = "condition", .rule = "/tools/read_file/require/0", .reason = "no",
+		.latency_us = 7, .request_id = "\"abc\"",
+	};
+	struct audit *a;
+
+	snprintf(path, sizeof(path), "%s/sub/dir/audit.jsonl", dir);
+	a = audit__open(path);
+	assert_non_null(a);
+	assert_int_equal(audit__write(a, &ev), 0);
+	audit__set_values(a, true);
+	ev.request_id = "17";
+	ev.client_uid = (uid_t)-1;
+	assert_int_equal(audit__write(a, &ev), 0);
+	audit__close(a);
+
+	all = lines(path);
+	assert_int_equal(json_array_size(all), 2);
+	l = json_array_get(all, 0);
+	assert_string_equal(json_string_value(json_object_get(l, "time")),
+			    "2023-11-14T22:13:20.123456Z");
+	assert_string_equal(json_string_value(json_object_get(l, "tool")), "read_file");
+	assert_string_equal(json_string_value(json_object_get(l, "rule")),
+			    "/tools/read_file/require/0");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(l, "client"), "pid")),
+			 42);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(l, "client"), "uid")),
+			 1000);
+	assert_string_equal(json_string_value(json_object_get(l, "id")), "abc");
+	assert_int_equal(json_array_size(json_object_get(l, "argument_keys")), 2);
+	assert_null(json_object_get(l, "arguments"));
+	{
+		char *text = json_dumps(l, 0);
+
+		assert_null(strstr(text, "shadow"));
+		free(text);
+	}
+	l = json_array_get(all, 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(l, "arguments"),
+							      "path")), "/etc/shadow");
+	assert_int_equal(json_integer_value(json_object_get(l, "id")), 17);
+	assert_null(json_object_get(json_object_get(l, "client"), "uid"));
+	json_decref(all);
+	json_decref(args);
+}
+
+static void test_buffered(void **state)
+{
+	char path[128];
+	struct audit_event ev = { .decision = "allow", .tool = "t", .client_uid = (uid_t)-1 };
+	struct audit *a;
+	struct stat st;
+	json_t *all;
+
+	snprintf(path, sizeof(path), "%s/buffered.jsonl", dir);
+	a = audit__open(path);
+	assert_non_null(a);
+	audit__set_buffered(a, true);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(audit__write(a, &ev), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(audit__flush(a), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > 0);
+	assert_int_equal(audit__write(a, &ev), 0);
+	audit__close(a); /* flushes */
+	all = lines(path);
+	assert_int_equal(json_array_size(all), 4);
+	json_decref(all);
+}
+
+static void test_default_path(void **state)
+{
+	char buf[256];
+
+	setenv("MCPFENCE_AUDIT", "/x/y.jsonl", 1);
+	assert_int_equal(audit__default_path(buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/x/y.jsonl");
+	unsetenv("MCPFENCE_AUDIT");
+	assert_int_equal(audit__default_path(buf, sizeof(buf)), 0);
+	if (geteuid() == 0)
+		assert_string_equal(buf, "/var/log/mcpfence/audit.jsonl");
+	else
+		assert_non_null(strstr(buf, "/mcpfence/audit.jsonl"));
+	assert_null(audit__open("/proc/nonexistent/dir/audit.jsonl"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fields_and_redaction),
+		cmocka_unit_test(test_buffered),
+		cmocka_unit_test(test_default_path),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * jsonrpc: framing over partial reads (every split of a stream gives the same lines), lines
+ * too long to keep, and classification of hostile messages: duplicate keys, escapes, NUL,
+ * invalid UTF-8, wrong types.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "jsonrpc.h"
+
+/* Feed stream in pieces of step bytes; collect whole lines joined by '|'. */
+static void frame(const char *stream, size_t len, size_t step, char *out, size_t outsz)
+{
+	struct jr_reader r;
+	const char *line;
+	size_t n, used = 0;
+	enum jr_line k;
+
+	jsonrpc__reader_init(&r, 64);
+	out[0] = 0;
+	for (size_t off = 0; off <= len; off += step) {
+		size_t take = off + step > len ? len - off : step;
+		bool eof = off + step > len;
+
+		assert_int_equal(jsonrpc__reader_feed(&r, stream + off, take), 0);
+		while ((k = jsonrpc__next_line(&r, eof, &line, &n)) != JR_LINE_NONE) {
+			used += snprintf(out + used, outsz - used, "%s%.*s", k == JR_LINE_WHOLE ?
+					 "|" : k == JR_LINE_PART ? "<" : ">", (int)n, line);
+		}
+		if (eof)
+			break;
+	}
+	jsonrpc__reader_free(&r);
+}
+
+static void test_framing_any_split(void **state)
+{
+	const char s[] = "{\"a\":1}\n\n{\"b\":2}\r\n{\"c\":3}";
+	char want[256], got[256];
+
+	frame(s, strlen(s), strlen(s), want, sizeof(want));
+	assert_string_equal(want, "|{\"a\":1}||{\"b\":2}\r|{\"c\":3}");
+	for (size_t step = 1; step < sizeof(s); step++) {
+		frame(s, strlen(s), step, got, sizeof(got));
+		assert_string_equal(got, want);
+	}
+}
+
+static void test_framing_oversize(void **state)
+{
+	char s[400], got[1024];
+
+	memset(s, 'x', 200);
+	strcpy(s + 200, "\n{\"ok\":1}\n");
+	frame(s, strlen(s), 50, got, sizeof(got));
+	/* parts of the long line come out marked, then the next line whole */
+	assert_non_null(strstr(got, "|{\"ok\":1}"));
+	assert_int_equal(got[0], '<');
+	assert_non_null(strchr(got, '>'));
+	assert_null(strstr(got, "|xxx"));
+	size_t xs = 0;
+	for (char *p = got; *p; p++)
+		xs += *p == 'x';
+	assert_int_equal(xs, 200);
+}
+
+static void test_reader_fill_pipe(void **state)
+{
+	struct jr_reader r;
+	const char *line;
+	size_t n;
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "{\"x\":1}\n{\"y\"", 12), 12);
+	close(p[1]);
+	jsonrpc__reader_init(&r, 0);
+	assert_int_equal(jsonrpc__reader_fill(&r, p[0]), 12);
+	assert_int_equal(jsonrpc__next_line(&r, false, &line, &n), JR_LINE_WHOLE);
+	assert_int_equal(n, 7);
+	assert_int_equal(jsonrpc__next_line(&r, false, &line, &n), JR_LINE_NONE);
+	assert_int_equal(jsonrpc__reader_fill(&r, p[0]), 0);
+	assert_int_equal(jsonrpc__next_line(&r, true, &line, &n), JR_LINE_WHOLE);
+	assert_int_equal(n, 4);
+	assert_int_equal(jsonrpc__next_line(&r, true, &line, &n), JR_LINE_NONE);
+	close(p[0]);
+	jsonrpc__reader_free(&r);
+}
+
+struct parse_case {
+	const char *line;
+	int rc;	/* 0 or -EINVAL (not JSON) */
+	enum jr_kind kind;
+	const char *method;
+	const char *err_has;
+};
+
+static void test_parse_table(void **state)
+{
+	static const struct parse_case cases[] = {
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}", 0,
+		  JR_REQUEST, "tools/call" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"ping\"}", 0, JR_REQUEST, "ping" },
+		{ "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", 0,
+		  JR_NOTIFICATION, "notifications/initialized" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}", 0, JR_RESPONSE },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-1,\"message\":\"x\"}}", 0,
+		  JR_RESPONSE },
+		{ "[{\"jsonrpc\":\"2.0\",\"method\":\"x\"}]", 0, JR_BATCH },
+		/* escapes are decoded: the method is what the server reads */
+		{ "{\"\\u006aso\\u006erpc\":\"2.0\",\"id\":1,\"\\u006dethod\":\"tools\\/\\u0063all\"}",
+		  0, JR_REQUEST, "tools/call" },
+		{ "[]", 0, JR_INVALID, NULL, "empty batch" },
+		{ "42", 0, JR_INVALID, NULL, "object" },
+		{ "{\"id\":1,\"method\":\"x\"}", 0, JR_INVALID, NULL, "jsonrpc" },
+		{ "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}", 0, JR_INVALID, NULL, "jsonrpc" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}", 0, JR_INVALID, NULL, "method" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}", 0, JR_INVALID, NULL, "id" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}", 0, JR_INVALID, NULL, "id" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"x\"}", 0, JR_INVALID, NULL, "id" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"result\":1}", 0, JR_INVALID,
+		  NULL, "result" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":3}", 0, JR_INVALID,
+		  NULL, "params" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1,\"error\":{}}", 0, JR_INVALID },
+		{ "{\"jsonrpc\":\"2.0\",\"result\":1}", 0, JR_INVALID, NULL, "id" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":\"no\"}", 0, JR_INVALID, NULL, "error" },
+		/* not JSON at all, or not JSON the server would read the same way */
+		{ "", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/c", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"} {}", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\\u0000y\"}", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\"}", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xc0\xaf\"}", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\\ud800\"}", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":123456789012345678901234,\"method\":\"x\"}", -EINVAL },
+		{ "\xef\xbb\xbf{\"jsonrpc\":\"2.0\",\"method\":\"x\"}", -EINVAL },
+		{ "{'jsonrpc':'2.0'}", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"method\":\"x\",}", -EINVAL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct parse_case *c = &cases[i];
+		struct jr_msg m;
+		int rc = jsonrpc__parse(c->line, strlen(c->line), JR_STRICT, &m);
+
+		if (rc != c->rc || (!rc && m.kind != c->kind))
+			fail_msg("case %zu (%s): rc %d kind %d, err %s", i, c->line, rc, m.kind,
+				 m.err);
+		if (c->method)
+			assert_string_equal(m.method, c->method);
+		if (c->err_has && !strstr(m.err, c->err_has))
+			fail_msg("case %zu: error \"%s\" lacks \"%s\"", i, m.err, c->err_has);
+		if (rc)
+			assert_true(m.err[0]);
+		jsonrpc__msg_free(&m);
+	}
+}
+
+static void test_duplicate_keys(void **state)
+{
+	static const char *const dups[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"name\":\"b\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"method\":\"ping\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"},\"params\":{\"name\":\"b\"}}",
+		/* an escaped spelling of the same key is the same key */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"n\\u0061me\":\"b\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"x\"}",
+	};
+
+	for (size_t i = 0; i < sizeof(dups) / sizeof(dups[0]); i++) {
+		struct jr_msg m;
+
+		assert_int_equal(jsonrpc__parse(dups[i], strlen(dups[i]), JR_STRICT, &m), -EINVAL);
+		assert_non_null(strstr(m.err, "duplicate"));
+		jsonrpc__msg_free(&m);
+		/* without JR_STRICT (the server side) it parses: lines pass unchanged there */
+		assert_int_equal(jsonrpc__parse(dups[i], strlen(dups[i]), 0, &m), 0);
+		jsonrpc__msg_free(&m);
+	}
+}
+
+static void test_builders(void **state)
+{
+	json_t *id = json_string("r1"), *e, *r;
+	char buf[64], *line;
+	size_t len;
+
+	e = jsonrpc__error(NULL, JSONRPC_PARSE_ERROR, "bad");
+	line = jsonrpc__dump_line(e, &len);
+	assert_string_equal(line,
+			    "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"bad\"}}\n");
+	assert_int_equal(len, strlen(line));
+	free(line);
+	json_decref(e);
+	r = jsonrpc__result(id, json_pack("{s:b}", "ok", 1));
+	assert_true(json_equal(json_object_get(r, "id"), id));
+	json_decref(r);
+	jsonrpc__id_text(id, buf, sizeof(buf));
+	assert_string_equal(buf, "\"r1\"");
+	jsonrpc__id_text(NULL, buf, sizeof(buf));
+	assert_string_equal(buf, "null");
+	json_decref(id);
+	id = json_string("0123456789012345678901234567890123456789012345678901234567890123456789");
+	jsonrpc__id_text(id, buf, sizeof(buf));
+	assert_string_equal(buf, "\"(id too long)\"");
+	json_decref(id);
+	assert_true(jsonrpc__blank(" \t\r", 3));
+	assert_false(jsonrpc__blank(" x", 2));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_framing_any_split), cmocka_unit_test(test_framing_oversize),
+		cmocka_unit_test(test_reader_fill_pipe),  cmocka_unit_test(test_parse_table),
+		cmocka_unit_test(test_duplicate_keys),	  cmocka_unit_test(test_builders),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
