@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * audit: one JSON line per decision, appended to a file (or stderr) with one write, so that
+ * lines from several enforcers sharing a file do not interleave. Used by every plane.
+ */
+#ifndef MCPFENCE_AUDIT_H
+#define MCPFENCE_AUDIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+struct audit;
+
+/* One decision. Every pointer may be NULL (the field is then left out or null). */
+struct audit_event {
+	uint64_t time_us;     /* CLOCK_REALTIME, µs since the epoch; 0: now */
+	const char *plane;    /* "stdio", "http", "kernel" */
+	const char *server;   /* the server's name */
+	const char *session;  /* MCP session id or a per-connection id */
+	pid_t client_pid;     /* 0: unknown */
+	uid_t client_uid;     /* (uid_t)-1: unknown */
+	const char *client_exe;
+	const char *method;   /* "tools/call", or what the message was */
+	const char *tool;
+	const json_t *args;   /* the call's arguments: keys logged, values only if audit_values */
+	const char *decision; /* "allow", "deny" */
+	const char *kind;     /* decide__kind_name(), NULL when allowed */
+	const char *rule;     /* JSON Pointer of the rule that fired */
+	const char *reason;
+	const char *approved_by; /* "elicitation", "socket", NULL */
+	uint64_t latency_us;  /* time mcpfence took to decide, approvals included */
+	const char *request_id; /* the id as JSON text */
+};
+
+/*
+ * Open the audit log: path "-" is stderr, NULL is the default location (audit__default_path).
+ * Returns NULL and sets errno on failure (after logging what and where).
+ */
+struct audit *audit__open(const char *path);
+void audit__close(struct audit *a);
+/* Log argument values too (policy "audit": {"arguments": "values"}). */
+void audit__set_values(struct audit *a, bool values);
+/* Append one line; 0 or -errno (logged once per run of failures). */
+int audit__write(struct audit *a, const struct audit_event *ev);
+const char *audit__path(const struct audit *a);
+
+/*
+ * Default location: $MCPFENCE_AUDIT if set; root: /var/log/mcpfence/audit.jsonl; others:
+ * $XDG_STATE_HOME/mcpfence/audit.jsonl, or ~/.local/state/mcpfence/audit.jsonl.
+ */
+int audit__default_path(char *buf, size_t size);
+
+uint64_t audit__now_us(void);
+
+#endif

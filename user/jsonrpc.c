@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: Apache-2.0
+/* jsonrpc: line framing and message classification for the MCP stdio transport. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "jsonrpc.h"
+
+#define READ_CHUNK (64u << 10)
+#define SHRINK_ABOVE (1u << 20)
+
+void jsonrpc__reader_init(struct jr_reader *r, size_t max)
+{
+	memset(r, 0, sizeof(*r));
+	r->max = max ? max : JSONRPC_MAX_LINE;
+}
+
+void jsonrpc__reader_free(struct jr_reader *r)
+{
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Move what is unread to the front, and give back a large buffer once it is mostly empty. */
+static void reader_compact(struct jr_reader *r)
+{
+	size_t held = r->len - r->off;
+
+	if (r->off) {
+		memmove(r->buf, r->buf + r->off, held);
+		r->scan = r->scan > r->off ? r->scan - r->off : 0;
+		r->len = held;
+		r->off = 0;
+	}
+	if (r->cap > SHRINK_ABOVE && held < READ_CHUNK) {
+		char *nb = realloc(r->buf, 2 * READ_CHUNK);
+
+		if (nb) {
+			r->buf = nb;
+			r->cap = 2 * READ_CHUNK;
+		}
+	}
+}
+
+static int reader_reserve(struct jr_reader *r, size_t more)
+{
+	size_t need, cap;
+	char *nb;
+
+	reader_compact(r);
+	need = r->len + more;
+	if (need <= r->cap)
+		return 0;
+	cap = r->cap ? r->cap : 2 * READ_CHUNK;
+	while (cap < need)
+		cap *= 2;
+	nb = realloc(r->buf, cap);
+	if (!nb)
+		return -ENOMEM;
+	r->buf = nb;
+	r->cap = cap;
+	return 0;
+}
+
+long jsonrpc__reader_fill(struct jr_reader *r, int fd)
+{
+	ssize_t n;
+	int err;
+
+	err = reader_reserve(r, READ_CHUNK);
+	if (err)
+		return err;
+	n = read(fd, r->buf + r->len, r->cap - r->len);
+	if (n < 0)
+		return -errno;
+	r->len += n;
+	return n;
+}
+
+int jsonrpc__reader_feed(struct jr_reader *r, const void *data, size_t len)
+{
+	int err = reader_reserve(r, len);
+
+	if (err)
+		return err;
+	memcpy(r->buf + r->len, data, len);
+	r->len += len;
+	return 0;
+}
+
+enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line, size_t *len)
+{
+	size_t from = r->scan > r->off ? r->scan : r->off;
+	size_t held = r->len - r->off;
+	char *nl = NULL;
+
+	if (!held)
+		return JR_LINE_NONE;
+	if (r->len > from)
+		nl = memchr(r->buf + from, '\n', r->len - from);
+	*line = r->buf + r->off;
+	if (nl) {
+		size_t n = nl - (r->buf + r->off);
+		bool part = r->oversize;
+
+		*len = n;
+		r->off += n + 1;
+		r->scan = r->off;
+		r->oversize = false;
+		return part ? JR_LINE_PART_END : JR_LINE_WHOLE;
+	}
+	r->scan = r->len;
+	if (eof) {
+		bool part = r->oversize;
+
+		*len = held;
+		r->off = r->len;
+		r->oversize = false;
+		return part ? JR_LINE_PART_END : JR_LINE_WHOLE;
+	}
+	if (r->oversize || held > r->max) {
+		/* too long to keep whole: hand out what is held, the rest follows in parts */
+		r->oversize = true;
+		*len = held;
+		r->off = r->len;
+		return JR_LINE_PART;
+	}
+	return JR_LINE_NONE;
+}
+
+bool jsonrpc__blank(const char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+			return false;
+	return true;
+}
+
+static void invalid(struct jr_msg *m, const char *why)
+{
+	m->kind = JR_INVALID;
+	m->method = NULL;
+	m->params = NULL;
+	snprintf(m->err, sizeof(m->err), "%s", why);
+}
+
+static bool id_valid(const json_t *id)
+{
+	return json_is_string(id) || json_is_integer(id);
+}
+
+void jsonrpc__classify(json_t *v, struct jr_msg *m)
+{
+	json_t *ver, *method, *result, *error;
+
+	m->root = v;
+	m->method = NULL;
+	m->id = NULL;
+	m->params = NULL;
+	m->err[0] = 0;
+	if (json_is_array(v)) {
+		m->kind = JR_BATCH;
+		if (!json_array_size(v))
+			invalid(m, "empty batch");
+		return;
+	}
+	if (!json_is_object(v))
+		return invalid(m, "a JSON-RPC message is an object");
+	m->id = json_object_get(v, "id");
+	ver = json_object_get(v, "jsonrpc");
+	if (!json_is_string(ver) || strcmp(json_string_value(ver), "2.0"))
+		return invalid(m, "\"jsonrpc\" must be \"2.0\"");
+	method = json_object_get(v, "method");
+	result = json_object_get(v, "result");
+	error = json_object_get(v, "error");
+	m->params = json_object_get(v, "params");
+	if (method) {
+		if (!json_is_string(method))
+			return invalid(m, "\"method\" must be a string");
+		if (result || error)
+			return invalid(m, "a request has no \"result\" or \"error\"");
+		if (m->params && !json_is_object(m->params) && !json_is_array(m->params))
+			return invalid(m, "\"params\" must be an object or an array");
+		if (m->id && !id_valid(m->id))
+			return invalid(m, "\"id\" must be a string or an integer");
+		m->method = json_string_value(method);
+		m->kind = m->id ? JR_REQUEST : JR_NOTIFICATION;
+		return;
+	}
+	m->params = NULL;
+	if (!result == !error)
+		return invalid(m, "a message needs \"method\", or one of \"result\" and \"error\"");
+	if (!m->id || (!id_valid(m->id) && !(error && json_is_null(m->id))))
+		return invalid(m, "a response needs a string or integer \"id\"");
+	if (error && !json_is_object(error))
+		return invalid(m, "\"error\" must be an object");
+	m->kind = JR_RESPONSE;
+}
+
+int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *m)
+{
+	size_t jflags = JSON_DECODE_ANY;
+	json_error_t jerr;
+	json_t *v;
+
+	memset(m, 0, sizeof(*m));
+	if (flags & JR_STRICT)
+		jflags |= JSON_REJECT_DUPLICATES;
+	v = json_loadb(line, len, jflags, &jerr);
+	if (!v) {
+		snprintf(m->err, sizeof(m->err), "not JSON: %.100s at byte %d", jerr.text,
+			 jerr.position);
+		m->kind = JR_INVALID;
+		return -EINVAL;
+	}
+	jsonrpc__classify(v, m);
+	return 0;
+}
+
+void jsonrpc__msg_free(struct jr_msg *m)
+{
+	json_decref(m->root);
+	m->root = NULL;
+	m->id = NULL;
+	m->params = NULL;
+	m->method = NULL;
+}
+
+char *jsonrpc__dump_line(const json_t *v, size_t *len)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t n;
+	char *out;
+
+	if (!s)
+		return NULL;
+	n = strlen(s);
+	out = realloc(s, n + 2);
+	if (!out) {
+		free(s);
+		return NULL;
+	}
+	out[n] = '\n';
+	out[n + 1] = 0;
+	*len = n + 1;
+	return out;
+}
+
+json_t *jsonrpc__error(const json_t *id, int code, const char *message)
+{
+	return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
+			 id ? (json_t *)id : json_null(), "error", "code", code, "message", message);
+}
+
+json_t *jsonrpc__result(const json_t *id, json_t *result)
+{
+	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", (json_t *)id, "result",
+			 result);
+}
+
+void jsonrpc__id_text(const json_t *id, char *buf, size_t size)
+{
+	size_t n = id ? json_dumpb(id, buf, size - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+
+	if (!n || n >= size)
+		snprintf(buf, size, "%s", id ? "\"(id too long)\"" : "null");
+	else
+		buf[n] = 0;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * jsonrpc: newline-delimited JSON-RPC 2.0 (the MCP stdio transport). A reader frames lines out
+ * of partial reads; a parser classifies each line into request, notification, response or
+ * batch, strictly enough that the server cannot read a different message than the one judged
+ * (duplicate keys, invalid UTF-8 and NUL in strings are refused).
+ */
+#ifndef MCPFENCE_JSONRPC_H
+#define MCPFENCE_JSONRPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#define JSONRPC_MAX_LINE (16u << 20) /* a longer client line is refused, a server line streamed */
+
+/* JSON-RPC error codes */
+#define JSONRPC_PARSE_ERROR -32700
+#define JSONRPC_INVALID_REQUEST -32600
+#define JSONRPC_INTERNAL_ERROR -32603
+
+/* Line framing over partial reads. */
+struct jr_reader {
+	char *buf;
+	size_t len;  /* bytes held */
+	size_t cap;
+	size_t scan; /* bytes before this offset hold no newline */
+	size_t off;  /* start of the next line */
+	size_t max;  /* longest line kept whole */
+	bool oversize; /* inside a line longer than max: it comes out in parts */
+};
+
+enum jr_line {
+	JR_LINE_NONE = 0,     /* no complete line held: read more */
+	JR_LINE_WHOLE = 1,    /* one line, newline excluded */
+	JR_LINE_PART = 2,     /* a piece of a line longer than max (newline excluded) */
+	JR_LINE_PART_END = 3, /* the last piece of such a line */
+};
+
+void jsonrpc__reader_init(struct jr_reader *r, size_t max);
+void jsonrpc__reader_free(struct jr_reader *r);
+/* Read once from fd into the reader: bytes read, 0 at EOF, or -errno (-EAGAIN included). */
+long jsonrpc__reader_fill(struct jr_reader *r, int fd);
+/* Append bytes as if read (tests, and callers that read themselves). 0 or -ENOMEM. */
+int jsonrpc__reader_feed(struct jr_reader *r, const void *data, size_t len);
+/*
+ * Next line or piece. *line stays valid until the next call. At EOF call with eof true to get
+ * an unterminated last line (as JR_LINE_WHOLE, or JR_LINE_PART_END).
+ */
+enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line, size_t *len);
+
+enum jr_kind {
+	JR_INVALID = 0,      /* JSON, but not a JSON-RPC message (err says why; id kept if readable) */
+	JR_REQUEST = 1,      /* method and id */
+	JR_NOTIFICATION = 2, /* method, no id */
+	JR_RESPONSE = 3,     /* result or error, and id */
+	JR_BATCH = 4,        /* an array of messages: classify each element */
+};
+
+#define JSONRPC_ERR_LEN 160
+
+struct jr_msg {
+	enum jr_kind kind;
+	json_t *root;       /* owned: the whole value */
+	const char *method; /* borrowed from root */
+	json_t *id;         /* borrowed; NULL when absent */
+	json_t *params;     /* borrowed; NULL when absent */
+	char err[JSONRPC_ERR_LEN];
+};
+
+/* Parse flags */
+#define JR_STRICT 1u /* refuse duplicate keys anywhere (what comes from the client) */
+
+/*
+ * Parse one line. Returns 0 with m filled (kind JR_INVALID when it is JSON but not JSON-RPC),
+ * or -EINVAL when the line is not JSON (m->err says where and why; m->root NULL).
+ */
+int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *m);
+/* Classify one value (a batch element); m->root is borrowed, not owned, in that case. */
+void jsonrpc__classify(json_t *v, struct jr_msg *m);
+void jsonrpc__msg_free(struct jr_msg *m);
+
+/* Is the line only blanks (space, tab, CR)? */
+bool jsonrpc__blank(const char *line, size_t len);
+
+/* Compact serialization of a message followed by '\n'; malloc'ed, *len set. NULL on ENOMEM. */
+char *jsonrpc__dump_line(const json_t *v, size_t *len);
+/* {"jsonrpc":"2.0","id":id|null,"error":{"code":code,"message":message}} */
+json_t *jsonrpc__error(const json_t *id, int code, const char *message);
+/* {"jsonrpc":"2.0","id":id,"result":result}; steals result */
+json_t *jsonrpc__result(const json_t *id, json_t *result);
+
+/* The id as compact JSON text (for comparing ids: 1 and "1" differ); into buf, or "null". */
+void jsonrpc__id_text(const json_t *id, char *buf, size_t size);
+
+#endif
