@@ -7,6 +7,10 @@
 
 int cmd_check(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_ticket(int argc, char **argv);
 
 /* Mount tracefs and bpffs where missing; 0, or the last -errno. */
 int features__mount(void);

@@ -18,6 +18,10 @@ struct command {
 static const struct command commands[] = {
 	{ "check", cmd_check, "check [--json] POLICY...      validate policies and explain them" },
 	{ "features", cmd_features, "features                      probe what this kernel offers" },
+	{ "attach", cmd_attach, "attach --policy P --port N     enforce in the kernel on TCP port N" },
+	{ "detach", cmd_detach, "detach                        remove the kernel attachment" },
+	{ "stats", cmd_stats, "stats [--json|--prometheus]   live counters of the kernel plane" },
+	{ "ticket", cmd_ticket, "ticket --tool T [--count N] [--for D]  approval ticket (kernel)" },
 };
 
 static void usage(FILE *f)
