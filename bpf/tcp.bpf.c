@@ -261,6 +261,24 @@ static __always_inline struct mcpf_scan_buf *scan_buf_get(void)
 	return bpf_map_lookup_elem(&tcp_scan_bufs, &cpu);
 }
 
+/* Until mcp_scan.bpf.h reads messages, a small stand-in does (bpf/tcp_tmp_scan.bpf.h). */
+#define MCPF_TCP_TMP_SCAN 1
+#ifdef MCPF_TCP_TMP_SCAN
+static __always_inline struct mcpf_scan_buf *tmp_buf(void)
+{
+	return scan_buf_get();
+}
+
+static __always_inline struct mcpf_scan_result *tmp_out(void)
+{
+	struct tcp_work *w = work_get();
+
+	return w ? &w->res : NULL;
+}
+#include "tcp_tmp_scan.bpf.h"
+#define mcp_scan mcp_scan_tmp
+#endif
+
 static __always_inline bool port_watched(__u16 port)
 {
 	return bpf_map_lookup_elem(&tcp_ports, &port) != NULL;
