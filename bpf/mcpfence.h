@@ -56,6 +56,7 @@ enum mcpf_scan_flags {
 #define MCPF_SCAN_BUF_PAD 64
 struct mcpf_scan_buf {
 	__u8 data[MCPF_SCAN_BUF_MAX + MCPF_SCAN_BUF_PAD];
+	__u64 scan_state[16]; /* the scanner's own state between its steps */
 };
 
 /* One JSON-RPC message inside the scanned value (one element of a batch). */

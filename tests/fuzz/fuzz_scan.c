@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libFuzzer target: the MCP scanner (bpf/mcp_scan.bpf.h built for userspace) against jansson on
+ * arbitrary bytes. Any input where the scanner says OK and jansson reads another value, method,
+ * tool name or id — or says INCOMPLETE where jansson reads a whole value — aborts.
+ * Run: tests/fuzz/run.sh SECONDS (make fuzz).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include "scan_ref.h"
+
+static struct mcpf_scan_buf buf;
+static struct mcpf_scan_result res;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char why[256];
+	size_t n = size > MCPF_SCAN_BUF_MAX ? MCPF_SCAN_BUF_MAX : size;
+
+	memcpy(buf.data, data, n);
+	/* bytes past the message must never matter: make them look like a tempting tail */
+	memset(buf.data + n, '"', sizeof(buf.data) - n);
+	mcp_scan(&buf, size, &res);
+	if (scan_ref__check((const char *)data, size, &res, why, sizeof(why))) {
+		fprintf(stderr, "scanner disagrees with jansson (status %s): %s\n",
+			scan_ref__status_name(res.status), why);
+		abort();
+	}
+	return 0;
+}
