@@ -135,6 +135,20 @@ struct {
 	__uint(max_entries, 1 << 20);
 } tcp_events SEC(".maps");
 
+/* The stages of handle_sk_msg, as tail calls: each one is verified within its own bounds. */
+enum tcp_prog {
+	TP_CLIENT = 0,
+	TP_BODY = 1,
+	TP_SERVER = 2,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u32);
+} tcp_progs SEC(".maps");
+
 /* One scan buffer per CPU (too large for a per-CPU map): userspace sets max_entries. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -196,7 +210,14 @@ struct reply_ctx {
 	__u32 n;
 	__u32 from;
 	__u32 hit; /* offset of the text to rewrite, or (u32)-1 */
-	__u32 _pad;
+	__u32 pos; /* where the needle was found */
+};
+
+struct decision {
+	__u32 kind;
+	__u32 rule;
+	__u32 limit;
+	__u32 flags;
 };
 
 /*
@@ -209,8 +230,10 @@ struct tcp_work {
 	struct glob_scan_ctx gsc;
 	struct reply_ctx rc;
 	struct mcpf_conn_key ck;
+	struct decision dec;
+	struct mcpf_rule rule;
 	__u32 cc_flags;
-	__u32 _pad2;
+	__u32 b_off, b_len, b_encoded, b_total, b_size; /* handed from TP_CLIENT to TP_BODY */
 	struct mcpf_scan_result res;
 	struct mcpf_rule_key rkey;
 	struct mcpf_stat_key skey;
@@ -260,24 +283,6 @@ static __always_inline struct mcpf_scan_buf *scan_buf_get(void)
 
 	return bpf_map_lookup_elem(&tcp_scan_bufs, &cpu);
 }
-
-/* Until mcp_scan.bpf.h reads messages, a small stand-in does (bpf/tcp_tmp_scan.bpf.h). */
-#define MCPF_TCP_TMP_SCAN 1
-#ifdef MCPF_TCP_TMP_SCAN
-static __always_inline struct mcpf_scan_buf *tmp_buf(void)
-{
-	return scan_buf_get();
-}
-
-static __always_inline struct mcpf_scan_result *tmp_out(void)
-{
-	struct tcp_work *w = work_get();
-
-	return w ? &w->res : NULL;
-}
-#include "tcp_tmp_scan.bpf.h"
-#define mcp_scan mcp_scan_tmp
-#endif
 
 static __always_inline bool port_watched(__u16 port)
 {
@@ -454,12 +459,6 @@ static __always_inline __u32 glob_find(struct tcp_work *w, __u32 gen, __u32 firs
 	return w->gsc.hit;
 }
 
-struct decision {
-	__u32 kind;
-	__u32 rule;
-	__u32 limit;
-	__u32 flags;
-};
 
 static __always_inline __u64 fnv64(const char *s, __u32 n, __u32 max)
 {
@@ -474,13 +473,21 @@ static __always_inline __u64 fnv64(const char *s, __u32 n, __u32 max)
 	return h;
 }
 
-/* Take one unit of every budget; all or none. Returns the failing slot or -1. */
-static __always_inline int budgets_take(struct tcp_work *w, __u32 gen,
-					const struct mcpf_gen_cfg *gc,
-					const struct mcpf_rule *r, __u64 session_hash)
+/*
+ * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule); all or
+ * none. Returns the failing slot or -1. A global function: the verifier checks it once.
+ */
+__noinline int tcp_budgets_take(__u32 gen, __u32 has_rule, __u64 session_hash)
 {
+	struct tcp_work *w = work_get();
+	struct mcpf_gen_cfg *gc;
 	__u32 ntaken = 0;
 	int failed = -1;
+
+	gen &= 1;
+	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	if (!w || !gc)
+		return 0;
 
 	for (int i = 0; i < 2 * MCPF_TCP_CALL_LIMITS; i++) {
 		struct mcpf_budget_key *bk;
@@ -493,9 +500,10 @@ static __always_inline int budgets_take(struct tcp_work *w, __u32 gen,
 				continue;
 			slot = gc->all_limits[i];
 		} else {
-			if (!r || i - MCPF_TCP_CALL_LIMITS >= r->nlimits)
+			if (!has_rule || i - MCPF_TCP_CALL_LIMITS >= w->rule.nlimits)
 				continue;
-			slot = r->limits[(i - MCPF_TCP_CALL_LIMITS) & (MCPF_TCP_CALL_LIMITS - 1)];
+			slot = w->rule.limits[(i - MCPF_TCP_CALL_LIMITS) &
+					      (MCPF_TCP_CALL_LIMITS - 1)];
 		}
 		slot = gen * MCPF_TCP_MAX_LIMITS + (slot & (MCPF_TCP_MAX_LIMITS - 1));
 		lim = bpf_map_lookup_elem(&tcp_limits, &slot);
@@ -645,7 +653,9 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 			d->flags |= MCPF_EV_TICKET;
 		}
 	}
-	failed = budgets_take(w, gen, gc, r, session_hash);
+	if (r)
+		w->rule = *r;
+	failed = tcp_budgets_take(gen, r != NULL, session_hash);
 	if (failed >= 0) {
 		if (ticket)
 			ticket_give_back(w);
@@ -679,7 +689,7 @@ static __always_inline void stat_add(struct tcp_work *w, __u32 kind)
 	}
 }
 
-static __always_inline void event_emit(struct tcp_work *w, const struct mcpf_call *c,
+static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
 				       const struct mcpf_conn_key *ck, struct mcpf_conn *conn,
 				       const struct decision *d, __u32 flags)
 {
@@ -702,7 +712,9 @@ static __always_inline void event_emit(struct tcp_work *w, const struct mcpf_cal
 	e->sport = ck->sport;
 	e->flags = d->flags | flags;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	if (c) {
+	if (idx < MCPF_SCAN_MAX_CALLS) {
+		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
+
 		__builtin_memcpy(e->method, c->method, sizeof(e->method));
 		__builtin_memcpy(e->name, c->name, sizeof(e->name));
 		__builtin_memcpy(e->id, c->id, sizeof(e->id));
@@ -989,12 +1001,39 @@ static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcp
 	__sync_fetch_and_add(&conn->npending, 1);
 }
 
+/* The decision for the tool in w->rkey.name, into w->dec. A global function. */
+__noinline int tcp_decide_call(__u32 name_len, __u64 session_hash)
+{
+	struct tcp_work *w = work_get();
+	struct decision d;
+
+	if (!w)
+		return 0;
+	decide(w, name_len, session_hash, &d);
+	w->dec = d;
+	stat_add(w, d.kind);
+	return 0;
+}
+
+/* The event for w->dec, about call idx (none when idx >= MCPF_SCAN_MAX_CALLS). */
+__noinline int tcp_emit(__u32 idx, __u32 flags)
+{
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn;
+
+	if (!w)
+		return 0;
+	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	event_emit(w, idx, &w->ck, conn, &w->dec, flags);
+	return 0;
+}
+
 static long call_one(__u64 i, void *unused)
 {
 	struct tcp_work *w = work_get();
 	struct mcpf_conn *conn;
 	struct mcpf_call *c;
-	struct decision d;
+	__u32 kind;
 
 	if (!w || i >= w->res.ncalls || i >= MCPF_SCAN_MAX_CALLS)
 		return 1;
@@ -1007,23 +1046,24 @@ static long call_one(__u64 i, void *unused)
 	count(MCPF_CNT_CALLS, 1);
 	__builtin_memcpy(w->rkey.name, c->name, sizeof(w->rkey.name));
 	if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len >= MCPF_NAME_MAX) {
-		d.kind = MCPF_KIND_INVALID;
-		d.rule = MCPF_TCP_RULE_NONE;
-		d.limit = 0;
-		d.flags = 0;
+		w->dec.kind = MCPF_KIND_INVALID;
+		w->dec.rule = MCPF_TCP_RULE_NONE;
+		w->dec.limit = 0;
+		w->dec.flags = 0;
+		stat_add(w, MCPF_KIND_INVALID);
 	} else {
-		decide(w, c->name_len, conn ? conn->session_hash : 0, &d);
+		tcp_decide_call(c->name_len, conn ? conn->session_hash : 0);
 	}
-	stat_add(w, d.kind);
-	if (d.kind != MCPF_KIND_ALLOW && w->nrw < MCPF_SCAN_MAX_CALLS) {
+	kind = w->dec.kind;
+	if (kind != MCPF_KIND_ALLOW && w->nrw < MCPF_SCAN_MAX_CALLS) {
 		w->rw_off[w->nrw & (MCPF_SCAN_MAX_CALLS - 1)] = c->method_off;
 		w->rw_span[w->nrw & (MCPF_SCAN_MAX_CALLS - 1)] = c->method_span;
 		w->nrw++;
 		if (conn)
 			pending_add(conn, c);
-		event_emit(w, c, &w->ck, conn, &d, w->cc_flags | MCPF_EV_NEUTRALIZED);
+		tcp_emit(i, w->cc_flags | MCPF_EV_NEUTRALIZED);
 	} else {
-		event_emit(w, c, &w->ck, conn, &d, w->cc_flags);
+		tcp_emit(i, w->cc_flags);
 	}
 	return 0;
 }
@@ -1107,15 +1147,14 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		stat_add(w, MCPF_KIND_UNPARSED);
 		if (act && act->loaded && gc && gc->unparsed_allow &&
 		    !(flags & MCPF_EV_HDR_MISMATCH)) {
-			event_emit(w, NULL, ck, conn, &d, flags);
+			event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags);
 			return;
 		}
 		if (len)
 			poison_at(msg, off);
-		event_emit(w, NULL, ck, conn, &d, flags | MCPF_EV_NEUTRALIZED);
+		event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags | MCPF_EV_NEUTRALIZED);
 		return;
 	}
-	w->ck = *ck;
 	w->cc_flags = flags;
 	bpf_loop(MCPF_SCAN_MAX_CALLS, call_one, NULL, 0);
 	for (int r = 0; r < MCPF_SCAN_MAX_CALLS; r++) {
@@ -1144,6 +1183,16 @@ static __always_inline struct mcpf_conn *conn_get(struct mcpf_conn_key *ck)
 		return NULL;
 	bpf_map_update_elem(&tcp_conns, ck, fresh, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&tcp_conns, ck);
+}
+
+/* The request [0, total) is decided: let it through, and run again on what follows it. */
+static __always_inline int framed(struct sk_msg_md *msg, __u32 total, __u32 size)
+{
+	count(MCPF_CNT_REQUESTS, 1);
+	count(MCPF_CNT_BYTES, total);
+	if (total != size)
+		bpf_msg_apply_bytes(msg, total); /* more requests follow, or the rest of a large body */
+	return SK_PASS;
 }
 
 static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_key *ck)
@@ -1205,25 +1254,24 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 			bpf_msg_cork_bytes(msg, hc->end + 1);
 			return SK_PASS;
 		}
-		body_handle(msg, w, ck, conn, hc->end, (__u32)hc->cl, true);
-		goto framed;
+		w->b_encoded = 1;
+		goto body;
 	}
 	if (size < total) {
 		count(MCPF_CNT_CORKED, 1);
 		bpf_msg_cork_bytes(msg, total);
 		return SK_PASS;
 	}
-	if (hc->cl)
-		body_handle(msg, w, ck, conn, hc->end, (__u32)hc->cl,
-			    hc->seen & (1u << HDR_CONTENT_ENCODING));
-framed:
-	count(MCPF_CNT_REQUESTS, 1);
-	count(MCPF_CNT_BYTES, total);
-	if (total < size)
-		bpf_msg_apply_bytes(msg, total);
-	else if (total > size)
-		bpf_msg_apply_bytes(msg, total); /* the rest of a large body, unread */
-	return SK_PASS;
+	if (!hc->cl)
+		return framed(msg, total, size);
+	w->b_encoded = !!(hc->seen & (1u << HDR_CONTENT_ENCODING));
+body:
+	w->b_off = hc->end;
+	w->b_len = (__u32)hc->cl;
+	w->b_total = total;
+	w->b_size = size;
+	bpf_tail_call(msg, &tcp_progs, TP_BODY);
+	/* fall through: the body stage is missing, refuse the request */
 poison:
 	count(MCPF_CNT_POISONED, 1);
 	poison_at(msg, 0);
@@ -1233,33 +1281,47 @@ poison:
 
 		__builtin_memset(w->rkey.name, 0, sizeof(w->rkey.name));
 		stat_add(w, MCPF_KIND_UNPARSED);
-		event_emit(w, NULL, ck, conn, &d, MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
+		event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
 	}
 	return SK_PASS;
 }
 
 /* ---- replies -------------------------------------------------------------------------- */
 
-/* Does "id":<pending id> end just before offset h of the buffer? */
-static __always_inline bool id_before(struct mcpf_scan_buf *buf, __u32 h,
-				      const struct mcpf_pending *p)
+/* Does "id":<pending id j> end just before offset w->rc.pos of the scan buffer? */
+static long id_match(__u64 j, void *unused)
 {
-	__u32 len = p->len, start;
+	struct mcpf_scan_buf *buf = scan_buf_get();
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn;
+	struct mcpf_pending *p;
+	__u32 len, start, h;
 
-	if (!len || len >= MCPF_ID_MAX || h < len + 5)
-		return false;
+	if (!buf || !w)
+		return 1;
+	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	if (!conn)
+		return 1;
+	p = &conn->pending[j & (MCPF_TCP_PENDING - 1)];
+	len = p->len;
+	h = w->rc.pos;
+	if (!len || len >= MCPF_ID_MAX || h < len + 5 || h > REPLY_SCAN_MAX)
+		return 0;
 	start = h - len - 5;
 	if (buf->data[start & 0xffff] != '"' || buf->data[(start + 1) & 0xffff] != 'i' ||
 	    buf->data[(start + 2) & 0xffff] != 'd' || buf->data[(start + 3) & 0xffff] != '"' ||
 	    buf->data[(start + 4) & 0xffff] != ':')
-		return false;
+		return 0;
 	for (__u32 i = 0; i < MCPF_ID_MAX; i++) {
 		if (i >= len)
 			break;
 		if (buf->data[(start + 5 + i) & 0xffff] != p->id[i])
-			return false;
+			return 0;
 	}
-	return true;
+	p->len = 0;
+	__sync_fetch_and_add(&conn->npending, -1);
+	w->rc.hit = h + REPLY_TEXT_OFF;
+	return 1;
 }
 
 static long reply_search(__u64 i, void *unused)
@@ -1281,16 +1343,10 @@ static long reply_search(__u64 i, void *unused)
 	if (pos < 0)
 		return 1;
 	pos += rc->from;
-	for (int j = 0; j < MCPF_TCP_PENDING; j++) {
-		struct mcpf_pending *p = &conn->pending[j];
-
-		if (id_before(buf, pos, p)) {
-			p->len = 0;
-			__sync_fetch_and_add(&conn->npending, -1);
-			rc->hit = pos + REPLY_TEXT_OFF;
-			return 1;
-		}
-	}
+	rc->pos = pos;
+	bpf_loop(MCPF_TCP_PENDING, id_match, NULL, 0);
+	if (rc->hit != (__u32)-1)
+		return 1;
 	rc->from = pos + 1;
 	return 0;
 }
@@ -1317,7 +1373,6 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	if (bpf_probe_read_kernel(buf->data, l, data))
 		return SK_PASS;
 	buf->data[n & (REPLY_SCAN_MAX - 1)] = 0;
-	w->ck = *ck;
 	w->rc.n = n;
 	w->rc.from = 0;
 	for (int k = 0; k < MCPF_TCP_PENDING; k++) {
@@ -1345,15 +1400,18 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct mcpf_conn_k
 /*
  * sk_msg: the one hook that sees a TCP send whole, before the peer does, and can hold it (cork)
  * or rewrite it; it cannot grow or shrink it without breaking HTTP framing, so every rewrite
- * is the same length. It does not see sends of sockets outside tcp_socks.
+ * is the same length. It does not see sends of sockets outside tcp_socks. It finds which end of
+ * the connection sends, then goes on in handle_sk_msg_client or handle_sk_msg_server.
  */
 SEC("sk_msg")
 int handle_sk_msg(struct sk_msg_md *msg)
 {
-	struct mcpf_conn_key ck;
+	struct tcp_work *w = work_get();
 	__u32 lip6[4], rip6[4];
 	int end;
 
+	if (!w)
+		return SK_DROP;
 	lip6[0] = msg->local_ip6[0];
 	lip6[1] = msg->local_ip6[1];
 	lip6[2] = msg->local_ip6[2];
@@ -1362,13 +1420,53 @@ int handle_sk_msg(struct sk_msg_md *msg)
 	rip6[1] = msg->remote_ip6[1];
 	rip6[2] = msg->remote_ip6[2];
 	rip6[3] = msg->remote_ip6[3];
-	end = conn_key_make(&ck, msg->family, msg->local_ip4, lip6, msg->remote_ip4, rip6,
+	end = conn_key_make(&w->ck, msg->family, msg->local_ip4, lip6, msg->remote_ip4, rip6,
 			    (__u16)msg->local_port, (__u16)bpf_ntohl(msg->remote_port));
-	if (end == 1)
-		return client_send(msg, &ck);
+	if (end == 1) {
+		bpf_tail_call(msg, &tcp_progs, TP_CLIENT);
+		return SK_DROP; /* the client stage is missing: fail closed */
+	}
 	if (end == 2)
-		return server_send(msg, &ck);
+		bpf_tail_call(msg, &tcp_progs, TP_SERVER);
 	return SK_PASS;
+}
+
+/* Client sends: frame the HTTP request; its body goes on in handle_sk_msg_body. */
+SEC("sk_msg")
+int handle_sk_msg_client(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = work_get();
+
+	if (!w)
+		return SK_DROP;
+	return client_send(msg, &w->ck);
+}
+
+/* The body of one framed request, whole in this send: scan, decide, neutralize. */
+SEC("sk_msg")
+int handle_sk_msg_body(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn;
+
+	if (!w)
+		return SK_DROP;
+	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	if (!conn)
+		return SK_DROP;
+	body_handle(msg, w, &w->ck, conn, w->b_off, w->b_len, w->b_encoded);
+	return framed(msg, w->b_total, w->b_size);
+}
+
+/* Server sends: the replies to neutralized ids. */
+SEC("sk_msg")
+int handle_sk_msg_server(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = work_get();
+
+	if (!w)
+		return SK_PASS;
+	return server_send(msg, &w->ck);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -155,6 +155,24 @@ static struct tcp_bpf *load_skel(void)
 		errno = -err;
 		return NULL;
 	}
+	{
+		struct bpf_program *stages[] = { skel->progs.handle_sk_msg_client,
+						 skel->progs.handle_sk_msg_body,
+						 skel->progs.handle_sk_msg_server };
+
+		for (__u32 i = 0; i < 3; i++) {
+			int fd = bpf_program__fd(stages[i]);
+
+			if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_progs), &i, &fd,
+						BPF_ANY)) {
+				err = -errno;
+				log_err("tcp_progs: update: %s", strerror(-err));
+				tcp_bpf__destroy(skel);
+				errno = -err;
+				return NULL;
+			}
+		}
+	}
 	return skel;
 }
 
