@@ -6,8 +6,9 @@
  * bytes past the first page come as fragments that bpf_xdp_load_bytes reads), and it honours
  * `repeat` with a measured duration. skb-based types (socket filter, tc) cap data_in at one page
  * and syscall programs cannot repeat. It sees only what the test gives it; it attaches nowhere.
- * data_in: a 16-byte header (struct mcpf_scan_test_hdr) then the message; the XDP minimum of 14
- * bytes would otherwise forbid short messages.
+ * data_in: a 16-byte header, then the message. The header's first 4 bytes (host order) are
+ * where the scan starts (mcp_scan_from); the rest is zero. It also keeps short messages above
+ * XDP's 14-byte minimum.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -22,7 +23,7 @@ struct mcpf_scan_result scan_out;
 SEC("xdp.frags")
 int scan_test_xdp(struct xdp_md *ctx)
 {
-	__u32 total = bpf_xdp_get_buff_len(ctx), len, off, n, i;
+	__u32 total = bpf_xdp_get_buff_len(ctx), len, off, n, i, start;
 
 	if (total < SCAN_TEST_HDR)
 		return XDP_ABORTED;
@@ -41,7 +42,9 @@ int scan_test_xdp(struct xdp_md *ctx)
 		if (bpf_xdp_load_bytes(ctx, SCAN_TEST_HDR + off, &scan_buf.data[off], n))
 			return XDP_ABORTED;
 	}
-	mcp_scan(&scan_buf, len, &scan_out);
+	if (bpf_xdp_load_bytes(ctx, 0, &start, sizeof(start)))
+		return XDP_ABORTED;
+	mcp_scan_from(&scan_buf, start, len, &scan_out);
 	return XDP_PASS;
 }
 

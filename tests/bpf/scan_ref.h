@@ -80,12 +80,12 @@ static inline int scan_ref__check_call(const json_t *msg, const struct mcpf_call
 		if (call->method_off + call->method_span > len || call->method_span < 2 ||
 		    data[call->method_off] != '"' ||
 		    data[call->method_off + call->method_span - 1] != '"')
-			return scan_ref__fail(why, whylen, "call %u: method_off/span off target", i);
+			return scan_ref__fail(why, whylen, "call %u: method_off/span miss", i);
 		raw = json_loadb(data + call->method_off, call->method_span, JSON_DECODE_ANY, &err);
 		same = json_equal(raw, (json_t *)method);
 		json_decref(raw);
 		if (!same)
-			return scan_ref__fail(why, whylen, "call %u: method span decodes otherwise", i);
+			return scan_ref__fail(why, whylen, "call %u: method span differs", i);
 	}
 	if (call->flags & MCPF_CALL_HAS_NAME) {
 		if (!scan_ref__same_string(name, call->name, call->name_len))
@@ -132,7 +132,7 @@ static inline int scan_ref__check(const char *data, size_t len, const struct mcp
 	root = json_loadb(data, len, SCAN_REF_FLAGS, &err);
 	if (r->status == MCPF_SCAN_INCOMPLETE) {
 		if (root)
-			rc = scan_ref__fail(why, whylen, "scanner INCOMPLETE, jansson read %d bytes",
+			rc = scan_ref__fail(why, whylen, "INCOMPLETE, jansson read %d bytes",
 					    err.position);
 		goto out;
 	}
@@ -180,6 +180,77 @@ static inline int scan_ref__check(const char *data, size_t len, const struct mcp
 out:
 	json_decref(root);
 	return rc;
+}
+
+static inline size_t scan_ref__depth(const json_t *v)
+{
+	size_t d = 0, sub, i;
+	const char *key;
+	json_t *e;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, e)
+			if ((sub = scan_ref__depth(e)) > d)
+				d = sub;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if ((sub = scan_ref__depth(e)) > d)
+				d = sub;
+	} else {
+		return 0;
+	}
+	return d + 1;
+}
+
+static inline int scan_ref__clean_msg(const json_t *msg)
+{
+	const json_t *method = json_object_get(msg, "method"), *id = json_object_get(msg, "id");
+	const json_t *params = json_object_get(msg, "params");
+	const json_t *name = json_is_object(params) ? json_object_get(params, "name") : NULL;
+
+	if (!json_is_object(msg))
+		return 0;
+	if (method && (!json_is_string(method) || json_string_length(method) >= MCPF_METHOD_MAX ||
+		       memchr(json_string_value(method), 0, json_string_length(method))))
+		return 0;
+	if (json_is_string(method) && !strcmp(json_string_value(method), "tools/call") &&
+	    (!json_is_string(name) || json_string_length(name) >= MCPF_NAME_MAX ||
+	     memchr(json_string_value(name), 0, json_string_length(name))))
+		return 0;
+	/* the raw id must fit MCPF_ID_MAX: only ids whose every spelling fits */
+	if (id && !json_is_null(id) && !json_is_boolean(id) &&
+	    !(json_is_string(id) && json_string_length(id) <= 3))
+		return 0;
+	return 1;
+}
+
+/*
+ * 1 when the scanner must read the bytes (OK): jansson reads them with no duplicate key anywhere,
+ * and nothing in them passes a bound of the scanner. The other side of scan_ref__check().
+ */
+static inline int scan_ref__must_read(const char *data, size_t len)
+{
+	json_error_t err;
+	json_t *root;
+	size_t i;
+	int clean;
+
+	/* jansson 2.14 skips a raw NUL after a number or literal (JSON.parse does not) */
+	if (len > MCPF_SCAN_BUF_MAX || memchr(data, 0, len))
+		return 0;
+	root = json_loadb(data, len, SCAN_REF_FLAGS | JSON_REJECT_DUPLICATES, &err);
+	if (!root)
+		return 0;
+	clean = scan_ref__depth(root) <= MCPF_SCAN_MAX_DEPTH;
+	if (json_is_array(root)) {
+		clean &= json_array_size(root) <= MCPF_SCAN_MAX_CALLS;
+		for (i = 0; i < json_array_size(root) && clean; i++)
+			clean = scan_ref__clean_msg(json_array_get(root, i));
+	} else {
+		clean &= scan_ref__clean_msg(root);
+	}
+	json_decref(root);
+	return clean;
 }
 
 #endif

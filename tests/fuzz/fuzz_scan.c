@@ -2,7 +2,9 @@
 /*
  * libFuzzer target: the MCP scanner (bpf/mcp_scan.bpf.h built for userspace) against jansson on
  * arbitrary bytes. Any input where the scanner says OK and jansson reads another value, method,
- * tool name or id — or says INCOMPLETE where jansson reads a whole value — aborts.
+ * tool name or id — or says INCOMPLETE where jansson reads a whole value — aborts; so does
+ * the scanner refusing a message that jansson reads with no duplicate key and within every bound
+ * of the scanner (scan_ref__must_read).
  * Run: tests/fuzz/run.sh SECONDS (make fuzz).
  */
 #include <stdint.h>
@@ -24,6 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (scan_ref__check((const char *)data, size, &res, why, sizeof(why))) {
 		fprintf(stderr, "scanner disagrees with jansson (status %s): %s\n",
 			scan_ref__status_name(res.status), why);
+		abort();
+	}
+	if (res.status != MCPF_SCAN_OK && scan_ref__must_read((const char *)data, size)) {
+		fprintf(stderr, "scanner says %s (at %u) on a message jansson reads cleanly\n",
+			scan_ref__status_name(res.status), res.end);
 		abort();
 	}
 	return 0;

@@ -12,9 +12,9 @@ out=build/fuzz
 bin=$out/fuzz_scan
 record() { [ -n "${RESULTS:-}" ] && echo "fuzz $1 $2 $3" >>"$RESULTS"; return 0; }
 mkdir -p "$out/corpus"
-rt=$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null)
-if ! command -v clang >/dev/null || [ ! -f "$rt" ] && ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
-	echo "fuzz: SKIPPED: clang with libFuzzer is missing (scripts/setup.sh test installs libclang-rt-14-dev)"
+rt="$(clang -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-$(uname -m).a"
+if [ ! -f "$rt" ]; then
+	echo "fuzz: SKIPPED: clang's libFuzzer runtime is missing ($rt; scripts/setup.sh test installs libclang-rt-14-dev)"
 	record 0 0 1
 	exit 0
 fi
