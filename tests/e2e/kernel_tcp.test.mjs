@@ -67,6 +67,7 @@ const POLICY = {
 		'get-env': { action: 'deny', reason: 'environment is private' },
 		'trigger-*': { action: 'deny' },
 		echo: { limits: [{ counter: 'echoes', window: 3, max: 3 }] },
+		'get-tiny-image': { action: 'approve' },
 	},
 };
 
@@ -103,14 +104,49 @@ function stats() {
 	return { j, get };
 }
 
-// Raw HTTP: send the chunks (with a pause between them), collect what comes back.
-function raw(chunks, { pause = 50, idle = 700 } = {}) {
+// How many whole HTTP responses are in out (Content-Length or chunked framing).
+function responses(out) {
+	let n = 0, rest = out;
+	for (;;) {
+		const he = rest.indexOf('\r\n\r\n');
+		if (he < 0) return n;
+		const head = rest.slice(0, he);
+		const cl = /content-length: *(\d+)/i.exec(head);
+		let end;
+		if (cl) {
+			end = he + 4 + Number(cl[1]);
+			if (Buffer.byteLength(rest) < end) return n;
+		} else if (/transfer-encoding: *chunked/i.test(head)) {
+			const z = rest.indexOf('\r\n0\r\n\r\n', he);
+			if (z < 0) return n;
+			end = z + 7;
+		} else {
+			end = he + 4;
+		}
+		n++;
+		rest = rest.slice(end);
+	}
+}
+
+// Raw HTTP: send the chunks (with a pause between them), collect what comes back until
+// `expect` responses arrived, the server closed, or nothing came for `idle` ms.
+function raw(chunks, { pause = 50, idle = 1500, expect = 1 } = {}) {
 	return new Promise((res) => {
 		const s = net.connect(PORT, '127.0.0.1');
-		let out = '', timer, closed = false, sendErr = null;
-		const done = () => { clearTimeout(timer); s.destroy(); res({ out, closed, sendErr }); };
+		let out = '', timer, closed = false, sendErr = null, finished = false;
+		const done = () => {
+			if (finished) return;
+			finished = true;
+			clearTimeout(timer);
+			s.destroy();
+			res({ out, closed, sendErr });
+		};
 		const arm = () => { clearTimeout(timer); timer = setTimeout(done, idle); };
-		s.on('data', (d) => { out += d; arm(); });
+		s.on('data', (d) => {
+			out += d;
+			if (responses(out) >= expect) setTimeout(done, 30);
+			else arm();
+		});
 		s.on('close', () => { closed = true; done(); });
 		s.on('error', (e) => { sendErr = e.code; });
 		s.on('connect', async () => {
@@ -270,6 +306,36 @@ test('kernel TCP: SIGHUP swaps the policy', { skip: skipReason || false }, async
 	}
 });
 
+test('kernel TCP: approval tickets', { skip: skipReason || false }, async () => {
+	writePolicy(POLICY);
+	await startAttach();
+	try {
+		const c = await connectClient();
+		await assert.rejects(c.callTool({ name: 'get-tiny-image', arguments: {} }),
+			/denied by policy/);
+		const t = spawnSync(MCPFENCE, ['ticket', '--tool', 'get-tiny-image', '--count', '2',
+			'--for', '1m'], { encoding: 'utf8' });
+		assert.equal(t.status, 0, t.stderr);
+		for (let i = 0; i < 2; i++) {
+			const r = await c.callTool({ name: 'get-tiny-image', arguments: {} });
+			assert.ok(r.content.some((x) => x.type === 'image'));
+		}
+		await assert.rejects(c.callTool({ name: 'get-tiny-image', arguments: {} }),
+			/denied by policy/);
+		// a ticket does not open a tool that is denied outright
+		spawnSync(MCPFENCE, ['ticket', '--tool', 'get-env']);
+		await assert.rejects(c.callTool({ name: 'get-env', arguments: {} }), /denied by policy/);
+		await c.close();
+		const { get } = stats();
+		assert.equal(get('get-tiny-image', 'allow'), 2);
+		assert.equal(get('get-tiny-image', 'approval'), 2);
+		const bad = spawnSync(MCPFENCE, ['ticket', '--tool', 'x', '--for', 'fortnight']);
+		assert.equal(bad.status, 2);
+	} finally {
+		await stopAttach();
+	}
+});
+
 // Hostile requests on raw sockets: none may make the server run get-env (its answer would
 // carry the canary from the server's environment).
 test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason || false }, async () => {
@@ -279,6 +345,9 @@ test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason 
 	const seen = [];
 	const check = (what, r) => {
 		seen.push(what);
+		if (process.env.KTCP_DEBUG)
+			console.error(`--- ${what}: closed=${r.closed} err=${r.sendErr}\n` +
+				r.out.replace(/\r/g, '').split('\n').filter((l) => /^HTTP|^data|^\{/.test(l)).join('\n'));
 		assert.ok(!r.out.includes(CANARY), `${what}: get-env ran:\n${r.out.slice(0, 2000)}`);
 		return r;
 	};
@@ -295,7 +364,7 @@ test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason 
 
 		// pipelined: allowed then denied in one send
 		r = check('pipelined', await raw([Buffer.concat([post(call(8, 'get-sum', { a: 1, b: 2 })),
-			post(env)])]));
+			post(env)])], { expect: 2 }));
 		assert.match(r.out, /The sum of 1 and 2 is 3/);
 		assert.match(r.out, /denied by policy/);
 
@@ -307,39 +376,57 @@ test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason 
 			`Transfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n`), body,
 			Buffer.from('\r\n0\r\n\r\n')]);
 		r = check('chunked', await raw([chunked]));
-		assert.doesNotMatch(r.out, /"result"/);
+		assert.match(r.out, /^HTTP\/1.1 400/);
 
 		// Content-Length shorter than the body: the rest is a smuggled second request
 		const smuggled = post(env);
 		const front = Buffer.from(call(9, 'get-sum', { a: 1, b: 1 }));
 		r = check('cl-short', await raw([Buffer.concat([post(front, {}, { cl: front.length }),
-			smuggled])]));
+			smuggled])], { expect: 2 }));
+		assert.match(r.out, /denied by policy/);
 		// Content-Length longer than the body, and a second request to fill it
 		r = check('cl-long', await raw([Buffer.concat([post(env, {}, { cl: Buffer.byteLength(env) + 40 }),
 			post(env)])]));
 		// two Content-Length headers
 		r = check('cl-twice', await raw([post(env, { 'Content-Length': '5' })]));
+		assert.match(r.out, /^HTTP\/1.1 400/);
 		// bare LF line ends
 		r = check('bare-lf', await raw([Buffer.from(post(env).toString().replace(/\r\n/g, '\n'))]));
+		assert.match(r.out, /^HTTP\/1.1 400/);
 		// Mcp-Name header disagreeing with the body
 		r = check('mcp-name', await raw([post(env, { 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' })]));
-		assert.doesNotMatch(r.out, /"result"/);
+		assert.match(r.out, /^HTTP\/1.1 400/);
 		// escapes in the name, a batch, duplicate keys, name inside arguments
 		r = check('escape', await raw([post(call(10, 'get\\u002denv').replace('get\\\\u002denv', 'get\\u002denv'))]));
+		assert.match(r.out, /"id":10,"error":\{"code":-32601,"message":"denied by policy"/);
 		r = check('batch', await raw([post(`[${call(11, 'echo', { message: 'a' })},${env}]`)]));
+		assert.match(r.out, /Echo: a/);
+		assert.match(r.out, /denied by policy/);
 		r = check('dup-name', await raw([post('{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"echo","name":"get-env","arguments":{}}}')]));
 		r = check('name-in-args', await raw([post('{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"arguments":{"name":"echo"},"name":"get-env"}}')]));
 		assert.match(r.out, /denied by policy|"error"/);
 		// content-encoding: the server does not inflate, but nothing unread may pass
 		r = check('gzip', await raw([post(env, { 'Content-Encoding': 'gzip' })]));
 
-		// the corpus of hostile messages of the scanner, each as one request
+		// The scanner's corpus of hostile messages, each as one request, under "default":
+		// "deny": a tools/call that reaches the server's handler answers with "content":[ (a
+		// result, isError or not) or -32602; a neutralized one with "denied by policy".
 		const corpus = join(ROOT, 'tests/data/messages');
 		if (existsSync(corpus)) {
-			for (const f of readdirSync(corpus).filter((n) => n.endsWith('.json'))) {
-				const msg = readFileSync(join(corpus, f)).toString().replace(/\n$/, '');
-				check(`corpus ${f}`, await raw([post(msg.replaceAll('"name":"', '"name":"') )], { idle: 300 }));
+			writePolicy({ version: '1', default: 'deny' });
+			attach.kill('SIGHUP');
+			const end = Date.now() + 10000;
+			while (!attachOut.includes('generation 1') && Date.now() < end) await sleep(100);
+			assert.ok(attachOut.includes('generation 1'), attachOut);
+			let n = 0;
+			for (const f of readdirSync(corpus).filter((x) => x.endsWith('.json')).sort()) {
+				const msg = readFileSync(join(corpus, f));
+				r = check(`corpus ${f}`, await raw([post(msg)], { idle: 300 }));
+				assert.ok(!r.out.includes('"content":[') && !/-32602,"message":"[^"]*tool/i.test(r.out),
+					`corpus ${f}: a tools/call reached the server:\n${r.out.slice(0, 1500)}`);
+				n++;
 			}
+			assert.ok(n > 50, `only ${n} corpus messages`);
 		}
 		const { get } = stats();
 		assert.equal(get('get-env', 'allow'), 0);
