@@ -1207,6 +1207,13 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 
 	if (!buf || !w || !conn)
 		return SK_DROP; /* cannot happen with maps in place: fail closed */
+	/*
+	 * apply_bytes and cork_bytes stay on the message from an earlier run of this program on
+	 * it (after bpf_msg_apply_bytes, the kernel runs it again on the rest): clear both, or a
+	 * stale apply_bytes would pass part of this request and run the program on its tail.
+	 */
+	bpf_msg_apply_bytes(msg, 0);
+	bpf_msg_cork_bytes(msg, 0);
 	if (conn->phase == MCPF_CONN_POISONED)
 		return SK_DROP;
 	if (!size)

@@ -134,7 +134,7 @@ static int probe_basics(const char *cgroup)
 }
 
 /* Open and load the programs: the real probe that the sock_ops and sk_msg types are there. */
-static struct tcp_bpf *load_skel(void)
+struct tcp_bpf *kernel__load(void)
 {
 	struct tcp_bpf *skel;
 	int err, ncpu;
@@ -870,14 +870,35 @@ static void on_signal(int sig)
 		stop_flag = 1;
 }
 
+int kernel__activate(struct tcp_bpf *skel, unsigned gen)
+{
+	struct mcpf_active act = { .gen = gen & 1, .loaded = 1 };
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_active), &zero, &act, BPF_ANY)) {
+		log_err("tcp_active: update: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int kernel__watch_port(struct tcp_bpf *skel, uint16_t port)
+{
+	__u8 one = 1;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_ports), &port, &one, BPF_ANY)) {
+		log_err("tcp_ports: update: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* Compile the policy at path into the idle generation, then flip: no moment unenforced. */
 static int policy_swap(struct attach_ctx *ac, const char *path)
 {
 	char err[POLICY_ERR_LEN];
 	struct policy *p = policy__load(path, err);
-	struct mcpf_active act = { .loaded = 1 };
 	unsigned idle = ac->gen ^ 1;
-	__u32 zero = 0;
 	int e;
 
 	if (!p) {
@@ -894,12 +915,9 @@ static int policy_swap(struct attach_ctx *ac, const char *path)
 		ac->kc[idle].pol = NULL;
 		return e;
 	}
-	act.gen = idle;
-	if (bpf_map_update_elem(bpf_map__fd(ac->skel->maps.tcp_active), &zero, &act, BPF_ANY)) {
-		e = -errno;
-		log_err("tcp_active: update: %s", strerror(-e));
+	e = kernel__activate(ac->skel, idle);
+	if (e)
 		return e;
-	}
 	ac->gen = idle;
 	log_info("policy %s in force (generation %u)", path, idle);
 	return 0;
@@ -987,21 +1005,15 @@ int cmd_attach(int argc, char **argv)
 	ac.audit = audit__open(audit_path);
 	if (!ac.audit)
 		return 1;
-	ac.skel = load_skel();
+	ac.skel = kernel__load();
 	if (!ac.skel)
 		goto out;
 	ac.gen = 1; /* policy_swap fills generation 0 first */
 	if (policy_swap(&ac, policy_path))
 		goto out;
-	for (unsigned i = 0; i < nports; i++) {
-		__u8 one = 1;
-
-		if (bpf_map_update_elem(bpf_map__fd(ac.skel->maps.tcp_ports), &ports[i], &one,
-					BPF_ANY)) {
-			log_err("tcp_ports: update: %s", strerror(errno));
+	for (unsigned i = 0; i < nports; i++)
+		if (kernel__watch_port(ac.skel, ports[i]))
 			goto out;
-		}
-	}
 	ac.port = ports[0];
 	err = bpf_prog_attach(bpf_program__fd(ac.skel->progs.handle_sk_msg),
 			      bpf_map__fd(ac.skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0);

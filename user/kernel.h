@@ -26,6 +26,12 @@ struct kernel_compiled {
 	unsigned nslots;
 };
 
+/* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
+struct tcp_bpf *kernel__load(void);
+/* Make generation gen of the policy maps the one in force. */
+int kernel__activate(struct tcp_bpf *skel, unsigned gen);
+int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
+
 /*
  * Compile p into generation gen of the loaded maps (rules, globs, limits, gen cfg), and make
  * sure every grant/global budget exists. Does not flip the active generation.
