@@ -103,8 +103,9 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(HDRS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
 
+TIER ?= unit
 unit: $(UNIT_BINS) $(BUILD)/mcpfence
-	$(Q)tests/run-suite.sh unit $(UNIT_BINS)
+	$(Q)MCPFENCE=$(BUILD)/mcpfence tests/run-suite.sh $(TIER) $(UNIT_BINS)
 
 bpf-test: $(BPFT_BINS) $(BUILD)/mcpfence
 	$(Q)tests/run-suite.sh bpf $(BPFT_BINS)
@@ -113,10 +114,10 @@ e2e: $(BUILD)/mcpfence
 	$(Q)tests/run-e2e.sh $(BUILD)/mcpfence
 
 valgrind: $(UNIT_BINS) $(BUILD)/mcpfence
-	$(Q)VALGRIND=1 tests/run-suite.sh valgrind $(UNIT_BINS)
+	$(Q)MCPFENCE=$(BUILD)/mcpfence VALGRIND=1 tests/run-suite.sh valgrind $(UNIT_BINS)
 
 san:
-	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang unit
+	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang TIER=san unit
 
 # The README's test command: install what is missing, then every tier; one summary at the end.
 test: setup-test

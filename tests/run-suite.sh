@@ -9,7 +9,7 @@ pass=0 fail=0 skip=0 status=0
 for bin in "$@"; do
 	log=$(mktemp)
 	if [ "${VALGRIND:-0}" = 1 ]; then
-		valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+		valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
 			--errors-for-leak-kinds=definite,indirect "$bin" >"$log" 2>&1
 	else
 		"$bin" >"$log" 2>&1

@@ -10,21 +10,23 @@
 #include "cmd.h"
 #include "log.h"
 #include "policy.h"
+#include "check.h"
 
-/* What the kernel plane does with a rule, in words: NULL when it enforces it whole. */
-static void kernel_notes(const struct policy *p, const struct rule *r, const char **notes,
-			 size_t *n)
-{
-	*n = 0;
-	if (r && (r->nrequire || r->ndeny_if))
-		notes[(*n)++] = "require/deny_if: arguments are not read in the kernel; calls to this "
-				"tool are neutralized there (fails closed)";
-	if (r && r->action == ACTION_APPROVE)
-		notes[(*n)++] = "approve: only through tickets (mcpfence approve --tool); without "
-				"one, calls are neutralized";
-	if (p->nhide)
-		notes[(*n)++] = "hide: calls to hidden tools are neutralized; tools/list is not "
+static const char hide_note[] = "hide: calls to hidden tools are neutralized; tools/list is not "
 				"filtered in the kernel";
+
+/* What the kernel plane cannot do of a rule, in words; none when it enforces it whole. */
+static size_t kernel_notes(const struct rule *r, const char **notes)
+{
+	size_t n = 0;
+
+	if (r->nrequire || r->ndeny_if)
+		notes[n++] = "require/deny_if: arguments are not read in the kernel; calls to this "
+			     "tool are neutralized there (fails closed)";
+	if (r->action == ACTION_APPROVE)
+		notes[n++] = "approve: only through tickets (mcpfence approve --tool); without "
+			     "one, calls are neutralized";
+	return n;
 }
 
 static json_t *limit_json(const struct limit *l)
@@ -54,7 +56,7 @@ static json_t *rule_json(const struct policy *p, const struct rule *r)
 	limits = json_array();
 	for (size_t i = 0; limits && i < r->nlimits; i++)
 		json_array_append_new(limits, limit_json(&r->limits[i]));
-	kernel_notes(p, r, notes, &n);
+	n = kernel_notes(r, notes);
 	kn = json_array();
 	for (size_t i = 0; kn && i < n; i++)
 		json_array_append_new(kn, json_string(notes[i]));
@@ -64,7 +66,7 @@ static json_t *rule_json(const struct policy *p, const struct rule *r)
 		      conds_json(r->require, r->nrequire), "deny_if",
 		      conds_json(r->deny_if, r->ndeny_if), "gateway", "enforced", "full", "kernel",
 		      "enforced",
-		      r->nrequire || r->ndeny_if || r->action == ACTION_APPROVE ? "partial" : "full",
+		      n ? "partial" : "full",
 		      "notes", kn);
 	if (o && r->reason)
 		json_object_set_new(o, "reason", json_string(r->reason));
@@ -73,7 +75,7 @@ static json_t *rule_json(const struct policy *p, const struct rule *r)
 	return o;
 }
 
-static json_t *policy_json(const char *file, const struct policy *p)
+json_t *check__policy_json(const char *file, const struct policy *p)
 {
 	json_t *o, *hide, *all, *rules;
 
@@ -90,6 +92,8 @@ static json_t *policy_json(const char *file, const struct policy *p)
 		      "default", policy__action_name(p->def), "hide", hide, "all_tools_limits", all,
 		      "rules", rules, "kernel_unparsed", p->kernel_unparsed_allow ? "allow" : "deny",
 		      "audit_arguments", p->audit_values ? "values" : "keys");
+	if (o && p->nhide)
+		json_object_set_new(o, "kernel_notes", json_pack("[s]", hide_note));
 	return o;
 }
 
@@ -142,17 +146,14 @@ static void print_policy(const char *file, const struct policy *p)
 		print_conds("require", r->require, r->nrequire);
 		print_conds("deny_if", r->deny_if, r->ndeny_if);
 		printf("      gateway plane: enforces all of it\n");
-		kernel_notes(p, r, notes, &n);
-		if (!n || (n == 1 && p->nhide))
+		n = kernel_notes(r, notes);
+		if (!n)
 			printf("      kernel plane: enforces all of it\n");
 		for (size_t j = 0; j < n; j++)
-			if (strncmp(notes[j], "hide:", 5))
-				printf("      kernel plane: %s\n", notes[j]);
+			printf("      kernel plane: %s\n", notes[j]);
 	}
-	if (p->nhide) {
-		kernel_notes(p, NULL, notes, &n);
-		printf("  kernel plane: %s\n", notes[0]);
-	}
+	if (p->nhide)
+		printf("  kernel plane: %s\n", hide_note);
 	printf("  kernel plane: messages it cannot read with certainty are %s\n",
 	       p->kernel_unparsed_allow ? "allowed (\"kernel\": {\"unparsed\": \"allow\"})" :
 					  "denied");
@@ -196,7 +197,7 @@ int cmd_check(int argc, char **argv)
 			continue;
 		}
 		if (as_json)
-			json_array_append_new(out, policy_json(argv[i], p));
+			json_array_append_new(out, check__policy_json(argv[i], p));
 		else
 			print_policy(argv[i], p);
 		policy__free(p);

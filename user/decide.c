@@ -6,18 +6,24 @@
  *
  * Conditions fail closed: a require[] holds only when it is provably true, and a deny_if[]
  * lets a call through only when it is provably false. A value of the wrong type (a string
- * where a number is compared, a number where a regex is matched) proves neither.
+ * where a number is compared, a number where a regex is matched) proves neither, and neither
+ * does a value that a server converting types would read as the one compared with ("1000"
+ * for 1000, "true" for true, ["root"] for "root").
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
+#include <strings.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <pcre2.h>
 #include "decide.h"
 
-#define REGEX_MATCH_LIMIT 100000 /* backtracking steps: a hostile argument cannot stall us */
-#define REGEX_DEPTH_LIMIT 1000
+/* a hostile argument cannot stall us (a few ms at worst); a long honest one still matches */
+#define REGEX_MATCH_LIMIT 1000000
+#define REGEX_DEPTH_LIMIT 100000
 
 void decide__deny(struct decision *d, enum deny_kind kind, const char *pointer, const char *fmt,
 		  ...)
@@ -56,15 +62,75 @@ static bool same(const json_t *a, const json_t *b)
 	return json_equal((json_t *)a, (json_t *)b);
 }
 
-static bool member(const json_t *v, const json_t *list)
+/* A string a lenient server would read as this number ("1000", " 1e3 ", "0x3e8"). */
+static bool string_is_number(const json_t *str, const json_t *num)
 {
+	const char *s = json_string_value(str);
+	char *end;
+	double v;
+
+	if (strlen(s) != json_string_length(str))
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s)
+		return false;
+	while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+		end++;
+	return !*end && !errno && v == json_number_value(num);
+}
+
+/*
+ * Could a server that converts types read a and b as the same value, although they are not
+ * the same JSON? "1000" and 1000, "true" and true, 1 and true, ["root"] and "root".
+ */
+static bool coercible(const json_t *a, const json_t *b)
+{
+	if (json_is_array(a) && json_array_size(a) == 1 && !json_is_array(b))
+		return same(json_array_get(a, 0), b) || coercible(json_array_get(a, 0), b);
+	if (json_is_array(b) && !json_is_array(a))
+		return coercible(b, a);
+	if (json_is_string(a) && json_is_number(b))
+		return string_is_number(a, b);
+	if (json_is_string(b) && json_is_number(a))
+		return string_is_number(b, a);
+	if (json_is_boolean(b) && !json_is_boolean(a))
+		return coercible(b, a);
+	if (json_is_boolean(a) && json_is_string(b))
+		return !strcasecmp(json_string_value(b), json_is_true(a) ? "true" : "false");
+	if (json_is_boolean(a) && json_is_number(b))
+		return json_number_value(b) == (json_is_true(a) ? 1.0 : 0.0);
+	return false;
+}
+
+/* Equal, not equal, or equal only to a server that converts types (cannot be judged). */
+static enum cond_result equal(const json_t *v, const json_t *want)
+{
+	if (same(v, want))
+		return COND_TRUE;
+	return coercible(v, want) ? COND_UNKNOWN : COND_FALSE;
+}
+
+static enum cond_result member(const json_t *v, const json_t *list)
+{
+	enum cond_result res = COND_FALSE;
 	size_t i;
 	json_t *e;
 
-	json_array_foreach((json_t *)list, i, e)
-		if (same(v, e))
-			return true;
-	return false;
+	json_array_foreach((json_t *)list, i, e) {
+		enum cond_result r = equal(v, e);
+
+		if (r == COND_TRUE)
+			return COND_TRUE;
+		if (r == COND_UNKNOWN)
+			res = COND_UNKNOWN;
+	}
+	return res;
+}
+
+static enum cond_result negate(enum cond_result r)
+{
+	return r == COND_UNKNOWN ? COND_UNKNOWN : r == COND_TRUE ? COND_FALSE : COND_TRUE;
 }
 
 /* -1, 0, 1; exact for two integers, IEEE otherwise. */
@@ -118,13 +184,13 @@ enum cond_result decide__cond(const struct cond *c, const json_t *args)
 		return c->op == OP_NEQ || c->op == OP_NOT_IN ? COND_TRUE : COND_FALSE;
 	switch (c->op) {
 	case OP_EQ:
-		return same(v, c->value) ? COND_TRUE : COND_FALSE;
+		return equal(v, c->value);
 	case OP_NEQ:
-		return same(v, c->value) ? COND_FALSE : COND_TRUE;
+		return negate(equal(v, c->value));
 	case OP_IN:
-		return member(v, c->value) ? COND_TRUE : COND_FALSE;
+		return member(v, c->value);
 	case OP_NOT_IN:
-		return member(v, c->value) ? COND_FALSE : COND_TRUE;
+		return negate(member(v, c->value));
 	case OP_LT:
 	case OP_LTE:
 	case OP_GT:
@@ -146,7 +212,7 @@ enum cond_result decide__cond(const struct cond *c, const json_t *args)
 		return match_regex(c, v);
 	case OP_CONTAINS:
 		if (json_is_array(v))
-			return member(c->value, v) ? COND_TRUE : COND_FALSE;
+			return member(c->value, v);
 		if (json_is_string(v) && json_is_string(c->value))
 			return memmem(json_string_value(v), json_string_length(v),
 				      json_string_value(c->value),

@@ -7,6 +7,8 @@
 #ifndef MCPFENCE_LIMITS_H
 #define MCPFENCE_LIMITS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "policy.h"
 #include "decide.h"
@@ -27,6 +29,7 @@ struct reservation {
 		uint32_t budget; /* slot index, valid while gen matches */
 		uint32_t gen;
 		uint64_t window_start;
+		bool shared; /* in the host-wide table */
 	} slot[LIMITS_MAX_PER_CALL];
 };
 
@@ -34,6 +37,14 @@ struct limits;
 
 /* clock NULL means the real clock (CLOCK_REALTIME). */
 struct limits *limits__new(limits_clock_fn clock, void *ctx);
+/*
+ * Keep budgets of scope "global" in a table file that every process of the host maps (under
+ * flock), instead of in this process. The file is created 0600; one owned by another uid or
+ * writable by others is refused. Without this call "global" budgets are this process's.
+ */
+int limits__share_global(struct limits *l, const char *path);
+/* Where the host-wide table lives: /run/mcpfence for root, else the user's runtime dir. */
+const char *limits__default_global_path(char *buf, size_t len);
 void limits__free(struct limits *l);
 
 /*

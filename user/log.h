@@ -6,6 +6,7 @@
 #include <stdarg.h>
 
 enum log_level {
+	LOG_LVL_NONE = -1, /* nothing at all (tests that expect errors) */
 	LOG_LVL_ERROR = 0,
 	LOG_LVL_WARN = 1,
 	LOG_LVL_INFO = 2,

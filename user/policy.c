@@ -46,6 +46,10 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(c->err, POLICY_ERR_LEN, "%.100s: %.120s: %s", c->source, ptr[0] ? ptr : "/", msg);
+	/* names from the file are echoed: keep the message on one printable line */
+	for (char *e = c->err; *e; e++)
+		if ((unsigned char)*e < 0x20 || *e == 0x7f)
+			*e = '?';
 	c->failed = true;
 	return -EINVAL;
 }
@@ -481,7 +485,7 @@ static int compile_regex(struct ctx *c, const char *ptr, struct cond *cd)
 	pcre2_code *re;
 
 	re = pcre2_compile((PCRE2_SPTR)json_string_value(cd->value),
-			   json_string_length(cd->value), PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C,
+			   json_string_length(cd->value), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
 			   &errcode, &off, NULL);
 	if (!re) {
 		PCRE2_UCHAR msg[256];
@@ -695,7 +699,8 @@ static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct r
 			/* keep rate_limit (if already parsed) after limits[] */
 			merged = err ? NULL : reallocarray(l, n + r->nlimits + 1, sizeof(*l));
 			if (merged) {
-				memcpy(merged + n, r->limits, r->nlimits * sizeof(*l));
+				if (r->nlimits)
+					memcpy(merged + n, r->limits, r->nlimits * sizeof(*l));
 				free(r->limits);
 				r->limits = merged;
 				r->nlimits += n;
@@ -1107,7 +1112,13 @@ bool policy__glob_match(const char *pat, const char *s)
 		if (*pat == '*') {
 			star = pat++;
 			resume = s;
-		} else if (*pat == '?' || *pat == *s) {
+		} else if (*pat == '?') {
+			/* one character: a UTF-8 lead byte and its continuation bytes */
+			pat++;
+			s++;
+			while ((*s & 0xc0) == 0x80)
+				s++;
+		} else if (*pat == *s) {
 			pat++;
 			s++;
 		} else if (star) {

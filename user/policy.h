@@ -115,7 +115,7 @@ const struct rule *policy__lookup(const struct policy *p, const char *tool);
 /* Index into p->hide of the first entry hiding this tool, or -1. */
 long policy__hidden(const struct policy *p, const char *tool);
 
-/* Glob with '*' and '?', on bytes. */
+/* Glob: '*' any run of bytes, '?' one UTF-8 character, anything else itself. */
 bool policy__glob_match(const char *pattern, const char *s);
 
 const char *policy__action_name(enum action a);

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Policy loading, data-driven (jq style): every tests/data/policies/invalid/X.json must be
+ * refused with exactly the text in X.err (after the file name), every valid/X.json must load
+ * and compile to what X.expect says (the `mcpfence check --json` view of it), and every
+ * shipped policy under policies/ must load. Then hostile files made on the fly.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include "check.h"
+#include "policy.h"
+
+#define DATA "tests/data/policies"
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = calloc(1, (size_t)n + 1);
+		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		}
+		if (len)
+			*len = (size_t)n;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int is_json(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return n > 5 && !strcmp(d->d_name + n - 5, ".json");
+}
+
+/* Names of *.json in dir, sorted; returns the count. */
+static int list_json(const char *dir, struct dirent ***out)
+{
+	return scandir(dir, out, is_json, alphasort);
+}
+
+static void test_invalid_fixtures(void **state)
+{
+	struct dirent **ents;
+	int n = list_json(DATA "/invalid", &ents);
+
+	assert_true(n >= 60);
+	for (int i = 0; i < n; i++) {
+		char path[512], errpath[512], err[POLICY_ERR_LEN], want[POLICY_ERR_LEN];
+		char *expect;
+		struct policy *p;
+		size_t len;
+
+		snprintf(path, sizeof(path), DATA "/invalid/%s", ents[i]->d_name);
+		snprintf(errpath, sizeof(errpath), "%.*s.err", (int)strlen(path) - 5, path);
+		expect = slurp(errpath, &len);
+		if (!expect)
+			fail_msg("%s: no expected error beside it (%s)", path, errpath);
+		while (len && expect[len - 1] == '\n')
+			expect[--len] = 0;
+		errno = 0;
+		p = policy__load(path, err);
+		if (p)
+			fail_msg("%s: loaded, but it is invalid", path);
+		assert_int_equal(errno, EINVAL);
+		snprintf(want, sizeof(want), "%s%s", path, expect);
+		if (strcmp(err, want))
+			fail_msg("%s:\n  got:  %s\n  want: %s", path, err, want);
+		free(expect);
+		free(ents[i]);
+	}
+	free(ents);
+}
+
+static void test_valid_fixtures(void **state)
+{
+	struct dirent **ents;
+	int n = list_json(DATA "/valid", &ents), compared = 0;
+
+	assert_true(n >= 5);
+	for (int i = 0; i < n; i++) {
+		char path[512], expath[512], err[POLICY_ERR_LEN];
+		struct policy *p;
+		json_t *want, *got;
+		json_error_t jerr;
+
+		snprintf(path, sizeof(path), DATA "/valid/%s", ents[i]->d_name);
+		snprintf(expath, sizeof(expath), "%.*s.expect", (int)strlen(path) - 5, path);
+		p = policy__load(path, err);
+		if (!p)
+			fail_msg("%s: refused: %s", path, err);
+		want = json_load_file(expath, 0, &jerr);
+		if (want) {
+			got = check__policy_json(ents[i]->d_name, p);
+			if (!json_equal(want, got)) {
+				char *s = json_dumps(got, JSON_INDENT(1));
+
+				fail_msg("%s: compiled to something else than %s:\n%s", path, expath, s);
+			}
+			json_decref(got);
+			json_decref(want);
+			compared++;
+		}
+		policy__free(p);
+		free(ents[i]);
+	}
+	free(ents);
+	assert_true(compared >= 5);
+}
+
+static void test_shipped_policies(void **state)
+{
+	struct dirent **ents;
+	int n = list_json("policies", &ents);
+
+	assert_true(n >= 6);
+	for (int i = 0; i < n; i++) {
+		char path[512], err[POLICY_ERR_LEN];
+		struct policy *p;
+
+		snprintf(path, sizeof(path), "policies/%s", ents[i]->d_name);
+		p = policy__load(path, err);
+		if (!p)
+			fail_msg("%s: refused: %s", path, err);
+		policy__free(p);
+		free(ents[i]);
+	}
+	free(ents);
+}
+
+/* The seeds, as published: default deny, one tool each, limits as their authors wrote. */
+static void test_seed_policies(void **state)
+{
+	static const struct {
+		const char *file, *tool;
+		uint64_t max;
+		uint32_t window;
+	} seeds[] = {
+		{ "policies/binance-futures.json", "BinanceFuturesCloseListenKey", 10, 60 },
+		{ "policies/binance-us.json", "binance_us_close_listen_key", 30, 60 },
+		{ "policies/streams-cleanup.json", "cleanup_all_streams", 0, 0 },
+	};
+	char err[POLICY_ERR_LEN];
+
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		struct policy *p = policy__load(seeds[i].file, err);
+		const struct rule *r;
+
+		assert_non_null(p);
+		assert_int_equal(p->def, ACTION_DENY);
+		r = policy__lookup(p, seeds[i].tool);
+		assert_non_null(r);
+		assert_int_equal(r->action, ACTION_ALLOW);
+		if (seeds[i].max) {
+			assert_int_equal(r->nlimits, 1);
+			assert_int_equal(r->limits[0].max, seeds[i].max);
+			assert_int_equal(r->limits[0].window_s, seeds[i].window);
+			assert_int_equal(r->limits[0].scope, SCOPE_GRANT);
+		} else {
+			assert_int_equal(r->nlimits, 0);
+		}
+		assert_null(policy__lookup(p, "anything_else"));
+		policy__free(p);
+	}
+}
+
+static char *write_tmp(const char *data, size_t len)
+{
+	char *path = strdup("/tmp/mcpfence-policy-XXXXXX");
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+static void test_hostile_files(void **state)
+{
+	const size_t big = 10u << 20;
+	char err[POLICY_ERR_LEN], want[POLICY_ERR_LEN];
+	char *buf = malloc(big), *path;
+	struct policy *p;
+
+	/* 10 MB: refused by size, from a file and from memory, before any parsing */
+	assert_non_null(buf);
+	memset(buf, ' ', big);
+	memcpy(buf, "{\"version\": \"1\", \"default\": \"allow\"}", 36);
+	path = write_tmp(buf, big);
+	p = policy__load(path, err);
+	assert_null(p);
+	assert_int_equal(errno, EFBIG);
+	snprintf(want, sizeof(want), "%s: file is %zu bytes; a policy is at most %u", path, big,
+		 POLICY_MAX_BYTES);
+	assert_string_equal(err, want);
+	unlink(path);
+	free(path);
+	assert_null(policy__parse(buf, big, "mem", err));
+	assert_string_equal(err, "mem: /: file is 10485760 bytes; a policy is at most 4194304");
+
+	/* nesting 1,000,000 deep: jansson's depth bound answers, no stack overflow */
+	memset(buf, '[', 1000000);
+	assert_null(policy__parse(buf, 1000000, "deep", err));
+	assert_string_equal(err, "deep:1:2049: maximum parsing depth reached near '['");
+
+	/* random bytes */
+	srand(7);
+	for (size_t i = 0; i < 4096; i++)
+		buf[i] = (char)(rand() & 0xff);
+	assert_null(policy__parse(buf, 4096, "noise", err));
+	assert_true(!strncmp(err, "noise:1:", 8));
+	free(buf);
+
+	/* not a file, no file */
+	assert_null(policy__load("tests", err));
+	assert_string_equal(err, "tests: not a regular file");
+	assert_null(policy__load("tests/data/policies/does-not-exist.json", err));
+	assert_int_equal(errno, ENOENT);
+	assert_string_equal(err, "tests/data/policies/does-not-exist.json: No such file or directory");
+}
+
+/*
+ * Mutations of every valid policy (bit flips, truncations, byte insertions): each either loads
+ * or is refused with a message that starts with its name. Under ASan/valgrind this is where a
+ * half-built policy would leak or double-free.
+ */
+static void test_mutations(void **state)
+{
+	static const char *const files[] = { "policies/payments-approval.json",
+					     "policies/filesystem-readonly.json",
+					     DATA "/valid/windows-all-forms.json",
+					     DATA "/valid/conditions-all-ops.json" };
+	unsigned seed = 12345;
+	size_t loaded = 0, refused = 0;
+
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		size_t len;
+		char *orig = slurp(files[f], &len);
+
+		assert_non_null(orig);
+		for (int round = 0; round < 400; round++) {
+			char *m = malloc(len + 1), err[POLICY_ERR_LEN];
+			size_t mlen = len;
+			struct policy *p;
+
+			memcpy(m, orig, len);
+			for (int k = 0; k < 1 + round % 4; k++) {
+				size_t at = rand_r(&seed) % len;
+
+				switch (rand_r(&seed) % 3) {
+				case 0:
+					m[at] ^= (char)(1u << (rand_r(&seed) % 8));
+					break;
+				case 1:
+					mlen = at;
+					break;
+				default:
+					m[at] = "{}[]\",:0-e\\"[rand_r(&seed) % 11];
+				}
+			}
+			p = policy__parse(m, mlen, "mut", err);
+			if (p) {
+				loaded++;
+				policy__free(p);
+			} else {
+				refused++;
+				assert_true(!strncmp(err, "mut:", 4));
+			}
+			free(m);
+		}
+		free(orig);
+	}
+	assert_true(refused > 0);
+	print_message("mutations: %zu loaded, %zu refused\n", loaded, refused);
+}
+
+static void test_no_policy_denies_all(void **state)
+{
+	struct policy *p = policy__deny_all();
+
+	assert_non_null(p);
+	assert_true(p->deny_all);
+	assert_int_equal(p->def, ACTION_DENY);
+	assert_null(policy__lookup(p, "echo"));
+	policy__free(p);
+}
+
+static void test_glob(void **state)
+{
+	assert_true(policy__glob_match("*", ""));
+	assert_true(policy__glob_match("*", "anything"));
+	assert_true(policy__glob_match("delete_*", "delete_"));
+	assert_true(policy__glob_match("delete_*", "delete_repo"));
+	assert_false(policy__glob_match("delete_*", "undelete_repo"));
+	assert_true(policy__glob_match("?ead_*", "read_file"));
+	assert_false(policy__glob_match("?ead_*", "ead_file"));
+	assert_true(policy__glob_match("a*b*c", "axxbyyc"));
+	assert_false(policy__glob_match("a*b*c", "axxbyy"));
+	assert_true(policy__glob_match("*_internal", "x_internal"));
+	assert_false(policy__glob_match("*_internal", "x_internals"));
+	assert_false(policy__glob_match("exact", "exactly"));
+	/* '?' is one character, not one byte: hide ["debug_?"] must hide debug_é */
+	assert_true(policy__glob_match("debug_?", "debug_\xc3\xa9"));
+	assert_true(policy__glob_match("debug_?", "debug_\xe6\x97\xa5"));
+	assert_false(policy__glob_match("debug_?", "debug_\xc3\xa9\xc3\xa9"));
+	assert_true(policy__glob_match("?_x", "\xf0\x9f\x94\x92_x"));
+	/* pathological pattern stays linear-ish: many stars against a long miss */
+	char s[4096];
+
+	memset(s, 'a', sizeof(s) - 1);
+	s[sizeof(s) - 1] = 0;
+	assert_false(policy__glob_match("*a*a*a*a*a*a*a*a*a*a*b", s));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_invalid_fixtures), cmocka_unit_test(test_valid_fixtures),
+		cmocka_unit_test(test_shipped_policies), cmocka_unit_test(test_seed_policies),
+		cmocka_unit_test(test_hostile_files),	 cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_no_policy_denies_all), cmocka_unit_test(test_glob),
+	};
+
+	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}
