@@ -26,6 +26,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "mcpfence.h"
+#define MCP_SCAN_GLOBAL_STEP 1
 #include "mcp_scan.bpf.h"
 
 #define AF_INET 2
@@ -367,12 +368,15 @@ int handle_sock_ops(struct bpf_sock_ops *skops)
 
 /* ---- decision ------------------------------------------------------------------------- */
 
-/* One step of a greedy '*'/'?' matcher with one backtrack point (linear space, O(n*m) time). */
+/*
+ * One step of the glob matcher of policy__glob_match (user/policy.c), step for step: '*' any
+ * bytes, '?' one UTF-8 character (a byte and its continuation bytes), one backtrack point.
+ */
 static long glob_step(__u64 i, void *unused)
 {
 	struct tcp_work *w = work_get();
 	struct glob_step_ctx *c;
-	char pc = 0, sc;
+	char pc = 0;
 
 	if (!w)
 		return 1;
@@ -386,15 +390,23 @@ static long glob_step(__u64 i, void *unused)
 		c->result = c->p == c->plen;
 		return 1;
 	}
-	sc = w->rkey.name[c->s & (MCPF_NAME_MAX - 1)];
 	if (c->p < c->plen)
 		pc = w->gpat[c->p & (MCPF_TCP_GLOB_MAX - 1)];
-	if (c->p < c->plen && (pc == '?' || pc == sc)) {
-		c->p++;
-		c->s++;
-	} else if (c->p < c->plen && pc == '*') {
+	if (pc == '*') {
 		c->star = c->p++;
 		c->mark = c->s;
+	} else if (pc == '?') {
+		c->p++;
+		c->s++;
+		for (int k = 0; k < 4; k++) {
+			if (c->s >= c->slen ||
+			    (w->rkey.name[c->s & (MCPF_NAME_MAX - 1)] & 0xc0) != 0x80)
+				break;
+			c->s++;
+		}
+	} else if (c->p < c->plen && pc == w->rkey.name[c->s & (MCPF_NAME_MAX - 1)]) {
+		c->p++;
+		c->s++;
 	} else if (c->star != (__u32)-1) {
 		c->p = c->star + 1;
 		c->s = ++c->mark;

@@ -36,7 +36,7 @@
 static const char policy_json[] =
 	"{\"version\":\"1\",\"default\":\"allow\",\"hide\":[\"hidden*\"],"
 	"\"tools\":{\"get-env\":{\"action\":\"deny\"},"
-	"\"secret_*\":{\"action\":\"deny\"},"
+	"\"secret_*\":{\"action\":\"deny\"},\"a?c\":{\"action\":\"deny\"},"
 	"\"limited\":{\"limits\":[{\"counter\":\"c\",\"window\":3600,\"max\":2}]}}}";
 
 struct env {
@@ -314,8 +314,10 @@ static void test_denied_neutralized_and_reply(void **state)
 
 static void test_globs_and_hide(void **state)
 {
-	static const char *const denied[] = { "secret_x", "secret_", "hidden", "hiddenABC" };
-	static const char *const allowed[] = { "secret", "xsecret_x", "hidde" };
+	/* '?' is one UTF-8 character, as in policy__glob_match */
+	static const char *const denied[] = { "secret_x", "secret_", "hidden", "hiddenABC",
+					      "abc", "a\xc3\xa9" "c", "a\xe2\x82\xac" "c" };
+	static const char *const allowed[] = { "secret", "xsecret_x", "hidde", "ac", "abbc" };
 	char body[256], req[1024], got[2048];
 	size_t n;
 	struct pair p;
@@ -323,11 +325,14 @@ static void test_globs_and_hide(void **state)
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
 	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
+		assert_true(policy__glob_match(i < 2 ? "secret_*" : i < 4 ? "hidden*" : "a?c",
+					       denied[i]));
 		n = request(req, sizeof(req), call(body, sizeof(body), 20 + i, denied[i]), NULL);
 		send_all(p.cfd, req, n);
 		expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
 	}
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+		assert_false(policy__glob_match("a?c", allowed[i]));
 		n = request(req, sizeof(req), call(body, sizeof(body), 30 + i, allowed[i]), NULL);
 		send_all(p.cfd, req, n);
 		assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
