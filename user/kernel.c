@@ -456,6 +456,76 @@ static int next_window_ms(const struct kernel_compiled *kc)
 	return best < 1 ? 1 : (int)best;
 }
 
+/* ---- TCP Fast Open ---------------------------------------------------------------------- */
+
+#define TFO_SYSCTL "/proc/sys/net/ipv4/tcp_fastopen"
+#define TFO_SAVED "/run/mcpfence/tcp_fastopen.saved"
+
+/*
+ * A client's TCP Fast Open data (sendto MSG_FASTOPEN, TCP_FASTOPEN_CONNECT) is queued before the
+ * connection is established, so before sock_ops can put the socket in tcp_socks: sk_msg never
+ * sees it. While attached, the client bit (1) of net.ipv4.tcp_fastopen is cleared; such sends
+ * then fail (EOPNOTSUPP) or go the normal way. The value before is kept in TFO_SAVED.
+ */
+static int tfo_client_off(void)
+{
+	char buf[32];
+	int fd, n, v;
+
+	fd = open(TFO_SYSCTL, O_RDWR);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		close(fd);
+		return -EIO;
+	}
+	buf[n] = 0;
+	v = atoi(buf);
+	if (v & 1) {
+		int sfd;
+
+		mkdir("/run/mcpfence", 0700);
+		sfd = open(TFO_SAVED, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (sfd >= 0) {
+			if (write(sfd, buf, n) != n)
+				log_warn("%s: write: %s", TFO_SAVED, strerror(errno));
+			close(sfd);
+		}
+		n = snprintf(buf, sizeof(buf), "%d\n", v & ~1);
+		if (pwrite(fd, buf, n, 0) != n) {
+			log_err("%s: cannot clear the client bit: %s: TCP Fast Open data would pass "
+				"unread", TFO_SYSCTL, strerror(errno));
+			close(fd);
+			return -errno;
+		}
+		log_info("net.ipv4.tcp_fastopen: client side off while attached (its data would "
+			 "pass before the socket is watched)");
+	}
+	close(fd);
+	return 0;
+}
+
+static void tfo_restore(void)
+{
+	char buf[32];
+	int fd = open(TFO_SAVED, O_RDONLY), n;
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n > 0) {
+		fd = open(TFO_SYSCTL, O_WRONLY);
+		if (fd >= 0) {
+			if (write(fd, buf, n) != n)
+				log_warn("%s: restore: %s", TFO_SYSCTL, strerror(errno));
+			close(fd);
+		}
+	}
+	unlink(TFO_SAVED);
+}
+
 /* ---- pins ----------------------------------------------------------------------------- */
 
 static int pin_all(struct tcp_bpf *skel, struct bpf_link *link)
@@ -532,6 +602,7 @@ int kernel__detach(void)
 			found = 1;
 	}
 	rmdir(MCPF_PIN_DIR);
+	tfo_restore();
 	return found;
 }
 
@@ -1032,6 +1103,8 @@ int cmd_attach(int argc, char **argv)
 		goto out;
 	}
 	if (pin_all(ac.skel, link))
+		goto out_detach;
+	if (tfo_client_off())
 		goto out_detach;
 	err = adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks), ports, nports);
 	if (err > 0)

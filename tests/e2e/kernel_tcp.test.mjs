@@ -408,6 +408,20 @@ test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason 
 		// content-encoding: the server does not inflate, but nothing unread may pass
 		r = check('gzip', await raw([post(env, { 'Content-Encoding': 'gzip' })]));
 
+		// TCP Fast Open: data queued before the socket is watched (python3 has MSG_FASTOPEN)
+		const tfo = spawnSync('python3', ['-c', `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(2)
+try:
+    s.sendto(sys.stdin.buffer.read(), socket.MSG_FASTOPEN, ("127.0.0.1", ${PORT}))
+    print(s.recv(65536).decode(errors="replace"))
+except OSError as e:
+    print("refused:", e)
+`], { input: post(env), encoding: 'utf8' });
+		if (tfo.error === undefined)
+			check('tcp-fastopen', { out: tfo.stdout + tfo.stderr });
+
 		// The scanner's corpus of hostile messages, each as one request, under "default":
 		// "deny": a tools/call that reaches the server's handler answers with "content":[ (a
 		// result, isError or not) or -32602; a neutralized one with "denied by policy".
