@@ -316,7 +316,7 @@ static void test_globs_and_hide(void **state)
 {
 	/* '?' is one UTF-8 character, as in policy__glob_match */
 	static const char *const denied[] = { "secret_x", "secret_", "hidden", "hiddenABC",
-					      "abc", "a\xc3\xa9" "c", "a\xe2\x82\xac" "c" };
+					      "abc", "a\xc3\xa9\x63", "a\xe2\x82\xac\x63" };
 	static const char *const allowed[] = { "secret", "xsecret_x", "hidde", "ac", "abbc" };
 	char body[256], req[1024], got[2048];
 	size_t n;
@@ -398,8 +398,8 @@ static void test_chunked_refused(void **state)
 static void test_unreadable_body_refused(void **state)
 {
 	static const char *const bodies[] = {
-		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
-		"\"name\":\"get-env\"}}",
+		("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		 "\"echo\",\"name\":\"get-env\"}}"),
 		"{\"method\":\"tools/call\",",
 		"{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"},\"id\":1} x",
 	};
