@@ -188,6 +188,7 @@ enum mcpf_tcp_counter {
 	MCPF_CNT_CORKED = 3,    /* times a send was held for more bytes */
 	MCPF_CNT_REPLIES = 4,   /* replies rewritten to say "denied by policy" */
 	MCPF_CNT_CALLS = 5,     /* tools/call messages decided */
+	MCPF_CNT_EVENTS_LOST = 6, /* decisions whose event found the ring buffer full */
 	MCPF_CNT_MAX = 8,
 };
 

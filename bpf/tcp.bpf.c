@@ -709,8 +709,10 @@ static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
 	struct mcpf_active *act;
 	__u32 zero = 0;
 
-	if (!e)
+	if (!e) {
+		count(MCPF_CNT_EVENTS_LOST, 1);
 		return;
+	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
@@ -1261,10 +1263,10 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	}
 	if (hc->seen & (1u << HDR_TRANSFER_ENCODING))
 		goto poison;
-	if (w->h_session_len) {
-		__builtin_memcpy(conn->session, w->h_session, sizeof(conn->session));
-		conn->session_hash = fnv64(w->h_session, w->h_session_len, MCPF_TCP_SESSION_MAX);
-	}
+	/* a pooled connection carries requests of several sessions: each request says its own */
+	__builtin_memcpy(conn->session, w->h_session, sizeof(conn->session));
+	conn->session_hash = w->h_session_len ?
+		fnv64(w->h_session, w->h_session_len, MCPF_TCP_SESSION_MAX) : 0;
 	total = hc->end + (__u32)hc->cl;
 	if (hc->cl > MCPF_SCAN_BUF_MAX) {
 		/* too large to read: its first body byte is made invalid, the rest passes */

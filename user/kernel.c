@@ -1210,6 +1210,7 @@ int cmd_stats(int argc, char **argv)
 {
 	static const char *const cnt_names[MCPF_CNT_MAX] = {
 		"requests", "bytes", "poisoned", "corked", "replies_rewritten", "calls",
+		"events_lost",
 	};
 	int ncpu = libbpf_num_possible_cpus(), fd = -1, cfd = -1, ret = 1;
 	bool json = false, prom = false;

@@ -336,6 +336,23 @@ test('kernel TCP: approval tickets', { skip: skipReason || false }, async () => 
 	}
 });
 
+test('kernel TCP: clear refusals', { skip: skipReason || false }, () => {
+	writePolicy(POLICY);
+	const r = spawnSync(MCPFENCE, ['attach', '--policy', policyPath(), '--port', String(PORT)],
+		{ uid: 65534, gid: 65534, encoding: 'utf8' });
+	assert.equal(r.status, 1);
+	assert.match(r.stderr, /needs root/);
+	const u = spawnSync(MCPFENCE, ['attach', '--policy', policyPath()], { encoding: 'utf8' });
+	assert.equal(u.status, 2);
+	const c = spawnSync(MCPFENCE, ['attach', '--policy', policyPath(), '--port', String(PORT),
+		'--cgroup', '/tmp'], { encoding: 'utf8' });
+	assert.equal(c.status, 1);
+	assert.match(c.stderr, /not a cgroup v2 directory/);
+	const s = spawnSync(MCPFENCE, ['stats'], { encoding: 'utf8' });
+	assert.equal(s.status, 1);
+	assert.match(s.stderr, /nothing attached/);
+});
+
 // Hostile requests on raw sockets: none may make the server run get-env (its answer would
 // carry the canary from the server's environment).
 test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason || false }, async () => {
