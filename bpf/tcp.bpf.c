@@ -1009,10 +1009,11 @@ static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcp
 
 	if (!(c->flags & MCPF_CALL_HAS_ID) || !c->id_len || c->id_len >= MCPF_ID_MAX)
 		return;
+	if (!conn->pending[slot].len) /* else the oldest is overwritten: npending stays */
+		__sync_fetch_and_add(&conn->npending, 1);
 	__builtin_memcpy(conn->pending[slot].id, c->id, sizeof(conn->pending[slot].id));
 	conn->pending[slot].len = c->id_len;
 	conn->next_pending = slot + 1;
-	__sync_fetch_and_add(&conn->npending, 1);
 }
 
 /* The decision for the tool in w->rkey.name, into w->dec. A global function. */
