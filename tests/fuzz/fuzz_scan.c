@@ -18,6 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char why[256];
 	size_t n = size > MCPF_SCAN_BUF_MAX ? MCPF_SCAN_BUF_MAX : size;
+	__u32 start, i, k;
 
 	memcpy(buf.data, data, n);
 	/* bytes past the message must never matter: make them look like a tempting tail */
@@ -32,6 +33,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "scanner says %s (at %u) on a message jansson reads cleanly\n",
 			scan_ref__status_name(res.status), res.end);
 		abort();
+	}
+	/* packed messages: each next one read in place, as if it started the buffer */
+	for (i = 0; i < 4 && res.status == MCPF_SCAN_OK && (res.flags & MCPF_SCAN_TRAILING); i++) {
+		start = res.end;
+		mcp_scan_from(&buf, start, size, &res);
+		res.end -= start;
+		for (k = 0; k < res.ncalls; k++)
+			res.calls[k].method_off -= start;
+		if (scan_ref__check((const char *)data + start, n - start, &res, why,
+				    sizeof(why))) {
+			fprintf(stderr, "scanner from %u disagrees with jansson (status %s): %s\n",
+				start, scan_ref__status_name(res.status), why);
+			abort();
+		}
+		res.end += start;
 	}
 	return 0;
 }
