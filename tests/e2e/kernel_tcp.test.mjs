@@ -24,6 +24,8 @@ function whyNot() {
 	if (process.getuid() !== 0) return 'needs root (BPF programs on a cgroup)';
 	if (!existsSync(MCPFENCE)) return `${MCPFENCE} is not built (make)`;
 	if (!existsSync(EVERYTHING)) return 'tests/e2e/node_modules missing (make setup-test)';
+	if (existsSync('/sys/fs/bpf/mcpfence'))
+		return 'an attachment is in place (/sys/fs/bpf/mcpfence): not touching it';
 	return null;
 }
 const skipReason = whyNot();
@@ -189,7 +191,6 @@ before(async () => {
 	sdk = await loadSdk();
 	dir = mkdtempSync(join(tmpdir(), 'mcpfence-ktcp-'));
 	writePolicy(POLICY);
-	spawnSync(MCPFENCE, ['detach']);
 	server = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
 		env: { ...process.env, PORT: String(PORT), MCPFENCE_CANARY: CANARY },
 		stdio: ['ignore', 'ignore', 'ignore'],
