@@ -1141,6 +1141,10 @@ int cmd_attach(int argc, char **argv)
 		if (now != last) {
 			kernel__refill(ac.skel, &ac.kc[ac.gen], now, last);
 			last = now;
+			if (access(PIN_LINK, F_OK)) {
+				log_info("%s is gone (mcpfence detach): stopping", PIN_LINK);
+				break;
+			}
 		}
 	}
 	ring_buffer__consume(rb);
