@@ -362,6 +362,9 @@ int handle_sock_ops(struct bpf_sock_ops *skops)
 	if (!end)
 		return 1;
 	key.server_side = end == 2;
+	/* a new connection on a 4-tuple used before starts clean (not poisoned, nothing pending) */
+	if (end == 1)
+		bpf_map_delete_elem(&tcp_conns, &key.conn);
 	bpf_sock_hash_update(skops, &tcp_socks, &key, BPF_ANY);
 	return 1;
 }

@@ -37,7 +37,9 @@ static const char policy_json[] =
 	"{\"version\":\"1\",\"default\":\"allow\",\"hide\":[\"hidden*\"],"
 	"\"tools\":{\"get-env\":{\"action\":\"deny\"},"
 	"\"secret_*\":{\"action\":\"deny\"},\"a?c\":{\"action\":\"deny\"},"
-	"\"limited\":{\"limits\":[{\"counter\":\"c\",\"window\":3600,\"max\":2}]}}}";
+	"\"limited\":{\"limits\":[{\"counter\":\"c\",\"window\":3600,\"max\":2}]},"
+	"\"per_session\":{\"limits\":[{\"counter\":\"s\",\"window\":3600,\"max\":1,"
+	"\"scope\":\"session\"}]}}}";
 
 struct env {
 	struct tcp_bpf *skel;
@@ -457,6 +459,64 @@ static void test_budget_and_refill(void **state)
 	pair_close(&p);
 }
 
+static void test_session_budgets(void **state)
+{
+	static const char *const sessions[] = { "A", "A", "B", "B", "A" };
+	char body[256], req[1024], got[2048], hdr[64];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	for (int i = 0; i < 5; i++) {
+		snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s\r\n", sessions[i]);
+		n = request(req, sizeof(req), call(body, sizeof(body), 70 + i, "per_session"), hdr);
+		send_all(p.cfd, req, n);
+		if (i == 0 || i == 2) {
+			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+			assert_memory_equal(got, req, n);
+		} else {
+			expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+		}
+	}
+	pair_close(&p);
+}
+
+/* A connection on the 4-tuple of a refused one starts clean. */
+static void test_tuple_reuse(void **state)
+{
+	static const char bad[] = "POST /mcp HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+	struct sockaddr_in in = { .sin_family = AF_INET }, me;
+	struct linger lg = { 1, 0 };
+	char body[256], req[1024], got[2048];
+	socklen_t ml = sizeof(me);
+	int one = 1;
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	send_all(p.cfd, bad, strlen(bad));
+	recv_for(p.sfd, got, sizeof(got), 200);
+	assert_int_equal(getsockname(p.cfd, (void *)&me, &ml), 0);
+	setsockopt(p.cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(p.cfd);
+	close(p.sfd);
+	p.cfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(p.cfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(p.cfd, (void *)&me, sizeof(me)), 0);
+	in.sin_port = htons(env.port);
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(p.cfd, (void *)&in, sizeof(in)), 0);
+	p.sfd = accept(p.lfd, NULL, NULL);
+	last = p;
+	n = request(req, sizeof(req), call(body, sizeof(body), 80, "echo"), NULL);
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+	pair_close(&p);
+}
+
 static void test_ipv6_and_mapped(void **state)
 {
 	char body[256], req[1024], got[2048];
@@ -511,6 +571,8 @@ int main(void)
 		cmocka_unit_test(test_chunked_refused),
 		cmocka_unit_test(test_unreadable_body_refused),
 		cmocka_unit_test(test_budget_and_refill),
+		cmocka_unit_test(test_session_budgets),
+		cmocka_unit_test(test_tuple_reuse),
 		cmocka_unit_test(test_ipv6_and_mapped),
 		cmocka_unit_test(test_stats_count),
 	};
