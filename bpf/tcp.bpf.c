@@ -1006,6 +1006,13 @@ static __always_inline int neutralize_method(struct sk_msg_md *msg, __u32 off, _
 
 /* ---- one request ---------------------------------------------------------------------- */
 
+static __always_inline bool is_tools_call(const struct mcpf_call *c)
+{
+	return (c->flags & MCPF_CALL_HAS_METHOD) && c->method_len == 10 &&
+	       *(__u64 *)&c->method[0] == W8('t', 'o', 'o', 'l', 's', '/', 'c', 'a') &&
+	       c->method[8] == 'l' && c->method[9] == 'l';
+}
+
 static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcpf_call *c)
 {
 	__u32 slot = conn->next_pending & (MCPF_TCP_PENDING - 1);
@@ -1057,9 +1064,7 @@ static long call_one(__u64 i, void *unused)
 		return 1;
 	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
 	c = &w->res.calls[i & (MCPF_SCAN_MAX_CALLS - 1)];
-	if (!(c->flags & MCPF_CALL_HAS_METHOD) || c->method_len != 10 ||
-	    *(__u64 *)&c->method[0] != W8('t', 'o', 'o', 'l', 's', '/', 'c', 'a') ||
-	    c->method[8] != 'l' || c->method[9] != 'l')
+	if (!is_tools_call(c))
 		return 0;
 	count(MCPF_CNT_CALLS, 1);
 	__builtin_memcpy(w->rkey.name, c->name, sizeof(w->rkey.name));
@@ -1101,6 +1106,12 @@ static __always_inline bool headers_agree(struct tcp_work *w)
 			if (c->method[i] != w->h_method[i])
 				return false;
 	}
+	/*
+	 * Mcp-Name is the tool (or prompt) name, or a resource's URI, which is not read here:
+	 * without a name in the body it is compared only for tools/call, the one method decided.
+	 */
+	if (w->h_name_len && !(c->flags & MCPF_CALL_HAS_NAME) && !is_tools_call(c))
+		return true;
 	if (w->h_name_len) {
 		if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len != w->h_name_len)
 			return false;

@@ -422,6 +422,20 @@ static void test_unreadable_body_refused(void **state)
 	send_all(p.cfd, req, n);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 	assert_int_equal(got[n - strlen(body)], 0x01);
+	/* a resource's URI as Mcp-Name (not read here) on resources/read: passes */
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\","
+		 "\"params\":{\"uri\":\"demo://x\"}}");
+	n = request(req, sizeof(req), body, "Mcp-Method: resources/read\r\nMcp-Name: demo://x\r\n");
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+	/* but a tools/call without a readable name and an Mcp-Name is refused */
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
+		 "\"params\":{}}");
+	n = request(req, sizeof(req), body, "Mcp-Name: echo\r\n");
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_int_equal(got[n - strlen(body)], 0x01);
 	/* agreeing: passes */
 	n = request(req, sizeof(req), call(body, sizeof(body), 4, "echo"),
 		    "Mcp-Method: tools/call\r\nMcp-Name: echo\r\n");
