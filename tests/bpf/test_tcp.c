@@ -39,7 +39,9 @@ static const char policy_json[] =
 	"\"secret_*\":{\"action\":\"deny\"},\"a?c\":{\"action\":\"deny\"},"
 	"\"limited\":{\"limits\":[{\"counter\":\"c\",\"window\":3600,\"max\":2}]},"
 	"\"per_session\":{\"limits\":[{\"counter\":\"s\",\"window\":3600,\"max\":1,"
-	"\"scope\":\"session\"}]}}}";
+	"\"scope\":\"session\"}]},"
+	"\"per_agent\":{\"limits\":[{\"counter\":\"g\",\"window\":3600,\"max\":1,"
+	"\"scope\":\"agent\"}]}}}";
 
 struct env {
 	struct tcp_bpf *skel;
@@ -538,6 +540,29 @@ static void test_session_budgets(void **state)
 	pair_close(&p);
 }
 
+/* One budget per client (uid and executable), across connections and sessions. */
+static void test_agent_budget(void **state)
+{
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	for (int i = 0; i < 2; i++) {
+		pair_open(&p, AF_INET, false);
+		n = request(req, sizeof(req), call(body, sizeof(body), 95 + i, "per_agent"),
+			    i ? "Mcp-Session-Id: other\r\n" : NULL);
+		send_all(p.cfd, req, n);
+		if (!i) {
+			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+			assert_memory_equal(got, req, n);
+		} else {
+			expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+		}
+		pair_close(&p);
+	}
+}
+
 /* A connection on the 4-tuple of a refused one starts clean. */
 static void test_tuple_reuse(void **state)
 {
@@ -629,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_budget_and_refill),
 		cmocka_unit_test(test_session_budgets),
+		cmocka_unit_test(test_agent_budget),
 		cmocka_unit_test(test_tuple_reuse),
 		cmocka_unit_test(test_ipv6_and_mapped),
 		cmocka_unit_test(test_stats_count),
