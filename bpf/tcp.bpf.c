@@ -25,6 +25,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "mcpfence.h"
 #define MCP_SCAN_GLOBAL_STEP 1
 #include "mcp_scan.bpf.h"
@@ -488,6 +489,20 @@ static __always_inline __u64 fnv64(const char *s, __u32 n, __u32 max)
 	return h;
 }
 
+/* The sending client's identity for scope "agent": its uid and its executable (inode). */
+static __always_inline __u64 agent_key(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 ino = BPF_CORE_READ(t, mm, exe_file, f_inode, i_ino);
+	__u32 dev = BPF_CORE_READ(t, mm, exe_file, f_inode, i_sb, s_dev);
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	h = (h ^ ino) * 0x100000001b3ULL;
+	h = (h ^ dev) * 0x100000001b3ULL;
+	h = (h ^ (__u32)bpf_get_current_uid_gid()) * 0x100000001b3ULL;
+	return h;
+}
+
 /*
  * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule); all or
  * none. Returns the failing slot or -1. A global function: the verifier checks it once.
@@ -533,11 +548,7 @@ __noinline int tcp_budgets_take(__u32 gen, __u32 has_rule, __u64 session_hash)
 		if (lim->scope == MCPF_SCOPE_SESSION) {
 			bk->scope_key = session_hash;
 		} else if (lim->scope == MCPF_SCOPE_AGENT) {
-			char comm[16];
-
-			bpf_get_current_comm(comm, sizeof(comm));
-			bk->scope_key = (bpf_get_current_uid_gid() << 32) ^
-					(fnv64(comm, 16, 16) & 0xffffffffULL);
+			bk->scope_key = agent_key();
 		}
 		b = bpf_map_lookup_elem(&tcp_budgets, bk);
 		if (!b && (lim->scope == MCPF_SCOPE_SESSION || lim->scope == MCPF_SCOPE_AGENT)) {

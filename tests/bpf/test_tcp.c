@@ -39,7 +39,9 @@ static const char policy_json[] =
 	"\"secret_*\":{\"action\":\"deny\"},\"a?c\":{\"action\":\"deny\"},"
 	"\"limited\":{\"limits\":[{\"counter\":\"c\",\"window\":3600,\"max\":2}]},"
 	"\"per_session\":{\"limits\":[{\"counter\":\"s\",\"window\":3600,\"max\":1,"
-	"\"scope\":\"session\"}]}}}";
+	"\"scope\":\"session\"}]},"
+	"\"per_agent\":{\"limits\":[{\"counter\":\"g\",\"window\":3600,\"max\":1,"
+	"\"scope\":\"agent\"}]}}}";
 
 struct env {
 	struct tcp_bpf *skel;
@@ -445,6 +447,48 @@ static void test_unreadable_body_refused(void **state)
 	pair_close(&p);
 }
 
+/* Bodies past the scan buffer are not read: refused from their first byte; long heads too. */
+static void test_sizes(void **state)
+{
+	size_t blen = 70000, n, got = 0;
+	char *req, *rx, body[256];
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	req = malloc(blen + 8192);
+	rx = malloc(blen + 8192);
+	assert_non_null(req);
+	assert_non_null(rx);
+	pair_open(&p, AF_INET, false);
+	n = snprintf(req, 8192, "POST /mcp HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", blen);
+	call(body, sizeof(body), 90, "get-env");
+	memset(req + n, ' ', blen);
+	memcpy(req + n, body, strlen(body));
+	for (size_t off = 0; off < n + blen; off += 16384) {
+		size_t k = n + blen - off < 16384 ? n + blen - off : 16384;
+
+		send_all(p.cfd, req + off, k);
+	}
+	got = recv_for(p.sfd, rx, blen + 8192, 300);
+	assert_int_equal(got, n + blen);
+	assert_int_equal(rx[n], 0x01);
+	assert_memory_equal(rx + n + 1, req + n + 1, blen - 1);
+	pair_close(&p);
+
+	/* a head longer than MCPF_TCP_HDR_MAX */
+	pair_open(&p, AF_INET, false);
+	n = snprintf(req, 64, "POST /mcp HTTP/1.1\r\nX-Long: ");
+	memset(req + n, 'a', 9000);
+	n += 9000;
+	n += snprintf(req + n, 64, "\r\nContent-Length: 0\r\n\r\n");
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, rx, blen, 300), n);
+	assert_int_equal(rx[0], 0x01);
+	pair_close(&p);
+	free(req);
+	free(rx);
+}
+
 static void test_budget_and_refill(void **state)
 {
 	char body[256], req[1024], got[2048];
@@ -494,6 +538,29 @@ static void test_session_budgets(void **state)
 		}
 	}
 	pair_close(&p);
+}
+
+/* One budget per client (uid and executable), across connections and sessions. */
+static void test_agent_budget(void **state)
+{
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	for (int i = 0; i < 2; i++) {
+		pair_open(&p, AF_INET, false);
+		n = request(req, sizeof(req), call(body, sizeof(body), 95 + i, "per_agent"),
+			    i ? "Mcp-Session-Id: other\r\n" : NULL);
+		send_all(p.cfd, req, n);
+		if (!i) {
+			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+			assert_memory_equal(got, req, n);
+		} else {
+			expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+		}
+		pair_close(&p);
+	}
 }
 
 /* A connection on the 4-tuple of a refused one starts clean. */
@@ -584,8 +651,10 @@ int main(void)
 		cmocka_unit_test(test_pipelined),
 		cmocka_unit_test(test_chunked_refused),
 		cmocka_unit_test(test_unreadable_body_refused),
+		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_budget_and_refill),
 		cmocka_unit_test(test_session_budgets),
+		cmocka_unit_test(test_agent_budget),
 		cmocka_unit_test(test_tuple_reuse),
 		cmocka_unit_test(test_ipv6_and_mapped),
 		cmocka_unit_test(test_stats_count),
