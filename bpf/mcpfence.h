@@ -8,54 +8,6 @@
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
-/*
- * Scanner results (bpf/mcp_scan.bpf.h). One message is one JSON value: an object (a request,
- * a notification, a response) or a batch (array) of them. Names and methods are decoded (JSON
- * escapes resolved); the id is kept raw, as it stands in the message.
- */
-#define MCPF_METHOD_MAX 48
-#define MCPF_NAME_MAX 128
-#define MCPF_ID_MAX 48
-#define MCPF_SCAN_MAX_CALLS 8 /* a batch with more elements is UNPARSED */
-
-enum mcpf_scan_status {
-	MCPF_SCAN_OK = 0,         /* read with certainty */
-	MCPF_SCAN_UNPARSED = 1,   /* not read with certainty: denied unless the policy says so */
-	MCPF_SCAN_INCOMPLETE = 2, /* the value goes on past the bytes given */
-};
-
-enum mcpf_call_flags {
-	MCPF_CALL_HAS_ID = 1,      /* a request (else a notification) */
-	MCPF_CALL_ID_STRING = 2,   /* the raw id is a JSON string (quotes included in id[]) */
-	MCPF_CALL_HAS_NAME = 4,    /* params.name was present (tools/call) */
-	MCPF_CALL_HAS_METHOD = 8,  /* a method was present (else a response) */
-};
-
-enum mcpf_scan_flags {
-	MCPF_SCAN_BATCH = 1,
-};
-
-/* One JSON-RPC message inside the scanned value (one element of a batch). */
-struct mcpf_call {
-	__u32 method_off;  /* offset of the method value's opening quote in the scanned bytes */
-	__u32 method_span; /* its length there, quotes included (escapes make it > method_len + 2) */
-	__u16 method_len;
-	__u16 name_len;
-	__u16 id_len;
-	__u16 flags; /* enum mcpf_call_flags */
-	char method[MCPF_METHOD_MAX];
-	char name[MCPF_NAME_MAX];
-	char id[MCPF_ID_MAX];
-};
-
-struct mcpf_scan_result {
-	__u32 status; /* enum mcpf_scan_status */
-	__u32 ncalls;
-	__u32 end;   /* offset just past the scanned JSON value */
-	__u32 flags; /* enum mcpf_scan_flags */
-	struct mcpf_call calls[MCPF_SCAN_MAX_CALLS];
-};
-
 #endif
 
 #define MCPF_PIN_DIR "/sys/fs/bpf/mcpfence"
@@ -90,7 +42,21 @@ enum mcpf_call_flags {
 };
 
 enum mcpf_scan_flags {
-	MCPF_SCAN_BATCH = 1,
+	MCPF_SCAN_BATCH = 1,    /* the value is an array of messages */
+	MCPF_SCAN_TRAILING = 2, /* bytes other than whitespace follow the value (packed messages) */
+	MCPF_SCAN_NEWLINE = 4,  /* a raw newline inside the value (it is not one stdio line) */
+};
+
+/*
+ * The bytes one scan reads: a hook copies one message (or the start of one) here, usually in a
+ * per-CPU slot. A value longer than MCPF_SCAN_BUF_MAX is UNPARSED. The pad lets the scanner read
+ * 8 bytes at any offset below MCPF_SCAN_BUF_MAX; it never reads bytes at or past the length given.
+ */
+#define MCPF_SCAN_BUF_MAX 65536
+#define MCPF_SCAN_BUF_PAD 64
+struct mcpf_scan_buf {
+	__u8 data[MCPF_SCAN_BUF_MAX + MCPF_SCAN_BUF_PAD];
+	__u64 scan_state[16]; /* the scanner's own state between its steps */
 };
 
 /* One JSON-RPC message inside the scanned value (one element of a batch). */
@@ -112,6 +78,192 @@ struct mcpf_scan_result {
 	__u32 end;   /* offset just past the scanned JSON value */
 	__u32 flags; /* enum mcpf_scan_flags */
 	struct mcpf_call calls[MCPF_SCAN_MAX_CALLS];
+};
+
+/*
+ * TCP enforcement (bpf/tcp.bpf.c): sock_ops puts sockets of watched ports in a SOCKHASH, sk_msg
+ * frames each HTTP/1.1 request of the client, scans its body and decides from these maps.
+ * The policy lives in two generations; userspace fills the idle one, then flips tcp_active.gen.
+ */
+#define MCPF_TCP_MAX_PORTS 16
+#define MCPF_TCP_MAX_GLOBS 64    /* hide entries + glob rules, per generation */
+#define MCPF_TCP_GLOB_MAX 64     /* bytes of one glob pattern */
+#define MCPF_TCP_MAX_LIMITS 64   /* distinct budgets, per generation */
+#define MCPF_TCP_CALL_LIMITS 8   /* all_tools limits, and a rule's limits */
+#define MCPF_TCP_SESSION_MAX 64  /* bytes of Mcp-Session-Id kept */
+#define MCPF_TCP_PENDING 8       /* denied ids per connection waiting for their reply */
+#define MCPF_TCP_HDR_MAX 8192    /* request headers longer than this are refused */
+#define MCPF_TCP_RULE_NONE 0xffffffffu
+
+enum mcpf_kind {
+	MCPF_KIND_ALLOW = 0,     /* same numbers as enum deny_kind (user/decide.h) */
+	MCPF_KIND_HIDDEN = 1,
+	MCPF_KIND_DEFAULT = 2,
+	MCPF_KIND_RULE = 3,
+	MCPF_KIND_CONDITION = 4, /* require/deny_if: not checkable in the kernel, fail closed */
+	MCPF_KIND_APPROVAL = 5,  /* approve rule and no ticket */
+	MCPF_KIND_LIMIT = 6,
+	MCPF_KIND_INVALID = 7,
+	MCPF_KIND_UNPARSED = 8,
+	MCPF_KIND_MAX = 9,
+};
+
+enum mcpf_rule_action {
+	MCPF_ACT_ALLOW = 0,
+	MCPF_ACT_DENY = 1,
+	MCPF_ACT_APPROVE = 2,
+	MCPF_ACT_CONDITION = 3, /* allow only if require/deny_if hold: cannot be judged here */
+};
+
+struct mcpf_rule {
+	__u32 idx; /* index in the policy's rules[] (for the audit pointer) */
+	__u8 action; /* enum mcpf_rule_action */
+	__u8 nlimits;
+	__u16 _pad;
+	__u16 limits[MCPF_TCP_CALL_LIMITS]; /* slots in tcp_limits of this generation */
+};
+
+struct mcpf_rule_key {
+	__u32 gen;
+	char name[MCPF_NAME_MAX];
+};
+
+enum mcpf_glob_kind {
+	MCPF_GLOB_HIDE = 0,
+	MCPF_GLOB_RULE = 1,
+};
+
+struct mcpf_glob {
+	char pat[MCPF_TCP_GLOB_MAX];
+	__u16 len;
+	__u8 kind; /* enum mcpf_glob_kind */
+	__u8 _pad;
+	__u32 idx; /* index in hide[] (HIDE) */
+	struct mcpf_rule rule; /* (RULE) */
+};
+
+enum mcpf_scope_kind {
+	MCPF_SCOPE_GRANT = 0, /* same numbers as enum scope (user/policy.h) */
+	MCPF_SCOPE_SESSION = 1,
+	MCPF_SCOPE_AGENT = 2,
+	MCPF_SCOPE_GLOBAL = 3,
+};
+
+struct mcpf_limit {
+	__u64 ident; /* names the budget across reloads: hash of counter, scope, window */
+	__s64 max;
+	__u32 window_s;
+	__u32 scope; /* enum mcpf_scope_kind */
+};
+
+struct mcpf_budget_key {
+	__u64 ident;
+	__u64 scope_key; /* 0 for grant/global; session hash; uid<<32 | comm hash for agent */
+};
+
+struct mcpf_budget {
+	__s64 left;
+};
+
+struct mcpf_ticket {
+	__s64 count;
+	__u64 expires_ns; /* CLOCK_BOOTTIME; 0: never */
+};
+
+struct mcpf_gen_cfg {
+	__u8 def_allow;
+	__u8 unparsed_allow;
+	__u8 nglobs;
+	__u8 nall_limits;
+	__u8 nhide; /* globs[0..nhide) are hide entries, globs[nhide..nglobs) glob rules */
+	__u8 _pad[3];
+	__u16 all_limits[MCPF_TCP_CALL_LIMITS];
+};
+
+/* Totals of the TCP hook (tcp_counters, per CPU). */
+enum mcpf_tcp_counter {
+	MCPF_CNT_REQUESTS = 0,  /* HTTP requests framed */
+	MCPF_CNT_BYTES = 1,     /* request bytes framed */
+	MCPF_CNT_POISONED = 2,  /* requests whose framing was refused */
+	MCPF_CNT_CORKED = 3,    /* times a send was held for more bytes */
+	MCPF_CNT_REPLIES = 4,   /* replies rewritten to say "denied by policy" */
+	MCPF_CNT_CALLS = 5,     /* tools/call messages decided */
+	MCPF_CNT_EVENTS_LOST = 6, /* decisions whose event found the ring buffer full */
+	MCPF_CNT_MAX = 8,
+};
+
+struct mcpf_active {
+	__u32 gen; /* 0 or 1: which generation of the policy maps is in force */
+	__u32 loaded; /* 0 until the first policy is in: every call is denied */
+};
+
+struct mcpf_stat_key {
+	char name[MCPF_NAME_MAX]; /* the tool; "" for calls whose name could not be read */
+	__u32 kind; /* enum mcpf_kind */
+	__u32 _pad;
+};
+
+/* A connection, seen the same way from both ends: IPv4 as IPv4-mapped IPv6. */
+struct mcpf_conn_key {
+	__u32 cli[4];
+	__u32 srv[4];
+	__u16 cport;
+	__u16 sport;
+	__u32 _pad;
+};
+
+struct mcpf_sock_key {
+	struct mcpf_conn_key conn;
+	__u32 server_side;
+	__u32 _pad;
+};
+
+struct mcpf_pending {
+	__u16 len; /* 0: free */
+	__u16 _pad[3];
+	char id[MCPF_ID_MAX];
+};
+
+enum mcpf_conn_phase {
+	MCPF_CONN_HEADERS = 0, /* waiting for a request's headers */
+	MCPF_CONN_POISONED = 1, /* framing lost: the server was made to refuse; later sends drop */
+};
+
+struct mcpf_conn {
+	__u32 phase;
+	__u32 npending;
+	__u64 session_hash;
+	char session[MCPF_TCP_SESSION_MAX];
+	struct mcpf_pending pending[MCPF_TCP_PENDING];
+	__u32 next_pending;
+	__u32 _pad;
+};
+
+enum mcpf_event_flags {
+	MCPF_EV_NEUTRALIZED = 1, /* the request was rewritten in place */
+	MCPF_EV_HTTP = 2,        /* the HTTP framing was refused (request made invalid) */
+	MCPF_EV_TICKET = 4,      /* allowed by an approval ticket */
+	MCPF_EV_BATCH = 8,
+	MCPF_EV_HDR_MISMATCH = 16, /* Mcp-Method/Mcp-Name disagreed with the body */
+};
+
+struct mcpf_event {
+	__u64 ts_ns; /* CLOCK_MONOTONIC */
+	__u32 pid;
+	__u32 uid;
+	__u32 kind; /* enum mcpf_kind */
+	__u32 rule; /* rule index, MCPF_TCP_RULE_NONE for default */
+	__u32 limit; /* limit slot that fired (MCPF_KIND_LIMIT), hide index (HIDDEN) */
+	__u32 gen;
+	__u16 cport;
+	__u16 sport;
+	__u16 flags; /* enum mcpf_event_flags */
+	__u16 _pad;
+	char comm[16];
+	char method[MCPF_METHOD_MAX];
+	char name[MCPF_NAME_MAX];
+	char id[MCPF_ID_MAX];
+	char session[MCPF_TCP_SESSION_MAX];
 };
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include "approval.h"
+#include "kernel.h"
 #include "cmd.h"
 #include "log.h"
 
@@ -427,11 +428,14 @@ static int decide_one(int argc, char **argv, bool yes)
 	long pid;
 	int err;
 
-	if (argc == 3 && !strcmp(argv[1], "--tool")) {
-		log_err("%s --tool: not available: kernel-plane approval tickets need the kernel "
-			"plane (mcpfence attach/daemon); for a gateway call use the ID from "
-			"`mcpfence approvals`", argv[0]);
-		return 1;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--tool"))
+			continue;
+		if (yes) /* a kernel-plane ticket */
+			return kernel__approve_ticket(argc, argv);
+		log_err("deny --tool: the kernel plane denies without a ticket already; "
+			"`mcpfence deny` takes an ID from `mcpfence approvals`");
+		return EXIT_USAGE;
 	}
 	if (argc != 2 || argv[1][0] == '-') {
 		log_err("usage: mcpfence %s ID   (IDs from `mcpfence approvals`)", argv[0]);

@@ -11,6 +11,9 @@ int cmd_run(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_deny(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 /* Mount tracefs and bpffs where missing; 0, or the last -errno. */
 int features__mount(void);

@@ -20,8 +20,11 @@ static const struct command commands[] = {
 	{ "features", cmd_features, "features                      probe what this kernel offers" },
 	{ "run", cmd_run, "run [--policy P] [--audit FILE] -- CMD ARGS...  enforce on a stdio server" },
 	{ "approvals", cmd_approvals, "approvals [--json]            list the calls that wait for a human" },
-	{ "approve", cmd_approve, "approve ID                    let a waiting call through" },
+	{ "approve", cmd_approve, "approve ID | --tool T [--count N] [--for D]  let a waiting call / tool calls through" },
 	{ "deny", cmd_deny, "deny ID                       refuse a waiting call" },
+	{ "attach", cmd_attach, "attach --policy P --port N     enforce in the kernel on TCP port N" },
+	{ "detach", cmd_detach, "detach                        remove the kernel attachment" },
+	{ "stats", cmd_stats, "stats [--json|--prometheus]   live counters of the kernel plane" },
 };
 
 static void usage(FILE *f)

@@ -216,7 +216,8 @@ describe('approval', { skip: skip ?? false }, () => {
 			assert.equal(r._meta.kind, 'approval');
 			// a second decision on the same call is refused
 			assert.throws(() => cli('approve', w2.id));
-			assert.throws(() => cli('approve', '--tool', 'echo'), /not available/s);
+			// --tool is the kernel plane's ticket, never a way around a gateway decision
+			assert.throws(() => cli('deny', '--tool', 'echo'), /kernel plane denies/s);
 		} finally {
 			await c.close();
 		}

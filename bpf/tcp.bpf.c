@@ -1,0 +1,1519 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * TCP enforcement for MCP over Streamable HTTP (DESIGN.md §3).
+ *
+ * handle_sock_ops (cgroup v2 sock_ops): when a TCP connection to or from a watched port is
+ * established, its socket goes into tcp_socks (a SOCKHASH), both ends of a loopback connection
+ * (AF_INET, and AF_INET6 with IPv4-mapped addresses: Express listens on ::). It sees no bytes.
+ *
+ * handle_sk_msg (sk_msg on tcp_socks): runs on every send of those sockets, in the sender's
+ * context, before the bytes reach the peer.
+ *  - Client sends: HTTP/1.1 requests, framed by Content-Length. A send that does not hold
+ *    the whole request is corked (bpf_msg_cork_bytes) until it does, within bounds; several
+ *    requests in one send are taken one at a time (bpf_msg_apply_bytes, the program runs again
+ *    on the rest). The body is scanned (mcp_scan), each tools/call decided from the policy maps,
+ *    and a denied call is neutralized in place: its method becomes "rpc.denied___", same
+ *    length, so that the server answers the same id with -32601 and the connection stays
+ *    healthy. A body that cannot be read with certainty gets its first byte replaced, so the
+ *    server answers 400 (parse error). Framing that cannot be followed (chunked, a bare LF,
+ *    a bad or doubled Content-Length, headers over MCPF_TCP_HDR_MAX) gets the request's first
+ *    byte replaced: the server refuses it and closes; later sends on that socket are dropped.
+ *  - Server sends: the reply to a neutralized id ("Method not found") is rewritten, same length,
+ *    to read "denied by policy".
+ * It never sees: traffic of sockets outside the cgroup, TLS plaintext, other transports.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+#include "mcpfence.h"
+#define MCP_SCAN_GLOBAL_STEP 1
+#include "mcp_scan.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SK_DROP 0
+#define SK_PASS 1
+#define GLOB_STEPS 9000
+#define REPLY_SCAN_MAX 16384
+#define SPAN_MAX 320
+
+extern int bpf_strnstr(const char *s1__ign, const char *s2__ign, size_t len) __ksym;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mcpf_sock_key);
+	__type(value, __u64);
+} tcp_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MCPF_TCP_MAX_PORTS);
+	__type(key, __u16);
+	__type(value, __u8);
+} tcp_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mcpf_active);
+} tcp_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct mcpf_gen_cfg);
+} tcp_gen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct mcpf_rule_key);
+	__type(value, struct mcpf_rule);
+} tcp_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * MCPF_TCP_MAX_GLOBS);
+	__type(key, __u32);
+	__type(value, struct mcpf_glob);
+} tcp_globs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * MCPF_TCP_MAX_LIMITS);
+	__type(key, __u32);
+	__type(value, struct mcpf_limit);
+} tcp_limits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct mcpf_budget_key);
+	__type(value, struct mcpf_budget);
+} tcp_budgets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, char[MCPF_NAME_MAX]);
+	__type(value, struct mcpf_ticket);
+} tcp_tickets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct mcpf_stat_key);
+	__type(value, __u64);
+} tcp_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MCPF_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tcp_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mcpf_conn_key);
+	__type(value, struct mcpf_conn);
+} tcp_conns SEC(".maps");
+
+/* A zeroed connection state, to create entries without a large stack value. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mcpf_conn);
+} tcp_conn_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} tcp_events SEC(".maps");
+
+/* The stages of handle_sk_msg, as tail calls: each one is verified within its own bounds. */
+enum tcp_prog {
+	TP_CLIENT = 0,
+	TP_BODY = 1,
+	TP_SERVER = 2,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u32);
+} tcp_progs SEC(".maps");
+
+/* One scan buffer per CPU (too large for a per-CPU map): userspace sets max_entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mcpf_scan_buf);
+} tcp_scan_bufs SEC(".maps");
+
+enum hdr_id {
+	HDR_OTHER = 0,
+	HDR_CONTENT_LENGTH = 1,
+	HDR_TRANSFER_ENCODING = 2,
+	HDR_CONTENT_ENCODING = 3,
+	HDR_MCP_METHOD = 4,
+	HDR_MCP_NAME = 5,
+	HDR_MCP_SESSION = 6,
+};
+
+enum hdr_state {
+	HS_REQLINE = 0,
+	HS_REQLINE_LF = 1,
+	HS_NAME_START = 2,
+	HS_NAME = 3,
+	HS_OWS = 4,
+	HS_VALUE = 5,
+	HS_VALUE_LF = 6,
+	HS_END_LF = 7,
+};
+
+struct hdr_ctx {
+	__u32 n;     /* bytes available */
+	__u32 state; /* enum hdr_state */
+	__u32 hid;   /* header being read */
+	__u32 nlen;  /* length of the name so far */
+	__u32 vlen;  /* length of the value so far */
+	__u32 end;   /* offset past the blank line, once found */
+	__u64 cl;
+	__u32 seen;  /* bit per hdr_id */
+	__u32 error;
+	__u32 cl_done; /* whitespace after the digits */
+	__u32 _pad;
+};
+
+struct glob_step_ctx {
+	__u32 p, s, star, mark, plen, slen;
+	int result; /* -1 running, 0 no match, 1 match */
+	__u32 _pad;
+};
+
+struct glob_scan_ctx {
+	__u32 gen;
+	__u32 first, last; /* range of tcp_globs entries of this generation to try */
+	__u32 name_len;
+	__u32 hit; /* index of the first entry that matched; (u32)-1 none */
+	__u32 uncertain; /* a match ran out of steps: fail closed */
+};
+
+struct reply_ctx {
+	__u32 n;
+	__u32 from;
+	__u32 hit; /* offset of the text to rewrite, or (u32)-1 */
+	__u32 pos; /* where the needle was found */
+};
+
+struct decision {
+	__u32 kind;
+	__u32 rule;
+	__u32 limit;
+	__u32 flags;
+};
+
+/*
+ * Per-CPU working state of one program run. Loop state lives here rather than on the stack:
+ * the verifier then treats it as unknown and bpf_loop callbacks converge at once.
+ */
+struct tcp_work {
+	struct hdr_ctx hc;
+	struct glob_step_ctx gs;
+	struct glob_scan_ctx gsc;
+	struct reply_ctx rc;
+	struct mcpf_conn_key ck;
+	struct decision dec;
+	struct mcpf_rule rule;
+	__u32 cc_flags;
+	__u32 b_off, b_len, b_encoded, b_total, b_size; /* handed from TP_CLIENT to TP_BODY */
+	struct mcpf_scan_result res;
+	struct mcpf_rule_key rkey;
+	struct mcpf_stat_key skey;
+	char hname[32];
+	char h_method[MCPF_METHOD_MAX];
+	char h_name[MCPF_NAME_MAX];
+	char h_session[MCPF_TCP_SESSION_MAX];
+	char gpat[MCPF_TCP_GLOB_MAX];
+	__u32 h_method_len;
+	__u32 h_name_len;
+	__u32 h_session_len;
+	__u32 nrw;
+	__u32 rw_off[MCPF_SCAN_MAX_CALLS];
+	__u32 rw_span[MCPF_SCAN_MAX_CALLS];
+	struct mcpf_budget_key taken[2 * MCPF_TCP_CALL_LIMITS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcp_work);
+} tcp_work_map SEC(".maps");
+
+static const char reply_needle[] = ",\"error\":{\"code\":-32601,\"message\":\"Method not found\"";
+#define REPLY_NEEDLE_LEN (sizeof(reply_needle) - 1)
+#define REPLY_TEXT_OFF (REPLY_NEEDLE_LEN - 17) /* where "Method not found" starts */
+
+static __always_inline void count(__u32 which, __u64 n)
+{
+	__u64 *c = bpf_map_lookup_elem(&tcp_counters, &which);
+
+	if (c)
+		*c += n;
+}
+
+static __always_inline struct tcp_work *work_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tcp_work_map, &zero);
+}
+
+static __always_inline struct mcpf_scan_buf *scan_buf_get(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&tcp_scan_bufs, &cpu);
+}
+
+static __always_inline bool port_watched(__u16 port)
+{
+	return bpf_map_lookup_elem(&tcp_ports, &port) != NULL;
+}
+
+/* IPv4 as ::ffff:a.b.c.d, so that an AF_INET client and an AF_INET6 server agree. */
+static __always_inline void addr_set(__u32 *dst, __u32 family, __u32 ip4, const __u32 *ip6)
+{
+	if (family == AF_INET) {
+		dst[0] = 0;
+		dst[1] = 0;
+		dst[2] = bpf_htonl(0xffff);
+		dst[3] = ip4;
+	} else {
+		dst[0] = ip6[0];
+		dst[1] = ip6[1];
+		dst[2] = ip6[2];
+		dst[3] = ip6[3];
+	}
+}
+
+/*
+ * A watched connection's key, the same from both ends. Returns 1 for the client end (the remote
+ * port is watched), 2 for the server end, 0 when neither port is watched.
+ */
+static __always_inline int conn_key_make(struct mcpf_conn_key *k, __u32 family, __u32 lip4,
+					 const __u32 *lip6, __u32 rip4, const __u32 *rip6,
+					 __u16 lport, __u16 rport)
+{
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	__builtin_memset(k, 0, sizeof(*k));
+	if (port_watched(rport)) {
+		addr_set(k->cli, family, lip4, lip6);
+		addr_set(k->srv, family, rip4, rip6);
+		k->cport = lport;
+		k->sport = rport;
+		return 1;
+	}
+	if (port_watched(lport)) {
+		addr_set(k->srv, family, lip4, lip6);
+		addr_set(k->cli, family, rip4, rip6);
+		k->sport = lport;
+		k->cport = rport;
+		return 2;
+	}
+	return 0;
+}
+
+/*
+ * sock_ops: the only hook that sees a TCP connection established in a cgroup and can put its
+ * socket in a SOCKHASH. It sees no payload.
+ */
+SEC("sockops")
+int handle_sock_ops(struct bpf_sock_ops *skops)
+{
+	struct mcpf_sock_key key;
+	__u32 lip6[4], rip6[4];
+	int end;
+
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	lip6[0] = skops->local_ip6[0];
+	lip6[1] = skops->local_ip6[1];
+	lip6[2] = skops->local_ip6[2];
+	lip6[3] = skops->local_ip6[3];
+	rip6[0] = skops->remote_ip6[0];
+	rip6[1] = skops->remote_ip6[1];
+	rip6[2] = skops->remote_ip6[2];
+	rip6[3] = skops->remote_ip6[3];
+	__builtin_memset(&key, 0, sizeof(key));
+	end = conn_key_make(&key.conn, skops->family, skops->local_ip4, lip6, skops->remote_ip4,
+			    rip6, (__u16)skops->local_port, (__u16)bpf_ntohl(skops->remote_port));
+	if (!end)
+		return 1;
+	key.server_side = end == 2;
+	/* a new connection on a 4-tuple used before starts clean (not poisoned, nothing pending) */
+	if (end == 1)
+		bpf_map_delete_elem(&tcp_conns, &key.conn);
+	bpf_sock_hash_update(skops, &tcp_socks, &key, BPF_ANY);
+	return 1;
+}
+
+/* ---- decision ------------------------------------------------------------------------- */
+
+/*
+ * One step of the glob matcher of policy__glob_match (user/policy.c), step for step: '*' any
+ * bytes, '?' one UTF-8 character (a byte and its continuation bytes), one backtrack point.
+ */
+static long glob_step(__u64 i, void *unused)
+{
+	struct tcp_work *w = work_get();
+	struct glob_step_ctx *c;
+	char pc = 0;
+
+	if (!w)
+		return 1;
+	c = &w->gs;
+	if (c->s >= c->slen) {
+		for (int k = 0; k < MCPF_TCP_GLOB_MAX; k++) {
+			if (c->p >= c->plen || w->gpat[c->p & (MCPF_TCP_GLOB_MAX - 1)] != '*')
+				break;
+			c->p++;
+		}
+		c->result = c->p == c->plen;
+		return 1;
+	}
+	if (c->p < c->plen)
+		pc = w->gpat[c->p & (MCPF_TCP_GLOB_MAX - 1)];
+	if (pc == '*') {
+		c->star = c->p++;
+		c->mark = c->s;
+	} else if (pc == '?') {
+		c->p++;
+		c->s++;
+		for (int k = 0; k < 4; k++) {
+			if (c->s >= c->slen ||
+			    (w->rkey.name[c->s & (MCPF_NAME_MAX - 1)] & 0xc0) != 0x80)
+				break;
+			c->s++;
+		}
+	} else if (c->p < c->plen && pc == w->rkey.name[c->s & (MCPF_NAME_MAX - 1)]) {
+		c->p++;
+		c->s++;
+	} else if (c->star != (__u32)-1) {
+		c->p = c->star + 1;
+		c->s = ++c->mark;
+	} else {
+		c->result = 0;
+		return 1;
+	}
+	return 0;
+}
+
+static long glob_try(__u64 i, void *unused)
+{
+	struct tcp_work *w = work_get();
+	struct glob_scan_ctx *c;
+	struct mcpf_glob *g;
+	__u32 idx;
+
+	if (!w)
+		return 1;
+	c = &w->gsc;
+	idx = c->first + (__u32)i;
+	if (idx >= c->last)
+		return 1;
+	idx = c->gen * MCPF_TCP_MAX_GLOBS + (idx & (MCPF_TCP_MAX_GLOBS - 1));
+	g = bpf_map_lookup_elem(&tcp_globs, &idx);
+	if (!g)
+		return 1;
+	__builtin_memcpy(w->gpat, g->pat, sizeof(w->gpat));
+	w->gs.p = 0;
+	w->gs.s = 0;
+	w->gs.mark = 0;
+	w->gs.plen = g->len;
+	w->gs.slen = c->name_len;
+	w->gs.star = (__u32)-1;
+	w->gs.result = -1;
+	bpf_loop(GLOB_STEPS, glob_step, NULL, 0);
+	if (w->gs.result < 0) {
+		c->uncertain = 1;
+		c->hit = c->first + (__u32)i;
+		return 1;
+	}
+	if (w->gs.result == 1) {
+		c->hit = c->first + (__u32)i;
+		return 1;
+	}
+	return 0;
+}
+
+/* First entry in [first, last) of this generation's globs matching w->rkey.name. */
+static __always_inline __u32 glob_find(struct tcp_work *w, __u32 gen, __u32 first, __u32 last,
+				       __u32 name_len, __u32 *uncertain)
+{
+	w->gsc.gen = gen;
+	w->gsc.first = first;
+	w->gsc.last = last;
+	w->gsc.name_len = name_len;
+	w->gsc.hit = (__u32)-1;
+	w->gsc.uncertain = 0;
+	if (first < last && last <= MCPF_TCP_MAX_GLOBS)
+		bpf_loop(last - first, glob_try, NULL, 0);
+	*uncertain = w->gsc.uncertain;
+	return w->gsc.hit;
+}
+
+
+static __always_inline __u64 fnv64(const char *s, __u32 n, __u32 max)
+{
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	for (__u32 i = 0; i < max; i++) {
+		if (i >= n)
+			break;
+		h ^= (__u8)s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* The sending client's identity for scope "agent": its uid and its executable (inode). */
+static __always_inline __u64 agent_key(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 ino = BPF_CORE_READ(t, mm, exe_file, f_inode, i_ino);
+	__u32 dev = BPF_CORE_READ(t, mm, exe_file, f_inode, i_sb, s_dev);
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	h = (h ^ ino) * 0x100000001b3ULL;
+	h = (h ^ dev) * 0x100000001b3ULL;
+	h = (h ^ (__u32)bpf_get_current_uid_gid()) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule); all or
+ * none. Returns the failing slot or -1. A global function: the verifier checks it once.
+ */
+__noinline int tcp_budgets_take(__u32 gen, __u32 has_rule, __u64 session_hash)
+{
+	struct tcp_work *w = work_get();
+	struct mcpf_gen_cfg *gc;
+	__u32 ntaken = 0;
+	int failed = -1;
+
+	gen &= 1;
+	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	if (!w || !gc)
+		return 0;
+
+	for (int i = 0; i < 2 * MCPF_TCP_CALL_LIMITS; i++) {
+		struct mcpf_budget_key *bk;
+		struct mcpf_budget *b, init;
+		struct mcpf_limit *lim;
+		__u32 slot, n;
+
+		if (i < MCPF_TCP_CALL_LIMITS) {
+			if (i >= gc->nall_limits)
+				continue;
+			slot = gc->all_limits[i];
+		} else {
+			if (!has_rule || i - MCPF_TCP_CALL_LIMITS >= w->rule.nlimits)
+				continue;
+			slot = w->rule.limits[(i - MCPF_TCP_CALL_LIMITS) &
+					      (MCPF_TCP_CALL_LIMITS - 1)];
+		}
+		slot = gen * MCPF_TCP_MAX_LIMITS + (slot & (MCPF_TCP_MAX_LIMITS - 1));
+		lim = bpf_map_lookup_elem(&tcp_limits, &slot);
+		if (!lim) {
+			failed = slot;
+			break;
+		}
+		n = ntaken & (2 * MCPF_TCP_CALL_LIMITS - 1);
+		bk = &w->taken[n];
+		bk->ident = lim->ident;
+		bk->scope_key = 0;
+		if (lim->scope == MCPF_SCOPE_SESSION) {
+			bk->scope_key = session_hash;
+		} else if (lim->scope == MCPF_SCOPE_AGENT) {
+			bk->scope_key = agent_key();
+		}
+		b = bpf_map_lookup_elem(&tcp_budgets, bk);
+		if (!b && (lim->scope == MCPF_SCOPE_SESSION || lim->scope == MCPF_SCOPE_AGENT)) {
+			init.left = lim->max;
+			bpf_map_update_elem(&tcp_budgets, bk, &init, BPF_NOEXIST);
+			b = bpf_map_lookup_elem(&tcp_budgets, bk);
+		}
+		if (!b || __sync_fetch_and_add(&b->left, -1) <= 0) {
+			if (b)
+				__sync_fetch_and_add(&b->left, 1);
+			failed = slot - gen * MCPF_TCP_MAX_LIMITS;
+			break;
+		}
+		ntaken++;
+	}
+	if (failed < 0)
+		return -1;
+	for (int i = 0; i < 2 * MCPF_TCP_CALL_LIMITS; i++) {
+		struct mcpf_budget *b;
+
+		if (i >= ntaken)
+			break;
+		b = bpf_map_lookup_elem(&tcp_budgets, &w->taken[i]);
+		if (b)
+			__sync_fetch_and_add(&b->left, 1);
+	}
+	return failed;
+}
+
+static __always_inline bool ticket_take(struct tcp_work *w)
+{
+	struct mcpf_ticket *t = bpf_map_lookup_elem(&tcp_tickets, w->rkey.name);
+
+	if (!t)
+		return false;
+	if (t->expires_ns && bpf_ktime_get_boot_ns() > t->expires_ns)
+		return false;
+	if (__sync_fetch_and_add(&t->count, -1) <= 0) {
+		__sync_fetch_and_add(&t->count, 1);
+		return false;
+	}
+	return true;
+}
+
+static __always_inline void ticket_give_back(struct tcp_work *w)
+{
+	struct mcpf_ticket *t = bpf_map_lookup_elem(&tcp_tickets, w->rkey.name);
+
+	if (t)
+		__sync_fetch_and_add(&t->count, 1);
+}
+
+/*
+ * DESIGN §2 order for tool w->rkey.name: hide, rule (exact, then globs in file order, else
+ * default), action deny, conditions (not checkable here: fail closed), approval (ticket),
+ * limits (all or none).
+ */
+static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 session_hash,
+				   struct decision *d)
+{
+	struct mcpf_rule *r = NULL, rule_copy;
+	struct mcpf_active *act;
+	struct mcpf_gen_cfg *gc;
+	__u32 zero = 0, gen, hit, uncertain = 0;
+	bool ticket = false;
+	int failed;
+
+	d->kind = MCPF_KIND_DEFAULT;
+	d->rule = MCPF_TCP_RULE_NONE;
+	d->limit = 0;
+	d->flags = 0;
+	act = bpf_map_lookup_elem(&tcp_active, &zero);
+	if (!act || !act->loaded)
+		return;
+	gen = act->gen & 1;
+	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	if (!gc)
+		return;
+	hit = glob_find(w, gen, 0, gc->nhide, name_len, &uncertain);
+	if (uncertain) {
+		d->kind = MCPF_KIND_INVALID;
+		return;
+	}
+	if (hit != (__u32)-1) {
+		d->kind = MCPF_KIND_HIDDEN;
+		d->limit = hit;
+		return;
+	}
+	w->rkey.gen = gen;
+	r = bpf_map_lookup_elem(&tcp_rules, &w->rkey);
+	if (!r) {
+		hit = glob_find(w, gen, gc->nhide, gc->nglobs, name_len, &uncertain);
+		if (uncertain) {
+			d->kind = MCPF_KIND_INVALID;
+			return;
+		}
+		if (hit != (__u32)-1) {
+			__u32 idx = gen * MCPF_TCP_MAX_GLOBS + (hit & (MCPF_TCP_MAX_GLOBS - 1));
+			struct mcpf_glob *g = bpf_map_lookup_elem(&tcp_globs, &idx);
+
+			if (!g) {
+				d->kind = MCPF_KIND_INVALID;
+				return;
+			}
+			rule_copy = g->rule;
+			r = &rule_copy;
+		}
+	}
+	if (!r) {
+		if (!gc->def_allow)
+			return; /* MCPF_KIND_DEFAULT */
+	} else {
+		d->rule = r->idx;
+		if (r->action == MCPF_ACT_DENY) {
+			d->kind = MCPF_KIND_RULE;
+			return;
+		}
+		if (r->action == MCPF_ACT_CONDITION) {
+			d->kind = MCPF_KIND_CONDITION;
+			return;
+		}
+		if (r->action == MCPF_ACT_APPROVE) {
+			ticket = ticket_take(w);
+			if (!ticket) {
+				d->kind = MCPF_KIND_APPROVAL;
+				return;
+			}
+			d->flags |= MCPF_EV_TICKET;
+		}
+	}
+	if (r)
+		w->rule = *r;
+	failed = tcp_budgets_take(gen, r != NULL, session_hash);
+	if (failed >= 0) {
+		if (ticket)
+			ticket_give_back(w);
+		d->kind = MCPF_KIND_LIMIT;
+		d->limit = failed;
+		return;
+	}
+	d->kind = MCPF_KIND_ALLOW;
+}
+
+static __always_inline void stat_add(struct tcp_work *w, __u32 kind)
+{
+	__u64 one = 1, *v;
+
+	__builtin_memcpy(w->skey.name, w->rkey.name, sizeof(w->skey.name));
+	w->skey.kind = kind;
+	w->skey._pad = 0;
+	v = bpf_map_lookup_elem(&tcp_stats, &w->skey);
+	if (v) {
+		*v += 1;
+		return;
+	}
+	if (bpf_map_update_elem(&tcp_stats, &w->skey, &one, BPF_NOEXIST)) {
+		/* full (or raced): count under the empty name */
+		__builtin_memset(w->skey.name, 0, sizeof(w->skey.name));
+		v = bpf_map_lookup_elem(&tcp_stats, &w->skey);
+		if (v)
+			*v += 1;
+		else
+			bpf_map_update_elem(&tcp_stats, &w->skey, &one, BPF_NOEXIST);
+	}
+}
+
+static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
+				       const struct mcpf_conn_key *ck, struct mcpf_conn *conn,
+				       const struct decision *d, __u32 flags)
+{
+	struct mcpf_event *e = bpf_ringbuf_reserve(&tcp_events, sizeof(*e), 0);
+	struct mcpf_active *act;
+	__u32 zero = 0;
+
+	if (!e) {
+		count(MCPF_CNT_EVENTS_LOST, 1);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->kind = d->kind;
+	e->rule = d->rule;
+	e->limit = d->limit;
+	act = bpf_map_lookup_elem(&tcp_active, &zero);
+	e->gen = act ? act->gen : 0;
+	e->cport = ck->cport;
+	e->sport = ck->sport;
+	e->flags = d->flags | flags;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	if (idx < MCPF_SCAN_MAX_CALLS) {
+		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
+
+		__builtin_memcpy(e->method, c->method, sizeof(e->method));
+		__builtin_memcpy(e->name, c->name, sizeof(e->name));
+		__builtin_memcpy(e->id, c->id, sizeof(e->id));
+	}
+	if (conn)
+		__builtin_memcpy(e->session, conn->session, sizeof(e->session));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* ---- HTTP request headers ------------------------------------------------------------- */
+
+#define W8(a, b, c, d, e, f, g, h)                                                            \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
+	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+static __always_inline __u32 hdr_identify(struct tcp_work *w, __u32 nlen)
+{
+	__u64 a = *(__u64 *)&w->hname[0], b = *(__u64 *)&w->hname[8];
+	__u64 c = *(__u64 *)&w->hname[16];
+
+	if (nlen == 14 && a == W8('c', 'o', 'n', 't', 'e', 'n', 't', '-') &&
+	    b == W8('l', 'e', 'n', 'g', 't', 'h', 0, 0))
+		return HDR_CONTENT_LENGTH;
+	if (nlen == 17 && a == W8('t', 'r', 'a', 'n', 's', 'f', 'e', 'r') &&
+	    b == W8('-', 'e', 'n', 'c', 'o', 'd', 'i', 'n') && c == 'g')
+		return HDR_TRANSFER_ENCODING;
+	if (nlen == 16 && a == W8('c', 'o', 'n', 't', 'e', 'n', 't', '-') &&
+	    b == W8('e', 'n', 'c', 'o', 'd', 'i', 'n', 'g'))
+		return HDR_CONTENT_ENCODING;
+	if (nlen == 10 && a == W8('m', 'c', 'p', '-', 'm', 'e', 't', 'h') &&
+	    b == W8('o', 'd', 0, 0, 0, 0, 0, 0))
+		return HDR_MCP_METHOD;
+	if (nlen == 8 && a == W8('m', 'c', 'p', '-', 'n', 'a', 'm', 'e'))
+		return HDR_MCP_NAME;
+	if (nlen == 14 && a == W8('m', 'c', 'p', '-', 's', 'e', 's', 's') &&
+	    b == W8('i', 'o', 'n', '-', 'i', 'd', 0, 0))
+		return HDR_MCP_SESSION;
+	return HDR_OTHER;
+}
+
+static __always_inline bool is_tchar(char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+		return true;
+	}
+	return false;
+}
+
+static __always_inline void hdr_value_byte(struct tcp_work *w, struct hdr_ctx *c, char ch)
+{
+	__u32 v = c->vlen;
+
+	switch (c->hid) {
+	case HDR_CONTENT_LENGTH:
+		if (ch >= '0' && ch <= '9' && !c->cl_done) {
+			c->cl = c->cl * 10 + (ch - '0');
+			if (c->cl > 0x7fffffff)
+				c->error = 1;
+		} else if (ch == ' ' || ch == '\t') {
+			c->cl_done = 1;
+		} else {
+			c->error = 1;
+		}
+		break;
+	case HDR_MCP_METHOD:
+		if (v >= MCPF_METHOD_MAX - 1)
+			c->error = 1;
+		else
+			w->h_method[v & (MCPF_METHOD_MAX - 1)] = ch;
+		break;
+	case HDR_MCP_NAME:
+		if (v >= MCPF_NAME_MAX - 1)
+			c->error = 1;
+		else
+			w->h_name[v & (MCPF_NAME_MAX - 1)] = ch;
+		break;
+	case HDR_MCP_SESSION:
+		if (v < MCPF_TCP_SESSION_MAX - 1)
+			w->h_session[v & (MCPF_TCP_SESSION_MAX - 1)] = ch;
+		break;
+	}
+	c->vlen = v + 1;
+}
+
+static __always_inline void hdr_value_end(struct tcp_work *w, struct hdr_ctx *c)
+{
+	__u32 v = c->vlen;
+
+	/* trailing whitespace is not part of a value */
+	switch (c->hid) {
+	case HDR_MCP_METHOD:
+		for (int i = 0; i < 4 && v > 0; i++) {
+			char t = w->h_method[(v - 1) & (MCPF_METHOD_MAX - 1)];
+
+			if (t != ' ' && t != '\t')
+				break;
+			w->h_method[(v - 1) & (MCPF_METHOD_MAX - 1)] = 0;
+			v--;
+		}
+		w->h_method_len = v;
+		break;
+	case HDR_MCP_NAME:
+		for (int i = 0; i < 4 && v > 0; i++) {
+			char t = w->h_name[(v - 1) & (MCPF_NAME_MAX - 1)];
+
+			if (t != ' ' && t != '\t')
+				break;
+			w->h_name[(v - 1) & (MCPF_NAME_MAX - 1)] = 0;
+			v--;
+		}
+		w->h_name_len = v;
+		break;
+	case HDR_MCP_SESSION:
+		w->h_session_len = v < MCPF_TCP_SESSION_MAX ? v : MCPF_TCP_SESSION_MAX - 1;
+		break;
+	case HDR_CONTENT_LENGTH:
+		if (!v)
+			c->error = 1;
+		break;
+	}
+}
+
+/* One byte of the request head; strict: anything a server might read otherwise is an error. */
+static long hdr_byte(__u64 i, void *unused)
+{
+	struct mcpf_scan_buf *buf = scan_buf_get();
+	struct tcp_work *w = work_get();
+	struct hdr_ctx *c;
+	char ch;
+
+	if (!buf || !w)
+		return 1;
+	c = &w->hc;
+	if (i >= c->n)
+		return 1;
+	ch = buf->data[i & (MCPF_TCP_HDR_MAX - 1)];
+	if (ch == 0 || (ch == '\n' && c->state != HS_REQLINE_LF && c->state != HS_VALUE_LF &&
+			c->state != HS_END_LF)) {
+		c->error = 1;
+		return 1;
+	}
+	switch (c->state) {
+	case HS_REQLINE:
+		if (ch == '\r')
+			c->state = HS_REQLINE_LF;
+		else if ((__u8)ch < 0x20 || ch == 0x7f || (i == 0 && !(ch >= 'A' && ch <= 'Z')))
+			c->error = 1;
+		break;
+	case HS_REQLINE_LF:
+	case HS_VALUE_LF:
+		if (ch != '\n') {
+			c->error = 1;
+			break;
+		}
+		c->state = HS_NAME_START;
+		break;
+	case HS_NAME_START:
+		if (ch == '\r') {
+			c->state = HS_END_LF;
+			break;
+		}
+		c->nlen = 0;
+		c->vlen = 0;
+		c->cl_done = 0;
+		*(__u64 *)&w->hname[0] = 0;
+		*(__u64 *)&w->hname[8] = 0;
+		*(__u64 *)&w->hname[16] = 0;
+		*(__u64 *)&w->hname[24] = 0;
+		c->state = HS_NAME;
+		/* fall through */
+	case HS_NAME:
+		if (ch == ':') {
+			__u32 bit;
+
+			if (!c->nlen) {
+				c->error = 1;
+				break;
+			}
+			c->hid = c->nlen <= 24 ? hdr_identify(w, c->nlen) : HDR_OTHER;
+			bit = 1u << c->hid;
+			if (c->hid != HDR_OTHER && (c->seen & bit))
+				c->error = 1; /* a repeated header that matters */
+			c->seen |= bit;
+			c->state = HS_OWS;
+			break;
+		}
+		if (!is_tchar(ch)) {
+			c->error = 1; /* includes obs-fold and a space before the colon */
+			break;
+		}
+		if (c->nlen < 24)
+			w->hname[c->nlen & 31] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
+		c->nlen++;
+		break;
+	case HS_OWS:
+		if (ch == ' ' || ch == '\t')
+			break;
+		c->state = HS_VALUE;
+		/* fall through */
+	case HS_VALUE:
+		if (ch == '\r') {
+			hdr_value_end(w, c);
+			c->state = HS_VALUE_LF;
+			break;
+		}
+		if (((__u8)ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			c->error = 1;
+			break;
+		}
+		hdr_value_byte(w, c, ch);
+		break;
+	case HS_END_LF:
+		if (ch != '\n') {
+			c->error = 1;
+			break;
+		}
+		c->end = i + 1;
+		return 1;
+	}
+	return c->error ? 1 : 0;
+}
+
+/* ---- rewriting in place --------------------------------------------------------------- */
+
+/* Make the request at offset off invalid from its first byte: the server refuses it. */
+static __always_inline void poison_at(struct sk_msg_md *msg, __u32 off)
+{
+	__u8 *data, *end;
+
+	if (off > 0xffff || bpf_msg_pull_data(msg, off, off + 1, 0))
+		return;
+	data = msg->data;
+	end = msg->data_end;
+	if (data + 1 > end)
+		return;
+	data[0] = 0x01;
+}
+
+/* Replace the string at [off, off + span) (quotes included) with "rpc.denied" and '_'. */
+static __always_inline int neutralize_method(struct sk_msg_md *msg, __u32 off, __u32 span)
+{
+	const __u64 w0 = W8('r', 'p', 'c', '.', 'd', 'e', 'n', 'i');
+	__u8 *data, *end;
+
+	if (span < 12 || span > SPAN_MAX)
+		return -1;
+	if (bpf_msg_pull_data(msg, off + 1, off + span - 1, 0))
+		return -1;
+	data = msg->data;
+	end = msg->data_end;
+	for (__u32 j = 0; j < SPAN_MAX - 2; j++) {
+		__u8 ch;
+
+		if (data + j + 1 > end)
+			break;
+		if (j < 8)
+			ch = (w0 >> (8 * j)) & 0xff;
+		else if (j == 8)
+			ch = 'e';
+		else if (j == 9)
+			ch = 'd';
+		else
+			ch = '_';
+		data[j] = ch;
+	}
+	return 0;
+}
+
+/* ---- one request ---------------------------------------------------------------------- */
+
+static __always_inline bool is_tools_call(const struct mcpf_call *c)
+{
+	return (c->flags & MCPF_CALL_HAS_METHOD) && c->method_len == 10 &&
+	       *(__u64 *)&c->method[0] == W8('t', 'o', 'o', 'l', 's', '/', 'c', 'a') &&
+	       c->method[8] == 'l' && c->method[9] == 'l';
+}
+
+static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcpf_call *c)
+{
+	__u32 slot = conn->next_pending & (MCPF_TCP_PENDING - 1);
+
+	if (!(c->flags & MCPF_CALL_HAS_ID) || !c->id_len || c->id_len >= MCPF_ID_MAX)
+		return;
+	if (!conn->pending[slot].len) /* else the oldest is overwritten: npending stays */
+		__sync_fetch_and_add(&conn->npending, 1);
+	__builtin_memcpy(conn->pending[slot].id, c->id, sizeof(conn->pending[slot].id));
+	conn->pending[slot].len = c->id_len;
+	conn->next_pending = slot + 1;
+}
+
+/* The decision for the tool in w->rkey.name, into w->dec. A global function. */
+__noinline int tcp_decide_call(__u32 name_len, __u64 session_hash)
+{
+	struct tcp_work *w = work_get();
+	struct decision d;
+
+	if (!w)
+		return 0;
+	decide(w, name_len, session_hash, &d);
+	w->dec = d;
+	stat_add(w, d.kind);
+	return 0;
+}
+
+/* The event for w->dec, about call idx (none when idx >= MCPF_SCAN_MAX_CALLS). */
+__noinline int tcp_emit(__u32 idx, __u32 flags)
+{
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn;
+
+	if (!w)
+		return 0;
+	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	event_emit(w, idx, &w->ck, conn, &w->dec, flags);
+	return 0;
+}
+
+static long call_one(__u64 i, void *unused)
+{
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn;
+	struct mcpf_call *c;
+	__u32 kind;
+
+	if (!w || i >= w->res.ncalls || i >= MCPF_SCAN_MAX_CALLS)
+		return 1;
+	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	c = &w->res.calls[i & (MCPF_SCAN_MAX_CALLS - 1)];
+	if (!is_tools_call(c))
+		return 0;
+	count(MCPF_CNT_CALLS, 1);
+	__builtin_memcpy(w->rkey.name, c->name, sizeof(w->rkey.name));
+	if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len >= MCPF_NAME_MAX) {
+		w->dec.kind = MCPF_KIND_INVALID;
+		w->dec.rule = MCPF_TCP_RULE_NONE;
+		w->dec.limit = 0;
+		w->dec.flags = 0;
+		stat_add(w, MCPF_KIND_INVALID);
+	} else {
+		tcp_decide_call(c->name_len, conn ? conn->session_hash : 0);
+	}
+	kind = w->dec.kind;
+	if (kind != MCPF_KIND_ALLOW && w->nrw < MCPF_SCAN_MAX_CALLS) {
+		w->rw_off[w->nrw & (MCPF_SCAN_MAX_CALLS - 1)] = c->method_off;
+		w->rw_span[w->nrw & (MCPF_SCAN_MAX_CALLS - 1)] = c->method_span;
+		w->nrw++;
+		if (conn)
+			pending_add(conn, c);
+		tcp_emit(i, w->cc_flags | MCPF_EV_NEUTRALIZED);
+	} else {
+		tcp_emit(i, w->cc_flags);
+	}
+	return 0;
+}
+
+static __always_inline bool headers_agree(struct tcp_work *w)
+{
+	struct mcpf_call *c = &w->res.calls[0];
+
+	if (!w->h_method_len && !w->h_name_len)
+		return true;
+	if ((w->res.flags & MCPF_SCAN_BATCH) || w->res.ncalls != 1)
+		return false;
+	if (w->h_method_len) {
+		if (!(c->flags & MCPF_CALL_HAS_METHOD) || c->method_len != w->h_method_len)
+			return false;
+		for (int i = 0; i < MCPF_METHOD_MAX; i++)
+			if (c->method[i] != w->h_method[i])
+				return false;
+	}
+	/*
+	 * Mcp-Name is the tool (or prompt) name, or a resource's URI, which is not read here:
+	 * without a name in the body it is compared only for tools/call, the one method decided.
+	 */
+	if (w->h_name_len && !(c->flags & MCPF_CALL_HAS_NAME) && !is_tools_call(c))
+		return true;
+	if (w->h_name_len) {
+		if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len != w->h_name_len)
+			return false;
+		for (int i = 0; i < MCPF_NAME_MAX; i++)
+			if (c->name[i] != w->h_name[i])
+				return false;
+	}
+	return true;
+}
+
+/* The body [off, off + len) of one request is whole in msg: scan, decide, neutralize. */
+static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *w,
+					struct mcpf_conn_key *ck, struct mcpf_conn *conn,
+					__u32 off, __u32 len, bool encoded)
+{
+	struct mcpf_scan_buf *buf = scan_buf_get();
+	struct mcpf_gen_cfg *gc;
+	struct mcpf_active *act;
+	struct decision d = {};
+	__u32 zero = 0, gen, flags = 0;
+	bool unparsed = encoded;
+	void *data;
+	__u64 l = len;
+
+	w->res.status = MCPF_SCAN_UNPARSED;
+	w->res.ncalls = 0;
+	w->res.flags = 0;
+	w->nrw = 0;
+	if (!buf || l > MCPF_SCAN_BUF_MAX) {
+		unparsed = true;
+	} else if (!unparsed) {
+		if (bpf_msg_pull_data(msg, off, off + len, 0)) {
+			unparsed = true;
+		} else {
+			data = msg->data;
+			if (data + l > (void *)(long)msg->data_end)
+				unparsed = true;
+			barrier_var(l);
+			if (!unparsed && l <= MCPF_SCAN_BUF_MAX &&
+			    bpf_probe_read_kernel(buf->data, l, data))
+				unparsed = true;
+		}
+	}
+	if (!unparsed) {
+		mcp_scan(buf, len, &w->res);
+		if (w->res.status != MCPF_SCAN_OK || (w->res.flags & MCPF_SCAN_TRAILING))
+			unparsed = true;
+		else if (!headers_agree(w)) {
+			unparsed = true;
+			flags |= MCPF_EV_HDR_MISMATCH;
+		}
+	}
+	if (w->res.flags & MCPF_SCAN_BATCH)
+		flags |= MCPF_EV_BATCH;
+	if (unparsed) {
+		act = bpf_map_lookup_elem(&tcp_active, &zero);
+		gen = act ? act->gen & 1 : 0;
+		gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+		d.kind = MCPF_KIND_UNPARSED;
+		d.rule = MCPF_TCP_RULE_NONE;
+		__builtin_memset(w->rkey.name, 0, sizeof(w->rkey.name));
+		stat_add(w, MCPF_KIND_UNPARSED);
+		if (act && act->loaded && gc && gc->unparsed_allow &&
+		    !(flags & MCPF_EV_HDR_MISMATCH)) {
+			event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags);
+			return;
+		}
+		if (len)
+			poison_at(msg, off);
+		event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags | MCPF_EV_NEUTRALIZED);
+		return;
+	}
+	w->cc_flags = flags;
+	bpf_loop(MCPF_SCAN_MAX_CALLS, call_one, NULL, 0);
+	for (int r = 0; r < MCPF_SCAN_MAX_CALLS; r++) {
+		__u32 o, s;
+
+		if (r >= w->nrw)
+			break;
+		o = w->rw_off[r];
+		s = w->rw_span[r];
+		if (o > MCPF_SCAN_BUF_MAX || s > SPAN_MAX ||
+		    neutralize_method(msg, off + o, s))
+			poison_at(msg, off); /* cannot rewrite the method: refuse the whole body */
+	}
+}
+
+static __always_inline struct mcpf_conn *conn_get(struct mcpf_conn_key *ck)
+{
+	struct mcpf_conn *conn = bpf_map_lookup_elem(&tcp_conns, ck);
+	struct mcpf_conn *fresh;
+	__u32 zero = 0;
+
+	if (conn)
+		return conn;
+	fresh = bpf_map_lookup_elem(&tcp_conn_zero, &zero);
+	if (!fresh)
+		return NULL;
+	bpf_map_update_elem(&tcp_conns, ck, fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tcp_conns, ck);
+}
+
+/* The request [0, total) is decided: let it through, and run again on what follows it. */
+static __always_inline int framed(struct sk_msg_md *msg, __u32 total, __u32 size)
+{
+	count(MCPF_CNT_REQUESTS, 1);
+	count(MCPF_CNT_BYTES, total);
+	if (total != size)
+		bpf_msg_apply_bytes(msg, total); /* more requests follow, or the rest of a large body */
+	return SK_PASS;
+}
+
+static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_key *ck)
+{
+	struct mcpf_scan_buf *buf = scan_buf_get();
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn = conn_get(ck);
+	struct hdr_ctx *hc;
+	__u32 size = msg->size, n, total;
+	void *data;
+	__u64 l;
+
+	if (!buf || !w || !conn)
+		return SK_DROP; /* cannot happen with maps in place: fail closed */
+	/*
+	 * apply_bytes and cork_bytes stay on the message from an earlier run of this program on
+	 * it (after bpf_msg_apply_bytes, the kernel runs it again on the rest): clear both, or a
+	 * stale apply_bytes would pass part of this request and run the program on its tail.
+	 */
+	bpf_msg_apply_bytes(msg, 0);
+	bpf_msg_cork_bytes(msg, 0);
+	if (conn->phase == MCPF_CONN_POISONED)
+		return SK_DROP;
+	if (!size)
+		return SK_PASS;
+	n = size < MCPF_TCP_HDR_MAX ? size : MCPF_TCP_HDR_MAX;
+	if (bpf_msg_pull_data(msg, 0, n, 0))
+		goto poison;
+	data = msg->data;
+	l = n;
+	barrier_var(l);
+	if (l > MCPF_TCP_HDR_MAX || data + l > (void *)(long)msg->data_end)
+		goto poison;
+	if (bpf_probe_read_kernel(buf->data, l, data))
+		goto poison;
+	w->h_method_len = 0;
+	w->h_name_len = 0;
+	w->h_session_len = 0;
+	__builtin_memset(w->h_method, 0, sizeof(w->h_method));
+	__builtin_memset(w->h_name, 0, sizeof(w->h_name));
+	__builtin_memset(w->h_session, 0, sizeof(w->h_session));
+	hc = &w->hc;
+	__builtin_memset(hc, 0, sizeof(*hc));
+	hc->n = n;
+	bpf_loop(MCPF_TCP_HDR_MAX, hdr_byte, NULL, 0);
+	if (hc->error)
+		goto poison;
+	if (!hc->end) {
+		if (size >= MCPF_TCP_HDR_MAX)
+			goto poison;
+		count(MCPF_CNT_CORKED, 1);
+		bpf_msg_cork_bytes(msg, size + 1);
+		return SK_PASS;
+	}
+	if (hc->seen & (1u << HDR_TRANSFER_ENCODING))
+		goto poison;
+	/* a pooled connection carries requests of several sessions: each request says its own */
+	__builtin_memcpy(conn->session, w->h_session, sizeof(conn->session));
+	conn->session_hash = w->h_session_len ?
+		fnv64(w->h_session, w->h_session_len, MCPF_TCP_SESSION_MAX) : 0;
+	total = hc->end + (__u32)hc->cl;
+	if (hc->cl > MCPF_SCAN_BUF_MAX) {
+		/* too large to read: its first body byte is made invalid, the rest passes */
+		if (size <= hc->end) {
+			count(MCPF_CNT_CORKED, 1);
+			bpf_msg_cork_bytes(msg, hc->end + 1);
+			return SK_PASS;
+		}
+		w->b_encoded = 1;
+		goto body;
+	}
+	if (size < total) {
+		count(MCPF_CNT_CORKED, 1);
+		bpf_msg_cork_bytes(msg, total);
+		return SK_PASS;
+	}
+	if (!hc->cl)
+		return framed(msg, total, size);
+	w->b_encoded = !!(hc->seen & (1u << HDR_CONTENT_ENCODING));
+body:
+	w->b_off = hc->end;
+	w->b_len = (__u32)hc->cl;
+	w->b_total = total;
+	w->b_size = size;
+	bpf_tail_call(msg, &tcp_progs, TP_BODY);
+	/* fall through: the body stage is missing, refuse the request */
+poison:
+	count(MCPF_CNT_POISONED, 1);
+	poison_at(msg, 0);
+	conn->phase = MCPF_CONN_POISONED;
+	{
+		struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
+
+		__builtin_memset(w->rkey.name, 0, sizeof(w->rkey.name));
+		stat_add(w, MCPF_KIND_UNPARSED);
+		event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
+	}
+	return SK_PASS;
+}
+
+/* ---- replies -------------------------------------------------------------------------- */
+
+/* Does "id":<pending id j> end just before offset w->rc.pos of the scan buffer? */
+static long id_match(__u64 j, void *unused)
+{
+	struct mcpf_scan_buf *buf = scan_buf_get();
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn;
+	struct mcpf_pending *p;
+	__u32 len, start, h;
+
+	if (!buf || !w)
+		return 1;
+	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	if (!conn)
+		return 1;
+	p = &conn->pending[j & (MCPF_TCP_PENDING - 1)];
+	len = p->len;
+	h = w->rc.pos;
+	if (!len || len >= MCPF_ID_MAX || h < len + 5 || h > REPLY_SCAN_MAX)
+		return 0;
+	start = h - len - 5;
+	if (buf->data[start & 0xffff] != '"' || buf->data[(start + 1) & 0xffff] != 'i' ||
+	    buf->data[(start + 2) & 0xffff] != 'd' || buf->data[(start + 3) & 0xffff] != '"' ||
+	    buf->data[(start + 4) & 0xffff] != ':')
+		return 0;
+	for (__u32 i = 0; i < MCPF_ID_MAX; i++) {
+		if (i >= len)
+			break;
+		if (buf->data[(start + 5 + i) & 0xffff] != p->id[i])
+			return 0;
+	}
+	p->len = 0;
+	__sync_fetch_and_add(&conn->npending, -1);
+	w->rc.hit = h + REPLY_TEXT_OFF;
+	return 1;
+}
+
+static long reply_search(__u64 i, void *unused)
+{
+	struct mcpf_scan_buf *buf = scan_buf_get();
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn;
+	struct reply_ctx *rc;
+	int pos;
+
+	if (!buf || !w)
+		return 1;
+	rc = &w->rc;
+	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	if (!conn || rc->from >= rc->n || rc->n > REPLY_SCAN_MAX)
+		return 1;
+	pos = bpf_strnstr((const char *)&buf->data[rc->from & (REPLY_SCAN_MAX - 1)],
+			  reply_needle, rc->n - rc->from);
+	if (pos < 0)
+		return 1;
+	pos += rc->from;
+	rc->pos = pos;
+	bpf_loop(MCPF_TCP_PENDING, id_match, NULL, 0);
+	if (rc->hit != (__u32)-1)
+		return 1;
+	rc->from = pos + 1;
+	return 0;
+}
+
+static __always_inline int server_send(struct sk_msg_md *msg, struct mcpf_conn_key *ck)
+{
+	struct mcpf_conn *conn = bpf_map_lookup_elem(&tcp_conns, ck);
+	struct mcpf_scan_buf *buf = scan_buf_get();
+	struct tcp_work *w = work_get();
+	__u32 size = msg->size, n, hit;
+	__u8 *data, *end;
+	__u64 l;
+
+	if (!conn || !conn->npending || !buf || !w || !size)
+		return SK_PASS;
+	n = size < REPLY_SCAN_MAX - 1 ? size : REPLY_SCAN_MAX - 1;
+	if (bpf_msg_pull_data(msg, 0, n, 0))
+		return SK_PASS;
+	data = msg->data;
+	l = n;
+	barrier_var(l);
+	if (l >= REPLY_SCAN_MAX || (void *)data + l > (void *)(long)msg->data_end)
+		return SK_PASS;
+	if (bpf_probe_read_kernel(buf->data, l, data))
+		return SK_PASS;
+	buf->data[n & (REPLY_SCAN_MAX - 1)] = 0;
+	w->rc.n = n;
+	w->rc.from = 0;
+	for (int k = 0; k < MCPF_TCP_PENDING; k++) {
+		w->rc.hit = (__u32)-1;
+		bpf_loop(64, reply_search, NULL, 0);
+		hit = w->rc.hit;
+		if (hit == (__u32)-1)
+			break;
+		if (hit > 0xff00 || bpf_msg_pull_data(msg, hit, hit + 16, 0))
+			break;
+		data = msg->data;
+		end = msg->data_end;
+		if (data + 16 > end)
+			break;
+		*(__u64 *)&data[0] = W8('d', 'e', 'n', 'i', 'e', 'd', ' ', 'b');
+		*(__u64 *)&data[8] = W8('y', ' ', 'p', 'o', 'l', 'i', 'c', 'y');
+		count(MCPF_CNT_REPLIES, 1);
+		w->rc.from = hit;
+		if (!conn->npending)
+			break;
+	}
+	return SK_PASS;
+}
+
+/*
+ * sk_msg: the one hook that sees a TCP send whole, before the peer does, and can hold it (cork)
+ * or rewrite it; it cannot grow or shrink it without breaking HTTP framing, so every rewrite
+ * is the same length. It does not see sends of sockets outside tcp_socks. It finds which end of
+ * the connection sends, then goes on in handle_sk_msg_client or handle_sk_msg_server.
+ */
+SEC("sk_msg")
+int handle_sk_msg(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = work_get();
+	__u32 lip6[4], rip6[4];
+	int end;
+
+	if (!w)
+		return SK_DROP;
+	lip6[0] = msg->local_ip6[0];
+	lip6[1] = msg->local_ip6[1];
+	lip6[2] = msg->local_ip6[2];
+	lip6[3] = msg->local_ip6[3];
+	rip6[0] = msg->remote_ip6[0];
+	rip6[1] = msg->remote_ip6[1];
+	rip6[2] = msg->remote_ip6[2];
+	rip6[3] = msg->remote_ip6[3];
+	end = conn_key_make(&w->ck, msg->family, msg->local_ip4, lip6, msg->remote_ip4, rip6,
+			    (__u16)msg->local_port, (__u16)bpf_ntohl(msg->remote_port));
+	if (end == 1) {
+		bpf_tail_call(msg, &tcp_progs, TP_CLIENT);
+		return SK_DROP; /* the client stage is missing: fail closed */
+	}
+	if (end == 2)
+		bpf_tail_call(msg, &tcp_progs, TP_SERVER);
+	return SK_PASS;
+}
+
+/* Client sends: frame the HTTP request; its body goes on in handle_sk_msg_body. */
+SEC("sk_msg")
+int handle_sk_msg_client(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = work_get();
+
+	if (!w)
+		return SK_DROP;
+	return client_send(msg, &w->ck);
+}
+
+/* The body of one framed request, whole in this send: scan, decide, neutralize. */
+SEC("sk_msg")
+int handle_sk_msg_body(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn;
+
+	if (!w)
+		return SK_DROP;
+	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	if (!conn)
+		return SK_DROP;
+	body_handle(msg, w, &w->ck, conn, w->b_off, w->b_len, w->b_encoded);
+	return framed(msg, w->b_total, w->b_size);
+}
+
+/* Server sends: the replies to neutralized ids. */
+SEC("sk_msg")
+int handle_sk_msg_server(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = work_get();
+
+	if (!w)
+		return SK_PASS;
+	return server_send(msg, &w->ck);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,664 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bpf/tcp.bpf.c on real loopback TCP sockets: sock_ops on a cgroup of this test alone, sk_msg
+ * on the sockets it puts in tcp_socks, and the bytes the server end really reads. Root only:
+ * skips with the reason otherwise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "mcpfence.h"
+#include "tcp.skel.h"
+#include "kernel.h"
+#include "policy.h"
+#include "cmd.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup/unified"
+
+static const char policy_json[] =
+	"{\"version\":\"1\",\"default\":\"allow\",\"hide\":[\"hidden*\"],"
+	"\"tools\":{\"get-env\":{\"action\":\"deny\"},"
+	"\"secret_*\":{\"action\":\"deny\"},\"a?c\":{\"action\":\"deny\"},"
+	"\"limited\":{\"limits\":[{\"counter\":\"c\",\"window\":3600,\"max\":2}]},"
+	"\"per_session\":{\"limits\":[{\"counter\":\"s\",\"window\":3600,\"max\":1,"
+	"\"scope\":\"session\"}]},"
+	"\"per_agent\":{\"limits\":[{\"counter\":\"g\",\"window\":3600,\"max\":1,"
+	"\"scope\":\"agent\"}]}}}";
+
+struct env {
+	struct tcp_bpf *skel;
+	struct bpf_link *link;
+	struct kernel_compiled kc;
+	struct policy *pol;
+	char cgroup[PATH_MAX];
+	uint16_t port;
+	char skip[256];
+};
+
+static struct env env;
+
+static int move_self(const char *cg)
+{
+	char path[PATH_MAX + 32], pid[32];
+	int fd, n, err = 0;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(pid, sizeof(pid), "%d", getpid());
+	if (write(fd, pid, n) != n)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static int setup(void **state)
+{
+	char err[POLICY_ERR_LEN];
+	int cg_fd;
+
+	if (geteuid() != 0) {
+		snprintf(env.skip, sizeof(env.skip), "needs root (BPF programs on a cgroup)");
+		return 0;
+	}
+	features__mount();
+	env.port = 20000 + (getpid() % 5000) * 2 + 1;
+	snprintf(env.cgroup, sizeof(env.cgroup), "%s/mcpfence-test-%d", CGROUP_ROOT, getpid());
+	if (mkdir(env.cgroup, 0755) || move_self(env.cgroup)) {
+		snprintf(env.skip, sizeof(env.skip), "no cgroup v2 at %s: %s", CGROUP_ROOT,
+			 strerror(errno));
+		return 0;
+	}
+	env.skel = kernel__load();
+	if (!env.skel) {
+		snprintf(env.skip, sizeof(env.skip), "bpf/tcp.bpf.c does not load here: %s",
+			 strerror(errno));
+		return 0;
+	}
+	env.pol = policy__parse(policy_json, strlen(policy_json), "test", err);
+	assert_non_null(env.pol);
+	assert_int_equal(kernel__compile(env.skel, env.pol, 0, &env.kc), 0);
+	assert_int_equal(kernel__activate(env.skel, 0), 0);
+	assert_int_equal(kernel__watch_port(env.skel, env.port), 0);
+	assert_int_equal(bpf_prog_attach(bpf_program__fd(env.skel->progs.handle_sk_msg),
+					 bpf_map__fd(env.skel->maps.tcp_socks), BPF_SK_MSG_VERDICT,
+					 0),
+			 0);
+	cg_fd = open(env.cgroup, O_RDONLY | O_DIRECTORY);
+	assert_true(cg_fd >= 0);
+	env.link = bpf_program__attach_cgroup(env.skel->progs.handle_sock_ops, cg_fd);
+	close(cg_fd);
+	assert_non_null(env.link);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	bpf_link__destroy(env.link);
+	if (env.skel)
+		tcp_bpf__destroy(env.skel);
+	policy__free(env.pol);
+	if (env.cgroup[0]) {
+		move_self(CGROUP_ROOT);
+		rmdir(env.cgroup);
+	}
+	return 0;
+}
+
+#define SKIP_IF_NEEDED()                                                                      \
+	do {                                                                                  \
+		if (env.skip[0]) {                                                            \
+			print_message("skipped: %s\n", env.skip);                            \
+			skip();                                                               \
+		}                                                                             \
+	} while (0)
+
+struct pair {
+	int lfd, cfd, sfd;
+};
+
+static struct pair last = { -1, -1, -1 };
+
+/* A connected loopback pair on the watched port; v6: ::1, mapped: server on ::, client v4. */
+static void pair_open(struct pair *p, int family, bool mapped)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t len;
+	int one = 1;
+
+	/* a failed test leaves its pair open: close it before binding the port again */
+	if (last.lfd >= 0) {
+		close(last.lfd);
+		close(last.cfd);
+		close(last.sfd);
+		last.lfd = -1;
+	}
+	p->lfd = socket(family == AF_INET && !mapped ? AF_INET : AF_INET6, SOCK_STREAM, 0);
+	assert_true(p->lfd >= 0);
+	setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET && !mapped) {
+		struct sockaddr_in *in = (void *)&ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(env.port);
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (void *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(env.port);
+		in6->sin6_addr = mapped ? in6addr_any : in6addr_loopback;
+		len = sizeof(*in6);
+	}
+	assert_int_equal(bind(p->lfd, (void *)&ss, len), 0);
+	assert_int_equal(listen(p->lfd, 4), 0);
+	if (mapped) {
+		struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(env.port) };
+
+		in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		p->cfd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(connect(p->cfd, (void *)&in, sizeof(in)), 0);
+	} else {
+		p->cfd = socket(ss.ss_family, SOCK_STREAM, 0);
+		assert_int_equal(connect(p->cfd, (void *)&ss, len), 0);
+	}
+	p->sfd = accept(p->lfd, NULL, NULL);
+	assert_true(p->sfd >= 0);
+	last = *p;
+}
+
+static void pair_close(struct pair *p)
+{
+	last.lfd = -1;
+	close(p->cfd);
+	close(p->sfd);
+	close(p->lfd);
+}
+
+/* Read what arrives within ms milliseconds of quiet, up to size bytes. */
+static size_t recv_for(int fd, char *buf, size_t size, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+
+	while (got < size && poll(&pfd, 1, ms) == 1) {
+		ssize_t n = recv(fd, buf + got, size - got, 0);
+
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	buf[got < size ? got : size - 1] = 0;
+	return got;
+}
+
+static size_t request(char *out, size_t size, const char *body, const char *extra)
+{
+	return snprintf(out, size,
+			"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+			"%sContent-Length: %zu\r\n\r\n%s",
+			extra ? extra : "", strlen(body), body);
+}
+
+static const char *call(char *buf, size_t size, int id, const char *tool)
+{
+	snprintf(buf, size,
+		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
+		 "\"%s\",\"arguments\":{}}}",
+		 id, tool);
+	return buf;
+}
+
+static void send_all(int fd, const char *buf, size_t len)
+{
+	assert_int_equal(send(fd, buf, len, 0), (ssize_t)len);
+}
+
+static void test_sockets_in_map(void **state)
+{
+	struct mcpf_sock_key k, next, *prev = NULL;
+	int fd, client = 0, server = 0;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	fd = bpf_map__fd(env.skel->maps.tcp_socks);
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		if (k.conn.sport != env.port)
+			continue;
+		if (k.server_side)
+			server++;
+		else
+			client++;
+	}
+	assert_int_equal(client, 1);
+	assert_int_equal(server, 1);
+	pair_close(&p);
+}
+
+static void test_allowed_unchanged(void **state)
+{
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	n = request(req, sizeof(req), call(body, sizeof(body), 1, "echo"), NULL);
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+	pair_close(&p);
+}
+
+/* The server end reads the request with its method made "rpc.denied", same length. */
+static void expect_neutralized(const char *got, size_t gn, const char *req, size_t n)
+{
+	char want[2048];
+
+	assert_int_equal(gn, n);
+	memcpy(want, req, n);
+	want[n] = 0;
+	memcpy(strstr(want, "\"tools/call\"") + 1, "rpc.denied", 10);
+	assert_string_equal(got, want);
+}
+
+static void test_denied_neutralized_and_reply(void **state)
+{
+	static const char reply[] =
+		"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+		"\r\n6c\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":"
+		"-32601,\"message\":\"Method not found\"}}\r\n\r\n\r\n0\r\n\r\n";
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	n = request(req, sizeof(req), call(body, sizeof(body), 7, "get-env"), NULL);
+	send_all(p.cfd, req, n);
+	expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+	/* the server's answer for id 7 reads "denied by policy", same length */
+	send_all(p.sfd, reply, strlen(reply));
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), strlen(reply));
+	assert_non_null(strstr(got, "\"id\":7,\"error\":{\"code\":-32601,\"message\":\"denied by policy\"}"));
+	/* the connection stays healthy: an allowed call passes untouched */
+	n = request(req, sizeof(req), call(body, sizeof(body), 8, "echo"), NULL);
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+	/* a reply for another id is left alone */
+	send_all(p.sfd, reply, strlen(reply));
+	recv_for(p.cfd, got, sizeof(got), 300);
+	assert_non_null(strstr(got, "Method not found"));
+	pair_close(&p);
+}
+
+static void test_globs_and_hide(void **state)
+{
+	/* '?' is one UTF-8 character, as in policy__glob_match */
+	static const char *const denied[] = { "secret_x", "secret_", "hidden", "hiddenABC",
+					      "abc", "a\xc3\xa9\x63", "a\xe2\x82\xac\x63" };
+	static const char *const allowed[] = { "secret", "xsecret_x", "hidde", "ac", "abbc" };
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
+		assert_true(policy__glob_match(i < 2 ? "secret_*" : i < 4 ? "hidden*" : "a?c",
+					       denied[i]));
+		n = request(req, sizeof(req), call(body, sizeof(body), 20 + i, denied[i]), NULL);
+		send_all(p.cfd, req, n);
+		expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+	}
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+		assert_false(policy__glob_match("a?c", allowed[i]));
+		n = request(req, sizeof(req), call(body, sizeof(body), 30 + i, allowed[i]), NULL);
+		send_all(p.cfd, req, n);
+		assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+		assert_memory_equal(got, req, n);
+	}
+	pair_close(&p);
+}
+
+static void test_split_is_held_until_whole(void **state)
+{
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	n = request(req, sizeof(req), call(body, sizeof(body), 9, "get-env"), NULL);
+	send_all(p.cfd, req, 25);       /* inside the headers */
+	send_all(p.cfd, req + 25, n - 40); /* inside the body */
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 200), 0); /* held */
+	send_all(p.cfd, req + n - 15, 15);
+	expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+	pair_close(&p);
+}
+
+static void test_pipelined(void **state)
+{
+	char body[256], req[2048], got[4096], want[4096];
+	size_t n1, n2;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	n1 = request(req, sizeof(req), call(body, sizeof(body), 10, "echo"), NULL);
+	n2 = request(req + n1, sizeof(req) - n1, call(body, sizeof(body), 11, "get-env"), NULL);
+	send_all(p.cfd, req, n1 + n2);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n1 + n2);
+	memcpy(want, req, n1 + n2);
+	want[n1 + n2] = 0;
+	memcpy(strstr(want + n1, "\"tools/call\"") + 1, "rpc.denied", 10);
+	assert_string_equal(got, want);
+	pair_close(&p);
+}
+
+/* Framing the program cannot follow: the request is made invalid, later sends fail. */
+static void test_chunked_refused(void **state)
+{
+	static const char req[] = "POST /mcp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+				  "\r\n5\r\nhello\r\n0\r\n\r\n";
+	char got[1024];
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	send_all(p.cfd, req, strlen(req));
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), strlen(req));
+	assert_int_equal(got[0], 0x01);
+	assert_int_equal(send(p.cfd, "POST", 4, 0), -1);
+	assert_int_equal(errno, EACCES);
+	pair_close(&p);
+}
+
+static void test_unreadable_body_refused(void **state)
+{
+	static const char *const bodies[] = {
+		("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		 "\"echo\",\"name\":\"get-env\"}}"),
+		"{\"method\":\"tools/call\",",
+		"{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"},\"id\":1} x",
+	};
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		n = request(req, sizeof(req), bodies[i], NULL);
+		send_all(p.cfd, req, n);
+		assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+		assert_int_equal(got[n - strlen(bodies[i])], 0x01);
+	}
+	/* Mcp-Name disagreeing with the body */
+	n = request(req, sizeof(req), call(body, sizeof(body), 3, "get-env"), "Mcp-Name: echo\r\n");
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_int_equal(got[n - strlen(body)], 0x01);
+	/* a resource's URI as Mcp-Name (not read here) on resources/read: passes */
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\","
+		 "\"params\":{\"uri\":\"demo://x\"}}");
+	n = request(req, sizeof(req), body, "Mcp-Method: resources/read\r\nMcp-Name: demo://x\r\n");
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+	/* but a tools/call without a readable name and an Mcp-Name is refused */
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
+		 "\"params\":{}}");
+	n = request(req, sizeof(req), body, "Mcp-Name: echo\r\n");
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_int_equal(got[n - strlen(body)], 0x01);
+	/* agreeing: passes */
+	n = request(req, sizeof(req), call(body, sizeof(body), 4, "echo"),
+		    "Mcp-Method: tools/call\r\nMcp-Name: echo\r\n");
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+	pair_close(&p);
+}
+
+/* Bodies past the scan buffer are not read: refused from their first byte; long heads too. */
+static void test_sizes(void **state)
+{
+	size_t blen = 70000, n, got = 0;
+	char *req, *rx, body[256];
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	req = malloc(blen + 8192);
+	rx = malloc(blen + 8192);
+	assert_non_null(req);
+	assert_non_null(rx);
+	pair_open(&p, AF_INET, false);
+	n = snprintf(req, 8192, "POST /mcp HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", blen);
+	call(body, sizeof(body), 90, "get-env");
+	memset(req + n, ' ', blen);
+	memcpy(req + n, body, strlen(body));
+	for (size_t off = 0; off < n + blen; off += 16384) {
+		size_t k = n + blen - off < 16384 ? n + blen - off : 16384;
+
+		send_all(p.cfd, req + off, k);
+	}
+	got = recv_for(p.sfd, rx, blen + 8192, 300);
+	assert_int_equal(got, n + blen);
+	assert_int_equal(rx[n], 0x01);
+	assert_memory_equal(rx + n + 1, req + n + 1, blen - 1);
+	pair_close(&p);
+
+	/* a head longer than MCPF_TCP_HDR_MAX */
+	pair_open(&p, AF_INET, false);
+	n = snprintf(req, 64, "POST /mcp HTTP/1.1\r\nX-Long: ");
+	memset(req + n, 'a', 9000);
+	n += 9000;
+	n += snprintf(req + n, 64, "\r\nContent-Length: 0\r\n\r\n");
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, rx, blen, 300), n);
+	assert_int_equal(rx[0], 0x01);
+	pair_close(&p);
+	free(req);
+	free(rx);
+}
+
+static void test_budget_and_refill(void **state)
+{
+	char body[256], req[1024], got[2048];
+	uint64_t now = time(NULL);
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	kernel__refill(env.skel, &env.kc, now + 3600, now);
+	for (int i = 0; i < 3; i++) {
+		n = request(req, sizeof(req), call(body, sizeof(body), 40 + i, "limited"), NULL);
+		send_all(p.cfd, req, n);
+		if (i < 2) {
+			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+			assert_memory_equal(got, req, n);
+		} else {
+			expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+		}
+	}
+	kernel__refill(env.skel, &env.kc, now + 7200, now + 3600);
+	n = request(req, sizeof(req), call(body, sizeof(body), 43, "limited"), NULL);
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+	pair_close(&p);
+}
+
+static void test_session_budgets(void **state)
+{
+	static const char *const sessions[] = { "A", "A", "B", "B", "A" };
+	char body[256], req[1024], got[2048], hdr[64];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	for (int i = 0; i < 5; i++) {
+		snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s\r\n", sessions[i]);
+		n = request(req, sizeof(req), call(body, sizeof(body), 70 + i, "per_session"), hdr);
+		send_all(p.cfd, req, n);
+		if (i == 0 || i == 2) {
+			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+			assert_memory_equal(got, req, n);
+		} else {
+			expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+		}
+	}
+	pair_close(&p);
+}
+
+/* One budget per client (uid and executable), across connections and sessions. */
+static void test_agent_budget(void **state)
+{
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	for (int i = 0; i < 2; i++) {
+		pair_open(&p, AF_INET, false);
+		n = request(req, sizeof(req), call(body, sizeof(body), 95 + i, "per_agent"),
+			    i ? "Mcp-Session-Id: other\r\n" : NULL);
+		send_all(p.cfd, req, n);
+		if (!i) {
+			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+			assert_memory_equal(got, req, n);
+		} else {
+			expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+		}
+		pair_close(&p);
+	}
+}
+
+/* A connection on the 4-tuple of a refused one starts clean. */
+static void test_tuple_reuse(void **state)
+{
+	static const char bad[] = "POST /mcp HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+	struct sockaddr_in in = { .sin_family = AF_INET }, me;
+	struct linger lg = { 1, 0 };
+	char body[256], req[1024], got[2048];
+	socklen_t ml = sizeof(me);
+	int one = 1;
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	send_all(p.cfd, bad, strlen(bad));
+	recv_for(p.sfd, got, sizeof(got), 200);
+	assert_int_equal(getsockname(p.cfd, (void *)&me, &ml), 0);
+	setsockopt(p.cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(p.cfd);
+	close(p.sfd);
+	p.cfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(p.cfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(p.cfd, (void *)&me, sizeof(me)), 0);
+	in.sin_port = htons(env.port);
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(p.cfd, (void *)&in, sizeof(in)), 0);
+	p.sfd = accept(p.lfd, NULL, NULL);
+	last = p;
+	n = request(req, sizeof(req), call(body, sizeof(body), 80, "echo"), NULL);
+	send_all(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+	pair_close(&p);
+}
+
+static void test_ipv6_and_mapped(void **state)
+{
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	for (int mapped = 0; mapped < 2; mapped++) {
+		pair_open(&p, AF_INET6, mapped);
+		n = request(req, sizeof(req), call(body, sizeof(body), 50, "get-env"), NULL);
+		send_all(p.cfd, req, n);
+		expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
+		pair_close(&p);
+	}
+}
+
+static void test_stats_count(void **state)
+{
+	struct mcpf_stat_key k = { .kind = MCPF_KIND_RULE };
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *vals = calloc(ncpu, sizeof(*vals)), sum = 0;
+	char body[256], req[1024], got[2048];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	assert_non_null(vals);
+	strcpy(k.name, "secret_counted");
+	pair_open(&p, AF_INET, false);
+	for (int i = 0; i < 3; i++) {
+		n = request(req, sizeof(req), call(body, sizeof(body), 60 + i, "secret_counted"), NULL);
+		send_all(p.cfd, req, n);
+		recv_for(p.sfd, got, sizeof(got), 300);
+	}
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_stats), &k, vals), 0);
+	for (int c = 0; c < ncpu; c++)
+		sum += vals[c];
+	assert_int_equal(sum, 3);
+	free(vals);
+	pair_close(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sockets_in_map),
+		cmocka_unit_test(test_allowed_unchanged),
+		cmocka_unit_test(test_denied_neutralized_and_reply),
+		cmocka_unit_test(test_globs_and_hide),
+		cmocka_unit_test(test_split_is_held_until_whole),
+		cmocka_unit_test(test_pipelined),
+		cmocka_unit_test(test_chunked_refused),
+		cmocka_unit_test(test_unreadable_body_refused),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_budget_and_refill),
+		cmocka_unit_test(test_session_budgets),
+		cmocka_unit_test(test_agent_budget),
+		cmocka_unit_test(test_tuple_reuse),
+		cmocka_unit_test(test_ipv6_and_mapped),
+		cmocka_unit_test(test_stats_count),
+	};
+
+	return cmocka_run_group_tests_name("bpf/tcp.bpf.c on loopback", tests, setup, teardown);
+}

@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: Apache-2.0
+// Kernel plane on TCP: the real server-everything in Streamable HTTP mode and the real SDK
+// client, neither changed, with `mcpfence attach --port` enforcing in between. Root only.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(here, '../..');
+const MCPFENCE = resolve(process.env.MCPFENCE_BIN || join(ROOT, 'build/mcpfence'));
+const EVERYTHING = join(here, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+const PORT = 20000 + (process.pid % 5000) * 2;
+const CANARY = 'mcpfence-canary-' + randomBytes(6).toString('hex');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function whyNot() {
+	if (process.getuid() !== 0) return 'needs root (BPF programs on a cgroup)';
+	if (!existsSync(MCPFENCE)) return `${MCPFENCE} is not built (make)`;
+	if (!existsSync(EVERYTHING)) return 'tests/e2e/node_modules missing (make setup-test)';
+	if (existsSync('/sys/fs/bpf/mcpfence'))
+		return 'an attachment is in place (/sys/fs/bpf/mcpfence): not touching it';
+	return null;
+}
+const skipReason = whyNot();
+
+let sdk;
+async function loadSdk() {
+	const require = createRequire(join(here, 'package.json'));
+	const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
+	const [client, http] = await Promise.all([
+		imp('@modelcontextprotocol/sdk/client/index.js'),
+		imp('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+	]);
+	return { Client: client.Client, Transport: http.StreamableHTTPClientTransport };
+}
+
+async function connectClient() {
+	const c = new sdk.Client({ name: 'kernel-e2e', version: '1' });
+	await c.connect(new sdk.Transport(new URL(`http://127.0.0.1:${PORT}/mcp`)));
+	return c;
+}
+
+function portOpen(port) {
+	return new Promise((res) => {
+		const s = net.connect(port, '127.0.0.1');
+		s.on('connect', () => { s.destroy(); res(true); });
+		s.on('error', () => res(false));
+	});
+}
+
+let server, attach, attachOut = '', dir;
+const policyPath = () => join(dir, 'policy.json');
+
+function writePolicy(obj) {
+	writeFileSync(policyPath(), JSON.stringify(obj, null, 2));
+}
+
+const POLICY = {
+	version: '1',
+	default: 'allow',
+	tools: {
+		'get-env': { action: 'deny', reason: 'environment is private' },
+		'trigger-*': { action: 'deny' },
+		echo: { limits: [{ counter: 'echoes', window: 3, max: 3 }] },
+		'get-tiny-image': { action: 'approve' },
+	},
+};
+
+async function startAttach() {
+	attachOut = '';
+	attach = spawn(MCPFENCE, ['attach', '--policy', policyPath(), '--port', String(PORT),
+		'--audit', join(dir, 'audit.jsonl')], { stdio: ['ignore', 'pipe', 'pipe'] });
+	attach.stdout.on('data', (d) => { attachOut += d; });
+	attach.stderr.on('data', (d) => { attachOut += d; });
+	const end = Date.now() + 60000;
+	while (!attachOut.includes('watching TCP port')) {
+		if (attach.exitCode !== null || Date.now() > end)
+			throw new Error(`mcpfence attach did not start:\n${attachOut}`);
+		await sleep(100);
+	}
+}
+
+async function stopAttach() {
+	if (process.env.KTCP_DEBUG) console.error(attachOut);
+	if (attach && attach.exitCode === null) {
+		attach.kill('SIGTERM');
+		for (let i = 0; i < 50 && attach.exitCode === null; i++) await sleep(100);
+	}
+	spawnSync(MCPFENCE, ['detach']);
+}
+
+function stats() {
+	const r = spawnSync(MCPFENCE, ['stats', '--json'], { encoding: 'utf8' });
+	assert.equal(r.status, 0, r.stderr);
+	const j = JSON.parse(r.stdout);
+	const get = (tool, verdict) =>
+		j.calls.filter((c) => c.tool === tool && c.verdict === verdict)
+			.reduce((a, c) => a + c.count, 0);
+	return { j, get };
+}
+
+// How many whole HTTP responses are in out (Content-Length or chunked framing).
+function responses(out) {
+	let n = 0, rest = out;
+	for (;;) {
+		const he = rest.indexOf('\r\n\r\n');
+		if (he < 0) return n;
+		const head = rest.slice(0, he);
+		const cl = /content-length: *(\d+)/i.exec(head);
+		let end;
+		if (cl) {
+			end = he + 4 + Number(cl[1]);
+			if (Buffer.byteLength(rest) < end) return n;
+		} else if (/transfer-encoding: *chunked/i.test(head)) {
+			const z = rest.indexOf('\r\n0\r\n\r\n', he);
+			if (z < 0) return n;
+			end = z + 7;
+		} else {
+			end = he + 4;
+		}
+		n++;
+		rest = rest.slice(end);
+	}
+}
+
+// Raw HTTP: send the chunks (with a pause between them), collect what comes back until
+// `expect` responses arrived, the server closed, or nothing came for `idle` ms.
+function raw(chunks, { pause = 50, idle = 1500, expect = 1 } = {}) {
+	return new Promise((res) => {
+		const s = net.connect(PORT, '127.0.0.1');
+		let out = '', timer, closed = false, sendErr = null, finished = false;
+		const done = () => {
+			if (finished) return;
+			finished = true;
+			clearTimeout(timer);
+			s.destroy();
+			res({ out, closed, sendErr });
+		};
+		const arm = () => { clearTimeout(timer); timer = setTimeout(done, idle); };
+		s.on('data', (d) => {
+			out += d;
+			if (responses(out) >= expect) setTimeout(done, 30);
+			else arm();
+		});
+		s.on('close', () => { closed = true; done(); });
+		s.on('error', (e) => { sendErr = e.code; });
+		s.on('connect', async () => {
+			for (const c of chunks) {
+				s.write(c);
+				await sleep(pause);
+			}
+			arm();
+		});
+	});
+}
+
+function post(body, headers = {}, { session = rawSession, cl } = {}) {
+	const b = Buffer.from(body);
+	let h = `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${PORT}\r\n` +
+		'Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n' +
+		'Mcp-Protocol-Version: 2025-06-18\r\n';
+	if (session) h += `Mcp-Session-Id: ${session}\r\n`;
+	for (const [k, v] of Object.entries(headers)) h += `${k}: ${v}\r\n`;
+	if (cl !== null) h += `Content-Length: ${cl ?? b.length}\r\n`;
+	return Buffer.concat([Buffer.from(h + '\r\n'), b]);
+}
+
+const call = (id, name, args = {}) =>
+	JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+
+let rawSession = null;
+async function rawInit() {
+	const init = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {
+		protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+	const r = await raw([post(init, {}, { session: null })]);
+	const m = /mcp-session-id: ([^\r\n]+)/i.exec(r.out);
+	assert.ok(m, `no session id in ${r.out}`);
+	rawSession = m[1];
+	await raw([post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))]);
+}
+
+before(async () => {
+	if (skipReason) return;
+	sdk = await loadSdk();
+	dir = mkdtempSync(join(tmpdir(), 'mcpfence-ktcp-'));
+	writePolicy(POLICY);
+	server = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
+		env: { ...process.env, PORT: String(PORT), MCPFENCE_CANARY: CANARY },
+		stdio: ['ignore', 'ignore', 'ignore'],
+	});
+	for (let i = 0; i < 100 && !(await portOpen(PORT)); i++) await sleep(100);
+});
+
+after(async () => {
+	if (skipReason) return;
+	await stopAttach();
+	if (server) server.kill('SIGTERM');
+});
+
+// Wait until a window of w seconds has at least `need` seconds left, and its refill (done by
+// mcpfence attach as the window starts) had 300 ms to land.
+async function windowStart(w, need) {
+	for (;;) {
+		const into = (Date.now() / 1000) % w;
+		if (into >= 0.3 && w - into >= need) return;
+		await sleep(50);
+	}
+}
+
+test('kernel TCP: allowed calls unchanged, denials, budgets, stats', { skip: skipReason || false }, async () => {
+	// unattached baseline
+	let c = await connectClient();
+	const base = {
+		sum: await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } }),
+		echo: await c.callTool({ name: 'echo', arguments: { message: 'hello kernel' } }),
+		env: await c.callTool({ name: 'get-env', arguments: {} }),
+	};
+	assert.ok(JSON.stringify(base.env).includes(CANARY), 'get-env shows the canary unattached');
+	await c.close();
+
+	await startAttach();
+	try {
+		c = await connectClient();
+		const sum = await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } });
+		assert.deepEqual(sum, base.sum);
+		await assert.rejects(c.callTool({ name: 'get-env', arguments: {} }), (e) => {
+			assert.equal(e.code, -32601);
+			assert.match(e.message, /denied by policy/);
+			return true;
+		});
+		// the next call on the same session works
+		const sum2 = await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } });
+		assert.deepEqual(sum2, base.sum);
+		// a glob rule
+		await assert.rejects(c.callTool({ name: 'trigger-long-running-operation',
+			arguments: { duration: 1, steps: 1 } }), /denied by policy/);
+
+		// budget: 3 echoes per 3-second window; the 4th is refused, then the refill
+		await windowStart(3, 2);
+		for (let i = 0; i < 3; i++) {
+			const r = await c.callTool({ name: 'echo', arguments: { message: 'hello kernel' } });
+			assert.deepEqual(r, base.echo);
+		}
+		await assert.rejects(c.callTool({ name: 'echo', arguments: { message: 'x' } }),
+			/denied by policy/);
+		await sleep((3 - ((Date.now() / 1000) % 3)) * 1000 + 400);
+		const again = await c.callTool({ name: 'echo', arguments: { message: 'hello kernel' } });
+		assert.deepEqual(again, base.echo);
+		await c.close();
+
+		const { get, j } = stats();
+		assert.equal(get('get-sum', 'allow'), 2, JSON.stringify(j));
+		assert.equal(get('get-env', 'rule'), 1, JSON.stringify(j));
+		assert.equal(get('trigger-long-running-operation', 'rule'), 1, JSON.stringify(j));
+		assert.equal(get('echo', 'allow'), 4, JSON.stringify(j));
+		assert.equal(get('echo', 'limit'), 1, JSON.stringify(j));
+		assert.equal(j.totals.replies_rewritten, 3);
+
+		const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n')
+			.map((l) => JSON.parse(l));
+		const env = audit.find((a) => a.tool === 'get-env');
+		assert.equal(env.decision, 'deny');
+		assert.equal(env.rule, '/tools/get-env/action');
+		assert.equal(env.plane, 'kernel');
+		assert.ok(env.client.pid > 0);
+	} finally {
+		await stopAttach();
+	}
+	// detached: everything back to normal
+	c = await connectClient();
+	const env = await c.callTool({ name: 'get-env', arguments: {} });
+	assert.ok(JSON.stringify(env).includes(CANARY));
+	await c.close();
+});
+
+test('kernel TCP: SIGHUP swaps the policy', { skip: skipReason || false }, async () => {
+	writePolicy(POLICY);
+	await startAttach();
+	try {
+		const c = await connectClient();
+		await assert.rejects(c.callTool({ name: 'get-env', arguments: {} }), /denied by policy/);
+		writePolicy({ version: '1', default: 'allow', tools: { 'get-sum': { action: 'deny' } } });
+		attach.kill('SIGHUP');
+		const end = Date.now() + 10000;
+		while (!attachOut.includes('generation 1') && Date.now() < end) await sleep(100);
+		const env = await c.callTool({ name: 'get-env', arguments: {} });
+		assert.ok(JSON.stringify(env).includes(CANARY));
+		await assert.rejects(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
+			/denied by policy/);
+		// a broken policy leaves the one in force
+		writeFileSync(policyPath(), '{"version": "1", "default": "maybe"}');
+		attach.kill('SIGHUP');
+		await sleep(500);
+		await assert.rejects(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
+			/denied by policy/);
+		await c.close();
+	} finally {
+		await stopAttach();
+		writePolicy(POLICY);
+	}
+});
+
+test('kernel TCP: approval tickets', { skip: skipReason || false }, async () => {
+	writePolicy(POLICY);
+	await startAttach();
+	try {
+		const c = await connectClient();
+		await assert.rejects(c.callTool({ name: 'get-tiny-image', arguments: {} }),
+			/denied by policy/);
+		const t = spawnSync(MCPFENCE, ['approve', '--tool', 'get-tiny-image', '--count', '2',
+			'--for', '1m'], { encoding: 'utf8' });
+		assert.equal(t.status, 0, t.stderr);
+		for (let i = 0; i < 2; i++) {
+			const r = await c.callTool({ name: 'get-tiny-image', arguments: {} });
+			assert.ok(r.content.some((x) => x.type === 'image'));
+		}
+		await assert.rejects(c.callTool({ name: 'get-tiny-image', arguments: {} }),
+			/denied by policy/);
+		// a ticket does not open a tool that is denied outright
+		spawnSync(MCPFENCE, ['approve', '--tool', 'get-env']);
+		await assert.rejects(c.callTool({ name: 'get-env', arguments: {} }), /denied by policy/);
+		await c.close();
+		const { get } = stats();
+		assert.equal(get('get-tiny-image', 'allow'), 2);
+		assert.equal(get('get-tiny-image', 'approval'), 2);
+		const bad = spawnSync(MCPFENCE, ['approve', '--tool', 'x', '--for', 'fortnight']);
+		assert.equal(bad.status, 2);
+	} finally {
+		await stopAttach();
+	}
+});
+
+test('kernel TCP: clear refusals', { skip: skipReason || false }, () => {
+	writePolicy(POLICY);
+	const r = spawnSync(MCPFENCE, ['attach', '--policy', policyPath(), '--port', String(PORT)],
+		{ uid: 65534, gid: 65534, encoding: 'utf8' });
+	assert.equal(r.status, 1);
+	assert.match(r.stderr, /needs root/);
+	const u = spawnSync(MCPFENCE, ['attach', '--policy', policyPath()], { encoding: 'utf8' });
+	assert.equal(u.status, 2);
+	const c = spawnSync(MCPFENCE, ['attach', '--policy', policyPath(), '--port', String(PORT),
+		'--cgroup', '/tmp'], { encoding: 'utf8' });
+	assert.equal(c.status, 1);
+	assert.match(c.stderr, /not a cgroup v2 directory/);
+	const s = spawnSync(MCPFENCE, ['stats'], { encoding: 'utf8' });
+	assert.equal(s.status, 1);
+	assert.match(s.stderr, /nothing attached/);
+});
+
+// Hostile requests on raw sockets: none may make the server run get-env (its answer would
+// carry the canary from the server's environment).
+test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason || false }, async () => {
+	writePolicy(POLICY);
+	await rawInit();
+	await startAttach();
+	const seen = [];
+	const check = (what, r) => {
+		seen.push(what);
+		if (process.env.KTCP_DEBUG)
+			console.error(`--- ${what}: closed=${r.closed} err=${r.sendErr}\n` +
+				r.out.replace(/\r/g, '').split('\n').filter((l) => /^HTTP|^data|^\{/.test(l)).join('\n'));
+		assert.ok(!r.out.includes(CANARY), `${what}: get-env ran:\n${r.out.slice(0, 2000)}`);
+		return r;
+	};
+	try {
+		const env = call(7, 'get-env');
+		let r = check('plain', await raw([post(env)]));
+		assert.match(r.out, /denied by policy/);
+
+		// headers split in three sends, body in a fourth
+		const whole = post(env);
+		r = check('split', await raw([whole.subarray(0, 10), whole.subarray(10, 60),
+			whole.subarray(60, whole.length - 20), whole.subarray(whole.length - 20)]));
+		assert.match(r.out, /denied by policy/);
+
+		// pipelined: allowed then denied in one send
+		r = check('pipelined', await raw([Buffer.concat([post(call(8, 'get-sum', { a: 1, b: 2 })),
+			post(env)])], { expect: 2 }));
+		assert.match(r.out, /The sum of 1 and 2 is 3/);
+		assert.match(r.out, /denied by policy/);
+
+		// chunked body
+		const body = Buffer.from(env);
+		const chunked = Buffer.concat([Buffer.from(
+			`POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+			`Accept: application/json, text/event-stream\r\nMcp-Session-Id: ${rawSession}\r\n` +
+			`Transfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n`), body,
+			Buffer.from('\r\n0\r\n\r\n')]);
+		r = check('chunked', await raw([chunked]));
+		assert.match(r.out, /^HTTP\/1.1 400/);
+
+		// Content-Length shorter than the body: the rest is a smuggled second request
+		const smuggled = post(env);
+		const front = Buffer.from(call(9, 'get-sum', { a: 1, b: 1 }));
+		r = check('cl-short', await raw([Buffer.concat([post(front, {}, { cl: front.length }),
+			smuggled])], { expect: 2 }));
+		assert.match(r.out, /denied by policy/);
+		// Content-Length longer than the body, and a second request to fill it
+		r = check('cl-long', await raw([Buffer.concat([post(env, {}, { cl: Buffer.byteLength(env) + 40 }),
+			post(env)])]));
+		// two Content-Length headers
+		r = check('cl-twice', await raw([post(env, { 'Content-Length': '5' })]));
+		assert.match(r.out, /^HTTP\/1.1 400/);
+		// bare LF line ends
+		r = check('bare-lf', await raw([Buffer.from(post(env).toString().replace(/\r\n/g, '\n'))]));
+		assert.match(r.out, /^HTTP\/1.1 400/);
+		// Mcp-Name header disagreeing with the body
+		r = check('mcp-name', await raw([post(env, { 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' })]));
+		assert.match(r.out, /^HTTP\/1.1 400/);
+		// escapes in the name, a batch, duplicate keys, name inside arguments
+		r = check('escape', await raw([post(call(10, 'get\\u002denv').replace('get\\\\u002denv', 'get\\u002denv'))]));
+		assert.match(r.out, /"id":10,"error":\{"code":-32601,"message":"denied by policy"/);
+		r = check('batch', await raw([post(`[${call(11, 'echo', { message: 'a' })},${env}]`)]));
+		assert.match(r.out, /Echo: a/);
+		assert.match(r.out, /denied by policy/);
+		r = check('dup-name', await raw([post('{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"echo","name":"get-env","arguments":{}}}')]));
+		r = check('name-in-args', await raw([post('{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"arguments":{"name":"echo"},"name":"get-env"}}')]));
+		assert.match(r.out, /denied by policy|"error"/);
+		// content-encoding: the server does not inflate, but nothing unread may pass
+		r = check('gzip', await raw([post(env, { 'Content-Encoding': 'gzip' })]));
+
+		// TCP Fast Open: data queued before the socket is watched (python3 has MSG_FASTOPEN)
+		const tfo = spawnSync('python3', ['-c', `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(2)
+try:
+    s.sendto(sys.stdin.buffer.read(), socket.MSG_FASTOPEN, ("127.0.0.1", ${PORT}))
+    print(s.recv(65536).decode(errors="replace"))
+except OSError as e:
+    print("refused:", e)
+`], { input: post(env), encoding: 'utf8' });
+		if (tfo.error === undefined)
+			check('tcp-fastopen', { out: tfo.stdout + tfo.stderr });
+
+		// The scanner's corpus of hostile messages, each as one request, under "default":
+		// "deny": a tools/call that reaches the server's handler answers with "content":[ (a
+		// result, isError or not) or -32602; a neutralized one with "denied by policy".
+		const corpus = join(ROOT, 'tests/data/messages');
+		if (existsSync(corpus)) {
+			writePolicy({ version: '1', default: 'deny' });
+			attach.kill('SIGHUP');
+			const end = Date.now() + 10000;
+			while (!attachOut.includes('generation 1') && Date.now() < end) await sleep(100);
+			assert.ok(attachOut.includes('generation 1'), attachOut);
+			let n = 0;
+			for (const f of readdirSync(corpus).filter((x) => x.endsWith('.json')).sort()) {
+				const msg = readFileSync(join(corpus, f));
+				r = check(`corpus ${f}`, await raw([post(msg)], { idle: 300 }));
+				assert.ok(!r.out.includes('"content":[') && !/-32602,"message":"[^"]*tool/i.test(r.out),
+					`corpus ${f}: a tools/call reached the server:\n${r.out.slice(0, 1500)}`);
+				n++;
+			}
+			assert.ok(n > 50, `only ${n} corpus messages`);
+		}
+		const { get } = stats();
+		assert.equal(get('get-env', 'allow'), 0);
+	} finally {
+		await stopAttach();
+	}
+});

@@ -1,0 +1,1404 @@
+// SPDX-License-Identifier: Apache-2.0
+/* kernel: load, attach, pin and feed bpf/tcp.bpf.c; attach, detach, stats, approve tickets. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "audit.h"
+#include "cmd.h"
+#include "decide.h"
+#include "kernel.h"
+#include "log.h"
+#include "policy.h"
+#include "mcpfence.h"
+#include "tcp.skel.h"
+
+_Static_assert(sizeof(struct mcpf_rule) == 24, "mcpf_rule");
+_Static_assert(sizeof(struct mcpf_rule_key) == 132, "mcpf_rule_key");
+_Static_assert(sizeof(struct mcpf_glob) == 96, "mcpf_glob");
+_Static_assert(sizeof(struct mcpf_limit) == 24, "mcpf_limit");
+_Static_assert(sizeof(struct mcpf_budget_key) == 16, "mcpf_budget_key");
+_Static_assert(sizeof(struct mcpf_ticket) == 16, "mcpf_ticket");
+_Static_assert(sizeof(struct mcpf_gen_cfg) == 24, "mcpf_gen_cfg");
+_Static_assert(sizeof(struct mcpf_stat_key) == 136, "mcpf_stat_key");
+_Static_assert(sizeof(struct mcpf_conn_key) == 40, "mcpf_conn_key");
+_Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
+_Static_assert(sizeof(struct mcpf_pending) == 56, "mcpf_pending");
+_Static_assert(sizeof(struct mcpf_event) == 344, "mcpf_event");
+
+/* What is pinned under MCPF_PIN_DIR, so that other commands find the live state. */
+static const char *const pinned_maps[] = {
+	"tcp_socks", "tcp_ports", "tcp_active", "tcp_gen", "tcp_rules", "tcp_globs",
+	"tcp_limits", "tcp_budgets", "tcp_tickets", "tcp_stats", "tcp_counters", "tcp_conns",
+};
+#define PIN_LINK MCPF_PIN_DIR "/link_sock_ops"
+#define PIN_PROG MCPF_PIN_DIR "/prog_sk_msg"
+
+static const char *const kind_names[MCPF_KIND_MAX] = {
+	"allow", "hidden", "default", "rule", "condition", "approval", "limit", "invalid",
+	"unparsed",
+};
+
+static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN && log_level >= LOG_LVL_DEBUG ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+int kernel__parse_duration(const char *s, uint64_t *seconds)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		if (end[1])
+			return -EINVAL;
+		switch (*end) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		default: return -EINVAL;
+		}
+	}
+	if (v == 0 || v > UINT32_MAX)
+		return -EINVAL;
+	*seconds = v * mul;
+	return 0;
+}
+
+static uint64_t fnv64(const void *p, size_t n, uint64_t h)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* ---- feature probes ------------------------------------------------------------------- */
+
+/* Every reason this machine cannot run the TCP plane, said once, clearly. */
+static int probe_basics(const char *cgroup)
+{
+	struct statfs st;
+
+	if (geteuid() != 0) {
+		log_err("the kernel plane needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON): "
+			"run mcpfence as root");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		log_err("/sys/kernel/btf/vmlinux is missing: this kernel has no BTF "
+			"(CONFIG_DEBUG_INFO_BTF=y is needed)");
+		return -ENOTSUP;
+	}
+	if (statfs(cgroup, &st) || st.f_type != CGROUP2_SUPER_MAGIC) {
+		log_err("%s is not a cgroup v2 directory: mount cgroup2 there or give --cgroup PATH "
+			"of a cgroup v2 directory", cgroup);
+		return -ENOTSUP;
+	}
+	features__mount();
+	if (statfs("/sys/fs/bpf", &st) || st.f_type != BPF_FS_MAGIC) {
+		log_err("/sys/fs/bpf is not a bpf filesystem and could not be mounted: "
+			"mount -t bpf bpf /sys/fs/bpf");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* Open and load the programs: the real probe that the sock_ops and sk_msg types are there. */
+struct tcp_bpf *kernel__load(void)
+{
+	struct tcp_bpf *skel;
+	int err, ncpu;
+
+	libbpf_set_print(silent_print);
+	skel = tcp_bpf__open();
+	if (!skel) {
+		err = -errno;
+		log_err("bpf/tcp.bpf.c: open: %s", strerror(-err));
+		errno = -err;
+		return NULL;
+	}
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu < 1)
+		ncpu = 1;
+	bpf_map__set_max_entries(skel->maps.tcp_scan_bufs, ncpu);
+	err = tcp_bpf__load(skel);
+	if (err) {
+		log_err("bpf/tcp.bpf.c: the kernel refused the sock_ops/sk_msg programs (%s): this "
+			"kernel lacks a program type, map type or kfunc (bpf_strnstr, 6.17+) they use; "
+			"run with -v for the verifier log", strerror(-err));
+		tcp_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	{
+		struct bpf_program *stages[] = { skel->progs.handle_sk_msg_client,
+						 skel->progs.handle_sk_msg_body,
+						 skel->progs.handle_sk_msg_server };
+
+		for (__u32 i = 0; i < 3; i++) {
+			int fd = bpf_program__fd(stages[i]);
+
+			if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_progs), &i, &fd,
+						BPF_ANY)) {
+				err = -errno;
+				log_err("tcp_progs: update: %s", strerror(-err));
+				tcp_bpf__destroy(skel);
+				errno = -err;
+				return NULL;
+			}
+		}
+	}
+	return skel;
+}
+
+/* ---- policy compile ------------------------------------------------------------------- */
+
+static uint64_t limit_ident(const struct limit *l)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	h = fnv64(l->counter, strlen(l->counter) + 1, h);
+	h = fnv64(&l->scope, sizeof(l->scope), h);
+	h = fnv64(&l->window_s, sizeof(l->window_s), h);
+	return h ? h : 1;
+}
+
+static int slot_of(struct kernel_compiled *kc, const struct limit *l)
+{
+	uint64_t id = limit_ident(l);
+
+	for (unsigned i = 0; i < kc->nslots; i++)
+		if (kc->slots[i].ident == id)
+			return i;
+	if (kc->nslots >= MCPF_TCP_MAX_LIMITS) {
+		log_err("%s: %s: more than %d distinct budgets: too many for the kernel plane",
+			kc->pol->source, l->ptr, MCPF_TCP_MAX_LIMITS);
+		return -E2BIG;
+	}
+	kc->slots[kc->nslots].ident = id;
+	kc->slots[kc->nslots].lim = l;
+	return kc->nslots++;
+}
+
+static int limits_fill(struct kernel_compiled *kc, const struct limit *lims, size_t n,
+		       __u16 *out, __u8 *nout, const char *where)
+{
+	if (n > MCPF_TCP_CALL_LIMITS) {
+		log_err("%s: %s: more than %d limits: too many for the kernel plane",
+			kc->pol->source, where, MCPF_TCP_CALL_LIMITS);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int s = slot_of(kc, &lims[i]);
+
+		if (s < 0)
+			return s;
+		out[i] = s;
+	}
+	*nout = n;
+	return 0;
+}
+
+static int rule_make(struct kernel_compiled *kc, const struct rule *r, size_t idx,
+		     struct mcpf_rule *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->idx = idx;
+	switch (r->action) {
+	case ACTION_DENY:
+		out->action = MCPF_ACT_DENY;
+		break;
+	case ACTION_APPROVE:
+		out->action = MCPF_ACT_APPROVE;
+		break;
+	default:
+		out->action = MCPF_ACT_ALLOW;
+	}
+	if (r->action != ACTION_DENY && (r->nrequire || r->ndeny_if)) {
+		log_warn("%s: %s: require/deny_if cannot be checked in the kernel: calls to '%s' "
+			 "are neutralized there (fail closed); the gateway plane checks them",
+			 kc->pol->source, r->ptr, r->name);
+		out->action = MCPF_ACT_CONDITION;
+	} else if (r->action == ACTION_APPROVE) {
+		log_warn("%s: %s: approval in the kernel plane needs a ticket: calls to '%s' are "
+			 "neutralized unless `mcpfence approve --tool` gave one", kc->pol->source,
+			 r->ptr, r->name);
+	}
+	return limits_fill(kc, r->limits, r->nlimits, out->limits, &out->nlimits, r->ptr);
+}
+
+/* Delete every tcp_rules entry of generation gen. */
+static int rules_clear(int fd, unsigned gen)
+{
+	struct mcpf_rule_key k, next, *prev = NULL;
+	struct mcpf_rule_key del[64];
+	int n;
+
+	do {
+		n = 0;
+		prev = NULL;
+		while (n < 64 && !bpf_map_get_next_key(fd, prev, &next)) {
+			if (next.gen == gen)
+				del[n++] = next;
+			k = next;
+			prev = &k;
+		}
+		for (int i = 0; i < n; i++)
+			bpf_map_delete_elem(fd, &del[i]);
+	} while (n == 64);
+	return 0;
+}
+
+static int budget_ensure(int fd, const struct kernel_slot *s)
+{
+	struct mcpf_budget_key k = { .ident = s->ident };
+	struct mcpf_budget b;
+
+	if (s->lim->scope != SCOPE_GRANT && s->lim->scope != SCOPE_GLOBAL)
+		return 0;
+	if (!bpf_map_lookup_elem(fd, &k, &b)) {
+		if (b.left > (int64_t)s->lim->max)
+			b.left = s->lim->max;
+	} else {
+		b.left = s->lim->max;
+	}
+	if (bpf_map_update_elem(fd, &k, &b, BPF_ANY)) {
+		log_err("tcp_budgets: update: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
+		    struct kernel_compiled *kc)
+{
+	int rules_fd = bpf_map__fd(skel->maps.tcp_rules);
+	int globs_fd = bpf_map__fd(skel->maps.tcp_globs);
+	int limits_fd = bpf_map__fd(skel->maps.tcp_limits);
+	int budgets_fd = bpf_map__fd(skel->maps.tcp_budgets);
+	struct mcpf_gen_cfg gc = {};
+	unsigned nglobs = 0;
+	int err;
+
+	memset(kc, 0, sizeof(*kc));
+	kc->pol = (struct policy *)p;
+	gen &= 1;
+	gc.def_allow = p->def == ACTION_ALLOW && !p->deny_all;
+	gc.unparsed_allow = p->kernel_unparsed_allow;
+	rules_clear(rules_fd, gen);
+	for (size_t i = 0; i < p->nhide; i++) {
+		struct mcpf_glob g = { .kind = MCPF_GLOB_HIDE, .idx = i };
+		__u32 key = gen * MCPF_TCP_MAX_GLOBS + nglobs;
+
+		if (strlen(p->hide[i]) >= MCPF_TCP_GLOB_MAX || nglobs >= MCPF_TCP_MAX_GLOBS) {
+			log_err("%s: /hide/%zu: longer than %d bytes or more than %d globs: too much "
+				"for the kernel plane", p->source, i, MCPF_TCP_GLOB_MAX - 1,
+				MCPF_TCP_MAX_GLOBS);
+			return -E2BIG;
+		}
+		g.len = strlen(p->hide[i]);
+		memcpy(g.pat, p->hide[i], g.len);
+		if (bpf_map_update_elem(globs_fd, &key, &g, BPF_ANY))
+			return -errno;
+		nglobs++;
+	}
+	gc.nhide = nglobs;
+	err = limits_fill(kc, p->all_limits, p->nall_limits, gc.all_limits, &gc.nall_limits,
+			  "/all_tools/limits");
+	if (err)
+		return err;
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct rule *r = &p->rules[i];
+		struct mcpf_rule mr;
+
+		err = rule_make(kc, r, i, &mr);
+		if (err)
+			return err;
+		if (r->glob) {
+			struct mcpf_glob g = { .kind = MCPF_GLOB_RULE, .idx = i, .rule = mr };
+			__u32 key = gen * MCPF_TCP_MAX_GLOBS + nglobs;
+
+			if (strlen(r->name) >= MCPF_TCP_GLOB_MAX || nglobs >= MCPF_TCP_MAX_GLOBS) {
+				log_err("%s: %s: a glob longer than %d bytes or more than %d globs: "
+					"too much for the kernel plane", p->source, r->ptr,
+					MCPF_TCP_GLOB_MAX - 1, MCPF_TCP_MAX_GLOBS);
+				return -E2BIG;
+			}
+			g.len = strlen(r->name);
+			memcpy(g.pat, r->name, g.len);
+			if (bpf_map_update_elem(globs_fd, &key, &g, BPF_ANY))
+				return -errno;
+			nglobs++;
+		} else {
+			struct mcpf_rule_key k = { .gen = gen };
+
+			if (strlen(r->name) >= MCPF_NAME_MAX) {
+				log_err("%s: %s: a tool name of %d bytes or more: the kernel plane "
+					"cannot read it", p->source, r->ptr, MCPF_NAME_MAX);
+				return -E2BIG;
+			}
+			memcpy(k.name, r->name, strlen(r->name));
+			if (bpf_map_update_elem(rules_fd, &k, &mr, BPF_ANY)) {
+				err = -errno;
+				log_err("tcp_rules: update: %s", strerror(-err));
+				return err;
+			}
+		}
+	}
+	gc.nglobs = nglobs;
+	for (unsigned i = 0; i < kc->nslots; i++) {
+		const struct limit *l = kc->slots[i].lim;
+		struct mcpf_limit ml = {
+			.ident = kc->slots[i].ident, .max = l->max, .window_s = l->window_s,
+			.scope = l->scope,
+		};
+		__u32 key = gen * MCPF_TCP_MAX_LIMITS + i;
+
+		if (bpf_map_update_elem(limits_fd, &key, &ml, BPF_ANY))
+			return -errno;
+		err = budget_ensure(budgets_fd, &kc->slots[i]);
+		if (err)
+			return err;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_gen), &gen, &gc, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+/* Delete the session/agent budgets of one ident: they start again full when next used. */
+static void budgets_drop(int fd, uint64_t ident)
+{
+	struct mcpf_budget_key k, next, *prev = NULL, del[64];
+	int n;
+
+	do {
+		n = 0;
+		prev = NULL;
+		while (n < 64 && !bpf_map_get_next_key(fd, prev, &next)) {
+			if (next.ident == ident)
+				del[n++] = next;
+			k = next;
+			prev = &k;
+		}
+		for (int i = 0; i < n; i++)
+			bpf_map_delete_elem(fd, &del[i]);
+	} while (n == 64);
+}
+
+int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint64_t now,
+		   uint64_t last)
+{
+	int fd = bpf_map__fd(skel->maps.tcp_budgets);
+
+	for (unsigned i = 0; i < kc->nslots; i++) {
+		const struct limit *l = kc->slots[i].lim;
+		struct mcpf_budget_key k = { .ident = kc->slots[i].ident };
+		struct mcpf_budget b = { .left = l->max };
+
+		if (now / l->window_s == last / l->window_s)
+			continue;
+		if (l->scope == SCOPE_GRANT || l->scope == SCOPE_GLOBAL) {
+			if (bpf_map_update_elem(fd, &k, &b, BPF_ANY))
+				log_warn("tcp_budgets: refill %s: %s", l->ptr, strerror(errno));
+		} else {
+			budgets_drop(fd, k.ident);
+		}
+		log_debug("refilled %s (%" PRIu64 " every %us)", l->ptr, l->max, l->window_s);
+	}
+	return 0;
+}
+
+/* Milliseconds until the next window of any budget starts (at most 1000). */
+static int next_window_ms(const struct kernel_compiled *kc)
+{
+	struct timespec ts;
+	int64_t best = 1000;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	for (unsigned i = 0; i < kc->nslots; i++) {
+		uint64_t w = kc->slots[i].lim->window_s;
+		int64_t ms = (int64_t)(w - (uint64_t)ts.tv_sec % w) * 1000 - ts.tv_nsec / 1000000;
+
+		if (ms < best)
+			best = ms;
+	}
+	best += 2; /* wake just past the boundary */
+	return best < 1 ? 1 : (int)best;
+}
+
+/* ---- TCP Fast Open ---------------------------------------------------------------------- */
+
+#define TFO_SYSCTL "/proc/sys/net/ipv4/tcp_fastopen"
+#define TFO_SAVED "/run/mcpfence/tcp_fastopen.saved"
+
+/*
+ * A client's TCP Fast Open data (sendto MSG_FASTOPEN, TCP_FASTOPEN_CONNECT) is queued before the
+ * connection is established, so before sock_ops can put the socket in tcp_socks: sk_msg never
+ * sees it. While attached, the client bit (1) of net.ipv4.tcp_fastopen is cleared; such sends
+ * then fail (EOPNOTSUPP) or go the normal way. The value before is kept in TFO_SAVED.
+ */
+static int tfo_client_off(void)
+{
+	char buf[32];
+	int fd, n, v;
+
+	fd = open(TFO_SYSCTL, O_RDWR);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		close(fd);
+		return -EIO;
+	}
+	buf[n] = 0;
+	v = atoi(buf);
+	if (v & 1) {
+		int sfd;
+
+		mkdir("/run/mcpfence", 0700);
+		sfd = open(TFO_SAVED, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (sfd >= 0) {
+			if (write(sfd, buf, n) != n)
+				log_warn("%s: write: %s", TFO_SAVED, strerror(errno));
+			close(sfd);
+		}
+		n = snprintf(buf, sizeof(buf), "%d\n", v & ~1);
+		if (pwrite(fd, buf, n, 0) != n) {
+			log_err("%s: cannot clear the client bit: %s: TCP Fast Open data would pass "
+				"unread", TFO_SYSCTL, strerror(errno));
+			close(fd);
+			return -errno;
+		}
+		log_info("net.ipv4.tcp_fastopen: client side off while attached (its data would "
+			 "pass before the socket is watched)");
+	}
+	close(fd);
+	return 0;
+}
+
+static void tfo_restore(void)
+{
+	char buf[32];
+	int fd = open(TFO_SAVED, O_RDONLY), n;
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n > 0) {
+		fd = open(TFO_SYSCTL, O_WRONLY);
+		if (fd >= 0) {
+			if (write(fd, buf, n) != n)
+				log_warn("%s: restore: %s", TFO_SYSCTL, strerror(errno));
+			close(fd);
+		}
+	}
+	unlink(TFO_SAVED);
+}
+
+/* ---- pins ----------------------------------------------------------------------------- */
+
+static int pin_all(struct tcp_bpf *skel, struct bpf_link *link)
+{
+	char path[PATH_MAX];
+	int err;
+
+	if (mkdir(MCPF_PIN_DIR, 0700) && errno != EEXIST) {
+		err = -errno;
+		log_err("%s: mkdir: %s", MCPF_PIN_DIR, strerror(-err));
+		return err;
+	}
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(skel->obj, pinned_maps[i]);
+
+		snprintf(path, sizeof(path), "%s/%s", MCPF_PIN_DIR, pinned_maps[i]);
+		err = m ? bpf_map__pin(m, path) : -ENOENT;
+		if (err) {
+			log_err("%s: pin: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	err = bpf_link__pin(link, PIN_LINK);
+	if (!err)
+		err = bpf_program__pin(skel->progs.handle_sk_msg, PIN_PROG);
+	if (err)
+		log_err("%s: pin: %s", MCPF_PIN_DIR, strerror(-err));
+	return err;
+}
+
+static bool attached(void)
+{
+	return !access(PIN_LINK, F_OK) || !access(MCPF_PIN_DIR "/tcp_socks", F_OK);
+}
+
+/* Empty the SOCKHASH: a socket leaves sk_msg only when it leaves the map. */
+static void socks_flush(int fd)
+{
+	struct mcpf_sock_key k;
+
+	while (!bpf_map_get_next_key(fd, NULL, &k))
+		if (bpf_map_delete_elem(fd, &k))
+			break;
+}
+
+int kernel__detach(void)
+{
+	char path[PATH_MAX];
+	int found = 0, fd, map_fd, prog_fd;
+
+	fd = bpf_obj_get(PIN_LINK);
+	if (fd >= 0) {
+		found = 1;
+		if (bpf_link_detach(fd))
+			log_warn("%s: detach: %s", PIN_LINK, strerror(errno));
+		close(fd);
+	}
+	map_fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_socks");
+	prog_fd = bpf_obj_get(PIN_PROG);
+	if (map_fd >= 0) {
+		found = 1;
+		if (prog_fd >= 0)
+			bpf_prog_detach2(prog_fd, map_fd, BPF_SK_MSG_VERDICT);
+		socks_flush(map_fd);
+		close(map_fd);
+	}
+	if (prog_fd >= 0)
+		close(prog_fd);
+	unlink(PIN_LINK);
+	unlink(PIN_PROG);
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", MCPF_PIN_DIR, pinned_maps[i]);
+		if (!unlink(path))
+			found = 1;
+	}
+	rmdir(MCPF_PIN_DIR);
+	tfo_restore();
+	return found;
+}
+
+/* ---- connections established before the attachment ----------------------------------- */
+
+struct inode_set {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static bool watched(const uint16_t *ports, unsigned nports, unsigned port)
+{
+	for (unsigned i = 0; i < nports; i++)
+		if (ports[i] == port)
+			return true;
+	return false;
+}
+
+/* Inodes of established TCP sockets with a watched local or remote port, from /proc/net. */
+static int inodes_collect(const char *file, const uint16_t *ports, unsigned nports,
+			  struct inode_set *set)
+{
+	char line[512], *p;
+	FILE *f = fopen(file, "r");
+
+	if (!f)
+		return -errno;
+	if (!fgets(line, sizeof(line), f)) {
+		fclose(f);
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		unsigned lport, rport, st;
+		unsigned long long ino;
+		char *tok[10];
+		int n = 0;
+
+		for (p = strtok(line, " \t\n"); p && n < 10; p = strtok(NULL, " \t\n"))
+			tok[n++] = p;
+		if (n < 10)
+			continue;
+		p = strchr(tok[1], ':');
+		if (!p || sscanf(p + 1, "%x", &lport) != 1)
+			continue;
+		p = strchr(tok[2], ':');
+		if (!p || sscanf(p + 1, "%x", &rport) != 1 || sscanf(tok[3], "%x", &st) != 1)
+			continue;
+		if (st != 1 || sscanf(tok[9], "%llu", &ino) != 1 || !ino)
+			continue;
+		if (!watched(ports, nports, lport) && !watched(ports, nports, rport))
+			continue;
+		if (set->n == set->cap) {
+			uint64_t *nv = realloc(set->v, (set->cap = set->cap ? 2 * set->cap : 64) *
+							       sizeof(*nv));
+
+			if (!nv) {
+				fclose(f);
+				return -ENOMEM;
+			}
+			set->v = nv;
+		}
+		set->v[set->n++] = ino;
+	}
+	fclose(f);
+	return 0;
+}
+
+static void addr_key(const struct sockaddr_storage *ss, __u32 *out, uint16_t *port)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		out[0] = 0;
+		out[1] = 0;
+		out[2] = htonl(0xffff);
+		out[3] = in->sin_addr.s_addr;
+		*port = ntohs(in->sin_port);
+	} else {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+
+		memcpy(out, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+/* Put one socket (our copy of another process's fd) in tcp_socks, keyed as sock_ops would. */
+static int adopt_one(int map_fd, int fd, const uint16_t *ports, unsigned nports)
+{
+	struct sockaddr_storage l = {}, r = {};
+	socklen_t ll = sizeof(l), rl = sizeof(r);
+	struct mcpf_sock_key k = {};
+	uint16_t lport, rport;
+	__u32 la[4], ra[4];
+	__u64 val = fd;
+
+	if (getsockname(fd, (void *)&l, &ll) || getpeername(fd, (void *)&r, &rl))
+		return -errno;
+	if ((l.ss_family != AF_INET && l.ss_family != AF_INET6) || l.ss_family != r.ss_family)
+		return -EAFNOSUPPORT;
+	addr_key(&l, la, &lport);
+	addr_key(&r, ra, &rport);
+	if (watched(ports, nports, rport)) {
+		memcpy(k.conn.cli, la, 16);
+		memcpy(k.conn.srv, ra, 16);
+		k.conn.cport = lport;
+		k.conn.sport = rport;
+	} else if (watched(ports, nports, lport)) {
+		memcpy(k.conn.srv, la, 16);
+		memcpy(k.conn.cli, ra, 16);
+		k.conn.sport = lport;
+		k.conn.cport = rport;
+		k.server_side = 1;
+	} else {
+		return 0;
+	}
+	if (bpf_map_update_elem(map_fd, &k, &val, BPF_ANY))
+		return -errno;
+	return 1;
+}
+
+/*
+ * sock_ops sees connections as they are established; those established before the attachment
+ * (a keep-alive connection of a running client) are found here, in /proc, taken from their
+ * owners with pidfd_getfd and put in tcp_socks. Returns how many were adopted.
+ */
+static int adopt_existing(int map_fd, const uint16_t *ports, unsigned nports)
+{
+	struct inode_set set = {};
+	struct dirent *pe, *fe;
+	DIR *proc, *fds;
+	char path[64], link[64];
+	int adopted = 0;
+
+	inodes_collect("/proc/net/tcp", ports, nports, &set);
+	inodes_collect("/proc/net/tcp6", ports, nports, &set);
+	if (!set.n)
+		goto out;
+	proc = opendir("/proc");
+	if (!proc)
+		goto out;
+	while ((pe = readdir(proc))) {
+		int pid = atoi(pe->d_name), pidfd;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		fds = opendir(path);
+		if (!fds)
+			continue;
+		pidfd = -1;
+		while ((fe = readdir(fds))) {
+			unsigned long long ino;
+			ssize_t n;
+			int fd = atoi(fe->d_name), copy;
+			bool hit = false;
+
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = 0;
+			if (sscanf(link, "socket:[%llu]", &ino) != 1)
+				continue;
+			for (size_t i = 0; i < set.n && !hit; i++)
+				hit = set.v[i] == ino;
+			if (!hit)
+				continue;
+			if (pidfd < 0)
+				pidfd = syscall(SYS_pidfd_open, pid, 0);
+			if (pidfd < 0)
+				break;
+			copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+			if (copy < 0) {
+				log_debug("pid %d fd %d: pidfd_getfd: %s", pid, fd, strerror(errno));
+				continue;
+			}
+			if (adopt_one(map_fd, copy, ports, nports) > 0)
+				adopted++;
+			close(copy);
+		}
+		if (pidfd >= 0)
+			close(pidfd);
+		closedir(fds);
+	}
+	closedir(proc);
+out:
+	free(set.v);
+	return adopted;
+}
+
+/* ---- events --------------------------------------------------------------------------- */
+
+struct attach_ctx {
+	struct tcp_bpf *skel;
+	struct kernel_compiled kc[2];
+	struct audit *audit;
+	unsigned gen;
+	uint16_t port;
+	bool quiet;
+	int64_t mono_to_real_us;
+};
+
+static void rule_pointer(const struct kernel_compiled *kc, const struct mcpf_event *e, char *buf,
+			 size_t size, const char **reason)
+{
+	const struct policy *p = kc->pol;
+	const struct rule *r = p && e->rule < p->nrules ? &p->rules[e->rule] : NULL;
+
+	*reason = NULL;
+	switch (e->kind) {
+	case MCPF_KIND_ALLOW:
+		snprintf(buf, size, "%s", r ? r->ptr : "(default allow)");
+		break;
+	case MCPF_KIND_HIDDEN:
+		snprintf(buf, size, "/hide/%u", e->limit);
+		*reason = "hidden";
+		break;
+	case MCPF_KIND_DEFAULT:
+		snprintf(buf, size, "(default deny)");
+		*reason = "not allowed by the policy";
+		break;
+	case MCPF_KIND_RULE:
+		snprintf(buf, size, "%s", r ? r->action_ptr : "(rule)");
+		*reason = r && r->reason ? r->reason : "denied by rule";
+		break;
+	case MCPF_KIND_CONDITION:
+		snprintf(buf, size, "%s/%s", r ? r->ptr : "(rule)",
+			 r && r->nrequire ? "require" : "deny_if");
+		*reason = "its conditions cannot be checked in the kernel plane";
+		break;
+	case MCPF_KIND_APPROVAL:
+		snprintf(buf, size, "%s", r ? r->action_ptr : "(rule)");
+		*reason = "needs approval: no ticket (mcpfence approve --tool)";
+		break;
+	case MCPF_KIND_LIMIT:
+		snprintf(buf, size, "%s", e->limit < kc->nslots ? kc->slots[e->limit].lim->ptr
+								  : "(limit)");
+		*reason = "rate limit reached";
+		break;
+	case MCPF_KIND_INVALID:
+		snprintf(buf, size, "(invalid)");
+		*reason = "tools/call without a readable tool name";
+		break;
+	default:
+		snprintf(buf, size, "(unparsed)");
+		*reason = e->flags & MCPF_EV_HTTP ? "HTTP framing refused" :
+			  e->flags & MCPF_EV_HDR_MISMATCH ? "Mcp-Method/Mcp-Name disagree with the body" :
+							   "message not readable with certainty";
+	}
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct attach_ctx *ac = ctx;
+	const struct mcpf_event *e = data;
+	char method[MCPF_METHOD_MAX + 1], name[MCPF_NAME_MAX + 1], id[MCPF_ID_MAX + 1];
+	char session[MCPF_TCP_SESSION_MAX + 1], comm[17], server[32], ptr[300], exe[PATH_MAX];
+	char procexe[64];
+	struct audit_event ev = {};
+	const char *reason;
+	ssize_t n;
+
+	if (size < sizeof(*e))
+		return 0;
+	snprintf(method, sizeof(method), "%.*s", MCPF_METHOD_MAX, e->method);
+	snprintf(name, sizeof(name), "%.*s", MCPF_NAME_MAX, e->name);
+	snprintf(id, sizeof(id), "%.*s", MCPF_ID_MAX, e->id);
+	snprintf(session, sizeof(session), "%.*s", MCPF_TCP_SESSION_MAX, e->session);
+	snprintf(comm, sizeof(comm), "%.*s", 16, e->comm);
+	snprintf(server, sizeof(server), "tcp:%u", e->sport);
+	snprintf(procexe, sizeof(procexe), "/proc/%u/exe", e->pid);
+	n = readlink(procexe, exe, sizeof(exe) - 1);
+	if (n > 0)
+		exe[n] = 0;
+	else
+		snprintf(exe, sizeof(exe), "%s", comm);
+	rule_pointer(&ac->kc[e->gen & 1], e, ptr, sizeof(ptr), &reason);
+	ev.time_us = e->ts_ns / 1000 + ac->mono_to_real_us;
+	ev.plane = "kernel";
+	ev.server = server;
+	ev.session = session[0] ? session : NULL;
+	ev.client_pid = e->pid;
+	ev.client_uid = e->uid;
+	ev.client_exe = exe;
+	ev.method = method[0] ? method : NULL;
+	ev.tool = name[0] ? name : NULL;
+	ev.decision = e->flags & MCPF_EV_NEUTRALIZED ? "deny" : "allow";
+	ev.kind = e->kind == MCPF_KIND_ALLOW ? NULL : decide__kind_name(e->kind);
+	if (!(e->flags & MCPF_EV_NEUTRALIZED) && e->kind == MCPF_KIND_UNPARSED)
+		reason = "passed unread (policy kernel.unparsed: allow)";
+	ev.rule = ptr;
+	ev.reason = reason;
+	ev.approved_by = e->flags & MCPF_EV_TICKET ? "ticket" : NULL;
+	ev.request_id = id[0] ? id : NULL;
+	if (ac->audit)
+		audit__write(ac->audit, &ev);
+	if (!ac->quiet) {
+		printf("%s %s tool=%s id=%s kind=%s rule=%s pid=%u exe=%s%s\n", ev.decision,
+		       method[0] ? method : "-", name[0] ? name : "-", id[0] ? id : "-",
+		       e->kind < MCPF_KIND_MAX ? kind_names[e->kind] : "?", ptr, e->pid, exe,
+		       e->flags & MCPF_EV_NEUTRALIZED ? " (neutralized)" : "");
+		fflush(stdout);
+	}
+	return 0;
+}
+
+/* time(2) may read a coarse clock that lags the boundary the poll woke up for */
+static uint64_t realtime_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
+static int64_t mono_to_real_us(void)
+{
+	struct timespec m, r;
+
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	return ((int64_t)r.tv_sec - m.tv_sec) * 1000000 + (r.tv_nsec - m.tv_nsec) / 1000;
+}
+
+/* ---- attach --------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_flag, reload_flag;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_flag = 1;
+	else
+		stop_flag = 1;
+}
+
+int kernel__activate(struct tcp_bpf *skel, unsigned gen)
+{
+	struct mcpf_active act = { .gen = gen & 1, .loaded = 1 };
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_active), &zero, &act, BPF_ANY)) {
+		log_err("tcp_active: update: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int kernel__watch_port(struct tcp_bpf *skel, uint16_t port)
+{
+	__u8 one = 1;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_ports), &port, &one, BPF_ANY)) {
+		log_err("tcp_ports: update: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* Compile the policy at path into the idle generation, then flip: no moment unenforced. */
+static int policy_swap(struct attach_ctx *ac, const char *path)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p = policy__load(path, err);
+	unsigned idle = ac->gen ^ 1;
+	int e;
+
+	if (!p) {
+		log_err("%s (the policy in force stays)", err);
+		return -EINVAL;
+	}
+	if (ac->kc[idle].pol)
+		policy__free(ac->kc[idle].pol);
+	ac->kc[idle].pol = NULL;
+	e = kernel__compile(ac->skel, p, idle, &ac->kc[idle]);
+	if (e) {
+		log_err("%s: cannot be enforced in the kernel (the policy in force stays)", path);
+		policy__free(p);
+		ac->kc[idle].pol = NULL;
+		return e;
+	}
+	e = kernel__activate(ac->skel, idle);
+	if (e)
+		return e;
+	ac->gen = idle;
+	log_info("policy %s in force (generation %u)", path, idle);
+	return 0;
+}
+
+static void attach_usage(void)
+{
+	fprintf(stderr, "usage: mcpfence attach --policy POLICY --port N [--port N]... "
+			"[--cgroup PATH] [--audit PATH] [--quiet]\n");
+}
+
+int cmd_attach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' },
+		{ "port", required_argument, NULL, 'P' },
+		{ "cgroup", required_argument, NULL, 'c' },
+		{ "audit", required_argument, NULL, 'a' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *policy_path = NULL, *cgroup = KERNEL_DEFAULT_CGROUP, *audit_path = NULL;
+	struct attach_ctx ac = {};
+	struct ring_buffer *rb = NULL;
+	struct bpf_link *link = NULL;
+	struct sigaction sa = {};
+	uint16_t ports[MCPF_TCP_MAX_PORTS];
+	unsigned nports = 0;
+	char audit_buf[PATH_MAX];
+	int c, err, cg_fd = -1, ret = 1;
+	uint64_t last;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			policy_path = optarg;
+			break;
+		case 'P': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || !v || v > 65535 || nports >= MCPF_TCP_MAX_PORTS) {
+				log_err("--port %s: not a port (1-65535, at most %d)", optarg,
+					MCPF_TCP_MAX_PORTS);
+				return EXIT_USAGE;
+			}
+			ports[nports++] = v;
+			break;
+		}
+		case 'c':
+			cgroup = optarg;
+			break;
+		case 'a':
+			audit_path = optarg;
+			break;
+		case 'q':
+			ac.quiet = true;
+			break;
+		case 'v':
+			log_level = LOG_LVL_DEBUG;
+			break;
+		default:
+			attach_usage();
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc || !nports || !policy_path) {
+		log_err("attach needs --policy and at least one --port (for a --pid, see issue 5)");
+		attach_usage();
+		return EXIT_USAGE;
+	}
+	if (probe_basics(cgroup))
+		return 1;
+	if (attached()) {
+		log_err("%s already holds an attachment: run `mcpfence detach` first", MCPF_PIN_DIR);
+		return 1;
+	}
+	if (!audit_path) {
+		if (audit__default_path(audit_buf, sizeof(audit_buf)))
+			snprintf(audit_buf, sizeof(audit_buf), "-");
+		audit_path = audit_buf;
+	}
+	ac.audit = audit__open(audit_path);
+	if (!ac.audit)
+		return 1;
+	ac.skel = kernel__load();
+	if (!ac.skel)
+		goto out;
+	ac.gen = 1; /* policy_swap fills generation 0 first */
+	if (policy_swap(&ac, policy_path))
+		goto out;
+	for (unsigned i = 0; i < nports; i++)
+		if (kernel__watch_port(ac.skel, ports[i]))
+			goto out;
+	ac.port = ports[0];
+	err = bpf_prog_attach(bpf_program__fd(ac.skel->progs.handle_sk_msg),
+			      bpf_map__fd(ac.skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0);
+	if (err) {
+		log_err("sk_msg: attach to tcp_socks: %s", strerror(errno));
+		goto out;
+	}
+	cg_fd = open(cgroup, O_RDONLY | O_DIRECTORY);
+	if (cg_fd < 0) {
+		log_err("%s: %s", cgroup, strerror(errno));
+		goto out;
+	}
+	link = bpf_program__attach_cgroup(ac.skel->progs.handle_sock_ops, cg_fd);
+	if (!link) {
+		log_err("sock_ops: attach to %s: %s", cgroup, strerror(errno));
+		goto out;
+	}
+	if (pin_all(ac.skel, link))
+		goto out_detach;
+	if (tfo_client_off())
+		goto out_detach;
+	err = adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks), ports, nports);
+	if (err > 0)
+		log_info("%d connection%s established before the attachment now enforced too", err,
+			 err == 1 ? "" : "s");
+	rb = ring_buffer__new(bpf_map__fd(ac.skel->maps.tcp_events), on_event, &ac, NULL);
+	if (!rb) {
+		log_err("tcp_events: ring buffer: %s", strerror(errno));
+		goto out_detach;
+	}
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	ac.mono_to_real_us = mono_to_real_us();
+	for (unsigned i = 0; i < nports; i++)
+		printf("%s%u", i ? "," : "watching TCP port ", ports[i]);
+	printf(" in cgroup %s; pins in %s\n", cgroup, MCPF_PIN_DIR);
+	fflush(stdout);
+	last = realtime_s();
+	while (!stop_flag) {
+		uint64_t now;
+
+		err = ring_buffer__poll(rb, next_window_ms(&ac.kc[ac.gen]));
+		if (err < 0 && err != -EINTR) {
+			log_err("tcp_events: poll: %s", strerror(-err));
+			break;
+		}
+		if (reload_flag) {
+			reload_flag = 0;
+			policy_swap(&ac, policy_path);
+		}
+		now = realtime_s();
+		if (now != last) {
+			kernel__refill(ac.skel, &ac.kc[ac.gen], now, last);
+			last = now;
+			if (access(PIN_LINK, F_OK)) {
+				log_info("%s is gone (mcpfence detach): stopping", PIN_LINK);
+				break;
+			}
+		}
+	}
+	ring_buffer__consume(rb);
+	ret = 0;
+out_detach:
+	kernel__detach();
+out:
+	ring_buffer__free(rb);
+	bpf_link__destroy(link);
+	if (cg_fd >= 0)
+		close(cg_fd);
+	if (ac.skel)
+		tcp_bpf__destroy(ac.skel);
+	for (int i = 0; i < 2; i++)
+		policy__free(ac.kc[i].pol);
+	audit__close(ac.audit);
+	return ret;
+}
+
+int cmd_detach(int argc, char **argv)
+{
+	if (argc > 1) {
+		log_err("detach takes no arguments");
+		return EXIT_USAGE;
+	}
+	if (geteuid() != 0) {
+		log_err("detach needs root");
+		return 1;
+	}
+	features__mount();
+	if (!kernel__detach())
+		printf("nothing attached\n");
+	else
+		printf("detached\n");
+	return 0;
+}
+
+/* ---- stats ---------------------------------------------------------------------------- */
+
+struct stat_row {
+	char name[MCPF_NAME_MAX + 1];
+	unsigned kind;
+	uint64_t n;
+};
+
+static int stat_cmp(const void *a, const void *b)
+{
+	const struct stat_row *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : (int)x->kind - (int)y->kind;
+}
+
+static void prom_escape(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+int cmd_stats(int argc, char **argv)
+{
+	static const char *const cnt_names[MCPF_CNT_MAX] = {
+		"requests", "bytes", "poisoned", "corked", "replies_rewritten", "calls",
+		"events_lost",
+	};
+	int ncpu = libbpf_num_possible_cpus(), fd = -1, cfd = -1, ret = 1;
+	bool json = false, prom = false;
+	struct stat_row *rows = NULL;
+	size_t nrows = 0, cap = 0;
+	struct mcpf_stat_key k, next, *prev = NULL;
+	uint64_t *vals = NULL, totals[MCPF_CNT_MAX] = {};
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--prometheus"))
+			prom = true;
+		else {
+			log_err("stats: unknown argument '%s' (--json, --prometheus)", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	features__mount();
+	fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_stats");
+	cfd = bpf_obj_get(MCPF_PIN_DIR "/tcp_counters");
+	if (fd < 0 || cfd < 0) {
+		log_err("%s/tcp_stats: %s: nothing attached (mcpfence attach)", MCPF_PIN_DIR,
+			strerror(errno));
+		goto out;
+	}
+	vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*vals));
+	if (!vals)
+		goto out;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		uint64_t sum = 0;
+
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, vals))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			sum += vals[c];
+		if (nrows == cap) {
+			struct stat_row *nr = realloc(rows, (cap = cap ? 2 * cap : 64) * sizeof(*rows));
+
+			if (!nr)
+				goto out;
+			rows = nr;
+		}
+		snprintf(rows[nrows].name, sizeof(rows[nrows].name), "%.*s", MCPF_NAME_MAX, k.name);
+		rows[nrows].kind = k.kind;
+		rows[nrows].n = sum;
+		nrows++;
+	}
+	for (__u32 i = 0; i < MCPF_CNT_MAX; i++) {
+		if (bpf_map_lookup_elem(cfd, &i, vals))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			totals[i] += vals[c];
+	}
+	qsort(rows, nrows, sizeof(*rows), stat_cmp);
+	if (json) {
+		printf("{\"calls\":[");
+		for (size_t i = 0; i < nrows; i++) {
+			json_t *s = json_string(rows[i].name);
+			char *t = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+
+			printf("%s{\"tool\":%s,\"verdict\":\"%s\",\"count\":%" PRIu64 "}",
+			       i ? "," : "", t ? t : "\"\"",
+			       rows[i].kind < MCPF_KIND_MAX ? kind_names[rows[i].kind] : "?",
+			       rows[i].n);
+			free(t);
+			json_decref(s);
+		}
+		printf("],\"totals\":{");
+		for (int i = 0; i < MCPF_CNT_MAX; i++)
+			if (cnt_names[i])
+				printf("%s\"%s\":%" PRIu64, i ? "," : "", cnt_names[i], totals[i]);
+		printf("}}\n");
+	} else if (prom) {
+		printf("# HELP mcpfence_kernel_calls_total tools/call decisions in the kernel plane\n"
+		       "# TYPE mcpfence_kernel_calls_total counter\n");
+		for (size_t i = 0; i < nrows; i++) {
+			printf("mcpfence_kernel_calls_total{tool=\"");
+			prom_escape(stdout, rows[i].name);
+			printf("\",verdict=\"%s\"} %" PRIu64 "\n",
+			       rows[i].kind < MCPF_KIND_MAX ? kind_names[rows[i].kind] : "?",
+			       rows[i].n);
+		}
+		for (int i = 0; i < MCPF_CNT_MAX; i++)
+			if (cnt_names[i])
+				printf("# TYPE mcpfence_kernel_tcp_%s_total counter\n"
+				       "mcpfence_kernel_tcp_%s_total %" PRIu64 "\n",
+				       cnt_names[i], cnt_names[i], totals[i]);
+	} else {
+		printf("%-40s %-10s %10s\n", "TOOL", "VERDICT", "CALLS");
+		for (size_t i = 0; i < nrows; i++)
+			printf("%-40s %-10s %10" PRIu64 "\n", rows[i].name[0] ? rows[i].name : "-",
+			       rows[i].kind < MCPF_KIND_MAX ? kind_names[rows[i].kind] : "?",
+			       rows[i].n);
+		printf("\n");
+		for (int i = 0; i < MCPF_CNT_MAX; i++)
+			if (cnt_names[i])
+				printf("%-20s %" PRIu64 "\n", cnt_names[i], totals[i]);
+	}
+	ret = 0;
+out:
+	free(vals);
+	free(rows);
+	if (fd >= 0)
+		close(fd);
+	if (cfd >= 0)
+		close(cfd);
+	return ret;
+}
+
+/* ---- approval tickets ----------------------------------------------------------------- */
+
+int kernel__approve_ticket(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tool", required_argument, NULL, 't' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "for", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char key[MCPF_NAME_MAX] = {};
+	const char *tool = NULL;
+	struct mcpf_ticket t = { .count = 1 }, old;
+	uint64_t dur = 600;
+	struct timespec now;
+	int c, fd, ret = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			tool = optarg;
+			break;
+		case 'n': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < 1 || v > 1000000) {
+				log_err("--count %s: not a count (1-1000000)", optarg);
+				return EXIT_USAGE;
+			}
+			t.count = v;
+			break;
+		}
+		case 'f':
+			if (kernel__parse_duration(optarg, &dur)) {
+				log_err("--for %s: not a duration (30s, 10m, 2h, 1d)", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		default:
+			fprintf(stderr, "usage: mcpfence approve --tool T [--count N] "
+					"[--for DURATION]\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (!tool || optind < argc || !*tool || strlen(tool) >= MCPF_NAME_MAX) {
+		log_err("approve needs --tool NAME (shorter than %d bytes)", MCPF_NAME_MAX);
+		return EXIT_USAGE;
+	}
+	memcpy(key, tool, strlen(tool));
+	features__mount();
+	fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_tickets");
+	if (fd < 0) {
+		log_err("%s/tcp_tickets: %s: nothing attached (mcpfence attach)", MCPF_PIN_DIR,
+			strerror(errno));
+		return 1;
+	}
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	t.expires_ns = ((uint64_t)now.tv_sec + dur) * 1000000000ULL + now.tv_nsec;
+	if (!bpf_map_lookup_elem(fd, key, &old) && old.count > 0 &&
+	    (!old.expires_ns || old.expires_ns > (uint64_t)now.tv_sec * 1000000000ULL))
+		t.count += old.count;
+	if (bpf_map_update_elem(fd, key, &t, BPF_ANY)) {
+		log_err("tcp_tickets: update: %s", strerror(errno));
+		goto out;
+	}
+	printf("ticket: %lld call%s of %s within %" PRIu64 "s\n", (long long)t.count,
+	       t.count == 1 ? "" : "s", tool, dur);
+	ret = 0;
+out:
+	close(fd);
+	return ret;
+}
+

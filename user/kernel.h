@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kernel: the TCP enforcement of the kernel plane (bpf/tcp.bpf.c): load, attach to a cgroup v2,
+ * pin under MCPF_PIN_DIR, compile a policy into the maps, refill budget windows, turn ring-buffer
+ * events into audit lines; and the commands that read or change the pinned state.
+ */
+#ifndef MCPFENCE_KERNEL_H
+#define MCPFENCE_KERNEL_H
+
+#include <stdint.h>
+#include "policy.h"
+
+#define KERNEL_DEFAULT_CGROUP "/sys/fs/cgroup/unified"
+
+struct tcp_bpf;
+
+/* Which budget slot a policy's limit compiled to, per generation. */
+struct kernel_slot {
+	uint64_t ident;
+	const struct limit *lim; /* the first limit of the policy with this budget */
+};
+
+struct kernel_compiled {
+	struct policy *pol;
+	struct kernel_slot slots[64];
+	unsigned nslots;
+};
+
+/* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
+struct tcp_bpf *kernel__load(void);
+/* Make generation gen of the policy maps the one in force. */
+int kernel__activate(struct tcp_bpf *skel, unsigned gen);
+int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
+
+/*
+ * Compile p into generation gen of the loaded maps (rules, globs, limits, gen cfg), and make
+ * sure every grant/global budget exists. Does not flip the active generation.
+ * Returns 0 or -errno after logging what in the policy the kernel cannot hold.
+ */
+int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
+		    struct kernel_compiled *out);
+
+/* Refill budgets whose window started since *last (seconds since the epoch); updates *last. */
+int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint64_t now,
+		   uint64_t last);
+
+/* Remove links, programs and pins under MCPF_PIN_DIR; 0 when nothing was attached. */
+int kernel__detach(void);
+
+/* `mcpfence approve --tool T [--count N] [--for DURATION]`: a ticket BPF takes. */
+int kernel__approve_ticket(int argc, char **argv);
+
+/* Parse "30s", "10m", "2h", "1d" or plain seconds; -EINVAL otherwise. */
+int kernel__parse_duration(const char *s, uint64_t *seconds);
+
+#endif
