@@ -35,6 +35,7 @@
 #define DRAIN_MS 1000 /* after the server exits, how long its last output may take */
 #define MAX_SERVER_WARNINGS 10
 #define MAX_LIST_IDS 256 /* tools/list requests waiting for an answer */
+#define MAX_HELD 64 /* calls waiting for approval; more are denied */
 
 struct wbuf {
 	char *buf;
@@ -354,13 +355,20 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 {
 	uint32_t timeout = d->rule && d->rule->approval_timeout_s ? d->rule->approval_timeout_s
 								   : 120;
-	struct approval *a;
+	struct approval *a = NULL;
+	size_t held = 0;
 
-	a = approvals__add(&g->approvals, tool, json_incref(msg), raw, len, timeout, mono_us());
+	for (a = g->approvals.head; a; a = a->next)
+		held++;
+	if (held < MAX_HELD)
+		a = approvals__add(&g->approvals, tool, json_incref(msg), raw, len, timeout,
+				   mono_us());
 	if (!a) {
 		struct decision dd = *d;
 
-		decide__deny(&dd, KIND_APPROVAL, d->pointer, "out of memory while holding the call");
+		decide__deny(&dd, KIND_APPROVAL, d->pointer, "%s",
+			     held < MAX_HELD ? "out of memory while holding the call" :
+					       "too many calls already wait for approval");
 		deny_call(g, json_object_get(msg, "id"), tool, NULL, &dd, mono_us());
 		return;
 	}

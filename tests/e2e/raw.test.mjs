@@ -304,6 +304,20 @@ describe('approval fallbacks', { skip: skip ?? false }, () => {
 		await r.end();
 	});
 
+	test('a flood of calls that need approval: at most 64 wait, the rest are denied', async () => {
+		const d = tmp();
+		const r = fixture('mcp', [], { env: { MCPFENCE_RUNTIME_DIR: join(d, 'run') } });
+		await r.init();
+		for (let i = 0; i < 70; i++) r.call(`f${i}`, 'held');
+		await until(() => r.out.filter((m) => /^f\d+$/.test(m.id)).length === 6);
+		for (const m of r.out.filter((x) => /^f\d+$/.test(x.id))) {
+			assert.equal(m.result._meta.kind, 'approval');
+			assert.match(m.result.content[0].text, /too many calls/);
+			assert.ok(+m.id.slice(1) >= 64);
+		}
+		await r.end();
+	});
+
 	test('held calls are denied in the audit log when the client goes away', async () => {
 		const d = tmp();
 		const audit = join(d, 'a.jsonl');
