@@ -42,6 +42,16 @@ struct wbuf {
 	size_t len, off, cap;
 };
 
+/*
+ * A client batch (2025-03-26): its elements are judged and sent to the server one by one (a
+ * server may not read batches), and their answers go back to the client as one array.
+ */
+struct batch {
+	json_t *pending; /* ids whose answers belong in this batch and are not in yet */
+	json_t *replies; /* answers gathered */
+	struct batch *next;
+};
+
 struct gw {
 	struct policy *policy;
 	const char *policy_path;
@@ -70,6 +80,8 @@ struct gw {
 	char agent[300];
 	json_t *list_ids; /* ids of tools/list requests waiting for their response */
 	json_t *init_id;  /* id of the initialize request, to learn the server's name */
+	struct batch *batches; /* client batches whose answers are not all in */
+	struct batch *cur;     /* the batch being read */
 	unsigned server_warnings;
 };
 
@@ -161,6 +173,69 @@ static void to_client_json(struct gw *g, json_t *msg)
 	if (wbuf_put(&g->cout, line, len))
 		log_err("out of memory: a message to the client is lost");
 	free(line);
+}
+
+static bool take_id(json_t *ids, const json_t *id)
+{
+	for (size_t i = 0; id && i < json_array_size(ids); i++) {
+		if (json_equal(json_array_get(ids, i), (json_t *)id)) {
+			json_array_remove(ids, i);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void batch_free(struct gw *g, struct batch *b)
+{
+	for (struct batch **p = &g->batches; *p; p = &(*p)->next) {
+		if (*p == b) {
+			*p = b->next;
+			break;
+		}
+	}
+	json_decref(b->pending);
+	json_decref(b->replies);
+	free(b);
+}
+
+/* Send the batch's answers when none is missing (or when force: none can come any more). */
+static void batch_done(struct gw *g, struct batch *b, bool force)
+{
+	if (json_array_size(b->pending) && !force)
+		return;
+	if (json_array_size(b->replies))
+		to_client_json(g, json_incref(b->replies));
+	batch_free(g, b);
+}
+
+/* An answer of the server or of ours that belongs to a batch goes there (steals msg). */
+static bool batch_take(struct gw *g, json_t *msg)
+{
+	const json_t *id = json_object_get(msg, "id");
+
+	for (struct batch *b = g->batches; b; b = b->next) {
+		if (take_id(b->pending, id)) {
+			json_array_append_new(b->replies, msg);
+			batch_done(g, b, false);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* An answer to the client: into the batch being read, a batch waiting for it, or out. */
+static void reply(struct gw *g, json_t *msg)
+{
+	if (!msg)
+		return;
+	if (g->cur) {
+		json_array_append_new(g->cur->replies, msg);
+		return;
+	}
+	if (g->batches && batch_take(g, msg))
+		return;
+	to_client_json(g, msg);
 }
 
 static void to_client_raw(struct gw *g, const char *line, size_t len, bool newline)
@@ -282,7 +357,7 @@ static void deny_call(struct gw *g, const json_t *id, const char *tool, const js
 		      const struct decision *d, uint64_t t0)
 {
 	audit_call(g, "tools/call", tool, args, id, d, NULL, t0);
-	to_client_json(g, stdio_gateway__denial(id, d->reason, d->pointer,
+	reply(g, stdio_gateway__denial(id, d->reason, d->pointer,
 						decide__kind_name(d->kind),
 						d->kind == KIND_LIMIT ? d->retry_after_s : 0));
 }
@@ -305,8 +380,7 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 	if (to_server_msg(g, msg, raw, len)) {
 		/* the call never reaches the server: give its budget back */
 		limits__release(g->limits, &res);
-		to_client_json(g, jsonrpc__error(id, JSONRPC_INTERNAL_ERROR,
-						 "mcpfence: the server is gone"));
+		reply(g, jsonrpc__error(id, JSONRPC_INTERNAL_ERROR, "mcpfence: the server is gone"));
 		return;
 	}
 	d->verdict = VERDICT_ALLOW;
@@ -474,7 +548,7 @@ static void client_invalid(struct gw *g, const json_t *id, int code, const char 
 	decide__deny(&d, KIND_INVALID, "(invalid message)", "%s", why);
 	log_warn("client message refused: %s", why);
 	audit_call(g, NULL, NULL, NULL, id, &d, NULL, mono_us());
-	to_client_json(g, jsonrpc__error(id, code, why));
+	reply(g, jsonrpc__error(id, code, why));
 }
 
 static bool own_id(const struct gw *g, const json_t *id)
@@ -496,6 +570,14 @@ static void client_notification(struct gw *g, struct jr_msg *m, const char *raw,
 	if (!strcmp(m->method, "notifications/cancelled")) {
 		json_t *rid = json_object_get(m->params, "requestId");
 		struct approval *a = approvals__find_request(&g->approvals, rid);
+
+		/* the server will not answer a cancelled request: its batch does not wait */
+		for (struct batch *b = g->batches; b; b = b->next) {
+			if (take_id(b->pending, rid)) {
+				batch_done(g, b, false);
+				break;
+			}
+		}
 
 		if (a) {
 			struct decision d;
@@ -535,8 +617,43 @@ static void client_request(struct gw *g, struct jr_msg *m, const char *raw, size
 		g->init_id = json_incref(m->id);
 	}
 	if (to_server_msg(g, m->root, raw, len))
-		to_client_json(g, jsonrpc__error(m->id, JSONRPC_INTERNAL_ERROR,
-						 "mcpfence: the server is gone"));
+		reply(g, jsonrpc__error(m->id, JSONRPC_INTERNAL_ERROR,
+					"mcpfence: the server is gone"));
+}
+
+/* Each element judged on its own and sent on its own line, in order; answers as one array. */
+static void client_batch(struct gw *g, json_t *v)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (!b || !(b->pending = json_array()) || !(b->replies = json_array())) {
+		if (b) {
+			json_decref(b->pending);
+			free(b);
+		}
+		client_invalid(g, NULL, JSONRPC_INTERNAL_ERROR, "out of memory for a batch");
+		return;
+	}
+	b->next = g->batches;
+	g->batches = b;
+	g->cur = b;
+	for (size_t i = 0; i < json_array_size(v); i++) {
+		json_t *e = json_array_get(v, i);
+		size_t answered = json_array_size(b->replies);
+		struct jr_msg m;
+
+		if (json_is_array(e)) {
+			client_invalid(g, NULL, JSONRPC_INVALID_REQUEST, "nested batch");
+			continue;
+		}
+		client_msg(g, e, NULL, 0);
+		jsonrpc__classify(e, &m);
+		/* a request not answered at once waits for the server or a human */
+		if (m.kind == JR_REQUEST && json_array_size(b->replies) == answered)
+			json_array_append(b->pending, m.id);
+	}
+	g->cur = NULL;
+	batch_done(g, b, false);
 }
 
 /* One message (v borrowed); raw is its bytes when it stands alone on its line, else NULL. */
@@ -552,15 +669,7 @@ static void client_msg(struct gw *g, json_t *v, const char *raw, size_t len)
 			       JSONRPC_INVALID_REQUEST, m.err);
 		break;
 	case JR_BATCH:
-		/* each element judged on its own, forwarded on its own line, in order */
-		for (size_t i = 0; i < json_array_size(v); i++) {
-			json_t *e = json_array_get(v, i);
-
-			if (json_is_array(e))
-				client_invalid(g, NULL, JSONRPC_INVALID_REQUEST, "nested batch");
-			else
-				client_msg(g, e, NULL, 0);
-		}
+		client_batch(g, v);
 		break;
 	case JR_RESPONSE:
 		if (own_id(g, m.id))
@@ -604,17 +713,6 @@ static void client_line(struct gw *g, const char *line, size_t len)
 
 /* --- messages from the server --- */
 
-static bool take_list_id(struct gw *g, const json_t *id)
-{
-	for (size_t i = 0; id && i < json_array_size(g->list_ids); i++) {
-		if (json_equal(json_array_get(g->list_ids, i), (json_t *)id)) {
-			json_array_remove(g->list_ids, i);
-			return true;
-		}
-	}
-	return false;
-}
-
 static void server_warn(struct gw *g, const char *what, size_t len)
 {
 	if (g->server_warnings++ < MAX_SERVER_WARNINGS)
@@ -640,7 +738,7 @@ static bool server_response(struct gw *g, json_t *v)
 	 * Only a tools/list answer takes its id: a client that reuses the id of a pending
 	 * tools/list for another request must not make the list's answer pass unfiltered.
 	 */
-	if (!json_is_array(json_object_get(result, "tools")) || !take_list_id(g, id))
+	if (!json_is_array(json_object_get(result, "tools")) || !take_id(g->list_ids, id))
 		return false;
 	return stdio_gateway__filter_tools(g->policy, result) > 0;
 }
@@ -661,6 +759,14 @@ static void server_line(struct gw *g, const char *line, size_t len)
 	}
 	if (m.kind == JR_RESPONSE) {
 		changed = server_response(g, m.root);
+		if (g->batches) {
+			json_incref(m.root);
+			if (batch_take(g, m.root)) {
+				jsonrpc__msg_free(&m);
+				return;
+			}
+			json_decref(m.root); /* batch_take did not keep it */
+		}
 	} else if (m.kind == JR_BATCH) {
 		for (size_t i = 0; i < json_array_size(m.root); i++) {
 			struct jr_msg e;
@@ -984,6 +1090,9 @@ static int loop(struct gw *g)
 			drop_held(g, "the client went away while the call waited for approval");
 			close_server_stdin(g);
 		}
+		/* no answer can come any more: what the batches have goes out as it is */
+		while (g->batches && (g->server_eof || g->server_in_closed))
+			batch_done(g, g->batches, true);
 		if (finished(g, now))
 			break;
 		bool room = wbuf_pending(&g->cout) < HIGH_WATER;
@@ -1176,6 +1285,8 @@ out_free:
 		close(g.from_srv);
 	if (g.sig_fd >= 0)
 		close(g.sig_fd);
+	while (g.batches)
+		batch_free(&g, g.batches);
 	json_decref(g.list_ids);
 	json_decref(g.init_id);
 	limits__free(g.limits);

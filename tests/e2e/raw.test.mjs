@@ -21,21 +21,48 @@ const fixture = (mode = 'mcp', extra = [], opts = {}) =>
 const called = (r, id) => r.out.find((m) => m.id === id)?.result?.content?.[0]?.text;
 
 describe('an agent trying to get a denied call through', { skip: skip ?? false }, () => {
-	test('a denied tool hidden in a batch is judged on its own', async () => {
+	test('a denied tool hidden in a batch is judged on its own; answers come as one array',
+	     async () => {
 		const r = fixture();
 		await r.init();
 		r.line(JSON.stringify([
 			{ jsonrpc: '2.0', id: 'b1', method: 'tools/call', params: { name: 'alpha' } },
 			{ jsonrpc: '2.0', id: 'b2', method: 'tools/call', params: { name: 'secret_b' } },
+			{ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } },
 			42,
+			{ jsonrpc: '2.0', id: 'b3', method: 'tools/call', params: { name: 'gamma', arguments: { x: 1 } } },
 		]));
-		assert.equal((await r.byId('b1')).result.content[0].text, 'called alpha {}');
-		const b2 = await r.byId('b2');
-		assert.equal(b2.result.isError, true);
-		assert.equal(b2.result._meta.kind, 'default');
-		await r.wait((m) => m.error?.code === -32600 && m.id === null);
-		await sleep(200);
-		assert.ok(!r.out.some((m) => m.result?.content?.[0]?.text?.includes('called secret_b')));
+		const batch = await r.wait((m) => Array.isArray(m));
+		const by = Object.fromEntries(batch.map((m) => [m.id, m]));
+		assert.equal(batch.length, 4);
+		assert.equal(by.b1.result.content[0].text, 'called alpha {}');
+		assert.equal(by.b2.result.isError, true);
+		assert.equal(by.b2.result._meta.kind, 'default');
+		assert.equal(by.b3.result.content[0].text, 'called gamma {"x":1}');
+		assert.equal(by.null.error.code, -32600);
+		// only notifications: no answer at all
+		r.line(JSON.stringify([{ jsonrpc: '2.0', method: 'notifications/initialized' }]));
+		r.call('after', 'alpha');
+		await r.byId('after');
+		assert.equal(r.out.filter((m) => Array.isArray(m)).length, 1);
+		assert.ok(!JSON.stringify(r.out).includes('called secret_b'));
+		await r.end();
+	});
+
+	test('a batch whose call waits for approval is answered once the human decides', async () => {
+		const r = fixture();
+		await r.init({ elicitation: {} });
+		r.line(JSON.stringify([
+			{ jsonrpc: '2.0', id: 'h1', method: 'tools/call', params: { name: 'held' } },
+			{ jsonrpc: '2.0', id: 'a1', method: 'tools/call', params: { name: 'alpha' } },
+		]));
+		const ask = await r.wait((m) => m.method === 'elicitation/create');
+		await sleep(100);
+		assert.equal(r.out.filter((m) => Array.isArray(m)).length, 0, 'waits for the whole batch');
+		r.line({ jsonrpc: '2.0', id: ask.id, result: { action: 'decline' } });
+		const batch = await r.wait((m) => Array.isArray(m));
+		assert.deepEqual(batch.map((m) => m.id).sort(), ['a1', 'h1']);
+		assert.equal(batch.find((m) => m.id === 'h1').result._meta.kind, 'approval');
 		await r.end();
 	});
 
