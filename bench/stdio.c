@@ -100,7 +100,8 @@ static int relay(char **argv)
 	close(in[0]);
 	close(out[1]);
 	for (;;) {
-		struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = out[0], .events = POLLIN } };
+		struct pollfd p[2] = { { .fd = 0, .events = POLLIN },
+				       { .fd = out[0], .events = POLLIN } };
 		ssize_t n;
 
 		if (poll(p, 2, -1) < 0)
@@ -368,10 +369,12 @@ int main(int argc, char **argv)
 		return 1;
 	printf("stdio gateway: %d sequential tools/call round trips, %d pipelined; allow-all "
 	       "policy, audit to %s\n", SEQ_CALLS, PIPE_CALLS, afile);
-	printf("  round trip   direct   p50 %6.1f µs  p99 %6.1f µs\n", p50[0] / 1e3, p99[0] / 1e3);
+	printf("  round trip   direct   p50 %6.1f µs  p99 %6.1f µs\n", p50[0] / 1e3,
+	       p99[0] / 1e3);
 	printf("               relay    p50 %6.1f µs  p99 %6.1f µs   (a plain poll/read/write "
 	       "relay, for comparison)\n", p50[1] / 1e3, p99[1] / 1e3);
-	printf("               mcpfence p50 %6.1f µs  p99 %6.1f µs\n", p50[2] / 1e3, p99[2] / 1e3);
+	printf("               mcpfence p50 %6.1f µs  p99 %6.1f µs\n", p50[2] / 1e3,
+	       p99[2] / 1e3);
 	printf("  added        p50 %6.1f µs  p99 %6.1f µs   (target p50 <= 50 µs: %s)\n", add50,
 	       add99, add50 <= 50 ? "met" : "MISSED");
 	printf("  ratio        p50 %.2fx  p99 %.2fx (mcpfence / direct)\n", (double)p50[2] / p50[0],

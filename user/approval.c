@@ -49,7 +49,8 @@ void approvals__fini(struct approvals *q)
 }
 
 struct approval *approvals__add(struct approvals *q, const char *tool, json_t *msg,
-				const char *raw, size_t raw_len, uint32_t timeout_s, uint64_t now_us)
+				const char *raw, size_t raw_len, uint32_t timeout_s,
+				uint64_t now_us)
 {
 	struct approval *a = calloc(1, sizeof(*a)), **tail;
 	json_t *params = json_object_get(msg, "params");
@@ -358,7 +359,8 @@ static int list_all(bool json)
 		return 1;
 	}
 	if (!json)
-		printf("%-14s %-24s %-24s %9s  %s\n", "ID", "SERVER", "TOOL", "WAITING", "ARGUMENTS");
+		printf("%-14s %-24s %-24s %9s  %s\n", "ID", "SERVER", "TOOL", "WAITING",
+		       "ARGUMENTS");
 	while ((de = readdir(d))) {
 		FILE *mem;
 		bool ok;

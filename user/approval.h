@@ -48,7 +48,8 @@ void approvals__init(struct approvals *q);
 void approvals__fini(struct approvals *q);
 /* Hold a call (steals msg, copies raw); NULL on ENOMEM. */
 struct approval *approvals__add(struct approvals *q, const char *tool, json_t *msg,
-				const char *raw, size_t raw_len, uint32_t timeout_s, uint64_t now_us);
+				const char *raw, size_t raw_len, uint32_t timeout_s,
+				uint64_t now_us);
 void approvals__remove(struct approvals *q, struct approval *a);
 struct approval *approvals__find_elicit(struct approvals *q, const char *elicit_id);
 /* The held request whose JSON-RPC id equals id (for notifications/cancelled). */

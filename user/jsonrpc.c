@@ -249,8 +249,10 @@ char *jsonrpc__dump_line(const json_t *v, size_t *len)
 
 json_t *jsonrpc__error(const json_t *id, int code, const char *message)
 {
-	return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
-			 id ? (json_t *)id : json_null(), "error", "code", code, "message", message);
+	json_t *jid = id ? (json_t *)id : json_null();
+
+	return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", jid, "error", "code",
+			 code, "message", message);
 }
 
 json_t *jsonrpc__result(const json_t *id, json_t *result)

@@ -50,7 +50,7 @@ int jsonrpc__reader_feed(struct jr_reader *r, const void *data, size_t len);
 enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line, size_t *len);
 
 enum jr_kind {
-	JR_INVALID = 0,      /* JSON, but not a JSON-RPC message (err says why; id kept if readable) */
+	JR_INVALID = 0,      /* JSON, but not JSON-RPC (err says why; id kept if readable) */
 	JR_REQUEST = 1,      /* method and id */
 	JR_NOTIFICATION = 2, /* method, no id */
 	JR_RESPONSE = 3,     /* result or error, and id */

@@ -380,7 +380,8 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 	if (to_server_msg(g, msg, raw, len)) {
 		/* the call never reaches the server: give its budget back */
 		limits__release(g->limits, &res);
-		reply(g, jsonrpc__error(id, JSONRPC_INTERNAL_ERROR, "mcpfence: the server is gone"));
+		reply(g, jsonrpc__error(id, JSONRPC_INTERNAL_ERROR,
+					"mcpfence: the server is gone"));
 		return;
 	}
 	d->verdict = VERDICT_ALLOW;
@@ -402,7 +403,8 @@ static void ask_client(struct gw *g, struct approval *a, const struct decision *
 	free(args);
 	req = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s, s:{s:{s:s, s:s, s:s, s:b}}, s:[s]}}}",
 			"jsonrpc", "2.0", "id", id, "method", "elicitation/create", "params",
-			"message", msg, "requestedSchema", "type", "object", "properties", "approve",
+			"message", msg, "requestedSchema", "type", "object", "properties",
+			"approve",
 			"type", "boolean", "title", "Allow this call", "description",
 			"Allow the agent to make this tool call once", "default", 0, "required",
 			"approve");
@@ -702,7 +704,8 @@ static void client_line(struct gw *g, const char *line, size_t len)
 			if (!json_is_string(id) && !json_is_integer(id))
 				id = NULL;
 		}
-		client_invalid(g, id, id || loose.root ? JSONRPC_INVALID_REQUEST : JSONRPC_PARSE_ERROR,
+		client_invalid(g, id,
+			       id || loose.root ? JSONRPC_INVALID_REQUEST : JSONRPC_PARSE_ERROR,
 			       m.err);
 		jsonrpc__msg_free(&loose);
 		return;
@@ -943,7 +946,8 @@ static void on_signal(struct gw *g)
 			kill(g->child, si.ssi_signo);
 			/* ... within a grace period (at least 2.5 s) */
 			if (!g->kill_at)
-				g->kill_at = mono_us() + (g->grace_ms > 2500 ? g->grace_ms : 2500) * 1000ull;
+				g->kill_at = mono_us() +
+					     (g->grace_ms > 2500 ? g->grace_ms : 2500) * 1000ull;
 			break;
 		}
 	}
@@ -1085,7 +1089,7 @@ static int loop(struct gw *g)
 		timers(g, now);
 		flush_all(g);
 		audit__flush(g->audit); /* after the messages: audit lines are not on their path */
-		/* the client is done: once everything it sent reached the server, close its stdin */
+		/* the client is done: once all it sent reached the server, close the server's stdin */
 		if (g->client_eof && !g->server_in_closed && !wbuf_pending(&g->sout)) {
 			drop_held(g, "the client went away while the call waited for approval");
 			close_server_stdin(g);
@@ -1117,7 +1121,8 @@ static int loop(struct gw *g)
 		}
 		if (g->approvals.listen_fd >= 0) {
 			li = n;
-			pfd[n++] = (struct pollfd){ .fd = g->approvals.listen_fd, .events = POLLIN };
+			pfd[n++] = (struct pollfd){ .fd = g->approvals.listen_fd,
+						    .events = POLLIN };
 		}
 		if (poll(pfd, n, timeout_ms(g, now)) < 0) {
 			if (errno == EINTR)
@@ -1150,8 +1155,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: mcpfence run [--policy P] [--audit FILE|-] [--name NAME] [--grace S] "
 		   "[-v] -- CMD ARGS...\n"
 		   "  --policy P    policy.json to enforce (none: every call is denied)\n"
-		   "  --audit FILE  audit log (default: $MCPFENCE_AUDIT, /var/log/mcpfence/audit.jsonl\n"
-		   "                for root, else $XDG_STATE_HOME/mcpfence/audit.jsonl); - is stderr\n"
+		   "  --audit FILE  audit log (default: $MCPFENCE_AUDIT, or\n"
+		   "                /var/log/mcpfence/audit.jsonl for root, else\n"
+		   "                $XDG_STATE_HOME/mcpfence/audit.jsonl); - is stderr\n"
 		   "  --name NAME   server name in the audit log (default: what the server says)\n"
 		   "  --grace S     seconds between closing the server's stdin, SIGTERM, SIGKILL "
 		   "(2)\n");
@@ -1167,9 +1173,12 @@ static void base_name(struct gw *g, const char *cmd)
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "policy", required_argument, NULL, 'p' }, { "audit", required_argument, NULL, 'a' },
-		{ "name", required_argument, NULL, 'n' },   { "grace", required_argument, NULL, 'g' },
-		{ "verbose", no_argument, NULL, 'v' },      { "help", no_argument, NULL, 'h' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "audit", required_argument, NULL, 'a' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	const char *audit_path = NULL;
@@ -1197,7 +1206,8 @@ int cmd_run(int argc, char **argv)
 		case 'g':
 			grace = strtod(optarg, &end);
 			if (*end || grace < 0 || grace > 3600) {
-				log_err("run: --grace %s: not a number of seconds (0 to 3600)", optarg);
+				log_err("run: --grace %s: not a number of seconds (0 to 3600)",
+					optarg);
 				return EXIT_USAGE;
 			}
 			g.grace_ms = grace * 1000;
