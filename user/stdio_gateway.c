@@ -1150,6 +1150,19 @@ static int loop(struct gw *g)
 	return 0;
 }
 
+/*
+ * Budgets of scope "global" are the host's: shared with every other gateway through the table
+ * file. When it cannot be used they stay this process's, and the user is told.
+ */
+static void share_global_budgets(struct limits *l)
+{
+	char path[300];
+
+	if (limits__share_global(l, limits__default_global_path(path, sizeof(path))))
+		log_warn("budgets of scope \"global\" are kept by this process alone "
+			 "(%s cannot be used)", path);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mcpfence run [--policy P] [--audit FILE|-] [--name NAME] [--grace S] "
@@ -1241,6 +1254,7 @@ int cmd_run(int argc, char **argv)
 	g.list_ids = json_array();
 	if (!g.audit || !g.limits || !g.list_ids)
 		goto out_free;
+	share_global_budgets(g.limits);
 	audit__set_values(g.audit, g.policy->audit_values);
 	audit__set_buffered(g.audit, true);
 	if (!g.name_given)
