@@ -317,3 +317,42 @@ describe('server-to-client traffic passes through', { skip: skip ?? false }, () 
 		}
 	});
 });
+
+describe('scope global across gateways', { skip: skip ?? false }, () => {
+	test('two mcpfence run processes share one global budget; grant budgets stay their own',
+		async () => {
+		const d = tmp();
+		const counter = `e2e-global-${process.pid}-${Date.now()}`;
+		const policy = writePolicy(d, {
+			version: '1', default: 'deny',
+			tools: {
+				echo: { limits: [{ counter, window: 3600, max: 3, scope: 'global' }] },
+				'get-sum': { rate_limit: '2/hour' },
+			},
+		});
+		const a = await connect({ fence: { policy } });
+		const b = await connect({ fence: { policy } });
+		const echo = (c, m) => c.client.callTool({ name: 'echo', arguments: { message: m } });
+		const sum = (c) => c.client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } });
+		try {
+			assert.equal(text(await echo(a, 'a1')), 'Echo: a1');
+			assert.equal(text(await echo(b, 'b1')), 'Echo: b1');
+			assert.equal(text(await echo(a, 'a2')), 'Echo: a2');
+			// the host's budget of 3 is spent, whichever gateway asks
+			const r = await echo(b, 'b2');
+			assert.equal(r.isError, true);
+			assert.equal(r._meta.kind, 'limit');
+			assert.equal(r._meta.rule, '/tools/echo/limits/0');
+			// scope grant: each gateway has 2 of its own
+			for (const c of [a, b]) {
+				assert.equal(text(await sum(c)), 'The sum of 1 and 2 is 3.');
+				assert.equal(text(await sum(c)), 'The sum of 1 and 2 is 3.');
+				assert.equal((await sum(c))._meta.kind, 'limit');
+			}
+			assert.doesNotMatch(a.stderr() + b.stderr(), /kept by this process alone/);
+		} finally {
+			await a.close();
+			await b.close();
+		}
+	});
+});
