@@ -74,6 +74,7 @@ struct gw {
 	bool client_elicitation;
 	char server_name[128];
 	bool name_given;
+	bool list_changed; /* the server said it sends notifications/tools/list_changed */
 	pid_t client_pid;
 	uid_t client_uid;
 	char client_exe[256];
@@ -732,8 +733,11 @@ static bool server_response(struct gw *g, json_t *v)
 		const char *name = json_string_value(
 			json_object_get(json_object_get(result, "serverInfo"), "name"));
 
+		json_t *tools = json_object_get(json_object_get(result, "capabilities"), "tools");
+
 		if (name && !g->name_given)
 			snprintf(g->server_name, sizeof(g->server_name), "%s", name);
+		g->list_changed = json_is_true(json_object_get(tools, "listChanged"));
 		json_decref(g->init_id);
 		g->init_id = NULL;
 	}
@@ -926,6 +930,10 @@ static void reload(struct gw *g)
 	g->policy = p;
 	audit__set_values(g->audit, p->audit_values);
 	log_info("SIGHUP: policy %s reloaded", g->policy_path);
+	/* what tools/list may show has changed: a client that listens lists again */
+	if (g->list_changed)
+		to_client_json(g, json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method",
+					    "notifications/tools/list_changed"));
 }
 
 static void on_signal(struct gw *g)

@@ -243,13 +243,20 @@ describe('SIGHUP', { skip: skip ?? false }, () => {
 	test('reloads the policy, and keeps the old one when the new one is bad', async () => {
 		const d = tmp();
 		const path = writePolicy(d, { version: '1', default: 'deny' });
-		const c = await connect({ fence: { policy: path } });
+		const { types } = await loadSdk();
+		let changed = 0;
+		const c = await connect({ fence: { policy: path }, setup: (client) =>
+			client.setNotificationHandler(types.ToolListChangedNotificationSchema,
+						      () => { changed++; }) });
 		const echo = () => c.client.callTool({ name: 'echo', arguments: { message: 'hup' } });
 		try {
 			assert.equal((await echo()).isError, true);
 			writePolicy(d, { version: '1', default: 'deny', tools: { echo: {} } });
+			await c.client.listTools(); // the server's own list_changed after initialize is in
+			const before = changed;
 			process.kill(c.transport.pid, 'SIGHUP');
 			await until(async () => !(await echo()).isError, 5000, 'the reload');
+			await until(() => changed > before, 3000, 'notifications/tools/list_changed');
 			assert.deepEqual((await c.client.listTools()).tools.map((t) => t.name), ['echo']);
 			writeFileSync(path, '{"version": "1", "default": "maybe"}');
 			process.kill(c.transport.pid, 'SIGHUP');
