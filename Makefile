@@ -110,7 +110,9 @@ unit: $(UNIT_BINS) $(BUILD)/mcpfence
 bpf-test: $(BPFT_BINS) $(BUILD)/mcpfence
 	$(Q)tests/run-suite.sh bpf $(BPFT_BINS)
 
+# the hostile-input pass runs mcpfence under ASan+UBSan too: keep that binary current
 e2e: $(BUILD)/mcpfence
+	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang build-san/mcpfence
 	$(Q)tests/run-e2e.sh $(BUILD)/mcpfence
 
 valgrind: $(UNIT_BINS) $(BUILD)/mcpfence
