@@ -388,6 +388,20 @@ static int parse_rate_limit(struct ctx *c, const char *ptr, const json_t *v, str
 	return lim->ptr && lim->counter ? 0 : -ENOMEM;
 }
 
+/* One more limit at the end of *arr, from a rate_limit shorthand. */
+static int append_rate_limit(struct ctx *c, const char *ptr, const json_t *v, struct limit **arr,
+			     size_t *n)
+{
+	struct limit *grown = reallocarray(*arr, *n + 1, sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	*arr = grown;
+	memset(&grown[*n], 0, sizeof(*grown));
+	(*n)++; /* counted first: freed even half-built */
+	return parse_rate_limit(c, ptr, v, &grown[*n - 1]);
+}
+
 static int parse_limits(struct ctx *c, const char *ptr, const json_t *v, struct limit **out,
 			size_t *n)
 {
@@ -713,15 +727,7 @@ static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct r
 				err = err ? err : -ENOMEM;
 			}
 		} else if (!strcmp(key, "rate_limit")) {
-			struct limit *n = reallocarray(r->limits, r->nlimits + 1, sizeof(*n));
-
-			err = -ENOMEM;
-			if (n) {
-				r->limits = n;
-				memset(&n[r->nlimits], 0, sizeof(*n));
-				r->nlimits++;
-				err = parse_rate_limit(c, kp, e, &n[r->nlimits - 1]);
-			}
+			err = append_rate_limit(c, kp, e, &r->limits, &r->nlimits);
 		} else if (!strcmp(key, "require")) {
 			err = parse_conds(c, kp, e, &r->require, &r->nrequire);
 		} else if (!strcmp(key, "deny_if")) {
@@ -856,17 +862,10 @@ static int parse_all_tools(struct ctx *c, const json_t *v, struct policy *p)
 					  &p->nall_limits)))
 		return err;
 	if (rate) {
-		struct limit *n;
-
 		if (p->nall_limits + 1 > LIMITS_MAX_PER_CALL)
 			return fail(c, "/all_tools", "more than %d limits", LIMITS_MAX_PER_CALL);
-		n = reallocarray(p->all_limits, p->nall_limits + 1, sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		p->all_limits = n;
-		memset(&n[p->nall_limits], 0, sizeof(*n));
-		p->nall_limits++;
-		return parse_rate_limit(c, "/all_tools/rate_limit", rate, &n[p->nall_limits - 1]);
+		return append_rate_limit(c, "/all_tools/rate_limit", rate, &p->all_limits,
+					 &p->nall_limits);
 	}
 	return 0;
 }
