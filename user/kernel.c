@@ -257,25 +257,49 @@ static int rule_make(struct kernel_compiled *kc, const struct rule *r, size_t id
 	return limits_fill(kc, r->limits, r->nlimits, out->limits, &out->nlimits, r->ptr);
 }
 
-/* Delete every tcp_rules entry of generation gen. */
-static int rules_clear(int fd, unsigned gen)
+#define MAP_KEY_MAX 160
+_Static_assert(sizeof(struct mcpf_rule_key) <= MAP_KEY_MAX, "rule key");
+_Static_assert(sizeof(struct mcpf_budget_key) <= MAP_KEY_MAX, "budget key");
+
+/*
+ * Delete every key of a hash map that match() picks. In rounds of 64 collected keys: deleting
+ * while walking would make bpf_map_get_next_key() start over.
+ */
+static void map_delete_where(int fd, size_t key_size, bool (*match)(const void *key, uint64_t arg),
+			     uint64_t arg)
 {
-	struct mcpf_rule_key k, next, *prev = NULL;
-	struct mcpf_rule_key del[64];
+	char k[MAP_KEY_MAX], next[MAP_KEY_MAX], del[64][MAP_KEY_MAX];
+	void *prev;
 	int n;
 
 	do {
 		n = 0;
 		prev = NULL;
-		while (n < 64 && !bpf_map_get_next_key(fd, prev, &next)) {
-			if (next.gen == gen)
-				del[n++] = next;
-			k = next;
-			prev = &k;
+		while (n < 64 && !bpf_map_get_next_key(fd, prev, next)) {
+			if (match(next, arg))
+				memcpy(del[n++], next, key_size);
+			memcpy(k, next, key_size);
+			prev = k;
 		}
 		for (int i = 0; i < n; i++)
-			bpf_map_delete_elem(fd, &del[i]);
+			bpf_map_delete_elem(fd, del[i]);
 	} while (n == 64);
+}
+
+static bool rule_of_gen(const void *key, uint64_t gen)
+{
+	return ((const struct mcpf_rule_key *)key)->gen == gen;
+}
+
+static bool budget_of_ident(const void *key, uint64_t ident)
+{
+	return ((const struct mcpf_budget_key *)key)->ident == ident;
+}
+
+/* Delete every tcp_rules entry of generation gen. */
+static int rules_clear(int fd, unsigned gen)
+{
+	map_delete_where(fd, sizeof(struct mcpf_rule_key), rule_of_gen, gen);
 	return 0;
 }
 
@@ -398,21 +422,7 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 /* Delete the session/agent budgets of one ident: they start again full when next used. */
 static void budgets_drop(int fd, uint64_t ident)
 {
-	struct mcpf_budget_key k, next, *prev = NULL, del[64];
-	int n;
-
-	do {
-		n = 0;
-		prev = NULL;
-		while (n < 64 && !bpf_map_get_next_key(fd, prev, &next)) {
-			if (next.ident == ident)
-				del[n++] = next;
-			k = next;
-			prev = &k;
-		}
-		for (int i = 0; i < n; i++)
-			bpf_map_delete_elem(fd, &del[i]);
-	} while (n == 64);
+	map_delete_where(fd, sizeof(struct mcpf_budget_key), budget_of_ident, ident);
 }
 
 int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint64_t now,
