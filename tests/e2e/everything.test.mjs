@@ -5,8 +5,8 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { missing, connect, tmp, writePolicy, readAudit, text, until, loadSdk, MCPFENCE }
-	from './lib.mjs';
+import { missing, connect, tmp, writePolicy, readAudit, awaitAudit, text, until, loadSdk,
+	MCPFENCE } from './lib.mjs';
 import { execFileSync } from 'node:child_process';
 
 const skip = missing();
@@ -138,7 +138,7 @@ describe('audit values when the policy asks', { skip: skip ?? false }, () => {
 			default: 'allow', audit: { arguments: 'values' } }), audit } });
 		try {
 			await c.client.callTool({ name: 'echo', arguments: { message: 'visible' } });
-			const l = readAudit(audit).find((x) => x.tool === 'echo');
+			const [l] = await awaitAudit(audit, (x) => x.tool === 'echo');
 			assert.deepEqual(l.arguments, { message: 'visible' });
 			assert.equal(l.rule, '(default allow)');
 		} finally {
@@ -179,7 +179,7 @@ describe('approval', { skip: skip ?? false }, () => {
 			assert.equal(n.isError, true);
 			assert.equal(n._meta.kind, 'approval');
 			assert.match(text(n), /declined/);
-			const lines = readAudit(audit).filter((l) => l.tool === 'echo');
+			const lines = await awaitAudit(audit, (l) => l.tool === 'echo', 2);
 			assert.equal(lines[0].decision, 'allow');
 			assert.equal(lines[0].approved_by, 'elicitation');
 			assert.equal(lines[1].decision, 'deny');

@@ -66,6 +66,15 @@ export async function until(fn, ms = 5000, what = 'condition') {
 	}
 }
 
+// The audit lines that pred picks, once there are at least n: mcpfence writes a decision's
+// line after forwarding the messages it concerns, so a client can see its answer first.
+export async function awaitAudit(file, pred, n = 1) {
+	return until(() => {
+		const lines = readAudit(file).filter(pred);
+		return lines.length >= n ? lines : null;
+	}, 5000, `${n} audit line(s) in ${file}`);
+}
+
 // A real SDK client. fence: {policy, audit, extra} wraps the server in mcpfence; null: direct.
 export async function connect({ fence = null, server = [EVERYTHING], caps = {}, env = {},
 				 onStderr = null, setup = null } = {}) {
