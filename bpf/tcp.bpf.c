@@ -232,7 +232,8 @@ struct tcp_work {
 	struct decision dec;
 	struct mcpf_rule rule;
 	__u32 cc_flags;
-	__u32 b_off, b_len, b_encoded, b_total, b_size; /* handed from TP_CLIENT to TP_BODY */
+	/* handed from TP_CLIENT to TP_BODY; b_copied: bytes of the send already in the buffer */
+	__u32 b_off, b_len, b_encoded, b_total, b_size, b_copied;
 	struct mcpf_scan_result res;
 	struct mcpf_rule_key rkey;
 	struct mcpf_stat_key skey;
@@ -1263,6 +1264,49 @@ static __always_inline bool headers_agree(struct tcp_work *w)
 	return true;
 }
 
+/*
+ * The body [off, off + len) of one request is in msg, into the scan buffer: where the client
+ * stage put the send's first bytes, the body is read in place, after them (so its offsets are
+ * the send's); else it is copied to the buffer's start. Returns the offset in msg of buffer byte
+ * 0, or -1 when it cannot be read.
+ */
+static __always_inline int body_load(struct sk_msg_md *msg, struct mcpf_scan_buf *buf,
+				     struct tcp_work *w, __u32 off, __u32 len)
+{
+	__u32 copied = w->b_copied, end = off + len;
+	void *data;
+	__u64 l;
+
+	if (len > MCPF_SCAN_BUF_MAX || copied > MCPF_TCP_HDR_MAX)
+		return -1;
+	if (end <= copied)
+		return 0;
+	if (end - copied <= MCPF_SCAN_BUF_MAX - MCPF_TCP_HDR_MAX) {
+		l = end - copied;
+		if (bpf_msg_pull_data(msg, copied, end, 0))
+			return -1;
+		data = msg->data;
+		barrier_var(l);
+		if (l > MCPF_SCAN_BUF_MAX - MCPF_TCP_HDR_MAX || data + l > (void *)(long)msg->data_end)
+			return -1;
+		copied &= 2 * MCPF_TCP_HDR_MAX - 1;
+		if (copied > MCPF_TCP_HDR_MAX ||
+		    bpf_probe_read_kernel(&buf->data[copied], l, data))
+			return -1;
+		return 0;
+	}
+	l = len;
+	if (bpf_msg_pull_data(msg, off, end, 0))
+		return -1;
+	data = msg->data;
+	barrier_var(l);
+	if (l > MCPF_SCAN_BUF_MAX || data + l > (void *)(long)msg->data_end)
+		return -1;
+	if (bpf_probe_read_kernel(buf->data, l, data))
+		return -1;
+	return off;
+}
+
 /* The body [off, off + len) of one request is whole in msg: scan, decide, neutralize. */
 static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *w,
 					struct mcpf_conn_key *ck, struct mcpf_conn *conn,
@@ -1274,30 +1318,21 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 	struct decision d = {};
 	__u32 zero = 0, gen, flags = 0;
 	bool unparsed = encoded;
-	void *data;
-	__u64 l = len;
+	int base = 0;
 
 	w->res.status = MCPF_SCAN_UNPARSED;
 	w->res.ncalls = 0;
 	w->res.flags = 0;
 	w->nrw = 0;
-	if (!buf || l > MCPF_SCAN_BUF_MAX) {
+	if (!buf) {
 		unparsed = true;
 	} else if (!unparsed) {
-		if (bpf_msg_pull_data(msg, off, off + len, 0)) {
+		base = body_load(msg, buf, w, off, len);
+		if (base < 0)
 			unparsed = true;
-		} else {
-			data = msg->data;
-			if (data + l > (void *)(long)msg->data_end)
-				unparsed = true;
-			barrier_var(l);
-			if (!unparsed && l <= MCPF_SCAN_BUF_MAX &&
-			    bpf_probe_read_kernel(buf->data, l, data))
-				unparsed = true;
-		}
 	}
 	if (!unparsed) {
-		mcp_scan(buf, len, &w->res);
+		mcp_scan_from(buf, off - base, off - base + len, &w->res);
 		if (w->res.status != MCPF_SCAN_OK || (w->res.flags & MCPF_SCAN_TRAILING))
 			unparsed = true;
 		else if (!headers_agree(w)) {
@@ -1335,7 +1370,7 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		o = w->rw_off[r];
 		s = w->rw_span[r];
 		if (o > MCPF_SCAN_BUF_MAX || s > SPAN_MAX ||
-		    neutralize_method(msg, off + o, s))
+		    neutralize_method(msg, base + o, s))
 			poison_at(msg, off); /* cannot rewrite the method: refuse the whole body */
 	}
 }
@@ -1450,6 +1485,7 @@ body:
 	w->b_len = (__u32)hc->cl;
 	w->b_total = total;
 	w->b_size = size;
+	w->b_copied = n;
 	bpf_tail_call(msg, &tcp_progs, TP_BODY);
 	/* fall through: the body stage is missing, refuse the request */
 poison:
