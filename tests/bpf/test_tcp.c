@@ -646,6 +646,20 @@ static void calls_send(const char *tool, int n)
 	pair_close(&p);
 }
 
+/* Send one request with this body on a fresh connection; the server reads it (changed or not). */
+static void raw_send(const char *body)
+{
+	char req[1024], got[2048];
+	struct pair p;
+	size_t len;
+
+	pair_open(&p, AF_INET, false);
+	len = request(req, sizeof(req), body, NULL);
+	send_all(p.cfd, req, len);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), len);
+	pair_close(&p);
+}
+
 static void test_stats_count(void **state)
 {
 	SKIP_IF_NEEDED();
@@ -698,6 +712,10 @@ static void test_stats_per_policy(void **state)
 	assert_int_equal(stat_get(first, "get-env", MCPF_KIND_RULE), env0 + 1);
 	assert_int_equal(stat_get(kc1.policy_id, "echo", MCPF_KIND_ALLOW), 3);
 	assert_int_equal(stat_get(kc1.policy_id, "get-env", MCPF_KIND_DEFAULT), 2);
+	/* bodies no rule decides (no tool name, cut short) count under the policy in force */
+	raw_send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}");
+	raw_send("{\"method\":\"tools/call\",");
+	assert_int_equal(stat_get(kc1.policy_id, "", MCPF_KIND_UNPARSED), 2);
 
 	assert_int_equal(bpf_map_lookup_elem(fd, &first, &info), 0);
 	assert_string_equal(info.name, "test");
