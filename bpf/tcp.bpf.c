@@ -179,17 +179,15 @@ enum hdr_id {
 
 enum hdr_state {
 	HS_REQLINE = 0,
-	HS_REQLINE_LF = 1,
-	HS_NAME_START = 2,
-	HS_NAME = 3,
-	HS_OWS = 4,
-	HS_VALUE = 5,
-	HS_VALUE_LF = 6,
-	HS_END_LF = 7,
+	HS_NAME_START = 1,
+	HS_NAME = 2,
+	HS_OWS = 3,
+	HS_VALUE = 4,
 };
 
 struct hdr_ctx {
 	__u32 n;     /* bytes available */
+	__u32 pos;   /* next byte to read */
 	__u32 state; /* enum hdr_state */
 	__u32 hid;   /* header being read */
 	__u32 nlen;  /* length of the name so far */
@@ -199,7 +197,6 @@ struct hdr_ctx {
 	__u32 seen;  /* bit per hdr_id */
 	__u32 error;
 	__u32 cl_done; /* whitespace after the digits */
-	__u32 _pad;
 };
 
 struct glob_step_ctx {
@@ -248,7 +245,7 @@ struct tcp_work {
 	struct mcpf_scan_result res;
 	struct mcpf_rule_key rkey;
 	struct mcpf_stat_key skey;
-	char hname[32];
+	char hname[40]; /* a name's first 24 bytes, lowered; 8-byte stores from up to 23 */
 	char h_method[MCPF_METHOD_MAX];
 	char h_name[MCPF_NAME_MAX];
 	char h_session[MCPF_TCP_SESSION_MAX];
@@ -896,44 +893,132 @@ static __always_inline void hdr_value_end(struct tcp_work *w, struct hdr_ctx *c)
 	}
 }
 
-/* One byte of the request head; strict: anything a server might read otherwise is an error. */
-static long hdr_byte(__u64 i, void *unused)
-{
-	struct mcpf_scan_buf *buf = scan_buf_get();
-	struct tcp_work *w = work_get();
-	struct hdr_ctx *c;
-	char ch;
+/*
+ * Byte classes, 8 bytes at a time (first byte lowest). Each byte is tested on its own low 7
+ * bits, so no carry crosses bytes and every flag (0x80 of its byte) is exact.
+ */
+#define HB_ONES 0x0101010101010101ULL
+#define HB_HIGHS 0x8080808080808080ULL
+#define HB_LOWS 0x7f7f7f7f7f7f7f7fULL
+#define hb_ge(y, lo) (((y) + HB_ONES * (0x80 - (lo))) & HB_HIGHS)
+#define hb_gt(y, hi) (((y) + HB_ONES * (0x7f - (hi))) & HB_HIGHS)
+#define hb_eq(y, c) (~((((y) ^ HB_ONES * (c)) + HB_LOWS) | ((y) ^ HB_ONES * (c))) & HB_HIGHS)
 
-	if (!buf || !w)
-		return 1;
-	c = &w->hc;
-	if (i >= c->n)
-		return 1;
-	ch = buf->data[i & (MCPF_TCP_HDR_MAX - 1)];
-	if (ch == 0 || (ch == '\n' && c->state != HS_REQLINE_LF && c->state != HS_VALUE_LF &&
-			c->state != HS_END_LF)) {
-		c->error = 1;
-		return 1;
+/* Bytes a header value may not hold: control bytes (HTAB too: it takes the slow way) and DEL. */
+static __always_inline __u64 hb_value_special(__u64 v)
+{
+	__u64 y = v & HB_LOWS, ascii = ~v & HB_HIGHS;
+
+	return ((~hb_ge(y, 0x20) | hb_eq(y, 0x7f)) & ascii);
+}
+
+/*
+ * Bytes of a header name other than [A-Za-z0-9-] (the other tchars take the slow way); in
+ * *letters, the flags of the letters, for lowering them.
+ */
+static __always_inline __u64 hb_name_special(__u64 v, __u64 *letters)
+{
+	__u64 y = v & HB_LOWS, ascii = ~v & HB_HIGHS, l = y | HB_ONES * 0x20;
+	__u64 letter = hb_ge(l, 'a') & ~hb_gt(l, 'z') & ascii;
+	__u64 plain = letter | (hb_ge(y, '0') & ~hb_gt(y, '9') & ascii) | (hb_eq(y, '-') & ascii);
+
+	*letters = letter;
+	return ~plain & HB_HIGHS;
+}
+
+/* Where a value's plain bytes are kept (Mcp-Method, Mcp-Name, Mcp-Session-Id), if anywhere. */
+static __always_inline bool hdr_value_copy8(struct tcp_work *w, struct hdr_ctx *c, __u64 v,
+					    __u32 k)
+{
+	__u32 i = c->vlen;
+
+	if (k < 8)
+		v &= (1ULL << (k * 8)) - 1;
+	barrier_var(i);
+	switch (c->hid) {
+	case HDR_OTHER:
+	case HDR_TRANSFER_ENCODING:
+	case HDR_CONTENT_ENCODING:
+		break;
+	case HDR_MCP_METHOD:
+		if (i > MCPF_METHOD_MAX - 9)
+			return false;
+		*(__u64 *)&w->h_method[i] = v;
+		break;
+	case HDR_MCP_NAME:
+		if (i > MCPF_NAME_MAX - 9)
+			return false;
+		*(__u64 *)&w->h_name[i] = v;
+		break;
+	case HDR_MCP_SESSION:
+		if (i > MCPF_TCP_SESSION_MAX - 9)
+			return false;
+		*(__u64 *)&w->h_session[i] = v;
+		break;
+	default:
+		return false; /* Content-Length: digit by digit */
 	}
+	c->vlen += k;
+	return true;
+}
+
+struct hdr_loop {
+	struct mcpf_scan_buf *buf;
+	struct tcp_work *w;
+};
+
+static __always_inline __u32 hdr_at(const struct mcpf_scan_buf *buf, __u32 i)
+{
+	barrier_var(i);
+	return buf->data[i & (MCPF_TCP_HDR_MAX - 1)];
+}
+
+/* "\r\n" at pos: 1; a CR not followed by LF: an error; the LF not here yet: 0. */
+static __always_inline int hdr_crlf(const struct mcpf_scan_buf *buf, struct hdr_ctx *c, __u32 pos)
+{
+	if (pos + 1 >= c->n)
+		return 0;
+	if (hdr_at(buf, pos + 1) != '\n') {
+		c->error = 1;
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * One step of the request head: a run of up to 8 plain bytes (of the request line, a name or a
+ * value) and the byte after it, or one line end. Strict: anything a server might read otherwise
+ * is an error (a bare LF, a CR without LF, a control byte, a byte that is not a tchar in a name,
+ * obs-fold, a space before the colon, an empty name). The bytes run out: the head is not whole.
+ */
+static long hdr_step(__u64 i, void *arg)
+{
+	struct hdr_loop *hl = arg;
+	struct mcpf_scan_buf *buf = hl->buf;
+	struct tcp_work *w = hl->w;
+	struct hdr_ctx *c = &w->hc;
+	__u32 pos = c->pos, n = c->n, ch, k;
+	__u64 v, letters;
+	int r;
+
+	if (pos >= n || n > MCPF_TCP_HDR_MAX)
+		return 1;
 	switch (c->state) {
 	case HS_REQLINE:
-		if (ch == '\r')
-			c->state = HS_REQLINE_LF;
-		else if ((__u8)ch < 0x20 || ch == 0x7f || (i == 0 && !(ch >= 'A' && ch <= 'Z')))
-			c->error = 1;
-		break;
-	case HS_REQLINE_LF:
-	case HS_VALUE_LF:
-		if (ch != '\n') {
-			c->error = 1;
-			break;
+		if (pos == 0) {
+			ch = hdr_at(buf, 0);
+			if (!(ch >= 'A' && ch <= 'Z')) {
+				c->error = 1;
+				return 1;
+			}
 		}
-		c->state = HS_NAME_START;
-		break;
+		goto value;
 	case HS_NAME_START:
-		if (ch == '\r') {
-			c->state = HS_END_LF;
-			break;
+		if (hdr_at(buf, pos) == '\r') {
+			r = hdr_crlf(buf, c, pos);
+			if (r > 0)
+				c->end = pos + 2;
+			return 1;
 		}
 		c->nlen = 0;
 		c->vlen = 0;
@@ -945,55 +1030,100 @@ static long hdr_byte(__u64 i, void *unused)
 		c->state = HS_NAME;
 		/* fall through */
 	case HS_NAME:
+		if (pos + 8 <= n) {
+			v = *(__u64 *)&buf->data[pos & (MCPF_TCP_HDR_MAX - 1)];
+			k = mcp_scan_plain_bytes(hb_name_special(v, &letters));
+			if (k) {
+				v |= letters >> 2;
+				if (k < 8)
+					v &= (1ULL << (k * 8)) - 1;
+				if (c->nlen < 24)
+					*(__u64 *)&w->hname[c->nlen & 31] = v;
+				c->nlen += k;
+				pos += k;
+				c->pos = pos;
+				if (k == 8 || pos >= n)
+					return 0;
+			}
+		}
+		ch = hdr_at(buf, pos);
 		if (ch == ':') {
 			__u32 bit;
 
 			if (!c->nlen) {
 				c->error = 1;
-				break;
+				return 1;
 			}
 			c->hid = c->nlen <= 24 ? hdr_identify(w, c->nlen) : HDR_OTHER;
 			bit = 1u << c->hid;
-			if (c->hid != HDR_OTHER && (c->seen & bit))
+			if (c->hid != HDR_OTHER && (c->seen & bit)) {
 				c->error = 1; /* a repeated header that matters */
+				return 1;
+			}
 			c->seen |= bit;
 			c->state = HS_OWS;
-			break;
+			c->pos = pos + 1;
+			return 0;
 		}
 		if (!is_tchar(ch)) {
 			c->error = 1; /* includes obs-fold and a space before the colon */
-			break;
+			return 1;
 		}
 		if (c->nlen < 24)
 			w->hname[c->nlen & 31] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
 		c->nlen++;
-		break;
+		c->pos = pos + 1;
+		return 0;
 	case HS_OWS:
+		for (k = 0; k < 8; k++) {
+			ch = hdr_at(buf, pos);
+			if (ch != ' ' && ch != '\t')
+				break;
+			pos++;
+			if (pos >= n) {
+				c->pos = pos;
+				return 0;
+			}
+		}
+		c->pos = pos;
 		if (ch == ' ' || ch == '\t')
-			break;
+			return 0;
 		c->state = HS_VALUE;
 		/* fall through */
 	case HS_VALUE:
+	value:
+		if (pos + 8 <= n) {
+			v = *(__u64 *)&buf->data[pos & (MCPF_TCP_HDR_MAX - 1)];
+			k = mcp_scan_plain_bytes(hb_value_special(v));
+			if (k && (c->state == HS_REQLINE || hdr_value_copy8(w, c, v, k))) {
+				pos += k;
+				c->pos = pos;
+				if (k == 8 || pos >= n)
+					return 0;
+			}
+		}
+		ch = hdr_at(buf, pos);
 		if (ch == '\r') {
-			hdr_value_end(w, c);
-			c->state = HS_VALUE_LF;
-			break;
+			r = hdr_crlf(buf, c, pos);
+			if (r <= 0)
+				return 1;
+			if (c->state == HS_VALUE)
+				hdr_value_end(w, c);
+			c->state = HS_NAME_START;
+			c->pos = pos + 2;
+			return c->error ? 1 : 0;
 		}
-		if (((__u8)ch < 0x20 && ch != '\t') || ch == 0x7f) {
+		if ((ch < 0x20 && (ch != '\t' || c->state != HS_VALUE)) || ch == 0x7f) {
 			c->error = 1;
-			break;
+			return 1;
 		}
-		hdr_value_byte(w, c, ch);
-		break;
-	case HS_END_LF:
-		if (ch != '\n') {
-			c->error = 1;
-			break;
-		}
-		c->end = i + 1;
-		return 1;
+		if (c->state == HS_VALUE)
+			hdr_value_byte(w, c, ch);
+		c->pos = pos + 1;
+		return c->error ? 1 : 0;
 	}
-	return c->error ? 1 : 0;
+	c->error = 1;
+	return 1;
 }
 
 /* ---- rewriting in place --------------------------------------------------------------- */
@@ -1267,6 +1397,7 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	struct mcpf_scan_buf *buf = scan_buf_get();
 	struct tcp_work *w = work_get();
 	struct mcpf_conn *conn = conn_get(ck);
+	struct hdr_loop hl;
 	struct hdr_ctx *hc;
 	__u32 size = msg->size, n, total;
 	void *data;
@@ -1304,7 +1435,9 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	hc = &w->hc;
 	__builtin_memset(hc, 0, sizeof(*hc));
 	hc->n = n;
-	bpf_loop(MCPF_TCP_HDR_MAX, hdr_byte, NULL, 0);
+	hl.buf = buf;
+	hl.w = w;
+	bpf_loop(MCPF_TCP_HDR_MAX, hdr_step, &hl, 0);
 	if (hc->error)
 		goto poison;
 	if (!hc->end) {

@@ -381,6 +381,166 @@ static void test_pipelined(void **state)
 	pair_close(&p);
 }
 
+/* Read until n bytes came, or ms milliseconds passed without any. */
+static size_t recv_n(int fd, char *buf, size_t n, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+
+	while (got < n && poll(&pfd, 1, ms) == 1) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	buf[got] = 0;
+	return got;
+}
+
+enum head_want {
+	HEAD_PASS,   /* an allowed call: the server reads it unchanged */
+	HEAD_DENY,   /* a denied call, framed as we read it: its method is neutralized */
+	HEAD_POISON, /* framing we refuse: the request's first byte is made invalid */
+	HEAD_BODY,   /* headers that disagree with the body: its first byte is made invalid */
+};
+
+struct head_case {
+	const char *what;
+	const char *head; /* header lines after the request line, each ending in \r\n; %zu: length */
+	const char *tool;
+	enum head_want want;
+};
+
+/*
+ * What the request head parser must do with heads an agent could send to slip a call past it:
+ * every Content-Length the server would read is read the same way, every header that matters is
+ * found under any case, anything a server might read differently is refused.
+ */
+static const struct head_case head_cases[] = {
+	{ "names in any case", "hOsT: x\r\ncOnTeNt-LeNgTh: %zu\r\n", "echo", HEAD_PASS },
+	{ "tabs and spaces around a value", "Content-Length:\t  %zu \t\r\n", "echo", HEAD_PASS },
+	{ "no space after the colon", "Content-Length:%zu\r\n", "get-env", HEAD_DENY },
+	{ "obs-text in a value", "X-A: \xc3\xa9t\xc3\xa9\r\nContent-Length: %zu\r\n", "echo",
+	  HEAD_PASS },
+	{ "tchars in a name", "X_A.b~c!#$%%&'*+^`|: 1\r\nContent-Length: %zu\r\n", "echo",
+	  HEAD_PASS },
+	{ "a long name that starts like Content-Length",
+	  "Content-Length-And-More-Still: 3\r\nContent-Length: %zu\r\n", "get-env", HEAD_DENY },
+	{ "a space before the colon", "Content-Length : %zu\r\n", "get-env", HEAD_POISON },
+	{ "Content-Length twice", "Content-Length: %zu\r\nContent-length: 2\r\n", "get-env",
+	  HEAD_POISON },
+	{ "a sign in Content-Length", "Content-Length: +%zu\r\n", "get-env", HEAD_POISON },
+	{ "a list in Content-Length", "Content-Length: %zu, %zu\r\n", "get-env", HEAD_POISON },
+	{ "an empty Content-Length", "Content-Length:\r\nX-A: %zu\r\n", "get-env", HEAD_POISON },
+	{ "digits after a space in Content-Length", "Content-Length: %zu 1\r\n", "get-env",
+	  HEAD_POISON },
+	{ "obs-fold", "X-A: a\r\n b\r\nContent-Length: %zu\r\n", "get-env", HEAD_POISON },
+	{ "a CR without LF in a value", "X-A: a\rb\r\nContent-Length: %zu\r\n", "get-env",
+	  HEAD_POISON },
+	{ "a bare LF ending a line", "X-A: a\nContent-Length: %zu\r\n", "get-env", HEAD_POISON },
+	{ "a NUL in a value", "X-A: a\001b\r\nContent-Length: %zu\r\n", "get-env", HEAD_POISON },
+	{ "a DEL in a value", "X-A: a\177b\r\nContent-Length: %zu\r\n", "get-env", HEAD_POISON },
+	{ "a DEL in a name", "X-\177A: b\r\nContent-Length: %zu\r\n", "get-env", HEAD_POISON },
+	{ "a separator in a name", "X(A): b\r\nContent-Length: %zu\r\n", "get-env", HEAD_POISON },
+	{ "a byte past ASCII in a name", "X-\xc3\xa9: b\r\nContent-Length: %zu\r\n", "get-env",
+	  HEAD_POISON },
+	{ "an empty name", ": b\r\nContent-Length: %zu\r\n", "get-env", HEAD_POISON },
+	{ "Transfer-Encoding in any case", "tRANSFER-eNCODING: identity\r\nContent-Length: %zu\r\n",
+	  "echo", HEAD_POISON },
+	{ "Mcp-Method and Mcp-Name agreeing",
+	  "Mcp-Method: tools/call\r\nMcp-Name: get-env  \r\nContent-Length: %zu\r\n", "get-env",
+	  HEAD_DENY },
+	{ "Mcp-Name naming another tool", "MCP-NAME: echo\r\nContent-Length: %zu\r\n", "get-env",
+	  HEAD_BODY },
+	{ "Mcp-Name longer than the tool", "Mcp-Name: get-envx\r\nContent-Length: %zu\r\n",
+	  "get-env", HEAD_BODY },
+	{ "Mcp-Method of another method", "Mcp-Method: tools/list\r\nContent-Length: %zu\r\n",
+	  "get-env", HEAD_BODY },
+	{ "Mcp-Name twice", "Mcp-Name: get-env\r\nMcp-Name: echo\r\nContent-Length: %zu\r\n",
+	  "get-env", HEAD_POISON },
+};
+
+static void head_case_run(const char *what, const char *line, const char *head, const char *tool,
+			  enum head_want want, int id)
+{
+	char body[512], hdrs[1024], req[4096], got[4096], want_buf[4096];
+	size_t bl, n, gn;
+	struct pair p;
+
+	call(body, sizeof(body), id, tool);
+	bl = strlen(body);
+	snprintf(hdrs, sizeof(hdrs), head, bl, bl);
+	n = snprintf(req, sizeof(req), "%s\r\n%s\r\n%s", line, hdrs, body);
+	pair_open(&p, AF_INET, false);
+	send_all(p.cfd, req, n);
+	gn = recv_n(p.sfd, got, n, 300);
+	if (gn != n)
+		fail_msg("%s: the server read %zu of %zu bytes", what, gn, n);
+	memcpy(want_buf, req, n + 1);
+	if (want == HEAD_POISON)
+		want_buf[0] = 0x01;
+	else if (want == HEAD_BODY)
+		want_buf[n - bl] = 0x01;
+	else if (want == HEAD_DENY)
+		memcpy(strstr(want_buf + n - bl, "\"tools/call\"") + 1, "rpc.denied", 10);
+	if (memcmp(got, want_buf, n))
+		fail_msg("%s: the server read\n%.*s\nnot\n%.*s", what, (int)n, got, (int)n, want_buf);
+	pair_close(&p);
+}
+
+static void test_request_heads(void **state)
+{
+	char pad[20], head[512], what[64];
+
+	SKIP_IF_NEEDED();
+	for (size_t i = 0; i < sizeof(head_cases) / sizeof(head_cases[0]); i++)
+		head_case_run(head_cases[i].what, "POST /mcp HTTP/1.1", head_cases[i].head,
+			      head_cases[i].tool, head_cases[i].want, 100 + i);
+	head_case_run("a lower-case method", "post /mcp HTTP/1.1", "Content-Length: %zu\r\n",
+		      "get-env", HEAD_POISON, 90);
+	head_case_run("a control byte in the request line", "POST /m\tcp HTTP/1.1",
+		      "Content-Length: %zu\r\n", "get-env", HEAD_POISON, 91);
+	/* every header that matters at every offset of the 8-byte runs the parser reads */
+	for (int k = 0; k < 17; k++) {
+		memset(pad, 'p', k);
+		pad[k] = 0;
+		snprintf(what, sizeof(what), "names after %d bytes of padding", k);
+		snprintf(head, sizeof(head),
+			 "X-%s: %s\r\nMcp-Method: tools/call\r\nX-%s: 1\r\nMcp-Name: get-env\r\n"
+			 "Mcp-Session-Id: %s0123456789abcdef0123456789abcdef\r\n"
+			 "Content-Length: %%zu\r\n",
+			 pad, pad, pad, pad);
+		head_case_run(what, "POST /mcp HTTP/1.1", head, "get-env", HEAD_DENY, 200 + k);
+		snprintf(head, sizeof(head), "X-%s: %s\r\nTransfer-Encoding: chunked\r\n"
+			 "Content-Length: %%zu\r\n", pad, pad);
+		head_case_run(what, "POST /mcp HTTP/1.1", head, "echo", HEAD_POISON, 220 + k);
+		snprintf(head, sizeof(head), "X-%s: %s\r\nMcp-Name: echo\r\nContent-Length: %%zu\r\n",
+			 pad, pad);
+		head_case_run(what, "POST /mcp HTTP/1.1", head, "get-env", HEAD_BODY, 240 + k);
+	}
+}
+
+/* A head that ends between CR and LF of a line is held, then read whole. */
+static void test_head_split_at_crlf(void **state)
+{
+	char body[256], req[1024], got[2048];
+	const char *cr;
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	n = request(req, sizeof(req), call(body, sizeof(body), 12, "get-env"), NULL);
+	for (cr = req; (cr = strchr(cr, '\r')) && cr < req + n - strlen(body); cr++) {
+		pair_open(&p, AF_INET, false);
+		send_all(p.cfd, req, cr + 1 - req);
+		assert_int_equal(recv_n(p.sfd, got, n, 100), 0); /* held */
+		send_all(p.cfd, cr + 1, n - (cr + 1 - req));
+		expect_neutralized(got, recv_n(p.sfd, got, n, 300), req, n);
+		pair_close(&p);
+	}
+}
+
 /* Framing the program cannot follow: the request is made invalid, later sends fail. */
 static void test_chunked_refused(void **state)
 {
@@ -749,6 +909,8 @@ int main(void)
 		cmocka_unit_test(test_globs_and_hide),
 		cmocka_unit_test(test_split_is_held_until_whole),
 		cmocka_unit_test(test_pipelined),
+		cmocka_unit_test(test_request_heads),
+		cmocka_unit_test(test_head_split_at_crlf),
 		cmocka_unit_test(test_chunked_refused),
 		cmocka_unit_test(test_unreadable_body_refused),
 		cmocka_unit_test(test_sizes),
