@@ -1394,7 +1394,8 @@ static void stats_policies(struct stat_policy *pol)
 	for (__u32 i = 0; i < MCPF_TCP_MAX_POLICIES; i++) {
 		struct stat_policy *p = &pol[i];
 
-		snprintf(p->name, sizeof(p->name), i ? "#%u" : "", i);
+		if (i)
+			snprintf(p->name, sizeof(p->name), "#%u", i);
 		if (i && fd >= 0 && !bpf_map_lookup_elem(fd, &i, &info) && info.name[0]) {
 			p->known = true;
 			p->digest = info.digest;
