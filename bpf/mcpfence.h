@@ -178,6 +178,7 @@ struct mcpf_gen_cfg {
 	__u8 nhide; /* globs[0..nhide) are hide entries, globs[nhide..nglobs) glob rules */
 	__u8 _pad[3];
 	__u16 all_limits[MCPF_TCP_CALL_LIMITS];
+	__u32 policy; /* the policy this generation holds: index in tcp_policies */
 };
 
 /* Totals of the TCP hook (tcp_counters, per CPU). */
@@ -200,7 +201,22 @@ struct mcpf_active {
 struct mcpf_stat_key {
 	char name[MCPF_NAME_MAX]; /* the tool; "" for calls whose name could not be read */
 	__u32 kind; /* enum mcpf_kind */
-	__u32 _pad;
+	__u32 policy; /* the policy that decided: index in tcp_policies; 0 before the first one */
+};
+
+/*
+ * tcp_policies (an array, written and read by userspace only): which policy a stat key's
+ * policy index names. One entry per distinct (name, digest) put in force since the attachment
+ * began, from index 1; a SIGHUP that loads the same bytes again keeps its index.
+ */
+#define MCPF_TCP_MAX_POLICIES 256
+#define MCPF_POLICY_NAME_MAX 64
+#define MCPF_POLICY_PATH_MAX 256
+struct mcpf_policy_info {
+	__u64 digest; /* FNV-1a 64 of the policy file's bytes */
+	__u64 loaded_s; /* CLOCK_REALTIME seconds when first compiled */
+	char name[MCPF_POLICY_NAME_MAX]; /* file name without .json, [A-Za-z0-9._+@-]; "": free */
+	char path[MCPF_POLICY_PATH_MAX]; /* the file's real path; "" when longer than this */
 };
 
 /* A connection, seen the same way from both ends: IPv4 as IPv4-mapped IPv6. */

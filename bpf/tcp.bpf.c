@@ -110,6 +110,14 @@ struct {
 	__type(value, __u64);
 } tcp_stats SEC(".maps");
 
+/* Names of the policy indexes in tcp_stats keys: userspace writes and reads it, BPF never. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MCPF_TCP_MAX_POLICIES);
+	__type(key, __u32);
+	__type(value, struct mcpf_policy_info);
+} tcp_policies SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MCPF_CNT_MAX);
@@ -217,6 +225,7 @@ struct decision {
 	__u32 rule;
 	__u32 limit;
 	__u32 flags;
+	__u32 policy; /* tcp_policies index of the generation that decided; 0 none */
 };
 
 /*
@@ -618,6 +627,7 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 	d->rule = MCPF_TCP_RULE_NONE;
 	d->limit = 0;
 	d->flags = 0;
+	d->policy = 0;
 	act = bpf_map_lookup_elem(&tcp_active, &zero);
 	if (!act || !act->loaded)
 		return;
@@ -625,6 +635,7 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
 	if (!gc)
 		return;
+	d->policy = gc->policy;
 	hit = glob_find(w, gen, 0, gc->nhide, name_len, &uncertain);
 	if (uncertain) {
 		d->kind = MCPF_KIND_INVALID;
@@ -690,13 +701,29 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 	d->kind = MCPF_KIND_ALLOW;
 }
 
-static __always_inline void stat_add(struct tcp_work *w, __u32 kind)
+/* The policy of the generation in force, for verdicts that no generation's rules decided. */
+static __always_inline __u32 policy_in_force(void)
+{
+	struct mcpf_active *act;
+	struct mcpf_gen_cfg *gc;
+	__u32 zero = 0, gen;
+
+	act = bpf_map_lookup_elem(&tcp_active, &zero);
+	if (!act || !act->loaded)
+		return 0;
+	gen = act->gen & 1;
+	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	return gc ? gc->policy : 0;
+}
+
+/* Count one verdict for the tool in w->rkey.name under the policy (tcp_policies index). */
+static __always_inline void stat_add(struct tcp_work *w, __u32 kind, __u32 policy)
 {
 	__u64 one = 1, *v;
 
 	__builtin_memcpy(w->skey.name, w->rkey.name, sizeof(w->skey.name));
 	w->skey.kind = kind;
-	w->skey._pad = 0;
+	w->skey.policy = policy;
 	v = bpf_map_lookup_elem(&tcp_stats, &w->skey);
 	if (v) {
 		*v += 1;
@@ -1178,7 +1205,7 @@ __noinline int tcp_decide_call(__u32 name_len, __u64 session_hash)
 		return 0;
 	decide(w, name_len, session_hash, &d);
 	w->dec = d;
-	stat_add(w, d.kind);
+	stat_add(w, d.kind, d.policy);
 	return 0;
 }
 
@@ -1215,7 +1242,7 @@ static long call_one(__u64 i, void *unused)
 		w->dec.rule = MCPF_TCP_RULE_NONE;
 		w->dec.limit = 0;
 		w->dec.flags = 0;
-		stat_add(w, MCPF_KIND_INVALID);
+		stat_add(w, MCPF_KIND_INVALID, policy_in_force());
 	} else {
 		tcp_decide_call(c->name_len, conn ? conn->session_hash : 0);
 	}
@@ -1349,7 +1376,7 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		d.kind = MCPF_KIND_UNPARSED;
 		d.rule = MCPF_TCP_RULE_NONE;
 		__builtin_memset(w->rkey.name, 0, sizeof(w->rkey.name));
-		stat_add(w, MCPF_KIND_UNPARSED);
+		stat_add(w, MCPF_KIND_UNPARSED, act && act->loaded && gc ? gc->policy : 0);
 		if (act && act->loaded && gc && gc->unparsed_allow &&
 		    !(flags & MCPF_EV_HDR_MISMATCH)) {
 			event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags);
@@ -1496,7 +1523,7 @@ poison:
 		struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
 
 		__builtin_memset(w->rkey.name, 0, sizeof(w->rkey.name));
-		stat_add(w, MCPF_KIND_UNPARSED);
+		stat_add(w, MCPF_KIND_UNPARSED, policy_in_force());
 		event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
 	}
 	return SK_PASS;

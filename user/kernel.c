@@ -37,8 +37,9 @@ _Static_assert(sizeof(struct mcpf_glob) == 96, "mcpf_glob");
 _Static_assert(sizeof(struct mcpf_limit) == 24, "mcpf_limit");
 _Static_assert(sizeof(struct mcpf_budget_key) == 16, "mcpf_budget_key");
 _Static_assert(sizeof(struct mcpf_ticket) == 16, "mcpf_ticket");
-_Static_assert(sizeof(struct mcpf_gen_cfg) == 24, "mcpf_gen_cfg");
+_Static_assert(sizeof(struct mcpf_gen_cfg) == 28, "mcpf_gen_cfg");
 _Static_assert(sizeof(struct mcpf_stat_key) == 136, "mcpf_stat_key");
+_Static_assert(sizeof(struct mcpf_policy_info) == 336, "mcpf_policy_info");
 _Static_assert(sizeof(struct mcpf_conn_key) == 40, "mcpf_conn_key");
 _Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
 _Static_assert(sizeof(struct mcpf_pending) == 56, "mcpf_pending");
@@ -48,6 +49,7 @@ _Static_assert(sizeof(struct mcpf_event) == 344, "mcpf_event");
 static const char *const pinned_maps[] = {
 	"tcp_socks", "tcp_ports", "tcp_active", "tcp_gen", "tcp_rules", "tcp_globs",
 	"tcp_limits", "tcp_budgets", "tcp_tickets", "tcp_stats", "tcp_counters", "tcp_conns",
+	"tcp_policies",
 };
 #define PIN_LINK MCPF_PIN_DIR "/link_sock_ops"
 #define PIN_PROG MCPF_PIN_DIR "/prog_sk_msg"
@@ -323,6 +325,81 @@ static int budget_ensure(int fd, const struct kernel_slot *s)
 	return 0;
 }
 
+/* A byte a policy's display name may hold as it is: nothing a table, JSON or label must escape. */
+static bool policy_name_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-' || c == '+' || c == '@';
+}
+
+/* "/etc/mcpfence/prod.json" -> "prod": other bytes become '_'; "policy" when nothing is left. */
+static void policy_name(const char *path, char *out, size_t size)
+{
+	const char *b = strrchr(path, '/');
+	size_t n;
+
+	b = b ? b + 1 : path;
+	n = strlen(b);
+	if (n > 5 && !strcmp(b + n - 5, ".json"))
+		n -= 5;
+	if (n > size - 1)
+		n = size - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = policy_name_byte(b[i]) ? b[i] : '_';
+	out[n] = 0;
+	if (!n)
+		snprintf(out, size, "policy");
+}
+
+/*
+ * The tcp_policies index of p: the entry with the same name and digest (the same bytes loaded
+ * again), else the next free one. A full table gives the latest entry of the same name (or the
+ * last one): counts of later versions then add up there.
+ */
+static int policy_register(struct tcp_bpf *skel, const struct policy *p, __u32 *id)
+{
+	int fd = bpf_map__fd(skel->maps.tcp_policies);
+	struct mcpf_policy_info want = { .digest = p->digest }, have;
+	char real[PATH_MAX];
+	struct timespec ts;
+	__u32 same_name = 0;
+
+	if (realpath(p->source, real)) {
+		policy_name(real, want.name, sizeof(want.name));
+		if (strlen(real) < sizeof(want.path))
+			memcpy(want.path, real, strlen(real));
+	} else {
+		policy_name(p->source, want.name, sizeof(want.name));
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	want.loaded_s = ts.tv_sec;
+	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++) {
+		if (bpf_map_lookup_elem(fd, &i, &have)) {
+			log_err("tcp_policies: lookup %u: %s", i, strerror(errno));
+			return -errno;
+		}
+		if (!have.name[0]) {
+			if (bpf_map_update_elem(fd, &i, &want, BPF_ANY)) {
+				log_err("tcp_policies: update %u: %s", i, strerror(errno));
+				return -errno;
+			}
+			*id = i;
+			return 0;
+		}
+		if (!strncmp(have.name, want.name, sizeof(have.name))) {
+			if (have.digest == want.digest) {
+				*id = i;
+				return 0;
+			}
+			same_name = i;
+		}
+	}
+	*id = same_name ? same_name : MCPF_TCP_MAX_POLICIES - 1;
+	log_warn("%s: more than %d distinct policies since the attachment began: its counts add "
+		 "up under policy index %u", p->source, MCPF_TCP_MAX_POLICIES - 1, *id);
+	return 0;
+}
+
 int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 		    struct kernel_compiled *kc)
 {
@@ -414,6 +491,10 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 		if (err)
 			return err;
 	}
+	err = policy_register(skel, p, &gc.policy);
+	if (err)
+		return err;
+	kc->policy_id = gc.policy;
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_gen), &gen, &gc, BPF_ANY))
 		return -errno;
 	return 0;
@@ -1197,7 +1278,21 @@ int cmd_detach(int argc, char **argv)
 struct stat_row {
 	char name[MCPF_NAME_MAX + 1];
 	unsigned kind;
+	uint32_t policy;
 	uint64_t n;
+};
+
+/* What stats shows of one tcp_policies index. */
+struct stat_policy {
+	bool known;     /* tcp_policies has an entry for it */
+	bool in_force;  /* the generation in force holds it */
+	bool ambiguous; /* another entry has the same name: the table says name@digest */
+	uint64_t digest;
+	uint64_t loaded_s;
+	char name[MCPF_POLICY_NAME_MAX + 16]; /* "#N" for an index with no entry */
+	char label[MCPF_POLICY_NAME_MAX + 32];
+	char digest_hex[17];
+	char path[4 * MCPF_POLICY_PATH_MAX + 1];
 };
 
 static int stat_cmp(const void *a, const void *b)
@@ -1205,9 +1300,69 @@ static int stat_cmp(const void *a, const void *b)
 	const struct stat_row *x = a, *y = b;
 	int c = strcmp(x->name, y->name);
 
+	if (x->policy != y->policy)
+		return x->policy < y->policy ? -1 : 1;
 	return c ? c : (int)x->kind - (int)y->kind;
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned lo = 0x80, hi = 0xbf, need;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		need = 1;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		need = 2;
+		lo = s[0] == 0xe0 ? 0xa0 : lo;
+		hi = s[0] == 0xed ? 0x9f : hi;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		need = 3;
+		lo = s[0] == 0xf0 ? 0x90 : lo;
+		hi = s[0] == 0xf4 ? 0x8f : hi;
+	} else {
+		return 0;
+	}
+	if (n <= need || s[1] < lo || s[1] > hi)
+		return 0;
+	for (unsigned i = 2; i <= need; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return need + 1;
+}
+
+/*
+ * The first max bytes of s (names from files and from the traffic are outside input) as valid
+ * UTF-8, each byte that is not part of a valid sequence as U+FFFD; with ctl (a table on a
+ * terminal), control characters and backslashes as \xNN. out holds 4 * max + 1 bytes.
+ */
+static void text_clean(const char *s, size_t max, char *out, bool ctl)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strnlen(s, max), o = 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_seq(u + i, n - i);
+
+		if (ctl && l == 1 && (u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\')) {
+			o += sprintf(out + o, "\\x%02x", u[i]);
+			i++;
+		} else if (!l) {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(out + o, s + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	out[o] = 0;
+}
+
+/* A Prometheus label value (text format): backslash, double quote and line feed escaped. */
 static void prom_escape(FILE *f, const char *s)
 {
 	for (; *s; s++) {
@@ -1220,14 +1375,179 @@ static void prom_escape(FILE *f, const char *s)
 	}
 }
 
+/* The policies that tcp_policies names, and which one the generation in force holds. */
+static void stats_policies(struct stat_policy *pol)
+{
+	int fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_policies");
+	int afd = bpf_obj_get(MCPF_PIN_DIR "/tcp_active");
+	int gfd = bpf_obj_get(MCPF_PIN_DIR "/tcp_gen");
+	struct mcpf_policy_info info;
+	struct mcpf_active act;
+	struct mcpf_gen_cfg gc;
+	__u32 zero = 0, gen, in_force = 0;
+
+	if (afd >= 0 && gfd >= 0 && !bpf_map_lookup_elem(afd, &zero, &act) && act.loaded) {
+		gen = act.gen & 1;
+		if (!bpf_map_lookup_elem(gfd, &gen, &gc))
+			in_force = gc.policy;
+	}
+	for (__u32 i = 0; i < MCPF_TCP_MAX_POLICIES; i++) {
+		struct stat_policy *p = &pol[i];
+
+		if (i)
+			snprintf(p->name, sizeof(p->name), "#%u", i);
+		if (i && fd >= 0 && !bpf_map_lookup_elem(fd, &i, &info) && info.name[0]) {
+			p->known = true;
+			p->digest = info.digest;
+			p->loaded_s = info.loaded_s;
+			/* written by attach from a file name, read back here: check it again */
+			for (size_t j = 0; j < sizeof(info.name) - 1 && info.name[j]; j++)
+				p->name[j] = policy_name_byte(info.name[j]) ? info.name[j] : '_';
+			p->name[strnlen(info.name, sizeof(info.name) - 1)] = 0;
+			snprintf(p->digest_hex, sizeof(p->digest_hex), "%016" PRIx64, p->digest);
+			text_clean(info.path, sizeof(info.path), p->path, false);
+		}
+		p->in_force = i && i == in_force;
+	}
+	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++)
+		for (__u32 j = 1; j < MCPF_TCP_MAX_POLICIES && pol[i].known; j++)
+			if (j != i && pol[j].known && !strcmp(pol[i].name, pol[j].name))
+				pol[i].ambiguous = true;
+	for (__u32 i = 0; i < MCPF_TCP_MAX_POLICIES; i++)
+		snprintf(pol[i].label, sizeof(pol[i].label), pol[i].ambiguous ? "%s@%.8s" : "%s",
+			 i ? pol[i].name : "-", pol[i].digest_hex);
+	if (fd >= 0)
+		close(fd);
+	if (afd >= 0)
+		close(afd);
+	if (gfd >= 0)
+		close(gfd);
+}
+
+static const char *const cnt_names[MCPF_CNT_MAX] = {
+	"requests", "bytes", "poisoned", "corked", "replies_rewritten", "calls", "events_lost",
+};
+
+static const char *kind_name(unsigned kind)
+{
+	return kind < MCPF_KIND_MAX ? kind_names[kind] : "?";
+}
+
+static int stats_json(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
+		      const uint64_t *totals)
+{
+	json_t *root = json_object(), *calls = json_array(), *pols = json_array();
+	json_t *tot = json_object();
+	char tool[4 * MCPF_NAME_MAX + 1];
+	int ret = -ENOMEM;
+
+	if (!root || !calls || !pols || !tot)
+		goto out_free;
+	for (size_t i = 0; i < nrows; i++) {
+		const struct stat_policy *p = &pol[rows[i].policy];
+
+		text_clean(rows[i].name, MCPF_NAME_MAX, tool, false);
+		if (json_array_append_new(calls, json_pack(
+			"{s:o,s:I,s:o,s:s,s:s,s:I}", "policy",
+			rows[i].policy ? json_string(p->name) : json_null(), "policy_id",
+			(json_int_t)rows[i].policy, "policy_digest",
+			p->known ? json_string(p->digest_hex) : json_null(), "tool", tool, "verdict",
+			kind_name(rows[i].kind), "count", (json_int_t)rows[i].n)))
+			goto out_free;
+	}
+	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++) {
+		if (!pol[i].known)
+			continue;
+		if (json_array_append_new(pols, json_pack(
+			"{s:I,s:s,s:s,s:s,s:I,s:b}", "id", (json_int_t)i, "name", pol[i].name,
+			"digest", pol[i].digest_hex, "path", pol[i].path, "loaded",
+			(json_int_t)pol[i].loaded_s, "in_force", pol[i].in_force)))
+			goto out_free;
+	}
+	for (int i = 0; i < MCPF_CNT_MAX; i++)
+		if (cnt_names[i] && json_object_set_new(tot, cnt_names[i],
+							json_integer((json_int_t)totals[i])))
+			goto out_free;
+	if (json_object_set(root, "calls", calls) || json_object_set(root, "policies", pols) ||
+	    json_object_set(root, "totals", tot) || json_dumpf(root, stdout, JSON_COMPACT))
+		goto out_free;
+	printf("\n");
+	ret = 0;
+out_free:
+	json_decref(root);
+	json_decref(calls);
+	json_decref(pols);
+	json_decref(tot);
+	return ret;
+}
+
+static void stats_prometheus(const struct stat_row *rows, size_t nrows,
+			     const struct stat_policy *pol, const uint64_t *totals)
+{
+	char buf[4 * MCPF_POLICY_PATH_MAX + 1];
+
+	printf("# HELP mcpfence_kernel_calls_total tools/call decisions in the kernel plane, by the "
+	       "policy that decided\n"
+	       "# TYPE mcpfence_kernel_calls_total counter\n");
+	for (size_t i = 0; i < nrows; i++) {
+		const struct stat_policy *p = &pol[rows[i].policy];
+
+		printf("mcpfence_kernel_calls_total{policy=\"");
+		prom_escape(stdout, p->name);
+		printf("\",policy_digest=\"%s\",tool=\"", p->digest_hex);
+		text_clean(rows[i].name, MCPF_NAME_MAX, buf, false);
+		prom_escape(stdout, buf);
+		printf("\",verdict=\"%s\"} %" PRIu64 "\n", kind_name(rows[i].kind), rows[i].n);
+	}
+	printf("# HELP mcpfence_kernel_policy_in_force 1 for the policy enforced now, 0 for one "
+	       "enforced before\n"
+	       "# TYPE mcpfence_kernel_policy_in_force gauge\n");
+	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++) {
+		if (!pol[i].known)
+			continue;
+		printf("mcpfence_kernel_policy_in_force{policy=\"");
+		prom_escape(stdout, pol[i].name);
+		printf("\",policy_digest=\"%s\",path=\"", pol[i].digest_hex);
+		prom_escape(stdout, pol[i].path);
+		printf("\"} %d\n", pol[i].in_force);
+	}
+	for (int i = 0; i < MCPF_CNT_MAX; i++)
+		if (cnt_names[i])
+			printf("# TYPE mcpfence_kernel_tcp_%s_total counter\n"
+			       "mcpfence_kernel_tcp_%s_total %" PRIu64 "\n",
+			       cnt_names[i], cnt_names[i], totals[i]);
+}
+
+static void stats_table(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
+			const uint64_t *totals)
+{
+	char tool[4 * MCPF_NAME_MAX + 1], path[4 * sizeof(pol->path) + 1];
+
+	printf("%-24s %-40s %-10s %10s\n", "POLICY", "TOOL", "VERDICT", "CALLS");
+	for (size_t i = 0; i < nrows; i++) {
+		text_clean(rows[i].name, MCPF_NAME_MAX, tool, true);
+		printf("%-24s %-40s %-10s %10" PRIu64 "\n", pol[rows[i].policy].label,
+		       tool[0] ? tool : "-", kind_name(rows[i].kind), rows[i].n);
+	}
+	printf("\n%-24s %-16s %-8s %s\n", "POLICY", "DIGEST", "STATE", "PATH");
+	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++) {
+		if (!pol[i].known)
+			continue;
+		text_clean(pol[i].path, sizeof(pol[i].path), path, true);
+		printf("%-24s %-16s %-8s %s\n", pol[i].label, pol[i].digest_hex,
+		       pol[i].in_force ? "in force" : "before", path[0] ? path : "-");
+	}
+	printf("\n");
+	for (int i = 0; i < MCPF_CNT_MAX; i++)
+		if (cnt_names[i])
+			printf("%-20s %" PRIu64 "\n", cnt_names[i], totals[i]);
+}
+
 int cmd_stats(int argc, char **argv)
 {
-	static const char *const cnt_names[MCPF_CNT_MAX] = {
-		"requests", "bytes", "poisoned", "corked", "replies_rewritten", "calls",
-		"events_lost",
-	};
 	int ncpu = libbpf_num_possible_cpus(), fd = -1, cfd = -1, ret = 1;
 	bool json = false, prom = false;
+	struct stat_policy *pol = NULL;
 	struct stat_row *rows = NULL;
 	size_t nrows = 0, cap = 0;
 	struct mcpf_stat_key k, next, *prev = NULL;
@@ -1252,8 +1572,12 @@ int cmd_stats(int argc, char **argv)
 		goto out;
 	}
 	vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*vals));
-	if (!vals)
+	pol = calloc(MCPF_TCP_MAX_POLICIES, sizeof(*pol));
+	if (!vals || !pol) {
+		log_err("stats: out of memory");
 		goto out;
+	}
+	stats_policies(pol);
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		uint64_t sum = 0;
 
@@ -1266,12 +1590,15 @@ int cmd_stats(int argc, char **argv)
 		if (nrows == cap) {
 			struct stat_row *nr = realloc(rows, (cap = cap ? 2 * cap : 64) * sizeof(*rows));
 
-			if (!nr)
+			if (!nr) {
+				log_err("stats: out of memory");
 				goto out;
+			}
 			rows = nr;
 		}
 		snprintf(rows[nrows].name, sizeof(rows[nrows].name), "%.*s", MCPF_NAME_MAX, k.name);
 		rows[nrows].kind = k.kind;
+		rows[nrows].policy = k.policy < MCPF_TCP_MAX_POLICIES ? k.policy : 0;
 		rows[nrows].n = sum;
 		nrows++;
 	}
@@ -1281,55 +1608,23 @@ int cmd_stats(int argc, char **argv)
 		for (int c = 0; c < ncpu; c++)
 			totals[i] += vals[c];
 	}
-	qsort(rows, nrows, sizeof(*rows), stat_cmp);
+	if (nrows)
+		qsort(rows, nrows, sizeof(*rows), stat_cmp);
 	if (json) {
-		printf("{\"calls\":[");
-		for (size_t i = 0; i < nrows; i++) {
-			json_t *s = json_string(rows[i].name);
-			char *t = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-
-			printf("%s{\"tool\":%s,\"verdict\":\"%s\",\"count\":%" PRIu64 "}",
-			       i ? "," : "", t ? t : "\"\"",
-			       rows[i].kind < MCPF_KIND_MAX ? kind_names[rows[i].kind] : "?",
-			       rows[i].n);
-			free(t);
-			json_decref(s);
+		if (stats_json(rows, nrows, pol, totals)) {
+			log_err("stats: out of memory");
+			goto out;
 		}
-		printf("],\"totals\":{");
-		for (int i = 0; i < MCPF_CNT_MAX; i++)
-			if (cnt_names[i])
-				printf("%s\"%s\":%" PRIu64, i ? "," : "", cnt_names[i], totals[i]);
-		printf("}}\n");
 	} else if (prom) {
-		printf("# HELP mcpfence_kernel_calls_total tools/call decisions in the kernel plane\n"
-		       "# TYPE mcpfence_kernel_calls_total counter\n");
-		for (size_t i = 0; i < nrows; i++) {
-			printf("mcpfence_kernel_calls_total{tool=\"");
-			prom_escape(stdout, rows[i].name);
-			printf("\",verdict=\"%s\"} %" PRIu64 "\n",
-			       rows[i].kind < MCPF_KIND_MAX ? kind_names[rows[i].kind] : "?",
-			       rows[i].n);
-		}
-		for (int i = 0; i < MCPF_CNT_MAX; i++)
-			if (cnt_names[i])
-				printf("# TYPE mcpfence_kernel_tcp_%s_total counter\n"
-				       "mcpfence_kernel_tcp_%s_total %" PRIu64 "\n",
-				       cnt_names[i], cnt_names[i], totals[i]);
+		stats_prometheus(rows, nrows, pol, totals);
 	} else {
-		printf("%-40s %-10s %10s\n", "TOOL", "VERDICT", "CALLS");
-		for (size_t i = 0; i < nrows; i++)
-			printf("%-40s %-10s %10" PRIu64 "\n", rows[i].name[0] ? rows[i].name : "-",
-			       rows[i].kind < MCPF_KIND_MAX ? kind_names[rows[i].kind] : "?",
-			       rows[i].n);
-		printf("\n");
-		for (int i = 0; i < MCPF_CNT_MAX; i++)
-			if (cnt_names[i])
-				printf("%-20s %" PRIu64 "\n", cnt_names[i], totals[i]);
+		stats_table(rows, nrows, pol, totals);
 	}
 	ret = 0;
 out:
 	free(vals);
 	free(rows);
+	free(pol);
 	if (fd >= 0)
 		close(fd);
 	if (cfd >= 0)

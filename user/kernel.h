@@ -24,6 +24,7 @@ struct kernel_compiled {
 	struct policy *pol;
 	struct kernel_slot slots[64];
 	unsigned nslots;
+	uint32_t policy_id; /* its index in tcp_policies, which stats keys carry */
 };
 
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
@@ -34,7 +35,9 @@ int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
 
 /*
  * Compile p into generation gen of the loaded maps (rules, globs, limits, gen cfg), and make
- * sure every grant/global budget exists. Does not flip the active generation.
+ * sure every grant/global budget exists. p gets its index in tcp_policies (by the name of its
+ * file and the digest of its bytes), so that calls it decides are counted under it. Does not
+ * flip the active generation.
  * Returns 0 or -errno after logging what in the policy the kernel cannot hold.
  */
 int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,

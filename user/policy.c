@@ -966,6 +966,9 @@ struct policy *policy__parse(const char *buf, size_t len, const char *source, ch
 	p = calloc(1, sizeof(*p));
 	if (!p || !(p->source = strdup(source)))
 		goto out_fail;
+	p->digest = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < len; i++)
+		p->digest = (p->digest ^ (unsigned char)buf[i]) * 0x100000001b3ULL;
 	ret = parse_top(&c, root, p);
 	if (ret)
 		goto out_fail;

@@ -82,6 +82,7 @@ struct rule {
 
 struct policy {
 	char *source; /* file name, for messages */
+	uint64_t digest; /* FNV-1a 64 of the bytes parsed; 0 for the built-in deny-all policy */
 	enum action def; /* ACTION_ALLOW or ACTION_DENY */
 	bool deny_all;   /* the built-in "no policy" policy */
 	char **hide;

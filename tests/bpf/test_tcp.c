@@ -774,30 +774,130 @@ static void test_ipv6_and_mapped(void **state)
 	}
 }
 
-static void test_stats_count(void **state)
+/* tcp_stats for (policy, tool, kind), summed over the CPUs; 0 when there is no entry. */
+static uint64_t stat_get(uint32_t policy, const char *tool, uint32_t kind)
 {
-	struct mcpf_stat_key k = { .kind = MCPF_KIND_RULE };
+	struct mcpf_stat_key k = { .kind = kind, .policy = policy };
 	int ncpu = libbpf_num_possible_cpus();
 	uint64_t *vals = calloc(ncpu, sizeof(*vals)), sum = 0;
+
+	assert_non_null(vals);
+	strncpy(k.name, tool, sizeof(k.name) - 1);
+	if (!bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_stats), &k, vals))
+		for (int c = 0; c < ncpu; c++)
+			sum += vals[c];
+	free(vals);
+	return sum;
+}
+
+/* Send n calls of tool on a fresh connection, each read by the server before the next. */
+static void calls_send(const char *tool, int n)
+{
 	char body[256], req[1024], got[2048];
-	size_t n;
 	struct pair p;
+	size_t len;
+
+	pair_open(&p, AF_INET, false);
+	for (int i = 0; i < n; i++) {
+		len = request(req, sizeof(req), call(body, sizeof(body), 60 + i, tool), NULL);
+		send_all(p.cfd, req, len);
+		assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), len);
+	}
+	pair_close(&p);
+}
+
+/* Send one request with this body on a fresh connection; the server reads it (changed or not). */
+static void raw_send(const char *body)
+{
+	char req[1024], got[2048];
+	struct pair p;
+	size_t len;
+
+	pair_open(&p, AF_INET, false);
+	len = request(req, sizeof(req), body, NULL);
+	send_all(p.cfd, req, len);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), len);
+	pair_close(&p);
+}
+
+static void test_stats_count(void **state)
+{
+	SKIP_IF_NEEDED();
+	assert_true(env.kc.policy_id > 0);
+	calls_send("secret_counted", 3);
+	assert_int_equal(stat_get(env.kc.policy_id, "secret_counted", MCPF_KIND_RULE), 3);
+	assert_int_equal(stat_get(0, "secret_counted", MCPF_KIND_RULE), 0);
+}
+
+/*
+ * Counts stay with the policy that decided: a second policy put in force (the generation swap
+ * of SIGHUP) counts under its own index, the first one's counts stay; the same bytes loaded again
+ * keep their index; tcp_policies names both.
+ */
+static void test_stats_per_policy(void **state)
+{
+	static const char other_json[] =
+		"{\"version\":\"1\",\"default\":\"deny\",\"tools\":{\"echo\":{}}}";
+	char err[POLICY_ERR_LEN], path[PATH_MAX];
+	struct kernel_compiled kc1, kc0;
+	struct policy *other, *again;
+	struct mcpf_policy_info info;
+	uint32_t first = env.kc.policy_id;
+	int fd = bpf_map__fd(env.skel->maps.tcp_policies), pfd;
+	uint64_t echo0, env0;
 
 	SKIP_IF_NEEDED();
-	assert_non_null(vals);
-	strcpy(k.name, "secret_counted");
-	pair_open(&p, AF_INET, false);
-	for (int i = 0; i < 3; i++) {
-		n = request(req, sizeof(req), call(body, sizeof(body), 60 + i, "secret_counted"), NULL);
-		send_all(p.cfd, req, n);
-		recv_for(p.sfd, got, sizeof(got), 300);
-	}
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_stats), &k, vals), 0);
-	for (int c = 0; c < ncpu; c++)
-		sum += vals[c];
-	assert_int_equal(sum, 3);
-	free(vals);
-	pair_close(&p);
+	/* earlier tests called these tools under the first policy too */
+	echo0 = stat_get(first, "echo", MCPF_KIND_ALLOW);
+	env0 = stat_get(first, "get-env", MCPF_KIND_RULE);
+	calls_send("echo", 2);
+	calls_send("get-env", 1);
+	assert_int_equal(stat_get(first, "echo", MCPF_KIND_ALLOW), echo0 + 2);
+	assert_int_equal(stat_get(first, "get-env", MCPF_KIND_RULE), env0 + 1);
+
+	/* a policy file with an odd name: the stats name keeps only safe bytes */
+	snprintf(path, sizeof(path), "/tmp/mcpfence-test-%d-other \"x\".json", getpid());
+	pfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(pfd >= 0);
+	assert_int_equal(write(pfd, other_json, strlen(other_json)), (ssize_t)strlen(other_json));
+	close(pfd);
+	other = policy__load(path, err);
+	assert_non_null(other);
+	assert_int_equal(kernel__compile(env.skel, other, 1, &kc1), 0);
+	assert_int_equal(kernel__activate(env.skel, 1), 0);
+	assert_int_not_equal(kc1.policy_id, first);
+	calls_send("echo", 3);
+	calls_send("get-env", 2);
+	assert_int_equal(stat_get(first, "echo", MCPF_KIND_ALLOW), echo0 + 2);
+	assert_int_equal(stat_get(first, "get-env", MCPF_KIND_RULE), env0 + 1);
+	assert_int_equal(stat_get(kc1.policy_id, "echo", MCPF_KIND_ALLOW), 3);
+	assert_int_equal(stat_get(kc1.policy_id, "get-env", MCPF_KIND_DEFAULT), 2);
+	/* bodies no rule decides (no tool name, cut short) count under the policy in force */
+	raw_send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}");
+	raw_send("{\"method\":\"tools/call\",");
+	assert_int_equal(stat_get(kc1.policy_id, "", MCPF_KIND_UNPARSED), 2);
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &first, &info), 0);
+	assert_string_equal(info.name, "test");
+	assert_true(info.digest == env.pol->digest);
+	assert_int_equal(bpf_map_lookup_elem(fd, &kc1.policy_id, &info), 0);
+	assert_true(strncmp(info.name, "mcpfence-test-", 14) == 0);
+	assert_non_null(strstr(info.name, "-other__x_"));
+	assert_null(strchr(info.name, '"'));
+	assert_string_equal(info.path, path);
+
+	/* back to the first policy's bytes: the same index again, counting on */
+	again = policy__parse(policy_json, strlen(policy_json), "test", err);
+	assert_non_null(again);
+	assert_int_equal(kernel__compile(env.skel, again, 0, &kc0), 0);
+	assert_int_equal(kernel__activate(env.skel, 0), 0);
+	assert_int_equal(kc0.policy_id, first);
+	calls_send("get-env", 1);
+	assert_int_equal(stat_get(first, "get-env", MCPF_KIND_RULE), env0 + 2);
+	assert_int_equal(stat_get(kc1.policy_id, "get-env", MCPF_KIND_DEFAULT), 2);
+	policy__free(again);
+	policy__free(other);
+	unlink(path);
 }
 
 int main(void)
@@ -820,6 +920,7 @@ int main(void)
 		cmocka_unit_test(test_tuple_reuse),
 		cmocka_unit_test(test_ipv6_and_mapped),
 		cmocka_unit_test(test_stats_count),
+		cmocka_unit_test(test_stats_per_policy),
 	};
 
 	return cmocka_run_group_tests_name("bpf/tcp.bpf.c on loopback", tests, setup, teardown);

@@ -4,7 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, symlinkSync,
+	unlinkSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -73,9 +74,9 @@ const POLICY = {
 	},
 };
 
-async function startAttach() {
+async function startAttach(policy = policyPath()) {
 	attachOut = '';
-	attach = spawn(MCPFENCE, ['attach', '--policy', policyPath(), '--port', String(PORT),
+	attach = spawn(MCPFENCE, ['attach', '--policy', policy, '--port', String(PORT),
 		'--audit', join(dir, 'audit.jsonl')], { stdio: ['ignore', 'pipe', 'pipe'] });
 	attach.stdout.on('data', (d) => { attachOut += d; });
 	attach.stderr.on('data', (d) => { attachOut += d; });
@@ -96,14 +97,25 @@ async function stopAttach() {
 	spawnSync(MCPFENCE, ['detach']);
 }
 
+// `mcpfence stats --json`; get(tool, verdict[, policy[, digest]]) sums the matching rows.
 function stats() {
 	const r = spawnSync(MCPFENCE, ['stats', '--json'], { encoding: 'utf8' });
 	assert.equal(r.status, 0, r.stderr);
 	const j = JSON.parse(r.stdout);
-	const get = (tool, verdict) =>
-		j.calls.filter((c) => c.tool === tool && c.verdict === verdict)
+	const get = (tool, verdict, policy, digest) =>
+		j.calls.filter((c) => c.tool === tool && c.verdict === verdict &&
+			(policy === undefined || c.policy === policy) &&
+			(digest === undefined || c.policy_digest === digest))
 			.reduce((a, c) => a + c.count, 0);
 	return { j, get };
+}
+
+// Wait until attach has put a policy in force n times in all.
+async function policiesLoaded(n) {
+	const count = () => (attachOut.match(/in force \(generation/g) || []).length;
+	const end = Date.now() + 10000;
+	while (count() < n && Date.now() < end) await sleep(100);
+	assert.equal(count(), n, attachOut);
 }
 
 // How many whole HTTP responses are in out (Content-Length or chunked framing).
@@ -262,6 +274,10 @@ test('kernel TCP: allowed calls unchanged, denials, budgets, stats', { skip: ski
 		assert.equal(get('echo', 'allow'), 4, JSON.stringify(j));
 		assert.equal(get('echo', 'limit'), 1, JSON.stringify(j));
 		assert.equal(j.totals.replies_rewritten, 3);
+		// every call was decided by the one policy, named after its file
+		assert.ok(j.calls.every((x) => x.policy === 'policy'), JSON.stringify(j));
+		assert.deepEqual(j.policies.map((p) => [p.name, p.path, p.in_force]),
+			[['policy', realpathSync(policyPath()), true]]);
 
 		const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n')
 			.map((l) => JSON.parse(l));
@@ -280,30 +296,89 @@ test('kernel TCP: allowed calls unchanged, denials, budgets, stats', { skip: ski
 	await c.close();
 });
 
-test('kernel TCP: SIGHUP swaps the policy', { skip: skipReason || false }, async () => {
-	writePolicy(POLICY);
-	await startAttach();
+// The policy file is a symlink: SIGHUP after pointing it at another file swaps to that file,
+// after rewriting the file swaps to its new version. Stats keep each call under the policy
+// (file name and digest of its bytes) that decided it.
+test('kernel TCP: SIGHUP swaps the policy; stats count per policy', { skip: skipReason || false }, async () => {
+	const strict = join(dir, 'strict.json'), relaxed = join(dir, 'relaxed.json');
+	const current = join(dir, 'current.json');
+	writeFileSync(strict, JSON.stringify(POLICY));
+	writeFileSync(relaxed, JSON.stringify({ version: '1', default: 'allow',
+		tools: { 'get-sum': { action: 'deny' } } }));
+	symlinkSync(strict, current);
+	await startAttach(current);
 	try {
 		const c = await connectClient();
 		await assert.rejects(c.callTool({ name: 'get-env', arguments: {} }), /denied by policy/);
-		writePolicy({ version: '1', default: 'allow', tools: { 'get-sum': { action: 'deny' } } });
+		await c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } });
+		let { get, j } = stats();
+		assert.equal(get('get-env', 'rule', 'strict'), 1, JSON.stringify(j));
+		assert.equal(get('get-sum', 'allow', 'strict'), 1, JSON.stringify(j));
+		assert.deepEqual(j.policies.map((p) => [p.name, p.path, p.in_force]),
+			[['strict', realpathSync(strict), true]]);
+
+		unlinkSync(current);
+		symlinkSync(relaxed, current);
 		attach.kill('SIGHUP');
-		const end = Date.now() + 10000;
-		while (!attachOut.includes('generation 1') && Date.now() < end) await sleep(100);
+		await policiesLoaded(2);
 		const env = await c.callTool({ name: 'get-env', arguments: {} });
 		assert.ok(JSON.stringify(env).includes(CANARY));
 		await assert.rejects(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
 			/denied by policy/);
-		// a broken policy leaves the one in force
-		writeFileSync(policyPath(), '{"version": "1", "default": "maybe"}');
+		({ get, j } = stats());
+		assert.equal(get('get-env', 'rule', 'strict'), 1, JSON.stringify(j));
+		assert.equal(get('get-sum', 'allow', 'strict'), 1, JSON.stringify(j));
+		assert.equal(get('get-env', 'allow', 'strict'), 0, JSON.stringify(j));
+		assert.equal(get('get-env', 'allow', 'relaxed'), 1, JSON.stringify(j));
+		assert.equal(get('get-sum', 'rule', 'relaxed'), 1, JSON.stringify(j));
+		assert.deepEqual(j.policies.map((p) => [p.name, p.in_force]),
+			[['strict', false], ['relaxed', true]]);
+		const relaxedV1 = j.policies[1].digest;
+
+		// the same file, changed: a new version, the old one's counts stay with it
+		writeFileSync(relaxed, JSON.stringify({ version: '1', default: 'allow',
+			tools: { 'get-sum': { action: 'deny', reason: 'v2' } } }));
+		attach.kill('SIGHUP');
+		await policiesLoaded(3);
+		await assert.rejects(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
+			/denied by policy/);
+		({ get, j } = stats());
+		const relaxedV2 = j.policies.find((p) => p.in_force).digest;
+		assert.notEqual(relaxedV2, relaxedV1);
+		assert.equal(get('get-sum', 'rule', 'relaxed', relaxedV1), 1, JSON.stringify(j));
+		assert.equal(get('get-sum', 'rule', 'relaxed', relaxedV2), 1, JSON.stringify(j));
+		assert.equal(get('get-sum', 'rule'), 2, JSON.stringify(j));
+
+		// table: a policy column, versions of one name told apart by their digest
+		const t = spawnSync(MCPFENCE, ['stats'], { encoding: 'utf8' });
+		assert.equal(t.status, 0, t.stderr);
+		assert.match(t.stdout, /^POLICY +TOOL +VERDICT +CALLS$/m);
+		assert.match(t.stdout, /^strict +get-env +rule +1$/m);
+		assert.match(t.stdout, new RegExp(`^relaxed@${relaxedV1.slice(0, 8)} +get-sum +rule +1$`, 'm'));
+		assert.match(t.stdout, new RegExp(`^relaxed@${relaxedV2.slice(0, 8)} +${relaxedV2} +in force +${realpathSync(relaxed)}$`, 'm'));
+		// Prometheus: one series per label set, the policy labels on each
+		const p = spawnSync(MCPFENCE, ['stats', '--prometheus'], { encoding: 'utf8' });
+		assert.equal(p.status, 0, p.stderr);
+		const series = p.stdout.split('\n').filter((l) => l.startsWith('mcpfence_kernel_calls_total{'));
+		assert.equal(new Set(series.map((l) => l.replace(/ \d+$/, ''))).size, series.length);
+		assert.ok(series.includes('mcpfence_kernel_calls_total{policy="strict",policy_digest="' +
+			`${j.policies[0].digest}",tool="get-env",verdict="rule"} 1`), p.stdout);
+		assert.ok(series.includes(`mcpfence_kernel_calls_total{policy="relaxed",policy_digest="${relaxedV1}",` +
+			'tool="get-sum",verdict="rule"} 1'), p.stdout);
+		assert.match(p.stdout, new RegExp(`^mcpfence_kernel_policy_in_force\\{policy="relaxed",policy_digest="${relaxedV2}",path="[^"]+"\\} 1$`, 'm'));
+
+		// a broken policy leaves the one in force, and its counts
+		writeFileSync(relaxed, '{"version": "1", "default": "maybe"}');
 		attach.kill('SIGHUP');
 		await sleep(500);
 		await assert.rejects(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
 			/denied by policy/);
+		({ get, j } = stats());
+		assert.equal(get('get-sum', 'rule', 'relaxed', relaxedV2), 2, JSON.stringify(j));
 		await c.close();
 	} finally {
 		await stopAttach();
-		writePolicy(POLICY);
+		unlinkSync(current);
 	}
 });
 
