@@ -29,6 +29,7 @@
 #include "mcpfence.h"
 #define MCP_SCAN_GLOBAL_STEP 1
 #include "mcp_scan.bpf.h"
+#include "http_head.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -167,37 +168,6 @@ struct {
 	__type(value, struct mcpf_scan_buf);
 } tcp_scan_bufs SEC(".maps");
 
-enum hdr_id {
-	HDR_OTHER = 0,
-	HDR_CONTENT_LENGTH = 1,
-	HDR_TRANSFER_ENCODING = 2,
-	HDR_CONTENT_ENCODING = 3,
-	HDR_MCP_METHOD = 4,
-	HDR_MCP_NAME = 5,
-	HDR_MCP_SESSION = 6,
-};
-
-enum hdr_state {
-	HS_REQLINE = 0,
-	HS_NAME_START = 1,
-	HS_NAME = 2,
-	HS_OWS = 3,
-	HS_VALUE = 4,
-};
-
-struct hdr_ctx {
-	__u32 n;     /* bytes available */
-	__u32 pos;   /* next byte to read */
-	__u32 state; /* enum hdr_state */
-	__u32 hid;   /* header being read */
-	__u32 nlen;  /* length of the name so far */
-	__u32 vlen;  /* length of the value so far */
-	__u32 end;   /* offset past the blank line, once found */
-	__u64 cl;
-	__u32 seen;  /* bit per hdr_id */
-	__u32 error;
-	__u32 cl_done; /* whitespace after the digits */
-};
 
 struct glob_step_ctx {
 	__u32 p, s, star, mark, plen, slen;
@@ -233,7 +203,7 @@ struct decision {
  * the verifier then treats it as unknown and bpf_loop callbacks converge at once.
  */
 struct tcp_work {
-	struct hdr_ctx hc;
+	struct http_head hd;
 	struct glob_step_ctx gs;
 	struct glob_scan_ctx gsc;
 	struct reply_ctx rc;
@@ -246,14 +216,7 @@ struct tcp_work {
 	struct mcpf_scan_result res;
 	struct mcpf_rule_key rkey;
 	struct mcpf_stat_key skey;
-	char hname[40]; /* a name's first 24 bytes, lowered; 8-byte stores from up to 23 */
-	char h_method[MCPF_METHOD_MAX];
-	char h_name[MCPF_NAME_MAX];
-	char h_session[MCPF_TCP_SESSION_MAX];
 	char gpat[MCPF_TCP_GLOB_MAX];
-	__u32 h_method_len;
-	__u32 h_name_len;
-	__u32 h_session_len;
 	__u32 nrw;
 	__u32 rw_off[MCPF_SCAN_MAX_CALLS];
 	__u32 rw_span[MCPF_SCAN_MAX_CALLS];
@@ -779,354 +742,6 @@ static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
 
 /* ---- HTTP request headers ------------------------------------------------------------- */
 
-#define W8(a, b, c, d, e, f, g, h)                                                            \
-	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
-	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
-
-static __always_inline __u32 hdr_identify(struct tcp_work *w, __u32 nlen)
-{
-	__u64 a = *(__u64 *)&w->hname[0], b = *(__u64 *)&w->hname[8];
-	__u64 c = *(__u64 *)&w->hname[16];
-
-	if (nlen == 14 && a == W8('c', 'o', 'n', 't', 'e', 'n', 't', '-') &&
-	    b == W8('l', 'e', 'n', 'g', 't', 'h', 0, 0))
-		return HDR_CONTENT_LENGTH;
-	if (nlen == 17 && a == W8('t', 'r', 'a', 'n', 's', 'f', 'e', 'r') &&
-	    b == W8('-', 'e', 'n', 'c', 'o', 'd', 'i', 'n') && c == 'g')
-		return HDR_TRANSFER_ENCODING;
-	if (nlen == 16 && a == W8('c', 'o', 'n', 't', 'e', 'n', 't', '-') &&
-	    b == W8('e', 'n', 'c', 'o', 'd', 'i', 'n', 'g'))
-		return HDR_CONTENT_ENCODING;
-	if (nlen == 10 && a == W8('m', 'c', 'p', '-', 'm', 'e', 't', 'h') &&
-	    b == W8('o', 'd', 0, 0, 0, 0, 0, 0))
-		return HDR_MCP_METHOD;
-	if (nlen == 8 && a == W8('m', 'c', 'p', '-', 'n', 'a', 'm', 'e'))
-		return HDR_MCP_NAME;
-	if (nlen == 14 && a == W8('m', 'c', 'p', '-', 's', 'e', 's', 's') &&
-	    b == W8('i', 'o', 'n', '-', 'i', 'd', 0, 0))
-		return HDR_MCP_SESSION;
-	return HDR_OTHER;
-}
-
-static __always_inline bool is_tchar(char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	switch (c) {
-	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-		return true;
-	}
-	return false;
-}
-
-static __always_inline void hdr_value_byte(struct tcp_work *w, struct hdr_ctx *c, char ch)
-{
-	__u32 v = c->vlen;
-
-	switch (c->hid) {
-	case HDR_CONTENT_LENGTH:
-		if (ch >= '0' && ch <= '9' && !c->cl_done) {
-			c->cl = c->cl * 10 + (ch - '0');
-			if (c->cl > 0x7fffffff)
-				c->error = 1;
-		} else if (ch == ' ' || ch == '\t') {
-			c->cl_done = 1;
-		} else {
-			c->error = 1;
-		}
-		break;
-	case HDR_MCP_METHOD:
-		if (v >= MCPF_METHOD_MAX - 1)
-			c->error = 1;
-		else
-			w->h_method[v & (MCPF_METHOD_MAX - 1)] = ch;
-		break;
-	case HDR_MCP_NAME:
-		if (v >= MCPF_NAME_MAX - 1)
-			c->error = 1;
-		else
-			w->h_name[v & (MCPF_NAME_MAX - 1)] = ch;
-		break;
-	case HDR_MCP_SESSION:
-		if (v < MCPF_TCP_SESSION_MAX - 1)
-			w->h_session[v & (MCPF_TCP_SESSION_MAX - 1)] = ch;
-		break;
-	}
-	c->vlen = v + 1;
-}
-
-static __always_inline void hdr_value_end(struct tcp_work *w, struct hdr_ctx *c)
-{
-	__u32 v = c->vlen;
-
-	/* trailing whitespace is not part of a value */
-	switch (c->hid) {
-	case HDR_MCP_METHOD:
-		for (int i = 0; i < 4 && v > 0; i++) {
-			char t = w->h_method[(v - 1) & (MCPF_METHOD_MAX - 1)];
-
-			if (t != ' ' && t != '\t')
-				break;
-			w->h_method[(v - 1) & (MCPF_METHOD_MAX - 1)] = 0;
-			v--;
-		}
-		w->h_method_len = v;
-		break;
-	case HDR_MCP_NAME:
-		for (int i = 0; i < 4 && v > 0; i++) {
-			char t = w->h_name[(v - 1) & (MCPF_NAME_MAX - 1)];
-
-			if (t != ' ' && t != '\t')
-				break;
-			w->h_name[(v - 1) & (MCPF_NAME_MAX - 1)] = 0;
-			v--;
-		}
-		w->h_name_len = v;
-		break;
-	case HDR_MCP_SESSION:
-		w->h_session_len = v < MCPF_TCP_SESSION_MAX ? v : MCPF_TCP_SESSION_MAX - 1;
-		break;
-	case HDR_CONTENT_LENGTH:
-		if (!v)
-			c->error = 1;
-		break;
-	}
-}
-
-/*
- * Byte classes, 8 bytes at a time (first byte lowest). Each byte is tested on its own low 7
- * bits, so no carry crosses bytes and every flag (0x80 of its byte) is exact.
- */
-#define HB_ONES 0x0101010101010101ULL
-#define HB_HIGHS 0x8080808080808080ULL
-#define HB_LOWS 0x7f7f7f7f7f7f7f7fULL
-#define hb_ge(y, lo) (((y) + HB_ONES * (0x80 - (lo))) & HB_HIGHS)
-#define hb_gt(y, hi) (((y) + HB_ONES * (0x7f - (hi))) & HB_HIGHS)
-#define hb_eq(y, c) (~((((y) ^ HB_ONES * (c)) + HB_LOWS) | ((y) ^ HB_ONES * (c))) & HB_HIGHS)
-
-/* Bytes a header value may not hold: control bytes (HTAB too: it takes the slow way) and DEL. */
-static __always_inline __u64 hb_value_special(__u64 v)
-{
-	__u64 y = v & HB_LOWS, ascii = ~v & HB_HIGHS;
-
-	return ((~hb_ge(y, 0x20) | hb_eq(y, 0x7f)) & ascii);
-}
-
-/*
- * Bytes of a header name other than [A-Za-z0-9-] (the other tchars take the slow way); in
- * *letters, the flags of the letters, for lowering them.
- */
-static __always_inline __u64 hb_name_special(__u64 v, __u64 *letters)
-{
-	__u64 y = v & HB_LOWS, ascii = ~v & HB_HIGHS, l = y | HB_ONES * 0x20;
-	__u64 letter = hb_ge(l, 'a') & ~hb_gt(l, 'z') & ascii;
-	__u64 plain = letter | (hb_ge(y, '0') & ~hb_gt(y, '9') & ascii) | (hb_eq(y, '-') & ascii);
-
-	*letters = letter;
-	return ~plain & HB_HIGHS;
-}
-
-/* Where a value's plain bytes are kept (Mcp-Method, Mcp-Name, Mcp-Session-Id), if anywhere. */
-static __always_inline bool hdr_value_copy8(struct tcp_work *w, struct hdr_ctx *c, __u64 v,
-					    __u32 k)
-{
-	__u32 i = c->vlen;
-
-	if (k < 8)
-		v &= (1ULL << (k * 8)) - 1;
-	barrier_var(i);
-	switch (c->hid) {
-	case HDR_OTHER:
-	case HDR_TRANSFER_ENCODING:
-	case HDR_CONTENT_ENCODING:
-		break;
-	case HDR_MCP_METHOD:
-		if (i > MCPF_METHOD_MAX - 9)
-			return false;
-		*(__u64 *)&w->h_method[i] = v;
-		break;
-	case HDR_MCP_NAME:
-		if (i > MCPF_NAME_MAX - 9)
-			return false;
-		*(__u64 *)&w->h_name[i] = v;
-		break;
-	case HDR_MCP_SESSION:
-		if (i > MCPF_TCP_SESSION_MAX - 9)
-			return false;
-		*(__u64 *)&w->h_session[i] = v;
-		break;
-	default:
-		return false; /* Content-Length: digit by digit */
-	}
-	c->vlen += k;
-	return true;
-}
-
-struct hdr_loop {
-	struct mcpf_scan_buf *buf;
-	struct tcp_work *w;
-};
-
-static __always_inline __u32 hdr_at(const struct mcpf_scan_buf *buf, __u32 i)
-{
-	barrier_var(i);
-	return buf->data[i & (MCPF_TCP_HDR_MAX - 1)];
-}
-
-/* "\r\n" at pos: 1; a CR not followed by LF: an error; the LF not here yet: 0. */
-static __always_inline int hdr_crlf(const struct mcpf_scan_buf *buf, struct hdr_ctx *c, __u32 pos)
-{
-	if (pos + 1 >= c->n)
-		return 0;
-	if (hdr_at(buf, pos + 1) != '\n') {
-		c->error = 1;
-		return -1;
-	}
-	return 1;
-}
-
-/*
- * One step of the request head: a run of up to 8 plain bytes (of the request line, a name or a
- * value) and the byte after it, or one line end. Strict: anything a server might read otherwise
- * is an error (a bare LF, a CR without LF, a control byte, a byte that is not a tchar in a name,
- * obs-fold, a space before the colon, an empty name). The bytes run out: the head is not whole.
- */
-static long hdr_step(__u64 i, void *arg)
-{
-	struct hdr_loop *hl = arg;
-	struct mcpf_scan_buf *buf = hl->buf;
-	struct tcp_work *w = hl->w;
-	struct hdr_ctx *c = &w->hc;
-	__u32 pos = c->pos, n = c->n, ch, k;
-	__u64 v, letters;
-	int r;
-
-	if (pos >= n || n > MCPF_TCP_HDR_MAX)
-		return 1;
-	switch (c->state) {
-	case HS_REQLINE:
-		if (pos == 0) {
-			ch = hdr_at(buf, 0);
-			if (!(ch >= 'A' && ch <= 'Z')) {
-				c->error = 1;
-				return 1;
-			}
-		}
-		goto value;
-	case HS_NAME_START:
-		if (hdr_at(buf, pos) == '\r') {
-			r = hdr_crlf(buf, c, pos);
-			if (r > 0)
-				c->end = pos + 2;
-			return 1;
-		}
-		c->nlen = 0;
-		c->vlen = 0;
-		c->cl_done = 0;
-		*(__u64 *)&w->hname[0] = 0;
-		*(__u64 *)&w->hname[8] = 0;
-		*(__u64 *)&w->hname[16] = 0;
-		*(__u64 *)&w->hname[24] = 0;
-		c->state = HS_NAME;
-		/* fall through */
-	case HS_NAME:
-		if (pos + 8 <= n) {
-			v = *(__u64 *)&buf->data[pos & (MCPF_TCP_HDR_MAX - 1)];
-			k = mcp_scan_plain_bytes(hb_name_special(v, &letters));
-			if (k) {
-				v |= letters >> 2;
-				if (k < 8)
-					v &= (1ULL << (k * 8)) - 1;
-				if (c->nlen < 24)
-					*(__u64 *)&w->hname[c->nlen & 31] = v;
-				c->nlen += k;
-				pos += k;
-				c->pos = pos;
-				if (k == 8 || pos >= n)
-					return 0;
-			}
-		}
-		ch = hdr_at(buf, pos);
-		if (ch == ':') {
-			__u32 bit;
-
-			if (!c->nlen) {
-				c->error = 1;
-				return 1;
-			}
-			c->hid = c->nlen <= 24 ? hdr_identify(w, c->nlen) : HDR_OTHER;
-			bit = 1u << c->hid;
-			if (c->hid != HDR_OTHER && (c->seen & bit)) {
-				c->error = 1; /* a repeated header that matters */
-				return 1;
-			}
-			c->seen |= bit;
-			c->state = HS_OWS;
-			c->pos = pos + 1;
-			return 0;
-		}
-		if (!is_tchar(ch)) {
-			c->error = 1; /* includes obs-fold and a space before the colon */
-			return 1;
-		}
-		if (c->nlen < 24)
-			w->hname[c->nlen & 31] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
-		c->nlen++;
-		c->pos = pos + 1;
-		return 0;
-	case HS_OWS:
-		for (k = 0; k < 8; k++) {
-			ch = hdr_at(buf, pos);
-			if (ch != ' ' && ch != '\t')
-				break;
-			pos++;
-			if (pos >= n) {
-				c->pos = pos;
-				return 0;
-			}
-		}
-		c->pos = pos;
-		if (ch == ' ' || ch == '\t')
-			return 0;
-		c->state = HS_VALUE;
-		/* fall through */
-	case HS_VALUE:
-	value:
-		if (pos + 8 <= n) {
-			v = *(__u64 *)&buf->data[pos & (MCPF_TCP_HDR_MAX - 1)];
-			k = mcp_scan_plain_bytes(hb_value_special(v));
-			if (k && (c->state == HS_REQLINE || hdr_value_copy8(w, c, v, k))) {
-				pos += k;
-				c->pos = pos;
-				if (k == 8 || pos >= n)
-					return 0;
-			}
-		}
-		ch = hdr_at(buf, pos);
-		if (ch == '\r') {
-			r = hdr_crlf(buf, c, pos);
-			if (r <= 0)
-				return 1;
-			if (c->state == HS_VALUE)
-				hdr_value_end(w, c);
-			c->state = HS_NAME_START;
-			c->pos = pos + 2;
-			return c->error ? 1 : 0;
-		}
-		if ((ch < 0x20 && (ch != '\t' || c->state != HS_VALUE)) || ch == 0x7f) {
-			c->error = 1;
-			return 1;
-		}
-		if (c->state == HS_VALUE)
-			hdr_value_byte(w, c, ch);
-		c->pos = pos + 1;
-		return c->error ? 1 : 0;
-	}
-	c->error = 1;
-	return 1;
-}
-
 /* ---- rewriting in place --------------------------------------------------------------- */
 
 /* Make the request at offset off invalid from its first byte: the server refuses it. */
@@ -1264,28 +879,28 @@ static __always_inline bool headers_agree(struct tcp_work *w)
 {
 	struct mcpf_call *c = &w->res.calls[0];
 
-	if (!w->h_method_len && !w->h_name_len)
+	if (!w->hd.h_method_len && !w->hd.h_name_len)
 		return true;
 	if ((w->res.flags & MCPF_SCAN_BATCH) || w->res.ncalls != 1)
 		return false;
-	if (w->h_method_len) {
-		if (!(c->flags & MCPF_CALL_HAS_METHOD) || c->method_len != w->h_method_len)
+	if (w->hd.h_method_len) {
+		if (!(c->flags & MCPF_CALL_HAS_METHOD) || c->method_len != w->hd.h_method_len)
 			return false;
 		for (int i = 0; i < MCPF_METHOD_MAX; i++)
-			if (c->method[i] != w->h_method[i])
+			if (c->method[i] != w->hd.h_method[i])
 				return false;
 	}
 	/*
 	 * Mcp-Name is the tool (or prompt) name, or a resource's URI, which is not read here:
 	 * without a name in the body it is compared only for tools/call, the one method decided.
 	 */
-	if (w->h_name_len && !(c->flags & MCPF_CALL_HAS_NAME) && !is_tools_call(c))
+	if (w->hd.h_name_len && !(c->flags & MCPF_CALL_HAS_NAME) && !is_tools_call(c))
 		return true;
-	if (w->h_name_len) {
-		if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len != w->h_name_len)
+	if (w->hd.h_name_len) {
+		if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len != w->hd.h_name_len)
 			return false;
 		for (int i = 0; i < MCPF_NAME_MAX; i++)
-			if (c->name[i] != w->h_name[i])
+			if (c->name[i] != w->hd.h_name[i])
 				return false;
 	}
 	return true;
@@ -1432,7 +1047,6 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	struct mcpf_scan_buf *buf = scan_buf_get();
 	struct tcp_work *w = work_get();
 	struct mcpf_conn *conn = conn_get(ck);
-	struct hdr_loop hl;
 	struct hdr_ctx *hc;
 	__u32 size = msg->size, n, total;
 	void *data;
@@ -1461,18 +1075,8 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 		goto poison;
 	if (bpf_probe_read_kernel(buf->data, l, data))
 		goto poison;
-	w->h_method_len = 0;
-	w->h_name_len = 0;
-	w->h_session_len = 0;
-	__builtin_memset(w->h_method, 0, sizeof(w->h_method));
-	__builtin_memset(w->h_name, 0, sizeof(w->h_name));
-	__builtin_memset(w->h_session, 0, sizeof(w->h_session));
-	hc = &w->hc;
-	__builtin_memset(hc, 0, sizeof(*hc));
-	hc->n = n;
-	hl.buf = buf;
-	hl.w = w;
-	bpf_loop(MCPF_TCP_HDR_MAX, hdr_step, &hl, 0);
+	hc = &w->hd.hc;
+	http_head_parse(buf, n, &w->hd);
 	if (hc->error)
 		goto poison;
 	if (!hc->end) {
@@ -1485,9 +1089,9 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	if (hc->seen & (1u << HDR_TRANSFER_ENCODING))
 		goto poison;
 	/* a pooled connection carries requests of several sessions: each request says its own */
-	__builtin_memcpy(conn->session, w->h_session, sizeof(conn->session));
-	conn->session_hash = w->h_session_len ?
-		fnv64(w->h_session, w->h_session_len, MCPF_TCP_SESSION_MAX) : 0;
+	__builtin_memcpy(conn->session, w->hd.h_session, sizeof(conn->session));
+	conn->session_hash = w->hd.h_session_len ?
+		fnv64(w->hd.h_session, w->hd.h_session_len, MCPF_TCP_SESSION_MAX) : 0;
 	total = hc->end + (__u32)hc->cl;
 	if (hc->cl > MCPF_SCAN_BUF_MAX) {
 		/* too large to read: its first body byte is made invalid, the rest passes */
