@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * head_ref: a plain, byte-at-a-time reading of an HTTP/1.1 request head with the same strict
+ * rules as bpf/http_head.bpf.h, to hold the BPF parser (which reads 8 bytes a step) against:
+ * tests/unit/test_http_head.c and tests/fuzz/fuzz_head.c compare the two on every input.
+ */
+#ifndef MCPFENCE_HEAD_REF_H
+#define MCPFENCE_HEAD_REF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include "http_head.bpf.h"
+
+struct head_ref {
+	bool error;
+	uint32_t end; /* past the blank line; 0: not whole */
+	uint64_t cl;
+	uint32_t seen;
+	char method[MCPF_METHOD_MAX];
+	char name[MCPF_NAME_MAX];
+	char session[MCPF_TCP_SESSION_MAX];
+	uint32_t method_len, name_len, session_len;
+};
+
+static inline bool head_ref_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static inline int head_ref_id(const char *name, size_t n)
+{
+	static const char *const names[] = { "", "content-length", "transfer-encoding",
+					     "content-encoding", "mcp-method", "mcp-name",
+					     "mcp-session-id" };
+
+	for (int i = 1; i < 7; i++)
+		if (strlen(names[i]) == n && !strncmp(names[i], name, n))
+			return i;
+	return HDR_OTHER;
+}
+
+/* A value's bytes are done: trailing whitespace is not part of it. */
+static inline void head_ref_value(struct head_ref *r, int id, const char *v, size_t n)
+{
+	size_t t = n, cut = 0;
+
+	while (t > 0 && cut < 4 && (v[t - 1] == ' ' || v[t - 1] == '\t')) {
+		t--;
+		cut++;
+	}
+	switch (id) {
+	case HDR_CONTENT_LENGTH: {
+		size_t i = 0;
+
+		if (!n) {
+			r->error = true;
+			return;
+		}
+		for (; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+			r->cl = r->cl * 10 + (v[i] - '0');
+			if (r->cl > 0x7fffffff) {
+				r->error = true;
+				return;
+			}
+		}
+		for (; i < n; i++)
+			if (v[i] != ' ' && v[i] != '\t') {
+				r->error = true;
+				return;
+			}
+		break;
+	}
+	case HDR_MCP_METHOD:
+		if (n >= MCPF_METHOD_MAX) {
+			r->error = true;
+			return;
+		}
+		memcpy(r->method, v, t);
+		r->method_len = t;
+		break;
+	case HDR_MCP_NAME:
+		if (n >= MCPF_NAME_MAX) {
+			r->error = true;
+			return;
+		}
+		memcpy(r->name, v, t);
+		r->name_len = t;
+		break;
+	case HDR_MCP_SESSION:
+		r->session_len = n < MCPF_TCP_SESSION_MAX - 1 ? n : MCPF_TCP_SESSION_MAX - 1;
+		memcpy(r->session, v, r->session_len);
+		break;
+	}
+}
+
+/* Read the head in data[0..n): line by line, byte by byte. */
+static inline void head_ref_parse(const unsigned char *d, size_t n, struct head_ref *r)
+{
+	size_t i = 0, ls;
+
+	memset(r, 0, sizeof(*r));
+	if (n > MCPF_TCP_HDR_MAX)
+		n = MCPF_TCP_HDR_MAX;
+	/* the request line */
+	if (n && !(d[0] >= 'A' && d[0] <= 'Z')) {
+		r->error = true;
+		return;
+	}
+	for (; i < n && d[i] != '\r'; i++)
+		if (d[i] < 0x20 || d[i] == 0x7f) {
+			r->error = true;
+			return;
+		}
+	for (;;) {
+		/* at a CR ending a line, or at the end */
+		if (i >= n || i + 1 >= n)
+			return;
+		if (d[i + 1] != '\n') {
+			r->error = true;
+			return;
+		}
+		i += 2;
+		if (i >= n)
+			return;
+		if (d[i] == '\r') {
+			if (i + 1 >= n)
+				return;
+			if (d[i + 1] != '\n') {
+				r->error = true;
+				return;
+			}
+			r->end = i + 2;
+			return;
+		}
+		/* a header line: name */
+		ls = i;
+		for (; i < n && d[i] != ':'; i++)
+			if (!head_ref_tchar(d[i])) {
+				r->error = true;
+				return;
+			}
+		if (i >= n)
+			return;
+		{
+			char lower[24];
+			size_t nl = i - ls, vs;
+			int id = HDR_OTHER;
+
+			if (!nl) {
+				r->error = true;
+				return;
+			}
+			if (nl <= 24) {
+				for (size_t k = 0; k < nl; k++)
+					lower[k] = d[ls + k] >= 'A' && d[ls + k] <= 'Z' ? d[ls + k] + 32 :
+											  d[ls + k];
+				id = head_ref_id(lower, nl);
+			}
+			if (id != HDR_OTHER && (r->seen & (1u << id))) {
+				r->error = true;
+				return;
+			}
+			r->seen |= 1u << id;
+			i++;
+			while (i < n && (d[i] == ' ' || d[i] == '\t'))
+				i++;
+			vs = i;
+			for (; i < n && d[i] != '\r'; i++)
+				if ((d[i] < 0x20 && d[i] != '\t') || d[i] == 0x7f) {
+					r->error = true;
+					return;
+				}
+			if (i + 1 >= n) {
+				/* cut short (at most its CR here): only what is already wrong counts */
+				if (id == HDR_MCP_METHOD && i - vs >= MCPF_METHOD_MAX)
+					r->error = true;
+				if (id == HDR_MCP_NAME && i - vs >= MCPF_NAME_MAX)
+					r->error = true;
+				if (id == HDR_CONTENT_LENGTH) {
+					struct head_ref t = *r;
+
+					head_ref_value(&t, id, (const char *)d + vs, i - vs);
+					if (i > vs)
+						r->error = t.error;
+				}
+				return;
+			}
+			head_ref_value(r, id, (const char *)d + vs, i - vs);
+			if (r->error)
+				return;
+		}
+	}
+}
+
+#endif
