@@ -10,7 +10,7 @@ run() { echo; echo "=== $1"; shift; "$@" || status=1; }
 run "unit tests" make --no-print-directory unit
 run "unit tests under ASan+UBSan" make --no-print-directory san
 run "unit tests under valgrind" make --no-print-directory valgrind
-run "scanner fuzzing against jansson (${FUZZ_SHORT:-45} s)" tests/fuzz/run.sh "${FUZZ_SHORT:-45}"
+run "fuzzing: scanner against jansson, head parser against its reference (${FUZZ_SHORT:-45} s)" tests/fuzz/run.sh "${FUZZ_SHORT:-45}"
 run "BPF tests (root)" make --no-print-directory bpf-test
 run "end-to-end tests (real MCP servers and SDK clients)" make --no-print-directory e2e
 echo
