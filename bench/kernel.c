@@ -2,7 +2,8 @@
 /*
  * bench/kernel: the cost of the TCP enforcement (bpf/tcp.bpf.c) on loopback.
  *  - ns per request inside BPF, from kernel.bpf_stats_enabled (run_time_ns of handle_sk_msg,
- *    whose stages are tail calls and so count in it), for 200 B, 2 KB and 20 KB requests;
+ *    whose stages are tail calls and so count in it), for 200 B, 2 KB and 20 KB requests, hot
+ *    (back to back) and cold (caches flushed before each, as a real server's work does);
  *  - the floor: round trips (request, then a small reply) to a C server doing nothing, p50/p99,
  *    not attached and attached, same run: the fixed cost of the enforcement;
  *  - the MCP round trip users see: tools/call of the "echo" tool of the real server-everything
@@ -12,8 +13,8 @@
  * Both ends read as an event loop does (poll, then a non-blocking recv), like Node's servers and
  * clients. The round trips alternate between a connection that is attached and one taken out
  * of the SOCKHASH, on one CPU, so that the noise of a shared machine falls on both alike.
- * Root only; prints why and exits 0 otherwise. Sockets of this process only: it runs in a cgroup
- * of its own.
+ * Root only; prints why and exits 0 otherwise. Sockets of this process and its child only: they
+ * run in a cgroup of their own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,8 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup/unified"
 #define ROUNDS 2000
+#define COLD_ROUNDS 200
+#define COLD_BYTES (16u << 20) /* more than L2 and the TLBs reach */
 
 static const char policy_json[] =
 	"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"get-env\":{\"action\":\"deny\"},"
@@ -213,15 +216,22 @@ static void round_trip(int fd, const char *req, size_t n, uint64_t *lat)
 	events_drain();
 }
 
-/* ROUNDS round trips of one request of about size bytes on a new connection. */
-static void round_trips(size_t size, uint64_t *lat)
+/*
+ * rounds round trips of one request of about size bytes on a new connection; with cold, that
+ * much memory is written before each, so that BPF finds its code and data out of the caches, as
+ * after a real server's own work between requests.
+ */
+static void round_trips(size_t size, uint64_t *lat, int rounds, char *cold)
 {
 	static char req[40000];
 	size_t n = make_request(req, sizeof(req), size);
 	int fd = client_connect();
 
-	for (int i = 0; i < ROUNDS; i++)
+	for (int i = 0; i < rounds; i++) {
+		for (size_t j = 0; cold && j < COLD_BYTES; j += 64)
+			cold[j]++;
 		round_trip(fd, req, n, &lat[i]);
+	}
 	close(fd);
 }
 
@@ -998,6 +1008,7 @@ int main(void)
 	struct sockaddr_in in = { .sin_family = AF_INET };
 	pthread_t th;
 	int lfd, cg_fd, one = 1, prog_fd, mcp_err, ret = 0;
+	char *cold;
 	bool mcp_skip;
 
 	if (geteuid() != 0) {
@@ -1063,20 +1074,29 @@ int main(void)
 	if (write_file("/proc/sys/kernel/bpf_stats_enabled", "1"))
 		printf("bench/kernel: kernel.bpf_stats_enabled cannot be set: no BPF times\n");
 
-	printf("bench/kernel: BPF time per request (client send + its reply's send), %d each\n",
-	       ROUNDS);
-	printf("  %-8s %10s %12s %10s\n", "request", "ns/request", "ns/KB", "runs/req");
+	printf("bench/kernel: BPF time per request (client send + its reply's send), %d each; "
+	       "cold: caches flushed before each (%u MB written), %d each\n",
+	       ROUNDS, COLD_BYTES >> 20, COLD_ROUNDS);
+	printf("  %-8s %10s %12s %10s %12s\n", "request", "ns/request", "ns/KB", "runs/req",
+	       "cold ns/req");
+	cold = malloc(COLD_BYTES);
+	if (!cold)
+		return 1;
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		uint64_t ns0, c0, ns1, c1;
+		uint64_t ns0, c0, ns1, c1, ns2, c2;
 		static char req[40000];
 		size_t n = make_request(req, sizeof(req), sizes[i]);
 
 		prog_stats(prog_fd, &ns0, &c0);
-		round_trips(sizes[i], lat[1]);
+		round_trips(sizes[i], lat[1], ROUNDS, NULL);
 		prog_stats(prog_fd, &ns1, &c1);
-		printf("  %-8zu %10.0f %12.0f %10.2f\n", n, (double)(ns1 - ns0) / ROUNDS,
-		       (double)(ns1 - ns0) / ROUNDS / (n / 1024.0), (double)(c1 - c0) / ROUNDS);
+		round_trips(sizes[i], lat[1], COLD_ROUNDS, cold);
+		prog_stats(prog_fd, &ns2, &c2);
+		printf("  %-8zu %10.0f %12.0f %10.2f %12.0f\n", n, (double)(ns1 - ns0) / ROUNDS,
+		       (double)(ns1 - ns0) / ROUNDS / (n / 1024.0), (double)(c1 - c0) / ROUNDS,
+		       (double)(ns2 - ns1) / COLD_ROUNDS);
 	}
+	free(cold);
 	/*
 	 * The floor, 2 KB: one connection attached, one taken out of tcp_socks, alternating, so
 	 * that the noise of a shared machine falls on both alike.
