@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * bench/kernel: the cost of the TCP enforcement (bpf/tcp.bpf.c) on loopback.
- *  - ns per request inside BPF, from kernel.bpf_stats_enabled (run_time_ns of handle_sk_msg,
+ *  - ns per request inside BPF, from BPF run-time stats (run_time_ns of handle_sk_msg,
  *    whose stages are tail calls and so count in it), for 200 B, 2 KB and 20 KB requests, hot
  *    (back to back) and cold (caches flushed before each, as a real server's work does);
  *  - the floor: round trips (request, then a small reply) to a C server doing nothing, p50/p99,
@@ -1007,7 +1007,7 @@ int main(void)
 	struct policy *pol;
 	struct sockaddr_in in = { .sin_family = AF_INET };
 	pthread_t th;
-	int lfd, cg_fd, one = 1, prog_fd, mcp_err, ret = 0;
+	int lfd, cg_fd, one = 1, prog_fd, mcp_err, stats_fd, ret = 0;
 	char *cold;
 	bool mcp_skip;
 
@@ -1071,8 +1071,13 @@ int main(void)
 	events = ring_buffer__new(bpf_map__fd(skel->maps.tcp_events), on_event, NULL, NULL);
 	if (!events)
 		return 1;
-	if (write_file("/proc/sys/kernel/bpf_stats_enabled", "1"))
-		printf("bench/kernel: kernel.bpf_stats_enabled cannot be set: no BPF times\n");
+	/*
+	 * Run-time stats held by an fd (BPF_ENABLE_STATS), not kernel.bpf_stats_enabled: another
+	 * process setting that sysctl back to 0 meanwhile would stop them.
+	 */
+	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (stats_fd < 0)
+		printf("bench/kernel: BPF_ENABLE_STATS: %s: no BPF times\n", strerror(errno));
 
 	printf("bench/kernel: BPF time per request (client send + its reply's send), %d each; "
 	       "cold: caches flushed before each (%u MB written), %d each\n",
@@ -1129,7 +1134,8 @@ int main(void)
 		ret = 1;
 	}
 	cleanup();
-	write_file("/proc/sys/kernel/bpf_stats_enabled", "0");
+	if (stats_fd >= 0)
+		close(stats_fd);
 	ring_buffer__free(events);
 	bpf_link__destroy(link);
 	close(cg_fd);
