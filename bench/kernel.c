@@ -1,20 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * bench/kernel: the cost of the TCP enforcement (bpf/tcp.bpf.c) on loopback.
- *  - ns per request inside BPF, from kernel.bpf_stats_enabled (run_time_ns of handle_sk_msg,
- *    whose stages are tail calls and so count in it), for 200 B, 2 KB and 20 KB requests;
- *  - round trips (request, then a small reply) p50/p99, not attached and attached, same run.
+ *  - ns per request inside BPF, from BPF run-time stats (run_time_ns of handle_sk_msg,
+ *    whose stages are tail calls and so count in it), for 200 B, 2 KB and 20 KB requests, hot
+ *    (back to back) and cold (caches flushed before each, as a real server's work does);
+ *  - the floor: round trips (request, then a small reply) to a C server doing nothing, p50/p99,
+ *    not attached and attached, same run: the fixed cost of the enforcement;
+ *  - the MCP round trip users see: tools/call of the "echo" tool of the real server-everything
+ *    (Node, Streamable HTTP, started as a child), p50/p99, not attached and attached, same run
+ *    and same session, every answer checked; skipped, saying why, without node or tests/e2e's
+ *    node_modules.
  * Both ends read as an event loop does (poll, then a non-blocking recv), like Node's servers and
  * clients. The round trips alternate between a connection that is attached and one taken out
  * of the SOCKHASH, on one CPU, so that the noise of a shared machine falls on both alike.
- * Root only; prints why and exits 0 otherwise. Sockets of this process only: it runs in a cgroup
- * of its own.
+ * Root only; prints why and exits 0 otherwise. Sockets of this process and its child only: they
+ * run in a cgroup of their own.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +33,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <jansson.h>
 #include "cmd.h"
 #include "kernel.h"
 #include "mcpfence.h"
@@ -36,6 +47,8 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup/unified"
 #define ROUNDS 2000
+#define COLD_ROUNDS 200
+#define COLD_BYTES (16u << 20) /* more than L2 and the TLBs reach */
 
 static const char policy_json[] =
 	"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"get-env\":{\"action\":\"deny\"},"
@@ -43,6 +56,26 @@ static const char policy_json[] =
 static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
 
 static uint16_t port;
+static struct ring_buffer *events; /* tcp_events, drained between round trips */
+static uint64_t nevents;
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	nevents++;
+	return 0;
+}
+
+/*
+ * Read what BPF wrote to tcp_events after each request, outside the timed part, as mcpfence
+ * attach keeps up with it: a full ring buffer would make every later request skip writing its
+ * event, and a reader that lags makes BPF skip the wakeup. A caught-up reader costs each event a
+ * wakeup (irq_work); measured here at ~8 us a request, most of the BPF time below.
+ */
+static void events_drain(void)
+{
+	if (events)
+		ring_buffer__consume(events);
+}
 
 static uint64_t now_ns(void)
 {
@@ -180,17 +213,25 @@ static void round_trip(int fd, const char *req, size_t n, uint64_t *lat)
 		exit(1);
 	}
 	*lat = now_ns() - t0;
+	events_drain();
 }
 
-/* ROUNDS round trips of one request of about size bytes on a new connection. */
-static void round_trips(size_t size, uint64_t *lat)
+/*
+ * rounds round trips of one request of about size bytes on a new connection; with cold, that
+ * much memory is written before each, so that BPF finds its code and data out of the caches, as
+ * after a real server's own work between requests.
+ */
+static void round_trips(size_t size, uint64_t *lat, int rounds, char *cold)
 {
 	static char req[40000];
 	size_t n = make_request(req, sizeof(req), size);
 	int fd = client_connect();
 
-	for (int i = 0; i < ROUNDS; i++)
+	for (int i = 0; i < rounds; i++) {
+		for (size_t j = 0; cold && j < COLD_BYTES; j += 64)
+			cold[j]++;
 		round_trip(fd, req, n, &lat[i]);
+	}
 	close(fd);
 }
 
@@ -237,18 +278,738 @@ static int write_file(const char *path, const char *s)
 	return err;
 }
 
+/*
+ * The real MCP round trip: tools/call of server-everything's "echo" tool over Streamable HTTP,
+ * from raw HTTP/1.1 keep-alive connections of one session, as the SDK's client sends them (each
+ * POST, headers and body, in one send).
+ */
+#define MCP_ROUNDS 2000
+#define MCP_WARMUP 300
+/* LATEST_PROTOCOL_VERSION of the pinned @modelcontextprotocol/sdk (tests/e2e/package.json) */
+#define MCP_PROTOCOL "2025-11-25"
+#define EVERYTHING "tests/e2e/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+#define HTTP_BUF 65536
+
+static pid_t mcp_pid; /* server-everything, 0 when it does not run */
+static uint16_t mcp_port;
+static char mcp_headers[256]; /* Mcp-Session-Id and Mcp-Protocol-Version lines, once initialized */
+
+struct http_conn {
+	int fd;
+	size_t off, len; /* unread bytes: buf[off, len) */
+	char buf[HTTP_BUF];
+};
+
+struct http_resp {
+	int status;
+	bool chunked;
+	char type[64];
+	char session[128];
+	size_t len;
+	char body[HTTP_BUF];
+};
+
+static void copy_str(char *dst, size_t size, const char *s)
+{
+	size_t n = strnlen(s, size - 1);
+
+	memcpy(dst, s, n);
+	dst[n] = 0;
+}
+
+/* PATH's node, or -ENOENT. */
+static int node_find(char *out, size_t size)
+{
+	const char *path = getenv("PATH");
+	char *dirs = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin"), *save, *d;
+	int err = -ENOENT;
+
+	for (d = dirs ? strtok_r(dirs, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(out, size, "%s/node", d);
+		if (!access(out, X_OK)) {
+			err = 0;
+			break;
+		}
+	}
+	free(dirs);
+	return err;
+}
+
+/* server-everything of tests/e2e, from the working directory or from BUILD/bench/kernel. */
+static int everything_find(char *out)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (realpath(EVERYTHING, out))
+		return 0;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	exe[n] = 0;
+	for (int i = 0; i < 3; i++) {
+		char *slash = strrchr(exe, '/');
+
+		if (!slash)
+			return -ENOENT;
+		*slash = 0;
+	}
+	if (strlen(exe) + sizeof(EVERYTHING) + 1 > sizeof(exe))
+		return -ENAMETOOLONG;
+	strcat(strcat(exe, "/"), EVERYTHING);
+	return realpath(exe, out) ? 0 : -ENOENT;
+}
+
+/* SIGTERM, then SIGKILL after 2 s; always reaped. */
+static void mcp_stop(void)
+{
+	pid_t r = 0;
+
+	if (mcp_pid <= 0)
+		return;
+	kill(mcp_pid, SIGTERM);
+	for (int i = 0; i < 100 && (r = waitpid(mcp_pid, NULL, WNOHANG)) == 0; i++)
+		usleep(20000);
+	if (r == 0) {
+		kill(mcp_pid, SIGKILL);
+		waitpid(mcp_pid, NULL, 0);
+	}
+	mcp_pid = 0;
+}
+
+/*
+ * `PORT=mcp_port node EVERYTHING streamableHttp`, a child in this process's cgroup (so that
+ * handle_sock_ops sees its connections) and on this process's CPU. Its stdout (a line per
+ * request) goes to /dev/null, its stderr to log_fd.
+ */
+static int mcp_start(const char *node, const char *script, int log_fd)
+{
+	extern char **environ;
+	char port_env[16], **envp;
+	char *argv[] = { (char *)node, (char *)script, "streamableHttp", NULL };
+	size_t n = 0, k = 0;
+	pid_t parent = getpid();
+	int null_fd;
+
+	while (environ[n])
+		n++;
+	envp = calloc(n + 2, sizeof(*envp));
+	null_fd = open("/dev/null", O_RDWR);
+	if (!envp || null_fd < 0) {
+		free(envp);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "PORT=", 5))
+			envp[k++] = environ[i];
+	snprintf(port_env, sizeof(port_env), "PORT=%u", mcp_port);
+	envp[k] = port_env;
+	mcp_pid = fork();
+	if (mcp_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		dup2(null_fd, 0);
+		dup2(null_fd, 1);
+		dup2(log_fd, 2);
+		execve(node, argv, envp);
+		_exit(127);
+	}
+	free(envp);
+	close(null_fd);
+	if (mcp_pid < 0) {
+		mcp_pid = 0;
+		return -errno;
+	}
+	return 0;
+}
+
+/* The last lines of the server's stderr, on one line. */
+static void log_tail(int fd, char *out, size_t size)
+{
+	off_t end = lseek(fd, 0, SEEK_END), from = end > (off_t)size - 1 ? end - (size - 1) : 0;
+	ssize_t n = pread(fd, out, size - 1, from);
+
+	out[n > 0 ? n : 0] = 0;
+	for (char *p = out; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = n > 0 && p[1] ? ' ' : 0;
+}
+
+/* Bounded wait until the server accepts on 127.0.0.1:mcp_port; why says why not. */
+static int mcp_wait(int log_fd, char *why, size_t size)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(mcp_port) };
+	char tail[300];
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < 300; i++) {
+		int st, fd, ok;
+
+		if (waitpid(mcp_pid, &st, WNOHANG) == mcp_pid) {
+			mcp_pid = 0;
+			log_tail(log_fd, tail, sizeof(tail));
+			snprintf(why, size, "server-everything exited (%s %d) before listening: %s",
+				 WIFEXITED(st) ? "status" : "signal",
+				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), tail);
+			return -ECHILD;
+		}
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		ok = fd >= 0 && !connect(fd, (void *)&in, sizeof(in));
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return 0;
+		usleep(50000);
+	}
+	log_tail(log_fd, tail, sizeof(tail));
+	snprintf(why, size, "server-everything does not accept on port %u after 15 s: %s",
+		 mcp_port, tail);
+	return -ETIMEDOUT;
+}
+
+/* Read more of the connection, after poll, as an event loop does. */
+static int conn_fill(struct http_conn *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	ssize_t r;
+
+	if (c->off == c->len) {
+		c->off = c->len = 0;
+	} else if (c->len == sizeof(c->buf)) {
+		memmove(c->buf, c->buf + c->off, c->len - c->off);
+		c->len -= c->off;
+		c->off = 0;
+	}
+	if (c->len == sizeof(c->buf))
+		return -EMSGSIZE;
+	r = poll(&pfd, 1, 5000);
+	if (r <= 0)
+		return r ? -errno : -ETIMEDOUT;
+	r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	if (r == 0)
+		return -ECONNRESET;
+	if (r < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	c->len += r;
+	return 0;
+}
+
+/* One CRLF-terminated line, without its CRLF. */
+static int conn_line(struct http_conn *c, char *out, size_t size)
+{
+	for (;;) {
+		char *s = c->buf + c->off, *e = memmem(s, c->len - c->off, "\r\n", 2);
+		int err;
+
+		if (e) {
+			if ((size_t)(e - s) >= size)
+				return -EMSGSIZE;
+			memcpy(out, s, e - s);
+			out[e - s] = 0;
+			c->off += e - s + 2;
+			return 0;
+		}
+		err = conn_fill(c);
+		if (err)
+			return err;
+	}
+}
+
+static int conn_read(struct http_conn *c, char *out, size_t n)
+{
+	while (n) {
+		size_t k = c->len - c->off < n ? c->len - c->off : n;
+		int err;
+
+		if (!k) {
+			err = conn_fill(c);
+			if (err)
+				return err;
+			continue;
+		}
+		memcpy(out, c->buf + c->off, k);
+		out += k;
+		c->off += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* A chunked body, up to the last chunk and the trailer's empty line. */
+static int http_chunks(struct http_conn *c, struct http_resp *r)
+{
+	char line[512], *end;
+	int err;
+
+	for (;;) {
+		unsigned long n;
+
+		err = conn_line(c, line, sizeof(line));
+		if (err)
+			return err;
+		n = strtoul(line, &end, 16);
+		if (end == line || (*end && *end != ';'))
+			return -EPROTO;
+		if (!n)
+			break;
+		if (n >= sizeof(r->body) - r->len)
+			return -EMSGSIZE;
+		err = conn_read(c, r->body + r->len, n);
+		if (!err)
+			err = conn_line(c, line, sizeof(line));
+		if (err)
+			return err;
+		if (line[0])
+			return -EPROTO;
+		r->len += n;
+	}
+	do
+		err = conn_line(c, line, sizeof(line));
+	while (!err && line[0]);
+	return err;
+}
+
+/* One HTTP/1.1 response: status line, headers, then a Content-Length or a chunked body. */
+static int http_read(struct http_conn *c, struct http_resp *r)
+{
+	char line[1024];
+	long clen = -1;
+	int err;
+
+	r->status = 0;
+	r->chunked = false;
+	r->type[0] = r->session[0] = 0;
+	r->len = 0;
+	err = conn_line(c, line, sizeof(line));
+	if (err)
+		return err;
+	if (sscanf(line, "HTTP/1.1 %d", &r->status) != 1)
+		return -EPROTO;
+	for (;;) {
+		char *v;
+
+		err = conn_line(c, line, sizeof(line));
+		if (err)
+			return err;
+		if (!line[0])
+			break;
+		v = strchr(line, ':');
+		if (!v)
+			return -EPROTO;
+		*v++ = 0;
+		v += strspn(v, " \t");
+		if (!strcasecmp(line, "content-length"))
+			clen = strtol(v, NULL, 10);
+		else if (!strcasecmp(line, "transfer-encoding"))
+			r->chunked = strcasestr(v, "chunked");
+		else if (!strcasecmp(line, "content-type"))
+			copy_str(r->type, sizeof(r->type), v);
+		else if (!strcasecmp(line, "mcp-session-id"))
+			copy_str(r->session, sizeof(r->session), v);
+	}
+	if (r->chunked)
+		err = http_chunks(c, r);
+	else if (clen >= (long)sizeof(r->body))
+		err = -EMSGSIZE;
+	else if (clen >= 0)
+		err = conn_read(c, r->body, r->len = clen);
+	else if (r->status != 204 && r->status != 304)
+		err = -EPROTO; /* delimited by the close: not keep-alive */
+	r->body[r->len] = 0;
+	return err;
+}
+
+static json_t *message_if_id(const char *text, json_int_t id)
+{
+	json_t *m = json_loads(text, 0, NULL), *mid = json_object_get(m, "id");
+
+	if (json_is_integer(mid) && json_integer_value(mid) == id)
+		return m;
+	json_decref(m);
+	return NULL;
+}
+
+/* The JSON-RPC message with this id in an answer: plain JSON or SSE events. NULL if none. */
+static json_t *http_message(const struct http_resp *r, json_int_t id)
+{
+	static char data[HTTP_BUF];
+	const char *p = r->body, *end = r->body + r->len;
+	size_t dl = 0;
+	json_t *m = NULL;
+
+	if (strncasecmp(r->type, "text/event-stream", 17))
+		return message_if_id(r->body, id);
+	while (p <= end && !m) {
+		const char *nl = memchr(p, '\n', end - p);
+		size_t n = (nl ? nl : end) - p;
+
+		if (n && p[n - 1] == '\r')
+			n--;
+		if (!n) { /* an event ends */
+			data[dl] = 0;
+			if (dl)
+				m = message_if_id(data, id);
+			dl = 0;
+		} else if (n >= 5 && !strncmp(p, "data:", 5)) {
+			size_t skip = n > 5 && p[5] == ' ' ? 6 : 5;
+
+			if (dl + n - skip + 1 >= sizeof(data))
+				return NULL;
+			if (dl)
+				data[dl++] = '\n';
+			memcpy(data + dl, p + skip, n - skip);
+			dl += n - skip;
+		}
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return m;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= w;
+	}
+	return 0;
+}
+
+/* A POST /mcp of body, in one send, as the SDK's client sends it. Returns its length. */
+static size_t mcp_request(char *out, size_t size, const char *body)
+{
+	return snprintf(out, size,
+			"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+			"Content-Type: application/json\r\n"
+			"Accept: application/json, text/event-stream\r\n"
+			"%sContent-Length: %zu\r\n\r\n%s",
+			mcp_port, mcp_headers, strlen(body), body);
+}
+
+/* Send a request, read its whole answer; *lat: from the send to the answer's last byte. */
+static int mcp_exchange(struct http_conn *c, const char *req, size_t n, struct http_resp *r,
+			uint64_t *lat)
+{
+	uint64_t t0 = now_ns();
+	int err = send_all(c->fd, req, n);
+
+	if (!err)
+		err = http_read(c, r);
+	if (lat)
+		*lat = now_ns() - t0;
+	if (err)
+		fprintf(stderr, "bench/kernel: POST /mcp on 127.0.0.1:%u: %s\n", mcp_port,
+			strerror(-err));
+	return err;
+}
+
+static int mcp_call(struct http_conn *c, const char *body, struct http_resp *r)
+{
+	static char req[HTTP_BUF];
+
+	return mcp_exchange(c, req, mcp_request(req, sizeof(req), body), r, NULL);
+}
+
+/* initialize, then notifications/initialized: the session both connections share. */
+static int mcp_session(struct http_conn *c, struct http_resp *r)
+{
+	static const char init[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+		"\"protocolVersion\":\"" MCP_PROTOCOL "\",\"capabilities\":{},"
+		"\"clientInfo\":{\"name\":\"mcpfence-bench\",\"version\":\"1\"}}}";
+	json_t *m;
+	const char *version;
+	int err = mcp_call(c, init, r);
+
+	if (err)
+		return err;
+	m = http_message(r, 0);
+	version = json_string_value(
+		json_object_get(json_object_get(m, "result"), "protocolVersion"));
+	if (r->status != 200 || !r->session[0] || !version) {
+		fprintf(stderr, "bench/kernel: initialize: HTTP %d, session \"%s\": %.300s\n",
+			r->status, r->session, r->body);
+		json_decref(m);
+		return -EPROTO;
+	}
+	snprintf(mcp_headers, sizeof(mcp_headers),
+		 "Mcp-Session-Id: %s\r\nMcp-Protocol-Version: %s\r\n", r->session, version);
+	json_decref(m);
+	err = mcp_call(c, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", r);
+	if (!err && r->status != 202) {
+		fprintf(stderr, "bench/kernel: notifications/initialized: HTTP %d: %.300s\n",
+			r->status, r->body);
+		err = -EPROTO;
+	}
+	return err;
+}
+
+/* The answer is the echo result of this call: "Echo: " and the message. */
+static int echo_check(const struct http_resp *r, long id, const char *msg)
+{
+	json_t *m = http_message(r, id);
+	json_t *content = json_object_get(json_object_get(m, "result"), "content");
+	const char *text = json_string_value(json_object_get(json_array_get(content, 0), "text"));
+	int err = 0;
+
+	if (r->status != 200 || !text || strncmp(text, "Echo: ", 6) || strcmp(text + 6, msg)) {
+		fprintf(stderr,
+			"bench/kernel: echo id %ld: not its echo result: HTTP %d %.300s\n",
+			id, r->status, r->body);
+		err = -EPROTO;
+	}
+	json_decref(m);
+	return err;
+}
+
+/*
+ * Enforcement is on where it should be: get-env (denied by the policy) is denied on the
+ * attached connection and answered on the one taken out of tcp_socks.
+ */
+static int mcp_enforced(struct http_conn *c[2], struct http_resp *r, char *denial, size_t size)
+{
+#define GET_ENV(id)                                                                           \
+	"{\"jsonrpc\":\"2.0\",\"id\":" #id ",\"method\":\"tools/call\","                        \
+	"\"params\":{\"name\":\"get-env\",\"arguments\":{}}}"
+	json_t *m, *error;
+	const char *msg;
+	int err = mcp_call(c[1], GET_ENV(1), r);
+
+	if (err)
+		return err;
+	m = http_message(r, 1);
+	error = json_object_get(m, "error");
+	msg = json_string_value(json_object_get(error, "message"));
+	if (!msg || !strcasestr(msg, "denied by policy")) {
+		fprintf(stderr, "bench/kernel: get-env attached: not denied: %.300s\n", r->body);
+		json_decref(m);
+		return -EPROTO;
+	}
+	snprintf(denial, size, "error %lld \"%s\"",
+		 (long long)json_integer_value(json_object_get(error, "code")), msg);
+	json_decref(m);
+	err = mcp_call(c[0], GET_ENV(2), r);
+	if (err)
+		return err;
+	m = http_message(r, 2);
+	if (!json_object_get(m, "result")) {
+		fprintf(stderr, "bench/kernel: get-env not attached: no result: %.300s\n", r->body);
+		err = -EPROTO;
+	}
+	json_decref(m);
+	return err;
+}
+
+static struct http_conn *conn_open(void)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(mcp_port) };
+	struct http_conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (!c)
+		return NULL;
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (c->fd < 0 || connect(c->fd, (void *)&in, sizeof(in))) {
+		fprintf(stderr, "bench/kernel: connect 127.0.0.1:%u: %s\n", mcp_port,
+			strerror(errno));
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c);
+		return NULL;
+	}
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return c;
+}
+
+static void conn_close(struct http_conn *c)
+{
+	if (!c)
+		return;
+	close(c->fd);
+	free(c);
+}
+
+struct mcp_run {
+	size_t req_len, resp_len;
+	uint64_t bpf_ns, bpf_cnt, events;
+	uint64_t lat[2][MCP_ROUNDS]; /* [0] not attached, [1] attached */
+};
+
+/*
+ * MCP_WARMUP, then MCP_ROUNDS echo calls of a msg_len message on each connection, alternating
+ * (and which goes first, too), every answer checked. BPF runs only for c[1]'s calls.
+ */
+static int mcp_rounds(struct http_conn *c[2], size_t msg_len, int prog_fd, struct mcp_run *out)
+{
+	static const char fmt[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/call\","
+		"\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"%s\"}}}";
+	static char msg[HTTP_BUF / 2], body[HTTP_BUF / 2 + 256], req[HTTP_BUF];
+	static struct http_resp r;
+	static long id = 100;
+	uint64_t ns0 = 0, c0 = 0, ev0 = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < msg_len && i < sizeof(msg) - 1; i++)
+		msg[i] = 'a' + i % 26;
+	msg[msg_len < sizeof(msg) ? msg_len : sizeof(msg) - 1] = 0;
+	for (int i = -MCP_WARMUP; i < MCP_ROUNDS && !err; i++) {
+		if (i == 0) {
+			events_drain();
+			ev0 = nevents;
+			prog_stats(prog_fd, &ns0, &c0);
+		}
+		for (int k = 0; k < 2 && !err; k++) {
+			int side = (i & 1) ^ k;
+			uint64_t lat;
+			size_t n;
+
+			snprintf(body, sizeof(body), fmt, ++id, msg);
+			n = mcp_request(req, sizeof(req), body);
+			err = mcp_exchange(c[side], req, n, &r, &lat);
+			if (!err)
+				err = echo_check(&r, id, msg);
+			if (i >= 0)
+				out->lat[side][i] = lat;
+			out->req_len = n;
+			out->resp_len = r.len;
+			events_drain();
+		}
+	}
+	if (!err) {
+		prog_stats(prog_fd, &out->bpf_ns, &out->bpf_cnt);
+		out->bpf_ns -= ns0;
+		out->bpf_cnt -= c0;
+		events_drain();
+		out->events = nevents - ev0;
+	}
+	return err;
+}
+
+static char cg[PATH_MAX]; /* this process's cgroup, once made */
+
+/* At exit, on every path: server-everything stopped, then this process out of its cgroup. */
+static void cleanup(void)
+{
+	char pid[32];
+
+	mcp_stop();
+	if (!cg[0])
+		return;
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	write_file(CGROUP_ROOT "/cgroup.procs", pid);
+	rmdir(cg);
+	cg[0] = 0;
+}
+
+/* p50/p99 of both, sorted in place, and the p50 ratio. */
+static void print_rtt(uint64_t *na, uint64_t *at, int n)
+{
+	qsort(na, n, sizeof(uint64_t), cmp_u64);
+	qsort(at, n, sizeof(uint64_t), cmp_u64);
+	printf("  %-14s %10s %10s\n", "", "p50 us", "p99 us");
+	printf("  %-14s %10.1f %10.1f\n", "not attached", na[n / 2] / 1e3, na[n * 99 / 100] / 1e3);
+	printf("  %-14s %10.1f %10.1f\n", "attached", at[n / 2] / 1e3, at[n * 99 / 100] / 1e3);
+	printf("  p50 ratio attached/not attached: %.3f (+%.1f us a round trip)\n",
+	       (double)at[n / 2] / na[n / 2], ((double)at[n / 2] - (double)na[n / 2]) / 1e3);
+}
+
+/*
+ * Start server-everything on mcp_port and wait until it accepts. 0, or -errno with why filled
+ * in (a missing node or package: *skip set, the part is skipped).
+ */
+static int mcp_setup(char *why, size_t size, bool *skip)
+{
+	char node[PATH_MAX], script[PATH_MAX], log_path[] = "/tmp/mcpfence-bench-XXXXXX";
+	int log_fd, err;
+
+	*skip = true;
+	if (node_find(node, sizeof(node))) {
+		snprintf(why, size, "no node in PATH");
+		return -ENOENT;
+	}
+	if (everything_find(script)) {
+		snprintf(why, size, "no %s (run npm ci in tests/e2e)", EVERYTHING);
+		return -ENOENT;
+	}
+	*skip = false;
+	log_fd = mkstemp(log_path);
+	if (log_fd < 0) {
+		snprintf(why, size, "%s: %s", log_path, strerror(errno));
+		return -errno;
+	}
+	unlink(log_path);
+	err = mcp_start(node, script, log_fd);
+	if (err)
+		snprintf(why, size, "%.300s: %s", node, strerror(-err));
+	else
+		err = mcp_wait(log_fd, why, size);
+	close(log_fd);
+	return err;
+}
+
+/* The MCP part: one session, a connection attached and one taken out of tcp_socks. */
+static int mcp_bench(struct tcp_bpf *skel, int prog_fd)
+{
+	static const size_t msg_lens[] = { 32, 1800 };
+	static struct mcp_run run;
+	static struct http_resp r;
+	struct http_conn *c[2] = { conn_open(), conn_open() };
+	char denial[256];
+	int err = -ECONNREFUSED;
+
+	if (!c[0] || !c[1])
+		goto out_close;
+	usleep(10000);
+	unwatch(bpf_map__fd(skel->maps.tcp_socks), c[0]->fd);
+	err = mcp_session(c[1], &r);
+	if (!err)
+		err = mcp_enforced(c, &r, denial, sizeof(denial));
+	if (err)
+		goto out_close;
+	printf("bench/kernel: MCP tools/call \"echo\" round trip to the real server-everything "
+	       "(Node, Streamable HTTP), one session, %d each after %d warm-up\n",
+	       MCP_ROUNDS, MCP_WARMUP);
+	printf("  enforcement on: get-env denied on the attached connection (%s), answered on "
+	       "the other\n",
+	       denial);
+	for (size_t i = 0; i < sizeof(msg_lens) / sizeof(msg_lens[0]); i++) {
+		err = mcp_rounds(c, msg_lens[i], prog_fd, &run);
+		if (err)
+			goto out_close;
+		printf("  request %zu B, answer %zu B (SSE body); BPF %.0f ns a call (%.2f runs), "
+		       "%.2f events a call\n",
+		       run.req_len, run.resp_len, (double)run.bpf_ns / MCP_ROUNDS,
+		       (double)run.bpf_cnt / MCP_ROUNDS, (double)run.events / MCP_ROUNDS);
+		print_rtt(run.lat[0], run.lat[1], MCP_ROUNDS);
+	}
+out_close:
+	conn_close(c[0]);
+	conn_close(c[1]);
+	return err;
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 200, 2048, 20480 };
 	static uint64_t lat[2][ROUNDS];
-	char cg[PATH_MAX], pid[32], err[POLICY_ERR_LEN];
+	char pid[32], err[POLICY_ERR_LEN], why[512];
 	struct kernel_compiled kc;
 	struct bpf_link *link = NULL;
 	struct tcp_bpf *skel;
 	struct policy *pol;
 	struct sockaddr_in in = { .sin_family = AF_INET };
 	pthread_t th;
-	int lfd, cg_fd, one = 1, prog_fd;
+	int lfd, cg_fd, one = 1, prog_fd, mcp_err, stats_fd, ret = 0;
+	char *cold;
+	bool mcp_skip;
 
 	if (geteuid() != 0) {
 		printf("bench/kernel: skipped: needs root (BPF programs on a cgroup)\n");
@@ -256,8 +1017,8 @@ int main(void)
 	}
 	features__mount();
 	/*
-	 * One CPU for the client and the server threads: a wakeup across CPUs of this VM costs
-	 * ~70 us now and then, which would swamp what is measured.
+	 * One CPU for the client and the server threads, and for server-everything: a wakeup
+	 * across CPUs of this VM costs ~70 us now and then, which would swamp what is measured.
 	 */
 	{
 		cpu_set_t set;
@@ -267,14 +1028,20 @@ int main(void)
 		sched_setaffinity(0, sizeof(set), &set);
 	}
 	port = 20000 + (getpid() % 5000) * 2;
+	mcp_port = port + 1;
 	snprintf(cg, sizeof(cg), "%s/mcpfence-bench-%d", CGROUP_ROOT, getpid());
 	snprintf(pid, sizeof(pid), "%d", getpid());
-	if (mkdir(cg, 0755) || write_file(strcat(strcpy((char[PATH_MAX + 16]){ 0 }, cg),
-						 "/cgroup.procs"),
-					  pid)) {
+	if (mkdir(cg, 0755)) {
 		printf("bench/kernel: skipped: no cgroup v2 at %s\n", CGROUP_ROOT);
 		return 0;
 	}
+	atexit(cleanup);
+	if (write_file(strcat(strcpy((char[PATH_MAX + 16]){ 0 }, cg), "/cgroup.procs"), pid)) {
+		printf("bench/kernel: skipped: no cgroup v2 at %s\n", CGROUP_ROOT);
+		return 0;
+	}
+	/* server-everything first, in this cgroup, and idle before anything is measured */
+	mcp_err = mcp_setup(why, sizeof(why), &mcp_skip);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	in.sin_port = htons(port);
@@ -285,7 +1052,6 @@ int main(void)
 	}
 	pthread_create(&th, NULL, server_main, &lfd);
 
-
 	skel = kernel__load();
 	if (!skel) {
 		printf("bench/kernel: skipped: bpf/tcp.bpf.c does not load here\n");
@@ -293,7 +1059,7 @@ int main(void)
 	}
 	pol = policy__parse(policy_json, strlen(policy_json), "bench", err);
 	if (!pol || kernel__compile(skel, pol, 0, &kc) || kernel__activate(skel, 0) ||
-	    kernel__watch_port(skel, port))
+	    kernel__watch_port(skel, port) || kernel__watch_port(skel, mcp_port))
 		return 1;
 	prog_fd = bpf_program__fd(skel->progs.handle_sk_msg);
 	if (bpf_prog_attach(prog_fd, bpf_map__fd(skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0))
@@ -302,25 +1068,42 @@ int main(void)
 	link = bpf_program__attach_cgroup(skel->progs.handle_sock_ops, cg_fd);
 	if (!link)
 		return 1;
-	if (write_file("/proc/sys/kernel/bpf_stats_enabled", "1"))
-		printf("bench/kernel: kernel.bpf_stats_enabled cannot be set: no BPF times\n");
+	events = ring_buffer__new(bpf_map__fd(skel->maps.tcp_events), on_event, NULL, NULL);
+	if (!events)
+		return 1;
+	/*
+	 * Run-time stats held by an fd (BPF_ENABLE_STATS), not kernel.bpf_stats_enabled: another
+	 * process setting that sysctl back to 0 meanwhile would stop them.
+	 */
+	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (stats_fd < 0)
+		printf("bench/kernel: BPF_ENABLE_STATS: %s: no BPF times\n", strerror(errno));
 
-	printf("bench/kernel: BPF time per request (client send + its reply's send), %d each\n",
-	       ROUNDS);
-	printf("  %-8s %10s %12s %10s\n", "request", "ns/request", "ns/KB", "runs/req");
+	printf("bench/kernel: BPF time per request (client send + its reply's send), %d each; "
+	       "cold: caches flushed before each (%u MB written), %d each\n",
+	       ROUNDS, COLD_BYTES >> 20, COLD_ROUNDS);
+	printf("  %-8s %10s %12s %10s %12s\n", "request", "ns/request", "ns/KB", "runs/req",
+	       "cold ns/req");
+	cold = malloc(COLD_BYTES);
+	if (!cold)
+		return 1;
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		uint64_t ns0, c0, ns1, c1;
+		uint64_t ns0, c0, ns1, c1, ns2, c2;
 		static char req[40000];
 		size_t n = make_request(req, sizeof(req), sizes[i]);
 
 		prog_stats(prog_fd, &ns0, &c0);
-		round_trips(sizes[i], lat[1]);
+		round_trips(sizes[i], lat[1], ROUNDS, NULL);
 		prog_stats(prog_fd, &ns1, &c1);
-		printf("  %-8zu %10.0f %12.0f %10.2f\n", n, (double)(ns1 - ns0) / ROUNDS,
-		       (double)(ns1 - ns0) / ROUNDS / (n / 1024.0), (double)(c1 - c0) / ROUNDS);
+		round_trips(sizes[i], lat[1], COLD_ROUNDS, cold);
+		prog_stats(prog_fd, &ns2, &c2);
+		printf("  %-8zu %10.0f %12.0f %10.2f %12.0f\n", n, (double)(ns1 - ns0) / ROUNDS,
+		       (double)(ns1 - ns0) / ROUNDS / (n / 1024.0), (double)(c1 - c0) / ROUNDS,
+		       (double)(ns2 - ns1) / COLD_ROUNDS);
 	}
+	free(cold);
 	/*
-	 * Round trips, 2 KB: one connection attached, one taken out of tcp_socks, alternating, so
+	 * The floor, 2 KB: one connection attached, one taken out of tcp_socks, alternating, so
 	 * that the noise of a shared machine falls on both alike.
 	 */
 	{
@@ -336,24 +1119,27 @@ int main(void)
 		}
 		close(fa);
 		close(fb);
-		qsort(lat[0], ROUNDS, sizeof(uint64_t), cmp_u64);
-		qsort(lat[1], ROUNDS, sizeof(uint64_t), cmp_u64);
 	}
-	printf("bench/kernel: round trip of a 2 KB request, %d each\n", ROUNDS);
-	printf("  %-14s %10s %10s\n", "", "p50 us", "p99 us");
-	printf("  %-14s %10.1f %10.1f\n", "not attached", lat[0][ROUNDS / 2] / 1e3,
-	       lat[0][ROUNDS * 99 / 100] / 1e3);
-	printf("  %-14s %10.1f %10.1f\n", "attached", lat[1][ROUNDS / 2] / 1e3,
-	       lat[1][ROUNDS * 99 / 100] / 1e3);
-	printf("  p50 ratio attached/not attached: %.3f (+%.1f us a round trip)\n",
-	       (double)lat[1][ROUNDS / 2] / lat[0][ROUNDS / 2],
-	       ((double)lat[1][ROUNDS / 2] - (double)lat[0][ROUNDS / 2]) / 1e3);
-	write_file("/proc/sys/kernel/bpf_stats_enabled", "0");
+	printf("bench/kernel: floor: round trip of a 2 KB request to a C server doing nothing, "
+	       "%d each\n",
+	       ROUNDS);
+	print_rtt(lat[0], lat[1], ROUNDS);
+	if (mcp_skip) {
+		printf("bench/kernel: MCP round trip skipped: %s\n", why);
+	} else if (mcp_err) {
+		printf("bench/kernel: MCP round trip failed: %s\n", why);
+		ret = 1;
+	} else if (mcp_bench(skel, prog_fd)) {
+		printf("bench/kernel: MCP round trip failed (above)\n");
+		ret = 1;
+	}
+	cleanup();
+	if (stats_fd >= 0)
+		close(stats_fd);
+	ring_buffer__free(events);
 	bpf_link__destroy(link);
 	close(cg_fd);
 	tcp_bpf__destroy(skel);
 	policy__free(pol);
-	write_file(CGROUP_ROOT "/cgroup.procs", pid);
-	rmdir(cg);
-	return 0;
+	return ret;
 }
