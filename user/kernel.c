@@ -545,7 +545,9 @@ int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint6
  *   in that instant is lost or lands on the new one; either way left differs from the table and
  *   the next sync rewrites it.
  * - the gateways' uses reach BPF one sync later (at most SYNC_MS plus a poll), the kernel's uses
- *   reach the gateways when their events are read (under a millisecond when idle).
+ *   reach the gateways when their events are read (under a millisecond when idle). Near the
+ *   max, the kernel plane may so let through up to the gateways' calls of the last SYNC_MS
+ *   more than the max; a gateway, the kernel's calls whose events are not read yet.
  */
 int kernel__sync_global(struct tcp_bpf *skel, const struct kernel_compiled *kc, struct limits *l)
 {
