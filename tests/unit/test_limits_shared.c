@@ -151,6 +151,26 @@ static void test_charge_is_shared(void **state)
 	policy__free(p);
 }
 
+/* $MCPFENCE_RUNTIME_DIR (the gateways' and attach's runtime dir) holds the table when set. */
+static void test_runtime_dir(void **state)
+{
+	char dir[64], want[96], buf[300];
+	struct stat st;
+
+	strcpy(dir, "/tmp/mcpfence-rt-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	strcat(dir, "/run");
+	setenv("MCPFENCE_RUNTIME_DIR", dir, 1);
+	snprintf(want, sizeof(want), "%s/global-budgets", dir);
+	assert_string_equal(limits__default_global_path(buf, sizeof(buf)), want);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode) && (st.st_mode & 077) == 0);
+	unsetenv("MCPFENCE_RUNTIME_DIR");
+	rmdir(dir);
+	*strrchr(dir, '/') = 0;
+	rmdir(dir);
+}
+
 static void test_untrusted_table_refused(void **state)
 {
 	struct limits *l = limits__new(NULL, NULL);
@@ -182,6 +202,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_processes_share_one_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_charge_is_shared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_table_refused, setup, teardown),
+		cmocka_unit_test(test_runtime_dir),
 	};
 
 	return cmocka_run_group_tests_name("limits_shared", tests, NULL, NULL);
