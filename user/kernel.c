@@ -1404,7 +1404,8 @@ int cmd_attach(int argc, char **argv)
 		now = realtime_s();
 		if (now != last) {
 			kernel__refill(ac.skel, &ac.kc[ac.gen], now, last);
-			sync_global(&ac, &ac.kc[ac.gen]); /* the new window less the gateways' uses */
+			/* the new window, less what the gateways took of it already */
+			sync_global(&ac, &ac.kc[ac.gen]);
 			last = now;
 			if (access(PIN_LINK, F_OK)) {
 				log_info("%s is gone (mcpfence detach): stopping", PIN_LINK);
