@@ -26,6 +26,7 @@
 #include "cmd.h"
 #include "decide.h"
 #include "kernel.h"
+#include "limits.h"
 #include "log.h"
 #include "policy.h"
 #include "mcpfence.h"
@@ -529,6 +530,49 @@ int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint6
 	return 0;
 }
 
+/*
+ * Budgets of scope "global" are the host's (README): BPF keeps the kernel plane's copy in
+ * tcp_budgets, the host-wide table (user/limits.c) the truth. The attach loop charges the table
+ * for every call BPF let through (charge_event), then calls this after draining the ring buffer:
+ * each global entry gets left = max - used in the table (0 at least), so BPF sees the gateways'
+ * uses. Written only when it differs, so a quiet host costs lookups alone.
+ *
+ * Races, each healed by the next sync (every SYNC_MS):
+ * - a call BPF lets through after the drain and before the write has its decrement overwritten;
+ *   its event charges the table and the next sync takes it off. Over-admission is bounded by the
+ *   kernel calls in that gap (microseconds: the drain, one flock, one lookup and update).
+ * - an update replaces the map element: a decrement or give-back BPF makes on the old element
+ *   in that instant is lost or lands on the new one; either way left differs from the table and
+ *   the next sync rewrites it.
+ * - the gateways' uses reach BPF one sync later (at most SYNC_MS plus a poll), the kernel's uses
+ *   reach the gateways when their events are read (under a millisecond when idle). Near the
+ *   max, the kernel plane may so let through up to the gateways' calls of the last SYNC_MS
+ *   more than the max; a gateway, the kernel's calls whose events are not read yet.
+ */
+int kernel__sync_global(struct tcp_bpf *skel, const struct kernel_compiled *kc, struct limits *l)
+{
+	int fd = bpf_map__fd(skel->maps.tcp_budgets), err = 0;
+
+	for (unsigned i = 0; i < kc->nslots; i++) {
+		const struct limit *lim = kc->slots[i].lim;
+		struct mcpf_budget_key k = { .ident = kc->slots[i].ident };
+		struct mcpf_budget b;
+		int64_t want;
+
+		if (lim->scope != SCOPE_GLOBAL)
+			continue;
+		want = (int64_t)limits__left(l, lim, NULL);
+		if (!bpf_map_lookup_elem(fd, &k, &b) && b.left == want)
+			continue;
+		b.left = want;
+		if (bpf_map_update_elem(fd, &k, &b, BPF_ANY)) {
+			err = -errno;
+			log_warn("tcp_budgets: sync %s: %s", lim->ptr, strerror(errno));
+		}
+	}
+	return err;
+}
+
 /* Milliseconds until the next window of any budget starts (at most 1000). */
 static int next_window_ms(const struct kernel_compiled *kc)
 {
@@ -891,6 +935,8 @@ out:
 struct attach_ctx {
 	struct tcp_bpf *skel;
 	struct kernel_compiled kc[2];
+	struct limits *limits; /* the host-wide table, when a policy had a global limit */
+	struct ring_buffer *rb;
 	struct audit *audit;
 	unsigned gen;
 	uint16_t port;
@@ -947,6 +993,49 @@ static void rule_pointer(const struct kernel_compiled *kc, const struct mcpf_eve
 	}
 }
 
+/*
+ * A call BPF let through took its budgets there: count it in the host-wide table too, for each
+ * global limit of the call (all_tools, then its rule's; a budget once however many limits name
+ * it, as the gateway counts), in the window the call was decided in. The generation is the one
+ * in force when the event was written; a SIGHUP flip between BPF's decision and its event (a few
+ * microseconds) would read the rule index against the other policy.
+ */
+static void charge_event(struct attach_ctx *ac, const struct mcpf_event *e)
+{
+	const struct kernel_compiled *kc = &ac->kc[e->gen & 1];
+	const struct policy *p = kc->pol;
+	const struct rule *r;
+	const struct limit *lims[2 * MCPF_TCP_CALL_LIMITS];
+	uint64_t at;
+	size_t n = 0;
+
+	if (!ac->limits || !p || e->kind != MCPF_KIND_ALLOW || (e->flags & MCPF_EV_NEUTRALIZED))
+		return;
+	r = e->rule < p->nrules ? &p->rules[e->rule] : NULL;
+	for (size_t i = 0; i < p->nall_limits && n < 2 * MCPF_TCP_CALL_LIMITS; i++)
+		lims[n++] = &p->all_limits[i];
+	for (size_t i = 0; r && i < r->nlimits && n < 2 * MCPF_TCP_CALL_LIMITS; i++)
+		lims[n++] = &r->limits[i];
+	at = (uint64_t)((int64_t)(e->ts_ns / 1000) + ac->mono_to_real_us) / 1000000;
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+		int err;
+
+		if (lims[i]->scope != SCOPE_GLOBAL)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			seen |= lims[j]->scope == SCOPE_GLOBAL &&
+				lims[j]->window_s == lims[i]->window_s &&
+				!strcmp(lims[j]->counter, lims[i]->counter);
+		if (seen)
+			continue;
+		err = limits__charge(ac->limits, lims[i], NULL, at);
+		if (err && err != -ESTALE)
+			log_warn("%s: a kernel-plane call not counted in the host-wide table: %s",
+				 lims[i]->ptr, strerror(-err));
+	}
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct attach_ctx *ac = ctx;
@@ -960,6 +1049,7 @@ static int on_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
+	charge_event(ac, e);
 	snprintf(method, sizeof(method), "%.*s", MCPF_METHOD_MAX, e->method);
 	snprintf(name, sizeof(name), "%.*s", MCPF_NAME_MAX, e->name);
 	snprintf(id, sizeof(id), "%.*s", MCPF_ID_MAX, e->id);
@@ -1011,6 +1101,17 @@ static uint64_t realtime_s(void)
 	return ts.tv_sec;
 }
 
+/* How often global budgets are brought to the host-wide table (kernel__sync_global). */
+#define SYNC_MS 200
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int64_t mono_to_real_us(void)
 {
 	struct timespec m, r;
@@ -1055,7 +1156,60 @@ int kernel__watch_port(struct tcp_bpf *skel, uint16_t port)
 	return 0;
 }
 
-/* Compile the policy at path into the idle generation, then flip: no moment unenforced. */
+static bool policy_has_global(const struct policy *p)
+{
+	for (size_t i = 0; i < p->nall_limits; i++)
+		if (p->all_limits[i].scope == SCOPE_GLOBAL)
+			return true;
+	for (size_t i = 0; i < p->nrules; i++)
+		for (size_t j = 0; j < p->rules[i].nlimits; j++)
+			if (p->rules[i].limits[j].scope == SCOPE_GLOBAL)
+				return true;
+	return false;
+}
+
+/*
+ * Open the host-wide budget table that the gateways (`mcpfence run`) share, for a policy with
+ * a global limit. Without it a global limit would be this plane's alone and let its max through
+ * once more: such a policy is refused instead (fail closed).
+ */
+static int share_global_budgets(struct attach_ctx *ac, const struct policy *p)
+{
+	char path[300];
+	int err;
+
+	if (ac->limits || !policy_has_global(p))
+		return 0;
+	ac->limits = limits__new(NULL, NULL);
+	if (!ac->limits)
+		return -ENOMEM;
+	limits__default_global_path(path, sizeof(path));
+	err = limits__share_global(ac->limits, path);
+	if (err) {
+		log_err("%s: budgets of scope \"global\" are the host's, and the host-wide table "
+			"%s cannot be used: the policy is not enforced", p->source, path);
+		limits__free(ac->limits);
+		ac->limits = NULL;
+		return err;
+	}
+	log_info("budgets of scope \"global\" shared with every gateway through %s", path);
+	return 0;
+}
+
+/* Drain the events BPF wrote (charging the table), then bring global budgets to the table. */
+static void sync_global(struct attach_ctx *ac, const struct kernel_compiled *kc)
+{
+	if (!ac->limits)
+		return;
+	if (ac->rb)
+		ring_buffer__consume(ac->rb);
+	kernel__sync_global(ac->skel, kc, ac->limits);
+}
+
+/*
+ * Compile the policy at path into the idle generation, then flip: no moment unenforced. Global
+ * budgets are synced with the host-wide table before the flip, so a new one does not start full.
+ */
 static int policy_swap(struct attach_ctx *ac, const char *path)
 {
 	char err[POLICY_ERR_LEN];
@@ -1067,6 +1221,15 @@ static int policy_swap(struct attach_ctx *ac, const char *path)
 		log_err("%s (the policy in force stays)", err);
 		return -EINVAL;
 	}
+	e = share_global_budgets(ac, p);
+	if (e) {
+		log_err("%s: cannot be enforced in the kernel (the policy in force stays)", path);
+		policy__free(p);
+		return e;
+	}
+	/* events of the idle generation are read against its policy before it goes */
+	if (ac->rb)
+		ring_buffer__consume(ac->rb);
 	if (ac->kc[idle].pol)
 		policy__free(ac->kc[idle].pol);
 	ac->kc[idle].pol = NULL;
@@ -1077,6 +1240,7 @@ static int policy_swap(struct attach_ctx *ac, const char *path)
 		ac->kc[idle].pol = NULL;
 		return e;
 	}
+	sync_global(ac, &ac->kc[idle]);
 	e = kernel__activate(ac->skel, idle);
 	if (e)
 		return e;
@@ -1111,7 +1275,7 @@ int cmd_attach(int argc, char **argv)
 	unsigned nports = 0;
 	char audit_buf[PATH_MAX];
 	int c, err, cg_fd = -1, ret = 1;
-	uint64_t last;
+	uint64_t last, next_sync;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1215,11 +1379,20 @@ int cmd_attach(int argc, char **argv)
 		printf("%s%u", i ? "," : "watching TCP port ", ports[i]);
 	printf(" in cgroup %s; pins in %s\n", cgroup, MCPF_PIN_DIR);
 	fflush(stdout);
+	ac.rb = rb;
 	last = realtime_s();
+	next_sync = mono_ms() + SYNC_MS;
 	while (!stop_flag) {
+		int timeout = next_window_ms(&ac.kc[ac.gen]);
 		uint64_t now;
 
-		err = ring_buffer__poll(rb, next_window_ms(&ac.kc[ac.gen]));
+		if (ac.limits) {
+			int64_t to_sync = (int64_t)(next_sync - mono_ms());
+
+			if (to_sync < timeout)
+				timeout = to_sync < 1 ? 1 : (int)to_sync;
+		}
+		err = ring_buffer__poll(rb, timeout);
 		if (err < 0 && err != -EINTR) {
 			log_err("tcp_events: poll: %s", strerror(-err));
 			break;
@@ -1231,11 +1404,17 @@ int cmd_attach(int argc, char **argv)
 		now = realtime_s();
 		if (now != last) {
 			kernel__refill(ac.skel, &ac.kc[ac.gen], now, last);
+			/* the new window, less what the gateways took of it already */
+			sync_global(&ac, &ac.kc[ac.gen]);
 			last = now;
 			if (access(PIN_LINK, F_OK)) {
 				log_info("%s is gone (mcpfence detach): stopping", PIN_LINK);
 				break;
 			}
+		}
+		if (ac.limits && mono_ms() >= next_sync) {
+			sync_global(&ac, &ac.kc[ac.gen]);
+			next_sync = mono_ms() + SYNC_MS;
 		}
 	}
 	ring_buffer__consume(rb);
@@ -1251,6 +1430,7 @@ out:
 		tcp_bpf__destroy(ac.skel);
 	for (int i = 0; i < 2; i++)
 		policy__free(ac.kc[i].pol);
+	limits__free(ac.limits);
 	audit__close(ac.audit);
 	return ret;
 }

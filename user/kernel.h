@@ -47,6 +47,14 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint64_t now,
 		   uint64_t last);
 
+struct limits;
+/*
+ * Set each budget of scope "global" of kc in tcp_budgets to what the host-wide table l leaves
+ * of it in the current window (max - used, 0 at least). Call it after the ring buffer is
+ * drained (its events charge l). Returns 0 or the last -errno (each logged).
+ */
+int kernel__sync_global(struct tcp_bpf *skel, const struct kernel_compiled *kc, struct limits *l);
+
 /* Remove links, programs and pins under MCPF_PIN_DIR; 0 when nothing was attached. */
 int kernel__detach(void);
 

@@ -474,6 +474,48 @@ void limits__release(struct limits *l, const struct reservation *res)
 		flock(l->shared_fd, LOCK_UN);
 }
 
+int limits__charge(struct limits *l, const struct limit *lim, const struct scope_keys *k,
+		   uint64_t at)
+{
+	uint64_t now = limits__now(l);
+	bool locked = false;
+	struct bref b;
+	int err;
+
+	if (!at || at > now)
+		at = now;
+	if (lim->scope == SCOPE_GLOBAL && l->shared) {
+		if (flock(l->shared_fd, LOCK_EX)) {
+			err = -errno;
+			log_err("host-wide budgets: lock: %s", strerror(errno));
+			return err;
+		}
+		locked = true;
+	}
+	err = resolve(l, lim, k, true, &b);
+	if (err) {
+		log_err("%s: cannot keep this budget: %s", lim->ptr, strerror(-err));
+		goto out_unlock;
+	}
+	roll(b.c, now);
+	if (at - at % b.c->window_s != b.c->window_start) {
+		err = -ESTALE; /* its window is over: nothing left to count against */
+		goto out_unlock;
+	}
+	b.c->used++;
+out_unlock:
+	if (locked)
+		flock(l->shared_fd, LOCK_UN);
+	return err;
+}
+
+uint64_t limits__left(struct limits *l, const struct limit *lim, const struct scope_keys *k)
+{
+	uint64_t used = limits__used(l, lim, k);
+
+	return used >= lim->max ? 0 : lim->max - used;
+}
+
 uint64_t limits__used(struct limits *l, const struct limit *lim, const struct scope_keys *k)
 {
 	uint64_t now = limits__now(l), used = 0;
@@ -515,10 +557,12 @@ size_t limits__gc(struct limits *l)
 
 const char *limits__default_global_path(char *buf, size_t len)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
+	const char *env = getenv("MCPFENCE_RUNTIME_DIR"), *rt = getenv("XDG_RUNTIME_DIR");
 	char dir[256];
 
-	if (geteuid() == 0)
+	if (env && *env)
+		snprintf(dir, sizeof(dir), "%.200s", env);
+	else if (geteuid() == 0)
 		snprintf(dir, sizeof(dir), "/run/mcpfence");
 	else if (rt && rt[0] == '/')
 		snprintf(dir, sizeof(dir), "%.200s/mcpfence", rt);

@@ -43,7 +43,10 @@ struct limits *limits__new(limits_clock_fn clock, void *ctx);
  * writable by others is refused. Without this call "global" budgets are this process's.
  */
 int limits__share_global(struct limits *l, const char *path);
-/* Where the host-wide table lives: /run/mcpfence for root, else the user's runtime dir. */
+/*
+ * Where the host-wide table lives: $MCPFENCE_RUNTIME_DIR/global-budgets when set, else under
+ * /run/mcpfence for root, else under the user's runtime dir. The directory is made (0700).
+ */
 const char *limits__default_global_path(char *buf, size_t len);
 void limits__free(struct limits *l);
 
@@ -58,8 +61,17 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 /* Give a reservation back (the call never reached the server). A window that has since
  * rolled over is left alone. */
 void limits__release(struct limits *l, const struct reservation *res);
+/*
+ * Count one use of lim's budget that happened at time at (seconds since the epoch; 0: now) and
+ * that was already let through elsewhere (the kernel plane): unconditional, so used may exceed
+ * max. Returns 0, -ESTALE (nothing counted) when the window holding at is over, or -errno.
+ */
+int limits__charge(struct limits *l, const struct limit *lim, const struct scope_keys *k,
+		   uint64_t at);
 /* Used count of the current window for a limit and keys (for stats and tests). */
 uint64_t limits__used(struct limits *l, const struct limit *lim, const struct scope_keys *k);
+/* What is left of lim's budget in the current window: max - used, 0 when used >= max. */
+uint64_t limits__left(struct limits *l, const struct limit *lim, const struct scope_keys *k);
 /* Drop budgets whose window has ended; returns how many were dropped. */
 size_t limits__gc(struct limits *l);
 

@@ -28,6 +28,7 @@
 #include "mcpfence.h"
 #include "tcp.skel.h"
 #include "kernel.h"
+#include "limits.h"
 #include "policy.h"
 #include "cmd.h"
 
@@ -677,6 +678,89 @@ static void test_budget_and_refill(void **state)
 	pair_close(&p);
 }
 
+static const char global_json[] =
+	"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"glob\":{\"limits\":"
+	"[{\"counter\":\"gc\",\"window\":3600,\"max\":3,\"scope\":\"global\"}]}}}";
+
+static int64_t budget_left(const struct kernel_compiled *kc, unsigned slot)
+{
+	struct mcpf_budget_key k = { .ident = kc->slots[slot].ident };
+	struct mcpf_budget b = { .left = -1000 };
+
+	bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_budgets), &k, &b);
+	return b.left;
+}
+
+/*
+ * A global budget follows the host-wide table: uses the gateways counted there are taken off
+ * what BPF lets through at the sync, never below 0, and given back when the table says so.
+ */
+static void test_global_sync(void **state)
+{
+	char err[POLICY_ERR_LEN], path[64], body[256], req[1024], got[2048];
+	struct kernel_compiled kc1, kc0;
+	struct policy *p, *again;
+	const struct limit *lim;
+	struct limits *l, *gw;
+	struct reservation res;
+	struct decision d;
+	struct pair pp;
+	size_t n;
+
+	SKIP_IF_NEEDED();
+	snprintf(path, sizeof(path), "/tmp/mcpfence-test-%d-global", getpid());
+	unlink(path);
+	l = limits__new(NULL, NULL);
+	gw = limits__new(NULL, NULL);
+	assert_int_equal(limits__share_global(l, path), 0);
+	assert_int_equal(limits__share_global(gw, path), 0);
+	p = policy__parse(global_json, strlen(global_json), "global", err);
+	assert_non_null(p);
+	lim = &policy__lookup(p, "glob")->limits[0];
+	assert_int_equal(kernel__compile(env.skel, p, 1, &kc1), 0);
+	assert_int_equal(kc1.nslots, 1);
+	assert_int_equal(budget_left(&kc1, 0), 3);
+	/* a gateway took two: after the sync, one call passes in BPF and the next is refused */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(limits__reserve(gw, p, policy__lookup(p, "glob"), NULL, &res, &d), 0);
+	assert_int_equal(limits__reserve(gw, p, policy__lookup(p, "glob"), NULL, &res, &d), 0);
+	assert_int_equal(kernel__sync_global(env.skel, &kc1, l), 0);
+	assert_int_equal(budget_left(&kc1, 0), 1);
+	assert_int_equal(kernel__activate(env.skel, 1), 0);
+	pair_open(&pp, AF_INET, false);
+	for (int i = 0; i < 2; i++) {
+		n = request(req, sizeof(req), call(body, sizeof(body), 60 + i, "glob"), NULL);
+		send_all(pp.cfd, req, n);
+		if (i < 1) {
+			assert_int_equal(recv_for(pp.sfd, got, sizeof(got), 300), n);
+			assert_memory_equal(got, req, n);
+		} else {
+			expect_neutralized(got, recv_for(pp.sfd, got, sizeof(got), 300), req, n);
+		}
+	}
+	/* the kernel's call charged (as attach does for its event), and one more: never below 0 */
+	assert_int_equal(limits__charge(l, lim, NULL, 0), 0);
+	assert_int_equal(limits__charge(l, lim, NULL, 0), 0);
+	assert_int_equal(kernel__sync_global(env.skel, &kc1, l), 0);
+	assert_int_equal(budget_left(&kc1, 0), 0);
+	/* the gateway gives one back (its call never reached the server): 3 used of 3, still 0 */
+	limits__release(gw, &res);
+	assert_int_equal(kernel__sync_global(env.skel, &kc1, l), 0);
+	assert_int_equal(budget_left(&kc1, 0), 0);
+	pair_close(&pp);
+
+	/* back to the suite's policy */
+	again = policy__parse(policy_json, strlen(policy_json), "test", err);
+	assert_non_null(again);
+	assert_int_equal(kernel__compile(env.skel, again, 0, &kc0), 0);
+	assert_int_equal(kernel__activate(env.skel, 0), 0);
+	policy__free(again);
+	policy__free(p);
+	limits__free(gw);
+	limits__free(l);
+	unlink(path);
+}
+
 static void test_session_budgets(void **state)
 {
 	static const char *const sessions[] = { "A", "A", "B", "B", "A" };
@@ -915,6 +999,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable_body_refused),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_budget_and_refill),
+		cmocka_unit_test(test_global_sync),
 		cmocka_unit_test(test_session_budgets),
 		cmocka_unit_test(test_agent_budget),
 		cmocka_unit_test(test_tuple_reuse),

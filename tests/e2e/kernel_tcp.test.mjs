@@ -12,6 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { connect as connectGateway, text } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '../..');
@@ -74,10 +75,11 @@ const POLICY = {
 	},
 };
 
-async function startAttach(policy = policyPath()) {
+async function startAttach(policy = policyPath(), env = {}) {
 	attachOut = '';
 	attach = spawn(MCPFENCE, ['attach', '--policy', policy, '--port', String(PORT),
-		'--audit', join(dir, 'audit.jsonl')], { stdio: ['ignore', 'pipe', 'pipe'] });
+		'--audit', join(dir, 'audit.jsonl')], { stdio: ['ignore', 'pipe', 'pipe'],
+		env: { ...process.env, ...env } });
 	attach.stdout.on('data', (d) => { attachOut += d; });
 	attach.stderr.on('data', (d) => { attachOut += d; });
 	const end = Date.now() + 60000;
@@ -540,4 +542,141 @@ except OSError as e:
 	} finally {
 		await stopAttach();
 	}
+});
+
+// The host-wide table (user/limits.c): a 16-byte header, then 4096 slots of a 232-byte key and
+// {u64 window_start, u64 used, u32 window_s, u32 pad}. The used count of one key, 0 if none.
+function tableUsed(path, key) {
+	if (!existsSync(path)) return 0;
+	const b = readFileSync(path);
+	for (let off = 16; off + 256 <= b.length; off += 256) {
+		const end = b.indexOf(0, off);
+		if (b.toString('latin1', off, Math.min(end, off + 232)) !== key) continue;
+		const start = Number(b.readBigUInt64LE(off + 232));
+		const w = b.readUInt32LE(off + 248);
+		const now = Math.floor(Date.now() / 1000);
+		return start === now - (now % w) ? Number(b.readBigUInt64LE(off + 240)) : 0;
+	}
+	return 0;
+}
+
+// `bpftool map dump` of tcp_budgets: the left of every entry of scope key 0, by ident.
+function kernelLeft() {
+	const r = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', '/sys/fs/bpf/mcpfence/tcp_budgets'],
+		{ encoding: 'utf8' });
+	if (r.status !== 0) return null;
+	return JSON.parse(r.stdout).map((e) => e.formatted?.value?.left ?? e.value?.left)
+		.filter((v) => v !== undefined);
+}
+
+// Scope "global" is the host: a gateway (`mcpfence run`, stdio) and the kernel plane (attach,
+// TCP) with one policy share one budget through one table ($MCPFENCE_RUNTIME_DIR here, so the
+// host's own table is left alone). 3 per day: calls alternate between the planes and the 4th,
+// whichever plane it goes through, is refused.
+test('kernel TCP: global budgets shared with the gateways', { skip: skipReason || false }, async () => {
+	const d = mkdtempSync(join(tmpdir(), 'mcpfence-glb-'));
+	const env = { MCPFENCE_RUNTIME_DIR: join(d, 'run') };
+	const table = join(d, 'run', 'global-budgets');
+	const key = 'shared-echo\x1fglobal\x1f86400\x1f';
+	const pol = join(d, 'global.json');
+	writeFileSync(pol, JSON.stringify({ version: '1', default: 'allow', tools: { echo: {
+		limits: [{ counter: 'shared-echo', window: 'day', max: 3, scope: 'global' }] } } }));
+	// not across a day boundary (UTC midnight): the budget would start again
+	const left = 86400 - (Date.now() / 1000) % 86400;
+	if (left < 60) await sleep(left * 1000 + 500);
+
+	await startAttach(pol, env);
+	assert.match(attachOut, /shared with every gateway through .*global-budgets/);
+	const g = await connectGateway({ fence: { policy: pol }, env });
+	const k = await connectClient();
+	const viaKernel = () => k.callTool({ name: 'echo', arguments: { message: 'k' } });
+	const viaGateway = () => g.client.callTool({ name: 'echo', arguments: { message: 'g' } });
+	const lag = { toTable: [], toKernel: [] };
+	// a kernel call reaches the table when attach reads its event
+	const kernelCall = async (n) => {
+		assert.equal(text(await viaKernel()), 'Echo: k');
+		const t0 = Date.now();
+		while (tableUsed(table, key) < n && Date.now() - t0 < 5000) await sleep(2);
+		lag.toTable.push(Date.now() - t0);
+		assert.equal(tableUsed(table, key), n);
+	};
+	// a gateway call reaches BPF at the next sync
+	const gatewayCall = async (n) => {
+		assert.equal(text(await viaGateway()), 'Echo: g');
+		assert.equal(tableUsed(table, key), n);
+		const t0 = Date.now();
+		let l = kernelLeft();
+		while (l && !l.includes(3 - n) && Date.now() - t0 < 5000) {
+			await sleep(5);
+			l = kernelLeft();
+		}
+		lag.toKernel.push(Date.now() - t0);
+		if (l) assert.ok(l.includes(3 - n), `tcp_budgets left ${l}, want ${3 - n}`);
+		else await sleep(400); // no bpftool: two sync intervals
+	};
+	try {
+		await kernelCall(1);
+		await gatewayCall(2);
+		await kernelCall(3);
+		// the 4th is refused through either plane, and neither counts
+		const r = await viaGateway();
+		assert.equal(r.isError, true);
+		assert.equal(r._meta.kind, 'limit');
+		assert.match(text(r), /rate limit of 3 calls per day/);
+		await assert.rejects(viaKernel(), (e) => {
+			assert.equal(e.code, -32601);
+			assert.match(e.message, /denied by policy/);
+			return true;
+		});
+		assert.equal(tableUsed(table, key), 3);
+		console.log(`# global budget lag: kernel->table ${lag.toTable.join(',')} ms, ` +
+			`gateway->kernel ${lag.toKernel.join(',')} ms`);
+	} finally {
+		await k.close();
+		await g.close();
+		await stopAttach();
+	}
+
+	// the other way round: the gateway first, then the kernel plane refuses the 4th
+	const d2 = join(d, 'run2');
+	const env2 = { MCPFENCE_RUNTIME_DIR: d2 };
+	await startAttach(pol, env2);
+	const g2 = await connectGateway({ fence: { policy: pol }, env: env2 });
+	const k2 = await connectClient();
+	try {
+		assert.equal(text(await g2.client.callTool({ name: 'echo', arguments: { message: 'g' } })),
+			'Echo: g');
+		await sleep(400);
+		assert.equal(text(await k2.callTool({ name: 'echo', arguments: { message: 'k' } })), 'Echo: k');
+		assert.equal(text(await g2.client.callTool({ name: 'echo', arguments: { message: 'g' } })),
+			'Echo: g');
+		await sleep(400);
+		await assert.rejects(k2.callTool({ name: 'echo', arguments: { message: 'k' } }),
+			/denied by policy/);
+		const r = await g2.client.callTool({ name: 'echo', arguments: { message: 'g' } });
+		assert.equal(r._meta?.kind, 'limit');
+		assert.equal(tableUsed(join(d2, 'global-budgets'), key), 3);
+	} finally {
+		await k2.close();
+		await g2.close();
+		await stopAttach();
+	}
+});
+
+// Fail closed: a policy with a global limit is not enforced without the host-wide table.
+test('kernel TCP: no host-wide table, no global limit', { skip: skipReason || false }, async () => {
+	const d = mkdtempSync(join(tmpdir(), 'mcpfence-glb-'));
+	const pol = join(d, 'global.json');
+	writeFileSync(pol, JSON.stringify({ version: '1', default: 'allow', tools: { echo: {
+		limits: [{ counter: 'c', window: 'day', max: 3, scope: 'global' }] } } }));
+	// a table that others could write is refused
+	const run = join(d, 'run');
+	spawnSync('mkdir', ['-m', '0700', run]);
+	writeFileSync(join(run, 'global-budgets'), '', { mode: 0o666 });
+	spawnSync('chmod', ['0666', join(run, 'global-budgets')]);
+	const r = spawnSync(MCPFENCE, ['attach', '--policy', pol, '--port', String(PORT)],
+		{ encoding: 'utf8', env: { ...process.env, MCPFENCE_RUNTIME_DIR: run }, timeout: 30000 });
+	assert.notEqual(r.status, 0);
+	assert.match(r.stderr, /global-budgets cannot be used: the policy is not enforced/);
+	assert.ok(!existsSync('/sys/fs/bpf/mcpfence'), 'nothing left attached');
 });

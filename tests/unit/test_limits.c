@@ -617,6 +617,40 @@ static void test_reload_keeps_budget(void **state)
 	fx_fini(&f);
 }
 
+/*
+ * A use let through elsewhere is counted even past max, only in the window it happened in, and
+ * then denies here like any other use; left() says what is left, never below 0.
+ */
+static void test_charge(void **state)
+{
+	const struct scope_keys k = { "s1", "a1" };
+	const struct limit *lim;
+	struct fx f;
+
+	fx_init(&f, P_MINUTE, T0 + 10);
+	lim = rule_limit(f.p, "t", 0);
+	assert_int_equal(limits__left(f.l, lim, &k), 2);
+	assert_int_equal(limits__charge(f.l, lim, &k, 0), 0);
+	assert_int_equal(limits__left(f.l, lim, &k), 1);
+	expect_ok(&f, "t", &k);
+	assert_int_equal(limits__left(f.l, lim, &k), 0);
+	/* unconditional: over max, and left stays at 0 */
+	assert_int_equal(limits__charge(f.l, lim, &k, T0 + 9), 0);
+	assert_int_equal(limits__used(f.l, lim, &k), 3);
+	assert_int_equal(limits__left(f.l, lim, &k), 0);
+	expect_limit(&f, "t", &k, "/tools/t/limits/0", 50);
+	/* a use from the window before is not counted in this one */
+	f.clock.now = T0 + 61;
+	assert_int_equal(limits__charge(f.l, lim, &k, T0 + 59), -ESTALE);
+	assert_int_equal(limits__used(f.l, lim, &k), 0);
+	/* a time ahead of the clock counts now; 0 is now */
+	assert_int_equal(limits__charge(f.l, lim, &k, T0 + 200), 0);
+	assert_int_equal(limits__used(f.l, lim, &k), 1);
+	/* scope grant: one budget whatever the session */
+	assert_int_equal(limits__used(f.l, lim, &(struct scope_keys){ "s2", "a1" }), 1);
+	fx_fini(&f);
+}
+
 static void test_real_clock(void **state)
 {
 	struct limits *l = limits__new(NULL, NULL);
@@ -651,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_rate_limit_shorthands),
 		cmocka_unit_test(test_seed_shape),
 		cmocka_unit_test(test_reload_keeps_budget),
+		cmocka_unit_test(test_charge),
 		cmocka_unit_test(test_real_clock),
 	};
 

@@ -108,6 +108,69 @@ static void test_two_processes_share_one_budget(void **state)
 	policy__free(p);
 }
 
+/*
+ * What the kernel plane does with the table: it charges uses already let through (past max
+ * too), and reads what is left for the budget it keeps in BPF; a gateway sees both.
+ */
+static void test_charge_is_shared(void **state)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p = policy__parse(policy_json, sizeof(policy_json) - 1, "mem", err);
+	uint64_t now = 6000;
+	struct limits *gw = limits__new(fixed_clock, &now), *kern = limits__new(fixed_clock, &now);
+	const struct limit *glob, *grant;
+	struct reservation res;
+	struct decision d;
+
+	assert_non_null(p);
+	glob = &policy__lookup(p, "t")->limits[0];
+	grant = &policy__lookup(p, "t")->limits[1];
+	assert_int_equal(limits__share_global(gw, path), 0);
+	assert_int_equal(limits__share_global(kern, path), 0);
+	assert_int_equal(limits__left(kern, glob, NULL), 3);
+	assert_int_equal(reserve(gw, p, &res, &d), 0);
+	assert_int_equal(limits__left(kern, glob, NULL), 2);
+	assert_int_equal(limits__charge(kern, glob, NULL, 0), 0);
+	assert_int_equal(limits__charge(kern, glob, NULL, now), 0);
+	assert_int_equal(limits__left(kern, glob, NULL), 0);
+	assert_int_equal(reserve(gw, p, &res, &d), -EDQUOT);
+	assert_string_equal(d.pointer, "/tools/t/limits/0");
+	/* unconditional: two planes that both let a call through count both */
+	assert_int_equal(limits__charge(kern, glob, NULL, 0), 0);
+	assert_int_equal(limits__used(gw, glob, NULL), 4);
+	assert_int_equal(limits__left(gw, glob, NULL), 0);
+	/* a scope other than global stays each process's own */
+	assert_int_equal(limits__charge(kern, grant, NULL, 0), 0);
+	assert_int_equal(limits__used(gw, grant, NULL), 1);
+	assert_int_equal(limits__used(kern, grant, NULL), 1);
+	/* the next window: all there again */
+	now += 60;
+	assert_int_equal(limits__left(kern, glob, NULL), 3);
+	limits__free(gw);
+	limits__free(kern);
+	policy__free(p);
+}
+
+/* $MCPFENCE_RUNTIME_DIR (the gateways' and attach's runtime dir) holds the table when set. */
+static void test_runtime_dir(void **state)
+{
+	char dir[64], want[96], buf[300];
+	struct stat st;
+
+	strcpy(dir, "/tmp/mcpfence-rt-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	strcat(dir, "/run");
+	setenv("MCPFENCE_RUNTIME_DIR", dir, 1);
+	snprintf(want, sizeof(want), "%s/global-budgets", dir);
+	assert_string_equal(limits__default_global_path(buf, sizeof(buf)), want);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode) && (st.st_mode & 077) == 0);
+	unsetenv("MCPFENCE_RUNTIME_DIR");
+	rmdir(dir);
+	*strrchr(dir, '/') = 0;
+	rmdir(dir);
+}
+
 static void test_untrusted_table_refused(void **state)
 {
 	struct limits *l = limits__new(NULL, NULL);
@@ -137,7 +200,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_two_processes_share_one_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_charge_is_shared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_table_refused, setup, teardown),
+		cmocka_unit_test(test_runtime_dir),
 	};
 
 	return cmocka_run_group_tests_name("limits_shared", tests, NULL, NULL);
