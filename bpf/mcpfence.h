@@ -263,6 +263,15 @@ enum mcpf_event_flags {
 	MCPF_EV_HDR_MISMATCH = 16, /* Mcp-Method/Mcp-Name disagreed with the body */
 };
 
+/*
+ * tcp_events, the ring of decisions: allowed calls do not wake its reader until
+ * MCPF_EVENTS_WAKE_BYTES wait (a wakeup costs the sending process several us); the reader
+ * drains it at least every MCPF_EVENTS_POLL_MS.
+ */
+#define MCPF_EVENTS_RING (1 << 20)
+#define MCPF_EVENTS_WAKE_BYTES (MCPF_EVENTS_RING / 8)
+#define MCPF_EVENTS_POLL_MS 100
+
 struct mcpf_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC */
 	__u32 pid;

@@ -143,7 +143,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, MCPF_EVENTS_RING);
 } tcp_events SEC(".maps");
 
 /* The stages of handle_sk_msg, as tail calls: each one is verified within its own bounds. */
@@ -196,6 +196,8 @@ struct decision {
 	__u32 limit;
 	__u32 flags;
 	__u32 policy; /* tcp_policies index of the generation that decided; 0 none */
+	__u32 gen;    /* tcp_active.gen the decision read, when has_gen */
+	__u32 has_gen;
 };
 
 /*
@@ -591,10 +593,14 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 	d->limit = 0;
 	d->flags = 0;
 	d->policy = 0;
+	d->has_gen = 0;
 	act = bpf_map_lookup_elem(&tcp_active, &zero);
 	if (!act || !act->loaded)
 		return;
-	gen = act->gen & 1;
+	/* one read: the event names the generation that decided, even if a SIGHUP flips now */
+	d->gen = act->gen;
+	d->has_gen = 1;
+	gen = d->gen & 1;
 	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
 	if (!gc)
 		return;
@@ -723,7 +729,7 @@ static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
 	e->rule = d->rule;
 	e->limit = d->limit;
 	act = bpf_map_lookup_elem(&tcp_active, &zero);
-	e->gen = act ? act->gen : 0;
+	e->gen = d->has_gen ? d->gen : act ? act->gen : 0;
 	e->cport = ck->cport;
 	e->sport = ck->sport;
 	e->flags = d->flags | flags;
@@ -737,7 +743,17 @@ static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
 	}
 	if (conn)
 		__builtin_memcpy(e->session, conn->session, sizeof(e->session));
-	bpf_ringbuf_submit(e, 0);
+	/*
+	 * A wakeup costs the sender several us (an irq_work, then the reader's wakeup), more than
+	 * the rest of the program: an allowed call's event does not wake the reader, which drains
+	 * the ring every EVENTS_POLL_MS anyway, unless an eighth of the ring waits; any other
+	 * decision wakes it at once (denials are reported when they happen).
+	 */
+	if (d->kind != MCPF_KIND_ALLOW ||
+	    bpf_ringbuf_query(&tcp_events, BPF_RB_AVAIL_DATA) >= MCPF_EVENTS_WAKE_BYTES)
+		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	else
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 /* ---- HTTP request headers ------------------------------------------------------------- */
@@ -857,6 +873,7 @@ static long call_one(__u64 i, void *unused)
 		w->dec.rule = MCPF_TCP_RULE_NONE;
 		w->dec.limit = 0;
 		w->dec.flags = 0;
+		w->dec.has_gen = 0;
 		stat_add(w, MCPF_KIND_INVALID, policy_in_force());
 	} else {
 		tcp_decide_call(c->name_len, conn ? conn->session_hash : 0);

@@ -1386,6 +1386,10 @@ int cmd_attach(int argc, char **argv)
 		int timeout = next_window_ms(&ac.kc[ac.gen]);
 		uint64_t now;
 
+		/* allowed calls' events do not wake this loop (tcp.bpf.c event_emit): drain often */
+		if (timeout > MCPF_EVENTS_POLL_MS)
+			timeout = MCPF_EVENTS_POLL_MS;
+
 		if (ac.limits) {
 			int64_t to_sync = (int64_t)(next_sync - mono_ms());
 
@@ -1393,6 +1397,8 @@ int cmd_attach(int argc, char **argv)
 				timeout = to_sync < 1 ? 1 : (int)to_sync;
 		}
 		err = ring_buffer__poll(rb, timeout);
+		if (err >= 0 || err == -EINTR)
+			err = ring_buffer__consume(rb);
 		if (err < 0 && err != -EINTR) {
 			log_err("tcp_events: poll: %s", strerror(-err));
 			break;
