@@ -167,6 +167,18 @@ static __always_inline void hdr_value_byte(struct http_head *h, struct hdr_ctx *
 	c->vlen = v + 1;
 }
 
+/* The length of the value s[0..v) less up to 4 bytes of trailing whitespace, which it clears. */
+static __always_inline __u32 hdr_trim(char *s, __u32 v, __u32 max)
+{
+	for (int i = 0; i < 4 && v > 0 && v < max; i++) {
+		if (s[v - 1] != ' ' && s[v - 1] != '\t')
+			break;
+		s[v - 1] = 0;
+		v--;
+	}
+	return v;
+}
+
 static __always_inline void hdr_value_end(struct http_head *h, struct hdr_ctx *c)
 {
 	__u32 v = c->vlen;
@@ -174,26 +186,10 @@ static __always_inline void hdr_value_end(struct http_head *h, struct hdr_ctx *c
 	/* trailing whitespace is not part of a value */
 	switch (c->hid) {
 	case HDR_MCP_METHOD:
-		for (int i = 0; i < 4 && v > 0 && v < MCPF_METHOD_MAX; i++) {
-			char t = h->h_method[v - 1];
-
-			if (t != ' ' && t != '\t')
-				break;
-			h->h_method[v - 1] = 0;
-			v--;
-		}
-		h->h_method_len = v;
+		h->h_method_len = hdr_trim(h->h_method, v, MCPF_METHOD_MAX);
 		break;
 	case HDR_MCP_NAME:
-		for (int i = 0; i < 4 && v > 0 && v < MCPF_NAME_MAX; i++) {
-			char t = h->h_name[v - 1];
-
-			if (t != ' ' && t != '\t')
-				break;
-			h->h_name[v - 1] = 0;
-			v--;
-		}
-		h->h_name_len = v;
+		h->h_name_len = hdr_trim(h->h_name, v, MCPF_NAME_MAX);
 		break;
 	case HDR_MCP_SESSION:
 		h->h_session_len = v < MCPF_TCP_SESSION_MAX ? v : MCPF_TCP_SESSION_MAX - 1;
