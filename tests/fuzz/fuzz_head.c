@@ -24,15 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(buf.data + n, '\r', sizeof(buf.data) - n); /* bytes past the head never matter */
 	http_head_parse(&buf, n, &h);
 	head_ref_parse(data, n, &r);
-	same = !!h.hc.error == r.error;
-	if (same && !r.error)
-		same = h.hc.end == r.end;
-	if (same && !r.error && r.end)
-		same = h.hc.cl == r.cl && h.hc.seen == r.seen && h.h_method_len == r.method_len &&
-		       h.h_name_len == r.name_len && h.h_session_len == r.session_len &&
-		       !memcmp(h.h_method, r.method, sizeof(r.method)) &&
-		       !memcmp(h.h_name, r.name, sizeof(r.name)) &&
-		       !memcmp(h.h_session, r.session, sizeof(r.session));
+	same = head_ref_agrees(&h, &r);
 	if (!same) {
 		fprintf(stderr, "head parser disagrees with the reference: error %u/%d end %u/%u "
 				"cl %llu/%llu seen %x/%x\n",

@@ -41,6 +41,18 @@ static inline int head_ref_id(const char *name, size_t n)
 	return HDR_OTHER;
 }
 
+/* Keep a value of n bytes, t without trailing whitespace, in dst of max bytes (NUL included). */
+static inline void head_ref_keep(struct head_ref *r, char *dst, uint32_t *len, size_t max,
+				 const char *v, size_t n, size_t t)
+{
+	if (n >= max) {
+		r->error = true;
+		return;
+	}
+	memcpy(dst, v, t);
+	*len = t;
+}
+
 /* A value's bytes are done: trailing whitespace is not part of it. */
 static inline void head_ref_value(struct head_ref *r, int id, const char *v, size_t n)
 {
@@ -73,20 +85,10 @@ static inline void head_ref_value(struct head_ref *r, int id, const char *v, siz
 		break;
 	}
 	case HDR_MCP_METHOD:
-		if (n >= MCPF_METHOD_MAX) {
-			r->error = true;
-			return;
-		}
-		memcpy(r->method, v, t);
-		r->method_len = t;
+		head_ref_keep(r, r->method, &r->method_len, MCPF_METHOD_MAX, v, n, t);
 		break;
 	case HDR_MCP_NAME:
-		if (n >= MCPF_NAME_MAX) {
-			r->error = true;
-			return;
-		}
-		memcpy(r->name, v, t);
-		r->name_len = t;
+		head_ref_keep(r, r->name, &r->name_len, MCPF_NAME_MAX, v, n, t);
 		break;
 	case HDR_MCP_SESSION:
 		r->session_len = n < MCPF_TCP_SESSION_MAX - 1 ? n : MCPF_TCP_SESSION_MAX - 1;
@@ -192,6 +194,23 @@ static inline void head_ref_parse(const unsigned char *d, size_t n, struct head_
 				return;
 		}
 	}
+}
+
+/* Do the BPF parser's results h agree with the reference's r? */
+static inline bool head_ref_agrees(const struct http_head *h, const struct head_ref *r)
+{
+	if (!!h->hc.error != r->error)
+		return false;
+	if (r->error)
+		return true;
+	if (h->hc.end != r->end)
+		return false;
+	return !r->end ||
+	       (h->hc.cl == r->cl && h->hc.seen == r->seen && h->h_method_len == r->method_len &&
+		h->h_name_len == r->name_len && h->h_session_len == r->session_len &&
+		!memcmp(h->h_method, r->method, sizeof(r->method)) &&
+		!memcmp(h->h_name, r->name, sizeof(r->name)) &&
+		!memcmp(h->h_session, r->session, sizeof(r->session)));
 }
 
 #endif

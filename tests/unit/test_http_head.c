@@ -28,15 +28,7 @@ static struct head_ref both(const char *d, size_t n)
 	memset(buf.data + n + 64, ':', 64);
 	http_head_parse(&buf, n, &h);
 	head_ref_parse((const unsigned char *)d, n, &r);
-	same = !!h.hc.error == r.error;
-	if (same && !r.error)
-		same = h.hc.end == r.end;
-	if (same && !r.error && r.end)
-		same = h.hc.cl == r.cl && h.hc.seen == r.seen && h.h_method_len == r.method_len &&
-		       h.h_name_len == r.name_len && h.h_session_len == r.session_len &&
-		       !memcmp(h.h_method, r.method, sizeof(r.method)) &&
-		       !memcmp(h.h_name, r.name, sizeof(r.name)) &&
-		       !memcmp(h.h_session, r.session, sizeof(r.session));
+	same = head_ref_agrees(&h, &r);
 	if (!same)
 		fail_msg("parsers differ on %zu bytes \"%.*s\": bpf error %u end %u cl %llu seen %x "
 			 "method \"%s\" name \"%s\"; reference error %d end %u cl %llu seen %x "
