@@ -196,21 +196,27 @@ static void pair_close(struct pair *p)
 	close(p->lfd);
 }
 
-/* Read what arrives within ms milliseconds of quiet, up to size bytes. */
-static size_t recv_for(int fd, char *buf, size_t size, int ms)
+/* Read until n bytes came, or ms milliseconds passed without any. */
+static size_t recv_n(int fd, char *buf, size_t n, int ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	size_t got = 0;
 
-	while (got < size && poll(&pfd, 1, ms) == 1) {
-		ssize_t n = recv(fd, buf + got, size - got, 0);
+	while (got < n && poll(&pfd, 1, ms) == 1) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
 
-		if (n <= 0)
+		if (r <= 0)
 			break;
-		got += n;
+		got += r;
 	}
-	buf[got < size ? got : size - 1] = 0;
+	buf[got] = 0;
 	return got;
+}
+
+/* Read what arrives within ms milliseconds of quiet, up to size - 1 bytes; NUL-terminated. */
+static size_t recv_for(int fd, char *buf, size_t size, int ms)
+{
+	return recv_n(fd, buf, size - 1, ms);
 }
 
 static size_t request(char *out, size_t size, const char *body, const char *extra)
@@ -380,23 +386,6 @@ static void test_pipelined(void **state)
 	memcpy(strstr(want + n1, "\"tools/call\"") + 1, "rpc.denied", 10);
 	assert_string_equal(got, want);
 	pair_close(&p);
-}
-
-/* Read until n bytes came, or ms milliseconds passed without any. */
-static size_t recv_n(int fd, char *buf, size_t n, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	size_t got = 0;
-
-	while (got < n && poll(&pfd, 1, ms) == 1) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-
-		if (r <= 0)
-			break;
-		got += r;
-	}
-	buf[got] = 0;
-	return got;
 }
 
 enum head_want {
