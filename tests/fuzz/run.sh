@@ -6,12 +6,13 @@
 # Usage: tests/fuzz/run.sh SECONDS     (make fuzz: FUZZ_SECONDS, default 600)
 # Seeds: tests/data/messages/*.json and tests/fuzz/heads/*; the corpora grow in
 # build/fuzz/{corpus,head-corpus} (kept between runs); a finding is saved as build/fuzz/crash-*
-# and the run fails. With $RESULTS set, one line "fuzz passed failed skipped" per target is
-# appended there (tests/run-all.sh).
+# and the run fails. With $RESULTS set, one line "fuzz passed failed skipped" (a test per
+# target) is appended there (tests/run-all.sh).
 set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 out=build/fuzz
+passed=0 failed=0
 record() { [ -n "${RESULTS:-}" ] && echo "fuzz $1 $2 $3" >>"$RESULTS"; return 0; }
 mkdir -p "$out/corpus" "$out/head-corpus"
 rt="$(clang -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-$(uname -m).a"
@@ -46,26 +47,27 @@ run() {
 	if [ $rc -ne 0 ]; then
 		grep -B2 -A30 -E "disagrees|ERROR|SUMMARY" "$out/$name.log" | head -60
 		echo "fuzz $name: FAILED (rc $rc), finding in $out/crash-* (log $out/$name.log)"
-		record 0 1 0
 		return 1
 	fi
 	echo "fuzz $name: passed"
-	record 1 0 0
 }
 
-fail=0
+# each target: one test passed or failed; one line for the tier at the end
+tally() { if [ "$1" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi; }
 if build fuzz_scan bpf/mcp_scan.bpf.h bpf/mcpfence.h tests/bpf/scan_ref.h; then
 	rm -rf "$out/seeds"; mkdir -p "$out/seeds"
 	cp tests/data/messages/*.json "$out/seeds"/ 2>/dev/null
 	run fuzz_scan $((secs * 2 / 3)) "$out/corpus" "$out/seeds" -max_len=70000 \
-		-dict=tests/fuzz/json.dict || fail=1
+		-dict=tests/fuzz/json.dict
+	tally $?
 else
-	record 0 1 0; fail=1
+	tally 1
 fi
 if build fuzz_head bpf/http_head.bpf.h bpf/mcp_scan.bpf.h bpf/mcpfence.h tests/unit/head_ref.h; then
-	run fuzz_head $((secs - secs * 2 / 3)) "$out/head-corpus" tests/fuzz/heads -max_len=9000 ||
-		fail=1
+	run fuzz_head $((secs - secs * 2 / 3)) "$out/head-corpus" tests/fuzz/heads -max_len=9000
+	tally $?
 else
-	record 0 1 0; fail=1
+	tally 1
 fi
-exit $fail
+record $passed $failed 0
+[ $failed = 0 ]
