@@ -924,6 +924,29 @@ static __always_inline bool headers_agree(struct tcp_work *w)
 }
 
 /*
+ * Copy the bytes [from, from + len) of msg to buf->data[dst..]: pulled in, then bounded for the
+ * verifier (len <= max, a constant at each call site; dst <= MCPF_TCP_HDR_MAX, and max leaves
+ * room for it). Returns 0, or -1 when the bytes cannot be had.
+ */
+static __always_inline int msg_copy(struct sk_msg_md *msg, struct mcpf_scan_buf *buf, __u32 dst,
+				    __u32 from, __u32 len, __u32 max)
+{
+	void *data;
+	__u64 l = len;
+
+	if (bpf_msg_pull_data(msg, from, from + len, 0))
+		return -1;
+	data = msg->data;
+	barrier_var(l);
+	if (l > max || data + l > (void *)(long)msg->data_end)
+		return -1;
+	dst &= 2 * MCPF_TCP_HDR_MAX - 1;
+	if (dst > MCPF_TCP_HDR_MAX || bpf_probe_read_kernel(&buf->data[dst], l, data))
+		return -1;
+	return 0;
+}
+
+/*
  * The body [off, off + len) of one request is in msg, into the scan buffer: where the client
  * stage put the send's first bytes, the body is read in place, after them (so its offsets are
  * the send's); else it is copied to the buffer's start. Returns the offset in msg of buffer byte
@@ -933,37 +956,15 @@ static __always_inline int body_load(struct sk_msg_md *msg, struct mcpf_scan_buf
 				     struct tcp_work *w, __u32 off, __u32 len)
 {
 	__u32 copied = w->b_copied, end = off + len;
-	void *data;
-	__u64 l;
 
 	if (len > MCPF_SCAN_BUF_MAX || copied > MCPF_TCP_HDR_MAX)
 		return -1;
 	if (end <= copied)
 		return 0;
-	if (end - copied <= MCPF_SCAN_BUF_MAX - MCPF_TCP_HDR_MAX) {
-		l = end - copied;
-		if (bpf_msg_pull_data(msg, copied, end, 0))
-			return -1;
-		data = msg->data;
-		barrier_var(l);
-		if (l > MCPF_SCAN_BUF_MAX - MCPF_TCP_HDR_MAX || data + l > (void *)(long)msg->data_end)
-			return -1;
-		copied &= 2 * MCPF_TCP_HDR_MAX - 1;
-		if (copied > MCPF_TCP_HDR_MAX ||
-		    bpf_probe_read_kernel(&buf->data[copied], l, data))
-			return -1;
-		return 0;
-	}
-	l = len;
-	if (bpf_msg_pull_data(msg, off, end, 0))
-		return -1;
-	data = msg->data;
-	barrier_var(l);
-	if (l > MCPF_SCAN_BUF_MAX || data + l > (void *)(long)msg->data_end)
-		return -1;
-	if (bpf_probe_read_kernel(buf->data, l, data))
-		return -1;
-	return off;
+	if (end - copied <= MCPF_SCAN_BUF_MAX - MCPF_TCP_HDR_MAX)
+		return msg_copy(msg, buf, copied, copied, end - copied,
+				MCPF_SCAN_BUF_MAX - MCPF_TCP_HDR_MAX);
+	return msg_copy(msg, buf, 0, off, len, MCPF_SCAN_BUF_MAX) ? -1 : (int)off;
 }
 
 /* The body [off, off + len) of one request is whole in msg: scan, decide, neutralize. */
@@ -1066,8 +1067,6 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	struct mcpf_conn *conn = conn_get(ck);
 	struct hdr_ctx *hc;
 	__u32 size = msg->size, n, total;
-	void *data;
-	__u64 l;
 
 	if (!buf || !w || !conn)
 		return SK_DROP; /* cannot happen with maps in place: fail closed */
@@ -1083,14 +1082,7 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	if (!size)
 		return SK_PASS;
 	n = size < MCPF_TCP_HDR_MAX ? size : MCPF_TCP_HDR_MAX;
-	if (bpf_msg_pull_data(msg, 0, n, 0))
-		goto poison;
-	data = msg->data;
-	l = n;
-	barrier_var(l);
-	if (l > MCPF_TCP_HDR_MAX || data + l > (void *)(long)msg->data_end)
-		goto poison;
-	if (bpf_probe_read_kernel(buf->data, l, data))
+	if (msg_copy(msg, buf, 0, 0, n, MCPF_TCP_HDR_MAX))
 		goto poison;
 	hc = &w->hd.hc;
 	http_head_parse(buf, n, &w->hd);
@@ -1222,19 +1214,11 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	struct tcp_work *w = work_get();
 	__u32 size = msg->size, n, hit;
 	__u8 *data, *end;
-	__u64 l;
 
 	if (!conn || !conn->npending || !buf || !w || !size)
 		return SK_PASS;
 	n = size < REPLY_SCAN_MAX - 1 ? size : REPLY_SCAN_MAX - 1;
-	if (bpf_msg_pull_data(msg, 0, n, 0))
-		return SK_PASS;
-	data = msg->data;
-	l = n;
-	barrier_var(l);
-	if (l >= REPLY_SCAN_MAX || (void *)data + l > (void *)(long)msg->data_end)
-		return SK_PASS;
-	if (bpf_probe_read_kernel(buf->data, l, data))
+	if (msg_copy(msg, buf, 0, 0, n, REPLY_SCAN_MAX - 1))
 		return SK_PASS;
 	buf->data[n & (REPLY_SCAN_MAX - 1)] = 0;
 	w->rc.n = n;
