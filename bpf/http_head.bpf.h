@@ -240,8 +240,7 @@ static __always_inline bool hdr_value_copy8(struct http_head *h, struct hdr_ctx 
 {
 	__u32 i = c->vlen;
 
-	if (k < 8)
-		v &= (1ULL << (k * 8)) - 1;
+	v = mcp_scan_low_bytes(v, k);
 	barrier_var(i);
 	switch (c->hid) {
 	case HDR_OTHER:
@@ -342,9 +341,7 @@ static long hdr_step(__u64 i, void *arg)
 			v = mcp_scan_load64(buf, pos & (MCPF_TCP_HDR_MAX - 1));
 			k = mcp_scan_plain_bytes(hb_name_special(v, &letters));
 			if (k) {
-				v |= letters >> 2;
-				if (k < 8)
-					v &= (1ULL << (k * 8)) - 1;
+				v = mcp_scan_low_bytes(v | letters >> 2, k);
 				if (c->nlen < 24)
 					http_store64(&h->hname[c->nlen & 31], v);
 				c->nlen += k;

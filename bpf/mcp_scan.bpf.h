@@ -321,6 +321,12 @@ static __always_inline __u32 mcp_scan_plain_bytes(__u64 special)
 	return (((special & -special) >> 7) * 0x0001020304050607ULL) >> 56;
 }
 
+/* The first k (1..8) bytes of v (first byte lowest), the others zero. */
+static __always_inline __u64 mcp_scan_low_bytes(__u64 v, __u32 k)
+{
+	return k < 8 ? v & ((1ULL << (k * 8)) - 1) : v;
+}
+
 /*
  * k (1..8) plain ASCII bytes, first byte lowest in v, decoded as they are; 0 when they must go
  * one at a time (near the end of the method or name field).
@@ -330,8 +336,7 @@ static __always_inline int mcp_scan_emit8(struct mcp_scan_ctx *c, __u64 v, __u32
 	__u32 i = c->s->dlen, role = c->s->role, lim;
 	struct mcpf_call *call;
 
-	if (k < 8)
-		v &= (1ULL << (k * 8)) - 1;
+	v = mcp_scan_low_bytes(v, k);
 	if (role == MCP_R_KEY_MSG || role == MCP_R_KEY_PAR) {
 		if (i < 8)
 			c->s->key |= v << (i * 8);
