@@ -241,6 +241,17 @@ static void send_all(int fd, const char *buf, size_t len)
 	assert_int_equal(send(fd, buf, len, 0), (ssize_t)len);
 }
 
+/* The server end reads req, sent on the client end, unchanged. */
+static void expect_passes(struct pair *p, const char *req, size_t n)
+{
+	char got[8192];
+
+	assert_true(n < sizeof(got));
+	send_all(p->cfd, req, n);
+	assert_int_equal(recv_for(p->sfd, got, sizeof(got), 300), n);
+	assert_memory_equal(got, req, n);
+}
+
 static void test_sockets_in_map(void **state)
 {
 	struct mcpf_sock_key k, next, *prev = NULL;
@@ -267,16 +278,14 @@ static void test_sockets_in_map(void **state)
 
 static void test_allowed_unchanged(void **state)
 {
-	char body[256], req[1024], got[2048];
+	char body[256], req[1024];
 	size_t n;
 	struct pair p;
 
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
 	n = request(req, sizeof(req), call(body, sizeof(body), 1, "echo"), NULL);
-	send_all(p.cfd, req, n);
-	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
-	assert_memory_equal(got, req, n);
+	expect_passes(&p, req, n);
 	pair_close(&p);
 }
 
@@ -313,9 +322,7 @@ static void test_denied_neutralized_and_reply(void **state)
 	assert_non_null(strstr(got, "\"id\":7,\"error\":{\"code\":-32601,\"message\":\"denied by policy\"}"));
 	/* the connection stays healthy: an allowed call passes untouched */
 	n = request(req, sizeof(req), call(body, sizeof(body), 8, "echo"), NULL);
-	send_all(p.cfd, req, n);
-	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
-	assert_memory_equal(got, req, n);
+	expect_passes(&p, req, n);
 	/* a reply for another id is left alone */
 	send_all(p.sfd, reply, strlen(reply));
 	recv_for(p.cfd, got, sizeof(got), 300);
@@ -345,9 +352,7 @@ static void test_globs_and_hide(void **state)
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
 		assert_false(policy__glob_match("a?c", allowed[i]));
 		n = request(req, sizeof(req), call(body, sizeof(body), 30 + i, allowed[i]), NULL);
-		send_all(p.cfd, req, n);
-		assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
-		assert_memory_equal(got, req, n);
+		expect_passes(&p, req, n);
 	}
 	pair_close(&p);
 }
@@ -578,9 +583,7 @@ static void test_unreadable_body_refused(void **state)
 	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\","
 		 "\"params\":{\"uri\":\"demo://x\"}}");
 	n = request(req, sizeof(req), body, "Mcp-Method: resources/read\r\nMcp-Name: demo://x\r\n");
-	send_all(p.cfd, req, n);
-	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
-	assert_memory_equal(got, req, n);
+	expect_passes(&p, req, n);
 	/* but a tools/call without a readable name and an Mcp-Name is refused */
 	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
 		 "\"params\":{}}");
@@ -591,9 +594,7 @@ static void test_unreadable_body_refused(void **state)
 	/* agreeing: passes */
 	n = request(req, sizeof(req), call(body, sizeof(body), 4, "echo"),
 		    "Mcp-Method: tools/call\r\nMcp-Name: echo\r\n");
-	send_all(p.cfd, req, n);
-	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
-	assert_memory_equal(got, req, n);
+	expect_passes(&p, req, n);
 	pair_close(&p);
 }
 
@@ -661,9 +662,7 @@ static void test_budget_and_refill(void **state)
 	}
 	kernel__refill(env.skel, &env.kc, now + 7200, now + 3600);
 	n = request(req, sizeof(req), call(body, sizeof(body), 43, "limited"), NULL);
-	send_all(p.cfd, req, n);
-	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
-	assert_memory_equal(got, req, n);
+	expect_passes(&p, req, n);
 	pair_close(&p);
 }
 
@@ -825,9 +824,7 @@ static void test_tuple_reuse(void **state)
 	p.sfd = accept(p.lfd, NULL, NULL);
 	last = p;
 	n = request(req, sizeof(req), call(body, sizeof(body), 80, "echo"), NULL);
-	send_all(p.cfd, req, n);
-	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
-	assert_memory_equal(got, req, n);
+	expect_passes(&p, req, n);
 	pair_close(&p);
 }
 
