@@ -27,23 +27,8 @@
 #include "mcpfence.h"
 #include "mcp_scan.bpf.h"
 
-#ifdef __bpf__
-#define http_load64(p) (*(const __u64 *)(p))
-#define http_store64(p, v) (*(__u64 *)(p) = (v))
-#else
-static inline __u64 http_load64(const void *p)
-{
-	__u64 v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-#define http_store64(p, v)                                                                    \
-	do {                                                                                  \
-		__u64 http_v_ = (v);                                                          \
-		memcpy((p), &http_v_, sizeof(http_v_));                                       \
-	} while (0)
-#endif
+#define http_load64(p) mcpf_load64(p)
+#define http_store64(p, v) mcpf_store64(p, v)
 
 enum hdr_id {
 	HDR_OTHER = 0,

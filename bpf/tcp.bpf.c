@@ -809,7 +809,7 @@ static __always_inline int neutralize_method(struct sk_msg_md *msg, __u32 off, _
 static __always_inline bool is_tools_call(const struct mcpf_call *c)
 {
 	return (c->flags & MCPF_CALL_HAS_METHOD) && c->method_len == 10 &&
-	       *(__u64 *)&c->method[0] == W8('t', 'o', 'o', 'l', 's', '/', 'c', 'a') &&
+	       mcpf_load64(&c->method[0]) == W8('t', 'o', 'o', 'l', 's', '/', 'c', 'a') &&
 	       c->method[8] == 'l' && c->method[9] == 'l';
 }
 
@@ -1235,8 +1235,8 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct mcpf_conn_k
 		end = msg->data_end;
 		if (data + 16 > end)
 			break;
-		*(__u64 *)&data[0] = W8('d', 'e', 'n', 'i', 'e', 'd', ' ', 'b');
-		*(__u64 *)&data[8] = W8('y', ' ', 'p', 'o', 'l', 'i', 'c', 'y');
+		mcpf_store64(&data[0], W8('d', 'e', 'n', 'i', 'e', 'd', ' ', 'b'));
+		mcpf_store64(&data[8], W8('y', ' ', 'p', 'o', 'l', 'i', 'c', 'y'));
 		count(MCPF_CNT_REPLIES, 1);
 		w->rc.from = hit;
 		if (!conn->npending)
