@@ -984,12 +984,17 @@ static __always_inline long mcp_scan_step_body(struct mcp_scan_ctx *c)
 			mcp_scan_short(c);
 		return 1;
 	}
+	if (c->s->tok == MCP_TOK_NONE) {
+		mcp_scan_structural(c);
+		/* a string or number it opened goes on in the same step: a third fewer steps */
+		if (c->s->tok == MCP_TOK_NONE || c->s->status != MCP_SCAN_RUNNING ||
+		    c->s->pos >= c->s->len)
+			return 0;
+	}
 	if (c->s->tok == MCP_TOK_STRING)
 		mcp_scan_string(c);
-	else if (c->s->tok == MCP_TOK_NUMBER)
-		mcp_scan_number(c);
 	else
-		mcp_scan_structural(c);
+		mcp_scan_number(c);
 	return 0;
 }
 
