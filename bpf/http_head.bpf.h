@@ -19,7 +19,9 @@
  *
  * How: one bpf_loop over steps; a step reads a run of up to 8 plain bytes (of the request line,
  * a name or a value, classified 8 at a time with SWAR arithmetic) and the byte after it, or a
- * line end. About 150 ns for a 230-byte head on 6.18, against ~830 ns byte by byte.
+ * line end; a name's colon goes on into its value, and the request line and the values nobody
+ * keeps go HDR_RUN words at a time. About 150 ns for a 230-byte head on 6.18, against ~830 ns
+ * byte by byte.
  */
 #ifndef MCPFENCE_HTTP_HEAD_BPF_H
 #define MCPFENCE_HTTP_HEAD_BPF_H
@@ -254,6 +256,9 @@ static __always_inline bool hdr_value_copy8(struct http_head *h, struct hdr_ctx 
 	return true;
 }
 
+/* Words of 8 plain bytes one step skips in the request line or a value nobody keeps. */
+#define HDR_RUN 8
+
 struct hdr_loop {
 	const struct mcpf_scan_buf *buf;
 	struct http_head *h;
@@ -352,8 +357,10 @@ static long hdr_step(__u64 i, void *arg)
 			}
 			c->seen |= bit;
 			c->state = HS_OWS;
-			c->pos = pos + 1;
-			return 0;
+			c->pos = ++pos;
+			if (pos >= n)
+				return 0;
+			goto ows; /* the value starts in the same step */
 		}
 		if (!is_tchar(ch)) {
 			c->error = 1; /* includes obs-fold and a space before the colon */
@@ -365,6 +372,7 @@ static long hdr_step(__u64 i, void *arg)
 		c->pos = pos + 1;
 		return 0;
 	case HS_OWS:
+	ows:
 		for (k = 0; k < 8; k++) {
 			ch = hdr_at(buf, pos);
 			if (ch != ' ' && ch != '\t')
@@ -382,6 +390,18 @@ static long hdr_step(__u64 i, void *arg)
 		/* fall through */
 	case HS_VALUE:
 	value:
+		/* the request line, or a value nobody keeps: whole runs of 8 plain bytes at once */
+		if (c->state == HS_REQLINE || c->hid == HDR_OTHER) {
+			for (k = 0; k < HDR_RUN; k++) {
+				if (pos + 8 > n || hb_value_special(mcp_scan_load64(
+							   buf, pos & (MCPF_TCP_HDR_MAX - 1))))
+					break;
+				pos += 8;
+			}
+			if (c->state == HS_VALUE)
+				c->vlen += pos - c->pos;
+			c->pos = pos;
+		}
 		if (pos + 8 <= n) {
 			v = mcp_scan_load64(buf, pos & (MCPF_TCP_HDR_MAX - 1));
 			k = mcp_scan_plain_bytes(hb_value_special(v));
