@@ -721,7 +721,7 @@ static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
 		count(MCPF_CNT_EVENTS_LOST, 1);
 		return;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
+	/* every byte is written once (no memset first: the ring's memory is not cleared) */
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->uid = (__u32)bpf_get_current_uid_gid();
@@ -733,16 +733,23 @@ static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
 	e->cport = ck->cport;
 	e->sport = ck->sport;
 	e->flags = d->flags | flags;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->_pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm)); /* NUL-padded */
 	if (idx < MCPF_SCAN_MAX_CALLS) {
 		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
 
 		__builtin_memcpy(e->method, c->method, sizeof(e->method));
 		__builtin_memcpy(e->name, c->name, sizeof(e->name));
 		__builtin_memcpy(e->id, c->id, sizeof(e->id));
+	} else {
+		__builtin_memset(e->method, 0, sizeof(e->method));
+		__builtin_memset(e->name, 0, sizeof(e->name));
+		__builtin_memset(e->id, 0, sizeof(e->id));
 	}
 	if (conn)
 		__builtin_memcpy(e->session, conn->session, sizeof(e->session));
+	else
+		__builtin_memset(e->session, 0, sizeof(e->session));
 	/*
 	 * A wakeup costs the sender several us (an irq_work, then the reader's wakeup), more than
 	 * the rest of the program: an allowed call's event does not wake the reader, which drains
