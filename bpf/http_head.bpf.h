@@ -20,8 +20,8 @@
  * How: one bpf_loop over steps; a step reads a run of up to 8 plain bytes (of the request line,
  * a name or a value, classified 8 at a time with SWAR arithmetic) and the byte after it, or a
  * line end; a name's colon goes on into its value, and the request line and the values nobody
- * keeps go HDR_RUN words at a time. About 150 ns for a 230-byte head on 6.18, against ~830 ns
- * byte by byte.
+ * keeps go HDR_RUN words at a time: 11 steps for the 137-byte head of bench/kernel, about 170 ns
+ * in the send path on 6.18.
  */
 #ifndef MCPFENCE_HTTP_HEAD_BPF_H
 #define MCPFENCE_HTTP_HEAD_BPF_H

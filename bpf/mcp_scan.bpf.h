@@ -44,17 +44,18 @@
  * line-framed transport (stdio) must refuse MCPF_SCAN_NEWLINE: the server parses each line alone.
  * An HTTP body must be whole and without MCPF_SCAN_TRAILING (JSON.parse refuses trailing bytes).
  *
- * How: one bpf_loop over steps; a step is a token (with the ',' or ':' before it), up to
- * MCP_WS_RUN bytes of whitespace, up to MCP_STR_RUN * 8 + 8 plain bytes of a string (8 at a time,
- * decoded ones too), one escape or UTF-8 sequence, or a number's byte. The state lives in
- * buf->scan_state, not on the stack: a scalar loaded from a map value has no history, which keeps
- * the verifier's state count small (about 195k instructions verified for one call site; define
- * MCP_SCAN_GLOBAL_STEP for a global-function step verified once, about 148k, ~15% slower on
- * small messages). Keys are decoded (escapes resolved) only where they matter: in a message
- * object and in its params object. Needs bpf_loop (5.17+), no kfunc. Measured on 6.18 through
- * BPF_PROG_TEST_RUN (bench/scan): ~70 ns fixed, ~400 ns for a 200 B tools/call, ~0.5 us per KB
- * at 2 KB, ~0.33 us per KB at 20 KB. The same code compiles for userspace (tests, fuzzer) with
- * the shims below.
+ * How: one bpf_loop over steps; a step is a token (with the ',' or ':' before it, and the first
+ * run of a string or number it opens), up to MCP_WS_RUN bytes of whitespace, up to
+ * MCP_STR_RUN * 8 + 8 plain bytes of a string (8 at a time, decoded ones too), one escape or
+ * UTF-8 sequence, or a number's byte. The state lives in buf->scan_state, not on the stack: a
+ * scalar loaded from a map value has no history, which keeps the verifier's state count small
+ * (about 195k instructions verified for one call site; define MCP_SCAN_GLOBAL_STEP for a
+ * global-function step verified once, about 148k, ~15% slower on small messages). Keys are
+ * decoded (escapes resolved) only where they matter: in a message object and in its params
+ * object. Needs bpf_loop (5.17+), no kfunc. Measured on 6.18 through BPF_PROG_TEST_RUN
+ * (bench/scan): ~90 ns fixed, ~300-430 ns for a 200 B tools/call (23 steps),
+ * ~0.33 us per KB at 2 KB, ~0.2 us per KB at 20 KB. The same code compiles for userspace (tests,
+ * fuzzer) with the shims below.
  */
 #ifndef MCPFENCE_MCP_SCAN_BPF_H
 #define MCPFENCE_MCP_SCAN_BPF_H
