@@ -29,9 +29,6 @@
 #include "mcpfence.h"
 #include "mcp_scan.bpf.h"
 
-#define http_load64(p) mcpf_load64(p)
-#define http_store64(p, v) mcpf_store64(p, v)
-
 enum hdr_id {
 	HDR_OTHER = 0,
 	HDR_CONTENT_LENGTH = 1,
@@ -82,8 +79,8 @@ struct http_head {
 
 static __always_inline __u32 hdr_identify(struct http_head *h, __u32 nlen)
 {
-	__u64 a = http_load64(&h->hname[0]), b = http_load64(&h->hname[8]);
-	__u64 c = http_load64(&h->hname[16]);
+	__u64 a = mcpf_load64(&h->hname[0]), b = mcpf_load64(&h->hname[8]);
+	__u64 c = mcpf_load64(&h->hname[16]);
 
 	if (nlen == 14 && a == W8('c', 'o', 'n', 't', 'e', 'n', 't', '-') &&
 	    b == W8('l', 'e', 'n', 'g', 't', 'h', 0, 0))
@@ -237,17 +234,17 @@ static __always_inline bool hdr_value_copy8(struct http_head *h, struct hdr_ctx 
 	case HDR_MCP_METHOD:
 		if (i > MCPF_METHOD_MAX - 9)
 			return false;
-		http_store64(&h->h_method[i], v);
+		mcpf_store64(&h->h_method[i], v);
 		break;
 	case HDR_MCP_NAME:
 		if (i > MCPF_NAME_MAX - 9)
 			return false;
-		http_store64(&h->h_name[i], v);
+		mcpf_store64(&h->h_name[i], v);
 		break;
 	case HDR_MCP_SESSION:
 		if (i > MCPF_TCP_SESSION_MAX - 9)
 			return false;
-		http_store64(&h->h_session[i], v);
+		mcpf_store64(&h->h_session[i], v);
 		break;
 	default:
 		return false; /* Content-Length: digit by digit */
@@ -320,10 +317,10 @@ static long hdr_step(__u64 i, void *arg)
 		c->nlen = 0;
 		c->vlen = 0;
 		c->cl_done = 0;
-		http_store64(&h->hname[0], 0);
-		http_store64(&h->hname[8], 0);
-		http_store64(&h->hname[16], 0);
-		http_store64(&h->hname[24], 0);
+		mcpf_store64(&h->hname[0], 0);
+		mcpf_store64(&h->hname[8], 0);
+		mcpf_store64(&h->hname[16], 0);
+		mcpf_store64(&h->hname[24], 0);
 		c->state = HS_NAME;
 		/* fall through */
 	case HS_NAME:
@@ -333,7 +330,7 @@ static long hdr_step(__u64 i, void *arg)
 			if (k) {
 				v = mcp_scan_low_bytes(v | letters >> 2, k);
 				if (c->nlen < 24)
-					http_store64(&h->hname[c->nlen & 31], v);
+					mcpf_store64(&h->hname[c->nlen & 31], v);
 				c->nlen += k;
 				pos += k;
 				c->pos = pos;
