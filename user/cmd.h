@@ -18,4 +18,11 @@ int cmd_stats(int argc, char **argv);
 /* Mount tracefs and bpffs where missing; 0, or the last -errno. */
 int features__mount(void);
 
+/*
+ * What the TCP plane (bpf/tcp.bpf.c) needs of the kernel: program, map and helper types, and
+ * the bpf_strnstr kfunc. 0 when all are there; else -ENOTSUP (or -EPERM, not root) with why
+ * naming the first one missing.
+ */
+int features__tcp(char *why, size_t size);
+
 #endif

@@ -9,6 +9,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <linux/magic.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "cmd.h"
 #include "log.h"
@@ -73,8 +74,75 @@ out_destroy:
 	return err;
 }
 
+int features__tcp(char *why, size_t size)
+{
+	static const struct {
+		enum bpf_prog_type type;
+		const char *name;
+	} progs[] = {
+		{ BPF_PROG_TYPE_SOCK_OPS, "sock_ops programs" },
+		{ BPF_PROG_TYPE_SK_MSG, "sk_msg programs" },
+	};
+	static const struct {
+		enum bpf_map_type type;
+		const char *name;
+	} maps[] = {
+		{ BPF_MAP_TYPE_SOCKHASH, "SOCKHASH maps" },
+		{ BPF_MAP_TYPE_RINGBUF, "ring buffers" },
+		{ BPF_MAP_TYPE_PERCPU_ARRAY, "per-CPU arrays" },
+		{ BPF_MAP_TYPE_PROG_ARRAY, "program arrays (tail calls)" },
+	};
+	static const struct {
+		enum bpf_func_id id;
+		const char *name;
+	} helpers[] = {
+		{ BPF_FUNC_loop, "bpf_loop (5.17+)" },
+		{ BPF_FUNC_msg_pull_data, "bpf_msg_pull_data" },
+		{ BPF_FUNC_msg_cork_bytes, "bpf_msg_cork_bytes" },
+		{ BPF_FUNC_ringbuf_reserve, "bpf_ringbuf_reserve" },
+		{ BPF_FUNC_get_current_task, "bpf_get_current_task" },
+		{ BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel" },
+	};
+	struct btf *btf;
+	int found;
+
+	if (geteuid() != 0) {
+		snprintf(why, size, "not root: loading BPF programs needs CAP_BPF and CAP_NET_ADMIN");
+		return -EPERM;
+	}
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
+		if (libbpf_probe_bpf_prog_type(progs[i].type, NULL) != 1) {
+			snprintf(why, size, "this kernel has no %s", progs[i].name);
+			return -ENOTSUP;
+		}
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		if (libbpf_probe_bpf_map_type(maps[i].type, NULL) != 1) {
+			snprintf(why, size, "this kernel has no %s", maps[i].name);
+			return -ENOTSUP;
+		}
+	for (size_t i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++)
+		if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG, helpers[i].id, NULL) != 1) {
+			snprintf(why, size, "sk_msg programs cannot call %s here", helpers[i].name);
+			return -ENOTSUP;
+		}
+	btf = btf__load_vmlinux_btf();
+	if (!btf) {
+		snprintf(why, size, "no kernel BTF (/sys/kernel/btf/vmlinux): %s", strerror(errno));
+		return -ENOTSUP;
+	}
+	found = btf__find_by_name_kind(btf, "bpf_strnstr", BTF_KIND_FUNC);
+	btf__free(btf);
+	if (found < 0) {
+		snprintf(why, size, "this kernel has no bpf_strnstr kfunc (6.17+)");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 int cmd_features(int argc, char **argv)
 {
+	char why[256];
+
 	int err;
 
 	if (argc > 1) {
@@ -93,5 +161,11 @@ int cmd_features(int argc, char **argv)
 		       geteuid() ? ": not root" : "");
 	else
 		printf("bpf tracepoint: yes\n");
+	if (features__tcp(why, sizeof(why))) {
+		printf("tcp plane (attach): no: %s\n", why);
+		err = err ? err : -ENOTSUP;
+	} else {
+		printf("tcp plane (attach): yes\n");
+	}
 	return err ? 1 : 0;
 }

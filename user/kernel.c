@@ -156,9 +156,15 @@ struct tcp_bpf *kernel__load(void)
 	bpf_map__set_max_entries(skel->maps.tcp_scan_bufs, ncpu);
 	err = tcp_bpf__load(skel);
 	if (err) {
-		log_err("bpf/tcp.bpf.c: the kernel refused the sock_ops/sk_msg programs (%s): this "
-			"kernel lacks a program type, map type or kfunc (bpf_strnstr, 6.17+) they use; "
-			"run with -v for the verifier log", strerror(-err));
+		char why[256];
+
+		if (features__tcp(why, sizeof(why)))
+			log_err("bpf/tcp.bpf.c: the kernel refused the sock_ops/sk_msg programs (%s): "
+				"%s", strerror(-err), why);
+		else
+			log_err("bpf/tcp.bpf.c: the kernel's verifier refused the programs (%s) "
+				"although it has every feature they use: a bug of mcpfence; run "
+				"attach --verbose for the verifier log", strerror(-err));
 		tcp_bpf__destroy(skel);
 		errno = -err;
 		return NULL;
