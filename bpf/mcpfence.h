@@ -94,6 +94,19 @@ struct mcpf_scan_result {
 #define MCPF_TCP_PENDING 8       /* denied ids per connection waiting for their reply */
 #define MCPF_TCP_HDR_MAX 8192    /* request headers longer than this are refused */
 #define MCPF_TCP_RULE_NONE 0xffffffffu
+/*
+ * Runs of the sk_msg program in flight on one CPU at once: a run can be preempted (preempt=full
+ * or lazy) and another task's run start on the same CPU. Each takes a slot of its own (working
+ * state and scan buffer); a run that finds all of its CPU's slots held refuses its request.
+ */
+#define MCPF_TCP_SLOTS 4
+
+/* The head of a slot's working state (tcp_work_map, per CPU): who holds it. */
+struct mcpf_slot {
+	__u64 owner; /* the task running in it (bpf_get_current_task); 0: free */
+	__u32 idx;   /* its index in tcp_work_map */
+	__u32 _pad;
+};
 
 enum mcpf_kind {
 	MCPF_KIND_ALLOW = 0,     /* same numbers as enum deny_kind (user/decide.h) */
@@ -190,6 +203,7 @@ enum mcpf_tcp_counter {
 	MCPF_CNT_REPLIES = 4,   /* replies rewritten to say "denied by policy" */
 	MCPF_CNT_CALLS = 5,     /* tools/call messages decided */
 	MCPF_CNT_EVENTS_LOST = 6, /* decisions whose event found the ring buffer full */
+	MCPF_CNT_BUSY = 7,      /* sends refused: every slot of their CPU was held */
 	MCPF_CNT_MAX = 8,
 };
 
@@ -261,6 +275,7 @@ enum mcpf_event_flags {
 	MCPF_EV_TICKET = 4,      /* allowed by an approval ticket */
 	MCPF_EV_BATCH = 8,
 	MCPF_EV_HDR_MISMATCH = 16, /* Mcp-Method/Mcp-Name disagreed with the body */
+	MCPF_EV_BUSY = 32,       /* refused unread: every slot of the CPU was held */
 };
 
 /*

@@ -160,7 +160,10 @@ struct {
 	__type(value, __u32);
 } tcp_progs SEC(".maps");
 
-/* One scan buffer per CPU (too large for a per-CPU map): userspace sets max_entries. */
+/*
+ * One scan buffer per slot of each CPU, at cpu * MCPF_TCP_SLOTS + slot (too large for a per-CPU
+ * map): userspace sets max_entries.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -201,10 +204,13 @@ struct decision {
 };
 
 /*
- * Per-CPU working state of one program run. Loop state lives here rather than on the stack:
- * the verifier then treats it as unknown and bpf_loop callbacks converge at once.
+ * Working state of one program run, in a slot of its CPU (MCPF_TCP_SLOTS): the stages of one
+ * run (tail calls) find it again by its owner, the task that runs it. Loop state lives here
+ * rather than on the stack: the verifier then treats it as unknown and bpf_loop callbacks
+ * converge at once.
  */
 struct tcp_work {
+	struct mcpf_slot slot; /* first: userspace reads it (tests) */
 	struct http_head hd;
 	struct glob_step_ctx gs;
 	struct glob_scan_ctx gsc;
@@ -227,10 +233,17 @@ struct tcp_work {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, MCPF_TCP_SLOTS);
 	__type(key, __u32);
 	__type(value, struct tcp_work);
 } tcp_work_map SEC(".maps");
+
+/* What bpf_loop callbacks are handed, on the caller's stack. */
+struct tcp_cb {
+	struct tcp_work *w;
+	struct mcpf_scan_buf *buf;
+	struct mcpf_conn *conn;
+};
 
 static const char reply_needle[] = ",\"error\":{\"code\":-32601,\"message\":\"Method not found\"";
 #define REPLY_NEEDLE_LEN (sizeof(reply_needle) - 1)
@@ -244,18 +257,59 @@ static __always_inline void count(__u32 which, __u64 n)
 		*c += n;
 }
 
-static __always_inline struct tcp_work *work_get(void)
+/*
+ * ---- slots ----------------------------------------------------------------------------------
+ * A run is one invocation of handle_sk_msg with the stages it tail-calls; migration is off for
+ * it, but on a preemptible kernel (preempt=full or lazy) it can be preempted, and another
+ * task's run start on the same CPU. Per-CPU state shared by the two would let one run decide
+ * on the other's bytes: a denied call let through. So a run takes a free slot of its CPU
+ * (an atomic compare-and-swap of the owner: a preemption cannot split it), its later stages
+ * find it by their task, and it gives it back when it ends. A slot already held by this task
+ * is taken back: a task runs one send at a time, so that run is over.
+ */
+static __always_inline struct tcp_work *slot_take(void)
 {
-	__u32 zero = 0;
+	__u64 me = bpf_get_current_task();
 
-	return bpf_map_lookup_elem(&tcp_work_map, &zero);
+	for (__u32 s = 0; s < MCPF_TCP_SLOTS; s++) {
+		struct tcp_work *w = bpf_map_lookup_elem(&tcp_work_map, &s);
+		__u64 held;
+
+		if (!w)
+			return NULL;
+		held = __sync_val_compare_and_swap(&w->slot.owner, 0, me);
+		if (held == 0 || held == me) {
+			w->slot.idx = s;
+			return w;
+		}
+	}
+	return NULL;
 }
 
-static __always_inline struct mcpf_scan_buf *scan_buf_get(void)
+/* The slot of this task's run, taken by its first stage. */
+static __always_inline struct tcp_work *slot_find(void)
 {
-	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 me = bpf_get_current_task();
 
-	return bpf_map_lookup_elem(&tcp_scan_bufs, &cpu);
+	for (__u32 s = 0; s < MCPF_TCP_SLOTS; s++) {
+		struct tcp_work *w = bpf_map_lookup_elem(&tcp_work_map, &s);
+
+		if (w && w->slot.owner == me)
+			return w;
+	}
+	return NULL;
+}
+
+static __always_inline void slot_release(struct tcp_work *w)
+{
+	w->slot.owner = 0;
+}
+
+static __always_inline struct mcpf_scan_buf *scan_buf_get(const struct tcp_work *w)
+{
+	__u32 i = bpf_get_smp_processor_id() * MCPF_TCP_SLOTS + (w->slot.idx & (MCPF_TCP_SLOTS - 1));
+
+	return bpf_map_lookup_elem(&tcp_scan_bufs, &i);
 }
 
 static __always_inline bool port_watched(__u16 port)
@@ -348,9 +402,9 @@ int handle_sock_ops(struct bpf_sock_ops *skops)
  * One step of the glob matcher of policy__glob_match (user/policy.c), step for step: '*' any
  * bytes, '?' one UTF-8 character (a byte and its continuation bytes), one backtrack point.
  */
-static long glob_step(__u64 i, void *unused)
+static long glob_step(__u64 i, void *arg)
 {
-	struct tcp_work *w = work_get();
+	struct tcp_work *w = ((struct tcp_cb *)arg)->w;
 	struct glob_step_ctx *c;
 	char pc = 0;
 
@@ -393,9 +447,10 @@ static long glob_step(__u64 i, void *unused)
 	return 0;
 }
 
-static long glob_try(__u64 i, void *unused)
+static long glob_try(__u64 i, void *arg)
 {
-	struct tcp_work *w = work_get();
+	struct tcp_cb cb = { .w = ((struct tcp_cb *)arg)->w };
+	struct tcp_work *w = cb.w;
 	struct glob_scan_ctx *c;
 	struct mcpf_glob *g;
 	__u32 idx;
@@ -418,7 +473,7 @@ static long glob_try(__u64 i, void *unused)
 	w->gs.slen = c->name_len;
 	w->gs.star = (__u32)-1;
 	w->gs.result = -1;
-	bpf_loop(GLOB_STEPS, glob_step, NULL, 0);
+	bpf_loop(GLOB_STEPS, glob_step, &cb, 0);
 	if (w->gs.result < 0) {
 		c->uncertain = 1;
 		c->hit = c->first + (__u32)i;
@@ -435,6 +490,8 @@ static long glob_try(__u64 i, void *unused)
 static __always_inline __u32 glob_find(struct tcp_work *w, __u32 gen, __u32 first, __u32 last,
 				       __u32 name_len, __u32 *uncertain)
 {
+	struct tcp_cb cb = { .w = w };
+
 	w->gsc.gen = gen;
 	w->gsc.first = first;
 	w->gsc.last = last;
@@ -442,7 +499,7 @@ static __always_inline __u32 glob_find(struct tcp_work *w, __u32 gen, __u32 firs
 	w->gsc.hit = (__u32)-1;
 	w->gsc.uncertain = 0;
 	if (first < last && last <= MCPF_TCP_MAX_GLOBS)
-		bpf_loop(last - first, glob_try, NULL, 0);
+		bpf_loop(last - first, glob_try, &cb, 0);
 	*uncertain = w->gsc.uncertain;
 	return w->gsc.hit;
 }
@@ -479,9 +536,9 @@ static __always_inline __u64 agent_key(void)
  * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule); all or
  * none. Returns the failing slot or -1. A global function: the verifier checks it once.
  */
-__noinline int tcp_budgets_take(__u32 gen, __u32 has_rule, __u64 session_hash)
+__noinline int tcp_budgets_take(struct tcp_work *w, __u32 gen, __u32 has_rule,
+				__u64 session_hash)
 {
-	struct tcp_work *w = work_get();
 	struct mcpf_gen_cfg *gc;
 	__u32 ntaken = 0;
 	int failed = -1;
@@ -659,7 +716,7 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 	}
 	if (r)
 		w->rule = *r;
-	failed = tcp_budgets_take(gen, r != NULL, session_hash);
+	failed = tcp_budgets_take(w, gen, r != NULL, session_hash);
 	if (failed >= 0) {
 		if (ticket)
 			ticket_give_back(w);
@@ -685,31 +742,38 @@ static __always_inline __u32 policy_in_force(void)
 	return gc ? gc->policy : 0;
 }
 
-/* Count one verdict for the tool in w->rkey.name under the policy (tcp_policies index). */
-static __always_inline void stat_add(struct tcp_work *w, __u32 kind, __u32 policy)
+/* Count one verdict for the tool named in k under the policy (tcp_policies index). */
+static __always_inline void stat_count(struct mcpf_stat_key *k, __u32 kind, __u32 policy)
 {
 	__u64 one = 1, *v;
 
-	__builtin_memcpy(w->skey.name, w->rkey.name, sizeof(w->skey.name));
-	w->skey.kind = kind;
-	w->skey.policy = policy;
-	v = bpf_map_lookup_elem(&tcp_stats, &w->skey);
+	k->kind = kind;
+	k->policy = policy;
+	v = bpf_map_lookup_elem(&tcp_stats, k);
 	if (v) {
 		*v += 1;
 		return;
 	}
-	if (bpf_map_update_elem(&tcp_stats, &w->skey, &one, BPF_NOEXIST)) {
+	if (bpf_map_update_elem(&tcp_stats, k, &one, BPF_NOEXIST)) {
 		/* full (or raced): count under the empty name */
-		__builtin_memset(w->skey.name, 0, sizeof(w->skey.name));
-		v = bpf_map_lookup_elem(&tcp_stats, &w->skey);
+		__builtin_memset(k->name, 0, sizeof(k->name));
+		v = bpf_map_lookup_elem(&tcp_stats, k);
 		if (v)
 			*v += 1;
 		else
-			bpf_map_update_elem(&tcp_stats, &w->skey, &one, BPF_NOEXIST);
+			bpf_map_update_elem(&tcp_stats, k, &one, BPF_NOEXIST);
 	}
 }
 
-static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
+/* Count one verdict for the tool in w->rkey.name. */
+static __always_inline void stat_add(struct tcp_work *w, __u32 kind, __u32 policy)
+{
+	__builtin_memcpy(w->skey.name, w->rkey.name, sizeof(w->skey.name));
+	stat_count(&w->skey, kind, policy);
+}
+
+/* The event for decision d about call idx of w (none: w NULL or idx >= MCPF_SCAN_MAX_CALLS). */
+static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 				       const struct mcpf_conn_key *ck, struct mcpf_conn *conn,
 				       const struct decision *d, __u32 flags)
 {
@@ -735,7 +799,7 @@ static __always_inline void event_emit(struct tcp_work *w, __u32 idx,
 	e->flags = d->flags | flags;
 	e->_pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm)); /* NUL-padded */
-	if (idx < MCPF_SCAN_MAX_CALLS) {
+	if (w && idx < MCPF_SCAN_MAX_CALLS) {
 		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
 
 		__builtin_memcpy(e->method, c->method, sizeof(e->method));
@@ -834,9 +898,8 @@ static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcp
 }
 
 /* The decision for the tool in w->rkey.name, into w->dec. A global function. */
-__noinline int tcp_decide_call(__u32 name_len, __u64 session_hash)
+__noinline int tcp_decide_call(struct tcp_work *w, __u32 name_len, __u64 session_hash)
 {
-	struct tcp_work *w = work_get();
 	struct decision d;
 
 	if (!w)
@@ -848,28 +911,23 @@ __noinline int tcp_decide_call(__u32 name_len, __u64 session_hash)
 }
 
 /* The event for w->dec, about call idx (none when idx >= MCPF_SCAN_MAX_CALLS). */
-__noinline int tcp_emit(__u32 idx, __u32 flags)
+__noinline int tcp_emit(struct tcp_work *w, struct mcpf_conn *conn, __u32 idx, __u32 flags)
 {
-	struct tcp_work *w = work_get();
-	struct mcpf_conn *conn;
-
 	if (!w)
 		return 0;
-	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
 	event_emit(w, idx, &w->ck, conn, &w->dec, flags);
 	return 0;
 }
 
-static long call_one(__u64 i, void *unused)
+static long call_one(__u64 i, void *arg)
 {
-	struct tcp_work *w = work_get();
-	struct mcpf_conn *conn;
+	struct tcp_work *w = ((struct tcp_cb *)arg)->w;
+	struct mcpf_conn *conn = ((struct tcp_cb *)arg)->conn;
 	struct mcpf_call *c;
 	__u32 kind;
 
 	if (!w || i >= w->res.ncalls || i >= MCPF_SCAN_MAX_CALLS)
 		return 1;
-	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
 	c = &w->res.calls[i & (MCPF_SCAN_MAX_CALLS - 1)];
 	if (!is_tools_call(c))
 		return 0;
@@ -883,7 +941,7 @@ static long call_one(__u64 i, void *unused)
 		w->dec.has_gen = 0;
 		stat_add(w, MCPF_KIND_INVALID, policy_in_force());
 	} else {
-		tcp_decide_call(c->name_len, conn ? conn->session_hash : 0);
+		tcp_decide_call(w, c->name_len, conn ? conn->session_hash : 0);
 	}
 	kind = w->dec.kind;
 	if (kind != MCPF_KIND_ALLOW && w->nrw < MCPF_SCAN_MAX_CALLS) {
@@ -892,9 +950,9 @@ static long call_one(__u64 i, void *unused)
 		w->nrw++;
 		if (conn)
 			pending_add(conn, c);
-		tcp_emit(i, w->cc_flags | MCPF_EV_NEUTRALIZED);
+		tcp_emit(w, conn, i, w->cc_flags | MCPF_EV_NEUTRALIZED);
 	} else {
-		tcp_emit(i, w->cc_flags);
+		tcp_emit(w, conn, i, w->cc_flags);
 	}
 	return 0;
 }
@@ -979,7 +1037,8 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 					struct mcpf_conn_key *ck, struct mcpf_conn *conn,
 					__u32 off, __u32 len, bool encoded)
 {
-	struct mcpf_scan_buf *buf = scan_buf_get();
+	struct mcpf_scan_buf *buf = scan_buf_get(w);
+	struct tcp_cb cb = { .w = w, .conn = conn };
 	struct mcpf_gen_cfg *gc;
 	struct mcpf_active *act;
 	struct decision d = {};
@@ -1019,16 +1078,16 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		stat_add(w, MCPF_KIND_UNPARSED, act && act->loaded && gc ? gc->policy : 0);
 		if (act && act->loaded && gc && gc->unparsed_allow &&
 		    !(flags & MCPF_EV_HDR_MISMATCH)) {
-			event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags);
+			event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags);
 			return;
 		}
 		if (len)
 			poison_at(msg, off);
-		event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags | MCPF_EV_NEUTRALIZED);
+		event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags | MCPF_EV_NEUTRALIZED);
 		return;
 	}
 	w->cc_flags = flags;
-	bpf_loop(MCPF_SCAN_MAX_CALLS, call_one, NULL, 0);
+	bpf_loop(MCPF_SCAN_MAX_CALLS, call_one, &cb, 0);
 	for (int r = 0; r < MCPF_SCAN_MAX_CALLS; r++) {
 		__u32 o, s;
 
@@ -1067,10 +1126,10 @@ static __always_inline int framed(struct sk_msg_md *msg, __u32 total, __u32 size
 	return SK_PASS;
 }
 
-static __always_inline int client_send(struct sk_msg_md *msg, struct mcpf_conn_key *ck)
+static __always_inline int client_send(struct sk_msg_md *msg, struct tcp_work *w)
 {
-	struct mcpf_scan_buf *buf = scan_buf_get();
-	struct tcp_work *w = work_get();
+	struct mcpf_scan_buf *buf = scan_buf_get(w);
+	struct mcpf_conn_key *ck = &w->ck;
 	struct mcpf_conn *conn = conn_get(ck);
 	struct hdr_ctx *hc;
 	__u32 size = msg->size, n, total;
@@ -1144,7 +1203,7 @@ poison:
 
 		__builtin_memset(w->rkey.name, 0, sizeof(w->rkey.name));
 		stat_add(w, MCPF_KIND_UNPARSED, policy_in_force());
-		event_emit(w, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
+		event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
 	}
 	return SK_PASS;
 }
@@ -1152,18 +1211,15 @@ poison:
 /* ---- replies -------------------------------------------------------------------------- */
 
 /* Does "id":<pending id j> end just before offset w->rc.pos of the scan buffer? */
-static long id_match(__u64 j, void *unused)
+static long id_match(__u64 j, void *arg)
 {
-	struct mcpf_scan_buf *buf = scan_buf_get();
-	struct tcp_work *w = work_get();
-	struct mcpf_conn *conn;
+	struct mcpf_scan_buf *buf = ((struct tcp_cb *)arg)->buf;
+	struct mcpf_conn *conn = ((struct tcp_cb *)arg)->conn;
+	struct tcp_work *w = ((struct tcp_cb *)arg)->w;
 	struct mcpf_pending *p;
 	__u32 len, start, h;
 
-	if (!buf || !w)
-		return 1;
-	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
-	if (!conn)
+	if (!buf || !w || !conn)
 		return 1;
 	p = &conn->pending[j & (MCPF_TCP_PENDING - 1)];
 	len = p->len;
@@ -1187,19 +1243,18 @@ static long id_match(__u64 j, void *unused)
 	return 1;
 }
 
-static long reply_search(__u64 i, void *unused)
+static long reply_search(__u64 i, void *arg)
 {
-	struct mcpf_scan_buf *buf = scan_buf_get();
-	struct tcp_work *w = work_get();
-	struct mcpf_conn *conn;
+	struct tcp_cb cb = *(struct tcp_cb *)arg;
+	struct mcpf_scan_buf *buf = cb.buf;
+	struct tcp_work *w = cb.w;
 	struct reply_ctx *rc;
 	int pos;
 
-	if (!buf || !w)
+	if (!buf || !w || !cb.conn)
 		return 1;
 	rc = &w->rc;
-	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
-	if (!conn || rc->from >= rc->n || rc->n > REPLY_SCAN_MAX)
+	if (rc->from >= rc->n || rc->n > REPLY_SCAN_MAX)
 		return 1;
 	pos = bpf_strnstr((const char *)&buf->data[rc->from & (REPLY_SCAN_MAX - 1)],
 			  reply_needle, rc->n - rc->from);
@@ -1207,22 +1262,22 @@ static long reply_search(__u64 i, void *unused)
 		return 1;
 	pos += rc->from;
 	rc->pos = pos;
-	bpf_loop(MCPF_TCP_PENDING, id_match, NULL, 0);
+	bpf_loop(MCPF_TCP_PENDING, id_match, &cb, 0);
 	if (rc->hit != (__u32)-1)
 		return 1;
 	rc->from = pos + 1;
 	return 0;
 }
 
-static __always_inline int server_send(struct sk_msg_md *msg, struct mcpf_conn_key *ck)
+static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w)
 {
-	struct mcpf_conn *conn = bpf_map_lookup_elem(&tcp_conns, ck);
-	struct mcpf_scan_buf *buf = scan_buf_get();
-	struct tcp_work *w = work_get();
+	struct mcpf_conn *conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+	struct mcpf_scan_buf *buf = scan_buf_get(w);
+	struct tcp_cb cb = { .w = w, .buf = buf, .conn = conn };
 	__u32 size = msg->size, n, hit;
 	__u8 *data, *end;
 
-	if (!conn || !conn->npending || !buf || !w || !size)
+	if (!conn || !conn->npending || !buf || !size)
 		return SK_PASS;
 	n = size < REPLY_SCAN_MAX - 1 ? size : REPLY_SCAN_MAX - 1;
 	if (msg_copy(msg, buf, 0, 0, n, REPLY_SCAN_MAX - 1))
@@ -1232,7 +1287,7 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct mcpf_conn_k
 	w->rc.from = 0;
 	for (int k = 0; k < MCPF_TCP_PENDING; k++) {
 		w->rc.hit = (__u32)-1;
-		bpf_loop(64, reply_search, NULL, 0);
+		bpf_loop(64, reply_search, &cb, 0);
 		hit = w->rc.hit;
 		if (hit == (__u32)-1)
 			break;
@@ -1253,20 +1308,50 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct mcpf_conn_k
 }
 
 /*
+ * No slot of this CPU is free: the send cannot be read without sharing state with runs in
+ * flight. A client's request is refused as framing that cannot be followed is (its first byte
+ * made invalid, the connection's later sends dropped); a server's reply passes unchanged (only
+ * the text of a denial's error would have been rewritten).
+ */
+static __always_inline int busy_send(struct sk_msg_md *msg, struct mcpf_conn_key *ck, int end)
+{
+	struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
+	struct mcpf_stat_key sk = {};
+	struct mcpf_conn *conn;
+
+	count(MCPF_CNT_BUSY, 1);
+	if (end != 1)
+		return SK_PASS;
+	bpf_msg_apply_bytes(msg, 0);
+	bpf_msg_cork_bytes(msg, 0);
+	conn = conn_get(ck);
+	if (!conn || conn->phase == MCPF_CONN_POISONED)
+		return SK_DROP;
+	if (!msg->size)
+		return SK_PASS;
+	count(MCPF_CNT_POISONED, 1);
+	poison_at(msg, 0);
+	conn->phase = MCPF_CONN_POISONED;
+	stat_count(&sk, MCPF_KIND_UNPARSED, policy_in_force());
+	event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_BUSY | MCPF_EV_NEUTRALIZED);
+	return SK_PASS;
+}
+
+/*
  * sk_msg: the one hook that sees a TCP send whole, before the peer does, and can hold it (cork)
  * or rewrite it; it cannot grow or shrink it without breaking HTTP framing, so every rewrite
  * is the same length. It does not see sends of sockets outside tcp_socks. It finds which end of
- * the connection sends, then goes on in handle_sk_msg_client or handle_sk_msg_server.
+ * the connection sends, takes a slot, then goes on in handle_sk_msg_client or
+ * handle_sk_msg_server; the stage that ends the run gives the slot back.
  */
 SEC("sk_msg")
 int handle_sk_msg(struct sk_msg_md *msg)
 {
-	struct tcp_work *w = work_get();
+	struct mcpf_conn_key ck;
 	__u32 lip6[4], rip6[4];
+	struct tcp_work *w;
 	int end;
 
-	if (!w)
-		return SK_DROP;
 	lip6[0] = msg->local_ip6[0];
 	lip6[1] = msg->local_ip6[1];
 	lip6[2] = msg->local_ip6[2];
@@ -1275,53 +1360,68 @@ int handle_sk_msg(struct sk_msg_md *msg)
 	rip6[1] = msg->remote_ip6[1];
 	rip6[2] = msg->remote_ip6[2];
 	rip6[3] = msg->remote_ip6[3];
-	end = conn_key_make(&w->ck, msg->family, msg->local_ip4, lip6, msg->remote_ip4, rip6,
+	end = conn_key_make(&ck, msg->family, msg->local_ip4, lip6, msg->remote_ip4, rip6,
 			    (__u16)msg->local_port, (__u16)bpf_ntohl(msg->remote_port));
-	if (end == 1) {
+	if (!end)
+		return SK_PASS;
+	w = slot_take();
+	if (!w)
+		return busy_send(msg, &ck, end);
+	w->ck = ck;
+	if (end == 1)
 		bpf_tail_call(msg, &tcp_progs, TP_CLIENT);
-		return SK_DROP; /* the client stage is missing: fail closed */
-	}
-	if (end == 2)
+	else
 		bpf_tail_call(msg, &tcp_progs, TP_SERVER);
-	return SK_PASS;
+	/* the stage is missing: a client's send fails closed */
+	slot_release(w);
+	return end == 1 ? SK_DROP : SK_PASS;
 }
 
 /* Client sends: frame the HTTP request; its body goes on in handle_sk_msg_body. */
 SEC("sk_msg")
 int handle_sk_msg_client(struct sk_msg_md *msg)
 {
-	struct tcp_work *w = work_get();
+	struct tcp_work *w = slot_find();
+	int ret;
 
 	if (!w)
 		return SK_DROP;
-	return client_send(msg, &w->ck);
+	ret = client_send(msg, w);
+	slot_release(w);
+	return ret;
 }
 
 /* The body of one framed request, whole in this send: scan, decide, neutralize. */
 SEC("sk_msg")
 int handle_sk_msg_body(struct sk_msg_md *msg)
 {
-	struct tcp_work *w = work_get();
+	struct tcp_work *w = slot_find();
 	struct mcpf_conn *conn;
+	int ret = SK_DROP;
 
 	if (!w)
 		return SK_DROP;
 	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
-	if (!conn)
-		return SK_DROP;
-	body_handle(msg, w, &w->ck, conn, w->b_off, w->b_len, w->b_encoded);
-	return framed(msg, w->b_total, w->b_size);
+	if (conn) {
+		body_handle(msg, w, &w->ck, conn, w->b_off, w->b_len, w->b_encoded);
+		ret = framed(msg, w->b_total, w->b_size);
+	}
+	slot_release(w);
+	return ret;
 }
 
 /* Server sends: the replies to neutralized ids. */
 SEC("sk_msg")
 int handle_sk_msg_server(struct sk_msg_md *msg)
 {
-	struct tcp_work *w = work_get();
+	struct tcp_work *w = slot_find();
+	int ret;
 
 	if (!w)
 		return SK_PASS;
-	return server_send(msg, &w->ck);
+	ret = server_send(msg, w);
+	slot_release(w);
+	return ret;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

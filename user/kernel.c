@@ -153,7 +153,7 @@ struct tcp_bpf *kernel__load(void)
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu < 1)
 		ncpu = 1;
-	bpf_map__set_max_entries(skel->maps.tcp_scan_bufs, ncpu);
+	bpf_map__set_max_entries(skel->maps.tcp_scan_bufs, ncpu * MCPF_TCP_SLOTS);
 	err = tcp_bpf__load(skel);
 	if (err) {
 		char why[256];
@@ -993,7 +993,10 @@ static void rule_pointer(const struct kernel_compiled *kc, const struct mcpf_eve
 		break;
 	default:
 		snprintf(buf, size, "(unparsed)");
-		*reason = e->flags & MCPF_EV_HTTP ? "HTTP framing refused" :
+		*reason = e->flags & MCPF_EV_BUSY ?
+				  "refused unread: every working slot of its CPU was held by runs in "
+				  "flight (preempted)" :
+			  e->flags & MCPF_EV_HTTP ? "HTTP framing refused" :
 			  e->flags & MCPF_EV_HDR_MISMATCH ? "Mcp-Method/Mcp-Name disagree with the body" :
 							   "message not readable with certainty";
 	}
@@ -1618,6 +1621,7 @@ static void stats_policies(struct stat_policy *pol)
 
 static const char *const cnt_names[MCPF_CNT_MAX] = {
 	"requests", "bytes", "poisoned", "corked", "replies_rewritten", "calls", "events_lost",
+	"busy",
 };
 
 static const char *kind_name(unsigned kind)
