@@ -74,19 +74,7 @@
 #define MCP_STR_RUN 16
 #endif
 
-#ifdef __bpf__
-/*
- * 8 (or 4) bytes at any address, in one instruction. Through a pointer into a byte array clang
- * knows only 1-byte alignment and splits a __u64 access into 8 byte accesses and 14 shifts and
- * ors: that was half of the scanner's time. A pointer made from an integer has its type's
- * alignment, so the access stays whole. The verifier takes unaligned accesses to map values
- * where the CPU does them cheaply (x86-64, arm64); elsewhere the program does not load, and
- * mcpfence says so.
- */
-#define mcpf_load64(p) (*(const __u64 *)(unsigned long)(p))
-#define mcpf_load32(p) (*(const __u32 *)(unsigned long)(p))
-#define mcpf_store64(p, v) (*(__u64 *)(unsigned long)(p) = (v))
-#else
+#ifndef __bpf__
 /* Userspace build (tests, fuzzer): the helpers the scanner uses, with the same meaning. */
 #include <string.h>
 #ifndef __always_inline
@@ -110,25 +98,6 @@ static inline long bpf_probe_read_kernel(void *dst, __u32 size, const void *src)
 	memcpy(dst, src, size);
 	return 0;
 }
-static inline __u64 mcpf_load64(const void *p)
-{
-	__u64 v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-static inline __u32 mcpf_load32(const void *p)
-{
-	__u32 v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-#define mcpf_store64(p, v)                                                                    \
-	do {                                                                                  \
-		__u64 mcpf_v_ = (v);                                                          \
-		memcpy((p), &mcpf_v_, sizeof(mcpf_v_));                                       \
-	} while (0)
 #endif
 #define mcp_scan_load64(buf, i) mcpf_load64(&(buf)->data[i])
 #define mcp_scan_load32(buf, i) mcpf_load32(&(buf)->data[i])

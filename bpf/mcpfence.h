@@ -136,9 +136,20 @@ struct mcpf_rule {
 	__u16 limits[MCPF_TCP_CALL_LIMITS]; /* slots in tcp_limits of this generation */
 };
 
+/*
+ * tcp_rules: the exact-name rules of a generation. The key is short (hashing it is most of a
+ * lookup's cost): the name's length and mcpf_name_hash. The value holds the whole name, which
+ * BPF compares: a name whose hash meets a rule's is not that rule's tool and has no exact rule.
+ */
 struct mcpf_rule_key {
 	__u32 gen;
-	char name[MCPF_NAME_MAX];
+	__u32 len;
+	__u64 hash;
+};
+
+struct mcpf_rule_entry {
+	struct mcpf_rule rule;
+	char name[MCPF_NAME_MAX]; /* NUL-padded */
 };
 
 enum mcpf_glob_kind {
@@ -212,10 +223,23 @@ struct mcpf_active {
 	__u32 loaded; /* 0 until the first policy is in: every call is denied */
 };
 
+/*
+ * tcp_stats (per CPU): verdicts per (tool, kind, policy), keyed by the name's hash. Each CPU's
+ * copy of a value names its tool: set by the first count on that CPU ("claimed"), compared by
+ * every later one. A count whose name differs (a hash collision) goes to the entry of the empty
+ * name, as counts do when the map is full; userspace adds each CPU's count to the name it holds.
+ */
 struct mcpf_stat_key {
-	char name[MCPF_NAME_MAX]; /* the tool; "" for calls whose name could not be read */
+	__u64 hash; /* mcpf_name_hash of the tool; that of "" for calls whose name could not be read */
 	__u32 kind; /* enum mcpf_kind */
 	__u32 policy; /* the policy that decided: index in tcp_policies; 0 before the first one */
+};
+
+struct mcpf_stat_val {
+	__u64 count;
+	__u32 len;
+	__u32 claimed;
+	char name[MCPF_NAME_MAX]; /* NUL-padded */
 };
 
 /*
@@ -305,5 +329,78 @@ struct mcpf_event {
 	char id[MCPF_ID_MAX];
 	char session[MCPF_TCP_SESSION_MAX];
 };
+
+/*
+ * 8 (or 4) bytes at any address, in one instruction. Through a pointer into a byte array clang
+ * knows only 1-byte alignment and splits a __u64 access into 8 byte accesses and 14 shifts and
+ * ors. A pointer made from an integer has its type's alignment, so the access stays whole. The
+ * verifier takes unaligned accesses to map values where the CPU does them cheaply (x86-64,
+ * arm64); elsewhere the program does not load, and mcpfence says so.
+ */
+#ifdef __bpf__
+#define mcpf_load64(p) (*(const __u64 *)(unsigned long)(p))
+#define mcpf_load32(p) (*(const __u32 *)(unsigned long)(p))
+#define mcpf_store64(p, v) (*(__u64 *)(unsigned long)(p) = (v))
+#else
+#include <string.h>
+static inline __u64 mcpf_load64(const void *p)
+{
+	__u64 v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+static inline __u32 mcpf_load32(const void *p)
+{
+	__u32 v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+#define mcpf_store64(p, v)                                                                    \
+	do {                                                                                  \
+		__u64 mcpf_v_ = (v);                                                          \
+		memcpy((p), &mcpf_v_, sizeof(mcpf_v_));                                       \
+	} while (0)
+#endif
+
+/*
+ * The hash of a tool name (len bytes of a NUL-padded MCPF_NAME_MAX buffer) for the keys of
+ * tcp_rules and tcp_stats, 8 bytes a step, seeded per attachment. It is not collision-resistant
+ * and need not be: the name is compared in the value.
+ */
+static inline __attribute__((always_inline)) __u64 mcpf_name_hash(const char *name, __u32 len,
+								 __u64 seed)
+{
+	__u64 h = seed ^ ((__u64)len * 0x9e3779b97f4a7c15ULL);
+
+	for (__u32 i = 0; i < MCPF_NAME_MAX / 8; i++) {
+		__u64 w;
+
+		if (8 * i >= len)
+			break;
+		w = mcpf_load64(name + 8 * i);
+		if (len - 8 * i < 8)
+			w &= (1ULL << (8 * (len - 8 * i))) - 1;
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h += (h << 23 | h >> 41) ^ seed;
+	}
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
+}
+
+/* Are the NUL-padded names a and b, both len bytes, equal? 8 bytes a step. */
+static inline __attribute__((always_inline)) int mcpf_name_eq(const char *a, const char *b,
+							     __u32 len)
+{
+	for (__u32 i = 0; i < MCPF_NAME_MAX / 8; i++) {
+		if (8 * i >= len)
+			break;
+		if (mcpf_load64(a + 8 * i) != mcpf_load64(b + 8 * i))
+			return 0;
+	}
+	return 1;
+}
 
 #endif

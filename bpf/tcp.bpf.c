@@ -39,6 +39,9 @@
 #define REPLY_SCAN_MAX 16384
 #define SPAN_MAX 320
 
+/* The seed of mcpf_name_hash for this attachment: random, set by userspace before load. */
+const volatile __u64 cfg_name_seed = 0;
+
 extern int bpf_strnstr(const char *s1__ign, const char *s2__ign, size_t len) __ksym;
 
 struct {
@@ -73,7 +76,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct mcpf_rule_key);
-	__type(value, struct mcpf_rule);
+	__type(value, struct mcpf_rule_entry);
 } tcp_rules SEC(".maps");
 
 struct {
@@ -108,7 +111,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct mcpf_stat_key);
-	__type(value, __u64);
+	__type(value, struct mcpf_stat_val);
 } tcp_stats SEC(".maps");
 
 /* Names of the policy indexes in tcp_stats keys: userspace writes and reads it, BPF never. */
@@ -224,6 +227,8 @@ struct tcp_work {
 	struct mcpf_scan_result res;
 	struct mcpf_rule_key rkey;
 	struct mcpf_stat_key skey;
+	struct mcpf_stat_val tool; /* the tool being decided: name, len (and a stat value) */
+	__u64 tool_hash; /* mcpf_name_hash of tool.name */
 	char gpat[MCPF_TCP_GLOB_MAX];
 	__u32 nrw;
 	__u32 rw_off[MCPF_SCAN_MAX_CALLS];
@@ -430,11 +435,11 @@ static long glob_step(__u64 i, void *arg)
 		c->s++;
 		for (int k = 0; k < 4; k++) {
 			if (c->s >= c->slen ||
-			    (w->rkey.name[c->s & (MCPF_NAME_MAX - 1)] & 0xc0) != 0x80)
+			    (w->tool.name[c->s & (MCPF_NAME_MAX - 1)] & 0xc0) != 0x80)
 				break;
 			c->s++;
 		}
-	} else if (c->p < c->plen && pc == w->rkey.name[c->s & (MCPF_NAME_MAX - 1)]) {
+	} else if (c->p < c->plen && pc == w->tool.name[c->s & (MCPF_NAME_MAX - 1)]) {
 		c->p++;
 		c->s++;
 	} else if (c->star != (__u32)-1) {
@@ -486,7 +491,7 @@ static long glob_try(__u64 i, void *arg)
 	return 0;
 }
 
-/* First entry in [first, last) of this generation's globs matching w->rkey.name. */
+/* First entry in [first, last) of this generation's globs matching w->tool.name. */
 static __always_inline __u32 glob_find(struct tcp_work *w, __u32 gen, __u32 first, __u32 last,
 				       __u32 name_len, __u32 *uncertain)
 {
@@ -609,7 +614,7 @@ __noinline int tcp_budgets_take(struct tcp_work *w, __u32 gen, __u32 has_rule,
 
 static __always_inline bool ticket_take(struct tcp_work *w)
 {
-	struct mcpf_ticket *t = bpf_map_lookup_elem(&tcp_tickets, w->rkey.name);
+	struct mcpf_ticket *t = bpf_map_lookup_elem(&tcp_tickets, w->tool.name);
 
 	if (!t)
 		return false;
@@ -624,14 +629,14 @@ static __always_inline bool ticket_take(struct tcp_work *w)
 
 static __always_inline void ticket_give_back(struct tcp_work *w)
 {
-	struct mcpf_ticket *t = bpf_map_lookup_elem(&tcp_tickets, w->rkey.name);
+	struct mcpf_ticket *t = bpf_map_lookup_elem(&tcp_tickets, w->tool.name);
 
 	if (t)
 		__sync_fetch_and_add(&t->count, 1);
 }
 
 /*
- * DESIGN §2 order for tool w->rkey.name: hide, rule (exact, then globs in file order, else
+ * DESIGN §2 order for tool w->tool.name: hide, rule (exact, then globs in file order, else
  * default), action deny, conditions (not checkable here: fail closed), approval (ticket),
  * limits (all or none).
  */
@@ -639,6 +644,7 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 				   struct decision *d)
 {
 	struct mcpf_rule *r = NULL, rule_copy;
+	struct mcpf_rule_entry *re;
 	struct mcpf_active *act;
 	struct mcpf_gen_cfg *gc;
 	__u32 zero = 0, gen, hit, uncertain = 0;
@@ -673,7 +679,11 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 		return;
 	}
 	w->rkey.gen = gen;
-	r = bpf_map_lookup_elem(&tcp_rules, &w->rkey);
+	w->rkey.len = name_len;
+	w->rkey.hash = w->tool_hash;
+	re = bpf_map_lookup_elem(&tcp_rules, &w->rkey);
+	if (re && mcpf_name_eq(re->name, w->tool.name, name_len))
+		r = &re->rule;
 	if (!r) {
 		hit = glob_find(w, gen, gc->nhide, gc->nglobs, name_len, &uncertain);
 		if (uncertain) {
@@ -742,34 +752,77 @@ static __always_inline __u32 policy_in_force(void)
 	return gc ? gc->policy : 0;
 }
 
-/* Count one verdict for the tool named in k under the policy (tcp_policies index). */
-static __always_inline void stat_count(struct mcpf_stat_key *k, __u32 kind, __u32 policy)
+/*
+ * Count in v (this CPU's copy) if it is tool's: the first count on a CPU claims the copy for its
+ * name. With force, count whatever the name (the entry of the empty name takes every leftover).
+ */
+static __always_inline bool stat_hit(struct mcpf_stat_val *v, const struct mcpf_stat_val *tool,
+				     bool force)
 {
-	__u64 one = 1, *v;
+	if (!v->claimed) {
+		__builtin_memcpy(v->name, tool->name, sizeof(v->name));
+		v->len = tool->len;
+		v->claimed = 1;
+	}
+	if (!force && (v->len != tool->len || !mcpf_name_eq(v->name, tool->name, tool->len)))
+		return false;
+	v->count += 1;
+	return true;
+}
+
+/*
+ * Count one verdict of kind for tool (name, len; its hash in k->hash) under the policy
+ * (tcp_policies index). A hash that meets another tool's, or a full map, counts under the empty
+ * name. tool is scratch: its count and claimed are overwritten, and its name on the way.
+ */
+static __always_inline void stat_count(struct mcpf_stat_key *k, struct mcpf_stat_val *tool,
+				       __u32 kind, __u32 policy)
+{
+	struct mcpf_stat_val *v;
 
 	k->kind = kind;
 	k->policy = policy;
 	v = bpf_map_lookup_elem(&tcp_stats, k);
+	if (v && stat_hit(v, tool, false))
+		return;
+	if (!v) {
+		tool->count = 1;
+		tool->claimed = 1;
+		if (!bpf_map_update_elem(&tcp_stats, k, tool, BPF_NOEXIST))
+			return;
+		v = bpf_map_lookup_elem(&tcp_stats, k); /* raced with another CPU */
+		if (v && stat_hit(v, tool, false))
+			return;
+	}
+	__builtin_memset(tool->name, 0, sizeof(tool->name));
+	tool->len = 0;
+	k->hash = mcpf_name_hash(tool->name, 0, cfg_name_seed);
+	v = bpf_map_lookup_elem(&tcp_stats, k);
 	if (v) {
-		*v += 1;
+		stat_hit(v, tool, true);
 		return;
 	}
-	if (bpf_map_update_elem(&tcp_stats, k, &one, BPF_NOEXIST)) {
-		/* full (or raced): count under the empty name */
-		__builtin_memset(k->name, 0, sizeof(k->name));
-		v = bpf_map_lookup_elem(&tcp_stats, k);
-		if (v)
-			*v += 1;
-		else
-			bpf_map_update_elem(&tcp_stats, k, &one, BPF_NOEXIST);
-	}
+	tool->count = 1;
+	tool->claimed = 1;
+	bpf_map_update_elem(&tcp_stats, k, tool, BPF_NOEXIST);
 }
 
-/* Count one verdict for the tool in w->rkey.name. */
+/* The tool being decided: its name (NULL: none could be read) and len, and their hash. */
+static __always_inline void tool_set(struct tcp_work *w, const char *name, __u32 len)
+{
+	if (name)
+		__builtin_memcpy(w->tool.name, name, sizeof(w->tool.name));
+	else
+		__builtin_memset(w->tool.name, 0, sizeof(w->tool.name));
+	w->tool.len = len;
+	w->tool_hash = mcpf_name_hash(w->tool.name, len, cfg_name_seed);
+}
+
+/* Count one verdict for the tool in w->tool (which it leaves as it found it, or empty). */
 static __always_inline void stat_add(struct tcp_work *w, __u32 kind, __u32 policy)
 {
-	__builtin_memcpy(w->skey.name, w->rkey.name, sizeof(w->skey.name));
-	stat_count(&w->skey, kind, policy);
+	w->skey.hash = w->tool_hash;
+	stat_count(&w->skey, &w->tool, kind, policy);
 }
 
 /* The event for decision d about call idx of w (none: w NULL or idx >= MCPF_SCAN_MAX_CALLS). */
@@ -897,7 +950,7 @@ static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcp
 	conn->next_pending = slot + 1;
 }
 
-/* The decision for the tool in w->rkey.name, into w->dec. A global function. */
+/* The decision for the tool in w->tool, into w->dec. A global function. */
 __noinline int tcp_decide_call(struct tcp_work *w, __u32 name_len, __u64 session_hash)
 {
 	struct decision d;
@@ -932,8 +985,8 @@ static long call_one(__u64 i, void *arg)
 	if (!is_tools_call(c))
 		return 0;
 	count(MCPF_CNT_CALLS, 1);
-	__builtin_memcpy(w->rkey.name, c->name, sizeof(w->rkey.name));
 	if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len >= MCPF_NAME_MAX) {
+		tool_set(w, NULL, 0);
 		w->dec.kind = MCPF_KIND_INVALID;
 		w->dec.rule = MCPF_TCP_RULE_NONE;
 		w->dec.limit = 0;
@@ -941,6 +994,7 @@ static long call_one(__u64 i, void *arg)
 		w->dec.has_gen = 0;
 		stat_add(w, MCPF_KIND_INVALID, policy_in_force());
 	} else {
+		tool_set(w, c->name, c->name_len);
 		tcp_decide_call(w, c->name_len, conn ? conn->session_hash : 0);
 	}
 	kind = w->dec.kind;
@@ -1074,7 +1128,7 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		gc = bpf_map_lookup_elem(&tcp_gen, &gen);
 		d.kind = MCPF_KIND_UNPARSED;
 		d.rule = MCPF_TCP_RULE_NONE;
-		__builtin_memset(w->rkey.name, 0, sizeof(w->rkey.name));
+		tool_set(w, NULL, 0);
 		stat_add(w, MCPF_KIND_UNPARSED, act && act->loaded && gc ? gc->policy : 0);
 		if (act && act->loaded && gc && gc->unparsed_allow &&
 		    !(flags & MCPF_EV_HDR_MISMATCH)) {
@@ -1201,7 +1255,7 @@ poison:
 	{
 		struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
 
-		__builtin_memset(w->rkey.name, 0, sizeof(w->rkey.name));
+		tool_set(w, NULL, 0);
 		stat_add(w, MCPF_KIND_UNPARSED, policy_in_force());
 		event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
 	}
@@ -1316,6 +1370,7 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w
 static __always_inline int busy_send(struct sk_msg_md *msg, struct mcpf_conn_key *ck, int end)
 {
 	struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
+	struct mcpf_stat_val tool = {};
 	struct mcpf_stat_key sk = {};
 	struct mcpf_conn *conn;
 
@@ -1332,7 +1387,8 @@ static __always_inline int busy_send(struct sk_msg_md *msg, struct mcpf_conn_key
 	count(MCPF_CNT_POISONED, 1);
 	poison_at(msg, 0);
 	conn->phase = MCPF_CONN_POISONED;
-	stat_count(&sk, MCPF_KIND_UNPARSED, policy_in_force());
+	sk.hash = mcpf_name_hash(tool.name, 0, cfg_name_seed);
+	stat_count(&sk, &tool, MCPF_KIND_UNPARSED, policy_in_force());
 	event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_BUSY | MCPF_EV_NEUTRALIZED);
 	return SK_PASS;
 }

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -33,13 +34,15 @@
 #include "tcp.skel.h"
 
 _Static_assert(sizeof(struct mcpf_rule) == 24, "mcpf_rule");
-_Static_assert(sizeof(struct mcpf_rule_key) == 132, "mcpf_rule_key");
+_Static_assert(sizeof(struct mcpf_rule_key) == 16, "mcpf_rule_key");
+_Static_assert(sizeof(struct mcpf_rule_entry) == 152, "mcpf_rule_entry");
 _Static_assert(sizeof(struct mcpf_glob) == 96, "mcpf_glob");
 _Static_assert(sizeof(struct mcpf_limit) == 24, "mcpf_limit");
 _Static_assert(sizeof(struct mcpf_budget_key) == 16, "mcpf_budget_key");
 _Static_assert(sizeof(struct mcpf_ticket) == 16, "mcpf_ticket");
 _Static_assert(sizeof(struct mcpf_gen_cfg) == 28, "mcpf_gen_cfg");
-_Static_assert(sizeof(struct mcpf_stat_key) == 136, "mcpf_stat_key");
+_Static_assert(sizeof(struct mcpf_stat_key) == 16, "mcpf_stat_key");
+_Static_assert(sizeof(struct mcpf_stat_val) == 144, "mcpf_stat_val");
 _Static_assert(sizeof(struct mcpf_policy_info) == 336, "mcpf_policy_info");
 _Static_assert(sizeof(struct mcpf_conn_key) == 40, "mcpf_conn_key");
 _Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
@@ -154,6 +157,15 @@ struct tcp_bpf *kernel__load(void)
 	if (ncpu < 1)
 		ncpu = 1;
 	bpf_map__set_max_entries(skel->maps.tcp_scan_bufs, ncpu * MCPF_TCP_SLOTS);
+	/* the names' hash seed: an agent that cannot read it cannot aim collisions at a tool */
+	if (getrandom((void *)&skel->rodata->cfg_name_seed, sizeof(skel->rodata->cfg_name_seed),
+		      0) != sizeof(skel->rodata->cfg_name_seed)) {
+		err = -errno;
+		log_err("getrandom: %s", strerror(-err));
+		tcp_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
 	err = tcp_bpf__load(skel);
 	if (err) {
 		char why[256];
@@ -468,17 +480,24 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 				return -errno;
 			nglobs++;
 		} else {
-			struct mcpf_rule_key k = { .gen = gen };
+			struct mcpf_rule_key k = { .gen = gen, .len = strlen(r->name) };
+			struct mcpf_rule_entry e = { .rule = mr };
 
-			if (strlen(r->name) >= MCPF_NAME_MAX) {
+			if (k.len >= MCPF_NAME_MAX) {
 				log_err("%s: %s: a tool name of %d bytes or more: the kernel plane "
 					"cannot read it", p->source, r->ptr, MCPF_NAME_MAX);
 				return -E2BIG;
 			}
-			memcpy(k.name, r->name, strlen(r->name));
-			if (bpf_map_update_elem(rules_fd, &k, &mr, BPF_ANY)) {
+			memcpy(e.name, r->name, k.len);
+			k.hash = mcpf_name_hash(e.name, k.len, skel->rodata->cfg_name_seed);
+			if (bpf_map_update_elem(rules_fd, &k, &e, BPF_NOEXIST)) {
 				err = -errno;
-				log_err("tcp_rules: update: %s", strerror(-err));
+				if (err == -EEXIST)
+					log_err("%s: %s: its name's hash is another rule's (odds 1 in "
+						"2^64): run attach again (a new seed)", p->source,
+						r->ptr);
+				else
+					log_err("tcp_rules: update: %s", strerror(-err));
 				return err;
 			}
 		}
@@ -1748,6 +1767,7 @@ int cmd_stats(int argc, char **argv)
 	size_t nrows = 0, cap = 0;
 	struct mcpf_stat_key k, next, *prev = NULL;
 	uint64_t *vals = NULL, totals[MCPF_CNT_MAX] = {};
+	struct mcpf_stat_val *svals = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -1768,35 +1788,41 @@ int cmd_stats(int argc, char **argv)
 		goto out;
 	}
 	vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*vals));
+	svals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*svals));
 	pol = calloc(MCPF_TCP_MAX_POLICIES, sizeof(*pol));
-	if (!vals || !pol) {
+	if (!vals || !svals || !pol) {
 		log_err("stats: out of memory");
 		goto out;
 	}
 	stats_policies(pol);
+	/* a row per CPU copy that counted, under the name it holds; equal rows merged below */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		uint64_t sum = 0;
-
 		k = next;
 		prev = &k;
-		if (bpf_map_lookup_elem(fd, &k, vals))
+		if (bpf_map_lookup_elem(fd, &k, svals))
 			continue;
-		for (int c = 0; c < ncpu; c++)
-			sum += vals[c];
-		if (nrows == cap) {
-			struct stat_row *nr = realloc(rows, (cap = cap ? 2 * cap : 64) * sizeof(*rows));
+		for (int c = 0; c < ncpu; c++) {
+			const struct mcpf_stat_val *v = &svals[c];
 
-			if (!nr) {
-				log_err("stats: out of memory");
-				goto out;
+			if (!v->count)
+				continue;
+			if (nrows == cap) {
+				struct stat_row *nr =
+					realloc(rows, (cap = cap ? 2 * cap : 64) * sizeof(*rows));
+
+				if (!nr) {
+					log_err("stats: out of memory");
+					goto out;
+				}
+				rows = nr;
 			}
-			rows = nr;
+			snprintf(rows[nrows].name, sizeof(rows[nrows].name), "%.*s",
+				 v->claimed ? MCPF_NAME_MAX : 0, v->name);
+			rows[nrows].kind = k.kind;
+			rows[nrows].policy = k.policy < MCPF_TCP_MAX_POLICIES ? k.policy : 0;
+			rows[nrows].n = v->count;
+			nrows++;
 		}
-		snprintf(rows[nrows].name, sizeof(rows[nrows].name), "%.*s", MCPF_NAME_MAX, k.name);
-		rows[nrows].kind = k.kind;
-		rows[nrows].policy = k.policy < MCPF_TCP_MAX_POLICIES ? k.policy : 0;
-		rows[nrows].n = sum;
-		nrows++;
 	}
 	for (__u32 i = 0; i < MCPF_CNT_MAX; i++) {
 		if (bpf_map_lookup_elem(cfd, &i, vals))
@@ -1804,8 +1830,18 @@ int cmd_stats(int argc, char **argv)
 		for (int c = 0; c < ncpu; c++)
 			totals[i] += vals[c];
 	}
-	if (nrows)
+	if (nrows) {
+		size_t out = 0;
+
 		qsort(rows, nrows, sizeof(*rows), stat_cmp);
+		for (size_t i = 1; i < nrows; i++) {
+			if (!stat_cmp(&rows[out], &rows[i]))
+				rows[out].n += rows[i].n;
+			else
+				rows[++out] = rows[i];
+		}
+		nrows = out + 1;
+	}
 	if (json) {
 		if (stats_json(rows, nrows, pol, totals)) {
 			log_err("stats: out of memory");
@@ -1819,6 +1855,7 @@ int cmd_stats(int argc, char **argv)
 	ret = 0;
 out:
 	free(vals);
+	free(svals);
 	free(rows);
 	free(pol);
 	if (fd >= 0)

@@ -856,18 +856,28 @@ static void test_ipv6_and_mapped(void **state)
 	}
 }
 
-/* tcp_stats for (policy, tool, kind), summed over the CPUs; 0 when there is no entry. */
+/*
+ * tcp_stats for (policy, tool, kind): the counts of every CPU copy that holds tool's name, as
+ * mcpfence stats adds them; 0 when there are none.
+ */
 static uint64_t stat_get(uint32_t policy, const char *tool, uint32_t kind)
 {
-	struct mcpf_stat_key k = { .kind = kind, .policy = policy };
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t *vals = calloc(ncpu, sizeof(*vals)), sum = 0;
+	int fd = bpf_map__fd(env.skel->maps.tcp_stats), ncpu = libbpf_num_possible_cpus();
+	struct mcpf_stat_val *vals = calloc(ncpu, sizeof(*vals));
+	struct mcpf_stat_key k, cur, *prev = NULL;
+	uint64_t sum = 0;
 
 	assert_non_null(vals);
-	strncpy(k.name, tool, sizeof(k.name) - 1);
-	if (!bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_stats), &k, vals))
+	while (!bpf_map_get_next_key(fd, prev, &k)) {
+		cur = k;
+		prev = &cur;
+		if (cur.kind != kind || cur.policy != policy || bpf_map_lookup_elem(fd, &cur, vals))
+			continue;
 		for (int c = 0; c < ncpu; c++)
-			sum += vals[c];
+			if (vals[c].count && vals[c].claimed && vals[c].len == strlen(tool) &&
+			    !memcmp(vals[c].name, tool, vals[c].len))
+				sum += vals[c].count;
+	}
 	free(vals);
 	return sum;
 }
@@ -980,6 +990,67 @@ static void test_stats_per_policy(void **state)
 	policy__free(again);
 	policy__free(other);
 	unlink(path);
+}
+
+/*
+ * tcp_rules and tcp_stats are keyed by a 64-bit hash of the name; the name in the value decides.
+ * A collision is made by hand (the seed is random): an entry under echo's hash that holds
+ * another name. echo must not get that entry's rule (deny), and its counts must not go to that
+ * name.
+ */
+static void test_name_hash_collisions(void **state)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	char echo[MCPF_NAME_MAX] = "echo";
+	struct mcpf_stat_val *vals;
+	struct mcpf_active act;
+	struct mcpf_gen_cfg gc;
+	struct mcpf_rule_key rk = { .len = 4 };
+	struct mcpf_rule_entry re = { .rule = { .action = MCPF_ACT_DENY } };
+	struct mcpf_stat_key sk = { .kind = MCPF_KIND_ALLOW };
+	char body[256], req[1024];
+	struct pair p;
+	uint64_t empty;
+	size_t n;
+	__u32 zero = 0, gen;
+
+	SKIP_IF_NEEDED();
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_active), &zero, &act),
+			 0);
+	gen = act.gen & 1;
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_gen), &gen, &gc), 0);
+	rk.gen = gen;
+	rk.hash = mcpf_name_hash(echo, 4, env.skel->rodata->cfg_name_seed);
+	memcpy(re.name, "evil", 4);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_rules), &rk, &re,
+					     BPF_NOEXIST),
+			 0);
+	sk.hash = rk.hash;
+	sk.policy = gc.policy;
+	vals = calloc(ncpu, sizeof(*vals));
+	assert_non_null(vals);
+	for (int c = 0; c < ncpu; c++) {
+		vals[c].claimed = 1;
+		vals[c].len = 4;
+		memcpy(vals[c].name, "evil", 4);
+	}
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_stats), &sk, vals,
+					     BPF_ANY),
+			 0);
+	free(vals);
+	empty = stat_get(gc.policy, "", MCPF_KIND_ALLOW);
+
+	pair_open(&p, AF_INET, false);
+	for (int i = 0; i < 2; i++) {
+		n = request(req, sizeof(req), call(body, sizeof(body), 90 + i, "echo"), NULL);
+		expect_passes(&p, req, n); /* not neutralized: the deny entry is not echo's */
+	}
+	pair_close(&p);
+	assert_int_equal(stat_get(gc.policy, "echo", MCPF_KIND_ALLOW), 0);
+	assert_int_equal(stat_get(gc.policy, "evil", MCPF_KIND_ALLOW), 0);
+	assert_int_equal(stat_get(gc.policy, "", MCPF_KIND_ALLOW), empty + 2);
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(env.skel->maps.tcp_rules), &rk), 0);
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(env.skel->maps.tcp_stats), &sk), 0);
 }
 
 /*
@@ -1101,6 +1172,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_and_mapped),
 		cmocka_unit_test(test_stats_count),
 		cmocka_unit_test(test_stats_per_policy),
+		cmocka_unit_test(test_name_hash_collisions),
 		cmocka_unit_test(test_slots),
 	};
 
