@@ -27,7 +27,6 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
 #include "mcpfence.h"
-#define MCP_SCAN_GLOBAL_STEP 1
 #include "mcp_scan.bpf.h"
 #include "http_head.bpf.h"
 
