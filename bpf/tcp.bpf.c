@@ -509,19 +509,6 @@ static __always_inline __u32 glob_find(struct tcp_work *w, __u32 gen, __u32 firs
 }
 
 
-static __always_inline __u64 fnv64(const char *s, __u32 n, __u32 max)
-{
-	__u64 h = 0xcbf29ce484222325ULL;
-
-	for (__u32 i = 0; i < max; i++) {
-		if (i >= n)
-			break;
-		h ^= (__u8)s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /* The sending client's identity for scope "agent": its uid and its executable (inode). */
 static __always_inline __u64 agent_key(void)
 {
@@ -1218,8 +1205,8 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct tcp_work *w
 		goto poison;
 	/* a pooled connection carries requests of several sessions: each request says its own */
 	__builtin_memcpy(conn->session, w->hd.h_session, sizeof(conn->session));
-	conn->session_hash = w->hd.h_session_len ?
-		fnv64(w->hd.h_session, w->hd.h_session_len, MCPF_TCP_SESSION_MAX) : 0;
+	conn->session_hash = w->hd.h_session_len && w->hd.h_session_len < MCPF_TCP_SESSION_MAX ?
+		mcpf_name_hash(w->hd.h_session, w->hd.h_session_len, cfg_name_seed) : 0;
 	total = hc->end + (__u32)hc->cl;
 	if (hc->cl > MCPF_SCAN_BUF_MAX) {
 		/* too large to read: its first body byte is made invalid, the rest passes */
