@@ -253,12 +253,16 @@ static const char reply_needle[] = ",\"error\":{\"code\":-32601,\"message\":\"Me
 #define REPLY_NEEDLE_LEN (sizeof(reply_needle) - 1)
 #define REPLY_TEXT_OFF (REPLY_NEEDLE_LEN - 17) /* where "Method not found" starts */
 
+/*
+ * Per-CPU counts are added atomically: a run preempted between the load and the store of a
+ * plain += would lose the count of a run that came in between on the same CPU.
+ */
 static __always_inline void count(__u32 which, __u64 n)
 {
 	__u64 *c = bpf_map_lookup_elem(&tcp_counters, &which);
 
 	if (c)
-		*c += n;
+		__sync_fetch_and_add(c, n);
 }
 
 /*
@@ -752,7 +756,7 @@ static __always_inline bool stat_hit(struct mcpf_stat_val *v, const struct mcpf_
 	}
 	if (!force && (v->len != tool->len || !mcpf_name_eq(v->name, tool->name, tool->len)))
 		return false;
-	v->count += 1;
+	__sync_fetch_and_add(&v->count, 1);
 	return true;
 }
 
