@@ -286,8 +286,6 @@ enum mcpf_conn_phase {
 struct mcpf_conn {
 	__u32 phase;
 	__u32 npending;
-	__u64 session_hash;
-	char session[MCPF_TCP_SESSION_MAX];
 	struct mcpf_pending pending[MCPF_TCP_PENDING];
 	__u32 next_pending;
 	__u32 _pad;

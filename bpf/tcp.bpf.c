@@ -228,6 +228,7 @@ struct tcp_work {
 	struct mcpf_stat_key skey;
 	struct mcpf_stat_val tool; /* the tool being decided: name, len (and a stat value) */
 	__u64 tool_hash; /* mcpf_name_hash of tool.name */
+	__u64 session_hash; /* of the request's Mcp-Session-Id (hd.h_session); 0: none */
 	char gpat[MCPF_TCP_GLOB_MAX];
 	__u32 nrw;
 	__u32 rw_off[MCPF_SCAN_MAX_CALLS];
@@ -815,9 +816,12 @@ static __always_inline void stat_add(struct tcp_work *w, __u32 kind, __u32 polic
 	stat_count(&w->skey, &w->tool, kind, policy);
 }
 
-/* The event for decision d about call idx of w (none: w NULL or idx >= MCPF_SCAN_MAX_CALLS). */
+/*
+ * The event for decision d about call idx of w (none: w NULL or idx >= MCPF_SCAN_MAX_CALLS), in
+ * the session named by the request (MCPF_TCP_SESSION_MAX bytes, NUL-padded; NULL: none).
+ */
 static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
-				       const struct mcpf_conn_key *ck, struct mcpf_conn *conn,
+				       const struct mcpf_conn_key *ck, const char *session,
 				       const struct decision *d, __u32 flags)
 {
 	struct mcpf_event *e = bpf_ringbuf_reserve(&tcp_events, sizeof(*e), 0);
@@ -853,8 +857,8 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 		__builtin_memset(e->name, 0, sizeof(e->name));
 		__builtin_memset(e->id, 0, sizeof(e->id));
 	}
-	if (conn)
-		__builtin_memcpy(e->session, conn->session, sizeof(e->session));
+	if (session)
+		__builtin_memcpy(e->session, session, sizeof(e->session));
 	else
 		__builtin_memset(e->session, 0, sizeof(e->session));
 	/*
@@ -954,18 +958,18 @@ __noinline int tcp_decide_call(struct tcp_work *w, __u32 name_len, __u64 session
 }
 
 /* The event for w->dec, about call idx (none when idx >= MCPF_SCAN_MAX_CALLS). */
-__noinline int tcp_emit(struct tcp_work *w, struct mcpf_conn *conn, __u32 idx, __u32 flags)
+__noinline int tcp_emit(struct tcp_work *w, __u32 idx, __u32 flags)
 {
 	if (!w)
 		return 0;
-	event_emit(w, idx, &w->ck, conn, &w->dec, flags);
+	event_emit(w, idx, &w->ck, w->hd.h_session, &w->dec, flags);
 	return 0;
 }
 
 static long call_one(__u64 i, void *arg)
 {
 	struct tcp_work *w = ((struct tcp_cb *)arg)->w;
-	struct mcpf_conn *conn = ((struct tcp_cb *)arg)->conn;
+	struct mcpf_conn *conn;
 	struct mcpf_call *c;
 	__u32 kind;
 
@@ -985,18 +989,20 @@ static long call_one(__u64 i, void *arg)
 		stat_add(w, MCPF_KIND_INVALID, policy_in_force());
 	} else {
 		tool_set(w, c->name, c->name_len);
-		tcp_decide_call(w, c->name_len, conn ? conn->session_hash : 0);
+		tcp_decide_call(w, c->name_len, w->session_hash);
 	}
 	kind = w->dec.kind;
 	if (kind != MCPF_KIND_ALLOW && w->nrw < MCPF_SCAN_MAX_CALLS) {
 		w->rw_off[w->nrw & (MCPF_SCAN_MAX_CALLS - 1)] = c->method_off;
 		w->rw_span[w->nrw & (MCPF_SCAN_MAX_CALLS - 1)] = c->method_span;
 		w->nrw++;
+		/* its id waits for the server's answer (looked up here: allowed calls need not) */
+		conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
 		if (conn)
 			pending_add(conn, c);
-		tcp_emit(w, conn, i, w->cc_flags | MCPF_EV_NEUTRALIZED);
+		tcp_emit(w, i, w->cc_flags | MCPF_EV_NEUTRALIZED);
 	} else {
-		tcp_emit(w, conn, i, w->cc_flags);
+		tcp_emit(w, i, w->cc_flags);
 	}
 	return 0;
 }
@@ -1078,11 +1084,11 @@ static __always_inline int body_load(struct sk_msg_md *msg, struct mcpf_scan_buf
 
 /* The body [off, off + len) of one request is whole in msg: scan, decide, neutralize. */
 static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *w,
-					struct mcpf_conn_key *ck, struct mcpf_conn *conn,
-					__u32 off, __u32 len, bool encoded)
+					struct mcpf_conn_key *ck, __u32 off, __u32 len,
+					bool encoded)
 {
 	struct mcpf_scan_buf *buf = scan_buf_get(w);
-	struct tcp_cb cb = { .w = w, .conn = conn };
+	struct tcp_cb cb = { .w = w };
 	struct mcpf_gen_cfg *gc;
 	struct mcpf_active *act;
 	struct decision d = {};
@@ -1122,12 +1128,13 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		stat_add(w, MCPF_KIND_UNPARSED, act && act->loaded && gc ? gc->policy : 0);
 		if (act && act->loaded && gc && gc->unparsed_allow &&
 		    !(flags & MCPF_EV_HDR_MISMATCH)) {
-			event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags);
+			event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, w->hd.h_session, &d, flags);
 			return;
 		}
 		if (len)
 			poison_at(msg, off);
-		event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, flags | MCPF_EV_NEUTRALIZED);
+		event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, w->hd.h_session, &d,
+			   flags | MCPF_EV_NEUTRALIZED);
 		return;
 	}
 	w->cc_flags = flags;
@@ -1208,8 +1215,7 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct tcp_work *w
 	if (hc->seen & (1u << HDR_TRANSFER_ENCODING))
 		goto poison;
 	/* a pooled connection carries requests of several sessions: each request says its own */
-	__builtin_memcpy(conn->session, w->hd.h_session, sizeof(conn->session));
-	conn->session_hash = w->hd.h_session_len && w->hd.h_session_len < MCPF_TCP_SESSION_MAX ?
+	w->session_hash = w->hd.h_session_len && w->hd.h_session_len < MCPF_TCP_SESSION_MAX ?
 		mcpf_name_hash(w->hd.h_session, w->hd.h_session_len, cfg_name_seed) : 0;
 	total = hc->end + (__u32)hc->cl;
 	if (hc->cl > MCPF_SCAN_BUF_MAX) {
@@ -1247,7 +1253,8 @@ poison:
 
 		tool_set(w, NULL, 0);
 		stat_add(w, MCPF_KIND_UNPARSED, policy_in_force());
-		event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
+		event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, w->hd.h_session, &d,
+			   MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
 	}
 	return SK_PASS;
 }
@@ -1379,7 +1386,7 @@ static __always_inline int busy_send(struct sk_msg_md *msg, struct mcpf_conn_key
 	conn->phase = MCPF_CONN_POISONED;
 	sk.hash = mcpf_name_hash(tool.name, 0, cfg_name_seed);
 	stat_count(&sk, &tool, MCPF_KIND_UNPARSED, policy_in_force());
-	event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, conn, &d, MCPF_EV_BUSY | MCPF_EV_NEUTRALIZED);
+	event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, NULL, &d, MCPF_EV_BUSY | MCPF_EV_NEUTRALIZED);
 	return SK_PASS;
 }
 
@@ -1442,16 +1449,12 @@ SEC("sk_msg")
 int handle_sk_msg_body(struct sk_msg_md *msg)
 {
 	struct tcp_work *w = slot_find();
-	struct mcpf_conn *conn;
-	int ret = SK_DROP;
+	int ret;
 
 	if (!w)
 		return SK_DROP;
-	conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
-	if (conn) {
-		body_handle(msg, w, &w->ck, conn, w->b_off, w->b_len, w->b_encoded);
-		ret = framed(msg, w->b_total, w->b_size);
-	}
+	body_handle(msg, w, &w->ck, w->b_off, w->b_len, w->b_encoded);
+	ret = framed(msg, w->b_total, w->b_size);
 	slot_release(w);
 	return ret;
 }
