@@ -99,6 +99,18 @@ struct {
 	__type(value, struct mcpf_budget);
 } tcp_budgets SEC(".maps");
 
+/*
+ * Per (generation, limit slot): the calls let through on a global budget whose event found the
+ * ring full. The host-wide table is charged from events; userspace charges these instead
+ * (kernel__charge_uncharged), so that a full ring loses no use of a global budget.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * MCPF_TCP_MAX_LIMITS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tcp_uncharged SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -234,6 +246,9 @@ struct tcp_work {
 	__u32 rw_off[MCPF_SCAN_MAX_CALLS];
 	__u32 rw_span[MCPF_SCAN_MAX_CALLS];
 	struct mcpf_budget_key taken[2 * MCPF_TCP_CALL_LIMITS];
+	/* the global budgets (limit slots, of dec.gen) the call being decided took */
+	__u32 ngslots;
+	__u16 gslots[2 * MCPF_TCP_CALL_LIMITS];
 };
 
 struct {
@@ -588,9 +603,21 @@ __noinline int tcp_budgets_take(struct tcp_work *w, __u32 gen, __u32 has_rule,
 			break;
 		}
 		ntaken++;
+		if (lim->scope == MCPF_SCOPE_GLOBAL) {
+			bool seen = false;
+
+			for (int j = 0; j < 2 * MCPF_TCP_CALL_LIMITS; j++)
+				if (j < w->ngslots &&
+				    w->gslots[j] == slot - gen * MCPF_TCP_MAX_LIMITS)
+					seen = true;
+			if (!seen && w->ngslots < 2 * MCPF_TCP_CALL_LIMITS)
+				w->gslots[w->ngslots++ & (2 * MCPF_TCP_CALL_LIMITS - 1)] =
+					slot - gen * MCPF_TCP_MAX_LIMITS;
+		}
 	}
 	if (failed < 0)
 		return -1;
+	w->ngslots = 0; /* all given back */
 	for (int i = 0; i < 2 * MCPF_TCP_CALL_LIMITS; i++) {
 		struct mcpf_budget *b;
 
@@ -830,6 +857,21 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 
 	if (!e) {
 		count(MCPF_CNT_EVENTS_LOST, 1);
+		/* the event would have charged the host-wide table: count the uses to charge */
+		for (int i = 0; w && d->kind == MCPF_KIND_ALLOW && d->has_gen &&
+				i < 2 * MCPF_TCP_CALL_LIMITS;
+		     i++) {
+			__u32 k;
+			__u64 *u;
+
+			if (i >= w->ngslots)
+				break;
+			k = (d->gen & 1) * MCPF_TCP_MAX_LIMITS +
+			    (w->gslots[i] & (MCPF_TCP_MAX_LIMITS - 1));
+			u = bpf_map_lookup_elem(&tcp_uncharged, &k);
+			if (u)
+				__sync_fetch_and_add(u, 1);
+		}
 		return;
 	}
 	/* every byte is written once (no memset first: the ring's memory is not cleared) */
@@ -951,6 +993,7 @@ __noinline int tcp_decide_call(struct tcp_work *w, __u32 name_len, __u64 session
 
 	if (!w)
 		return 0;
+	w->ngslots = 0;
 	decide(w, name_len, session_hash, &d);
 	w->dec = d;
 	stat_add(w, d.kind, d.policy);

@@ -419,6 +419,64 @@ static int policy_register(struct tcp_bpf *skel, const struct policy *p, __u32 *
 	return 0;
 }
 
+/* Zero tcp_uncharged for the slots of generation gen, on every CPU: its slots are reassigned. */
+static int uncharged_clear(struct tcp_bpf *skel, unsigned gen)
+{
+	int fd = bpf_map__fd(skel->maps.tcp_uncharged), ncpu = libbpf_num_possible_cpus(), err = 0;
+	uint64_t *zeros = calloc(ncpu > 0 ? ncpu : 1, sizeof(*zeros));
+
+	if (!zeros)
+		return -ENOMEM;
+	for (__u32 i = 0; i < MCPF_TCP_MAX_LIMITS && !err; i++) {
+		__u32 k = gen * MCPF_TCP_MAX_LIMITS + i;
+
+		if (bpf_map_update_elem(fd, &k, zeros, BPF_ANY)) {
+			err = -errno;
+			log_err("tcp_uncharged: update: %s", strerror(-err));
+		}
+	}
+	free(zeros);
+	return err;
+}
+
+uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *kc,
+				  struct limits *l)
+{
+	int fd = bpf_map__fd(skel->maps.tcp_uncharged), ncpu = libbpf_num_possible_cpus();
+	uint64_t *vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*vals)), total = 0;
+
+	if (!vals || !l || !kc->pol) {
+		free(vals);
+		return 0;
+	}
+	for (unsigned i = 0; i < kc->nslots && i < MCPF_TCP_MAX_LIMITS; i++) {
+		const struct limit *lim = kc->slots[i].lim;
+		__u32 k = (kc->gen & 1) * MCPF_TCP_MAX_LIMITS + i;
+		uint64_t sum = 0;
+
+		if (lim->scope != SCOPE_GLOBAL || bpf_map_lookup_elem(fd, &k, vals))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			sum += vals[c];
+		for (uint64_t n = kc->uncharged_seen[i]; n < sum; n++) {
+			int err = limits__charge(l, lim, NULL, 0);
+
+			if (err && err != -ESTALE) {
+				log_warn("%s: a kernel-plane call not counted in the host-wide table: "
+					 "%s", lim->ptr, strerror(-err));
+				break;
+			}
+			total++;
+		}
+		kc->uncharged_seen[i] = sum;
+	}
+	if (total)
+		log_warn("%" PRIu64 " kernel-plane calls on global budgets whose events were lost "
+			 "(ring buffer full) charged to the host-wide table", total);
+	free(vals);
+	return total;
+}
+
 int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 		    struct kernel_compiled *kc)
 {
@@ -433,6 +491,10 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 	memset(kc, 0, sizeof(*kc));
 	kc->pol = (struct policy *)p;
 	gen &= 1;
+	kc->gen = gen;
+	err = uncharged_clear(skel, gen);
+	if (err)
+		return err;
 	gc.def_allow = p->def == ACTION_ALLOW && !p->deny_all;
 	gc.unparsed_allow = p->kernel_unparsed_allow;
 	rules_clear(rules_fd, gen);
@@ -1224,13 +1286,18 @@ static int share_global_budgets(struct attach_ctx *ac, const struct policy *p)
 	return 0;
 }
 
-/* Drain the events BPF wrote (charging the table), then bring global budgets to the table. */
+/*
+ * Drain the events BPF wrote (charging the table) and charge the calls whose events were lost,
+ * then bring global budgets to the table.
+ */
 static void sync_global(struct attach_ctx *ac, const struct kernel_compiled *kc)
 {
 	if (!ac->limits)
 		return;
 	if (ac->rb)
 		ring_buffer__consume(ac->rb);
+	for (unsigned g = 0; g < 2; g++)
+		kernel__charge_uncharged(ac->skel, &ac->kc[g], ac->limits);
 	kernel__sync_global(ac->skel, kc, ac->limits);
 }
 
@@ -1255,9 +1322,10 @@ static int policy_swap(struct attach_ctx *ac, const char *path)
 		policy__free(p);
 		return e;
 	}
-	/* events of the idle generation are read against its policy before it goes */
+	/* events of the idle generation are read (and lost ones charged) before its policy goes */
 	if (ac->rb)
 		ring_buffer__consume(ac->rb);
+	kernel__charge_uncharged(ac->skel, &ac->kc[idle], ac->limits);
 	if (ac->kc[idle].pol)
 		policy__free(ac->kc[idle].pol);
 	ac->kc[idle].pol = NULL;

@@ -24,7 +24,9 @@ struct kernel_compiled {
 	struct policy *pol;
 	struct kernel_slot slots[64];
 	unsigned nslots;
+	unsigned gen; /* the generation of the maps it was compiled into */
 	uint32_t policy_id; /* its index in tcp_policies, which stats keys carry */
+	uint64_t uncharged_seen[64]; /* tcp_uncharged of each slot, as last charged */
 };
 
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
@@ -54,6 +56,14 @@ struct limits;
  * drained (its events charge l). Returns 0 or the last -errno (each logged).
  */
 int kernel__sync_global(struct tcp_bpf *skel, const struct kernel_compiled *kc, struct limits *l);
+
+/*
+ * Charge the host-wide table l with the calls BPF let through on kc's global budgets whose
+ * events found the ring full (tcp_uncharged, since the last charge). Call it before kc's
+ * generation is compiled again. Returns how many were charged.
+ */
+uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *kc,
+				  struct limits *l);
 
 /* Remove links, programs and pins under MCPF_PIN_DIR; 0 when nothing was attached. */
 int kernel__detach(void);

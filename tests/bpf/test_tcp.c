@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <cmocka.h>
@@ -761,6 +762,93 @@ static void test_global_sync(void **state)
 	unlink(path);
 }
 
+/* tcp_counters[which], summed over the CPUs. */
+static uint64_t counter_get(uint32_t which)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *vals = calloc(ncpu, sizeof(*vals)), sum = 0;
+
+	assert_non_null(vals);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_counters), &which,
+					     vals),
+			 0);
+	for (int c = 0; c < ncpu; c++)
+		sum += vals[c];
+	free(vals);
+	return sum;
+}
+
+static int events_ignore(void *ctx, void *data, size_t size)
+{
+	return 0;
+}
+
+/*
+ * A call let through on a global budget while the ring is full has no event to charge the
+ * host-wide table: BPF counts it in tcp_uncharged and kernel__charge_uncharged charges it, once.
+ */
+static void test_lost_events_charged(void **state)
+{
+	static const char big_json[] =
+		"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"glob\":{\"limits\":"
+		"[{\"counter\":\"lc\",\"window\":3600,\"max\":1000,\"scope\":\"global\"}]}}}";
+	char err[POLICY_ERR_LEN], path[64], body[256], req[1024], got[2048];
+	struct kernel_compiled kc1, kc0;
+	struct ring_buffer *rb;
+	const struct limit *lim;
+	struct policy *p, *again;
+	struct limits *l;
+	struct pair pp;
+	uint64_t lost0;
+	size_t n;
+	int i, one = 1;
+
+	SKIP_IF_NEEDED();
+	snprintf(path, sizeof(path), "/tmp/mcpfence-test-%d-lost", getpid());
+	unlink(path);
+	l = limits__new(NULL, NULL);
+	assert_int_equal(limits__share_global(l, path), 0);
+	p = policy__parse(big_json, strlen(big_json), "lost", err);
+	assert_non_null(p);
+	lim = &policy__lookup(p, "glob")->limits[0];
+	assert_int_equal(kernel__compile(env.skel, p, 1, &kc1), 0);
+	assert_int_equal(kernel__activate(env.skel, 1), 0);
+	pair_open(&pp, AF_INET, false);
+	setsockopt(pp.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* no wait for ACKs */
+	/* nobody reads the ring here: allowed calls fill it until an event is lost */
+	lost0 = counter_get(MCPF_CNT_EVENTS_LOST);
+	for (i = 0; i < 20000 && counter_get(MCPF_CNT_EVENTS_LOST) == lost0; i++) {
+		n = request(req, sizeof(req), call(body, sizeof(body), 100 + i, "echo"), NULL);
+		send_all(pp.cfd, req, n);
+		assert_int_equal(recv_n(pp.sfd, got, n, 300), n);
+	}
+	assert_true(counter_get(MCPF_CNT_EVENTS_LOST) > lost0);
+	for (i = 0; i < 5; i++) {
+		n = request(req, sizeof(req), call(body, sizeof(body), 30000 + i, "glob"), NULL);
+		expect_passes(&pp, req, n);
+	}
+	pair_close(&pp);
+	assert_int_equal(limits__used(l, lim, NULL), 0);
+	assert_int_equal(kernel__charge_uncharged(env.skel, &kc1, l), 5);
+	assert_int_equal(limits__used(l, lim, NULL), 5);
+	assert_int_equal(kernel__charge_uncharged(env.skel, &kc1, l), 0); /* once */
+	assert_int_equal(limits__used(l, lim, NULL), 5);
+
+	/* drain the ring, back to the suite's policy */
+	rb = ring_buffer__new(bpf_map__fd(env.skel->maps.tcp_events), events_ignore, NULL, NULL);
+	assert_non_null(rb);
+	ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	again = policy__parse(policy_json, strlen(policy_json), "test", err);
+	assert_non_null(again);
+	assert_int_equal(kernel__compile(env.skel, again, 0, &kc0), 0);
+	assert_int_equal(kernel__activate(env.skel, 0), 0);
+	policy__free(again);
+	policy__free(p);
+	limits__free(l);
+	unlink(path);
+}
+
 static void test_session_budgets(void **state)
 {
 	static const char *const sessions[] = { "A", "A", "B", "B", "A" };
@@ -1091,21 +1179,6 @@ static unsigned slots_held(void)
 	return held;
 }
 
-static uint64_t counter_get(uint32_t which)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t *vals = calloc(ncpu, sizeof(*vals)), sum = 0;
-
-	assert_non_null(vals);
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_counters), &which,
-					     vals),
-			 0);
-	for (int c = 0; c < ncpu; c++)
-		sum += vals[c];
-	free(vals);
-	return sum;
-}
-
 /*
  * A run preempted on a CPU holds its slot; another task's run on that CPU takes a free one and
  * decides as usual. With none free, the request is refused unread (never decided on another
@@ -1166,6 +1239,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_budget_and_refill),
 		cmocka_unit_test(test_global_sync),
+		cmocka_unit_test(test_lost_events_charged),
 		cmocka_unit_test(test_session_budgets),
 		cmocka_unit_test(test_agent_budget),
 		cmocka_unit_test(test_tuple_reuse),
