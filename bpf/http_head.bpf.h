@@ -441,9 +441,9 @@ static __always_inline void http_head_parse(const struct mcpf_scan_buf *buf, __u
 	h->h_method_len = 0;
 	h->h_name_len = 0;
 	h->h_session_len = 0;
-	__builtin_memset(h->h_method, 0, sizeof(h->h_method));
-	__builtin_memset(h->h_name, 0, sizeof(h->h_name));
-	__builtin_memset(h->h_session, 0, sizeof(h->h_session));
+	mcpf_zero(h->h_method, sizeof(h->h_method));
+	mcpf_zero(h->h_name, sizeof(h->h_name));
+	mcpf_zero(h->h_session, sizeof(h->h_session));
 	__builtin_memset(&h->hc, 0, sizeof(h->hc));
 	h->hc.n = n;
 	bpf_loop(MCPF_TCP_HDR_MAX, hdr_step, &hl, 0);

@@ -363,6 +363,30 @@ static inline __u32 mcpf_load32(const void *p)
 #endif
 
 /*
+ * Copy or clear n bytes (a constant multiple of 8), 8 at a time: __builtin_memcpy and
+ * __builtin_memset between byte arrays compile to one instruction per byte for BPF, for the
+ * reason given above.
+ */
+#ifdef __bpf__
+#define mcpf_copy(dst, src, n)                                                                \
+	do {                                                                                  \
+		_Static_assert((n) % 8 == 0, "mcpf_copy: n % 8");                             \
+		for (int mcpf_i_ = 0; mcpf_i_ < (int)(n) / 8; mcpf_i_++)                      \
+			mcpf_store64((char *)(dst) + 8 * mcpf_i_,                             \
+				     mcpf_load64((const char *)(src) + 8 * mcpf_i_));         \
+	} while (0)
+#define mcpf_zero(dst, n)                                                                     \
+	do {                                                                                  \
+		_Static_assert((n) % 8 == 0, "mcpf_zero: n % 8");                             \
+		for (int mcpf_i_ = 0; mcpf_i_ < (int)(n) / 8; mcpf_i_++)                      \
+			mcpf_store64((char *)(dst) + 8 * mcpf_i_, 0);                         \
+	} while (0)
+#else
+#define mcpf_copy(dst, src, n) memcpy((dst), (src), (n))
+#define mcpf_zero(dst, n) memset((dst), 0, (n))
+#endif
+
+/*
  * The hash of a tool name (len bytes of a NUL-padded MCPF_NAME_MAX buffer) for the keys of
  * tcp_rules and tcp_stats, 8 bytes a step, seeded per attachment. It is not collision-resistant
  * and need not be: the name is compared in the value.

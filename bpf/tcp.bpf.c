@@ -367,7 +367,7 @@ static __always_inline int conn_key_make(struct mcpf_conn_key *k, __u32 family, 
 {
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	__builtin_memset(k, 0, sizeof(*k));
+	mcpf_zero(k, sizeof(*k));
 	if (port_watched(rport)) {
 		addr_set(k->cli, family, lip4, lip6);
 		addr_set(k->srv, family, rip4, rip6);
@@ -407,7 +407,7 @@ int handle_sock_ops(struct bpf_sock_ops *skops)
 	rip6[1] = skops->remote_ip6[1];
 	rip6[2] = skops->remote_ip6[2];
 	rip6[3] = skops->remote_ip6[3];
-	__builtin_memset(&key, 0, sizeof(key));
+	mcpf_zero(&key, sizeof(key));
 	end = conn_key_make(&key.conn, skops->family, skops->local_ip4, lip6, skops->remote_ip4,
 			    rip6, (__u16)skops->local_port, (__u16)bpf_ntohl(skops->remote_port));
 	if (!end)
@@ -489,7 +489,7 @@ static long glob_try(__u64 i, void *arg)
 	g = bpf_map_lookup_elem(&tcp_globs, &idx);
 	if (!g)
 		return 1;
-	__builtin_memcpy(w->gpat, g->pat, sizeof(w->gpat));
+	mcpf_copy(w->gpat, g->pat, sizeof(w->gpat));
 	w->gs.p = 0;
 	w->gs.s = 0;
 	w->gs.mark = 0;
@@ -778,7 +778,7 @@ static __always_inline bool stat_hit(struct mcpf_stat_val *v, const struct mcpf_
 				     bool force)
 {
 	if (!v->claimed) {
-		__builtin_memcpy(v->name, tool->name, sizeof(v->name));
+		mcpf_copy(v->name, tool->name, sizeof(v->name));
 		v->len = tool->len;
 		v->claimed = 1;
 	}
@@ -812,7 +812,7 @@ static __always_inline void stat_count(struct mcpf_stat_key *k, struct mcpf_stat
 		if (v && stat_hit(v, tool, false))
 			return;
 	}
-	__builtin_memset(tool->name, 0, sizeof(tool->name));
+	mcpf_zero(tool->name, sizeof(tool->name));
 	tool->len = 0;
 	k->hash = mcpf_name_hash(tool->name, 0, cfg_name_seed);
 	v = bpf_map_lookup_elem(&tcp_stats, k);
@@ -829,9 +829,9 @@ static __always_inline void stat_count(struct mcpf_stat_key *k, struct mcpf_stat
 static __always_inline void tool_set(struct tcp_work *w, const char *name, __u32 len)
 {
 	if (name)
-		__builtin_memcpy(w->tool.name, name, sizeof(w->tool.name));
+		mcpf_copy(w->tool.name, name, sizeof(w->tool.name));
 	else
-		__builtin_memset(w->tool.name, 0, sizeof(w->tool.name));
+		mcpf_zero(w->tool.name, sizeof(w->tool.name));
 	w->tool.len = len;
 	w->tool_hash = mcpf_name_hash(w->tool.name, len, cfg_name_seed);
 }
@@ -891,18 +891,18 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	if (w && idx < MCPF_SCAN_MAX_CALLS) {
 		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
 
-		__builtin_memcpy(e->method, c->method, sizeof(e->method));
-		__builtin_memcpy(e->name, c->name, sizeof(e->name));
-		__builtin_memcpy(e->id, c->id, sizeof(e->id));
+		mcpf_copy(e->method, c->method, sizeof(e->method));
+		mcpf_copy(e->name, c->name, sizeof(e->name));
+		mcpf_copy(e->id, c->id, sizeof(e->id));
 	} else {
-		__builtin_memset(e->method, 0, sizeof(e->method));
-		__builtin_memset(e->name, 0, sizeof(e->name));
-		__builtin_memset(e->id, 0, sizeof(e->id));
+		mcpf_zero(e->method, sizeof(e->method));
+		mcpf_zero(e->name, sizeof(e->name));
+		mcpf_zero(e->id, sizeof(e->id));
 	}
 	if (session)
-		__builtin_memcpy(e->session, session, sizeof(e->session));
+		mcpf_copy(e->session, session, sizeof(e->session));
 	else
-		__builtin_memset(e->session, 0, sizeof(e->session));
+		mcpf_zero(e->session, sizeof(e->session));
 	/*
 	 * A wakeup costs the sender several us (an irq_work, then the reader's wakeup), more than
 	 * the rest of the program: an allowed call's event does not wake the reader, which drains
@@ -981,7 +981,7 @@ static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcp
 		return;
 	if (!conn->pending[slot].len) /* else the oldest is overwritten: npending stays */
 		__sync_fetch_and_add(&conn->npending, 1);
-	__builtin_memcpy(conn->pending[slot].id, c->id, sizeof(conn->pending[slot].id));
+	mcpf_copy(conn->pending[slot].id, c->id, sizeof(conn->pending[slot].id));
 	conn->pending[slot].len = c->id_len;
 	conn->next_pending = slot + 1;
 }
