@@ -744,7 +744,10 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 	}
 	if (r)
 		w->rule = *r;
-	failed = tcp_budgets_take(w, gen, r != NULL, session_hash);
+	/* most calls have no limit: no call into the budget loop then */
+	failed = gc->nall_limits || (r && r->nlimits) ?
+			 tcp_budgets_take(w, gen, r != NULL, session_hash) :
+			 -1;
 	if (failed >= 0) {
 		if (ticket)
 			ticket_give_back(w);
