@@ -76,32 +76,26 @@ out_destroy:
 
 int features__tcp(char *why, size_t size)
 {
+	enum { PROG, MAP, HELPER };
 	static const struct {
-		enum bpf_prog_type type;
-		const char *name;
-	} progs[] = {
-		{ BPF_PROG_TYPE_SOCK_OPS, "sock_ops programs" },
-		{ BPF_PROG_TYPE_SK_MSG, "sk_msg programs" },
-	};
-	static const struct {
-		enum bpf_map_type type;
-		const char *name;
-	} maps[] = {
-		{ BPF_MAP_TYPE_SOCKHASH, "SOCKHASH maps" },
-		{ BPF_MAP_TYPE_RINGBUF, "ring buffers" },
-		{ BPF_MAP_TYPE_PERCPU_ARRAY, "per-CPU arrays" },
-		{ BPF_MAP_TYPE_PROG_ARRAY, "program arrays (tail calls)" },
-	};
-	static const struct {
-		enum bpf_func_id id;
-		const char *name;
-	} helpers[] = {
-		{ BPF_FUNC_loop, "bpf_loop (5.17+)" },
-		{ BPF_FUNC_msg_pull_data, "bpf_msg_pull_data" },
-		{ BPF_FUNC_msg_cork_bytes, "bpf_msg_cork_bytes" },
-		{ BPF_FUNC_ringbuf_reserve, "bpf_ringbuf_reserve" },
-		{ BPF_FUNC_get_current_task, "bpf_get_current_task" },
-		{ BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel" },
+		int kind;
+		int type; /* enum bpf_prog_type, bpf_map_type or bpf_func_id (of sk_msg) */
+		const char *missing;
+	} needs[] = {
+		{ PROG, BPF_PROG_TYPE_SOCK_OPS, "this kernel has no sock_ops programs" },
+		{ PROG, BPF_PROG_TYPE_SK_MSG, "this kernel has no sk_msg programs" },
+		{ MAP, BPF_MAP_TYPE_SOCKHASH, "this kernel has no SOCKHASH maps" },
+		{ MAP, BPF_MAP_TYPE_RINGBUF, "this kernel has no ring buffers" },
+		{ MAP, BPF_MAP_TYPE_PERCPU_ARRAY, "this kernel has no per-CPU arrays" },
+		{ MAP, BPF_MAP_TYPE_PROG_ARRAY, "this kernel has no program arrays (tail calls)" },
+		{ HELPER, BPF_FUNC_loop, "sk_msg programs cannot call bpf_loop (5.17+) here" },
+		{ HELPER, BPF_FUNC_msg_pull_data, "sk_msg programs cannot call bpf_msg_pull_data" },
+		{ HELPER, BPF_FUNC_msg_cork_bytes, "sk_msg programs cannot call bpf_msg_cork_bytes" },
+		{ HELPER, BPF_FUNC_ringbuf_reserve, "sk_msg programs cannot call bpf_ringbuf_reserve" },
+		{ HELPER, BPF_FUNC_get_current_task,
+		  "sk_msg programs cannot call bpf_get_current_task" },
+		{ HELPER, BPF_FUNC_probe_read_kernel,
+		  "sk_msg programs cannot call bpf_probe_read_kernel" },
 	};
 	struct btf *btf;
 	int found;
@@ -110,21 +104,17 @@ int features__tcp(char *why, size_t size)
 		snprintf(why, size, "not root: loading BPF programs needs CAP_BPF and CAP_NET_ADMIN");
 		return -EPERM;
 	}
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
-		if (libbpf_probe_bpf_prog_type(progs[i].type, NULL) != 1) {
-			snprintf(why, size, "this kernel has no %s", progs[i].name);
+	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
+		int ok = needs[i].kind == PROG ? libbpf_probe_bpf_prog_type(needs[i].type, NULL) :
+			 needs[i].kind == MAP  ? libbpf_probe_bpf_map_type(needs[i].type, NULL) :
+						 libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG,
+									 needs[i].type, NULL);
+
+		if (ok != 1) {
+			snprintf(why, size, "%s", needs[i].missing);
 			return -ENOTSUP;
 		}
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
-		if (libbpf_probe_bpf_map_type(maps[i].type, NULL) != 1) {
-			snprintf(why, size, "this kernel has no %s", maps[i].name);
-			return -ENOTSUP;
-		}
-	for (size_t i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++)
-		if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG, helpers[i].id, NULL) != 1) {
-			snprintf(why, size, "sk_msg programs cannot call %s here", helpers[i].name);
-			return -ENOTSUP;
-		}
+	}
 	btf = btf__load_vmlinux_btf();
 	if (!btf) {
 		snprintf(why, size, "no kernel BTF (/sys/kernel/btf/vmlinux): %s", strerror(errno));

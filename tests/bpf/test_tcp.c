@@ -692,6 +692,19 @@ static int64_t budget_left(const struct kernel_compiled *kc, unsigned slot)
 	return b.left;
 }
 
+/* Put the suite's policy back in force, in generation 0. */
+static void suite_policy_back(void)
+{
+	char err[POLICY_ERR_LEN];
+	struct kernel_compiled kc;
+	struct policy *p = policy__parse(policy_json, strlen(policy_json), "test", err);
+
+	assert_non_null(p);
+	assert_int_equal(kernel__compile(env.skel, p, 0, &kc), 0);
+	assert_int_equal(kernel__activate(env.skel, 0), 0);
+	policy__free(p);
+}
+
 /*
  * A global budget follows the host-wide table: uses the gateways counted there are taken off
  * what BPF lets through at the sync, never below 0, and given back when the table says so.
@@ -699,10 +712,10 @@ static int64_t budget_left(const struct kernel_compiled *kc, unsigned slot)
 static void test_global_sync(void **state)
 {
 	char err[POLICY_ERR_LEN], path[64], body[256], req[1024], got[2048];
-	struct kernel_compiled kc1, kc0;
-	struct policy *p, *again;
+	struct kernel_compiled kc1;
 	const struct limit *lim;
 	struct limits *l, *gw;
+	struct policy *p;
 	struct reservation res;
 	struct decision d;
 	struct pair pp;
@@ -751,11 +764,7 @@ static void test_global_sync(void **state)
 	pair_close(&pp);
 
 	/* back to the suite's policy */
-	again = policy__parse(policy_json, strlen(policy_json), "test", err);
-	assert_non_null(again);
-	assert_int_equal(kernel__compile(env.skel, again, 0, &kc0), 0);
-	assert_int_equal(kernel__activate(env.skel, 0), 0);
-	policy__free(again);
+	suite_policy_back();
 	policy__free(p);
 	limits__free(gw);
 	limits__free(l);
@@ -793,11 +802,11 @@ static void test_lost_events_charged(void **state)
 		"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"glob\":{\"limits\":"
 		"[{\"counter\":\"lc\",\"window\":3600,\"max\":1000,\"scope\":\"global\"}]}}}";
 	char err[POLICY_ERR_LEN], path[64], body[256], req[1024], got[2048];
-	struct kernel_compiled kc1, kc0;
+	struct kernel_compiled kc1;
 	struct ring_buffer *rb;
 	const struct limit *lim;
-	struct policy *p, *again;
 	struct limits *l;
+	struct policy *p;
 	struct pair pp;
 	uint64_t lost0;
 	size_t n;
@@ -839,11 +848,7 @@ static void test_lost_events_charged(void **state)
 	assert_non_null(rb);
 	ring_buffer__consume(rb);
 	ring_buffer__free(rb);
-	again = policy__parse(policy_json, strlen(policy_json), "test", err);
-	assert_non_null(again);
-	assert_int_equal(kernel__compile(env.skel, again, 0, &kc0), 0);
-	assert_int_equal(kernel__activate(env.skel, 0), 0);
-	policy__free(again);
+	suite_policy_back();
 	policy__free(p);
 	limits__free(l);
 	unlink(path);
