@@ -458,17 +458,18 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 			continue;
 		for (int c = 0; c < ncpu; c++)
 			sum += vals[c];
-		for (uint64_t n = kc->uncharged_seen[i]; n < sum; n++) {
+		while (kc->uncharged_seen[i] < sum) {
 			int err = limits__charge(l, lim, NULL, 0);
 
 			if (err && err != -ESTALE) {
-				log_warn("%s: a kernel-plane call not counted in the host-wide table: "
-					 "%s", lim->ptr, strerror(-err));
+				/* left for the next charge: not lost */
+				log_warn("%s: a kernel-plane call not counted in the host-wide table "
+					 "yet: %s", lim->ptr, strerror(-err));
 				break;
 			}
+			kc->uncharged_seen[i]++;
 			total++;
 		}
-		kc->uncharged_seen[i] = sum;
 	}
 	if (total)
 		log_warn("%" PRIu64 " kernel-plane calls on global budgets whose events were lost "
