@@ -372,20 +372,10 @@ static __always_inline int mcp_scan_top_is_object(struct mcp_scan_ctx *c)
 static __always_inline void mcp_scan_start_msg(struct mcp_scan_ctx *c, __u32 ci)
 {
 	struct mcpf_call *call;
-	__u32 i;
 
 	c->s->ci = ci;
 	call = mcp_scan_call(c);
-#ifdef __bpf__
-	/* clang-14 does not inline a memset this long for BPF */
-	for (i = 0; i < sizeof(*call) / 8; i++) {
-		barrier_var(i);
-		((__u64 *)call)[i] = 0;
-	}
-#else
-	memset(call, 0, sizeof(*call));
-	(void)i;
-#endif
+	mcpf_zero(call, sizeof(*call));
 	c->s->mf = MCP_MF_IN_MSG;
 	c->s->pend_msg = MCP_K_OTHER;
 	c->s->pend_par = MCP_K_OTHER;
