@@ -1223,6 +1223,29 @@ static __always_inline int framed(struct sk_msg_md *msg, __u32 total, __u32 size
 	return SK_PASS;
 }
 
+/*
+ * Refuse the request this send starts, unread: its first byte made invalid (the server answers
+ * 400 and closes), the connection's later sends dropped; one unparsed verdict counted (k and
+ * tool are scratch) and its event, with flags.
+ */
+static __always_inline int request_refuse(struct sk_msg_md *msg, struct mcpf_conn_key *ck,
+					  struct mcpf_conn *conn, struct mcpf_stat_key *k,
+					  struct mcpf_stat_val *tool, const char *session,
+					  __u32 flags)
+{
+	struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
+
+	count(MCPF_CNT_POISONED, 1);
+	poison_at(msg, 0);
+	conn->phase = MCPF_CONN_POISONED;
+	mcpf_zero(tool->name, sizeof(tool->name));
+	tool->len = 0;
+	k->hash = mcpf_name_hash(tool->name, 0, cfg_name_seed);
+	stat_count(k, tool, MCPF_KIND_UNPARSED, policy_in_force());
+	event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, session, &d, flags | MCPF_EV_NEUTRALIZED);
+	return SK_PASS;
+}
+
 static __always_inline int client_send(struct sk_msg_md *msg, struct tcp_work *w)
 {
 	struct mcpf_scan_buf *buf = scan_buf_get(w);
@@ -1291,18 +1314,7 @@ body:
 	bpf_tail_call(msg, &tcp_progs, TP_BODY);
 	/* fall through: the body stage is missing, refuse the request */
 poison:
-	count(MCPF_CNT_POISONED, 1);
-	poison_at(msg, 0);
-	conn->phase = MCPF_CONN_POISONED;
-	{
-		struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
-
-		tool_set(w, NULL, 0);
-		stat_add(w, MCPF_KIND_UNPARSED, policy_in_force());
-		event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, w->hd.h_session, &d,
-			   MCPF_EV_HTTP | MCPF_EV_NEUTRALIZED);
-	}
-	return SK_PASS;
+	return request_refuse(msg, ck, conn, &w->skey, &w->tool, w->hd.h_session, MCPF_EV_HTTP);
 }
 
 /* ---- replies -------------------------------------------------------------------------- */
@@ -1412,7 +1424,6 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w
  */
 static __always_inline int busy_send(struct sk_msg_md *msg, struct mcpf_conn_key *ck, int end)
 {
-	struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
 	struct mcpf_stat_val tool = {};
 	struct mcpf_stat_key sk = {};
 	struct mcpf_conn *conn;
@@ -1427,13 +1438,7 @@ static __always_inline int busy_send(struct sk_msg_md *msg, struct mcpf_conn_key
 		return SK_DROP;
 	if (!msg->size)
 		return SK_PASS;
-	count(MCPF_CNT_POISONED, 1);
-	poison_at(msg, 0);
-	conn->phase = MCPF_CONN_POISONED;
-	sk.hash = mcpf_name_hash(tool.name, 0, cfg_name_seed);
-	stat_count(&sk, &tool, MCPF_KIND_UNPARSED, policy_in_force());
-	event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, NULL, &d, MCPF_EV_BUSY | MCPF_EV_NEUTRALIZED);
-	return SK_PASS;
+	return request_refuse(msg, ck, conn, &sk, &tool, NULL, MCPF_EV_BUSY);
 }
 
 /*
