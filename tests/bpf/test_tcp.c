@@ -1147,27 +1147,11 @@ static void test_name_hash_collisions(void **state)
 }
 
 /*
- * Hold slots [0, n) of tcp_work_map on every CPU, as runs preempted in the middle would (the
- * owner a task other than this one); free the others.
+ * The slots of tcp_work_map held on every CPU, counted; with hold >= 0, then slots [0, hold) of
+ * every CPU are held, as runs preempted in the middle would hold them (the owner a task other
+ * than this one), and the others freed.
  */
-static void slots_hold(unsigned n)
-{
-	int fd = bpf_map__fd(env.skel->maps.tcp_work_map), ncpu = libbpf_num_possible_cpus();
-	size_t vs = (bpf_map__value_size(env.skel->maps.tcp_work_map) + 7) & ~(size_t)7;
-	char *v = calloc(ncpu, vs);
-
-	assert_non_null(v);
-	for (__u32 s = 0; s < MCPF_TCP_SLOTS; s++) {
-		assert_int_equal(bpf_map_lookup_elem(fd, &s, v), 0);
-		for (int c = 0; c < ncpu; c++)
-			((struct mcpf_slot *)(v + c * vs))->owner = s < n ? 0xdead0000u + s : 0;
-		assert_int_equal(bpf_map_update_elem(fd, &s, v, BPF_ANY), 0);
-	}
-	free(v);
-}
-
-/* Slots held, over every CPU. */
-static unsigned slots_held(void)
+static unsigned slots(int hold)
 {
 	int fd = bpf_map__fd(env.skel->maps.tcp_work_map), ncpu = libbpf_num_possible_cpus();
 	size_t vs = (bpf_map__value_size(env.skel->maps.tcp_work_map) + 7) & ~(size_t)7;
@@ -1177,8 +1161,15 @@ static unsigned slots_held(void)
 	assert_non_null(v);
 	for (__u32 s = 0; s < MCPF_TCP_SLOTS; s++) {
 		assert_int_equal(bpf_map_lookup_elem(fd, &s, v), 0);
-		for (int c = 0; c < ncpu; c++)
-			held += ((struct mcpf_slot *)(v + c * vs))->owner != 0;
+		for (int c = 0; c < ncpu; c++) {
+			struct mcpf_slot *slot = (struct mcpf_slot *)(v + c * vs);
+
+			held += slot->owner != 0;
+			if (hold >= 0)
+				slot->owner = s < (unsigned)hold ? 0xdead0000u + s : 0;
+		}
+		if (hold >= 0)
+			assert_int_equal(bpf_map_update_elem(fd, &s, v, BPF_ANY), 0);
 	}
 	free(v);
 	return held;
@@ -1199,8 +1190,8 @@ static void test_slots(void **state)
 	size_t n;
 
 	SKIP_IF_NEEDED();
-	assert_int_equal(slots_held(), 0);
-	slots_hold(MCPF_TCP_SLOTS - 1);
+	assert_int_equal(slots(-1), 0);
+	slots(MCPF_TCP_SLOTS - 1);
 	pair_open(&p, AF_INET, false);
 	n = request(req, sizeof(req), call(body, sizeof(body), 70, "get-env"), NULL);
 	send_all(p.cfd, req, n);
@@ -1209,7 +1200,7 @@ static void test_slots(void **state)
 	expect_passes(&p, req, n);
 	pair_close(&p);
 
-	slots_hold(MCPF_TCP_SLOTS);
+	slots(MCPF_TCP_SLOTS);
 	busy = counter_get(MCPF_CNT_BUSY);
 	pair_open(&p, AF_INET, false);
 	n = request(req, sizeof(req), call(body, sizeof(body), 72, "echo"), NULL);
@@ -1220,12 +1211,12 @@ static void test_slots(void **state)
 	assert_true(counter_get(MCPF_CNT_BUSY) >= busy + 1);
 	pair_close(&p);
 
-	slots_hold(0);
+	slots(0);
 	pair_open(&p, AF_INET, false);
 	n = request(req, sizeof(req), call(body, sizeof(body), 73, "echo"), NULL);
 	expect_passes(&p, req, n);
 	pair_close(&p);
-	assert_int_equal(slots_held(), 0);
+	assert_int_equal(slots(-1), 0);
 }
 
 int main(void)
