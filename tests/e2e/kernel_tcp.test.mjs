@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { connect as connectGateway, text } from './lib.mjs';
+import { connect as connectGateway, text, binaryFor } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '../..');
@@ -416,8 +416,8 @@ test('kernel TCP: approval tickets', { skip: skipReason || false }, async () => 
 
 test('kernel TCP: clear refusals', { skip: skipReason || false }, () => {
 	writePolicy(POLICY);
-	const r = spawnSync(MCPFENCE, ['attach', '--policy', policyPath(), '--port', String(PORT)],
-		{ uid: 65534, gid: 65534, encoding: 'utf8' });
+	const r = spawnSync(binaryFor(65534), ['attach', '--policy', policyPath(), '--port',
+		String(PORT)], { uid: 65534, gid: 65534, encoding: 'utf8' });
 	assert.equal(r.status, 1);
 	assert.match(r.stderr, /needs root/);
 	const u = spawnSync(MCPFENCE, ['attach', '--policy', policyPath()], { encoding: 'utf8' });

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers for the e2e tests: where things are, temporary policies, a real SDK client through
 // `mcpfence run`, a raw line-level client for what the SDK would never send, audit reading.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, chmodSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, chmodSync, copyFileSync, accessSync,
+	 constants as fsc } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -41,6 +42,24 @@ export function tmp(prefix = 'mcpfence-e2e-') {
 	const d = mkdtempSync(join(tmpdir(), prefix));
 	chmodSync(d, 0o700);
 	return d;
+}
+
+// The mcpfence binary as another uid can run it: the build itself when that uid can reach it,
+// else a copy in a directory of mode 0755 (a clone under /root, mode 0700, is out of its reach).
+const forOthers = new Map();
+export function binaryFor(uid) {
+	if (forOthers.has(uid)) return forOthers.get(uid);
+	let bin = MCPFENCE;
+	const probe = spawnSync('test', ['-x', MCPFENCE], { uid, gid: uid });
+	if (probe.status !== 0) {
+		const d = mkdtempSync(join(tmpdir(), 'mcpfence-bin-'));
+		chmodSync(d, 0o755);
+		bin = join(d, 'mcpfence');
+		copyFileSync(MCPFENCE, bin);
+		chmodSync(bin, 0o755);
+	}
+	forOthers.set(uid, bin);
+	return bin;
 }
 
 export function writePolicy(dir, obj, name = 'policy.json') {
