@@ -37,6 +37,7 @@ enum hdr_id {
 	HDR_MCP_METHOD = 4,
 	HDR_MCP_NAME = 5,
 	HDR_MCP_SESSION = 6,
+	HDR_CONTENT_TYPE = 7,
 };
 
 enum hdr_state {
@@ -61,16 +62,19 @@ struct hdr_ctx {
 	__u32 cl_done; /* whitespace after the digits */
 };
 
+#define HDR_CTYPE_MAX 48
+
 struct http_head {
 	struct hdr_ctx hc;
 	char hname[40]; /* a name's first 24 bytes, lowered; 8-byte stores from up to 23 */
 	char h_method[MCPF_METHOD_MAX];
 	char h_name[MCPF_NAME_MAX];
 	char h_session[MCPF_TCP_SESSION_MAX];
+	char h_ctype[HDR_CTYPE_MAX]; /* Content-Type, lowered: its first HDR_CTYPE_MAX - 1 bytes */
 	__u32 h_method_len;
 	__u32 h_name_len;
 	__u32 h_session_len;
-	__u32 _pad;
+	__u32 h_ctype_len; /* HDR_CTYPE_MAX when longer */
 };
 
 #define W8(a, b, c, d, e, f, g, h)                                                            \
@@ -99,6 +103,9 @@ static __always_inline __u32 hdr_identify(struct http_head *h, __u32 nlen)
 	if (nlen == 14 && a == W8('m', 'c', 'p', '-', 's', 'e', 's', 's') &&
 	    b == W8('i', 'o', 'n', '-', 'i', 'd', 0, 0))
 		return HDR_MCP_SESSION;
+	if (nlen == 12 && a == W8('c', 'o', 'n', 't', 'e', 'n', 't', '-') &&
+	    b == W8('t', 'y', 'p', 'e', 0, 0, 0, 0))
+		return HDR_CONTENT_TYPE;
 	return HDR_OTHER;
 }
 
@@ -147,6 +154,10 @@ static __always_inline void hdr_value_byte(struct http_head *h, struct hdr_ctx *
 		if (v < MCPF_TCP_SESSION_MAX - 1)
 			h->h_session[v & (MCPF_TCP_SESSION_MAX - 1)] = ch;
 		break;
+	case HDR_CONTENT_TYPE:
+		if (v < HDR_CTYPE_MAX - 1)
+			h->h_ctype[v & 63] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
+		break;
 	}
 	c->vlen = v + 1;
 }
@@ -177,6 +188,10 @@ static __always_inline void hdr_value_end(struct http_head *h, struct hdr_ctx *c
 		break;
 	case HDR_MCP_SESSION:
 		h->h_session_len = v < MCPF_TCP_SESSION_MAX ? v : MCPF_TCP_SESSION_MAX - 1;
+		break;
+	case HDR_CONTENT_TYPE:
+		h->h_ctype_len = v < HDR_CTYPE_MAX ? hdr_trim(h->h_ctype, v, HDR_CTYPE_MAX) :
+						     HDR_CTYPE_MAX;
 		break;
 	case HDR_CONTENT_LENGTH:
 		if (!v)
@@ -223,6 +238,7 @@ static __always_inline bool hdr_value_copy8(struct http_head *h, struct hdr_ctx 
 					    __u32 k)
 {
 	__u32 i = c->vlen;
+	__u64 y;
 
 	v = mcp_scan_low_bytes(v, k);
 	barrier_var(i);
@@ -245,6 +261,14 @@ static __always_inline bool hdr_value_copy8(struct http_head *h, struct hdr_ctx 
 		if (i > MCPF_TCP_SESSION_MAX - 9)
 			return false;
 		mcpf_store64(&h->h_session[i], v);
+		break;
+	case HDR_CONTENT_TYPE:
+		if (i > HDR_CTYPE_MAX - 9)
+			return false;
+		/* lowered: letters 'A'-'Z' get 0x20 (bytes past 0x7f are left as they are) */
+		y = v & HB_LOWS;
+		mcpf_store64(&h->h_ctype[i],
+			     v | ((hb_ge(y, 'A') & ~hb_gt(y, 'Z') & ~v & HB_HIGHS) >> 2));
 		break;
 	default:
 		return false; /* Content-Length: digit by digit */
@@ -441,12 +465,94 @@ static __always_inline void http_head_parse(const struct mcpf_scan_buf *buf, __u
 	h->h_method_len = 0;
 	h->h_name_len = 0;
 	h->h_session_len = 0;
+	h->h_ctype_len = 0;
 	mcpf_zero(h->h_method, sizeof(h->h_method));
 	mcpf_zero(h->h_name, sizeof(h->h_name));
 	mcpf_zero(h->h_session, sizeof(h->h_session));
+	mcpf_zero(h->h_ctype, sizeof(h->h_ctype));
 	__builtin_memset(&h->hc, 0, sizeof(h->hc));
 	h->hc.n = n;
 	bpf_loop(MCPF_TCP_HDR_MAX, hdr_step, &hl, 0);
+}
+
+/*
+ * Can the body of a request with this head be read as the server will read it: UTF-8 JSON?
+ * MCPF_WHY_NONE, or why not. A server decodes the body by its Content-Type's charset
+ * (body-parser, and the TypeScript SDK's own HTTP transports, through iconv-lite: UTF-7
+ * included, where "tools+AC8-call" is tools/call), or by none (Go, Python: UTF-8). So the
+ * Content-Type is absent, or application/json with no parameter but a charset of utf-8, as
+ * the SDKs send it: "application/json", "application/json; charset=utf-8" (any case, with or
+ * without the space, the value quoted or not). Anything else is not read: another media type
+ * or parameter, another charset, a value of HDR_CTYPE_MAX bytes or more. A Content-Encoding is
+ * not read either.
+ */
+static __always_inline __u32 http_head_body_why(const struct http_head *h)
+{
+	const char *t = h->h_ctype;
+	__u32 n = h->h_ctype_len, o;
+	__u64 w2, w3;
+
+	if (h->hc.seen & (1u << HDR_CONTENT_ENCODING))
+		return MCPF_WHY_ENCODING;
+	if (!(h->hc.seen & (1u << HDR_CONTENT_TYPE)))
+		return MCPF_WHY_NONE;
+	if (n < 16 || n >= HDR_CTYPE_MAX || mcpf_load64(&t[0]) != W8('a', 'p', 'p', 'l', 'i', 'c', 'a', 't') ||
+	    mcpf_load64(&t[8]) != W8('i', 'o', 'n', '/', 'j', 's', 'o', 'n'))
+		return MCPF_WHY_MEDIA_TYPE;
+	if (n == 16)
+		return MCPF_WHY_NONE;
+	/* ";charset=" or "; charset=", then utf-8 or "utf-8" */
+	w2 = mcpf_load64(&t[16]);
+	o = w2 == W8(';', 'c', 'h', 'a', 'r', 's', 'e', 't') ? 24 :
+	    w2 == W8(';', ' ', 'c', 'h', 'a', 'r', 's', 'e') ? 25 : 0;
+	if (!o || (o == 25 && t[24] != 't') || t[o & 31] != '=')
+		return MCPF_WHY_MEDIA_TYPE;
+	/* the bytes past the value are zero (cleared, or trimmed whitespace) */
+	w3 = mcpf_load64(&t[o & 31]);
+	if ((n == o + 6 && w3 == W8('=', 'u', 't', 'f', '-', '8', 0, 0)) ||
+	    (n == o + 8 && w3 == W8('=', '"', 'u', 't', 'f', '-', '8', '"')))
+		return MCPF_WHY_NONE;
+	return MCPF_WHY_CHARSET;
+}
+
+/*
+ * Do the Mcp-Method and Mcp-Name headers (2026-07-28) agree with the body's message (res, read
+ * OK)? Absent, they agree; present, the body is one message, not a batch, and says the same.
+ */
+static __always_inline bool http_head_agrees(const struct http_head *h,
+					     const struct mcpf_scan_result *res)
+{
+	const struct mcpf_call *c = &res->calls[0];
+	int tools_call;
+
+	if (!h->h_method_len && !h->h_name_len)
+		return true;
+	if ((res->flags & MCPF_SCAN_BATCH) || res->ncalls != 1)
+		return false;
+	if (h->h_method_len) {
+		if (!(c->flags & MCPF_CALL_HAS_METHOD) || c->method_len != h->h_method_len)
+			return false;
+		for (int i = 0; i < MCPF_METHOD_MAX; i += 8)
+			if (mcpf_load64(&c->method[i]) != mcpf_load64(&h->h_method[i]))
+				return false;
+	}
+	/*
+	 * Mcp-Name is the tool (or prompt) name, or a resource's URI, which is not read here:
+	 * without a name in the body it is compared only for tools/call, the one method decided.
+	 */
+	tools_call = (c->flags & MCPF_CALL_HAS_METHOD) && c->method_len == 10 &&
+		     mcpf_load64(&c->method[0]) == W8('t', 'o', 'o', 'l', 's', '/', 'c', 'a') &&
+		     c->method[8] == 'l' && c->method[9] == 'l';
+	if (h->h_name_len && !(c->flags & MCPF_CALL_HAS_NAME) && !tools_call)
+		return true;
+	if (h->h_name_len) {
+		if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len != h->h_name_len)
+			return false;
+		for (int i = 0; i < MCPF_NAME_MAX; i += 8)
+			if (mcpf_load64(&c->name[i]) != mcpf_load64(&h->h_name[i]))
+				return false;
+	}
+	return true;
 }
 
 #endif

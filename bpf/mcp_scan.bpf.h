@@ -135,6 +135,8 @@ enum mcp_scan_key {
 	MCP_K_PARAMS = 2,
 	MCP_K_ID = 3,
 	MCP_K_NAME = 4,
+	MCP_K_RESULT = 5, /* "result" or "error" */
+	MCP_K_KNOWN = 6,  /* "jsonrpc", "arguments": matter only for their spelling */
 };
 
 /* Message flags: keys seen in the message being read, and what its params hold. */
@@ -147,6 +149,7 @@ enum mcp_scan_mflags {
 	MCP_MF_NAME_OK = 32,     /* params.name decoded in full */
 	MCP_MF_NAME_BAD = 64,    /* params.name not a string, too long, or with NUL */
 	MCP_MF_IN_MSG = 128,
+	MCP_MF_RESULT = 256, /* "result" or "error" seen in the message */
 };
 
 /* Number grammar (RFC 8259): -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -171,7 +174,7 @@ enum mcp_scan_num {
  */
 struct mcp_scan_st {
 	__u64 stack[MCPF_SCAN_MAX_DEPTH / 64]; /* bit d: the container at depth d+1 is an object */
-	__u64 key;                             /* first 8 decoded bytes of a key that matters */
+	__u64 key;  /* a key of a message or its params: its first 8 characters, folded */
 	__u32 len;
 	__u32 pos;
 	__u32 depth; /* open containers */
@@ -188,6 +191,9 @@ struct mcp_scan_st {
 	__u32 pend_par;  /* same in params */
 	__u32 vstart;    /* where the id's value starts */
 	__u32 sstart;    /* where the string in progress starts (its quote) */
+	__u32 key8;      /* the key's 9th character, folded */
+	__u32 kfold;     /* folding changed one of the key's characters */
+	__u32 why;       /* enum mcpf_why: the first reason of an UNPARSED */
 };
 
 _Static_assert(sizeof(struct mcp_scan_st) <= sizeof(((struct mcpf_scan_buf *)0)->scan_state),
@@ -202,6 +208,7 @@ struct mcp_scan_ctx {
 
 #define MCP_ONES 0x0101010101010101ULL
 #define MCP_HIGHS 0x8080808080808080ULL
+#define MCP_LOWS 0x7f7f7f7f7f7f7f7fULL
 
 #define MCP_KEY2(a, b) ((__u64)(a) | (__u64)(b) << 8)
 #define MCP_KEY4(a, b, c, d) (MCP_KEY2(a, b) | MCP_KEY2(c, d) << 16)
@@ -214,15 +221,20 @@ static __always_inline __u32 mcp_scan_byte(const struct mcpf_scan_buf *buf, __u3
 	return buf->data[i];
 }
 
-static __always_inline void mcp_scan_fail(struct mcp_scan_ctx *c)
+static __always_inline void mcp_scan_fail(struct mcp_scan_ctx *c, __u32 why)
 {
 	c->s->status = MCPF_SCAN_UNPARSED;
+	if (!c->s->why)
+		c->s->why = why;
 }
 
 /* The bytes end inside the value: more may come, unless the buffer is already full. */
 static __always_inline void mcp_scan_short(struct mcp_scan_ctx *c)
 {
-	c->s->status = c->s->len >= MCPF_SCAN_BUF_MAX ? MCPF_SCAN_UNPARSED : MCPF_SCAN_INCOMPLETE;
+	if (c->s->len >= MCPF_SCAN_BUF_MAX)
+		mcp_scan_fail(c, MCPF_WHY_BOUND);
+	else
+		c->s->status = MCPF_SCAN_INCOMPLETE;
 }
 
 static __always_inline struct mcpf_call *mcp_scan_call(struct mcp_scan_ctx *c)
@@ -268,19 +280,63 @@ static __always_inline __u64 mcp_scan_special(__u64 v)
 	       MCP_HIGHS;
 }
 
-/* One decoded byte of the string in progress, to where its role says. */
+/*
+ * Keys are folded as they are decoded, character by character: ASCII upper case to lower case,
+ * and the characters that some server's case-insensitive match takes for an ASCII letter to
+ * that letter (Go's encoding/json folds U+017F long s to s and U+212A Kelvin to k; .NET's
+ * OrdinalIgnoreCase takes U+0131 dotless i for i; U+0130 lower-cases to i). Any other non-ASCII
+ * character folds to 0x80, which no key that matters holds. The key keeps its first 9 folded
+ * characters (s->key, s->key8) and their count (s->dlen); s->kfold says whether folding changed
+ * one: a key that matches only because of it is one that servers read and we may not.
+ */
+static __always_inline void mcp_scan_key_put(struct mcp_scan_ctx *c, __u64 f, __u32 k)
+{
+	__u32 i = c->s->dlen;
+
+	if (i < 8) {
+		c->s->key |= f << (i * 8);
+		if (i + k > 8) /* i >= 1 here: the shift is at most 56 */
+			c->s->key8 = (f >> ((8 - i) * 8)) & 0xff;
+	} else if (i == 8) {
+		c->s->key8 = f & 0xff;
+	}
+	c->s->dlen = i + k;
+}
+
+/* One character of a key (n bytes of UTF-8 in out, first byte lowest), folded. */
+static __always_inline void mcp_scan_key_char(struct mcp_scan_ctx *c, __u64 out, __u32 n)
+{
+	__u64 f = 0x80;
+
+	if (n == 1) {
+		f = out;
+		if (f >= 'A' && f <= 'Z') {
+			f += 'a' - 'A';
+			c->s->kfold = 1;
+		}
+	} else if (n == 2 && out == 0xbfc5) { /* U+017F */
+		f = 's';
+		c->s->kfold = 1;
+	} else if (n == 2 && (out == 0xb1c4 || out == 0xb0c4)) { /* U+0131, U+0130 */
+		f = 'i';
+		c->s->kfold = 1;
+	} else if (n == 3 && out == 0xaa84e2) { /* U+212A */
+		f = 'k';
+		c->s->kfold = 1;
+	}
+	mcp_scan_key_put(c, f, 1);
+}
+
+/* One decoded byte of a method or name, to where its role says. */
 static __always_inline void mcp_scan_emit(struct mcp_scan_ctx *c, __u32 b)
 {
 	struct mcpf_call *call;
 	__u32 i = c->s->dlen;
 
 	c->s->dlen = i + 1;
-	if (c->s->role == MCP_R_KEY_MSG || c->s->role == MCP_R_KEY_PAR) {
-		if (i < 8)
-			c->s->key |= (__u64)(b & 0xff) << (i * 8);
-	} else if (c->s->role == MCP_R_METHOD) {
+	if (c->s->role == MCP_R_METHOD) {
 		if (i >= MCPF_METHOD_MAX - 1 || b == 0) {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, b ? MCPF_WHY_BOUND : MCPF_WHY_SHAPE);
 			return;
 		}
 		call = mcp_scan_call(c);
@@ -325,8 +381,13 @@ static __always_inline int mcp_scan_emit8(struct mcp_scan_ctx *c, __u64 v, __u32
 
 	v = mcp_scan_low_bytes(v, k);
 	if (role == MCP_R_KEY_MSG || role == MCP_R_KEY_PAR) {
-		if (i < 8)
-			c->s->key |= v << (i * 8);
+		/* the bytes are ASCII: adding 0x3f (0x25) sets a byte's top bit from 'A' ('Z' + 1) */
+		__u64 upper = (v + MCP_ONES * 0x3f) & ~(v + MCP_ONES * 0x25) & MCP_HIGHS;
+
+		if (upper)
+			c->s->kfold = 1;
+		mcp_scan_key_put(c, v | upper >> 2, k);
+		return 1;
 	} else if (role == MCP_R_METHOD || role == MCP_R_NAME) {
 		lim = role == MCP_R_METHOD ? MCPF_METHOD_MAX : MCPF_NAME_MAX;
 		if (i + 8 > lim)
@@ -344,20 +405,38 @@ static __always_inline int mcp_scan_emit8(struct mcp_scan_ctx *c, __u64 v, __u32
 	return 1;
 }
 
-/* Which key that matters the decoded key is, for a key of the message or of its params. */
+/*
+ * Which key that matters the folded key is, for a key of the message or of its params: in a
+ * message "jsonrpc", "id", "method", "params", "result", "error"; in params "name",
+ * "arguments". One that matches only once folded makes the message unreadable with certainty:
+ * a server that matches keys without regard to case reads it as that key (the last one wins).
+ */
 static __always_inline __u32 mcp_scan_which_key(struct mcp_scan_ctx *c)
 {
+	__u64 key = c->s->key;
+	__u32 len = c->s->dlen, k = MCP_K_OTHER;
+
 	if (c->s->role == MCP_R_KEY_MSG) {
-		if (c->s->dlen == 6 && c->s->key == MCP_KEY6('m', 'e', 't', 'h', 'o', 'd'))
-			return MCP_K_METHOD;
-		if (c->s->dlen == 6 && c->s->key == MCP_KEY6('p', 'a', 'r', 'a', 'm', 's'))
-			return MCP_K_PARAMS;
-		if (c->s->dlen == 2 && c->s->key == MCP_KEY2('i', 'd'))
-			return MCP_K_ID;
-	} else if (c->s->dlen == 4 && c->s->key == MCP_KEY4('n', 'a', 'm', 'e')) {
-		return MCP_K_NAME;
+		if (len == 6 && key == MCP_KEY6('m', 'e', 't', 'h', 'o', 'd'))
+			k = MCP_K_METHOD;
+		else if (len == 6 && key == MCP_KEY6('p', 'a', 'r', 'a', 'm', 's'))
+			k = MCP_K_PARAMS;
+		else if (len == 2 && key == MCP_KEY2('i', 'd'))
+			k = MCP_K_ID;
+		else if ((len == 6 && key == MCP_KEY6('r', 'e', 's', 'u', 'l', 't')) ||
+			 (len == 5 && key == (MCP_KEY4('e', 'r', 'r', 'o') | (__u64)'r' << 32)))
+			k = MCP_K_RESULT;
+		else if (len == 7 && key == (MCP_KEY6('j', 's', 'o', 'n', 'r', 'p') | (__u64)'c' << 48))
+			k = MCP_K_KNOWN;
+	} else if (len == 4 && key == MCP_KEY4('n', 'a', 'm', 'e')) {
+		k = MCP_K_NAME;
+	} else if (len == 9 && c->s->key8 == 's' &&
+		   key == (MCP_KEY6('a', 'r', 'g', 'u', 'm', 'e') | MCP_KEY2('n', 't') << 48)) {
+		k = MCP_K_KNOWN;
 	}
-	return MCP_K_OTHER;
+	if (k != MCP_K_OTHER && c->s->kfold)
+		mcp_scan_fail(c, MCPF_WHY_FOLDED_KEY);
+	return k;
 }
 
 static __always_inline int mcp_scan_top_is_object(struct mcp_scan_ctx *c)
@@ -381,6 +460,53 @@ static __always_inline void mcp_scan_start_msg(struct mcp_scan_ctx *c, __u32 ci)
 	c->s->pend_par = MCP_K_OTHER;
 }
 
+/* 0x80 in each byte of y (bytes below 0x80) that equals c. */
+static __always_inline __u64 mcp_scan_eq(__u64 y, __u32 c)
+{
+	__u64 x = y ^ (MCP_ONES * c);
+
+	return ~((x + MCP_LOWS) | x) & MCP_HIGHS;
+}
+
+/*
+ * Does every server write this raw id back as it came? The answer to a denied call is found by
+ * its id on the way back, as text: an integer of at most 15 digits (JavaScript keeps it exact;
+ * no fraction, exponent or -0, which servers rewrite), or a string of ASCII without escapes and
+ * without '<', '>', '&' (Go's encoder escapes those).
+ */
+static __always_inline int mcp_scan_id_plain(const struct mcpf_call *call)
+{
+	__u32 len = call->id_len, first = call->id[0] & 0xff, i, k;
+	__u64 w, y, bad = 0;
+
+	if (first == '"') {
+		for (i = 0; i < MCPF_ID_MAX / 8; i++) {
+			if (8 * i >= len)
+				break;
+			w = mcpf_load64(&call->id[8 * i]);
+			y = w & MCP_LOWS;
+			k = len - 8 * i;
+			bad |= ((w & MCP_HIGHS) | mcp_scan_eq(y, '\\') | mcp_scan_eq(y, '<') |
+				mcp_scan_eq(y, '>') | mcp_scan_eq(y, '&')) &
+			       mcp_scan_low_bytes(MCP_HIGHS, k < 8 ? k : 8);
+		}
+		return !bad;
+	}
+	i = first == '-';
+	if (len - i < 1 || len - i > 15 || (i && call->id[1] == '0'))
+		return 0;
+	for (k = 0; k < 16; k++) {
+		__u32 b;
+
+		if (k >= len)
+			break;
+		b = call->id[k & 15] & 0xff;
+		if (k >= i && (b < '0' || b > '9'))
+			return 0;
+	}
+	return 1;
+}
+
 /* A message object closes: what it says, if it says it with certainty. */
 static __always_inline void mcp_scan_end_msg(struct mcp_scan_ctx *c)
 {
@@ -398,8 +524,16 @@ static __always_inline void mcp_scan_end_msg(struct mcp_scan_ctx *c)
 		     call->method[2] == 'o' && call->method[3] == 'l' && call->method[4] == 's' &&
 		     call->method[5] == '/' && call->method[6] == 'c' && call->method[7] == 'a' &&
 		     call->method[8] == 'l' && call->method[9] == 'l';
+	if ((mf & MCP_MF_METHOD) && (mf & MCP_MF_RESULT)) {
+		mcp_scan_fail(c, MCPF_WHY_SHAPE); /* a request to one server, an answer to another */
+		return;
+	}
 	if (tools_call && !(call->flags & MCPF_CALL_HAS_NAME)) {
-		mcp_scan_fail(c);
+		mcp_scan_fail(c, MCPF_WHY_SHAPE);
+		return;
+	}
+	if (tools_call && (call->flags & MCPF_CALL_HAS_ID) && !mcp_scan_id_plain(call)) {
+		mcp_scan_fail(c, MCPF_WHY_ID);
 		return;
 	}
 	c->out->ncalls = c->s->ci + 1;
@@ -423,7 +557,7 @@ static __always_inline void mcp_scan_value_done(struct mcp_scan_ctx *c)
 			n = c->s->pos - c->s->vstart;
 			barrier_var(n);
 			if (n >= MCPF_ID_MAX) {
-				mcp_scan_fail(c);
+				mcp_scan_fail(c, MCPF_WHY_BOUND);
 				return;
 			}
 			call = mcp_scan_call(c);
@@ -460,8 +594,8 @@ static __always_inline void mcp_scan_string_done(struct mcp_scan_ctx *c)
 		      k == MCP_K_ID	? MCP_MF_ID :
 					  0;
 		if (c->s->mf & bit)
-			mcp_scan_fail(c); /* a duplicate: the server reads the last one */
-		c->s->mf |= bit;
+			mcp_scan_fail(c, MCPF_WHY_DUP_KEY); /* the server reads the last one */
+		c->s->mf |= bit | (k == MCP_K_RESULT ? MCP_MF_RESULT : 0);
 		return;
 	case MCP_R_KEY_PAR:
 		c->s->state = MCP_ST_COLON;
@@ -469,13 +603,13 @@ static __always_inline void mcp_scan_string_done(struct mcp_scan_ctx *c)
 		c->s->pend_par = k;
 		if (k == MCP_K_NAME) {
 			if (c->s->mf & MCP_MF_NAME)
-				mcp_scan_fail(c);
+				mcp_scan_fail(c, MCPF_WHY_DUP_KEY);
 			c->s->mf |= MCP_MF_NAME;
 		}
 		return;
 	case MCP_R_METHOD:
 		if (c->s->dlen >= MCPF_METHOD_MAX) {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_BOUND);
 			return;
 		}
 		call = mcp_scan_call(c);
@@ -542,7 +676,7 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 		return;
 	}
 	if (b < 0x20) {
-		mcp_scan_fail(c);
+		mcp_scan_fail(c, MCPF_WHY_JSON);
 		return;
 	}
 	out = b;
@@ -568,7 +702,7 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 		else if (e == '"' || e == '\\' || e == '/')
 			out = e;
 		else if (e != 'u') {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_JSON);
 			return;
 		} else {
 			if (pos + 6 > len) {
@@ -578,13 +712,13 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 			cp = mcp_scan_hex4(buf, pos + 2);
 			adv = 6;
 			if (cp > 0xffff || (cp >= 0xdc00 && cp <= 0xdfff)) {
-				mcp_scan_fail(c);
+				mcp_scan_fail(c, MCPF_WHY_JSON);
 				return;
 			}
 			if (cp >= 0xd800 && cp <= 0xdbff) {
 				if ((pos + 6 < len && mcp_scan_byte(buf, pos + 6) != '\\') ||
 				    (pos + 7 < len && mcp_scan_byte(buf, pos + 7) != 'u')) {
-					mcp_scan_fail(c);
+					mcp_scan_fail(c, MCPF_WHY_JSON);
 					return;
 				}
 				if (pos + 12 > len) {
@@ -595,7 +729,7 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 				if (mcp_scan_byte(buf, pos + 6) != '\\' ||
 				    mcp_scan_byte(buf, pos + 7) != 'u' || lo < 0xdc00 ||
 				    lo > 0xdfff) {
-					mcp_scan_fail(c);
+					mcp_scan_fail(c, MCPF_WHY_JSON);
 					return;
 				}
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -637,7 +771,7 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 			else if (b == 0xf4)
 				hi = 0x8f;
 		} else {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_JSON);
 			return;
 		}
 		if (pos + n > len) {
@@ -646,14 +780,14 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 		}
 		e = mcp_scan_byte(buf, pos + 1);
 		if (e < lo || e > hi) {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_JSON);
 			return;
 		}
 		out |= (__u64)e << 8;
 		if (n > 2) {
 			e = mcp_scan_byte(buf, pos + 2);
 			if ((e & 0xc0) != 0x80) {
-				mcp_scan_fail(c);
+				mcp_scan_fail(c, MCPF_WHY_JSON);
 				return;
 			}
 			out |= (__u64)e << 16;
@@ -661,7 +795,7 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 		if (n > 3) {
 			e = mcp_scan_byte(buf, pos + 3);
 			if ((e & 0xc0) != 0x80) {
-				mcp_scan_fail(c);
+				mcp_scan_fail(c, MCPF_WHY_JSON);
 				return;
 			}
 			out |= (__u64)e << 24;
@@ -671,6 +805,10 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 	c->s->pos = pos + adv;
 	if (c->s->role < MCP_R_KEY_MSG)
 		return;
+	if (c->s->role < MCP_R_METHOD) {
+		mcp_scan_key_char(c, out, n);
+		return;
+	}
 	for (k = 0; k < 4; k++) {
 		if (k >= n)
 			break;
@@ -729,7 +867,7 @@ static __always_inline void mcp_scan_number(struct mcp_scan_ctx *c)
 	return;
 bad:
 	c->s->pos = pos;
-	mcp_scan_fail(c);
+	mcp_scan_fail(c, MCPF_WHY_JSON);
 }
 
 static __always_inline void mcp_scan_open(struct mcp_scan_ctx *c, int object)
@@ -738,7 +876,7 @@ static __always_inline void mcp_scan_open(struct mcp_scan_ctx *c, int object)
 	__u64 bit;
 
 	if (d >= MCPF_SCAN_MAX_DEPTH) {
-		mcp_scan_fail(c);
+		mcp_scan_fail(c, MCPF_WHY_BOUND);
 		return;
 	}
 	barrier_var(d);
@@ -776,6 +914,8 @@ static __always_inline void mcp_scan_start_string(struct mcp_scan_ctx *c, __u32 
 	c->s->role = role;
 	c->s->dlen = 0;
 	c->s->key = 0;
+	c->s->key8 = 0;
+	c->s->kfold = 0;
 	c->s->sstart = c->s->pos;
 	c->s->pos++;
 }
@@ -793,25 +933,25 @@ static __always_inline void mcp_scan_value(struct mcp_scan_ctx *c, __u32 b)
 			c->s->msg_depth = 2;
 			c->out->flags |= MCPF_SCAN_BATCH;
 		} else {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_SHAPE);
 			return;
 		}
 	} else if (d == 1 && c->s->msg_depth == 2) {
 		if (b != '{' || c->out->ncalls >= MCPF_SCAN_MAX_CALLS) {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, b != '{' ? MCPF_WHY_SHAPE : MCPF_WHY_BOUND);
 			return;
 		}
 		mcp_scan_start_msg(c, c->out->ncalls);
 	} else if (d == c->s->msg_depth && (c->s->mf & MCP_MF_IN_MSG)) {
 		if (c->s->pend_msg == MCP_K_METHOD) {
 			if (b != '"') {
-				mcp_scan_fail(c);
+				mcp_scan_fail(c, MCPF_WHY_SHAPE);
 				return;
 			}
 			role = MCP_R_METHOD;
 		} else if (c->s->pend_msg == MCP_K_ID) {
 			if (b == '{' || b == '[') {
-				mcp_scan_fail(c);
+				mcp_scan_fail(c, MCPF_WHY_SHAPE);
 				return;
 			}
 			c->s->vstart = c->s->pos;
@@ -844,13 +984,13 @@ static __always_inline void mcp_scan_value(struct mcp_scan_ctx *c, __u32 b)
 		if (!(b == 't' && w == MCP_KEY4('t', 'r', 'u', 'e')) &&
 		    !(b == 'n' && w == MCP_KEY4('n', 'u', 'l', 'l')) &&
 		    !(b == 'f' && w == MCP_KEY4('a', 'l', 's', 'e'))) {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_JSON);
 			return;
 		}
 		c->s->pos = pos + n;
 		mcp_scan_value_done(c);
 	} else {
-		mcp_scan_fail(c);
+		mcp_scan_fail(c, MCPF_WHY_JSON);
 	}
 }
 
@@ -890,7 +1030,7 @@ static __always_inline void mcp_scan_structural(struct mcp_scan_ctx *c)
 		return;
 	case MCP_ST_COLON:
 		if (b != ':') {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_JSON);
 			return;
 		}
 		c->s->pos = pos + 1;
@@ -904,7 +1044,7 @@ static __always_inline void mcp_scan_structural(struct mcp_scan_ctx *c)
 		} else if ((b == '}' && top) || (b == ']' && !top)) {
 			mcp_scan_close(c);
 		} else {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_JSON);
 		}
 		return;
 	case MCP_ST_KEY_OR_CLOSE:
@@ -912,7 +1052,7 @@ static __always_inline void mcp_scan_structural(struct mcp_scan_ctx *c)
 		if (b == '}' && c->s->state == MCP_ST_KEY_OR_CLOSE) {
 			mcp_scan_close(c);
 		} else if (b != '"') {
-			mcp_scan_fail(c);
+			mcp_scan_fail(c, MCPF_WHY_JSON);
 		} else if (c->s->depth == c->s->msg_depth && (c->s->mf & MCP_MF_IN_MSG)) {
 			mcp_scan_start_string(c, MCP_R_KEY_MSG);
 		} else if (c->s->depth == c->s->msg_depth + 1 && (c->s->mf & MCP_MF_PARAMS_OPEN)) {
@@ -1011,6 +1151,7 @@ static __always_inline int mcp_scan_from(struct mcpf_scan_buf *buf, __u32 start,
 	out->ncalls = 0;
 	out->end = 0;
 	out->flags = 0;
+	out->why = MCPF_WHY_NONE;
 	if (len > MCPF_SCAN_BUF_MAX)
 		len = MCPF_SCAN_BUF_MAX;
 	if (start > len)
@@ -1021,8 +1162,9 @@ static __always_inline int mcp_scan_from(struct mcpf_scan_buf *buf, __u32 start,
 	/* every step but a number's last one moves by at least one byte */
 	bpf_loop(2 * (len - start) + 2, mcp_scan_step, &c, 0);
 	if (c.s->status == MCP_SCAN_RUNNING)
-		c.s->status = MCPF_SCAN_UNPARSED;
+		mcp_scan_fail(&c, MCPF_WHY_BOUND);
 	out->status = c.s->status;
+	out->why = c.s->status == MCPF_SCAN_UNPARSED ? c.s->why : MCPF_WHY_NONE;
 	if (c.s->status != MCPF_SCAN_OK) {
 		out->ncalls = 0;
 		out->end = c.s->pos;

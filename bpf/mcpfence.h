@@ -72,11 +72,39 @@ struct mcpf_call {
 	char id[MCPF_ID_MAX];
 };
 
+/*
+ * Why bytes were not read with certainty (an event's and an audit line's reason): the scanner's
+ * reasons first, then those of the hooks around it. The first reason met is kept.
+ */
+enum mcpf_why {
+	MCPF_WHY_NONE = 0,
+	MCPF_WHY_JSON = 1,        /* not JSON, or not UTF-8 (lone surrogates included) */
+	MCPF_WHY_BOUND = 2,       /* past a bound: nesting, batch size, method, name or id length */
+	MCPF_WHY_DUP_KEY = 3,     /* a key that matters, twice: servers read the last one */
+	MCPF_WHY_FOLDED_KEY = 4,  /* a key equal to one that matters only without regard to case */
+	MCPF_WHY_SHAPE = 5,       /* not a message as servers read it (top level, types, both
+				   * method and result/error, tools/call without a string name) */
+	MCPF_WHY_ID = 6,          /* a tools/call id a server may write back otherwise */
+	MCPF_WHY_TRAILING = 7,    /* bytes after the value where one value is the whole */
+	MCPF_WHY_NEWLINE = 8,     /* a raw newline inside a value on a line-framed transport */
+	MCPF_WHY_FRAMING = 9,     /* HTTP framing that cannot be followed */
+	MCPF_WHY_ENCODING = 10,   /* a Content-Encoding */
+	MCPF_WHY_MEDIA_TYPE = 11, /* a Content-Type other than application/json */
+	MCPF_WHY_CHARSET = 12,    /* a charset other than utf-8 */
+	MCPF_WHY_HEADERS = 13,    /* Mcp-Method or Mcp-Name disagree with the body */
+	MCPF_WHY_TOO_LARGE = 14,  /* a body larger than MCPF_SCAN_BUF_MAX */
+	MCPF_WHY_BUSY = 15,       /* no working slot free on the CPU */
+	MCPF_WHY_INCOMPLETE = 16, /* the value never ended */
+	MCPF_WHY_MAX = 17,
+};
+
 struct mcpf_scan_result {
 	__u32 status; /* enum mcpf_scan_status */
 	__u32 ncalls;
 	__u32 end;   /* offset just past the scanned JSON value */
 	__u32 flags; /* enum mcpf_scan_flags */
+	__u32 why;   /* enum mcpf_why, when status is not OK */
+	__u32 _pad;
 	struct mcpf_call calls[MCPF_SCAN_MAX_CALLS];
 };
 
@@ -320,7 +348,7 @@ struct mcpf_event {
 	__u16 cport;
 	__u16 sport;
 	__u16 flags; /* enum mcpf_event_flags */
-	__u16 _pad;
+	__u16 why;   /* enum mcpf_why: why the bytes were refused unread (kind UNPARSED) */
 	char comm[16];
 	char method[MCPF_METHOD_MAX];
 	char name[MCPF_NAME_MAX];

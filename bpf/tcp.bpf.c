@@ -215,6 +215,7 @@ struct decision {
 	__u32 policy; /* tcp_policies index of the generation that decided; 0 none */
 	__u32 gen;    /* tcp_active.gen the decision read, when has_gen */
 	__u32 has_gen;
+	__u32 why;    /* enum mcpf_why, for MCPF_KIND_UNPARSED */
 };
 
 /*
@@ -234,7 +235,7 @@ struct tcp_work {
 	struct mcpf_rule rule;
 	__u32 cc_flags;
 	/* handed from TP_CLIENT to TP_BODY; b_copied: bytes of the send already in the buffer */
-	__u32 b_off, b_len, b_encoded, b_total, b_size, b_copied;
+	__u32 b_off, b_len, b_why, b_total, b_size, b_copied; /* b_why: enum mcpf_why, 0 */
 	struct mcpf_scan_result res;
 	struct mcpf_rule_key rkey;
 	struct mcpf_stat_key skey;
@@ -889,7 +890,7 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	e->cport = ck->cport;
 	e->sport = ck->sport;
 	e->flags = d->flags | flags;
-	e->_pad = 0;
+	e->why = d->kind == MCPF_KIND_UNPARSED ? d->why : MCPF_WHY_NONE;
 	bpf_get_current_comm(e->comm, sizeof(e->comm)); /* NUL-padded */
 	if (w && idx < MCPF_SCAN_MAX_CALLS) {
 		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
@@ -1053,37 +1054,6 @@ static long call_one(__u64 i, void *arg)
 	return 0;
 }
 
-static __always_inline bool headers_agree(struct tcp_work *w)
-{
-	struct mcpf_call *c = &w->res.calls[0];
-
-	if (!w->hd.h_method_len && !w->hd.h_name_len)
-		return true;
-	if ((w->res.flags & MCPF_SCAN_BATCH) || w->res.ncalls != 1)
-		return false;
-	if (w->hd.h_method_len) {
-		if (!(c->flags & MCPF_CALL_HAS_METHOD) || c->method_len != w->hd.h_method_len)
-			return false;
-		for (int i = 0; i < MCPF_METHOD_MAX; i++)
-			if (c->method[i] != w->hd.h_method[i])
-				return false;
-	}
-	/*
-	 * Mcp-Name is the tool (or prompt) name, or a resource's URI, which is not read here:
-	 * without a name in the body it is compared only for tools/call, the one method decided.
-	 */
-	if (w->hd.h_name_len && !(c->flags & MCPF_CALL_HAS_NAME) && !is_tools_call(c))
-		return true;
-	if (w->hd.h_name_len) {
-		if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len != w->hd.h_name_len)
-			return false;
-		for (int i = 0; i < MCPF_NAME_MAX; i++)
-			if (c->name[i] != w->hd.h_name[i])
-				return false;
-	}
-	return true;
-}
-
 /*
  * Copy the bytes [from, from + len) of msg to buf->data[dst..]: pulled in, then bounded for the
  * verifier (len <= max, a constant at each call site; dst <= MCPF_TCP_HDR_MAX, and max leaves
@@ -1128,10 +1098,12 @@ static __always_inline int body_load(struct sk_msg_md *msg, struct mcpf_scan_buf
 	return msg_copy(msg, buf, 0, off, len, MCPF_SCAN_BUF_MAX) ? -1 : (int)off;
 }
 
-/* The body [off, off + len) of one request is whole in msg: scan, decide, neutralize. */
+/*
+ * The body [off, off + len) of one request is whole in msg: scan, decide, neutralize. why: the
+ * head already says it cannot be read (enum mcpf_why), or 0.
+ */
 static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *w,
-					struct mcpf_conn_key *ck, __u32 off, __u32 len,
-					bool encoded)
+					struct mcpf_conn_key *ck, __u32 off, __u32 len, __u32 why)
 {
 	struct mcpf_scan_buf *buf = scan_buf_get(w);
 	struct tcp_cb cb = { .w = w };
@@ -1139,7 +1111,7 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 	struct mcpf_active *act;
 	struct decision d = {};
 	__u32 zero = 0, gen, flags = 0;
-	bool unparsed = encoded;
+	bool unparsed = why != MCPF_WHY_NONE;
 	int base = 0;
 
 	w->res.status = MCPF_SCAN_UNPARSED;
@@ -1148,17 +1120,25 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 	w->nrw = 0;
 	if (!buf) {
 		unparsed = true;
+		why = MCPF_WHY_BUSY;
 	} else if (!unparsed) {
 		base = body_load(msg, buf, w, off, len);
-		if (base < 0)
+		if (base < 0) {
 			unparsed = true;
+			why = MCPF_WHY_TOO_LARGE;
+		}
 	}
 	if (!unparsed) {
 		mcp_scan_from(buf, off - base, off - base + len, &w->res);
-		if (w->res.status != MCPF_SCAN_OK || (w->res.flags & MCPF_SCAN_TRAILING))
+		if (w->res.status != MCPF_SCAN_OK) {
 			unparsed = true;
-		else if (!headers_agree(w)) {
+			why = w->res.status == MCPF_SCAN_INCOMPLETE ? MCPF_WHY_INCOMPLETE : w->res.why;
+		} else if (w->res.flags & MCPF_SCAN_TRAILING) {
 			unparsed = true;
+			why = MCPF_WHY_TRAILING;
+		} else if (!http_head_agrees(&w->hd, &w->res)) {
+			unparsed = true;
+			why = MCPF_WHY_HEADERS;
 			flags |= MCPF_EV_HDR_MISMATCH;
 		}
 	}
@@ -1170,6 +1150,7 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		gc = bpf_map_lookup_elem(&tcp_gen, &gen);
 		d.kind = MCPF_KIND_UNPARSED;
 		d.rule = MCPF_TCP_RULE_NONE;
+		d.why = why;
 		tool_set(w, NULL, 0);
 		stat_add(w, MCPF_KIND_UNPARSED, act && act->loaded && gc ? gc->policy : 0);
 		if (act && act->loaded && gc && gc->unparsed_allow &&
@@ -1226,14 +1207,14 @@ static __always_inline int framed(struct sk_msg_md *msg, __u32 total, __u32 size
 /*
  * Refuse the request this send starts, unread: its first byte made invalid (the server answers
  * 400 and closes), the connection's later sends dropped; one unparsed verdict counted (k and
- * tool are scratch) and its event, with flags.
+ * tool are scratch) and its event, with flags and why (enum mcpf_why).
  */
 static __always_inline int request_refuse(struct sk_msg_md *msg, struct mcpf_conn_key *ck,
 					  struct mcpf_conn *conn, struct mcpf_stat_key *k,
 					  struct mcpf_stat_val *tool, const char *session,
-					  __u32 flags)
+					  __u32 flags, __u32 why)
 {
-	struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE };
+	struct decision d = { .kind = MCPF_KIND_UNPARSED, .rule = MCPF_TCP_RULE_NONE, .why = why };
 
 	count(MCPF_CNT_POISONED, 1);
 	poison_at(msg, 0);
@@ -1294,7 +1275,7 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct tcp_work *w
 			bpf_msg_cork_bytes(msg, hc->end + 1);
 			return SK_PASS;
 		}
-		w->b_encoded = 1;
+		w->b_why = MCPF_WHY_TOO_LARGE;
 		goto body;
 	}
 	if (size < total) {
@@ -1304,7 +1285,7 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct tcp_work *w
 	}
 	if (!hc->cl)
 		return framed(msg, total, size);
-	w->b_encoded = !!(hc->seen & (1u << HDR_CONTENT_ENCODING));
+	w->b_why = http_head_body_why(&w->hd);
 body:
 	w->b_off = hc->end;
 	w->b_len = (__u32)hc->cl;
@@ -1314,7 +1295,8 @@ body:
 	bpf_tail_call(msg, &tcp_progs, TP_BODY);
 	/* fall through: the body stage is missing, refuse the request */
 poison:
-	return request_refuse(msg, ck, conn, &w->skey, &w->tool, w->hd.h_session, MCPF_EV_HTTP);
+	return request_refuse(msg, ck, conn, &w->skey, &w->tool, w->hd.h_session, MCPF_EV_HTTP,
+			      MCPF_WHY_FRAMING);
 }
 
 /* ---- replies -------------------------------------------------------------------------- */
@@ -1438,7 +1420,7 @@ static __always_inline int busy_send(struct sk_msg_md *msg, struct mcpf_conn_key
 		return SK_DROP;
 	if (!msg->size)
 		return SK_PASS;
-	return request_refuse(msg, ck, conn, &sk, &tool, NULL, MCPF_EV_BUSY);
+	return request_refuse(msg, ck, conn, &sk, &tool, NULL, MCPF_EV_BUSY, MCPF_WHY_BUSY);
 }
 
 /*
@@ -1504,7 +1486,7 @@ int handle_sk_msg_body(struct sk_msg_md *msg)
 
 	if (!w)
 		return SK_DROP;
-	body_handle(msg, w, &w->ck, w->b_off, w->b_len, w->b_encoded);
+	body_handle(msg, w, &w->ck, w->b_off, w->b_len, w->b_why);
 	ret = framed(msg, w->b_total, w->b_size);
 	slot_release(w);
 	return ret;

@@ -206,6 +206,7 @@ int audit__write(struct audit *a, const struct audit_event *ev)
 	set_str(o, "plane", ev->plane);
 	set_str(o, "server", ev->server);
 	set_str(o, "session", ev->session);
+	set_str(o, "conn", ev->conn);
 	client = json_object();
 	if (ev->client_pid)
 		json_object_set_new(client, "pid", json_integer(ev->client_pid));

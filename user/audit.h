@@ -19,6 +19,7 @@ struct audit_event {
 	const char *plane;    /* "stdio", "http", "kernel" */
 	const char *server;   /* the server's name */
 	const char *session;  /* MCP session id or a per-connection id */
+	const char *conn;     /* the connection, where the plane knows one: "tcp:53312->8080" */
 	pid_t client_pid;     /* 0: unknown */
 	uid_t client_uid;     /* (uid_t)-1: unknown */
 	const char *client_exe;

@@ -1032,6 +1032,35 @@ struct attach_ctx {
 	int64_t mono_to_real_us;
 };
 
+const char *kernel__why_text(uint32_t why)
+{
+	static const char *const text[MCPF_WHY_MAX] = {
+		[MCPF_WHY_NONE] = "message not readable with certainty",
+		[MCPF_WHY_JSON] = "not valid JSON or not valid UTF-8",
+		[MCPF_WHY_BOUND] = "past a bound of the scanner (nesting, batch size, or a method, "
+				   "name or id too long)",
+		[MCPF_WHY_DUP_KEY] = "a key that matters appears twice (servers read the last one)",
+		[MCPF_WHY_FOLDED_KEY] = "a key equal to one that matters without regard to case "
+					"(servers that match keys so read it)",
+		[MCPF_WHY_SHAPE] = "not a JSON-RPC message as servers read it",
+		[MCPF_WHY_ID] = "a tools/call id that servers may write back otherwise (a fraction, "
+				"an exponent, over 15 digits, escapes, <>&)",
+		[MCPF_WHY_TRAILING] = "bytes after the JSON value",
+		[MCPF_WHY_NEWLINE] = "a raw newline inside one message",
+		[MCPF_WHY_FRAMING] = "HTTP framing that cannot be followed",
+		[MCPF_WHY_ENCODING] = "a Content-Encoding (the body is not read)",
+		[MCPF_WHY_MEDIA_TYPE] = "a Content-Type other than application/json",
+		[MCPF_WHY_CHARSET] = "a charset other than utf-8 (servers decode the body by it)",
+		[MCPF_WHY_HEADERS] = "Mcp-Method/Mcp-Name disagree with the body",
+		[MCPF_WHY_TOO_LARGE] = "a body over 64 KiB (not read)",
+		[MCPF_WHY_BUSY] = "every working slot of its CPU was held by runs in flight "
+				  "(preempted)",
+		[MCPF_WHY_INCOMPLETE] = "the message never ended",
+	};
+
+	return why < MCPF_WHY_MAX && text[why] ? text[why] : text[MCPF_WHY_NONE];
+}
+
 static void rule_pointer(const struct kernel_compiled *kc, const struct mcpf_event *e, char *buf,
 			 size_t size, const char **reason)
 {
@@ -1075,12 +1104,7 @@ static void rule_pointer(const struct kernel_compiled *kc, const struct mcpf_eve
 		break;
 	default:
 		snprintf(buf, size, "(unparsed)");
-		*reason = e->flags & MCPF_EV_BUSY ?
-				  "refused unread: every working slot of its CPU was held by runs in "
-				  "flight (preempted)" :
-			  e->flags & MCPF_EV_HTTP ? "HTTP framing refused" :
-			  e->flags & MCPF_EV_HDR_MISMATCH ? "Mcp-Method/Mcp-Name disagree with the body" :
-							   "message not readable with certainty";
+		*reason = kernel__why_text(e->why);
 	}
 }
 
@@ -1133,7 +1157,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	const struct mcpf_event *e = data;
 	char method[MCPF_METHOD_MAX + 1], name[MCPF_NAME_MAX + 1], id[MCPF_ID_MAX + 1];
 	char session[MCPF_TCP_SESSION_MAX + 1], comm[17], server[32], ptr[300], exe[PATH_MAX];
-	char procexe[64];
+	char procexe[64], conn[40], why[200];
 	struct audit_event ev = {};
 	const char *reason;
 	ssize_t n;
@@ -1147,6 +1171,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	snprintf(session, sizeof(session), "%.*s", MCPF_TCP_SESSION_MAX, e->session);
 	snprintf(comm, sizeof(comm), "%.*s", 16, e->comm);
 	snprintf(server, sizeof(server), "tcp:%u", e->sport);
+	snprintf(conn, sizeof(conn), "tcp:%u->%u", e->cport, e->sport);
 	snprintf(procexe, sizeof(procexe), "/proc/%u/exe", e->pid);
 	n = readlink(procexe, exe, sizeof(exe) - 1);
 	if (n > 0)
@@ -1158,6 +1183,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	ev.plane = "kernel";
 	ev.server = server;
 	ev.session = session[0] ? session : NULL;
+	ev.conn = conn;
 	ev.client_pid = e->pid;
 	ev.client_uid = e->uid;
 	ev.client_exe = exe;
@@ -1165,8 +1191,13 @@ static int on_event(void *ctx, void *data, size_t size)
 	ev.tool = name[0] ? name : NULL;
 	ev.decision = e->flags & MCPF_EV_NEUTRALIZED ? "deny" : "allow";
 	ev.kind = e->kind == MCPF_KIND_ALLOW ? NULL : decide__kind_name(e->kind);
-	if (!(e->flags & MCPF_EV_NEUTRALIZED) && e->kind == MCPF_KIND_UNPARSED)
-		reason = "passed unread (policy kernel.unparsed: allow)";
+	if (e->kind == MCPF_KIND_UNPARSED) {
+		snprintf(why, sizeof(why), "%s: %s",
+			 e->flags & MCPF_EV_NEUTRALIZED ? "refused unread" :
+							  "passed unread (policy kernel.unparsed: allow)",
+			 reason);
+		reason = why;
+	}
 	ev.rule = ptr;
 	ev.reason = reason;
 	ev.approved_by = e->flags & MCPF_EV_TICKET ? "ticket" : NULL;
@@ -1174,10 +1205,12 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (ac->audit)
 		audit__write(ac->audit, &ev);
 	if (!ac->quiet) {
-		printf("%s %s tool=%s id=%s kind=%s rule=%s pid=%u exe=%s%s\n", ev.decision,
-		       method[0] ? method : "-", name[0] ? name : "-", id[0] ? id : "-",
-		       e->kind < MCPF_KIND_MAX ? kind_names[e->kind] : "?", ptr, e->pid, exe,
-		       e->flags & MCPF_EV_NEUTRALIZED ? " (neutralized)" : "");
+		printf("%s %s tool=%s id=%s kind=%s rule=%s pid=%u exe=%s conn=%s%s%s%s\n",
+		       ev.decision, method[0] ? method : "-", name[0] ? name : "-", id[0] ? id : "-",
+		       e->kind < MCPF_KIND_MAX ? kind_names[e->kind] : "?", ptr, e->pid, exe, conn,
+		       e->flags & MCPF_EV_NEUTRALIZED ? " (neutralized)" : "",
+		       e->kind == MCPF_KIND_UNPARSED ? ": " : "",
+		       e->kind == MCPF_KIND_UNPARSED ? reason : "");
 		fflush(stdout);
 	}
 	return 0;

@@ -71,6 +71,9 @@ int kernel__detach(void);
 /* `mcpfence approve --tool T [--count N] [--for DURATION]`: a ticket BPF takes. */
 int kernel__approve_ticket(int argc, char **argv);
 
+/* What enum mcpf_why says, for audit lines and logs ("a charset other than utf-8 ..."). */
+const char *kernel__why_text(uint32_t why);
+
 /* Parse "30s", "10m", "2h", "1d" or plain seconds; -EINVAL otherwise. */
 int kernel__parse_duration(const char *s, uint64_t *seconds);
 

@@ -202,13 +202,75 @@ static inline size_t scan_ref__depth(const json_t *v)
 	return d + 1;
 }
 
-static inline int scan_ref__clean_msg(const json_t *msg)
+/*
+ * Does key fold to target (ASCII letters lowered; U+017F to s, U+212A to k, U+0130 and U+0131
+ * to i) without being it? An independent spelling of the scanner's rule, for the reference.
+ */
+static inline int scan_ref__folds_to(const char *key, const char *target)
 {
+	const unsigned char *k = (const unsigned char *)key;
+	size_t t = 0;
+
+	if (!strcmp(key, target))
+		return 0;
+	while (*k && target[t]) {
+		int c;
+
+		if (k[0] == 0xc5 && k[1] == 0xbf) {
+			c = 's';
+			k += 2;
+		} else if (k[0] == 0xc4 && (k[1] == 0xb0 || k[1] == 0xb1)) {
+			c = 'i';
+			k += 2;
+		} else if (k[0] == 0xe2 && k[1] == 0x84 && k[2] == 0xaa) {
+			c = 'k';
+			k += 3;
+		} else if (*k >= 'A' && *k <= 'Z') {
+			c = *k++ + 32;
+		} else {
+			c = *k++;
+		}
+		if (c != target[t++])
+			return 0;
+	}
+	return !*k && !target[t];
+}
+
+/* A key of obj that folds to one of keys (NULL-terminated) without being it. */
+static inline int scan_ref__has_folded(const json_t *obj, const char *const *keys)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, key, v)
+		for (size_t i = 0; keys[i]; i++)
+			if (scan_ref__folds_to(key, keys[i]))
+				return 1;
+	return 0;
+}
+
+static inline int scan_ref__clean_msg(const json_t *msg, int backslash)
+{
+	static const char *const mkeys[] = { "jsonrpc", "id",	 "method", "params",
+					     "result",	"error", NULL };
+	static const char *const pkeys[] = { "name", "arguments", NULL };
 	const json_t *method = json_object_get(msg, "method"), *id = json_object_get(msg, "id");
 	const json_t *params = json_object_get(msg, "params");
 	const json_t *name = json_is_object(params) ? json_object_get(params, "name") : NULL;
+	int tools_call = json_is_string(method) && !strcmp(json_string_value(method), "tools/call");
 
 	if (!json_is_object(msg))
+		return 0;
+	if (scan_ref__has_folded(msg, mkeys) ||
+	    (json_is_object(params) && scan_ref__has_folded(params, pkeys)))
+		return 0;
+	if (method && (json_object_get(msg, "result") || json_object_get(msg, "error")))
+		return 0;
+	/* a tools/call id must come back as it went: a plain string (no escape anywhere) */
+	if (tools_call && id &&
+	    (!json_is_string(id) || backslash ||
+	     strspn(json_string_value(id), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					   "0123456789_-") != json_string_length(id)))
 		return 0;
 	if (method && (!json_is_string(method) || json_string_length(method) >= MCPF_METHOD_MAX ||
 		       memchr(json_string_value(method), 0, json_string_length(method))))
@@ -233,7 +295,7 @@ static inline int scan_ref__must_read(const char *data, size_t len)
 	json_error_t err;
 	json_t *root;
 	size_t i;
-	int clean;
+	int clean, backslash;
 
 	/* jansson 2.14 skips a raw NUL after a number or literal (JSON.parse does not) */
 	if (len > MCPF_SCAN_BUF_MAX || memchr(data, 0, len))
@@ -242,12 +304,13 @@ static inline int scan_ref__must_read(const char *data, size_t len)
 	if (!root)
 		return 0;
 	clean = scan_ref__depth(root) <= MCPF_SCAN_MAX_DEPTH;
+	backslash = memchr(data, '\\', len) != NULL;
 	if (json_is_array(root)) {
 		clean &= json_array_size(root) <= MCPF_SCAN_MAX_CALLS;
 		for (i = 0; i < json_array_size(root) && clean; i++)
-			clean = scan_ref__clean_msg(json_array_get(root, i));
+			clean = scan_ref__clean_msg(json_array_get(root, i), backslash);
 	} else {
-		clean &= scan_ref__clean_msg(root);
+		clean &= scan_ref__clean_msg(root, backslash);
 	}
 	json_decref(root);
 	return clean;

@@ -227,12 +227,19 @@ static int is_case(const struct dirent *d)
 }
 
 static const char *flag_names[] = { "batch", "trailing", "newline" };
+/* enum mcpf_why, as an expectation's "reason" names it */
+static const char *why_names[MCPF_WHY_MAX] = {
+	"none",	   "json",    "bound",	     "dup-key",	  "folded-key", "shape",
+	"id",	   "trailing", "newline",    "framing",	  "encoding",	"media-type",
+	"charset", "headers", "too-large", "busy",	  "incomplete",
+};
 
 /* 0 when res is what NAME.expect says; else -1 with the reason. */
 static int check_expect(const json_t *ex, const struct mcpf_scan_result *res, char *why,
 			size_t whylen)
 {
 	const char *status = json_string_value(json_object_get(ex, "status"));
+	const char *reason = json_string_value(json_object_get(ex, "reason"));
 	const json_t *end = json_object_get(ex, "end"), *flags = json_object_get(ex, "flags");
 	const json_t *calls = json_object_get(ex, "calls"), *v;
 	__u32 want_flags = 0;
@@ -243,6 +250,9 @@ static int check_expect(const json_t *ex, const struct mcpf_scan_result *res, ch
 	if (strcmp(status, scan_ref__status_name(res->status)))
 		return scan_ref__fail(why, whylen, "status %s, expected %s (stopped at %u)",
 				      scan_ref__status_name(res->status), status, res->end);
+	if (reason && (res->why >= MCPF_WHY_MAX || strcmp(reason, why_names[res->why])))
+		return scan_ref__fail(why, whylen, "reason %s, expected %s",
+				      res->why < MCPF_WHY_MAX ? why_names[res->why] : "?", reason);
 	if (res->status != MCPF_SCAN_OK)
 		return 0;
 	if (end && json_integer_value(end) != res->end)

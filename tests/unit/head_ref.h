@@ -20,7 +20,8 @@ struct head_ref {
 	char method[MCPF_METHOD_MAX];
 	char name[MCPF_NAME_MAX];
 	char session[MCPF_TCP_SESSION_MAX];
-	uint32_t method_len, name_len, session_len;
+	char ctype[HDR_CTYPE_MAX]; /* lowered */
+	uint32_t method_len, name_len, session_len, ctype_len;
 };
 
 static inline bool head_ref_tchar(unsigned char c)
@@ -33,9 +34,9 @@ static inline int head_ref_id(const char *name, size_t n)
 {
 	static const char *const names[] = { "", "content-length", "transfer-encoding",
 					     "content-encoding", "mcp-method", "mcp-name",
-					     "mcp-session-id" };
+					     "mcp-session-id", "content-type" };
 
-	for (int i = 1; i < 7; i++)
+	for (int i = 1; i < 8; i++)
 		if (strlen(names[i]) == n && !strncmp(names[i], name, n))
 			return i;
 	return HDR_OTHER;
@@ -94,7 +95,41 @@ static inline void head_ref_value(struct head_ref *r, int id, const char *v, siz
 		r->session_len = n < MCPF_TCP_SESSION_MAX - 1 ? n : MCPF_TCP_SESSION_MAX - 1;
 		memcpy(r->session, v, r->session_len);
 		break;
+	case HDR_CONTENT_TYPE:
+		if (n >= HDR_CTYPE_MAX) {
+			r->ctype_len = HDR_CTYPE_MAX;
+			break;
+		}
+		for (size_t k = 0; k < t; k++)
+			r->ctype[k] = v[k] >= 'A' && v[k] <= 'Z' ? v[k] + 32 : v[k];
+		r->ctype_len = t;
+		break;
 	}
+}
+
+/* What the body's Content-Encoding and Content-Type allow: the spellings the SDKs send. */
+static inline uint32_t head_ref_body_why(const struct head_ref *r)
+{
+	static const char *const ok[] = {
+		"application/json",
+		"application/json;charset=utf-8",
+		"application/json; charset=utf-8",
+		"application/json;charset=\"utf-8\"",
+		"application/json; charset=\"utf-8\"",
+	};
+
+	if (r->seen & (1u << HDR_CONTENT_ENCODING))
+		return MCPF_WHY_ENCODING;
+	if (!(r->seen & (1u << HDR_CONTENT_TYPE)))
+		return MCPF_WHY_NONE;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (r->ctype_len == strlen(ok[i]) && !memcmp(r->ctype, ok[i], r->ctype_len))
+			return MCPF_WHY_NONE;
+	if (r->ctype_len < HDR_CTYPE_MAX && r->ctype_len > 16 &&
+	    !memcmp(r->ctype, "application/json", 16) &&
+	    (!strncmp(r->ctype + 16, ";charset=", 9) || !strncmp(r->ctype + 16, "; charset=", 10)))
+		return MCPF_WHY_CHARSET;
+	return MCPF_WHY_MEDIA_TYPE;
 }
 
 /* Read the head in data[0..n): line by line, byte by byte. */
@@ -210,7 +245,8 @@ static inline bool head_ref_agrees(const struct http_head *h, const struct head_
 		h->h_name_len == r->name_len && h->h_session_len == r->session_len &&
 		!memcmp(h->h_method, r->method, sizeof(r->method)) &&
 		!memcmp(h->h_name, r->name, sizeof(r->name)) &&
-		!memcmp(h->h_session, r->session, sizeof(r->session)));
+		!memcmp(h->h_session, r->session, sizeof(r->session)) &&
+		http_head_body_why(h) == head_ref_body_why(r));
 }
 
 #endif

@@ -122,6 +122,72 @@ static void test_cases(void **state)
 			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\tbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
 }
 
+/*
+ * Which bodies are read: a server decodes the body by the Content-Type's charset (UTF-7 makes
+ * "tools+AC8-call" tools/call), so only UTF-8 JSON as the SDKs declare it is.
+ */
+static void test_body_charset(void **state)
+{
+	static const struct {
+		const char *ctype; /* NULL: no Content-Type */
+		uint32_t why;
+	} cases[] = {
+		{ NULL, MCPF_WHY_NONE },
+		{ "application/json", MCPF_WHY_NONE },
+		{ "Application/JSON", MCPF_WHY_NONE },
+		{ "application/json; charset=utf-8", MCPF_WHY_NONE },
+		{ "application/json;charset=UTF-8", MCPF_WHY_NONE },
+		{ "application/json; charset=\"utf-8\"", MCPF_WHY_NONE },
+		{ "application/json; charset=utf-8  ", MCPF_WHY_NONE },
+		{ "application/json; charset=utf-7", MCPF_WHY_CHARSET },
+		{ "application/json;charset=UTF-7", MCPF_WHY_CHARSET },
+		{ "application/json; charset=\"utf-7\"", MCPF_WHY_CHARSET },
+		{ "application/json; charset=utf8", MCPF_WHY_CHARSET },
+		{ "application/json; charset=utf-16le", MCPF_WHY_CHARSET },
+		{ "application/json; charset=latin1", MCPF_WHY_CHARSET },
+		{ "application/json; charset=utf-8; charset=utf-7", MCPF_WHY_CHARSET },
+		{ "application/json; charset=", MCPF_WHY_CHARSET },
+		{ "application/json; charset", MCPF_WHY_MEDIA_TYPE },
+		{ "application/json;  charset=utf-8", MCPF_WHY_MEDIA_TYPE },
+		{ "application/json; x=\"a; charset=utf-7\"", MCPF_WHY_MEDIA_TYPE },
+		{ "application/json; profile=x", MCPF_WHY_MEDIA_TYPE },
+		{ "application/json, text/plain", MCPF_WHY_MEDIA_TYPE },
+		{ "text/plain; x=application/json", MCPF_WHY_MEDIA_TYPE },
+		{ "text/plain", MCPF_WHY_MEDIA_TYPE },
+		{ "application/jsonx", MCPF_WHY_MEDIA_TYPE },
+		{ "application/json-seq", MCPF_WHY_MEDIA_TYPE },
+		{ "application/vnd.api+json", MCPF_WHY_MEDIA_TYPE },
+		{ "", MCPF_WHY_MEDIA_TYPE },
+		{ "application/json; charset=utf-8; charset=utf-8; charset=utf-8; x=1",
+		  MCPF_WHY_MEDIA_TYPE },
+	};
+	char head[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint32_t why;
+
+		snprintf(head, sizeof(head), "POST /mcp HTTP/1.1\r\n%s%s%sContent-Length: 2\r\n\r\n",
+			 cases[i].ctype ? "Content-Type: " : "", cases[i].ctype ?: "",
+			 cases[i].ctype ? "\r\n" : "");
+		both(head, strlen(head));
+		assert_false(h.hc.error);
+		why = http_head_body_why(&h);
+		if (why != cases[i].why)
+			fail_msg("Content-Type \"%s\": why %u, expected %u", cases[i].ctype ?: "(none)",
+				 why, cases[i].why);
+	}
+	/* and a Content-Encoding is never read */
+	snprintf(head, sizeof(head), "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n"
+				     "Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n");
+	both(head, strlen(head));
+	assert_int_equal(http_head_body_why(&h), MCPF_WHY_ENCODING);
+	/* two Content-Types: the head is refused */
+	snprintf(head, sizeof(head), "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n"
+				     "content-type: application/json; charset=utf-7\r\n\r\n");
+	both(head, strlen(head));
+	assert_true(h.hc.error);
+}
+
 /* A head that arrives in pieces: every prefix is incomplete, or wrong as the whole is. */
 static void test_every_prefix(void **state)
 {
@@ -187,6 +253,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_body_charset),
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_mutations),
 	};
