@@ -20,6 +20,7 @@
 #include <string.h>
 #include <pcre2.h>
 #include "decide.h"
+#include "jsonrpc.h"
 
 /* a hostile argument cannot stall us (a few ms at worst); a long honest one still matches */
 #define REGEX_MATCH_LIMIT 1000000
@@ -38,15 +39,38 @@ void decide__deny(struct decision *d, enum deny_kind kind, const char *pointer, 
 	va_end(ap);
 }
 
-static const json_t *resolve(const struct cond *c, const json_t *args)
+/* Does obj hold a key that some server reads as key, without being it ("PATH" for "path")? */
+static bool folded_twin(const json_t *obj, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *k;
+	json_t *e;
+
+	json_object_foreach((json_t *)obj, k, e)
+		if (jsonrpc__key_folds_to(k, strlen(k), key, klen))
+			return true;
+	return false;
+}
+
+/*
+ * The value at c's path in args, or NULL when absent. *unsure when an object on the way holds
+ * a key that servers matching keys without regard to case read as the path's key: which value
+ * the server takes is then not known.
+ */
+static const json_t *resolve(const struct cond *c, const json_t *args, bool *unsure)
 {
 	const json_t *v = args;
 
+	*unsure = false;
 	for (size_t i = 0; v && i < c->nsegs; i++) {
-		if (c->segs[i].key)
-			v = json_is_object(v) ? json_object_get(v, c->segs[i].key) : NULL;
-		else
+		if (c->segs[i].key) {
+			if (!json_is_object(v))
+				return NULL;
+			*unsure |= folded_twin(v, c->segs[i].key);
+			v = json_object_get(v, c->segs[i].key);
+		} else {
 			v = json_is_array(v) ? json_array_get(v, c->segs[i].index) : NULL;
+		}
 	}
 	return v;
 }
@@ -176,8 +200,11 @@ out_free:
 
 enum cond_result decide__cond(const struct cond *c, const json_t *args)
 {
-	const json_t *v = resolve(c, args);
+	bool unsure;
+	const json_t *v = resolve(c, args, &unsure);
 
+	if (unsure)
+		return COND_UNKNOWN;
 	if (c->op == OP_EXISTS)
 		return (v != NULL) == json_is_true(c->value) ? COND_TRUE : COND_FALSE;
 	if (!v) /* absent: equal to nothing, a member of nothing, comparable to nothing */

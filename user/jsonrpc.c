@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* jsonrpc: line framing and message classification for the MCP stdio transport. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,83 @@ enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line
 	return JR_LINE_NONE;
 }
 
+#define FOLD_OTHER 0x110000u /* any non-ASCII character that folds to no ASCII letter */
+
+/* The next character of [*p, end) (valid UTF-8, as jansson hands it out), folded. */
+static uint32_t fold_next(const unsigned char **p, const unsigned char *end)
+{
+	uint32_t c = *(*p)++, cp;
+	int n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+
+	if (c < 0x80)
+		return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+	cp = c & (0x3f >> n);
+	for (; n > 0 && *p < end; n--)
+		cp = cp << 6 | (*(*p)++ & 0x3f);
+	switch (cp) {
+	case 0x17f: /* long s */
+		return 's';
+	case 0x212a: /* Kelvin sign */
+		return 'k';
+	case 0x130: /* capital I with dot above */
+	case 0x131: /* dotless i */
+		return 'i';
+	}
+	return FOLD_OTHER;
+}
+
+bool jsonrpc__key_folds_to(const char *key, size_t klen, const char *target, size_t tlen)
+{
+	const unsigned char *k = (const unsigned char *)key, *ke = k + klen;
+	const unsigned char *t = (const unsigned char *)target, *te = t + tlen;
+
+	if (klen == tlen && !memcmp(key, target, klen))
+		return false;
+	while (k < ke && t < te)
+		if (fold_next(&k, ke) != fold_next(&t, te))
+			return false;
+	return k == ke && t == te;
+}
+
+/* The keys of a message object, or of its params, that must be read as written. */
+static const char *const msg_keys[] = { "jsonrpc", "id", "method", "params", "result", "error",
+					NULL };
+static const char *const params_keys[] = { "name", "arguments", NULL };
+
+/* A key of obj that folds to one of keys[] without being it: its name in err, -EINVAL. */
+static int check_folded(const json_t *obj, const char *const *keys, const char *where,
+			char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		for (size_t i = 0; keys[i]; i++) {
+			if (!jsonrpc__key_folds_to(key, strlen(key), keys[i], strlen(keys[i])))
+				continue;
+			snprintf(err, errlen,
+				 "%s key \"%.40s\" is \"%s\" to servers that match keys without regard "
+				 "to case",
+				 where, key, keys[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int check_message_keys(const json_t *msg, char *err, size_t errlen)
+{
+	const json_t *params = json_object_get(msg, "params");
+	int rc;
+
+	if (!json_is_object(msg))
+		return 0;
+	rc = check_folded(msg, msg_keys, "message", err, errlen);
+	if (!rc && json_is_object(params))
+		rc = check_folded(params, params_keys, "params", err, errlen);
+	return rc;
+}
+
 bool jsonrpc__blank(const char *line, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -204,6 +282,9 @@ int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *
 	json_error_t jerr;
 	json_t *v;
 
+	const char *cr;
+	int rc = 0;
+
 	memset(m, 0, sizeof(*m));
 	if (flags & JR_STRICT)
 		jflags |= JSON_REJECT_DUPLICATES;
@@ -213,6 +294,26 @@ int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *
 			 jerr.position);
 		m->kind = JR_INVALID;
 		return -EINVAL;
+	}
+	if (flags & JR_STRICT) {
+		/* a CR that ends the line is a CRLF; one before that ends a line for some servers */
+		cr = len > 1 ? memchr(line, '\r', len - 1) : NULL;
+		if (cr) {
+			snprintf(m->err, sizeof(m->err),
+				 "a bare CR at byte %zu: servers that read universal newlines end the "
+				 "line there",
+				 (size_t)(cr - line));
+			rc = -EINVAL;
+		}
+		for (size_t i = 0; !rc && json_is_array(v) && i < json_array_size(v); i++)
+			rc = check_message_keys(json_array_get(v, i), m->err, sizeof(m->err));
+		if (!rc)
+			rc = check_message_keys(v, m->err, sizeof(m->err));
+		if (rc) {
+			json_decref(v);
+			m->kind = JR_INVALID;
+			return rc;
+		}
 	}
 	jsonrpc__classify(v, m);
 	return 0;

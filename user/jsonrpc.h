@@ -68,8 +68,14 @@ struct jr_msg {
 	char err[JSONRPC_ERR_LEN];
 };
 
-/* Parse flags */
-#define JR_STRICT 1u /* refuse duplicate keys anywhere (what comes from the client) */
+/*
+ * Parse flags. JR_STRICT, for what comes from the client: refuse a message that some server
+ * could read as another one than the one judged: a duplicate key anywhere (servers read the
+ * last one); in a message object or its params, a key that equals one that matters only
+ * without regard to case (jsonrpc__key_folds_to: "NAME", "paramſ"); a bare CR inside the line
+ * (servers reading with universal newlines end the line there).
+ */
+#define JR_STRICT 1u
 
 /*
  * Parse one line. Returns 0 with m filled (kind JR_INVALID when it is JSON but not JSON-RPC),
@@ -79,6 +85,16 @@ int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *
 /* Classify one value (a batch element); m->root is borrowed, not owned, in that case. */
 void jsonrpc__classify(json_t *v, struct jr_msg *m);
 void jsonrpc__msg_free(struct jr_msg *m);
+
+/*
+ * Does key (klen bytes of UTF-8) equal target (tlen bytes) without regard to case, as servers
+ * that match keys case-insensitively read it, while not being the same bytes? Folding: ASCII
+ * letters; U+017F (long s) and U+212A (Kelvin), which Go's encoding/json folds to s and k;
+ * U+0131 and U+0130, which .NET's case-insensitive match takes for i. Any other non-ASCII
+ * character is taken to fold to any other one (so "é" and "É" count as equal: when in doubt,
+ * refuse).
+ */
+bool jsonrpc__key_folds_to(const char *key, size_t klen, const char *target, size_t tlen);
 
 /* Is the line only blanks (space, tab, CR)? */
 bool jsonrpc__blank(const char *line, size_t len);

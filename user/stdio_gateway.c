@@ -34,7 +34,6 @@
 #define DEFAULT_GRACE_MS 2000
 #define DRAIN_MS 1000 /* after the server exits, how long its last output may take */
 #define MAX_SERVER_WARNINGS 10
-#define MAX_LIST_IDS 256 /* tools/list requests waiting for an answer */
 #define MAX_HELD 64 /* calls waiting for approval; more are denied */
 
 struct wbuf {
@@ -79,7 +78,6 @@ struct gw {
 	uid_t client_uid;
 	char client_exe[256];
 	char agent[300];
-	json_t *list_ids; /* ids of tools/list requests waiting for their response */
 	json_t *init_id;  /* id of the initialize request, to learn the server's name */
 	struct batch *batches; /* client batches whose answers are not all in */
 	struct batch *cur;     /* the batch being read */
@@ -607,12 +605,7 @@ static void client_request(struct gw *g, struct jr_msg *m, const char *raw, size
 		judge_call(g, m->root, raw, len);
 		return;
 	}
-	if (!strcmp(m->method, "tools/list")) {
-		/* ids of lists answered with an error stay: keep the newest MAX_LIST_IDS */
-		if (json_array_size(g->list_ids) >= MAX_LIST_IDS)
-			json_array_remove(g->list_ids, 0);
-		json_array_append(g->list_ids, m->id);
-	} else if (!strcmp(m->method, "initialize")) {
+	if (!strcmp(m->method, "initialize")) {
 		json_t *caps = json_object_get(m->params, "capabilities");
 
 		g->client_elicitation = json_is_object(json_object_get(caps, "elicitation"));
@@ -742,10 +735,12 @@ static bool server_response(struct gw *g, json_t *v)
 		g->init_id = NULL;
 	}
 	/*
-	 * Only a tools/list answer takes its id: a client that reuses the id of a pending
-	 * tools/list for another request must not make the list's answer pass unfiltered.
+	 * Every answer that carries a list of tools is filtered, whatever its id: matching answers
+	 * to tools/list requests by id would let a list through whose id the server wrote
+	 * otherwise (9007199254740993 comes back from a JavaScript server as ...992), or that
+	 * came after its id was forgotten.
 	 */
-	if (!json_is_array(json_object_get(result, "tools")) || !take_id(g->list_ids, id))
+	if (!json_is_array(json_object_get(result, "tools")))
 		return false;
 	return stdio_gateway__filter_tools(g->policy, result) > 0;
 }
@@ -1259,8 +1254,7 @@ int cmd_run(int argc, char **argv)
 		log_warn("run: no --policy: every tool call is denied");
 	g.audit = audit__open(audit_path);
 	g.limits = limits__new(NULL, NULL);
-	g.list_ids = json_array();
-	if (!g.audit || !g.limits || !g.list_ids)
+	if (!g.audit || !g.limits)
 		goto out_free;
 	share_global_budgets(g.limits);
 	audit__set_values(g.audit, g.policy->audit_values);
@@ -1319,7 +1313,6 @@ out_free:
 		close(g.sig_fd);
 	while (g.batches)
 		batch_free(&g, g.batches);
-	json_decref(g.list_ids);
 	json_decref(g.init_id);
 	limits__free(g.limits);
 	audit__close(g.audit);

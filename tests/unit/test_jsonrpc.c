@@ -187,6 +187,68 @@ static void test_duplicate_keys(void **state)
 	}
 }
 
+/* Keys some server reads as a key that matters, though they are not it; bare CRs. */
+static void test_folded_keys(void **state)
+{
+	static const struct {
+		const char *line, *err_has;
+	} bad[] = {
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"NAME\":\"b\"}}",
+		  "\"NAME\" is \"name\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"Name\":\"b\"}}",
+		  "\"Name\" is \"name\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"METHOD\":\"ping\"}",
+		  "\"METHOD\" is \"method\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"param\u017f\":{\"name\":\"b\"}}",
+		  "is \"params\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"param\xc5\xbf\":{}}", "is \"params\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"\u0131d\":7,\"method\":\"ping\"}", "is \"id\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"Method\":\"tools/call\"}",
+		  "is \"method\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":{\"ARGUMENTS\":{}}}",
+		  "is \"arguments\"" },
+		{ "{\"JSONRPC\":\"1.0\",\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}",
+		  "is \"jsonrpc\"" },
+		{ "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"},{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"nAme\":\"b\"}}]",
+		  "\"nAme\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\r\"method\":\"x\"}", "bare CR" },
+	};
+	static const char *const good[] = {
+		/* the same key spelled with an escape is the key itself (and a duplicate if twice) */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"n\\u0061me\":\"a\"}}",
+		/* keys deeper down are the arguments' own business */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"arguments\":{\"NAME\":1,\"Method\":2}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"_meta\":{\"Name\":1}}}",
+		/* a CRLF line */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}\r",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"namespace\":1,\"ids\":2}",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct jr_msg m;
+
+		if (jsonrpc__parse(bad[i].line, strlen(bad[i].line), JR_STRICT, &m) != -EINVAL)
+			fail_msg("bad %zu: parsed", i);
+		if (bad[i].err_has && !strstr(m.err, bad[i].err_has))
+			fail_msg("bad %zu: error \"%s\" lacks \"%s\"", i, m.err, bad[i].err_has);
+		jsonrpc__msg_free(&m);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct jr_msg m;
+
+		if (jsonrpc__parse(good[i], strlen(good[i]), JR_STRICT, &m))
+			fail_msg("good %zu: refused: %s", i, m.err);
+		jsonrpc__msg_free(&m);
+	}
+	assert_true(jsonrpc__key_folds_to("NAME", 4, "name", 4));
+	assert_true(jsonrpc__key_folds_to("\xc5\xbftatus", 7, "status", 6));   /* long s */
+	assert_true(jsonrpc__key_folds_to("\xe2\x84\xaa" "ey", 5, "key", 3));    /* Kelvin */
+	assert_true(jsonrpc__key_folds_to("\xc3\xa9t\xc3\xa9", 6, "\xc3\x89t\xc3\x89", 6));
+	assert_false(jsonrpc__key_folds_to("name", 4, "name", 4));
+	assert_false(jsonrpc__key_folds_to("names", 5, "name", 4));
+	assert_false(jsonrpc__key_folds_to("n\xc3\xa1me", 5, "name", 4));
+}
+
 static void test_builders(void **state)
 {
 	json_t *id = json_string("r1"), *e, *r;
@@ -221,7 +283,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_framing_any_split), cmocka_unit_test(test_framing_oversize),
 		cmocka_unit_test(test_reader_fill_pipe),  cmocka_unit_test(test_parse_table),
-		cmocka_unit_test(test_duplicate_keys),	  cmocka_unit_test(test_builders),
+		cmocka_unit_test(test_duplicate_keys),	  cmocka_unit_test(test_folded_keys),
+		cmocka_unit_test(test_builders),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
