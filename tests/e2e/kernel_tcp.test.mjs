@@ -75,9 +75,9 @@ const POLICY = {
 	},
 };
 
-async function startAttach(policy = policyPath(), env = {}) {
+async function startAttach(policy = policyPath(), env = {}, port = PORT) {
 	attachOut = '';
-	attach = spawn(MCPFENCE, ['attach', '--policy', policy, '--port', String(PORT),
+	attach = spawn(MCPFENCE, ['attach', '--policy', policy, '--port', String(port),
 		'--audit', join(dir, 'audit.jsonl')], { stdio: ['ignore', 'pipe', 'pipe'],
 		env: { ...process.env, ...env } });
 	attach.stdout.on('data', (d) => { attachOut += d; });
@@ -146,9 +146,9 @@ function responses(out) {
 
 // Raw HTTP: send the chunks (with a pause between them), collect what comes back until
 // `expect` responses arrived, the server closed, or nothing came for `idle` ms.
-function raw(chunks, { pause = 50, idle = 1500, expect = 1 } = {}) {
+function raw(chunks, { pause = 50, idle = 1500, expect = 1, port = PORT } = {}) {
 	return new Promise((res) => {
-		const s = net.connect(PORT, '127.0.0.1');
+		const s = net.connect(port, '127.0.0.1');
 		let out = '', timer, closed = false, sendErr = null, finished = false;
 		const done = () => {
 			if (finished) return;
@@ -175,10 +175,11 @@ function raw(chunks, { pause = 50, idle = 1500, expect = 1 } = {}) {
 	});
 }
 
-function post(body, headers = {}, { session = rawSession, cl } = {}) {
+function post(body, headers = {}, { session = rawSession, cl, ctype = 'application/json',
+	path = '/mcp' } = {}) {
 	const b = Buffer.from(body);
-	let h = `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${PORT}\r\n` +
-		'Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n' +
+	let h = `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${PORT}\r\n` +
+		`Content-Type: ${ctype}\r\nAccept: application/json, text/event-stream\r\n` +
 		'Mcp-Protocol-Version: 2025-06-18\r\n';
 	if (session) h += `Mcp-Session-Id: ${session}\r\n`;
 	for (const [k, v] of Object.entries(headers)) h += `${k}: ${v}\r\n`;
@@ -679,4 +680,84 @@ test('kernel TCP: no host-wide table, no global limit', { skip: skipReason || fa
 	assert.notEqual(r.status, 0);
 	assert.match(r.stderr, /global-budgets cannot be used: the policy is not enforced/);
 	assert.ok(!existsSync('/sys/fs/bpf/mcpfence'), 'nothing left attached');
+});
+
+// A server that decodes the body by the charset its Content-Type declares: server-everything's
+// SSE transport does (the SDK's SSEServerTransport, through raw-body and iconv-lite), so in
+// UTF-7 "tools+AC8-call" is tools/call. Unattached, the UTF-7 call runs: the class is real.
+// Attached, a body in any charset but UTF-8 is not read, so it is refused, and the audit line
+// says why.
+test('kernel TCP: a body in another charset (UTF-7) is refused', { skip: skipReason || false }, async () => {
+	const port = PORT + 1;
+	const sse = spawn(process.execPath, [EVERYTHING, 'sse'], {
+		env: { ...process.env, PORT: String(port), MCPFENCE_CANARY: CANARY },
+		stdio: ['ignore', 'ignore', 'ignore'],
+	});
+	let stream = null;
+	try {
+		for (let i = 0; i < 100 && !(await portOpen(port)); i++) await sleep(100);
+		// one SSE session: the GET stream carries every answer
+		let events = '';
+		stream = net.connect(port, '127.0.0.1');
+		stream.on('data', (d) => { events += d; });
+		stream.on('error', () => {});
+		stream.write(`GET /sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
+		const end = Date.now() + 10000;
+		while (!/data: (\/message\?sessionId=[^\r\n]+)/.test(events) && Date.now() < end)
+			await sleep(50);
+		const path = /data: (\/message\?sessionId=[^\r\n]+)/.exec(events)[1];
+		const send = (body, ctype) => raw([post(body, {}, { session: null, ctype, path })],
+			{ port, idle: 500 });
+		const answered = async (id, ms = 3000) => {
+			const until = Date.now() + ms;
+			const re = new RegExp(`"id":${id}[,}]`);
+			while (!re.test(events) && Date.now() < until) await sleep(50);
+			return re.test(events);
+		};
+		await send(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {
+			protocolVersion: '2025-06-18', capabilities: {},
+			clientInfo: { name: 'raw', version: '1' } } }));
+		assert.ok(await answered(0), events);
+		await send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+		const utf7 = (id) => `{"jsonrpc":"2.0","id":${id},"method":"tools+AC8-call",` +
+			'"params":{"name":"get-env","arguments":{}}}';
+
+		// unattached: the server decodes UTF-7 and runs get-env
+		await send(utf7(1), 'application/json; charset=utf-7');
+		assert.ok(await answered(1), `no answer to the UTF-7 call:\n${events}`);
+		assert.ok(events.includes(CANARY), 'the server did not decode UTF-7: the test proves nothing');
+
+		writePolicy(POLICY);
+		await startAttach(policyPath(), {}, port);
+		events = '';
+		let r = await send(utf7(2), 'application/json; charset=utf-7');
+		assert.match(r.out, /^HTTP\/1.1 400/, r.out);
+		r = await send(utf7(3), 'application/json;charset="UTF-7"');
+		assert.match(r.out, /^HTTP\/1.1 400/, r.out);
+		await sleep(500);
+		assert.ok(!events.includes(CANARY), `get-env ran:\n${events}`);
+		// what is declared as UTF-8 is read and decided
+		await send(call(4, 'echo', { message: 'utf8' }), 'application/json; charset=utf-8');
+		assert.ok(await answered(4), events);
+		assert.match(events, /Echo: utf8/);
+		await send(call(5, 'get-env'), 'application/json; charset=utf-8');
+		assert.ok(await answered(5), events);
+		assert.ok(!events.includes(CANARY), `get-env ran:\n${events}`);
+		await sleep(300);
+		const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').split('\n').filter(Boolean)
+			.map((l) => JSON.parse(l)).filter((a) => a.server === `tcp:${port}`);
+		const refused = audit.filter((a) => a.kind === 'unparsed');
+		assert.equal(refused.length, 2, JSON.stringify(audit));
+		for (const a of refused) {
+			assert.equal(a.decision, 'deny');
+			assert.match(a.reason, /refused unread: a charset other than utf-8/);
+			assert.match(a.conn, new RegExp(`^tcp:\\d+->${port}$`));
+		}
+		assert.ok(audit.some((a) => a.tool === 'get-env' && a.kind === 'rule'));
+		assert.match(attachOut, /conn=tcp:\d+->\d+ \(neutralized\): refused unread: a charset/);
+	} finally {
+		stream?.destroy();
+		await stopAttach();
+		sse.kill('SIGTERM');
+	}
 });
