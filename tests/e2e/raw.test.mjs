@@ -111,6 +111,58 @@ describe('an agent trying to get a denied call through', { skip: skip ?? false }
 		await r.end();
 	});
 
+	test('keys a server matches without regard to case are refused, naming the key', async () => {
+		const r = fixture();
+		await r.init();
+		// Go's encoding/json reads NAME, Name, paramſ (U+017F) as name and params, the last wins
+		r.line('{"jsonrpc":"2.0","id":"f1","method":"tools/call","params":{"name":"alpha","NAME":"secret_b"}}');
+		r.line('{"jsonrpc":"2.0","id":"f2","method":"tools/call","params":{"name":"alpha"},"param\u017f":{"name":"secret_b"}}');
+		r.line('{"jsonrpc":"2.0","id":"f3","method":"tools/call","params":{"Name":"secret_b"}}');
+		// a response to the server that carries a METHOD is not forwarded as a response
+		r.line('{"jsonrpc":"2.0","id":"f4","result":{},"METHOD":"tools/call","params":{"name":"secret_b"}}');
+		r.line('{"jsonrpc":"2.0","id":"f5","method":"tools/call","params":{"name":"alpha","arguments":{"NAME":1}}}');
+		for (const [id, key] of [['f1', 'NAME'], ['f2', 'param\u017f'], ['f3', 'Name'], ['f4', 'METHOD']]) {
+			const m = await r.byId(id);
+			assert.equal(m.error?.code, -32600, `id ${id}: ${JSON.stringify(m)}`);
+			assert.ok(m.error.message.includes(`"${key}"`), m.error.message);
+		}
+		// keys inside the arguments are the tool's own
+		assert.equal((await r.byId('f5')).result.content[0].text, 'called alpha {"NAME":1}');
+		await sleep(200);
+		assert.ok(!JSON.stringify(r.out).includes('called secret_b'));
+		assert.ok(!r.out.some((m) => /server got a response to "f4"/.test(m.params?.data ?? '')));
+		await r.end();
+	});
+
+	test('a bare CR inside a line is refused (servers with universal newlines split there)', async () => {
+		const r = fixture();
+		await r.init();
+		r.send('{"jsonrpc":"2.0","id":"cr1",\r"method":"tools/call","params":{"name":"alpha"}}\n');
+		r.send('{"jsonrpc":"2.0","id":"cr2","method":"tools/call","params":{"name":"alpha"}}\r\n');
+		const m = await r.byId('cr1');
+		assert.equal(m.error?.code, -32600);
+		assert.match(m.error.message, /bare CR/);
+		assert.equal((await r.byId('cr2')).result.content[0].text, 'called alpha {}');
+		await r.end();
+	});
+
+	test('every tools list is filtered: many pipelined, and ids a server writes back otherwise',
+	     async () => {
+		const r = fixture();
+		await r.init();
+		// 300 lists in one write: more than any table of pending ids would hold
+		let burst = '';
+		for (let i = 0; i < 300; i++)
+			burst += JSON.stringify({ jsonrpc: '2.0', id: `l${i}`, method: 'tools/list' }) + '\n';
+		r.send(burst);
+		// a JavaScript server answers 9007199254740993 as ...992: no id match is needed
+		r.send('{"jsonrpc":"2.0","id":9007199254740993,"method":"tools/list"}\n');
+		await until(() => r.out.filter((m) => m.result?.tools).length === 301, 20000, '301 lists');
+		for (const l of r.out.filter((m) => m.result?.tools))
+			assert.deepEqual(l.result.tools.map((t) => t.name), ['alpha']);
+		await r.end();
+	});
+
 	test('a call split across many writes is judged whole', async () => {
 		const r = fixture();
 		await r.init();
