@@ -1159,16 +1159,17 @@ static int loop(struct gw *g)
 }
 
 /*
- * Budgets of scope "global" are the host's: shared with every other gateway through the table
- * file. When it cannot be used they stay this process's, and the user is told.
+ * Budgets of scopes grant, agent and global outlive this process: they are kept in the
+ * host-wide table. When it cannot be used, calls that need one are denied (limits.c says why
+ * in the denial).
  */
-static void share_global_budgets(struct limits *l)
+static void share_budgets(struct limits *l)
 {
 	char path[300];
 
-	if (limits__share_global(l, limits__default_global_path(path, sizeof(path))))
-		log_warn("budgets of scope \"global\" are kept by this process alone "
-			 "(%s cannot be used)", path);
+	if (limits__share_table(l, limits__default_table_path(path, sizeof(path)), 0))
+		log_warn("budgets of scopes grant, agent and global are kept in %s, which cannot be "
+			 "used: calls that need one are denied", path);
 }
 
 static void usage(FILE *f)
@@ -1262,7 +1263,7 @@ int cmd_run(int argc, char **argv)
 	g.list_ids = json_array();
 	if (!g.audit || !g.limits || !g.list_ids)
 		goto out_free;
-	share_global_budgets(g.limits);
+	share_budgets(g.limits);
 	audit__set_values(g.audit, g.policy->audit_values);
 	audit__set_buffered(g.audit, true);
 	if (!g.name_given)
