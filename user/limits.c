@@ -140,27 +140,35 @@ static void roll(struct cell *c, uint64_t now)
 }
 
 /*
- * Whoever may write the table's directory may replace the table: only root or its owner, or
- * others where the sticky bit keeps them from removing what is not theirs (/tmp).
+ * The table's directory, opened (not followed if a symlink: it could be turned elsewhere between
+ * a check and the open). Whoever may write it may replace the table: only root or its owner, or
+ * others where the sticky bit keeps them from removing what is not theirs (/tmp). Sets *base to
+ * the file's name in it. Returns a descriptor or -errno, why says what.
  */
-static int check_dir(const char *path, char *why, size_t len)
+static int open_dir(const char *path, const char **base, char *why, size_t len)
 {
 	char *dir = strdup(path), *slash;
 	struct stat st;
-	int err = 0;
+	int fd = -1, err = 0;
 
 	if (!dir)
 		return -ENOMEM;
 	slash = strrchr(dir, '/');
+	*base = slash ? path + (slash - dir) + 1 : path;
 	if (slash == dir)
 		slash[1] = 0;
 	else if (slash)
 		*slash = 0;
 	else
 		strcpy(dir, ".");
-	if (stat(dir, &st)) {
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
 		err = -errno;
-		snprintf(why, len, "%s: %s", dir, strerror(errno));
+		if (!lstat(dir, &st) && S_ISLNK(st.st_mode))
+			err = -ELOOP;
+		snprintf(why, len, "%s: %s", dir,
+			 err == -ELOOP ? "a symbolic link: name the directory itself" :
+					 strerror(-err));
 	} else if ((st.st_uid != geteuid() && st.st_uid != 0) ||
 		   ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
 		err = -EPERM;
@@ -170,7 +178,9 @@ static int check_dir(const char *path, char *why, size_t len)
 			 dir, st.st_uid, st.st_mode & 07777);
 	}
 	free(dir);
-	return err;
+	if (err && fd >= 0)
+		close(fd);
+	return err ? err : fd;
 }
 
 /* Check an existing table's head, or write a new one's; the file is locked. */
@@ -232,17 +242,21 @@ static int table_open(int fd, const struct stat *st, uint32_t nslots, struct tab
 int limits__share_table(struct limits *l, const char *path, uint32_t nslots)
 {
 	struct table_head *t = NULL;
+	const char *base;
 	char why[256] = "";
 	struct stat st;
 	size_t size = 0;
-	int fd = -1, err;
+	int fd = -1, dfd, err;
 
 	if (!nslots || nslots > TABLE_MAX_SLOTS)
 		nslots = LIMITS_TABLE_SLOTS;
-	err = check_dir(path, why, sizeof(why));
-	if (err)
+	dfd = open_dir(path, &base, why, sizeof(why));
+	if (dfd < 0) {
+		err = dfd;
 		goto out_fail;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
+	fd = openat(dfd, base, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	close(dfd);
 	if (fd < 0) {
 		err = -errno;
 		snprintf(why, sizeof(why), "%s", strerror(errno));

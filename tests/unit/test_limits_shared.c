@@ -541,7 +541,7 @@ static void test_old_layout_refused(void **state)
 static void test_untrusted_table_refused(void **state)
 {
 	struct limits *l = limits__new(NULL, NULL);
-	char msg[1024];
+	char msg[1024], other[128];
 	uint32_t head[14] = { 99, 4, 64 };
 	int fd;
 
@@ -585,6 +585,13 @@ static void test_untrusted_table_refused(void **state)
 	assert_int_equal(symlink("/etc/passwd", path), 0);
 	assert_true(limits__share_table(l, path, 0) < 0);
 	unlink(path);
+	/* a directory named through a symlink: it could be turned elsewhere after a check */
+	snprintf(other, sizeof(other), "%s-link", dir);
+	assert_int_equal(symlink(dir, other), 0);
+	strcat(other, "/global-budgets");
+	assert_int_equal(limits__share_table(l, other, 0), -ELOOP);
+	*strrchr(other, '/') = 0;
+	unlink(other);
 	/* a directory that others may write in (no sticky bit): they could replace the table */
 	assert_int_equal(chmod(dir, 0777), 0);
 	assert_int_equal(limits__share_table(l, path, 0), -EPERM);
