@@ -1257,6 +1257,7 @@ static void usage(FILE *f)
 		   "                /var/log/mcpfence/audit.jsonl for root, else\n"
 		   "                $XDG_STATE_HOME/mcpfence/audit.jsonl); - is stderr\n"
 		   "  --name NAME   server name in the audit log (default: what the server says)\n"
+		   "                and for grant budgets (default: its command line)\n"
 		   "  --grace S     seconds between closing the server's stdin, SIGTERM, SIGKILL "
 		   "(2)\n");
 }
