@@ -18,7 +18,7 @@
 typedef uint64_t (*limits_clock_fn)(void *ctx); /* seconds since the epoch */
 
 /*
- * Who is calling, and under what: the keys of the scopes (README, "limits"). NULL is "".
+ * Who is calling, and under what: the keys of the scopes (README, "Budgets"). NULL is "".
  * session: one MCP session; agent: one client identity; grant: one server (server) under one
  * policy (policy); global: none. policy also names a limit that has no counter of its own.
  */
