@@ -444,6 +444,7 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 {
 	int fd = bpf_map__fd(skel->maps.tcp_uncharged), ncpu = libbpf_num_possible_cpus();
 	uint64_t *vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*vals)), total = 0;
+	const struct scope_keys keys = { .policy = kc->policy_path };
 
 	if (!vals || !l || !kc->pol) {
 		free(vals);
@@ -459,7 +460,7 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 		for (int c = 0; c < ncpu; c++)
 			sum += vals[c];
 		while (kc->uncharged_seen[i] < sum) {
-			int err = limits__charge(l, lim, NULL, 0);
+			int err = limits__charge(l, lim, &keys, 0);
 
 			if (err && err != -ESTALE) {
 				/* left for the next charge: not lost */
@@ -491,6 +492,8 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 
 	memset(kc, 0, sizeof(*kc));
 	kc->pol = (struct policy *)p;
+	if (!realpath(p->source, kc->policy_path))
+		snprintf(kc->policy_path, sizeof(kc->policy_path), "%s", p->source);
 	gen &= 1;
 	kc->gen = gen;
 	err = uncharged_clear(skel, gen);
@@ -640,6 +643,7 @@ int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint6
 int kernel__sync_global(struct tcp_bpf *skel, const struct kernel_compiled *kc, struct limits *l)
 {
 	int fd = bpf_map__fd(skel->maps.tcp_budgets), err = 0;
+	const struct scope_keys keys = { .policy = kc->policy_path };
 
 	for (unsigned i = 0; i < kc->nslots; i++) {
 		const struct limit *lim = kc->slots[i].lim;
@@ -649,7 +653,7 @@ int kernel__sync_global(struct tcp_bpf *skel, const struct kernel_compiled *kc, 
 
 		if (lim->scope != SCOPE_GLOBAL)
 			continue;
-		want = (int64_t)limits__left(l, lim, NULL);
+		want = (int64_t)limits__left(l, lim, &keys);
 		if (!bpf_map_lookup_elem(fd, &k, &b) && b.left == want)
 			continue;
 		b.left = want;
@@ -1118,6 +1122,7 @@ static void rule_pointer(const struct kernel_compiled *kc, const struct mcpf_eve
 static void charge_event(struct attach_ctx *ac, const struct mcpf_event *e)
 {
 	const struct kernel_compiled *kc = &ac->kc[e->gen & 1];
+	const struct scope_keys keys = { .policy = kc->policy_path };
 	const struct policy *p = kc->pol;
 	const struct rule *r;
 	const struct limit *lims[2 * MCPF_TCP_CALL_LIMITS];
@@ -1144,7 +1149,7 @@ static void charge_event(struct attach_ctx *ac, const struct mcpf_event *e)
 				!strcmp(lims[j]->counter, lims[i]->counter);
 		if (seen)
 			continue;
-		err = limits__charge(ac->limits, lims[i], NULL, at);
+		err = limits__charge(ac->limits, lims[i], &keys, at);
 		if (err && err != -ESTALE)
 			log_warn("%s: a kernel-plane call not counted in the host-wide table: %s",
 				 lims[i]->ptr, strerror(-err));
@@ -1307,8 +1312,8 @@ static int share_global_budgets(struct attach_ctx *ac, const struct policy *p)
 	ac->limits = limits__new(NULL, NULL);
 	if (!ac->limits)
 		return -ENOMEM;
-	limits__default_global_path(path, sizeof(path));
-	err = limits__share_global(ac->limits, path);
+	limits__default_table_path(path, sizeof(path));
+	err = limits__share_table(ac->limits, path, 0);
 	if (err) {
 		log_err("%s: budgets of scope \"global\" are the host's, and the host-wide table "
 			"%s cannot be used: the policy is not enforced", p->source, path);

@@ -27,6 +27,7 @@ struct kernel_compiled {
 	unsigned gen; /* the generation of the maps it was compiled into */
 	uint32_t policy_id; /* its index in tcp_policies, which stats keys carry */
 	uint64_t uncharged_seen[64]; /* tcp_uncharged of each slot, as last charged */
+	char policy_path[4096]; /* its file's real path: names its global budgets as run does */
 };
 
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */

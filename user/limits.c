@@ -4,9 +4,11 @@
  * scope key); its window starts at a multiple of the window length since the epoch, so every
  * process and the kernel plane agree on window edges without talking to each other.
  *
- * A call reserves one unit from every budget that applies to it, or from none. Budgets live in
- * a slot array (stable indices, reused after gc with a new generation) behind an
- * open-addressing index, so that a reservation can be given back safely at any later time.
+ * A call reserves one unit from every budget that applies to it, or from none. Budgets of
+ * scope session, and every budget of a process without the host-wide table, live in a slot
+ * array (stable indices, reused after gc with a new generation) behind an open-addressing
+ * index; the others in the host-wide table (below), slots with generations too, so that a
+ * reservation can be given back safely at any later time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <sys/stat.h>
 #include "limits.h"
 #include "log.h"
+#include "sha256.h"
 
 /* What a budget counts: the same in process memory and in the host-wide table. */
 struct cell {
@@ -36,24 +39,36 @@ struct budget {
 };
 
 /*
- * Scope "global" across processes: a table in a file that every gateway of the host maps,
- * guarded by flock(). Entries are never removed (one per global counter and window: few).
+ * The host-wide table: the budgets of scopes grant, agent and global, in a file that every
+ * process of the host maps (the gateways and the kernel plane's attach), guarded by flock().
+ * A slot is named by the SHA-256 of its budget's name (budget_name), found by linear probing
+ * from the digest. A slot whose window is over may take another budget: it gets a new
+ * generation, so that a reservation of the old one given back late leaves the new one alone.
+ * Expired slots just before a free one are freed, so that probe runs stay short.
  */
-#define SHARED_MAGIC "MCPFGLB1"
-#define SHARED_SLOTS 4096
-#define SHARED_KEY 232
+#define TABLE_MAGIC "MCPFBUDG"
+#define TABLE_VERSION 2
+#define TABLE_MAX_SLOTS (1u << 20)
+/* the layout of earlier versions: "MCPFGLB1", 4096 slots of a 232-byte name, global only */
+#define TABLE_V1_MAGIC "MCPFGLB1"
 
-struct shared_slot {
-	char key[SHARED_KEY]; /* NUL-terminated; empty: free */
-	struct cell c;
-};
-
-struct shared_table {
+struct table_head {
 	char magic[8];
+	uint32_t version;
 	uint32_t nslots;
 	uint32_t slot_size;
-	struct shared_slot slots[SHARED_SLOTS];
+	uint32_t _pad[11];
 };
+
+struct table_slot {
+	uint8_t key[SHA256_LEN]; /* SHA-256 of the budget's name */
+	struct cell c;		 /* c.window_s == 0: free */
+	uint32_t gen;		 /* bumped each time the slot takes another budget */
+	uint32_t _pad;
+};
+
+_Static_assert(sizeof(struct table_head) == 64, "table head is 64 bytes");
+_Static_assert(sizeof(struct table_slot) == 64, "table slot is 64 bytes");
 
 struct limits {
 	limits_clock_fn clock;
@@ -63,8 +78,12 @@ struct limits {
 	uint32_t *index; /* slot + 1, 0 = empty */
 	size_t index_mask;
 	size_t live;
-	struct shared_table *shared; /* NULL: "global" budgets are this process's */
-	int shared_fd;
+	struct table_head *table; /* NULL: host-wide scopes are this process's */
+	struct table_slot *tslots;
+	size_t table_size;
+	int table_fd;
+	char *table_path;
+	char table_err[320]; /* why the table could not be used: host-wide scopes are denied */
 };
 
 static uint64_t real_clock(void *ctx)
@@ -80,7 +99,7 @@ struct limits *limits__new(limits_clock_fn clock, void *ctx)
 		return NULL;
 	l->clock = clock ? clock : real_clock;
 	l->ctx = ctx;
-	l->shared_fd = -1;
+	l->table_fd = -1;
 	l->index_mask = 63;
 	l->index = calloc(l->index_mask + 1, sizeof(*l->index));
 	if (!l->index) {
@@ -99,105 +118,256 @@ void limits__free(struct limits *l)
 		free(l->slots[i].key);
 	free(l->slots);
 	free(l->index);
-	if (l->shared)
-		munmap(l->shared, sizeof(*l->shared));
-	if (l->shared_fd >= 0)
-		close(l->shared_fd);
+	if (l->table)
+		munmap(l->table, l->table_size);
+	if (l->table_fd >= 0)
+		close(l->table_fd);
+	free(l->table_path);
 	free(l);
 }
 
 static uint64_t hash_key(const char *s);
 
-int limits__share_global(struct limits *l, const char *path)
+/* Bring a budget to the window that holds now. */
+static void roll(struct cell *c, uint64_t now)
 {
-	struct shared_table *t = MAP_FAILED;
-	struct stat st;
-	int fd, err;
+	uint64_t start = now - now % c->window_s;
 
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (c->window_start != start) {
+		c->window_start = start;
+		c->used = 0;
+	}
+}
+
+/*
+ * The table's directory, opened (not followed if a symlink: it could be turned elsewhere between
+ * a check and the open). Whoever may write it may replace the table: only root or its owner, or
+ * others where the sticky bit keeps them from removing what is not theirs (/tmp). Sets *base to
+ * the file's name in it. Returns a descriptor or -errno, why says what.
+ */
+static int open_dir(const char *path, const char **base, char *why, size_t len)
+{
+	char *dir = strdup(path), *slash;
+	struct stat st;
+	int fd = -1, err = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	*base = slash ? path + (slash - dir) + 1 : path;
+	if (slash == dir)
+		slash[1] = 0;
+	else if (slash)
+		*slash = 0;
+	else
+		strcpy(dir, ".");
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		err = -errno;
+		if (!lstat(dir, &st) && S_ISLNK(st.st_mode))
+			err = -ELOOP;
+		snprintf(why, len, "%s: %s", dir,
+			 err == -ELOOP ? "a symbolic link: name the directory itself" :
+					 strerror(-err));
+	} else if ((st.st_uid != geteuid() && st.st_uid != 0) ||
+		   ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
+		err = -EPERM;
+		snprintf(why, len,
+			 "its directory %s is owned by uid %u, mode %04o: others could replace the "
+			 "table",
+			 dir, st.st_uid, st.st_mode & 07777);
+	}
+	free(dir);
+	if (err && fd >= 0)
+		close(fd);
+	return err ? err : fd;
+}
+
+/* Check an existing table's head, or write a new one's; the file is locked. */
+static int table_open(int fd, const struct stat *st, uint32_t nslots, struct table_head **out,
+		      size_t *size, char *why, size_t len)
+{
+	static const char zero[8];
+	struct table_head h = {};
+	struct table_head *t;
+	bool fresh;
+
+	if (st->st_size && pread(fd, &h, sizeof(h), 0) < 0) {
+		snprintf(why, len, "%s", strerror(errno));
+		return -errno;
+	}
+	/* a head of zeros: its creator died before writing it (it does so before unlocking) */
+	fresh = !st->st_size || (st->st_size >= (off_t)sizeof(h) && !memcmp(h.magic, zero, 8));
+	*size = sizeof(h) + (size_t)(fresh ? nslots : h.nslots) * sizeof(struct table_slot);
+	if (fresh) {
+		if (ftruncate(fd, 0) || ftruncate(fd, *size)) {
+			snprintf(why, len, "%s", strerror(errno));
+			return -errno;
+		}
+	} else if (!memcmp(h.magic, TABLE_V1_MAGIC, 8)) {
+		snprintf(why, len, "a budget table of an earlier mcpfence (global budgets only, 4096 "
+				   "slots); stop the mcpfence processes that use it (run, attach), "
+				   "remove the file and start them again (a reboot clears it too)");
+		return -EINVAL;
+	} else if (memcmp(h.magic, TABLE_MAGIC, 8)) {
+		snprintf(why, len, "not a budget table");
+		return -EINVAL;
+	} else if (h.version != TABLE_VERSION || h.slot_size != sizeof(struct table_slot)) {
+		snprintf(why, len,
+			 "a budget table of another version of mcpfence (layout %u, this one reads "
+			 "%u); stop the mcpfence processes that use it, remove the file and start "
+			 "them again",
+			 h.version, TABLE_VERSION);
+		return -EINVAL;
+	} else if (!h.nslots || h.nslots > TABLE_MAX_SLOTS || st->st_size != (off_t)*size) {
+		snprintf(why, len, "damaged: %u slots, %lld bytes", h.nslots,
+			 (long long)st->st_size);
+		return -EINVAL;
+	}
+	t = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (t == MAP_FAILED) {
+		snprintf(why, len, "mmap: %s", strerror(errno));
+		return -errno;
+	}
+	if (fresh) {
+		t->version = TABLE_VERSION;
+		t->nslots = nslots;
+		t->slot_size = sizeof(struct table_slot);
+		memcpy(t->magic, TABLE_MAGIC, 8); /* last: a head with a magic is whole */
+	}
+	*out = t;
+	return 0;
+}
+
+int limits__share_table(struct limits *l, const char *path, uint32_t nslots)
+{
+	struct table_head *t = NULL;
+	const char *base;
+	char why[256] = "";
+	struct stat st;
+	size_t size = 0;
+	int fd = -1, dfd, err;
+
+	if (!nslots || nslots > TABLE_MAX_SLOTS)
+		nslots = LIMITS_TABLE_SLOTS;
+	dfd = open_dir(path, &base, why, sizeof(why));
+	if (dfd < 0) {
+		err = dfd;
+		goto out_fail;
+	}
+	fd = openat(dfd, base, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	close(dfd);
 	if (fd < 0) {
 		err = -errno;
-		log_err("%s: %s", path, strerror(errno));
-		return err;
+		snprintf(why, sizeof(why), "%s", strerror(errno));
+		goto out_fail;
 	}
 	if (flock(fd, LOCK_EX) || fstat(fd, &st)) {
 		err = -errno;
-		log_err("%s: %s", path, strerror(errno));
+		snprintf(why, sizeof(why), "%s", strerror(errno));
 		goto out_close;
 	}
 	/* only a table that its owner alone can write is trusted with budgets */
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
 		err = -EPERM;
-		log_err("%s: not a regular file owned by uid %u and writable by it alone", path,
-			geteuid());
-		goto out_unlock;
+		snprintf(why, sizeof(why), "not a regular file owned by uid %u and writable by it alone",
+			 geteuid());
+		goto out_close;
 	}
-	if (st.st_size == 0 && ftruncate(fd, sizeof(*t))) {
-		err = -errno;
-		log_err("%s: %s", path, strerror(errno));
-		goto out_unlock;
-	}
-	if (st.st_size != 0 && st.st_size != (off_t)sizeof(*t)) {
-		err = -EINVAL;
-		log_err("%s: %lld bytes, not a budget table of %zu", path, (long long)st.st_size,
-			sizeof(*t));
-		goto out_unlock;
-	}
-	t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (t == MAP_FAILED) {
-		err = -errno;
-		log_err("%s: mmap: %s", path, strerror(errno));
-		goto out_unlock;
-	}
-	if (st.st_size == 0) {
-		memcpy(t->magic, SHARED_MAGIC, 8);
-		t->nslots = SHARED_SLOTS;
-		t->slot_size = sizeof(struct shared_slot);
-	} else if (memcmp(t->magic, SHARED_MAGIC, 8) || t->nslots != SHARED_SLOTS ||
-		   t->slot_size != sizeof(struct shared_slot)) {
-		err = -EINVAL;
-		log_err("%s: not a budget table of this version", path);
-		munmap(t, sizeof(*t));
-		goto out_unlock;
-	}
+	err = table_open(fd, &st, nslots, &t, &size, why, sizeof(why));
+	if (err)
+		goto out_close;
 	flock(fd, LOCK_UN);
-	if (l->shared)
-		munmap(l->shared, sizeof(*l->shared));
-	if (l->shared_fd >= 0)
-		close(l->shared_fd);
-	l->shared = t;
-	l->shared_fd = fd;
+	if (l->table)
+		munmap(l->table, l->table_size);
+	if (l->table_fd >= 0)
+		close(l->table_fd);
+	free(l->table_path);
+	l->table = t;
+	l->tslots = (struct table_slot *)(t + 1);
+	l->table_size = size;
+	l->table_fd = fd;
+	l->table_path = strdup(path);
+	l->table_err[0] = 0;
 	return 0;
-out_unlock:
-	flock(fd, LOCK_UN);
 out_close:
-	close(fd);
+	close(fd); /* and its lock */
+out_fail:
+	log_err("%s: %s", path, why);
+	if (!l->table)
+		snprintf(l->table_err, sizeof(l->table_err), "%.100s: %.200s", path, why);
 	return err;
 }
 
-/* The host-wide slot named name (created when missing and create), or -errno; locked. */
-static long shared_find(struct shared_table *t, const char *name, uint32_t window_s, bool create)
+/* Free the expired slots that end just before the free slot at, walking back. */
+static void table_trim(struct limits *l, uint32_t at, uint64_t now)
 {
-	size_t h;
+	uint32_t n = l->table->nslots;
 
-	if (strlen(name) >= SHARED_KEY)
-		return -ENAMETOOLONG;
-	h = hash_key(name) % SHARED_SLOTS;
-	for (size_t probe = 0; probe < SHARED_SLOTS; probe++, h = (h + 1) % SHARED_SLOTS) {
-		struct shared_slot *s = &t->slots[h];
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		struct table_slot *s;
 
-		if (!s->key[0]) {
-			if (!create)
-				return -ENOENT;
-			snprintf(s->key, sizeof(s->key), "%s", name);
-			memset(&s->c, 0, sizeof(s->c));
-			s->c.window_s = window_s;
-			return (long)h;
-		}
-		if (!strncmp(s->key, name, sizeof(s->key)))
-			return (long)h;
+		at = at ? at - 1 : n - 1;
+		s = &l->tslots[at];
+		if (!s->c.window_s || s->c.window_start + s->c.window_s > now)
+			return;
+		s->c.window_s = 0; /* first: a slot half cleared is free, not a budget */
+		memset(s->key, 0, sizeof(s->key));
+		s->c.used = s->c.window_start = 0;
 	}
-	return -ENOSPC;
+}
+
+/*
+ * The slot of the budget whose name digests to key; with create, brought to the window that
+ * holds now, and taken when missing: the first free or expired slot along the probe sequence.
+ * -ENOENT, or -ENOSPC when every slot holds a budget whose window is not over (*soonest: when
+ * the first of them ends). The table is locked.
+ */
+static long table_find(struct limits *l, const uint8_t key[SHA256_LEN], uint32_t window_s,
+		       uint64_t now, bool create, uint64_t *soonest)
+{
+	uint32_t n = l->table->nslots, at;
+	struct table_slot *s;
+	long take = -1;
+	uint64_t h;
+
+	memcpy(&h, key, sizeof(h));
+	at = (uint32_t)(h % n);
+	*soonest = UINT64_MAX;
+	for (uint32_t probe = 0; probe < n; probe++, at = at + 1 == n ? 0 : at + 1) {
+		s = &l->tslots[at];
+		if (!s->c.window_s) { /* the key is not further along */
+			if (take < 0)
+				take = at;
+			table_trim(l, at, now);
+			break;
+		}
+		if (!memcmp(s->key, key, SHA256_LEN))
+			goto out_found;
+		if (s->c.window_start + s->c.window_s <= now) {
+			if (take < 0)
+				take = at;
+		} else if (s->c.window_start + s->c.window_s < *soonest) {
+			*soonest = s->c.window_start + s->c.window_s;
+		}
+	}
+	if (!create)
+		return -ENOENT;
+	if (take < 0)
+		return -ENOSPC;
+	at = (uint32_t)take;
+	s = &l->tslots[at];
+	s->c.window_s = 0;
+	memcpy(s->key, key, SHA256_LEN);
+	s->c.used = 0;
+	s->c.window_start = 0;
+	s->gen++;
+	s->c.window_s = window_s; /* last: the slot is a budget from here on */
+out_found:
+	/* in a live window, no later lookup of this call frees or takes it; a read leaves it be */
+	if (create)
+		roll(&s->c, now);
+	return (long)at;
 }
 
 uint64_t limits__now(struct limits *l)
@@ -214,26 +384,54 @@ static uint64_t hash_key(const char *s)
 	return h;
 }
 
-static const char *scope_key(const struct limit *lim, const struct scope_keys *k)
+static const char *key_of(const char *v)
 {
-	switch (lim->scope) {
-	case SCOPE_SESSION:
-		return k && k->session ? k->session : "-";
-	case SCOPE_AGENT:
-		return k && k->agent ? k->agent : "-";
-	default:
-		return "";
-	}
+	return v ? v : "";
 }
 
-/* counter \x1f scope \x1f window \x1f key: unit separators cannot occur in validated names */
+/* Scopes whose budgets outlive a process: kept in the host-wide table when there is one. */
+static bool host_wide(const struct limit *lim)
+{
+	return lim->scope != SCOPE_SESSION;
+}
+
+/*
+ * A budget's name: counter \x1f scope \x1f window \x1f owner \x1f scope key. Counter names
+ * cannot hold a unit separator and the fields before the last but one are fixed, so the name
+ * reads back one way only; owner, and the policy in a grant key, carry their length.
+ * - owner: a limit without a counter is named by its pointer; it is a budget of its own in its
+ *   policy, so the policy's path goes with it. Empty for named counters, which every policy
+ *   that names them shares.
+ * - scope key: session id; agent "uid:exe"; grant the policy's path and the server identity;
+ *   global none.
+ */
 static char *budget_name(const struct limit *lim, const struct scope_keys *k)
 {
-	char *name;
+	const char *policy = key_of(k ? k->policy : NULL), *key = "";
+	bool unnamed = !strcmp(lim->counter, lim->ptr);
+	char *name = NULL, *grant = NULL;
 
-	if (asprintf(&name, "%s\x1f%s\x1f%u\x1f%s", lim->counter, policy__scope_name(lim->scope),
-		     lim->window_s, scope_key(lim, k)) < 0)
-		return NULL;
+	switch (lim->scope) {
+	case SCOPE_SESSION:
+		key = k && k->session ? k->session : "-";
+		break;
+	case SCOPE_AGENT:
+		key = k && k->agent ? k->agent : "-";
+		break;
+	case SCOPE_GRANT:
+		if (asprintf(&grant, "%zu:%s%s", strlen(policy), policy,
+			     key_of(k ? k->server : NULL)) < 0)
+			return NULL;
+		key = grant;
+		break;
+	default:
+		break;
+	}
+	if (asprintf(&name, "%s\x1f%s\x1f%u\x1f%zu:%s\x1f%s", lim->counter,
+		     policy__scope_name(lim->scope), lim->window_s, unnamed ? strlen(policy) : 0,
+		     unnamed ? policy : "", key) < 0)
+		name = NULL;
+	free(grant);
 	return name;
 }
 
@@ -314,17 +512,6 @@ out_nomem:
 	return -ENOMEM;
 }
 
-/* Bring a budget to the window that holds now. */
-static void roll(struct cell *c, uint64_t now)
-{
-	uint64_t start = now - now % c->window_s;
-
-	if (c->window_start != start) {
-		c->window_start = start;
-		c->used = 0;
-	}
-}
-
 /* A budget that one call touches: where it lives, and how to find it again for give-back. */
 struct bref {
 	struct cell *c;
@@ -332,22 +519,33 @@ struct bref {
 	bool shared;
 };
 
-/* Resolve a limit to its budget; a host-wide one only when the table lock is held. */
+/*
+ * Resolve a limit to its budget; one in the table (locked by the caller) is brought to the
+ * window that holds now when create. -ENOSPC sets *soonest (table_find).
+ */
 static int resolve(struct limits *l, const struct limit *lim, const struct scope_keys *k,
-		   bool create, struct bref *b)
+		   bool create, struct bref *b, uint64_t *soonest)
 {
 	char *name = budget_name(lim, k);
+	uint8_t key[SHA256_LEN];
+	uint64_t unused;
 	long slot;
 
 	if (!name)
 		return -ENOMEM;
-	if (lim->scope == SCOPE_GLOBAL && l->shared) {
-		slot = shared_find(l->shared, name, lim->window_s, create);
+	if (l->table && host_wide(lim)) {
+		sha256__digest(name, strlen(name), key);
 		free(name);
+		slot = table_find(l, key, lim->window_s, limits__now(l), create,
+				  soonest ? soonest : &unused);
 		if (slot < 0)
 			return (int)slot;
-		*b = (struct bref){ &l->shared->slots[slot].c, (uint32_t)slot, 0, true };
+		*b = (struct bref){ &l->tslots[slot].c, (uint32_t)slot, l->tslots[slot].gen, true };
 		return 0;
+	}
+	if (l->table_err[0] && host_wide(lim)) {
+		free(name);
+		return -ENOLINK; /* the table was to hold it: fail closed */
 	}
 	slot = find_or_add(l, name, lim->window_s, create);
 	if (slot < 0)
@@ -356,12 +554,34 @@ static int resolve(struct limits *l, const struct limit *lim, const struct scope
 	return 0;
 }
 
-static bool any_global(const struct limit *const *all, size_t n)
+static bool any_in_table(struct limits *l, const struct limit *const *all, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (all[i]->scope == SCOPE_GLOBAL)
+	for (size_t i = 0; l->table && i < n; i++)
+		if (host_wide(all[i]))
 			return true;
 	return false;
+}
+
+/* Why a budget cannot be had, in the words of a denial (d's pointer is lim's). */
+static void deny_unkept(struct limits *l, const struct limit *lim, int err, uint64_t soonest,
+			uint64_t now, struct decision *d)
+{
+	if (err == -ENOSPC) {
+		decide__deny(d, KIND_LIMIT, lim->ptr,
+			     "the host-wide budget table %s is full (%u budgets in their window); "
+			     "retry in %llu s",
+			     l->table_path, l->table->nslots,
+			     (unsigned long long)(soonest > now ? soonest - now : 1));
+		d->retry_after_s = soonest > now ? soonest - now : 1;
+	} else if (err == -ENOLINK) {
+		decide__deny(d, KIND_LIMIT, lim->ptr,
+			     "budgets of scope %s are kept host-wide and the table cannot be used "
+			     "(%s)",
+			     policy__scope_name(lim->scope), l->table_err);
+	} else {
+		decide__deny(d, KIND_LIMIT, lim->ptr, "cannot keep this budget: %s",
+			     strerror(-err));
+	}
 }
 
 int limits__reserve(struct limits *l, const struct policy *p, const struct rule *r,
@@ -369,10 +589,10 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 {
 	const struct limit *all[LIMITS_MAX_PER_CALL];
 	struct bref b[LIMITS_MAX_PER_CALL];
-	uint64_t now = limits__now(l), worst_retry = 0;
+	uint64_t now = limits__now(l), worst_retry = 0, soonest = 0;
 	const struct limit *fired = NULL;
 	bool locked = false;
-	size_t n = 0;
+	size_t n = 0, nb = 0;
 	int err = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -382,8 +602,8 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 		all[n++] = &r->limits[i];
 	if (!n)
 		return 0;
-	if (l->shared && any_global(all, n)) {
-		if (flock(l->shared_fd, LOCK_EX)) {
+	if (any_in_table(l, all, n)) {
+		if (flock(l->table_fd, LOCK_EX)) {
 			err = -errno;
 			decide__deny(d, KIND_LIMIT, all[0]->ptr, "host-wide budgets unavailable: %s",
 				     strerror(errno));
@@ -392,11 +612,10 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 		locked = true;
 	}
 	/* resolve every budget first (growing the local table may move it), then take cells */
-	for (size_t i = 0; i < n; i++) {
-		err = resolve(l, all[i], k, true, &b[i]);
+	for (; nb < n; nb++) {
+		err = resolve(l, all[nb], k, true, &b[nb], &soonest);
 		if (err) {
-			decide__deny(d, KIND_LIMIT, all[i]->ptr, "cannot keep this budget: %s",
-				     strerror(-err));
+			deny_unkept(l, all[nb], err, soonest, now, d);
 			goto out_unlock;
 		}
 	}
@@ -443,8 +662,15 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 		res->n++;
 	}
 out_unlock:
+	/*
+	 * A denied call takes no slot either: an unused budget of the table is as good as none,
+	 * so it is left expired, for any budget to take (its key stays: probes pass it).
+	 */
+	for (size_t i = 0; err && i < nb; i++)
+		if (b[i].shared && !b[i].c->used)
+			b[i].c->window_start = 0;
 	if (locked)
-		flock(l->shared_fd, LOCK_UN);
+		flock(l->table_fd, LOCK_UN);
 	return err;
 }
 
@@ -456,11 +682,16 @@ void limits__release(struct limits *l, const struct reservation *res)
 		struct cell *c = NULL;
 
 		if (res->slot[i].shared) {
-			if (!l->shared || res->slot[i].budget >= SHARED_SLOTS)
+			struct table_slot *s;
+
+			if (!l->table || res->slot[i].budget >= l->table->nslots)
 				continue;
-			if (!locked && !flock(l->shared_fd, LOCK_EX))
+			if (!locked && !flock(l->table_fd, LOCK_EX))
 				locked = true;
-			c = &l->shared->slots[res->slot[i].budget].c;
+			s = &l->tslots[res->slot[i].budget];
+			/* a slot that took another budget since has another generation */
+			if (s->c.window_s && s->gen == res->slot[i].gen)
+				c = &s->c;
 		} else if (res->slot[i].budget < l->nslots) {
 			struct budget *b = &l->slots[res->slot[i].budget];
 
@@ -471,30 +702,41 @@ void limits__release(struct limits *l, const struct reservation *res)
 			c->used--;
 	}
 	if (locked)
-		flock(l->shared_fd, LOCK_UN);
+		flock(l->table_fd, LOCK_UN);
+}
+
+/* Lock the table when lim's budget is in it; false when that fails (logged). */
+static bool lock_for(struct limits *l, const struct limit *lim, bool *locked)
+{
+	*locked = false;
+	if (!l->table || !host_wide(lim))
+		return true;
+	if (flock(l->table_fd, LOCK_EX)) {
+		log_err("%s: lock: %s", l->table_path, strerror(errno));
+		return false;
+	}
+	*locked = true;
+	return true;
 }
 
 int limits__charge(struct limits *l, const struct limit *lim, const struct scope_keys *k,
 		   uint64_t at)
 {
 	uint64_t now = limits__now(l);
-	bool locked = false;
+	bool locked;
 	struct bref b;
 	int err;
 
 	if (!at || at > now)
 		at = now;
-	if (lim->scope == SCOPE_GLOBAL && l->shared) {
-		if (flock(l->shared_fd, LOCK_EX)) {
-			err = -errno;
-			log_err("host-wide budgets: lock: %s", strerror(errno));
-			return err;
-		}
-		locked = true;
-	}
-	err = resolve(l, lim, k, true, &b);
+	if (!lock_for(l, lim, &locked))
+		return -EIO;
+	err = resolve(l, lim, k, true, &b, NULL);
 	if (err) {
-		log_err("%s: cannot keep this budget: %s", lim->ptr, strerror(-err));
+		log_err("%s: cannot keep this budget: %s", lim->ptr,
+			err == -ENOLINK ? l->table_err :
+			err == -ENOSPC	? "the host-wide budget table is full" :
+					  strerror(-err));
 		goto out_unlock;
 	}
 	roll(b.c, now);
@@ -505,29 +747,45 @@ int limits__charge(struct limits *l, const struct limit *lim, const struct scope
 	b.c->used++;
 out_unlock:
 	if (locked)
-		flock(l->shared_fd, LOCK_UN);
+		flock(l->table_fd, LOCK_UN);
 	return err;
 }
 
+/* A budget that cannot be kept (table full or unusable) has nothing left: fail closed. */
 uint64_t limits__left(struct limits *l, const struct limit *lim, const struct scope_keys *k)
 {
-	uint64_t used = limits__used(l, lim, k);
+	uint64_t now = limits__now(l), used = UINT64_MAX;
+	bool locked;
+	struct bref b;
+	int err;
 
+	if (!lock_for(l, lim, &locked))
+		return 0;
+	/* made in the table when missing: a full table says so (and a budget read is one used) */
+	err = resolve(l, lim, k, locked, &b, NULL);
+	if (!err) {
+		roll(b.c, now);
+		used = b.c->used;
+	} else if (err == -ENOENT) {
+		used = 0;
+	}
+	if (locked)
+		flock(l->table_fd, LOCK_UN);
 	return used >= lim->max ? 0 : lim->max - used;
 }
 
 uint64_t limits__used(struct limits *l, const struct limit *lim, const struct scope_keys *k)
 {
 	uint64_t now = limits__now(l), used = 0;
-	bool locked = false;
+	bool locked;
 	struct bref b;
 
-	if (lim->scope == SCOPE_GLOBAL && l->shared && !flock(l->shared_fd, LOCK_EX))
-		locked = true;
-	if (!resolve(l, lim, k, false, &b) && b.c->window_start == now - now % b.c->window_s)
+	if (!lock_for(l, lim, &locked))
+		return 0;
+	if (!resolve(l, lim, k, false, &b, NULL) && b.c->window_start == now - now % b.c->window_s)
 		used = b.c->used;
 	if (locked)
-		flock(l->shared_fd, LOCK_UN);
+		flock(l->table_fd, LOCK_UN);
 	return used;
 }
 
@@ -555,7 +813,7 @@ size_t limits__gc(struct limits *l)
 	return dropped;
 }
 
-const char *limits__default_global_path(char *buf, size_t len)
+const char *limits__default_table_path(char *buf, size_t len)
 {
 	const char *env = getenv("MCPFENCE_RUNTIME_DIR"), *rt = getenv("XDG_RUNTIME_DIR");
 	char dir[256];

@@ -17,10 +17,16 @@
 
 typedef uint64_t (*limits_clock_fn)(void *ctx); /* seconds since the epoch */
 
-/* Who is calling, for scopes session and agent. */
+/*
+ * Who is calling, and under what: the keys of the scopes (README, "Budgets"). NULL is "".
+ * session: one MCP session; agent: one client identity; grant: one server (server) under one
+ * policy (policy); global: none. policy also names a limit that has no counter of its own.
+ */
 struct scope_keys {
 	const char *session; /* MCP session id, or a per-connection id */
 	const char *agent;   /* "uid:exe" of the client */
+	const char *policy;  /* the policy file's real path */
+	const char *server;  /* the server's identity: "name:NAME" or its command line */
 };
 
 struct reservation {
@@ -38,23 +44,32 @@ struct limits;
 /* clock NULL means the real clock (CLOCK_REALTIME). */
 struct limits *limits__new(limits_clock_fn clock, void *ctx);
 /*
- * Keep budgets of scope "global" in a table file that every process of the host maps (under
- * flock), instead of in this process. The file is created 0600; one owned by another uid or
- * writable by others is refused. Without this call "global" budgets are this process's.
+ * Keep the budgets of scopes grant, agent and global in the host-wide table at path, a file
+ * that every process of the host (of this uid) maps, under flock, instead of in this process.
+ * nslots is the size of a table this call creates (0: LIMITS_TABLE_SLOTS); an existing table
+ * keeps its own. The file is created 0600; one owned by another uid, writable by others, in a
+ * directory that others could replace it in, or of another layout is refused.
+ * Returns 0 or -errno after logging why; after a failure, l denies every call that needs a
+ * budget of those scopes (fail closed) until a later call succeeds. Without this call l keeps
+ * every budget in this process (tests).
  */
-int limits__share_global(struct limits *l, const char *path);
+#define LIMITS_TABLE_SLOTS 16384
+int limits__share_table(struct limits *l, const char *path, uint32_t nslots);
 /*
  * Where the host-wide table lives: $MCPFENCE_RUNTIME_DIR/global-budgets when set, else under
  * /run/mcpfence for root, else under the user's runtime dir. The directory is made (0700).
  */
-const char *limits__default_global_path(char *buf, size_t len);
+const char *limits__default_table_path(char *buf, size_t len);
 void limits__free(struct limits *l);
 
 /*
  * Reserve one unit of every budget that applies to a call matched by rule r (NULL: default
  * allow), all_tools limits first, then the rule's. Returns 0 and fills res when every budget
  * had room; otherwise reserves nothing, returns -EDQUOT and marks d denied (KIND_LIMIT) with
- * the pointer of the limit that fired and retry_after_s until its window ends.
+ * the pointer of the limit that fired and retry_after_s until its window ends. A budget that
+ * cannot be kept denies too (KIND_LIMIT, d says why), with another -errno: -ENOSPC when the
+ * host-wide table is full (retry_after_s until a slot's window ends), -ENOLINK when it could
+ * not be opened.
  */
 int limits__reserve(struct limits *l, const struct policy *p, const struct rule *r,
 		    const struct scope_keys *k, struct reservation *res, struct decision *d);
@@ -70,9 +85,15 @@ int limits__charge(struct limits *l, const struct limit *lim, const struct scope
 		   uint64_t at);
 /* Used count of the current window for a limit and keys (for stats and tests). */
 uint64_t limits__used(struct limits *l, const struct limit *lim, const struct scope_keys *k);
-/* What is left of lim's budget in the current window: max - used, 0 when used >= max. */
+/*
+ * What is left of lim's budget in the current window: max - used, 0 when used >= max, and 0
+ * when the budget cannot be kept (the host-wide table is full, or unusable): fail closed.
+ */
 uint64_t limits__left(struct limits *l, const struct limit *lim, const struct scope_keys *k);
-/* Drop budgets whose window has ended; returns how many were dropped. */
+/*
+ * Drop this process's budgets whose window has ended; returns how many were dropped. (The
+ * host-wide table reuses such slots by itself.)
+ */
 size_t limits__gc(struct limits *l);
 
 uint64_t limits__now(struct limits *l);

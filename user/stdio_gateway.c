@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <linux/limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@ struct batch {
 struct gw {
 	struct policy *policy;
 	const char *policy_path;
+	char policy_real[PATH_MAX]; /* the policy file's real path: grant budgets' key */
+	char *server_id;	    /* stdio_gateway__server_identity: grant budgets' key */
 	struct limits *limits;
 	struct audit *audit;
 	struct approvals approvals;
@@ -369,7 +372,8 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 				const char *approved_by, uint64_t t0)
 {
 	const json_t *id = json_object_get(msg, "id");
-	struct scope_keys keys = { .session = g->session, .agent = g->agent };
+	struct scope_keys keys = { .session = g->session, .agent = g->agent,
+				   .policy = g->policy_real, .server = g->server_id };
 	struct reservation res;
 
 	if (limits__reserve(g->limits, g->policy, d->rule, &keys, &res, d)) {
@@ -907,9 +911,11 @@ static void reap(struct gw *g)
 	log_debug("server exited with %d", g->status);
 }
 
+static void share_budgets(struct limits *l);
+
 static void reload(struct gw *g)
 {
-	char err[POLICY_ERR_LEN];
+	char err[POLICY_ERR_LEN], real[PATH_MAX];
 	struct policy *p;
 
 	if (!g->policy_path) {
@@ -924,6 +930,13 @@ static void reload(struct gw *g)
 	policy__free(g->policy);
 	g->policy = p;
 	audit__set_values(g->audit, p->audit_values);
+	/* the file the path names now (a symlink may have moved), and the table as it is now */
+	if (realpath(g->policy_path, real))
+		memcpy(g->policy_real, real, sizeof(real));
+	else
+		log_warn("SIGHUP: %s: %s (grant budgets stay those of %s)", g->policy_path,
+			 strerror(errno), g->policy_real);
+	share_budgets(g->limits);
 	log_info("SIGHUP: policy %s reloaded", g->policy_path);
 	/* what tools/list may show has changed: a client that listens lists again */
 	if (g->list_changed)
@@ -1154,16 +1167,80 @@ static int loop(struct gw *g)
 }
 
 /*
- * Budgets of scope "global" are the host's: shared with every other gateway through the table
- * file. When it cannot be used they stay this process's, and the user is told.
+ * Budgets of scopes grant, agent and global outlive this process: they are kept in the
+ * host-wide table. When it cannot be used, calls that need one are denied (limits.c says why
+ * in the denial) until a SIGHUP opens it again.
  */
-static void share_global_budgets(struct limits *l)
+static void share_budgets(struct limits *l)
 {
 	char path[300];
 
-	if (limits__share_global(l, limits__default_global_path(path, sizeof(path))))
-		log_warn("budgets of scope \"global\" are kept by this process alone "
-			 "(%s cannot be used)", path);
+	if (limits__share_table(l, limits__default_table_path(path, sizeof(path)), 0))
+		log_warn("budgets of scopes grant, agent and global are kept in %s, which cannot be "
+			 "used: calls that need one are denied", path);
+}
+
+/* argv0 as execvp finds it: a path as it is, else the first executable file along PATH. */
+static char *find_command(const char *argv0)
+{
+	const char *path = getenv("PATH"), *p;
+	char def[256], cand[PATH_MAX], real[PATH_MAX];
+
+	if (strchr(argv0, '/'))
+		return strdup(realpath(argv0, real) ? real : argv0);
+	if (!path) {
+		/* execvp's own default when PATH is unset */
+		if (!confstr(_CS_PATH, def, sizeof(def)))
+			snprintf(def, sizeof(def), "/bin:/usr/bin");
+		path = def;
+	}
+	for (p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		struct stat st;
+		int len = (int)(end - p);
+
+		/* an empty entry is the working directory */
+		snprintf(cand, sizeof(cand), "%.*s%s%s", len, p, len ? "/" : "", argv0);
+		if (!stat(cand, &st) && S_ISREG(st.st_mode) && !access(cand, X_OK))
+			return strdup(realpath(cand, real) ? real : cand);
+		if (!*end)
+			break;
+		p = end;
+	}
+	return strdup(argv0);
+}
+
+char *stdio_gateway__server_identity(char *const argv[], const char *name)
+{
+	char *id = NULL, *cmd;
+	size_t len = 0;
+	FILE *f;
+
+	if (name) {
+		if (asprintf(&id, "name:%s", name) < 0)
+			id = NULL;
+		return id;
+	}
+	cmd = find_command(argv[0]);
+	f = open_memstream(&id, &len);
+	if (!cmd || !f) {
+		free(cmd);
+		if (f)
+			fclose(f);
+		free(id);
+		errno = ENOMEM;
+		return NULL;
+	}
+	fprintf(f, "cmd:%zu:%s", strlen(cmd), cmd);
+	for (size_t i = 1; argv[i]; i++)
+		fprintf(f, "%zu:%s", strlen(argv[i]), argv[i]);
+	free(cmd);
+	if (fclose(f)) {
+		free(id);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return id;
 }
 
 static void usage(FILE *f)
@@ -1175,6 +1252,7 @@ static void usage(FILE *f)
 		   "                /var/log/mcpfence/audit.jsonl for root, else\n"
 		   "                $XDG_STATE_HOME/mcpfence/audit.jsonl); - is stderr\n"
 		   "  --name NAME   server name in the audit log (default: what the server says)\n"
+		   "                and for grant budgets (default: its command line)\n"
 		   "  --grace S     seconds between closing the server's stdin, SIGTERM, SIGKILL "
 		   "(2)\n");
 }
@@ -1197,7 +1275,7 @@ int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *audit_path = NULL;
+	const char *audit_path = NULL, *name = NULL;
 	char err[POLICY_ERR_LEN];
 	struct gw g = { .to_srv = -1, .from_srv = -1, .sig_fd = -1, .grace_ms = DEFAULT_GRACE_MS };
 	sigset_t mask, oldmask;
@@ -1217,6 +1295,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'n':
 			base_name(&g, optarg);
+			name = optarg;
 			g.name_given = true;
 			break;
 		case 'g':
@@ -1256,7 +1335,17 @@ int cmd_run(int argc, char **argv)
 	g.limits = limits__new(NULL, NULL);
 	if (!g.audit || !g.limits)
 		goto out_free;
-	share_global_budgets(g.limits);
+	/* grant budgets are the policy file's (however named) and the server's */
+	if (g.policy_path && !realpath(g.policy_path, g.policy_real)) {
+		log_err("%s: %s", g.policy_path, strerror(errno));
+		goto out_free;
+	}
+	g.server_id = stdio_gateway__server_identity(argv + optind, name);
+	if (!g.server_id)
+		goto out_free;
+	log_debug("grant budgets are those of policy %s and server %s", g.policy_real,
+		  g.server_id);
+	share_budgets(g.limits);
 	audit__set_values(g.audit, g.policy->audit_values);
 	audit__set_buffered(g.audit, true);
 	if (!g.name_given)
@@ -1314,6 +1403,7 @@ out_free:
 	while (g.batches)
 		batch_free(&g, g.batches);
 	json_decref(g.init_id);
+	free(g.server_id);
 	limits__free(g.limits);
 	audit__close(g.audit);
 	policy__free(g.policy);

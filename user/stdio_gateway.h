@@ -22,4 +22,12 @@ size_t stdio_gateway__filter_tools(const struct policy *p, json_t *result);
 json_t *stdio_gateway__denial(const json_t *id, const char *reason, const char *rule,
 			      const char *kind, uint64_t retry_after_s);
 
+/*
+ * Who the server is, for the key of grant budgets: "name:NAME" when run was given --name,
+ * else its command line as run starts it: argv[0] found through PATH as execvp finds it and
+ * resolved to a real path, then the arguments as given, each with its length in front
+ * ("cmd:15:/usr/bin/node19:/srv/mcp/index.js"). NULL and errno when out of memory.
+ */
+char *stdio_gateway__server_identity(char *const argv[], const char *name);
+
 #endif

@@ -726,8 +726,8 @@ static void test_global_sync(void **state)
 	unlink(path);
 	l = limits__new(NULL, NULL);
 	gw = limits__new(NULL, NULL);
-	assert_int_equal(limits__share_global(l, path), 0);
-	assert_int_equal(limits__share_global(gw, path), 0);
+	assert_int_equal(limits__share_table(l, path, 0), 0);
+	assert_int_equal(limits__share_table(gw, path, 0), 0);
 	p = policy__parse(global_json, strlen(global_json), "global", err);
 	assert_non_null(p);
 	lim = &policy__lookup(p, "glob")->limits[0];
@@ -816,7 +816,7 @@ static void test_lost_events_charged(void **state)
 	snprintf(path, sizeof(path), "/tmp/mcpfence-test-%d-lost", getpid());
 	unlink(path);
 	l = limits__new(NULL, NULL);
-	assert_int_equal(limits__share_global(l, path), 0);
+	assert_int_equal(limits__share_table(l, path, 0), 0);
 	p = policy__parse(big_json, strlen(big_json), "lost", err);
 	assert_non_null(p);
 	lim = &policy__lookup(p, "glob")->limits[0];

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, createHash } from 'node:crypto';
 import net from 'node:net';
 import { connect as connectGateway, text, binaryFor } from './lib.mjs';
 
@@ -545,18 +545,19 @@ except OSError as e:
 	}
 });
 
-// The host-wide table (user/limits.c): a 16-byte header, then 4096 slots of a 232-byte key and
-// {u64 window_start, u64 used, u32 window_s, u32 pad}. The used count of one key, 0 if none.
-function tableUsed(path, key) {
+// The host-wide table (user/limits.c): a 64-byte head, then slots of 64 bytes: the SHA-256 of
+// the budget's name, {u64 window_start, u64 used, u32 window_s, u32 pad}, u32 generation, pad.
+// The used count of the budget named name in its current window, 0 if none.
+function tableUsed(path, name) {
 	if (!existsSync(path)) return 0;
 	const b = readFileSync(path);
-	for (let off = 16; off + 256 <= b.length; off += 256) {
-		const end = b.indexOf(0, off);
-		if (b.toString('latin1', off, Math.min(end, off + 232)) !== key) continue;
-		const start = Number(b.readBigUInt64LE(off + 232));
-		const w = b.readUInt32LE(off + 248);
+	const key = createHash('sha256').update(name, 'latin1').digest();
+	for (let off = 64; off + 64 <= b.length; off += 64) {
+		const w = b.readUInt32LE(off + 48);
+		if (!w || !b.subarray(off, off + 32).equals(key)) continue;
+		const start = Number(b.readBigUInt64LE(off + 32));
 		const now = Math.floor(Date.now() / 1000);
-		return start === now - (now % w) ? Number(b.readBigUInt64LE(off + 240)) : 0;
+		return start === now - (now % w) ? Number(b.readBigUInt64LE(off + 40)) : 0;
 	}
 	return 0;
 }
@@ -578,7 +579,8 @@ test('kernel TCP: global budgets shared with the gateways', { skip: skipReason |
 	const d = mkdtempSync(join(tmpdir(), 'mcpfence-glb-'));
 	const env = { MCPFENCE_RUNTIME_DIR: join(d, 'run') };
 	const table = join(d, 'run', 'global-budgets');
-	const key = 'shared-echo\x1fglobal\x1f86400\x1f';
+	// counter, scope, window, owner (none: a named counter), scope key (none: global)
+	const key = 'shared-echo\x1fglobal\x1f86400\x1f0:\x1f';
 	const pol = join(d, 'global.json');
 	writeFileSync(pol, JSON.stringify({ version: '1', default: 'allow', tools: { echo: {
 		limits: [{ counter: 'shared-echo', window: 'day', max: 3, scope: 'global' }] } } }));

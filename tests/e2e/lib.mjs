@@ -16,6 +16,12 @@ const nm = join(here, 'node_modules/@modelcontextprotocol');
 export const EVERYTHING = join(nm, 'server-everything/dist/index.js');
 export const FILESYSTEM = join(nm, 'server-filesystem/dist/index.js');
 
+// Each test file has a runtime directory of its own (the host-wide budget table, the approval
+// sockets), which every mcpfence it starts inherits: the tests never count against, or read,
+// the host's own table, which the mcpfence processes of the host use (another version, maybe).
+if (!process.env.MCPFENCE_RUNTIME_DIR)
+	process.env.MCPFENCE_RUNTIME_DIR = join(mkdtempSync(join(tmpdir(), 'mcpfence-e2e-run-')), 'run');
+
 // Why the tests cannot run, or null.
 export function missing() {
 	if (!existsSync(MCPFENCE)) return `${MCPFENCE} is not built (make)`;
