@@ -1017,12 +1017,35 @@ static void drop_held(struct gw *g, const char *why)
 
 /* --- the loop --- */
 
+/*
+ * The effective uid of a process, from the Uid: line of its status ((uid_t)-1: unknown). Not
+ * the owner of /proc/PID: that is root for a process that is not dumpable, whoever runs it.
+ */
+static uid_t proc_uid(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned ruid, euid;
+	uid_t uid = (uid_t)-1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return uid;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %u %u", &ruid, &euid) == 2) {
+			uid = euid;
+			break;
+		}
+	fclose(f);
+	return uid;
+}
+
 static void client_identity(struct gw *g)
 {
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	char path[64];
-	struct stat st;
 	ssize_t n;
 
 	g->client_uid = (uid_t)-1;
@@ -1031,9 +1054,7 @@ static void client_identity(struct gw *g)
 		g->client_uid = cred.uid;
 	} else {
 		g->client_pid = getppid();
-		snprintf(path, sizeof(path), "/proc/%d", (int)g->client_pid);
-		if (!stat(path, &st))
-			g->client_uid = st.st_uid;
+		g->client_uid = proc_uid(g->client_pid);
 	}
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)g->client_pid);
 	n = readlink(path, g->client_exe, sizeof(g->client_exe) - 1);
@@ -1291,6 +1312,14 @@ int cmd_run(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/*
+	 * The agent runs as our uid: were we dumpable, it could ptrace us or write our
+	 * /proc/PID/mem and approve from inside. Not dumpable, our /proc/PID files are root's
+	 * and only CAP_SYS_PTRACE may attach. The server we exec is dumpable again (execve).
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+		log_warn("run: PR_SET_DUMPABLE: %s: the agent's uid may trace this gateway",
+			 strerror(errno));
 	g.policy = g.policy_path ? policy__load(g.policy_path, err) : policy__deny_all();
 	if (!g.policy) {
 		if (g.policy_path)
