@@ -333,7 +333,8 @@ void approval__who(const struct approvers *ap, unsigned via, char *buf, size_t s
 	char name[300];
 
 	if (!(via & VIA_OPERATOR)) {
-		snprintf(buf, size, "nobody here: the rule asks the client only (\"via\": [\"client\"])");
+		snprintf(buf, size,
+			 "nobody here: the rule asks the client only (\"via\": [\"client\"])");
 		return;
 	}
 	len = (size_t)snprintf(buf, size, "root");
@@ -359,8 +360,9 @@ void approval__warn_unresolved(const struct policy *p)
 					 p->rules[i].ptr, ap->users[j].name);
 		for (size_t j = 0; j < ap->ngroups; j++)
 			if (!ap->groups[j].resolved)
-				log_warn("%s: approvers.groups: group \"%s\" does not exist here: its "
-					 "members approve nothing (resolved when the policy is loaded)",
+				log_warn("%s: approvers.groups: group \"%s\" does not exist here: "
+					 "its members approve nothing (resolved when the policy is "
+					 "loaded)",
 					 p->rules[i].ptr, ap->groups[j].name);
 	}
 }
@@ -426,7 +428,8 @@ int approvals__listen(struct approvals *q)
 		 * commands find it in /proc/net/unix and check that its listener is our pid.
 		 */
 		holder(q->sock_name, who, sizeof(who));
-		log_warn("control socket @%s is taken (%s): not by this gateway", q->sock_name, who);
+		log_warn("control socket @%s is taken (%s): not by this gateway", q->sock_name,
+			 who);
 		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
 			r = (uint32_t)random();
 		snprintf(q->sock_name, sizeof(q->sock_name), APPROVAL_SOCK_PREFIX "%d.%08x",
@@ -455,7 +458,8 @@ size_t approvals__pollfds(struct approvals *q, struct pollfd *pfd, size_t max)
 		struct approval_conn *c = &q->conns[i];
 
 		if (c->fd >= 0)
-			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = c->out ? POLLOUT : POLLIN };
+			pfd[n++] = (struct pollfd){ .fd = c->fd,
+						    .events = c->out ? POLLOUT : POLLIN };
 	}
 	return n;
 }
@@ -562,7 +566,8 @@ static void serve_list(struct approvals *q, struct approval_conn *c, const struc
 		json_decref(o);
 	}
 	if (waiting && !shown)
-		conn_reply(c, "error: permission denied: uid %u may not see the calls waiting here\n",
+		conn_reply(c,
+			   "error: permission denied: uid %u may not see the calls waiting here\n",
 			   (unsigned)c->peer.uid);
 }
 
@@ -605,8 +610,10 @@ static void serve_decide(struct approvals *q, struct approval_conn *c, const str
 	/* the same call number with other arguments: a stale or forged ID decides nothing */
 	if (strncmp(a->digest, digest, APPROVAL_ID_DIGEST_HEX)) {
 		refused(q, c, id, verb, "its digest is not that of the call's tool and arguments");
-		conn_reply(c, "error: %s does not name the call waiting as %s (its tool and arguments "
-			      "have the digest %.16s): nothing decided\n", id, token, a->digest);
+		conn_reply(c,
+			   "error: %s does not name the call waiting as %s (its tool and "
+			   "arguments have the digest %.16s): nothing decided\n",
+			   id, token, a->digest);
 		return;
 	}
 	r = approve_rule(p, a->tool);

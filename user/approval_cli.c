@@ -24,6 +24,7 @@
 
 #define REPLY_MAX (16u << 20)	  /* what one gateway may answer */
 #define REPLY_TIMEOUT_MS 3000	  /* and how long it may take */
+#define LIST_TIMEOUT_MS 10000	  /* and all of them, for a listing */
 #define UNIX_ACCEPTCON 0x00010000 /* /proc/net/unix flags: a listening socket */
 
 struct gw_sock {
@@ -44,7 +45,8 @@ static pid_t name_pid(const char *name)
 	if (!digits || digits > 10 || *p == '0')
 		return 0;
 	end = p + digits;
-	if (*end && (*end != '.' || strlen(end + 1) != 8 || strspn(end + 1, "0123456789abcdef") != 8))
+	if (*end &&
+	    (*end != '.' || strlen(end + 1) != 8 || strspn(end + 1, "0123456789abcdef") != 8))
 		return 0;
 	v = strtol(p, NULL, 10);
 	return v > 0 && v <= 0x7fffffff ? (pid_t)v : 0;
@@ -153,10 +155,12 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Send one command line and read the whole answer (NUL-terminated, malloc'd); 0 or -errno. */
-static int ask(int fd, const char *cmd, char **reply)
+/*
+ * Send one command line and read the whole answer (NUL-terminated, malloc'd) by the time end
+ * (CLOCK_MONOTONIC ms) at the latest; 0 or -errno.
+ */
+static int ask(int fd, const char *cmd, uint64_t end, char **reply)
 {
-	uint64_t end = now_ms() + REPLY_TIMEOUT_MS;
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap);
 	int err = 0;
@@ -219,8 +223,9 @@ static void put_safe(const char *s, size_t max)
 			printf("\\x%02x", u[i]);
 		} else if (u[i] == 0xc2 && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f) {
 			printf("\\u%04x", u[++i]);
-		} else if (u[i] == 0xe2 && ((u[i + 1] == 0x80 && u[i + 2] >= 0xaa && u[i + 2] <= 0xae) ||
-					    (u[i + 1] == 0x81 && u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9))) {
+		} else if (u[i] == 0xe2 &&
+			   ((u[i + 1] == 0x80 && u[i + 2] >= 0xaa && u[i + 2] <= 0xae) ||
+			    (u[i + 1] == 0x81 && u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9))) {
 			printf("\\u20%02x", u[i + 1] == 0x80 ? u[i + 2] - 0x80 : u[i + 2] - 0x40);
 			i += 2;
 		} else {
@@ -229,6 +234,29 @@ static void put_safe(const char *s, size_t max)
 	}
 	if (u[i])
 		printf("...");
+}
+
+/* The same, in place, for a line that goes to stderr: each such character becomes '?'. */
+static char *sanitize(char *s)
+{
+	unsigned char *u = (unsigned char *)s, *o = u;
+
+	while (*u) {
+		if (*u < 0x20 || *u == 0x7f) {
+			u++;
+		} else if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f) {
+			u += 2;
+		} else if (u[0] == 0xe2 && ((u[1] == 0x80 && u[2] >= 0xaa && u[2] <= 0xae) ||
+					    (u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9))) {
+			u += 3;
+		} else {
+			*o++ = *u++;
+			continue;
+		}
+		*o++ = '?';
+	}
+	*o = 0;
+	return s;
 }
 
 static const char *str(const json_t *o, const char *key)
@@ -295,10 +323,11 @@ static void print_call(const json_t *o)
 	printf("\n  client pid %lld, %s, ",
 	       (long long)json_integer_value(json_object_get(client, "pid")), who);
 	put_safe(str(client, "exe") ?: "(executable unknown)", 256);
-	printf("\n  waiting %llds of %llds, asked: %s, rule ",
+	printf("\n  waiting %llds of %llds, asked: ",
 	       (long long)json_integer_value(json_object_get(o, "waiting_s")),
-	       (long long)json_integer_value(json_object_get(o, "timeout_s")),
-	       str(o, "asked") ?: "?");
+	       (long long)json_integer_value(json_object_get(o, "timeout_s")));
+	put_safe(str(o, "asked") ?: "?", 32);
+	printf(", rule ");
 	put_safe(str(o, "rule") ?: "(none now)", 256);
 	printf("\n  may approve: ");
 	put_safe(str(o, "may_approve") ?: "?", 1024);
@@ -306,8 +335,8 @@ static void print_call(const json_t *o)
 	free(text);
 }
 
-/* List what one gateway shows us; how many calls were printed. */
-static size_t list_one(const struct gw_sock *gs, bool json)
+/* List what one gateway shows us, answering by end; how many calls were printed. */
+static size_t list_one(const struct gw_sock *gs, bool json, uint64_t end)
 {
 	char why[256], *reply = NULL, *line, *save = NULL;
 	size_t shown = 0;
@@ -319,7 +348,7 @@ static size_t list_one(const struct gw_sock *gs, bool json)
 			log_warn("ignored: %s", why);
 		return 0; /* a gateway that exited in between */
 	}
-	err = ask(fd, "list\n", &reply);
+	err = ask(fd, "list\n", end, &reply);
 	close(fd);
 	if (err) {
 		log_warn("gateway pid %d: %s", (int)gs->pid, strerror(-err));
@@ -329,7 +358,7 @@ static size_t list_one(const struct gw_sock *gs, bool json)
 		json_t *o;
 
 		if (!strncmp(line, "error: ", 7)) {
-			log_warn("gateway pid %d: %.300s", (int)gs->pid, line + 7);
+			log_warn("gateway pid %d: %.300s", (int)gs->pid, sanitize(line + 7));
 			continue;
 		}
 		o = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
@@ -364,6 +393,7 @@ int cmd_approvals(int argc, char **argv)
 	};
 	struct gw_sock *socks = NULL;
 	size_t n = 0, shown = 0;
+	uint64_t all_end;
 	bool json = false;
 	long only = 0;
 	char *end;
@@ -393,8 +423,20 @@ int cmd_approvals(int argc, char **argv)
 	}
 	if (find_sockets((pid_t)only, &socks, &n))
 		return 1;
-	for (size_t i = 0; i < n; i++)
-		shown += list_one(&socks[i], json);
+	all_end = now_ms() + LIST_TIMEOUT_MS;
+	/* each gateway has a few seconds, and all of them together a few more: a process that
+	 * listens under its own pid and never answers delays the listing, it does not stop it */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t now = now_ms();
+
+		if (now >= all_end) {
+			log_warn("%zu gateway(s) not asked: no time left", n - i);
+			break;
+		}
+		shown += list_one(&socks[i], json,
+				  now + (all_end - now < REPLY_TIMEOUT_MS ? all_end - now :
+									    REPLY_TIMEOUT_MS));
+	}
 	free(socks);
 	if (!shown && !json)
 		printf("no call waits for approval\n");
@@ -451,7 +493,7 @@ static int decide_one(int argc, char **argv, bool yes)
 		return 1;
 	}
 	snprintf(cmd, sizeof(cmd), "%s %s\n", yes ? "approve" : "deny", argv[1]);
-	err = ask(fd, cmd, &reply);
+	err = ask(fd, cmd, now_ms() + REPLY_TIMEOUT_MS, &reply);
 	close(fd);
 	if (err) {
 		log_err("%s: gateway pid %d: %s", argv[1], (int)pid, strerror(-err));
@@ -463,6 +505,7 @@ static int decide_one(int argc, char **argv, bool yes)
 		putchar('\n');
 		rc = 0;
 	} else {
+		sanitize(reply);
 		log_err("%.1000s", strncmp(reply, "error: ", 7) ? reply : reply + 7);
 	}
 	free(reply);

@@ -98,15 +98,14 @@ static json_t *rule_json(const struct policy *p, const struct rule *r)
 	if (o && r->reason)
 		json_object_set_new(o, "reason", json_string(r->reason));
 	if (o && r->action == ACTION_APPROVE) {
+		const struct approvers *ap = &r->approvers;
+
 		json_object_set_new(o, "approval_timeout_s", json_integer(r->approval_timeout_s));
 		json_object_set_new(o, "approval_via", via_json(r->approval_via));
 		json_object_set_new(o, "approvers",
 				    json_pack("{s:o, s:o}", "users",
-					      approvers_json(r->approvers.users, r->approvers.nusers,
-							     false),
-					      "groups",
-					      approvers_json(r->approvers.groups,
-							     r->approvers.ngroups, true)));
+					      approvers_json(ap->users, ap->nusers, false), "groups",
+					      approvers_json(ap->groups, ap->ngroups, true)));
 	}
 	return o;
 }
@@ -159,18 +158,21 @@ static void print_approval(const struct rule *r)
 	char name[300];
 
 	printf("      approval times out after %u s (then denied)\n", r->approval_timeout_s);
-	printf("      asked through: %s\n",
-	       r->approval_via == VIA_CLIENT ? "the client only (elicitation)" :
-	       r->approval_via == VIA_OPERATOR ?
-					       "the operator only (mcpfence approve on the control socket)" :
-					       "the client (elicitation) when it can ask its user, else the "
-					       "operator (control socket)");
+	if (r->approval_via == VIA_CLIENT)
+		printf("      asked through: the client only (elicitation)\n");
+	else if (r->approval_via == VIA_OPERATOR)
+		printf("      asked through: the operator only (mcpfence approve on the control "
+		       "socket)\n");
+	else
+		printf("      asked through: the client (elicitation) when it can ask its user, "
+		       "else the operator (control socket)\n");
 	if (!(r->approval_via & VIA_OPERATOR))
 		return;
 	printf("      may approve on the control socket: root%s\n",
 	       ap->nusers || ap->ngroups ? ", and:" : " only (no approvers)");
 	for (size_t i = 0; i < ap->nusers; i++)
-		printf("        %s\n", policy__approver_name(&ap->users[i], false, name, sizeof(name)));
+		printf("        %s\n",
+		       policy__approver_name(&ap->users[i], false, name, sizeof(name)));
 	for (size_t i = 0; i < ap->ngroups; i++)
 		printf("        members of %s\n",
 		       policy__approver_name(&ap->groups[i], true, name, sizeof(name)));

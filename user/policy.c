@@ -661,7 +661,8 @@ static int parse_id_number(struct ctx *c, const char *ptr, const json_t *v, cons
 	json_int_t n = json_integer_value(v);
 
 	if (n < 0 || n > (json_int_t)UINT32_MAX - 1)
-		return fail(c, ptr, "%lld is not a %s (0 to %u)", (long long)n, what, UINT32_MAX - 1);
+		return fail(c, ptr, "%lld is not a %s (0 to %u)", (long long)n, what,
+			    UINT32_MAX - 1);
 	*out = (uint32_t)n;
 	return 0;
 }
@@ -758,7 +759,8 @@ static int parse_approver_list(struct ctx *c, const char *ptr, const json_t *v, 
 				err = fail(c, ip, "\"%s\" is listed twice (also at %s/%zu)", a->name,
 					   ptr, j);
 			else if (same)
-				err = fail(c, ip, "%u is listed twice (also at %s/%zu)", a->id, ptr, j);
+				err = fail(c, ip, "%u is listed twice (also at %s/%zu)", a->id, ptr,
+					   j);
 		}
 		free(ip);
 		if (err)

@@ -461,20 +461,29 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 	if (!a) {
 		struct decision dd = *d;
 
-		decide__deny(&dd, KIND_APPROVAL, d->pointer, "%s",
-			     held < MAX_HELD ? "out of memory while holding the call" :
-					       "too many calls already wait for approval");
+		if (held < MAX_HELD)
+			decide__deny(&dd, KIND_APPROVAL, d->pointer, "cannot hold the call: %s",
+				     strerror(errno));
+		else
+			decide__deny(&dd, KIND_APPROVAL, d->pointer,
+				     "too many calls already wait for approval");
 		deny_call(g, json_object_get(msg, "id"), tool, NULL, &dd, mono_us());
 		return;
 	}
-	/* "via": the client when it can ask its user and the rule trusts it to, else the operator */
+	/*
+	 * The control socket lists every held call, whoever is asked: the agent's uid and the
+	 * operators see what waits. "via": the client when it can ask its user and the rule
+	 * trusts it to, else the operator.
+	 */
+	approvals__listen(&g->approvals);
 	if ((via & VIA_CLIENT) && g->client_elicitation)
 		ask_client(g, a, d);
 	else if (via & VIA_OPERATOR)
 		ask_socket(g, a);
 	else
-		unaskable(a, "the rule asks only the client (\"via\": [\"client\"]) and this client "
-			     "cannot ask its user (it did not declare the elicitation capability)");
+		unaskable(a, "the rule asks only the client (\"via\": [\"client\"]) and this "
+			     "client cannot ask its user (it did not declare the elicitation "
+			     "capability)");
 }
 
 static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
@@ -532,8 +541,8 @@ static void finish_approval(struct gw *g, struct approval *a)
 		to_client_json(g, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0", "method",
 					    "notifications/cancelled", "params", "requestId",
 					    a->elicit_id, "reason",
-					    a->state == APPROVAL_EXPIRED ? "approval timed out" :
-									   "decided by an operator"));
+					    a->state == APPROVAL_EXPIRED ? "approval timed out"
+									 : "decided by an operator"));
 	if (d.verdict == VERDICT_DENY)
 		deny_call_by(g, id, a->tool, a->args, &d, by, a->started_us);
 	else
