@@ -511,6 +511,26 @@ static bool may_see(struct approvals *q, const struct rule *r, const struct appr
 	       !authorize(q, r, peer, how, sizeof(how));
 }
 
+/* A JSON string of s, which may not be UTF-8 (a path, a server's argv[0]); null for NULL. */
+static json_t *json_text(const char *s)
+{
+	json_t *j;
+	char *c;
+
+	if (!s)
+		return json_null();
+	j = json_string(s);
+	if (j || !(c = strdup(s)))
+		return j;
+	/* not UTF-8: each byte beyond ASCII becomes '?', so the call is still listed */
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
 static json_t *call_json(struct approvals *q, const struct approval *a, const struct rule *r,
 			 uint64_t now_us)
 {
@@ -524,11 +544,12 @@ static json_t *call_json(struct approvals *q, const struct approval *a, const st
 		json_array_append_new(vias, json_string("client"));
 	if (vias && (via & VIA_OPERATOR))
 		json_array_append_new(vias, json_string("operator"));
-	o = json_pack("{s:s, s:i, s:s?, s:s, s:s, s:{s:i, s:i, s:s?}, s:i, s:I, s:I, s:s?, s:o, "
+	o = json_pack("{s:s, s:i, s:o, s:s, s:s, s:{s:i, s:i, s:o}, s:i, s:I, s:I, s:s?, s:o, "
 		      "s:s, s:s}",
-		      "id", a->id, "pid", (int)q->pid, "server", q->server, "tool", a->tool,
-		      "digest", a->digest, "client", "pid", (int)q->client_pid, "uid",
-		      (int)q->client_uid, "exe", q->client_exe, "gateway_uid", (int)geteuid(),
+		      "id", a->id, "pid", (int)q->pid, "server", json_text(q->server), "tool",
+		      a->tool, "digest", a->digest, "client", "pid", (int)q->client_pid, "uid",
+		      (int)q->client_uid, "exe", json_text(q->client_exe), "gateway_uid",
+		      (int)geteuid(),
 		      "waiting_s", (json_int_t)((now_us - a->started_us) / 1000000), "timeout_s",
 		      (json_int_t)a->timeout_s, "rule", r ? r->ptr : NULL, "via", vias, "asked",
 		      a->elicit_id ? "client" : a->on_socket ? "operator" : "nobody", "may_approve",

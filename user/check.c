@@ -104,8 +104,8 @@ static json_t *rule_json(const struct policy *p, const struct rule *r)
 		json_object_set_new(o, "approval_via", via_json(r->approval_via));
 		json_object_set_new(o, "approvers",
 				    json_pack("{s:o, s:o}", "users",
-					      approvers_json(ap->users, ap->nusers, false), "groups",
-					      approvers_json(ap->groups, ap->ngroups, true)));
+					      approvers_json(ap->users, ap->nusers, false),
+					      "groups", approvers_json(ap->groups, ap->ngroups, true)));
 	}
 	return o;
 }

@@ -739,8 +739,8 @@ static int parse_approver_list(struct ctx *c, const char *ptr, const json_t *v, 
 		} else if (!(err = check_name(c, ip, s, json_string_length(e), "a name"))) {
 			if (strspn(s, "0123456789") == strlen(s))
 				err = fail(c, ip,
-					   "\"%s\" is a number in a string: write %s for a %s, or a "
-					   "name",
+					   "\"%s\" is a number in a string: write %s for a %s, "
+					   "or a name",
 					   s, s, what);
 			else if (strpbrk(s, ":/ ") || strlen(s) != json_string_length(e))
 				err = fail(c, ip, "\"%s\" is not a %s name", s,
@@ -756,8 +756,8 @@ static int parse_approver_list(struct ctx *c, const char *ptr, const json_t *v, 
 					      !b->name && a->id == b->id;
 
 			if (same && a->name)
-				err = fail(c, ip, "\"%s\" is listed twice (also at %s/%zu)", a->name,
-					   ptr, j);
+				err = fail(c, ip, "\"%s\" is listed twice (also at %s/%zu)",
+					   a->name, ptr, j);
 			else if (same)
 				err = fail(c, ip, "%u is listed twice (also at %s/%zu)", a->id, ptr,
 					   j);
@@ -818,8 +818,8 @@ static int parse_via(struct ctx *c, const char *ptr, const json_t *v, unsigned *
 			char buf[64];
 
 			show(e, buf, sizeof(buf));
-			return fail_at(c, ptr, ip, "%s is not a way to ask (\"client\", \"operator\")",
-				       buf);
+			return fail_at(c, ptr, ip,
+				       "%s is not a way to ask (\"client\", \"operator\")", buf);
 		}
 		if (*via & bit)
 			return fail_at(c, ptr, ip, "\"%s\" is listed twice", s);

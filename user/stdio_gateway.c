@@ -518,11 +518,10 @@ static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
 static void finish_approval(struct gw *g, struct approval *a)
 {
 	const json_t *id = json_object_get(a->msg, "id");
+	const char *by = a->by[0] ? a->by : NULL; /* who decided, when someone did */
 	struct decision d;
 
 	char ptr[DECIDE_PTR_LEN];
-
-	const char *by = a->by[0] ? a->by : NULL;
 
 	decide__call(g->policy, a->tool, a->args, &d);
 	if (d.verdict != VERDICT_DENY && a->state != APPROVAL_APPROVED) {
@@ -537,12 +536,14 @@ static void finish_approval(struct gw *g, struct approval *a)
 				     by ? by : "?");
 	}
 	/* the client still shows our question when the call ended otherwise: take it back */
-	if (a->elicit_id && (!by || strcmp(by, "elicitation")))
+	if (a->elicit_id && (!by || strcmp(by, "elicitation"))) {
+		const char *reason = a->state == APPROVAL_EXPIRED ? "approval timed out" :
+								    "decided by an operator";
+
 		to_client_json(g, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0", "method",
 					    "notifications/cancelled", "params", "requestId",
-					    a->elicit_id, "reason",
-					    a->state == APPROVAL_EXPIRED ? "approval timed out"
-									 : "decided by an operator"));
+					    a->elicit_id, "reason", reason));
+	}
 	if (d.verdict == VERDICT_DENY)
 		deny_call_by(g, id, a->tool, a->args, &d, by, a->started_us);
 	else

@@ -234,7 +234,7 @@ static void test_control_socket(void **state)
 	json_t *line;
 
 	approvals__init(&q);
-	q.server = "srv";
+	q.server = "srv\xff"; /* not UTF-8 (an argv[0]): the call is listed all the same */
 	q.client_uid = 1000;
 	a = approvals__add(&q, "refund", call(1, "refund"), NULL, 0, 60, 1000000);
 	b = approvals__add(&q, "asked", call(2, "asked"), NULL, 0, 60, 1000000);
@@ -251,6 +251,7 @@ static void test_control_socket(void **state)
 	assert_string_equal(json_string_value(json_object_get(line, "may_approve")),
 			    "root, members of group 4242");
 	assert_int_equal(json_integer_value(json_object_get(line, "waiting_s")), 2);
+	assert_string_equal(json_string_value(json_object_get(line, "server")), "srv?");
 	assert_true(json_equal(json_object_get(line, "arguments"), a->args));
 	json_decref(line);
 	assert_non_null(strstr(out, b->id));
