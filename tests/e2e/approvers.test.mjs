@@ -7,7 +7,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, chmodSync, chownSync, copyFileSync, statSync } from 'node:fs';
+import { mkdtempSync, chmodSync, chownSync, copyFileSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { missing, rawRun, writePolicy, awaitAudit, sleep, until, binaryFor, ROOT }
 	from './lib.mjs';
@@ -75,6 +75,10 @@ async function held(r, n = 1) {
 	}, 5000, `${n} call(s) waiting for approval`);
 	return { pid: ids[0][1], ids: ids.map((m) => `${m[1]}-${m[2]}-${m[3]}`) };
 }
+
+after(() => {
+	if (shared) rmSync(shared.dir, { recursive: true, force: true });
+});
 
 const answer = (r, id) => r.out.find((m) => m.id === id);
 const ran = (r, id) => answer(r, id)?.result?.content?.[0]?.text;
