@@ -7,7 +7,7 @@ what=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev libjansson-dev
-      libpcre2-dev libcmocka-dev bpftool valgrind)
+      libpcre2-dev libssl-dev libcmocka-dev bpftool valgrind)
 [ "$what" = test ] && pkgs+=(libclang-rt-14-dev)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -1,30 +1,36 @@
 // SPDX-License-Identifier: Apache-2.0
-/* approval: held calls, and the control socket through which a human decides on them. */
-#include <dirent.h>
+/*
+ * approval: held calls, who may decide on them, and the control socket through which an
+ * operator does. The commands that talk to the socket are in approval_cli.c.
+ */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/un.h>
+#include <openssl/evp.h>
 #include "approval.h"
-#include "kernel.h"
-#include "cmd.h"
 #include "log.h"
 
-#define CMD_MAX 256
-#define IO_TIMEOUT_MS 200
+#define CONN_TIMEOUT_US 3000000ull /* a control connection says what it wants and reads within */
+#define LIST_ARGS_MAX (16u << 10)  /* larger arguments are listed by their size only */
+#define REFUSALS_LOGGED 20	   /* then one in 100 */
 
 void approvals__init(struct approvals *q)
 {
 	memset(q, 0, sizeof(*q));
-	q->next_n = 1;
 	q->listen_fd = -1;
+	q->pid = getpid();
+	q->client_uid = (uid_t)-1;
+	for (size_t i = 0; i < APPROVAL_CONNS; i++)
+		q->conns[i].fd = -1;
 }
 
 static void approval_free(struct approval *a)
@@ -37,16 +43,110 @@ static void approval_free(struct approval *a)
 	free(a);
 }
 
+static void conn_close(struct approval_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->groups);
+	free(c->out);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
 void approvals__fini(struct approvals *q)
 {
 	while (q->head)
 		approvals__remove(q, q->head);
-	if (q->listen_fd >= 0) {
-		close(q->listen_fd);
-		unlink(q->sock_path);
-	}
+	for (size_t i = 0; i < APPROVAL_CONNS; i++)
+		conn_close(&q->conns[i]);
+	if (q->listen_fd >= 0)
+		close(q->listen_fd); /* an abstract name goes with its last descriptor */
 	q->listen_fd = -1;
 }
+
+/* --- what is approved: the digest and the ID --- */
+
+int approval__digest(const char *tool, const json_t *args, char hex[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	json_t *empty = args ? NULL : json_object(), *pair = NULL;
+	char *text = NULL;
+	int err = -ENOMEM;
+
+	if (!args && !empty)
+		goto out_free;
+	pair = json_pack("[s, O]", tool, args ? (json_t *)args : empty);
+	if (!pair)
+		goto out_free;
+	text = json_dumps(pair, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (!text)
+		goto out_free;
+	if (!EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+		err = -EIO;
+		goto out_free;
+	}
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", md[i]);
+	err = 0;
+out_free:
+	free(text);
+	json_decref(pair);
+	json_decref(empty);
+	return err;
+}
+
+static bool all_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int approval__parse_id(const char *id, pid_t *pid, char token[APPROVAL_TOKEN_HEX + 1],
+		       char digest[APPROVAL_ID_DIGEST_HEX + 1])
+{
+	size_t np = strspn(id, "0123456789");
+	const char *t = id + np + 1, *d = t + APPROVAL_TOKEN_HEX + 1;
+	long long v;
+
+	if (!np || np > 10 || id[0] == '0' || id[np] != '-')
+		return -EINVAL;
+	if (strlen(t) != APPROVAL_TOKEN_HEX + 1 + APPROVAL_ID_DIGEST_HEX ||
+	    !all_hex(t, APPROVAL_TOKEN_HEX) || t[APPROVAL_TOKEN_HEX] != '-' ||
+	    !all_hex(d, APPROVAL_ID_DIGEST_HEX))
+		return -EINVAL;
+	v = strtoll(id, NULL, 10);
+	if (v <= 0 || v > 0x7fffffff)
+		return -EINVAL;
+	*pid = (pid_t)v;
+	memcpy(token, t, APPROVAL_TOKEN_HEX);
+	token[APPROVAL_TOKEN_HEX] = 0;
+	memcpy(digest, d, APPROVAL_ID_DIGEST_HEX);
+	digest[APPROVAL_ID_DIGEST_HEX] = 0;
+	return 0;
+}
+
+/* 8 random hex digits that no other held call of ours has (a stale ID names no new call). */
+static int new_token(struct approvals *q, char token[APPROVAL_TOKEN_HEX + 1])
+{
+	for (int tries = 0; tries < 16; tries++) {
+		uint32_t r;
+		bool taken = false;
+
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			return -EIO;
+		snprintf(token, APPROVAL_TOKEN_HEX + 1, "%08x", r);
+		for (struct approval *a = q->head; a && !taken; a = a->next)
+			taken = !strcmp(a->token, token);
+		if (!taken)
+			return 0;
+	}
+	return -EAGAIN;
+}
+
+/* --- the queue --- */
 
 struct approval *approvals__add(struct approvals *q, const char *tool, json_t *msg,
 				const char *raw, size_t raw_len, uint32_t timeout_s,
@@ -54,6 +154,7 @@ struct approval *approvals__add(struct approvals *q, const char *tool, json_t *m
 {
 	struct approval *a = calloc(1, sizeof(*a)), **tail;
 	json_t *params = json_object_get(msg, "params");
+	int err = -ENOMEM;
 
 	if (!a)
 		goto out_fail;
@@ -70,7 +171,10 @@ struct approval *approvals__add(struct approvals *q, const char *tool, json_t *m
 		memcpy(a->raw, raw, raw_len);
 		a->raw_len = raw_len;
 	}
-	a->n = q->next_n++;
+	if ((err = approval__digest(a->tool, a->args, a->digest)) || (err = new_token(q, a->token)))
+		goto out_fail;
+	snprintf(a->id, sizeof(a->id), "%d-%s-%.*s", (int)q->pid, a->token, APPROVAL_ID_DIGEST_HEX,
+		 a->digest);
 	a->timeout_s = timeout_s;
 	a->started_us = now_us;
 	a->deadline_us = now_us + (uint64_t)timeout_s * 1000000;
@@ -82,7 +186,7 @@ out_fail:
 	json_decref(msg);
 	if (a)
 		approval_free(a);
-	errno = ENOMEM;
+	errno = -err;
 	return NULL;
 }
 
@@ -127,6 +231,18 @@ uint64_t approvals__expire(struct approvals *q, uint64_t now_us)
 		if (!next || a->deadline_us < next)
 			next = a->deadline_us;
 	}
+	for (size_t i = 0; i < APPROVAL_CONNS; i++) {
+		struct approval_conn *c = &q->conns[i];
+
+		if (c->fd < 0)
+			continue;
+		if (c->deadline_us <= now_us) {
+			conn_close(c);
+			continue;
+		}
+		if (!next || c->deadline_us < next)
+			next = c->deadline_us;
+	}
 	return next;
 }
 
@@ -138,342 +254,544 @@ struct approval *approvals__decided(struct approvals *q)
 	return NULL;
 }
 
-/* A directory only we can enter: ours, a directory (not a link), no access for others. */
-static int check_private_dir(const char *dir)
-{
-	struct stat st;
+/* --- who may approve --- */
 
-	if (lstat(dir, &st))
-		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
-		log_err("%s: must be a directory owned by uid %u with mode 0700", dir, geteuid());
-		return -EPERM;
-	}
-	return 0;
+const char *approval__uid_name(uid_t uid, char *buf, size_t size)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[4096];
+
+	if (!getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) && res)
+		snprintf(buf, size, "uid %u (%s)", (unsigned)uid, res->pw_name);
+	else
+		snprintf(buf, size, "uid %u", (unsigned)uid);
+	return buf;
 }
 
-int approval__dir(char *buf, size_t size, bool create)
+static const struct approver *find_id(const struct approver *a, size_t n, uint32_t id)
 {
-	const char *env = getenv("MCPFENCE_RUNTIME_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
-	int n;
+	for (size_t i = 0; i < n; i++)
+		if (a[i].resolved && a[i].id == id)
+			return &a[i];
+	return NULL;
+}
 
-	if (env && *env)
-		n = snprintf(buf, size, "%s", env);
-	else if (geteuid() == 0)
-		n = snprintf(buf, size, "/run/mcpfence");
-	else if (xdg && *xdg == '/')
-		n = snprintf(buf, size, "%s/mcpfence", xdg);
-	else
-		n = snprintf(buf, size, "/tmp/mcpfence-%u", geteuid());
-	if (n < 0 || (size_t)n >= size)
-		return -ENAMETOOLONG;
-	if (create && mkdir(buf, 0700) && errno != EEXIST) {
-		log_err("cannot create %s: %s", buf, strerror(errno));
-		return -errno;
+int approval__authorize(const struct approvers *ap, const struct approval_peer *peer,
+			uid_t client_uid, uid_t gateway_uid, char *how, size_t size)
+{
+	static const struct approvers none;
+	const struct approver *m;
+	char name[300];
+
+	if (!ap)
+		ap = &none;
+	if (peer->uid == 0) {
+		snprintf(how, size, "root");
+		return 0;
 	}
-	return check_private_dir(buf);
+	m = find_id(ap->users, ap->nusers, peer->uid);
+	if (m) {
+		snprintf(how, size, "in approvers.users as %s",
+			 policy__approver_name(m, false, name, sizeof(name)));
+		return 0;
+	}
+	/*
+	 * The agent runs as its client's uid, and so does the gateway the client spawned: only
+	 * naming that uid in approvers.users lets it approve, never a group it belongs to.
+	 */
+	if (peer->uid == client_uid) {
+		snprintf(how, size,
+			 "it is the uid of the client that made the call (only approvers.users "
+			 "naming it would allow that)");
+		return -EPERM;
+	}
+	if (peer->uid == gateway_uid) {
+		snprintf(how, size,
+			 "it is the uid this gateway runs as, which its client spawned (only "
+			 "approvers.users naming it would allow that)");
+		return -EPERM;
+	}
+	if (!ap->nusers && !ap->ngroups) {
+		snprintf(how, size, "the rule names no approvers: only root may approve");
+		return -EPERM;
+	}
+	m = find_id(ap->groups, ap->ngroups, peer->gid);
+	for (size_t i = 0; !m && i < peer->ngroups; i++)
+		m = find_id(ap->groups, ap->ngroups, peer->groups[i]);
+	if (m) {
+		snprintf(how, size, "a member of %s, in approvers.groups",
+			 policy__approver_name(m, true, name, sizeof(name)));
+		return 0;
+	}
+	snprintf(how, size, "not root, not in approvers.users, not a member of approvers.groups");
+	return -EPERM;
+}
+
+void approval__who(const struct approvers *ap, unsigned via, char *buf, size_t size)
+{
+	size_t len;
+	char name[300];
+
+	if (!(via & VIA_OPERATOR)) {
+		snprintf(buf, size,
+			 "nobody here: the rule asks the client only (\"via\": [\"client\"])");
+		return;
+	}
+	len = (size_t)snprintf(buf, size, "root");
+	for (size_t i = 0; ap && i < ap->nusers && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, ", %s",
+					policy__approver_name(&ap->users[i], false, name,
+							      sizeof(name)));
+	for (size_t i = 0; ap && i < ap->ngroups && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, ", members of %s",
+					policy__approver_name(&ap->groups[i], true, name,
+							      sizeof(name)));
+}
+
+void approval__warn_unresolved(const struct policy *p)
+{
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct approvers *ap = &p->rules[i].approvers;
+
+		for (size_t j = 0; j < ap->nusers; j++)
+			if (!ap->users[j].resolved)
+				log_warn("%s: approvers.users: user \"%s\" does not exist here: it "
+					 "approves nothing (resolved when the policy is loaded)",
+					 p->rules[i].ptr, ap->users[j].name);
+		for (size_t j = 0; j < ap->ngroups; j++)
+			if (!ap->groups[j].resolved)
+				log_warn("%s: approvers.groups: group \"%s\" does not exist here: "
+					 "its members approve nothing (resolved when the policy is "
+					 "loaded)",
+					 p->rules[i].ptr, ap->groups[j].name);
+	}
+}
+
+/* --- the control socket --- */
+
+static socklen_t abstract_addr(struct sockaddr_un *sa, const char *name)
+{
+	size_t len = strlen(name);
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path + 1, name, len); /* sun_path[0] stays 0: abstract */
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
+}
+
+/* Who holds an abstract name now, for the log: "pid N, uid U", or why we cannot tell. */
+static void holder(const char *name, char *buf, size_t size)
+{
+	struct sockaddr_un sa;
+	socklen_t salen = abstract_addr(&sa, name);
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd >= 0 && !connect(fd, (struct sockaddr *)&sa, salen) &&
+	    !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen))
+		snprintf(buf, size, "pid %d, uid %u", (int)cred.pid, (unsigned)cred.uid);
+	else
+		snprintf(buf, size, "a socket that does not accept connections");
+	if (fd >= 0)
+		close(fd);
+}
+
+static int bind_name(int fd, const char *name)
+{
+	struct sockaddr_un sa;
+	socklen_t salen = abstract_addr(&sa, name);
+
+	return bind(fd, (struct sockaddr *)&sa, salen) ? -errno : 0;
 }
 
 int approvals__listen(struct approvals *q)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[80];
-	int fd = -1, err;
+	char who[64];
+	uint32_t r = 0;
+	int fd, err;
 
 	if (q->listen_fd >= 0)
 		return 0;
-	err = approval__dir(dir, sizeof(dir), true);
-	if (err)
-		return err;
-	snprintf(q->sock_path, sizeof(q->sock_path), "%s/%d.sock", dir, (int)getpid());
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", q->sock_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		goto out_err;
-	unlink(q->sock_path); /* a stale socket of an earlier process with our pid */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(q->sock_path, 0600) ||
-	    listen(fd, 8))
-		goto out_err;
+	if (fd < 0) {
+		err = -errno;
+		log_err("control socket: %s", strerror(-err));
+		return err;
+	}
+	snprintf(q->sock_name, sizeof(q->sock_name), APPROVAL_SOCK_PREFIX "%d", (int)q->pid);
+	err = bind_name(fd, q->sock_name);
+	if (err == -EADDRINUSE) {
+		/*
+		 * Someone took our name first (an earlier process cannot have: an abstract name
+		 * dies with its socket). A name of our own with a random suffix still works: the
+		 * commands find it in /proc/net/unix and check that its listener is our pid.
+		 */
+		holder(q->sock_name, who, sizeof(who));
+		log_warn("control socket @%s is taken (%s): not by this gateway", q->sock_name,
+			 who);
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint32_t)random();
+		snprintf(q->sock_name, sizeof(q->sock_name), APPROVAL_SOCK_PREFIX "%d.%08x",
+			 (int)q->pid, r);
+		err = bind_name(fd, q->sock_name);
+	}
+	if (!err && listen(fd, 16))
+		err = -errno;
+	if (err) {
+		log_err("control socket @%s: %s", q->sock_name, strerror(-err));
+		close(fd);
+		return err;
+	}
 	q->listen_fd = fd;
 	return 0;
-out_err:
-	err = -errno;
-	log_err("control socket %s: %s", q->sock_path, strerror(-err));
-	if (fd >= 0)
-		close(fd);
-	return err;
 }
 
-static void set_timeouts(int fd)
+size_t approvals__pollfds(struct approvals *q, struct pollfd *pfd, size_t max)
 {
-	struct timeval tv = { .tv_sec = 0, .tv_usec = IO_TIMEOUT_MS * 1000 };
+	size_t n = 0;
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
+	if (q->listen_fd < 0 || !max)
+		return 0;
+	pfd[n++] = (struct pollfd){ .fd = q->listen_fd, .events = POLLIN };
+	for (size_t i = 0; i < APPROVAL_CONNS && n < max; i++) {
+		struct approval_conn *c = &q->conns[i];
 
-static void send_str(int fd, const char *s)
-{
-	size_t len = strlen(s);
-
-	while (len) {
-		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
-
-		if (n <= 0)
-			return;
-		s += n;
-		len -= n;
+		if (c->fd >= 0)
+			pfd[n++] = (struct pollfd){ .fd = c->fd,
+						    .events = c->out ? POLLOUT : POLLIN };
 	}
+	return n;
 }
 
-static void serve_list(struct approvals *q, int fd, uint64_t now_us)
+static void conn_reply(struct approval_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Append to the connection's answer (sent once the command is handled). */
+static void conn_reply(struct approval_conn *c, const char *fmt, ...)
 {
-	char id[48];
+	va_list ap;
+	char *s = NULL, *nb;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	nb = realloc(c->out, c->out_len + (size_t)n + 1);
+	if (nb) {
+		memcpy(nb + c->out_len, s, (size_t)n + 1);
+		c->out = nb;
+		c->out_len += (size_t)n;
+	}
+	free(s);
+}
+
+static const struct rule *approve_rule(const struct policy *p, const char *tool)
+{
+	const struct rule *r = p ? policy__lookup(p, tool) : NULL;
+
+	return r && r->action == ACTION_APPROVE ? r : NULL;
+}
+
+static int authorize(struct approvals *q, const struct rule *r, const struct approval_peer *peer,
+		     char *how, size_t size)
+{
+	return approval__authorize(r ? &r->approvers : NULL, peer, q->client_uid, geteuid(), how,
+				   size);
+}
+
+/* Root, the agent itself (its uid, the gateway's) and whoever may approve the call see it. */
+static bool may_see(struct approvals *q, const struct rule *r, const struct approval_peer *peer)
+{
+	char how[400];
+
+	return peer->uid == 0 || peer->uid == q->client_uid || peer->uid == geteuid() ||
+	       !authorize(q, r, peer, how, sizeof(how));
+}
+
+/* A JSON string of s, which may not be UTF-8 (a path, a server's argv[0]); null for NULL. */
+static json_t *json_text(const char *s)
+{
+	json_t *j;
+	char *c;
+
+	if (!s)
+		return json_null();
+	j = json_string(s);
+	if (j || !(c = strdup(s)))
+		return j;
+	/* not UTF-8: each byte beyond ASCII becomes '?', so the call is still listed */
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
+static json_t *call_json(struct approvals *q, const struct approval *a, const struct rule *r,
+			 uint64_t now_us)
+{
+	unsigned via = r ? r->approval_via : VIA_CLIENT | VIA_OPERATOR;
+	char who[1024];
+	json_t *o, *vias = json_array();
+	char *args = a->args ? json_dumps(a->args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+	approval__who(r ? &r->approvers : NULL, via, who, sizeof(who));
+	if (vias && (via & VIA_CLIENT))
+		json_array_append_new(vias, json_string("client"));
+	if (vias && (via & VIA_OPERATOR))
+		json_array_append_new(vias, json_string("operator"));
+	o = json_pack("{s:s, s:i, s:o, s:s, s:s, s:{s:i, s:i, s:o}, s:i, s:I, s:I, s:s?, s:o, "
+		      "s:s, s:s}",
+		      "id", a->id, "pid", (int)q->pid, "server", json_text(q->server), "tool",
+		      a->tool, "digest", a->digest, "client", "pid", (int)q->client_pid, "uid",
+		      (int)q->client_uid, "exe", json_text(q->client_exe), "gateway_uid",
+		      (int)geteuid(),
+		      "waiting_s", (json_int_t)((now_us - a->started_us) / 1000000), "timeout_s",
+		      (json_int_t)a->timeout_s, "rule", r ? r->ptr : NULL, "via", vias, "asked",
+		      a->elicit_id ? "client" : a->on_socket ? "operator" : "nobody", "may_approve",
+		      who);
+	/* an approver reads what they approve; beyond a size, only its digest and size */
+	if (o && (!args || strlen(args) <= LIST_ARGS_MAX))
+		json_object_set_new(o, "arguments", a->args ? json_incref(a->args) : json_object());
+	else if (o)
+		json_object_set_new(o, "arguments_bytes", json_integer((json_int_t)strlen(args)));
+	free(args);
+	return o;
+}
+
+static void serve_list(struct approvals *q, struct approval_conn *c, const struct policy *p,
+		       uint64_t now_us)
+{
+	size_t waiting = 0, shown = 0;
 
 	for (struct approval *a = q->head; a; a = a->next) {
+		const struct rule *r = approve_rule(p, a->tool);
 		json_t *o;
 		char *line;
 
 		if (a->state != APPROVAL_WAITING)
 			continue;
-		snprintf(id, sizeof(id), "%d-%llu", (int)getpid(), (unsigned long long)a->n);
-		o = json_pack("{s:s, s:s?, s:s, s:O?, s:I, s:I}", "id", id, "server", q->server,
-			      "tool", a->tool, "arguments", a->args, "waiting_s",
-			      (json_int_t)((now_us - a->started_us) / 1000000), "timeout_s",
-			      (json_int_t)a->timeout_s);
+		waiting++;
+		if (!may_see(q, r, &c->peer))
+			continue;
+		o = call_json(q, a, r, now_us);
 		line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		if (line) {
-			send_str(fd, line);
-			send_str(fd, "\n");
-		}
+		if (line)
+			conn_reply(c, "%s\n", line);
+		shown++;
 		free(line);
 		json_decref(o);
 	}
+	if (waiting && !shown)
+		conn_reply(c,
+			   "error: permission denied: uid %u may not see the calls waiting here\n",
+			   (unsigned)c->peer.uid);
 }
 
-static void serve_decide(struct approvals *q, int fd, const char *arg, bool yes)
+static void refused(struct approvals *q, const struct approval_conn *c, const char *id,
+		    const char *verb, const char *why)
 {
-	char *end;
-	unsigned long long n = strtoull(arg, &end, 10);
-	char reply[128];
-
-	for (struct approval *a = q->head; a && *arg && !*end; a = a->next) {
-		if (a->n != n || a->state != APPROVAL_WAITING)
-			continue;
-		a->state = yes ? APPROVAL_APPROVED : APPROVAL_DENIED;
-		a->by = "socket";
-		send_str(fd, "ok\n");
-		return;
-	}
-	snprintf(reply, sizeof(reply), "error: no call %.40s waits for approval here\n", arg);
-	send_str(fd, reply);
+	q->refusals++;
+	if (q->refusals <= REFUSALS_LOGGED || q->refusals % 100 == 0)
+		log_warn("control socket: uid %u (pid %d) may not %s call %s: %s (refusal %lu)",
+			 (unsigned)c->peer.uid, (int)c->peer.pid, verb, id, why, q->refusals);
 }
 
-void approvals__serve(struct approvals *q, uint64_t now_us)
+static void serve_decide(struct approvals *q, struct approval_conn *c, const struct policy *p,
+			 const char *id, bool yes)
 {
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	char cmd[CMD_MAX];
-	ssize_t n;
-	size_t len = 0;
-	int fd;
+	const char *verb = yes ? "approve" : "deny";
+	char token[APPROVAL_TOKEN_HEX + 1], digest[APPROVAL_ID_DIGEST_HEX + 1], how[400];
+	struct approval *a;
+	const struct rule *r;
+	pid_t pid;
 
-	fd = accept4(q->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
+	if (approval__parse_id(id, &pid, token, digest)) {
+		conn_reply(c, "error: '%.60s' is not an approval ID (PID-CALL-DIGEST, from "
+			      "`mcpfence approvals`)\n", id);
 		return;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
-	    (cred.uid != geteuid() && cred.uid != 0)) {
-		send_str(fd, "error: permission denied\n");
-		goto out_close;
 	}
-	set_timeouts(fd);
-	/* one command line: "list", "approve N", "deny N" */
-	while (len < sizeof(cmd) - 1) {
-		n = recv(fd, cmd + len, sizeof(cmd) - 1 - len, 0);
-		if (n <= 0)
-			break;
-		len += n;
-		if (memchr(cmd, '\n', len))
-			break;
+	if (pid != q->pid) {
+		conn_reply(c, "error: call %s is not held by this gateway (pid %d)\n", id,
+			   (int)q->pid);
+		return;
 	}
-	cmd[len] = 0;
+	for (a = q->head; a; a = a->next)
+		if (a->state == APPROVAL_WAITING && !strcmp(a->token, token))
+			break;
+	if (!a) {
+		conn_reply(c, "error: no call %s waits for approval here (decided, expired, "
+			      "cancelled, or never held)\n", id);
+		return;
+	}
+	/* the same call number with other arguments: a stale or forged ID decides nothing */
+	if (strncmp(a->digest, digest, APPROVAL_ID_DIGEST_HEX)) {
+		refused(q, c, id, verb, "its digest is not that of the call's tool and arguments");
+		conn_reply(c,
+			   "error: %s does not name the call waiting as %s (its tool and "
+			   "arguments have the digest %.16s): nothing decided\n",
+			   id, token, a->digest);
+		return;
+	}
+	r = approve_rule(p, a->tool);
+	if (r && !(r->approval_via & VIA_OPERATOR)) {
+		refused(q, c, id, verb, "the rule asks the client only");
+		conn_reply(c, "error: call %s is asked through the client only (%s has \"via\": "
+			      "[\"client\"]): the control socket does not decide it\n", id, r->ptr);
+		return;
+	}
+	if (authorize(q, r, &c->peer, how, sizeof(how))) {
+		refused(q, c, id, verb, how);
+		conn_reply(c, "error: permission denied: uid %u may not %s this call: %s\n",
+			   (unsigned)c->peer.uid, verb, how);
+		return;
+	}
+	a->state = yes ? APPROVAL_APPROVED : APPROVAL_DENIED;
+	approval__uid_name(c->peer.uid, a->by, sizeof(a->by));
+	log_info("call %s (tool \"%s\") %s by %s (%s)", id, a->tool, yes ? "approved" : "denied",
+		 a->by, how);
+	conn_reply(c, "ok: call %s (tool \"%s\" of %s) %s\n", id, a->tool,
+		   q->server ? q->server : "this server", yes ? "approved" : "denied");
+}
+
+static void conn_command(struct approvals *q, struct approval_conn *c, const struct policy *p,
+			 uint64_t now_us)
+{
+	char *cmd = c->in;
+
 	cmd[strcspn(cmd, "\r\n")] = 0;
 	if (!strcmp(cmd, "list"))
-		serve_list(q, fd, now_us);
+		serve_list(q, c, p, now_us);
 	else if (!strncmp(cmd, "approve ", 8))
-		serve_decide(q, fd, cmd + 8, true);
+		serve_decide(q, c, p, cmd + 8, true);
 	else if (!strncmp(cmd, "deny ", 5))
-		serve_decide(q, fd, cmd + 5, false);
+		serve_decide(q, c, p, cmd + 5, false);
 	else
-		send_str(fd, "error: unknown command\n");
-out_close:
-	close(fd);
+		conn_reply(c, "error: unknown command (list, approve ID, deny ID)\n");
+	if (!c->out)
+		conn_reply(c, "%s", ""); /* an empty list: the answer is EOF */
 }
 
-/* Send one command to the enforcer whose socket is path and copy its answer to out. */
-static int ask(const char *path, const char *cmd, FILE *out, bool *ok)
+static void conn_io(struct approvals *q, struct approval_conn *c, short revents,
+		   const struct policy *p, uint64_t now_us)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char buf[4096];
 	ssize_t n;
-	int fd, err = 0;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	set_timeouts(fd);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		err = -errno;
-		goto out_close;
-	}
-	send_str(fd, cmd);
-	*ok = false;
-	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
-		if (!strncmp(buf, "ok\n", 3))
-			*ok = true;
-		fwrite(buf, 1, n, out);
-	}
-out_close:
-	close(fd);
-	return err;
-}
-
-static int list_all(bool json)
-{
-	char dir[80], path[384], reply_buf[1 << 16];
-	struct dirent *de;
-	DIR *d;
-	int err, shown = 0;
-
-	err = approval__dir(dir, sizeof(dir), false);
-	if (err == -ENOENT) {
-		printf("no call waits for approval\n");
-		return 0;
-	}
-	if (err)
-		return 1;
-	d = opendir(dir);
-	if (!d) {
-		log_err("cannot read %s: %s", dir, strerror(errno));
-		return 1;
-	}
-	if (!json)
-		printf("%-14s %-24s %-24s %9s  %s\n", "ID", "SERVER", "TOOL", "WAITING",
-		       "ARGUMENTS");
-	while ((de = readdir(d))) {
-		FILE *mem;
-		bool ok;
-		char *line, *save = NULL;
-
-		if (!strstr(de->d_name, ".sock"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		mem = fmemopen(reply_buf, sizeof(reply_buf) - 1, "w");
-		if (!mem)
-			continue;
-		err = ask(path, "list\n", mem, &ok);
-		reply_buf[ftell(mem)] = 0;
-		fclose(mem);
-		if (err)
-			continue; /* an enforcer that is gone */
-		for (line = strtok_r(reply_buf, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save)) {
-			json_t *o = json_loads(line, 0, NULL);
-			char *args;
-
-			shown++;
-			if (json || !o) {
-				printf("%s\n", line);
-				json_decref(o);
-				continue;
-			}
-			args = json_dumps(json_object_get(o, "arguments"), JSON_COMPACT);
-			printf("%-14s %-24s %-24s %5llds/%llds  %.120s\n",
-			       json_string_value(json_object_get(o, "id")),
-			       json_string_value(json_object_get(o, "server")) ?: "-",
-			       json_string_value(json_object_get(o, "tool")),
-			       (long long)json_integer_value(json_object_get(o, "waiting_s")),
-			       (long long)json_integer_value(json_object_get(o, "timeout_s")),
-			       args ? args : "{}");
-			free(args);
-			json_decref(o);
+	if (!c->out && (revents & (POLLIN | POLLHUP))) {
+		n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			conn_close(c);
+			return;
 		}
-	}
-	closedir(d);
-	if (!shown && !json)
-		printf("no call waits for approval\n");
-	return 0;
-}
-
-int cmd_approvals(int argc, char **argv)
-{
-	bool json = false;
-
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = true;
+		c->in_len += (size_t)n;
+		c->in[c->in_len] = 0;
+		if (!memchr(c->in, '\n', c->in_len)) {
+			if (c->in_len < sizeof(c->in) - 1)
+				return;
+			conn_reply(c, "error: command too long\n");
 		} else {
-			log_err("usage: mcpfence approvals [--json]");
-			return EXIT_USAGE;
+			conn_command(q, c, p, now_us);
+		}
+	} else if (!c->out && (revents & (POLLERR | POLLNVAL))) {
+		conn_close(c);
+		return;
+	}
+	/* write what the socket takes; the rest when poll says it has room */
+	while (c->out && c->out_off < c->out_len) {
+		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
+			break;
+		c->out_off += (size_t)n;
+	}
+	if (c->out)
+		conn_close(c);
+}
+
+/*
+ * A free slot, else the one of the oldest connection of the uid that holds the most: a uid
+ * that opens connections and never finishes them only ever pushes out its own.
+ */
+static struct approval_conn *conn_slot(struct approvals *q)
+{
+	struct approval_conn *victim = NULL;
+	size_t most = 0;
+
+	for (size_t i = 0; i < APPROVAL_CONNS; i++)
+		if (q->conns[i].fd < 0)
+			return &q->conns[i];
+	for (size_t i = 0; i < APPROVAL_CONNS; i++) {
+		size_t count = 0;
+
+		for (size_t j = 0; j < APPROVAL_CONNS; j++)
+			count += q->conns[j].peer.uid == q->conns[i].peer.uid;
+		if (count > most ||
+		    (count == most && q->conns[i].deadline_us < victim->deadline_us)) {
+			most = count;
+			victim = &q->conns[i];
 		}
 	}
-	return list_all(json);
+	conn_close(victim);
+	return victim;
 }
 
-static int decide_one(int argc, char **argv, bool yes)
+static void conn_accept(struct approvals *q, uint64_t now_us)
 {
-	char dir[80], path[160], cmd[96];
-	const char *id, *dash;
-	bool ok = false;
-	char *end;
-	long pid;
-	int err;
+	for (int i = 0; i < APPROVAL_CONNS; i++) {
+		struct ucred cred;
+		socklen_t clen = sizeof(cred), glen = 0;
+		struct approval_conn *c;
+		gid_t *groups = NULL;
+		int fd = accept4(q->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--tool"))
+		if (fd < 0)
+			return;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen)) {
+			close(fd);
 			continue;
-		if (yes) /* a kernel-plane ticket */
-			return kernel__approve_ticket(argc, argv);
-		log_err("deny --tool: the kernel plane denies without a ticket already; "
-			"`mcpfence deny` takes an ID from `mcpfence approvals`");
-		return EXIT_USAGE;
+		}
+		/* the groups the peer had when it connected; none known: its primary group only */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &glen) && errno == ERANGE &&
+		    glen && (groups = malloc(glen)) &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen))
+			glen = 0;
+		c = conn_slot(q);
+		c->fd = fd;
+		c->groups = groups;
+		c->peer = (struct approval_peer){ .pid = cred.pid,
+						  .uid = cred.uid,
+						  .gid = cred.gid,
+						  .groups = groups,
+						  .ngroups = groups ? glen / sizeof(gid_t) : 0 };
+		c->deadline_us = now_us + CONN_TIMEOUT_US;
 	}
-	if (argc != 2 || argv[1][0] == '-') {
-		log_err("usage: mcpfence %s ID   (IDs from `mcpfence approvals`)", argv[0]);
-		return EXIT_USAGE;
-	}
-	id = argv[1];
-	dash = strchr(id, '-');
-	pid = strtol(id, &end, 10);
-	if (!dash || end != dash || pid <= 0 || !dash[1] || strspn(dash + 1, "0123456789") !=
-	    strlen(dash + 1)) {
-		log_err("%s: '%s' is not an approval ID (PID-N, from `mcpfence approvals`)",
-			argv[0], id);
-		return EXIT_USAGE;
-	}
-	err = approval__dir(dir, sizeof(dir), false);
-	if (err) {
-		log_err("no enforcer waits for approvals (%s)", strerror(-err));
-		return 1;
-	}
-	snprintf(path, sizeof(path), "%s/%ld.sock", dir, pid);
-	snprintf(cmd, sizeof(cmd), "%s %s\n", yes ? "approve" : "deny", dash + 1);
-	err = ask(path, cmd, stdout, &ok);
-	if (err) {
-		log_err("%s: no enforcer with pid %ld waits for approvals (%s: %s)", id, pid, path,
-			strerror(-err));
-		return 1;
-	}
-	return ok ? 0 : 1;
 }
 
-int cmd_approve(int argc, char **argv)
+void approvals__serve(struct approvals *q, const struct policy *p, const struct pollfd *pfd,
+		      size_t n, uint64_t now_us)
 {
-	return decide_one(argc, argv, true);
-}
+	bool incoming = false;
 
-int cmd_deny(int argc, char **argv)
-{
-	return decide_one(argc, argv, false);
+	/* the connections first: one closed here may free a descriptor that accept reuses */
+	for (size_t i = 0; i < n; i++) {
+		if (!pfd[i].revents)
+			continue;
+		if (pfd[i].fd == q->listen_fd) {
+			incoming = true;
+			continue;
+		}
+		for (size_t j = 0; j < APPROVAL_CONNS; j++)
+			if (q->conns[j].fd >= 0 && q->conns[j].fd == pfd[i].fd)
+				conn_io(q, &q->conns[j], pfd[i].revents, p, now_us);
+	}
+	if (incoming)
+		conn_accept(q, now_us);
 }

@@ -47,6 +47,33 @@ static json_t *conds_json(const struct cond *c, size_t n)
 	return a;
 }
 
+static json_t *approvers_json(const struct approver *a, size_t n, bool group)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < n; i++) {
+		/* a name that does not resolve here has a null id: it never matches */
+		json_t *o = json_pack("{s:o}", group ? "gid" : "uid",
+				      a[i].resolved ? json_integer(a[i].id) : json_null());
+
+		if (o && a[i].name)
+			json_object_set_new(o, "name", json_string(a[i].name));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+static json_t *via_json(unsigned via)
+{
+	json_t *arr = json_array();
+
+	if (arr && (via & VIA_CLIENT))
+		json_array_append_new(arr, json_string("client"));
+	if (arr && (via & VIA_OPERATOR))
+		json_array_append_new(arr, json_string("operator"));
+	return arr;
+}
+
 static json_t *rule_json(const struct policy *p, const struct rule *r)
 {
 	const char *notes[4];
@@ -70,8 +97,16 @@ static json_t *rule_json(const struct policy *p, const struct rule *r)
 		      "notes", kn);
 	if (o && r->reason)
 		json_object_set_new(o, "reason", json_string(r->reason));
-	if (o && r->action == ACTION_APPROVE)
+	if (o && r->action == ACTION_APPROVE) {
+		const struct approvers *ap = &r->approvers;
+
 		json_object_set_new(o, "approval_timeout_s", json_integer(r->approval_timeout_s));
+		json_object_set_new(o, "approval_via", via_json(r->approval_via));
+		json_object_set_new(o, "approvers",
+				    json_pack("{s:o, s:o}", "users",
+					      approvers_json(ap->users, ap->nusers, false),
+					      "groups", approvers_json(ap->groups, ap->ngroups, true)));
+	}
 	return o;
 }
 
@@ -117,6 +152,32 @@ static void print_conds(const char *what, const struct cond *c, size_t n)
 	}
 }
 
+static void print_approval(const struct rule *r)
+{
+	const struct approvers *ap = &r->approvers;
+	char name[300];
+
+	printf("      approval times out after %u s (then denied)\n", r->approval_timeout_s);
+	if (r->approval_via == VIA_CLIENT)
+		printf("      asked through: the client only (elicitation)\n");
+	else if (r->approval_via == VIA_OPERATOR)
+		printf("      asked through: the operator only (mcpfence approve on the control "
+		       "socket)\n");
+	else
+		printf("      asked through: the client (elicitation) when it can ask its user, "
+		       "else the operator (control socket)\n");
+	if (!(r->approval_via & VIA_OPERATOR))
+		return;
+	printf("      may approve on the control socket: root%s\n",
+	       ap->nusers || ap->ngroups ? ", and:" : " only (no approvers)");
+	for (size_t i = 0; i < ap->nusers; i++)
+		printf("        %s\n",
+		       policy__approver_name(&ap->users[i], false, name, sizeof(name)));
+	for (size_t i = 0; i < ap->ngroups; i++)
+		printf("        members of %s\n",
+		       policy__approver_name(&ap->groups[i], true, name, sizeof(name)));
+}
+
 static void print_policy(const char *file, const struct policy *p)
 {
 	const char *notes[4];
@@ -139,8 +200,7 @@ static void print_policy(const char *file, const struct policy *p)
 		if (r->reason)
 			printf("      reason: %s\n", r->reason);
 		if (r->action == ACTION_APPROVE)
-			printf("      approval times out after %u s (then denied)\n",
-			       r->approval_timeout_s);
+			print_approval(r);
 		for (size_t j = 0; j < r->nlimits; j++)
 			print_limit(&r->limits[j]);
 		print_conds("require", r->require, r->nrequire);

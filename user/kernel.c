@@ -2022,6 +2022,16 @@ int kernel__approve_ticket(int argc, char **argv)
 		log_err("approve needs --tool NAME (shorter than %d bytes)", MCPF_NAME_MAX);
 		return EXIT_USAGE;
 	}
+	/*
+	 * A ticket lets calls of T through for every client on the host, the agent's among
+	 * them: only root gives one. The pinned map is root's too; this says so plainly.
+	 */
+	if (geteuid() != 0) {
+		log_err("approve --tool: kernel-plane tickets are given by root only (this is uid "
+			"%u); a waiting gateway call is approved by its ID (mcpfence approvals)",
+			(unsigned)geteuid());
+		return 1;
+	}
 	memcpy(key, tool, strlen(tool));
 	features__mount();
 	fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_tickets");

@@ -19,7 +19,7 @@ static const struct command commands[] = {
 	{ "check", cmd_check, "check [--json] POLICY...      validate policies and explain them" },
 	{ "features", cmd_features, "features                      probe what this kernel offers" },
 	{ "run", cmd_run, "run [--policy P] [--audit FILE] -- CMD ARGS...  enforce on a stdio server" },
-	{ "approvals", cmd_approvals, "approvals [--json]            list the calls that wait for a human" },
+	{ "approvals", cmd_approvals, "approvals [--json] [--pid P]  list the calls that wait for a human" },
 	{ "approve", cmd_approve, "approve ID | --tool T [--count N] [--for D]  let a waiting call / tool calls through" },
 	{ "deny", cmd_deny, "deny ID                       refuse a waiting call" },
 	{ "attach", cmd_attach, "attach --policy P --port N     enforce in the kernel on TCP port N" },

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <pcre2.h>
@@ -27,6 +29,7 @@
 #define MAX_MAX 1000000000ull
 #define APPROVAL_DEFAULT_S 120u
 #define APPROVAL_MAX_S 86400u
+#define APPROVERS_MAX 64 /* users, and groups, of one rule */
 
 struct ctx {
 	const char *source;
@@ -52,6 +55,24 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char 
 			*e = '?';
 	c->failed = true;
 	return -EINVAL;
+}
+
+/* fail() at ptr followed by a suffix ("/3"): for entries whose pointer is built on the stack. */
+__attribute__((format(printf, 4, 5))) static int fail_at(struct ctx *c, const char *ptr,
+							 const char *suffix, const char *fmt, ...)
+{
+	char msg[POLICY_ERR_LEN / 2], *full = NULL;
+	va_list ap;
+	int err;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (asprintf(&full, "%s%s", ptr, suffix) < 0)
+		full = NULL;
+	err = fail(c, full ? full : ptr, "%s", msg);
+	free(full);
+	return err;
 }
 
 /* JSON Pointer of key under base: '~' becomes "~0" and '/' becomes "~1" (RFC 6901). */
@@ -633,22 +654,213 @@ static int parse_action(struct ctx *c, const char *ptr, const json_t *v, enum ac
 		    json_string_value(v));
 }
 
-static int parse_approval(struct ctx *c, const char *ptr, const json_t *v, uint32_t *timeout)
+/* A uid or gid written as a number: 0 to 2^32 - 2 ((uid_t)-1 means "no id" to the kernel). */
+static int parse_id_number(struct ctx *c, const char *ptr, const json_t *v, const char *what,
+			   uint32_t *out)
 {
-	static const char *const keys[] = { "timeout", NULL };
+	json_int_t n = json_integer_value(v);
+
+	if (n < 0 || n > (json_int_t)UINT32_MAX - 1)
+		return fail(c, ptr, "%lld is not a %s (0 to %u)", (long long)n, what,
+			    UINT32_MAX - 1);
+	*out = (uint32_t)n;
+	return 0;
+}
+
+/* Look a name up in the user or group database, now; false when it has no entry. */
+static bool resolve_name(const char *name, bool group, uint32_t *id)
+{
+	size_t size = 4096;
+	bool found = false;
+	char *buf = NULL;
+	int err;
+
+	for (;;) {
+		char *nb = realloc(buf, size);
+
+		if (!nb)
+			break;
+		buf = nb;
+		if (group) {
+			struct group gr, *res = NULL;
+
+			err = getgrnam_r(name, &gr, buf, size, &res);
+			if (!err && res)
+				*id = res->gr_gid;
+			found = !err && res;
+		} else {
+			struct passwd pw, *res = NULL;
+
+			err = getpwnam_r(name, &pw, buf, size, &res);
+			if (!err && res)
+				*id = res->pw_uid;
+			found = !err && res;
+		}
+		/* a lookup that fails for another reason than room leaves the name unresolved */
+		if (err != ERANGE || size >= (1u << 20))
+			break;
+		size *= 2;
+	}
+	free(buf);
+	return found;
+}
+
+/* approvers.users or approvers.groups: names or numbers, each once. */
+static int parse_approver_list(struct ctx *c, const char *ptr, const json_t *v, bool group,
+			       struct approver **out, size_t *n)
+{
+	const char *what = group ? "gid" : "uid";
+	size_t i;
+	json_t *e;
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_ARRAY, group ? "an array of group names or gids" :
+						       "an array of user names or uids")))
+		return err;
+	if (json_array_size(v) > APPROVERS_MAX)
+		return fail(c, ptr, "%zu entries; at most %d", json_array_size(v), APPROVERS_MAX);
+	*out = calloc(json_array_size(v) + 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	json_array_foreach((json_t *)v, i, e) {
+		char *ip = ptr_idx(ptr, i);
+		struct approver *a = &(*out)[i];
+		const char *s = json_string_value(e);
+
+		*n = i + 1;
+		if (!ip)
+			return -ENOMEM;
+		if (json_is_integer(e)) {
+			err = parse_id_number(c, ip, e, what, &a->id);
+			a->resolved = true;
+		} else if (!s) {
+			err = fail(c, ip, "must be a %s name or a %s, not %s",
+				   group ? "group" : "user", what, type_name(e));
+		} else if (!(err = check_name(c, ip, s, json_string_length(e), "a name"))) {
+			if (strspn(s, "0123456789") == strlen(s))
+				err = fail(c, ip,
+					   "\"%s\" is a number in a string: write %s for a %s, "
+					   "or a name",
+					   s, s, what);
+			else if (strpbrk(s, ":/ ") || strlen(s) != json_string_length(e))
+				err = fail(c, ip, "\"%s\" is not a %s name", s,
+					   group ? "group" : "user");
+			else if (!(a->name = strdup(s)))
+				err = -ENOMEM;
+			else
+				a->resolved = resolve_name(s, group, &a->id);
+		}
+		for (size_t j = 0; !err && j < i; j++) {
+			const struct approver *b = &(*out)[j];
+			bool same = a->name ? b->name && !strcmp(a->name, b->name) :
+					      !b->name && a->id == b->id;
+
+			if (same && a->name)
+				err = fail(c, ip, "\"%s\" is listed twice (also at %s/%zu)",
+					   a->name, ptr, j);
+			else if (same)
+				err = fail(c, ip, "%u is listed twice (also at %s/%zu)", a->id, ptr,
+					   j);
+		}
+		free(ip);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int parse_approvers(struct ctx *c, const char *ptr, const json_t *v, struct approvers *ap)
+{
+	static const char *const keys[] = { "users", "groups", NULL };
+	json_t *e;
+	char *kp;
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {users, groups}")) ||
+	    (err = known_keys(c, ptr, v, keys)))
+		return err;
+	if ((e = json_object_get(v, "users"))) {
+		kp = ptr_key(ptr, "users");
+		err = kp ? parse_approver_list(c, kp, e, false, &ap->users, &ap->nusers) : -ENOMEM;
+		free(kp);
+		if (err)
+			return err;
+	}
+	if ((e = json_object_get(v, "groups"))) {
+		kp = ptr_key(ptr, "groups");
+		err = kp ? parse_approver_list(c, kp, e, true, &ap->groups, &ap->ngroups) : -ENOMEM;
+		free(kp);
+	}
+	return err;
+}
+
+static int parse_via(struct ctx *c, const char *ptr, const json_t *v, unsigned *via)
+{
+	size_t i;
+	json_t *e;
+	int err;
+
+	if ((err = want(c, ptr, v, JSON_ARRAY, "an array of \"client\", \"operator\"")))
+		return err;
+	if (!json_array_size(v))
+		return fail(c, ptr, "must name at least one of \"client\", \"operator\"");
+	*via = 0;
+	json_array_foreach((json_t *)v, i, e) {
+		const char *s = json_string_value(e);
+		unsigned bit = !s			  ? 0 :
+			       !strcmp(s, "client")	  ? VIA_CLIENT :
+			       !strcmp(s, "operator") ? VIA_OPERATOR :
+							  0;
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "/%zu", i);
+		if (!bit) {
+			char buf[64];
+
+			show(e, buf, sizeof(buf));
+			return fail_at(c, ptr, ip,
+				       "%s is not a way to ask (\"client\", \"operator\")", buf);
+		}
+		if (*via & bit)
+			return fail_at(c, ptr, ip, "\"%s\" is listed twice", s);
+		*via |= bit;
+	}
+	return 0;
+}
+
+static int parse_approval(struct ctx *c, const char *ptr, const json_t *v, struct rule *r)
+{
+	static const char *const keys[] = { "timeout", "approvers", "via", NULL };
 	json_t *t;
 	char *kp;
 	int err;
 
-	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {timeout}")) ||
+	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {timeout, approvers, via}")) ||
 	    (err = known_keys(c, ptr, v, keys)))
 		return err;
-	t = json_object_get(v, "timeout");
-	if (!t)
-		return 0;
-	kp = ptr_key(ptr, "timeout");
-	err = kp ? parse_duration(c, kp, t, timeout) : -ENOMEM;
-	free(kp);
+	if ((t = json_object_get(v, "timeout"))) {
+		kp = ptr_key(ptr, "timeout");
+		err = kp ? parse_duration(c, kp, t, &r->approval_timeout_s) : -ENOMEM;
+		free(kp);
+		if (err)
+			return err;
+	}
+	if ((t = json_object_get(v, "via"))) {
+		kp = ptr_key(ptr, "via");
+		err = kp ? parse_via(c, kp, t, &r->approval_via) : -ENOMEM;
+		free(kp);
+		if (err)
+			return err;
+	}
+	if ((t = json_object_get(v, "approvers"))) {
+		kp = ptr_key(ptr, "approvers");
+		err = kp ? parse_approvers(c, kp, t, &r->approvers) : -ENOMEM;
+		if (!err && !(r->approval_via & VIA_OPERATOR))
+			err = fail(c, kp,
+				   "approvers decide on the control socket: \"via\" must include "
+				   "\"operator\"");
+		free(kp);
+	}
 	return err;
 }
 
@@ -687,12 +899,17 @@ static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct r
 	if (!r->action_ptr)
 		return -ENOMEM;
 	r->approval_timeout_s = APPROVAL_DEFAULT_S;
+	r->approval_via = VIA_CLIENT | VIA_OPERATOR;
 	if ((err = check_name(c, r->ptr, name, strlen(name), "a tool name")) ||
 	    (err = want(c, r->ptr, v, JSON_OBJECT, "an object (use {} to allow the tool)")) ||
 	    (err = known_keys(c, r->ptr, v, keys)))
 		return err;
 	if (json_object_get(v, "reason") && json_object_get(v, "on_deny"))
 		return fail(c, r->ptr, "\"reason\" and \"on_deny\" are the same thing; give one");
+	if (json_object_get(v, "approval_timeout") &&
+	    json_object_get(json_object_get(v, "approval"), "timeout"))
+		return fail(c, r->ptr,
+			    "\"approval_timeout\" and \"approval\": {\"timeout\"} are the same thing; give one");
 	if (json_object_get(v, "limits") && json_object_get(v, "rate_limit") &&
 	    json_array_size(json_object_get(v, "limits")) + 1 > LIMITS_MAX_PER_CALL)
 		return fail(c, r->ptr, "more than %d limits", LIMITS_MAX_PER_CALL);
@@ -733,7 +950,7 @@ static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct r
 		} else if (!strcmp(key, "deny_if")) {
 			err = parse_conds(c, kp, e, &r->deny_if, &r->ndeny_if);
 		} else if (!strcmp(key, "approval")) {
-			err = parse_approval(c, kp, e, &r->approval_timeout_s);
+			err = parse_approval(c, kp, e, r);
 		} else if (!strcmp(key, "approval_timeout")) {
 			err = parse_duration(c, kp, e, &r->approval_timeout_s);
 		} else { /* description */
@@ -1079,6 +1296,13 @@ static void free_conds(struct cond *cd, size_t n)
 	free(cd);
 }
 
+static void free_approvers(struct approver *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(a[i].name);
+	free(a);
+}
+
 void policy__free(struct policy *p)
 {
 	if (!p)
@@ -1093,6 +1317,8 @@ void policy__free(struct policy *p)
 		free_limits(r->limits, r->nlimits);
 		free_conds(r->require, r->nrequire);
 		free_conds(r->deny_if, r->ndeny_if);
+		free_approvers(r->approvers.users, r->approvers.nusers);
+		free_approvers(r->approvers.groups, r->approvers.ngroups);
 	}
 	free(p->rules);
 	for (size_t i = 0; i < p->nhide; i++)
@@ -1192,4 +1418,17 @@ const char *policy__scope_name(enum scope s)
 const char *policy__op_name(enum cond_op op)
 {
 	return (unsigned)op < sizeof(op_names) / sizeof(op_names[0]) ? op_names[op] : "?";
+}
+
+const char *policy__approver_name(const struct approver *a, bool group, char *buf, size_t len)
+{
+	const char *kind = group ? "group" : "user";
+
+	if (!a->resolved)
+		snprintf(buf, len, "%s %s (not on this host: never matches)", kind, a->name);
+	else if (a->name)
+		snprintf(buf, len, "%s %u (%s)", group ? "group" : "uid", a->id, a->name);
+	else
+		snprintf(buf, len, "%s %u", group ? "group" : "uid", a->id);
+	return buf;
 }

@@ -62,6 +62,27 @@ struct limit {
 	enum scope scope;
 };
 
+/* Through which channels a held call may be decided ("approval": {"via": [...]}). */
+enum approval_via {
+	VIA_CLIENT = 1,	  /* elicitation/create: the client application asks its user */
+	VIA_OPERATOR = 2, /* the control socket: `mcpfence approve ID` */
+};
+
+/*
+ * A user or group of "approvers", resolved to its id when the policy is loaded: a name that
+ * has no entry on this host then never matches (not even after it is created: SIGHUP).
+ */
+struct approver {
+	char *name;    /* as written; NULL when written as a number */
+	uint32_t id;   /* uid or gid; meaningful only when resolved */
+	bool resolved; /* always true for a number */
+};
+
+struct approvers {
+	struct approver *users, *groups;
+	size_t nusers, ngroups;
+};
+
 struct rule {
 	char *name; /* the key under "tools": an exact name or a glob */
 	char *ptr;  /* /tools/<name, escaped> */
@@ -70,6 +91,8 @@ struct rule {
 	enum action action;
 	char *reason; /* "reason" or "on_deny"; NULL when absent */
 	uint32_t approval_timeout_s;
+	unsigned approval_via; /* VIA_* bits; both unless "via" says otherwise */
+	struct approvers approvers; /* who may approve on the control socket, besides root */
 	struct limit *limits;
 	size_t nlimits;
 	struct cond *require;
@@ -124,5 +147,7 @@ const char *policy__scope_name(enum scope s);
 /* "minute" for 60, "90 s" for 90: written into buf, which is returned. */
 const char *policy__window_name(uint32_t window_s, char *buf, size_t len);
 const char *policy__op_name(enum cond_op op);
+/* "uid 1001 (alice)", "group 2000", "user ghost (not on this host)": into buf, returned. */
+const char *policy__approver_name(const struct approver *a, bool group, char *buf, size_t len);
 
 #endif

@@ -355,13 +355,20 @@ static void audit_call(struct gw *g, const char *method, const char *tool, const
 	audit__write(g->audit, &ev);
 }
 
-static void deny_call(struct gw *g, const json_t *id, const char *tool, const json_t *args,
-		      const struct decision *d, uint64_t t0)
+/* A denial, audited with who declined it when a human did (by), else NULL. */
+static void deny_call_by(struct gw *g, const json_t *id, const char *tool, const json_t *args,
+			 const struct decision *d, const char *by, uint64_t t0)
 {
-	audit_call(g, "tools/call", tool, args, id, d, NULL, t0);
+	audit_call(g, "tools/call", tool, args, id, d, by, t0);
 	reply(g, stdio_gateway__denial(id, d->reason, d->pointer,
 						decide__kind_name(d->kind),
 						d->kind == KIND_LIMIT ? d->retry_after_s : 0));
+}
+
+static void deny_call(struct gw *g, const json_t *id, const char *tool, const json_t *args,
+		      const struct decision *d, uint64_t t0)
+{
+	deny_call_by(g, id, tool, args, d, NULL, t0);
 }
 
 /* --- tools/call --- */
@@ -419,14 +426,24 @@ static void ask_client(struct gw *g, struct approval *a, const struct decision *
 	to_client_json(g, req);
 }
 
+/* Nobody the rule lets decide can be asked: the call is denied with why. */
+static void unaskable(struct approval *a, const char *why)
+{
+	a->state = APPROVAL_UNASKABLE;
+	snprintf(a->why, sizeof(a->why), "%s", why);
+}
+
 static void ask_socket(struct gw *g, struct approval *a)
 {
-	if (approvals__listen(&g->approvals))
-		return; /* logged; the call expires and is denied */
-	log_info("call %d-%llu (tool \"%s\") waits for approval: mcpfence approve %d-%llu, or "
-		 "mcpfence deny %d-%llu (denied in %u s)",
-		 (int)getpid(), (unsigned long long)a->n, a->tool, (int)getpid(),
-		 (unsigned long long)a->n, (int)getpid(), (unsigned long long)a->n, a->timeout_s);
+	/* logged; nobody could answer: denied now rather than at the timeout */
+	if (approvals__listen(&g->approvals)) {
+		unaskable(a, "the control socket cannot be used");
+		return;
+	}
+	a->on_socket = true;
+	log_info("call %s (tool \"%s\") waits for approval: mcpfence approve %s, or mcpfence "
+		 "deny %s (denied in %u s)",
+		 a->id, a->tool, a->id, a->id, a->timeout_s);
 }
 
 static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, const char *tool,
@@ -434,6 +451,7 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 {
 	uint32_t timeout = d->rule && d->rule->approval_timeout_s ? d->rule->approval_timeout_s
 								   : 120;
+	unsigned via = d->rule ? d->rule->approval_via : VIA_CLIENT | VIA_OPERATOR;
 	struct approval *a = NULL;
 	size_t held = 0;
 
@@ -445,16 +463,29 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 	if (!a) {
 		struct decision dd = *d;
 
-		decide__deny(&dd, KIND_APPROVAL, d->pointer, "%s",
-			     held < MAX_HELD ? "out of memory while holding the call" :
-					       "too many calls already wait for approval");
+		if (held < MAX_HELD)
+			decide__deny(&dd, KIND_APPROVAL, d->pointer, "cannot hold the call: %s",
+				     strerror(errno));
+		else
+			decide__deny(&dd, KIND_APPROVAL, d->pointer,
+				     "too many calls already wait for approval");
 		deny_call(g, json_object_get(msg, "id"), tool, NULL, &dd, mono_us());
 		return;
 	}
-	if (g->client_elicitation)
+	/*
+	 * The control socket lists every held call, whoever is asked: the agent's uid and the
+	 * operators see what waits. "via": the client when it can ask its user and the rule
+	 * trusts it to, else the operator.
+	 */
+	approvals__listen(&g->approvals);
+	if ((via & VIA_CLIENT) && g->client_elicitation)
 		ask_client(g, a, d);
-	else
+	else if (via & VIA_OPERATOR)
 		ask_socket(g, a);
+	else
+		unaskable(a, "the rule asks only the client (\"via\": [\"client\"]) and this "
+			     "client cannot ask its user (it did not declare the elicitation "
+			     "capability)");
 }
 
 static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
@@ -489,6 +520,7 @@ static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
 static void finish_approval(struct gw *g, struct approval *a)
 {
 	const json_t *id = json_object_get(a->msg, "id");
+	const char *by = a->by[0] ? a->by : NULL; /* who decided, when someone did */
 	struct decision d;
 
 	char ptr[DECIDE_PTR_LEN];
@@ -499,19 +531,25 @@ static void finish_approval(struct gw *g, struct approval *a)
 		if (a->state == APPROVAL_EXPIRED)
 			decide__deny(&d, KIND_APPROVAL, ptr, "nobody approved the call within %u s",
 				     a->timeout_s);
+		else if (a->state == APPROVAL_UNASKABLE)
+			decide__deny(&d, KIND_APPROVAL, ptr, "%s", a->why);
 		else
 			decide__deny(&d, KIND_APPROVAL, ptr, "a human declined the call (%s)",
-				     a->by ? a->by : "?");
-		if (a->state == APPROVAL_EXPIRED && a->elicit_id)
-			to_client_json(g, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0",
-						    "method", "notifications/cancelled", "params",
-						    "requestId", a->elicit_id, "reason",
-						    "approval timed out"));
+				     by ? by : "?");
+	}
+	/* the client still shows our question when the call ended otherwise: take it back */
+	if (a->elicit_id && (!by || strcmp(by, "elicitation"))) {
+		const char *reason = a->state == APPROVAL_EXPIRED ? "approval timed out" :
+								    "decided by an operator";
+
+		to_client_json(g, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0", "method",
+					    "notifications/cancelled", "params", "requestId",
+					    a->elicit_id, "reason", reason));
 	}
 	if (d.verdict == VERDICT_DENY)
-		deny_call(g, id, a->tool, a->args, &d, a->started_us);
+		deny_call_by(g, id, a->tool, a->args, &d, by, a->started_us);
 	else
-		reserve_and_forward(g, a->msg, a->raw, a->raw_len, a->tool, a->args, &d, a->by,
+		reserve_and_forward(g, a->msg, a->raw, a->raw_len, a->tool, a->args, &d, by,
 				    a->started_us);
 	approvals__remove(&g->approvals, a);
 }
@@ -529,16 +567,27 @@ static void elicitation_answer(struct gw *g, const json_t *msg, const char *id)
 		return;
 	}
 	if (!result) {
-		/* the client cannot ask its user: fall back to the control socket */
-		log_warn("the client refused elicitation/create (%s); falling back to the control "
-			 "socket", json_string_value(json_object_get(json_object_get(msg, "error"),
-								      "message")) ?: "error");
+		const char *err = json_string_value(
+			json_object_get(json_object_get(msg, "error"), "message"));
+		const struct rule *r = policy__lookup(g->policy, a->tool);
+		char why[sizeof(a->why)];
+
 		free(a->elicit_id);
 		a->elicit_id = NULL;
-		ask_socket(g, a);
+		/* the client cannot ask its user: the operator, when the rule lets one decide */
+		if (!r || (r->approval_via & VIA_OPERATOR)) {
+			log_warn("the client refused elicitation/create (%s); falling back to the "
+				 "control socket", err ?: "error");
+			ask_socket(g, a);
+			return;
+		}
+		snprintf(why, sizeof(why),
+			 "the client could not ask its user (%.80s) and the rule asks nobody else "
+			 "(\"via\": [\"client\"])", err ?: "error");
+		unaskable(a, why);
 		return;
 	}
-	a->by = "elicitation";
+	snprintf(a->by, sizeof(a->by), "elicitation");
 	a->state = action && !strcmp(action, "accept") && json_is_true(approve) ?
 			   APPROVAL_APPROVED : APPROVAL_DENIED;
 }
@@ -929,6 +978,7 @@ static void reload(struct gw *g)
 	}
 	policy__free(g->policy);
 	g->policy = p;
+	approval__warn_unresolved(p);
 	audit__set_values(g->audit, p->audit_values);
 	/* the file the path names now (a symlink may have moved), and the table as it is now */
 	if (realpath(g->policy_path, real))
@@ -985,12 +1035,35 @@ static void drop_held(struct gw *g, const char *why)
 
 /* --- the loop --- */
 
+/*
+ * The effective uid of a process, from the Uid: line of its status ((uid_t)-1: unknown). Not
+ * the owner of /proc/PID: that is root for a process that is not dumpable, whoever runs it.
+ */
+static uid_t proc_uid(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned ruid, euid;
+	uid_t uid = (uid_t)-1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return uid;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %u %u", &ruid, &euid) == 2) {
+			uid = euid;
+			break;
+		}
+	fclose(f);
+	return uid;
+}
+
 static void client_identity(struct gw *g)
 {
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	char path[64];
-	struct stat st;
 	ssize_t n;
 
 	g->client_uid = (uid_t)-1;
@@ -999,14 +1072,15 @@ static void client_identity(struct gw *g)
 		g->client_uid = cred.uid;
 	} else {
 		g->client_pid = getppid();
-		snprintf(path, sizeof(path), "/proc/%d", (int)g->client_pid);
-		if (!stat(path, &st))
-			g->client_uid = st.st_uid;
+		g->client_uid = proc_uid(g->client_pid);
 	}
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)g->client_pid);
 	n = readlink(path, g->client_exe, sizeof(g->client_exe) - 1);
 	g->client_exe[n > 0 ? n : 0] = 0;
 	snprintf(g->agent, sizeof(g->agent), "%u:%s", (unsigned)g->client_uid, g->client_exe);
+	g->approvals.client_pid = g->client_pid;
+	g->approvals.client_uid = g->client_uid;
+	g->approvals.client_exe = g->client_exe[0] ? g->client_exe : NULL;
 }
 
 static void make_ids(struct gw *g)
@@ -1096,8 +1170,9 @@ static int loop(struct gw *g)
 
 	for (;;) {
 		uint64_t now = mono_us();
-		struct pollfd pfd[6];
+		struct pollfd pfd[6 + 1 + APPROVAL_CONNS];
 		int n = 0, ci = -1, co = -1, si = -1, so = -1, li = -1, sg;
+		size_t nl = 0;
 
 		approvals__expire(&g->approvals, now);
 		while ((a = approvals__decided(&g->approvals)))
@@ -1135,11 +1210,9 @@ static int loop(struct gw *g)
 			so = n;
 			pfd[n++] = (struct pollfd){ .fd = g->to_srv, .events = POLLOUT };
 		}
-		if (g->approvals.listen_fd >= 0) {
-			li = n;
-			pfd[n++] = (struct pollfd){ .fd = g->approvals.listen_fd,
-						    .events = POLLIN };
-		}
+		li = n;
+		nl = approvals__pollfds(&g->approvals, pfd + n, sizeof(pfd) / sizeof(pfd[0]) - n);
+		n += (int)nl;
 		if (poll(pfd, n, timeout_ms(g, now)) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1158,8 +1231,8 @@ static int loop(struct gw *g)
 				close_server_stdin(g);
 			}
 		}
-		if (li >= 0 && pfd[li].revents)
-			approvals__serve(&g->approvals, mono_us());
+		if (nl)
+			approvals__serve(&g->approvals, g->policy, pfd + li, nl, mono_us());
 		(void)co;
 		(void)so;
 	}
@@ -1323,6 +1396,14 @@ int cmd_run(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/*
+	 * The agent runs as our uid: were we dumpable, it could ptrace us or write our
+	 * /proc/PID/mem and approve from inside. Not dumpable, our /proc/PID files are root's
+	 * and only CAP_SYS_PTRACE may attach. The server we exec is dumpable again (execve).
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+		log_warn("run: PR_SET_DUMPABLE: %s: the agent's uid may trace this gateway",
+			 strerror(errno));
 	g.policy = g.policy_path ? policy__load(g.policy_path, err) : policy__deny_all();
 	if (!g.policy) {
 		if (g.policy_path)
@@ -1331,6 +1412,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!g.policy_path)
 		log_warn("run: no --policy: every tool call is denied");
+	approval__warn_unresolved(g.policy);
 	g.audit = audit__open(audit_path);
 	g.limits = limits__new(NULL, NULL);
 	if (!g.audit || !g.limits)

@@ -190,13 +190,15 @@ describe('approval', { skip: skip ?? false }, () => {
 
 	test('through the control socket: mcpfence approvals / approve / deny', async () => {
 		const d = tmp();
-		const env = { MCPFENCE_RUNTIME_DIR: join(d, 'run') };
-		const c = await connect({ fence: { policy: writePolicy(d, policy()) }, env });
-		const cli = (...a) => execFileSync(MCPFENCE, a, { env: { ...process.env, ...env },
-			encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+		const audit = join(d, 'a.jsonl');
+		const c = await connect({ fence: { policy: writePolicy(d, policy()), audit } });
+		const pid = String(c.transport.pid);
+		const cli = (...a) => execFileSync(MCPFENCE, a, { encoding: 'utf8',
+			stdio: ['ignore', 'pipe', 'pipe'] });
+		// other gateways of the host may wait too: this one's calls only
 		const waiting = () => until(() => {
 			try {
-				const out = cli('approvals', '--json').trim();
+				const out = cli('approvals', '--json', '--pid', pid).trim();
 				return out ? out.split('\n').map((l) => JSON.parse(l)) : null;
 			} catch { return null; }
 		}, 5000, 'a waiting call');
@@ -205,8 +207,10 @@ describe('approval', { skip: skip ?? false }, () => {
 			const [w] = await waiting();
 			assert.equal(w.tool, 'echo');
 			assert.deepEqual(w.arguments, { message: 'via socket' });
-			assert.match(cli('approvals'), /echo/);
-			cli('approve', w.id);
+			assert.match(w.id, new RegExp(`^${pid}-[0-9a-f]{8}-${w.digest.slice(0, 16)}$`));
+			assert.equal(w.asked, 'operator');
+			assert.match(cli('approvals', '--pid', pid), /tool "echo"/);
+			assert.match(cli('approve', w.id), /^ok: call .* approved/);
 			assert.equal(text(await p), 'Echo: via socket');
 			const q = c.client.callTool({ name: 'echo', arguments: { message: 'nope' } });
 			const [w2] = await waiting();
@@ -214,8 +218,14 @@ describe('approval', { skip: skip ?? false }, () => {
 			const r = await q;
 			assert.equal(r.isError, true);
 			assert.equal(r._meta.kind, 'approval');
+			assert.match(text(r), /declined the call \(uid 0 \(root\)\)/);
 			// a second decision on the same call is refused
-			assert.throws(() => cli('approve', w2.id));
+			assert.throws(() => cli('approve', w2.id), /no call .* waits/);
+			const lines = await awaitAudit(audit, (l) => l.tool === 'echo', 2);
+			assert.equal(lines[0].decision, 'allow');
+			assert.equal(lines[0].approved_by, 'uid 0 (root)');
+			assert.equal(lines[1].decision, 'deny');
+			assert.equal(lines[1].approved_by, 'uid 0 (root)');
 			// --tool is the kernel plane's ticket, never a way around a gateway decision
 			assert.throws(() => cli('deny', '--tool', 'echo'), /kernel plane denies/s);
 		} finally {
@@ -225,8 +235,7 @@ describe('approval', { skip: skip ?? false }, () => {
 
 	test('nobody answers: denied when the timeout ends', async () => {
 		const d = tmp();
-		const env = { MCPFENCE_RUNTIME_DIR: join(d, 'run') };
-		const c = await connect({ fence: { policy: writePolicy(d, policy('1s')) }, env });
+		const c = await connect({ fence: { policy: writePolicy(d, policy('1s')) } });
 		try {
 			const t0 = Date.now();
 			const r = await c.client.callTool({ name: 'echo', arguments: { message: 'x' } });

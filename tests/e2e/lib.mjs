@@ -131,8 +131,10 @@ export async function connect({ fence = null, server = [EVERYTHING], caps = {}, 
 export const text = (r) => r.content?.map((c) => c.text ?? '').join('');
 
 // A raw client: lines in, parsed messages out, for what the SDK would never send.
-export function rawRun(args, { env = {} } = {}) {
-	const child = spawn(MCPFENCE, ['run', ...args], {
+// wrap: a command that runs `BIN run ARGS...` for us (setpriv, to run it as another uid).
+export function rawRun(args, { env = {}, wrap = null, bin = MCPFENCE } = {}) {
+	const argv = [...(wrap ?? []), bin, 'run', ...args];
+	const child = spawn(argv[0], argv.slice(1), {
 		stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env },
 	});
 	const out = [], waiters = [];

@@ -272,8 +272,7 @@ describe('transport', { skip: skip ?? false }, () => {
 	test('a held call that the client cancels is dropped and audited', async () => {
 		const d = tmp();
 		const audit = join(d, 'a.jsonl');
-		const env = { MCPFENCE_RUNTIME_DIR: join(d, 'run') };
-		const r = fixture('mcp', [], { audit, env });
+		const r = fixture('mcp', [], { audit });
 		await r.init();
 		r.call('h', 'held');
 		await until(() => readAudit(audit).length === 0 && r.stderr().includes('waits for approval'));
@@ -282,8 +281,8 @@ describe('transport', { skip: skip ?? false }, () => {
 		const l = readAudit(audit).find((x) => x.tool === 'held');
 		assert.equal(l.decision, 'deny');
 		assert.match(l.reason, /cancelled/);
-		const list = execFileSync(MCPFENCE, ['approvals', '--json'], { env: { ...process.env, ...env },
-			encoding: 'utf8' });
+		const list = execFileSync(MCPFENCE, ['approvals', '--json', '--pid', String(r.child.pid)],
+			{ encoding: 'utf8' });
 		assert.equal(list.trim(), '');
 		assert.equal(r.out.find((m) => m.id === 'h'), undefined);
 		await r.end();
@@ -363,17 +362,15 @@ describe('lifecycle', { skip: skip ?? false }, () => {
 
 describe('approval fallbacks', { skip: skip ?? false }, () => {
 	test('a client that refuses elicitation/create: the control socket takes over', async () => {
-		const d = tmp();
-		const env = { MCPFENCE_RUNTIME_DIR: join(d, 'run') };
-		const r = fixture('mcp', [], { env });
+		const r = fixture('mcp', []);
 		await r.init({ elicitation: {} });
 		r.call('f', 'held');
 		const ask = await r.wait((m) => m.method === 'elicitation/create');
 		r.line({ jsonrpc: '2.0', id: ask.id, error: { code: -32601, message: 'no UI here' } });
-		const cli = (...a) => execFileSync(MCPFENCE, a, { env: { ...process.env, ...env },
-			encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+		const cli = (...a) => execFileSync(MCPFENCE, a, { encoding: 'utf8',
+			stdio: ['ignore', 'pipe', 'pipe'] });
 		const [w] = await until(() => {
-			const out = cli('approvals', '--json').trim();
+			const out = cli('approvals', '--json', '--pid', String(r.child.pid)).trim();
 			return out && out.split('\n').map((l) => JSON.parse(l));
 		}, 5000, 'the call on the socket');
 		assert.equal(w.tool, 'held');
@@ -384,8 +381,7 @@ describe('approval fallbacks', { skip: skip ?? false }, () => {
 	});
 
 	test('a flood of calls that need approval: at most 64 wait, the rest are denied', async () => {
-		const d = tmp();
-		const r = fixture('mcp', [], { env: { MCPFENCE_RUNTIME_DIR: join(d, 'run') } });
+		const r = fixture('mcp', []);
 		await r.init();
 		for (let i = 0; i < 70; i++) r.call(`f${i}`, 'held');
 		await until(() => r.out.filter((m) => /^f\d+$/.test(m.id)).length === 6);
@@ -400,7 +396,7 @@ describe('approval fallbacks', { skip: skip ?? false }, () => {
 	test('held calls are denied in the audit log when the client goes away', async () => {
 		const d = tmp();
 		const audit = join(d, 'a.jsonl');
-		const r = fixture('mcp', [], { audit, env: { MCPFENCE_RUNTIME_DIR: join(d, 'run') } });
+		const r = fixture('mcp', [], { audit });
 		await r.init();
 		r.call('g', 'held');
 		await until(() => r.stderr().includes('waits for approval'));
