@@ -52,6 +52,7 @@ BPFT_SRCS  := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS  := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+DIFF_VIEW  := $(BUILD)/tests/diff/view
 HDRS       := $(wildcard user/*.h bpf/*.h)
 
 .PHONY: all setup setup-test demo test unit bpf-test e2e valgrind san bench fuzz clean format
@@ -97,6 +98,11 @@ $(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(HDRS) $(SKELS) $(wildcard test
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/tests/diff/%: tests/diff/%.c $(LIB_OBJS) $(HDRS)
+	$(Q)mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(HDRS)
 	$(Q)mkdir -p $(@D)
