@@ -47,7 +47,7 @@ def log(*a):
     print(*a, flush=True)
 
 
-def file_cases(fuzz_only, fuzz_max):
+def file_cases(fuzz_only, fuzz_max, only):
     cases = []
     if not fuzz_only:
         d = os.path.join(HERE, "cases")
@@ -70,7 +70,7 @@ def file_cases(fuzz_only, fuzz_max):
                               "plane": "http", "data": gen.post(body)})
     for sub, cls in (("corpus", "fuzz"), ("head-corpus", "fuzz-head")):
         d = os.path.join(BUILD, "fuzz", sub)
-        if not os.path.isdir(d):
+        if not os.path.isdir(d) or (only and cls not in only):
             continue
         names = sorted(os.listdir(d))
         if fuzz_max is not None and len(names) > fuzz_max:
@@ -175,7 +175,7 @@ def main():
 
     # libFuzzer names its inputs by their SHA-1: the first ones in name order are a fair sample
     fuzz_max = None if fuzz_only else int(os.environ.get("DIFF_FUZZ_MAX", "1000"))
-    cases = ([] if fuzz_only else gen.generate()) + file_cases(fuzz_only, fuzz_max)
+    cases = ([] if fuzz_only else gen.generate()) + file_cases(fuzz_only, fuzz_max, only)
     if only:
         cases = [c for c in cases if c["class"] in only]
     if not cases:
@@ -188,6 +188,12 @@ def main():
     log("diff: %d cases: %s" % (len(cases), ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
 
     # mcpfence's view
+    if not os.access(view_bin, os.X_OK):
+        log("diff: FAILED: %s is not built (make diff builds it)" % view_bin)
+        if results:
+            with open(results, "a") as f:
+                f.write("diff 0 1 0\n")
+        return 1
     jsonl(os.path.join(work, "cases.jsonl"),
           ({"id": c["id"], "plane": c["plane"], "data": b64(c["data"])} for c in cases))
     with open(os.path.join(work, "cases.jsonl")) as fin, \
