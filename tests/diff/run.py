@@ -175,7 +175,7 @@ def main():
     t0 = time.monotonic()
 
     # libFuzzer names its inputs by their SHA-1: the first ones in name order are a fair sample
-    fuzz_max = None if fuzz_only else int(os.environ.get("DIFF_FUZZ_MAX", "1000"))
+    fuzz_max = None if fuzz_only else int(os.environ.get("DIFF_FUZZ_MAX", "500"))
     cases = ([] if fuzz_only else gen.generate()) + file_cases(fuzz_only, fuzz_max, only)
     if only:
         cases = [c for c in cases if c["class"] in only]
