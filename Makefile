@@ -4,7 +4,8 @@
 #   make demo       set up, build, and run the built-in example
 #   make test       set up, build, and run every test tier (unit, sanitizers, valgrind, bpf, e2e)
 #   make bench      run the benchmarks
-#   make fuzz       long fuzzing runs (FUZZ_SECONDS=600)
+#   make fuzz       long fuzzing runs (FUZZ_SECONDS=600), then their corpora through make diff
+#   make diff       the differential tier: mcpfence's view against the servers' own parsers
 #   V=1             show full commands
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -52,9 +53,10 @@ BPFT_SRCS  := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS  := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+DIFF_VIEW  := $(BUILD)/tests/diff/view
 HDRS       := $(wildcard user/*.h bpf/*.h)
 
-.PHONY: all setup setup-test demo test unit bpf-test e2e valgrind san bench fuzz clean format
+.PHONY: all setup setup-test demo test unit bpf-test e2e valgrind san bench fuzz diff clean format
 all: $(BUILD)/mcpfence
 
 setup:
@@ -98,6 +100,11 @@ $(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(HDRS) $(SKELS) $(wildcard test
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
 
+$(BUILD)/tests/diff/%: tests/diff/%.c $(LIB_OBJS) $(HDRS)
+	$(Q)mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
+
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(HDRS)
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
@@ -134,11 +141,18 @@ bench: $(BENCH_BINS) $(BUILD)/mcpfence
 	$(Q)for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
 	$(Q)if [ -x bench/stdio.sh ]; then bench/stdio.sh $(BUILD)/mcpfence; fi
 
-fuzz:
-	$(Q)tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
+# the corpora the fuzzers grew go through the differential tier too: the servers' own parsers
+# read every input the fuzzers found interesting
+fuzz: $(DIFF_VIEW)
+	$(Q)tests/fuzz/run.sh $${FUZZ_SECONDS:-600}; rc=$$?; \
+		DIFF_VIEW=$(DIFF_VIEW) tests/diff/run.sh --fuzz-only || rc=1; exit $$rc
+
+# mcpfence's view of the hostile corpus against the real parsers of servers (tests/diff/)
+diff: $(DIFF_VIEW)
+	$(Q)DIFF_VIEW=$(DIFF_VIEW) tests/diff/run.sh
 
 format:
-	$(Q)clang-format -i $(wildcard user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.c tests/fuzz/*.c)
+	$(Q)clang-format -i $(wildcard user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.c tests/fuzz/*.c tests/diff/*.c)
 
 clean:
 	$(Q)rm -rf build build-san

@@ -555,4 +555,26 @@ static __always_inline bool http_head_agrees(const struct http_head *h,
 	return true;
 }
 
+/*
+ * What the kernel plane makes of the body of one request, scanned whole into res (mcp_scan_from
+ * on exactly its bytes) after its head h was read: MCPF_WHY_NONE when each tools/call in
+ * res->calls is to be decided, else why the body is refused: not read with certainty (res->why,
+ * or MCPF_WHY_INCOMPLETE when the value never ended), bytes after the value (JSON.parse refuses
+ * them: one value is the whole body), or Mcp-Method/Mcp-Name headers that say otherwise. One
+ * function for the TCP hook (bpf/tcp.bpf.c body_handle) and the tests that show what it decides.
+ */
+static __always_inline __u32 http_body_why(const struct http_head *h,
+					   const struct mcpf_scan_result *res)
+{
+	if (res->status == MCPF_SCAN_INCOMPLETE)
+		return MCPF_WHY_INCOMPLETE;
+	if (res->status != MCPF_SCAN_OK)
+		return res->why ? res->why : MCPF_WHY_JSON;
+	if (res->flags & MCPF_SCAN_TRAILING)
+		return MCPF_WHY_TRAILING;
+	if (!http_head_agrees(h, res))
+		return MCPF_WHY_HEADERS;
+	return MCPF_WHY_NONE;
+}
+
 #endif

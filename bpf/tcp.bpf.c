@@ -1130,17 +1130,10 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 	}
 	if (!unparsed) {
 		mcp_scan_from(buf, off - base, off - base + len, &w->res);
-		if (w->res.status != MCPF_SCAN_OK) {
-			unparsed = true;
-			why = w->res.status == MCPF_SCAN_INCOMPLETE ? MCPF_WHY_INCOMPLETE : w->res.why;
-		} else if (w->res.flags & MCPF_SCAN_TRAILING) {
-			unparsed = true;
-			why = MCPF_WHY_TRAILING;
-		} else if (!http_head_agrees(&w->hd, &w->res)) {
-			unparsed = true;
-			why = MCPF_WHY_HEADERS;
+		why = http_body_why(&w->hd, &w->res);
+		unparsed = why != MCPF_WHY_NONE;
+		if (why == MCPF_WHY_HEADERS)
 			flags |= MCPF_EV_HDR_MISMATCH;
-		}
 	}
 	if (w->res.flags & MCPF_SCAN_BATCH)
 		flags |= MCPF_EV_BATCH;

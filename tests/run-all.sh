@@ -11,6 +11,7 @@ run "unit tests" make --no-print-directory unit
 run "unit tests under ASan+UBSan" make --no-print-directory san
 run "unit tests under valgrind" make --no-print-directory valgrind
 run "fuzzing: scanner against jansson, head parser against its reference (${FUZZ_SHORT:-45} s)" tests/fuzz/run.sh "${FUZZ_SHORT:-45}"
+run "differential: mcpfence's view against the servers' own parsers (Go, Node SDK, express, Python)" make --no-print-directory diff
 run "BPF tests (root)" make --no-print-directory bpf-test
 run "end-to-end tests (real MCP servers and SDK clients)" make --no-print-directory e2e
 echo

@@ -3,6 +3,7 @@
 // `mcpfence run`, a raw line-level client for what the SDK would never send, audit reading.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, chmodSync, copyFileSync, accessSync,
+	 mkdirSync, rmSync, statSync,
 	 constants as fsc } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -80,6 +81,39 @@ export function readAudit(file) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// One test file at a time attaches the kernel plane: node --test runs files side by side, and
+// the pins under /sys/fs/bpf/mcpfence are host-wide. A file that attaches takes this lock (a
+// directory, made atomically) before it looks for an attachment in place, and calls the function
+// returned when it is done. A lock whose holder is gone is taken over. null: not had in time.
+const KERNEL_LOCK = '/tmp/mcpfence-e2e-kernel.lock';
+export async function kernelLock(ms = 20 * 60 * 1000) {
+	const end = Date.now() + ms;
+	for (;;) {
+		try {
+			mkdirSync(KERNEL_LOCK, { mode: 0o700 });
+			writeFileSync(join(KERNEL_LOCK, 'pid'), String(process.pid));
+			return () => rmSync(KERNEL_LOCK, { recursive: true, force: true });
+		} catch (e) {
+			if (e.code !== 'EEXIST') throw e;
+		}
+		let pid = 0, age = 0;
+		try {
+			age = Date.now() - statSync(KERNEL_LOCK).mtimeMs;
+			pid = Number(readFileSync(join(KERNEL_LOCK, 'pid'), 'utf8'));
+		} catch { /* being made or removed */ }
+		let gone = !pid && age > 60000;
+		if (pid) {
+			try { process.kill(pid, 0); } catch (e) { gone = e.code === 'ESRCH'; }
+		}
+		if (gone) {
+			rmSync(KERNEL_LOCK, { recursive: true, force: true });
+			continue;
+		}
+		if (Date.now() > end) return null;
+		await sleep(250);
+	}
+}
 
 export async function until(fn, ms = 5000, what = 'condition') {
 	const end = Date.now() + ms;

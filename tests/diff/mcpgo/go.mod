@@ -1,0 +1,3 @@
+module mcpfence.test/mcpgo
+
+go 1.19
