@@ -20,9 +20,10 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include "limits.h"
 #include "log.h"
-#include "sha256.h"
 
 /* What a budget counts: the same in process memory and in the host-wide table. */
 struct cell {
@@ -61,7 +62,7 @@ struct table_head {
 };
 
 struct table_slot {
-	uint8_t key[SHA256_LEN]; /* SHA-256 of the budget's name */
+	uint8_t key[SHA256_DIGEST_LENGTH]; /* SHA-256 of the budget's name */
 	struct cell c;		 /* c.window_s == 0: free */
 	uint32_t gen;		 /* bumped each time the slot takes another budget */
 	uint32_t _pad;
@@ -323,7 +324,7 @@ static void table_trim(struct limits *l, uint32_t at, uint64_t now)
  * -ENOENT, or -ENOSPC when every slot holds a budget whose window is not over (*soonest: when
  * the first of them ends). The table is locked.
  */
-static long table_find(struct limits *l, const uint8_t key[SHA256_LEN], uint32_t window_s,
+static long table_find(struct limits *l, const uint8_t key[SHA256_DIGEST_LENGTH], uint32_t window_s,
 		       uint64_t now, bool create, uint64_t *soonest)
 {
 	uint32_t n = l->table->nslots, at;
@@ -342,7 +343,7 @@ static long table_find(struct limits *l, const uint8_t key[SHA256_LEN], uint32_t
 			table_trim(l, at, now);
 			break;
 		}
-		if (!memcmp(s->key, key, SHA256_LEN))
+		if (!memcmp(s->key, key, SHA256_DIGEST_LENGTH))
 			goto out_found;
 		if (s->c.window_start + s->c.window_s <= now) {
 			if (take < 0)
@@ -358,7 +359,7 @@ static long table_find(struct limits *l, const uint8_t key[SHA256_LEN], uint32_t
 	at = (uint32_t)take;
 	s = &l->tslots[at];
 	s->c.window_s = 0;
-	memcpy(s->key, key, SHA256_LEN);
+	memcpy(s->key, key, SHA256_DIGEST_LENGTH);
 	s->c.used = 0;
 	s->c.window_start = 0;
 	s->gen++;
@@ -527,15 +528,18 @@ static int resolve(struct limits *l, const struct limit *lim, const struct scope
 		   bool create, struct bref *b, uint64_t *soonest)
 {
 	char *name = budget_name(lim, k);
-	uint8_t key[SHA256_LEN];
+	uint8_t key[SHA256_DIGEST_LENGTH];
 	uint64_t unused;
 	long slot;
 
 	if (!name)
 		return -ENOMEM;
 	if (l->table && host_wide(lim)) {
-		sha256__digest(name, strlen(name), key);
+		bool hashed = EVP_Digest(name, strlen(name), key, NULL, EVP_sha256(), NULL);
+
 		free(name);
+		if (!hashed)
+			return -EIO;
 		slot = table_find(l, key, lim->window_s, limits__now(l), create,
 				  soonest ? soonest : &unused);
 		if (slot < 0)
