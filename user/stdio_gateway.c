@@ -6,41 +6,31 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <linux/limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include "approval.h"
 #include "audit.h"
-#include "cmd.h"
+#include "clock.h"
 #include "decide.h"
 #include "jsonrpc.h"
 #include "limits.h"
 #include "log.h"
 #include "policy.h"
+#include "server_proc.h"
 #include "stdio_gateway.h"
+#include "wbuf.h"
 
 #define HIGH_WATER (8u << 20) /* stop reading a side while this much waits to be written */
-#define DEFAULT_GRACE_MS 2000
-#define DRAIN_MS 1000 /* after the server exits, how long its last output may take */
 #define MAX_SERVER_WARNINGS 10
 #define MAX_HELD 64 /* calls waiting for approval; more are denied */
-
-struct wbuf {
-	char *buf;
-	size_t len, off, cap;
-};
 
 /*
  * A client batch (2025-03-26): its elements are judged and sent to the server one by one (a
@@ -56,20 +46,17 @@ struct gw {
 	struct policy *policy;
 	const char *policy_path;
 	char policy_real[PATH_MAX]; /* the policy file's real path: grant budgets' key */
-	char *server_id;	    /* stdio_gateway__server_identity: grant budgets' key */
+	char *server_id;	    /* server_proc__identity: grant budgets' key */
 	struct limits *limits;
 	struct audit *audit;
 	struct approvals approvals;
-	pid_t child;
-	int to_srv, from_srv, sig_fd;
+	struct server_proc srv;
+	int sig_fd;
 	int in_flags, out_flags; /* our stdin/stdout flags, restored at exit */
 	struct jr_reader cin, sin;
 	struct wbuf cout, sout; /* to the client, to the server */
-	bool client_eof, client_gone, server_eof, server_in_closed, child_exited;
+	bool client_eof, client_gone, server_eof;
 	bool client_oversize, server_oversize;
-	int status;
-	uint64_t term_at, kill_at, drain_until; /* CLOCK_MONOTONIC µs; 0: not set */
-	unsigned grace_ms;
 	char session[40];
 	char own_prefix[48]; /* our request ids: "mcpfence-<128 random bits>-N" */
 	uint64_t own_next;
@@ -87,76 +74,6 @@ struct gw {
 	unsigned server_warnings;
 };
 
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* --- output buffers --- */
-
-static int wbuf_put(struct wbuf *w, const void *data, size_t len)
-{
-	if (w->off && w->off == w->len)
-		w->off = w->len = 0;
-	if (w->len + len > w->cap) {
-		size_t held = w->len - w->off, cap = w->cap ? w->cap : 65536;
-		char *nb;
-
-		if (w->off) {
-			memmove(w->buf, w->buf + w->off, held);
-			w->len = held;
-			w->off = 0;
-		}
-		while (cap < w->len + len)
-			cap *= 2;
-		if (cap != w->cap) {
-			nb = realloc(w->buf, cap);
-			if (!nb)
-				return -ENOMEM;
-			w->buf = nb;
-			w->cap = cap;
-		}
-	}
-	memcpy(w->buf + w->len, data, len);
-	w->len += len;
-	return 0;
-}
-
-static size_t wbuf_pending(const struct wbuf *w)
-{
-	return w->len - w->off;
-}
-
-static void wbuf_clear(struct wbuf *w)
-{
-	w->off = w->len = 0;
-	if (w->cap > (1u << 20)) {
-		free(w->buf);
-		w->buf = NULL;
-		w->cap = 0;
-	}
-}
-
-/* Write what the fd takes now; 0, or -errno other than EAGAIN. */
-static int wbuf_flush(struct wbuf *w, int fd)
-{
-	while (wbuf_pending(w)) {
-		ssize_t n = write(fd, w->buf + w->off, wbuf_pending(w));
-
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return errno == EINTR ? wbuf_flush(w, fd) : 0;
-			return -errno;
-		}
-		w->off += n;
-	}
-	wbuf_clear(w);
-	return 0;
-}
-
 /* --- what goes out --- */
 
 static void to_client_json(struct gw *g, json_t *msg)
@@ -172,7 +89,7 @@ static void to_client_json(struct gw *g, json_t *msg)
 		free(line);
 		return;
 	}
-	if (wbuf_put(&g->cout, line, len))
+	if (wbuf__put(&g->cout, line, len))
 		log_err("out of memory: a message to the client is lost");
 	free(line);
 }
@@ -244,16 +161,16 @@ static void to_client_raw(struct gw *g, const char *line, size_t len, bool newli
 {
 	if (g->client_gone)
 		return;
-	if (wbuf_put(&g->cout, line, len) || (newline && wbuf_put(&g->cout, "\n", 1)))
+	if (wbuf__put(&g->cout, line, len) || (newline && wbuf__put(&g->cout, "\n", 1)))
 		log_err("out of memory: a message to the client is lost");
 }
 
 /* Queue a line for the server; -EPIPE when its stdin is closed. */
 static int to_server_raw(struct gw *g, const char *line, size_t len, bool newline)
 {
-	if (g->server_in_closed)
+	if (g->srv.in_closed)
 		return -EPIPE;
-	if (wbuf_put(&g->sout, line, len) || (newline && wbuf_put(&g->sout, "\n", 1))) {
+	if (wbuf__put(&g->sout, line, len) || (newline && wbuf__put(&g->sout, "\n", 1))) {
 		log_err("out of memory: a message to the server is lost");
 		return -ENOMEM;
 	}
@@ -347,7 +264,7 @@ static void audit_call(struct gw *g, const char *method, const char *tool, const
 		.rule = d->pointer[0] ? d->pointer : NULL,
 		.reason = allow ? NULL : d->reason,
 		.approved_by = approved_by,
-		.latency_us = mono_us() - t0,
+		.latency_us = clock__mono_us() - t0,
 		.request_id = idtext,
 	};
 
@@ -459,7 +376,7 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 		held++;
 	if (held < MAX_HELD)
 		a = approvals__add(&g->approvals, tool, json_incref(msg), raw, len, timeout,
-				   mono_us());
+				   clock__mono_us());
 	if (!a) {
 		struct decision dd = *d;
 
@@ -469,7 +386,7 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 		else
 			decide__deny(&dd, KIND_APPROVAL, d->pointer,
 				     "too many calls already wait for approval");
-		deny_call(g, json_object_get(msg, "id"), tool, NULL, &dd, mono_us());
+		deny_call(g, json_object_get(msg, "id"), tool, NULL, &dd, clock__mono_us());
 		return;
 	}
 	/*
@@ -490,7 +407,7 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 
 static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
 {
-	uint64_t t0 = mono_us();
+	uint64_t t0 = clock__mono_us();
 	json_t *params = json_object_get(msg, "params");
 	json_t *name = json_object_get(params, "name");
 	json_t *args = json_object_get(params, "arguments");
@@ -601,7 +518,7 @@ static void client_invalid(struct gw *g, const json_t *id, int code, const char 
 	memset(&d, 0, sizeof(d));
 	decide__deny(&d, KIND_INVALID, "(invalid message)", "%s", why);
 	log_warn("client message refused: %s", why);
-	audit_call(g, NULL, NULL, NULL, id, &d, NULL, mono_us());
+	audit_call(g, NULL, NULL, NULL, id, &d, NULL, clock__mono_us());
 	reply(g, jsonrpc__error(id, code, why));
 }
 
@@ -876,7 +793,7 @@ static void read_server(struct gw *g)
 	enum jr_line kind;
 	const char *line;
 	size_t len;
-	long n = jsonrpc__reader_fill(&g->sin, g->from_srv);
+	long n = jsonrpc__reader_fill(&g->sin, g->srv.from_fd);
 
 	if (n == -EAGAIN || n == -EINTR)
 		return;
@@ -897,67 +814,10 @@ static void read_server(struct gw *g)
 	}
 }
 
-/* --- the child --- */
-
-static int spawn(struct gw *g, char **argv, const sigset_t *oldmask)
-{
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	pid_t parent = getpid();
-
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) {
-		log_err("pipe: %s", strerror(errno));
-		return -errno;
-	}
-	g->child = fork();
-	if (g->child < 0) {
-		log_err("fork: %s", strerror(errno));
-		return -errno;
-	}
-	if (g->child == 0) {
-		/* the server gets a plain environment: default signals, no mask, its own group */
-		signal(SIGPIPE, SIG_DFL);
-		sigprocmask(SIG_SETMASK, oldmask, NULL);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(1);
-		setpgid(0, 0);
-		if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0)
-			_exit(127);
-		execvp(argv[0], argv);
-		log_err("cannot run %s: %s", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	g->to_srv = in[1];
-	g->from_srv = out[0];
-	fcntl(g->to_srv, F_SETFL, O_NONBLOCK);
-	fcntl(g->from_srv, F_SETFL, O_NONBLOCK);
-	return 0;
-}
-
 static void close_server_stdin(struct gw *g)
 {
-	if (g->server_in_closed)
-		return;
-	g->server_in_closed = true;
-	close(g->to_srv);
-	g->to_srv = -1;
-	wbuf_clear(&g->sout);
-	if (!g->child_exited && !g->term_at)
-		g->term_at = mono_us() + g->grace_ms * 1000ull;
-}
-
-static void reap(struct gw *g)
-{
-	int st;
-
-	if (g->child_exited || waitpid(g->child, &st, WNOHANG) != g->child)
-		return;
-	g->child_exited = true;
-	g->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	g->drain_until = mono_us() + DRAIN_MS * 1000ull;
-	log_debug("server exited with %d", g->status);
+	server_proc__close_stdin(&g->srv, clock__mono_us());
+	wbuf__clear(&g->sout);
 }
 
 static void share_budgets(struct limits *l);
@@ -1001,19 +861,13 @@ static void on_signal(struct gw *g)
 	while (read(g->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGCHLD:
-			reap(g);
+			server_proc__reap(&g->srv, clock__mono_us());
 			break;
 		case SIGHUP:
 			reload(g);
 			break;
 		default: /* SIGTERM, SIGINT, SIGQUIT: the server decides how to stop */
-			if (g->child_exited)
-				break;
-			kill(g->child, si.ssi_signo);
-			/* ... within a grace period (at least 2.5 s) */
-			if (!g->kill_at)
-				g->kill_at = mono_us() +
-					     (g->grace_ms > 2500 ? g->grace_ms : 2500) * 1000ull;
+			server_proc__signal(&g->srv, si.ssi_signo, clock__mono_us());
 			break;
 		}
 	}
@@ -1089,7 +943,7 @@ static void make_ids(struct gw *g)
 
 	if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
 		/* no entropy: still unique per process, though guessable */
-		uint64_t t = mono_us() ^ ((uint64_t)getpid() << 32);
+		uint64_t t = clock__mono_us() ^ ((uint64_t)getpid() << 32);
 
 		memset(r, 0, sizeof(r));
 		memcpy(r, &t, sizeof(t));
@@ -1104,19 +958,19 @@ static void make_ids(struct gw *g)
 
 static bool finished(struct gw *g, uint64_t now)
 {
-	bool late = g->drain_until && now >= g->drain_until;
+	bool late = server_proc__drained(&g->srv, now);
 
-	if (!g->child_exited)
+	if (!g->srv.exited)
 		return false;
 	if (!g->server_eof && !late)
 		return false;
-	return !wbuf_pending(&g->cout) || g->client_gone || late;
+	return !wbuf__pending(&g->cout) || g->client_gone || late;
 }
 
 static int timeout_ms(struct gw *g, uint64_t now)
 {
 	uint64_t next = approvals__expire(&g->approvals, now);
-	uint64_t t[] = { next, g->term_at, g->kill_at, g->drain_until };
+	uint64_t t[] = { next, server_proc__deadline(&g->srv) };
 	uint64_t soon = 0;
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -1127,39 +981,25 @@ static int timeout_ms(struct gw *g, uint64_t now)
 	return soon <= now ? 0 : (int)((soon - now + 999) / 1000);
 }
 
-static void timers(struct gw *g, uint64_t now)
-{
-	if (g->term_at && now >= g->term_at && !g->child_exited) {
-		log_info("the server did not exit after its stdin closed: SIGTERM");
-		kill(g->child, SIGTERM);
-		g->term_at = 0;
-		g->kill_at = now + g->grace_ms * 1000ull;
-	} else if (g->kill_at && now >= g->kill_at && !g->child_exited) {
-		log_warn("the server did not exit: SIGKILL");
-		kill(g->child, SIGKILL);
-		g->kill_at = 0;
-	}
-}
-
 static void flush_all(struct gw *g)
 {
 	int err;
 
-	if (wbuf_pending(&g->sout) && !g->server_in_closed) {
-		err = wbuf_flush(&g->sout, g->to_srv);
+	if (wbuf__pending(&g->sout) && !g->srv.in_closed) {
+		err = wbuf__flush(&g->sout, g->srv.to_fd);
 		if (err) {
 			log_warn("writing to the server: %s", strerror(-err));
 			close_server_stdin(g);
 		}
 	}
-	if (wbuf_pending(&g->cout) && !g->client_gone) {
-		err = wbuf_flush(&g->cout, STDOUT_FILENO);
+	if (wbuf__pending(&g->cout) && !g->client_gone) {
+		err = wbuf__flush(&g->cout, STDOUT_FILENO);
 		if (err) {
 			if (err != -EPIPE)
 				log_warn("writing to the client: %s", strerror(-err));
 			g->client_gone = true;
 			g->client_eof = true;
-			wbuf_clear(&g->cout);
+			wbuf__clear(&g->cout);
 		}
 	}
 }
@@ -1169,7 +1009,7 @@ static int loop(struct gw *g)
 	struct approval *a;
 
 	for (;;) {
-		uint64_t now = mono_us();
+		uint64_t now = clock__mono_us();
 		struct pollfd pfd[6 + 1 + APPROVAL_CONNS];
 		int n = 0, ci = -1, co = -1, si = -1, so = -1, li = -1, sg;
 		size_t nl = 0;
@@ -1177,38 +1017,38 @@ static int loop(struct gw *g)
 		approvals__expire(&g->approvals, now);
 		while ((a = approvals__decided(&g->approvals)))
 			finish_approval(g, a);
-		timers(g, now);
+		server_proc__timers(&g->srv, now);
 		flush_all(g);
 		audit__flush(g->audit); /* after the messages: audit lines are not on their path */
 		/* the client is done: once all it sent reached the server, close the server's stdin */
-		if (g->client_eof && !g->server_in_closed && !wbuf_pending(&g->sout)) {
+		if (g->client_eof && !g->srv.in_closed && !wbuf__pending(&g->sout)) {
 			drop_held(g, "the client went away while the call waited for approval");
 			close_server_stdin(g);
 		}
 		/* no answer can come any more: what the batches have goes out as it is */
-		while (g->batches && (g->server_eof || g->server_in_closed))
+		while (g->batches && (g->server_eof || g->srv.in_closed))
 			batch_done(g, g->batches, true);
 		if (finished(g, now))
 			break;
-		bool room = wbuf_pending(&g->cout) < HIGH_WATER;
+		bool room = wbuf__pending(&g->cout) < HIGH_WATER;
 
 		sg = n;
 		pfd[n++] = (struct pollfd){ .fd = g->sig_fd, .events = POLLIN };
-		if (!g->client_eof && room && wbuf_pending(&g->sout) < HIGH_WATER) {
+		if (!g->client_eof && room && wbuf__pending(&g->sout) < HIGH_WATER) {
 			ci = n;
 			pfd[n++] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
 		}
-		if (!g->client_gone && wbuf_pending(&g->cout)) {
+		if (!g->client_gone && wbuf__pending(&g->cout)) {
 			co = n;
 			pfd[n++] = (struct pollfd){ .fd = STDOUT_FILENO, .events = POLLOUT };
 		}
 		if (!g->server_eof && (room || g->client_gone)) {
 			si = n;
-			pfd[n++] = (struct pollfd){ .fd = g->from_srv, .events = POLLIN };
+			pfd[n++] = (struct pollfd){ .fd = g->srv.from_fd, .events = POLLIN };
 		}
-		if (!g->server_in_closed && wbuf_pending(&g->sout)) {
+		if (!g->srv.in_closed && wbuf__pending(&g->sout)) {
 			so = n;
-			pfd[n++] = (struct pollfd){ .fd = g->to_srv, .events = POLLOUT };
+			pfd[n++] = (struct pollfd){ .fd = g->srv.to_fd, .events = POLLOUT };
 		}
 		li = n;
 		nl = approvals__pollfds(&g->approvals, pfd + n, sizeof(pfd) / sizeof(pfd[0]) - n);
@@ -1226,13 +1066,13 @@ static int loop(struct gw *g)
 		if (si >= 0 && pfd[si].revents) {
 			read_server(g);
 			if (g->server_eof) {
-				close(g->from_srv);
-				g->from_srv = -1;
+				close(g->srv.from_fd);
+				g->srv.from_fd = -1;
 				close_server_stdin(g);
 			}
 		}
 		if (nl)
-			approvals__serve(&g->approvals, g->policy, pfd + li, nl, mono_us());
+			approvals__serve(&g->approvals, g->policy, pfd + li, nl, clock__mono_us());
 		(void)co;
 		(void)so;
 	}
@@ -1253,83 +1093,6 @@ static void share_budgets(struct limits *l)
 			 "used: calls that need one are denied", path);
 }
 
-/* argv0 as execvp finds it: a path as it is, else the first executable file along PATH. */
-static char *find_command(const char *argv0)
-{
-	const char *path = getenv("PATH"), *p;
-	char def[256], cand[PATH_MAX], real[PATH_MAX];
-
-	if (strchr(argv0, '/'))
-		return strdup(realpath(argv0, real) ? real : argv0);
-	if (!path) {
-		/* execvp's own default when PATH is unset */
-		if (!confstr(_CS_PATH, def, sizeof(def)))
-			snprintf(def, sizeof(def), "/bin:/usr/bin");
-		path = def;
-	}
-	for (p = path;; p++) {
-		const char *end = strchrnul(p, ':');
-		struct stat st;
-		int len = (int)(end - p);
-
-		/* an empty entry is the working directory */
-		snprintf(cand, sizeof(cand), "%.*s%s%s", len, p, len ? "/" : "", argv0);
-		if (!stat(cand, &st) && S_ISREG(st.st_mode) && !access(cand, X_OK))
-			return strdup(realpath(cand, real) ? real : cand);
-		if (!*end)
-			break;
-		p = end;
-	}
-	return strdup(argv0);
-}
-
-char *stdio_gateway__server_identity(char *const argv[], const char *name)
-{
-	char *id = NULL, *cmd;
-	size_t len = 0;
-	FILE *f;
-
-	if (name) {
-		if (asprintf(&id, "name:%s", name) < 0)
-			id = NULL;
-		return id;
-	}
-	cmd = find_command(argv[0]);
-	f = open_memstream(&id, &len);
-	if (!cmd || !f) {
-		free(cmd);
-		if (f)
-			fclose(f);
-		free(id);
-		errno = ENOMEM;
-		return NULL;
-	}
-	fprintf(f, "cmd:%zu:%s", strlen(cmd), cmd);
-	for (size_t i = 1; argv[i]; i++)
-		fprintf(f, "%zu:%s", strlen(argv[i]), argv[i]);
-	free(cmd);
-	if (fclose(f)) {
-		free(id);
-		errno = ENOMEM;
-		return NULL;
-	}
-	return id;
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: mcpfence run [--policy P] [--audit FILE|-] [--name NAME] [--grace S] "
-		   "[-v] -- CMD ARGS...\n"
-		   "  --policy P    policy.json to enforce (none: every call is denied)\n"
-		   "  --audit FILE  audit log (default: $MCPFENCE_AUDIT, or\n"
-		   "                /var/log/mcpfence/audit.jsonl for root, else\n"
-		   "                $XDG_STATE_HOME/mcpfence/audit.jsonl); - is stderr\n"
-		   "  --name NAME   server name in the audit log (default: what the server says)\n"
-		   "                and for grant budgets (default: its command line)\n"
-		   "  --grace S     seconds between closing the server's stdin, SIGTERM, SIGKILL "
-		   "(2)\n");
-}
-
 static void base_name(struct gw *g, const char *cmd)
 {
 	const char *slash = strrchr(cmd, '/');
@@ -1337,83 +1100,29 @@ static void base_name(struct gw *g, const char *cmd)
 	snprintf(g->server_name, sizeof(g->server_name), "%s", slash ? slash + 1 : cmd);
 }
 
-int cmd_run(int argc, char **argv)
+int stdio_gateway__run(const struct gateway_opts *o, char **argv)
 {
-	static const struct option opts[] = {
-		{ "policy", required_argument, NULL, 'p' },
-		{ "audit", required_argument, NULL, 'a' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "grace", required_argument, NULL, 'g' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	const char *audit_path = NULL, *name = NULL;
 	char err[POLICY_ERR_LEN];
-	struct gw g = { .to_srv = -1, .from_srv = -1, .sig_fd = -1, .grace_ms = DEFAULT_GRACE_MS };
+	struct gw g = { .sig_fd = -1, .policy_path = o->policy_path };
 	sigset_t mask, oldmask;
-	int c, rc = 1;
-	char *end;
-	double grace;
+	int rc = 1;
 
 	approvals__init(&g.approvals);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:a:n:g:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			g.policy_path = optarg;
-			break;
-		case 'a':
-			audit_path = optarg;
-			break;
-		case 'n':
-			base_name(&g, optarg);
-			name = optarg;
-			g.name_given = true;
-			break;
-		case 'g':
-			grace = strtod(optarg, &end);
-			if (*end || grace < 0 || grace > 3600) {
-				log_err("run: --grace %s: not a number of seconds (0 to 3600)",
-					optarg);
-				return EXIT_USAGE;
-			}
-			g.grace_ms = grace * 1000;
-			break;
-		case 'v':
-			log_level = LOG_LVL_DEBUG;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
+	server_proc__init(&g.srv, o->grace_ms);
+	if (o->name) {
+		base_name(&g, o->name);
+		g.name_given = true;
 	}
-	if (optind >= argc) {
-		log_err("run: no server command (mcpfence run [OPTIONS] -- CMD ARGS...)");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	/*
-	 * The agent runs as our uid: were we dumpable, it could ptrace us or write our
-	 * /proc/PID/mem and approve from inside. Not dumpable, our /proc/PID files are root's
-	 * and only CAP_SYS_PTRACE may attach. The server we exec is dumpable again (execve).
-	 */
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
-		log_warn("run: PR_SET_DUMPABLE: %s: the agent's uid may trace this gateway",
-			 strerror(errno));
 	g.policy = g.policy_path ? policy__load(g.policy_path, err) : policy__deny_all();
 	if (!g.policy) {
 		if (g.policy_path)
 			log_err("%s", err);
-		return 1;
+		goto out_free;
 	}
 	if (!g.policy_path)
 		log_warn("run: no --policy: every tool call is denied");
 	approval__warn_unresolved(g.policy);
-	g.audit = audit__open(audit_path);
+	g.audit = audit__open(o->audit_path);
 	g.limits = limits__new(NULL, NULL);
 	if (!g.audit || !g.limits)
 		goto out_free;
@@ -1422,7 +1131,7 @@ int cmd_run(int argc, char **argv)
 		log_err("%s: %s", g.policy_path, strerror(errno));
 		goto out_free;
 	}
-	g.server_id = stdio_gateway__server_identity(argv + optind, name);
+	g.server_id = server_proc__identity(argv, o->name);
 	if (!g.server_id)
 		goto out_free;
 	log_debug("grant budgets are those of policy %s and server %s", g.policy_real,
@@ -1431,7 +1140,7 @@ int cmd_run(int argc, char **argv)
 	audit__set_values(g.audit, g.policy->audit_values);
 	audit__set_buffered(g.audit, true);
 	if (!g.name_given)
-		base_name(&g, argv[optind]);
+		base_name(&g, argv[0]);
 	g.approvals.server = g.server_name;
 	make_ids(&g);
 	client_identity(&g);
@@ -1451,7 +1160,7 @@ int cmd_run(int argc, char **argv)
 		log_err("signalfd: %s", strerror(errno));
 		goto out_free;
 	}
-	if (spawn(&g, argv + optind, &oldmask))
+	if (server_proc__spawn(&g.srv, argv, &oldmask))
 		goto out_free;
 	g.in_flags = fcntl(STDIN_FILENO, F_GETFL);
 	g.out_flags = fcntl(STDOUT_FILENO, F_GETFL);
@@ -1460,26 +1169,19 @@ int cmd_run(int argc, char **argv)
 	if (g.out_flags >= 0)
 		fcntl(STDOUT_FILENO, F_SETFL, g.out_flags | O_NONBLOCK);
 	if (!loop(&g))
-		rc = g.status;
+		rc = g.srv.status;
 	drop_held(&g, "the server exited while the call waited for approval");
 	if (g.in_flags >= 0)
 		fcntl(STDIN_FILENO, F_SETFL, g.in_flags);
 	if (g.out_flags >= 0)
 		fcntl(STDOUT_FILENO, F_SETFL, g.out_flags);
 out_free:
-	if (g.child > 0 && !g.child_exited) {
-		kill(g.child, SIGKILL);
-		waitpid(g.child, NULL, 0);
-	}
+	server_proc__stop(&g.srv);
 	approvals__fini(&g.approvals);
 	jsonrpc__reader_free(&g.cin);
 	jsonrpc__reader_free(&g.sin);
-	free(g.cout.buf);
-	free(g.sout.buf);
-	if (g.to_srv >= 0)
-		close(g.to_srv);
-	if (g.from_srv >= 0)
-		close(g.from_srv);
+	wbuf__free(&g.cout);
+	wbuf__free(&g.sout);
 	if (g.sig_fd >= 0)
 		close(g.sig_fd);
 	while (g.batches)

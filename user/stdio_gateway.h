@@ -22,12 +22,18 @@ size_t stdio_gateway__filter_tools(const struct policy *p, json_t *result);
 json_t *stdio_gateway__denial(const json_t *id, const char *reason, const char *rule,
 			      const char *kind, uint64_t retry_after_s);
 
+struct gateway_opts {
+	const char *policy_path; /* NULL: every call is denied */
+	const char *audit_path;  /* NULL: the default location; "-": stderr */
+	const char *name;        /* the server's name for the audit log and grant budgets; NULL */
+	unsigned grace_ms;       /* between closing the server's stdin, SIGTERM and SIGKILL */
+};
+
 /*
- * Who the server is, for the key of grant budgets: "name:NAME" when run was given --name,
- * else its command line as run starts it: argv[0] found through PATH as execvp finds it and
- * resolved to a real path, then the arguments as given, each with its length in front
- * ("cmd:15:/usr/bin/node19:/srv/mcp/index.js"). NULL and errno when out of memory.
+ * Start the server argv (NULL-terminated) and be the gateway between it and the client (our
+ * stdin and stdout) until both are done. Returns the server's exit code, or 1 when the
+ * gateway could not start (logged).
  */
-char *stdio_gateway__server_identity(char *const argv[], const char *name);
+int stdio_gateway__run(const struct gateway_opts *o, char **argv);
 
 #endif

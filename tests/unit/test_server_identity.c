@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
-#include "stdio_gateway.h"
+#include "server_proc.h"
 
 static char dir[64], *saved_path;
 
@@ -61,7 +61,7 @@ static int teardown(void **state)
 
 static void expect(char *const argv[], const char *name, const char *want)
 {
-	char *got = stdio_gateway__server_identity(argv, name);
+	char *got = server_proc__identity(argv, name);
 
 	assert_non_null(got);
 	assert_string_equal(got, want);
