@@ -34,11 +34,11 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
-	-Wno-missing-field-initializers $(SAN_FLAGS) -I$(BUILD) -Iuser -Ibpf $(PKG_CFLAGS)
+	-Wno-missing-field-initializers $(SAN_FLAGS) -I$(BUILD) -Iuser -Ibpf $(PKG_CFLAGS) -MMD -MP
 override LDFLAGS += $(SAN_FLAGS)
 LDLIBS  += $(PKG_LIBS) -lelf -lz -lpthread -lm
 
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -MMD -MP \
 	-I$(BUILD) -Ibpf -I/usr/include/$(shell uname -m)-linux-gnu
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
@@ -54,24 +54,36 @@ BPFT_BINS  := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 DIFF_VIEW  := $(BUILD)/tests/diff/view
-HDRS       := $(wildcard user/*.h bpf/*.h)
+TOOLS      := $(CLANG) llvm-strip $(BPFTOOL) pkg-config $(CC)
 
-.PHONY: all setup setup-test demo test unit bpf-test e2e valgrind san bench fuzz diff clean format
+.PHONY: all setup setup-test demo test unit bpf-test e2e valgrind san bench fuzz diff clean format \
+	tools
 all: $(BUILD)/mcpfence
+
+# Every header a file includes is a prerequisite (-MMD -MP writes the lists beside the objects).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# A fresh machine lacks the tools: say so, and what to run, before any recipe fails on it.
+tools:
+	$(Q)missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	pkg-config --exists $(PKGS) 2>/dev/null || missing="$$missing libraries($(PKGS))"; \
+	if [ -n "$$missing" ]; then \
+		echo "error: missing:$$missing. Run 'make setup' as root (it installs them with apt-get)," >&2; \
+		echo "       or 'make test' / 'make demo', which do it first." >&2; exit 1; fi
 
 setup:
 	$(Q)scripts/setup.sh build
 setup-test:
 	$(Q)scripts/setup.sh test
 
-$(BUILD)/vmlinux.h:
+$(BUILD)/vmlinux.h: | tools
 	$(Q)mkdir -p $(@D)
 	$(Q)if [ ! -r /sys/kernel/btf/vmlinux ]; then \
 		echo "error: /sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y is needed)" >&2; exit 1; fi
 	$(call msg,GEN,$@)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(BUILD)/vmlinux.h
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
 	$(Q)mkdir -p $(@D)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -81,7 +93,7 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
 
-$(BUILD)/user/%.o: user/%.c $(HDRS) $(SKELS)
+$(BUILD)/user/%.o: user/%.c $(SKELS) | tools
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -90,22 +102,22 @@ $(BUILD)/mcpfence: $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(HDRS) $(wildcard tests/unit/*.h)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(HDRS) $(SKELS) $(wildcard tests/bpf/*.h)
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(SKELS)
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/tests/diff/%: tests/diff/%.c $(LIB_OBJS) $(HDRS)
+$(BUILD)/tests/diff/%: tests/diff/%.c $(LIB_OBJS)
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(HDRS)
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(SKELS)
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
@@ -134,7 +146,9 @@ test: setup-test
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/run-all.sh
 
-demo: setup-test all
+# after the set-up step, in a make of its own: what pkg-config says is read once installed
+demo: setup-test
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/e2e/demo.sh $(BUILD)/mcpfence
 
 bench: $(BENCH_BINS) $(BUILD)/mcpfence
