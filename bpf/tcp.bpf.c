@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * TCP enforcement for MCP over Streamable HTTP (DESIGN.md §3).
+ * TCP enforcement for MCP over Streamable HTTP (docs/ARCHITECTURE.md: the kernel plane).
  *
  * handle_sock_ops (cgroup v2 sock_ops): when a TCP connection to or from a watched port is
  * established, its socket goes into tcp_socks (a SOCKHASH), both ends of a loopback connection
@@ -655,7 +655,7 @@ static __always_inline void ticket_give_back(struct tcp_work *w)
 }
 
 /*
- * DESIGN §2 order for tool w->tool.name: hide, rule (exact, then globs in file order, else
+ * The decision order (README: The policy) for tool w->tool.name: hide, rule (exact, then globs in file order, else
  * default), action deny, conditions (not checkable here: fail closed), approval (ticket),
  * limits (all or none).
  */

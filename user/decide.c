@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * decide: the decision for one tools/call, in DESIGN.md §2's order: hide, rule lookup (or
+ * decide: the decision for one tools/call, in the order the README gives (The policy: decision order): hide, rule lookup (or
  * default), action deny, deny_if/require, approval. Limits come after, in limits.c, because
  * they need state and a clock; everything here is a pure function of policy and call.
  *

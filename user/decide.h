@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* decide: the pure decision for one tools/call (DESIGN.md §2, decision order). */
+/* decide: the pure decision for one tools/call (the decision order of the README: The policy). */
 #ifndef MCPFENCE_DECIDE_H
 #define MCPFENCE_DECIDE_H
 

@@ -1448,7 +1448,7 @@ int cmd_attach(int argc, char **argv)
 		}
 	}
 	if (optind < argc || !nports || !policy_path) {
-		log_err("attach needs --policy and at least one --port (for a --pid, see issue 5)");
+		log_err("attach needs --policy and at least one --port");
 		attach_usage();
 		return EXIT_USAGE;
 	}

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * limits: fixed windows aligned to multiples of their length since the epoch, budgets shared
- * by counter name, scope and window, reserve-all-or-none and give-back (DESIGN.md §2).
+ * by counter name, scope and window, reserve-all-or-none and give-back (README: "The policy").
  * State is keyed by names, not by rule addresses, so it survives a policy reload.
  */
 #ifndef MCPFENCE_LIMITS_H

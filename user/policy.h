@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* policy: load, validate and compile a policy.json (DESIGN.md §2). */
+/* policy: load, validate and compile a policy.json (the README: The policy). */
 #ifndef MCPFENCE_POLICY_H
 #define MCPFENCE_POLICY_H
 

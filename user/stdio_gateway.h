@@ -18,7 +18,7 @@ bool stdio_gateway__listable(const struct policy *p, const char *tool);
  * returns how many were removed.
  */
 size_t stdio_gateway__filter_tools(const struct policy *p, json_t *result);
-/* The tools/call result that tells the agent it was denied (DESIGN.md §2). New reference. */
+/* The tools/call result that tells the agent it was denied (README: Gateway plane). New reference. */
 json_t *stdio_gateway__denial(const json_t *id, const char *reason, const char *rule,
 			      const char *kind, uint64_t retry_after_s);
 

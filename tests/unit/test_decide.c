@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Decisions, table-driven: DESIGN.md §2's order (hide, rule lookup or default, action deny,
+ * Decisions, table-driven: the policy's decision order (README: The policy) (hide, rule lookup or default, action deny,
  * deny_if/require, approval) and every condition operator. Policies are inline JSON written
  * with single quotes (turned into double quotes before parsing) so that the tables stay
  * readable; no policy or argument below contains a single quote of its own.
