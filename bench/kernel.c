@@ -39,13 +39,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <jansson.h>
+#include "cgroup.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "mcpfence.h"
 #include "policy.h"
 #include "tcp.skel.h"
 
-#define CGROUP_ROOT "/sys/fs/cgroup/unified"
 #define ROUNDS 2000
 #define BPF_ROUNDS 10000 /* BPF time rows: a mean over this many requests, in each batch */
 #define BPF_BATCHES 3    /* on a connection each: the median and the range are printed */
@@ -925,7 +925,8 @@ static int mcp_rounds(struct http_conn *c[2], size_t msg_len, int prog_fd, struc
 	return err;
 }
 
-static char cg[PATH_MAX]; /* this process's cgroup, once made */
+static char cg_root[PATH_MAX]; /* the host's cgroup v2, found as attach finds it */
+static char cg[PATH_MAX + 32]; /* this process's cgroup, once made */
 
 /* At exit, on every path: server-everything stopped, then this process out of its cgroup. */
 static void cleanup(void)
@@ -936,7 +937,7 @@ static void cleanup(void)
 	if (!cg[0])
 		return;
 	snprintf(pid, sizeof(pid), "%d", getpid());
-	write_file(CGROUP_ROOT "/cgroup.procs", pid);
+	write_file(strcat(strcpy((char[PATH_MAX + 16]){ 0 }, cg_root), "/cgroup.procs"), pid);
 	rmdir(cg);
 	cg[0] = 0;
 }
@@ -1061,16 +1062,20 @@ int main(void)
 	}
 	port = 20000 + (getpid() % 5000) * 2;
 	mcp_port = port + 1;
-	snprintf(cg, sizeof(cg), "%s/mcpfence-bench-%d", CGROUP_ROOT, getpid());
+	if (cgroup__v2_root(cg_root, sizeof(cg_root), why, sizeof(why))) {
+		printf("bench/kernel: skipped: %s\n", why);
+		return 0;
+	}
+	snprintf(cg, sizeof(cg), "%s/mcpfence-bench-%d", cg_root, getpid());
 	snprintf(pid, sizeof(pid), "%d", getpid());
 	if (mkdir(cg, 0755)) {
-		printf("bench/kernel: skipped: no cgroup v2 at %s\n", CGROUP_ROOT);
-		return 0;
+		printf("bench/kernel: %s: %s\n", cg, strerror(errno));
+		return 1;
 	}
 	atexit(cleanup);
 	if (write_file(strcat(strcpy((char[PATH_MAX + 16]){ 0 }, cg), "/cgroup.procs"), pid)) {
-		printf("bench/kernel: skipped: no cgroup v2 at %s\n", CGROUP_ROOT);
-		return 0;
+		printf("bench/kernel: %s: cannot move there\n", cg);
+		return 1;
 	}
 	/* server-everything first, in this cgroup, and idle before anything is measured */
 	mcp_err = mcp_setup(why, sizeof(why), &mcp_skip);

@@ -24,6 +24,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "audit.h"
+#include "cgroup.h"
 #include "cmd.h"
 #include "decide.h"
 #include "kernel.h"
@@ -110,9 +111,13 @@ static uint64_t fnv64(const void *p, size_t n, uint64_t h)
 
 /* ---- feature probes ------------------------------------------------------------------- */
 
-/* Every reason this machine cannot run the TCP plane, said once, clearly. */
-static int probe_basics(const char *cgroup)
+/*
+ * Every reason this machine cannot run the TCP plane, said once, clearly. cgroup: the --cgroup
+ * given, or empty: then the host's cgroup v2 root, found in /proc/self/mountinfo, goes there.
+ */
+static int probe_basics(char *cgroup, size_t size)
 {
+	char why[300];
 	struct statfs st;
 
 	if (geteuid() != 0) {
@@ -123,6 +128,10 @@ static int probe_basics(const char *cgroup)
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
 		log_err("/sys/kernel/btf/vmlinux is missing: this kernel has no BTF "
 			"(CONFIG_DEBUG_INFO_BTF=y is needed)");
+		return -ENOTSUP;
+	}
+	if (!cgroup[0] && cgroup__v2_root(cgroup, size, why, sizeof(why))) {
+		log_err("%s", why);
 		return -ENOTSUP;
 	}
 	if (statfs(cgroup, &st) || st.f_type != CGROUP2_SUPER_MAGIC) {
@@ -1396,7 +1405,8 @@ int cmd_attach(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *policy_path = NULL, *cgroup = KERNEL_DEFAULT_CGROUP, *audit_path = NULL;
+	const char *policy_path = NULL, *audit_path = NULL;
+	char cgroup[PATH_MAX] = "";
 	struct attach_ctx ac = {};
 	struct ring_buffer *rb = NULL;
 	struct bpf_link *link = NULL;
@@ -1426,7 +1436,11 @@ int cmd_attach(int argc, char **argv)
 			break;
 		}
 		case 'c':
-			cgroup = optarg;
+			if (!*optarg || strlen(optarg) >= sizeof(cgroup)) {
+				log_err("--cgroup %s: not a path", optarg);
+				return EXIT_USAGE;
+			}
+			strcpy(cgroup, optarg);
 			break;
 		case 'a':
 			audit_path = optarg;
@@ -1447,7 +1461,7 @@ int cmd_attach(int argc, char **argv)
 		attach_usage();
 		return EXIT_USAGE;
 	}
-	if (probe_basics(cgroup))
+	if (probe_basics(cgroup, sizeof(cgroup)))
 		return 1;
 	if (attached()) {
 		log_err("%s already holds an attachment: run `mcpfence detach` first", MCPF_PIN_DIR);

@@ -10,8 +10,6 @@
 #include <stdint.h>
 #include "policy.h"
 
-#define KERNEL_DEFAULT_CGROUP "/sys/fs/cgroup/unified"
-
 struct tcp_bpf;
 
 /* Which budget slot a policy's limit compiled to, per generation. */

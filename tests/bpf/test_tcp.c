@@ -31,9 +31,8 @@
 #include "kernel.h"
 #include "limits.h"
 #include "policy.h"
+#include "cgroup.h"
 #include "cmd.h"
-
-#define CGROUP_ROOT "/sys/fs/cgroup/unified"
 
 static const char policy_json[] =
 	"{\"version\":\"1\",\"default\":\"allow\",\"hide\":[\"hidden*\"],"
@@ -50,10 +49,11 @@ struct env {
 	struct bpf_link *link;
 	struct kernel_compiled kc;
 	struct policy *pol;
-	char cgroup[PATH_MAX];
+	char cgroup[PATH_MAX + 32];
+	char root[PATH_MAX]; /* the host's cgroup v2, found as attach finds it */
 	uint16_t port;
-	char skip[256];
-	char broken[256]; /* refused where it should load: every test fails */
+	char skip[512];
+	char broken[PATH_MAX + 128]; /* refused where it should load: every test fails */
 };
 
 static struct env env;
@@ -76,7 +76,7 @@ static int move_self(const char *cg)
 
 static int setup(void **state)
 {
-	char err[POLICY_ERR_LEN];
+	char err[POLICY_ERR_LEN], why[300];
 	int cg_fd;
 
 	if (geteuid() != 0) {
@@ -85,15 +85,19 @@ static int setup(void **state)
 	}
 	features__mount();
 	env.port = 20000 + (getpid() % 5000) * 2 + 1;
-	snprintf(env.cgroup, sizeof(env.cgroup), "%s/mcpfence-test-%d", CGROUP_ROOT, getpid());
+	if (cgroup__v2_root(env.root, sizeof(env.root), why, sizeof(why))) {
+		snprintf(env.skip, sizeof(env.skip), "%s", why);
+		return 0;
+	}
+	snprintf(env.cgroup, sizeof(env.cgroup), "%s/mcpfence-test-%d", env.root, getpid());
 	if (mkdir(env.cgroup, 0755) || move_self(env.cgroup)) {
-		snprintf(env.skip, sizeof(env.skip), "no cgroup v2 at %s: %s", CGROUP_ROOT,
-			 strerror(errno));
+		snprintf(env.broken, sizeof(env.broken), "%s: cannot make a cgroup and move there: %s",
+			 env.cgroup, strerror(errno));
+		env.cgroup[0] = 0;
 		return 0;
 	}
 	env.skel = kernel__load();
 	if (!env.skel) {
-		char why[200];
 		int err = errno;
 
 		/* a kernel without what it needs skips; one with it that refuses it is a bug */
@@ -130,7 +134,7 @@ static int teardown(void **state)
 		tcp_bpf__destroy(env.skel);
 	policy__free(env.pol);
 	if (env.cgroup[0]) {
-		move_self(CGROUP_ROOT);
+		move_self(env.root);
 		rmdir(env.cgroup);
 	}
 	return 0;
@@ -1027,11 +1031,13 @@ static void test_stats_per_policy(void **state)
 	struct kernel_compiled kc1, kc0;
 	struct policy *other, *again;
 	struct mcpf_policy_info info;
-	uint32_t first = env.kc.policy_id;
-	int fd = bpf_map__fd(env.skel->maps.tcp_policies), pfd;
+	uint32_t first;
+	int fd, pfd;
 	uint64_t echo0, env0;
 
 	SKIP_IF_NEEDED();
+	first = env.kc.policy_id;
+	fd = bpf_map__fd(env.skel->maps.tcp_policies);
 	/* earlier tests called these tools under the first policy too */
 	echo0 = stat_get(first, "echo", MCPF_KIND_ALLOW);
 	env0 = stat_get(first, "get-env", MCPF_KIND_RULE);
