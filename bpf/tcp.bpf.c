@@ -296,7 +296,9 @@ static __always_inline struct tcp_work *slot_take(void)
 {
 	__u64 me = bpf_get_current_task();
 
-	for (__u32 s = 0; s < MCPF_TCP_SLOTS; s++) {
+	/* the key is a copy: a loop counter on the stack as 4 bytes, 6.1 loses its value */
+	for (__u32 i = 0; i < MCPF_TCP_SLOTS; i++) {
+		__u32 s = i;
 		struct tcp_work *w = bpf_map_lookup_elem(&tcp_work_map, &s);
 		__u64 held;
 
@@ -316,7 +318,8 @@ static __always_inline struct tcp_work *slot_find(void)
 {
 	__u64 me = bpf_get_current_task();
 
-	for (__u32 s = 0; s < MCPF_TCP_SLOTS; s++) {
+	for (__u32 i = 0; i < MCPF_TCP_SLOTS; i++) {
+		__u32 s = i;
 		struct tcp_work *w = bpf_map_lookup_elem(&tcp_work_map, &s);
 
 		if (w && w->slot.owner == me)
@@ -545,12 +548,24 @@ static __always_inline __u64 agent_key(void)
 }
 
 /*
- * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule); all or
- * none. Returns the failing slot or -1. A global function: the verifier checks it once.
+ * The working state of slot idx of this CPU, as a map value. The global functions below take
+ * their run's slot, not a pointer to it: a global function's pointer argument is plain memory
+ * to the verifier, and 6.1 takes no such pointer as a map key or value.
  */
-__noinline int tcp_budgets_take(struct tcp_work *w, __u32 gen, __u32 has_rule,
-				__u64 session_hash)
+static __always_inline struct tcp_work *slot_at(__u32 idx)
 {
+	idx &= MCPF_TCP_SLOTS - 1;
+	return bpf_map_lookup_elem(&tcp_work_map, &idx);
+}
+
+/*
+ * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule), w the
+ * working state of slot; all or none. Returns the failing slot or -1. A global function: the
+ * verifier checks it once.
+ */
+__noinline int tcp_budgets_take(__u32 slot, __u32 gen, __u32 has_rule, __u64 session_hash)
+{
+	struct tcp_work *w = slot_at(slot);
 	struct mcpf_gen_cfg *gc;
 	__u32 ntaken = 0;
 	int failed = -1;
@@ -747,7 +762,7 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 		w->rule = *r;
 	/* most calls have no limit: no call into the budget loop then */
 	failed = gc->nall_limits || (r && r->nlimits) ?
-			 tcp_budgets_take(w, gen, r != NULL, session_hash) :
+			 tcp_budgets_take(w->slot.idx, gen, r != NULL, session_hash) :
 			 -1;
 	if (failed >= 0) {
 		if (ticket)
@@ -891,7 +906,8 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	e->sport = ck->sport;
 	e->flags = d->flags | flags;
 	e->why = d->kind == MCPF_KIND_UNPARSED ? d->why : MCPF_WHY_NONE;
-	bpf_get_current_comm(e->comm, sizeof(e->comm)); /* NUL-padded */
+	/* task->comm, NUL-padded, read through the task: 6.1 has no bpf_get_current_comm in sk_msg */
+	bpf_core_read(e->comm, sizeof(e->comm), &((struct task_struct *)bpf_get_current_task())->comm);
 	if (w && idx < MCPF_SCAN_MAX_CALLS) {
 		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
 
@@ -990,9 +1006,10 @@ static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcp
 	conn->next_pending = slot + 1;
 }
 
-/* The decision for the tool in w->tool, into w->dec. A global function. */
-__noinline int tcp_decide_call(struct tcp_work *w, __u32 name_len, __u64 session_hash)
+/* The decision for the tool in w->tool, into w->dec, w the state of slot. A global function. */
+__noinline int tcp_decide_call(__u32 slot, __u32 name_len, __u64 session_hash)
 {
+	struct tcp_work *w = slot_at(slot);
 	struct decision d;
 
 	if (!w)
@@ -1004,9 +1021,11 @@ __noinline int tcp_decide_call(struct tcp_work *w, __u32 name_len, __u64 session
 	return 0;
 }
 
-/* The event for w->dec, about call idx (none when idx >= MCPF_SCAN_MAX_CALLS). */
-__noinline int tcp_emit(struct tcp_work *w, __u32 idx, __u32 flags)
+/* The event for w->dec (w the state of slot), about call idx (none: >= MCPF_SCAN_MAX_CALLS). */
+__noinline int tcp_emit(__u32 slot, __u32 idx, __u32 flags)
 {
+	struct tcp_work *w = slot_at(slot);
+
 	if (!w)
 		return 0;
 	event_emit(w, idx, &w->ck, w->hd.h_session, &w->dec, flags);
@@ -1036,7 +1055,7 @@ static long call_one(__u64 i, void *arg)
 		stat_add(w, MCPF_KIND_INVALID, policy_in_force());
 	} else {
 		tool_set(w, c->name, c->name_len);
-		tcp_decide_call(w, c->name_len, w->session_hash);
+		tcp_decide_call(w->slot.idx, c->name_len, w->session_hash);
 	}
 	kind = w->dec.kind;
 	if (kind != MCPF_KIND_ALLOW && w->nrw < MCPF_SCAN_MAX_CALLS) {
@@ -1047,9 +1066,9 @@ static long call_one(__u64 i, void *arg)
 		conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
 		if (conn)
 			pending_add(conn, c);
-		tcp_emit(w, i, w->cc_flags | MCPF_EV_NEUTRALIZED);
+		tcp_emit(w->slot.idx, i, w->cc_flags | MCPF_EV_NEUTRALIZED);
 	} else {
-		tcp_emit(w, i, w->cc_flags);
+		tcp_emit(w->slot.idx, i, w->cc_flags);
 	}
 	return 0;
 }
