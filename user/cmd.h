@@ -3,6 +3,9 @@
 #ifndef MCPFENCE_CMD_H
 #define MCPFENCE_CMD_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #define EXIT_USAGE 2
 
 int cmd_check(int argc, char **argv);
@@ -24,5 +27,8 @@ int features__mount(void);
  * naming the first one missing.
  */
 int features__tcp(char *why, size_t size);
+
+/* The kernel has the bpf_strnstr kfunc (6.17+), per its BTF. */
+bool features__strnstr(void);
 
 #endif

@@ -74,6 +74,18 @@ out_destroy:
 	return err;
 }
 
+bool features__strnstr(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	int found;
+
+	if (!btf)
+		return false;
+	found = btf__find_by_name_kind(btf, "bpf_strnstr", BTF_KIND_FUNC);
+	btf__free(btf);
+	return found > 0;
+}
+
 int features__tcp(char *why, size_t size)
 {
 	enum { PROG, MAP, HELPER };
@@ -97,9 +109,6 @@ int features__tcp(char *why, size_t size)
 		{ HELPER, BPF_FUNC_probe_read_kernel,
 		  "sk_msg programs cannot call bpf_probe_read_kernel" },
 	};
-	struct btf *btf;
-	int found;
-
 	if (geteuid() != 0) {
 		snprintf(why, size, "not root: loading BPF programs needs CAP_BPF and CAP_NET_ADMIN");
 		return -EPERM;
@@ -115,15 +124,8 @@ int features__tcp(char *why, size_t size)
 			return -ENOTSUP;
 		}
 	}
-	btf = btf__load_vmlinux_btf();
-	if (!btf) {
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
 		snprintf(why, size, "no kernel BTF (/sys/kernel/btf/vmlinux): %s", strerror(errno));
-		return -ENOTSUP;
-	}
-	found = btf__find_by_name_kind(btf, "bpf_strnstr", BTF_KIND_FUNC);
-	btf__free(btf);
-	if (found < 0) {
-		snprintf(why, size, "this kernel has no bpf_strnstr kfunc (6.17+)");
 		return -ENOTSUP;
 	}
 	return 0;
@@ -157,5 +159,11 @@ int cmd_features(int argc, char **argv)
 	} else {
 		printf("tcp plane (attach): yes\n");
 	}
+	if (features__strnstr())
+		printf("  reply rewrite: the bpf_strnstr kfunc\n");
+	else
+		printf("  reply rewrite: a bpf_loop search, 8 bytes a step (this kernel has no "
+		       "bpf_strnstr kfunc, 6.17+); only sends on a connection whose denied call "
+		       "waits for its answer are searched\n");
 	return err ? 1 : 0;
 }

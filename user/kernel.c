@@ -148,13 +148,24 @@ static int probe_basics(char *cgroup, size_t size)
 	return 0;
 }
 
-/* Open and load the programs: the real probe that the sock_ops and sk_msg types are there. */
-struct tcp_bpf *kernel__load(void)
+/*
+ * Open and load the programs: the real probe that the sock_ops and sk_msg types are there. The
+ * server stage is one of two builds (bpf/tcp.bpf.c): with the bpf_strnstr kfunc where the
+ * kernel has it, else the bpf_loop search; how chooses, KERNEL_SEARCH_BOTH loads both (the
+ * kfunc's in use when there is one) for tests that compare them.
+ */
+struct tcp_bpf *kernel__load_with(enum kernel_search how)
 {
+	bool kfunc = features__strnstr();
 	struct tcp_bpf *skel;
 	int err, ncpu;
 
 	libbpf_set_print(silent_print);
+	if (how == KERNEL_SEARCH_KFUNC && !kfunc) {
+		log_err("this kernel has no bpf_strnstr kfunc (6.17+)");
+		errno = ENOTSUP;
+		return NULL;
+	}
 	skel = tcp_bpf__open();
 	if (!skel) {
 		err = -errno;
@@ -162,6 +173,12 @@ struct tcp_bpf *kernel__load(void)
 		errno = -err;
 		return NULL;
 	}
+	if (how == KERNEL_SEARCH_AUTO)
+		how = kfunc ? KERNEL_SEARCH_KFUNC : KERNEL_SEARCH_LOOP;
+	bpf_program__set_autoload(skel->progs.handle_sk_msg_server,
+				  kfunc && how != KERNEL_SEARCH_LOOP);
+	bpf_program__set_autoload(skel->progs.handle_sk_msg_server_loop,
+				  how != KERNEL_SEARCH_KFUNC);
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu < 1)
 		ncpu = 1;
@@ -193,7 +210,9 @@ struct tcp_bpf *kernel__load(void)
 	{
 		struct bpf_program *stages[] = { skel->progs.handle_sk_msg_client,
 						 skel->progs.handle_sk_msg_body,
-						 skel->progs.handle_sk_msg_server };
+						 bpf_program__autoload(skel->progs.handle_sk_msg_server) ?
+							 skel->progs.handle_sk_msg_server :
+							 skel->progs.handle_sk_msg_server_loop };
 
 		for (__u32 i = 0; i < 3; i++) {
 			int fd = bpf_program__fd(stages[i]);
@@ -209,6 +228,16 @@ struct tcp_bpf *kernel__load(void)
 		}
 	}
 	return skel;
+}
+
+struct tcp_bpf *kernel__load(void)
+{
+	return kernel__load_with(KERNEL_SEARCH_AUTO);
+}
+
+bool kernel__search_kfunc(const struct tcp_bpf *skel)
+{
+	return bpf_program__autoload(skel->progs.handle_sk_msg_server);
 }
 
 /* ---- policy compile ------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #ifndef MCPFENCE_KERNEL_H
 #define MCPFENCE_KERNEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "policy.h"
 
@@ -27,8 +28,19 @@ struct kernel_compiled {
 	uint64_t uncharged_seen[64]; /* tcp_uncharged of each slot, as last charged */
 };
 
+/* How the server stage finds the replies to rewrite (bpf/tcp.bpf.c reply_find). */
+enum kernel_search {
+	KERNEL_SEARCH_AUTO = 0,  /* the kfunc where the kernel has it, else the loop */
+	KERNEL_SEARCH_KFUNC = 1, /* bpf_strnstr (6.17+); fails without it */
+	KERNEL_SEARCH_LOOP = 2,  /* a bpf_loop search, 8 bytes a step */
+	KERNEL_SEARCH_BOTH = 3,  /* both loaded, the kfunc's wired where there is one (tests) */
+};
+
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
 struct tcp_bpf *kernel__load(void);
+struct tcp_bpf *kernel__load_with(enum kernel_search how);
+/* The server stage wired is the bpf_strnstr build (else the loop's). */
+bool kernel__search_kfunc(const struct tcp_bpf *skel);
 /* Make generation gen of the policy maps the one in force. */
 int kernel__activate(struct tcp_bpf *skel, unsigned gen);
 int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
@@ -65,6 +77,7 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 
 /* Remove links, programs and pins under MCPF_PIN_DIR; 0 when nothing was attached. */
 int kernel__detach(void);
+
 
 /* `mcpfence approve --tool T [--count N] [--for DURATION]`: a ticket BPF takes. */
 int kernel__approve_ticket(int argc, char **argv);

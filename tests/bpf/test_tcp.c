@@ -32,6 +32,7 @@
 #include "limits.h"
 #include "policy.h"
 #include "cgroup.h"
+#include "log.h"
 #include "cmd.h"
 
 static const char policy_json[] =
@@ -96,7 +97,10 @@ static int setup(void **state)
 		env.cgroup[0] = 0;
 		return 0;
 	}
-	env.skel = kernel__load();
+	if (getenv("MCPF_TEST_DEBUG"))
+		log_level = LOG_LVL_DEBUG; /* the verifier's log when the programs are refused */
+	/* both builds of the server stage where the kernel has the kfunc: test_reply_search */
+	env.skel = kernel__load_with(KERNEL_SEARCH_BOTH);
 	if (!env.skel) {
 		int err = errno;
 
@@ -345,6 +349,104 @@ static void test_denied_neutralized_and_reply(void **state)
 	recv_for(p.cfd, got, sizeof(got), 300);
 	assert_non_null(strstr(got, "Method not found"));
 	pair_close(&p);
+}
+
+/* Wire the server stage: the bpf_strnstr build (kfunc) or the bpf_loop one. */
+static void server_stage(bool kfunc)
+{
+	struct bpf_program *p = kfunc ? env.skel->progs.handle_sk_msg_server :
+					env.skel->progs.handle_sk_msg_server_loop;
+	__u32 key = 2; /* TP_SERVER */
+	int fd = bpf_program__fd(p);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_progs), &key, &fd,
+					     BPF_ANY),
+			 0);
+}
+
+/* An SSE answer with the error -32601 of the server for id, as server-everything sends it. */
+static size_t method_not_found(char *out, size_t size, const char *id)
+{
+	return snprintf(out, size,
+			"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":"
+			"-32601,\"message\":\"Method not found\"}}\r\n\r\n",
+			id);
+}
+
+/*
+ * The server's answers to denied calls are found and rewritten by both builds of the server
+ * stage (the bpf_strnstr kfunc, 6.17+, and the bpf_loop search of older kernels) alike: at every
+ * alignment, among decoys (commas, the needle cut short, the answer of an id that was not
+ * denied), several in one send, none past the first 16 KB searched.
+ */
+static void test_reply_search(void **state)
+{
+	static const char *const decoys[] = {
+		",,,,,,,,,,,,,,,,", ",\"error\":{\"code\":-32601,\"message\":\"Method not foun",
+		"\"id\":55,\"error\"", ",\"error\":{\"code\":-32602,\"message\":\"Method not found\"",
+	};
+	char body[256], req[1024], got[20000], reply[20000], want[20000], id[16];
+	size_t n, rl;
+	struct pair p;
+	bool kfunc;
+
+	SKIP_IF_NEEDED();
+	kfunc = kernel__search_kfunc(env.skel);
+	print_message("server stage builds: %s\n", kfunc ? "kfunc and loop" : "loop only");
+	for (int v = kfunc ? 0 : 1; v < 2; v++) {
+		server_stage(v == 0);
+		for (int align = 0; align < 16; align++) {
+			pair_open(&p, AF_INET, false);
+			/* ids 301, 302, 303 denied on this connection; 55 allowed */
+			for (int i = 1; i <= 3; i++) {
+				n = request(req, sizeof(req),
+					    call(body, sizeof(body), 300 + i, "get-env"), NULL);
+				send_all(p.cfd, req, n);
+				assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+			}
+			n = request(req, sizeof(req), call(body, sizeof(body), 55, "echo"), NULL);
+			expect_passes(&p, req, n);
+			rl = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\n\r\n%.*s", align,
+				      "xxxxxxxxxxxxxxxx");
+			for (size_t d = 0; d < sizeof(decoys) / sizeof(decoys[0]); d++)
+				rl += snprintf(reply + rl, sizeof(reply) - rl, "%s", decoys[d]);
+			rl += method_not_found(reply + rl, sizeof(reply) - rl, "302");
+			rl += method_not_found(reply + rl, sizeof(reply) - rl, "55");
+			rl += method_not_found(reply + rl, sizeof(reply) - rl, "301");
+			memcpy(want, reply, rl + 1);
+			for (const char *const *d = (const char *const[]){ "302", "301", NULL }; *d;
+			     d++) {
+				char needle[128], *w;
+
+				snprintf(needle, sizeof(needle), "\"id\":%s,\"error\":{\"code\":-32601,"
+					 "\"message\":\"Method not found\"", *d);
+				w = strstr(want, needle);
+				assert_non_null(w);
+				memcpy(w + strlen(needle) - 17, "denied by policy", 16);
+			}
+			send_all(p.sfd, reply, rl);
+			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			if (memcmp(got, want, rl))
+				fail_msg("%s, align %d: the client read\n%s\nnot\n%s",
+					 v ? "loop" : "kfunc", align, got, want);
+			/* id 303 is still waiting: its answer past 16 KB of a send is not searched */
+			memset(reply, ' ', 16400);
+			rl = 16400 + method_not_found(reply + 16400, sizeof(reply) - 16400, "303");
+			send_all(p.sfd, reply, rl);
+			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			assert_memory_equal(got, reply, rl);
+			/* at the end of a send of its own, it is found */
+			rl = snprintf(id, sizeof(id), "303");
+			rl = method_not_found(reply, sizeof(reply), id);
+			send_all(p.sfd, reply, rl);
+			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			assert_non_null(strstr(got, "\"id\":303,\"error\":{\"code\":-32601,"
+						"\"message\":\"denied by policy\"}"));
+			pair_close(&p);
+		}
+	}
+	server_stage(kfunc);
 }
 
 static void test_globs_and_hide(void **state)
@@ -1231,6 +1333,7 @@ int main(void)
 		cmocka_unit_test(test_sockets_in_map),
 		cmocka_unit_test(test_allowed_unchanged),
 		cmocka_unit_test(test_denied_neutralized_and_reply),
+		cmocka_unit_test(test_reply_search),
 		cmocka_unit_test(test_globs_and_hide),
 		cmocka_unit_test(test_split_is_held_until_whole),
 		cmocka_unit_test(test_pipelined),
