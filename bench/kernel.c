@@ -925,6 +925,145 @@ static int mcp_rounds(struct http_conn *c[2], size_t msg_len, int prog_fd, struc
 	return err;
 }
 
+/*
+ * The search of a server's sends for the answer to a denied call (bpf/tcp.bpf.c reply_find):
+ * the bpf_strnstr kfunc (6.17+) against the bpf_loop search of older kernels, both loaded here
+ * where the kernel has the kfunc. A loopback pair of its own on a watched port: the client sends
+ * one denied call (its id then waits on the connection), the server end sends answers of size
+ * bytes holding no answer to it, so each send is searched whole and the id keeps waiting; the
+ * same on a pair whose call was allowed (nothing waits: the send is not searched).
+ * ns per send, BPF run time of handle_sk_msg (the server stage is a tail call of it).
+ */
+#define SEARCH_ROUNDS 2000
+
+static int search_pair(uint16_t sport, int lfd, bool denied, int *cfd, int *sfd)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(sport) };
+	static char req[4096], got[4096];
+	static const char denied_call[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"tools/call\",\"params\":{\"name\":"
+		"\"get-env\",\"arguments\":{}}}";
+	static const char allowed_call[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"tools/call\",\"params\":{\"name\":"
+		"\"echo\",\"arguments\":{}}}";
+	const char *body = denied ? denied_call : allowed_call;
+	int n, one = 1;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*cfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (*cfd < 0 || connect(*cfd, (void *)&in, sizeof(in)))
+		return -errno;
+	*sfd = accept(lfd, NULL, NULL);
+	if (*sfd < 0)
+		return -errno;
+	setsockopt(*sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	n = snprintf(req, sizeof(req),
+		     "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n\r\n%s",
+		     strlen(body), body);
+	if (send(*cfd, req, n, 0) != n || read_full(*sfd, got, n))
+		return -EIO;
+	/* the server received the call as decided: neutralized, or intact */
+	if (denied != (memmem(got, n, "rpc.denied", 10) != NULL))
+		return -EPROTO;
+	return 0;
+}
+
+/*
+ * BPF ns per server send of size bytes, on a pair whose call was denied or not. The send is
+ * JSON text (errors: answers of an error other than -32601, a '-' every 41 bytes, the worst case
+ * of the loop search: each '-' is compared with the needle), never the answer to id 77.
+ */
+static double search_per_send(uint16_t sport, int lfd, bool denied, size_t size, bool errors,
+			      int prog_fd, double *runs)
+{
+	static const char text[] = "{\"type\":\"text\",\"text\":\"Lorem ipsum dolor sit amet, "
+				   "consectetur adipiscing elit, sed do eiusmod tempor.\"},";
+	static const char error[] = ",\"error\":{\"code\":-32602,\"message\":\"x\"},";
+	static char reply[20000], got[20000];
+	uint64_t ns0, c0, ns1, c1;
+	int cfd = -1, sfd = -1, n;
+
+	n = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+		     size - 38);
+	for (size_t i = n; i < size; i++)
+		reply[i] = errors ? error[i % (sizeof(error) - 1)] : text[i % (sizeof(text) - 1)];
+	if (search_pair(sport, lfd, denied, &cfd, &sfd)) {
+		fprintf(stderr, "bench/kernel: search pair: %s\n", strerror(errno));
+		exit(1);
+	}
+	for (int i = 0; i < WARM_ROUNDS; i++)
+		if (send(sfd, reply, size, 0) != (ssize_t)size || read_full(cfd, got, size))
+			exit(1);
+	prog_stats(prog_fd, &ns0, &c0);
+	for (int i = 0; i < SEARCH_ROUNDS; i++) {
+		if (send(sfd, reply, size, 0) != (ssize_t)size || read_full(cfd, got, size) ||
+		    memcmp(got, reply, size)) {
+			fprintf(stderr, "bench/kernel: a searched answer did not arrive intact\n");
+			exit(1);
+		}
+	}
+	prog_stats(prog_fd, &ns1, &c1);
+	close(cfd);
+	close(sfd);
+	*runs = (double)(c1 - c0) / SEARCH_ROUNDS;
+	return (double)(ns1 - ns0) / SEARCH_ROUNDS;
+}
+
+/* Wire the server stage: the kfunc build, or the loop's. */
+static void search_use(struct tcp_bpf *skel, bool kfunc)
+{
+	int fd = bpf_program__fd(kfunc ? skel->progs.handle_sk_msg_server :
+					 skel->progs.handle_sk_msg_server_loop);
+	__u32 key = 2; /* TP_SERVER */
+
+	bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_progs), &key, &fd, BPF_ANY);
+}
+
+static void search_bench(struct tcp_bpf *skel, int prog_fd, uint16_t sport)
+{
+	static const size_t sizes[] = { 1024, 4096, 16384 };
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(sport) };
+	bool kfunc = kernel__search_both(skel);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (void *)&in, sizeof(in)) || listen(lfd, 4) || kernel__watch_port(skel, sport)) {
+		perror("bench/kernel: search");
+		exit(1);
+	}
+	printf("bench/kernel: reply search, BPF ns per server send while a denied call waits for "
+	       "its answer on the connection (searched whole: it holds none), %d each; none: "
+	       "nothing waits (not searched)%s\n",
+	       SEARCH_ROUNDS, kfunc ? "" : "; this kernel has no bpf_strnstr: the loop only");
+	printf("  %-6s %-8s %8s %8s %8s %10s %12s %12s\n", "send", "content", "none", "kfunc",
+	       "loop", "loop/kfunc", "kfunc ns/KB", "loop ns/KB");
+	for (size_t i = 0; i < 2 * sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t size = sizes[i / 2];
+		bool errors = i & 1;
+		double none, k = 0, l, runs;
+
+		none = search_per_send(sport, lfd, false, size, errors, prog_fd, &runs);
+		if (kfunc) {
+			search_use(skel, true);
+			k = search_per_send(sport, lfd, true, size, errors, prog_fd, &runs);
+		}
+		search_use(skel, false);
+		l = search_per_send(sport, lfd, true, size, errors, prog_fd, &runs);
+		search_use(skel, false);
+		if (kfunc)
+			printf("  %-6zu %-8s %8.0f %8.0f %8.0f %10.2f %12.0f %12.0f\n", size,
+			       errors ? "errors" : "text", none, k, l, l / k,
+			       (k - none) / (size / 1024.0), (l - none) / (size / 1024.0));
+		else
+			printf("  %-6zu %-8s %8.0f %8s %8.0f %10s %12s %12.0f\n", size,
+			       errors ? "errors" : "text", none, "-", l, "-", "-",
+			       (l - none) / (size / 1024.0));
+	}
+	close(lfd);
+}
+
 static char cg_root[PATH_MAX]; /* the host's cgroup v2, found as attach finds it */
 static char cg[PATH_MAX + 32]; /* this process's cgroup, once made */
 
@@ -1089,7 +1228,7 @@ int main(void)
 	}
 	pthread_create(&th, NULL, server_main, &lfd);
 
-	skel = kernel__load();
+	skel = kernel__load_with(KERNEL_SEARCH_BOTH);
 	if (!skel) {
 		printf("bench/kernel: skipped: bpf/tcp.bpf.c does not load here\n");
 		return 0;
@@ -1166,6 +1305,7 @@ int main(void)
 		close(fa);
 		close(fb);
 	}
+	search_bench(skel, prog_fd, port + 2);
 	printf("bench/kernel: floor: round trip of a 2 KB request to a C server doing nothing, "
 	       "%d each\n",
 	       ROUNDS);

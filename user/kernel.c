@@ -150,9 +150,9 @@ static int probe_basics(char *cgroup, size_t size)
 
 /*
  * Open and load the programs: the real probe that the sock_ops and sk_msg types are there. The
- * server stage is one of two builds (bpf/tcp.bpf.c): with the bpf_strnstr kfunc where the
- * kernel has it, else the bpf_loop search; how chooses, KERNEL_SEARCH_BOTH loads both (the
- * kfunc's in use when there is one) for tests that compare them.
+ * server stage is one of two builds (bpf/tcp.bpf.c): the bpf_loop search (KERNEL_SEARCH_AUTO:
+ * every kernel; it measured faster) or the bpf_strnstr kfunc (6.17+); KERNEL_SEARCH_BOTH
+ * loads both, the loop's wired, for the tests and the bench that compare them.
  */
 struct tcp_bpf *kernel__load_with(enum kernel_search how)
 {
@@ -174,7 +174,7 @@ struct tcp_bpf *kernel__load_with(enum kernel_search how)
 		return NULL;
 	}
 	if (how == KERNEL_SEARCH_AUTO)
-		how = kfunc ? KERNEL_SEARCH_KFUNC : KERNEL_SEARCH_LOOP;
+		how = KERNEL_SEARCH_LOOP;
 	bpf_program__set_autoload(skel->progs.handle_sk_msg_server,
 				  kfunc && how != KERNEL_SEARCH_LOOP);
 	bpf_program__set_autoload(skel->progs.handle_sk_msg_server_loop,
@@ -210,7 +210,7 @@ struct tcp_bpf *kernel__load_with(enum kernel_search how)
 	{
 		struct bpf_program *stages[] = { skel->progs.handle_sk_msg_client,
 						 skel->progs.handle_sk_msg_body,
-						 bpf_program__autoload(skel->progs.handle_sk_msg_server) ?
+						 kernel__search_kfunc(skel) ?
 							 skel->progs.handle_sk_msg_server :
 							 skel->progs.handle_sk_msg_server_loop };
 
@@ -237,7 +237,13 @@ struct tcp_bpf *kernel__load(void)
 
 bool kernel__search_kfunc(const struct tcp_bpf *skel)
 {
-	return bpf_program__autoload(skel->progs.handle_sk_msg_server);
+	return !bpf_program__autoload(skel->progs.handle_sk_msg_server_loop);
+}
+
+bool kernel__search_both(const struct tcp_bpf *skel)
+{
+	return bpf_program__autoload(skel->progs.handle_sk_msg_server) &&
+	       bpf_program__autoload(skel->progs.handle_sk_msg_server_loop);
 }
 
 /* ---- policy compile ------------------------------------------------------------------- */

@@ -30,10 +30,10 @@ struct kernel_compiled {
 
 /* How the server stage finds the replies to rewrite (bpf/tcp.bpf.c reply_find). */
 enum kernel_search {
-	KERNEL_SEARCH_AUTO = 0,  /* the kfunc where the kernel has it, else the loop */
+	KERNEL_SEARCH_AUTO = 0,  /* the loop: on every kernel, and faster than the kfunc */
 	KERNEL_SEARCH_KFUNC = 1, /* bpf_strnstr (6.17+); fails without it */
 	KERNEL_SEARCH_LOOP = 2,  /* a bpf_loop search, 8 bytes a step */
-	KERNEL_SEARCH_BOTH = 3,  /* both loaded, the kfunc's wired where there is one (tests) */
+	KERNEL_SEARCH_BOTH = 3,  /* the loop's wired, the kfunc's loaded too where there is one */
 };
 
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
@@ -41,6 +41,8 @@ struct tcp_bpf *kernel__load(void);
 struct tcp_bpf *kernel__load_with(enum kernel_search how);
 /* The server stage wired is the bpf_strnstr build (else the loop's). */
 bool kernel__search_kfunc(const struct tcp_bpf *skel);
+/* Both builds of the server stage are loaded (KERNEL_SEARCH_BOTH on a kernel with the kfunc). */
+bool kernel__search_both(const struct tcp_bpf *skel);
 /* Make generation gen of the policy maps the one in force. */
 int kernel__activate(struct tcp_bpf *skel, unsigned gen);
 int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
