@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,11 +51,16 @@ _Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
 _Static_assert(sizeof(struct mcpf_pending) == 56, "mcpf_pending");
 _Static_assert(sizeof(struct mcpf_event) == 344, "mcpf_event");
 
-/* What is pinned under MCPF_PIN_DIR, so that other commands find the live state. */
+/*
+ * What is pinned under MCPF_PIN_DIR, so that other commands find the live state, and so that
+ * the programs keep enforcing when attach is killed: tcp_progs among them, because the kernel
+ * empties a program array when the last file that holds it goes (its stages would be gone, and
+ * every send of a watched connection dropped).
+ */
 static const char *const pinned_maps[] = {
 	"tcp_socks", "tcp_ports", "tcp_active", "tcp_gen", "tcp_rules", "tcp_globs",
 	"tcp_limits", "tcp_budgets", "tcp_tickets", "tcp_stats", "tcp_counters", "tcp_conns",
-	"tcp_policies",
+	"tcp_policies", "tcp_progs",
 };
 #define PIN_LINK MCPF_PIN_DIR "/link_sock_ops"
 #define PIN_PROG MCPF_PIN_DIR "/prog_sk_msg"
@@ -828,6 +834,39 @@ static bool attached(void)
 	return !access(PIN_LINK, F_OK) || !access(MCPF_PIN_DIR "/tcp_socks", F_OK);
 }
 
+/*
+ * attach holds an exclusive flock on MCPF_PIN_DIR while it runs: the kernel drops it when the
+ * process dies, however it dies. Returns the held fd, or -errno.
+ */
+static int pins_lock(void)
+{
+	int fd = open(MCPF_PIN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+enum kernel_attachment kernel__attachment(void)
+{
+	int fd;
+
+	if (!attached() && access(MCPF_PIN_DIR, F_OK))
+		return KERNEL_ATTACHED_NONE;
+	fd = pins_lock();
+	if (fd == -EWOULDBLOCK)
+		return KERNEL_ATTACHED_LIVE;
+	if (fd >= 0)
+		close(fd);
+	return KERNEL_ATTACHED_STALE;
+}
+
 /* Empty the SOCKHASH: a socket leaves sk_msg only when it leaves the map. */
 static void socks_flush(int fd)
 {
@@ -1449,7 +1488,7 @@ int cmd_attach(int argc, char **argv)
 	uint16_t ports[MCPF_TCP_MAX_PORTS];
 	unsigned nports = 0;
 	char audit_buf[PATH_MAX];
-	int c, err, cg_fd = -1, ret = 1;
+	int c, err, cg_fd = -1, lock_fd = -1, ret = 1;
 	uint64_t last, next_sync;
 
 	optind = 1;
@@ -1498,9 +1537,18 @@ int cmd_attach(int argc, char **argv)
 	}
 	if (probe_basics(cgroup, sizeof(cgroup)))
 		return 1;
-	if (attached()) {
-		log_err("%s already holds an attachment: run `mcpfence detach` first", MCPF_PIN_DIR);
+	switch (kernel__attachment()) {
+	case KERNEL_ATTACHED_LIVE:
+		log_err("%s holds the attachment of a running `mcpfence attach`: stop it, or run "
+			"`mcpfence detach`", MCPF_PIN_DIR);
 		return 1;
+	case KERNEL_ATTACHED_STALE:
+		log_err("%s holds a stale attachment (its `mcpfence attach` is gone; its programs "
+			"may still enforce the policy they had): run `mcpfence detach` first",
+			MCPF_PIN_DIR);
+		return 1;
+	default:
+		break;
 	}
 	if (!audit_path) {
 		if (audit__default_path(audit_buf, sizeof(audit_buf)))
@@ -1538,6 +1586,11 @@ int cmd_attach(int argc, char **argv)
 	}
 	if (pin_all(ac.skel, link))
 		goto out_detach;
+	lock_fd = pins_lock();
+	if (lock_fd < 0) {
+		log_err("%s: flock: %s", MCPF_PIN_DIR, strerror(-lock_fd));
+		goto out_detach;
+	}
 	if (tfo_client_off())
 		goto out_detach;
 	err = adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks), ports, nports);
@@ -1607,6 +1660,8 @@ int cmd_attach(int argc, char **argv)
 out_detach:
 	kernel__detach();
 out:
+	if (lock_fd >= 0)
+		close(lock_fd);
 	ring_buffer__free(rb);
 	bpf_link__destroy(link);
 	if (cg_fd >= 0)

@@ -80,6 +80,14 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 /* Remove links, programs and pins under MCPF_PIN_DIR; 0 when nothing was attached. */
 int kernel__detach(void);
 
+enum kernel_attachment {
+	KERNEL_ATTACHED_NONE = 0,
+	KERNEL_ATTACHED_LIVE = 1,  /* pinned, and its `mcpfence attach` runs */
+	KERNEL_ATTACHED_STALE = 2, /* pinned (programs may still run), its attach is gone */
+};
+
+/* Whether MCPF_PIN_DIR holds an attachment, and whether its attach process still runs. */
+enum kernel_attachment kernel__attachment(void);
 
 /* `mcpfence approve --tool T [--count N] [--for DURATION]`: a ticket BPF takes. */
 int kernel__approve_ticket(int argc, char **argv);
