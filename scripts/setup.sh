@@ -8,7 +8,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev libjansson-dev
       libpcre2-dev libcmocka-dev bpftool valgrind)
-[ "$what" = test ] && pkgs+=(libclang-rt-14-dev)
+# test: libFuzzer's runtime; QEMU and cpio for the kernel matrix (tests/kernels/run.sh)
+[ "$what" = test ] && pkgs+=(libclang-rt-14-dev qemu-system-x86 cpio)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
