@@ -243,6 +243,39 @@ int features__tcp(char *why, size_t size)
 	return 0;
 }
 
+int features__scan_test(char *why, size_t size)
+{
+	static const struct {
+		int helper;
+		const char *missing;
+	} needs[] = {
+		{ BPF_FUNC_xdp_get_buff_len, "XDP programs cannot call bpf_xdp_get_buff_len (5.18+)" },
+		{ BPF_FUNC_xdp_load_bytes, "XDP programs cannot call bpf_xdp_load_bytes (5.18+)" },
+		{ BPF_FUNC_loop, "XDP programs cannot call bpf_loop (5.17+)" },
+		{ BPF_FUNC_probe_read_kernel, "XDP programs cannot call bpf_probe_read_kernel" },
+	};
+
+	if (geteuid() != 0) {
+		snprintf(why, size, "not root: BPF_PROG_TEST_RUN needs CAP_BPF");
+		return -EPERM;
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, NULL) != 1) {
+		snprintf(why, size, "this kernel has no XDP programs");
+		return -ENOTSUP;
+	}
+	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
+		if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, needs[i].helper, NULL) != 1) {
+			snprintf(why, size, "%s", needs[i].missing);
+			return -ENOTSUP;
+		}
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		snprintf(why, size, "no kernel BTF (/sys/kernel/btf/vmlinux)");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 /* What mcpfence does with a kind of program the TCP plane does not need. */
 static const char *const unused_why[PROBE_MAX] = {
 	[PROBE_FENTRY] = "not used: the TCP plane needs sock_ops and sk_msg only",

@@ -114,7 +114,7 @@ static int group_setup(void **state)
 		char why[200];
 
 		/* a kernel without what they need skips; one with it that refuses them is a bug */
-		if (features__tcp(why, sizeof(why)))
+		if (features__scan_test(why, sizeof(why)))
 			snprintf(env.skip, sizeof(env.skip),
 				 "the scanner's test-run programs do not load here (%s): %s",
 				 strerror(-err), why);
