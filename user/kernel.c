@@ -160,8 +160,9 @@ static int probe_basics(char *cgroup, size_t size)
  * every kernel; it measured faster) or the bpf_strnstr kfunc (6.17+); KERNEL_SEARCH_BOTH
  * loads both, the loop's wired, for the tests and the bench that compare them.
  */
-struct tcp_bpf *kernel__load_with(enum kernel_search how)
+struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 {
+	enum kernel_search how = o->search;
 	bool kfunc = features__strnstr();
 	struct tcp_bpf *skel;
 	int err, ncpu;
@@ -179,6 +180,8 @@ struct tcp_bpf *kernel__load_with(enum kernel_search how)
 		errno = -err;
 		return NULL;
 	}
+	if (o->glob_steps)
+		skel->rodata->cfg_glob_steps = o->glob_steps;
 	if (how == KERNEL_SEARCH_AUTO)
 		how = KERNEL_SEARCH_LOOP;
 	bpf_program__set_autoload(skel->progs.handle_sk_msg_server,
@@ -234,6 +237,13 @@ struct tcp_bpf *kernel__load_with(enum kernel_search how)
 		}
 	}
 	return skel;
+}
+
+struct tcp_bpf *kernel__load_with(enum kernel_search how)
+{
+	struct kernel_load_opts o = { .search = how };
+
+	return kernel__load_opts(&o);
 }
 
 struct tcp_bpf *kernel__load(void)

@@ -36,9 +36,15 @@ enum kernel_search {
 	KERNEL_SEARCH_BOTH = 3,  /* the loop's wired, the kfunc's loaded too where there is one */
 };
 
+struct kernel_load_opts {
+	enum kernel_search search;
+	uint32_t glob_steps; /* steps of a glob match before it is denied; 0: 9000 */
+};
+
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
 struct tcp_bpf *kernel__load(void);
 struct tcp_bpf *kernel__load_with(enum kernel_search how);
+struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o);
 /* The server stage wired is the bpf_strnstr build (else the loop's). */
 bool kernel__search_kfunc(const struct tcp_bpf *skel);
 /* Both builds of the server stage are loaded (KERNEL_SEARCH_BOTH on a kernel with the kfunc). */
