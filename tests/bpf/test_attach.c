@@ -885,24 +885,34 @@ static void *traffic_main(void *arg)
 /*
  * SIGHUP loads the policy again into the idle generation and flips one word: no moment is
  * unenforced. Calls flow on two connections through 60 reloads of two policies (both deny get-env
- * over a default of allow, so a moment without rules would let it through): every get-env is
- * denied and answered, every echo answered, and the server never runs get-env.
+ * over a default of allow, after 300 other rules, so a moment without its rule would let it
+ * through): every get-env is denied and answered, every echo answered, and the server never
+ * runs get-env.
  */
 static void test_sighup_no_moment_unenforced(void **state)
 {
-	static const char *const versions[] = {
-		"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"get-env\":{\"action\":"
-		"\"deny\"},\"a\":{}}}",
-		"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"get-*\":{\"action\":"
-		"\"deny\"},\"b\":{\"action\":\"deny\"}}}",
-	};
 	struct traffic t[2] = {};
 	static struct attach at; /* test_teardown may stop it after a failure */
+	static char versions[2][16384];
 	char policy[128];
 	pthread_t th[2];
 	int ran0, flips = 60;
 
 	SKIP_IF_NEEDED();
+	/*
+	 * 300 rules before get-env's: a reload that went through a moment without get-env's rule
+	 * would hold that moment for the time of 300 map updates, not a few microseconds
+	 */
+	for (int v = 0; v < 2; v++) {
+		size_t n = snprintf(versions[v], sizeof(versions[v]),
+				    "{\"version\":\"1\",\"default\":\"allow\",\"tools\":{");
+
+		for (int i = 0; i < 300; i++)
+			n += snprintf(versions[v] + n, sizeof(versions[v]) - n, "\"%c%d\":{},",
+				      v ? 's' : 'r', i);
+		snprintf(versions[v] + n, sizeof(versions[v]) - n,
+			 "\"get-env\":{\"action\":\"deny\",\"reason\":\"%s\"}}}", v ? "b" : "a");
+	}
 	policy_write("flip.json", versions[0], policy, sizeof(policy));
 	/* a line per decision would bury the reload lines: --quiet, and no audit file */
 	attach_start_audit(&at, policy, "/dev/null", "--quiet");
