@@ -25,7 +25,7 @@
  * has it, the bpf_strnstr kfunc.
  */
 #define SEARCH_LOOP_NS_PER_KB "400 to 900"
-#define SEARCH_KFUNC_NS_PER_KB "2900 to 4000"
+#define SEARCH_KFUNC_NS_PER_KB "1700 to 4000"
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {

@@ -1571,6 +1571,9 @@ int cmd_attach(int argc, char **argv)
 	ac.skel = kernel__load();
 	if (!ac.skel)
 		goto out;
+	log_info("replies to denied calls found by %s",
+		 kernel__search_kfunc(ac.skel) ? "the bpf_strnstr kfunc" :
+						 "a bpf_loop search, 8 bytes a step");
 	ac.gen = 1; /* policy_swap fills generation 0 first */
 	if (policy_swap(&ac, policy_path))
 		goto out;
