@@ -18,7 +18,7 @@ set -u
 cd "$(dirname "$0")/../.."
 series=("$@")
 [ ${#series[@]} -eq 0 ] && series=(6.1 6.12)
-cache=${MCPFENCE_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcpfence/kernels}
+cache=${MCPFENCE_KERNEL_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/mcpfence/kernels}
 out=build/kernels
 ci=${CI:-false}
 passed=0 failed=0 skipped=0 units=0 recorded=0
