@@ -2,7 +2,9 @@
 # mcpfence: vmlinux.h -> %.bpf.o -> %.skel.h -> mcpfence (libbpf-bootstrap's shape).
 #   make            build ./build/mcpfence
 #   make demo       set up, build, and run the built-in example
-#   make test       set up, build, and run every test tier (unit, sanitizers, valgrind, bpf, e2e)
+#   make test       set up, build, and run every test tier (unit, sanitizers, valgrind, bpf, e2e,
+#                   kernels)
+#   make test-kernels  the BPF tests and an attach end to end on Debian's 6.1 and 6.12, in QEMU
 #   make bench      run the benchmarks
 #   make fuzz       long fuzzing runs (FUZZ_SECONDS=600), then their corpora through make diff
 #   make diff       the differential tier: mcpfence's view against the servers' own parsers
@@ -56,8 +58,8 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 DIFF_VIEW  := $(BUILD)/tests/diff/view
 TOOLS      := $(CLANG) llvm-strip $(BPFTOOL) pkg-config $(CC)
 
-.PHONY: all setup setup-test demo test unit bpf-test e2e valgrind san bench fuzz diff clean format \
-	tools
+.PHONY: all setup setup-test demo test unit bpf-test test-kernels e2e valgrind san bench fuzz \
+	diff clean format tools
 all: $(BUILD)/mcpfence
 
 # Every header a file includes is a prerequisite (-MMD -MP writes the lists beside the objects).
@@ -128,6 +130,10 @@ unit: $(UNIT_BINS) $(BUILD)/mcpfence
 
 bpf-test: $(BPFT_BINS) $(BUILD)/mcpfence
 	$(Q)tests/run-suite.sh bpf $(BPFT_BINS)
+
+# Debian's kernels (fetched once into ~/.cache/mcpfence/kernels) booted in QEMU; KERNELS="6.1"
+test-kernels: $(BPFT_BINS) $(BUILD)/mcpfence
+	$(Q)tests/kernels/run.sh $(KERNELS)
 
 # the hostile-input pass runs mcpfence under ASan+UBSan too: keep that binary current
 e2e: $(BUILD)/mcpfence

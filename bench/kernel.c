@@ -17,11 +17,13 @@
  * run in a cgroup of their own.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,13 +41,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <jansson.h>
+#include "cgroup.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "mcpfence.h"
 #include "policy.h"
 #include "tcp.skel.h"
 
-#define CGROUP_ROOT "/sys/fs/cgroup/unified"
 #define ROUNDS 2000
 #define BPF_ROUNDS 10000 /* BPF time rows: a mean over this many requests, in each batch */
 #define BPF_BATCHES 3    /* on a connection each: the median and the range are printed */
@@ -112,6 +114,14 @@ static int read_full(int fd, char *buf, size_t n)
 	return 0;
 }
 
+/*
+ * What the server must receive: every request it reads is compared with this one, byte for
+ * byte (a row whose requests did not all arrive intact measured nothing worth printing).
+ */
+static const char *expect_req;
+static size_t expect_len;
+static _Atomic uint64_t got_intact, got_changed;
+
 /* One connection of the server: Content-Length framing, a small reply per request. */
 static void *conn_main(void *arg)
 {
@@ -142,6 +152,11 @@ static void *conn_main(void *arg)
 		if ((long)(h - (end + 4 - buf)) < len &&
 		    read_full(fd, buf + h, len - (h - (end + 4 - buf))))
 			break;
+		if (expect_req && (size_t)(end + 4 - buf) + len == expect_len &&
+		    !memcmp(buf, expect_req, expect_len))
+			got_intact++;
+		else
+			got_changed++;
 		if (send(fd, reply, strlen(reply), 0) < 0)
 			break;
 	}
@@ -265,21 +280,47 @@ static int prog_stats(int fd, uint64_t *ns, uint64_t *cnt)
 }
 
 /*
+ * A measurement that counts: each of its rounds ran the program (runs), took time (ns), and
+ * reached the server as it was sent (intact of sent): else it measured nothing.
+ */
+struct row {
+	double ns;   /* BPF ns per round */
+	double runs; /* program runs per round */
+	uint64_t sent, intact;
+};
+
+/* Why r measured nothing, or NULL. */
+static const char *row_invalid(const struct row *r)
+{
+	if (r->runs < 1.0)
+		return "the program did not run on every request";
+	if (r->ns <= 0)
+		return "the run-time stats read nothing (BPF_ENABLE_STATS?)";
+	if (r->intact != r->sent)
+		return "the server did not receive every request intact";
+	return NULL;
+}
+
+/*
  * BPF time (prog_fd's run_time_ns) per round trip of one request of about size bytes on a new
- * connection, over rounds of them after WARM_ROUNDS untimed ones; *runs: program runs per round.
+ * connection, over rounds of them after WARM_ROUNDS untimed ones; runs: program runs per round.
  * With cold, that much memory is written before each, so that BPF finds its code and data out
  * of the caches, as after a real server's own work between requests. ends: the ends of the
  * connection taken out of tcp_socks (0: none), so that BPF runs on the requests only, or on the
- * replies only.
+ * replies only. The server checks that each request arrived as sent.
  */
-static double bpf_per_round(size_t size, int rounds, char *cold, int socks_fd, int ends,
-			    int prog_fd, double *runs)
+static struct row bpf_per_round(size_t size, int rounds, char *cold, int socks_fd, int ends,
+				int prog_fd)
 {
 	static char req[40000];
 	size_t n = make_request(req, sizeof(req), size);
 	uint64_t ns0 = 0, c0 = 0, ns1 = 0, c1 = 0, lat;
 	int fd = client_connect();
+	struct row r = { .sent = WARM_ROUNDS + rounds };
 
+	expect_req = req;
+	expect_len = n;
+	got_intact = got_changed = 0;
 	if (ends) {
 		usleep(10000);
 		unwatch(socks_fd, fd, ends);
@@ -294,8 +335,59 @@ static double bpf_per_round(size_t size, int rounds, char *cold, int socks_fd, i
 	}
 	prog_stats(prog_fd, &ns1, &c1);
 	close(fd);
-	*runs = (double)(c1 - c0) / rounds;
-	return (double)(ns1 - ns0) / rounds;
+	r.runs = (double)(c1 - c0) / rounds;
+	r.ns = (double)(ns1 - ns0) / rounds;
+	r.intact = got_intact;
+	return r;
+}
+
+/*
+ * The targets, each a rule for every size or a ratio to a baseline measured in this run, printed
+ * together at the end: met only when what it compares was measured.
+ */
+struct target {
+	char what[200];
+	double value, limit; /* met: value <= limit */
+	const char *unit;
+	char invalid[200];   /* not measured, and why */
+};
+static struct target targets[24];
+static int ntargets;
+
+static void target_add(const char *what, double value, double limit, const char *unit,
+		       const char *invalid)
+{
+	struct target *t;
+
+	if (ntargets >= (int)(sizeof(targets) / sizeof(targets[0])))
+		return;
+	t = &targets[ntargets++];
+	snprintf(t->what, sizeof(t->what), "%s", what);
+	t->value = value;
+	t->limit = limit;
+	t->unit = unit;
+	snprintf(t->invalid, sizeof(t->invalid), "%s", invalid ? invalid : "");
+}
+
+/* Prints every target; 1 when one of them was not measured. */
+static int targets_print(void)
+{
+	int ret = 0;
+
+	printf("bench/kernel: targets (a rule for every size, or a ratio to a baseline of this "
+	       "run)\n");
+	for (int i = 0; i < ntargets; i++) {
+		const struct target *t = &targets[i];
+
+		if (t->invalid[0]) {
+			printf("  %-72s NOT MEASURED: %s\n", t->what, t->invalid);
+			ret = 1;
+			continue;
+		}
+		printf("  %-72s %8.2f %-6s <= %-8.2f %s\n", t->what, t->value, t->unit, t->limit,
+		       t->value <= t->limit ? "met" : "MISSED");
+	}
+	return ret;
 }
 
 static int write_file(const char *path, const char *s)
@@ -925,7 +1017,156 @@ static int mcp_rounds(struct http_conn *c[2], size_t msg_len, int prog_fd, struc
 	return err;
 }
 
-static char cg[PATH_MAX]; /* this process's cgroup, once made */
+/*
+ * The search of a server's sends for the answer to a denied call (bpf/tcp.bpf.c reply_find):
+ * the bpf_strnstr kfunc (6.17+) against the bpf_loop search of older kernels, both loaded here
+ * where the kernel has the kfunc. A loopback pair of its own on a watched port: the client sends
+ * one denied call (its id then waits on the connection), the server end sends answers of size
+ * bytes holding no answer to it, so each send is searched whole and the id keeps waiting; the
+ * same on a pair whose call was allowed (nothing waits: the send is not searched).
+ * ns per send, BPF run time of handle_sk_msg (the server stage is a tail call of it).
+ */
+#define SEARCH_ROUNDS 2000
+
+static int search_pair(uint16_t sport, int lfd, bool denied, int *cfd, int *sfd)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(sport) };
+	static char req[4096], got[4096];
+	static const char denied_call[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"tools/call\",\"params\":{\"name\":"
+		"\"get-env\",\"arguments\":{}}}";
+	static const char allowed_call[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"tools/call\",\"params\":{\"name\":"
+		"\"echo\",\"arguments\":{}}}";
+	const char *body = denied ? denied_call : allowed_call;
+	int n, one = 1;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*cfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (*cfd < 0 || connect(*cfd, (void *)&in, sizeof(in)))
+		return -errno;
+	*sfd = accept(lfd, NULL, NULL);
+	if (*sfd < 0)
+		return -errno;
+	setsockopt(*sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	n = snprintf(req, sizeof(req),
+		     "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n\r\n%s",
+		     strlen(body), body);
+	if (send(*cfd, req, n, 0) != n || read_full(*sfd, got, n))
+		return -EIO;
+	/* the server received the call as decided: neutralized, or intact */
+	if (denied != (memmem(got, n, "rpc.denied", 10) != NULL))
+		return -EPROTO;
+	return 0;
+}
+
+/*
+ * BPF ns per server send of size bytes, on a pair whose call was denied or not. The send is
+ * JSON text (errors: answers of an error other than -32601, a '-' every 41 bytes, the worst case
+ * of the loop search: each '-' is compared with the needle), never the answer to id 77.
+ */
+static double search_per_send(uint16_t sport, int lfd, bool denied, size_t size, bool errors,
+			      int prog_fd, double *runs)
+{
+	static const char text[] = "{\"type\":\"text\",\"text\":\"Lorem ipsum dolor sit amet, "
+				   "consectetur adipiscing elit, sed do eiusmod tempor.\"},";
+	static const char error[] = ",\"error\":{\"code\":-32602,\"message\":\"x\"},";
+	static char reply[20000], got[20000];
+	uint64_t ns0, c0, ns1, c1;
+	int cfd = -1, sfd = -1, n;
+
+	n = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+		     size - 38);
+	for (size_t i = n; i < size; i++)
+		reply[i] = errors ? error[i % (sizeof(error) - 1)] : text[i % (sizeof(text) - 1)];
+	if (search_pair(sport, lfd, denied, &cfd, &sfd)) {
+		fprintf(stderr, "bench/kernel: search pair: %s\n", strerror(errno));
+		exit(1);
+	}
+	for (int i = 0; i < WARM_ROUNDS; i++)
+		if (send(sfd, reply, size, 0) != (ssize_t)size || read_full(cfd, got, size))
+			exit(1);
+	prog_stats(prog_fd, &ns0, &c0);
+	for (int i = 0; i < SEARCH_ROUNDS; i++) {
+		if (send(sfd, reply, size, 0) != (ssize_t)size || read_full(cfd, got, size) ||
+		    memcmp(got, reply, size)) {
+			fprintf(stderr, "bench/kernel: a searched answer did not arrive intact\n");
+			exit(1);
+		}
+	}
+	prog_stats(prog_fd, &ns1, &c1);
+	close(cfd);
+	close(sfd);
+	*runs = (double)(c1 - c0) / SEARCH_ROUNDS;
+	return (double)(ns1 - ns0) / SEARCH_ROUNDS;
+}
+
+/* Wire the server stage: the kfunc build, or the loop's. */
+static void search_use(struct tcp_bpf *skel, bool kfunc)
+{
+	int fd = bpf_program__fd(kfunc ? skel->progs.handle_sk_msg_server :
+					 skel->progs.handle_sk_msg_server_loop);
+	__u32 key = 2; /* TP_SERVER */
+
+	bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_progs), &key, &fd, BPF_ANY);
+}
+
+static void search_bench(struct tcp_bpf *skel, int prog_fd, uint16_t sport)
+{
+	static const size_t sizes[] = { 1024, 4096, 16384 };
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(sport) };
+	bool kfunc = kernel__search_both(skel);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (void *)&in, sizeof(in)) || listen(lfd, 4) || kernel__watch_port(skel, sport)) {
+		perror("bench/kernel: search");
+		exit(1);
+	}
+	printf("bench/kernel: reply search, BPF ns per server send while a denied call waits for "
+	       "its answer on the connection (searched whole: it holds none), %d each; none: "
+	       "nothing waits (not searched)%s\n",
+	       SEARCH_ROUNDS, kfunc ? "" : "; this kernel has no bpf_strnstr: the loop only");
+	printf("  %-6s %-8s %8s %8s %8s %10s %12s %12s\n", "send", "content", "none", "kfunc",
+	       "loop", "loop/kfunc", "kfunc ns/KB", "loop ns/KB");
+	for (size_t i = 0; i < 2 * sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t size = sizes[i / 2];
+		bool errors = i & 1;
+		double none, k = 0, l, runs;
+
+		double lruns;
+		char what[200];
+
+		none = search_per_send(sport, lfd, false, size, errors, prog_fd, &runs);
+		if (kfunc) {
+			search_use(skel, true);
+			k = search_per_send(sport, lfd, true, size, errors, prog_fd, &runs);
+		}
+		search_use(skel, false);
+		l = search_per_send(sport, lfd, true, size, errors, prog_fd, &lruns);
+		search_use(skel, false);
+		snprintf(what, sizeof(what), "reply search (bpf_loop), ns per KB searched, %zu B %s",
+			 size, errors ? "errors" : "text");
+		target_add(what, (l - none) / (size / 1024.0), 1000, "ns/KB",
+			   lruns < 1 || runs < 1 ? "the program did not run on every send" :
+			   l <= 0 || none <= 0	 ? "the run-time stats read nothing" :
+						   NULL);
+		if (kfunc)
+			printf("  %-6zu %-8s %8.0f %8.0f %8.0f %10.2f %12.0f %12.0f\n", size,
+			       errors ? "errors" : "text", none, k, l, l / k,
+			       (k - none) / (size / 1024.0), (l - none) / (size / 1024.0));
+		else
+			printf("  %-6zu %-8s %8.0f %8s %8.0f %10s %12s %12.0f\n", size,
+			       errors ? "errors" : "text", none, "-", l, "-", "-",
+			       (l - none) / (size / 1024.0));
+	}
+	close(lfd);
+}
+
+static char cg_root[PATH_MAX]; /* the host's cgroup v2, found as attach finds it */
+static char cg[PATH_MAX + 32]; /* this process's cgroup, once made */
 
 /* At exit, on every path: server-everything stopped, then this process out of its cgroup. */
 static void cleanup(void)
@@ -936,13 +1177,13 @@ static void cleanup(void)
 	if (!cg[0])
 		return;
 	snprintf(pid, sizeof(pid), "%d", getpid());
-	write_file(CGROUP_ROOT "/cgroup.procs", pid);
+	write_file(strcat(strcpy((char[PATH_MAX + 16]){ 0 }, cg_root), "/cgroup.procs"), pid);
 	rmdir(cg);
 	cg[0] = 0;
 }
 
-/* p50/p99 of both, sorted in place, and the p50 ratio. */
-static void print_rtt(uint64_t *na, uint64_t *at, int n)
+/* p50/p99 of both, sorted in place, and the p50 ratio, which it returns. */
+static double print_rtt(uint64_t *na, uint64_t *at, int n)
 {
 	qsort(na, n, sizeof(uint64_t), cmp_u64);
 	qsort(at, n, sizeof(uint64_t), cmp_u64);
@@ -951,6 +1192,7 @@ static void print_rtt(uint64_t *na, uint64_t *at, int n)
 	printf("  %-14s %10.1f %10.1f\n", "attached", at[n / 2] / 1e3, at[n * 99 / 100] / 1e3);
 	printf("  p50 ratio attached/not attached: %.3f (+%.1f us a round trip)\n",
 	       (double)at[n / 2] / na[n / 2], ((double)at[n / 2] - (double)na[n / 2]) / 1e3);
+	return na[n / 2] ? (double)at[n / 2] / na[n / 2] : 0;
 }
 
 /*
@@ -994,7 +1236,8 @@ static int mcp_bench(struct tcp_bpf *skel, int prog_fd)
 	static struct mcp_run run;
 	static struct http_resp r;
 	struct http_conn *c[2] = { conn_open(), conn_open() };
-	char denial[256];
+	char denial[256], what[200];
+	double ratio;
 	int err = -ECONNREFUSED;
 
 	if (!c[0] || !c[1])
@@ -1020,7 +1263,13 @@ static int mcp_bench(struct tcp_bpf *skel, int prog_fd)
 		       "%.2f events a call\n",
 		       run.req_len, run.resp_len, (double)run.bpf_ns / MCP_ROUNDS,
 		       (double)run.bpf_cnt / MCP_ROUNDS, (double)run.events / MCP_ROUNDS);
-		print_rtt(run.lat[0], run.lat[1], MCP_ROUNDS);
+		ratio = print_rtt(run.lat[0], run.lat[1], MCP_ROUNDS);
+		snprintf(what, sizeof(what), "MCP tools/call p50, %zu B request, attached / not attached",
+			 run.req_len);
+		target_add(what, ratio, 1.05, "x",
+			   run.bpf_cnt < MCP_ROUNDS || !run.bpf_ns ?
+				   "the program did not run on every attached call" :
+				   NULL);
 	}
 out_close:
 	conn_close(c[0]);
@@ -1040,8 +1289,10 @@ int main(void)
 	struct sockaddr_in in = { .sin_family = AF_INET };
 	pthread_t th;
 	int lfd, cg_fd, one = 1, prog_fd, mcp_err, stats_fd, ret = 0;
+	double fixed_ns = 0, floor_ratio;
+	const char *fixed_bad = "not measured";
+	bool mcp_skip, floor_intact;
 	char *cold;
-	bool mcp_skip;
 
 	if (geteuid() != 0) {
 		printf("bench/kernel: skipped: needs root (BPF programs on a cgroup)\n");
@@ -1061,16 +1312,20 @@ int main(void)
 	}
 	port = 20000 + (getpid() % 5000) * 2;
 	mcp_port = port + 1;
-	snprintf(cg, sizeof(cg), "%s/mcpfence-bench-%d", CGROUP_ROOT, getpid());
+	if (cgroup__v2_root(cg_root, sizeof(cg_root), why, sizeof(why))) {
+		printf("bench/kernel: skipped: %s\n", why);
+		return 0;
+	}
+	snprintf(cg, sizeof(cg), "%s/mcpfence-bench-%d", cg_root, getpid());
 	snprintf(pid, sizeof(pid), "%d", getpid());
 	if (mkdir(cg, 0755)) {
-		printf("bench/kernel: skipped: no cgroup v2 at %s\n", CGROUP_ROOT);
-		return 0;
+		printf("bench/kernel: %s: %s\n", cg, strerror(errno));
+		return 1;
 	}
 	atexit(cleanup);
 	if (write_file(strcat(strcpy((char[PATH_MAX + 16]){ 0 }, cg), "/cgroup.procs"), pid)) {
-		printf("bench/kernel: skipped: no cgroup v2 at %s\n", CGROUP_ROOT);
-		return 0;
+		printf("bench/kernel: %s: cannot move there\n", cg);
+		return 1;
 	}
 	/* server-everything first, in this cgroup, and idle before anything is measured */
 	mcp_err = mcp_setup(why, sizeof(why), &mcp_skip);
@@ -1084,7 +1339,7 @@ int main(void)
 	}
 	pthread_create(&th, NULL, server_main, &lfd);
 
-	skel = kernel__load();
+	skel = kernel__load_with(KERNEL_SEARCH_BOTH);
 	if (!skel) {
 		printf("bench/kernel: skipped: bpf/tcp.bpf.c does not load here\n");
 		return 0;
@@ -1111,36 +1366,80 @@ int main(void)
 	if (stats_fd < 0)
 		printf("bench/kernel: BPF_ENABLE_STATS: %s: no BPF times\n", strerror(errno));
 
-	printf("bench/kernel: BPF time per message: a request alone (the server end out of "
-	       "tcp_socks), the median of %d batches (range after it) of %d each, after %d "
-	       "untimed on each batch's connection; cold: caches flushed before each (%u MB "
-	       "written), %d each; reply: the server's %zu B answer alone (the client end out)\n",
+	printf("bench/kernel: BPF time per message (run-time stats of handle_sk_msg, its stages "
+	       "included): a request alone (the server end out of tcp_socks); warm: the median of "
+	       "%d batches (range) of %d each, after %d untimed on each batch's connection; cold: "
+	       "caches flushed before each (%u MB written), %d; reply: the server's %zu B answer "
+	       "alone (the client end out). Every request is checked as the server received it.\n",
 	       BPF_BATCHES, BPF_ROUNDS, WARM_ROUNDS, COLD_BYTES >> 20, COLD_ROUNDS, strlen(reply));
-	printf("  target: <= 1 us per KB scanned, and <= 1 us for a request under 1 KB\n");
-	printf("  %-8s %10s %18s %8s %9s %12s %9s %8s\n", "request", "ns/request", "batches",
-	       "ns/KB", "runs/msg", "cold ns/req", "target", "reply ns");
+	printf("  per KB: BPF time beyond the smallest request's (the fixed cost), per KB of body "
+	       "beyond its body\n");
+	printf("  %-8s %6s %9s %15s %9s %9s %9s %5s %13s %8s\n", "request", "body", "warm ns",
+	       "batches", "cold ns", "warm/KB", "cold/KB", "runs", "intact", "reply ns");
 	cold = malloc(COLD_BYTES);
 	if (!cold)
 		return 1;
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		static char req[40000];
-		size_t n = make_request(req, sizeof(req), sizes[i]);
+	{
 		int socks = bpf_map__fd(skel->maps.tcp_socks);
-		double per[BPF_BATCHES], cold_per, reply_per, runs, unused, med;
-		double target = n < 1024 ? 1000.0 : n / 1024.0 * 1000.0;
+		struct row warm[3][BPF_BATCHES], cold_row[3], reply_row[3];
+		double med[3], body[3];
 
-		for (int b = 0; b < BPF_BATCHES; b++)
-			per[b] = bpf_per_round(sizes[i], BPF_ROUNDS, NULL, socks, END_SERVER, prog_fd,
-					       &runs);
-		qsort(per, BPF_BATCHES, sizeof(per[0]), cmp_double);
-		med = per[BPF_BATCHES / 2];
-		cold_per = bpf_per_round(sizes[i], COLD_ROUNDS, cold, socks, END_SERVER, prog_fd,
-					 &unused);
-		reply_per = bpf_per_round(sizes[i], BPF_ROUNDS, NULL, socks, END_CLIENT, prog_fd,
-					  &unused);
-		printf("  %-8zu %10.0f %11.0f-%-6.0f %8.0f %9.2f %12.0f %9s %8.0f\n", n, med, per[0],
-		       per[BPF_BATCHES - 1], med / (n / 1024.0), runs, cold_per,
-		       med <= target ? "met" : "MISSED", reply_per);
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			static char req[40000];
+			size_t n = make_request(req, sizeof(req), sizes[i]);
+			const char *bad = NULL;
+			char what[200];
+			double per[BPF_BATCHES];
+			uint64_t sent = 0, intact = 0;
+
+			body[i] = n - (strstr(req, "\r\n\r\n") + 4 - req);
+			for (int b = 0; b < BPF_BATCHES; b++) {
+				warm[i][b] = bpf_per_round(sizes[i], BPF_ROUNDS, NULL, socks, END_SERVER,
+							   prog_fd);
+				per[b] = warm[i][b].ns;
+				sent += warm[i][b].sent;
+				intact += warm[i][b].intact;
+				bad = bad ? bad : row_invalid(&warm[i][b]);
+			}
+			qsort(per, BPF_BATCHES, sizeof(per[0]), cmp_double);
+			med[i] = per[BPF_BATCHES / 2];
+			cold_row[i] = bpf_per_round(sizes[i], COLD_ROUNDS, cold, socks, END_SERVER,
+						    prog_fd);
+			reply_row[i] = bpf_per_round(sizes[i], BPF_ROUNDS, NULL, socks, END_CLIENT,
+						     prog_fd);
+			bad = bad ? bad : row_invalid(&cold_row[i]);
+			bad = bad ? bad : row_invalid(&reply_row[i]);
+			sent += cold_row[i].sent + reply_row[i].sent;
+			intact += cold_row[i].intact + reply_row[i].intact;
+			if (i == 0)
+				printf("  %-8zu %6.0f %9.0f %7.0f-%-7.0f %9.0f %9s %9s %5.2f %6" PRIu64
+				       "/%-6" PRIu64 " %8.0f\n",
+				       n, body[i], med[i], per[0], per[BPF_BATCHES - 1], cold_row[i].ns,
+				       "fixed", "fixed", warm[i][0].runs, intact, sent, reply_row[i].ns);
+			else
+				printf("  %-8zu %6.0f %9.0f %7.0f-%-7.0f %9.0f %9.0f %9.0f %5.2f %6" PRIu64
+				       "/%-6" PRIu64 " %8.0f\n",
+				       n, body[i], med[i], per[0], per[BPF_BATCHES - 1], cold_row[i].ns,
+				       (med[i] - med[0]) / ((body[i] - body[0]) / 1024.0),
+				       (cold_row[i].ns - cold_row[0].ns) / ((body[i] - body[0]) / 1024.0),
+				       warm[i][0].runs, intact, sent, reply_row[i].ns);
+			if (i == 0) {
+				fixed_ns = med[0];
+				fixed_bad = bad;
+				continue;
+			}
+			if (!bad)
+				bad = fixed_bad;
+			snprintf(what, sizeof(what), "request BPF time per KB of body beyond %.0f B, "
+				 "%zu B request, warm", body[0], n);
+			target_add(what, (med[i] - med[0]) / ((body[i] - body[0]) / 1024.0), 1000,
+				   "ns/KB", bad);
+			snprintf(what, sizeof(what), "request BPF time per KB of body beyond %.0f B, "
+				 "%zu B request, cold", body[0], n);
+			target_add(what,
+				   (cold_row[i].ns - cold_row[0].ns) / ((body[i] - body[0]) / 1024.0),
+				   1000, "ns/KB", bad);
+		}
 	}
 	free(cold);
 	/*
@@ -1152,21 +1451,32 @@ int main(void)
 		size_t n = make_request(req, sizeof(req), 2048);
 		int fa = client_connect(), fb = client_connect();
 
+		expect_req = req;
+		expect_len = n;
+		got_intact = got_changed = 0;
 		usleep(10000);
 		unwatch(bpf_map__fd(skel->maps.tcp_socks), fb, END_BOTH);
 		for (int i = 0; i < ROUNDS; i++) {
 			round_trip(fa, req, n, &lat[1][i]);
 			round_trip(fb, req, n, &lat[0][i]);
 		}
+		floor_intact = got_intact == 2 * ROUNDS;
 		close(fa);
 		close(fb);
 	}
+	search_bench(skel, prog_fd, port + 2);
 	printf("bench/kernel: floor: round trip of a 2 KB request to a C server doing nothing, "
 	       "%d each\n",
 	       ROUNDS);
-	print_rtt(lat[0], lat[1], ROUNDS);
+	floor_ratio = print_rtt(lat[0], lat[1], ROUNDS);
+	target_add("floor round trip p50, attached / not attached", floor_ratio, 1.5, "x",
+		   floor_intact ? NULL : "the server did not receive every request intact");
+	target_add("fixed cost (smallest request, warm BPF ns) / floor round trip p50 not attached",
+		   fixed_ns / lat[0][ROUNDS / 2], 0.25, "x",
+		   fixed_bad ? fixed_bad : !floor_intact ? "the floor was not measured" : NULL);
 	if (mcp_skip) {
 		printf("bench/kernel: MCP round trip skipped: %s\n", why);
+		target_add("MCP tools/call p50, attached / not attached", 0, 1.05, "x", why);
 	} else if (mcp_err) {
 		printf("bench/kernel: MCP round trip failed: %s\n", why);
 		ret = 1;
@@ -1174,6 +1484,8 @@ int main(void)
 		printf("bench/kernel: MCP round trip failed (above)\n");
 		ret = 1;
 	}
+	if (targets_print())
+		ret = 1;
 	cleanup();
 	if (stats_fd >= 0)
 		close(stats_fd);

@@ -165,10 +165,17 @@ static __always_inline void hdr_value_byte(struct http_head *h, struct hdr_ctx *
 /* The length of the value s[0..v) less up to 4 bytes of trailing whitespace, which it clears. */
 static __always_inline __u32 hdr_trim(char *s, __u32 v, __u32 max)
 {
-	for (int i = 0; i < 4 && v > 0 && v < max; i++) {
-		if (s[v - 1] != ' ' && s[v - 1] != '\t')
+	for (int i = 0; i < 4; i++) {
+		/* bounded as 64 bits: the verifier of 6.1 lost the bound of a 32-bit v - 1 */
+		__u64 k = v;
+
+		barrier_var(k);
+		if (k == 0 || k >= max)
 			break;
-		s[v - 1] = 0;
+		k--;
+		if (s[k] != ' ' && s[k] != '\t')
+			break;
+		s[k] = 0;
 		v--;
 	}
 	return v;

@@ -809,12 +809,18 @@ static __always_inline void mcp_scan_string(struct mcp_scan_ctx *c)
 		mcp_scan_key_char(c, out, n);
 		return;
 	}
-	for (k = 0; k < 4; k++) {
-		if (k >= n)
-			break;
-		mcp_scan_emit(c, out & 0xff);
-		out >>= 8;
-	}
+	/*
+	 * n is 1 to 4, emitted without a loop: clang keeps a loop here rolled, enters it in its
+	 * middle, and the verifier of 6.1 refuses a loop closed by a fall-through ("back-edge from
+	 * insn X to X+1").
+	 */
+	mcp_scan_emit(c, out & 0xff);
+	if (n > 1)
+		mcp_scan_emit(c, (out >> 8) & 0xff);
+	if (n > 2)
+		mcp_scan_emit(c, (out >> 16) & 0xff);
+	if (n > 3)
+		mcp_scan_emit(c, (out >> 24) & 0xff);
 }
 
 /* One step inside a number at c->s->pos: up to 24 bytes. */

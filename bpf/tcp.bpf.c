@@ -40,8 +40,20 @@
 
 /* The seed of mcpf_name_hash for this attachment: random, set by userspace before load. */
 const volatile __u64 cfg_name_seed = 0;
+/*
+ * Steps of one glob match before it counts as uncertain (denied). Within the caps (patterns of
+ * MCPF_TCP_GLOB_MAX - 1 bytes, names of MCPF_NAME_MAX - 1) a match takes at most about 4200
+ * (test_glob_differential); tests lower it to reach it.
+ */
+const volatile __u32 cfg_glob_steps = GLOB_STEPS;
 
-extern int bpf_strnstr(const char *s1__ign, const char *s2__ign, size_t len) __ksym;
+/*
+ * 6.17+. Weak: on an older kernel it is not there, and userspace does not load the one program
+ * that calls it (handle_sk_msg_server). The search without it (handle_sk_msg_server_loop, see
+ * needle_step) measured 4 to 7 times faster (bench/kernel), so it is the one in use everywhere;
+ * the kfunc build stays for the comparison and for test_reply_search.
+ */
+extern int bpf_strnstr(const char *s1__ign, const char *s2__ign, size_t len) __ksym __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -205,6 +217,8 @@ struct reply_ctx {
 	__u32 from;
 	__u32 hit; /* offset of the text to rewrite, or (u32)-1 */
 	__u32 pos; /* where the needle was found */
+	__u32 at;  /* reply_find_loop: the next 8 bytes it looks at */
+	__u32 found; /* reply_find_loop: where it found the needle, or (u32)-1 */
 };
 
 struct decision {
@@ -296,7 +310,9 @@ static __always_inline struct tcp_work *slot_take(void)
 {
 	__u64 me = bpf_get_current_task();
 
-	for (__u32 s = 0; s < MCPF_TCP_SLOTS; s++) {
+	/* the key is a copy: a loop counter on the stack as 4 bytes, 6.1 loses its value */
+	for (__u32 i = 0; i < MCPF_TCP_SLOTS; i++) {
+		__u32 s = i;
 		struct tcp_work *w = bpf_map_lookup_elem(&tcp_work_map, &s);
 		__u64 held;
 
@@ -316,7 +332,8 @@ static __always_inline struct tcp_work *slot_find(void)
 {
 	__u64 me = bpf_get_current_task();
 
-	for (__u32 s = 0; s < MCPF_TCP_SLOTS; s++) {
+	for (__u32 i = 0; i < MCPF_TCP_SLOTS; i++) {
+		__u32 s = i;
 		struct tcp_work *w = bpf_map_lookup_elem(&tcp_work_map, &s);
 
 		if (w && w->slot.owner == me)
@@ -498,7 +515,7 @@ static long glob_try(__u64 i, void *arg)
 	w->gs.slen = c->name_len;
 	w->gs.star = (__u32)-1;
 	w->gs.result = -1;
-	bpf_loop(GLOB_STEPS, glob_step, &cb, 0);
+	bpf_loop(cfg_glob_steps, glob_step, &cb, 0);
 	if (w->gs.result < 0) {
 		c->uncertain = 1;
 		c->hit = c->first + (__u32)i;
@@ -545,12 +562,24 @@ static __always_inline __u64 agent_key(void)
 }
 
 /*
- * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule); all or
- * none. Returns the failing slot or -1. A global function: the verifier checks it once.
+ * The working state of slot idx of this CPU, as a map value. The global functions below take
+ * their run's slot, not a pointer to it: a global function's pointer argument is plain memory
+ * to the verifier, and 6.1 takes no such pointer as a map key or value.
  */
-__noinline int tcp_budgets_take(struct tcp_work *w, __u32 gen, __u32 has_rule,
-				__u64 session_hash)
+static __always_inline struct tcp_work *slot_at(__u32 idx)
 {
+	idx &= MCPF_TCP_SLOTS - 1;
+	return bpf_map_lookup_elem(&tcp_work_map, &idx);
+}
+
+/*
+ * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule), w the
+ * working state of slot; all or none. Returns the failing slot or -1. A global function: the
+ * verifier checks it once.
+ */
+__noinline int tcp_budgets_take(__u32 slot, __u32 gen, __u32 has_rule, __u64 session_hash)
+{
+	struct tcp_work *w = slot_at(slot);
 	struct mcpf_gen_cfg *gc;
 	__u32 ntaken = 0;
 	int failed = -1;
@@ -747,7 +776,7 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 		w->rule = *r;
 	/* most calls have no limit: no call into the budget loop then */
 	failed = gc->nall_limits || (r && r->nlimits) ?
-			 tcp_budgets_take(w, gen, r != NULL, session_hash) :
+			 tcp_budgets_take(w->slot.idx, gen, r != NULL, session_hash) :
 			 -1;
 	if (failed >= 0) {
 		if (ticket)
@@ -891,7 +920,8 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	e->sport = ck->sport;
 	e->flags = d->flags | flags;
 	e->why = d->kind == MCPF_KIND_UNPARSED ? d->why : MCPF_WHY_NONE;
-	bpf_get_current_comm(e->comm, sizeof(e->comm)); /* NUL-padded */
+	/* task->comm, NUL-padded, read through the task: 6.1 has no bpf_get_current_comm in sk_msg */
+	bpf_core_read(e->comm, sizeof(e->comm), &((struct task_struct *)bpf_get_current_task())->comm);
 	if (w && idx < MCPF_SCAN_MAX_CALLS) {
 		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
 
@@ -990,9 +1020,10 @@ static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcp
 	conn->next_pending = slot + 1;
 }
 
-/* The decision for the tool in w->tool, into w->dec. A global function. */
-__noinline int tcp_decide_call(struct tcp_work *w, __u32 name_len, __u64 session_hash)
+/* The decision for the tool in w->tool, into w->dec, w the state of slot. A global function. */
+__noinline int tcp_decide_call(__u32 slot, __u32 name_len, __u64 session_hash)
 {
+	struct tcp_work *w = slot_at(slot);
 	struct decision d;
 
 	if (!w)
@@ -1004,9 +1035,11 @@ __noinline int tcp_decide_call(struct tcp_work *w, __u32 name_len, __u64 session
 	return 0;
 }
 
-/* The event for w->dec, about call idx (none when idx >= MCPF_SCAN_MAX_CALLS). */
-__noinline int tcp_emit(struct tcp_work *w, __u32 idx, __u32 flags)
+/* The event for w->dec (w the state of slot), about call idx (none: >= MCPF_SCAN_MAX_CALLS). */
+__noinline int tcp_emit(__u32 slot, __u32 idx, __u32 flags)
 {
+	struct tcp_work *w = slot_at(slot);
+
 	if (!w)
 		return 0;
 	event_emit(w, idx, &w->ck, w->hd.h_session, &w->dec, flags);
@@ -1036,7 +1069,7 @@ static long call_one(__u64 i, void *arg)
 		stat_add(w, MCPF_KIND_INVALID, policy_in_force());
 	} else {
 		tool_set(w, c->name, c->name_len);
-		tcp_decide_call(w, c->name_len, w->session_hash);
+		tcp_decide_call(w->slot.idx, c->name_len, w->session_hash);
 	}
 	kind = w->dec.kind;
 	if (kind != MCPF_KIND_ALLOW && w->nrw < MCPF_SCAN_MAX_CALLS) {
@@ -1047,9 +1080,9 @@ static long call_one(__u64 i, void *arg)
 		conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
 		if (conn)
 			pending_add(conn, c);
-		tcp_emit(w, i, w->cc_flags | MCPF_EV_NEUTRALIZED);
+		tcp_emit(w->slot.idx, i, w->cc_flags | MCPF_EV_NEUTRALIZED);
 	} else {
-		tcp_emit(w, i, w->cc_flags);
+		tcp_emit(w->slot.idx, i, w->cc_flags);
 	}
 	return 0;
 }
@@ -1327,24 +1360,103 @@ static long id_match(__u64 j, void *arg)
 	return 1;
 }
 
-static long reply_search(__u64 i, void *arg)
+/*
+ * Without bpf_strnstr: the needle's '-' (of -32601, its byte REPLY_ANCHOR) is rare
+ * in answers, so 8 bytes a step, SEARCH_WORDS words a callback, the words that hold one are
+ * looked at closer: each '-' is compared with the whole needle around it, 8 bytes at a time.
+ * rc->found: where the first needle starting at or past rc->from starts, or stays (u32)-1;
+ * rc->at: the next word to look at.
+ */
+#define REPLY_ANCHOR 17
+#define SEARCH_WORDS 8
+
+static __always_inline bool needle_at(const struct mcpf_scan_buf *buf, __u32 p)
+{
+	p &= REPLY_SCAN_MAX - 1;
+	for (__u32 k = 0; k + 8 <= REPLY_NEEDLE_LEN; k += 8)
+		if (mcpf_load64(&buf->data[p + k]) != mcpf_load64(&reply_needle[k]))
+			return false;
+	return mcpf_load64(&buf->data[p + REPLY_NEEDLE_LEN - 8]) ==
+	       mcpf_load64(&reply_needle[REPLY_NEEDLE_LEN - 8]);
+}
+
+/* One word at rc->at: 1 when the search is over (found, or past the end), else 0. */
+static __always_inline int needle_word(const struct mcpf_scan_buf *buf, struct reply_ctx *rc)
+{
+	__u32 at = rc->at;
+	__u64 x, m;
+
+	if (at + REPLY_NEEDLE_LEN - REPLY_ANCHOR > rc->n + 7 || rc->n > REPLY_SCAN_MAX)
+		return 1;
+	/* the bytes equal to '-' get their top bit set (and some above one, checked alike) */
+	x = mcpf_load64(&buf->data[at & (REPLY_SCAN_MAX - 1)]) ^ 0x2d2d2d2d2d2d2d2dULL;
+	m = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+	for (int b = 0; b < 8; b++) {
+		__u32 p;
+
+		if (!m)
+			break;
+		p = at + (__u32)((((m & -m) >> 7) * 0x0001020304050607ULL) >> 56) - REPLY_ANCHOR;
+		m &= m - 1;
+		if (p + REPLY_ANCHOR < at || p < rc->from) /* before the search's start */
+			continue;
+		if (p + REPLY_NEEDLE_LEN > rc->n)
+			return 1;
+		if (needle_at(buf, p)) {
+			rc->found = p;
+			return 1;
+		}
+	}
+	rc->at = at + 8;
+	return 0;
+}
+
+static long needle_step(__u64 i, void *arg)
+{
+	const struct mcpf_scan_buf *buf = ((struct tcp_cb *)arg)->buf;
+	struct tcp_work *w = ((struct tcp_cb *)arg)->w;
+
+	if (!buf || !w)
+		return 1;
+	/* SEARCH_WORDS of them: a callback costs more than a word */
+	if (needle_word(buf, &w->rc) || needle_word(buf, &w->rc) || needle_word(buf, &w->rc) ||
+	    needle_word(buf, &w->rc) || needle_word(buf, &w->rc) || needle_word(buf, &w->rc) ||
+	    needle_word(buf, &w->rc) || needle_word(buf, &w->rc))
+		return 1;
+	return 0;
+}
+
+/* Where the first needle at or past from starts, or -1: the kfunc, else 8 bytes a step. */
+static __always_inline int reply_find(struct tcp_cb *cb, __u32 from, bool loop)
+{
+	struct reply_ctx *rc = &cb->w->rc;
+	int pos;
+
+	if (!loop) {
+		pos = bpf_strnstr((const char *)&cb->buf->data[from & (REPLY_SCAN_MAX - 1)],
+				  reply_needle, rc->n - from);
+		return pos < 0 ? -1 : pos + (int)from;
+	}
+	rc->at = from + REPLY_ANCHOR;
+	rc->found = (__u32)-1;
+	bpf_loop(REPLY_SCAN_MAX / 8 / SEARCH_WORDS + 1, needle_step, cb, 0);
+	return rc->found == (__u32)-1 ? -1 : (int)rc->found;
+}
+
+static __always_inline long reply_search(void *arg, bool loop)
 {
 	struct tcp_cb cb = *(struct tcp_cb *)arg;
-	struct mcpf_scan_buf *buf = cb.buf;
-	struct tcp_work *w = cb.w;
 	struct reply_ctx *rc;
 	int pos;
 
-	if (!buf || !w || !cb.conn)
+	if (!cb.buf || !cb.w || !cb.conn)
 		return 1;
-	rc = &w->rc;
+	rc = &cb.w->rc;
 	if (rc->from >= rc->n || rc->n > REPLY_SCAN_MAX)
 		return 1;
-	pos = bpf_strnstr((const char *)&buf->data[rc->from & (REPLY_SCAN_MAX - 1)],
-			  reply_needle, rc->n - rc->from);
+	pos = reply_find(&cb, rc->from, loop);
 	if (pos < 0)
 		return 1;
-	pos += rc->from;
 	rc->pos = pos;
 	bpf_loop(MCPF_TCP_PENDING, id_match, &cb, 0);
 	if (rc->hit != (__u32)-1)
@@ -1353,7 +1465,18 @@ static long reply_search(__u64 i, void *arg)
 	return 0;
 }
 
-static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w)
+static long reply_search_kfunc(__u64 i, void *arg)
+{
+	return reply_search(arg, false);
+}
+
+static long reply_search_loop(__u64 i, void *arg)
+{
+	return reply_search(arg, true);
+}
+
+/* loop: search without the bpf_strnstr kfunc (a constant at each call site). */
+static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w, bool loop)
 {
 	struct mcpf_conn *conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
 	struct mcpf_scan_buf *buf = scan_buf_get(w);
@@ -1371,7 +1494,7 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w
 	w->rc.from = 0;
 	for (int k = 0; k < MCPF_TCP_PENDING; k++) {
 		w->rc.hit = (__u32)-1;
-		bpf_loop(64, reply_search, &cb, 0);
+		bpf_loop(64, loop ? reply_search_loop : reply_search_kfunc, &cb, 0);
 		hit = w->rc.hit;
 		if (hit == (__u32)-1)
 			break;
@@ -1485,7 +1608,10 @@ int handle_sk_msg_body(struct sk_msg_md *msg)
 	return ret;
 }
 
-/* Server sends: the replies to neutralized ids. */
+/*
+ * Server sends: the replies to neutralized ids. Two builds of one stage (kernel__load_with):
+ * this one searches with the bpf_strnstr kfunc (6.17+), ...
+ */
 SEC("sk_msg")
 int handle_sk_msg_server(struct sk_msg_md *msg)
 {
@@ -1494,7 +1620,21 @@ int handle_sk_msg_server(struct sk_msg_md *msg)
 
 	if (!w)
 		return SK_PASS;
-	ret = server_send(msg, w);
+	ret = server_send(msg, w, false);
+	slot_release(w);
+	return ret;
+}
+
+/* ... this one 8 bytes a step in a bpf_loop, on every kernel (faster: see bpf_strnstr). */
+SEC("sk_msg")
+int handle_sk_msg_server_loop(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = slot_find();
+	int ret;
+
+	if (!w)
+		return SK_PASS;
+	ret = server_send(msg, w, true);
 	slot_release(w);
 	return ret;
 }

@@ -1,28 +1,47 @@
 #!/usr/bin/env bash
-# End-to-end tests: real MCP servers and the real SDK client, through `mcpfence run`.
-# Usage: tests/run-e2e.sh build/mcpfence    Appends "e2e passed failed skipped" to $RESULTS.
+# End-to-end tests: real MCP servers and the real SDK client, through `mcpfence run` and
+# `mcpfence attach`.
+# Usage: tests/run-e2e.sh build/mcpfence    Appends "e2e passed failed skipped units" to
+# $RESULTS, units being the passes (node --test runs) that ended with their counts; the row is
+# written even when this script is interrupted. A pass that cannot run is a skip, or with
+# CI=true a failure.
 set -u
 cd "$(dirname "$0")/.."
 bin=${1:-build/mcpfence}
 results=${RESULTS:-build/results.txt}
 mkdir -p "$(dirname "$results")"
-record() { echo "e2e $1 $2 $3" >>"$results"; echo "e2e: $1 passed, $2 failed, $3 skipped"; }
+pass=0 fail=0 skip=0 units=0 recorded=0
+record() {
+	[ "$recorded" = 1 ] && return
+	recorded=1
+	echo "e2e $pass $fail $skip $units" >>"$results"
+	echo "e2e: $pass passed, $fail failed, $skip skipped ($units passes)"
+}
+trap 'fail=$((fail + 1)); record; exit 1' INT TERM
+trap 'record' EXIT
+# cannot REASON: a pass that cannot run; on CI a failure
+cannot() {
+	if [ "${CI:-false}" = true ]; then
+		echo "e2e: FAILED: $1"
+		fail=$((fail + 1))
+	else
+		echo "e2e: SKIPPED: $1"
+		skip=$((skip + 1))
+	fi
+}
 
 if ! command -v node >/dev/null 2>&1; then
-	echo "e2e: SKIPPED: node is not installed (scripts/setup.sh test installs it)"
-	record 0 0 1
-	exit 0
+	cannot "node is not installed (scripts/setup.sh test installs it)"
+	exit $((fail > 0))
 fi
 if [ ! -d tests/e2e/node_modules/@modelcontextprotocol/sdk ]; then
-	echo "e2e: SKIPPED: tests/e2e/node_modules is missing (make setup-test runs npm ci)"
-	record 0 0 1
-	exit 0
+	cannot "tests/e2e/node_modules is missing (make setup-test runs npm ci)"
+	exit $((fail > 0))
 fi
 # The main pass, then the hostile-input tests again with mcpfence under ASan+UBSan (when
 # `make san` built it) and under valgrind: any sanitizer or valgrind report fails the tier.
-pass=0 fail=0 skip=0
 run_pass() { # NAME REPORT_DIR BIN FILES...
-	local name=$1 reports=$2 bin=$3 log rc p f s c
+	local name=$1 reports=$2 bin=$3 log rc p f s c n
 	shift 3
 	log=$(mktemp)
 	echo "--- e2e: $name"
@@ -31,8 +50,17 @@ run_pass() { # NAME REPORT_DIR BIN FILES...
 	rc=$?
 	if [ "$name" = main ] || [ "$rc" -ne 0 ]; then cat "$log"; else grep -E '^# (pass|fail)' "$log"; fi
 	count() { sed -n "s/^# $1 \([0-9]*\)$/\1/p" "$log" | tail -1; }
-	p=$(count pass) f=$(count fail) s=$(count skipped) c=$(count cancelled)
+	n=$(count tests) p=$(count pass) f=$(count fail) s=$(count skipped) c=$(count cancelled)
 	p=${p:-0} f=$((${f:-0} + ${c:-0})) s=${s:-0}
+	if [ -z "$n" ]; then
+		echo "e2e ($name): node --test ended (exit $rc) without its counts" >&2
+		f=$((f + 1))
+	elif [ "$n" -lt $# ]; then
+		echo "e2e ($name): $n tests from $# files: a file ran none" >&2
+		f=$((f + 1))
+	else
+		units=$((units + 1))
+	fi
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "e2e ($name): node --test exited $rc without a failed test" >&2
 		f=1
@@ -55,8 +83,7 @@ if [ -x build-san/mcpfence ]; then
 		run_pass "hostile input, mcpfence under ASan+UBSan" "$reports/san" \
 		"$(realpath build-san/mcpfence)" tests/e2e/raw.test.mjs
 else
-	echo "--- e2e: SKIPPED the ASan+UBSan pass: build-san/mcpfence is not built (make san)"
-	skip=$((skip + 1))
+	cannot "the ASan+UBSan pass: build-san/mcpfence is not built (make san)"
 fi
 if command -v valgrind >/dev/null 2>&1; then
 	mkdir -p "$reports/vg"
@@ -64,9 +91,8 @@ if command -v valgrind >/dev/null 2>&1; then
 		run_pass "hostile input, mcpfence under valgrind" "$reports/vg" \
 		"$PWD/tests/e2e/valgrind-mcpfence.sh" tests/e2e/raw.test.mjs
 else
-	echo "--- e2e: SKIPPED the valgrind pass: valgrind is not installed"
-	skip=$((skip + 1))
+	cannot "the valgrind pass: valgrind is not installed"
 fi
 rm -rf "$reports"
-record "$pass" "$fail" "$skip"
+record
 [ "$fail" -eq 0 ]

@@ -3,6 +3,9 @@
 #ifndef MCPFENCE_CMD_H
 #define MCPFENCE_CMD_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #define EXIT_USAGE 2
 
 int cmd_check(int argc, char **argv);
@@ -24,5 +27,15 @@ int features__mount(void);
  * naming the first one missing.
  */
 int features__tcp(char *why, size_t size);
+
+/*
+ * What the scanner's test-run programs (bpf/scan_test*.bpf.c: XDP, BPF_PROG_TEST_RUN) need of
+ * the kernel; 0, or -ENOTSUP / -EPERM with why naming the first piece missing. Not the TCP
+ * plane's needs: a kernel may run one and not the other.
+ */
+int features__scan_test(char *why, size_t size);
+
+/* The kernel has the bpf_strnstr kfunc (6.17+), per its BTF. */
+bool features__strnstr(void);
 
 #endif

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,6 +25,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "audit.h"
+#include "cgroup.h"
 #include "cmd.h"
 #include "decide.h"
 #include "kernel.h"
@@ -49,11 +51,16 @@ _Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
 _Static_assert(sizeof(struct mcpf_pending) == 56, "mcpf_pending");
 _Static_assert(sizeof(struct mcpf_event) == 344, "mcpf_event");
 
-/* What is pinned under MCPF_PIN_DIR, so that other commands find the live state. */
+/*
+ * What is pinned under MCPF_PIN_DIR, so that other commands find the live state, and so that
+ * the programs keep enforcing when attach is killed: tcp_progs among them, because the kernel
+ * empties a program array when the last file that holds it goes (its stages would be gone, and
+ * every send of a watched connection dropped).
+ */
 static const char *const pinned_maps[] = {
 	"tcp_socks", "tcp_ports", "tcp_active", "tcp_gen", "tcp_rules", "tcp_globs",
 	"tcp_limits", "tcp_budgets", "tcp_tickets", "tcp_stats", "tcp_counters", "tcp_conns",
-	"tcp_policies",
+	"tcp_policies", "tcp_progs",
 };
 #define PIN_LINK MCPF_PIN_DIR "/link_sock_ops"
 #define PIN_PROG MCPF_PIN_DIR "/prog_sk_msg"
@@ -110,9 +117,13 @@ static uint64_t fnv64(const void *p, size_t n, uint64_t h)
 
 /* ---- feature probes ------------------------------------------------------------------- */
 
-/* Every reason this machine cannot run the TCP plane, said once, clearly. */
-static int probe_basics(const char *cgroup)
+/*
+ * Every reason this machine cannot run the TCP plane, said once, clearly. cgroup: the --cgroup
+ * given, or empty: then the host's cgroup v2 root, found in /proc/self/mountinfo, goes there.
+ */
+static int probe_basics(char *cgroup, size_t size)
 {
+	char why[300];
 	struct statfs st;
 
 	if (geteuid() != 0) {
@@ -123,6 +134,10 @@ static int probe_basics(const char *cgroup)
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
 		log_err("/sys/kernel/btf/vmlinux is missing: this kernel has no BTF "
 			"(CONFIG_DEBUG_INFO_BTF=y is needed)");
+		return -ENOTSUP;
+	}
+	if (!cgroup[0] && cgroup__v2_root(cgroup, size, why, sizeof(why))) {
+		log_err("%s", why);
 		return -ENOTSUP;
 	}
 	if (statfs(cgroup, &st) || st.f_type != CGROUP2_SUPER_MAGIC) {
@@ -139,13 +154,25 @@ static int probe_basics(const char *cgroup)
 	return 0;
 }
 
-/* Open and load the programs: the real probe that the sock_ops and sk_msg types are there. */
-struct tcp_bpf *kernel__load(void)
+/*
+ * Open and load the programs: the real probe that the sock_ops and sk_msg types are there. The
+ * server stage is one of two builds (bpf/tcp.bpf.c): the bpf_loop search (KERNEL_SEARCH_AUTO:
+ * every kernel; it measured faster) or the bpf_strnstr kfunc (6.17+); KERNEL_SEARCH_BOTH
+ * loads both, the loop's wired, for the tests and the bench that compare them.
+ */
+struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 {
+	enum kernel_search how = o->search;
+	bool kfunc = features__strnstr();
 	struct tcp_bpf *skel;
 	int err, ncpu;
 
 	libbpf_set_print(silent_print);
+	if (how == KERNEL_SEARCH_KFUNC && !kfunc) {
+		log_err("this kernel has no bpf_strnstr kfunc (6.17+)");
+		errno = ENOTSUP;
+		return NULL;
+	}
 	skel = tcp_bpf__open();
 	if (!skel) {
 		err = -errno;
@@ -153,6 +180,14 @@ struct tcp_bpf *kernel__load(void)
 		errno = -err;
 		return NULL;
 	}
+	if (o->glob_steps)
+		skel->rodata->cfg_glob_steps = o->glob_steps;
+	if (how == KERNEL_SEARCH_AUTO)
+		how = KERNEL_SEARCH_LOOP;
+	bpf_program__set_autoload(skel->progs.handle_sk_msg_server,
+				  kfunc && how != KERNEL_SEARCH_LOOP);
+	bpf_program__set_autoload(skel->progs.handle_sk_msg_server_loop,
+				  how != KERNEL_SEARCH_KFUNC);
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu < 1)
 		ncpu = 1;
@@ -184,7 +219,9 @@ struct tcp_bpf *kernel__load(void)
 	{
 		struct bpf_program *stages[] = { skel->progs.handle_sk_msg_client,
 						 skel->progs.handle_sk_msg_body,
-						 skel->progs.handle_sk_msg_server };
+						 kernel__search_kfunc(skel) ?
+							 skel->progs.handle_sk_msg_server :
+							 skel->progs.handle_sk_msg_server_loop };
 
 		for (__u32 i = 0; i < 3; i++) {
 			int fd = bpf_program__fd(stages[i]);
@@ -200,6 +237,29 @@ struct tcp_bpf *kernel__load(void)
 		}
 	}
 	return skel;
+}
+
+struct tcp_bpf *kernel__load_with(enum kernel_search how)
+{
+	struct kernel_load_opts o = { .search = how };
+
+	return kernel__load_opts(&o);
+}
+
+struct tcp_bpf *kernel__load(void)
+{
+	return kernel__load_with(KERNEL_SEARCH_AUTO);
+}
+
+bool kernel__search_kfunc(const struct tcp_bpf *skel)
+{
+	return !bpf_program__autoload(skel->progs.handle_sk_msg_server_loop);
+}
+
+bool kernel__search_both(const struct tcp_bpf *skel)
+{
+	return bpf_program__autoload(skel->progs.handle_sk_msg_server) &&
+	       bpf_program__autoload(skel->progs.handle_sk_msg_server_loop);
 }
 
 /* ---- policy compile ------------------------------------------------------------------- */
@@ -786,6 +846,39 @@ static int pin_all(struct tcp_bpf *skel, struct bpf_link *link)
 static bool attached(void)
 {
 	return !access(PIN_LINK, F_OK) || !access(MCPF_PIN_DIR "/tcp_socks", F_OK);
+}
+
+/*
+ * attach holds an exclusive flock on MCPF_PIN_DIR while it runs: the kernel drops it when the
+ * process dies, however it dies. Returns the held fd, or -errno.
+ */
+static int pins_lock(void)
+{
+	int fd = open(MCPF_PIN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+enum kernel_attachment kernel__attachment(void)
+{
+	int fd;
+
+	if (!attached() && access(MCPF_PIN_DIR, F_OK))
+		return KERNEL_ATTACHED_NONE;
+	fd = pins_lock();
+	if (fd == -EWOULDBLOCK)
+		return KERNEL_ATTACHED_LIVE;
+	if (fd >= 0)
+		close(fd);
+	return KERNEL_ATTACHED_STALE;
 }
 
 /* Empty the SOCKHASH: a socket leaves sk_msg only when it leaves the map. */
@@ -1401,7 +1494,8 @@ int cmd_attach(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *policy_path = NULL, *cgroup = KERNEL_DEFAULT_CGROUP, *audit_path = NULL;
+	const char *policy_path = NULL, *audit_path = NULL;
+	char cgroup[PATH_MAX] = "";
 	struct attach_ctx ac = {};
 	struct ring_buffer *rb = NULL;
 	struct bpf_link *link = NULL;
@@ -1409,7 +1503,7 @@ int cmd_attach(int argc, char **argv)
 	uint16_t ports[MCPF_TCP_MAX_PORTS];
 	unsigned nports = 0;
 	char audit_buf[PATH_MAX];
-	int c, err, cg_fd = -1, ret = 1;
+	int c, err, cg_fd = -1, lock_fd = -1, ret = 1;
 	uint64_t last, next_sync;
 
 	optind = 1;
@@ -1431,7 +1525,11 @@ int cmd_attach(int argc, char **argv)
 			break;
 		}
 		case 'c':
-			cgroup = optarg;
+			if (!*optarg || strlen(optarg) >= sizeof(cgroup)) {
+				log_err("--cgroup %s: not a path", optarg);
+				return EXIT_USAGE;
+			}
+			strcpy(cgroup, optarg);
 			break;
 		case 'a':
 			audit_path = optarg;
@@ -1452,11 +1550,20 @@ int cmd_attach(int argc, char **argv)
 		attach_usage();
 		return EXIT_USAGE;
 	}
-	if (probe_basics(cgroup))
+	if (probe_basics(cgroup, sizeof(cgroup)))
 		return 1;
-	if (attached()) {
-		log_err("%s already holds an attachment: run `mcpfence detach` first", MCPF_PIN_DIR);
+	switch (kernel__attachment()) {
+	case KERNEL_ATTACHED_LIVE:
+		log_err("%s holds the attachment of a running `mcpfence attach`: stop it, or run "
+			"`mcpfence detach`", MCPF_PIN_DIR);
 		return 1;
+	case KERNEL_ATTACHED_STALE:
+		log_err("%s holds a stale attachment (its `mcpfence attach` is gone; its programs "
+			"may still enforce the policy they had): run `mcpfence detach` first",
+			MCPF_PIN_DIR);
+		return 1;
+	default:
+		break;
 	}
 	if (!audit_path) {
 		if (audit__default_path(audit_buf, sizeof(audit_buf)))
@@ -1469,6 +1576,9 @@ int cmd_attach(int argc, char **argv)
 	ac.skel = kernel__load();
 	if (!ac.skel)
 		goto out;
+	log_info("replies to denied calls found by %s",
+		 kernel__search_kfunc(ac.skel) ? "the bpf_strnstr kfunc" :
+						 "a bpf_loop search, 8 bytes a step");
 	ac.gen = 1; /* policy_swap fills generation 0 first */
 	if (policy_swap(&ac, policy_path))
 		goto out;
@@ -1494,6 +1604,11 @@ int cmd_attach(int argc, char **argv)
 	}
 	if (pin_all(ac.skel, link))
 		goto out_detach;
+	lock_fd = pins_lock();
+	if (lock_fd < 0) {
+		log_err("%s: flock: %s", MCPF_PIN_DIR, strerror(-lock_fd));
+		goto out_detach;
+	}
 	if (tfo_client_off())
 		goto out_detach;
 	err = adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks), ports, nports);
@@ -1563,6 +1678,8 @@ int cmd_attach(int argc, char **argv)
 out_detach:
 	kernel__detach();
 out:
+	if (lock_fd >= 0)
+		close(lock_fd);
 	ring_buffer__free(rb);
 	bpf_link__destroy(link);
 	if (cg_fd >= 0)

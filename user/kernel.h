@@ -7,10 +7,9 @@
 #ifndef MCPFENCE_KERNEL_H
 #define MCPFENCE_KERNEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "policy.h"
-
-#define KERNEL_DEFAULT_CGROUP "/sys/fs/cgroup/unified"
 
 struct tcp_bpf;
 
@@ -30,8 +29,27 @@ struct kernel_compiled {
 	char policy_path[4096]; /* its file's real path: names its global budgets as run does */
 };
 
+/* How the server stage finds the replies to rewrite (bpf/tcp.bpf.c reply_find). */
+enum kernel_search {
+	KERNEL_SEARCH_AUTO = 0,  /* the loop: on every kernel, and faster than the kfunc */
+	KERNEL_SEARCH_KFUNC = 1, /* bpf_strnstr (6.17+); fails without it */
+	KERNEL_SEARCH_LOOP = 2,  /* a bpf_loop search, 8 bytes a step */
+	KERNEL_SEARCH_BOTH = 3,  /* the loop's wired, the kfunc's loaded too where there is one */
+};
+
+struct kernel_load_opts {
+	enum kernel_search search;
+	uint32_t glob_steps; /* steps of a glob match before it is denied; 0: 9000 */
+};
+
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
 struct tcp_bpf *kernel__load(void);
+struct tcp_bpf *kernel__load_with(enum kernel_search how);
+struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o);
+/* The server stage wired is the bpf_strnstr build (else the loop's). */
+bool kernel__search_kfunc(const struct tcp_bpf *skel);
+/* Both builds of the server stage are loaded (KERNEL_SEARCH_BOTH on a kernel with the kfunc). */
+bool kernel__search_both(const struct tcp_bpf *skel);
 /* Make generation gen of the policy maps the one in force. */
 int kernel__activate(struct tcp_bpf *skel, unsigned gen);
 int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
@@ -68,6 +86,15 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 
 /* Remove links, programs and pins under MCPF_PIN_DIR; 0 when nothing was attached. */
 int kernel__detach(void);
+
+enum kernel_attachment {
+	KERNEL_ATTACHED_NONE = 0,
+	KERNEL_ATTACHED_LIVE = 1,  /* pinned, and its `mcpfence attach` runs */
+	KERNEL_ATTACHED_STALE = 2, /* pinned (programs may still run), its attach is gone */
+};
+
+/* Whether MCPF_PIN_DIR holds an attachment, and whether its attach process still runs. */
+enum kernel_attachment kernel__attachment(void);
 
 /* `mcpfence approve --tool T [--count N] [--for DURATION]`: a ticket BPF takes. */
 int kernel__approve_ticket(int argc, char **argv);

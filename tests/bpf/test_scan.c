@@ -10,8 +10,8 @@
  * NAME.expect is JSON: {"status": "OK"|"UNPARSED"|"INCOMPLETE", "end": N, "flags": ["batch",
  * "trailing", "newline"], "calls": [{"method": M, "name": N, "id": RAW}]} — for OK, every field
  * is checked (an absent method/name/id means the scanner must not report one); "why" says what
- * the case tries. The OK expectations are also checked against Node's JSON.parse
- * (tests/bpf/scan_expect_node.js).
+ * the case tries. The OK expectations are also checked against Node's JSON.parse, with no kernel
+ * (tests/unit/test_scan_expect.c).
  * Root only: skips with the reason when BPF cannot be loaded.
  */
 #include <dirent.h>
@@ -114,7 +114,7 @@ static int group_setup(void **state)
 		char why[200];
 
 		/* a kernel without what they need skips; one with it that refuses them is a bug */
-		if (features__tcp(why, sizeof(why)))
+		if (features__scan_test(why, sizeof(why)))
 			snprintf(env.skip, sizeof(env.skip),
 				 "the scanner's test-run programs do not load here (%s): %s",
 				 strerror(-err), why);
@@ -410,22 +410,6 @@ static char *sized_call(size_t len, size_t *out_len)
 	return m;
 }
 
-/* The expectations themselves, against JSON.parse of Node: the parser of the real MCP servers. */
-static void test_expectations_node(void **state)
-{
-	char cmd[PATH_MAX * 3];
-	int rc;
-
-	if (access("/usr/bin/node", X_OK)) {
-		printf("no /usr/bin/node: the expectations are not checked against JSON.parse\n");
-		skip();
-	}
-	snprintf(cmd, sizeof(cmd), "/usr/bin/node '%s/../../bpf/scan_expect_node.js' '%s'", env.dir,
-		 env.dir);
-	rc = system(cmd);
-	assert_int_equal(rc, 0);
-}
-
 /* Packed messages, as stdio writes coalesce them: each one read in turn from the previous end. */
 static void test_packed(void **state)
 {
@@ -639,7 +623,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corpus),
-		cmocka_unit_test(test_expectations_node),
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_packed),
 		cmocka_unit_test(test_bounds),

@@ -31,9 +31,9 @@
 #include "kernel.h"
 #include "limits.h"
 #include "policy.h"
+#include "cgroup.h"
+#include "log.h"
 #include "cmd.h"
-
-#define CGROUP_ROOT "/sys/fs/cgroup/unified"
 
 static const char policy_json[] =
 	"{\"version\":\"1\",\"default\":\"allow\",\"hide\":[\"hidden*\"],"
@@ -50,10 +50,11 @@ struct env {
 	struct bpf_link *link;
 	struct kernel_compiled kc;
 	struct policy *pol;
-	char cgroup[PATH_MAX];
+	char cgroup[PATH_MAX + 32];
+	char root[PATH_MAX]; /* the host's cgroup v2, found as attach finds it */
 	uint16_t port;
-	char skip[256];
-	char broken[256]; /* refused where it should load: every test fails */
+	char skip[512];
+	char broken[PATH_MAX + 128]; /* refused where it should load: every test fails */
 };
 
 static struct env env;
@@ -76,7 +77,7 @@ static int move_self(const char *cg)
 
 static int setup(void **state)
 {
-	char err[POLICY_ERR_LEN];
+	char err[POLICY_ERR_LEN], why[300];
 	int cg_fd;
 
 	if (geteuid() != 0) {
@@ -85,15 +86,22 @@ static int setup(void **state)
 	}
 	features__mount();
 	env.port = 20000 + (getpid() % 5000) * 2 + 1;
-	snprintf(env.cgroup, sizeof(env.cgroup), "%s/mcpfence-test-%d", CGROUP_ROOT, getpid());
-	if (mkdir(env.cgroup, 0755) || move_self(env.cgroup)) {
-		snprintf(env.skip, sizeof(env.skip), "no cgroup v2 at %s: %s", CGROUP_ROOT,
-			 strerror(errno));
+	if (cgroup__v2_root(env.root, sizeof(env.root), why, sizeof(why))) {
+		snprintf(env.skip, sizeof(env.skip), "%s", why);
 		return 0;
 	}
-	env.skel = kernel__load();
+	snprintf(env.cgroup, sizeof(env.cgroup), "%s/mcpfence-test-%d", env.root, getpid());
+	if (mkdir(env.cgroup, 0755) || move_self(env.cgroup)) {
+		snprintf(env.broken, sizeof(env.broken), "%s: cannot make a cgroup and move there: %s",
+			 env.cgroup, strerror(errno));
+		env.cgroup[0] = 0;
+		return 0;
+	}
+	if (getenv("MCPF_TEST_DEBUG"))
+		log_level = LOG_LVL_DEBUG; /* the verifier's log when the programs are refused */
+	/* both builds of the server stage where the kernel has the kfunc: test_reply_search */
+	env.skel = kernel__load_with(KERNEL_SEARCH_BOTH);
 	if (!env.skel) {
-		char why[200];
 		int err = errno;
 
 		/* a kernel without what it needs skips; one with it that refuses it is a bug */
@@ -130,7 +138,7 @@ static int teardown(void **state)
 		tcp_bpf__destroy(env.skel);
 	policy__free(env.pol);
 	if (env.cgroup[0]) {
-		move_self(CGROUP_ROOT);
+		move_self(env.root);
 		rmdir(env.cgroup);
 	}
 	return 0;
@@ -341,6 +349,104 @@ static void test_denied_neutralized_and_reply(void **state)
 	recv_for(p.cfd, got, sizeof(got), 300);
 	assert_non_null(strstr(got, "Method not found"));
 	pair_close(&p);
+}
+
+/* Wire the server stage: the bpf_strnstr build (kfunc) or the bpf_loop one. */
+static void server_stage(bool kfunc)
+{
+	struct bpf_program *p = kfunc ? env.skel->progs.handle_sk_msg_server :
+					env.skel->progs.handle_sk_msg_server_loop;
+	__u32 key = 2; /* TP_SERVER */
+	int fd = bpf_program__fd(p);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_progs), &key, &fd,
+					     BPF_ANY),
+			 0);
+}
+
+/* An SSE answer with the error -32601 of the server for id, as server-everything sends it. */
+static size_t method_not_found(char *out, size_t size, const char *id)
+{
+	return snprintf(out, size,
+			"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":"
+			"-32601,\"message\":\"Method not found\"}}\r\n\r\n",
+			id);
+}
+
+/*
+ * The server's answers to denied calls are found and rewritten by both builds of the server
+ * stage (the bpf_strnstr kfunc, 6.17+, and the bpf_loop search of older kernels) alike: at every
+ * alignment, among decoys (commas, the needle cut short, the answer of an id that was not
+ * denied), several in one send, none past the first 16 KB searched.
+ */
+static void test_reply_search(void **state)
+{
+	static const char *const decoys[] = {
+		",,,,,,,,,,,,,,,,", ",\"error\":{\"code\":-32601,\"message\":\"Method not foun",
+		"\"id\":55,\"error\"", ",\"error\":{\"code\":-32602,\"message\":\"Method not found\"",
+	};
+	char body[256], req[1024], got[20000], reply[20000], want[20000], id[16];
+	size_t n, rl;
+	struct pair p;
+	bool kfunc;
+
+	SKIP_IF_NEEDED();
+	kfunc = kernel__search_both(env.skel);
+	print_message("server stage builds: %s\n", kfunc ? "kfunc and loop" : "loop only");
+	for (int v = kfunc ? 0 : 1; v < 2; v++) {
+		server_stage(v == 0);
+		for (int align = 0; align < 16; align++) {
+			pair_open(&p, AF_INET, false);
+			/* ids 301, 302, 303 denied on this connection; 55 allowed */
+			for (int i = 1; i <= 3; i++) {
+				n = request(req, sizeof(req),
+					    call(body, sizeof(body), 300 + i, "get-env"), NULL);
+				send_all(p.cfd, req, n);
+				assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+			}
+			n = request(req, sizeof(req), call(body, sizeof(body), 55, "echo"), NULL);
+			expect_passes(&p, req, n);
+			rl = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\n\r\n%.*s", align,
+				      "xxxxxxxxxxxxxxxx");
+			for (size_t d = 0; d < sizeof(decoys) / sizeof(decoys[0]); d++)
+				rl += snprintf(reply + rl, sizeof(reply) - rl, "%s", decoys[d]);
+			rl += method_not_found(reply + rl, sizeof(reply) - rl, "302");
+			rl += method_not_found(reply + rl, sizeof(reply) - rl, "55");
+			rl += method_not_found(reply + rl, sizeof(reply) - rl, "301");
+			memcpy(want, reply, rl + 1);
+			for (const char *const *d = (const char *const[]){ "302", "301", NULL }; *d;
+			     d++) {
+				char needle[128], *w;
+
+				snprintf(needle, sizeof(needle), "\"id\":%s,\"error\":{\"code\":-32601,"
+					 "\"message\":\"Method not found\"", *d);
+				w = strstr(want, needle);
+				assert_non_null(w);
+				memcpy(w + strlen(needle) - 17, "denied by policy", 16);
+			}
+			send_all(p.sfd, reply, rl);
+			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			if (memcmp(got, want, rl))
+				fail_msg("%s, align %d: the client read\n%s\nnot\n%s",
+					 v ? "loop" : "kfunc", align, got, want);
+			/* id 303 is still waiting: its answer past 16 KB of a send is not searched */
+			memset(reply, ' ', 16400);
+			rl = 16400 + method_not_found(reply + 16400, sizeof(reply) - 16400, "303");
+			send_all(p.sfd, reply, rl);
+			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			assert_memory_equal(got, reply, rl);
+			/* at the end of a send of its own, it is found */
+			rl = snprintf(id, sizeof(id), "303");
+			rl = method_not_found(reply, sizeof(reply), id);
+			send_all(p.sfd, reply, rl);
+			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			assert_non_null(strstr(got, "\"id\":303,\"error\":{\"code\":-32601,"
+						"\"message\":\"denied by policy\"}"));
+			pair_close(&p);
+		}
+	}
+	server_stage(false); /* the loop: what kernel__load wires */
 }
 
 static void test_globs_and_hide(void **state)
@@ -1027,11 +1133,13 @@ static void test_stats_per_policy(void **state)
 	struct kernel_compiled kc1, kc0;
 	struct policy *other, *again;
 	struct mcpf_policy_info info;
-	uint32_t first = env.kc.policy_id;
-	int fd = bpf_map__fd(env.skel->maps.tcp_policies), pfd;
+	uint32_t first;
+	int fd, pfd;
 	uint64_t echo0, env0;
 
 	SKIP_IF_NEEDED();
+	first = env.kc.policy_id;
+	fd = bpf_map__fd(env.skel->maps.tcp_policies);
 	/* earlier tests called these tools under the first policy too */
 	echo0 = stat_get(first, "echo", MCPF_KIND_ALLOW);
 	env0 = stat_get(first, "get-env", MCPF_KIND_RULE);
@@ -1219,12 +1327,362 @@ static void test_slots(void **state)
 	assert_int_equal(slots(-1), 0);
 }
 
+/* ---- globs: the gateway's matcher against BPF's, and their caps ----------------------------- */
+
+static uint64_t rng;
+
+/* xorshift64*: a sequence a seed reproduces (MCPF_GLOB_SEED) */
+static uint32_t rnd(uint32_t n)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return (uint32_t)((rng * 0x2545f4914f6cdd1dULL) >> 32) % n;
+}
+
+/* Bytes a pattern or a name is made of: one, two and three byte UTF-8 characters. */
+static const char *const glob_pieces[] = { "a", "b", "\xc3\xa9", "\xe2\x82\xac", "*", "?" };
+
+static void rand_pattern(char *out, size_t max)
+{
+	size_t n = 0, want = 1 + rnd(rnd(4) ? 10 : MCPF_TCP_GLOB_MAX);
+
+	out[0] = 0;
+	while (n < want) {
+		const char *piece = glob_pieces[rnd(6)];
+
+		if (n + strlen(piece) >= max)
+			break;
+		strcpy(out + n, piece);
+		n += strlen(piece);
+	}
+	if (!n)
+		strcpy(out, "*");
+}
+
+/* A name: random, or (half the time) one the pattern matches, so that both outcomes come up. */
+static void rand_name(const char *pat, char *out, size_t max)
+{
+	size_t n = 0;
+
+	out[0] = 0;
+	if (rnd(2)) {
+		for (const char *c = pat; *c; c++) {
+			int reps = *c == '*' ? (int)rnd(4) : *c == '?' ? 1 : 0;
+			const char *piece;
+
+			if (*c != '*' && *c != '?') {
+				if (n + 1 >= max)
+					break;
+				out[n++] = *c;
+				continue;
+			}
+			for (int r = 0; r < reps; r++) {
+				piece = glob_pieces[rnd(4)];
+				if (n + strlen(piece) >= max)
+					break;
+				strcpy(out + n, piece);
+				n += strlen(piece);
+			}
+		}
+		out[n] = 0;
+	} else {
+		size_t want = 1 + rnd(rnd(4) ? 12 : MCPF_NAME_MAX);
+
+		while (n < want) {
+			const char *piece = glob_pieces[rnd(4)];
+
+			if (n + strlen(piece) >= max)
+				break;
+			strcpy(out + n, piece);
+			n += strlen(piece);
+		}
+		out[n] = 0;
+	}
+	if (!out[0])
+		strcpy(out, "a");
+}
+
+/* Send a call of tool on p: true when the server read it neutralized, false when unchanged. */
+static bool call_denied(struct pair *p, int id, const char *tool)
+{
+	char body[512], req[1024], got[2048];
+	size_t n = request(req, sizeof(req), call(body, sizeof(body), id, tool), NULL);
+
+	send_all(p->cfd, req, n);
+	if (recv_n(p->sfd, got, n, 1000) != n)
+		fail_msg("%s: the server did not read the call whole", tool);
+	if (!memcmp(got, req, n))
+		return false;
+	memcpy(strstr(req, "\"tools/call\"") + 1, "rpc.denied", 10);
+	if (memcmp(got, req, n))
+		fail_msg("%s: the server read neither the call nor its neutralized form", tool);
+	return true;
+}
+
+/*
+ * BPF's glob matcher against the gateway's (policy__glob_match, policy__lookup) on random
+ * patterns and names (UTF-8, '?' one character): as a deny rule over a default of allow, and as
+ * a hide entry, every name is denied in BPF exactly when the gateway denies it. With the
+ * longest pattern and name the caps allow, a match does not run out of steps.
+ * MCPF_GLOB_SEED reproduces a run, MCPF_GLOB_PATTERNS sets its size.
+ */
+static void test_glob_differential(void **state)
+{
+	const char *seed = getenv("MCPF_GLOB_SEED"), *np = getenv("MCPF_GLOB_PATTERNS");
+	int npat = np ? atoi(np) : 150, names = 12, cases = 0, denied = 0, id = 5000;
+	char pat[MCPF_TCP_GLOB_MAX], name[MCPF_NAME_MAX], json[512], err[POLICY_ERR_LEN];
+	struct kernel_compiled kc;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	rng = seed ? strtoull(seed, NULL, 0) : (uint64_t)time(NULL) * 2654435761u + 1;
+	print_message("glob differential: seed %#llx (MCPF_GLOB_SEED), %d patterns\n",
+		      (unsigned long long)rng, npat);
+	pair_open(&p, AF_INET, false);
+	for (int i = 0; i < npat + 1; i++) {
+		bool hide = i % 3 == 2;
+		struct policy *pol;
+
+		if (i < npat) {
+			rand_pattern(pat, sizeof(pat));
+		} else { /* the caps at once: the longest pattern and name, the most steps */
+			memset(pat, 'a', sizeof(pat) - 1);
+			pat[0] = '*';
+			pat[sizeof(pat) - 1] = 0;
+			hide = false;
+		}
+		snprintf(json, sizeof(json),
+			 hide ? "{\"version\":\"1\",\"default\":\"allow\",\"hide\":[\"%s\"]}" :
+				"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"%s\":"
+				"{\"action\":\"deny\"}}}",
+			 pat);
+		pol = policy__parse(json, strlen(json), "glob", err);
+		if (!pol)
+			fail_msg("pattern %s: %s", pat, err);
+		assert_int_equal(kernel__compile(env.skel, pol, 1, &kc), 0);
+		assert_int_equal(kernel__activate(env.skel, 1), 0);
+		for (int k = 0; k < names; k++) {
+			bool want, got;
+
+			if (i < npat) {
+				rand_name(pat, name, sizeof(name));
+			} else {
+				memset(name, 'a', sizeof(name) - 1);
+				name[sizeof(name) - 1] = 0;
+				name[k] = 'b'; /* a mismatch, later and later */
+			}
+			if (hide) {
+				want = policy__glob_match(pat, name);
+			} else {
+				const struct rule *r = policy__lookup(pol, name);
+
+				want = r && r->action == ACTION_DENY;
+			}
+			got = call_denied(&p, id++, name);
+			if (got != want)
+				fail_msg("%s \"%s\", name \"%s\": the gateway %s it, BPF %s it",
+					 hide ? "hide" : "rule", pat, name, want ? "denies" : "allows",
+					 got ? "denies" : "allows");
+			cases++;
+			denied += want;
+		}
+		policy__free(pol);
+	}
+	pair_close(&p);
+	print_message("glob differential: %d cases agree (%d denied)\n", cases, denied);
+	assert_true(denied > cases / 10 && denied < cases - cases / 10);
+	suite_policy_back();
+}
+
+/*
+ * A match that runs out of steps is denied, whatever the rule says: BPF cannot tell whether it
+ * matched. The caps keep real matches under the step budget (test_glob_differential), so a
+ * second load of the programs, with a budget of 64 steps, on a port of its own, reaches it:
+ * an allow rule "x*y" over a default of allow, and a name of 100 bytes that does not match, is
+ * allowed with the real budget and denied (verdict invalid) with 64 steps.
+ */
+static void test_glob_out_of_steps(void **state)
+{
+	static const char json[] =
+		"{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"x*y\":{}}}";
+	struct kernel_load_opts o = { .search = KERNEL_SEARCH_AUTO, .glob_steps = 64 };
+	char err[POLICY_ERR_LEN], name[128];
+	uint16_t port = env.port;
+	struct kernel_compiled kc;
+	struct bpf_link *link = NULL;
+	struct tcp_bpf *skel;
+	struct policy *pol;
+	struct pair p;
+	int cg_fd;
+
+	SKIP_IF_NEEDED();
+	memset(name, 'a', 100);
+	name[0] = 'x';
+	strcpy(name + 100, "z");
+	pol = policy__parse(json, strlen(json), "steps", err);
+	assert_non_null(pol);
+	/* the real budget: no match, default allow */
+	assert_int_equal(kernel__compile(env.skel, pol, 1, &kc), 0);
+	assert_int_equal(kernel__activate(env.skel, 1), 0);
+	pair_open(&p, AF_INET, false);
+	assert_false(call_denied(&p, 1, name));
+	assert_false(call_denied(&p, 2, "xaay"));
+	pair_close(&p);
+	suite_policy_back();
+
+	skel = kernel__load_opts(&o);
+	assert_non_null(skel);
+	env.port = port + 2;
+	assert_int_equal(kernel__compile(skel, pol, 0, &kc), 0);
+	assert_int_equal(kernel__activate(skel, 0), 0);
+	assert_int_equal(kernel__watch_port(skel, env.port), 0);
+	assert_int_equal(bpf_prog_attach(bpf_program__fd(skel->progs.handle_sk_msg),
+					 bpf_map__fd(skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0),
+			 0);
+	cg_fd = open(env.cgroup, O_RDONLY | O_DIRECTORY);
+	link = bpf_program__attach_cgroup(skel->progs.handle_sock_ops, cg_fd);
+	close(cg_fd);
+	if (link) {
+		pair_open(&p, AF_INET, false);
+		if (!call_denied(&p, 3, name))
+			link = (bpf_link__destroy(link), NULL);
+		else if (call_denied(&p, 4, "xaay"))
+			link = (bpf_link__destroy(link), NULL);
+		pair_close(&p);
+	}
+	env.port = port;
+	tcp_bpf__destroy(skel);
+	policy__free(pol);
+	if (!link)
+		fail_msg("with 64 steps: the long name was not denied, or a short match was");
+	bpf_link__destroy(link);
+}
+
+/*
+ * What the kernel plane can hold, and says it cannot: glob patterns of 63 bytes (64 refused),
+ * 64 globs and hide entries (65 refused), 8 limits to a rule (9 refused). Compiled into the
+ * generation not in force.
+ */
+static void test_glob_caps(void **state)
+{
+	char *json = malloc(65536), pat[80], err[POLICY_ERR_LEN];
+	struct kernel_compiled kc;
+	struct policy *pol;
+	size_t n;
+
+	SKIP_IF_NEEDED();
+	assert_non_null(json);
+	for (int len = 63; len <= 64; len++) {
+		memset(pat, 'a', len);
+		pat[len - 1] = '*';
+		pat[len] = 0;
+		snprintf(json, 65536,
+			 "{\"version\":\"1\",\"default\":\"deny\",\"tools\":{\"%s\":{}}}", pat);
+		pol = policy__parse(json, strlen(json), "cap", err);
+		assert_non_null(pol);
+		assert_int_equal(kernel__compile(env.skel, pol, 1, &kc), len == 63 ? 0 : -E2BIG);
+		policy__free(pol);
+	}
+	for (int globs = 64; globs <= 65; globs++) {
+		n = snprintf(json, 65536, "{\"version\":\"1\",\"default\":\"deny\",\"hide\":[");
+		for (int i = 0; i < 4; i++)
+			n += snprintf(json + n, 65536 - n, "%s\"h%d*\"", i ? "," : "", i);
+		n += snprintf(json + n, 65536 - n, "],\"tools\":{");
+		for (int i = 0; i < globs - 4; i++)
+			n += snprintf(json + n, 65536 - n, "%s\"t%d*\":{}", i ? "," : "", i);
+		snprintf(json + n, 65536 - n, "}}");
+		pol = policy__parse(json, strlen(json), "cap", err);
+		assert_non_null(pol);
+		assert_int_equal(kernel__compile(env.skel, pol, 1, &kc), globs == 64 ? 0 : -E2BIG);
+		policy__free(pol);
+	}
+	for (int lims = 8; lims <= 9; lims++) {
+		n = snprintf(json, 65536,
+			     "{\"version\":\"1\",\"default\":\"deny\",\"tools\":{\"t\":{\"limits\":[");
+		for (int i = 0; i < lims; i++)
+			n += snprintf(json + n, 65536 - n,
+				      "%s{\"counter\":\"c%d\",\"window\":60,\"max\":5}", i ? "," : "",
+				      i);
+		snprintf(json + n, 65536 - n, "]}}}");
+		pol = policy__parse(json, strlen(json), "cap", err);
+		assert_non_null(pol);
+		assert_int_equal(kernel__compile(env.skel, pol, 1, &kc), lims == 8 ? 0 : -E2BIG);
+		policy__free(pol);
+	}
+	free(json);
+}
+
+/*
+ * An attachment names up to 255 distinct policies (tcp_policies): each new one (name and
+ * digest) gets the next index; once all are taken, a new version of a name counts under that
+ * name's latest index, a new name under the last one (255), and calls it decides count there.
+ */
+static void test_policies_past_255(void **state)
+{
+	int fd, pfd, nfiles = 0;
+	char path[300], json[256], err[POLICY_ERR_LEN];
+	struct mcpf_policy_info info;
+	struct kernel_compiled kc;
+	struct policy *pol;
+	__u32 used = 0, k;
+
+	SKIP_IF_NEEDED();
+	fd = bpf_map__fd(env.skel->maps.tcp_policies);
+	for (k = 1; k < MCPF_TCP_MAX_POLICIES; k++)
+		if (!bpf_map_lookup_elem(fd, &k, &info) && info.name[0])
+			used = k;
+	print_message("%u policies named before\n", used);
+	for (__u32 want = used + 1; want <= MCPF_TCP_MAX_POLICIES + 1; want++) {
+		snprintf(path, sizeof(path), "/tmp/mcpfence-test-%d-p%u.json", getpid(), want);
+		snprintf(json, sizeof(json),
+			 "{\"version\":\"1\",\"default\":\"allow\",\"tools\":{\"t%u\":{}}}", want);
+		pfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		assert_true(pfd >= 0);
+		assert_int_equal(write(pfd, json, strlen(json)), (ssize_t)strlen(json));
+		close(pfd);
+		nfiles++;
+		pol = policy__load(path, err);
+		assert_non_null(pol);
+		assert_int_equal(kernel__compile(env.skel, pol, 1, &kc), 0);
+		/* indexes up to 255 in turn; then a new name shares the last one */
+		assert_int_equal(kc.policy_id, want < MCPF_TCP_MAX_POLICIES ? want :
+								  MCPF_TCP_MAX_POLICIES - 1);
+		if (want == MCPF_TCP_MAX_POLICIES + 1) {
+			/* calls it decides count under 255 */
+			assert_int_equal(kernel__activate(env.skel, 1), 0);
+			calls_send("t257", 2);
+			assert_int_equal(stat_get(MCPF_TCP_MAX_POLICIES - 1, "t257",
+						  MCPF_KIND_ALLOW), 2);
+		}
+		policy__free(pol);
+	}
+	/* a new version of a name already there: that name's index */
+	snprintf(path, sizeof(path), "/tmp/mcpfence-test-%d-p%u.json", getpid(), used + 1);
+	snprintf(json, sizeof(json), "{\"version\":\"1\",\"default\":\"deny\"}");
+	pfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(pfd >= 0);
+	assert_int_equal(write(pfd, json, strlen(json)), (ssize_t)strlen(json));
+	close(pfd);
+	pol = policy__load(path, err);
+	assert_non_null(pol);
+	assert_int_equal(kernel__compile(env.skel, pol, 1, &kc), 0);
+	assert_int_equal(kc.policy_id, used + 1);
+	policy__free(pol);
+	for (__u32 want = used + 1; want <= MCPF_TCP_MAX_POLICIES + 1; want++) {
+		snprintf(path, sizeof(path), "/tmp/mcpfence-test-%d-p%u.json", getpid(), want);
+		unlink(path);
+	}
+	suite_policy_back();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sockets_in_map),
 		cmocka_unit_test(test_allowed_unchanged),
 		cmocka_unit_test(test_denied_neutralized_and_reply),
+		cmocka_unit_test(test_reply_search),
 		cmocka_unit_test(test_globs_and_hide),
 		cmocka_unit_test(test_split_is_held_until_whole),
 		cmocka_unit_test(test_pipelined),
@@ -1244,6 +1702,10 @@ int main(void)
 		cmocka_unit_test(test_stats_per_policy),
 		cmocka_unit_test(test_name_hash_collisions),
 		cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_glob_differential),
+		cmocka_unit_test(test_glob_out_of_steps),
+		cmocka_unit_test(test_glob_caps),
+		cmocka_unit_test(test_policies_past_255), /* last: it fills tcp_policies */
 	};
 
 	return cmocka_run_group_tests_name("bpf/tcp.bpf.c on loopback", tests, setup, teardown);

@@ -22,7 +22,7 @@ For each case, view and decoder, three checks; any failure fails the case:
   denied    on the bytes the plane lets through when it denies every call: the decoder runs none
 A test is one decoder on one class of the corpus; a decoder that cannot run skips its tests with
 the reason (with CI=true it fails them); one that fails, or does not read the plain calls of class
-"basic" as they are, fails them. Appends "diff PASSED FAILED SKIPPED" to $RESULTS.
+"basic" as they are, fails them. Appends "diff PASSED FAILED SKIPPED DECODERS" to $RESULTS.
 """
 import base64
 import collections
@@ -183,7 +183,7 @@ def main():
         log("diff: no cases (--fuzz-only without build/fuzz corpora: run make fuzz first)")
         if results:
             with open(results, "a") as f:
-                f.write("diff 0 0 1\n")
+                f.write("diff 0 0 1 0\n")
         return 0
     counts = collections.Counter(c["class"] for c in cases)
     log("diff: %d cases: %s" % (len(cases), ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
@@ -193,7 +193,7 @@ def main():
         log("diff: FAILED: %s is not built (make diff builds it)" % view_bin)
         if results:
             with open(results, "a") as f:
-                f.write("diff 0 1 0\n")
+                f.write("diff 0 1 0 0\n")
         return 1
     jsonl(os.path.join(work, "cases.jsonl"),
           ({"id": c["id"], "plane": c["plane"], "data": b64(c["data"])} for c in cases))
@@ -204,7 +204,7 @@ def main():
         log("diff: FAILED: %s exited %d" % (view_bin, r.returncode))
         if results:
             with open(results, "a") as f:
-                f.write("diff 0 1 0\n")
+                f.write("diff 0 1 0 0\n")
         return 1
     views = {v["id"]: v["views"] for v in read_jsonl(os.path.join(work, "views.jsonl"))}
     t_view = time.monotonic() - t0
@@ -379,7 +379,9 @@ def main():
     log("diff: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     if results:
         with open(results, "a") as f:
-            f.write("diff %d %d %d\n" % (passed, failed, skipped))
+            # units: the decoders that ran and read the plain calls right
+            f.write("diff %d %d %d %d\n" % (passed, failed, skipped,
+                                             len([n for n in seen if n not in broken])))
     return 1 if failed else 0
 
 

@@ -26,14 +26,27 @@ function whyNot() {
 	if (process.getuid() !== 0) return 'needs root (BPF programs on a cgroup)';
 	if (!existsSync(MCPFENCE)) return `${MCPFENCE} is not built (make)`;
 	if (!existsSync(EVERYTHING)) return 'tests/e2e/node_modules missing (make setup-test)';
-	if (existsSync('/sys/fs/bpf/mcpfence'))
-		return 'an attachment is in place (/sys/fs/bpf/mcpfence): not touching it';
 	return null;
 }
 // other test files attach too: one at a time (taken before looking for an attachment in place)
 const unlock = process.getuid() === 0 ? await kernelLock() : () => {};
 const skipReason = unlock ? whyNot() : 'another test file kept the kernel plane for 20 minutes';
 if (skipReason) unlock?.();
+
+// An attachment already in place: one left by a killed attach (its flock on the pin directory is
+// free) is detached; a live one is not ours to touch, and the tests fail saying so.
+function clearStale() {
+	const PINS = '/sys/fs/bpf/mcpfence';
+	if (!existsSync(PINS)) return;
+	const live = spawnSync('flock', ['-n', PINS, 'true']);
+	if (live.error) throw new Error(`${PINS} exists and flock(1) cannot tell whether its attach runs: ${live.error.message}`);
+	if (live.status !== 0)
+		throw new Error(`${PINS} holds the attachment of a running mcpfence attach: stop it first`);
+	const d = spawnSync(MCPFENCE, ['detach'], { encoding: 'utf8' });
+	if (existsSync(PINS))
+		throw new Error(`${PINS}: a stale attachment that mcpfence detach does not remove: ${d.stdout}${d.stderr}`);
+	console.log(`# cleaned a stale attachment in ${PINS}`);
+}
 
 let sdk;
 async function loadSdk() {
@@ -206,6 +219,7 @@ async function rawInit() {
 
 before(async () => {
 	if (skipReason) return;
+	clearStale();
 	sdk = await loadSdk();
 	dir = mkdtempSync(join(tmpdir(), 'mcpfence-ktcp-'));
 	writePolicy(POLICY);
@@ -443,12 +457,15 @@ test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason 
 	await rawInit();
 	await startAttach();
 	const seen = [];
-	const check = (what, r) => {
+	// Nothing that ran get-env, and an answer: a dead server must not pass.
+	const check = (what, r, { answer = true } = {}) => {
 		seen.push(what);
 		if (process.env.KTCP_DEBUG)
 			console.error(`--- ${what}: closed=${r.closed} err=${r.sendErr}\n` +
 				r.out.replace(/\r/g, '').split('\n').filter((l) => /^HTTP|^data|^\{/.test(l)).join('\n'));
 		assert.ok(!r.out.includes(CANARY), `${what}: get-env ran:\n${r.out.slice(0, 2000)}`);
+		if (answer)
+			assert.ok(/^HTTP\/1\.1 [1-5]\d\d /.test(r.out), `${what}: no answer arrived:\n${r.out.slice(0, 500)}`);
 		return r;
 	};
 	try {
@@ -505,8 +522,9 @@ test('kernel TCP: hostile HTTP never reaches a denied tool', { skip: skipReason 
 		r = check('dup-name', await raw([post('{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"echo","name":"get-env","arguments":{}}}')]));
 		r = check('name-in-args', await raw([post('{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"arguments":{"name":"echo"},"name":"get-env"}}')]));
 		assert.match(r.out, /denied by policy|"error"/);
-		// content-encoding: the server does not inflate, but nothing unread may pass
+		// content-encoding: see the test of its own below
 		r = check('gzip', await raw([post(env, { 'Content-Encoding': 'gzip' })]));
+		assert.match(r.out, /^HTTP\/1.1 400/);
 
 		// TCP Fast Open: data queued before the socket is watched (python3 has MSG_FASTOPEN)
 		const tfo = spawnSync('python3', ['-c', `
@@ -519,8 +537,10 @@ try:
 except OSError as e:
     print("refused:", e)
 `], { input: post(env), encoding: 'utf8' });
-		if (tfo.error === undefined)
-			check('tcp-fastopen', { out: tfo.stdout + tfo.stderr });
+		assert.equal(tfo.error, undefined, 'python3 runs the TCP Fast Open client');
+		// either the send is refused (the client bit is off) or an answer arrives: never nothing
+		r = check('tcp-fastopen', { out: tfo.stdout + tfo.stderr }, { answer: false });
+		assert.match(r.out, /^refused:|HTTP\/1\.1 [1-5]\d\d /, r.out);
 
 		// The scanner's corpus of hostile messages, each as one request, under "default":
 		// "deny": a tools/call that reaches the server's handler answers with "content":[ (a
@@ -535,7 +555,7 @@ except OSError as e:
 			let n = 0;
 			for (const f of readdirSync(corpus).filter((x) => x.endsWith('.json')).sort()) {
 				const msg = readFileSync(join(corpus, f));
-				r = check(`corpus ${f}`, await raw([post(msg)], { idle: 300 }));
+				r = check(`corpus ${f}`, await raw([post(msg)], { idle: 2000 }));
 				assert.ok(!r.out.includes('"content":[') && !/-32602,"message":"[^"]*tool/i.test(r.out),
 					`corpus ${f}: a tools/call reached the server:\n${r.out.slice(0, 1500)}`);
 				n++;
@@ -544,6 +564,42 @@ except OSError as e:
 		}
 		const { get } = stats();
 		assert.equal(get('get-env', 'allow'), 0);
+	} finally {
+		await stopAttach();
+	}
+});
+
+// A body with a Content-Encoding is not read by the kernel plane, so it is refused. The server
+// reads it otherwise: server-everything ignores the header and takes the bytes as JSON, so
+// unattached the same requests run (echo answers, get-env shows the canary); attached both are
+// refused (HTTP 400: the body's first byte made invalid) and the audit says why.
+test('kernel TCP: a Content-Encoding body is refused', { skip: skipReason || false }, async () => {
+	writePolicy(POLICY);
+	await rawInit();
+	const send = (body, enc) => raw([post(body, { 'Content-Encoding': enc })]);
+	const echo = call(60, 'echo', { message: 'encoded' });
+	let r = await send(echo, 'gzip');
+	assert.match(r.out, /^HTTP\/1.1 200/, r.out);
+	assert.match(r.out, /Echo: encoded/, `unattached, the server answers the call itself:\n${r.out}`);
+	r = await send(call(61, 'get-env'), 'identity');
+	assert.ok(r.out.includes(CANARY), `unattached, get-env runs:\n${r.out}`);
+
+	const encoded = () => (existsSync(join(dir, 'audit.jsonl')) ? readFileSync(join(dir, 'audit.jsonl'), 'utf8') : '')
+		.split('\n').filter(Boolean).map((l) => JSON.parse(l))
+		.filter((a) => /a Content-Encoding/.test(a.reason ?? ''));
+	const before = encoded().length;
+	await startAttach();
+	try {
+		for (const [body, enc] of [[echo, 'gzip'], [call(62, 'get-env'), 'identity'],
+			[call(63, 'echo', { message: 'encoded' }), 'br']]) {
+			r = await send(body, enc);
+			assert.match(r.out, /^HTTP\/1.1 400 /, `${enc}: not refused:\n${r.out}`);
+			assert.ok(!r.out.includes(CANARY) && !r.out.includes('Echo: encoded'), r.out);
+		}
+		await sleep(300);
+		const refused = encoded().slice(before);
+		assert.equal(refused.length, 3, JSON.stringify(refused));
+		assert.ok(refused.every((a) => a.decision === 'deny' && a.kind === 'unparsed'));
 	} finally {
 		await stopAttach();
 	}

@@ -6,19 +6,33 @@
 # Usage: tests/fuzz/run.sh SECONDS     (make fuzz: FUZZ_SECONDS, default 600)
 # Seeds: tests/data/messages/*.json and tests/fuzz/heads/*; the corpora grow in
 # build/fuzz/{corpus,head-corpus} (kept between runs); a finding is saved as build/fuzz/crash-*
-# and the run fails. With $RESULTS set, one line "fuzz passed failed skipped" (a test per
-# target) is appended there (tests/run-all.sh).
+# and the run fails. With $RESULTS set, one line "fuzz passed failed skipped units" (a test and
+# a unit per target that ran) is appended there (tests/run-all.sh), even when interrupted.
+# Without libFuzzer's runtime the targets are skipped, or with CI=true fail.
 set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 out=build/fuzz
-passed=0 failed=0
-record() { [ -n "${RESULTS:-}" ] && echo "fuzz $1 $2 $3" >>"$RESULTS"; return 0; }
+passed=0 failed=0 skipped=0 recorded=0
+record() {
+	[ "$recorded" = 1 ] && return 0
+	recorded=1
+	[ -n "${RESULTS:-}" ] && echo "fuzz $passed $failed $skipped $((passed + failed))" >>"$RESULTS"
+	return 0
+}
+trap 'failed=$((failed + 1)); record; exit 1' INT TERM
+trap 'record' EXIT
 mkdir -p "$out/corpus" "$out/head-corpus"
 rt="$(clang -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-$(uname -m).a"
 if [ ! -f "$rt" ]; then
-	echo "fuzz: SKIPPED: clang's libFuzzer runtime is missing ($rt; scripts/setup.sh test installs libclang-rt-14-dev)"
-	record 0 0 2
+	why="clang's libFuzzer runtime is missing ($rt; scripts/setup.sh test installs libclang-rt-14-dev)"
+	if [ "${CI:-false}" = true ]; then
+		echo "fuzz: FAILED: $why"
+		failed=2
+		exit 1
+	fi
+	echo "fuzz: SKIPPED: $why"
+	skipped=2
 	exit 0
 fi
 
@@ -69,5 +83,5 @@ if build fuzz_head bpf/http_head.bpf.h bpf/mcp_scan.bpf.h bpf/mcpfence.h tests/u
 else
 	tally 1
 fi
-record $passed $failed 0
+record
 [ $failed = 0 ]
