@@ -47,7 +47,12 @@ for tool in qemu-system-x86_64 cpio dpkg-deb apt-get apt-cache gzip; do
 		cannot "$tool is not installed (scripts/setup.sh test installs qemu-system-x86 and cpio)"
 done
 [ "$(uname -m)" = x86_64 ] || cannot "the matrix boots x86_64 kernels; this is $(uname -m)"
-tests=(build/tests/bpf/test_*)
+# the binaries of the sources (build/tests/bpf holds their dependency files too)
+tests=()
+for src in tests/bpf/test_*.c; do
+	t=${src#tests/bpf/}
+	tests+=("build/tests/bpf/${t%.c}")
+done
 [ -x build/mcpfence ] && [ -x "${tests[0]}" ] || cannot "build first (make all and the BPF tests)"
 mkdir -p "$cache/apt/lists/partial" "$cache/apt/archives/partial" "$out"
 
