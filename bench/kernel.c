@@ -42,8 +42,9 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 #include "cgroup.h"
-#include "cmd.h"
+#include "feature_probes.h"
 #include "kernel.h"
+#include "kernel_compile.h"
 #include "mcpfence.h"
 #include "policy.h"
 #include "tcp.skel.h"

@@ -15,7 +15,7 @@
 #include <bpf/libbpf.h>
 #include "mcpfence.h"
 #include "scan_test.skel.h"
-#include "cmd.h"
+#include "feature_probes.h"
 
 #define HDR 16
 #define REPEAT 5000

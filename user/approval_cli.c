@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include "approval.h"
 #include "cmd.h"
-#include "kernel.h"
+#include "kernel_tickets.h"
 #include "log.h"
 
 #define REPLY_MAX (16u << 20)	  /* what one gateway may answer */

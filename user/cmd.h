@@ -3,8 +3,6 @@
 #ifndef MCPFENCE_CMD_H
 #define MCPFENCE_CMD_H
 
-#include <stdbool.h>
-#include <stddef.h>
 
 #define EXIT_USAGE 2
 
@@ -17,25 +15,5 @@ int cmd_deny(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
-
-/* Mount tracefs and bpffs where missing; 0, or the last -errno. */
-int features__mount(void);
-
-/*
- * What the TCP plane (bpf/tcp.bpf.c) needs of the kernel: program, map and helper types, and
- * the bpf_strnstr kfunc. 0 when all are there; else -ENOTSUP (or -EPERM, not root) with why
- * naming the first one missing.
- */
-int features__tcp(char *why, size_t size);
-
-/*
- * What the scanner's test-run programs (bpf/scan_test*.bpf.c: XDP, BPF_PROG_TEST_RUN) need of
- * the kernel; 0, or -ENOTSUP / -EPERM with why naming the first piece missing. Not the TCP
- * plane's needs: a kernel may run one and not the other.
- */
-int features__scan_test(char *why, size_t size);
-
-/* The kernel has the bpf_strnstr kfunc (6.17+), per its BTF. */
-bool features__strnstr(void);
 
 #endif

@@ -1,17 +1,29 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * kernel: the TCP enforcement of the kernel plane (bpf/tcp.bpf.c): load, attach to a cgroup v2,
- * pin under MCPF_PIN_DIR, compile a policy into the maps, refill budget windows, turn ring-buffer
- * events into audit lines; and the commands that read or change the pinned state.
+ * kernel: the TCP plane's BPF object (bpf/tcp.bpf.c) and what the modules of the kernel plane
+ * share of it (the compiled policy of a generation). kernel_load.c: probe, load, pins, detach,
+ * the TCP Fast Open client bit; kernel_compile.h, kernel_adopt.h, kernel_events.h,
+ * kernel_tickets.h: the rest of the plane; cmd_attach.c, cmd_stats.c: its commands.
  */
 #ifndef MCPFENCE_KERNEL_H
 #define MCPFENCE_KERNEL_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "mcpfence.h"
 #include "policy.h"
 
 struct tcp_bpf;
+
+#define KERNEL_PIN_LINK MCPF_PIN_DIR "/link_sock_ops" /* the sock_ops link on the cgroup */
+#define KERNEL_PIN_PROG MCPF_PIN_DIR "/prog_sk_msg"   /* the sk_msg program on tcp_socks */
+
+/*
+ * Every reason this machine cannot run the TCP plane, said once, clearly (root, BTF, bpffs,
+ * cgroup v2, the program and map types). cgroup: the --cgroup given (size bytes), or empty: then
+ * the host's cgroup v2 root, found in /proc/self/mountinfo, is written there. 0 or -errno.
+ */
+int kernel__probe(char *cgroup, size_t size);
 
 /* Which budget slot a policy's limit compiled to, per generation. */
 struct kernel_slot {
@@ -55,34 +67,19 @@ int kernel__activate(struct tcp_bpf *skel, unsigned gen);
 int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
 
 /*
- * Compile p into generation gen of the loaded maps (rules, globs, limits, gen cfg), and make
- * sure every grant/global budget exists. p gets its index in tcp_policies (by the name of its
- * file and the digest of its bytes), so that calls it decides are counted under it. Does not
- * flip the active generation.
- * Returns 0 or -errno after logging what in the policy the kernel cannot hold.
+ * Turn off the client side of net.ipv4.tcp_fastopen (its data would leave before sock_ops sees
+ * the socket): 0 or -errno. kernel__tfo_restore puts back what it was.
  */
-int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
-		    struct kernel_compiled *out);
+int kernel__tfo_client_off(void);
+void kernel__tfo_restore(void);
 
-/* Refill budgets whose window started since *last (seconds since the epoch); updates *last. */
-int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint64_t now,
-		   uint64_t last);
-
-struct limits;
-/*
- * Set each budget of scope "global" of kc in tcp_budgets to what the host-wide table l leaves
- * of it in the current window (max - used, 0 at least). Call it after the ring buffer is
- * drained (its events charge l). Returns 0 or the last -errno (each logged).
- */
-int kernel__sync_global(struct tcp_bpf *skel, const struct kernel_compiled *kc, struct limits *l);
-
-/*
- * Charge the host-wide table l with the calls BPF let through on kc's global budgets whose
- * events found the ring full (tcp_uncharged, since the last charge). Call it before kc's
- * generation is compiled again. Returns how many were charged.
- */
-uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *kc,
-				  struct limits *l);
+/* Pin the maps, the sk_msg program and the sock_ops link under MCPF_PIN_DIR; 0 or -errno. */
+struct bpf_link;
+int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link);
+/* flock MCPF_PIN_DIR for as long as this process runs (a live attach): its fd, or -errno. */
+int kernel__pins_lock(void);
+/* Is anything pinned under MCPF_PIN_DIR? */
+bool kernel__attached(void);
 
 /* Remove links, programs and pins under MCPF_PIN_DIR; 0 when nothing was attached. */
 int kernel__detach(void);
@@ -95,14 +92,5 @@ enum kernel_attachment {
 
 /* Whether MCPF_PIN_DIR holds an attachment, and whether its attach process still runs. */
 enum kernel_attachment kernel__attachment(void);
-
-/* `mcpfence approve --tool T [--count N] [--for DURATION]`: a ticket BPF takes. */
-int kernel__approve_ticket(int argc, char **argv);
-
-/* What enum mcpf_why says, for audit lines and logs ("a charset other than utf-8 ..."). */
-const char *kernel__why_text(uint32_t why);
-
-/* Parse "30s", "10m", "2h", "1d" or plain seconds; -EINVAL otherwise. */
-int kernel__parse_duration(const char *s, uint64_t *seconds);
 
 #endif

@@ -37,7 +37,7 @@
 #include <bpf/libbpf.h>
 #include "mcpfence.h"
 #include "cgroup.h"
-#include "cmd.h"
+#include "feature_probes.h"
 #include "kernel.h"
 
 #define CANARY "mcpfence-canary-7f3a9c"

@@ -34,7 +34,7 @@
 #include "scan_test.skel.h"
 #include "scan_test_global.skel.h"
 #include "scan_ref.h"
-#include "cmd.h"
+#include "feature_probes.h"
 
 #define HDR 16 /* scan_test.bpf.c: bytes before the message in data_in */
 

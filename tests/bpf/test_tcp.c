@@ -29,11 +29,12 @@
 #include "mcpfence.h"
 #include "tcp.skel.h"
 #include "kernel.h"
+#include "kernel_compile.h"
 #include "limits.h"
 #include "policy.h"
 #include "cgroup.h"
 #include "log.h"
-#include "cmd.h"
+#include "feature_probes.h"
 
 static const char policy_json[] =
 	"{\"version\":\"1\",\"default\":\"allow\",\"hide\":[\"hidden*\"],"

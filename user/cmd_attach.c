@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * `mcpfence attach --policy P --port N...` and `mcpfence detach`: the kernel plane on TCP. attach
+ * parses, loads and attaches (kernel_load), compiles the policy (kernel_compile), adopts the
+ * connections already open (kernel_adopt), then loops until stopped: events into audit lines
+ * (kernel_events), budget windows refilled, global budgets kept in step, SIGHUP swapping the
+ * policy without a moment unenforced. detach removes what attach pinned, even after attach was
+ * killed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/limits.h>
+#include <sys/file.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "audit.h"
+#include "cgroup.h"
+#include "cmd.h"
+#include "feature_probes.h"
+#include "kernel.h"
+#include "kernel_adopt.h"
+#include "kernel_compile.h"
+#include "kernel_events.h"
+#include "limits.h"
+#include "log.h"
+#include "mcpfence.h"
+#include "policy.h"
+#include "tcp.skel.h"
+
+struct attach_ctx {
+	struct kernel_events ev; /* what the event handler reads: kc, limits, audit, quiet */
+	struct tcp_bpf *skel;
+	struct kernel_compiled kc[2];
+	struct ring_buffer *rb;
+	unsigned gen;
+	uint16_t port;
+};
+
+/* time(2) may read a coarse clock that lags the boundary the poll woke up for */
+static uint64_t realtime_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
+/* How often global budgets are brought to the host-wide table (kernel__sync_global). */
+#define SYNC_MS 200
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_to_real_us(void)
+{
+	struct timespec m, r;
+
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	return ((int64_t)r.tv_sec - m.tv_sec) * 1000000 + (r.tv_nsec - m.tv_nsec) / 1000;
+}
+
+static volatile sig_atomic_t stop_flag, reload_flag;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_flag = 1;
+	else
+		stop_flag = 1;
+}
+
+static bool policy_has_global(const struct policy *p)
+{
+	for (size_t i = 0; i < p->nall_limits; i++)
+		if (p->all_limits[i].scope == SCOPE_GLOBAL)
+			return true;
+	for (size_t i = 0; i < p->nrules; i++)
+		for (size_t j = 0; j < p->rules[i].nlimits; j++)
+			if (p->rules[i].limits[j].scope == SCOPE_GLOBAL)
+				return true;
+	return false;
+}
+
+/*
+ * Open the host-wide budget table that the gateways (`mcpfence run`) share, for a policy with
+ * a global limit. Without it a global limit would be this plane's alone and let its max through
+ * once more: such a policy is refused instead (fail closed).
+ */
+static int share_global_budgets(struct attach_ctx *ac, const struct policy *p)
+{
+	char path[300];
+	int err;
+
+	if (ac->ev.limits || !policy_has_global(p))
+		return 0;
+	ac->ev.limits = limits__new(NULL, NULL);
+	if (!ac->ev.limits)
+		return -ENOMEM;
+	limits__default_table_path(path, sizeof(path));
+	err = limits__share_table(ac->ev.limits, path, 0);
+	if (err) {
+		log_err("%s: budgets of scope \"global\" are the host's, and the host-wide table "
+			"%s cannot be used: the policy is not enforced", p->source, path);
+		limits__free(ac->ev.limits);
+		ac->ev.limits = NULL;
+		return err;
+	}
+	log_info("budgets of scope \"global\" shared with every gateway through %s", path);
+	return 0;
+}
+
+/*
+ * Drain the events BPF wrote (charging the table) and charge the calls whose events were lost,
+ * then bring global budgets to the table.
+ */
+static void sync_global(struct attach_ctx *ac, const struct kernel_compiled *kc)
+{
+	if (!ac->ev.limits)
+		return;
+	if (ac->rb)
+		ring_buffer__consume(ac->rb);
+	for (unsigned g = 0; g < 2; g++)
+		kernel__charge_uncharged(ac->skel, &ac->kc[g], ac->ev.limits);
+	kernel__sync_global(ac->skel, kc, ac->ev.limits);
+}
+
+/*
+ * Compile the policy at path into the idle generation, then flip: no moment unenforced. Global
+ * budgets are synced with the host-wide table before the flip, so a new one does not start full.
+ */
+static int policy_swap(struct attach_ctx *ac, const char *path)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p = policy__load(path, err);
+	unsigned idle = ac->gen ^ 1;
+	int e;
+
+	if (!p) {
+		log_err("%s (the policy in force stays)", err);
+		return -EINVAL;
+	}
+	e = share_global_budgets(ac, p);
+	if (e) {
+		log_err("%s: cannot be enforced in the kernel (the policy in force stays)", path);
+		policy__free(p);
+		return e;
+	}
+	/* events of the idle generation are read (and lost ones charged) before its policy goes */
+	if (ac->rb)
+		ring_buffer__consume(ac->rb);
+	kernel__charge_uncharged(ac->skel, &ac->kc[idle], ac->ev.limits);
+	if (ac->kc[idle].pol)
+		policy__free(ac->kc[idle].pol);
+	ac->kc[idle].pol = NULL;
+	e = kernel__compile(ac->skel, p, idle, &ac->kc[idle]);
+	if (e) {
+		log_err("%s: cannot be enforced in the kernel (the policy in force stays)", path);
+		policy__free(p);
+		ac->kc[idle].pol = NULL;
+		return e;
+	}
+	sync_global(ac, &ac->kc[idle]);
+	e = kernel__activate(ac->skel, idle);
+	if (e)
+		return e;
+	ac->gen = idle;
+	log_info("policy %s in force (generation %u)", path, idle);
+	return 0;
+}
+
+static void attach_usage(void)
+{
+	fprintf(stderr, "usage: mcpfence attach --policy POLICY --port N [--port N]... "
+			"[--cgroup PATH] [--audit PATH] [--quiet]\n");
+}
+
+int cmd_attach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' },
+		{ "port", required_argument, NULL, 'P' },
+		{ "cgroup", required_argument, NULL, 'c' },
+		{ "audit", required_argument, NULL, 'a' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *policy_path = NULL, *audit_path = NULL;
+	char cgroup[PATH_MAX] = "";
+	struct attach_ctx ac = {};
+	struct ring_buffer *rb = NULL;
+	struct bpf_link *link = NULL;
+	struct sigaction sa = {};
+	uint16_t ports[MCPF_TCP_MAX_PORTS];
+	unsigned nports = 0;
+	char audit_buf[PATH_MAX];
+	int c, err, cg_fd = -1, lock_fd = -1, ret = 1;
+	uint64_t last, next_sync;
+
+	ac.ev.kc = ac.kc;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			policy_path = optarg;
+			break;
+		case 'P': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || !v || v > 65535 || nports >= MCPF_TCP_MAX_PORTS) {
+				log_err("--port %s: not a port (1-65535, at most %d)", optarg,
+					MCPF_TCP_MAX_PORTS);
+				return EXIT_USAGE;
+			}
+			ports[nports++] = v;
+			break;
+		}
+		case 'c':
+			if (!*optarg || strlen(optarg) >= sizeof(cgroup)) {
+				log_err("--cgroup %s: not a path", optarg);
+				return EXIT_USAGE;
+			}
+			strcpy(cgroup, optarg);
+			break;
+		case 'a':
+			audit_path = optarg;
+			break;
+		case 'q':
+			ac.ev.quiet = true;
+			break;
+		case 'v':
+			log_level = LOG_LVL_DEBUG;
+			break;
+		default:
+			attach_usage();
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc || !nports || !policy_path) {
+		log_err("attach needs --policy and at least one --port");
+		attach_usage();
+		return EXIT_USAGE;
+	}
+	if (kernel__probe(cgroup, sizeof(cgroup)))
+		return 1;
+	switch (kernel__attachment()) {
+	case KERNEL_ATTACHED_LIVE:
+		log_err("%s holds the attachment of a running `mcpfence attach`: stop it, or run "
+			"`mcpfence detach`", MCPF_PIN_DIR);
+		return 1;
+	case KERNEL_ATTACHED_STALE:
+		log_err("%s holds a stale attachment (its `mcpfence attach` is gone; its programs "
+			"may still enforce the policy they had): run `mcpfence detach` first",
+			MCPF_PIN_DIR);
+		return 1;
+	default:
+		break;
+	}
+	if (!audit_path) {
+		if (audit__default_path(audit_buf, sizeof(audit_buf)))
+			snprintf(audit_buf, sizeof(audit_buf), "-");
+		audit_path = audit_buf;
+	}
+	ac.ev.audit = audit__open(audit_path);
+	if (!ac.ev.audit)
+		return 1;
+	ac.skel = kernel__load();
+	if (!ac.skel)
+		goto out;
+	log_info("replies to denied calls found by %s",
+		 kernel__search_kfunc(ac.skel) ? "the bpf_strnstr kfunc" :
+						 "a bpf_loop search, 8 bytes a step");
+	ac.gen = 1; /* policy_swap fills generation 0 first */
+	if (policy_swap(&ac, policy_path))
+		goto out;
+	for (unsigned i = 0; i < nports; i++)
+		if (kernel__watch_port(ac.skel, ports[i]))
+			goto out;
+	ac.port = ports[0];
+	err = bpf_prog_attach(bpf_program__fd(ac.skel->progs.handle_sk_msg),
+			      bpf_map__fd(ac.skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0);
+	if (err) {
+		log_err("sk_msg: attach to tcp_socks: %s", strerror(errno));
+		goto out;
+	}
+	cg_fd = open(cgroup, O_RDONLY | O_DIRECTORY);
+	if (cg_fd < 0) {
+		log_err("%s: %s", cgroup, strerror(errno));
+		goto out;
+	}
+	link = bpf_program__attach_cgroup(ac.skel->progs.handle_sock_ops, cg_fd);
+	if (!link) {
+		log_err("sock_ops: attach to %s: %s", cgroup, strerror(errno));
+		goto out;
+	}
+	if (kernel__pin_all(ac.skel, link))
+		goto out_detach;
+	lock_fd = kernel__pins_lock();
+	if (lock_fd < 0) {
+		log_err("%s: flock: %s", MCPF_PIN_DIR, strerror(-lock_fd));
+		goto out_detach;
+	}
+	if (kernel__tfo_client_off())
+		goto out_detach;
+	err = kernel__adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks), ports, nports);
+	if (err > 0)
+		log_info("%d connection%s established before the attachment now enforced too", err,
+			 err == 1 ? "" : "s");
+	rb = ring_buffer__new(bpf_map__fd(ac.skel->maps.tcp_events), kernel__on_event, &ac.ev, NULL);
+	if (!rb) {
+		log_err("tcp_events: ring buffer: %s", strerror(errno));
+		goto out_detach;
+	}
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	ac.ev.mono_to_real_us = mono_to_real_us();
+	for (unsigned i = 0; i < nports; i++)
+		printf("%s%u", i ? "," : "watching TCP port ", ports[i]);
+	printf(" in cgroup %s; pins in %s\n", cgroup, MCPF_PIN_DIR);
+	fflush(stdout);
+	ac.rb = rb;
+	last = realtime_s();
+	next_sync = mono_ms() + SYNC_MS;
+	while (!stop_flag) {
+		int timeout = kernel__next_window_ms(&ac.kc[ac.gen]);
+		uint64_t now;
+
+		/* allowed calls' events do not wake this loop (tcp.bpf.c event_emit): drain often */
+		if (timeout > MCPF_EVENTS_POLL_MS)
+			timeout = MCPF_EVENTS_POLL_MS;
+
+		if (ac.ev.limits) {
+			int64_t to_sync = (int64_t)(next_sync - mono_ms());
+
+			if (to_sync < timeout)
+				timeout = to_sync < 1 ? 1 : (int)to_sync;
+		}
+		err = ring_buffer__poll(rb, timeout);
+		if (err >= 0 || err == -EINTR)
+			err = ring_buffer__consume(rb);
+		if (err < 0 && err != -EINTR) {
+			log_err("tcp_events: poll: %s", strerror(-err));
+			break;
+		}
+		if (reload_flag) {
+			reload_flag = 0;
+			policy_swap(&ac, policy_path);
+		}
+		now = realtime_s();
+		if (now != last) {
+			kernel__refill(ac.skel, &ac.kc[ac.gen], now, last);
+			/* the new window, less what the gateways took of it already */
+			sync_global(&ac, &ac.kc[ac.gen]);
+			last = now;
+			if (access(KERNEL_PIN_LINK, F_OK)) {
+				log_info("%s is gone (mcpfence detach): stopping", KERNEL_PIN_LINK);
+				break;
+			}
+		}
+		if (ac.ev.limits && mono_ms() >= next_sync) {
+			sync_global(&ac, &ac.kc[ac.gen]);
+			next_sync = mono_ms() + SYNC_MS;
+		}
+	}
+	ring_buffer__consume(rb);
+	ret = 0;
+out_detach:
+	kernel__detach();
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	ring_buffer__free(rb);
+	bpf_link__destroy(link);
+	if (cg_fd >= 0)
+		close(cg_fd);
+	if (ac.skel)
+		tcp_bpf__destroy(ac.skel);
+	for (int i = 0; i < 2; i++)
+		policy__free(ac.kc[i].pol);
+	limits__free(ac.ev.limits);
+	audit__close(ac.ev.audit);
+	return ret;
+}
+
+int cmd_detach(int argc, char **argv)
+{
+	if (argc > 1) {
+		log_err("detach takes no arguments");
+		return EXIT_USAGE;
+	}
+	if (geteuid() != 0) {
+		log_err("detach needs root");
+		return 1;
+	}
+	features__mount();
+	if (!kernel__detach())
+		printf("nothing attached\n");
+	else
+		printf("detached\n");
+	return 0;
+}

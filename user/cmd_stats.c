@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * `mcpfence stats [--json | --prometheus]`: the live counters of the kernel plane, read from the
+ * maps attach pinned under MCPF_PIN_DIR, from any process: verdicts per policy and tool, the
+ * policies that decided them, the hook's totals.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "cmd.h"
+#include "feature_probes.h"
+#include "kernel_compile.h"
+#include "log.h"
+#include "mcpfence.h"
+#include "stats.h"
+
+/* The policies that tcp_policies names, and which one the generation in force holds. */
+static void stats_policies(struct stat_policy *pol)
+{
+	int fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_policies");
+	int afd = bpf_obj_get(MCPF_PIN_DIR "/tcp_active");
+	int gfd = bpf_obj_get(MCPF_PIN_DIR "/tcp_gen");
+	struct mcpf_policy_info info;
+	struct mcpf_active act;
+	struct mcpf_gen_cfg gc;
+	__u32 zero = 0, gen, in_force = 0;
+
+	if (afd >= 0 && gfd >= 0 && !bpf_map_lookup_elem(afd, &zero, &act) && act.loaded) {
+		gen = act.gen & 1;
+		if (!bpf_map_lookup_elem(gfd, &gen, &gc))
+			in_force = gc.policy;
+	}
+	for (__u32 i = 0; i < MCPF_TCP_MAX_POLICIES; i++) {
+		struct stat_policy *p = &pol[i];
+
+		if (i)
+			snprintf(p->name, sizeof(p->name), "#%u", i);
+		if (i && fd >= 0 && !bpf_map_lookup_elem(fd, &i, &info) && info.name[0]) {
+			p->known = true;
+			p->digest = info.digest;
+			p->loaded_s = info.loaded_s;
+			/* written by attach from a file name, read back here: check it again */
+			for (size_t j = 0; j < sizeof(info.name) - 1 && info.name[j]; j++)
+				p->name[j] = kernel__policy_name_byte(info.name[j]) ? info.name[j] : '_';
+			p->name[strnlen(info.name, sizeof(info.name) - 1)] = 0;
+			snprintf(p->digest_hex, sizeof(p->digest_hex), "%016" PRIx64, p->digest);
+			stats__text_clean(info.path, sizeof(info.path), p->path, false);
+		}
+		p->in_force = i && i == in_force;
+	}
+	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++)
+		for (__u32 j = 1; j < MCPF_TCP_MAX_POLICIES && pol[i].known; j++)
+			if (j != i && pol[j].known && !strcmp(pol[i].name, pol[j].name))
+				pol[i].ambiguous = true;
+	for (__u32 i = 0; i < MCPF_TCP_MAX_POLICIES; i++)
+		snprintf(pol[i].label, sizeof(pol[i].label), pol[i].ambiguous ? "%s@%.8s" : "%s",
+			 i ? pol[i].name : "-", pol[i].digest_hex);
+	if (fd >= 0)
+		close(fd);
+	if (afd >= 0)
+		close(afd);
+	if (gfd >= 0)
+		close(gfd);
+}
+
+int cmd_stats(int argc, char **argv)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = -1, cfd = -1, ret = 1;
+	bool json = false, prom = false;
+	struct stat_policy *pol = NULL;
+	struct stat_row *rows = NULL;
+	size_t nrows = 0, cap = 0;
+	struct mcpf_stat_key k, next, *prev = NULL;
+	uint64_t *vals = NULL, totals[MCPF_CNT_MAX] = {};
+	struct mcpf_stat_val *svals = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--prometheus"))
+			prom = true;
+		else {
+			log_err("stats: unknown argument '%s' (--json, --prometheus)", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	features__mount();
+	fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_stats");
+	cfd = bpf_obj_get(MCPF_PIN_DIR "/tcp_counters");
+	if (fd < 0 || cfd < 0) {
+		log_err("%s/tcp_stats: %s: nothing attached (mcpfence attach)", MCPF_PIN_DIR,
+			strerror(errno));
+		goto out;
+	}
+	vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*vals));
+	svals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*svals));
+	pol = calloc(MCPF_TCP_MAX_POLICIES, sizeof(*pol));
+	if (!vals || !svals || !pol) {
+		log_err("stats: out of memory");
+		goto out;
+	}
+	stats_policies(pol);
+	/* a row per CPU copy that counted, under the name it holds; equal rows merged below */
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, svals))
+			continue;
+		for (int c = 0; c < ncpu; c++) {
+			const struct mcpf_stat_val *v = &svals[c];
+
+			if (!v->count)
+				continue;
+			if (nrows == cap) {
+				struct stat_row *nr =
+					realloc(rows, (cap = cap ? 2 * cap : 64) * sizeof(*rows));
+
+				if (!nr) {
+					log_err("stats: out of memory");
+					goto out;
+				}
+				rows = nr;
+			}
+			snprintf(rows[nrows].name, sizeof(rows[nrows].name), "%.*s",
+				 v->claimed ? MCPF_NAME_MAX : 0, v->name);
+			rows[nrows].kind = k.kind;
+			rows[nrows].policy = k.policy < MCPF_TCP_MAX_POLICIES ? k.policy : 0;
+			rows[nrows].n = v->count;
+			nrows++;
+		}
+	}
+	for (__u32 i = 0; i < MCPF_CNT_MAX; i++) {
+		if (bpf_map_lookup_elem(cfd, &i, vals))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			totals[i] += vals[c];
+	}
+	if (nrows) {
+		size_t out = 0;
+
+		qsort(rows, nrows, sizeof(*rows), stats__row_cmp);
+		for (size_t i = 1; i < nrows; i++) {
+			if (!stats__row_cmp(&rows[out], &rows[i]))
+				rows[out].n += rows[i].n;
+			else
+				rows[++out] = rows[i];
+		}
+		nrows = out + 1;
+	}
+	if (json) {
+		if (stats__json(rows, nrows, pol, totals)) {
+			log_err("stats: out of memory");
+			goto out;
+		}
+	} else if (prom) {
+		stats__prometheus(rows, nrows, pol, totals);
+	} else {
+		stats__table(rows, nrows, pol, totals);
+	}
+	ret = 0;
+out:
+	free(vals);
+	free(svals);
+	free(rows);
+	free(pol);
+	if (fd >= 0)
+		close(fd);
+	if (cfd >= 0)
+		close(cfd);
+	return ret;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kernel_events: the decisions BPF wrote to tcp_events, into audit lines and attach's log lines,
+ * and the global budgets they took, into the host-wide table.
+ */
+#ifndef MCPFENCE_KERNEL_EVENTS_H
+#define MCPFENCE_KERNEL_EVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "kernel.h"
+
+struct audit;
+struct limits;
+
+/* What the handler needs: the compiled policies by generation, where to write, what to charge. */
+struct kernel_events {
+	const struct kernel_compiled *kc; /* [2], by generation */
+	struct limits *limits;            /* the host-wide table for global budgets, or NULL */
+	struct audit *audit;
+	bool quiet;                       /* no log line per event */
+	int64_t mono_to_real_us;          /* CLOCK_REALTIME - CLOCK_MONOTONIC, µs */
+};
+
+/* ring_buffer__new's callback: ctx is a struct kernel_events. Always 0. */
+int kernel__on_event(void *ctx, void *data, size_t size);
+
+/* What enum mcpf_why says, for audit lines and logs ("a charset other than utf-8 ..."). */
+const char *kernel__why_text(uint32_t why);
+/* The name of enum mcpf_kind ("allow", "rule", "unparsed"...), "?" past it. */
+const char *kernel__kind_name(unsigned kind);
+
+#endif

@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * kernel_load: the TCP plane's BPF object (bpf/tcp.bpf.c) from the running kernel's point of view:
+ * what it lacks (probes), loading it with the reply search it can run, the TCP Fast Open client
+ * bit it turns off while attached, and the pins under MCPF_PIN_DIR that let other commands find
+ * the live state and keep the programs enforcing when attach is gone, until detach.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/limits.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "cgroup.h"
+#include "feature_probes.h"
+#include "kernel.h"
+#include "log.h"
+#include "mcpfence.h"
+#include "tcp.skel.h"
+
+_Static_assert(sizeof(struct mcpf_rule) == 24, "mcpf_rule");
+_Static_assert(sizeof(struct mcpf_rule_key) == 16, "mcpf_rule_key");
+_Static_assert(sizeof(struct mcpf_rule_entry) == 152, "mcpf_rule_entry");
+_Static_assert(sizeof(struct mcpf_glob) == 96, "mcpf_glob");
+_Static_assert(sizeof(struct mcpf_limit) == 24, "mcpf_limit");
+_Static_assert(sizeof(struct mcpf_budget_key) == 16, "mcpf_budget_key");
+_Static_assert(sizeof(struct mcpf_ticket) == 16, "mcpf_ticket");
+_Static_assert(sizeof(struct mcpf_gen_cfg) == 28, "mcpf_gen_cfg");
+_Static_assert(sizeof(struct mcpf_stat_key) == 16, "mcpf_stat_key");
+_Static_assert(sizeof(struct mcpf_stat_val) == 144, "mcpf_stat_val");
+_Static_assert(sizeof(struct mcpf_policy_info) == 336, "mcpf_policy_info");
+_Static_assert(sizeof(struct mcpf_conn_key) == 40, "mcpf_conn_key");
+_Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
+_Static_assert(sizeof(struct mcpf_pending) == 56, "mcpf_pending");
+_Static_assert(sizeof(struct mcpf_event) == 344, "mcpf_event");
+
+/*
+ * What is pinned under MCPF_PIN_DIR, so that other commands find the live state, and so that
+ * the programs keep enforcing when attach is killed: tcp_progs among them, because the kernel
+ * empties a program array when the last file that holds it goes (its stages would be gone, and
+ * every send of a watched connection dropped).
+ */
+static const char *const pinned_maps[] = {
+	"tcp_socks", "tcp_ports", "tcp_active", "tcp_gen", "tcp_rules", "tcp_globs",
+	"tcp_limits", "tcp_budgets", "tcp_tickets", "tcp_stats", "tcp_counters", "tcp_conns",
+	"tcp_policies", "tcp_progs",
+};
+
+static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN && log_level >= LOG_LVL_DEBUG ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+/* ---- feature probes ------------------------------------------------------------------- */
+
+/*
+ * Every reason this machine cannot run the TCP plane, said once, clearly. cgroup: the --cgroup
+ * given, or empty: then the host's cgroup v2 root, found in /proc/self/mountinfo, goes there.
+ */
+int kernel__probe(char *cgroup, size_t size)
+{
+	char why[300];
+	struct statfs st;
+
+	if (geteuid() != 0) {
+		log_err("the kernel plane needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON): "
+			"run mcpfence as root");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		log_err("/sys/kernel/btf/vmlinux is missing: this kernel has no BTF "
+			"(CONFIG_DEBUG_INFO_BTF=y is needed)");
+		return -ENOTSUP;
+	}
+	if (!cgroup[0] && cgroup__v2_root(cgroup, size, why, sizeof(why))) {
+		log_err("%s", why);
+		return -ENOTSUP;
+	}
+	if (statfs(cgroup, &st) || st.f_type != CGROUP2_SUPER_MAGIC) {
+		log_err("%s is not a cgroup v2 directory: mount cgroup2 there or give --cgroup PATH "
+			"of a cgroup v2 directory", cgroup);
+		return -ENOTSUP;
+	}
+	features__mount();
+	if (statfs("/sys/fs/bpf", &st) || st.f_type != BPF_FS_MAGIC) {
+		log_err("/sys/fs/bpf is not a bpf filesystem and could not be mounted: "
+			"mount -t bpf bpf /sys/fs/bpf");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/*
+ * Open and load the programs: the real probe that the sock_ops and sk_msg types are there. The
+ * server stage is one of two builds (bpf/tcp.bpf.c): the bpf_loop search (KERNEL_SEARCH_AUTO:
+ * every kernel; it measured faster) or the bpf_strnstr kfunc (6.17+); KERNEL_SEARCH_BOTH
+ * loads both, the loop's wired, for the tests and the bench that compare them.
+ */
+struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
+{
+	enum kernel_search how = o->search;
+	bool kfunc = features__strnstr();
+	struct tcp_bpf *skel;
+	int err, ncpu;
+
+	libbpf_set_print(silent_print);
+	if (how == KERNEL_SEARCH_KFUNC && !kfunc) {
+		log_err("this kernel has no bpf_strnstr kfunc (6.17+)");
+		errno = ENOTSUP;
+		return NULL;
+	}
+	skel = tcp_bpf__open();
+	if (!skel) {
+		err = -errno;
+		log_err("bpf/tcp.bpf.c: open: %s", strerror(-err));
+		errno = -err;
+		return NULL;
+	}
+	if (o->glob_steps)
+		skel->rodata->cfg_glob_steps = o->glob_steps;
+	if (how == KERNEL_SEARCH_AUTO)
+		how = KERNEL_SEARCH_LOOP;
+	bpf_program__set_autoload(skel->progs.handle_sk_msg_server,
+				  kfunc && how != KERNEL_SEARCH_LOOP);
+	bpf_program__set_autoload(skel->progs.handle_sk_msg_server_loop,
+				  how != KERNEL_SEARCH_KFUNC);
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu < 1)
+		ncpu = 1;
+	bpf_map__set_max_entries(skel->maps.tcp_scan_bufs, ncpu * MCPF_TCP_SLOTS);
+	/* the names' hash seed: an agent that cannot read it cannot aim collisions at a tool */
+	if (getrandom((void *)&skel->rodata->cfg_name_seed, sizeof(skel->rodata->cfg_name_seed),
+		      0) != sizeof(skel->rodata->cfg_name_seed)) {
+		err = -errno;
+		log_err("getrandom: %s", strerror(-err));
+		tcp_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	err = tcp_bpf__load(skel);
+	if (err) {
+		char why[256];
+
+		if (features__tcp(why, sizeof(why)))
+			log_err("bpf/tcp.bpf.c: the kernel refused the sock_ops/sk_msg programs (%s): "
+				"%s", strerror(-err), why);
+		else
+			log_err("bpf/tcp.bpf.c: the kernel's verifier refused the programs (%s) "
+				"although it has every feature they use: a bug of mcpfence; run "
+				"attach --verbose for the verifier log", strerror(-err));
+		tcp_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	{
+		struct bpf_program *stages[] = { skel->progs.handle_sk_msg_client,
+						 skel->progs.handle_sk_msg_body,
+						 kernel__search_kfunc(skel) ?
+							 skel->progs.handle_sk_msg_server :
+							 skel->progs.handle_sk_msg_server_loop };
+
+		for (__u32 i = 0; i < 3; i++) {
+			int fd = bpf_program__fd(stages[i]);
+
+			if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_progs), &i, &fd,
+						BPF_ANY)) {
+				err = -errno;
+				log_err("tcp_progs: update: %s", strerror(-err));
+				tcp_bpf__destroy(skel);
+				errno = -err;
+				return NULL;
+			}
+		}
+	}
+	return skel;
+}
+
+struct tcp_bpf *kernel__load_with(enum kernel_search how)
+{
+	struct kernel_load_opts o = { .search = how };
+
+	return kernel__load_opts(&o);
+}
+
+struct tcp_bpf *kernel__load(void)
+{
+	return kernel__load_with(KERNEL_SEARCH_AUTO);
+}
+
+bool kernel__search_kfunc(const struct tcp_bpf *skel)
+{
+	return !bpf_program__autoload(skel->progs.handle_sk_msg_server_loop);
+}
+
+bool kernel__search_both(const struct tcp_bpf *skel)
+{
+	return bpf_program__autoload(skel->progs.handle_sk_msg_server) &&
+	       bpf_program__autoload(skel->progs.handle_sk_msg_server_loop);
+}
+
+int kernel__activate(struct tcp_bpf *skel, unsigned gen)
+{
+	struct mcpf_active act = { .gen = gen & 1, .loaded = 1 };
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_active), &zero, &act, BPF_ANY)) {
+		log_err("tcp_active: update: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int kernel__watch_port(struct tcp_bpf *skel, uint16_t port)
+{
+	__u8 one = 1;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_ports), &port, &one, BPF_ANY)) {
+		log_err("tcp_ports: update: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* ---- TCP Fast Open ------------------------------------------------------------------- */
+
+#define TFO_SYSCTL "/proc/sys/net/ipv4/tcp_fastopen"
+#define TFO_SAVED "/run/mcpfence/tcp_fastopen.saved"
+
+/*
+ * A client's TCP Fast Open data (sendto MSG_FASTOPEN, TCP_FASTOPEN_CONNECT) is queued before the
+ * connection is established, so before sock_ops can put the socket in tcp_socks: sk_msg never
+ * sees it. While attached, the client bit (1) of net.ipv4.tcp_fastopen is cleared; such sends
+ * then fail (EOPNOTSUPP) or go the normal way. The value before is kept in TFO_SAVED.
+ */
+int kernel__tfo_client_off(void)
+{
+	char buf[32];
+	int fd, n, v;
+
+	fd = open(TFO_SYSCTL, O_RDWR);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		close(fd);
+		return -EIO;
+	}
+	buf[n] = 0;
+	v = atoi(buf);
+	if (v & 1) {
+		int sfd;
+
+		mkdir("/run/mcpfence", 0700);
+		sfd = open(TFO_SAVED, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (sfd >= 0) {
+			if (write(sfd, buf, n) != n)
+				log_warn("%s: write: %s", TFO_SAVED, strerror(errno));
+			close(sfd);
+		}
+		n = snprintf(buf, sizeof(buf), "%d\n", v & ~1);
+		if (pwrite(fd, buf, n, 0) != n) {
+			log_err("%s: cannot clear the client bit: %s: TCP Fast Open data would pass "
+				"unread", TFO_SYSCTL, strerror(errno));
+			close(fd);
+			return -errno;
+		}
+		log_info("net.ipv4.tcp_fastopen: client side off while attached (its data would "
+			 "pass before the socket is watched)");
+	}
+	close(fd);
+	return 0;
+}
+
+void kernel__tfo_restore(void)
+{
+	char buf[32];
+	int fd = open(TFO_SAVED, O_RDONLY), n;
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n > 0) {
+		fd = open(TFO_SYSCTL, O_WRONLY);
+		if (fd >= 0) {
+			if (write(fd, buf, n) != n)
+				log_warn("%s: restore: %s", TFO_SYSCTL, strerror(errno));
+			close(fd);
+		}
+	}
+	unlink(TFO_SAVED);
+}
+
+/* ---- pins ----------------------------------------------------------------------------- */
+
+int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link)
+{
+	char path[PATH_MAX];
+	int err;
+
+	if (mkdir(MCPF_PIN_DIR, 0700) && errno != EEXIST) {
+		err = -errno;
+		log_err("%s: mkdir: %s", MCPF_PIN_DIR, strerror(-err));
+		return err;
+	}
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(skel->obj, pinned_maps[i]);
+
+		snprintf(path, sizeof(path), "%s/%s", MCPF_PIN_DIR, pinned_maps[i]);
+		err = m ? bpf_map__pin(m, path) : -ENOENT;
+		if (err) {
+			log_err("%s: pin: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	err = bpf_link__pin(link, KERNEL_PIN_LINK);
+	if (!err)
+		err = bpf_program__pin(skel->progs.handle_sk_msg, KERNEL_PIN_PROG);
+	if (err)
+		log_err("%s: pin: %s", MCPF_PIN_DIR, strerror(-err));
+	return err;
+}
+
+bool kernel__attached(void)
+{
+	return !access(KERNEL_PIN_LINK, F_OK) || !access(MCPF_PIN_DIR "/tcp_socks", F_OK);
+}
+
+/*
+ * attach holds an exclusive flock on MCPF_PIN_DIR while it runs: the kernel drops it when the
+ * process dies, however it dies. Returns the held fd, or -errno.
+ */
+int kernel__pins_lock(void)
+{
+	int fd = open(MCPF_PIN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+enum kernel_attachment kernel__attachment(void)
+{
+	int fd;
+
+	if (!kernel__attached() && access(MCPF_PIN_DIR, F_OK))
+		return KERNEL_ATTACHED_NONE;
+	fd = kernel__pins_lock();
+	if (fd == -EWOULDBLOCK)
+		return KERNEL_ATTACHED_LIVE;
+	if (fd >= 0)
+		close(fd);
+	return KERNEL_ATTACHED_STALE;
+}
+
+/* Empty the SOCKHASH: a socket leaves sk_msg only when it leaves the map. */
+static void socks_flush(int fd)
+{
+	struct mcpf_sock_key k;
+
+	while (!bpf_map_get_next_key(fd, NULL, &k))
+		if (bpf_map_delete_elem(fd, &k))
+			break;
+}
+
+int kernel__detach(void)
+{
+	char path[PATH_MAX];
+	int found = 0, fd, map_fd, prog_fd;
+
+	fd = bpf_obj_get(KERNEL_PIN_LINK);
+	if (fd >= 0) {
+		found = 1;
+		if (bpf_link_detach(fd))
+			log_warn("%s: detach: %s", KERNEL_PIN_LINK, strerror(errno));
+		close(fd);
+	}
+	map_fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_socks");
+	prog_fd = bpf_obj_get(KERNEL_PIN_PROG);
+	if (map_fd >= 0) {
+		found = 1;
+		if (prog_fd >= 0)
+			bpf_prog_detach2(prog_fd, map_fd, BPF_SK_MSG_VERDICT);
+		socks_flush(map_fd);
+		close(map_fd);
+	}
+	if (prog_fd >= 0)
+		close(prog_fd);
+	unlink(KERNEL_PIN_LINK);
+	unlink(KERNEL_PIN_PROG);
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", MCPF_PIN_DIR, pinned_maps[i]);
+		if (!unlink(path))
+			found = 1;
+	}
+	rmdir(MCPF_PIN_DIR);
+	kernel__tfo_restore();
+	return found;
+}
