@@ -12,32 +12,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
-#include <pwd.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <pcre2.h>
 #include "policy.h"
 #include "limits.h"
+#include "policy_parse.h"
 
-#define NAME_MAX_BYTES 256   /* tool names and counter names */
 #define REASON_MAX_BYTES 200 /* fits the decision's reason with room for a prefix */
-#define LIST_MAX 64          /* conditions in one require or deny_if list */
 #define HIDE_MAX 1024
 #define RULES_MAX 100000
 #define WINDOW_MAX_S (366u * 86400u)
 #define MAX_MAX 1000000000ull
-#define APPROVAL_DEFAULT_S 120u
-#define APPROVAL_MAX_S 86400u
-#define APPROVERS_MAX 64 /* users, and groups, of one rule */
 
-struct ctx {
-	const char *source;
-	char *err;
-	bool failed;
-};
-
-__attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char *ptr,
+int policy_ctx__fail(struct policy_ctx *c, const char *ptr,
 						      const char *fmt, ...)
 {
 	char msg[POLICY_ERR_LEN / 2];
@@ -57,8 +45,8 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char 
 	return -EINVAL;
 }
 
-/* fail() at ptr followed by a suffix ("/3"): for entries whose pointer is built on the stack. */
-__attribute__((format(printf, 4, 5))) static int fail_at(struct ctx *c, const char *ptr,
+/* policy_ctx__fail() at ptr followed by a suffix ("/3"): for entries whose pointer is built on the stack. */
+int policy_ctx__fail_at(struct policy_ctx *c, const char *ptr,
 							 const char *suffix, const char *fmt, ...)
 {
 	char msg[POLICY_ERR_LEN / 2], *full = NULL;
@@ -70,13 +58,13 @@ __attribute__((format(printf, 4, 5))) static int fail_at(struct ctx *c, const ch
 	va_end(ap);
 	if (asprintf(&full, "%s%s", ptr, suffix) < 0)
 		full = NULL;
-	err = fail(c, full ? full : ptr, "%s", msg);
+	err = policy_ctx__fail(c, full ? full : ptr, "%s", msg);
 	free(full);
 	return err;
 }
 
 /* JSON Pointer of key under base: '~' becomes "~0" and '/' becomes "~1" (RFC 6901). */
-static char *ptr_key(const char *base, const char *key)
+char *policy_ctx__ptr_key(const char *base, const char *key)
 {
 	size_t n = strlen(base) + 2 * strlen(key) + 2;
 	char *out = malloc(n), *o;
@@ -96,7 +84,7 @@ static char *ptr_key(const char *base, const char *key)
 	return out;
 }
 
-static char *ptr_idx(const char *base, size_t i)
+char *policy_ctx__ptr_idx(const char *base, size_t i)
 {
 	char *out;
 
@@ -104,7 +92,7 @@ static char *ptr_idx(const char *base, size_t i)
 }
 
 /* A short, printable rendering of a JSON value for messages. */
-static void show(const json_t *v, char *buf, size_t len)
+void policy_ctx__show(const json_t *v, char *buf, size_t len)
 {
 	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 
@@ -119,7 +107,7 @@ static void show(const json_t *v, char *buf, size_t len)
 	free(s);
 }
 
-static const char *type_name(const json_t *v)
+const char *policy_ctx__type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -140,15 +128,15 @@ static const char *type_name(const json_t *v)
 	}
 }
 
-static int want(struct ctx *c, const char *ptr, const json_t *v, json_type t, const char *what)
+int policy_ctx__want(struct policy_ctx *c, const char *ptr, const json_t *v, json_type t, const char *what)
 {
 	if (json_typeof(v) == t)
 		return 0;
-	return fail(c, ptr, "must be %s, not %s", what, type_name(v));
+	return policy_ctx__fail(c, ptr, "must be %s, not %s", what, policy_ctx__type_name(v));
 }
 
 /* Every key of obj must be in allowed (NULL-terminated). */
-static int known_keys(struct ctx *c, const char *ptr, const json_t *obj,
+int policy_ctx__known_keys(struct policy_ctx *c, const char *ptr, const json_t *obj,
 		      const char *const *allowed)
 {
 	const char *key;
@@ -166,8 +154,8 @@ static int known_keys(struct ctx *c, const char *ptr, const json_t *obj,
 		for (i = 0; allowed[i]; i++)
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
 				 i ? ", " : "", allowed[i]);
-		char *kp = ptr_key(ptr, key);
-		fail(c, kp ? kp : ptr, "unknown key \"%s\" (expected one of: %s)", key, list);
+		char *kp = policy_ctx__ptr_key(ptr, key);
+		policy_ctx__fail(c, kp ? kp : ptr, "unknown key \"%s\" (expected one of: %s)", key, list);
 		free(kp);
 		return -EINVAL;
 	}
@@ -175,19 +163,19 @@ static int known_keys(struct ctx *c, const char *ptr, const json_t *obj,
 }
 
 /* A name (tool, counter, hide entry): non-empty, bounded, no control characters. */
-static int check_name(struct ctx *c, const char *ptr, const char *s, size_t len, const char *what)
+int policy_ctx__check_name(struct policy_ctx *c, const char *ptr, const char *s, size_t len, const char *what)
 {
 	if (len == 0)
-		return fail(c, ptr, "%s must not be empty", what);
+		return policy_ctx__fail(c, ptr, "%s must not be empty", what);
 	if (len > NAME_MAX_BYTES)
-		return fail(c, ptr, "%s is %zu bytes; at most %d", what, len, NAME_MAX_BYTES);
+		return policy_ctx__fail(c, ptr, "%s is %zu bytes; at most %d", what, len, NAME_MAX_BYTES);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return fail(c, ptr, "%s contains a control character (byte %zu)", what, i);
+			return policy_ctx__fail(c, ptr, "%s contains a control character (byte %zu)", what, i);
 	return 0;
 }
 
-static int parse_window(struct ctx *c, const char *ptr, const json_t *v, uint32_t *out)
+static int parse_window(struct policy_ctx *c, const char *ptr, const json_t *v, uint32_t *out)
 {
 	static const struct {
 		const char *name;
@@ -199,7 +187,7 @@ static int parse_window(struct ctx *c, const char *ptr, const json_t *v, uint32_
 		json_int_t n = json_integer_value(v);
 
 		if (n < 1 || n > WINDOW_MAX_S)
-			return fail(c, ptr, "%lld is not a window: seconds from 1 to %u", (long long)n,
+			return policy_ctx__fail(c, ptr, "%lld is not a window: seconds from 1 to %u", (long long)n,
 				    WINDOW_MAX_S);
 		*out = (uint32_t)n;
 		return 0;
@@ -211,14 +199,14 @@ static int parse_window(struct ctx *c, const char *ptr, const json_t *v, uint32_
 				return 0;
 			}
 	}
-	show(v, buf, sizeof(buf));
-	return fail(c, ptr,
+	policy_ctx__show(v, buf, sizeof(buf));
+	return policy_ctx__fail(c, ptr,
 		    "%s is not a window (\"second\", \"minute\", \"hour\", \"day\" or whole seconds)",
 		    buf);
 }
 
 /* Durations: whole seconds, or a string "<n>s|m|h|d" ("90s", "2m", "1h"). */
-static int parse_duration(struct ctx *c, const char *ptr, const json_t *v, uint32_t *out)
+int policy_ctx__parse_duration(struct policy_ctx *c, const char *ptr, const json_t *v, uint32_t *out)
 {
 	unsigned long long n = 0, mul = 1;
 	char buf[64];
@@ -259,56 +247,56 @@ static int parse_duration(struct ctx *c, const char *ptr, const json_t *v, uint3
 		goto bad;
 	}
 	if (n > APPROVAL_MAX_S || n * mul > APPROVAL_MAX_S)
-		return fail(c, ptr, "duration is longer than %u seconds", APPROVAL_MAX_S);
+		return policy_ctx__fail(c, ptr, "duration is longer than %u seconds", APPROVAL_MAX_S);
 	*out = (uint32_t)(n * mul);
 	return 0;
 bad:
-	show(v, buf, sizeof(buf));
-	return fail(c, ptr, "%s is not a duration (whole seconds, or \"90s\", \"2m\", \"1h\", \"1d\")",
+	policy_ctx__show(v, buf, sizeof(buf));
+	return policy_ctx__fail(c, ptr, "%s is not a duration (whole seconds, or \"90s\", \"2m\", \"1h\", \"1d\")",
 		    buf);
 }
 
-static int parse_max(struct ctx *c, const char *ptr, const json_t *v, uint64_t *out)
+static int parse_max(struct policy_ctx *c, const char *ptr, const json_t *v, uint64_t *out)
 {
 	char buf[64];
 
 	if (!json_is_integer(v)) {
-		show(v, buf, sizeof(buf));
-		return fail(c, ptr, "%s is not a whole number of calls", buf);
+		policy_ctx__show(v, buf, sizeof(buf));
+		return policy_ctx__fail(c, ptr, "%s is not a whole number of calls", buf);
 	}
 	if (json_integer_value(v) < 1)
-		return fail(c, ptr, "must be at least 1 (to forbid a tool, use \"action\": \"deny\")");
+		return policy_ctx__fail(c, ptr, "must be at least 1 (to forbid a tool, use \"action\": \"deny\")");
 	if ((unsigned long long)json_integer_value(v) > MAX_MAX)
-		return fail(c, ptr, "must be at most %llu", MAX_MAX);
+		return policy_ctx__fail(c, ptr, "must be at most %llu", MAX_MAX);
 	*out = (uint64_t)json_integer_value(v);
 	return 0;
 }
 
 static const char *const scope_names[] = { "grant", "session", "agent", "global" };
 
-static int parse_limit(struct ctx *c, const char *ptr, const json_t *v, struct limit *lim)
+static int parse_limit(struct policy_ctx *c, const char *ptr, const json_t *v, struct limit *lim)
 {
 	static const char *const keys[] = { "counter", "window", "max", "scope", NULL };
 	json_t *counter, *window, *max, *scope;
 	char *kp = NULL;
 	int err;
 
-	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {counter, window, max, scope}")) ||
-	    (err = known_keys(c, ptr, v, keys)))
+	if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT, "an object {counter, window, max, scope}")) ||
+	    (err = policy_ctx__known_keys(c, ptr, v, keys)))
 		return err;
 	counter = json_object_get(v, "counter");
 	window = json_object_get(v, "window");
 	max = json_object_get(v, "max");
 	scope = json_object_get(v, "scope");
 	if (!window)
-		return fail(c, ptr, "\"window\" is required");
+		return policy_ctx__fail(c, ptr, "\"window\" is required");
 	if (!max)
-		return fail(c, ptr, "\"max\" is required");
+		return policy_ctx__fail(c, ptr, "\"max\" is required");
 	lim->scope = SCOPE_GRANT;
 	if (counter) {
-		kp = ptr_key(ptr, "counter");
-		if ((err = want(c, kp, counter, JSON_STRING, "a string")) ||
-		    (err = check_name(c, kp, json_string_value(counter),
+		kp = policy_ctx__ptr_key(ptr, "counter");
+		if ((err = policy_ctx__want(c, kp, counter, JSON_STRING, "a string")) ||
+		    (err = policy_ctx__check_name(c, kp, json_string_value(counter),
 				      json_string_length(counter), "counter")))
 			goto out;
 		lim->counter = strdup(json_string_value(counter));
@@ -316,25 +304,25 @@ static int parse_limit(struct ctx *c, const char *ptr, const json_t *v, struct l
 		lim->counter = strdup(ptr); /* a budget of its own */
 	}
 	free(kp);
-	kp = ptr_key(ptr, "window");
+	kp = policy_ctx__ptr_key(ptr, "window");
 	if ((err = parse_window(c, kp, window, &lim->window_s)))
 		goto out;
 	free(kp);
-	kp = ptr_key(ptr, "max");
+	kp = policy_ctx__ptr_key(ptr, "max");
 	if ((err = parse_max(c, kp, max, &lim->max)))
 		goto out;
 	if (scope) {
 		size_t i;
 
 		free(kp);
-		kp = ptr_key(ptr, "scope");
-		if ((err = want(c, kp, scope, JSON_STRING, "a string")))
+		kp = policy_ctx__ptr_key(ptr, "scope");
+		if ((err = policy_ctx__want(c, kp, scope, JSON_STRING, "a string")))
 			goto out;
 		for (i = 0; i < 4; i++)
 			if (!strcmp(json_string_value(scope), scope_names[i]))
 				break;
 		if (i == 4) {
-			err = fail(c, kp, "\"%s\" is not a scope (grant, session, agent, global)",
+			err = policy_ctx__fail(c, kp, "\"%s\" is not a scope (grant, session, agent, global)",
 				   json_string_value(scope));
 			goto out;
 		}
@@ -352,7 +340,7 @@ out:
  * (PolicyLayer's FAQ form: tracked per agent session). Either is one limit with a budget of
  * its own.
  */
-static int parse_rate_limit(struct ctx *c, const char *ptr, const json_t *v, struct limit *lim)
+static int parse_rate_limit(struct policy_ctx *c, const char *ptr, const json_t *v, struct limit *lim)
 {
 	static const char *const keys[] = { "max", "window", NULL };
 	int err;
@@ -366,12 +354,12 @@ static int parse_rate_limit(struct ctx *c, const char *ptr, const json_t *v, str
 		errno = 0;
 		n = strtoull(s, &end, 10);
 		if (!slash || end != slash || s[0] < '0' || s[0] > '9' || errno)
-			return fail(c, ptr, "\"%s\" is not a rate (\"<calls>/<window>\", e.g. \"10/minute\")",
+			return policy_ctx__fail(c, ptr, "\"%s\" is not a rate (\"<calls>/<window>\", e.g. \"10/minute\")",
 				    s);
 		if (n < 1)
-			return fail(c, ptr, "must allow at least 1 call (to forbid a tool, use \"action\": \"deny\")");
+			return policy_ctx__fail(c, ptr, "must allow at least 1 call (to forbid a tool, use \"action\": \"deny\")");
 		if (n > MAX_MAX)
-			return fail(c, ptr, "must be at most %llu calls", MAX_MAX);
+			return policy_ctx__fail(c, ptr, "must be at most %llu calls", MAX_MAX);
 		w = json_string(slash + 1);
 		if (!w)
 			return -ENOMEM;
@@ -385,19 +373,19 @@ static int parse_rate_limit(struct ctx *c, const char *ptr, const json_t *v, str
 		json_t *max, *window;
 		char *kp;
 
-		if ((err = want(c, ptr, v, JSON_OBJECT, "a string \"10/minute\" or an object {max, window}")) ||
-		    (err = known_keys(c, ptr, v, keys)))
+		if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT, "a string \"10/minute\" or an object {max, window}")) ||
+		    (err = policy_ctx__known_keys(c, ptr, v, keys)))
 			return err;
 		max = json_object_get(v, "max");
 		window = json_object_get(v, "window");
 		if (!max || !window)
-			return fail(c, ptr, "\"max\" and \"window\" are both required");
-		kp = ptr_key(ptr, "max");
+			return policy_ctx__fail(c, ptr, "\"max\" and \"window\" are both required");
+		kp = policy_ctx__ptr_key(ptr, "max");
 		err = parse_max(c, kp, max, &lim->max);
 		free(kp);
 		if (err)
 			return err;
-		kp = ptr_key(ptr, "window");
+		kp = policy_ctx__ptr_key(ptr, "window");
 		err = parse_window(c, kp, window, &lim->window_s);
 		free(kp);
 		if (err)
@@ -410,7 +398,7 @@ static int parse_rate_limit(struct ctx *c, const char *ptr, const json_t *v, str
 }
 
 /* One more limit at the end of *arr, from a rate_limit shorthand. */
-static int append_rate_limit(struct ctx *c, const char *ptr, const json_t *v, struct limit **arr,
+static int append_rate_limit(struct policy_ctx *c, const char *ptr, const json_t *v, struct limit **arr,
 			     size_t *n)
 {
 	struct limit *grown = reallocarray(*arr, *n + 1, sizeof(*grown));
@@ -423,23 +411,23 @@ static int append_rate_limit(struct ctx *c, const char *ptr, const json_t *v, st
 	return parse_rate_limit(c, ptr, v, &grown[*n - 1]);
 }
 
-static int parse_limits(struct ctx *c, const char *ptr, const json_t *v, struct limit **out,
+static int parse_limits(struct policy_ctx *c, const char *ptr, const json_t *v, struct limit **out,
 			size_t *n)
 {
 	size_t i;
 	json_t *e;
 	int err;
 
-	if ((err = want(c, ptr, v, JSON_ARRAY, "an array")))
+	if ((err = policy_ctx__want(c, ptr, v, JSON_ARRAY, "an array")))
 		return err;
 	if (json_array_size(v) > LIMITS_MAX_PER_CALL)
-		return fail(c, ptr, "%zu limits; at most %d apply to one call", json_array_size(v),
+		return policy_ctx__fail(c, ptr, "%zu limits; at most %d apply to one call", json_array_size(v),
 			    LIMITS_MAX_PER_CALL);
 	*out = calloc(json_array_size(v) + 1, sizeof(**out));
 	if (!*out)
 		return -ENOMEM;
 	json_array_foreach((json_t *)v, i, e) {
-		char *ip = ptr_idx(ptr, i);
+		char *ip = policy_ctx__ptr_idx(ptr, i);
 
 		err = ip ? parse_limit(c, ip, e, &(*out)[i]) : -ENOMEM;
 		free(ip);
@@ -450,189 +438,7 @@ static int parse_limits(struct ctx *c, const char *ptr, const json_t *v, struct 
 	return 0;
 }
 
-/* "args.a.b[0]" -> segments a, b, [0]. The leading "args" is the call's arguments object. */
-static int parse_path(struct ctx *c, const char *ptr, const char *path, struct cond *cd)
-{
-	const char *p = path + 4;
-	size_t cap = 4;
-
-	if (strncmp(path, "args", 4) || (p[0] && p[0] != '.' && p[0] != '['))
-		return fail(c, ptr, "\"%s\" is not an argument path (\"args.name\", \"args.a.b[0]\")",
-			    path);
-	cd->segs = calloc(cap, sizeof(*cd->segs));
-	if (!cd->segs)
-		return -ENOMEM;
-	while (*p) {
-		struct path_seg seg = { 0 };
-
-		if (*p == '.') {
-			size_t len = strcspn(p + 1, ".[]");
-
-			if (len == 0)
-				return fail(c, ptr, "\"%s\": empty key at byte %zu", path,
-					    (size_t)(p - path) + 1);
-			seg.key = strndup(p + 1, len);
-			if (!seg.key)
-				return -ENOMEM;
-			p += 1 + len;
-		} else if (*p == '[') {
-			char *end;
-			unsigned long idx;
-
-			if (p[1] < '0' || p[1] > '9')
-				return fail(c, ptr, "\"%s\": expected an index after '[' at byte %zu",
-					    path, (size_t)(p - path) + 1);
-			errno = 0;
-			idx = strtoul(p + 1, &end, 10);
-			if (errno || *end != ']' || idx > 1000000)
-				return fail(c, ptr, "\"%s\": bad index at byte %zu", path,
-					    (size_t)(p - path) + 1);
-			seg.index = idx;
-			p = end + 1;
-		} else {
-			return fail(c, ptr, "\"%s\": unexpected '%c' at byte %zu", path, *p,
-				    (size_t)(p - path));
-		}
-		if (cd->nsegs == cap) {
-			struct path_seg *n = reallocarray(cd->segs, cap * 2, sizeof(*n));
-
-			if (!n) {
-				free(seg.key);
-				return -ENOMEM;
-			}
-			cd->segs = n;
-			cap *= 2;
-		}
-		cd->segs[cd->nsegs++] = seg;
-		if (cd->nsegs > 32)
-			return fail(c, ptr, "\"%s\" is deeper than 32 levels", path);
-	}
-	return 0;
-}
-
-static const char *const op_names[] = { "eq",  "neq", "in",    "not_in",   "lt",    "lte",
-					"gt",  "gte", "regex", "contains", "exists" };
-
-static int compile_regex(struct ctx *c, const char *ptr, struct cond *cd)
-{
-	int errcode;
-	PCRE2_SIZE off;
-	pcre2_code *re;
-
-	re = pcre2_compile((PCRE2_SPTR)json_string_value(cd->value),
-			   json_string_length(cd->value), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
-			   &errcode, &off, NULL);
-	if (!re) {
-		PCRE2_UCHAR msg[256];
-
-		pcre2_get_error_message(errcode, msg, sizeof(msg));
-		return fail(c, ptr, "regex \"%s\" does not compile at offset %zu: %s",
-			    json_string_value(cd->value), (size_t)off, (char *)msg);
-	}
-	cd->re = re;
-	return 0;
-}
-
-static int parse_cond(struct ctx *c, const char *ptr, const json_t *v, struct cond *cd)
-{
-	static const char *const keys[] = { "path", "op", "value", NULL };
-	json_t *path, *op, *value;
-	char *kp = NULL;
-	size_t i;
-	int err;
-
-	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {path, op, value}")) ||
-	    (err = known_keys(c, ptr, v, keys)))
-		return err;
-	path = json_object_get(v, "path");
-	op = json_object_get(v, "op");
-	value = json_object_get(v, "value");
-	if (!path || !op || !value)
-		return fail(c, ptr, "\"path\", \"op\" and \"value\" are all required");
-	kp = ptr_key(ptr, "path");
-	if ((err = want(c, kp, path, JSON_STRING, "a string")) ||
-	    (err = parse_path(c, kp, json_string_value(path), cd)))
-		goto out;
-	free(kp);
-	kp = ptr_key(ptr, "op");
-	if ((err = want(c, kp, op, JSON_STRING, "a string")))
-		goto out;
-	for (i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
-		if (!strcmp(json_string_value(op), op_names[i]))
-			break;
-	if (i == sizeof(op_names) / sizeof(op_names[0])) {
-		err = fail(c, kp,
-			   "\"%s\" is not an operator (eq neq in not_in lt lte gt gte regex contains exists)",
-			   json_string_value(op));
-		goto out;
-	}
-	cd->op = (enum cond_op)i;
-	cd->value = json_incref(value);
-	free(kp);
-	kp = ptr_key(ptr, "value");
-	switch (cd->op) {
-	case OP_IN:
-	case OP_NOT_IN:
-		err = want(c, kp, value, JSON_ARRAY, "an array (for in/not_in)");
-		break;
-	case OP_LT:
-	case OP_LTE:
-	case OP_GT:
-	case OP_GTE:
-		if (!json_is_number(value))
-			err = fail(c, kp, "must be a number (for %s), not %s", op_names[cd->op],
-				   type_name(value));
-		break;
-	case OP_REGEX:
-		err = want(c, kp, value, JSON_STRING, "a string (for regex)");
-		if (!err)
-			err = compile_regex(c, kp, cd);
-		break;
-	case OP_EXISTS:
-		if (!json_is_boolean(value))
-			err = fail(c, kp, "must be true or false (for exists), not %s",
-				   type_name(value));
-		break;
-	default:
-		break;
-	}
-	if (err)
-		goto out;
-	cd->path = strdup(json_string_value(path));
-	cd->ptr = strdup(ptr);
-	err = cd->path && cd->ptr ? 0 : -ENOMEM;
-out:
-	free(kp);
-	return err;
-}
-
-static int parse_conds(struct ctx *c, const char *ptr, const json_t *v, struct cond **out,
-		       size_t *n)
-{
-	size_t i;
-	json_t *e;
-	int err;
-
-	if ((err = want(c, ptr, v, JSON_ARRAY, "an array")))
-		return err;
-	if (json_array_size(v) > LIST_MAX)
-		return fail(c, ptr, "%zu conditions; at most %d", json_array_size(v), LIST_MAX);
-	*out = calloc(json_array_size(v) + 1, sizeof(**out));
-	if (!*out)
-		return -ENOMEM;
-	json_array_foreach((json_t *)v, i, e) {
-		char *ip = ptr_idx(ptr, i);
-
-		err = ip ? parse_cond(c, ip, e, &(*out)[i]) : -ENOMEM;
-		free(ip);
-		*n = i + 1;
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-static int parse_action(struct ctx *c, const char *ptr, const json_t *v, enum action *a)
+static int parse_action(struct policy_ctx *c, const char *ptr, const json_t *v, enum action *a)
 {
 	static const struct {
 		const char *name;
@@ -643,246 +449,36 @@ static int parse_action(struct ctx *c, const char *ptr, const json_t *v, enum ac
 		      { "require_approval", ACTION_APPROVE } };
 	int err;
 
-	if ((err = want(c, ptr, v, JSON_STRING, "a string")))
+	if ((err = policy_ctx__want(c, ptr, v, JSON_STRING, "a string")))
 		return err;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(json_string_value(v), names[i].name)) {
 			*a = names[i].a;
 			return 0;
 		}
-	return fail(c, ptr, "\"%s\" is not an action (allow, deny, approve, require_approval)",
+	return policy_ctx__fail(c, ptr, "\"%s\" is not an action (allow, deny, approve, require_approval)",
 		    json_string_value(v));
 }
 
-/* A uid or gid written as a number: 0 to 2^32 - 2 ((uid_t)-1 means "no id" to the kernel). */
-static int parse_id_number(struct ctx *c, const char *ptr, const json_t *v, const char *what,
-			   uint32_t *out)
-{
-	json_int_t n = json_integer_value(v);
-
-	if (n < 0 || n > (json_int_t)UINT32_MAX - 1)
-		return fail(c, ptr, "%lld is not a %s (0 to %u)", (long long)n, what,
-			    UINT32_MAX - 1);
-	*out = (uint32_t)n;
-	return 0;
-}
-
-/* Look a name up in the user or group database, now; false when it has no entry. */
-static bool resolve_name(const char *name, bool group, uint32_t *id)
-{
-	size_t size = 4096;
-	bool found = false;
-	char *buf = NULL;
-	int err;
-
-	for (;;) {
-		char *nb = realloc(buf, size);
-
-		if (!nb)
-			break;
-		buf = nb;
-		if (group) {
-			struct group gr, *res = NULL;
-
-			err = getgrnam_r(name, &gr, buf, size, &res);
-			if (!err && res)
-				*id = res->gr_gid;
-			found = !err && res;
-		} else {
-			struct passwd pw, *res = NULL;
-
-			err = getpwnam_r(name, &pw, buf, size, &res);
-			if (!err && res)
-				*id = res->pw_uid;
-			found = !err && res;
-		}
-		/* a lookup that fails for another reason than room leaves the name unresolved */
-		if (err != ERANGE || size >= (1u << 20))
-			break;
-		size *= 2;
-	}
-	free(buf);
-	return found;
-}
-
-/* approvers.users or approvers.groups: names or numbers, each once. */
-static int parse_approver_list(struct ctx *c, const char *ptr, const json_t *v, bool group,
-			       struct approver **out, size_t *n)
-{
-	const char *what = group ? "gid" : "uid";
-	size_t i;
-	json_t *e;
-	int err;
-
-	if ((err = want(c, ptr, v, JSON_ARRAY, group ? "an array of group names or gids" :
-						       "an array of user names or uids")))
-		return err;
-	if (json_array_size(v) > APPROVERS_MAX)
-		return fail(c, ptr, "%zu entries; at most %d", json_array_size(v), APPROVERS_MAX);
-	*out = calloc(json_array_size(v) + 1, sizeof(**out));
-	if (!*out)
-		return -ENOMEM;
-	json_array_foreach((json_t *)v, i, e) {
-		char *ip = ptr_idx(ptr, i);
-		struct approver *a = &(*out)[i];
-		const char *s = json_string_value(e);
-
-		*n = i + 1;
-		if (!ip)
-			return -ENOMEM;
-		if (json_is_integer(e)) {
-			err = parse_id_number(c, ip, e, what, &a->id);
-			a->resolved = true;
-		} else if (!s) {
-			err = fail(c, ip, "must be a %s name or a %s, not %s",
-				   group ? "group" : "user", what, type_name(e));
-		} else if (!(err = check_name(c, ip, s, json_string_length(e), "a name"))) {
-			if (strspn(s, "0123456789") == strlen(s))
-				err = fail(c, ip,
-					   "\"%s\" is a number in a string: write %s for a %s, "
-					   "or a name",
-					   s, s, what);
-			else if (strpbrk(s, ":/ ") || strlen(s) != json_string_length(e))
-				err = fail(c, ip, "\"%s\" is not a %s name", s,
-					   group ? "group" : "user");
-			else if (!(a->name = strdup(s)))
-				err = -ENOMEM;
-			else
-				a->resolved = resolve_name(s, group, &a->id);
-		}
-		for (size_t j = 0; !err && j < i; j++) {
-			const struct approver *b = &(*out)[j];
-			bool same = a->name ? b->name && !strcmp(a->name, b->name) :
-					      !b->name && a->id == b->id;
-
-			if (same && a->name)
-				err = fail(c, ip, "\"%s\" is listed twice (also at %s/%zu)",
-					   a->name, ptr, j);
-			else if (same)
-				err = fail(c, ip, "%u is listed twice (also at %s/%zu)", a->id, ptr,
-					   j);
-		}
-		free(ip);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-static int parse_approvers(struct ctx *c, const char *ptr, const json_t *v, struct approvers *ap)
-{
-	static const char *const keys[] = { "users", "groups", NULL };
-	json_t *e;
-	char *kp;
-	int err;
-
-	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {users, groups}")) ||
-	    (err = known_keys(c, ptr, v, keys)))
-		return err;
-	if ((e = json_object_get(v, "users"))) {
-		kp = ptr_key(ptr, "users");
-		err = kp ? parse_approver_list(c, kp, e, false, &ap->users, &ap->nusers) : -ENOMEM;
-		free(kp);
-		if (err)
-			return err;
-	}
-	if ((e = json_object_get(v, "groups"))) {
-		kp = ptr_key(ptr, "groups");
-		err = kp ? parse_approver_list(c, kp, e, true, &ap->groups, &ap->ngroups) : -ENOMEM;
-		free(kp);
-	}
-	return err;
-}
-
-static int parse_via(struct ctx *c, const char *ptr, const json_t *v, unsigned *via)
-{
-	size_t i;
-	json_t *e;
-	int err;
-
-	if ((err = want(c, ptr, v, JSON_ARRAY, "an array of \"client\", \"operator\"")))
-		return err;
-	if (!json_array_size(v))
-		return fail(c, ptr, "must name at least one of \"client\", \"operator\"");
-	*via = 0;
-	json_array_foreach((json_t *)v, i, e) {
-		const char *s = json_string_value(e);
-		unsigned bit = !s			  ? 0 :
-			       !strcmp(s, "client")	  ? VIA_CLIENT :
-			       !strcmp(s, "operator") ? VIA_OPERATOR :
-							  0;
-		char ip[32];
-
-		snprintf(ip, sizeof(ip), "/%zu", i);
-		if (!bit) {
-			char buf[64];
-
-			show(e, buf, sizeof(buf));
-			return fail_at(c, ptr, ip,
-				       "%s is not a way to ask (\"client\", \"operator\")", buf);
-		}
-		if (*via & bit)
-			return fail_at(c, ptr, ip, "\"%s\" is listed twice", s);
-		*via |= bit;
-	}
-	return 0;
-}
-
-static int parse_approval(struct ctx *c, const char *ptr, const json_t *v, struct rule *r)
-{
-	static const char *const keys[] = { "timeout", "approvers", "via", NULL };
-	json_t *t;
-	char *kp;
-	int err;
-
-	if ((err = want(c, ptr, v, JSON_OBJECT, "an object {timeout, approvers, via}")) ||
-	    (err = known_keys(c, ptr, v, keys)))
-		return err;
-	if ((t = json_object_get(v, "timeout"))) {
-		kp = ptr_key(ptr, "timeout");
-		err = kp ? parse_duration(c, kp, t, &r->approval_timeout_s) : -ENOMEM;
-		free(kp);
-		if (err)
-			return err;
-	}
-	if ((t = json_object_get(v, "via"))) {
-		kp = ptr_key(ptr, "via");
-		err = kp ? parse_via(c, kp, t, &r->approval_via) : -ENOMEM;
-		free(kp);
-		if (err)
-			return err;
-	}
-	if ((t = json_object_get(v, "approvers"))) {
-		kp = ptr_key(ptr, "approvers");
-		err = kp ? parse_approvers(c, kp, t, &r->approvers) : -ENOMEM;
-		if (!err && !(r->approval_via & VIA_OPERATOR))
-			err = fail(c, kp,
-				   "approvers decide on the control socket: \"via\" must include "
-				   "\"operator\"");
-		free(kp);
-	}
-	return err;
-}
-
-static int parse_reason(struct ctx *c, const char *ptr, const json_t *v, char **out)
+static int parse_reason(struct policy_ctx *c, const char *ptr, const json_t *v, char **out)
 {
 	int err;
 
-	if ((err = want(c, ptr, v, JSON_STRING, "a string")))
+	if ((err = policy_ctx__want(c, ptr, v, JSON_STRING, "a string")))
 		return err;
 	if (json_string_length(v) == 0)
-		return fail(c, ptr, "must not be empty");
+		return policy_ctx__fail(c, ptr, "must not be empty");
 	if (json_string_length(v) > REASON_MAX_BYTES)
-		return fail(c, ptr, "is %zu bytes; at most %d", json_string_length(v),
+		return policy_ctx__fail(c, ptr, "is %zu bytes; at most %d", json_string_length(v),
 			    REASON_MAX_BYTES);
 	if (strlen(json_string_value(v)) != json_string_length(v))
-		return fail(c, ptr, "contains a NUL character");
+		return policy_ctx__fail(c, ptr, "contains a NUL character");
 	*out = strdup(json_string_value(v));
 	return *out ? 0 : -ENOMEM;
 }
 
 /* A rule body: everything a tool key can hold. */
-static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct rule *r)
+static int parse_rule(struct policy_ctx *c, const char *name, const json_t *v, struct rule *r)
 {
 	static const char *const keys[] = { "action",	"reason",  "on_deny",	       "limits",
 					    "rate_limit", "require", "deny_if",	       "approval",
@@ -892,29 +488,29 @@ static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct r
 	int err;
 
 	r->name = strdup(name);
-	r->ptr = ptr_key("/tools", name);
+	r->ptr = policy_ctx__ptr_key("/tools", name);
 	if (!r->name || !r->ptr)
 		return -ENOMEM;
-	r->action_ptr = ptr_key(r->ptr, "action");
+	r->action_ptr = policy_ctx__ptr_key(r->ptr, "action");
 	if (!r->action_ptr)
 		return -ENOMEM;
 	r->approval_timeout_s = APPROVAL_DEFAULT_S;
 	r->approval_via = VIA_CLIENT | VIA_OPERATOR;
-	if ((err = check_name(c, r->ptr, name, strlen(name), "a tool name")) ||
-	    (err = want(c, r->ptr, v, JSON_OBJECT, "an object (use {} to allow the tool)")) ||
-	    (err = known_keys(c, r->ptr, v, keys)))
+	if ((err = policy_ctx__check_name(c, r->ptr, name, strlen(name), "a tool name")) ||
+	    (err = policy_ctx__want(c, r->ptr, v, JSON_OBJECT, "an object (use {} to allow the tool)")) ||
+	    (err = policy_ctx__known_keys(c, r->ptr, v, keys)))
 		return err;
 	if (json_object_get(v, "reason") && json_object_get(v, "on_deny"))
-		return fail(c, r->ptr, "\"reason\" and \"on_deny\" are the same thing; give one");
+		return policy_ctx__fail(c, r->ptr, "\"reason\" and \"on_deny\" are the same thing; give one");
 	if (json_object_get(v, "approval_timeout") &&
 	    json_object_get(json_object_get(v, "approval"), "timeout"))
-		return fail(c, r->ptr,
+		return policy_ctx__fail(c, r->ptr,
 			    "\"approval_timeout\" and \"approval\": {\"timeout\"} are the same thing; give one");
 	if (json_object_get(v, "limits") && json_object_get(v, "rate_limit") &&
 	    json_array_size(json_object_get(v, "limits")) + 1 > LIMITS_MAX_PER_CALL)
-		return fail(c, r->ptr, "more than %d limits", LIMITS_MAX_PER_CALL);
+		return policy_ctx__fail(c, r->ptr, "more than %d limits", LIMITS_MAX_PER_CALL);
 	json_object_foreach((json_t *)v, key, e) {
-		char *kp = ptr_key(r->ptr, key);
+		char *kp = policy_ctx__ptr_key(r->ptr, key);
 
 		if (!kp)
 			return -ENOMEM;
@@ -946,15 +542,15 @@ static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct r
 		} else if (!strcmp(key, "rate_limit")) {
 			err = append_rate_limit(c, kp, e, &r->limits, &r->nlimits);
 		} else if (!strcmp(key, "require")) {
-			err = parse_conds(c, kp, e, &r->require, &r->nrequire);
+			err = policy__parse_conds(c, kp, e, &r->require, &r->nrequire);
 		} else if (!strcmp(key, "deny_if")) {
-			err = parse_conds(c, kp, e, &r->deny_if, &r->ndeny_if);
+			err = policy__parse_conds(c, kp, e, &r->deny_if, &r->ndeny_if);
 		} else if (!strcmp(key, "approval")) {
-			err = parse_approval(c, kp, e, r);
+			err = policy__parse_approval(c, kp, e, r);
 		} else if (!strcmp(key, "approval_timeout")) {
-			err = parse_duration(c, kp, e, &r->approval_timeout_s);
+			err = policy_ctx__parse_duration(c, kp, e, &r->approval_timeout_s);
 		} else { /* description */
-			err = want(c, kp, e, JSON_STRING, "a string");
+			err = policy_ctx__want(c, kp, e, JSON_STRING, "a string");
 		}
 		free(kp);
 		if (err)
@@ -963,11 +559,11 @@ static int parse_rule(struct ctx *c, const char *name, const json_t *v, struct r
 	if (r->action == ACTION_DENY &&
 	    (r->nlimits || r->nrequire || r->ndeny_if || json_object_get(v, "approval") ||
 	     json_object_get(v, "approval_timeout")))
-		return fail(c, r->ptr,
+		return policy_ctx__fail(c, r->ptr,
 			    "a rule with \"action\": \"deny\" takes no limits, rate_limit, require, deny_if or approval");
 	if (r->action != ACTION_APPROVE &&
 	    (json_object_get(v, "approval") || json_object_get(v, "approval_timeout")))
-		return fail(c, r->ptr, "approval settings need \"action\": \"approve\"");
+		return policy_ctx__fail(c, r->ptr, "approval settings need \"action\": \"approve\"");
 	r->glob = strpbrk(name, "*?") != NULL;
 	r->prefix_len = strcspn(name, "*?");
 	return 0;
@@ -1008,16 +604,16 @@ static int build_index(struct policy *p)
 	return 0;
 }
 
-static int parse_tools(struct ctx *c, const json_t *tools, struct policy *p)
+static int parse_tools(struct policy_ctx *c, const json_t *tools, struct policy *p)
 {
 	const char *name;
 	json_t *v;
 	int err;
 
-	if ((err = want(c, "/tools", tools, JSON_OBJECT, "an object of tool rules")))
+	if ((err = policy_ctx__want(c, "/tools", tools, JSON_OBJECT, "an object of tool rules")))
 		return err;
 	if (json_object_size(tools) > RULES_MAX)
-		return fail(c, "/tools", "%zu rules; at most %d", json_object_size(tools), RULES_MAX);
+		return policy_ctx__fail(c, "/tools", "%zu rules; at most %d", json_object_size(tools), RULES_MAX);
 	p->rules = calloc(json_object_size(tools) + 1, sizeof(*p->rules));
 	if (!p->rules)
 		return -ENOMEM;
@@ -1028,23 +624,23 @@ static int parse_tools(struct ctx *c, const json_t *tools, struct policy *p)
 		if ((err = parse_rule(c, name, v, r)))
 			return err;
 		if (r->nlimits + p->nall_limits > LIMITS_MAX_PER_CALL)
-			return fail(c, r->ptr,
+			return policy_ctx__fail(c, r->ptr,
 				    "with the all_tools limits, %zu limits would apply to one call; at most %d",
 				    r->nlimits + p->nall_limits, LIMITS_MAX_PER_CALL);
 	}
 	return build_index(p);
 }
 
-static int parse_hide(struct ctx *c, const json_t *v, struct policy *p)
+static int parse_hide(struct policy_ctx *c, const json_t *v, struct policy *p)
 {
 	size_t i;
 	json_t *e;
 	int err;
 
-	if ((err = want(c, "/hide", v, JSON_ARRAY, "an array of tool names or globs")))
+	if ((err = policy_ctx__want(c, "/hide", v, JSON_ARRAY, "an array of tool names or globs")))
 		return err;
 	if (json_array_size(v) > HIDE_MAX)
-		return fail(c, "/hide", "%zu entries; at most %d", json_array_size(v), HIDE_MAX);
+		return policy_ctx__fail(c, "/hide", "%zu entries; at most %d", json_array_size(v), HIDE_MAX);
 	p->hide = calloc(json_array_size(v) + 1, sizeof(*p->hide));
 	if (!p->hide)
 		return -ENOMEM;
@@ -1052,8 +648,8 @@ static int parse_hide(struct ctx *c, const json_t *v, struct policy *p)
 		char ip[32];
 
 		snprintf(ip, sizeof(ip), "/hide/%zu", i);
-		if ((err = want(c, ip, e, JSON_STRING, "a string")) ||
-		    (err = check_name(c, ip, json_string_value(e), json_string_length(e),
+		if ((err = policy_ctx__want(c, ip, e, JSON_STRING, "a string")) ||
+		    (err = policy_ctx__check_name(c, ip, json_string_value(e), json_string_length(e),
 				      "a hide entry")))
 			return err;
 		p->hide[i] = strdup(json_string_value(e));
@@ -1064,14 +660,14 @@ static int parse_hide(struct ctx *c, const json_t *v, struct policy *p)
 	return 0;
 }
 
-static int parse_all_tools(struct ctx *c, const json_t *v, struct policy *p)
+static int parse_all_tools(struct policy_ctx *c, const json_t *v, struct policy *p)
 {
 	static const char *const keys[] = { "limits", "rate_limit", NULL };
 	json_t *limits, *rate;
 	int err;
 
-	if ((err = want(c, "/all_tools", v, JSON_OBJECT, "an object {limits}")) ||
-	    (err = known_keys(c, "/all_tools", v, keys)))
+	if ((err = policy_ctx__want(c, "/all_tools", v, JSON_OBJECT, "an object {limits}")) ||
+	    (err = policy_ctx__known_keys(c, "/all_tools", v, keys)))
 		return err;
 	limits = json_object_get(v, "limits");
 	rate = json_object_get(v, "rate_limit");
@@ -1080,7 +676,7 @@ static int parse_all_tools(struct ctx *c, const json_t *v, struct policy *p)
 		return err;
 	if (rate) {
 		if (p->nall_limits + 1 > LIMITS_MAX_PER_CALL)
-			return fail(c, "/all_tools", "more than %d limits", LIMITS_MAX_PER_CALL);
+			return policy_ctx__fail(c, "/all_tools", "more than %d limits", LIMITS_MAX_PER_CALL);
 		return append_rate_limit(c, "/all_tools/rate_limit", rate, &p->all_limits,
 					 &p->nall_limits);
 	}
@@ -1088,7 +684,7 @@ static int parse_all_tools(struct ctx *c, const json_t *v, struct policy *p)
 }
 
 /* {"key": "a"|"b"} objects: kernel.unparsed and audit.arguments. */
-static int parse_switch(struct ctx *c, const char *ptr, const json_t *v, const char *key,
+static int parse_switch(struct policy_ctx *c, const char *ptr, const json_t *v, const char *key,
 			const char *off, const char *on, bool *out)
 {
 	const char *const keys[] = { key, NULL };
@@ -1096,7 +692,7 @@ static int parse_switch(struct ctx *c, const char *ptr, const json_t *v, const c
 	char kp[64];
 	int err;
 
-	if ((err = want(c, ptr, v, JSON_OBJECT, "an object")) || (err = known_keys(c, ptr, v, keys)))
+	if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT, "an object")) || (err = policy_ctx__known_keys(c, ptr, v, keys)))
 		return err;
 	e = json_object_get(v, key);
 	if (!e)
@@ -1110,38 +706,38 @@ static int parse_switch(struct ctx *c, const char *ptr, const json_t *v, const c
 		*out = false;
 		return 0;
 	}
-	return fail(c, kp, "must be \"%s\" or \"%s\"", off, on);
+	return policy_ctx__fail(c, kp, "must be \"%s\" or \"%s\"", off, on);
 }
 
-static int parse_top(struct ctx *c, const json_t *root, struct policy *p)
+static int parse_top(struct policy_ctx *c, const json_t *root, struct policy *p)
 {
 	static const char *const keys[] = { "version", "default", "description", "$schema", "hide",
 					    "all_tools", "tools", "kernel", "audit", NULL };
 	json_t *version, *def, *v;
 	int err;
 
-	if ((err = want(c, "", root, JSON_OBJECT, "an object")) ||
-	    (err = known_keys(c, "", root, keys)))
+	if ((err = policy_ctx__want(c, "", root, JSON_OBJECT, "an object")) ||
+	    (err = policy_ctx__known_keys(c, "", root, keys)))
 		return err;
 	version = json_object_get(root, "version");
 	def = json_object_get(root, "default");
 	if (!version)
-		return fail(c, "/version", "is required (\"version\": \"1\")");
+		return policy_ctx__fail(c, "/version", "is required (\"version\": \"1\")");
 	if (!json_is_string(version) || strcmp(json_string_value(version), "1"))
-		return fail(c, "/version", "must be the string \"1\"");
+		return policy_ctx__fail(c, "/version", "must be the string \"1\"");
 	if (!def)
-		return fail(c, "/default", "is required (\"allow\" or \"deny\")");
+		return policy_ctx__fail(c, "/default", "is required (\"allow\" or \"deny\")");
 	if (json_is_string(def) && !strcmp(json_string_value(def), "allow"))
 		p->def = ACTION_ALLOW;
 	else if (json_is_string(def) && !strcmp(json_string_value(def), "deny"))
 		p->def = ACTION_DENY;
 	else
-		return fail(c, "/default", "must be \"allow\" or \"deny\"");
+		return policy_ctx__fail(c, "/default", "must be \"allow\" or \"deny\"");
 	if ((v = json_object_get(root, "description")) &&
-	    (err = want(c, "/description", v, JSON_STRING, "a string")))
+	    (err = policy_ctx__want(c, "/description", v, JSON_STRING, "a string")))
 		return err;
 	if ((v = json_object_get(root, "$schema")) &&
-	    (err = want(c, "/$schema", v, JSON_STRING, "a string")))
+	    (err = policy_ctx__want(c, "/$schema", v, JSON_STRING, "a string")))
 		return err;
 	if ((v = json_object_get(root, "hide")) && (err = parse_hide(c, v, p)))
 		return err;
@@ -1162,7 +758,7 @@ static int parse_top(struct ctx *c, const json_t *root, struct policy *p)
 
 struct policy *policy__parse(const char *buf, size_t len, const char *source, char *err)
 {
-	struct ctx c = { .source = source, .err = err };
+	struct policy_ctx c = { .source = source, .err = err };
 	struct policy *p = NULL;
 	json_error_t jerr;
 	json_t *root = NULL;
@@ -1170,7 +766,7 @@ struct policy *policy__parse(const char *buf, size_t len, const char *source, ch
 
 	err[0] = 0;
 	if (len > POLICY_MAX_BYTES) {
-		ret = fail(&c, "", "file is %zu bytes; a policy is at most %u", len, POLICY_MAX_BYTES);
+		ret = policy_ctx__fail(&c, "", "file is %zu bytes; a policy is at most %u", len, POLICY_MAX_BYTES);
 		goto out_fail;
 	}
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -1413,11 +1009,6 @@ const char *policy__window_name(uint32_t window_s, char *buf, size_t len)
 const char *policy__scope_name(enum scope s)
 {
 	return (unsigned)s < 4 ? scope_names[s] : "?";
-}
-
-const char *policy__op_name(enum cond_op op)
-{
-	return (unsigned)op < sizeof(op_names) / sizeof(op_names[0]) ? op_names[op] : "?";
 }
 
 const char *policy__approver_name(const struct approver *a, bool group, char *buf, size_t len)
