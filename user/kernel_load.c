@@ -160,24 +160,20 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 		errno = -err;
 		return NULL;
 	}
+	/* the client's stages are in tcp_progs from the BPF source; the server's is the build loaded */
 	{
-		struct bpf_program *stages[] = { skel->progs.handle_sk_msg_client,
-						 skel->progs.handle_sk_msg_body,
-						 kernel__search_kfunc(skel) ?
-							 skel->progs.handle_sk_msg_server :
-							 skel->progs.handle_sk_msg_server_loop };
+		struct bpf_program *server = kernel__search_kfunc(skel) ?
+						     skel->progs.handle_sk_msg_server :
+						     skel->progs.handle_sk_msg_server_loop;
+		__u32 slot = 2; /* TP_SERVER */
+		int fd = bpf_program__fd(server);
 
-		for (__u32 i = 0; i < 3; i++) {
-			int fd = bpf_program__fd(stages[i]);
-
-			if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_progs), &i, &fd,
-						BPF_ANY)) {
-				err = -errno;
-				log_err("tcp_progs: update: %s", strerror(-err));
-				tcp_bpf__destroy(skel);
-				errno = -err;
-				return NULL;
-			}
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_progs), &slot, &fd, BPF_ANY)) {
+			err = -errno;
+			log_err("tcp_progs: update: %s", strerror(-err));
+			tcp_bpf__destroy(skel);
+			errno = -err;
+			return NULL;
 		}
 	}
 	return skel;

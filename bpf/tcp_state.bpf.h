@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * tcp_state: what one run of the TCP plane's programs works in (bpf/tcp.bpf.c includes it after
+ * its settings): the working state of a run in a slot of its CPU (struct tcp_work), taken by its
+ * first stage and found again by its tail calls; the scan buffers; the hook's counters; which
+ * generation of the policy maps is in force.
+ */
+#ifndef MCPFENCE_TCP_STATE_BPF_H
+#define MCPFENCE_TCP_STATE_BPF_H
+
+struct glob_step_ctx {
+	__u32 p, s, star, mark, plen, slen;
+	int result; /* -1 running, 0 no match, 1 match */
+	__u32 _pad;
+};
+
+struct glob_scan_ctx {
+	__u32 gen;
+	__u32 first, last; /* range of tcp_globs entries of this generation to try */
+	__u32 name_len;
+	__u32 hit; /* index of the first entry that matched; (u32)-1 none */
+	__u32 uncertain; /* a match ran out of steps: fail closed */
+};
+
+struct reply_ctx {
+	__u32 n;
+	__u32 from;
+	__u32 hit; /* offset of the text to rewrite, or (u32)-1 */
+	__u32 pos; /* where the needle was found */
+	__u32 at;  /* reply_find_loop: the next 8 bytes it looks at */
+	__u32 found; /* reply_find_loop: where it found the needle, or (u32)-1 */
+};
+
+struct decision {
+	__u32 kind;
+	__u32 rule;
+	__u32 limit;
+	__u32 flags;
+	__u32 policy; /* tcp_policies index of the generation that decided; 0 none */
+	__u32 gen;    /* tcp_active.gen the decision read, when has_gen */
+	__u32 has_gen;
+	__u32 why;    /* enum mcpf_why, for MCPF_KIND_UNPARSED */
+};
+
+/*
+ * Working state of one program run, in a slot of its CPU (MCPF_TCP_SLOTS): the stages of one
+ * run (tail calls) find it again by its owner, the task that runs it. Loop state lives here
+ * rather than on the stack: the verifier then treats it as unknown and bpf_loop callbacks
+ * converge at once.
+ */
+struct tcp_work {
+	struct mcpf_slot slot; /* first: userspace reads it (tests) */
+	struct http_head hd;
+	struct glob_step_ctx gs;
+	struct glob_scan_ctx gsc;
+	struct reply_ctx rc;
+	struct mcpf_conn_key ck;
+	struct decision dec;
+	struct mcpf_rule rule;
+	__u32 cc_flags;
+	/* handed from TP_CLIENT to TP_BODY; b_copied: bytes of the send already in the buffer */
+	__u32 b_off, b_len, b_why, b_total, b_size, b_copied; /* b_why: enum mcpf_why, 0 */
+	struct mcpf_scan_result res;
+	struct mcpf_rule_key rkey;
+	struct mcpf_stat_key skey;
+	struct mcpf_stat_val tool; /* the tool being decided: name, len (and a stat value) */
+	__u64 tool_hash; /* mcpf_name_hash of tool.name */
+	__u64 session_hash; /* of the request's Mcp-Session-Id (hd.h_session); 0: none */
+	char gpat[MCPF_TCP_GLOB_MAX];
+	__u32 nrw;
+	__u32 rw_off[MCPF_SCAN_MAX_CALLS];
+	__u32 rw_span[MCPF_SCAN_MAX_CALLS];
+	struct mcpf_budget_key taken[2 * MCPF_TCP_CALL_LIMITS];
+	/* the global budgets (limit slots, of dec.gen) the call being decided took */
+	__u32 ngslots;
+	__u16 gslots[2 * MCPF_TCP_CALL_LIMITS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MCPF_TCP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct tcp_work);
+} tcp_work_map SEC(".maps");
+
+/* What bpf_loop callbacks are handed, on the caller's stack. */
+struct tcp_cb {
+	struct tcp_work *w;
+	struct mcpf_scan_buf *buf;
+	struct mcpf_conn *conn;
+};
+
+/*
+ * One scan buffer per slot of each CPU, at cpu * MCPF_TCP_SLOTS + slot (too large for a per-CPU
+ * map): userspace sets max_entries.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mcpf_scan_buf);
+} tcp_scan_bufs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MCPF_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tcp_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mcpf_active);
+} tcp_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct mcpf_gen_cfg);
+} tcp_gen SEC(".maps");
+
+/*
+ * Per-CPU counts are added atomically: a run preempted between the load and the store of a
+ * plain += would lose the count of a run that came in between on the same CPU.
+ */
+static __always_inline void count(__u32 which, __u64 n)
+{
+	__u64 *c = bpf_map_lookup_elem(&tcp_counters, &which);
+
+	if (c)
+		__sync_fetch_and_add(c, n);
+}
+
+/*
+ * ---- slots ----------------------------------------------------------------------------------
+ * A run is one invocation of handle_sk_msg with the stages it tail-calls; migration is off for
+ * it, but on a preemptible kernel (preempt=full or lazy) it can be preempted, and another
+ * task's run start on the same CPU. Per-CPU state shared by the two would let one run decide
+ * on the other's bytes: a denied call let through. So a run takes a free slot of its CPU
+ * (an atomic compare-and-swap of the owner: a preemption cannot split it), its later stages
+ * find it by their task, and it gives it back when it ends. A slot already held by this task
+ * is taken back: a task runs one send at a time, so that run is over.
+ */
+
+static __always_inline struct tcp_work *slot_take(void)
+{
+	__u64 me = bpf_get_current_task();
+
+	/* the key is a copy: a loop counter on the stack as 4 bytes, 6.1 loses its value */
+	for (__u32 i = 0; i < MCPF_TCP_SLOTS; i++) {
+		__u32 s = i;
+		struct tcp_work *w = bpf_map_lookup_elem(&tcp_work_map, &s);
+		__u64 held;
+
+		if (!w)
+			return NULL;
+		held = __sync_val_compare_and_swap(&w->slot.owner, 0, me);
+		if (held == 0 || held == me) {
+			w->slot.idx = s;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+/* The slot of this task's run, taken by its first stage. */
+static __always_inline struct tcp_work *slot_find(void)
+{
+	__u64 me = bpf_get_current_task();
+
+	for (__u32 i = 0; i < MCPF_TCP_SLOTS; i++) {
+		__u32 s = i;
+		struct tcp_work *w = bpf_map_lookup_elem(&tcp_work_map, &s);
+
+		if (w && w->slot.owner == me)
+			return w;
+	}
+	return NULL;
+}
+
+static __always_inline void slot_release(struct tcp_work *w)
+{
+	w->slot.owner = 0;
+}
+
+/*
+ * The working state of slot idx of this CPU, as a map value. The global functions below take
+ * their run's slot, not a pointer to it: a global function's pointer argument is plain memory
+ * to the verifier, and 6.1 takes no such pointer as a map key or value.
+ */
+static __always_inline struct tcp_work *slot_at(__u32 idx)
+{
+	idx &= MCPF_TCP_SLOTS - 1;
+	return bpf_map_lookup_elem(&tcp_work_map, &idx);
+}
+
+static __always_inline struct mcpf_scan_buf *scan_buf_get(const struct tcp_work *w)
+{
+	__u32 i = bpf_get_smp_processor_id() * MCPF_TCP_SLOTS + (w->slot.idx & (MCPF_TCP_SLOTS - 1));
+
+	return bpf_map_lookup_elem(&tcp_scan_bufs, &i);
+}
+
+/* The policy of the generation in force, for verdicts that no generation's rules decided. */
+static __always_inline __u32 policy_in_force(void)
+{
+	struct mcpf_active *act;
+	struct mcpf_gen_cfg *gc;
+	__u32 zero = 0, gen;
+
+	act = bpf_map_lookup_elem(&tcp_active, &zero);
+	if (!act || !act->loaded)
+		return 0;
+	gen = act->gen & 1;
+	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	return gc ? gc->policy : 0;
+}
+
+#endif
