@@ -109,20 +109,26 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(SKELS)
+NET_HELPERS := $(BUILD)/tests/bpf/net_helpers.o
+$(NET_HELPERS): tests/bpf/net_helpers.c | tools
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(SKELS) $(NET_HELPERS)
+	$(Q)mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(LDFLAGS) $< $(LIB_OBJS) $(NET_HELPERS) $(LDLIBS) -lcmocka -o $@
 
 $(BUILD)/tests/diff/%: tests/diff/%.c $(LIB_OBJS)
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(SKELS)
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(SKELS) $(NET_HELPERS)
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(LDFLAGS) $< $(LIB_OBJS) $(NET_HELPERS) $(LDLIBS) -o $@
 
 TIER ?= unit
 unit: $(UNIT_BINS) $(BUILD)/mcpfence

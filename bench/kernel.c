@@ -46,6 +46,7 @@
 #include "kernel.h"
 #include "kernel_compile.h"
 #include "mcpfence.h"
+#include "net_helpers.h"
 #include "policy.h"
 #include "tcp.skel.h"
 
@@ -194,10 +195,8 @@ static size_t make_request(char *out, size_t size, size_t want)
 
 	memset(body + head, 'x', fill);
 	strcpy(body + head + fill, "\"}}}");
-	return snprintf(out, size,
-			"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-			"Accept: application/json, text/event-stream\r\nContent-Length: %zu\r\n\r\n%s",
-			strlen(body), body);
+	return net__mcp_post(out, size, "127.0.0.1",
+			     "Accept: application/json, text/event-stream\r\n", body);
 }
 
 static int client_connect(void)
@@ -793,28 +792,15 @@ static json_t *http_message(const struct http_resp *r, json_int_t id)
 	return m;
 }
 
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= w;
-	}
-	return 0;
-}
-
 /* A POST /mcp of body, in one send, as the SDK's client sends it. Returns its length. */
 static size_t mcp_request(char *out, size_t size, const char *body)
 {
-	return snprintf(out, size,
-			"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-			"Content-Type: application/json\r\n"
-			"Accept: application/json, text/event-stream\r\n"
-			"%sContent-Length: %zu\r\n\r\n%s",
-			mcp_port, mcp_headers, strlen(body), body);
+	char host[32], headers[512];
+
+	snprintf(host, sizeof(host), "127.0.0.1:%u", mcp_port);
+	snprintf(headers, sizeof(headers), "Accept: application/json, text/event-stream\r\n%s",
+		 mcp_headers);
+	return net__mcp_post(out, size, host, headers, body);
 }
 
 /* Send a request, read its whole answer; *lat: from the send to the answer's last byte. */
@@ -822,7 +808,7 @@ static int mcp_exchange(struct http_conn *c, const char *req, size_t n, struct h
 			uint64_t *lat)
 {
 	uint64_t t0 = now_ns();
-	int err = send_all(c->fd, req, n);
+	int err = net__send_all(c->fd, req, n);
 
 	if (!err)
 		err = http_read(c, r);

@@ -36,6 +36,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "mcpfence.h"
+#include "net_helpers.h"
 #include "cgroup.h"
 #include "feature_probes.h"
 #include "kernel.h"
@@ -74,19 +75,6 @@ static atomic_int ran_get_env, ran_echo, answered;
 
 /* ---- a small MCP server: Streamable HTTP, JSON answers, keep-alive -------------------- */
 
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= w;
-	}
-	return 0;
-}
-
 static void http_answer(int fd, int status, const char *body, bool close_after)
 {
 	char buf[8192];
@@ -96,7 +84,7 @@ static void http_answer(int fd, int status, const char *body, bool close_after)
 			 status, status == 200 ? "OK" : status == 202 ? "Accepted" : "Bad Request",
 			 close_after ? "Connection: close\r\n" : "", strlen(body), body);
 
-	send_all(fd, buf, n); /* one send: the server stage sees the answer whole */
+	net__send_all(fd, buf, n); /* one send: the server stage sees the answer whole */
 }
 
 /* The answer to one JSON-RPC request, as an MCP server writes it; "" for a notification. */
@@ -252,18 +240,17 @@ static int client_open(void)
  */
 static int post(int fd, const char *body, const char *extra, struct answer *a)
 {
-	char req[16384], buf[16384], *end, *cl;
-	size_t have = 0, head, len;
-	int n = snprintf(req, sizeof(req),
-			 "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-			 "Accept: application/json, text/event-stream\r\n%sContent-Length: %zu\r\n"
-			 "\r\n%s",
-			 extra ? extra : "", strlen(body), body);
+	char req[16384], buf[16384], hdrs[1024], *end, *cl;
+	size_t have = 0, head, len, n;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	snprintf(hdrs, sizeof(hdrs), "Accept: application/json, text/event-stream\r\n%s",
+		 extra ? extra : "");
+	n = net__mcp_post(req, sizeof(req), "127.0.0.1", hdrs, body);
 
 	a->status = 0;
 	a->body[0] = 0;
-	if (send_all(fd, req, n))
+	if (net__send_all(fd, req, n))
 		return -1;
 	for (;;) {
 		ssize_t r;

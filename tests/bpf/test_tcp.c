@@ -27,6 +27,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "mcpfence.h"
+#include "net_helpers.h"
 #include "tcp.skel.h"
 #include "kernel.h"
 #include "kernel_compile.h"
@@ -218,47 +219,20 @@ static void pair_close(struct pair *p)
 	close(p->lfd);
 }
 
-/* Read until n bytes came, or ms milliseconds passed without any. */
-static size_t recv_n(int fd, char *buf, size_t n, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	size_t got = 0;
-
-	while (got < n && poll(&pfd, 1, ms) == 1) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-
-		if (r <= 0)
-			break;
-		got += r;
-	}
-	buf[got] = 0;
-	return got;
-}
-
 /* Read what arrives within ms milliseconds of quiet, up to size - 1 bytes; NUL-terminated. */
 static size_t recv_for(int fd, char *buf, size_t size, int ms)
 {
-	return recv_n(fd, buf, size - 1, ms);
+	return net__recv_n(fd, buf, size - 1, ms);
 }
 
+/* A POST /mcp of body with the extra header lines, in the form every test here sends. */
 static size_t request(char *out, size_t size, const char *body, const char *extra)
 {
-	return snprintf(out, size,
-			"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-			"%sContent-Length: %zu\r\n\r\n%s",
-			extra ? extra : "", strlen(body), body);
+	return net__mcp_post(out, size, "127.0.0.1", extra, body);
 }
 
-static const char *call(char *buf, size_t size, int id, const char *tool)
-{
-	snprintf(buf, size,
-		 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
-		 "\"%s\",\"arguments\":{}}}",
-		 id, tool);
-	return buf;
-}
-
-static void send_all(int fd, const char *buf, size_t len)
+/* One send of the whole request: each send is one message of the sk_msg hook. */
+static void send_once(int fd, const char *buf, size_t len)
 {
 	assert_int_equal(send(fd, buf, len, 0), (ssize_t)len);
 }
@@ -269,7 +243,7 @@ static void expect_passes(struct pair *p, const char *req, size_t n)
 	char got[8192];
 
 	assert_true(n < sizeof(got));
-	send_all(p->cfd, req, n);
+	send_once(p->cfd, req, n);
 	assert_int_equal(recv_for(p->sfd, got, sizeof(got), 300), n);
 	assert_memory_equal(got, req, n);
 }
@@ -306,7 +280,7 @@ static void test_allowed_unchanged(void **state)
 
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
-	n = request(req, sizeof(req), call(body, sizeof(body), 1, "echo"), NULL);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 1, "echo"), NULL);
 	expect_passes(&p, req, n);
 	pair_close(&p);
 }
@@ -335,18 +309,18 @@ static void test_denied_neutralized_and_reply(void **state)
 
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
-	n = request(req, sizeof(req), call(body, sizeof(body), 7, "get-env"), NULL);
-	send_all(p.cfd, req, n);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 7, "get-env"), NULL);
+	send_once(p.cfd, req, n);
 	expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
 	/* the server's answer for id 7 reads "denied by policy", same length */
-	send_all(p.sfd, reply, strlen(reply));
+	send_once(p.sfd, reply, strlen(reply));
 	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), strlen(reply));
 	assert_non_null(strstr(got, "\"id\":7,\"error\":{\"code\":-32601,\"message\":\"denied by policy\"}"));
 	/* the connection stays healthy: an allowed call passes untouched */
-	n = request(req, sizeof(req), call(body, sizeof(body), 8, "echo"), NULL);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 8, "echo"), NULL);
 	expect_passes(&p, req, n);
 	/* a reply for another id is left alone */
-	send_all(p.sfd, reply, strlen(reply));
+	send_once(p.sfd, reply, strlen(reply));
 	recv_for(p.cfd, got, sizeof(got), 300);
 	assert_non_null(strstr(got, "Method not found"));
 	pair_close(&p);
@@ -402,11 +376,11 @@ static void test_reply_search(void **state)
 			/* ids 301, 302, 303 denied on this connection; 55 allowed */
 			for (int i = 1; i <= 3; i++) {
 				n = request(req, sizeof(req),
-					    call(body, sizeof(body), 300 + i, "get-env"), NULL);
-				send_all(p.cfd, req, n);
+					    net__tool_call(body, sizeof(body), 300 + i, "get-env"), NULL);
+				send_once(p.cfd, req, n);
 				assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 			}
-			n = request(req, sizeof(req), call(body, sizeof(body), 55, "echo"), NULL);
+			n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 55, "echo"), NULL);
 			expect_passes(&p, req, n);
 			rl = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\n\r\n%.*s", align,
 				      "xxxxxxxxxxxxxxxx");
@@ -426,22 +400,22 @@ static void test_reply_search(void **state)
 				assert_non_null(w);
 				memcpy(w + strlen(needle) - 17, "denied by policy", 16);
 			}
-			send_all(p.sfd, reply, rl);
-			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			send_once(p.sfd, reply, rl);
+			assert_int_equal(net__recv_n(p.cfd, got, rl, 300), rl);
 			if (memcmp(got, want, rl))
 				fail_msg("%s, align %d: the client read\n%s\nnot\n%s",
 					 v ? "loop" : "kfunc", align, got, want);
 			/* id 303 is still waiting: its answer past 16 KB of a send is not searched */
 			memset(reply, ' ', 16400);
 			rl = 16400 + method_not_found(reply + 16400, sizeof(reply) - 16400, "303");
-			send_all(p.sfd, reply, rl);
-			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			send_once(p.sfd, reply, rl);
+			assert_int_equal(net__recv_n(p.cfd, got, rl, 300), rl);
 			assert_memory_equal(got, reply, rl);
 			/* at the end of a send of its own, it is found */
 			rl = snprintf(id, sizeof(id), "303");
 			rl = method_not_found(reply, sizeof(reply), id);
-			send_all(p.sfd, reply, rl);
-			assert_int_equal(recv_n(p.cfd, got, rl, 300), rl);
+			send_once(p.sfd, reply, rl);
+			assert_int_equal(net__recv_n(p.cfd, got, rl, 300), rl);
 			assert_non_null(strstr(got, "\"id\":303,\"error\":{\"code\":-32601,"
 						"\"message\":\"denied by policy\"}"));
 			pair_close(&p);
@@ -465,13 +439,13 @@ static void test_globs_and_hide(void **state)
 	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
 		assert_true(policy__glob_match(i < 2 ? "secret_*" : i < 4 ? "hidden*" : "a?c",
 					       denied[i]));
-		n = request(req, sizeof(req), call(body, sizeof(body), 20 + i, denied[i]), NULL);
-		send_all(p.cfd, req, n);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 20 + i, denied[i]), NULL);
+		send_once(p.cfd, req, n);
 		expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
 	}
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
 		assert_false(policy__glob_match("a?c", allowed[i]));
-		n = request(req, sizeof(req), call(body, sizeof(body), 30 + i, allowed[i]), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 30 + i, allowed[i]), NULL);
 		expect_passes(&p, req, n);
 	}
 	pair_close(&p);
@@ -485,11 +459,11 @@ static void test_split_is_held_until_whole(void **state)
 
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
-	n = request(req, sizeof(req), call(body, sizeof(body), 9, "get-env"), NULL);
-	send_all(p.cfd, req, 25);       /* inside the headers */
-	send_all(p.cfd, req + 25, n - 40); /* inside the body */
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 9, "get-env"), NULL);
+	send_once(p.cfd, req, 25);       /* inside the headers */
+	send_once(p.cfd, req + 25, n - 40); /* inside the body */
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 200), 0); /* held */
-	send_all(p.cfd, req + n - 15, 15);
+	send_once(p.cfd, req + n - 15, 15);
 	expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
 	pair_close(&p);
 }
@@ -502,9 +476,9 @@ static void test_pipelined(void **state)
 
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
-	n1 = request(req, sizeof(req), call(body, sizeof(body), 10, "echo"), NULL);
-	n2 = request(req + n1, sizeof(req) - n1, call(body, sizeof(body), 11, "get-env"), NULL);
-	send_all(p.cfd, req, n1 + n2);
+	n1 = request(req, sizeof(req), net__tool_call(body, sizeof(body), 10, "echo"), NULL);
+	n2 = request(req + n1, sizeof(req) - n1, net__tool_call(body, sizeof(body), 11, "get-env"), NULL);
+	send_once(p.cfd, req, n1 + n2);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n1 + n2);
 	memcpy(want, req, n1 + n2);
 	want[n1 + n2] = 0;
@@ -583,13 +557,13 @@ static void head_case_run(const char *what, const char *line, const char *head, 
 	size_t bl, n, gn;
 	struct pair p;
 
-	call(body, sizeof(body), id, tool);
+	net__tool_call(body, sizeof(body), id, tool);
 	bl = strlen(body);
 	snprintf(hdrs, sizeof(hdrs), head, bl, bl);
 	n = snprintf(req, sizeof(req), "%s\r\n%s\r\n%s", line, hdrs, body);
 	pair_open(&p, AF_INET, false);
-	send_all(p.cfd, req, n);
-	gn = recv_n(p.sfd, got, n, 300);
+	send_once(p.cfd, req, n);
+	gn = net__recv_n(p.sfd, got, n, 300);
 	if (gn != n)
 		fail_msg("%s: the server read %zu of %zu bytes", what, gn, n);
 	memcpy(want_buf, req, n + 1);
@@ -645,13 +619,13 @@ static void test_head_split_at_crlf(void **state)
 	struct pair p;
 
 	SKIP_IF_NEEDED();
-	n = request(req, sizeof(req), call(body, sizeof(body), 12, "get-env"), NULL);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 12, "get-env"), NULL);
 	for (cr = req; (cr = strchr(cr, '\r')) && cr < req + n - strlen(body); cr++) {
 		pair_open(&p, AF_INET, false);
-		send_all(p.cfd, req, cr + 1 - req);
-		assert_int_equal(recv_n(p.sfd, got, n, 100), 0); /* held */
-		send_all(p.cfd, cr + 1, n - (cr + 1 - req));
-		expect_neutralized(got, recv_n(p.sfd, got, n, 300), req, n);
+		send_once(p.cfd, req, cr + 1 - req);
+		assert_int_equal(net__recv_n(p.sfd, got, n, 100), 0); /* held */
+		send_once(p.cfd, cr + 1, n - (cr + 1 - req));
+		expect_neutralized(got, net__recv_n(p.sfd, got, n, 300), req, n);
 		pair_close(&p);
 	}
 }
@@ -666,7 +640,7 @@ static void test_chunked_refused(void **state)
 
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
-	send_all(p.cfd, req, strlen(req));
+	send_once(p.cfd, req, strlen(req));
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), strlen(req));
 	assert_int_equal(got[0], 0x01);
 	assert_int_equal(send(p.cfd, "POST", 4, 0), -1);
@@ -690,13 +664,13 @@ static void test_unreadable_body_refused(void **state)
 	pair_open(&p, AF_INET, false);
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
 		n = request(req, sizeof(req), bodies[i], NULL);
-		send_all(p.cfd, req, n);
+		send_once(p.cfd, req, n);
 		assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 		assert_int_equal(got[n - strlen(bodies[i])], 0x01);
 	}
 	/* Mcp-Name disagreeing with the body */
-	n = request(req, sizeof(req), call(body, sizeof(body), 3, "get-env"), "Mcp-Name: echo\r\n");
-	send_all(p.cfd, req, n);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 3, "get-env"), "Mcp-Name: echo\r\n");
+	send_once(p.cfd, req, n);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 	assert_int_equal(got[n - strlen(body)], 0x01);
 	/* a resource's URI as Mcp-Name (not read here) on resources/read: passes */
@@ -708,11 +682,11 @@ static void test_unreadable_body_refused(void **state)
 	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
 		 "\"params\":{}}");
 	n = request(req, sizeof(req), body, "Mcp-Name: echo\r\n");
-	send_all(p.cfd, req, n);
+	send_once(p.cfd, req, n);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 	assert_int_equal(got[n - strlen(body)], 0x01);
 	/* agreeing: passes */
-	n = request(req, sizeof(req), call(body, sizeof(body), 4, "echo"),
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 4, "echo"),
 		    "Mcp-Method: tools/call\r\nMcp-Name: echo\r\n");
 	expect_passes(&p, req, n);
 	pair_close(&p);
@@ -732,13 +706,13 @@ static void test_sizes(void **state)
 	assert_non_null(rx);
 	pair_open(&p, AF_INET, false);
 	n = snprintf(req, 8192, "POST /mcp HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", blen);
-	call(body, sizeof(body), 90, "get-env");
+	net__tool_call(body, sizeof(body), 90, "get-env");
 	memset(req + n, ' ', blen);
 	memcpy(req + n, body, strlen(body));
 	for (size_t off = 0; off < n + blen; off += 16384) {
 		size_t k = n + blen - off < 16384 ? n + blen - off : 16384;
 
-		send_all(p.cfd, req + off, k);
+		send_once(p.cfd, req + off, k);
 	}
 	got = recv_for(p.sfd, rx, blen + 8192, 300);
 	assert_int_equal(got, n + blen);
@@ -752,7 +726,7 @@ static void test_sizes(void **state)
 	memset(req + n, 'a', 9000);
 	n += 9000;
 	n += snprintf(req + n, 64, "\r\nContent-Length: 0\r\n\r\n");
-	send_all(p.cfd, req, n);
+	send_once(p.cfd, req, n);
 	assert_int_equal(recv_for(p.sfd, rx, blen, 300), n);
 	assert_int_equal(rx[0], 0x01);
 	pair_close(&p);
@@ -771,8 +745,8 @@ static void test_budget_and_refill(void **state)
 	pair_open(&p, AF_INET, false);
 	kernel__refill(env.skel, &env.kc, now + 3600, now);
 	for (int i = 0; i < 3; i++) {
-		n = request(req, sizeof(req), call(body, sizeof(body), 40 + i, "limited"), NULL);
-		send_all(p.cfd, req, n);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 40 + i, "limited"), NULL);
+		send_once(p.cfd, req, n);
 		if (i < 2) {
 			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 			assert_memory_equal(got, req, n);
@@ -781,7 +755,7 @@ static void test_budget_and_refill(void **state)
 		}
 	}
 	kernel__refill(env.skel, &env.kc, now + 7200, now + 3600);
-	n = request(req, sizeof(req), call(body, sizeof(body), 43, "limited"), NULL);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 43, "limited"), NULL);
 	expect_passes(&p, req, n);
 	pair_close(&p);
 }
@@ -850,8 +824,8 @@ static void test_global_sync(void **state)
 	assert_int_equal(kernel__activate(env.skel, 1), 0);
 	pair_open(&pp, AF_INET, false);
 	for (int i = 0; i < 2; i++) {
-		n = request(req, sizeof(req), call(body, sizeof(body), 60 + i, "glob"), NULL);
-		send_all(pp.cfd, req, n);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 60 + i, "glob"), NULL);
+		send_once(pp.cfd, req, n);
 		if (i < 1) {
 			assert_int_equal(recv_for(pp.sfd, got, sizeof(got), 300), n);
 			assert_memory_equal(got, req, n);
@@ -934,13 +908,13 @@ static void test_lost_events_charged(void **state)
 	/* nobody reads the ring here: allowed calls fill it until an event is lost */
 	lost0 = counter_get(MCPF_CNT_EVENTS_LOST);
 	for (i = 0; i < 20000 && counter_get(MCPF_CNT_EVENTS_LOST) == lost0; i++) {
-		n = request(req, sizeof(req), call(body, sizeof(body), 100 + i, "echo"), NULL);
-		send_all(pp.cfd, req, n);
-		assert_int_equal(recv_n(pp.sfd, got, n, 300), n);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 100 + i, "echo"), NULL);
+		send_once(pp.cfd, req, n);
+		assert_int_equal(net__recv_n(pp.sfd, got, n, 300), n);
 	}
 	assert_true(counter_get(MCPF_CNT_EVENTS_LOST) > lost0);
 	for (i = 0; i < 5; i++) {
-		n = request(req, sizeof(req), call(body, sizeof(body), 30000 + i, "glob"), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 30000 + i, "glob"), NULL);
 		expect_passes(&pp, req, n);
 	}
 	pair_close(&pp);
@@ -972,8 +946,8 @@ static void test_session_budgets(void **state)
 	pair_open(&p, AF_INET, false);
 	for (int i = 0; i < 5; i++) {
 		snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s\r\n", sessions[i]);
-		n = request(req, sizeof(req), call(body, sizeof(body), 70 + i, "per_session"), hdr);
-		send_all(p.cfd, req, n);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 70 + i, "per_session"), hdr);
+		send_once(p.cfd, req, n);
 		if (i == 0 || i == 2) {
 			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 			assert_memory_equal(got, req, n);
@@ -994,9 +968,9 @@ static void test_agent_budget(void **state)
 	SKIP_IF_NEEDED();
 	for (int i = 0; i < 2; i++) {
 		pair_open(&p, AF_INET, false);
-		n = request(req, sizeof(req), call(body, sizeof(body), 95 + i, "per_agent"),
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 95 + i, "per_agent"),
 			    i ? "Mcp-Session-Id: other\r\n" : NULL);
-		send_all(p.cfd, req, n);
+		send_once(p.cfd, req, n);
 		if (!i) {
 			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 			assert_memory_equal(got, req, n);
@@ -1021,7 +995,7 @@ static void test_tuple_reuse(void **state)
 
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
-	send_all(p.cfd, bad, strlen(bad));
+	send_once(p.cfd, bad, strlen(bad));
 	recv_for(p.sfd, got, sizeof(got), 200);
 	assert_int_equal(getsockname(p.cfd, (void *)&me, &ml), 0);
 	setsockopt(p.cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -1035,7 +1009,7 @@ static void test_tuple_reuse(void **state)
 	assert_int_equal(connect(p.cfd, (void *)&in, sizeof(in)), 0);
 	p.sfd = accept(p.lfd, NULL, NULL);
 	last = p;
-	n = request(req, sizeof(req), call(body, sizeof(body), 80, "echo"), NULL);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 80, "echo"), NULL);
 	expect_passes(&p, req, n);
 	pair_close(&p);
 }
@@ -1049,8 +1023,8 @@ static void test_ipv6_and_mapped(void **state)
 	SKIP_IF_NEEDED();
 	for (int mapped = 0; mapped < 2; mapped++) {
 		pair_open(&p, AF_INET6, mapped);
-		n = request(req, sizeof(req), call(body, sizeof(body), 50, "get-env"), NULL);
-		send_all(p.cfd, req, n);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 50, "get-env"), NULL);
+		send_once(p.cfd, req, n);
 		expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
 		pair_close(&p);
 	}
@@ -1091,8 +1065,8 @@ static void calls_send(const char *tool, int n)
 
 	pair_open(&p, AF_INET, false);
 	for (int i = 0; i < n; i++) {
-		len = request(req, sizeof(req), call(body, sizeof(body), 60 + i, tool), NULL);
-		send_all(p.cfd, req, len);
+		len = request(req, sizeof(req), net__tool_call(body, sizeof(body), 60 + i, tool), NULL);
+		send_once(p.cfd, req, len);
 		assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), len);
 	}
 	pair_close(&p);
@@ -1107,7 +1081,7 @@ static void raw_send(const char *body)
 
 	pair_open(&p, AF_INET, false);
 	len = request(req, sizeof(req), body, NULL);
-	send_all(p.cfd, req, len);
+	send_once(p.cfd, req, len);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), len);
 	pair_close(&p);
 }
@@ -1244,7 +1218,7 @@ static void test_name_hash_collisions(void **state)
 
 	pair_open(&p, AF_INET, false);
 	for (int i = 0; i < 2; i++) {
-		n = request(req, sizeof(req), call(body, sizeof(body), 90 + i, "echo"), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 90 + i, "echo"), NULL);
 		expect_passes(&p, req, n); /* not neutralized: the deny entry is not echo's */
 	}
 	pair_close(&p);
@@ -1302,18 +1276,18 @@ static void test_slots(void **state)
 	assert_int_equal(slots(-1), 0);
 	slots(MCPF_TCP_SLOTS - 1);
 	pair_open(&p, AF_INET, false);
-	n = request(req, sizeof(req), call(body, sizeof(body), 70, "get-env"), NULL);
-	send_all(p.cfd, req, n);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 70, "get-env"), NULL);
+	send_once(p.cfd, req, n);
 	expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
-	n = request(req, sizeof(req), call(body, sizeof(body), 71, "echo"), NULL);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 71, "echo"), NULL);
 	expect_passes(&p, req, n);
 	pair_close(&p);
 
 	slots(MCPF_TCP_SLOTS);
 	busy = counter_get(MCPF_CNT_BUSY);
 	pair_open(&p, AF_INET, false);
-	n = request(req, sizeof(req), call(body, sizeof(body), 72, "echo"), NULL);
-	send_all(p.cfd, req, n);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 72, "echo"), NULL);
+	send_once(p.cfd, req, n);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 	assert_int_equal((unsigned char)got[0], 0x01); /* made invalid from its first byte */
 	assert_memory_equal(got + 1, req + 1, n - 1);
@@ -1322,7 +1296,7 @@ static void test_slots(void **state)
 
 	slots(0);
 	pair_open(&p, AF_INET, false);
-	n = request(req, sizeof(req), call(body, sizeof(body), 73, "echo"), NULL);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 73, "echo"), NULL);
 	expect_passes(&p, req, n);
 	pair_close(&p);
 	assert_int_equal(slots(-1), 0);
@@ -1408,10 +1382,10 @@ static void rand_name(const char *pat, char *out, size_t max)
 static bool call_denied(struct pair *p, int id, const char *tool)
 {
 	char body[512], req[1024], got[2048];
-	size_t n = request(req, sizeof(req), call(body, sizeof(body), id, tool), NULL);
+	size_t n = request(req, sizeof(req), net__tool_call(body, sizeof(body), id, tool), NULL);
 
-	send_all(p->cfd, req, n);
-	if (recv_n(p->sfd, got, n, 1000) != n)
+	send_once(p->cfd, req, n);
+	if (net__recv_n(p->sfd, got, n, 1000) != n)
 		fail_msg("%s: the server did not read the call whole", tool);
 	if (!memcmp(got, req, n))
 		return false;
