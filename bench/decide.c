@@ -97,8 +97,7 @@ static double run_engine(const struct policy *p, char **names, double secs)
 }
 
 /* The same with limits__reserve after each allowed decision (one grant budget per rule). */
-static double run_engine_limits(const struct policy *p, struct limits *l, char **names,
-				double secs)
+static double run_engine_limits(const struct policy *p, struct limits *l, char **names, double secs)
 {
 	uint64_t n = 0, acc = 0;
 	double t0 = cpu_now(), t;
@@ -173,7 +172,7 @@ static void report(const char *what, double engine, double base)
 
 int main(int argc, char **argv)
 {
-	static const char *const verbs[] = { "get", "list", "put", "delete", "search",
+	static const char *const verbs[] = { "get",  "list",  "put",	"delete", "search",
 					     "read", "write", "create", "update", "close" };
 	char *rule_names[NEXACT + NGLOB], *exact[NQUERY], *globbed[NQUERY], *unlisted[NQUERY];
 	double secs = argc > 1 ? atof(argv[1]) : 0.5;

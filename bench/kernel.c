@@ -52,8 +52,8 @@
 
 #define ROUNDS 2000
 #define BPF_ROUNDS 10000 /* BPF time rows: a mean over this many requests, in each batch */
-#define BPF_BATCHES 3    /* on a connection each: the median and the range are printed */
-#define WARM_ROUNDS 200  /* first on each connection, not timed: its map entries, caches */
+#define BPF_BATCHES 3	 /* on a connection each: the median and the range are printed */
+#define WARM_ROUNDS 200	 /* first on each connection, not timed: its map entries, caches */
 #define COLD_ROUNDS 200
 #define COLD_BYTES (16u << 20) /* more than L2 and the TLBs reach */
 
@@ -349,7 +349,7 @@ struct target {
 	char what[200];
 	double value, limit; /* met: value <= limit */
 	const char *unit;
-	char invalid[200];   /* not measured, and why */
+	char invalid[200]; /* not measured, and why */
 };
 static struct target targets[24];
 static int ntargets;
@@ -587,8 +587,8 @@ static int mcp_wait(int log_fd, char *why, size_t size)
 		usleep(50000);
 	}
 	log_tail(log_fd, tail, sizeof(tail));
-	snprintf(why, size, "server-everything does not accept on port %u after 15 s: %s",
-		 mcp_port, tail);
+	snprintf(why, size, "server-everything does not accept on port %u after 15 s: %s", mcp_port,
+		 tail);
 	return -ETIMEDOUT;
 }
 
@@ -841,8 +841,8 @@ static int mcp_session(struct http_conn *c, struct http_resp *r)
 	if (err)
 		return err;
 	m = http_message(r, 0);
-	version = json_string_value(
-		json_object_get(json_object_get(m, "result"), "protocolVersion"));
+	version =
+		json_string_value(json_object_get(json_object_get(m, "result"), "protocolVersion"));
 	if (r->status != 200 || !r->session[0] || !version) {
 		fprintf(stderr, "bench/kernel: initialize: HTTP %d, session \"%s\": %.300s\n",
 			r->status, r->session, r->body);
@@ -870,8 +870,7 @@ static int echo_check(const struct http_resp *r, long id, const char *msg)
 	int err = 0;
 
 	if (r->status != 200 || !text || strncmp(text, "Echo: ", 6) || strcmp(text + 6, msg)) {
-		fprintf(stderr,
-			"bench/kernel: echo id %ld: not its echo result: HTTP %d %.300s\n",
+		fprintf(stderr, "bench/kernel: echo id %ld: not its echo result: HTTP %d %.300s\n",
 			id, r->status, r->body);
 		err = -EPROTO;
 	}
@@ -885,8 +884,8 @@ static int echo_check(const struct http_resp *r, long id, const char *msg)
  */
 static int mcp_enforced(struct http_conn *c[2], struct http_resp *r, char *denial, size_t size)
 {
-#define GET_ENV(id)                                                                           \
-	"{\"jsonrpc\":\"2.0\",\"id\":" #id ",\"method\":\"tools/call\","                        \
+#define GET_ENV(id)                                                      \
+	"{\"jsonrpc\":\"2.0\",\"id\":" #id ",\"method\":\"tools/call\"," \
 	"\"params\":{\"name\":\"get-env\",\"arguments\":{}}}"
 	json_t *m, *error;
 	const char *msg;
@@ -1108,7 +1107,8 @@ static void search_bench(struct tcp_bpf *skel, int prog_fd, uint16_t sport)
 
 	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (void *)&in, sizeof(in)) || listen(lfd, 4) || kernel__watch_port(skel, sport)) {
+	if (bind(lfd, (void *)&in, sizeof(in)) || listen(lfd, 4) ||
+	    kernel__watch_port(skel, sport)) {
 		perror("bench/kernel: search");
 		exit(1);
 	}
@@ -1134,8 +1134,9 @@ static void search_bench(struct tcp_bpf *skel, int prog_fd, uint16_t sport)
 		search_use(skel, false);
 		l = search_per_send(sport, lfd, true, size, errors, prog_fd, &lruns);
 		search_use(skel, false);
-		snprintf(what, sizeof(what), "reply search (bpf_loop), ns per KB searched, %zu B %s",
-			 size, errors ? "errors" : "text");
+		snprintf(what, sizeof(what),
+			 "reply search (bpf_loop), ns per KB searched, %zu B %s", size,
+			 errors ? "errors" : "text");
 		target_add(what, (l - none) / (size / 1024.0), 1000, "ns/KB",
 			   lruns < 1 || runs < 1 ? "the program did not run on every send" :
 			   l <= 0 || none <= 0	 ? "the run-time stats read nothing" :
@@ -1251,8 +1252,8 @@ static int mcp_bench(struct tcp_bpf *skel, int prog_fd)
 		       run.req_len, run.resp_len, (double)run.bpf_ns / MCP_ROUNDS,
 		       (double)run.bpf_cnt / MCP_ROUNDS, (double)run.events / MCP_ROUNDS);
 		ratio = print_rtt(run.lat[0], run.lat[1], MCP_ROUNDS);
-		snprintf(what, sizeof(what), "MCP tools/call p50, %zu B request, attached / not attached",
-			 run.req_len);
+		snprintf(what, sizeof(what),
+			 "MCP tools/call p50, %zu B request, attached / not attached", run.req_len);
 		target_add(what, ratio, 1.05, "x",
 			   run.bpf_cnt < MCP_ROUNDS || !run.bpf_ns ?
 				   "the program did not run on every attached call" :
@@ -1381,8 +1382,8 @@ int main(void)
 
 			body[i] = n - (strstr(req, "\r\n\r\n") + 4 - req);
 			for (int b = 0; b < BPF_BATCHES; b++) {
-				warm[i][b] = bpf_per_round(sizes[i], BPF_ROUNDS, NULL, socks, END_SERVER,
-							   prog_fd);
+				warm[i][b] = bpf_per_round(sizes[i], BPF_ROUNDS, NULL, socks,
+							   END_SERVER, prog_fd);
 				per[b] = warm[i][b].ns;
 				sent += warm[i][b].sent;
 				intact += warm[i][b].intact;
@@ -1401,14 +1402,17 @@ int main(void)
 			if (i == 0)
 				printf("  %-8zu %6.0f %9.0f %7.0f-%-7.0f %9.0f %9s %9s %5.2f %6" PRIu64
 				       "/%-6" PRIu64 " %8.0f\n",
-				       n, body[i], med[i], per[0], per[BPF_BATCHES - 1], cold_row[i].ns,
-				       "fixed", "fixed", warm[i][0].runs, intact, sent, reply_row[i].ns);
+				       n, body[i], med[i], per[0], per[BPF_BATCHES - 1],
+				       cold_row[i].ns, "fixed", "fixed", warm[i][0].runs, intact,
+				       sent, reply_row[i].ns);
 			else
 				printf("  %-8zu %6.0f %9.0f %7.0f-%-7.0f %9.0f %9.0f %9.0f %5.2f %6" PRIu64
 				       "/%-6" PRIu64 " %8.0f\n",
-				       n, body[i], med[i], per[0], per[BPF_BATCHES - 1], cold_row[i].ns,
+				       n, body[i], med[i], per[0], per[BPF_BATCHES - 1],
+				       cold_row[i].ns,
 				       (med[i] - med[0]) / ((body[i] - body[0]) / 1024.0),
-				       (cold_row[i].ns - cold_row[0].ns) / ((body[i] - body[0]) / 1024.0),
+				       (cold_row[i].ns - cold_row[0].ns) /
+					       ((body[i] - body[0]) / 1024.0),
 				       warm[i][0].runs, intact, sent, reply_row[i].ns);
 			if (i == 0) {
 				fixed_ns = med[0];
@@ -1417,14 +1421,19 @@ int main(void)
 			}
 			if (!bad)
 				bad = fixed_bad;
-			snprintf(what, sizeof(what), "request BPF time per KB of body beyond %.0f B, "
-				 "%zu B request, warm", body[0], n);
+			snprintf(what, sizeof(what),
+				 "request BPF time per KB of body beyond %.0f B, "
+				 "%zu B request, warm",
+				 body[0], n);
 			target_add(what, (med[i] - med[0]) / ((body[i] - body[0]) / 1024.0), 1000,
 				   "ns/KB", bad);
-			snprintf(what, sizeof(what), "request BPF time per KB of body beyond %.0f B, "
-				 "%zu B request, cold", body[0], n);
+			snprintf(what, sizeof(what),
+				 "request BPF time per KB of body beyond %.0f B, "
+				 "%zu B request, cold",
+				 body[0], n);
 			target_add(what,
-				   (cold_row[i].ns - cold_row[0].ns) / ((body[i] - body[0]) / 1024.0),
+				   (cold_row[i].ns - cold_row[0].ns) /
+					   ((body[i] - body[0]) / 1024.0),
 				   1000, "ns/KB", bad);
 		}
 	}
@@ -1460,7 +1469,9 @@ int main(void)
 		   floor_intact ? NULL : "the server did not receive every request intact");
 	target_add("fixed cost (smallest request, warm BPF ns) / floor round trip p50 not attached",
 		   fixed_ns / lat[0][ROUNDS / 2], 0.25, "x",
-		   fixed_bad ? fixed_bad : !floor_intact ? "the floor was not measured" : NULL);
+		   fixed_bad	 ? fixed_bad :
+		   !floor_intact ? "the floor was not measured" :
+				   NULL);
 	if (mcp_skip) {
 		printf("bench/kernel: MCP round trip skipped: %s\n", why);
 		target_add("MCP tools/call p50, attached / not attached", 0, 1.05, "x", why);

@@ -39,7 +39,7 @@ static char *sized_call(size_t len, int pretty, size_t *out_len)
 	memset(m, 0, HDR);
 	memcpy(m + HDR, head, h);
 	for (i = 0; i < fill; i++)
-		m[HDR + h + i] = 
+		m[HDR + h + i] =
 			"lorem ipsum dolor sit amet, consectetur adipiscing elit. "[i % 57];
 	memcpy(m + HDR + h + fill, tail, t + 1);
 	*out_len = h + fill + t;

@@ -53,9 +53,11 @@ static int serve(void)
 			continue;
 		id += 5;
 		end = id + strcspn(id, ",}");
-		snprintf(out, sizeof(out),
-			 "{\"jsonrpc\":\"2.0\",\"id\":%.*s,\"result\":{\"content\":[{\"type\":\"text\","
-			 "\"text\":\"ok\"}]}}\n", (int)(end - id), id);
+		snprintf(
+			out, sizeof(out),
+			"{\"jsonrpc\":\"2.0\",\"id\":%.*s,\"result\":{\"content\":[{\"type\":\"text\","
+			"\"text\":\"ok\"}]}}\n",
+			(int)(end - id), id);
 		fputs(out, stdout);
 		/* answer at once when nothing else is waiting, so that latency is real */
 		if (stdin->_IO_read_ptr >= stdin->_IO_read_end)
@@ -184,7 +186,8 @@ static int call_line(char *buf, size_t size, long id)
 {
 	return snprintf(buf, size,
 			"{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/call\",\"params\":{"
-			"\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n", id);
+			"\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n",
+			id);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -353,8 +356,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	char *direct[] = { self, "--server", NULL };
-	char *fenced[] = { (char *)bin, "run", "--policy", pfile, "--audit", afile, "--", self,
-			   "--server", NULL };
+	char *fenced[] = { (char *)bin, "run", "--policy", pfile,      "--audit",
+			   afile,	"--",  self,	   "--server", NULL };
 
 	char *relayed[] = { self, "--relay", self, "--server", NULL };
 	char **targets[TARGETS] = { direct, relayed, fenced };
@@ -368,19 +371,20 @@ int main(int argc, char **argv)
 	if (drate < 0 || frate < 0)
 		return 1;
 	printf("stdio gateway: %d sequential tools/call round trips, %d pipelined; allow-all "
-	       "policy, audit to %s\n", SEQ_CALLS, PIPE_CALLS, afile);
-	printf("  round trip   direct   p50 %6.1f µs  p99 %6.1f µs\n", p50[0] / 1e3,
-	       p99[0] / 1e3);
+	       "policy, audit to %s\n",
+	       SEQ_CALLS, PIPE_CALLS, afile);
+	printf("  round trip   direct   p50 %6.1f µs  p99 %6.1f µs\n", p50[0] / 1e3, p99[0] / 1e3);
 	printf("               relay    p50 %6.1f µs  p99 %6.1f µs   (a plain poll/read/write "
-	       "relay, for comparison)\n", p50[1] / 1e3, p99[1] / 1e3);
-	printf("               mcpfence p50 %6.1f µs  p99 %6.1f µs\n", p50[2] / 1e3,
-	       p99[2] / 1e3);
+	       "relay, for comparison)\n",
+	       p50[1] / 1e3, p99[1] / 1e3);
+	printf("               mcpfence p50 %6.1f µs  p99 %6.1f µs\n", p50[2] / 1e3, p99[2] / 1e3);
 	printf("  added        p50 %6.1f µs  p99 %6.1f µs   (target p50 <= 50 µs: %s)\n", add50,
 	       add99, add50 <= 50 ? "met" : "MISSED");
 	printf("  ratio        p50 %.2fx  p99 %.2fx (mcpfence / direct)\n", (double)p50[2] / p50[0],
 	       (double)p99[2] / p99[0]);
 	printf("  pipelined    direct %.0f calls/s, mcpfence %.0f calls/s (1/%.1f; target >= 50000: "
-	       "%s)\n", drate, frate, drate / frate, frate >= 50000 ? "met" : "MISSED");
+	       "%s)\n",
+	       drate, frate, drate / frate, frate >= 50000 ? "met" : "MISSED");
 	printf("  mcpfence peak RSS %ld kB (target <= 10240 kB: %s)\n", rss,
 	       rss >= 0 && rss <= 10240 ? "met" : "MISSED");
 	unlink(pfile);

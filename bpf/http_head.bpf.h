@@ -57,7 +57,7 @@ struct hdr_ctx {
 	__u32 vlen;  /* length of the value so far */
 	__u32 end;   /* offset past the blank line, once found */
 	__u64 cl;
-	__u32 seen;  /* bit per hdr_id */
+	__u32 seen; /* bit per hdr_id */
 	__u32 error;
 	__u32 cl_done; /* whitespace after the digits */
 };
@@ -77,7 +77,7 @@ struct http_head {
 	__u32 h_ctype_len; /* HDR_CTYPE_MAX when longer */
 };
 
-#define W8(a, b, c, d, e, f, g, h)                                                            \
+#define W8(a, b, c, d, e, f, g, h)                                                               \
 	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
 	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
 
@@ -114,8 +114,21 @@ static __always_inline bool is_tchar(char c)
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
 		return true;
 	switch (c) {
-	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+	case '!':
+	case '#':
+	case '$':
+	case '%':
+	case '&':
+	case '\'':
+	case '*':
+	case '+':
+	case '-':
+	case '.':
+	case '^':
+	case '_':
+	case '`':
+	case '|':
+	case '~':
 		return true;
 	}
 	return false;
@@ -197,8 +210,8 @@ static __always_inline void hdr_value_end(struct http_head *h, struct hdr_ctx *c
 		h->h_session_len = v < MCPF_TCP_SESSION_MAX ? v : MCPF_TCP_SESSION_MAX - 1;
 		break;
 	case HDR_CONTENT_TYPE:
-		h->h_ctype_len = v < HDR_CTYPE_MAX ? hdr_trim(h->h_ctype, v, HDR_CTYPE_MAX) :
-						     HDR_CTYPE_MAX;
+		h->h_ctype_len =
+			v < HDR_CTYPE_MAX ? hdr_trim(h->h_ctype, v, HDR_CTYPE_MAX) : HDR_CTYPE_MAX;
 		break;
 	case HDR_CONTENT_LENGTH:
 		if (!v)
@@ -400,7 +413,7 @@ static long hdr_step(__u64 i, void *arg)
 		c->pos = pos + 1;
 		return 0;
 	case HS_OWS:
-	ows:
+ows:
 		for (k = 0; k < 8; k++) {
 			ch = hdr_at(buf, pos);
 			if (ch != ' ' && ch != '\t')
@@ -417,7 +430,7 @@ static long hdr_step(__u64 i, void *arg)
 		c->state = HS_VALUE;
 		/* fall through */
 	case HS_VALUE:
-	value:
+value:
 		/* the request line, or a value nobody keeps: whole runs of 8 plain bytes at once */
 		if (c->state == HS_REQLINE || c->hid == HDR_OTHER) {
 			for (k = 0; k < HDR_RUN; k++) {
@@ -503,7 +516,8 @@ static __always_inline __u32 http_head_body_why(const struct http_head *h)
 		return MCPF_WHY_ENCODING;
 	if (!(h->hc.seen & (1u << HDR_CONTENT_TYPE)))
 		return MCPF_WHY_NONE;
-	if (n < 16 || n >= HDR_CTYPE_MAX || mcpf_load64(&t[0]) != W8('a', 'p', 'p', 'l', 'i', 'c', 'a', 't') ||
+	if (n < 16 || n >= HDR_CTYPE_MAX ||
+	    mcpf_load64(&t[0]) != W8('a', 'p', 'p', 'l', 'i', 'c', 'a', 't') ||
 	    mcpf_load64(&t[8]) != W8('i', 'o', 'n', '/', 'j', 's', 'o', 'n'))
 		return MCPF_WHY_MEDIA_TYPE;
 	if (n == 16)
@@ -511,7 +525,8 @@ static __always_inline __u32 http_head_body_why(const struct http_head *h)
 	/* ";charset=" or "; charset=", then utf-8 or "utf-8" */
 	w2 = mcpf_load64(&t[16]);
 	o = w2 == W8(';', 'c', 'h', 'a', 'r', 's', 'e', 't') ? 24 :
-	    w2 == W8(';', ' ', 'c', 'h', 'a', 'r', 's', 'e') ? 25 : 0;
+	    w2 == W8(';', ' ', 'c', 'h', 'a', 'r', 's', 'e') ? 25 :
+							       0;
 	if (!o || (o == 25 && t[24] != 't') || t[o & 31] != '=')
 		return MCPF_WHY_MEDIA_TYPE;
 	/* the bytes past the value are zero (cleared, or trimmed whitespace) */

@@ -104,13 +104,13 @@ static inline long bpf_probe_read_kernel(void *dst, __u32 size, const void *src)
 #define mcp_scan_load32(buf, i) mcpf_load32(&(buf)->data[i])
 
 enum mcp_scan_state {
-	MCP_ST_VALUE = 0,          /* a value is expected */
+	MCP_ST_VALUE = 0,	   /* a value is expected */
 	MCP_ST_VALUE_OR_CLOSE = 1, /* just after '[' */
-	MCP_ST_KEY = 2,            /* after ',' in an object */
+	MCP_ST_KEY = 2,		   /* after ',' in an object */
 	MCP_ST_KEY_OR_CLOSE = 3,   /* just after '{' */
-	MCP_ST_COLON = 4,          /* after a key */
-	MCP_ST_NEXT = 5,           /* after a value in a container: ',' or the close */
-	MCP_ST_DONE = 6,           /* the top-level value is whole: look at what follows */
+	MCP_ST_COLON = 4,	   /* after a key */
+	MCP_ST_NEXT = 5,	   /* after a value in a container: ',' or the close */
+	MCP_ST_DONE = 6,	   /* the top-level value is whole: look at what follows */
 };
 
 enum mcp_scan_tok {
@@ -144,10 +144,10 @@ enum mcp_scan_mflags {
 	MCP_MF_METHOD = 1,
 	MCP_MF_PARAMS = 2,
 	MCP_MF_ID = 4,
-	MCP_MF_NAME = 8,         /* "name" seen in params */
+	MCP_MF_NAME = 8,	 /* "name" seen in params */
 	MCP_MF_PARAMS_OPEN = 16, /* inside the params object */
-	MCP_MF_NAME_OK = 32,     /* params.name decoded in full */
-	MCP_MF_NAME_BAD = 64,    /* params.name not a string, too long, or with NUL */
+	MCP_MF_NAME_OK = 32,	 /* params.name decoded in full */
+	MCP_MF_NAME_BAD = 64,	 /* params.name not a string, too long, or with NUL */
 	MCP_MF_IN_MSG = 128,
 	MCP_MF_RESULT = 256, /* "result" or "error" seen in the message */
 };
@@ -174,26 +174,26 @@ enum mcp_scan_num {
  */
 struct mcp_scan_st {
 	__u64 stack[MCPF_SCAN_MAX_DEPTH / 64]; /* bit d: the container at depth d+1 is an object */
-	__u64 key;  /* a key of a message or its params: its first 8 characters, folded */
+	__u64 key; /* a key of a message or its params: its first 8 characters, folded */
 	__u32 len;
 	__u32 pos;
 	__u32 depth; /* open containers */
 	__u32 state; /* enum mcp_scan_state */
 	__u32 status;
-	__u32 tok;  /* enum mcp_scan_tok: token in progress */
-	__u32 role; /* enum mcp_scan_role of the string in progress */
-	__u32 dlen; /* its decoded bytes so far */
-	__u32 num;  /* enum mcp_scan_num of the number in progress */
+	__u32 tok;	 /* enum mcp_scan_tok: token in progress */
+	__u32 role;	 /* enum mcp_scan_role of the string in progress */
+	__u32 dlen;	 /* its decoded bytes so far */
+	__u32 num;	 /* enum mcp_scan_num of the number in progress */
 	__u32 msg_depth; /* depth inside a message object: 1, or 2 in a batch */
-	__u32 ci;        /* index of the message in progress */
-	__u32 mf;        /* enum mcp_scan_mflags */
-	__u32 pend_msg;  /* enum mcp_scan_key whose value comes next in the message */
-	__u32 pend_par;  /* same in params */
-	__u32 vstart;    /* where the id's value starts */
-	__u32 sstart;    /* where the string in progress starts (its quote) */
-	__u32 key8;      /* the key's 9th character, folded */
-	__u32 kfold;     /* folding changed one of the key's characters */
-	__u32 why;       /* enum mcpf_why: the first reason of an UNPARSED */
+	__u32 ci;	 /* index of the message in progress */
+	__u32 mf;	 /* enum mcp_scan_mflags */
+	__u32 pend_msg;	 /* enum mcp_scan_key whose value comes next in the message */
+	__u32 pend_par;	 /* same in params */
+	__u32 vstart;	 /* where the id's value starts */
+	__u32 sstart;	 /* where the string in progress starts (its quote) */
+	__u32 key8;	 /* the key's 9th character, folded */
+	__u32 kfold;	 /* folding changed one of the key's characters */
+	__u32 why;	 /* enum mcpf_why: the first reason of an UNPARSED */
 };
 
 _Static_assert(sizeof(struct mcp_scan_st) <= sizeof(((struct mcpf_scan_buf *)0)->scan_state),
@@ -426,7 +426,8 @@ static __always_inline __u32 mcp_scan_which_key(struct mcp_scan_ctx *c)
 		else if ((len == 6 && key == MCP_KEY6('r', 'e', 's', 'u', 'l', 't')) ||
 			 (len == 5 && key == (MCP_KEY4('e', 'r', 'r', 'o') | (__u64)'r' << 32)))
 			k = MCP_K_RESULT;
-		else if (len == 7 && key == (MCP_KEY6('j', 's', 'o', 'n', 'r', 'p') | (__u64)'c' << 48))
+		else if (len == 7 &&
+			 key == (MCP_KEY6('j', 's', 'o', 'n', 'r', 'p') | (__u64)'c' << 48))
 			k = MCP_K_KNOWN;
 	} else if (len == 4 && key == MCP_KEY4('n', 'a', 'm', 'e')) {
 		k = MCP_K_NAME;
@@ -525,7 +526,8 @@ static __always_inline void mcp_scan_end_msg(struct mcp_scan_ctx *c)
 		     call->method[5] == '/' && call->method[6] == 'c' && call->method[7] == 'a' &&
 		     call->method[8] == 'l' && call->method[9] == 'l';
 	if ((mf & MCP_MF_METHOD) && (mf & MCP_MF_RESULT)) {
-		mcp_scan_fail(c, MCPF_WHY_SHAPE); /* a request to one server, an answer to another */
+		mcp_scan_fail(c,
+			      MCPF_WHY_SHAPE); /* a request to one server, an answer to another */
 		return;
 	}
 	if (tools_call && !(call->flags & MCPF_CALL_HAS_NAME)) {

@@ -29,22 +29,22 @@ struct mcpf_probe_cfg {
 #define MCPF_SCAN_MAX_CALLS 8 /* a batch with more elements is UNPARSED */
 
 enum mcpf_scan_status {
-	MCPF_SCAN_OK = 0,         /* read with certainty */
-	MCPF_SCAN_UNPARSED = 1,   /* not read with certainty: denied unless the policy says so */
+	MCPF_SCAN_OK = 0,	  /* read with certainty */
+	MCPF_SCAN_UNPARSED = 1,	  /* not read with certainty: denied unless the policy says so */
 	MCPF_SCAN_INCOMPLETE = 2, /* the value goes on past the bytes given */
 };
 
 enum mcpf_call_flags {
-	MCPF_CALL_HAS_ID = 1,      /* a request (else a notification) */
-	MCPF_CALL_ID_STRING = 2,   /* the raw id is a JSON string (quotes included in id[]) */
-	MCPF_CALL_HAS_NAME = 4,    /* params.name was present (tools/call) */
-	MCPF_CALL_HAS_METHOD = 8,  /* a method was present (else a response) */
+	MCPF_CALL_HAS_ID = 1,	  /* a request (else a notification) */
+	MCPF_CALL_ID_STRING = 2,  /* the raw id is a JSON string (quotes included in id[]) */
+	MCPF_CALL_HAS_NAME = 4,	  /* params.name was present (tools/call) */
+	MCPF_CALL_HAS_METHOD = 8, /* a method was present (else a response) */
 };
 
 enum mcpf_scan_flags {
-	MCPF_SCAN_BATCH = 1,    /* the value is an array of messages */
+	MCPF_SCAN_BATCH = 1,	/* the value is an array of messages */
 	MCPF_SCAN_TRAILING = 2, /* bytes other than whitespace follow the value (packed messages) */
-	MCPF_SCAN_NEWLINE = 4,  /* a raw newline inside the value (it is not one stdio line) */
+	MCPF_SCAN_NEWLINE = 4,	/* a raw newline inside the value (it is not one stdio line) */
 };
 
 /*
@@ -78,22 +78,22 @@ struct mcpf_call {
  */
 enum mcpf_why {
 	MCPF_WHY_NONE = 0,
-	MCPF_WHY_JSON = 1,        /* not JSON, or not UTF-8 (lone surrogates included) */
-	MCPF_WHY_BOUND = 2,       /* past a bound: nesting, batch size, method, name or id length */
-	MCPF_WHY_DUP_KEY = 3,     /* a key that matters, twice: servers read the last one */
+	MCPF_WHY_JSON = 1,	  /* not JSON, or not UTF-8 (lone surrogates included) */
+	MCPF_WHY_BOUND = 2,	  /* past a bound: nesting, batch size, method, name or id length */
+	MCPF_WHY_DUP_KEY = 3,	  /* a key that matters, twice: servers read the last one */
 	MCPF_WHY_FOLDED_KEY = 4,  /* a key equal to one that matters only without regard to case */
-	MCPF_WHY_SHAPE = 5,       /* not a message as servers read it (top level, types, both
+	MCPF_WHY_SHAPE = 5,	  /* not a message as servers read it (top level, types, both
 				   * method and result/error, tools/call without a string name) */
-	MCPF_WHY_ID = 6,          /* a tools/call id a server may write back otherwise */
-	MCPF_WHY_TRAILING = 7,    /* bytes after the value where one value is the whole */
-	MCPF_WHY_NEWLINE = 8,     /* a raw newline inside a value on a line-framed transport */
-	MCPF_WHY_FRAMING = 9,     /* HTTP framing that cannot be followed */
-	MCPF_WHY_ENCODING = 10,   /* a Content-Encoding */
+	MCPF_WHY_ID = 6,	  /* a tools/call id a server may write back otherwise */
+	MCPF_WHY_TRAILING = 7,	  /* bytes after the value where one value is the whole */
+	MCPF_WHY_NEWLINE = 8,	  /* a raw newline inside a value on a line-framed transport */
+	MCPF_WHY_FRAMING = 9,	  /* HTTP framing that cannot be followed */
+	MCPF_WHY_ENCODING = 10,	  /* a Content-Encoding */
 	MCPF_WHY_MEDIA_TYPE = 11, /* a Content-Type other than application/json */
-	MCPF_WHY_CHARSET = 12,    /* a charset other than utf-8 */
-	MCPF_WHY_HEADERS = 13,    /* Mcp-Method or Mcp-Name disagree with the body */
+	MCPF_WHY_CHARSET = 12,	  /* a charset other than utf-8 */
+	MCPF_WHY_HEADERS = 13,	  /* Mcp-Method or Mcp-Name disagree with the body */
 	MCPF_WHY_TOO_LARGE = 14,  /* a body larger than MCPF_SCAN_BUF_MAX */
-	MCPF_WHY_BUSY = 15,       /* no working slot free on the CPU */
+	MCPF_WHY_BUSY = 15,	  /* no working slot free on the CPU */
 	MCPF_WHY_INCOMPLETE = 16, /* the value never ended */
 	MCPF_WHY_MAX = 17,
 };
@@ -114,13 +114,13 @@ struct mcpf_scan_result {
  * The policy lives in two generations; userspace fills the idle one, then flips tcp_active.gen.
  */
 #define MCPF_TCP_MAX_PORTS 16
-#define MCPF_TCP_MAX_GLOBS 64    /* hide entries + glob rules, per generation */
-#define MCPF_TCP_GLOB_MAX 64     /* bytes of one glob pattern */
-#define MCPF_TCP_MAX_LIMITS 64   /* distinct budgets, per generation */
-#define MCPF_TCP_CALL_LIMITS 8   /* all_tools limits, and a rule's limits */
-#define MCPF_TCP_SESSION_MAX 64  /* bytes of Mcp-Session-Id kept */
-#define MCPF_TCP_PENDING 8       /* denied ids per connection waiting for their reply */
-#define MCPF_TCP_HDR_MAX 8192    /* request headers longer than this are refused */
+#define MCPF_TCP_MAX_GLOBS 64	/* hide entries + glob rules, per generation */
+#define MCPF_TCP_GLOB_MAX 64	/* bytes of one glob pattern */
+#define MCPF_TCP_MAX_LIMITS 64	/* distinct budgets, per generation */
+#define MCPF_TCP_CALL_LIMITS 8	/* all_tools limits, and a rule's limits */
+#define MCPF_TCP_SESSION_MAX 64 /* bytes of Mcp-Session-Id kept */
+#define MCPF_TCP_PENDING 8	/* denied ids per connection waiting for their reply */
+#define MCPF_TCP_HDR_MAX 8192	/* request headers longer than this are refused */
 #define MCPF_TCP_RULE_NONE 0xffffffffu
 /*
  * Runs of the sk_msg program in flight on one CPU at once: a run can be preempted (preempt=full
@@ -137,12 +137,12 @@ struct mcpf_slot {
 };
 
 enum mcpf_kind {
-	MCPF_KIND_ALLOW = 0,     /* same numbers as enum deny_kind (user/decide.h) */
+	MCPF_KIND_ALLOW = 0, /* same numbers as enum deny_kind (user/decide.h) */
 	MCPF_KIND_HIDDEN = 1,
 	MCPF_KIND_DEFAULT = 2,
 	MCPF_KIND_RULE = 3,
 	MCPF_KIND_CONDITION = 4, /* require/deny_if: not checkable in the kernel, fail closed */
-	MCPF_KIND_APPROVAL = 5,  /* approve rule and no ticket */
+	MCPF_KIND_APPROVAL = 5,	 /* approve rule and no ticket */
 	MCPF_KIND_LIMIT = 6,
 	MCPF_KIND_INVALID = 7,
 	MCPF_KIND_UNPARSED = 8,
@@ -157,7 +157,7 @@ enum mcpf_rule_action {
 };
 
 struct mcpf_rule {
-	__u32 idx; /* index in the policy's rules[] (for the audit pointer) */
+	__u32 idx;   /* index in the policy's rules[] (for the audit pointer) */
 	__u8 action; /* enum mcpf_rule_action */
 	__u8 nlimits;
 	__u16 _pad;
@@ -190,7 +190,7 @@ struct mcpf_glob {
 	__u16 len;
 	__u8 kind; /* enum mcpf_glob_kind */
 	__u8 _pad;
-	__u32 idx; /* index in hide[] (HIDE) */
+	__u32 idx;	       /* index in hide[] (HIDE) */
 	struct mcpf_rule rule; /* (RULE) */
 };
 
@@ -235,19 +235,19 @@ struct mcpf_gen_cfg {
 
 /* Totals of the TCP hook (tcp_counters, per CPU). */
 enum mcpf_tcp_counter {
-	MCPF_CNT_REQUESTS = 0,  /* HTTP requests framed */
-	MCPF_CNT_BYTES = 1,     /* request bytes framed */
-	MCPF_CNT_POISONED = 2,  /* requests whose framing was refused */
-	MCPF_CNT_CORKED = 3,    /* times a send was held for more bytes */
-	MCPF_CNT_REPLIES = 4,   /* replies rewritten to say "denied by policy" */
-	MCPF_CNT_CALLS = 5,     /* tools/call messages decided */
+	MCPF_CNT_REQUESTS = 0,	  /* HTTP requests framed */
+	MCPF_CNT_BYTES = 1,	  /* request bytes framed */
+	MCPF_CNT_POISONED = 2,	  /* requests whose framing was refused */
+	MCPF_CNT_CORKED = 3,	  /* times a send was held for more bytes */
+	MCPF_CNT_REPLIES = 4,	  /* replies rewritten to say "denied by policy" */
+	MCPF_CNT_CALLS = 5,	  /* tools/call messages decided */
 	MCPF_CNT_EVENTS_LOST = 6, /* decisions whose event found the ring buffer full */
-	MCPF_CNT_BUSY = 7,      /* sends refused: every slot of their CPU was held */
+	MCPF_CNT_BUSY = 7,	  /* sends refused: every slot of their CPU was held */
 	MCPF_CNT_MAX = 8,
 };
 
 struct mcpf_active {
-	__u32 gen; /* 0 or 1: which generation of the policy maps is in force */
+	__u32 gen;    /* 0 or 1: which generation of the policy maps is in force */
 	__u32 loaded; /* 0 until the first policy is in: every call is denied */
 };
 
@@ -259,7 +259,7 @@ struct mcpf_active {
  */
 struct mcpf_stat_key {
 	__u64 hash; /* mcpf_name_hash of the tool; that of "" for calls whose name could not be read */
-	__u32 kind; /* enum mcpf_kind */
+	__u32 kind;   /* enum mcpf_kind */
 	__u32 policy; /* the policy that decided: index in tcp_policies; 0 before the first one */
 };
 
@@ -279,8 +279,8 @@ struct mcpf_stat_val {
 #define MCPF_POLICY_NAME_MAX 64
 #define MCPF_POLICY_PATH_MAX 256
 struct mcpf_policy_info {
-	__u64 digest; /* FNV-1a 64 of the policy file's bytes */
-	__u64 loaded_s; /* CLOCK_REALTIME seconds when first compiled */
+	__u64 digest;			 /* FNV-1a 64 of the policy file's bytes */
+	__u64 loaded_s;			 /* CLOCK_REALTIME seconds when first compiled */
 	char name[MCPF_POLICY_NAME_MAX]; /* file name without .json, [A-Za-z0-9._+@-]; "": free */
 	char path[MCPF_POLICY_PATH_MAX]; /* the file's real path; "" when longer than this */
 };
@@ -307,7 +307,7 @@ struct mcpf_pending {
 };
 
 enum mcpf_conn_phase {
-	MCPF_CONN_HEADERS = 0, /* waiting for a request's headers */
+	MCPF_CONN_HEADERS = 0,	/* waiting for a request's headers */
 	MCPF_CONN_POISONED = 1, /* framing lost: the server was made to refuse; later sends drop */
 };
 
@@ -321,11 +321,11 @@ struct mcpf_conn {
 
 enum mcpf_event_flags {
 	MCPF_EV_NEUTRALIZED = 1, /* the request was rewritten in place */
-	MCPF_EV_HTTP = 2,        /* the HTTP framing was refused (request made invalid) */
-	MCPF_EV_TICKET = 4,      /* allowed by an approval ticket */
+	MCPF_EV_HTTP = 2,	 /* the HTTP framing was refused (request made invalid) */
+	MCPF_EV_TICKET = 4,	 /* allowed by an approval ticket */
 	MCPF_EV_BATCH = 8,
 	MCPF_EV_HDR_MISMATCH = 16, /* Mcp-Method/Mcp-Name disagreed with the body */
-	MCPF_EV_BUSY = 32,       /* refused unread: every slot of the CPU was held */
+	MCPF_EV_BUSY = 32,	   /* refused unread: every slot of the CPU was held */
 };
 
 /*
@@ -341,8 +341,8 @@ struct mcpf_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC */
 	__u32 pid;
 	__u32 uid;
-	__u32 kind; /* enum mcpf_kind */
-	__u32 rule; /* rule index, MCPF_TCP_RULE_NONE for default */
+	__u32 kind;  /* enum mcpf_kind */
+	__u32 rule;  /* rule index, MCPF_TCP_RULE_NONE for default */
 	__u32 limit; /* limit slot that fired (MCPF_KIND_LIMIT), hide index (HIDDEN) */
 	__u32 gen;
 	__u16 cport;
@@ -383,10 +383,10 @@ static inline __u32 mcpf_load32(const void *p)
 	memcpy(&v, p, sizeof(v));
 	return v;
 }
-#define mcpf_store64(p, v)                                                                    \
-	do {                                                                                  \
-		__u64 mcpf_v_ = (v);                                                          \
-		memcpy((p), &mcpf_v_, sizeof(mcpf_v_));                                       \
+#define mcpf_store64(p, v)                              \
+	do {                                            \
+		__u64 mcpf_v_ = (v);                    \
+		memcpy((p), &mcpf_v_, sizeof(mcpf_v_)); \
 	} while (0)
 #endif
 
@@ -396,18 +396,18 @@ static inline __u32 mcpf_load32(const void *p)
  * reason given above.
  */
 #ifdef __bpf__
-#define mcpf_copy(dst, src, n)                                                                \
-	do {                                                                                  \
-		_Static_assert((n) % 8 == 0, "mcpf_copy: n % 8");                             \
-		for (int mcpf_i_ = 0; mcpf_i_ < (int)(n) / 8; mcpf_i_++)                      \
-			mcpf_store64((char *)(dst) + 8 * mcpf_i_,                             \
-				     mcpf_load64((const char *)(src) + 8 * mcpf_i_));         \
+#define mcpf_copy(dst, src, n)                                                        \
+	do {                                                                          \
+		_Static_assert((n) % 8 == 0, "mcpf_copy: n % 8");                     \
+		for (int mcpf_i_ = 0; mcpf_i_ < (int)(n) / 8; mcpf_i_++)              \
+			mcpf_store64((char *)(dst) + 8 * mcpf_i_,                     \
+				     mcpf_load64((const char *)(src) + 8 * mcpf_i_)); \
 	} while (0)
-#define mcpf_zero(dst, n)                                                                     \
-	do {                                                                                  \
-		_Static_assert((n) % 8 == 0, "mcpf_zero: n % 8");                             \
-		for (int mcpf_i_ = 0; mcpf_i_ < (int)(n) / 8; mcpf_i_++)                      \
-			mcpf_store64((char *)(dst) + 8 * mcpf_i_, 0);                         \
+#define mcpf_zero(dst, n)                                                \
+	do {                                                             \
+		_Static_assert((n) % 8 == 0, "mcpf_zero: n % 8");        \
+		for (int mcpf_i_ = 0; mcpf_i_ < (int)(n) / 8; mcpf_i_++) \
+			mcpf_store64((char *)(dst) + 8 * mcpf_i_, 0);    \
 	} while (0)
 #else
 #define mcpf_copy(dst, src, n) memcpy((dst), (src), (n))
@@ -420,7 +420,7 @@ static inline __u32 mcpf_load32(const void *p)
  * and need not be: the name is compared in the value.
  */
 static inline __attribute__((always_inline)) __u64 mcpf_name_hash(const char *name, __u32 len,
-								 __u64 seed)
+								  __u64 seed)
 {
 	__u64 h = seed ^ ((__u64)len * 0x9e3779b97f4a7c15ULL);
 
@@ -442,7 +442,7 @@ static inline __attribute__((always_inline)) __u64 mcpf_name_hash(const char *na
 
 /* Are the NUL-padded names a and b, both len bytes, equal? 8 bytes a step. */
 static inline __attribute__((always_inline)) int mcpf_name_eq(const char *a, const char *b,
-							     __u32 len)
+							      __u32 len)
 {
 	for (__u32 i = 0; i < MCPF_NAME_MAX / 8; i++) {
 		if (8 * i >= len)

@@ -452,8 +452,7 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 			break;
 		o = w->rw_off[r];
 		s = w->rw_span[r];
-		if (o > MCPF_SCAN_BUF_MAX || s > SPAN_MAX ||
-		    neutralize_method(msg, base + o, s))
+		if (o > MCPF_SCAN_BUF_MAX || s > SPAN_MAX || neutralize_method(msg, base + o, s))
 			poison_at(msg, off); /* cannot rewrite the method: refuse the whole body */
 	}
 }
@@ -479,7 +478,8 @@ static __always_inline int framed(struct sk_msg_md *msg, __u32 total, __u32 size
 	count(MCPF_CNT_REQUESTS, 1);
 	count(MCPF_CNT_BYTES, total);
 	if (total != size)
-		bpf_msg_apply_bytes(msg, total); /* more requests follow, or the rest of a large body */
+		bpf_msg_apply_bytes(msg,
+				    total); /* more requests follow, or the rest of a large body */
 	return SK_PASS;
 }
 
@@ -544,8 +544,10 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct tcp_work *w
 	if (hc->seen & (1u << HDR_TRANSFER_ENCODING))
 		goto poison;
 	/* a pooled connection carries requests of several sessions: each request says its own */
-	w->session_hash = w->hd.h_session_len && w->hd.h_session_len < MCPF_TCP_SESSION_MAX ?
-		mcpf_name_hash(w->hd.h_session, w->hd.h_session_len, cfg_name_seed) : 0;
+	w->session_hash =
+		w->hd.h_session_len && w->hd.h_session_len < MCPF_TCP_SESSION_MAX ?
+			mcpf_name_hash(w->hd.h_session, w->hd.h_session_len, cfg_name_seed) :
+			0;
 	total = hc->end + (__u32)hc->cl;
 	if (hc->cl > MCPF_SCAN_BUF_MAX) {
 		/* too large to read: its first body byte is made invalid, the rest passes */

@@ -18,16 +18,16 @@ struct glob_scan_ctx {
 	__u32 gen;
 	__u32 first, last; /* range of tcp_globs entries of this generation to try */
 	__u32 name_len;
-	__u32 hit; /* index of the first entry that matched; (u32)-1 none */
+	__u32 hit;	 /* index of the first entry that matched; (u32)-1 none */
 	__u32 uncertain; /* a match ran out of steps: fail closed */
 };
 
 struct reply_ctx {
 	__u32 n;
 	__u32 from;
-	__u32 hit; /* offset of the text to rewrite, or (u32)-1 */
-	__u32 pos; /* where the needle was found */
-	__u32 at;  /* reply_find_loop: the next 8 bytes it looks at */
+	__u32 hit;   /* offset of the text to rewrite, or (u32)-1 */
+	__u32 pos;   /* where the needle was found */
+	__u32 at;    /* reply_find_loop: the next 8 bytes it looks at */
 	__u32 found; /* reply_find_loop: where it found the needle, or (u32)-1 */
 };
 
@@ -39,7 +39,7 @@ struct decision {
 	__u32 policy; /* tcp_policies index of the generation that decided; 0 none */
 	__u32 gen;    /* tcp_active.gen the decision read, when has_gen */
 	__u32 has_gen;
-	__u32 why;    /* enum mcpf_why, for MCPF_KIND_UNPARSED */
+	__u32 why; /* enum mcpf_why, for MCPF_KIND_UNPARSED */
 };
 
 /*
@@ -64,8 +64,8 @@ struct tcp_work {
 	struct mcpf_rule_key rkey;
 	struct mcpf_stat_key skey;
 	struct mcpf_stat_val tool; /* the tool being decided: name, len (and a stat value) */
-	__u64 tool_hash; /* mcpf_name_hash of tool.name */
-	__u64 session_hash; /* of the request's Mcp-Session-Id (hd.h_session); 0: none */
+	__u64 tool_hash;	   /* mcpf_name_hash of tool.name */
+	__u64 session_hash;	   /* of the request's Mcp-Session-Id (hd.h_session); 0: none */
 	char gpat[MCPF_TCP_GLOB_MAX];
 	__u32 nrw;
 	__u32 rw_off[MCPF_SCAN_MAX_CALLS];
@@ -199,7 +199,8 @@ static __always_inline struct tcp_work *slot_at(__u32 idx)
 
 static __always_inline struct mcpf_scan_buf *scan_buf_get(const struct tcp_work *w)
 {
-	__u32 i = bpf_get_smp_processor_id() * MCPF_TCP_SLOTS + (w->slot.idx & (MCPF_TCP_SLOTS - 1));
+	__u32 i =
+		bpf_get_smp_processor_id() * MCPF_TCP_SLOTS + (w->slot.idx & (MCPF_TCP_SLOTS - 1));
 
 	return bpf_map_lookup_elem(&tcp_scan_bufs, &i);
 }

@@ -115,8 +115,8 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	if (!e) {
 		count(MCPF_CNT_EVENTS_LOST, 1);
 		/* the event would have charged the host-wide table: count the uses to charge */
-		for (int i = 0; w && d->kind == MCPF_KIND_ALLOW && d->has_gen &&
-				i < 2 * MCPF_TCP_CALL_LIMITS;
+		for (int i = 0;
+		     w && d->kind == MCPF_KIND_ALLOW && d->has_gen && i < 2 * MCPF_TCP_CALL_LIMITS;
 		     i++) {
 			__u32 k;
 			__u64 *u;
@@ -145,7 +145,8 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	e->flags = d->flags | flags;
 	e->why = d->kind == MCPF_KIND_UNPARSED ? d->why : MCPF_WHY_NONE;
 	/* task->comm, NUL-padded, read through the task: 6.1 has no bpf_get_current_comm in sk_msg */
-	bpf_core_read(e->comm, sizeof(e->comm), &((struct task_struct *)bpf_get_current_task())->comm);
+	bpf_core_read(e->comm, sizeof(e->comm),
+		      &((struct task_struct *)bpf_get_current_task())->comm);
 	if (w && idx < MCPF_SCAN_MAX_CALLS) {
 		const struct mcpf_call *c = &w->res.calls[idx & (MCPF_SCAN_MAX_CALLS - 1)];
 

@@ -148,9 +148,8 @@ static int new_token(struct approvals *q, char token[APPROVAL_TOKEN_HEX + 1])
 
 /* --- the queue --- */
 
-struct approval *approvals__add(struct approvals *q, const char *tool, json_t *msg,
-				const char *raw, size_t raw_len, uint32_t timeout_s,
-				uint64_t now_us)
+struct approval *approvals__add(struct approvals *q, const char *tool, json_t *msg, const char *raw,
+				size_t raw_len, uint32_t timeout_s, uint64_t now_us)
 {
 	struct approval *a = calloc(1, sizeof(*a)), **tail;
 	json_t *params = json_object_get(msg, "params");
@@ -339,13 +338,13 @@ void approval__who(const struct approvers *ap, unsigned via, char *buf, size_t s
 	}
 	len = (size_t)snprintf(buf, size, "root");
 	for (size_t i = 0; ap && i < ap->nusers && len < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, ", %s",
-					policy__approver_name(&ap->users[i], false, name,
-							      sizeof(name)));
+		len += (size_t)snprintf(
+			buf + len, size - len, ", %s",
+			policy__approver_name(&ap->users[i], false, name, sizeof(name)));
 	for (size_t i = 0; ap && i < ap->ngroups && len < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, ", members of %s",
-					policy__approver_name(&ap->groups[i], true, name,
-							      sizeof(name)));
+		len += (size_t)snprintf(
+			buf + len, size - len, ", members of %s",
+			policy__approver_name(&ap->groups[i], true, name, sizeof(name)));
 }
 
 void approval__warn_unresolved(const struct policy *p)
@@ -458,8 +457,8 @@ size_t approvals__pollfds(struct approvals *q, struct pollfd *pfd, size_t max)
 		struct approval_conn *c = &q->conns[i];
 
 		if (c->fd >= 0)
-			pfd[n++] = (struct pollfd){ .fd = c->fd,
-						    .events = c->out ? POLLOUT : POLLIN };
+			pfd[n++] =
+				(struct pollfd){ .fd = c->fd, .events = c->out ? POLLOUT : POLLIN };
 	}
 	return n;
 }
@@ -549,11 +548,13 @@ static json_t *call_json(struct approvals *q, const struct approval *a, const st
 		      "id", a->id, "pid", (int)q->pid, "server", json_text(q->server), "tool",
 		      a->tool, "digest", a->digest, "client", "pid", (int)q->client_pid, "uid",
 		      (int)q->client_uid, "exe", json_text(q->client_exe), "gateway_uid",
-		      (int)geteuid(),
-		      "waiting_s", (json_int_t)((now_us - a->started_us) / 1000000), "timeout_s",
-		      (json_int_t)a->timeout_s, "rule", r ? r->ptr : NULL, "via", vias, "asked",
-		      a->elicit_id ? "client" : a->on_socket ? "operator" : "nobody", "may_approve",
-		      who);
+		      (int)geteuid(), "waiting_s", (json_int_t)((now_us - a->started_us) / 1000000),
+		      "timeout_s", (json_int_t)a->timeout_s, "rule", r ? r->ptr : NULL, "via", vias,
+		      "asked",
+		      a->elicit_id ? "client" :
+		      a->on_socket ? "operator" :
+				     "nobody",
+		      "may_approve", who);
 	/* an approver reads what they approve; beyond a size, only its digest and size */
 	if (o && (!args || strlen(args) <= LIST_ARGS_MAX))
 		json_object_set_new(o, "arguments", a->args ? json_incref(a->args) : json_object());
@@ -611,8 +612,10 @@ static void serve_decide(struct approvals *q, struct approval_conn *c, const str
 	pid_t pid;
 
 	if (approval__parse_id(id, &pid, token, digest)) {
-		conn_reply(c, "error: '%.60s' is not an approval ID (PID-CALL-DIGEST, from "
-			      "`mcpfence approvals`)\n", id);
+		conn_reply(c,
+			   "error: '%.60s' is not an approval ID (PID-CALL-DIGEST, from "
+			   "`mcpfence approvals`)\n",
+			   id);
 		return;
 	}
 	if (pid != q->pid) {
@@ -624,8 +627,10 @@ static void serve_decide(struct approvals *q, struct approval_conn *c, const str
 		if (a->state == APPROVAL_WAITING && !strcmp(a->token, token))
 			break;
 	if (!a) {
-		conn_reply(c, "error: no call %s waits for approval here (decided, expired, "
-			      "cancelled, or never held)\n", id);
+		conn_reply(c,
+			   "error: no call %s waits for approval here (decided, expired, "
+			   "cancelled, or never held)\n",
+			   id);
 		return;
 	}
 	/* the same call number with other arguments: a stale or forged ID decides nothing */
@@ -640,8 +645,10 @@ static void serve_decide(struct approvals *q, struct approval_conn *c, const str
 	r = approve_rule(p, a->tool);
 	if (r && !(r->approval_via & VIA_OPERATOR)) {
 		refused(q, c, id, verb, "the rule asks the client only");
-		conn_reply(c, "error: call %s is asked through the client only (%s has \"via\": "
-			      "[\"client\"]): the control socket does not decide it\n", id, r->ptr);
+		conn_reply(c,
+			   "error: call %s is asked through the client only (%s has \"via\": "
+			   "[\"client\"]): the control socket does not decide it\n",
+			   id, r->ptr);
 		return;
 	}
 	if (authorize(q, r, &c->peer, how, sizeof(how))) {
@@ -677,7 +684,7 @@ static void conn_command(struct approvals *q, struct approval_conn *c, const str
 }
 
 static void conn_io(struct approvals *q, struct approval_conn *c, short revents,
-		   const struct policy *p, uint64_t now_us)
+		    const struct policy *p, uint64_t now_us)
 {
 	ssize_t n;
 

@@ -45,16 +45,16 @@ struct approval {
 	char id[APPROVAL_ID_LEN];
 	char digest[65]; /* hex SHA-256 of the tool and its arguments */
 	char *tool;
-	json_t *args;	 /* owned */
-	json_t *msg;	 /* owned: the held request, forwarded as it was once approved */
-	char *raw;	 /* the request's bytes as received, with '\n'; NULL: dump msg */
+	json_t *args; /* owned */
+	json_t *msg;  /* owned: the held request, forwarded as it was once approved */
+	char *raw;    /* the request's bytes as received, with '\n'; NULL: dump msg */
 	size_t raw_len;
 	uint64_t started_us, deadline_us; /* CLOCK_MONOTONIC */
 	uint32_t timeout_s;
 	char *elicit_id; /* our elicitation/create id, when the client was asked */
 	bool on_socket;	 /* the operator was told, on the control socket */
 	enum approval_state state;
-	char by[96];  /* who decided: "elicitation", "uid 0 (root)"; empty: nobody */
+	char by[96];   /* who decided: "elicitation", "uid 0 (root)"; empty: nobody */
 	char why[200]; /* APPROVAL_UNASKABLE: why nobody could be asked */
 	struct approval *next;
 };
@@ -81,7 +81,7 @@ struct approval_conn {
 
 struct approvals {
 	struct approval *head;
-	int listen_fd; /* -1 until the first call waits on the socket */
+	int listen_fd;	    /* -1 until the first call waits on the socket */
 	char sock_name[64]; /* abstract name, without its leading NUL */
 	const char *server; /* for listings */
 	pid_t pid;	    /* ours: the first part of every ID */
@@ -96,9 +96,8 @@ void approvals__init(struct approvals *q);
 /* Drop every held call and close the socket and its connections. */
 void approvals__fini(struct approvals *q);
 /* Hold a call (steals msg, copies raw); NULL and errno (ENOMEM) on failure. */
-struct approval *approvals__add(struct approvals *q, const char *tool, json_t *msg,
-				const char *raw, size_t raw_len, uint32_t timeout_s,
-				uint64_t now_us);
+struct approval *approvals__add(struct approvals *q, const char *tool, json_t *msg, const char *raw,
+				size_t raw_len, uint32_t timeout_s, uint64_t now_us);
 void approvals__remove(struct approvals *q, struct approval *a);
 struct approval *approvals__find_elicit(struct approvals *q, const char *elicit_id);
 /* The held request whose JSON-RPC id equals id (for notifications/cancelled). */

@@ -77,7 +77,8 @@ static int find_sockets(pid_t only, struct gw_sock **out, size_t *n)
 		bool seen = false;
 
 		if (sscanf(line, "%*[^:]: %*x %*x %x %x %x %lu %n", &flags, &type, &st, &inode,
-			   &off) != 4 || !off)
+			   &off) != 4 ||
+		    !off)
 			continue;
 		path = line + off;
 		path[strcspn(path, "\n")] = 0;
@@ -289,8 +290,10 @@ static bool call_checks(const json_t *o, const struct gw_sock *gs, char *why, si
 	}
 	if (args || !json_object_get(o, "arguments_bytes")) {
 		if (approval__digest(tool, args ? args : NULL, hex) || strcmp(hex, digest)) {
-			snprintf(why, size, "call %.48s: the tool and arguments listed do not have "
-				 "its digest", id);
+			snprintf(why, size,
+				 "call %.48s: the tool and arguments listed do not have "
+				 "its digest",
+				 id);
 			return false;
 		}
 	}
@@ -301,8 +304,8 @@ static void print_call(const json_t *o)
 {
 	const json_t *client = json_object_get(o, "client");
 	json_t *args = json_object_get(o, "arguments");
-	char *text = args ? json_dumps(args, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) :
-			    NULL;
+	char *text =
+		args ? json_dumps(args, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
 	json_int_t cuid = json_integer_value(json_object_get(client, "uid"));
 	char who[128];
 
@@ -483,13 +486,15 @@ static int decide_one(int argc, char **argv, bool yes)
 	}
 	if (approval__parse_id(argv[1], &pid, token, digest)) {
 		log_err("%s: '%.80s' is not an approval ID (PID-CALL-DIGEST, from `mcpfence "
-			"approvals`)", argv[0], argv[1]);
+			"approvals`)",
+			argv[0], argv[1]);
 		return EXIT_USAGE;
 	}
 	fd = connect_pid(pid, why, sizeof(why));
 	if (fd < 0) {
 		log_err("%s: no gateway of pid %d takes approvals (%s): it exited, or the ID is "
-			"stale", argv[1], (int)pid, why);
+			"stale",
+			argv[1], (int)pid, why);
 		return 1;
 	}
 	snprintf(cmd, sizeof(cmd), "%s %s\n", yes ? "approve" : "deny", argv[1]);

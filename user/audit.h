@@ -15,15 +15,15 @@ struct audit;
 
 /* One decision. Every pointer may be NULL (the field is then left out or null). */
 struct audit_event {
-	uint64_t time_us;     /* CLOCK_REALTIME, µs since the epoch; 0: now */
-	const char *plane;    /* "stdio", "http", "kernel" */
-	const char *server;   /* the server's name */
-	const char *session;  /* MCP session id or a per-connection id */
-	const char *conn;     /* the connection, where the plane knows one: "tcp:53312->8080" */
-	pid_t client_pid;     /* 0: unknown */
-	uid_t client_uid;     /* (uid_t)-1: unknown */
+	uint64_t time_us;    /* CLOCK_REALTIME, µs since the epoch; 0: now */
+	const char *plane;   /* "stdio", "http", "kernel" */
+	const char *server;  /* the server's name */
+	const char *session; /* MCP session id or a per-connection id */
+	const char *conn;    /* the connection, where the plane knows one: "tcp:53312->8080" */
+	pid_t client_pid;    /* 0: unknown */
+	uid_t client_uid;    /* (uid_t)-1: unknown */
 	const char *client_exe;
-	const char *method;   /* "tools/call", or what the message was */
+	const char *method; /* "tools/call", or what the message was */
 	const char *tool;
 	const json_t *args;   /* the call's arguments: keys logged, values only if audit_values */
 	const char *decision; /* "allow", "deny" */
@@ -31,8 +31,8 @@ struct audit_event {
 	const char *rule;     /* JSON Pointer of the rule that fired */
 	const char *reason;
 	const char *approved_by; /* who decided: "elicitation", "uid 0 (root)", "ticket" */
-	uint64_t latency_us;  /* time mcpfence took to decide, approvals included */
-	const char *request_id; /* the id as JSON text */
+	uint64_t latency_us;	 /* time mcpfence took to decide, approvals included */
+	const char *request_id;	 /* the id as JSON text */
 };
 
 /*

@@ -90,18 +90,23 @@ int cgroup__v2_root(char *path, size_t size, char *why, size_t why_size)
 	int err = cgroup__v2_mount_from("/proc/self/mountinfo", path, size);
 
 	if (err == -ENOENT) {
-		snprintf(why, why_size, "no cgroup v2 is mounted on this host (none in "
-			 "/proc/self/mountinfo): mount one (mount -t cgroup2 none /sys/fs/cgroup) or "
-			 "give --cgroup PATH");
+		snprintf(
+			why, why_size,
+			"no cgroup v2 is mounted on this host (none in "
+			"/proc/self/mountinfo): mount one (mount -t cgroup2 none /sys/fs/cgroup) or "
+			"give --cgroup PATH");
 		return err;
 	}
 	if (err) {
-		snprintf(why, why_size, "/proc/self/mountinfo: %s: give --cgroup PATH", strerror(-err));
+		snprintf(why, why_size, "/proc/self/mountinfo: %s: give --cgroup PATH",
+			 strerror(-err));
 		return err;
 	}
 	if (statfs(path, &st) || st.f_type != CGROUP2_SUPER_MAGIC) {
-		snprintf(why, why_size, "%s is listed as cgroup v2 in /proc/self/mountinfo but is "
-			 "not one: give --cgroup PATH", path);
+		snprintf(why, why_size,
+			 "%s is listed as cgroup v2 in /proc/self/mountinfo but is "
+			 "not one: give --cgroup PATH",
+			 path);
 		return -ENOENT;
 	}
 	return 0;

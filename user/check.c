@@ -87,9 +87,7 @@ static json_t *rule_json(const struct policy *p, const struct rule *r)
 		      policy__action_name(r->action), "limits", limits, "require",
 		      conds_json(r->require, r->nrequire), "deny_if",
 		      conds_json(r->deny_if, r->ndeny_if), "gateway", "enforced", "full", "kernel",
-		      "enforced",
-		      n ? "partial" : "full",
-		      "notes", kn);
+		      "enforced", n ? "partial" : "full", "notes", kn);
 	if (o && r->reason)
 		json_object_set_new(o, "reason", json_string(r->reason));
 	if (o && r->action == ACTION_APPROVE) {
@@ -100,7 +98,8 @@ static json_t *rule_json(const struct policy *p, const struct rule *r)
 		json_object_set_new(o, "approvers",
 				    json_pack("{s:o, s:o}", "users",
 					      approvers_json(ap->users, ap->nusers, false),
-					      "groups", approvers_json(ap->groups, ap->ngroups, true)));
+					      "groups",
+					      approvers_json(ap->groups, ap->ngroups, true)));
 	}
 	return o;
 }
@@ -120,8 +119,9 @@ json_t *check__policy_json(const char *file, const struct policy *p)
 		json_array_append_new(rules, rule_json(p, &p->rules[i]));
 	o = json_pack("{s:s, s:b, s:s, s:o, s:o, s:o, s:s, s:s}", "file", file, "valid", 1,
 		      "default", policy__action_name(p->def), "hide", hide, "all_tools_limits", all,
-		      "rules", rules, "kernel_unparsed", p->kernel_unparsed_allow ? "allow" : "deny",
-		      "audit_arguments", p->audit_values ? "values" : "keys");
+		      "rules", rules, "kernel_unparsed",
+		      p->kernel_unparsed_allow ? "allow" : "deny", "audit_arguments",
+		      p->audit_values ? "values" : "keys");
 	if (o && p->nhide)
 		json_object_set_new(o, "kernel_notes", json_pack("[s]", check__hide_note));
 	return o;

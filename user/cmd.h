@@ -3,7 +3,6 @@
 #ifndef MCPFENCE_CMD_H
 #define MCPFENCE_CMD_H
 
-
 #define EXIT_USAGE 2
 
 int cmd_check(int argc, char **argv);

@@ -112,7 +112,8 @@ static int share_global_budgets(struct attach_ctx *ac, const struct policy *p)
 	err = limits__share_table(ac->ev.limits, path, 0);
 	if (err) {
 		log_err("%s: budgets of scope \"global\" are the host's, and the host-wide table "
-			"%s cannot be used: the policy is not enforced", p->source, path);
+			"%s cannot be used: the policy is not enforced",
+			p->source, path);
 		limits__free(ac->ev.limits);
 		ac->ev.limits = NULL;
 		return err;
@@ -259,7 +260,8 @@ int cmd_attach(int argc, char **argv)
 	switch (kernel__attachment()) {
 	case KERNEL_ATTACHED_LIVE:
 		log_err("%s holds the attachment of a running `mcpfence attach`: stop it, or run "
-			"`mcpfence detach`", MCPF_PIN_DIR);
+			"`mcpfence detach`",
+			MCPF_PIN_DIR);
 		return 1;
 	case KERNEL_ATTACHED_STALE:
 		log_err("%s holds a stale attachment (its `mcpfence attach` is gone; its programs "
@@ -319,7 +321,8 @@ int cmd_attach(int argc, char **argv)
 	if (err > 0)
 		log_info("%d connection%s established before the attachment now enforced too", err,
 			 err == 1 ? "" : "s");
-	rb = ring_buffer__new(bpf_map__fd(ac.skel->maps.tcp_events), kernel__on_event, &ac.ev, NULL);
+	rb = ring_buffer__new(bpf_map__fd(ac.skel->maps.tcp_events), kernel__on_event, &ac.ev,
+			      NULL);
 	if (!rb) {
 		log_err("tcp_events: ring buffer: %s", strerror(errno));
 		goto out_detach;

@@ -131,8 +131,9 @@ int cmd_check(int argc, char **argv)
 		if (!p) {
 			status = 1;
 			if (as_json)
-				json_array_append_new(out, json_pack("{s:s, s:b, s:s}", "file", argv[i],
-								     "valid", 0, "error", err));
+				json_array_append_new(out,
+						      json_pack("{s:s, s:b, s:s}", "file", argv[i],
+								"valid", 0, "error", err));
 			else
 				fprintf(stderr, "%s\n", err);
 			continue;

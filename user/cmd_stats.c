@@ -46,7 +46,8 @@ static void stats_policies(struct stat_policy *pol)
 			p->loaded_s = info.loaded_s;
 			/* written by attach from a file name, read back here: check it again */
 			for (size_t j = 0; j < sizeof(info.name) - 1 && info.name[j]; j++)
-				p->name[j] = kernel__policy_name_byte(info.name[j]) ? info.name[j] : '_';
+				p->name[j] =
+					kernel__policy_name_byte(info.name[j]) ? info.name[j] : '_';
 			p->name[strnlen(info.name, sizeof(info.name) - 1)] = 0;
 			snprintf(p->digest_hex, sizeof(p->digest_hex), "%016" PRIx64, p->digest);
 			stats__text_clean(info.path, sizeof(info.path), p->path, false);

@@ -242,8 +242,7 @@ enum cond_result decide__cond(const struct cond *c, const json_t *args)
 			return member(c->value, v);
 		if (json_is_string(v) && json_is_string(c->value))
 			return memmem(json_string_value(v), json_string_length(v),
-				      json_string_value(c->value),
-				      json_string_length(c->value)) ?
+				      json_string_value(c->value), json_string_length(c->value)) ?
 				       COND_TRUE :
 				       COND_FALSE;
 		return COND_UNKNOWN;
@@ -299,15 +298,15 @@ static bool conds_pass(const struct rule *r, const json_t *args, struct decision
 	return true;
 }
 
-void decide__call(const struct policy *p, const char *tool, const json_t *args,
-		  struct decision *d)
+void decide__call(const struct policy *p, const char *tool, const json_t *args, struct decision *d)
 {
 	const struct rule *r;
 	long hidden;
 
 	memset(d, 0, sizeof(*d));
 	if (p->deny_all) {
-		decide__deny(d, KIND_DEFAULT, "(no policy)", "no policy is loaded: every call is denied");
+		decide__deny(d, KIND_DEFAULT, "(no policy)",
+			     "no policy is loaded: every call is denied");
 		return;
 	}
 	if (!tool || !tool[0]) {
@@ -342,7 +341,8 @@ void decide__call(const struct policy *p, const char *tool, const json_t *args,
 		if (r->reason)
 			decide__deny(d, KIND_RULE, r->action_ptr, "%s", r->reason);
 		else
-			decide__deny(d, KIND_RULE, r->action_ptr, "tool \"%.100s\" is denied", tool);
+			decide__deny(d, KIND_RULE, r->action_ptr, "tool \"%.100s\" is denied",
+				     tool);
 		return;
 	}
 	if (!conds_pass(r, args, d))
@@ -358,9 +358,9 @@ void decide__call(const struct policy *p, const char *tool, const json_t *args,
 
 const char *decide__kind_name(enum deny_kind k)
 {
-	static const char *const names[] = { "none",	  "hidden",   "default", "rule",
-					     "condition", "approval", "limit",	 "invalid",
-					     "unparsed" };
+	static const char *const names[] = { "none",  "hidden",	   "default",
+					     "rule",  "condition", "approval",
+					     "limit", "invalid",   "unparsed" };
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }

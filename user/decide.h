@@ -8,7 +8,7 @@
 #include "policy.h"
 
 enum verdict {
-	VERDICT_ALLOW = 0,   /* allowed by rules; limits are still to be reserved */
+	VERDICT_ALLOW = 0, /* allowed by rules; limits are still to be reserved */
 	VERDICT_DENY = 1,
 	VERDICT_APPROVE = 2, /* a human must approve first, then limits are reserved */
 };
@@ -17,10 +17,10 @@ enum deny_kind {
 	KIND_NONE = 0,
 	KIND_HIDDEN = 1,    /* hide[] */
 	KIND_DEFAULT = 2,   /* no rule matched and default is deny */
-	KIND_RULE = 3,      /* action deny */
+	KIND_RULE = 3,	    /* action deny */
 	KIND_CONDITION = 4, /* a require[] that does not hold, or a deny_if[] that does */
 	KIND_APPROVAL = 5,  /* a human said no, or nobody answered in time */
-	KIND_LIMIT = 6,     /* a budget is spent */
+	KIND_LIMIT = 6,	    /* a budget is spent */
 	KIND_INVALID = 7,   /* the call itself is malformed (no name, arguments not an object) */
 	KIND_UNPARSED = 8,  /* kernel plane: the bytes could not be read with certainty */
 };
@@ -31,10 +31,10 @@ enum deny_kind {
 struct decision {
 	enum verdict verdict;
 	enum deny_kind kind;
-	const struct rule *rule; /* the matching rule, NULL for default/hidden */
+	const struct rule *rule;      /* the matching rule, NULL for default/hidden */
 	char pointer[DECIDE_PTR_LEN]; /* JSON Pointer of the rule that fired, or "(default deny)" */
 	char reason[DECIDE_REASON_LEN]; /* what the agent reads after "denied by policy: " */
-	uint64_t retry_after_s; /* KIND_LIMIT: seconds until the window that fired ends */
+	uint64_t retry_after_s;		/* KIND_LIMIT: seconds until the window that fired ends */
 };
 
 /*
@@ -42,8 +42,7 @@ struct decision {
  * state. args may be NULL (treated as an empty object); anything else than an object is
  * KIND_INVALID. Limits are the caller's next step (limits__reserve).
  */
-void decide__call(const struct policy *p, const char *tool, const json_t *args,
-		  struct decision *d);
+void decide__call(const struct policy *p, const char *tool, const json_t *args, struct decision *d);
 
 /* Condition result: holds, does not hold, or cannot be judged (type mismatch, regex limit). */
 enum cond_result {
@@ -56,7 +55,7 @@ enum cond_result decide__cond(const struct cond *c, const json_t *args);
 const char *decide__kind_name(enum deny_kind k);
 const char *decide__verdict_name(enum verdict v);
 /* Mark d as denied with kind, pointer and a reason (printf-style). */
-void decide__deny(struct decision *d, enum deny_kind kind, const char *pointer,
-		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void decide__deny(struct decision *d, enum deny_kind kind, const char *pointer, const char *fmt,
+		  ...) __attribute__((format(printf, 4, 5)));
 
 #endif

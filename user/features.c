@@ -121,7 +121,8 @@ static int probe_run(enum probe_prog which, const char **step)
 	default:
 		syscall(SYS_getpid);
 	}
-	err = bpf_map__lookup_elem(skel->maps.probe_hits, &key, sizeof(key), &hits, sizeof(hits), 0);
+	err = bpf_map__lookup_elem(skel->maps.probe_hits, &key, sizeof(key), &hits, sizeof(hits),
+				   0);
 	if (!err && hits == 0)
 		err = -ENODATA;
 out_destroy:
@@ -187,7 +188,8 @@ int features__tcp(char *why, size_t size)
 		{ MAP, 0, BPF_MAP_TYPE_PERCPU_ARRAY, "this kernel has no per-CPU arrays" },
 		{ MAP, 0, BPF_MAP_TYPE_PERCPU_HASH, "this kernel has no per-CPU hashes" },
 		{ MAP, 0, BPF_MAP_TYPE_LRU_HASH, "this kernel has no LRU hashes" },
-		{ MAP, 0, BPF_MAP_TYPE_PROG_ARRAY, "this kernel has no program arrays (tail calls)" },
+		{ MAP, 0, BPF_MAP_TYPE_PROG_ARRAY,
+		  "this kernel has no program arrays (tail calls)" },
 		{ HELPER, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update,
 		  "sock_ops programs cannot call bpf_sock_hash_update" },
 		{ HELPER, BPF_PROG_TYPE_SK_MSG, BPF_FUNC_loop,
@@ -218,21 +220,24 @@ int features__tcp(char *why, size_t size)
 	char lockdown[32];
 
 	if (geteuid() != 0) {
-		snprintf(why, size, "not root: loading BPF programs needs CAP_BPF and CAP_NET_ADMIN");
+		snprintf(why, size,
+			 "not root: loading BPF programs needs CAP_BPF and CAP_NET_ADMIN");
 		return -EPERM;
 	}
 	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
-		int ok = needs[i].kind == PROG ? libbpf_probe_bpf_prog_type(needs[i].type, NULL) :
-			 needs[i].kind == MAP  ? libbpf_probe_bpf_map_type(needs[i].type, NULL) :
-						 libbpf_probe_bpf_helper(needs[i].prog,
-									 needs[i].type, NULL);
+		int ok = needs[i].kind == PROG ?
+				 libbpf_probe_bpf_prog_type(needs[i].type, NULL) :
+			 needs[i].kind == MAP ?
+				 libbpf_probe_bpf_map_type(needs[i].type, NULL) :
+				 libbpf_probe_bpf_helper(needs[i].prog, needs[i].type, NULL);
 
 		if (ok != 1) {
 			lockdown_mode(lockdown, sizeof(lockdown));
-			snprintf(why, size, "%s%s", needs[i].missing,
-				 !strcmp(lockdown, "confidentiality") ?
-					 " (lockdown=confidentiality refuses reads of kernel memory)" :
-					 "");
+			snprintf(
+				why, size, "%s%s", needs[i].missing,
+				!strcmp(lockdown, "confidentiality") ?
+					" (lockdown=confidentiality refuses reads of kernel memory)" :
+					"");
 			return -ENOTSUP;
 		}
 	}
@@ -249,7 +254,8 @@ int features__scan_test(char *why, size_t size)
 		int helper;
 		const char *missing;
 	} needs[] = {
-		{ BPF_FUNC_xdp_get_buff_len, "XDP programs cannot call bpf_xdp_get_buff_len (5.18+)" },
+		{ BPF_FUNC_xdp_get_buff_len,
+		  "XDP programs cannot call bpf_xdp_get_buff_len (5.18+)" },
 		{ BPF_FUNC_xdp_load_bytes, "XDP programs cannot call bpf_xdp_load_bytes (5.18+)" },
 		{ BPF_FUNC_loop, "XDP programs cannot call bpf_loop (5.17+)" },
 		{ BPF_FUNC_probe_read_kernel, "XDP programs cannot call bpf_probe_read_kernel" },
@@ -328,8 +334,7 @@ int cmd_features(int argc, char **argv)
 	printf("  reply search: a bpf_loop, 8 bytes a step, about %s ns per KB of a server's "
 	       "send, only while a denied call on that connection waits for its answer; the "
 	       "bpf_strnstr kfunc (6.17+; this kernel has %s) measured %s ns per KB: not used\n",
-	       SEARCH_LOOP_NS_PER_KB, features__strnstr() ? "it" : "none",
-	       SEARCH_KFUNC_NS_PER_KB);
+	       SEARCH_LOOP_NS_PER_KB, features__strnstr() ? "it" : "none", SEARCH_KFUNC_NS_PER_KB);
 	if (cgroup__v2_root(cg, sizeof(cg), why, sizeof(why)))
 		printf("  cgroup v2: none: %s\n", why);
 	else
@@ -352,6 +357,7 @@ int cmd_features(int argc, char **argv)
 		       "it)\n");
 	else
 		printf("lockdown: %s (reads of kernel memory are refused: the TCP plane cannot "
-		       "run)\n", lockdown);
+		       "run)\n",
+		       lockdown);
 	return ret;
 }

@@ -169,13 +169,14 @@ bool jsonrpc__key_folds_to(const char *key, size_t klen, const char *target, siz
 }
 
 /* The keys of a message object, or of its params, that must be read as written. */
-static const char *const msg_keys[] = { "jsonrpc", "id", "method", "params", "result", "error",
-					NULL };
+static const char *const msg_keys[] = {
+	"jsonrpc", "id", "method", "params", "result", "error", NULL
+};
 static const char *const params_keys[] = { "name", "arguments", NULL };
 
 /* A key of obj that folds to one of keys[] without being it: its name in err, -EINVAL. */
-static int check_folded(const json_t *obj, const char *const *keys, const char *where,
-			char *err, size_t errlen)
+static int check_folded(const json_t *obj, const char *const *keys, const char *where, char *err,
+			size_t errlen)
 {
 	const char *key;
 	json_t *v;
@@ -184,10 +185,11 @@ static int check_folded(const json_t *obj, const char *const *keys, const char *
 		for (size_t i = 0; keys[i]; i++) {
 			if (!jsonrpc__key_folds_to(key, strlen(key), keys[i], strlen(keys[i])))
 				continue;
-			snprintf(err, errlen,
-				 "%s key \"%.40s\" is \"%s\" to servers that match keys without regard "
-				 "to case",
-				 where, key, keys[i]);
+			snprintf(
+				err, errlen,
+				"%s key \"%.40s\" is \"%s\" to servers that match keys without regard "
+				"to case",
+				where, key, keys[i]);
 			return -EINVAL;
 		}
 	}
@@ -299,10 +301,11 @@ int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *
 		/* a CR that ends the line is a CRLF; one before that ends a line for some servers */
 		cr = len > 1 ? memchr(line, '\r', len - 1) : NULL;
 		if (cr) {
-			snprintf(m->err, sizeof(m->err),
-				 "a bare CR at byte %zu: servers that read universal newlines end the "
-				 "line there",
-				 (size_t)(cr - line));
+			snprintf(
+				m->err, sizeof(m->err),
+				"a bare CR at byte %zu: servers that read universal newlines end the "
+				"line there",
+				(size_t)(cr - line));
 			rc = -EINVAL;
 		}
 		for (size_t i = 0; !rc && json_is_array(v) && i < json_array_size(v); i++)
@@ -358,8 +361,7 @@ json_t *jsonrpc__error(const json_t *id, int code, const char *message)
 
 json_t *jsonrpc__result(const json_t *id, json_t *result)
 {
-	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", (json_t *)id, "result",
-			 result);
+	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", (json_t *)id, "result", result);
 }
 
 void jsonrpc__id_text(const json_t *id, char *buf, size_t size)

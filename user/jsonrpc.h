@@ -22,11 +22,11 @@
 /* Line framing over partial reads. */
 struct jr_reader {
 	char *buf;
-	size_t len;  /* bytes held */
+	size_t len; /* bytes held */
 	size_t cap;
-	size_t scan; /* bytes before this offset hold no newline */
-	size_t off;  /* start of the next line */
-	size_t max;  /* longest line kept whole */
+	size_t scan;   /* bytes before this offset hold no newline */
+	size_t off;    /* start of the next line */
+	size_t max;    /* longest line kept whole */
 	bool oversize; /* inside a line longer than max: it comes out in parts */
 };
 
@@ -50,21 +50,21 @@ int jsonrpc__reader_feed(struct jr_reader *r, const void *data, size_t len);
 enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line, size_t *len);
 
 enum jr_kind {
-	JR_INVALID = 0,      /* JSON, but not JSON-RPC (err says why; id kept if readable) */
-	JR_REQUEST = 1,      /* method and id */
+	JR_INVALID = 0,	     /* JSON, but not JSON-RPC (err says why; id kept if readable) */
+	JR_REQUEST = 1,	     /* method and id */
 	JR_NOTIFICATION = 2, /* method, no id */
 	JR_RESPONSE = 3,     /* result or error, and id */
-	JR_BATCH = 4,        /* an array of messages: classify each element */
+	JR_BATCH = 4,	     /* an array of messages: classify each element */
 };
 
 #define JSONRPC_ERR_LEN 160
 
 struct jr_msg {
 	enum jr_kind kind;
-	json_t *root;       /* owned: the whole value */
+	json_t *root;	    /* owned: the whole value */
 	const char *method; /* borrowed from root */
-	json_t *id;         /* borrowed; NULL when absent */
-	json_t *params;     /* borrowed; NULL when absent */
+	json_t *id;	    /* borrowed; NULL when absent */
+	json_t *params;	    /* borrowed; NULL when absent */
 	char err[JSONRPC_ERR_LEN];
 };
 

@@ -35,18 +35,18 @@ struct kernel_compiled {
 	struct policy *pol;
 	struct kernel_slot slots[64];
 	unsigned nslots;
-	unsigned gen; /* the generation of the maps it was compiled into */
-	uint32_t policy_id; /* its index in tcp_policies, which stats keys carry */
+	unsigned gen;		     /* the generation of the maps it was compiled into */
+	uint32_t policy_id;	     /* its index in tcp_policies, which stats keys carry */
 	uint64_t uncharged_seen[64]; /* tcp_uncharged of each slot, as last charged */
 	char policy_path[4096]; /* its file's real path: names its global budgets as run does */
 };
 
 /* How the server stage finds the replies to rewrite (bpf/tcp.bpf.c reply_find). */
 enum kernel_search {
-	KERNEL_SEARCH_AUTO = 0,  /* the loop: on every kernel, and faster than the kfunc */
+	KERNEL_SEARCH_AUTO = 0,	 /* the loop: on every kernel, and faster than the kfunc */
 	KERNEL_SEARCH_KFUNC = 1, /* bpf_strnstr (6.17+); fails without it */
-	KERNEL_SEARCH_LOOP = 2,  /* a bpf_loop search, 8 bytes a step */
-	KERNEL_SEARCH_BOTH = 3,  /* the loop's wired, the kfunc's loaded too where there is one */
+	KERNEL_SEARCH_LOOP = 2,	 /* a bpf_loop search, 8 bytes a step */
+	KERNEL_SEARCH_BOTH = 3,	 /* the loop's wired, the kfunc's loaded too where there is one */
 };
 
 struct kernel_load_opts {

@@ -190,7 +190,8 @@ int kernel__adopt_existing(int map_fd, const uint16_t *ports, unsigned nports)
 				break;
 			copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 			if (copy < 0) {
-				log_debug("pid %d fd %d: pidfd_getfd: %s", pid, fd, strerror(errno));
+				log_debug("pid %d fd %d: pidfd_getfd: %s", pid, fd,
+					  strerror(errno));
 				continue;
 			}
 			if (adopt_one(map_fd, copy, ports, nports) > 0)

@@ -62,8 +62,8 @@ static int slot_of(struct kernel_compiled *kc, const struct limit *l)
 	return kc->nslots++;
 }
 
-static int limits_fill(struct kernel_compiled *kc, const struct limit *lims, size_t n,
-		       __u16 *out, __u8 *nout, const char *where)
+static int limits_fill(struct kernel_compiled *kc, const struct limit *lims, size_t n, __u16 *out,
+		       __u8 *nout, const char *where)
 {
 	if (n > MCPF_TCP_CALL_LIMITS) {
 		log_err("%s: %s: more than %d limits: too many for the kernel plane",
@@ -103,8 +103,8 @@ static int rule_make(struct kernel_compiled *kc, const struct rule *r, size_t id
 		out->action = MCPF_ACT_CONDITION;
 	} else if (r->action == ACTION_APPROVE) {
 		log_warn("%s: %s: approval in the kernel plane needs a ticket: calls to '%s' are "
-			 "neutralized unless `mcpfence approve --tool` gave one", kc->pol->source,
-			 r->ptr, r->name);
+			 "neutralized unless `mcpfence approve --tool` gave one",
+			 kc->pol->source, r->ptr, r->name);
 	}
 	return limits_fill(kc, r->limits, r->nlimits, out->limits, &out->nlimits, r->ptr);
 }
@@ -246,7 +246,8 @@ static int policy_register(struct tcp_bpf *skel, const struct policy *p, __u32 *
 	}
 	*id = same_name ? same_name : MCPF_TCP_MAX_POLICIES - 1;
 	log_warn("%s: more than %d distinct policies since the attachment began: its counts add "
-		 "up under policy index %u", p->source, MCPF_TCP_MAX_POLICIES - 1, *id);
+		 "up under policy index %u",
+		 p->source, MCPF_TCP_MAX_POLICIES - 1, *id);
 	return 0;
 }
 
@@ -295,8 +296,10 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 
 			if (err && err != -ESTALE) {
 				/* left for the next charge: not lost */
-				log_warn("%s: a kernel-plane call not counted in the host-wide table "
-					 "yet: %s", lim->ptr, strerror(-err));
+				log_warn(
+					"%s: a kernel-plane call not counted in the host-wide table "
+					"yet: %s",
+					lim->ptr, strerror(-err));
 				break;
 			}
 			kc->uncharged_seen[i]++;
@@ -305,7 +308,8 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 	}
 	if (total)
 		log_warn("%" PRIu64 " kernel-plane calls on global budgets whose events were lost "
-			 "(ring buffer full) charged to the host-wide table", total);
+			 "(ring buffer full) charged to the host-wide table",
+			 total);
 	free(vals);
 	return total;
 }
@@ -339,8 +343,8 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 
 		if (strlen(p->hide[i]) >= MCPF_TCP_GLOB_MAX || nglobs >= MCPF_TCP_MAX_GLOBS) {
 			log_err("%s: /hide/%zu: longer than %d bytes or more than %d globs: too much "
-				"for the kernel plane", p->source, i, MCPF_TCP_GLOB_MAX - 1,
-				MCPF_TCP_MAX_GLOBS);
+				"for the kernel plane",
+				p->source, i, MCPF_TCP_GLOB_MAX - 1, MCPF_TCP_MAX_GLOBS);
 			return -E2BIG;
 		}
 		g.len = strlen(p->hide[i]);
@@ -367,8 +371,9 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 
 			if (strlen(r->name) >= MCPF_TCP_GLOB_MAX || nglobs >= MCPF_TCP_MAX_GLOBS) {
 				log_err("%s: %s: a glob longer than %d bytes or more than %d globs: "
-					"too much for the kernel plane", p->source, r->ptr,
-					MCPF_TCP_GLOB_MAX - 1, MCPF_TCP_MAX_GLOBS);
+					"too much for the kernel plane",
+					p->source, r->ptr, MCPF_TCP_GLOB_MAX - 1,
+					MCPF_TCP_MAX_GLOBS);
 				return -E2BIG;
 			}
 			g.len = strlen(r->name);
@@ -382,7 +387,8 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 
 			if (k.len >= MCPF_NAME_MAX) {
 				log_err("%s: %s: a tool name of %d bytes or more: the kernel plane "
-					"cannot read it", p->source, r->ptr, MCPF_NAME_MAX);
+					"cannot read it",
+					p->source, r->ptr, MCPF_NAME_MAX);
 				return -E2BIG;
 			}
 			memcpy(e.name, r->name, k.len);
@@ -391,8 +397,8 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 				err = -errno;
 				if (err == -EEXIST)
 					log_err("%s: %s: its name's hash is another rule's (odds 1 in "
-						"2^64): run attach again (a new seed)", p->source,
-						r->ptr);
+						"2^64): run attach again (a new seed)",
+						p->source, r->ptr);
 				else
 					log_err("tcp_rules: update: %s", strerror(-err));
 				return err;
@@ -403,7 +409,9 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 	for (unsigned i = 0; i < kc->nslots; i++) {
 		const struct limit *l = kc->slots[i].lim;
 		struct mcpf_limit ml = {
-			.ident = kc->slots[i].ident, .max = l->max, .window_s = l->window_s,
+			.ident = kc->slots[i].ident,
+			.max = l->max,
+			.window_s = l->window_s,
 			.scope = l->scope,
 		};
 		__u32 key = gen * MCPF_TCP_MAX_LIMITS + i;

@@ -18,8 +18,8 @@
 #include "mcpfence.h"
 
 static const char *const kind_names[MCPF_KIND_MAX] = {
-	"allow", "hidden", "default", "rule", "condition", "approval", "limit", "invalid",
-	"unparsed",
+	"allow",    "hidden", "default", "rule",     "condition",
+	"approval", "limit",  "invalid", "unparsed",
 };
 
 const char *kernel__kind_name(unsigned kind)
@@ -38,8 +38,9 @@ const char *kernel__why_text(uint32_t why)
 		[MCPF_WHY_FOLDED_KEY] = "a key equal to one that matters without regard to case "
 					"(servers that match keys so read it)",
 		[MCPF_WHY_SHAPE] = "not a JSON-RPC message as servers read it",
-		[MCPF_WHY_ID] = "a tools/call id that servers may write back otherwise (a fraction, "
-				"an exponent, over 15 digits, escapes, <>&)",
+		[MCPF_WHY_ID] =
+			"a tools/call id that servers may write back otherwise (a fraction, "
+			"an exponent, over 15 digits, escapes, <>&)",
 		[MCPF_WHY_TRAILING] = "bytes after the JSON value",
 		[MCPF_WHY_NEWLINE] = "a raw newline inside one message",
 		[MCPF_WHY_FRAMING] = "HTTP framing that cannot be followed",
@@ -89,8 +90,8 @@ static void rule_pointer(const struct kernel_compiled *kc, const struct mcpf_eve
 		*reason = "needs approval: no ticket (mcpfence approve --tool)";
 		break;
 	case MCPF_KIND_LIMIT:
-		snprintf(buf, size, "%s", e->limit < kc->nslots ? kc->slots[e->limit].lim->ptr
-								  : "(limit)");
+		snprintf(buf, size, "%s",
+			 e->limit < kc->nslots ? kc->slots[e->limit].lim->ptr : "(limit)");
 		*reason = "rate limit reached";
 		break;
 	case MCPF_KIND_INVALID:
@@ -189,8 +190,9 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	ev.kind = e->kind == MCPF_KIND_ALLOW ? NULL : decide__kind_name(e->kind);
 	if (e->kind == MCPF_KIND_UNPARSED) {
 		snprintf(why, sizeof(why), "%s: %s",
-			 e->flags & MCPF_EV_NEUTRALIZED ? "refused unread" :
-							  "passed unread (policy kernel.unparsed: allow)",
+			 e->flags & MCPF_EV_NEUTRALIZED ?
+				 "refused unread" :
+				 "passed unread (policy kernel.unparsed: allow)",
 			 reason);
 		reason = why;
 	}
@@ -202,8 +204,9 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		audit__write(ac->audit, &ev);
 	if (!ac->quiet) {
 		printf("%s %s tool=%s id=%s kind=%s rule=%s pid=%u exe=%s conn=%s%s%s%s\n",
-		       ev.decision, method[0] ? method : "-", name[0] ? name : "-", id[0] ? id : "-",
-		       e->kind < MCPF_KIND_MAX ? kernel__kind_name(e->kind) : "?", ptr, e->pid, exe, conn,
+		       ev.decision, method[0] ? method : "-", name[0] ? name : "-",
+		       id[0] ? id : "-", e->kind < MCPF_KIND_MAX ? kernel__kind_name(e->kind) : "?",
+		       ptr, e->pid, exe, conn,
 		       e->flags & MCPF_EV_NEUTRALIZED ? " (neutralized)" : "",
 		       e->kind == MCPF_KIND_UNPARSED ? ": " : "",
 		       e->kind == MCPF_KIND_UNPARSED ? reason : "");

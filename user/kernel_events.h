@@ -17,10 +17,10 @@ struct limits;
 /* What the handler needs: the compiled policies by generation, where to write, what to charge. */
 struct kernel_events {
 	const struct kernel_compiled *kc; /* [2], by generation */
-	struct limits *limits;            /* the host-wide table for global budgets, or NULL */
+	struct limits *limits;		  /* the host-wide table for global budgets, or NULL */
 	struct audit *audit;
-	bool quiet;                       /* no log line per event */
-	int64_t mono_to_real_us;          /* CLOCK_REALTIME - CLOCK_MONOTONIC, µs */
+	bool quiet;		 /* no log line per event */
+	int64_t mono_to_real_us; /* CLOCK_REALTIME - CLOCK_MONOTONIC, µs */
 };
 
 /* ring_buffer__new's callback: ctx is a struct kernel_events. Always 0. */

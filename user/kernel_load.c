@@ -49,9 +49,9 @@ _Static_assert(sizeof(struct mcpf_event) == 344, "mcpf_event");
  * every send of a watched connection dropped).
  */
 static const char *const pinned_maps[] = {
-	"tcp_socks", "tcp_ports", "tcp_active", "tcp_gen", "tcp_rules", "tcp_globs",
-	"tcp_limits", "tcp_budgets", "tcp_tickets", "tcp_stats", "tcp_counters", "tcp_conns",
-	"tcp_policies", "tcp_progs",
+	"tcp_socks",	"tcp_ports",  "tcp_active",   "tcp_gen",     "tcp_rules",
+	"tcp_globs",	"tcp_limits", "tcp_budgets",  "tcp_tickets", "tcp_stats",
+	"tcp_counters", "tcp_conns",  "tcp_policies", "tcp_progs",
 };
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -86,7 +86,8 @@ int kernel__probe(char *cgroup, size_t size)
 	}
 	if (statfs(cgroup, &st) || st.f_type != CGROUP2_SUPER_MAGIC) {
 		log_err("%s is not a cgroup v2 directory: mount cgroup2 there or give --cgroup PATH "
-			"of a cgroup v2 directory", cgroup);
+			"of a cgroup v2 directory",
+			cgroup);
 		return -ENOTSUP;
 	}
 	features__mount();
@@ -151,11 +152,13 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 
 		if (features__tcp(why, sizeof(why)))
 			log_err("bpf/tcp.bpf.c: the kernel refused the sock_ops/sk_msg programs (%s): "
-				"%s", strerror(-err), why);
+				"%s",
+				strerror(-err), why);
 		else
 			log_err("bpf/tcp.bpf.c: the kernel's verifier refused the programs (%s) "
 				"although it has every feature they use: a bug of mcpfence; run "
-				"attach --verbose for the verifier log", strerror(-err));
+				"attach --verbose for the verifier log",
+				strerror(-err));
 		tcp_bpf__destroy(skel);
 		errno = -err;
 		return NULL;
@@ -264,7 +267,8 @@ int kernel__tfo_client_off(void)
 		n = snprintf(buf, sizeof(buf), "%d\n", v & ~1);
 		if (pwrite(fd, buf, n, 0) != n) {
 			log_err("%s: cannot clear the client bit: %s: TCP Fast Open data would pass "
-				"unread", TFO_SYSCTL, strerror(errno));
+				"unread",
+				TFO_SYSCTL, strerror(errno));
 			close(fd);
 			return -errno;
 		}

@@ -36,11 +36,20 @@ int kernel__parse_duration(const char *s, uint64_t *seconds)
 		if (end[1])
 			return -EINVAL;
 		switch (*end) {
-		case 's': mul = 1; break;
-		case 'm': mul = 60; break;
-		case 'h': mul = 3600; break;
-		case 'd': mul = 86400; break;
-		default: return -EINVAL;
+		case 's':
+			mul = 1;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		case 'd':
+			mul = 86400;
+			break;
+		default:
+			return -EINVAL;
 		}
 	}
 	if (v == 0 || v > UINT32_MAX)

@@ -63,8 +63,8 @@ struct table_head {
 
 struct table_slot {
 	uint8_t key[SHA256_DIGEST_LENGTH]; /* SHA-256 of the budget's name */
-	struct cell c;		 /* c.window_s == 0: free */
-	uint32_t gen;		 /* bumped each time the slot takes another budget */
+	struct cell c;			   /* c.window_s == 0: free */
+	uint32_t gen;			   /* bumped each time the slot takes another budget */
 	uint32_t _pad;
 };
 
@@ -206,9 +206,10 @@ static int table_open(int fd, const struct stat *st, uint32_t nslots, struct tab
 			return -errno;
 		}
 	} else if (!memcmp(h.magic, TABLE_V1_MAGIC, 8)) {
-		snprintf(why, len, "a budget table of an earlier mcpfence (global budgets only, 4096 "
-				   "slots); stop the mcpfence processes that use it (run, attach), "
-				   "remove the file and start them again (a reboot clears it too)");
+		snprintf(why, len,
+			 "a budget table of an earlier mcpfence (global budgets only, 4096 "
+			 "slots); stop the mcpfence processes that use it (run, attach), "
+			 "remove the file and start them again (a reboot clears it too)");
 		return -EINVAL;
 	} else if (memcmp(h.magic, TABLE_MAGIC, 8)) {
 		snprintf(why, len, "not a budget table");
@@ -271,8 +272,8 @@ int limits__share_table(struct limits *l, const char *path, uint32_t nslots)
 	/* only a table that its owner alone can write is trusted with budgets */
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
 		err = -EPERM;
-		snprintf(why, sizeof(why), "not a regular file owned by uid %u and writable by it alone",
-			 geteuid());
+		snprintf(why, sizeof(why),
+			 "not a regular file owned by uid %u and writable by it alone", geteuid());
 		goto out_close;
 	}
 	err = table_open(fd, &st, nslots, &t, &size, why, sizeof(why));
@@ -609,8 +610,8 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 	if (any_in_table(l, all, n)) {
 		if (flock(l->table_fd, LOCK_EX)) {
 			err = -errno;
-			decide__deny(d, KIND_LIMIT, all[0]->ptr, "host-wide budgets unavailable: %s",
-				     strerror(errno));
+			decide__deny(d, KIND_LIMIT, all[0]->ptr,
+				     "host-wide budgets unavailable: %s", strerror(errno));
 			return err;
 		}
 		locked = true;

@@ -25,8 +25,7 @@
 #define WINDOW_MAX_S (366u * 86400u)
 #define MAX_MAX 1000000000ull
 
-int policy_ctx__fail(struct policy_ctx *c, const char *ptr,
-						      const char *fmt, ...)
+int policy_ctx__fail(struct policy_ctx *c, const char *ptr, const char *fmt, ...)
 {
 	char msg[POLICY_ERR_LEN / 2];
 	va_list ap;
@@ -46,8 +45,8 @@ int policy_ctx__fail(struct policy_ctx *c, const char *ptr,
 }
 
 /* policy_ctx__fail() at ptr followed by a suffix ("/3"): for entries whose pointer is built on the stack. */
-int policy_ctx__fail_at(struct policy_ctx *c, const char *ptr,
-							 const char *suffix, const char *fmt, ...)
+int policy_ctx__fail_at(struct policy_ctx *c, const char *ptr, const char *suffix, const char *fmt,
+			...)
 {
 	char msg[POLICY_ERR_LEN / 2], *full = NULL;
 	va_list ap;
@@ -128,7 +127,8 @@ const char *policy_ctx__type_name(const json_t *v)
 	}
 }
 
-int policy_ctx__want(struct policy_ctx *c, const char *ptr, const json_t *v, json_type t, const char *what)
+int policy_ctx__want(struct policy_ctx *c, const char *ptr, const json_t *v, json_type t,
+		     const char *what)
 {
 	if (json_typeof(v) == t)
 		return 0;
@@ -137,7 +137,7 @@ int policy_ctx__want(struct policy_ctx *c, const char *ptr, const json_t *v, jso
 
 /* Every key of obj must be in allowed (NULL-terminated). */
 int policy_ctx__known_keys(struct policy_ctx *c, const char *ptr, const json_t *obj,
-		      const char *const *allowed)
+			   const char *const *allowed)
 {
 	const char *key;
 	json_t *v;
@@ -155,7 +155,8 @@ int policy_ctx__known_keys(struct policy_ctx *c, const char *ptr, const json_t *
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
 				 i ? ", " : "", allowed[i]);
 		char *kp = policy_ctx__ptr_key(ptr, key);
-		policy_ctx__fail(c, kp ? kp : ptr, "unknown key \"%s\" (expected one of: %s)", key, list);
+		policy_ctx__fail(c, kp ? kp : ptr, "unknown key \"%s\" (expected one of: %s)", key,
+				 list);
 		free(kp);
 		return -EINVAL;
 	}
@@ -163,15 +164,18 @@ int policy_ctx__known_keys(struct policy_ctx *c, const char *ptr, const json_t *
 }
 
 /* A name (tool, counter, hide entry): non-empty, bounded, no control characters. */
-int policy_ctx__check_name(struct policy_ctx *c, const char *ptr, const char *s, size_t len, const char *what)
+int policy_ctx__check_name(struct policy_ctx *c, const char *ptr, const char *s, size_t len,
+			   const char *what)
 {
 	if (len == 0)
 		return policy_ctx__fail(c, ptr, "%s must not be empty", what);
 	if (len > NAME_MAX_BYTES)
-		return policy_ctx__fail(c, ptr, "%s is %zu bytes; at most %d", what, len, NAME_MAX_BYTES);
+		return policy_ctx__fail(c, ptr, "%s is %zu bytes; at most %d", what, len,
+					NAME_MAX_BYTES);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return policy_ctx__fail(c, ptr, "%s contains a control character (byte %zu)", what, i);
+			return policy_ctx__fail(
+				c, ptr, "%s contains a control character (byte %zu)", what, i);
 	return 0;
 }
 
@@ -187,8 +191,9 @@ static int parse_window(struct policy_ctx *c, const char *ptr, const json_t *v, 
 		json_int_t n = json_integer_value(v);
 
 		if (n < 1 || n > WINDOW_MAX_S)
-			return policy_ctx__fail(c, ptr, "%lld is not a window: seconds from 1 to %u", (long long)n,
-				    WINDOW_MAX_S);
+			return policy_ctx__fail(c, ptr,
+						"%lld is not a window: seconds from 1 to %u",
+						(long long)n, WINDOW_MAX_S);
 		*out = (uint32_t)n;
 		return 0;
 	}
@@ -200,13 +205,15 @@ static int parse_window(struct policy_ctx *c, const char *ptr, const json_t *v, 
 			}
 	}
 	policy_ctx__show(v, buf, sizeof(buf));
-	return policy_ctx__fail(c, ptr,
-		    "%s is not a window (\"second\", \"minute\", \"hour\", \"day\" or whole seconds)",
-		    buf);
+	return policy_ctx__fail(
+		c, ptr,
+		"%s is not a window (\"second\", \"minute\", \"hour\", \"day\" or whole seconds)",
+		buf);
 }
 
 /* Durations: whole seconds, or a string "<n>s|m|h|d" ("90s", "2m", "1h"). */
-int policy_ctx__parse_duration(struct policy_ctx *c, const char *ptr, const json_t *v, uint32_t *out)
+int policy_ctx__parse_duration(struct policy_ctx *c, const char *ptr, const json_t *v,
+			       uint32_t *out)
 {
 	unsigned long long n = 0, mul = 1;
 	char buf[64];
@@ -247,13 +254,15 @@ int policy_ctx__parse_duration(struct policy_ctx *c, const char *ptr, const json
 		goto bad;
 	}
 	if (n > APPROVAL_MAX_S || n * mul > APPROVAL_MAX_S)
-		return policy_ctx__fail(c, ptr, "duration is longer than %u seconds", APPROVAL_MAX_S);
+		return policy_ctx__fail(c, ptr, "duration is longer than %u seconds",
+					APPROVAL_MAX_S);
 	*out = (uint32_t)(n * mul);
 	return 0;
 bad:
 	policy_ctx__show(v, buf, sizeof(buf));
-	return policy_ctx__fail(c, ptr, "%s is not a duration (whole seconds, or \"90s\", \"2m\", \"1h\", \"1d\")",
-		    buf);
+	return policy_ctx__fail(
+		c, ptr, "%s is not a duration (whole seconds, or \"90s\", \"2m\", \"1h\", \"1d\")",
+		buf);
 }
 
 static int parse_max(struct policy_ctx *c, const char *ptr, const json_t *v, uint64_t *out)
@@ -265,7 +274,8 @@ static int parse_max(struct policy_ctx *c, const char *ptr, const json_t *v, uin
 		return policy_ctx__fail(c, ptr, "%s is not a whole number of calls", buf);
 	}
 	if (json_integer_value(v) < 1)
-		return policy_ctx__fail(c, ptr, "must be at least 1 (to forbid a tool, use \"action\": \"deny\")");
+		return policy_ctx__fail(
+			c, ptr, "must be at least 1 (to forbid a tool, use \"action\": \"deny\")");
 	if ((unsigned long long)json_integer_value(v) > MAX_MAX)
 		return policy_ctx__fail(c, ptr, "must be at most %llu", MAX_MAX);
 	*out = (uint64_t)json_integer_value(v);
@@ -281,7 +291,8 @@ static int parse_limit(struct policy_ctx *c, const char *ptr, const json_t *v, s
 	char *kp = NULL;
 	int err;
 
-	if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT, "an object {counter, window, max, scope}")) ||
+	if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT,
+				    "an object {counter, window, max, scope}")) ||
 	    (err = policy_ctx__known_keys(c, ptr, v, keys)))
 		return err;
 	counter = json_object_get(v, "counter");
@@ -297,7 +308,7 @@ static int parse_limit(struct policy_ctx *c, const char *ptr, const json_t *v, s
 		kp = policy_ctx__ptr_key(ptr, "counter");
 		if ((err = policy_ctx__want(c, kp, counter, JSON_STRING, "a string")) ||
 		    (err = policy_ctx__check_name(c, kp, json_string_value(counter),
-				      json_string_length(counter), "counter")))
+						  json_string_length(counter), "counter")))
 			goto out;
 		lim->counter = strdup(json_string_value(counter));
 	} else {
@@ -322,8 +333,9 @@ static int parse_limit(struct policy_ctx *c, const char *ptr, const json_t *v, s
 			if (!strcmp(json_string_value(scope), scope_names[i]))
 				break;
 		if (i == 4) {
-			err = policy_ctx__fail(c, kp, "\"%s\" is not a scope (grant, session, agent, global)",
-				   json_string_value(scope));
+			err = policy_ctx__fail(
+				c, kp, "\"%s\" is not a scope (grant, session, agent, global)",
+				json_string_value(scope));
 			goto out;
 		}
 		lim->scope = (enum scope)i;
@@ -340,7 +352,8 @@ out:
  * (PolicyLayer's FAQ form: tracked per agent session). Either is one limit with a budget of
  * its own.
  */
-static int parse_rate_limit(struct policy_ctx *c, const char *ptr, const json_t *v, struct limit *lim)
+static int parse_rate_limit(struct policy_ctx *c, const char *ptr, const json_t *v,
+			    struct limit *lim)
 {
 	static const char *const keys[] = { "max", "window", NULL };
 	int err;
@@ -354,10 +367,14 @@ static int parse_rate_limit(struct policy_ctx *c, const char *ptr, const json_t 
 		errno = 0;
 		n = strtoull(s, &end, 10);
 		if (!slash || end != slash || s[0] < '0' || s[0] > '9' || errno)
-			return policy_ctx__fail(c, ptr, "\"%s\" is not a rate (\"<calls>/<window>\", e.g. \"10/minute\")",
-				    s);
+			return policy_ctx__fail(
+				c, ptr,
+				"\"%s\" is not a rate (\"<calls>/<window>\", e.g. \"10/minute\")",
+				s);
 		if (n < 1)
-			return policy_ctx__fail(c, ptr, "must allow at least 1 call (to forbid a tool, use \"action\": \"deny\")");
+			return policy_ctx__fail(
+				c, ptr,
+				"must allow at least 1 call (to forbid a tool, use \"action\": \"deny\")");
 		if (n > MAX_MAX)
 			return policy_ctx__fail(c, ptr, "must be at most %llu calls", MAX_MAX);
 		w = json_string(slash + 1);
@@ -373,7 +390,8 @@ static int parse_rate_limit(struct policy_ctx *c, const char *ptr, const json_t 
 		json_t *max, *window;
 		char *kp;
 
-		if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT, "a string \"10/minute\" or an object {max, window}")) ||
+		if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT,
+					    "a string \"10/minute\" or an object {max, window}")) ||
 		    (err = policy_ctx__known_keys(c, ptr, v, keys)))
 			return err;
 		max = json_object_get(v, "max");
@@ -398,8 +416,8 @@ static int parse_rate_limit(struct policy_ctx *c, const char *ptr, const json_t 
 }
 
 /* One more limit at the end of *arr, from a rate_limit shorthand. */
-static int append_rate_limit(struct policy_ctx *c, const char *ptr, const json_t *v, struct limit **arr,
-			     size_t *n)
+static int append_rate_limit(struct policy_ctx *c, const char *ptr, const json_t *v,
+			     struct limit **arr, size_t *n)
 {
 	struct limit *grown = reallocarray(*arr, *n + 1, sizeof(*grown));
 
@@ -421,8 +439,8 @@ static int parse_limits(struct policy_ctx *c, const char *ptr, const json_t *v, 
 	if ((err = policy_ctx__want(c, ptr, v, JSON_ARRAY, "an array")))
 		return err;
 	if (json_array_size(v) > LIMITS_MAX_PER_CALL)
-		return policy_ctx__fail(c, ptr, "%zu limits; at most %d apply to one call", json_array_size(v),
-			    LIMITS_MAX_PER_CALL);
+		return policy_ctx__fail(c, ptr, "%zu limits; at most %d apply to one call",
+					json_array_size(v), LIMITS_MAX_PER_CALL);
 	*out = calloc(json_array_size(v) + 1, sizeof(**out));
 	if (!*out)
 		return -ENOMEM;
@@ -456,8 +474,9 @@ static int parse_action(struct policy_ctx *c, const char *ptr, const json_t *v, 
 			*a = names[i].a;
 			return 0;
 		}
-	return policy_ctx__fail(c, ptr, "\"%s\" is not an action (allow, deny, approve, require_approval)",
-		    json_string_value(v));
+	return policy_ctx__fail(c, ptr,
+				"\"%s\" is not an action (allow, deny, approve, require_approval)",
+				json_string_value(v));
 }
 
 static int parse_reason(struct policy_ctx *c, const char *ptr, const json_t *v, char **out)
@@ -470,7 +489,7 @@ static int parse_reason(struct policy_ctx *c, const char *ptr, const json_t *v, 
 		return policy_ctx__fail(c, ptr, "must not be empty");
 	if (json_string_length(v) > REASON_MAX_BYTES)
 		return policy_ctx__fail(c, ptr, "is %zu bytes; at most %d", json_string_length(v),
-			    REASON_MAX_BYTES);
+					REASON_MAX_BYTES);
 	if (strlen(json_string_value(v)) != json_string_length(v))
 		return policy_ctx__fail(c, ptr, "contains a NUL character");
 	*out = strdup(json_string_value(v));
@@ -480,9 +499,10 @@ static int parse_reason(struct policy_ctx *c, const char *ptr, const json_t *v, 
 /* A rule body: everything a tool key can hold. */
 static int parse_rule(struct policy_ctx *c, const char *name, const json_t *v, struct rule *r)
 {
-	static const char *const keys[] = { "action",	"reason",  "on_deny",	       "limits",
-					    "rate_limit", "require", "deny_if",	       "approval",
-					    "approval_timeout", "description", NULL };
+	static const char *const keys[] = { "action",	   "reason",	 "on_deny",
+					    "limits",	   "rate_limit", "require",
+					    "deny_if",	   "approval",	 "approval_timeout",
+					    "description", NULL };
 	const char *key;
 	json_t *e;
 	int err;
@@ -497,15 +517,18 @@ static int parse_rule(struct policy_ctx *c, const char *name, const json_t *v, s
 	r->approval_timeout_s = APPROVAL_DEFAULT_S;
 	r->approval_via = VIA_CLIENT | VIA_OPERATOR;
 	if ((err = policy_ctx__check_name(c, r->ptr, name, strlen(name), "a tool name")) ||
-	    (err = policy_ctx__want(c, r->ptr, v, JSON_OBJECT, "an object (use {} to allow the tool)")) ||
+	    (err = policy_ctx__want(c, r->ptr, v, JSON_OBJECT,
+				    "an object (use {} to allow the tool)")) ||
 	    (err = policy_ctx__known_keys(c, r->ptr, v, keys)))
 		return err;
 	if (json_object_get(v, "reason") && json_object_get(v, "on_deny"))
-		return policy_ctx__fail(c, r->ptr, "\"reason\" and \"on_deny\" are the same thing; give one");
+		return policy_ctx__fail(c, r->ptr,
+					"\"reason\" and \"on_deny\" are the same thing; give one");
 	if (json_object_get(v, "approval_timeout") &&
 	    json_object_get(json_object_get(v, "approval"), "timeout"))
-		return policy_ctx__fail(c, r->ptr,
-			    "\"approval_timeout\" and \"approval\": {\"timeout\"} are the same thing; give one");
+		return policy_ctx__fail(
+			c, r->ptr,
+			"\"approval_timeout\" and \"approval\": {\"timeout\"} are the same thing; give one");
 	if (json_object_get(v, "limits") && json_object_get(v, "rate_limit") &&
 	    json_array_size(json_object_get(v, "limits")) + 1 > LIMITS_MAX_PER_CALL)
 		return policy_ctx__fail(c, r->ptr, "more than %d limits", LIMITS_MAX_PER_CALL);
@@ -559,11 +582,13 @@ static int parse_rule(struct policy_ctx *c, const char *name, const json_t *v, s
 	if (r->action == ACTION_DENY &&
 	    (r->nlimits || r->nrequire || r->ndeny_if || json_object_get(v, "approval") ||
 	     json_object_get(v, "approval_timeout")))
-		return policy_ctx__fail(c, r->ptr,
-			    "a rule with \"action\": \"deny\" takes no limits, rate_limit, require, deny_if or approval");
+		return policy_ctx__fail(
+			c, r->ptr,
+			"a rule with \"action\": \"deny\" takes no limits, rate_limit, require, deny_if or approval");
 	if (r->action != ACTION_APPROVE &&
 	    (json_object_get(v, "approval") || json_object_get(v, "approval_timeout")))
-		return policy_ctx__fail(c, r->ptr, "approval settings need \"action\": \"approve\"");
+		return policy_ctx__fail(c, r->ptr,
+					"approval settings need \"action\": \"approve\"");
 	r->glob = strpbrk(name, "*?") != NULL;
 	r->prefix_len = strcspn(name, "*?");
 	return 0;
@@ -613,7 +638,8 @@ static int parse_tools(struct policy_ctx *c, const json_t *tools, struct policy 
 	if ((err = policy_ctx__want(c, "/tools", tools, JSON_OBJECT, "an object of tool rules")))
 		return err;
 	if (json_object_size(tools) > RULES_MAX)
-		return policy_ctx__fail(c, "/tools", "%zu rules; at most %d", json_object_size(tools), RULES_MAX);
+		return policy_ctx__fail(c, "/tools", "%zu rules; at most %d",
+					json_object_size(tools), RULES_MAX);
 	p->rules = calloc(json_object_size(tools) + 1, sizeof(*p->rules));
 	if (!p->rules)
 		return -ENOMEM;
@@ -624,9 +650,10 @@ static int parse_tools(struct policy_ctx *c, const json_t *tools, struct policy 
 		if ((err = parse_rule(c, name, v, r)))
 			return err;
 		if (r->nlimits + p->nall_limits > LIMITS_MAX_PER_CALL)
-			return policy_ctx__fail(c, r->ptr,
-				    "with the all_tools limits, %zu limits would apply to one call; at most %d",
-				    r->nlimits + p->nall_limits, LIMITS_MAX_PER_CALL);
+			return policy_ctx__fail(
+				c, r->ptr,
+				"with the all_tools limits, %zu limits would apply to one call; at most %d",
+				r->nlimits + p->nall_limits, LIMITS_MAX_PER_CALL);
 	}
 	return build_index(p);
 }
@@ -640,7 +667,8 @@ static int parse_hide(struct policy_ctx *c, const json_t *v, struct policy *p)
 	if ((err = policy_ctx__want(c, "/hide", v, JSON_ARRAY, "an array of tool names or globs")))
 		return err;
 	if (json_array_size(v) > HIDE_MAX)
-		return policy_ctx__fail(c, "/hide", "%zu entries; at most %d", json_array_size(v), HIDE_MAX);
+		return policy_ctx__fail(c, "/hide", "%zu entries; at most %d", json_array_size(v),
+					HIDE_MAX);
 	p->hide = calloc(json_array_size(v) + 1, sizeof(*p->hide));
 	if (!p->hide)
 		return -ENOMEM;
@@ -649,8 +677,8 @@ static int parse_hide(struct policy_ctx *c, const json_t *v, struct policy *p)
 
 		snprintf(ip, sizeof(ip), "/hide/%zu", i);
 		if ((err = policy_ctx__want(c, ip, e, JSON_STRING, "a string")) ||
-		    (err = policy_ctx__check_name(c, ip, json_string_value(e), json_string_length(e),
-				      "a hide entry")))
+		    (err = policy_ctx__check_name(c, ip, json_string_value(e),
+						  json_string_length(e), "a hide entry")))
 			return err;
 		p->hide[i] = strdup(json_string_value(e));
 		if (!p->hide[i])
@@ -671,12 +699,13 @@ static int parse_all_tools(struct policy_ctx *c, const json_t *v, struct policy 
 		return err;
 	limits = json_object_get(v, "limits");
 	rate = json_object_get(v, "rate_limit");
-	if (limits && (err = parse_limits(c, "/all_tools/limits", limits, &p->all_limits,
-					  &p->nall_limits)))
+	if (limits &&
+	    (err = parse_limits(c, "/all_tools/limits", limits, &p->all_limits, &p->nall_limits)))
 		return err;
 	if (rate) {
 		if (p->nall_limits + 1 > LIMITS_MAX_PER_CALL)
-			return policy_ctx__fail(c, "/all_tools", "more than %d limits", LIMITS_MAX_PER_CALL);
+			return policy_ctx__fail(c, "/all_tools", "more than %d limits",
+						LIMITS_MAX_PER_CALL);
 		return append_rate_limit(c, "/all_tools/rate_limit", rate, &p->all_limits,
 					 &p->nall_limits);
 	}
@@ -692,7 +721,8 @@ static int parse_switch(struct policy_ctx *c, const char *ptr, const json_t *v, 
 	char kp[64];
 	int err;
 
-	if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT, "an object")) || (err = policy_ctx__known_keys(c, ptr, v, keys)))
+	if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT, "an object")) ||
+	    (err = policy_ctx__known_keys(c, ptr, v, keys)))
 		return err;
 	e = json_object_get(v, key);
 	if (!e)
@@ -711,8 +741,9 @@ static int parse_switch(struct policy_ctx *c, const char *ptr, const json_t *v, 
 
 static int parse_top(struct policy_ctx *c, const json_t *root, struct policy *p)
 {
-	static const char *const keys[] = { "version", "default", "description", "$schema", "hide",
-					    "all_tools", "tools", "kernel", "audit", NULL };
+	static const char *const keys[] = { "version", "default",   "description", "$schema",
+					    "hide",    "all_tools", "tools",	   "kernel",
+					    "audit",   NULL };
 	json_t *version, *def, *v;
 	int err;
 
@@ -766,7 +797,8 @@ struct policy *policy__parse(const char *buf, size_t len, const char *source, ch
 
 	err[0] = 0;
 	if (len > POLICY_MAX_BYTES) {
-		ret = policy_ctx__fail(&c, "", "file is %zu bytes; a policy is at most %u", len, POLICY_MAX_BYTES);
+		ret = policy_ctx__fail(&c, "", "file is %zu bytes; a policy is at most %u", len,
+				       POLICY_MAX_BYTES);
 		goto out_fail;
 	}
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -817,8 +849,8 @@ struct policy *policy__load(const char *path, char *err)
 	}
 	if ((size_t)st.st_size > POLICY_MAX_BYTES) {
 		saved = EFBIG;
-		snprintf(err, POLICY_ERR_LEN, "%s: file is %lld bytes; a policy is at most %u", path,
-			 (long long)st.st_size, POLICY_MAX_BYTES);
+		snprintf(err, POLICY_ERR_LEN, "%s: file is %lld bytes; a policy is at most %u",
+			 path, (long long)st.st_size, POLICY_MAX_BYTES);
 		goto out_close;
 	}
 	buf = malloc(POLICY_MAX_BYTES + 1);

@@ -91,7 +91,7 @@ struct rule {
 	enum action action;
 	char *reason; /* "reason" or "on_deny"; NULL when absent */
 	uint32_t approval_timeout_s;
-	unsigned approval_via; /* VIA_* bits; both unless "via" says otherwise */
+	unsigned approval_via;	    /* VIA_* bits; both unless "via" says otherwise */
 	struct approvers approvers; /* who may approve on the control socket, besides root */
 	struct limit *limits;
 	size_t nlimits;
@@ -104,10 +104,10 @@ struct rule {
 };
 
 struct policy {
-	char *source; /* file name, for messages */
+	char *source;	 /* file name, for messages */
 	uint64_t digest; /* FNV-1a 64 of the bytes parsed; 0 for the built-in deny-all policy */
 	enum action def; /* ACTION_ALLOW or ACTION_DENY */
-	bool deny_all;   /* the built-in "no policy" policy */
+	bool deny_all;	 /* the built-in "no policy" policy */
 	char **hide;
 	size_t nhide;
 	struct limit *all_limits;
@@ -120,7 +120,7 @@ struct policy {
 	size_t *globs; /* indices of glob rules, in file order */
 	size_t nglobs;
 	bool kernel_unparsed_allow; /* "kernel": {"unparsed": "allow"} */
-	bool audit_values;          /* "audit": {"arguments": "values"} */
+	bool audit_values;	    /* "audit": {"arguments": "values"} */
 };
 
 /*

@@ -21,7 +21,7 @@ static int parse_id_number(struct policy_ctx *c, const char *ptr, const json_t *
 
 	if (n < 0 || n > (json_int_t)UINT32_MAX - 1)
 		return policy_ctx__fail(c, ptr, "%lld is not a %s (0 to %u)", (long long)n, what,
-			    UINT32_MAX - 1);
+					UINT32_MAX - 1);
 	*out = (uint32_t)n;
 	return 0;
 }
@@ -71,11 +71,13 @@ static int parse_approver_list(struct policy_ctx *c, const char *ptr, const json
 	json_t *e;
 	int err;
 
-	if ((err = policy_ctx__want(c, ptr, v, JSON_ARRAY, group ? "an array of group names or gids" :
-						       "an array of user names or uids")))
+	if ((err = policy_ctx__want(c, ptr, v, JSON_ARRAY,
+				    group ? "an array of group names or gids" :
+					    "an array of user names or uids")))
 		return err;
 	if (json_array_size(v) > APPROVERS_MAX)
-		return policy_ctx__fail(c, ptr, "%zu entries; at most %d", json_array_size(v), APPROVERS_MAX);
+		return policy_ctx__fail(c, ptr, "%zu entries; at most %d", json_array_size(v),
+					APPROVERS_MAX);
 	*out = calloc(json_array_size(v) + 1, sizeof(**out));
 	if (!*out)
 		return -ENOMEM;
@@ -92,16 +94,19 @@ static int parse_approver_list(struct policy_ctx *c, const char *ptr, const json
 			a->resolved = true;
 		} else if (!s) {
 			err = policy_ctx__fail(c, ip, "must be a %s name or a %s, not %s",
-				   group ? "group" : "user", what, policy_ctx__type_name(e));
-		} else if (!(err = policy_ctx__check_name(c, ip, s, json_string_length(e), "a name"))) {
+					       group ? "group" : "user", what,
+					       policy_ctx__type_name(e));
+		} else if (!(err = policy_ctx__check_name(c, ip, s, json_string_length(e),
+							  "a name"))) {
 			if (strspn(s, "0123456789") == strlen(s))
-				err = policy_ctx__fail(c, ip,
-					   "\"%s\" is a number in a string: write %s for a %s, "
-					   "or a name",
-					   s, s, what);
+				err = policy_ctx__fail(
+					c, ip,
+					"\"%s\" is a number in a string: write %s for a %s, "
+					"or a name",
+					s, s, what);
 			else if (strpbrk(s, ":/ ") || strlen(s) != json_string_length(e))
 				err = policy_ctx__fail(c, ip, "\"%s\" is not a %s name", s,
-					   group ? "group" : "user");
+						       group ? "group" : "user");
 			else if (!(a->name = strdup(s)))
 				err = -ENOMEM;
 			else
@@ -113,11 +118,12 @@ static int parse_approver_list(struct policy_ctx *c, const char *ptr, const json
 					      !b->name && a->id == b->id;
 
 			if (same && a->name)
-				err = policy_ctx__fail(c, ip, "\"%s\" is listed twice (also at %s/%zu)",
-					   a->name, ptr, j);
+				err = policy_ctx__fail(c, ip,
+						       "\"%s\" is listed twice (also at %s/%zu)",
+						       a->name, ptr, j);
 			else if (same)
-				err = policy_ctx__fail(c, ip, "%u is listed twice (also at %s/%zu)", a->id, ptr,
-					   j);
+				err = policy_ctx__fail(c, ip, "%u is listed twice (also at %s/%zu)",
+						       a->id, ptr, j);
 		}
 		free(ip);
 		if (err)
@@ -125,7 +131,8 @@ static int parse_approver_list(struct policy_ctx *c, const char *ptr, const json
 	}
 	return 0;
 }
-static int parse_approvers(struct policy_ctx *c, const char *ptr, const json_t *v, struct approvers *ap)
+static int parse_approvers(struct policy_ctx *c, const char *ptr, const json_t *v,
+			   struct approvers *ap)
 {
 	static const char *const keys[] = { "users", "groups", NULL };
 	json_t *e;
@@ -158,14 +165,15 @@ static int parse_via(struct policy_ctx *c, const char *ptr, const json_t *v, uns
 	if ((err = policy_ctx__want(c, ptr, v, JSON_ARRAY, "an array of \"client\", \"operator\"")))
 		return err;
 	if (!json_array_size(v))
-		return policy_ctx__fail(c, ptr, "must name at least one of \"client\", \"operator\"");
+		return policy_ctx__fail(c, ptr,
+					"must name at least one of \"client\", \"operator\"");
 	*via = 0;
 	json_array_foreach((json_t *)v, i, e) {
 		const char *s = json_string_value(e);
-		unsigned bit = !s			  ? 0 :
-			       !strcmp(s, "client")	  ? VIA_CLIENT :
+		unsigned bit = !s		      ? 0 :
+			       !strcmp(s, "client")   ? VIA_CLIENT :
 			       !strcmp(s, "operator") ? VIA_OPERATOR :
-							  0;
+							0;
 		char ip[32];
 
 		snprintf(ip, sizeof(ip), "/%zu", i);
@@ -173,8 +181,9 @@ static int parse_via(struct policy_ctx *c, const char *ptr, const json_t *v, uns
 			char buf[64];
 
 			policy_ctx__show(e, buf, sizeof(buf));
-			return policy_ctx__fail_at(c, ptr, ip,
-				       "%s is not a way to ask (\"client\", \"operator\")", buf);
+			return policy_ctx__fail_at(
+				c, ptr, ip, "%s is not a way to ask (\"client\", \"operator\")",
+				buf);
 		}
 		if (*via & bit)
 			return policy_ctx__fail_at(c, ptr, ip, "\"%s\" is listed twice", s);
@@ -189,7 +198,8 @@ int policy__parse_approval(struct policy_ctx *c, const char *ptr, const json_t *
 	char *kp;
 	int err;
 
-	if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT, "an object {timeout, approvers, via}")) ||
+	if ((err = policy_ctx__want(c, ptr, v, JSON_OBJECT,
+				    "an object {timeout, approvers, via}")) ||
 	    (err = policy_ctx__known_keys(c, ptr, v, keys)))
 		return err;
 	if ((t = json_object_get(v, "timeout"))) {
@@ -210,9 +220,10 @@ int policy__parse_approval(struct policy_ctx *c, const char *ptr, const json_t *
 		kp = policy_ctx__ptr_key(ptr, "approvers");
 		err = kp ? parse_approvers(c, kp, t, &r->approvers) : -ENOMEM;
 		if (!err && !(r->approval_via & VIA_OPERATOR))
-			err = policy_ctx__fail(c, kp,
-				   "approvers decide on the control socket: \"via\" must include "
-				   "\"operator\"");
+			err = policy_ctx__fail(
+				c, kp,
+				"approvers decide on the control socket: \"via\" must include "
+				"\"operator\"");
 		free(kp);
 	}
 	return err;

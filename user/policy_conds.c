@@ -13,8 +13,8 @@
 #include "policy.h"
 #include "policy_parse.h"
 
-static const char *const op_names[] = { "eq",  "neq", "in",    "not_in",   "lt",    "lte",
-					"gt",  "gte", "regex", "contains", "exists" };
+static const char *const op_names[] = { "eq", "neq", "in",    "not_in",	  "lt",	   "lte",
+					"gt", "gte", "regex", "contains", "exists" };
 
 /* "args.a.b[0]" -> segments a, b, [0]. The leading "args" is the call's arguments object. */
 static int parse_path(struct policy_ctx *c, const char *ptr, const char *path, struct cond *cd)
@@ -23,8 +23,9 @@ static int parse_path(struct policy_ctx *c, const char *ptr, const char *path, s
 	size_t cap = 4;
 
 	if (strncmp(path, "args", 4) || (p[0] && p[0] != '.' && p[0] != '['))
-		return policy_ctx__fail(c, ptr, "\"%s\" is not an argument path (\"args.name\", \"args.a.b[0]\")",
-			    path);
+		return policy_ctx__fail(
+			c, ptr, "\"%s\" is not an argument path (\"args.name\", \"args.a.b[0]\")",
+			path);
 	cd->segs = calloc(cap, sizeof(*cd->segs));
 	if (!cd->segs)
 		return -ENOMEM;
@@ -35,8 +36,8 @@ static int parse_path(struct policy_ctx *c, const char *ptr, const char *path, s
 			size_t len = strcspn(p + 1, ".[]");
 
 			if (len == 0)
-				return policy_ctx__fail(c, ptr, "\"%s\": empty key at byte %zu", path,
-					    (size_t)(p - path) + 1);
+				return policy_ctx__fail(c, ptr, "\"%s\": empty key at byte %zu",
+							path, (size_t)(p - path) + 1);
 			seg.key = strndup(p + 1, len);
 			if (!seg.key)
 				return -ENOMEM;
@@ -46,18 +47,19 @@ static int parse_path(struct policy_ctx *c, const char *ptr, const char *path, s
 			unsigned long idx;
 
 			if (p[1] < '0' || p[1] > '9')
-				return policy_ctx__fail(c, ptr, "\"%s\": expected an index after '[' at byte %zu",
-					    path, (size_t)(p - path) + 1);
+				return policy_ctx__fail(
+					c, ptr, "\"%s\": expected an index after '[' at byte %zu",
+					path, (size_t)(p - path) + 1);
 			errno = 0;
 			idx = strtoul(p + 1, &end, 10);
 			if (errno || *end != ']' || idx > 1000000)
-				return policy_ctx__fail(c, ptr, "\"%s\": bad index at byte %zu", path,
-					    (size_t)(p - path) + 1);
+				return policy_ctx__fail(c, ptr, "\"%s\": bad index at byte %zu",
+							path, (size_t)(p - path) + 1);
 			seg.index = idx;
 			p = end + 1;
 		} else {
-			return policy_ctx__fail(c, ptr, "\"%s\": unexpected '%c' at byte %zu", path, *p,
-				    (size_t)(p - path));
+			return policy_ctx__fail(c, ptr, "\"%s\": unexpected '%c' at byte %zu", path,
+						*p, (size_t)(p - path));
 		}
 		if (cd->nsegs == cap) {
 			struct path_seg *n = reallocarray(cd->segs, cap * 2, sizeof(*n));
@@ -81,15 +83,15 @@ static int compile_regex(struct policy_ctx *c, const char *ptr, struct cond *cd)
 	PCRE2_SIZE off;
 	pcre2_code *re;
 
-	re = pcre2_compile((PCRE2_SPTR)json_string_value(cd->value),
-			   json_string_length(cd->value), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
-			   &errcode, &off, NULL);
+	re = pcre2_compile((PCRE2_SPTR)json_string_value(cd->value), json_string_length(cd->value),
+			   PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C, &errcode,
+			   &off, NULL);
 	if (!re) {
 		PCRE2_UCHAR msg[256];
 
 		pcre2_get_error_message(errcode, msg, sizeof(msg));
 		return policy_ctx__fail(c, ptr, "regex \"%s\" does not compile at offset %zu: %s",
-			    json_string_value(cd->value), (size_t)off, (char *)msg);
+					json_string_value(cd->value), (size_t)off, (char *)msg);
 	}
 	cd->re = re;
 	return 0;
@@ -122,9 +124,10 @@ static int parse_cond(struct policy_ctx *c, const char *ptr, const json_t *v, st
 		if (!strcmp(json_string_value(op), op_names[i]))
 			break;
 	if (i == sizeof(op_names) / sizeof(op_names[0])) {
-		err = policy_ctx__fail(c, kp,
-			   "\"%s\" is not an operator (eq neq in not_in lt lte gt gte regex contains exists)",
-			   json_string_value(op));
+		err = policy_ctx__fail(
+			c, kp,
+			"\"%s\" is not an operator (eq neq in not_in lt lte gt gte regex contains exists)",
+			json_string_value(op));
 		goto out;
 	}
 	cd->op = (enum cond_op)i;
@@ -141,8 +144,8 @@ static int parse_cond(struct policy_ctx *c, const char *ptr, const json_t *v, st
 	case OP_GT:
 	case OP_GTE:
 		if (!json_is_number(value))
-			err = policy_ctx__fail(c, kp, "must be a number (for %s), not %s", op_names[cd->op],
-				   policy_ctx__type_name(value));
+			err = policy_ctx__fail(c, kp, "must be a number (for %s), not %s",
+					       op_names[cd->op], policy_ctx__type_name(value));
 		break;
 	case OP_REGEX:
 		err = policy_ctx__want(c, kp, value, JSON_STRING, "a string (for regex)");
@@ -152,7 +155,7 @@ static int parse_cond(struct policy_ctx *c, const char *ptr, const json_t *v, st
 	case OP_EXISTS:
 		if (!json_is_boolean(value))
 			err = policy_ctx__fail(c, kp, "must be true or false (for exists), not %s",
-				   policy_ctx__type_name(value));
+					       policy_ctx__type_name(value));
 		break;
 	default:
 		break;
@@ -167,7 +170,7 @@ out:
 	return err;
 }
 int policy__parse_conds(struct policy_ctx *c, const char *ptr, const json_t *v, struct cond **out,
-		       size_t *n)
+			size_t *n)
 {
 	size_t i;
 	json_t *e;
@@ -176,7 +179,8 @@ int policy__parse_conds(struct policy_ctx *c, const char *ptr, const json_t *v, 
 	if ((err = policy_ctx__want(c, ptr, v, JSON_ARRAY, "an array")))
 		return err;
 	if (json_array_size(v) > LIST_MAX)
-		return policy_ctx__fail(c, ptr, "%zu conditions; at most %d", json_array_size(v), LIST_MAX);
+		return policy_ctx__fail(c, ptr, "%zu conditions; at most %d", json_array_size(v),
+					LIST_MAX);
 	*out = calloc(json_array_size(v) + 1, sizeof(**out));
 	if (!*out)
 		return -ENOMEM;

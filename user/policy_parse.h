@@ -15,22 +15,22 @@
 #include "policy.h"
 
 #define NAME_MAX_BYTES 256 /* tool names and counter names */
-#define LIST_MAX 64        /* conditions in one require or deny_if list */
+#define LIST_MAX 64	   /* conditions in one require or deny_if list */
 #define APPROVAL_DEFAULT_S 120u
 #define APPROVAL_MAX_S 86400u
 #define APPROVERS_MAX 64 /* users, and groups, of one rule */
 
 struct policy_ctx {
 	const char *source; /* the file, for messages */
-	char *err;          /* POLICY_ERR_LEN bytes */
+	char *err;	    /* POLICY_ERR_LEN bytes */
 	bool failed;
 };
 
 int policy_ctx__fail(struct policy_ctx *c, const char *ptr, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* policy_ctx__fail() at ptr followed by a suffix ("/3"), for pointers built on the stack. */
-int policy_ctx__fail_at(struct policy_ctx *c, const char *ptr, const char *suffix,
-			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int policy_ctx__fail_at(struct policy_ctx *c, const char *ptr, const char *suffix, const char *fmt,
+			...) __attribute__((format(printf, 4, 5)));
 /* JSON Pointer of key under base ('~' as "~0", '/' as "~1"); of index i. NULL on ENOMEM. */
 char *policy_ctx__ptr_key(const char *base, const char *key);
 char *policy_ctx__ptr_idx(const char *base, size_t i);
@@ -55,7 +55,6 @@ int policy_ctx__parse_duration(struct policy_ctx *c, const char *ptr, const json
 int policy__parse_conds(struct policy_ctx *c, const char *ptr, const json_t *v, struct cond **out,
 			size_t *n);
 /* A rule's "approval" object at ptr, into r. */
-int policy__parse_approval(struct policy_ctx *c, const char *ptr, const json_t *v,
-			   struct rule *r);
+int policy__parse_approval(struct policy_ctx *c, const char *ptr, const json_t *v, struct rule *r);
 
 #endif

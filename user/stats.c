@@ -95,14 +95,13 @@ static void prom_escape(FILE *f, const char *s)
 	}
 }
 
-
 static const char *const cnt_names[MCPF_CNT_MAX] = {
-	"requests", "bytes", "poisoned", "corked", "replies_rewritten", "calls", "events_lost",
-	"busy",
+	"requests",	     "bytes", "poisoned",    "corked",
+	"replies_rewritten", "calls", "events_lost", "busy",
 };
 
 int stats__json(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
-		      const uint64_t *totals)
+		const uint64_t *totals)
 {
 	json_t *root = json_object(), *calls = json_array(), *pols = json_array();
 	json_t *tot = json_object();
@@ -115,26 +114,30 @@ int stats__json(const struct stat_row *rows, size_t nrows, const struct stat_pol
 		const struct stat_policy *p = &pol[rows[i].policy];
 
 		stats__text_clean(rows[i].name, MCPF_NAME_MAX, tool, false);
-		if (json_array_append_new(calls, json_pack(
-			"{s:o,s:I,s:o,s:s,s:s,s:I}", "policy",
-			rows[i].policy ? json_string(p->name) : json_null(), "policy_id",
-			(json_int_t)rows[i].policy, "policy_digest",
-			p->known ? json_string(p->digest_hex) : json_null(), "tool", tool, "verdict",
-			kernel__kind_name(rows[i].kind), "count", (json_int_t)rows[i].n)))
+		if (json_array_append_new(
+			    calls,
+			    json_pack("{s:o,s:I,s:o,s:s,s:s,s:I}", "policy",
+				      rows[i].policy ? json_string(p->name) : json_null(),
+				      "policy_id", (json_int_t)rows[i].policy, "policy_digest",
+				      p->known ? json_string(p->digest_hex) : json_null(), "tool",
+				      tool, "verdict", kernel__kind_name(rows[i].kind), "count",
+				      (json_int_t)rows[i].n)))
 			goto out_free;
 	}
 	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++) {
 		if (!pol[i].known)
 			continue;
-		if (json_array_append_new(pols, json_pack(
-			"{s:I,s:s,s:s,s:s,s:I,s:b}", "id", (json_int_t)i, "name", pol[i].name,
-			"digest", pol[i].digest_hex, "path", pol[i].path, "loaded",
-			(json_int_t)pol[i].loaded_s, "in_force", pol[i].in_force)))
+		if (json_array_append_new(pols,
+					  json_pack("{s:I,s:s,s:s,s:s,s:I,s:b}", "id",
+						    (json_int_t)i, "name", pol[i].name, "digest",
+						    pol[i].digest_hex, "path", pol[i].path,
+						    "loaded", (json_int_t)pol[i].loaded_s,
+						    "in_force", pol[i].in_force)))
 			goto out_free;
 	}
 	for (int i = 0; i < MCPF_CNT_MAX; i++)
-		if (cnt_names[i] && json_object_set_new(tot, cnt_names[i],
-							json_integer((json_int_t)totals[i])))
+		if (cnt_names[i] &&
+		    json_object_set_new(tot, cnt_names[i], json_integer((json_int_t)totals[i])))
 			goto out_free;
 	if (json_object_set(root, "calls", calls) || json_object_set(root, "policies", pols) ||
 	    json_object_set(root, "totals", tot) || json_dumpf(root, stdout, JSON_COMPACT))
@@ -149,8 +152,8 @@ out_free:
 	return ret;
 }
 
-void stats__prometheus(const struct stat_row *rows, size_t nrows,
-			     const struct stat_policy *pol, const uint64_t *totals)
+void stats__prometheus(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
+		       const uint64_t *totals)
 {
 	char buf[4 * MCPF_POLICY_PATH_MAX + 1];
 
@@ -165,7 +168,8 @@ void stats__prometheus(const struct stat_row *rows, size_t nrows,
 		printf("\",policy_digest=\"%s\",tool=\"", p->digest_hex);
 		stats__text_clean(rows[i].name, MCPF_NAME_MAX, buf, false);
 		prom_escape(stdout, buf);
-		printf("\",verdict=\"%s\"} %" PRIu64 "\n", kernel__kind_name(rows[i].kind), rows[i].n);
+		printf("\",verdict=\"%s\"} %" PRIu64 "\n", kernel__kind_name(rows[i].kind),
+		       rows[i].n);
 	}
 	printf("# HELP mcpfence_kernel_policy_in_force 1 for the policy enforced now, 0 for one "
 	       "enforced before\n"
@@ -187,7 +191,7 @@ void stats__prometheus(const struct stat_row *rows, size_t nrows,
 }
 
 void stats__table(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
-			const uint64_t *totals)
+		  const uint64_t *totals)
 {
 	char tool[4 * MCPF_NAME_MAX + 1], path[4 * sizeof(pol->path) + 1];
 

@@ -20,8 +20,8 @@ struct stat_row {
 
 /* What stats shows of one tcp_policies index. */
 struct stat_policy {
-	bool known;     /* tcp_policies has an entry for it */
-	bool in_force;  /* the generation in force holds it */
+	bool known;	/* tcp_policies has an entry for it */
+	bool in_force;	/* the generation in force holds it */
 	bool ambiguous; /* another entry has the same name: the table says name@digest */
 	uint64_t digest;
 	uint64_t loaded_s;

@@ -68,7 +68,7 @@ struct gw {
 	uid_t client_uid;
 	char client_exe[256];
 	char agent[300];
-	json_t *init_id;  /* id of the initialize request, to learn the server's name */
+	json_t *init_id;       /* id of the initialize request, to learn the server's name */
 	struct batch *batches; /* client batches whose answers are not all in */
 	struct batch *cur;     /* the batch being read */
 	unsigned server_warnings;
@@ -235,10 +235,9 @@ json_t *stdio_gateway__denial(const json_t *id, const char *reason, const char *
 	json_t *retry = retry_after_s ? json_integer(retry_after_s) : json_null();
 
 	snprintf(text, sizeof(text), "denied by policy: %s", reason);
-	return jsonrpc__result(id, json_pack("{s:[{s:s, s:s}], s:b, s:{s:s, s:s, s:o}}",
-					     "content", "type", "text", "text", text, "isError",
-					     1, "_meta", "rule", rule, "kind", kind,
-					     "retry_after_s", retry));
+	return jsonrpc__result(id, json_pack("{s:[{s:s, s:s}], s:b, s:{s:s, s:s, s:o}}", "content",
+					     "type", "text", "text", text, "isError", 1, "_meta",
+					     "rule", rule, "kind", kind, "retry_after_s", retry));
 }
 
 /* --- audit --- */
@@ -277,9 +276,8 @@ static void deny_call_by(struct gw *g, const json_t *id, const char *tool, const
 			 const struct decision *d, const char *by, uint64_t t0)
 {
 	audit_call(g, "tools/call", tool, args, id, d, by, t0);
-	reply(g, stdio_gateway__denial(id, d->reason, d->pointer,
-						decide__kind_name(d->kind),
-						d->kind == KIND_LIMIT ? d->retry_after_s : 0));
+	reply(g, stdio_gateway__denial(id, d->reason, d->pointer, decide__kind_name(d->kind),
+				       d->kind == KIND_LIMIT ? d->retry_after_s : 0));
 }
 
 static void deny_call(struct gw *g, const json_t *id, const char *tool, const json_t *args,
@@ -296,8 +294,10 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 				const char *approved_by, uint64_t t0)
 {
 	const json_t *id = json_object_get(msg, "id");
-	struct scope_keys keys = { .session = g->session, .agent = g->agent,
-				   .policy = g->policy_real, .server = g->server_id };
+	struct scope_keys keys = { .session = g->session,
+				   .agent = g->agent,
+				   .policy = g->policy_real,
+				   .server = g->server_id };
 	struct reservation res;
 
 	if (limits__reserve(g->limits, g->policy, d->rule, &keys, &res, d)) {
@@ -307,8 +307,8 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 	if (to_server_msg(g, msg, raw, len)) {
 		/* the call never reaches the server: give its budget back */
 		limits__release(g->limits, &res);
-		reply(g, jsonrpc__error(id, JSONRPC_INTERNAL_ERROR,
-					"mcpfence: the server is gone"));
+		reply(g,
+		      jsonrpc__error(id, JSONRPC_INTERNAL_ERROR, "mcpfence: the server is gone"));
 		return;
 	}
 	d->verdict = VERDICT_ALLOW;
@@ -331,8 +331,7 @@ static void ask_client(struct gw *g, struct approval *a, const struct decision *
 	req = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s, s:{s:{s:s, s:s, s:s, s:b}}, s:[s]}}}",
 			"jsonrpc", "2.0", "id", id, "method", "elicitation/create", "params",
 			"message", msg, "requestedSchema", "type", "object", "properties",
-			"approve",
-			"type", "boolean", "title", "Allow this call", "description",
+			"approve", "type", "boolean", "title", "Allow this call", "description",
 			"Allow the agent to make this tool call once", "default", 0, "required",
 			"approve");
 	a->elicit_id = strdup(id);
@@ -366,8 +365,8 @@ static void ask_socket(struct gw *g, struct approval *a)
 static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, const char *tool,
 		      const struct decision *d)
 {
-	uint32_t timeout = d->rule && d->rule->approval_timeout_s ? d->rule->approval_timeout_s
-								   : 120;
+	uint32_t timeout =
+		d->rule && d->rule->approval_timeout_s ? d->rule->approval_timeout_s : 120;
 	unsigned via = d->rule ? d->rule->approval_via : VIA_CLIENT | VIA_OPERATOR;
 	struct approval *a = NULL;
 	size_t held = 0;
@@ -494,19 +493,22 @@ static void elicitation_answer(struct gw *g, const json_t *msg, const char *id)
 		/* the client cannot ask its user: the operator, when the rule lets one decide */
 		if (!r || (r->approval_via & VIA_OPERATOR)) {
 			log_warn("the client refused elicitation/create (%s); falling back to the "
-				 "control socket", err ?: "error");
+				 "control socket",
+				 err ?: "error");
 			ask_socket(g, a);
 			return;
 		}
 		snprintf(why, sizeof(why),
 			 "the client could not ask its user (%.80s) and the rule asks nobody else "
-			 "(\"via\": [\"client\"])", err ?: "error");
+			 "(\"via\": [\"client\"])",
+			 err ?: "error");
 		unaskable(a, why);
 		return;
 	}
 	snprintf(a->by, sizeof(a->by), "elicitation");
 	a->state = action && !strcmp(action, "accept") && json_is_true(approve) ?
-			   APPROVAL_APPROVED : APPROVAL_DENIED;
+			   APPROVAL_APPROVED :
+			   APPROVAL_DENIED;
 }
 
 /* --- messages from the client --- */
@@ -630,9 +632,9 @@ static void client_msg(struct gw *g, json_t *v, const char *raw, size_t len)
 	jsonrpc__classify(v, &m);
 	switch (m.kind) {
 	case JR_INVALID:
-		client_invalid(g, m.id && (json_is_string(m.id) || json_is_integer(m.id)) ? m.id :
-										   NULL,
-			       JSONRPC_INVALID_REQUEST, m.err);
+		client_invalid(
+			g, m.id && (json_is_string(m.id) || json_is_integer(m.id)) ? m.id : NULL,
+			JSONRPC_INVALID_REQUEST, m.err);
 		break;
 	case JR_BATCH:
 		client_batch(g, v);
@@ -1089,8 +1091,10 @@ static void share_budgets(struct limits *l)
 	char path[300];
 
 	if (limits__share_table(l, limits__default_table_path(path, sizeof(path)), 0))
-		log_warn("budgets of scopes grant, agent and global are kept in %s, which cannot be "
-			 "used: calls that need one are denied", path);
+		log_warn(
+			"budgets of scopes grant, agent and global are kept in %s, which cannot be "
+			"used: calls that need one are denied",
+			path);
 }
 
 static void base_name(struct gw *g, const char *cmd)
@@ -1134,8 +1138,7 @@ int stdio_gateway__run(const struct gateway_opts *o, char **argv)
 	g.server_id = server_proc__identity(argv, o->name);
 	if (!g.server_id)
 		goto out_free;
-	log_debug("grant budgets are those of policy %s and server %s", g.policy_real,
-		  g.server_id);
+	log_debug("grant budgets are those of policy %s and server %s", g.policy_real, g.server_id);
 	share_budgets(g.limits);
 	audit__set_values(g.audit, g.policy->audit_values);
 	audit__set_buffered(g.audit, true);

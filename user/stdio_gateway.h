@@ -24,9 +24,9 @@ json_t *stdio_gateway__denial(const json_t *id, const char *reason, const char *
 
 struct gateway_opts {
 	const char *policy_path; /* NULL: every call is denied */
-	const char *audit_path;  /* NULL: the default location; "-": stderr */
-	const char *name;        /* the server's name for the audit log and grant budgets; NULL */
-	unsigned grace_ms;       /* between closing the server's stdin, SIGTERM and SIGKILL */
+	const char *audit_path;	 /* NULL: the default location; "-": stderr */
+	const char *name;	 /* the server's name for the audit log and grant budgets; NULL */
+	unsigned grace_ms;	 /* between closing the server's stdin, SIGTERM and SIGKILL */
 };
 
 /*

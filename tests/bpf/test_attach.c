@@ -48,7 +48,7 @@
 
 struct env {
 	char mcpfence[PATH_MAX];
-	char dir[64];  /* policies, audit */
+	char dir[64];	     /* policies, audit */
 	char root[PATH_MAX]; /* the cgroup v2 attach must find by itself */
 	uint16_t port;
 	int tfo; /* net.ipv4.tcp_fastopen before the tests, put back after each */
@@ -63,14 +63,14 @@ static struct env env;
 /* What the server really ran: a denied call that reaches it shows here. */
 static atomic_int ran_get_env, ran_echo, answered;
 
-#define SKIP_IF_NEEDED()                                                                      \
-	do {                                                                                  \
-		if (env.broken[0])                                                            \
-			fail_msg("%s", env.broken);                                           \
-		if (env.skip[0]) {                                                            \
-			print_message("skipped: %s\n", env.skip);                            \
-			skip();                                                               \
-		}                                                                             \
+#define SKIP_IF_NEEDED()                                          \
+	do {                                                      \
+		if (env.broken[0])                                \
+			fail_msg("%s", env.broken);               \
+		if (env.skip[0]) {                                \
+			print_message("skipped: %s\n", env.skip); \
+			skip();                                   \
+		}                                                 \
 	} while (0)
 
 /* ---- a small MCP server: Streamable HTTP, JSON answers, keep-alive -------------------- */
@@ -81,7 +81,10 @@ static void http_answer(int fd, int status, const char *body, bool close_after)
 	int n = snprintf(buf, sizeof(buf),
 			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
 			 "Mcp-Session-Id: s1\r\n%sContent-Length: %zu\r\n\r\n%s",
-			 status, status == 200 ? "OK" : status == 202 ? "Accepted" : "Bad Request",
+			 status,
+			 status == 200 ? "OK" :
+			 status == 202 ? "Accepted" :
+					 "Bad Request",
 			 close_after ? "Connection: close\r\n" : "", strlen(body), body);
 
 	net__send_all(fd, buf, n); /* one send: the server stage sees the answer whole */
@@ -109,16 +112,18 @@ static void mcp_answer(json_t *m, char *out, size_t size)
 			json_object_get(json_object_get(params, "arguments"), "message"));
 
 		atomic_fetch_add(&ran_echo, 1);
-		snprintf(out, size,
-			 "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\","
-			 "\"text\":\"Echo: %.200s\"}]}}",
-			 id, msg ? msg : "");
+		snprintf(
+			out, size,
+			"{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\","
+			"\"text\":\"Echo: %.200s\"}]}}",
+			id, msg ? msg : "");
 	} else if (method && !strcmp(method, "tools/call") && tool && !strcmp(tool, "get-env")) {
 		atomic_fetch_add(&ran_get_env, 1);
-		snprintf(out, size,
-			 "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\","
-			 "\"text\":\"" CANARY "\"}]}}",
-			 id);
+		snprintf(
+			out, size,
+			"{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\","
+			"\"text\":\"" CANARY "\"}]}}",
+			id);
 	} else if (method && !strcmp(method, "tools/call")) {
 		snprintf(out, size,
 			 "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":-32602,\"message\":"
@@ -562,7 +567,8 @@ static int setup(void **state)
 		return 0;
 	}
 	if (find_mcpfence(env.mcpfence, sizeof(env.mcpfence))) {
-		snprintf(env.broken, sizeof(env.broken), "mcpfence is not built next to this test "
+		snprintf(env.broken, sizeof(env.broken),
+			 "mcpfence is not built next to this test "
 			 "(nor in $MCPFENCE)");
 		return 0;
 	}
@@ -576,7 +582,8 @@ static int setup(void **state)
 	case KERNEL_ATTACHED_LIVE:
 		snprintf(env.broken, sizeof(env.broken),
 			 "%s holds the attachment of a running mcpfence attach: the tests would "
-			 "fight it", MCPF_PIN_DIR);
+			 "fight it",
+			 MCPF_PIN_DIR);
 		return 0;
 	case KERNEL_ATTACHED_STALE:
 		print_message("cleaning a stale attachment in %s\n", MCPF_PIN_DIR);
@@ -674,8 +681,8 @@ static void test_attach_enforces_and_detaches(void **state)
 		}
 		assert_int_equal(echo, 2);
 		assert_int_equal(env_rule, 1);
-		assert_int_equal(json_integer_value(json_object_get(
-					 json_object_get(j, "totals"), "replies_rewritten")),
+		assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "totals"),
+								    "replies_rewritten")),
 				 1);
 	}
 	json_decref(j);
@@ -790,9 +797,10 @@ static void test_detach_after_sigkill(void **state)
  */
 static void test_unparsed_allow(void **state)
 {
-	static const char dup[] = "{\"jsonrpc\":\"2.0\",\"id\":31,\"method\":\"tools/call\",\"params\":"
-				  "{\"name\":\"echo\",\"name\":\"echo\",\"arguments\":{\"message\":"
-				  "\"hi 31\"}}}";
+	static const char dup[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":31,\"method\":\"tools/call\",\"params\":"
+		"{\"name\":\"echo\",\"name\":\"echo\",\"arguments\":{\"message\":"
+		"\"hi 31\"}}}";
 	static const char allow_json[] =
 		"{\"version\":\"1\",\"default\":\"allow\",\"kernel\":{\"unparsed\":\"allow\"},"
 		"\"tools\":{\"get-env\":{\"action\":\"deny\"}}}";
@@ -847,7 +855,8 @@ static void *traffic_main(void *arg)
 	while (!atomic_load(&t->stop) && !t->failures) {
 		bool env_call = id % 2 == 0;
 
-		if (post(fd, call(body, sizeof(body), id, env_call ? "get-env" : "echo"), NULL, &a)) {
+		if (post(fd, call(body, sizeof(body), id, env_call ? "get-env" : "echo"), NULL,
+			 &a)) {
 			snprintf(t->failure, sizeof(t->failure), "id %d: no answer", id);
 			t->failures++;
 			break;
@@ -911,7 +920,8 @@ static void test_sighup_no_moment_unenforced(void **state)
 		policy_write("flip.json", versions[i % 2], policy, sizeof(policy));
 		kill(at.pid, SIGHUP);
 		/* each reload in force before the next one */
-		for (int k = 0; k < 3000 && occurrences(at.log, "in force (generation") < i + 1; k++) {
+		for (int k = 0; k < 3000 && occurrences(at.log, "in force (generation") < i + 1;
+		     k++) {
 			usleep(10000);
 			attach_says(&at, "");
 		}
@@ -933,7 +943,8 @@ static void test_sighup_no_moment_unenforced(void **state)
 		if (t[k].failures)
 			fail_msg("through the reloads: %s", t[k].failure);
 		print_message("connection %d: %d calls through %d reloads: %d get-env denied, "
-			      "%d echoes\n", k, t[k].calls, flips, t[k].denied, t[k].echoes);
+			      "%d echoes\n",
+			      k, t[k].calls, flips, t[k].denied, t[k].echoes);
 		assert_true(t[k].denied > 0 && t[k].echoes > 0);
 		assert_int_equal(t[k].denied + t[k].echoes, t[k].calls);
 	}
@@ -945,8 +956,11 @@ static void test_sighup_no_moment_unenforced(void **state)
 static bool utf8_clean(const unsigned char *s)
 {
 	while (*s) {
-		int n = *s < 0x80 ? 0 : (*s & 0xe0) == 0xc0 ? 1 : (*s & 0xf0) == 0xe0 ? 2 :
-			(*s & 0xf8) == 0xf0 ? 3 : -1;
+		int n = *s < 0x80	    ? 0 :
+			(*s & 0xe0) == 0xc0 ? 1 :
+			(*s & 0xf0) == 0xe0 ? 2 :
+			(*s & 0xf8) == 0xf0 ? 3 :
+					      -1;
 
 		if (n < 0 || (*s < 0x20 && *s != '\t') || (n == 1 && *s < 0xc2))
 			return false;
@@ -999,8 +1013,8 @@ static const char *prom_label(const char *p, char *out, size_t size)
 static void test_stats_hostile_names(void **state)
 {
 	static const struct {
-		const char *json;   /* as the call writes the name */
-		const char *label;  /* what the label value must decode to */
+		const char *json;  /* as the call writes the name */
+		const char *label; /* what the label value must decode to */
 	} names[] = {
 		{ "q\\\"uote", "q\"uote" },
 		{ "back\\\\slash", "back\\slash" },

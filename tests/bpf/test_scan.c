@@ -43,18 +43,18 @@ struct env {
 	struct scan_test_global_bpf *gskel; /* built with MCP_SCAN_GLOBAL_STEP */
 	int prog_fd[2];
 	struct mcpf_scan_result *out[2];
-	int variant; /* which of the two bpf_scan() runs */
+	int variant;		 /* which of the two bpf_scan() runs */
 	char dir[PATH_MAX + 64]; /* tests/data/messages */
 	char skip[256];
 	char broken[256]; /* the programs are refused where they should load: fail */
 };
 
-#define SKIP_IF_NEEDED()                                                                      \
-	do {                                                                                  \
-		if (env.broken[0])                                                            \
-			fail_msg("%s", env.broken);                                           \
-		if (env.skip[0])                                                              \
-			skip();                                                               \
+#define SKIP_IF_NEEDED()                            \
+	do {                                        \
+		if (env.broken[0])                  \
+			fail_msg("%s", env.broken); \
+		if (env.skip[0])                    \
+			skip();                     \
 	} while (0)
 
 static struct env env;
@@ -121,7 +121,8 @@ static int group_setup(void **state)
 		else
 			snprintf(env.broken, sizeof(env.broken),
 				 "the verifier refused the scanner's test-run programs (%s) on a "
-				 "kernel with all they need", strerror(-err));
+				 "kernel with all they need",
+				 strerror(-err));
 		return 0;
 	}
 	env.prog_fd[0] = bpf_program__fd(env.skel->progs.scan_test_xdp);
@@ -229,9 +230,9 @@ static int is_case(const struct dirent *d)
 static const char *flag_names[] = { "batch", "trailing", "newline" };
 /* enum mcpf_why, as an expectation's "reason" names it */
 static const char *why_names[MCPF_WHY_MAX] = {
-	"none",	   "json",    "bound",	     "dup-key",	  "folded-key", "shape",
-	"id",	   "trailing", "newline",    "framing",	  "encoding",	"media-type",
-	"charset", "headers", "too-large", "busy",	  "incomplete",
+	"none",	   "json",     "bound",	    "dup-key", "folded-key", "shape",
+	"id",	   "trailing", "newline",   "framing", "encoding",   "media-type",
+	"charset", "headers",  "too-large", "busy",    "incomplete",
 };
 
 /* 0 when res is what NAME.expect says; else -1 with the reason. */
@@ -504,8 +505,10 @@ static void test_bounds(void **state)
 		p = m;
 		*p++ = '[';
 		for (k = 0; k < count; k++)
-			p += sprintf(p, "%s{\"id\":%zu,\"method\":\"tools/call\",\"params\":"
-				     "{\"name\":\"t%zu\"}}", k ? "," : "", k, k);
+			p += sprintf(p,
+				     "%s{\"id\":%zu,\"method\":\"tools/call\",\"params\":"
+				     "{\"name\":\"t%zu\"}}",
+				     k ? "," : "", k, k);
 		*p++ = ']';
 		assert_int_equal(bpf_scan(m, p - m, &r, 1, NULL), 0);
 		assert_int_equal(r.status, i ? MCPF_SCAN_UNPARSED : MCPF_SCAN_OK);

@@ -94,8 +94,9 @@ static int setup(void **state)
 	}
 	snprintf(env.cgroup, sizeof(env.cgroup), "%s/mcpfence-test-%d", env.root, getpid());
 	if (mkdir(env.cgroup, 0755) || move_self(env.cgroup)) {
-		snprintf(env.broken, sizeof(env.broken), "%s: cannot make a cgroup and move there: %s",
-			 env.cgroup, strerror(errno));
+		snprintf(env.broken, sizeof(env.broken),
+			 "%s: cannot make a cgroup and move there: %s", env.cgroup,
+			 strerror(errno));
 		env.cgroup[0] = 0;
 		return 0;
 	}
@@ -113,7 +114,8 @@ static int setup(void **state)
 		else
 			snprintf(env.broken, sizeof(env.broken),
 				 "the verifier refused bpf/tcp.bpf.c (%s) on a kernel with all it "
-				 "needs", strerror(err));
+				 "needs",
+				 strerror(err));
 		return 0;
 	}
 	env.pol = policy__parse(policy_json, strlen(policy_json), "test", err);
@@ -146,14 +148,14 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define SKIP_IF_NEEDED()                                                                      \
-	do {                                                                                  \
-		if (env.broken[0])                                                            \
-			fail_msg("%s", env.broken);                                           \
-		if (env.skip[0]) {                                                            \
-			print_message("skipped: %s\n", env.skip);                            \
-			skip();                                                               \
-		}                                                                             \
+#define SKIP_IF_NEEDED()                                          \
+	do {                                                      \
+		if (env.broken[0])                                \
+			fail_msg("%s", env.broken);               \
+		if (env.skip[0]) {                                \
+			print_message("skipped: %s\n", env.skip); \
+			skip();                                   \
+		}                                                 \
 	} while (0)
 
 struct pair {
@@ -315,7 +317,8 @@ static void test_denied_neutralized_and_reply(void **state)
 	/* the server's answer for id 7 reads "denied by policy", same length */
 	send_once(p.sfd, reply, strlen(reply));
 	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), strlen(reply));
-	assert_non_null(strstr(got, "\"id\":7,\"error\":{\"code\":-32601,\"message\":\"denied by policy\"}"));
+	assert_non_null(strstr(
+		got, "\"id\":7,\"error\":{\"code\":-32601,\"message\":\"denied by policy\"}"));
 	/* the connection stays healthy: an allowed call passes untouched */
 	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 8, "echo"), NULL);
 	expect_passes(&p, req, n);
@@ -335,18 +338,18 @@ static void server_stage(bool kfunc)
 	int fd = bpf_program__fd(p);
 
 	assert_true(fd >= 0);
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_progs), &key, &fd,
-					     BPF_ANY),
-			 0);
+	assert_int_equal(
+		bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_progs), &key, &fd, BPF_ANY), 0);
 }
 
 /* An SSE answer with the error -32601 of the server for id, as server-everything sends it. */
 static size_t method_not_found(char *out, size_t size, const char *id)
 {
-	return snprintf(out, size,
-			"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":"
-			"-32601,\"message\":\"Method not found\"}}\r\n\r\n",
-			id);
+	return snprintf(
+		out, size,
+		"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":"
+		"-32601,\"message\":\"Method not found\"}}\r\n\r\n",
+		id);
 }
 
 /*
@@ -358,8 +361,10 @@ static size_t method_not_found(char *out, size_t size, const char *id)
 static void test_reply_search(void **state)
 {
 	static const char *const decoys[] = {
-		",,,,,,,,,,,,,,,,", ",\"error\":{\"code\":-32601,\"message\":\"Method not foun",
-		"\"id\":55,\"error\"", ",\"error\":{\"code\":-32602,\"message\":\"Method not found\"",
+		",,,,,,,,,,,,,,,,",
+		",\"error\":{\"code\":-32601,\"message\":\"Method not foun",
+		"\"id\":55,\"error\"",
+		",\"error\":{\"code\":-32602,\"message\":\"Method not found\"",
 	};
 	char body[256], req[1024], got[20000], reply[20000], want[20000], id[16];
 	size_t n, rl;
@@ -376,11 +381,13 @@ static void test_reply_search(void **state)
 			/* ids 301, 302, 303 denied on this connection; 55 allowed */
 			for (int i = 1; i <= 3; i++) {
 				n = request(req, sizeof(req),
-					    net__tool_call(body, sizeof(body), 300 + i, "get-env"), NULL);
+					    net__tool_call(body, sizeof(body), 300 + i, "get-env"),
+					    NULL);
 				send_once(p.cfd, req, n);
 				assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 			}
-			n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 55, "echo"), NULL);
+			n = request(req, sizeof(req),
+				    net__tool_call(body, sizeof(body), 55, "echo"), NULL);
 			expect_passes(&p, req, n);
 			rl = snprintf(reply, sizeof(reply), "HTTP/1.1 200 OK\r\n\r\n%.*s", align,
 				      "xxxxxxxxxxxxxxxx");
@@ -394,8 +401,10 @@ static void test_reply_search(void **state)
 			     d++) {
 				char needle[128], *w;
 
-				snprintf(needle, sizeof(needle), "\"id\":%s,\"error\":{\"code\":-32601,"
-					 "\"message\":\"Method not found\"", *d);
+				snprintf(needle, sizeof(needle),
+					 "\"id\":%s,\"error\":{\"code\":-32601,"
+					 "\"message\":\"Method not found\"",
+					 *d);
 				w = strstr(want, needle);
 				assert_non_null(w);
 				memcpy(w + strlen(needle) - 17, "denied by policy", 16);
@@ -417,7 +426,7 @@ static void test_reply_search(void **state)
 			send_once(p.sfd, reply, rl);
 			assert_int_equal(net__recv_n(p.cfd, got, rl, 300), rl);
 			assert_non_null(strstr(got, "\"id\":303,\"error\":{\"code\":-32601,"
-						"\"message\":\"denied by policy\"}"));
+						    "\"message\":\"denied by policy\"}"));
 			pair_close(&p);
 		}
 	}
@@ -427,8 +436,9 @@ static void test_reply_search(void **state)
 static void test_globs_and_hide(void **state)
 {
 	/* '?' is one UTF-8 character, as in policy__glob_match */
-	static const char *const denied[] = { "secret_x", "secret_", "hidden", "hiddenABC",
-					      "abc", "a\xc3\xa9\x63", "a\xe2\x82\xac\x63" };
+	static const char *const denied[] = { "secret_x",	  "secret_", "hidden",
+					      "hiddenABC",	  "abc",     "a\xc3\xa9\x63",
+					      "a\xe2\x82\xac\x63" };
 	static const char *const allowed[] = { "secret", "xsecret_x", "hidde", "ac", "abbc" };
 	char body[256], req[1024], got[2048];
 	size_t n;
@@ -437,15 +447,19 @@ static void test_globs_and_hide(void **state)
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
 	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
-		assert_true(policy__glob_match(i < 2 ? "secret_*" : i < 4 ? "hidden*" : "a?c",
+		assert_true(policy__glob_match(i < 2 ? "secret_*" :
+					       i < 4 ? "hidden*" :
+						       "a?c",
 					       denied[i]));
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 20 + i, denied[i]), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 20 + i, denied[i]),
+			    NULL);
 		send_once(p.cfd, req, n);
 		expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
 	}
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
 		assert_false(policy__glob_match("a?c", allowed[i]));
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 30 + i, allowed[i]), NULL);
+		n = request(req, sizeof(req),
+			    net__tool_call(body, sizeof(body), 30 + i, allowed[i]), NULL);
 		expect_passes(&p, req, n);
 	}
 	pair_close(&p);
@@ -460,8 +474,8 @@ static void test_split_is_held_until_whole(void **state)
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
 	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 9, "get-env"), NULL);
-	send_once(p.cfd, req, 25);       /* inside the headers */
-	send_once(p.cfd, req + 25, n - 40); /* inside the body */
+	send_once(p.cfd, req, 25);				     /* inside the headers */
+	send_once(p.cfd, req + 25, n - 40);			     /* inside the body */
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 200), 0); /* held */
 	send_once(p.cfd, req + n - 15, 15);
 	expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
@@ -477,7 +491,8 @@ static void test_pipelined(void **state)
 	SKIP_IF_NEEDED();
 	pair_open(&p, AF_INET, false);
 	n1 = request(req, sizeof(req), net__tool_call(body, sizeof(body), 10, "echo"), NULL);
-	n2 = request(req + n1, sizeof(req) - n1, net__tool_call(body, sizeof(body), 11, "get-env"), NULL);
+	n2 = request(req + n1, sizeof(req) - n1, net__tool_call(body, sizeof(body), 11, "get-env"),
+		     NULL);
 	send_once(p.cfd, req, n1 + n2);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n1 + n2);
 	memcpy(want, req, n1 + n2);
@@ -496,7 +511,8 @@ enum head_want {
 
 struct head_case {
 	const char *what;
-	const char *head; /* header lines after the request line, each ending in \r\n; %zu: length */
+	const char
+		*head; /* header lines after the request line, each ending in \r\n; %zu: length */
 	const char *tool;
 	enum head_want want;
 };
@@ -574,7 +590,8 @@ static void head_case_run(const char *what, const char *line, const char *head, 
 	else if (want == HEAD_DENY)
 		memcpy(strstr(want_buf + n - bl, "\"tools/call\"") + 1, "rpc.denied", 10);
 	if (memcmp(got, want_buf, n))
-		fail_msg("%s: the server read\n%.*s\nnot\n%.*s", what, (int)n, got, (int)n, want_buf);
+		fail_msg("%s: the server read\n%.*s\nnot\n%.*s", what, (int)n, got, (int)n,
+			 want_buf);
 	pair_close(&p);
 }
 
@@ -601,11 +618,13 @@ static void test_request_heads(void **state)
 			 "Content-Length: %%zu\r\n",
 			 pad, pad, pad, pad);
 		head_case_run(what, "POST /mcp HTTP/1.1", head, "get-env", HEAD_DENY, 200 + k);
-		snprintf(head, sizeof(head), "X-%s: %s\r\nTransfer-Encoding: chunked\r\n"
-			 "Content-Length: %%zu\r\n", pad, pad);
-		head_case_run(what, "POST /mcp HTTP/1.1", head, "echo", HEAD_POISON, 220 + k);
-		snprintf(head, sizeof(head), "X-%s: %s\r\nMcp-Name: echo\r\nContent-Length: %%zu\r\n",
+		snprintf(head, sizeof(head),
+			 "X-%s: %s\r\nTransfer-Encoding: chunked\r\n"
+			 "Content-Length: %%zu\r\n",
 			 pad, pad);
+		head_case_run(what, "POST /mcp HTTP/1.1", head, "echo", HEAD_POISON, 220 + k);
+		snprintf(head, sizeof(head),
+			 "X-%s: %s\r\nMcp-Name: echo\r\nContent-Length: %%zu\r\n", pad, pad);
 		head_case_run(what, "POST /mcp HTTP/1.1", head, "get-env", HEAD_BODY, 240 + k);
 	}
 }
@@ -669,17 +688,20 @@ static void test_unreadable_body_refused(void **state)
 		assert_int_equal(got[n - strlen(bodies[i])], 0x01);
 	}
 	/* Mcp-Name disagreeing with the body */
-	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 3, "get-env"), "Mcp-Name: echo\r\n");
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 3, "get-env"),
+		    "Mcp-Name: echo\r\n");
 	send_once(p.cfd, req, n);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 	assert_int_equal(got[n - strlen(body)], 0x01);
 	/* a resource's URI as Mcp-Name (not read here) on resources/read: passes */
-	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\","
+	snprintf(body, sizeof(body),
+		 "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\","
 		 "\"params\":{\"uri\":\"demo://x\"}}");
 	n = request(req, sizeof(req), body, "Mcp-Method: resources/read\r\nMcp-Name: demo://x\r\n");
 	expect_passes(&p, req, n);
 	/* but a tools/call without a readable name and an Mcp-Name is refused */
-	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
+	snprintf(body, sizeof(body),
+		 "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
 		 "\"params\":{}}");
 	n = request(req, sizeof(req), body, "Mcp-Name: echo\r\n");
 	send_once(p.cfd, req, n);
@@ -745,7 +767,8 @@ static void test_budget_and_refill(void **state)
 	pair_open(&p, AF_INET, false);
 	kernel__refill(env.skel, &env.kc, now + 3600, now);
 	for (int i = 0; i < 3; i++) {
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 40 + i, "limited"), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 40 + i, "limited"),
+			    NULL);
 		send_once(p.cfd, req, n);
 		if (i < 2) {
 			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
@@ -824,7 +847,8 @@ static void test_global_sync(void **state)
 	assert_int_equal(kernel__activate(env.skel, 1), 0);
 	pair_open(&pp, AF_INET, false);
 	for (int i = 0; i < 2; i++) {
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 60 + i, "glob"), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 60 + i, "glob"),
+			    NULL);
 		send_once(pp.cfd, req, n);
 		if (i < 1) {
 			assert_int_equal(recv_for(pp.sfd, got, sizeof(got), 300), n);
@@ -859,9 +883,8 @@ static uint64_t counter_get(uint32_t which)
 	uint64_t *vals = calloc(ncpu, sizeof(*vals)), sum = 0;
 
 	assert_non_null(vals);
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_counters), &which,
-					     vals),
-			 0);
+	assert_int_equal(
+		bpf_map_lookup_elem(bpf_map__fd(env.skel->maps.tcp_counters), &which, vals), 0);
 	for (int c = 0; c < ncpu; c++)
 		sum += vals[c];
 	free(vals);
@@ -908,13 +931,15 @@ static void test_lost_events_charged(void **state)
 	/* nobody reads the ring here: allowed calls fill it until an event is lost */
 	lost0 = counter_get(MCPF_CNT_EVENTS_LOST);
 	for (i = 0; i < 20000 && counter_get(MCPF_CNT_EVENTS_LOST) == lost0; i++) {
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 100 + i, "echo"), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 100 + i, "echo"),
+			    NULL);
 		send_once(pp.cfd, req, n);
 		assert_int_equal(net__recv_n(pp.sfd, got, n, 300), n);
 	}
 	assert_true(counter_get(MCPF_CNT_EVENTS_LOST) > lost0);
 	for (i = 0; i < 5; i++) {
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 30000 + i, "glob"), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 30000 + i, "glob"),
+			    NULL);
 		expect_passes(&pp, req, n);
 	}
 	pair_close(&pp);
@@ -946,7 +971,8 @@ static void test_session_budgets(void **state)
 	pair_open(&p, AF_INET, false);
 	for (int i = 0; i < 5; i++) {
 		snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s\r\n", sessions[i]);
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 70 + i, "per_session"), hdr);
+		n = request(req, sizeof(req),
+			    net__tool_call(body, sizeof(body), 70 + i, "per_session"), hdr);
 		send_once(p.cfd, req, n);
 		if (i == 0 || i == 2) {
 			assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
@@ -968,7 +994,8 @@ static void test_agent_budget(void **state)
 	SKIP_IF_NEEDED();
 	for (int i = 0; i < 2; i++) {
 		pair_open(&p, AF_INET, false);
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 95 + i, "per_agent"),
+		n = request(req, sizeof(req),
+			    net__tool_call(body, sizeof(body), 95 + i, "per_agent"),
 			    i ? "Mcp-Session-Id: other\r\n" : NULL);
 		send_once(p.cfd, req, n);
 		if (!i) {
@@ -1023,7 +1050,8 @@ static void test_ipv6_and_mapped(void **state)
 	SKIP_IF_NEEDED();
 	for (int mapped = 0; mapped < 2; mapped++) {
 		pair_open(&p, AF_INET6, mapped);
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 50, "get-env"), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 50, "get-env"),
+			    NULL);
 		send_once(p.cfd, req, n);
 		expect_neutralized(got, recv_for(p.sfd, got, sizeof(got), 300), req, n);
 		pair_close(&p);
@@ -1065,7 +1093,8 @@ static void calls_send(const char *tool, int n)
 
 	pair_open(&p, AF_INET, false);
 	for (int i = 0; i < n; i++) {
-		len = request(req, sizeof(req), net__tool_call(body, sizeof(body), 60 + i, tool), NULL);
+		len = request(req, sizeof(req), net__tool_call(body, sizeof(body), 60 + i, tool),
+			      NULL);
 		send_once(p.cfd, req, len);
 		assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), len);
 	}
@@ -1198,9 +1227,9 @@ static void test_name_hash_collisions(void **state)
 	rk.gen = gen;
 	rk.hash = mcpf_name_hash(echo, 4, env.skel->rodata->cfg_name_seed);
 	memcpy(re.name, "evil", 4);
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_rules), &rk, &re,
-					     BPF_NOEXIST),
-			 0);
+	assert_int_equal(
+		bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_rules), &rk, &re, BPF_NOEXIST),
+		0);
 	sk.hash = rk.hash;
 	sk.policy = gc.policy;
 	vals = calloc(ncpu, sizeof(*vals));
@@ -1210,15 +1239,15 @@ static void test_name_hash_collisions(void **state)
 		vals[c].len = 4;
 		memcpy(vals[c].name, "evil", 4);
 	}
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_stats), &sk, vals,
-					     BPF_ANY),
-			 0);
+	assert_int_equal(
+		bpf_map_update_elem(bpf_map__fd(env.skel->maps.tcp_stats), &sk, vals, BPF_ANY), 0);
 	free(vals);
 	empty = stat_get(gc.policy, "", MCPF_KIND_ALLOW);
 
 	pair_open(&p, AF_INET, false);
 	for (int i = 0; i < 2; i++) {
-		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 90 + i, "echo"), NULL);
+		n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 90 + i, "echo"),
+			    NULL);
 		expect_passes(&p, req, n); /* not neutralized: the deny entry is not echo's */
 	}
 	pair_close(&p);
@@ -1457,8 +1486,8 @@ static void test_glob_differential(void **state)
 			got = call_denied(&p, id++, name);
 			if (got != want)
 				fail_msg("%s \"%s\", name \"%s\": the gateway %s it, BPF %s it",
-					 hide ? "hide" : "rule", pat, name, want ? "denies" : "allows",
-					 got ? "denies" : "allows");
+					 hide ? "hide" : "rule", pat, name,
+					 want ? "denies" : "allows", got ? "denies" : "allows");
 			cases++;
 			denied += want;
 		}
@@ -1573,12 +1602,13 @@ static void test_glob_caps(void **state)
 		policy__free(pol);
 	}
 	for (int lims = 8; lims <= 9; lims++) {
-		n = snprintf(json, 65536,
-			     "{\"version\":\"1\",\"default\":\"deny\",\"tools\":{\"t\":{\"limits\":[");
+		n = snprintf(
+			json, 65536,
+			"{\"version\":\"1\",\"default\":\"deny\",\"tools\":{\"t\":{\"limits\":[");
 		for (int i = 0; i < lims; i++)
 			n += snprintf(json + n, 65536 - n,
-				      "%s{\"counter\":\"c%d\",\"window\":60,\"max\":5}", i ? "," : "",
-				      i);
+				      "%s{\"counter\":\"c%d\",\"window\":60,\"max\":5}",
+				      i ? "," : "", i);
 		snprintf(json + n, 65536 - n, "]}}}");
 		pol = policy__parse(json, strlen(json), "cap", err);
 		assert_non_null(pol);
@@ -1621,14 +1651,14 @@ static void test_policies_past_255(void **state)
 		assert_non_null(pol);
 		assert_int_equal(kernel__compile(env.skel, pol, 1, &kc), 0);
 		/* indexes up to 255 in turn; then a new name shares the last one */
-		assert_int_equal(kc.policy_id, want < MCPF_TCP_MAX_POLICIES ? want :
-								  MCPF_TCP_MAX_POLICIES - 1);
+		assert_int_equal(kc.policy_id,
+				 want < MCPF_TCP_MAX_POLICIES ? want : MCPF_TCP_MAX_POLICIES - 1);
 		if (want == MCPF_TCP_MAX_POLICIES + 1) {
 			/* calls it decides count under 255 */
 			assert_int_equal(kernel__activate(env.skel, 1), 0);
 			calls_send("t257", 2);
-			assert_int_equal(stat_get(MCPF_TCP_MAX_POLICIES - 1, "t257",
-						  MCPF_KIND_ALLOW), 2);
+			assert_int_equal(
+				stat_get(MCPF_TCP_MAX_POLICIES - 1, "t257", MCPF_KIND_ALLOW), 2);
 		}
 		policy__free(pol);
 	}

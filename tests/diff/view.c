@@ -36,14 +36,22 @@ static struct mcpf_scan_result res;
 static struct http_head head;
 
 static const char *const why_names[MCPF_WHY_MAX] = {
-	[MCPF_WHY_NONE] = "none",	      [MCPF_WHY_JSON] = "json",
-	[MCPF_WHY_BOUND] = "bound",	      [MCPF_WHY_DUP_KEY] = "dup-key",
-	[MCPF_WHY_FOLDED_KEY] = "folded-key", [MCPF_WHY_SHAPE] = "shape",
-	[MCPF_WHY_ID] = "id",		      [MCPF_WHY_TRAILING] = "trailing",
-	[MCPF_WHY_NEWLINE] = "newline",	      [MCPF_WHY_FRAMING] = "framing",
-	[MCPF_WHY_ENCODING] = "encoding",     [MCPF_WHY_MEDIA_TYPE] = "media-type",
-	[MCPF_WHY_CHARSET] = "charset",	      [MCPF_WHY_HEADERS] = "headers",
-	[MCPF_WHY_TOO_LARGE] = "too-large",   [MCPF_WHY_BUSY] = "busy",
+	[MCPF_WHY_NONE] = "none",
+	[MCPF_WHY_JSON] = "json",
+	[MCPF_WHY_BOUND] = "bound",
+	[MCPF_WHY_DUP_KEY] = "dup-key",
+	[MCPF_WHY_FOLDED_KEY] = "folded-key",
+	[MCPF_WHY_SHAPE] = "shape",
+	[MCPF_WHY_ID] = "id",
+	[MCPF_WHY_TRAILING] = "trailing",
+	[MCPF_WHY_NEWLINE] = "newline",
+	[MCPF_WHY_FRAMING] = "framing",
+	[MCPF_WHY_ENCODING] = "encoding",
+	[MCPF_WHY_MEDIA_TYPE] = "media-type",
+	[MCPF_WHY_CHARSET] = "charset",
+	[MCPF_WHY_HEADERS] = "headers",
+	[MCPF_WHY_TOO_LARGE] = "too-large",
+	[MCPF_WHY_BUSY] = "busy",
 	[MCPF_WHY_INCOMPLETE] = "incomplete",
 };
 
@@ -72,8 +80,7 @@ static void put(struct bytes *b, const void *data, size_t len)
 	b->len += len;
 }
 
-static const char b64chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static int b64_decode(const char *s, struct bytes *out)
 {
@@ -305,7 +312,8 @@ static void kstdio(const struct bytes *in, struct view *v)
 			if (res.status != MCPF_SCAN_OK)
 				refuse(v, why_names[res.status == MCPF_SCAN_INCOMPLETE ?
 							    MCPF_WHY_INCOMPLETE :
-							    res.why < MCPF_WHY_MAX ? res.why : 0]);
+						    res.why < MCPF_WHY_MAX ? res.why :
+									     0]);
 			else if (res.flags & (MCPF_SCAN_NEWLINE | MCPF_SCAN_TRAILING))
 				refuse(v, why_names[res.flags & MCPF_SCAN_NEWLINE ?
 							    MCPF_WHY_NEWLINE :

@@ -26,8 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	head_ref_parse(data, n, &r);
 	same = head_ref_agrees(&h, &r);
 	if (!same) {
-		fprintf(stderr, "head parser disagrees with the reference: error %u/%d end %u/%u "
-				"cl %llu/%llu seen %x/%x\n",
+		fprintf(stderr,
+			"head parser disagrees with the reference: error %u/%d end %u/%u "
+			"cl %llu/%llu seen %x/%x\n",
 			h.hc.error, r.error, h.hc.end, r.end, (unsigned long long)h.hc.cl,
 			(unsigned long long)r.cl, h.hc.seen, r.seen);
 		abort();

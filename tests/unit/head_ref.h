@@ -32,9 +32,10 @@ static inline bool head_ref_tchar(unsigned char c)
 
 static inline int head_ref_id(const char *name, size_t n)
 {
-	static const char *const names[] = { "", "content-length", "transfer-encoding",
-					     "content-encoding", "mcp-method", "mcp-name",
-					     "mcp-session-id", "content-type" };
+	static const char *const names[] = {
+		"",	      "content-length", "transfer-encoding", "content-encoding",
+		"mcp-method", "mcp-name",	"mcp-session-id",    "content-type"
+	};
 
 	for (int i = 1; i < 8; i++)
 		if (strlen(names[i]) == n && !strncmp(names[i], name, n))
@@ -191,8 +192,9 @@ static inline void head_ref_parse(const unsigned char *d, size_t n, struct head_
 			}
 			if (nl <= 24) {
 				for (size_t k = 0; k < nl; k++)
-					lower[k] = d[ls + k] >= 'A' && d[ls + k] <= 'Z' ? d[ls + k] + 32 :
-											  d[ls + k];
+					lower[k] = d[ls + k] >= 'A' && d[ls + k] <= 'Z' ?
+							   d[ls + k] + 32 :
+							   d[ls + k];
 				id = head_ref_id(lower, nl);
 			}
 			if (id != HDR_OTHER && (r->seen & (1u << id))) {

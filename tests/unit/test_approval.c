@@ -47,7 +47,7 @@ struct auth_case {
 	gid_t groups[3];
 	size_t ngroups;
 	uid_t client, gateway;
-	int want;	  /* 0 or -EPERM */
+	int want;	 /* 0 or -EPERM */
 	const char *how; /* a part of what approval__authorize says */
 };
 
@@ -59,30 +59,96 @@ static void test_authorize(void **state)
 		{ "refund", 0, 0, { 0 }, 0, 0, 0, 0, "root" },
 		/* no approvers: root only */
 		{ "rootonly", 1001, 1001, { 0 }, 0, CLIENT, GATEWAY, -EPERM, "names no approvers" },
-		{ "rootonly", 1001, 1001, { 2000 }, 1, CLIENT, GATEWAY, -EPERM,
+		{ "rootonly",
+		  1001,
+		  1001,
+		  { 2000 },
+		  1,
+		  CLIENT,
+		  GATEWAY,
+		  -EPERM,
 		  "names no approvers" },
 		/* a listed uid, by number */
-		{ "refund", 1001, 1001, { 0 }, 0, CLIENT, GATEWAY, 0, "in approvers.users as uid 1001" },
+		{ "refund",
+		  1001,
+		  1001,
+		  { 0 },
+		  0,
+		  CLIENT,
+		  GATEWAY,
+		  0,
+		  "in approvers.users as uid 1001" },
 		/* a member of a listed group: primary or supplementary */
 		{ "refund", 1500, 2000, { 0 }, 0, CLIENT, GATEWAY, 0, "member of group 2000" },
-		{ "refund", 1500, 1500, { 7, 2000 }, 2, CLIENT, GATEWAY, 0, "member of group 2000" },
+		{ "refund",
+		  1500,
+		  1500,
+		  { 7, 2000 },
+		  2,
+		  CLIENT,
+		  GATEWAY,
+		  0,
+		  "member of group 2000" },
 		/* neither */
-		{ "refund", 1500, 1500, { 7, 8 }, 2, CLIENT, GATEWAY, -EPERM,
+		{ "refund",
+		  1500,
+		  1500,
+		  { 7, 8 },
+		  2,
+		  CLIENT,
+		  GATEWAY,
+		  -EPERM,
 		  "not in approvers.users, not a member of approvers.groups" },
 		/* the client's uid: never through a group, even one listed */
-		{ "refund", CLIENT, 2000, { 2000 }, 1, CLIENT, GATEWAY, -EPERM,
+		{ "refund",
+		  CLIENT,
+		  2000,
+		  { 2000 },
+		  1,
+		  CLIENT,
+		  GATEWAY,
+		  -EPERM,
 		  "uid of the client that made the call" },
-		{ "agentgroup", CLIENT, CLIENT, { 0 }, 0, CLIENT, GATEWAY, -EPERM,
+		{ "agentgroup",
+		  CLIENT,
+		  CLIENT,
+		  { 0 },
+		  0,
+		  CLIENT,
+		  GATEWAY,
+		  -EPERM,
 		  "uid of the client that made the call" },
 		/* the gateway's own uid, when it differs from the client's: the same */
-		{ "refund", 1200, 2000, { 0 }, 0, CLIENT, 1200, -EPERM, "uid this gateway runs as" },
+		{ "refund",
+		  1200,
+		  2000,
+		  { 0 },
+		  0,
+		  CLIENT,
+		  1200,
+		  -EPERM,
+		  "uid this gateway runs as" },
 		/* unless approvers.users names that uid */
-		{ "selfie", CLIENT, CLIENT, { 0 }, 0, CLIENT, GATEWAY, 0,
+		{ "selfie",
+		  CLIENT,
+		  CLIENT,
+		  { 0 },
+		  0,
+		  CLIENT,
+		  GATEWAY,
+		  0,
 		  "in approvers.users as uid 1000" },
 		{ "selfie", 1500, 3000, { 0 }, 0, CLIENT, GATEWAY, 0, "member of group 3000" },
 		/* a client of unknown uid ((uid_t)-1) excludes nobody else */
 		{ "refund", 1001, 1001, { 0 }, 0, (uid_t)-1, GATEWAY, 0, "uid 1001" },
-		{ "refund", GATEWAY, 2000, { 0 }, 0, (uid_t)-1, GATEWAY, -EPERM,
+		{ "refund",
+		  GATEWAY,
+		  2000,
+		  { 0 },
+		  0,
+		  (uid_t)-1,
+		  GATEWAY,
+		  -EPERM,
 		  "uid this gateway runs as" },
 	};
 	struct policy *p = parse(approvers_policy);
@@ -140,9 +206,9 @@ static void test_unresolved_never_matches(void **state)
 						     sizeof(how)),
 				 -EPERM);
 	}
-	assert_string_equal(policy__approver_name(&r->approvers.users[1], false, name,
-						  sizeof(name)),
-			    "user mcpfence-no-such-user (not on this host: never matches)");
+	assert_string_equal(
+		policy__approver_name(&r->approvers.users[1], false, name, sizeof(name)),
+		"user mcpfence-no-such-user (not on this host: never matches)");
 	policy__free(p);
 }
 
@@ -162,9 +228,8 @@ static void test_names_resolve(void **state)
 	assert_int_equal(r->approvers.users[0].id, 0);
 	assert_int_equal(r->approvers.users[1].id, 65534);
 	assert_int_equal(r->approvers.groups[1].id, 65534);
-	assert_int_equal(approval__authorize(&r->approvers, &peer, CLIENT, GATEWAY, how,
-					     sizeof(how)),
-			 0);
+	assert_int_equal(
+		approval__authorize(&r->approvers, &peer, CLIENT, GATEWAY, how, sizeof(how)), 0);
 	assert_string_equal(how, "in approvers.users as uid 65534 (nobody)");
 	approval__who(&r->approvers, r->approval_via, who, sizeof(who));
 	assert_string_equal(who, "root, uid 0 (root), uid 65534 (nobody), members of group 0 "
@@ -176,12 +241,13 @@ static void test_names_resolve(void **state)
 
 static void test_via_defaults(void **state)
 {
-	struct policy *p = parse("{\"version\": \"1\", \"default\": \"deny\", \"tools\": {"
-				 "\"a\": {\"action\": \"approve\"},"
-				 "\"b\": {\"action\": \"approve\", \"approval\": {\"via\": "
-				 "[\"client\"]}},"
-				 "\"c\": {\"action\": \"require_approval\", \"approval\": {\"via\": "
-				 "[\"operator\", \"client\"]}}}}");
+	struct policy *p =
+		parse("{\"version\": \"1\", \"default\": \"deny\", \"tools\": {"
+		      "\"a\": {\"action\": \"approve\"},"
+		      "\"b\": {\"action\": \"approve\", \"approval\": {\"via\": "
+		      "[\"client\"]}},"
+		      "\"c\": {\"action\": \"require_approval\", \"approval\": {\"via\": "
+		      "[\"operator\", \"client\"]}}}}");
 
 	assert_int_equal(policy__lookup(p, "a")->approval_via, VIA_CLIENT | VIA_OPERATOR);
 	assert_int_equal(policy__lookup(p, "b")->approval_via, VIA_CLIENT);
@@ -197,12 +263,15 @@ static void test_digest(void **state)
 	char hex[65], again[65];
 
 	assert_int_equal(approval__digest("echo", args, hex), 0);
-	assert_string_equal(hex, "7c3e1e95c4a17dfece035030e546089eb95bf240be1dad26570a2fc65af8f06c");
+	assert_string_equal(hex,
+			    "7c3e1e95c4a17dfece035030e546089eb95bf240be1dad26570a2fc65af8f06c");
 	/* absent arguments are {} */
 	assert_int_equal(approval__digest("echo", NULL, hex), 0);
-	assert_string_equal(hex, "116ac5c85f249f7df359ec2dca688580756cfa8056f2265112272b2a95616e25");
+	assert_string_equal(hex,
+			    "116ac5c85f249f7df359ec2dca688580756cfa8056f2265112272b2a95616e25");
 	assert_int_equal(approval__digest("h\xc3\xa9", odd, hex), 0);
-	assert_string_equal(hex, "69a10ef4d37a952273e4d597b982154743ab98cdf78779618cf096c5eba58c81");
+	assert_string_equal(hex,
+			    "69a10ef4d37a952273e4d597b982154743ab98cdf78779618cf096c5eba58c81");
 	/* another tool, the same arguments: another digest */
 	assert_int_equal(approval__digest("echo2", args, again), 0);
 	assert_string_not_equal(hex, again);
@@ -215,16 +284,16 @@ static void test_parse_id(void **state)
 	char token[APPROVAL_TOKEN_HEX + 1], digest[APPROVAL_ID_DIGEST_HEX + 1];
 	static const char *const bad[] = {
 		"",
-		"4711-1",			      /* the former PID-N */
-		"4711-0badc0de",		      /* no digest */
-		"4711-0badc0de-7c3e1e95c4a17dfe-",     /* trailing */
-		"4711-0badc0de-7c3e1e95c4a17df",	      /* short digest */
-		"4711-0BADC0DE-7c3e1e95c4a17dfe",     /* upper case */
-		"0-0badc0de-7c3e1e95c4a17dfe",	      /* pid 0 */
-		"04711-0badc0de-7c3e1e95c4a17dfe",    /* leading zero */
-		"-1-0badc0de-7c3e1e95c4a17dfe",	      /* negative */
+		"4711-1",				 /* the former PID-N */
+		"4711-0badc0de",			 /* no digest */
+		"4711-0badc0de-7c3e1e95c4a17dfe-",	 /* trailing */
+		"4711-0badc0de-7c3e1e95c4a17df",	 /* short digest */
+		"4711-0BADC0DE-7c3e1e95c4a17dfe",	 /* upper case */
+		"0-0badc0de-7c3e1e95c4a17dfe",		 /* pid 0 */
+		"04711-0badc0de-7c3e1e95c4a17dfe",	 /* leading zero */
+		"-1-0badc0de-7c3e1e95c4a17dfe",		 /* negative */
 		"99999999999-0badc0de-7c3e1e95c4a17dfe", /* too big */
-		"4711-0badc0dg-7c3e1e95c4a17dfe",     /* not hex */
+		"4711-0badc0dg-7c3e1e95c4a17dfe",	 /* not hex */
 		"4711 0badc0de 7c3e1e95c4a17dfe",
 	};
 	pid_t pid = 0;

@@ -52,11 +52,22 @@ static void test_fields_and_redaction(void **state)
 	char path[128];
 	json_t *args = json_pack("{s:s, s:i}", "path", "/etc/shadow", "n", 3), *all, *l;
 	struct audit_event ev = {
-		.time_us = 1700000000123456ull, .plane = "stdio", .server = "srv",
-		.session = "s1", .client_pid = 42, .client_uid = 1000, .client_exe = "/bin/agent",
-		.method = "tools/call", .tool = "read_file", .args = args, .decision = "deny",
-		.kind = "condition", .rule = "/tools/read_file/require/0", .reason = "no",
-		.latency_us = 7, .request_id = "\"abc\"",
+		.time_us = 1700000000123456ull,
+		.plane = "stdio",
+		.server = "srv",
+		.session = "s1",
+		.client_pid = 42,
+		.client_uid = 1000,
+		.client_exe = "/bin/agent",
+		.method = "tools/call",
+		.tool = "read_file",
+		.args = args,
+		.decision = "deny",
+		.kind = "condition",
+		.rule = "/tools/read_file/require/0",
+		.reason = "no",
+		.latency_us = 7,
+		.request_id = "\"abc\"",
 	};
 	struct audit *a;
 
@@ -92,8 +103,9 @@ static void test_fields_and_redaction(void **state)
 		free(text);
 	}
 	l = json_array_get(all, 1);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(l, "arguments"),
-							      "path")), "/etc/shadow");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(l, "arguments"), "path")),
+		"/etc/shadow");
 	assert_int_equal(json_integer_value(json_object_get(l, "id")), 17);
 	assert_null(json_object_get(json_object_get(l, "client"), "uid"));
 	json_decref(all);

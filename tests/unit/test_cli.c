@@ -86,8 +86,9 @@ static void test_check_invalid_and_mixed(void **state)
 	run(&r, (const char *const[]){ bin(), "check", "tests/data/policies/invalid/max-zero.json",
 				       NULL });
 	assert_int_equal(r.status, 1);
-	assert_string_equal(r.err, "tests/data/policies/invalid/max-zero.json: /tools/x/limits/0/max: "
-				   "must be at least 1 (to forbid a tool, use \"action\": \"deny\")\n");
+	assert_string_equal(r.err,
+			    "tests/data/policies/invalid/max-zero.json: /tools/x/limits/0/max: "
+			    "must be at least 1 (to forbid a tool, use \"action\": \"deny\")\n");
 	run(&r, (const char *const[]){ bin(), "check", "policies/binance-us.json",
 				       "tests/data/policies/invalid/version-2.json", NULL });
 	assert_int_equal(r.status, 1);
@@ -104,7 +105,8 @@ static void test_check_usage(void **state)
 	run(&r, (const char *const[]){ bin(), "check", NULL });
 	assert_int_equal(r.status, 2);
 	assert_non_null(strstr(r.err, "no policy given"));
-	run(&r, (const char *const[]){ bin(), "check", "--yaml", "policies/binance-us.json", NULL });
+	run(&r,
+	    (const char *const[]){ bin(), "check", "--yaml", "policies/binance-us.json", NULL });
 	assert_int_equal(r.status, 2);
 	assert_non_null(strstr(r.err, "unknown option '--yaml'"));
 	run(&r, (const char *const[]){ bin(), "chek", NULL });
@@ -132,10 +134,11 @@ static void test_check_json(void **state)
 	assert_non_null(doc);
 	assert_int_equal(json_array_size(doc), 2);
 	assert_true(json_is_true(json_object_get(json_array_get(doc, 0), "valid")));
-	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(json_array_get(doc, 0), "rules"), 0),
-				    "tool")),
-			    "BinanceFuturesCloseListenKey");
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(json_array_get(doc, 0), "rules"), 0),
+			"tool")),
+		"BinanceFuturesCloseListenKey");
 	bad = json_array_get(doc, 1);
 	assert_true(json_is_false(json_object_get(bad, "valid")));
 	assert_non_null(strstr(json_string_value(json_object_get(bad, "error")),

@@ -108,51 +108,51 @@ static void run_rows(const struct drow *rows, size_t n)
 #define V1 "'version':'1',"
 
 /* hide, lookup order, default, action deny, approval */
-#define P_HIDE                                                                              \
-	"{" V1 "'default':'allow','hide':['secret','debug_*','drop_*'],"                       \
+#define P_HIDE                                                           \
+	"{" V1 "'default':'allow','hide':['secret','debug_*','drop_*']," \
 	"'tools':{'drop_table':{},'debug_*':{'action':'approve'}}}"
 #define P_HIDE_ALL "{" V1 "'default':'allow','hide':['*'],'tools':{'read_file':{}}}"
-#define P_EXACT_GLOB                                                                        \
-	"{" V1 "'default':'deny','tools':{'read_*':{'action':'deny','reason':'use read_file'},"  \
+#define P_EXACT_GLOB                                                                            \
+	"{" V1 "'default':'deny','tools':{'read_*':{'action':'deny','reason':'use read_file'}," \
 	"'read_file':{}}}"
-#define P_GLOB_ORDER                                                                        \
-	"{" V1 "'default':'deny','tools':{'ab*':{},'a*':{'action':'deny','reason':'second'},"    \
+#define P_GLOB_ORDER                                                                          \
+	"{" V1 "'default':'deny','tools':{'ab*':{},'a*':{'action':'deny','reason':'second'}," \
 	"'*':{'action':'deny','reason':'catch-all'}}}"
-#define P_GLOB_ORDER2                                                                       \
+#define P_GLOB_ORDER2 \
 	"{" V1 "'default':'allow','tools':{'a*':{'action':'deny','reason':'first'},'ab*':{}}}"
-#define P_GLOBS                                                                             \
-	"{" V1 "'default':'deny','tools':{'file_?':{},'get_*_info':{},'?x?':{},"                 \
+#define P_GLOBS                                                                  \
+	"{" V1 "'default':'deny','tools':{'file_?':{},'get_*_info':{},'?x?':{}," \
 	"'*_safe':{}}}"
-#define P_DENY                                                                              \
-	"{" V1 "'default':'allow','tools':{'drop_table':{'action':'deny'},"                     \
-	"'rm':{'action':'deny','reason':'schema changes go through review'},"                   \
-	"'rmdir':{'action':'deny','on_deny':'ask the operator'},"                               \
+#define P_DENY                                                                \
+	"{" V1 "'default':'allow','tools':{'drop_table':{'action':'deny'},"   \
+	"'rm':{'action':'deny','reason':'schema changes go through review'}," \
+	"'rmdir':{'action':'deny','on_deny':'ask the operator'},"             \
 	"'read_file':{'description':'allowed'}}}"
-#define P_APPROVE                                                                           \
-	"{" V1 "'default':'deny','tools':{'delete_file':{'action':'approve'},"                  \
-	"'wipe':{'action':'require_approval','approval_timeout':'10m'},"                       \
-	"'delete_*':{'action':'approve','approval':{'timeout':'2m'}},"                         \
-	"'push':{'action':'approve',"                                                          \
-	"  'deny_if':[{'path':'args.force','op':'eq','value':true}],"                          \
+#define P_APPROVE                                                              \
+	"{" V1 "'default':'deny','tools':{'delete_file':{'action':'approve'}," \
+	"'wipe':{'action':'require_approval','approval_timeout':'10m'},"       \
+	"'delete_*':{'action':'approve','approval':{'timeout':'2m'}},"         \
+	"'push':{'action':'approve',"                                          \
+	"  'deny_if':[{'path':'args.force','op':'eq','value':true}],"          \
 	"  'require':[{'path':'args.branch','op':'regex','value':'^feature/'}]}}}"
-#define P_ORDER                                                                             \
-	"{" V1 "'default':'deny','tools':{'w':{"                                                \
-	"'require':[{'path':'args.path','op':'regex','value':'^/tmp/'},"                       \
-	"           {'path':'args.size','op':'lte','value':100}],"                             \
-	"'deny_if':[{'path':'args.force','op':'eq','value':true},"                             \
-	"           {'path':'args.path','op':'contains','value':'..'}]},"                       \
-	"'w2':{'reason':'writes stay in /tmp','require':"                                      \
+#define P_ORDER                                                           \
+	"{" V1 "'default':'deny','tools':{'w':{"                          \
+	"'require':[{'path':'args.path','op':'regex','value':'^/tmp/'},"  \
+	"           {'path':'args.size','op':'lte','value':100}],"        \
+	"'deny_if':[{'path':'args.force','op':'eq','value':true},"        \
+	"           {'path':'args.path','op':'contains','value':'..'}]}," \
+	"'w2':{'reason':'writes stay in /tmp','require':"                 \
 	"  [{'path':'args.path','op':'regex','value':'^/tmp/'}]}}}"
-#define P_ESC                                                                               \
+#define P_ESC                                                                                      \
 	"{" V1 "'default':'deny','tools':{'fs/read':{'action':'deny'},'a~b':{'action':'approve'}," \
-	"'~1':{'action':'deny'},'ns/*':{'action':'approve'},"                                  \
-	"'x/~y':{'require':[{'path':'args.a','op':'exists','value':true}],"                    \
+	"'~1':{'action':'deny'},'ns/*':{'action':'approve'},"                                      \
+	"'x/~y':{'require':[{'path':'args.a','op':'exists','value':true}],"                        \
 	"        'deny_if':[{'path':'args.b','op':'exists','value':true}]}}}"
 #define P_EMPTY_ALLOW "{" V1 "'default':'allow'}"
 #define P_EMPTY_DENY "{" V1 "'default':'deny','tools':{}}"
-#define P_REQ_ARGS                                                                          \
-	"{" V1 "'default':'deny','tools':{'t':{},'r':{'require':"                               \
-	"[{'path':'args.a','op':'exists','value':true}]},'n':{'deny_if':"                      \
+#define P_REQ_ARGS                                                        \
+	"{" V1 "'default':'deny','tools':{'t':{},'r':{'require':"         \
+	"[{'path':'args.a','op':'exists','value':true}]},'n':{'deny_if':" \
 	"[{'path':'args.a','op':'exists','value':false}]}}}"
 
 static const struct drow decide_rows[] = {
@@ -533,9 +533,9 @@ static const struct crow cond_rows[] = {
 	{ "args.\\u00e9", "eq", "1", "{'\\u00e9':1}", T },
 };
 
-#define P_COND                                                                              \
-	"{'version':'1','default':'deny','tools':{"                                            \
-	"'r':{'require':[{'path':'%s','op':'%s','value':%s}]},"                                \
+#define P_COND                                                  \
+	"{'version':'1','default':'deny','tools':{"             \
+	"'r':{'require':[{'path':'%s','op':'%s','value':%s}]}," \
 	"'d':{'deny_if':[{'path':'%s','op':'%s','value':%s}]}}}"
 
 static const char *const result_name[] = { "false", "true", "unknown" };

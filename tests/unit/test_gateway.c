@@ -43,7 +43,8 @@ static void test_listable(void **state)
 	json_t *result = json_loads("{\"tools\":[{\"name\":\"read\"},{\"name\":\"drop\"},"
 				    "{\"name\":\"dbg_x\"},{\"name\":\"ask\"},{\"name\":\"write\"},"
 				    "{\"name\":\"other\"},{\"nameless\":1},{\"name\":7}],"
-				    "\"nextCursor\":\"c\"}", 0, NULL);
+				    "\"nextCursor\":\"c\"}",
+				    0, NULL);
 	char *s;
 
 	assert_true(stdio_gateway__listable(p, "read"));
@@ -80,13 +81,14 @@ static void test_denial(void **state)
 	assert_string_equal(json_string_value(json_object_get(
 				    json_array_get(json_object_get(r, "content"), 0), "text")),
 			    "denied by policy: too many");
-	assert_string_equal(json_string_value(json_object_get(meta, "rule")), "/all_tools/limits/0");
+	assert_string_equal(json_string_value(json_object_get(meta, "rule")),
+			    "/all_tools/limits/0");
 	assert_string_equal(json_string_value(json_object_get(meta, "kind")), "limit");
 	assert_int_equal(json_integer_value(json_object_get(meta, "retry_after_s")), 30);
 	json_decref(d);
 	d = stdio_gateway__denial(id, "no", "/hide/0", "hidden", 0);
-	assert_true(json_is_null(json_object_get(json_object_get(json_object_get(d, "result"),
-								 "_meta"), "retry_after_s")));
+	assert_true(json_is_null(json_object_get(
+		json_object_get(json_object_get(d, "result"), "_meta"), "retry_after_s")));
 	json_decref(d);
 	json_decref(id);
 }

@@ -30,12 +30,13 @@ static struct head_ref both(const char *d, size_t n)
 	head_ref_parse((const unsigned char *)d, n, &r);
 	same = head_ref_agrees(&h, &r);
 	if (!same)
-		fail_msg("parsers differ on %zu bytes \"%.*s\": bpf error %u end %u cl %llu seen %x "
-			 "method \"%s\" name \"%s\"; reference error %d end %u cl %llu seen %x "
-			 "method \"%s\" name \"%s\"",
-			 n, (int)n, d, h.hc.error, h.hc.end, (unsigned long long)h.hc.cl, h.hc.seen,
-			 h.h_method, h.h_name, r.error, r.end, (unsigned long long)r.cl, r.seen,
-			 r.method, r.name);
+		fail_msg(
+			"parsers differ on %zu bytes \"%.*s\": bpf error %u end %u cl %llu seen %x "
+			"method \"%s\" name \"%s\"; reference error %d end %u cl %llu seen %x "
+			"method \"%s\" name \"%s\"",
+			n, (int)n, d, h.hc.error, h.hc.end, (unsigned long long)h.hc.cl, h.hc.seen,
+			h.h_method, h.h_name, r.error, r.end, (unsigned long long)r.cl, r.seen,
+			r.method, r.name);
 	return r;
 }
 
@@ -106,8 +107,8 @@ static void test_cases(void **state)
 		if (r.error || r.end != strlen(c->head))
 			fail_msg("not read whole (error %d, end %u): %s", r.error, r.end, c->head);
 		if (c->cl >= 0 && (r.cl != (uint64_t)c->cl || !(r.seen & 1u << HDR_CONTENT_LENGTH)))
-			fail_msg("Content-Length %llu, not %ld: %s", (unsigned long long)r.cl, c->cl,
-				 c->head);
+			fail_msg("Content-Length %llu, not %ld: %s", (unsigned long long)r.cl,
+				 c->cl, c->head);
 	}
 	/* the values that are kept */
 	both(cases[27].head, strlen(cases[27].head));
@@ -118,8 +119,9 @@ static void test_cases(void **state)
 	both(cases[30].head, strlen(cases[30].head));
 	assert_string_equal(h.h_method, "notifications/initialized");
 	assert_int_equal(h.h_method_len, 25);
-	assert_string_equal(h.h_name,
-			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\tbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	assert_string_equal(
+		h.h_name,
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\tbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
 }
 
 /*
@@ -166,24 +168,27 @@ static void test_body_charset(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint32_t why;
 
-		snprintf(head, sizeof(head), "POST /mcp HTTP/1.1\r\n%s%s%sContent-Length: 2\r\n\r\n",
+		snprintf(head, sizeof(head),
+			 "POST /mcp HTTP/1.1\r\n%s%s%sContent-Length: 2\r\n\r\n",
 			 cases[i].ctype ? "Content-Type: " : "", cases[i].ctype ?: "",
 			 cases[i].ctype ? "\r\n" : "");
 		both(head, strlen(head));
 		assert_false(h.hc.error);
 		why = http_head_body_why(&h);
 		if (why != cases[i].why)
-			fail_msg("Content-Type \"%s\": why %u, expected %u", cases[i].ctype ?: "(none)",
-				 why, cases[i].why);
+			fail_msg("Content-Type \"%s\": why %u, expected %u",
+				 cases[i].ctype ?: "(none)", why, cases[i].why);
 	}
 	/* and a Content-Encoding is never read */
-	snprintf(head, sizeof(head), "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n"
-				     "Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n");
+	snprintf(head, sizeof(head),
+		 "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n"
+		 "Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n");
 	both(head, strlen(head));
 	assert_int_equal(http_head_body_why(&h), MCPF_WHY_ENCODING);
 	/* two Content-Types: the head is refused */
-	snprintf(head, sizeof(head), "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n"
-				     "content-type: application/json; charset=utf-7\r\n\r\n");
+	snprintf(head, sizeof(head),
+		 "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n"
+		 "content-type: application/json; charset=utf-7\r\n\r\n");
 	both(head, strlen(head));
 	assert_true(h.hc.error);
 }
@@ -210,9 +215,13 @@ static uint32_t next(void)
 static void test_mutations(void **state)
 {
 	static const char alphabet[] = "\r\n:  \t\001\177\200\xc3-_(aZ09";
-	static const char *const inserts[] = { "\r\n", "Content-Length: 3\r\n",
+	static const char *const inserts[] = { "\r\n",
+					       "Content-Length: 3\r\n",
 					       "Transfer-Encoding: chunked\r\n",
-					       "Mcp-Name: x\r\n", "\r\n\r\n", ":", "mcp-method" };
+					       "Mcp-Name: x\r\n",
+					       "\r\n\r\n",
+					       ":",
+					       "mcp-method" };
 	int rounds = getenv("VALGRIND") ? 3000 : 200000;
 	char m[1024];
 
@@ -235,7 +244,8 @@ static void test_mutations(void **state)
 				memmove(m + at, m + at + 1, n - at - 1);
 				n--;
 			} else {
-				const char *ins = inserts[next() % (sizeof(inserts) / sizeof(inserts[0]))];
+				const char *ins =
+					inserts[next() % (sizeof(inserts) / sizeof(inserts[0]))];
 				size_t il = strlen(ins);
 
 				if (n + il < sizeof(m)) {

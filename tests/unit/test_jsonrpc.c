@@ -31,8 +31,11 @@ static void frame(const char *stream, size_t len, size_t step, char *out, size_t
 
 		assert_int_equal(jsonrpc__reader_feed(&r, stream + off, take), 0);
 		while ((k = jsonrpc__next_line(&r, eof, &line, &n)) != JR_LINE_NONE) {
-			used += snprintf(out + used, outsz - used, "%s%.*s", k == JR_LINE_WHOLE ?
-					 "|" : k == JR_LINE_PART ? "<" : ">", (int)n, line);
+			used += snprintf(out + used, outsz - used, "%s%.*s",
+					 k == JR_LINE_WHOLE ? "|" :
+					 k == JR_LINE_PART  ? "<" :
+							      ">",
+					 (int)n, line);
 		}
 		if (eof)
 			break;
@@ -96,7 +99,7 @@ static void test_reader_fill_pipe(void **state)
 
 struct parse_case {
 	const char *line;
-	int rc;	/* 0 or -EINVAL (not JSON) */
+	int rc; /* 0 or -EINVAL (not JSON) */
 	enum jr_kind kind;
 	const char *method;
 	const char *err_has;
@@ -120,7 +123,8 @@ static void test_parse_table(void **state)
 		{ "[]", 0, JR_INVALID, NULL, "empty batch" },
 		{ "42", 0, JR_INVALID, NULL, "object" },
 		{ "{\"id\":1,\"method\":\"x\"}", 0, JR_INVALID, NULL, "jsonrpc" },
-		{ "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}", 0, JR_INVALID, NULL, "jsonrpc" },
+		{ "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}", 0, JR_INVALID, NULL,
+		  "jsonrpc" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}", 0, JR_INVALID, NULL, "method" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}", 0, JR_INVALID, NULL, "id" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}", 0, JR_INVALID, NULL, "id" },
@@ -140,7 +144,8 @@ static void test_parse_table(void **state)
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\"}", -EINVAL },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xc0\xaf\"}", -EINVAL },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\\ud800\"}", -EINVAL },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":123456789012345678901234,\"method\":\"x\"}", -EINVAL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":123456789012345678901234,\"method\":\"x\"}",
+		  -EINVAL },
 		{ "\xef\xbb\xbf{\"jsonrpc\":\"2.0\",\"method\":\"x\"}", -EINVAL },
 		{ "{'jsonrpc':'2.0'}", -EINVAL },
 		{ "{\"jsonrpc\":\"2.0\",\"method\":\"x\",}", -EINVAL },
@@ -201,7 +206,8 @@ static void test_folded_keys(void **state)
 		  "\"METHOD\" is \"method\"" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"param\u017f\":{\"name\":\"b\"}}",
 		  "is \"params\"" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"param\xc5\xbf\":{}}", "is \"params\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"param\xc5\xbf\":{}}",
+		  "is \"params\"" },
 		{ "{\"jsonrpc\":\"2.0\",\"\u0131d\":7,\"method\":\"ping\"}", "is \"id\"" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"Method\":\"tools/call\"}",
 		  "is \"method\"" },
@@ -241,8 +247,10 @@ static void test_folded_keys(void **state)
 		jsonrpc__msg_free(&m);
 	}
 	assert_true(jsonrpc__key_folds_to("NAME", 4, "name", 4));
-	assert_true(jsonrpc__key_folds_to("\xc5\xbftatus", 7, "status", 6));   /* long s */
-	assert_true(jsonrpc__key_folds_to("\xe2\x84\xaa" "ey", 5, "key", 3));    /* Kelvin */
+	assert_true(jsonrpc__key_folds_to("\xc5\xbftatus", 7, "status", 6)); /* long s */
+	assert_true(jsonrpc__key_folds_to("\xe2\x84\xaa"
+					  "ey",
+					  5, "key", 3)); /* Kelvin */
 	assert_true(jsonrpc__key_folds_to("\xc3\xa9t\xc3\xa9", 6, "\xc3\x89t\xc3\x89", 6));
 	assert_false(jsonrpc__key_folds_to("name", 4, "name", 4));
 	assert_false(jsonrpc__key_folds_to("names", 5, "name", 4));
@@ -257,8 +265,9 @@ static void test_builders(void **state)
 
 	e = jsonrpc__error(NULL, JSONRPC_PARSE_ERROR, "bad");
 	line = jsonrpc__dump_line(e, &len);
-	assert_string_equal(line,
-			    "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"bad\"}}\n");
+	assert_string_equal(
+		line,
+		"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"bad\"}}\n");
 	assert_int_equal(len, strlen(line));
 	free(line);
 	json_decref(e);

@@ -113,8 +113,8 @@ static const struct limit *rule_limit(const struct policy *p, const char *tool, 
 	return &r->limits[i];
 }
 
-#define P_MINUTE                                                                            \
-	"{'version':'1','default':'deny','tools':{'t':{'limits':"                              \
+#define P_MINUTE                                                  \
+	"{'version':'1','default':'deny','tools':{'t':{'limits':" \
 	"[{'counter':'c','window':'minute','max':2}]}}}"
 
 /* Second 59 and second 60 of a minute window are in different windows. */
@@ -144,8 +144,9 @@ static void test_window_alignment(void **state)
 	struct fx f;
 	uint64_t start = 7 * ((T0 + 3) / 7 + 1); /* a multiple of 7 after T0 */
 
-	fx_init(&f, "{'version':'1','default':'deny','tools':{'t':{'limits':"
-		    "[{'window':7,'max':1}]}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','tools':{'t':{'limits':"
+		"[{'window':7,'max':1}]}}}",
 		start + 5);
 	expect_ok(&f, "t", NULL);
 	expect_limit(&f, "t", NULL, "/tools/t/limits/0", 2);
@@ -166,9 +167,10 @@ static void test_long_windows(void **state)
 {
 	struct fx f;
 
-	fx_init(&f, "{'version':'1','default':'allow','all_tools':{'limits':["
-		    "{'counter':'h','window':'hour','max':1},"
-		    "{'counter':'d','window':'day','max':1}]}}",
+	fx_init(&f,
+		"{'version':'1','default':'allow','all_tools':{'limits':["
+		"{'counter':'h','window':'hour','max':1},"
+		"{'counter':'d','window':'day','max':1}]}}",
 		T0 + 86400 - 3605);
 	expect_ok(&f, "x", NULL);
 	/* both full: the later window end is what the agent must wait for, not the first */
@@ -185,10 +187,11 @@ static void test_fired_limit(void **state)
 {
 	struct fx f;
 
-	fx_init(&f, "{'version':'1','default':'deny','all_tools':{'limits':["
-		    "{'counter':'all','window':'minute','max':100}]},"
-		    "'tools':{'t':{'limits':[{'counter':'s','window':'second','max':1},"
-		    "{'counter':'m','window':'minute','max':3}]}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','all_tools':{'limits':["
+		"{'counter':'all','window':'minute','max':100}]},"
+		"'tools':{'t':{'limits':[{'counter':'s','window':'second','max':1},"
+		"{'counter':'m','window':'minute','max':3}]}}}",
 		T0 + 30);
 	expect_ok(&f, "t", NULL);
 	expect_limit(&f, "t", NULL, "/tools/t/limits/0", 1);
@@ -207,13 +210,14 @@ static void test_shared_counter(void **state)
 {
 	struct fx f;
 
-	fx_init(&f, "{'version':'1','default':'deny','tools':{"
-		    "'a':{'limits':[{'counter':'writes','window':'minute','max':3}]},"
-		    "'b':{'limits':[{'counter':'writes','window':'minute','max':3}]},"
-		    "'c':{'limits':[{'counter':'writes','window':'minute','max':3,"
-		    "'scope':'global'}]},"
-		    "'d':{'limits':[{'counter':'writes','window':'hour','max':3}]},"
-		    "'e':{'limits':[{'counter':'writes','window':'minute','max':5}]}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','tools':{"
+		"'a':{'limits':[{'counter':'writes','window':'minute','max':3}]},"
+		"'b':{'limits':[{'counter':'writes','window':'minute','max':3}]},"
+		"'c':{'limits':[{'counter':'writes','window':'minute','max':3,"
+		"'scope':'global'}]},"
+		"'d':{'limits':[{'counter':'writes','window':'hour','max':3}]},"
+		"'e':{'limits':[{'counter':'writes','window':'minute','max':5}]}}}",
 		T0);
 	expect_ok(&f, "a", NULL);
 	expect_ok(&f, "a", NULL);
@@ -242,9 +246,10 @@ static void test_unnamed_counters(void **state)
 {
 	struct fx f;
 
-	fx_init(&f, "{'version':'1','default':'deny','tools':{"
-		    "'a':{'limits':[{'window':'minute','max':1}]},"
-		    "'b':{'limits':[{'window':'minute','max':1}]}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','tools':{"
+		"'a':{'limits':[{'window':'minute','max':1}]},"
+		"'b':{'limits':[{'window':'minute','max':1}]}}}",
 		T0);
 	expect_ok(&f, "a", NULL);
 	expect_ok(&f, "b", NULL);
@@ -253,11 +258,11 @@ static void test_unnamed_counters(void **state)
 	fx_fini(&f);
 }
 
-#define P_SCOPES                                                                            \
-	"{'version':'1','default':'deny','tools':{"                                            \
-	"'s':{'limits':[{'counter':'c','window':'minute','max':1,'scope':'session'}]},"        \
-	"'a':{'limits':[{'counter':'c','window':'minute','max':1,'scope':'agent'}]},"          \
-	"'g':{'limits':[{'counter':'c','window':'minute','max':1,'scope':'grant'}]},"          \
+#define P_SCOPES                                                                        \
+	"{'version':'1','default':'deny','tools':{"                                     \
+	"'s':{'limits':[{'counter':'c','window':'minute','max':1,'scope':'session'}]}," \
+	"'a':{'limits':[{'counter':'c','window':'minute','max':1,'scope':'agent'}]},"   \
+	"'g':{'limits':[{'counter':'c','window':'minute','max':1,'scope':'grant'}]},"   \
 	"'h':{'limits':[{'counter':'c','window':'minute','max':1,'scope':'global'}]}}}"
 
 static void test_scopes(void **state)
@@ -299,7 +304,9 @@ static void test_scope_key_tricks(void **state)
 	const struct scope_keys weird[] = {
 		{ "", "" },
 		{ "-", "-" },
-		{ "sess\x1f" "1", "1000:/x\x1fglobal" },
+		{ "sess\x1f"
+		  "1",
+		  "1000:/x\x1fglobal" },
 		{ NULL, NULL },
 	};
 	struct fx f;
@@ -322,10 +329,11 @@ static void test_all_or_none(void **state)
 {
 	struct fx f;
 
-	fx_init(&f, "{'version':'1','default':'deny','all_tools':{'limits':["
-		    "{'counter':'calls','window':'minute','max':10}]},"
-		    "'tools':{'w':{'limits':[{'counter':'writes','window':'minute','max':1},"
-		    "{'counter':'bytes','window':'hour','max':5}]},'r':{}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','all_tools':{'limits':["
+		"{'counter':'calls','window':'minute','max':10}]},"
+		"'tools':{'w':{'limits':[{'counter':'writes','window':'minute','max':1},"
+		"{'counter':'bytes','window':'hour','max':5}]},'r':{}}}",
 		T0);
 	expect_ok(&f, "w", NULL);
 	for (int i = 0; i < 5; i++)
@@ -349,10 +357,11 @@ static void test_counts_once(void **state)
 	struct decision d;
 	struct reservation res;
 
-	fx_init(&f, "{'version':'1','default':'allow','all_tools':{'limits':["
-		    "{'counter':'calls','window':'minute','max':5}]},"
-		    "'tools':{'t':{'limits':[{'counter':'calls','window':'minute','max':5},"
-		    "{'counter':'calls','window':'minute','max':5}]}}}",
+	fx_init(&f,
+		"{'version':'1','default':'allow','all_tools':{'limits':["
+		"{'counter':'calls','window':'minute','max':5}]},"
+		"'tools':{'t':{'limits':[{'counter':'calls','window':'minute','max':5},"
+		"{'counter':'calls','window':'minute','max':5}]}}}",
 		T0);
 	assert_int_equal(call(&f, "t", NULL, &d, &res), 0);
 	assert_int_equal(res.n, 1);
@@ -371,8 +380,7 @@ static void test_default_allow_limits(void **state)
 	struct decision d;
 	struct reservation res;
 
-	fx_init(&f, "{'version':'1','default':'allow','all_tools':{'rate_limit':'2/second'}}",
-		T0);
+	fx_init(&f, "{'version':'1','default':'allow','all_tools':{'rate_limit':'2/second'}}", T0);
 	assert_int_equal(call(&f, "x", NULL, &d, &res), 0);
 	assert_null(d.rule);
 	assert_int_equal(res.n, 1);
@@ -435,10 +443,11 @@ static void test_release_all(void **state)
 	struct decision d;
 	struct reservation res;
 
-	fx_init(&f, "{'version':'1','default':'deny','all_tools':{'limits':["
-		    "{'counter':'calls','window':'minute','max':10}]},"
-		    "'tools':{'w':{'limits':[{'counter':'writes','window':'minute','max':1,"
-		    "'scope':'session'}]},'r':{}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','all_tools':{'limits':["
+		"{'counter':'calls','window':'minute','max':10}]},"
+		"'tools':{'w':{'limits':[{'counter':'writes','window':'minute','max':1,"
+		"'scope':'session'}]},'r':{}}}",
 		T0);
 	const struct scope_keys k = { "s1", "a" };
 
@@ -461,10 +470,11 @@ static void test_gc(void **state)
 	struct decision d;
 	struct reservation old, fresh;
 
-	fx_init(&f, "{'version':'1','default':'deny','tools':{"
-		    "'m':{'limits':[{'counter':'c','window':'minute','max':3,'scope':'session'}]},"
-		    "'h':{'limits':[{'counter':'c','window':'hour','max':3}]},"
-		    "'n':{'limits':[{'counter':'other','window':'hour','max':3}]}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','tools':{"
+		"'m':{'limits':[{'counter':'c','window':'minute','max':3,'scope':'session'}]},"
+		"'h':{'limits':[{'counter':'c','window':'hour','max':3}]},"
+		"'n':{'limits':[{'counter':'other','window':'hour','max':3}]}}}",
 		T0 + 10);
 	assert_int_equal(call(&f, "m", &k1, &d, &old), 0);
 	expect_ok(&f, "m", &k2);
@@ -508,9 +518,10 @@ static void test_many_budgets(void **state)
 	char id[32];
 	size_t n = 5000;
 
-	fx_init(&f, "{'version':'1','default':'deny','tools':{"
-		    "'s':{'limits':[{'counter':'c','window':'minute','max':2,"
-		    "'scope':'session'}]}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','tools':{"
+		"'s':{'limits':[{'counter':'c','window':'minute','max':2,"
+		"'scope':'session'}]}}}",
 		T0);
 	for (size_t i = 0; i < n; i++) {
 		struct scope_keys k = { id, "a" };
@@ -546,11 +557,12 @@ static void test_rate_limit_shorthands(void **state)
 	struct fx f;
 	const struct limit *g, *s;
 
-	fx_init(&f, "{'version':'1','default':'deny','tools':{"
-		    "'g':{'rate_limit':'3/minute'},"
-		    "'s':{'rate_limit':{'max':2,'window':60}},"
-		    "'both':{'limits':[{'counter':'x','window':'hour','max':100}],"
-		    "        'rate_limit':'1/second'}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','tools':{"
+		"'g':{'rate_limit':'3/minute'},"
+		"'s':{'rate_limit':{'max':2,'window':60}},"
+		"'both':{'limits':[{'counter':'x','window':'hour','max':100}],"
+		"        'rate_limit':'1/second'}}}",
 		T0 + 30);
 	g = rule_limit(f.p, "g", 0);
 	s = rule_limit(f.p, "s", 0);
@@ -588,9 +600,10 @@ static void test_seed_shape(void **state)
 {
 	struct fx f;
 
-	fx_init(&f, "{'version':'1','default':'deny','tools':{'BinanceFuturesCloseListenKey':"
-		    "{'limits':[{'counter':'close_listen_key','window':'minute','max':10,"
-		    "'scope':'grant'}]}}}",
+	fx_init(&f,
+		"{'version':'1','default':'deny','tools':{'BinanceFuturesCloseListenKey':"
+		"{'limits':[{'counter':'close_listen_key','window':'minute','max':10,"
+		"'scope':'grant'}]}}}",
 		T0 + 45);
 	for (int i = 0; i < 10; i++)
 		expect_ok(&f, "BinanceFuturesCloseListenKey", NULL);

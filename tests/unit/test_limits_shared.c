@@ -249,8 +249,8 @@ static void test_concurrent_processes(void **state)
 }
 
 /* One reservation of agent budget "ac" for agent i (a slot of the table each). */
-static int reserve_agent(struct limits *l, const struct policy *p, int i,
-			 struct reservation *res, struct decision *d)
+static int reserve_agent(struct limits *l, const struct policy *p, int i, struct reservation *res,
+			 struct decision *d)
 {
 	char agent[32];
 	struct scope_keys k = K;
@@ -605,7 +605,8 @@ static void test_untrusted_table_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_two_processes_share_one_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_processes_share_one_budget, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_scopes_across_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slots_reused, setup, teardown),

@@ -112,7 +112,8 @@ static void test_valid_fixtures(void **state)
 			if (!json_equal(want, got)) {
 				char *s = json_dumps(got, JSON_INDENT(1));
 
-				fail_msg("%s: compiled to something else than %s:\n%s", path, expath, s);
+				fail_msg("%s: compiled to something else than %s:\n%s", path,
+					 expath, s);
 			}
 			json_decref(got);
 			json_decref(want);
@@ -233,7 +234,8 @@ static void test_hostile_files(void **state)
 	assert_string_equal(err, "tests: not a regular file");
 	assert_null(policy__load("tests/data/policies/does-not-exist.json", err));
 	assert_int_equal(errno, ENOENT);
-	assert_string_equal(err, "tests/data/policies/does-not-exist.json: No such file or directory");
+	assert_string_equal(err,
+			    "tests/data/policies/does-not-exist.json: No such file or directory");
 }
 
 /*
@@ -332,9 +334,9 @@ static void test_glob(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_invalid_fixtures), cmocka_unit_test(test_valid_fixtures),
-		cmocka_unit_test(test_shipped_policies), cmocka_unit_test(test_seed_policies),
-		cmocka_unit_test(test_hostile_files),	 cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_invalid_fixtures),     cmocka_unit_test(test_valid_fixtures),
+		cmocka_unit_test(test_shipped_policies),     cmocka_unit_test(test_seed_policies),
+		cmocka_unit_test(test_hostile_files),	     cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_no_policy_denies_all), cmocka_unit_test(test_glob),
 	};
 

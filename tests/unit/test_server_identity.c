@@ -90,8 +90,15 @@ static void test_identity(void **state)
 	expect((char *const[]){ link, NULL }, NULL, want);
 
 	/* arguments carry their lengths: a separator inside one is no second argument */
-	snprintf(want, sizeof(want), "cmd:%zu:%s/b/srv3:a\x1f" "b", strlen(dir) + 6, dir);
-	expect((char *const[]){ "srv", "a\x1f" "b", NULL }, NULL, want);
+	snprintf(want, sizeof(want),
+		 "cmd:%zu:%s/b/srv3:a\x1f"
+		 "b",
+		 strlen(dir) + 6, dir);
+	expect((char *const[]){ "srv",
+				"a\x1f"
+				"b",
+				NULL },
+	       NULL, want);
 	snprintf(want, sizeof(want), "cmd:%zu:%s/b/srv1:a1:b", strlen(dir) + 6, dir);
 	expect((char *const[]){ "srv", "a", "b", NULL }, NULL, want);
 
