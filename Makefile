@@ -59,7 +59,7 @@ DIFF_VIEW  := $(BUILD)/tests/diff/view
 TOOLS      := $(CLANG) llvm-strip $(BPFTOOL) pkg-config $(CC)
 
 .PHONY: all setup setup-test demo test unit bpf-test test-kernels e2e valgrind san bench fuzz \
-	diff clean format tools
+	diff clean format format-check tools
 all: $(BUILD)/mcpfence
 
 # Every header a file includes is a prerequisite (-MMD -MP writes the lists beside the objects).
@@ -177,8 +177,15 @@ fuzz: $(DIFF_VIEW)
 diff: $(DIFF_VIEW)
 	$(Q)DIFF_VIEW=$(DIFF_VIEW) tests/diff/run.sh
 
+# every C file of the project, in the style of .clang-format (the kernel's, 100 columns)
+FORMAT_SRCS := $(wildcard user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.c \
+	tests/fuzz/*.c tests/diff/*.c tests/kernels/*.c)
 format:
-	$(Q)clang-format -i $(wildcard user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.c tests/fuzz/*.c tests/diff/*.c)
+	$(Q)clang-format -i $(FORMAT_SRCS)
+
+# the format tier of make test: a file clang-format would change fails it
+format-check:
+	$(Q)tests/format-check.sh $(FORMAT_SRCS)
 
 clean:
 	$(Q)rm -rf build build-san

@@ -9,8 +9,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev libjansson-dev
       libpcre2-dev libssl-dev libcmocka-dev bpftool valgrind)
 # test: libFuzzer's runtime; Go and Python for the differential tier's decoders; QEMU and cpio
-# for the kernel matrix (tests/kernels/run.sh)
-[ "$what" = test ] && pkgs+=(libclang-rt-14-dev golang-go python3 qemu-system-x86 cpio)
+# for the kernel matrix (tests/kernels/run.sh); clang-format for the format tier
+[ "$what" = test ] && pkgs+=(libclang-rt-14-dev golang-go python3 qemu-system-x86 cpio clang-format)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 

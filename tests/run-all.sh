@@ -20,6 +20,7 @@ declare -A expect
 order=()
 
 nunit=$(ls tests/unit/test_*.c | wc -l)
+nformat=$(ls user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.c tests/fuzz/*.c tests/diff/*.c tests/kernels/*.c | wc -l)
 nbpf=$(ls tests/bpf/test_*.c | wc -l)
 nfuzz=$(ls tests/fuzz/fuzz_*.c | wc -l)
 ne2e=3 # the main pass, the hostile tests under ASan+UBSan, and under valgrind
@@ -41,6 +42,7 @@ run() { # TIER EXPECTED_UNITS TITLE CMD...
 		echo "$tier 0 1 0 0" >>"$RESULTS"
 	fi
 }
+run format "$nformat" "format: every C file as clang-format writes it" make --no-print-directory format-check
 run unit "$nunit" "unit tests" make --no-print-directory unit
 run san "$nunit" "unit tests under ASan+UBSan" make --no-print-directory san
 run valgrind "$nunit" "unit tests under valgrind" make --no-print-directory valgrind
