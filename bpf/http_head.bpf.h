@@ -70,11 +70,11 @@ struct http_head {
 	char h_method[MCPF_METHOD_MAX];
 	char h_name[MCPF_NAME_MAX];
 	char h_session[MCPF_TCP_SESSION_MAX];
-	char h_ctype[HDR_CTYPE_MAX]; /* Content-Type, lowered: its first HDR_CTYPE_MAX - 1 bytes */
 	__u32 h_method_len;
 	__u32 h_name_len;
 	__u32 h_session_len;
-	__u32 h_ctype_len; /* HDR_CTYPE_MAX when longer */
+	__u32 h_ctype_off; /* where the Content-Type's value starts in the head */
+	__u32 h_ctype_len; /* its length (trailing whitespace included); HDR_CTYPE_MAX at most */
 };
 
 #define W8(a, b, c, d, e, f, g, h)                                                               \
@@ -167,10 +167,6 @@ static __always_inline void hdr_value_byte(struct http_head *h, struct hdr_ctx *
 		if (v < MCPF_TCP_SESSION_MAX - 1)
 			h->h_session[v & (MCPF_TCP_SESSION_MAX - 1)] = ch;
 		break;
-	case HDR_CONTENT_TYPE:
-		if (v < HDR_CTYPE_MAX - 1)
-			h->h_ctype[v & 63] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
-		break;
 	}
 	c->vlen = v + 1;
 }
@@ -210,8 +206,7 @@ static __always_inline void hdr_value_end(struct http_head *h, struct hdr_ctx *c
 		h->h_session_len = v < MCPF_TCP_SESSION_MAX ? v : MCPF_TCP_SESSION_MAX - 1;
 		break;
 	case HDR_CONTENT_TYPE:
-		h->h_ctype_len =
-			v < HDR_CTYPE_MAX ? hdr_trim(h->h_ctype, v, HDR_CTYPE_MAX) : HDR_CTYPE_MAX;
+		h->h_ctype_len = v < HDR_CTYPE_MAX ? v : HDR_CTYPE_MAX; /* read in place later */
 		break;
 	case HDR_CONTENT_LENGTH:
 		if (!v)
@@ -258,7 +253,6 @@ static __always_inline bool hdr_value_copy8(struct http_head *h, struct hdr_ctx 
 					    __u32 k)
 {
 	__u32 i = c->vlen;
-	__u64 y;
 
 	v = mcp_scan_low_bytes(v, k);
 	barrier_var(i);
@@ -266,6 +260,7 @@ static __always_inline bool hdr_value_copy8(struct http_head *h, struct hdr_ctx 
 	case HDR_OTHER:
 	case HDR_TRANSFER_ENCODING:
 	case HDR_CONTENT_ENCODING:
+	case HDR_CONTENT_TYPE:
 		break;
 	case HDR_MCP_METHOD:
 		if (i > MCPF_METHOD_MAX - 9)
@@ -281,14 +276,6 @@ static __always_inline bool hdr_value_copy8(struct http_head *h, struct hdr_ctx 
 		if (i > MCPF_TCP_SESSION_MAX - 9)
 			return false;
 		mcpf_store64(&h->h_session[i], v);
-		break;
-	case HDR_CONTENT_TYPE:
-		if (i > HDR_CTYPE_MAX - 9)
-			return false;
-		/* lowered: letters 'A'-'Z' get 0x20 (bytes past 0x7f are left as they are) */
-		y = v & HB_LOWS;
-		mcpf_store64(&h->h_ctype[i],
-			     v | ((hb_ge(y, 'A') & ~hb_gt(y, 'Z') & ~v & HB_HIGHS) >> 2));
 		break;
 	default:
 		return false; /* Content-Length: digit by digit */
@@ -428,11 +415,13 @@ ows:
 		if (ch == ' ' || ch == '\t')
 			return 0;
 		c->state = HS_VALUE;
-		/* fall through */
+		if (c->hid == HDR_CONTENT_TYPE)
+			h->h_ctype_off = pos; /* its bytes are read where they are */
+					      /* fall through */
 	case HS_VALUE:
 value:
 		/* the request line, or a value nobody keeps: whole runs of 8 plain bytes at once */
-		if (c->state == HS_REQLINE || c->hid == HDR_OTHER) {
+		if (c->state == HS_REQLINE || c->hid == HDR_OTHER || c->hid == HDR_CONTENT_TYPE) {
 			for (k = 0; k < HDR_RUN; k++) {
 				if (pos + 8 > n || hb_value_special(mcp_scan_load64(
 							   buf, pos & (MCPF_TCP_HDR_MAX - 1))))
@@ -485,11 +474,11 @@ static __always_inline void http_head_parse(const struct mcpf_scan_buf *buf, __u
 	h->h_method_len = 0;
 	h->h_name_len = 0;
 	h->h_session_len = 0;
+	h->h_ctype_off = 0;
 	h->h_ctype_len = 0;
 	mcpf_zero(h->h_method, sizeof(h->h_method));
 	mcpf_zero(h->h_name, sizeof(h->h_name));
 	mcpf_zero(h->h_session, sizeof(h->h_session));
-	mcpf_zero(h->h_ctype, sizeof(h->h_ctype));
 	__builtin_memset(&h->hc, 0, sizeof(h->hc));
 	h->hc.n = n;
 	bpf_loop(MCPF_TCP_HDR_MAX, hdr_step, &hl, 0);
@@ -506,33 +495,62 @@ static __always_inline void http_head_parse(const struct mcpf_scan_buf *buf, __u
  * or parameter, another charset, a value of HDR_CTYPE_MAX bytes or more. A Content-Encoding is
  * not read either.
  */
-static __always_inline __u32 http_head_body_why(const struct http_head *h)
+/* The k (1..8) bytes of the head at o, each byte's 0x20 bit set (a letter lowered). */
+static __always_inline __u64 hdr_word_lowered(const struct mcpf_scan_buf *buf, __u32 o, __u32 k)
 {
-	const char *t = h->h_ctype;
-	__u32 n = h->h_ctype_len, o;
-	__u64 w2, w3;
+	__u64 w = mcp_scan_load64(buf, o & (MCPF_TCP_HDR_MAX - 1));
+
+	return mcp_scan_low_bytes(w | HB_ONES * 0x20, k);
+}
+
+static __always_inline __u32 http_head_body_why(const struct http_head *h,
+						const struct mcpf_scan_buf *buf)
+{
+	__u32 o = h->h_ctype_off, n = h->h_ctype_len, p;
 
 	if (h->hc.seen & (1u << HDR_CONTENT_ENCODING))
 		return MCPF_WHY_ENCODING;
 	if (!(h->hc.seen & (1u << HDR_CONTENT_TYPE)))
 		return MCPF_WHY_NONE;
-	if (n < 16 || n >= HDR_CTYPE_MAX ||
-	    mcpf_load64(&t[0]) != W8('a', 'p', 'p', 'l', 'i', 'c', 'a', 't') ||
-	    mcpf_load64(&t[8]) != W8('i', 'o', 'n', '/', 'j', 's', 'o', 'n'))
+	if (n >= HDR_CTYPE_MAX || o > MCPF_TCP_HDR_MAX)
+		return MCPF_WHY_MEDIA_TYPE;
+	/* trailing whitespace is not part of the value (up to 4 bytes, as for other values) */
+	for (int i = 0; i < 4; i++) {
+		__u32 b;
+
+		if (!n)
+			break;
+		b = hdr_at(buf, o + n - 1);
+		if (b != ' ' && b != '\t')
+			break;
+		n--;
+	}
+	/*
+	 * Compared with each byte's 0x20 bit set: that lowers letters and changes none of the
+	 * other bytes of the forms taken ('/', ';', ' ', '=', '-', '"', digits), and the bytes it
+	 * would turn into one of them are control bytes, which a value never holds (a tab turns
+	 * into ')', which no form holds).
+	 */
+	if (n < 16 || hdr_word_lowered(buf, o, 8) != W8('a', 'p', 'p', 'l', 'i', 'c', 'a', 't') ||
+	    hdr_word_lowered(buf, o + 8, 8) != W8('i', 'o', 'n', '/', 'j', 's', 'o', 'n'))
 		return MCPF_WHY_MEDIA_TYPE;
 	if (n == 16)
 		return MCPF_WHY_NONE;
 	/* ";charset=" or "; charset=", then utf-8 or "utf-8" */
-	w2 = mcpf_load64(&t[16]);
-	o = w2 == W8(';', 'c', 'h', 'a', 'r', 's', 'e', 't') ? 24 :
-	    w2 == W8(';', ' ', 'c', 'h', 'a', 'r', 's', 'e') ? 25 :
-							       0;
-	if (!o || (o == 25 && t[24] != 't') || t[o & 31] != '=')
+	if (n >= 25 &&
+	    hdr_word_lowered(buf, o + 16, 8) == W8(';', 'c', 'h', 'a', 'r', 's', 'e', 't') &&
+	    hdr_word_lowered(buf, o + 24, 1) == '=')
+		p = 24;
+	else if (n >= 26 &&
+		 hdr_word_lowered(buf, o + 16, 8) == W8(';', ' ', 'c', 'h', 'a', 'r', 's', 'e') &&
+		 hdr_word_lowered(buf, o + 24, 2) == W8('t', '=', 0, 0, 0, 0, 0, 0))
+		p = 25;
+	else
 		return MCPF_WHY_MEDIA_TYPE;
-	/* the bytes past the value are zero (cleared, or trimmed whitespace) */
-	w3 = mcpf_load64(&t[o & 31]);
-	if ((n == o + 6 && w3 == W8('=', 'u', 't', 'f', '-', '8', 0, 0)) ||
-	    (n == o + 8 && w3 == W8('=', '"', 'u', 't', 'f', '-', '8', '"')))
+	if ((n == p + 6 &&
+	     hdr_word_lowered(buf, o + p, 6) == W8('=', 'u', 't', 'f', '-', '8', 0, 0)) ||
+	    (n == p + 8 &&
+	     hdr_word_lowered(buf, o + p, 8) == W8('=', '"', 'u', 't', 'f', '-', '8', '"')))
 		return MCPF_WHY_NONE;
 	return MCPF_WHY_CHARSET;
 }

@@ -136,7 +136,6 @@ enum mcp_scan_key {
 	MCP_K_ID = 3,
 	MCP_K_NAME = 4,
 	MCP_K_RESULT = 5, /* "result" or "error" */
-	MCP_K_KNOWN = 6,  /* "jsonrpc", "arguments": matter only for their spelling */
 };
 
 /* Message flags: keys seen in the message being read, and what its params hold. */
@@ -150,6 +149,7 @@ enum mcp_scan_mflags {
 	MCP_MF_NAME_BAD = 64,	 /* params.name not a string, too long, or with NUL */
 	MCP_MF_IN_MSG = 128,
 	MCP_MF_RESULT = 256, /* "result" or "error" seen in the message */
+	MCP_MF_ID_INT = 512, /* the id is a number without fraction or exponent */
 };
 
 /* Number grammar (RFC 8259): -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -417,25 +417,28 @@ static __always_inline __u32 mcp_scan_which_key(struct mcp_scan_ctx *c)
 	__u32 len = c->s->dlen, k = MCP_K_OTHER;
 
 	if (c->s->role == MCP_R_KEY_MSG) {
-		if (len == 6 && key == MCP_KEY6('m', 'e', 't', 'h', 'o', 'd'))
-			k = MCP_K_METHOD;
-		else if (len == 6 && key == MCP_KEY6('p', 'a', 'r', 'a', 'm', 's'))
-			k = MCP_K_PARAMS;
-		else if (len == 2 && key == MCP_KEY2('i', 'd'))
+		if (len == 6) {
+			if (key == MCP_KEY6('m', 'e', 't', 'h', 'o', 'd'))
+				k = MCP_K_METHOD;
+			else if (key == MCP_KEY6('p', 'a', 'r', 'a', 'm', 's'))
+				k = MCP_K_PARAMS;
+			else if (key == MCP_KEY6('r', 'e', 's', 'u', 'l', 't'))
+				k = MCP_K_RESULT;
+		} else if (len == 2 && key == MCP_KEY2('i', 'd')) {
 			k = MCP_K_ID;
-		else if ((len == 6 && key == MCP_KEY6('r', 'e', 's', 'u', 'l', 't')) ||
-			 (len == 5 && key == (MCP_KEY4('e', 'r', 'r', 'o') | (__u64)'r' << 32)))
+		} else if (len == 5 && key == (MCP_KEY4('e', 'r', 'r', 'o') | (__u64)'r' << 32)) {
 			k = MCP_K_RESULT;
-		else if (len == 7 &&
-			 key == (MCP_KEY6('j', 's', 'o', 'n', 'r', 'p') | (__u64)'c' << 48))
-			k = MCP_K_KNOWN;
+		}
 	} else if (len == 4 && key == MCP_KEY4('n', 'a', 'm', 'e')) {
 		k = MCP_K_NAME;
-	} else if (len == 9 && c->s->key8 == 's' &&
-		   key == (MCP_KEY6('a', 'r', 'g', 'u', 'm', 'e') | MCP_KEY2('n', 't') << 48)) {
-		k = MCP_K_KNOWN;
 	}
-	if (k != MCP_K_OTHER && c->s->kfold)
+	/* jsonrpc and arguments matter only for their spelling: looked at once folding changed one */
+	if (c->s->kfold &&
+	    (k != MCP_K_OTHER ||
+	     (c->s->role == MCP_R_KEY_MSG && len == 7 &&
+	      key == (MCP_KEY6('j', 's', 'o', 'n', 'r', 'p') | (__u64)'c' << 48)) ||
+	     (c->s->role == MCP_R_KEY_PAR && len == 9 && c->s->key8 == 's' &&
+	      key == (MCP_KEY6('a', 'r', 'g', 'u', 'm', 'e') | MCP_KEY2('n', 't') << 48))))
 		mcp_scan_fail(c, MCPF_WHY_FOLDED_KEY);
 	return k;
 }
@@ -475,7 +478,7 @@ static __always_inline __u64 mcp_scan_eq(__u64 y, __u32 c)
  * no fraction, exponent or -0, which servers rewrite), or a string of ASCII without escapes and
  * without '<', '>', '&' (Go's encoder escapes those).
  */
-static __always_inline int mcp_scan_id_plain(const struct mcpf_call *call)
+static __always_inline int mcp_scan_id_plain(const struct mcpf_call *call, __u32 mf)
 {
 	__u32 len = call->id_len, first = call->id[0] & 0xff, i, k;
 	__u64 w, y, bad = 0;
@@ -493,19 +496,9 @@ static __always_inline int mcp_scan_id_plain(const struct mcpf_call *call)
 		}
 		return !bad;
 	}
+	/* an integer (the scanner's number grammar said so): its digits, and not -0 */
 	i = first == '-';
-	if (len - i < 1 || len - i > 15 || (i && call->id[1] == '0'))
-		return 0;
-	for (k = 0; k < 16; k++) {
-		__u32 b;
-
-		if (k >= len)
-			break;
-		b = call->id[k & 15] & 0xff;
-		if (k >= i && (b < '0' || b > '9'))
-			return 0;
-	}
-	return 1;
+	return (mf & MCP_MF_ID_INT) && len - i <= 15 && !(i && call->id[1] == '0');
 }
 
 /* A message object closes: what it says, if it says it with certainty. */
@@ -534,7 +527,7 @@ static __always_inline void mcp_scan_end_msg(struct mcp_scan_ctx *c)
 		mcp_scan_fail(c, MCPF_WHY_SHAPE);
 		return;
 	}
-	if (tools_call && (call->flags & MCPF_CALL_HAS_ID) && !mcp_scan_id_plain(call)) {
+	if (tools_call && (call->flags & MCPF_CALL_HAS_ID) && !mcp_scan_id_plain(call, mf)) {
 		mcp_scan_fail(c, MCPF_WHY_ID);
 		return;
 	}
@@ -547,6 +540,7 @@ static __always_inline void mcp_scan_value_done(struct mcp_scan_ctx *c)
 {
 	struct mcpf_call *call;
 	__u64 n;
+	__u32 b;
 
 	if (c->s->depth == 0) {
 		c->out->end = c->s->pos;
@@ -565,8 +559,12 @@ static __always_inline void mcp_scan_value_done(struct mcp_scan_ctx *c)
 			call = mcp_scan_call(c);
 			call->id_len = n;
 			call->flags |= MCPF_CALL_HAS_ID;
-			if (mcp_scan_byte(c->buf, c->s->vstart) == '"')
+			b = mcp_scan_byte(c->buf, c->s->vstart);
+			if (b == '"')
 				call->flags |= MCPF_CALL_ID_STRING;
+			else if ((b == '-' || (b >= '0' && b <= '9')) &&
+				 (c->s->num == MCP_N_INT || c->s->num == MCP_N_ZERO))
+				c->s->mf |= MCP_MF_ID_INT;
 			bpf_probe_read_kernel(call->id, n,
 					      &c->buf->data[c->s->vstart & MCPF_SCAN_MASK]);
 		}
@@ -591,13 +589,16 @@ static __always_inline void mcp_scan_string_done(struct mcp_scan_ctx *c)
 		c->s->state = MCP_ST_COLON;
 		k = mcp_scan_which_key(c);
 		c->s->pend_msg = k;
+		if (k == MCP_K_OTHER)
+			return;
 		bit = k == MCP_K_METHOD ? MCP_MF_METHOD :
 		      k == MCP_K_PARAMS ? MCP_MF_PARAMS :
 		      k == MCP_K_ID	? MCP_MF_ID :
-					  0;
-		if (c->s->mf & bit)
-			mcp_scan_fail(c, MCPF_WHY_DUP_KEY); /* the server reads the last one */
-		c->s->mf |= bit | (k == MCP_K_RESULT ? MCP_MF_RESULT : 0);
+					  MCP_MF_RESULT;
+		/* a duplicate: the server reads the last one (results and errors are not read) */
+		if ((c->s->mf & bit) && bit != MCP_MF_RESULT)
+			mcp_scan_fail(c, MCPF_WHY_DUP_KEY);
+		c->s->mf |= bit;
 		return;
 	case MCP_R_KEY_PAR:
 		c->s->state = MCP_ST_COLON;
@@ -864,6 +865,7 @@ static __always_inline void mcp_scan_number(struct mcp_scan_ctx *c)
 		} else {
 			/* the number ended in an accepting state; b belongs to what follows */
 			c->s->pos = pos;
+			c->s->num = st;
 			c->s->tok = MCP_TOK_NONE;
 			mcp_scan_value_done(c);
 			return;
@@ -921,9 +923,11 @@ static __always_inline void mcp_scan_start_string(struct mcp_scan_ctx *c, __u32 
 	c->s->tok = MCP_TOK_STRING;
 	c->s->role = role;
 	c->s->dlen = 0;
-	c->s->key = 0;
-	c->s->key8 = 0;
-	c->s->kfold = 0;
+	if (role == MCP_R_KEY_MSG || role == MCP_R_KEY_PAR) {
+		c->s->key = 0;
+		c->s->key8 = 0;
+		c->s->kfold = 0;
+	}
 	c->s->sstart = c->s->pos;
 	c->s->pos++;
 }

@@ -566,7 +566,7 @@ static __always_inline int client_send(struct sk_msg_md *msg, struct tcp_work *w
 	}
 	if (!hc->cl)
 		return framed(msg, total, size);
-	w->b_why = http_head_body_why(&w->hd);
+	w->b_why = http_head_body_why(&w->hd, buf);
 body:
 	w->b_off = hc->end;
 	w->b_len = (__u32)hc->cl;

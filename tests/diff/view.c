@@ -396,7 +396,7 @@ static size_t k_request(struct view *v, const unsigned char *send, size_t size)
 		pass_both(v, send, total);
 		return total;
 	} else {
-		why = http_head_body_why(&head);
+		why = http_head_body_why(&head, &buf);
 	}
 	if (why == MCPF_WHY_NONE) {
 		/* body_load(): the body in place after the head's copy when it fits, else at 0 */

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(buf.data + n, '\r', sizeof(buf.data) - n); /* bytes past the head never matter */
 	http_head_parse(&buf, n, &h);
 	head_ref_parse(data, n, &r);
-	same = head_ref_agrees(&h, &r);
+	same = head_ref_agrees(&h, &buf, &r);
 	if (!same) {
 		fprintf(stderr,
 			"head parser disagrees with the reference: error %u/%d end %u/%u "

@@ -233,8 +233,9 @@ static inline void head_ref_parse(const unsigned char *d, size_t n, struct head_
 	}
 }
 
-/* Do the BPF parser's results h agree with the reference's r? */
-static inline bool head_ref_agrees(const struct http_head *h, const struct head_ref *r)
+/* Do the BPF parser's results h (on the head in buf) agree with the reference's r? */
+static inline bool head_ref_agrees(const struct http_head *h, const struct mcpf_scan_buf *buf,
+				   const struct head_ref *r)
 {
 	if (!!h->hc.error != r->error)
 		return false;
@@ -248,7 +249,7 @@ static inline bool head_ref_agrees(const struct http_head *h, const struct head_
 		!memcmp(h->h_method, r->method, sizeof(r->method)) &&
 		!memcmp(h->h_name, r->name, sizeof(r->name)) &&
 		!memcmp(h->h_session, r->session, sizeof(r->session)) &&
-		http_head_body_why(h) == head_ref_body_why(r));
+		http_head_body_why(h, buf) == head_ref_body_why(r));
 }
 
 #endif

@@ -28,7 +28,7 @@ static struct head_ref both(const char *d, size_t n)
 	memset(buf.data + n + 64, ':', 64);
 	http_head_parse(&buf, n, &h);
 	head_ref_parse((const unsigned char *)d, n, &r);
-	same = head_ref_agrees(&h, &r);
+	same = head_ref_agrees(&h, &buf, &r);
 	if (!same)
 		fail_msg(
 			"parsers differ on %zu bytes \"%.*s\": bpf error %u end %u cl %llu seen %x "
@@ -174,7 +174,7 @@ static void test_body_charset(void **state)
 			 cases[i].ctype ? "\r\n" : "");
 		both(head, strlen(head));
 		assert_false(h.hc.error);
-		why = http_head_body_why(&h);
+		why = http_head_body_why(&h, &buf);
 		if (why != cases[i].why)
 			fail_msg("Content-Type \"%s\": why %u, expected %u",
 				 cases[i].ctype ?: "(none)", why, cases[i].why);
@@ -184,7 +184,7 @@ static void test_body_charset(void **state)
 		 "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n"
 		 "Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n");
 	both(head, strlen(head));
-	assert_int_equal(http_head_body_why(&h), MCPF_WHY_ENCODING);
+	assert_int_equal(http_head_body_why(&h, &buf), MCPF_WHY_ENCODING);
 	/* two Content-Types: the head is refused */
 	snprintf(head, sizeof(head),
 		 "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n"
