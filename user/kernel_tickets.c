@@ -19,43 +19,13 @@
 #include "kernel_tickets.h"
 #include "log.h"
 #include "mcpfence.h"
+#include "policy.h"
 
 int kernel__parse_duration(const char *s, uint64_t *seconds)
 {
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
+	bool unit;
 
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		if (end[1])
-			return -EINVAL;
-		switch (*end) {
-		case 's':
-			mul = 1;
-			break;
-		case 'm':
-			mul = 60;
-			break;
-		case 'h':
-			mul = 3600;
-			break;
-		case 'd':
-			mul = 86400;
-			break;
-		default:
-			return -EINVAL;
-		}
-	}
-	if (v == 0 || v > UINT32_MAX)
-		return -EINVAL;
-	*seconds = v * mul;
-	return 0;
+	return policy__duration_text(s, seconds, &unit);
 }
 
 int kernel__approve_ticket(int argc, char **argv)

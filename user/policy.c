@@ -211,27 +211,22 @@ static int parse_window(struct policy_ctx *c, const char *ptr, const json_t *v, 
 		buf);
 }
 
-/* Durations: whole seconds, or a string "<n>s|m|h|d" ("90s", "2m", "1h"). */
-int policy_ctx__parse_duration(struct policy_ctx *c, const char *ptr, const json_t *v,
-			       uint32_t *out)
+int policy__duration_text(const char *s, uint64_t *seconds, bool *unit)
 {
-	unsigned long long n = 0, mul = 1;
-	char buf[64];
+	unsigned long long n;
+	uint64_t mul = 1;
+	char *end;
 
-	if (json_is_integer(v)) {
-		if (json_integer_value(v) < 1)
-			goto bad;
-		n = (unsigned long long)json_integer_value(v);
-	} else if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		char *end;
-
-		if (*s < '0' || *s > '9')
-			goto bad;
-		errno = 0;
-		n = strtoull(s, &end, 10);
-		if (errno || end == s)
-			goto bad;
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || end == s || n == 0 || n > UINT32_MAX)
+		return -EINVAL;
+	*unit = *end != 0;
+	if (*end) {
+		if (end[1])
+			return -EINVAL;
 		switch (*end) {
 		case 's':
 			mul = 1;
@@ -246,17 +241,33 @@ int policy_ctx__parse_duration(struct policy_ctx *c, const char *ptr, const json
 			mul = 86400;
 			break;
 		default:
-			goto bad;
+			return -EINVAL;
 		}
-		if (end[1] || n == 0)
-			goto bad;
-	} else {
-		goto bad;
 	}
-	if (n > APPROVAL_MAX_S || n * mul > APPROVAL_MAX_S)
+	*seconds = n * mul;
+	return 0;
+}
+
+/* Durations: whole seconds, or a string "<n>s|m|h|d" ("90s", "2m", "1h"). */
+int policy_ctx__parse_duration(struct policy_ctx *c, const char *ptr, const json_t *v,
+			       uint32_t *out)
+{
+	uint64_t n = 0;
+	bool unit = false;
+	char buf[64];
+
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 1)
+			goto bad;
+		n = (uint64_t)json_integer_value(v);
+	} else if (!json_is_string(v) || policy__duration_text(json_string_value(v), &n, &unit) ||
+		   !unit) {
+		goto bad; /* a string says its unit */
+	}
+	if (n > APPROVAL_MAX_S)
 		return policy_ctx__fail(c, ptr, "duration is longer than %u seconds",
 					APPROVAL_MAX_S);
-	*out = (uint32_t)(n * mul);
+	*out = (uint32_t)n;
 	return 0;
 bad:
 	policy_ctx__show(v, buf, sizeof(buf));

@@ -139,6 +139,13 @@ const struct rule *policy__lookup(const struct policy *p, const char *tool);
 /* Index into p->hide of the first entry hiding this tool, or -1. */
 long policy__hidden(const struct policy *p, const char *tool);
 
+/*
+ * A duration as text: whole seconds ("90"), or followed by one unit s, m, h or d ("2m"): the
+ * seconds into *seconds, and whether a unit was given into *unit. 0, or -EINVAL (no number, 0,
+ * more than 2^32 - 1 units, another unit, anything after it).
+ */
+int policy__duration_text(const char *s, uint64_t *seconds, bool *unit);
+
 /* Glob: '*' any run of bytes, '?' one UTF-8 character, anything else itself. */
 bool policy__glob_match(const char *pattern, const char *s);
 
