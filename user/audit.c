@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "audit.h"
+#include "text.h"
 #include "log.h"
 
 struct audit {
@@ -165,10 +166,24 @@ const char *audit__path(const struct audit *a)
 	return a->path;
 }
 
+/* v as a JSON string; bytes that are not UTF-8 (a path, a name from outside) as U+FFFD. */
 static void set_str(json_t *o, const char *k, const char *v)
 {
-	if (v)
-		json_object_set_new(o, k, json_string(v));
+	json_t *s;
+	char *clean;
+
+	if (!v)
+		return;
+	s = json_string(v);
+	if (!s) {
+		clean = malloc(4 * strlen(v) + 1);
+		if (clean) {
+			text__utf8_clean(v, strlen(v), clean, false);
+			s = json_string(clean);
+			free(clean);
+		}
+	}
+	json_object_set_new(o, k, s ? s : json_string("(not UTF-8, and no memory to show it)"));
 }
 
 static json_t *args_field(const struct audit *a, const json_t *args)

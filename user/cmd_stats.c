@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mcpfence.h"
 #include "stats.h"
+#include "text.h"
 
 /* The policies that tcp_policies names, and which one the generation in force holds. */
 static void stats_policies(struct stat_policy *pol)
@@ -50,7 +51,7 @@ static void stats_policies(struct stat_policy *pol)
 					kernel__policy_name_byte(info.name[j]) ? info.name[j] : '_';
 			p->name[strnlen(info.name, sizeof(info.name) - 1)] = 0;
 			snprintf(p->digest_hex, sizeof(p->digest_hex), "%016" PRIx64, p->digest);
-			stats__text_clean(info.path, sizeof(info.path), p->path, false);
+			text__utf8_clean(info.path, sizeof(info.path), p->path, false);
 		}
 		p->in_force = i && i == in_force;
 	}

@@ -14,6 +14,7 @@
 #include "kernel_events.h"
 #include "mcpfence.h"
 #include "stats.h"
+#include "text.h"
 
 int stats__row_cmp(const void *a, const void *b)
 {
@@ -23,63 +24,6 @@ int stats__row_cmp(const void *a, const void *b)
 	if (x->policy != y->policy)
 		return x->policy < y->policy ? -1 : 1;
 	return c ? c : (int)x->kind - (int)y->kind;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned lo = 0x80, hi = 0xbf, need;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		need = 1;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		need = 2;
-		lo = s[0] == 0xe0 ? 0xa0 : lo;
-		hi = s[0] == 0xed ? 0x9f : hi;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		need = 3;
-		lo = s[0] == 0xf0 ? 0x90 : lo;
-		hi = s[0] == 0xf4 ? 0x8f : hi;
-	} else {
-		return 0;
-	}
-	if (n <= need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (unsigned i = 2; i <= need; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return need + 1;
-}
-
-/*
- * The first max bytes of s (names from files and from the traffic are outside input) as valid
- * UTF-8, each byte that is not part of a valid sequence as U+FFFD; with ctl (a table on a
- * terminal), control characters and backslashes as \xNN. out holds 4 * max + 1 bytes.
- */
-void stats__text_clean(const char *s, size_t max, char *out, bool ctl)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t n = strnlen(s, max), o = 0;
-
-	for (size_t i = 0; i < n;) {
-		size_t l = utf8_seq(u + i, n - i);
-
-		if (ctl && l == 1 && (u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\')) {
-			o += sprintf(out + o, "\\x%02x", u[i]);
-			i++;
-		} else if (!l) {
-			memcpy(out + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(out + o, s + i, l);
-			o += l;
-			i += l;
-		}
-	}
-	out[o] = 0;
 }
 
 /* A Prometheus label value (text format): backslash, double quote and line feed escaped. */
@@ -113,7 +57,7 @@ int stats__json(const struct stat_row *rows, size_t nrows, const struct stat_pol
 	for (size_t i = 0; i < nrows; i++) {
 		const struct stat_policy *p = &pol[rows[i].policy];
 
-		stats__text_clean(rows[i].name, MCPF_NAME_MAX, tool, false);
+		text__utf8_clean(rows[i].name, MCPF_NAME_MAX, tool, false);
 		if (json_array_append_new(
 			    calls,
 			    json_pack("{s:o,s:I,s:o,s:s,s:s,s:I}", "policy",
@@ -166,7 +110,7 @@ void stats__prometheus(const struct stat_row *rows, size_t nrows, const struct s
 		printf("mcpfence_kernel_calls_total{policy=\"");
 		prom_escape(stdout, p->name);
 		printf("\",policy_digest=\"%s\",tool=\"", p->digest_hex);
-		stats__text_clean(rows[i].name, MCPF_NAME_MAX, buf, false);
+		text__utf8_clean(rows[i].name, MCPF_NAME_MAX, buf, false);
 		prom_escape(stdout, buf);
 		printf("\",verdict=\"%s\"} %" PRIu64 "\n", kernel__kind_name(rows[i].kind),
 		       rows[i].n);
@@ -197,7 +141,7 @@ void stats__table(const struct stat_row *rows, size_t nrows, const struct stat_p
 
 	printf("%-24s %-40s %-10s %10s\n", "POLICY", "TOOL", "VERDICT", "CALLS");
 	for (size_t i = 0; i < nrows; i++) {
-		stats__text_clean(rows[i].name, MCPF_NAME_MAX, tool, true);
+		text__utf8_clean(rows[i].name, MCPF_NAME_MAX, tool, true);
 		printf("%-24s %-40s %-10s %10" PRIu64 "\n", pol[rows[i].policy].label,
 		       tool[0] ? tool : "-", kernel__kind_name(rows[i].kind), rows[i].n);
 	}
@@ -205,7 +149,7 @@ void stats__table(const struct stat_row *rows, size_t nrows, const struct stat_p
 	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++) {
 		if (!pol[i].known)
 			continue;
-		stats__text_clean(pol[i].path, sizeof(pol[i].path), path, true);
+		text__utf8_clean(pol[i].path, sizeof(pol[i].path), path, true);
 		printf("%-24s %-16s %-8s %s\n", pol[i].label, pol[i].digest_hex,
 		       pol[i].in_force ? "in force" : "before", path[0] ? path : "-");
 	}

@@ -33,11 +33,6 @@ struct stat_policy {
 
 /* qsort order of rows: tool name, then policy, then verdict. */
 int stats__row_cmp(const void *a, const void *b);
-/*
- * s (at most max bytes, NUL-terminated or not) as text a person can read, into out (4 * max + 1
- * bytes): invalid UTF-8 as U+FFFD, and with ctl control characters as \xNN.
- */
-void stats__text_clean(const char *s, size_t max, char *out, bool ctl);
 int stats__json(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
 		const uint64_t *totals);
 void stats__prometheus(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,

@@ -112,6 +112,34 @@ static void test_fields_and_redaction(void **state)
 	json_decref(args);
 }
 
+/* Text from outside that is not UTF-8 (an executable's path, a server's name) is still logged. */
+static void test_not_utf8(void **state)
+{
+	char path[128];
+	struct audit_event ev = {
+		.plane = "stdio",
+		.server = "srv\xff",
+		.client_uid = (uid_t)-1,
+		.client_exe = "/tmp/ag\xc3\x28" "ent",
+		.decision = "allow",
+	};
+	struct audit *a;
+	json_t *all, *l;
+
+	snprintf(path, sizeof(path), "%s/utf8.jsonl", dir);
+	a = audit__open(path);
+	assert_non_null(a);
+	assert_int_equal(audit__write(a, &ev), 0);
+	audit__close(a);
+	all = lines(path);
+	assert_int_equal(json_array_size(all), 1);
+	l = json_array_get(all, 0);
+	assert_string_equal(json_string_value(json_object_get(l, "server")), "srv\xef\xbf\xbd");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(l, "client"), "exe")),
+			    "/tmp/ag\xef\xbf\xbd" "(ent");
+	json_decref(all);
+}
+
 static void test_buffered(void **state)
 {
 	char path[128];
@@ -158,6 +186,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fields_and_redaction),
+		cmocka_unit_test(test_not_utf8),
 		cmocka_unit_test(test_buffered),
 		cmocka_unit_test(test_default_path),
 	};

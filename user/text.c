@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+/* text: bytes from outside (tool names, paths, arguments) as text a person or a parser can read. */
+#include <stdio.h>
+#include <string.h>
+#include "text.h"
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned lo = 0x80, hi = 0xbf, need;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		need = 1;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		need = 2;
+		lo = s[0] == 0xe0 ? 0xa0 : lo;
+		hi = s[0] == 0xed ? 0x9f : hi;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		need = 3;
+		lo = s[0] == 0xf0 ? 0x90 : lo;
+		hi = s[0] == 0xf4 ? 0x8f : hi;
+	} else {
+		return 0;
+	}
+	if (n <= need || s[1] < lo || s[1] > hi)
+		return 0;
+	for (unsigned i = 2; i <= need; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return need + 1;
+}
+
+/*
+ * The first max bytes of s (names from files and from the traffic are outside input) as valid
+ * UTF-8, each byte that is not part of a valid sequence as U+FFFD; with ctl (a table on a
+ * terminal), control characters and backslashes as \xNN. out holds 4 * max + 1 bytes.
+ */
+void text__utf8_clean(const char *s, size_t max, char *out, bool ctl)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strnlen(s, max), o = 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_seq(u + i, n - i);
+
+		if (ctl && l == 1 && (u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\')) {
+			o += sprintf(out + o, "\\x%02x", u[i]);
+			i++;
+		} else if (!l) {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(out + o, s + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	out[o] = 0;
+}
