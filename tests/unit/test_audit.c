@@ -120,7 +120,8 @@ static void test_not_utf8(void **state)
 		.plane = "stdio",
 		.server = "srv\xff",
 		.client_uid = (uid_t)-1,
-		.client_exe = "/tmp/ag\xc3\x28" "ent",
+		.client_exe = "/tmp/ag\xc3\x28"
+			      "ent",
 		.decision = "allow",
 	};
 	struct audit *a;
@@ -136,7 +137,8 @@ static void test_not_utf8(void **state)
 	l = json_array_get(all, 0);
 	assert_string_equal(json_string_value(json_object_get(l, "server")), "srv\xef\xbf\xbd");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(l, "client"), "exe")),
-			    "/tmp/ag\xef\xbf\xbd" "(ent");
+			    "/tmp/ag\xef\xbf\xbd"
+			    "(ent");
 	json_decref(all);
 }
 
