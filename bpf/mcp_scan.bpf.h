@@ -1111,13 +1111,15 @@ static __always_inline long mcp_scan_step_body(struct mcp_scan_ctx *c)
 	return 0;
 }
 
-#if defined(__bpf__) && defined(MCP_SCAN_GLOBAL_STEP)
+#if defined(__bpf__) && (defined(MCP_SCAN_GLOBAL_STEP) || defined(MCP_SCAN_WANT_GLOBAL))
 /*
  * With MCP_SCAN_GLOBAL_STEP defined before the include, one step is a global function: the
  * verifier checks it once, on its own, with buf and out as memory of their types' sizes, instead
  * of once per state the loop reaches, and once for all the call sites of mcp_scan() in a
  * program: 148k instructions verified instead of 195k per call site, for ~15% more time per
- * small message. The state it needs is in buf->scan_state.
+ * small message. The state it needs is in buf->scan_state. With MCP_SCAN_WANT_GLOBAL, the
+ * inlined step stays for mcp_scan_from() and mcp_scan_from_global() uses the global one (a call
+ * site deep in nested loops, where the inlined step's states would not fit the verifier).
  */
 __attribute__((noinline)) int mcp_scan_step_global(struct mcpf_scan_buf *buf,
 						   struct mcpf_scan_result *out)
@@ -1132,12 +1134,15 @@ __attribute__((noinline)) int mcp_scan_step_global(struct mcpf_scan_buf *buf,
 	return mcp_scan_step_body(&c);
 }
 
-static long mcp_scan_step(__u64 index, void *arg)
+static long mcp_scan_step_g(__u64 index, void *arg)
 {
 	struct mcp_scan_ctx *c = arg;
 
 	return mcp_scan_step_global(c->buf, c->out) ? 1 : 0;
 }
+#endif
+#if defined(__bpf__) && defined(MCP_SCAN_GLOBAL_STEP)
+#define mcp_scan_step mcp_scan_step_g
 #else
 static long mcp_scan_step(__u64 index, void *arg)
 {
@@ -1145,8 +1150,9 @@ static long mcp_scan_step(__u64 index, void *arg)
 }
 #endif
 
-static __always_inline int mcp_scan_from(struct mcpf_scan_buf *buf, __u32 start, __u32 len,
-					 struct mcpf_scan_result *out)
+static __always_inline int mcp_scan_from_with(struct mcpf_scan_buf *buf, __u32 start, __u32 len,
+					      struct mcpf_scan_result *out,
+					      long (*step)(__u64, void *))
 {
 	struct mcp_scan_ctx c = {};
 	__u32 i;
@@ -1172,7 +1178,7 @@ static __always_inline int mcp_scan_from(struct mcpf_scan_buf *buf, __u32 start,
 	c.s->pos = start;
 	c.s->status = MCP_SCAN_RUNNING;
 	/* every step but a number's last one moves by at least one byte */
-	bpf_loop(2 * (len - start) + 2, mcp_scan_step, &c, 0);
+	bpf_loop(2 * (len - start) + 2, step, &c, 0);
 	if (c.s->status == MCP_SCAN_RUNNING)
 		mcp_scan_fail(&c, MCPF_WHY_BOUND);
 	out->status = c.s->status;
@@ -1183,6 +1189,20 @@ static __always_inline int mcp_scan_from(struct mcpf_scan_buf *buf, __u32 start,
 	}
 	return c.s->status;
 }
+
+static __always_inline int mcp_scan_from(struct mcpf_scan_buf *buf, __u32 start, __u32 len,
+					 struct mcpf_scan_result *out)
+{
+	return mcp_scan_from_with(buf, start, len, out, mcp_scan_step);
+}
+
+#if defined(__bpf__) && defined(MCP_SCAN_WANT_GLOBAL)
+static __always_inline int mcp_scan_from_global(struct mcpf_scan_buf *buf, __u32 start, __u32 len,
+						struct mcpf_scan_result *out)
+{
+	return mcp_scan_from_with(buf, start, len, out, mcp_scan_step_g);
+}
+#endif
 
 static __always_inline int mcp_scan(struct mcpf_scan_buf *buf, __u32 len,
 				    struct mcpf_scan_result *out)

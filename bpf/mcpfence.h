@@ -235,15 +235,20 @@ struct mcpf_gen_cfg {
 
 /* Totals of the TCP hook (tcp_counters, per CPU). */
 enum mcpf_tcp_counter {
-	MCPF_CNT_REQUESTS = 0,	  /* HTTP requests framed */
-	MCPF_CNT_BYTES = 1,	  /* request bytes framed */
-	MCPF_CNT_POISONED = 2,	  /* requests whose framing was refused */
-	MCPF_CNT_CORKED = 3,	  /* times a send was held for more bytes */
-	MCPF_CNT_REPLIES = 4,	  /* replies rewritten to say "denied by policy" */
-	MCPF_CNT_CALLS = 5,	  /* tools/call messages decided */
-	MCPF_CNT_EVENTS_LOST = 6, /* decisions whose event found the ring buffer full */
-	MCPF_CNT_BUSY = 7,	  /* sends refused: every slot of their CPU was held */
-	MCPF_CNT_MAX = 8,
+	MCPF_CNT_REQUESTS = 0,	    /* HTTP requests framed */
+	MCPF_CNT_BYTES = 1,	    /* request bytes framed */
+	MCPF_CNT_POISONED = 2,	    /* requests whose framing was refused */
+	MCPF_CNT_CORKED = 3,	    /* times a send was held for more bytes */
+	MCPF_CNT_REPLIES = 4,	    /* replies rewritten to say "denied by policy" */
+	MCPF_CNT_CALLS = 5,	    /* tools/call messages decided */
+	MCPF_CNT_EVENTS_LOST = 6,   /* decisions whose event found the ring buffer full */
+	MCPF_CNT_BUSY = 7,	    /* sends refused: every slot of their CPU was held */
+	MCPF_CNT_STDIO_BYTES = 8,   /* stdio: bytes read of the clients' writes */
+	MCPF_CNT_STDIO_VALUES = 9,  /* stdio: JSON values (messages) judged */
+	MCPF_CNT_STDIO_BROKEN = 10, /* stdio: lines made unreadable (a denial that could not be
+				     * rewritten, or bytes not read with certainty) */
+	MCPF_CNT_PIPE_KILLS = 11,   /* stdio on pipes: servers killed before a denied call */
+	MCPF_CNT_MAX = 12,
 };
 
 struct mcpf_active {
@@ -291,7 +296,7 @@ struct mcpf_conn_key {
 	__u32 srv[4];
 	__u16 cport;
 	__u16 sport;
-	__u32 _pad;
+	__u32 stdio; /* stdio streams: the session's index + 1 (cli, srv, ports 0); TCP: 0 */
 };
 
 struct mcpf_sock_key {
@@ -326,6 +331,57 @@ enum mcpf_event_flags {
 	MCPF_EV_BATCH = 8,
 	MCPF_EV_HDR_MISMATCH = 16, /* Mcp-Method/Mcp-Name disagreed with the body */
 	MCPF_EV_BUSY = 32,	   /* refused unread: every slot of the CPU was held */
+	MCPF_EV_BROKEN = 64,	   /* stdio: the line was made unreadable, not rewritten: the
+				    * server reads no call, and answers nothing for its id */
+	MCPF_EV_KILLED = 128, /* stdio on pipes: the server was killed before it could read it */
+	MCPF_EV_AUDIT_ONLY = 256, /* stdio on pipes, --pipe-action audit: counted, not stopped */
+};
+
+/*
+ * stdio streams (bpf/stdio.bpf.h): the bytes a client writes to a server's stdin, judged value
+ * by value. Socketpairs: the server's end of its stdin is in stdio_socks, and an sk_skb verdict
+ * reads each skb the client sends to it; the stream is keyed by the cookie of the sending socket.
+ * The server's answers (its stdout) pass the same way, to rewrite the answers to denied calls.
+ * Pipes: syscall tracepoints read what the client writes, keyed by the pipe's inode.
+ */
+#define MCPF_STDIO_MAX_SESSIONS 64
+#define MCPF_STDIO_PIECE 16384	   /* bytes read into the buffer at a time */
+#define MCPF_STDIO_VALUE_MAX 49152 /* a value longer than this is not read (TOO_LARGE) */
+#define MCPF_STDIO_PIECES 8	   /* pieces of one skb or write: past them, refused unread */
+#define MCPF_STDIO_KILL_MAX 7	   /* processes that read a server's stdin pipe */
+
+enum mcpf_stdio_dir {
+	MCPF_STDIO_REQUESTS = 0, /* client to server */
+	MCPF_STDIO_REPLIES = 1,	 /* server to client */
+};
+
+enum mcpf_stdio_transport {
+	MCPF_STDIO_SOCKETPAIR = 0,
+	MCPF_STDIO_PIPE = 1,
+};
+
+enum mcpf_stdio_phase {
+	MCPF_STDIO_SYNC = 0,  /* between values: a value may start */
+	MCPF_STDIO_VALUE = 1, /* in a value that began in an earlier skb or write: it is in buf */
+	MCPF_STDIO_SKIP = 2,  /* in a line refused (made unreadable): skip to its end */
+};
+
+enum mcpf_pipe_action {
+	MCPF_PIPE_AUDIT = 0, /* count and audit; the call goes through */
+	MCPF_PIPE_KILL = 1,  /* SIGKILL the server before the denied call reaches its pipe */
+};
+
+struct mcpf_stdio_stream {
+	__u64 owner;	 /* the task judging its bytes now (bpf_get_current_task); 0: none */
+	__u32 session;	 /* index of the session (server) userspace gave */
+	__u32 dir;	 /* enum mcpf_stdio_dir */
+	__u32 transport; /* enum mcpf_stdio_transport */
+	__u32 phase;	 /* enum mcpf_stdio_phase */
+	__u32 carry;	 /* MCPF_STDIO_VALUE: the value's bytes so far, in buf.data[0..carry) */
+	__u32 action;	 /* pipes: enum mcpf_pipe_action */
+	__u32 nkill;
+	__u32 kill_tgids[MCPF_STDIO_KILL_MAX]; /* pipes: the server's processes (MCPF_PIPE_KILL) */
+	struct mcpf_scan_buf buf;
 };
 
 /*
@@ -349,6 +405,8 @@ struct mcpf_event {
 	__u16 sport;
 	__u16 flags; /* enum mcpf_event_flags */
 	__u16 why;   /* enum mcpf_why: why the bytes were refused unread (kind UNPARSED) */
+	__u32 stdio; /* a stdio stream's session index + 1; 0: TCP */
+	__u32 _pad;
 	char comm[16];
 	char method[MCPF_METHOD_MAX];
 	char name[MCPF_NAME_MAX];

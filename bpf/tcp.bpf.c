@@ -27,6 +27,8 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
 #include "mcpfence.h"
+/* stdio.bpf.h scans with the global step (its call site is deep in nested loops) */
+#define MCP_SCAN_WANT_GLOBAL
 #include "mcp_scan.bpf.h"
 #include "http_head.bpf.h"
 
@@ -326,14 +328,19 @@ static long call_one(__u64 i, void *arg)
 	}
 	kind = w->dec.kind;
 	if (kind != MCPF_KIND_ALLOW && w->nrw < MCPF_SCAN_MAX_CALLS) {
+		/* stdio: a method an earlier skb held is past rewriting, its line is broken */
+		__u32 broken = c->method_off < w->rw_lo ? MCPF_EV_BROKEN : 0;
+
 		w->rw_off[w->nrw & (MCPF_SCAN_MAX_CALLS - 1)] = c->method_off;
 		w->rw_span[w->nrw & (MCPF_SCAN_MAX_CALLS - 1)] = c->method_span;
 		w->nrw++;
 		/* its id waits for the server's answer (looked up here: allowed calls need not) */
-		conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
-		if (conn)
+		conn = ((struct tcp_cb *)arg)->conn;
+		if (!conn)
+			conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+		if (conn && !broken)
 			pending_add(conn, c);
-		tcp_emit(w->slot.idx, i, w->cc_flags | MCPF_EV_NEUTRALIZED);
+		tcp_emit(w->slot.idx, i, w->cc_flags | MCPF_EV_NEUTRALIZED | broken);
 	} else {
 		tcp_emit(w->slot.idx, i, w->cc_flags);
 	}
@@ -444,6 +451,7 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		return;
 	}
 	w->cc_flags = flags;
+	w->rw_lo = 0;
 	bpf_loop(MCPF_SCAN_MAX_CALLS, call_one, &cb, 0);
 	for (int r = 0; r < MCPF_SCAN_MAX_CALLS; r++) {
 		__u32 o, s;
@@ -893,5 +901,7 @@ int handle_sk_msg_server_loop(struct sk_msg_md *msg)
 	slot_release(w);
 	return ret;
 }
+
+#include "stdio.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -42,6 +42,29 @@ struct decision {
 	__u32 why; /* enum mcpf_why, for MCPF_KIND_UNPARSED */
 };
 
+/* stdio.bpf.h: where a run is in a stream's buffer, and the rewrites a step asks of its hook */
+#define MCPF_STDIO_ACTS (MCPF_SCAN_MAX_CALLS + 1)
+struct stdio_cursor {
+	__u64 key;    /* the stream's key in stdio_streams */
+	__u32 lo;     /* buffer bytes at or past lo are in this skb: they can be rewritten */
+	__s32 delta;  /* their offset in the skb: buffer offset + delta */
+	__u32 end;    /* bytes in the buffer */
+	__u32 pos;    /* where the next step starts */
+	__u32 vstart; /* MCPF_STDIO_VALUE: where the value starts in the buffer */
+	__u32 deny;   /* a value was denied or refused (pipes act on it) */
+	__u32 policy; /* the policy in force, for verdicts without a rule */
+	__u32 unparsed_allow;
+	__u32 rewrite; /* the hook rewrites in place (socketpairs) */
+	__u32 nact;
+	__u64 ubuf; /* pipes: where the write's bytes are in the writer's memory */
+	__u32 len;  /* bytes of the skb or write */
+	__u32 done; /* of them, read */
+	__u32 old;  /* bytes at the buffer's start from earlier skbs or writes */
+	__u32 failed;
+	__u32 act_off[MCPF_STDIO_ACTS]; /* buffer offsets */
+	__u32 act_len[MCPF_STDIO_ACTS]; /* 1: the byte becomes 0x01; else rw_text's first bytes */
+};
+
 /*
  * Working state of one program run, in a slot of its CPU (MCPF_TCP_SLOTS): the stages of one
  * run (tail calls) find it again by its owner, the task that runs it. Loop state lives here
@@ -68,12 +91,15 @@ struct tcp_work {
 	__u64 session_hash;	   /* of the request's Mcp-Session-Id (hd.h_session); 0: none */
 	char gpat[MCPF_TCP_GLOB_MAX];
 	__u32 nrw;
+	__u32 rw_lo; /* stdio: a method before this buffer offset cannot be rewritten any more */
 	__u32 rw_off[MCPF_SCAN_MAX_CALLS];
 	__u32 rw_span[MCPF_SCAN_MAX_CALLS];
 	struct mcpf_budget_key taken[2 * MCPF_TCP_CALL_LIMITS];
 	/* the global budgets (limit slots, of dec.gen) the call being decided took */
 	__u32 ngslots;
 	__u16 gslots[2 * MCPF_TCP_CALL_LIMITS];
+	__u8 rw_text[512]; /* stdio: the bytes a rewrite writes */
+	struct stdio_cursor sx;
 };
 
 struct {

@@ -144,6 +144,8 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	e->sport = ck->sport;
 	e->flags = d->flags | flags;
 	e->why = d->kind == MCPF_KIND_UNPARSED ? d->why : MCPF_WHY_NONE;
+	e->stdio = ck->stdio;
+	e->_pad = 0;
 	/* task->comm, NUL-padded, read through the task: 6.1 has no bpf_get_current_comm in sk_msg */
 	bpf_core_read(e->comm, sizeof(e->comm),
 		      &((struct task_struct *)bpf_get_current_task())->comm);

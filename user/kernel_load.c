@@ -40,7 +40,9 @@ _Static_assert(sizeof(struct mcpf_policy_info) == 336, "mcpf_policy_info");
 _Static_assert(sizeof(struct mcpf_conn_key) == 40, "mcpf_conn_key");
 _Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
 _Static_assert(sizeof(struct mcpf_pending) == 56, "mcpf_pending");
-_Static_assert(sizeof(struct mcpf_event) == 344, "mcpf_event");
+_Static_assert(sizeof(struct mcpf_event) == 352, "mcpf_event");
+_Static_assert(sizeof(struct mcpf_stdio_stream) == 64 + sizeof(struct mcpf_scan_buf),
+	       "stdio stream");
 
 /*
  * What is pinned under MCPF_PIN_DIR, so that other commands find the live state, and so that
