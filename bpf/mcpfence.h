@@ -348,7 +348,10 @@ enum mcpf_event_flags {
 #define MCPF_STDIO_PIECE 16384	   /* bytes read into the buffer at a time */
 #define MCPF_STDIO_VALUE_MAX 49152 /* a value longer than this is not read (TOO_LARGE) */
 #define MCPF_STDIO_PIECES 8	   /* pieces of one skb or write: past them, refused unread */
-#define MCPF_STDIO_KILL_MAX 7	   /* processes that read a server's stdin pipe */
+/* stdio_streams keys: a socket's cookie, or this of a pipe's inode */
+#define MCPF_STDIO_PIPE_KEY(ino) ((__u64)(ino) | (1ULL << 63))
+#define MCPF_STDIO_KILL_MAX 6	   /* processes that read a server's stdin pipe */
+#define MCPF_PIPE_SEGS 16	   /* iovecs of a writev to a watched pipe that are read */
 
 enum mcpf_stdio_dir {
 	MCPF_STDIO_REQUESTS = 0, /* client to server */
@@ -380,7 +383,10 @@ struct mcpf_stdio_stream {
 	__u32 carry;	 /* MCPF_STDIO_VALUE: the value's bytes so far, in buf.data[0..carry) */
 	__u32 action;	 /* pipes: enum mcpf_pipe_action */
 	__u32 nkill;
-	__u32 kill_tgids[MCPF_STDIO_KILL_MAX]; /* pipes: the server's processes (MCPF_PIPE_KILL) */
+	__u32 resend;	   /* pipes: bytes of the last write judged but not written (the
+			    * writer writes them again: they must come back the same) */
+	__u64 resend_hash; /* their hash (seeded) */
+	__u32 kill_tgids[MCPF_STDIO_KILL_MAX]; /* pipes: the processes that read the pipe */
 	struct mcpf_scan_buf buf;
 };
 

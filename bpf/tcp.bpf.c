@@ -903,5 +903,6 @@ int handle_sk_msg_server_loop(struct sk_msg_md *msg)
 }
 
 #include "stdio.bpf.h"
+#include "stdio_pipe.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -27,6 +27,7 @@
 #include "kernel_adopt.h"
 #include "kernel_compile.h"
 #include "kernel_events.h"
+#include "kernel_stdio.h"
 #include "limits.h"
 #include "log.h"
 #include "mcpfence.h"
@@ -40,6 +41,7 @@ struct attach_ctx {
 	struct ring_buffer *rb;
 	unsigned gen;
 	uint16_t port;
+	struct kernel_stdio_session stdio[MCPF_STDIO_MAX_SESSIONS];
 };
 
 /* time(2) may read a coarse clock that lags the boundary the poll woke up for */
@@ -183,8 +185,8 @@ static int policy_swap(struct attach_ctx *ac, const char *path)
 
 static void attach_usage(void)
 {
-	fprintf(stderr, "usage: mcpfence attach --policy POLICY --port N [--port N]... "
-			"[--cgroup PATH] [--audit PATH] [--quiet]\n");
+	fprintf(stderr, "usage: mcpfence attach --policy POLICY (--port N | --pid N)... "
+			"[--pipe-action audit|kill] [--cgroup PATH] [--audit PATH] [--quiet]\n");
 }
 
 int cmd_attach(int argc, char **argv)
@@ -192,6 +194,8 @@ int cmd_attach(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
 		{ "port", required_argument, NULL, 'P' },
+		{ "pid", required_argument, NULL, 'i' },
+		{ "pipe-action", required_argument, NULL, 'A' },
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "audit", required_argument, NULL, 'a' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -205,7 +209,10 @@ int cmd_attach(int argc, char **argv)
 	struct bpf_link *link = NULL;
 	struct sigaction sa = {};
 	uint16_t ports[MCPF_TCP_MAX_PORTS];
-	unsigned nports = 0;
+	unsigned nports = 0, npids = 0;
+	pid_t pids[MCPF_STDIO_MAX_SESSIONS];
+	enum mcpf_pipe_action pipe_action = MCPF_PIPE_AUDIT;
+	bool pipe_action_given = false;
 	char audit_buf[PATH_MAX];
 	int c, err, cg_fd = -1, lock_fd = -1, ret = 1;
 	uint64_t last, next_sync;
@@ -229,6 +236,29 @@ int cmd_attach(int argc, char **argv)
 			ports[nports++] = v;
 			break;
 		}
+		case 'i': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v <= 0 || v > 0x3fffffff || npids >= MCPF_STDIO_MAX_SESSIONS) {
+				log_err("--pid %s: not a process id (at most %d of them)", optarg,
+					MCPF_STDIO_MAX_SESSIONS);
+				return EXIT_USAGE;
+			}
+			pids[npids++] = (pid_t)v;
+			break;
+		}
+		case 'A':
+			if (!strcmp(optarg, "audit")) {
+				pipe_action = MCPF_PIPE_AUDIT;
+			} else if (!strcmp(optarg, "kill")) {
+				pipe_action = MCPF_PIPE_KILL;
+			} else {
+				log_err("--pipe-action %s: one of audit, kill", optarg);
+				return EXIT_USAGE;
+			}
+			pipe_action_given = true;
+			break;
 		case 'c':
 			if (!*optarg || strlen(optarg) >= sizeof(cgroup)) {
 				log_err("--cgroup %s: not a path", optarg);
@@ -250,8 +280,8 @@ int cmd_attach(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind < argc || !nports || !policy_path) {
-		log_err("attach needs --policy and at least one --port");
+	if (optind < argc || (!nports && !npids) || !policy_path) {
+		log_err("attach needs --policy and at least one --port or --pid");
 		attach_usage();
 		return EXIT_USAGE;
 	}
@@ -291,7 +321,7 @@ int cmd_attach(int argc, char **argv)
 	for (unsigned i = 0; i < nports; i++)
 		if (kernel__watch_port(ac.skel, ports[i]))
 			goto out;
-	ac.port = ports[0];
+	ac.port = nports ? ports[0] : 0;
 	err = bpf_prog_attach(bpf_program__fd(ac.skel->progs.handle_sk_msg),
 			      bpf_map__fd(ac.skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0);
 	if (err) {
@@ -317,10 +347,30 @@ int cmd_attach(int argc, char **argv)
 	}
 	if (kernel__tfo_client_off())
 		goto out_detach;
-	err = kernel__adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks), ports, nports);
+	err = nports ? kernel__adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks), ports, nports) :
+		       0;
 	if (err > 0)
 		log_info("%d connection%s established before the attachment now enforced too", err,
 			 err == 1 ? "" : "s");
+	if (npids) {
+		if (kernel_stdio__attach_prog(ac.skel))
+			goto out_detach;
+		for (unsigned i = 0; i < npids; i++) {
+			if (kernel_stdio__add(ac.skel, i, pids[i], pipe_action, &ac.stdio[i]))
+				goto out_detach;
+			printf("pid %d (%s): %s\n", ac.stdio[i].pid, ac.stdio[i].comm,
+			       ac.stdio[i].desc);
+		}
+		ac.ev.stdio = ac.stdio;
+		ac.ev.nstdio = npids;
+		if (kernel_stdio__has_pipes(ac.stdio, npids)) {
+			if (kernel_stdio__attach_pipes(ac.skel, pipe_action))
+				goto out_detach;
+			if (!pipe_action_given)
+				log_info("pipes: calls are counted and audited, not stopped "
+					 "(--pipe-action audit; see --pipe-action kill)");
+		}
+	}
 	rb = ring_buffer__new(bpf_map__fd(ac.skel->maps.tcp_events), kernel__on_event, &ac.ev,
 			      NULL);
 	if (!rb) {
@@ -334,7 +384,13 @@ int cmd_attach(int argc, char **argv)
 	ac.ev.mono_to_real_us = mono_to_real_us();
 	for (unsigned i = 0; i < nports; i++)
 		printf("%s%u", i ? "," : "watching TCP port ", ports[i]);
-	printf(" in cgroup %s; pins in %s\n", cgroup, MCPF_PIN_DIR);
+	if (nports)
+		printf(" in cgroup %s; ", cgroup);
+	for (unsigned i = 0; i < npids; i++)
+		printf("%s%d", i ? "," : "watching the stdio of pid ", pids[i]);
+	if (npids)
+		printf("; ");
+	printf("pins in %s\n", MCPF_PIN_DIR);
 	fflush(stdout);
 	ac.rb = rb;
 	last = realtime_s();

@@ -25,5 +25,7 @@ int features__scan_test(char *why, size_t size);
 
 /* The kernel has the bpf_strnstr kfunc (6.17+), per its BTF. */
 bool features__strnstr(void);
+/* The kfuncs that kill a stdio server from a tracepoint (bpf_send_signal_task, 6.13+)? */
+bool features__signal_task(void);
 
 #endif

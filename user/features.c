@@ -172,6 +172,19 @@ bool features__strnstr(void)
 	return found > 0;
 }
 
+bool features__signal_task(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool found;
+
+	if (!btf)
+		return false;
+	found = btf__find_by_name_kind(btf, "bpf_send_signal_task", BTF_KIND_FUNC) > 0 &&
+		btf__find_by_name_kind(btf, "bpf_task_from_pid", BTF_KIND_FUNC) > 0;
+	btf__free(btf);
+	return found;
+}
+
 int features__tcp(char *why, size_t size)
 {
 	enum { PROG, MAP, HELPER };

@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "decide.h"
 #include "kernel_events.h"
+#include "kernel_stdio.h"
 #include "limits.h"
 #include "log.h"
 #include "mcpfence.h"
@@ -155,8 +156,11 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	char method[MCPF_METHOD_MAX + 1], name[MCPF_NAME_MAX + 1], id[MCPF_ID_MAX + 1];
 	char session[MCPF_TCP_SESSION_MAX + 1], comm[17], server[32], ptr[300], exe[PATH_MAX];
 	char procexe[64], conn[40], why[200];
+	const struct kernel_stdio_session *st = NULL;
 	struct audit_event ev = {};
 	const char *reason;
+	char outcome[300];
+	bool stopped;
 	ssize_t n;
 
 	if (size < sizeof(*e))
@@ -169,6 +173,13 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	snprintf(comm, sizeof(comm), "%.*s", 16, e->comm);
 	snprintf(server, sizeof(server), "tcp:%u", e->sport);
 	snprintf(conn, sizeof(conn), "tcp:%u->%u", e->cport, e->sport);
+	if (e->stdio) {
+		st = e->stdio <= ac->nstdio ? &ac->stdio[e->stdio - 1] : NULL;
+		snprintf(server, sizeof(server), "pid:%d", st ? st->pid : 0);
+		snprintf(conn, sizeof(conn), "%s:%d",
+			 st && st->transport == MCPF_STDIO_PIPE ? "pipe" : "socketpair",
+			 st ? st->pid : 0);
+	}
 	snprintf(procexe, sizeof(procexe), "/proc/%u/exe", e->pid);
 	n = readlink(procexe, exe, sizeof(exe) - 1);
 	if (n > 0)
@@ -177,7 +188,7 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		snprintf(exe, sizeof(exe), "%s", comm);
 	rule_pointer(&ac->kc[e->gen & 1], e, ptr, sizeof(ptr), &reason);
 	ev.time_us = e->ts_ns / 1000 + ac->mono_to_real_us;
-	ev.plane = "kernel";
+	ev.plane = e->stdio ? "stdio-kernel" : "kernel";
 	ev.server = server;
 	ev.session = session[0] ? session : NULL;
 	ev.conn = conn;
@@ -187,6 +198,7 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	ev.method = method[0] ? method : NULL;
 	ev.tool = name[0] ? name : NULL;
 	ev.decision = e->flags & MCPF_EV_NEUTRALIZED ? "deny" : "allow";
+	stopped = e->flags & MCPF_EV_NEUTRALIZED;
 	ev.kind = e->kind == MCPF_KIND_ALLOW ? NULL : decide__kind_name(e->kind);
 	if (e->kind == MCPF_KIND_UNPARSED) {
 		snprintf(why, sizeof(why), "%s: %s",
@@ -195,6 +207,18 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 				 "passed unread (policy kernel.unparsed: allow)",
 			 reason);
 		reason = why;
+	}
+	if (stopped && st && st->transport == MCPF_STDIO_PIPE) {
+		/* a pipe cannot be rewritten: the action says what became of the call */
+		snprintf(outcome, sizeof(outcome), "%s (%s)", reason ? reason : "denied",
+			 st->action == MCPF_PIPE_KILL ?
+				 "the server was killed before it could read it" :
+				 "not stopped: --pipe-action audit");
+		reason = outcome;
+	} else if (stopped && (e->flags & MCPF_EV_BROKEN)) {
+		snprintf(outcome, sizeof(outcome), "%s (%s)", reason ? reason : "denied",
+			 "its line made unreadable: the server reads no call and sends no answer");
+		reason = outcome;
 	}
 	ev.rule = ptr;
 	ev.reason = reason;

@@ -13,6 +13,7 @@
 
 struct audit;
 struct limits;
+struct kernel_stdio_session;
 
 /* What the handler needs: the compiled policies by generation, where to write, what to charge. */
 struct kernel_events {
@@ -21,6 +22,8 @@ struct kernel_events {
 	struct audit *audit;
 	bool quiet;		 /* no log line per event */
 	int64_t mono_to_real_us; /* CLOCK_REALTIME - CLOCK_MONOTONIC, µs */
+	const struct kernel_stdio_session *stdio; /* attach --pid: the servers, by session */
+	unsigned nstdio;
 };
 
 /* ring_buffer__new's callback: ctx is a struct kernel_events. Always 0. */

@@ -22,6 +22,7 @@
 #include "cgroup.h"
 #include "feature_probes.h"
 #include "kernel.h"
+#include "kernel_stdio.h"
 #include "log.h"
 #include "mcpfence.h"
 #include "tcp.skel.h"
@@ -41,7 +42,7 @@ _Static_assert(sizeof(struct mcpf_conn_key) == 40, "mcpf_conn_key");
 _Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
 _Static_assert(sizeof(struct mcpf_pending) == 56, "mcpf_pending");
 _Static_assert(sizeof(struct mcpf_event) == 352, "mcpf_event");
-_Static_assert(sizeof(struct mcpf_stdio_stream) == 64 + sizeof(struct mcpf_scan_buf),
+_Static_assert(sizeof(struct mcpf_stdio_stream) == 72 + sizeof(struct mcpf_scan_buf),
 	       "stdio stream");
 
 /*
@@ -53,7 +54,8 @@ _Static_assert(sizeof(struct mcpf_stdio_stream) == 64 + sizeof(struct mcpf_scan_
 static const char *const pinned_maps[] = {
 	"tcp_socks",	"tcp_ports",  "tcp_active",   "tcp_gen",     "tcp_rules",
 	"tcp_globs",	"tcp_limits", "tcp_budgets",  "tcp_tickets", "tcp_stats",
-	"tcp_counters", "tcp_conns",  "tcp_policies", "tcp_progs",
+	"tcp_counters", "tcp_conns",  "tcp_policies", "tcp_progs",   "stdio_socks",
+	"stdio_streams", "stdio_pending", "pipe_progs",	 "pipe_writes",
 };
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -135,6 +137,8 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 				  kfunc && how != KERNEL_SEARCH_LOOP);
 	bpf_program__set_autoload(skel->progs.handle_sk_msg_server_loop,
 				  how != KERNEL_SEARCH_KFUNC);
+	/* the stage that kills a pipe's server calls kfuncs of 6.13+ */
+	bpf_program__set_autoload(skel->progs.handle_pipe_kill, features__signal_task());
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu < 1)
 		ncpu = 1;
@@ -326,6 +330,8 @@ int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link)
 	err = bpf_link__pin(link, KERNEL_PIN_LINK);
 	if (!err)
 		err = bpf_program__pin(skel->progs.handle_sk_msg, KERNEL_PIN_PROG);
+	if (!err)
+		err = bpf_program__pin(skel->progs.handle_stdio_skb, KERNEL_PIN_STDIO_PROG);
 	if (err)
 		log_err("%s: pin: %s", MCPF_PIN_DIR, strerror(-err));
 	return err;
@@ -402,6 +408,20 @@ int kernel__detach(void)
 	}
 	if (prog_fd >= 0)
 		close(prog_fd);
+	/* stdio: the tracepoints go first (their links), then the sockets leave stdio_socks */
+	kernel_stdio__unpin_pipes();
+	map_fd = bpf_obj_get(MCPF_PIN_DIR "/stdio_socks");
+	prog_fd = bpf_obj_get(KERNEL_PIN_STDIO_PROG);
+	if (map_fd >= 0) {
+		found = 1;
+		if (prog_fd >= 0)
+			bpf_prog_detach2(prog_fd, map_fd, BPF_SK_SKB_STREAM_VERDICT);
+		kernel_stdio__flush(map_fd);
+		close(map_fd);
+	}
+	if (prog_fd >= 0)
+		close(prog_fd);
+	unlink(KERNEL_PIN_STDIO_PROG);
 	unlink(KERNEL_PIN_LINK);
 	unlink(KERNEL_PIN_PROG);
 	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {

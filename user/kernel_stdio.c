@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * kernel_stdio: `attach --pid` (kernel_stdio.h). Copies of another process's descriptors are
+ * taken with pidfd_getfd (root), used to put the sockets in stdio_socks and read their cookies,
+ * then closed: the map holds the sockets, the server and its client keep theirs unchanged.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "kernel.h"
+#include "kernel_stdio.h"
+#include "log.h"
+#include "stdio_find.h"
+#include "tcp.skel.h"
+
+int kernel_stdio__attach_prog(struct tcp_bpf *skel)
+{
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.handle_stdio_skb),
+			    bpf_map__fd(skel->maps.stdio_socks), BPF_SK_SKB_STREAM_VERDICT, 0)) {
+		log_err("sk_skb: attach to stdio_socks: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* Register a stream: key, session idx, direction, transport. */
+static int stream_add(struct tcp_bpf *skel, uint64_t key, unsigned idx, unsigned dir,
+		      const struct kernel_stdio_session *s, const struct stdio_end *e)
+{
+	struct mcpf_stdio_stream *v = calloc(1, sizeof(*v));
+	int err = 0;
+
+	if (!v)
+		return -ENOMEM;
+	v->session = idx;
+	v->dir = dir;
+	v->transport = s->transport;
+	v->phase = MCPF_STDIO_SYNC;
+	v->action = s->action;
+	for (unsigned i = 0; e && i < e->nsharers && v->nkill < MCPF_STDIO_KILL_MAX; i++) {
+		bool seen = false;
+
+		for (unsigned j = 0; j < v->nkill; j++)
+			seen |= v->kill_tgids[j] == (uint32_t)e->sharers[i].pid;
+		if (!seen)
+			v->kill_tgids[v->nkill++] = e->sharers[i].pid;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_streams), &key, v, BPF_ANY)) {
+		err = -errno;
+		log_err("pid %d: stdio_streams: %s", s->pid, strerror(errno));
+	}
+	free(v);
+	return err;
+}
+
+/* Put fd `fd` of process pid in stdio_socks at slot: 0 or -errno (logged). */
+static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, const char *what)
+{
+	int copy = stdio_find__take(pid, fd), err = 0;
+
+	if (copy < 0)
+		return copy;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_socks), &slot, &copy, BPF_ANY)) {
+		err = -errno;
+		log_err("pid %d fd %d (%s): into stdio_socks: %s", pid, fd, what, strerror(errno));
+	}
+	close(copy);
+	return err;
+}
+
+/* The cookie of fd `fd` of pid, or 0 (logged). */
+static uint64_t cookie_of(pid_t pid, int fd)
+{
+	int copy = stdio_find__take(pid, fd);
+	uint64_t c;
+
+	if (copy < 0)
+		return 0;
+	c = stdio_find__cookie(copy);
+	close(copy);
+	return c;
+}
+
+int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_pipe_action action,
+		      struct kernel_stdio_session *s)
+{
+	struct stdio_end in, out;
+	char path[64];
+	FILE *f;
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	s->action = action;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (fgets(s->comm, sizeof(s->comm), f))
+			s->comm[strcspn(s->comm, "\n")] = 0;
+		fclose(f);
+	}
+	err = stdio_find__server(pid, &in, &out);
+	if (err)
+		return err;
+	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
+	if (in.kind == STDIO_UNIX_STREAM) {
+		s->transport = MCPF_STDIO_SOCKETPAIR;
+		/* the client's end sends: its cookie names the stream in BPF */
+		s->req_key = in.peer_cookie;
+		if (!s->req_key && in.npeers)
+			s->req_key = cookie_of(in.peers[0].pid, in.peers[0].fd);
+		if (!s->req_key) {
+			log_err("pid %d: stdin is a socketpair whose other end was not found (%s): "
+				"its client cannot be watched",
+				pid, in.desc);
+			return -ENOENT;
+		}
+		err = stream_add(skel, s->req_key, idx, MCPF_STDIO_REQUESTS, s, NULL);
+		if (err)
+			return err;
+		/* the stream is known before a byte of it is judged */
+		err = sock_insert(skel, pid, 0, 2 * idx, "the server's end of its stdin");
+		if (err)
+			return err;
+	} else if (in.kind == STDIO_PIPE) {
+		s->transport = MCPF_STDIO_PIPE;
+		s->req_key = MCPF_STDIO_PIPE_KEY(in.ino);
+		err = stream_add(skel, s->req_key, idx, MCPF_STDIO_REQUESTS, s, &in);
+		if (err)
+			return err;
+	} else {
+		log_err("pid %d: stdin is %s: not the stdio of an MCP client (a socketpair or a "
+			"pipe)",
+			pid, in.desc);
+		return -ENOTSUP;
+	}
+	if (out.kind == STDIO_UNIX_STREAM) {
+		/* the server's stdout sends the answers; the client's end receives them */
+		s->rep_key = out.cookie ? out.cookie : cookie_of(pid, 1);
+		if (!s->rep_key || !out.npeers) {
+			log_warn("pid %d: stdout's other end was not found (%s): answers to denied "
+				 "calls will say \"Method not found\"",
+				 pid, out.desc);
+			s->rep_key = 0;
+			return 0;
+		}
+		err = stream_add(skel, s->rep_key, idx, MCPF_STDIO_REPLIES, s, NULL);
+		if (!err)
+			err = sock_insert(skel, out.peers[0].pid, out.peers[0].fd, 2 * idx + 1,
+					  "the client's end of the server's stdout");
+		return err;
+	}
+	if (s->transport == MCPF_STDIO_SOCKETPAIR)
+		log_warn("pid %d: stdout is %s: answers to denied calls will say \"Method not "
+			 "found\"",
+			 pid, out.desc);
+	return 0;
+}
+
+bool kernel_stdio__has_pipes(const struct kernel_stdio_session *s, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (s[i].transport == MCPF_STDIO_PIPE)
+			return true;
+	return false;
+}
+
+void kernel_stdio__flush(int map_fd)
+{
+	for (uint32_t i = 0; i < 2 * MCPF_STDIO_MAX_SESSIONS; i++)
+		bpf_map_delete_elem(map_fd, &i);
+}
+
+/* The tracepoints of the pipe hook, with the names their pinned links take. */
+static struct bpf_program *pipe_prog(struct tcp_bpf *skel, unsigned i, const char **name)
+{
+	struct {
+		struct bpf_program *p;
+		const char *name;
+	} t[] = {
+		{ skel->progs.handle_pipe_write, "write" },
+		{ skel->progs.handle_pipe_writev, "writev" },
+		{ skel->progs.handle_pipe_pwritev2, "pwritev2" },
+		{ skel->progs.handle_pipe_splice, "splice" },
+		{ skel->progs.handle_pipe_tee, "tee" },
+		{ skel->progs.handle_pipe_vmsplice, "vmsplice" },
+		{ skel->progs.handle_pipe_sendfile, "sendfile64" },
+		{ skel->progs.handle_pipe_copy_range, "copy_file_range" },
+		{ skel->progs.handle_pipe_write_exit, "write_exit" },
+		{ skel->progs.handle_pipe_writev_exit, "writev_exit" },
+		{ skel->progs.handle_pipe_pwritev2_exit, "pwritev2_exit" },
+	};
+
+	if (i >= sizeof(t) / sizeof(t[0]))
+		return NULL;
+	*name = t[i].name;
+	return t[i].p;
+}
+
+static const char *const pipe_link_names[] = {
+	"write",      "writev",	    "pwritev2",	     "splice",	   "tee",	   "vmsplice",
+	"sendfile64", "copy_file_range", "write_exit", "writev_exit", "pwritev2_exit",
+};
+
+int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action action)
+{
+	int progs_fd = bpf_map__fd(skel->maps.pipe_progs);
+	uint32_t k = 0;
+	int fd, err;
+	char path[256];
+	const char *name;
+	struct bpf_program *p;
+
+	if (action == MCPF_PIPE_KILL && !bpf_program__autoload(skel->progs.handle_pipe_kill)) {
+		log_err("--pipe-action kill: this kernel has no bpf_send_signal_task kfunc (6.13+): "
+			"a denied call on a pipe cannot be stopped here (--pipe-action audit counts "
+			"and audits it)");
+		return -ENOTSUP;
+	}
+	fd = bpf_program__fd(skel->progs.handle_pipe_judge);
+	if (bpf_map_update_elem(progs_fd, &k, &fd, BPF_ANY))
+		goto map_err;
+	if (action == MCPF_PIPE_KILL) {
+		k = 1;
+		fd = bpf_program__fd(skel->progs.handle_pipe_kill);
+		if (bpf_map_update_elem(progs_fd, &k, &fd, BPF_ANY))
+			goto map_err;
+	}
+	for (unsigned i = 0; (p = pipe_prog(skel, i, &name)); i++) {
+		struct bpf_link *l = bpf_program__attach(p);
+
+		if (!l) {
+			err = -errno;
+			log_err("tracepoint syscalls/sys_*_%s: attach: %s", name, strerror(-err));
+			return err;
+		}
+		snprintf(path, sizeof(path), "%s%s", KERNEL_PIN_PIPE_LINKS, name);
+		err = bpf_link__pin(l, path);
+		/* pinned, the link outlives this process (a killed attach keeps enforcing) */
+		bpf_link__disconnect(l);
+		bpf_link__destroy(l);
+		if (err) {
+			log_err("%s: pin: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+map_err:
+	err = -errno;
+	log_err("pipe_progs: %s", strerror(-err));
+	return err;
+}
+
+void kernel_stdio__unpin_pipes(void)
+{
+	char path[256];
+
+	for (size_t i = 0; i < sizeof(pipe_link_names) / sizeof(pipe_link_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", KERNEL_PIN_PIPE_LINKS, pipe_link_names[i]);
+		unlink(path);
+	}
+}

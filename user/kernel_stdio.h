@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kernel_stdio: `attach --pid`, the kernel plane on a stdio server that already runs. It finds
+ * what the server's stdin and stdout are (stdio_find), registers their streams with BPF
+ * (bpf/stdio.bpf.h) and puts the sockets in stdio_socks: the server's end of a socketpair stdin
+ * (requests), the client's end of a socketpair stdout (answers). A pipe stdin is watched by the
+ * syscall tracepoints of the writers, keyed by the pipe's inode.
+ */
+#ifndef MCPFENCE_KERNEL_STDIO_H
+#define MCPFENCE_KERNEL_STDIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "mcpfence.h"
+
+struct tcp_bpf;
+
+struct kernel_stdio_session {
+	pid_t pid;
+	char comm[16];
+	enum mcpf_stdio_transport transport; /* of its stdin */
+	enum mcpf_pipe_action action;	     /* pipes */
+	uint64_t req_key, rep_key;	     /* its streams in stdio_streams; 0: none */
+	char desc[800];			     /* "stdin: ...; stdout: ..." */
+};
+
+/* The sk_skb program on stdio_socks (attached once, before the first socket goes in). */
+int kernel_stdio__attach_prog(struct tcp_bpf *skel);
+
+/*
+ * Enforce on server pid as session idx: 0, or -errno after logging what and where. action:
+ * what a denied call on a pipe stdin does.
+ */
+int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_pipe_action action,
+		      struct kernel_stdio_session *s);
+
+/* Does any session have a pipe stdin (the tracepoints are needed)? */
+bool kernel_stdio__has_pipes(const struct kernel_stdio_session *s, unsigned n);
+
+/*
+ * The tracepoints on the writes of pipe clients (bpf/stdio_pipe.bpf.h), attached and pinned:
+ * 0 or -errno (logged; kill needs bpf_send_signal_task, 6.13+).
+ */
+int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action action);
+/* Remove the pinned tracepoint links (detach). */
+void kernel_stdio__unpin_pipes(void);
+
+/* Empty stdio_socks (pinned at path, or by fd): its sockets go back to plain sockets. */
+void kernel_stdio__flush(int map_fd);
+
+#endif
