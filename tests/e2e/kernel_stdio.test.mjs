@@ -13,7 +13,10 @@
 //
 // The first tests run unattached (what each client gives its server, what the servers answer);
 // the rest need root and the kernel plane. Root only for those; one test file at a time
-// attaches (kernelLock).
+// attaches (kernelLock). What attach is expected to print and write is in EXPECT below.
+//
+//   node --test tests/e2e/kernel_stdio.test.mjs          (MCPFENCE_BIN=... for another build;
+//   KSTDIO_DEBUG=1 prints each attach's output)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -215,7 +218,11 @@ const require = createRequire(join(here, 'package.json'));
 const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
 
 // A session of an SDK client that spawned its server: v1 or v2, and the calls as each makes
-// them (with a timeout, so a call that is dropped fails instead of hanging).
+// them (with a timeout, so a call that is dropped fails instead of hanging). Both spawn with
+// stdio ['pipe', 'pipe', stderr] (cross-spawn): socketpairs. The v2 client in mode 'auto' or
+// {pin} first spawns a disposable sibling of the server for its server/discover probe, reaps
+// it, then spawns the session's own: transport.pid, after connect, is the one to attach; in the
+// 2026-07-28 era that process is sent no initialize nor discover, its first message is a call.
 async function sdkSession(v, { server = [EVERYTHING], mode = null } = {}) {
 	const env = { ...process.env, MCPFENCE_CANARY: CANARY };
 	let s;
