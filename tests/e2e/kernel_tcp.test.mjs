@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes, createHash } from 'node:crypto';
 import net from 'node:net';
-import { connect as connectGateway, text, binaryFor, kernelLock } from './lib.mjs';
+import { connect as connectGateway, text, binaryFor, kernelLock, clearStale } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '../..');
@@ -32,21 +32,6 @@ function whyNot() {
 const unlock = process.getuid() === 0 ? await kernelLock() : () => {};
 const skipReason = unlock ? whyNot() : 'another test file kept the kernel plane for 20 minutes';
 if (skipReason) unlock?.();
-
-// An attachment already in place: one left by a killed attach (its flock on the pin directory is
-// free) is detached; a live one is not ours to touch, and the tests fail saying so.
-function clearStale() {
-	const PINS = '/sys/fs/bpf/mcpfence';
-	if (!existsSync(PINS)) return;
-	const live = spawnSync('flock', ['-n', PINS, 'true']);
-	if (live.error) throw new Error(`${PINS} exists and flock(1) cannot tell whether its attach runs: ${live.error.message}`);
-	if (live.status !== 0)
-		throw new Error(`${PINS} holds the attachment of a running mcpfence attach: stop it first`);
-	const d = spawnSync(MCPFENCE, ['detach'], { encoding: 'utf8' });
-	if (existsSync(PINS))
-		throw new Error(`${PINS}: a stale attachment that mcpfence detach does not remove: ${d.stdout}${d.stderr}`);
-	console.log(`# cleaned a stale attachment in ${PINS}`);
-}
 
 let sdk;
 async function loadSdk() {

@@ -115,6 +115,22 @@ export async function kernelLock(ms = 20 * 60 * 1000) {
 	}
 }
 
+// An attachment already in place (a file that attaches calls this once it holds kernelLock): one
+// left by a killed attach (its flock on the pin directory is free) is detached; a live one is not
+// ours to touch, and the tests fail saying so.
+export function clearStale(bin = MCPFENCE) {
+	const PINS = '/sys/fs/bpf/mcpfence';
+	if (!existsSync(PINS)) return;
+	const live = spawnSync('flock', ['-n', PINS, 'true']);
+	if (live.error) throw new Error(`${PINS} exists and flock(1) cannot tell whether its attach runs: ${live.error.message}`);
+	if (live.status !== 0)
+		throw new Error(`${PINS} holds the attachment of a running mcpfence attach: stop it first`);
+	const d = spawnSync(bin, ['detach'], { encoding: 'utf8' });
+	if (existsSync(PINS))
+		throw new Error(`${PINS}: a stale attachment that mcpfence detach does not remove: ${d.stdout}${d.stderr}`);
+	console.log(`# cleaned a stale attachment in ${PINS}`);
+}
+
 export async function until(fn, ms = 5000, what = 'condition') {
 	const end = Date.now() + ms;
 	for (;;) {

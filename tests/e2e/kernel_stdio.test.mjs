@@ -1,0 +1,909 @@
+// SPDX-License-Identifier: Apache-2.0
+// Kernel plane on stdio: `mcpfence attach --pid N` on an MCP server that is already running,
+// neither it nor its client changed or restarted. Two transports, as real clients make them:
+//
+// - AF_UNIX socketpairs: Node's child_process with 'pipe' stdio (libuv) gives the server a
+//   socketpair as fd 0 and another as fd 1. The SDK clients (v1 @modelcontextprotocol/sdk,
+//   v2 @modelcontextprotocol/client) spawn servers so; enforced with sk_skb, calls denied in
+//   flight, the session healthy after.
+// - pipes: Python's subprocess.Popen(stdin=PIPE, stdout=PIPE) (Go and Rust clients alike);
+//   fixtures/pipe_client.py is such a client. Syscall tracepoints see the writes: with
+//   --pipe-action audit calls are counted and audited only; with --pipe-action kill a denied
+//   call kills the server before it acts.
+//
+// The first tests run unattached (what each client gives its server, what the servers answer);
+// the rest need root and the kernel plane. Root only for those; one test file at a time
+// attaches (kernelLock). What attach is expected to print and write is in EXPECT below.
+//
+//   node --test tests/e2e/kernel_stdio.test.mjs          (MCPFENCE_BIN=... for another build;
+//   KSTDIO_DEBUG=1 prints each attach's output)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync,
+	rmSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { MCPFENCE, EVERYTHING, FILESYSTEM, connect as connectV1, kernelLock, clearStale, tmp,
+	readAudit, until, sleep } from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const PIPE_CLIENT = join(here, 'fixtures/pipe_client.py');
+const V2_SERVER = join(here, 'fixtures/v2_server.mjs');
+const NM = join(here, 'node_modules/@modelcontextprotocol');
+const PINS = '/sys/fs/bpf/mcpfence';
+const CANARY = 'mcpfence-canary-' + randomBytes(6).toString('hex');
+const CALL_MS = 15000; // a call's timeout: a call that is dropped fails the test, it does not hang it
+
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+// A message or answer in an assertion's text: the start of it (get-env's answer is a whole
+// environment).
+const brief = (x, n = 400) => (typeof x === 'string' ? x : JSON.stringify(x) ?? String(x)).slice(0, n);
+
+// ════════════════════════════════════════════════════════════════════════════════════════════
+// WHAT `attach --pid` IS EXPECTED TO PRINT AND WRITE. Written before the feature landed, from
+// the spec it follows; where the final README words a thing otherwise, change it here, and
+// only here: every assertion on wording goes through this object.
+// ════════════════════════════════════════════════════════════════════════════════════════════
+const EXPECT = {
+	// On start, for each --pid, a line describing its fd 0 and fd 1:
+	//   pid 123 (node): stdin: unix socketpair ...; stdout: unix socketpair ...
+	pidLine: (pid, kind) => new RegExp(
+		`^pid ${pid} \\([^)\\n]*\\): stdin: ${escapeRe(kind)}\\b[^;\\n]*; stdout: ${escapeRe(kind)}\\b.*$`, 'm'),
+	SOCKETPAIR: 'unix socketpair',
+	PIPE: 'pipe',
+	// Then it enforces once it prints its "watching" line, which ends as --port's does
+	// ("watching TCP port N in cgroup C; pins in /sys/fs/bpf/mcpfence").
+	ready: /^watching .*; pins in \/sys\/fs\/bpf\/mcpfence$/m,
+	// The plane of every audit line of this mode.
+	plane: 'stdio-kernel',
+	// A call denied on a socketpair: a JSON-RPC error for its id (the server's own -32601 for
+	// the neutralized method, its message rewritten), the message naming the policy's reason.
+	deniedCode: -32601,
+	denied: (reason) => new RegExp(`denied by policy: ${escapeRe(reason)}`),
+	// The reason of a call over its rate limit (kernel_events.c: rule_pointer).
+	limitReason: 'rate limit reached',
+	// The audit line names the process that wrote the call (the SDK client runs in this test
+	// process; the Python client is its own process).
+	clientIsWriter: true,
+	// A killed `attach` leaves its programs enforcing until `mcpfence detach`, as on TCP.
+	enforcesAfterKill: true,
+	// --pipe-action audit: the audit line of a call the policy denies, which went through.
+	auditOnly: (a) => a.decision === 'deny' && /not stopped/.test(a.reason ?? ''),
+	// --pipe-action kill: the audit line of the denied call whose server was killed.
+	killed: (a) => a.decision === 'deny' && /killed/.test(a.reason ?? ''),
+	// The exit of a server killed for a denied call, as subprocess reports it (-SIGKILL).
+	killedReturncode: -9,
+	// `attach --pid` on a process that does not exist: exit 1 and this on stderr.
+	noSuchPid: /no such process/i,
+};
+// ════════════════════════════════════════════════════════════════════════════════════════════
+
+// Why nothing here can run: the unattached tests need the npm packages and python3.
+function whyNotBase() {
+	for (const p of [EVERYTHING, FILESYSTEM, join(NM, 'sdk/package.json'),
+		join(NM, 'client/package.json'), join(NM, 'server/package.json')])
+		if (!existsSync(p)) return `${p} missing (make setup-test runs npm ci in tests/e2e)`;
+	const py = spawnSync('python3', ['-c', 'import sys; sys.exit(sys.version_info < (3, 7))']);
+	if (py.error || py.status !== 0) return 'python3 (3.7 or later) is not installed (scripts/setup.sh test installs it)';
+	return null;
+}
+// Why the attached tests cannot run.
+function whyNotKernel() {
+	if (process.getuid() !== 0) return 'needs root (BPF programs, pidfd_getfd on the server)';
+	if (!existsSync(MCPFENCE)) return `${MCPFENCE} is not built (make)`;
+	return whyNotBase();
+}
+const baseSkip = whyNotBase();
+// other test files attach too: one at a time (taken before looking for an attachment in place)
+const unlock = process.getuid() === 0 && !whyNotKernel() ? await kernelLock() : () => {};
+const kernelSkip = whyNotKernel() ?? (unlock ? null : 'another test file kept the kernel plane for 20 minutes');
+const skipBase = { skip: baseSkip || false, timeout: 120000 };
+const skipKernel = { skip: kernelSkip || false, timeout: 180000 };
+
+const POLICY = {
+	version: '1',
+	default: 'allow',
+	tools: {
+		'get-env': { action: 'deny', reason: 'environment is private' },
+		'get-sum': { limits: [{ counter: 'sums', window: 'day', max: 3 }] },
+		write_file: { action: 'deny', reason: 'read-only' },
+	},
+};
+
+let dir;
+const children = new Set(); // every process this file started: killed in after()
+const serverPids = new Set(); // servers that clients started: killed in after()
+const attaches = new Set();
+
+before(() => {
+	if (baseSkip) return;
+	dir = tmp('mcpfence-kstdio-');
+	writeFileSync(join(dir, 'policy.json'), JSON.stringify(POLICY, null, 2));
+	if (!kernelSkip) clearStale();
+});
+
+after(async () => {
+	for (const a of attaches) await stopAttach(a);
+	for (const c of children)
+		if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+	for (const pid of serverPids) {
+		try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+	}
+	if (!kernelSkip && existsSync(PINS)) spawnSync(MCPFENCE, ['detach']);
+	if (dir) rmSync(dir, { recursive: true, force: true });
+	unlock?.();
+});
+
+// ─── attach ────────────────────────────────────────────────────────────────────────────────
+
+let nAudit = 0;
+// `mcpfence attach --policy P --pid N...`, once it prints that it enforces. Each attach writes
+// an audit file of its own (a.audit).
+async function startAttach(pids, { pipeAction = null, policy = join(dir, 'policy.json'),
+	extra = [] } = {}) {
+	const audit = join(dir, `audit-${++nAudit}.jsonl`);
+	const args = ['attach', '--policy', policy];
+	for (const p of pids) args.push('--pid', String(p));
+	if (pipeAction) args.push('--pipe-action', pipeAction);
+	args.push('--audit', audit, ...extra);
+	const child = spawn(MCPFENCE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	children.add(child);
+	const a = { child, audit, out: '', args };
+	attaches.add(a);
+	child.stdout.on('data', (d) => { a.out += d; });
+	child.stderr.on('data', (d) => { a.out += d; });
+	a.exited = new Promise((res) => child.on('exit', (code, sig) => res({ code, sig })));
+	const end = Date.now() + 60000;
+	while (!EXPECT.ready.test(a.out)) {
+		if (child.exitCode !== null || child.signalCode !== null || Date.now() > end) {
+			attaches.delete(a);
+			throw new Error(`mcpfence ${args.join(' ')} did not start ` +
+				`(exit ${child.exitCode ?? child.signalCode ?? 'none: timed out'}):\n${a.out}`);
+		}
+		await sleep(50);
+	}
+	return a;
+}
+
+// Stop attach (SIGTERM, or the signal given), then `mcpfence detach`: nothing left attached.
+async function stopAttach(a, signal = 'SIGTERM') {
+	if (process.env.KSTDIO_DEBUG) console.error(`--- ${a.args.join(' ')}\n${a.out}`);
+	if (a.child.exitCode === null && a.child.signalCode === null) {
+		a.child.kill(signal);
+		await Promise.race([a.exited, sleep(5000)]);
+		if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
+	}
+	attaches.delete(a);
+	if (signal === 'SIGKILL') return; // the caller detaches, when it has checked what is left
+	spawnSync(MCPFENCE, ['detach']);
+}
+
+function detach() {
+	const r = spawnSync(MCPFENCE, ['detach'], { encoding: 'utf8' });
+	assert.equal(r.status, 0, `mcpfence detach: ${r.stdout}${r.stderr}`);
+	assert.ok(!existsSync(PINS), `${PINS} left after detach`);
+}
+
+// `mcpfence stats --json`; get(tool, verdict) sums the matching rows, total() every row.
+function stats() {
+	const r = spawnSync(MCPFENCE, ['stats', '--json'], { encoding: 'utf8' });
+	assert.equal(r.status, 0, `mcpfence stats --json: ${r.stderr}`);
+	const j = JSON.parse(r.stdout);
+	const get = (tool, verdict) => j.calls.filter((c) => c.tool === tool && c.verdict === verdict)
+		.reduce((n, c) => n + c.count, 0);
+	const total = () => j.calls.reduce((n, c) => n + c.count, 0);
+	return { j, get, total, s: JSON.stringify(j) };
+}
+
+// The audit lines of an attach, once there are n of them; then no more come for 300 ms.
+async function auditLines(a, n) {
+	await until(() => readAudit(a.audit).length >= n, 5000,
+		`${n} audit lines in ${a.audit} (have ${readAudit(a.audit).length})`);
+	await sleep(300);
+	return readAudit(a.audit);
+}
+
+// Not across a day boundary (UTC midnight): a budget of window "day" would start again.
+async function notAtMidnight() {
+	const left = 86400 - (Date.now() / 1000) % 86400;
+	if (left < 60) await sleep(left * 1000 + 500);
+}
+
+// ─── clients ───────────────────────────────────────────────────────────────────────────────
+
+const require = createRequire(join(here, 'package.json'));
+const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
+
+// A session of an SDK client that spawned its server: v1 or v2, and the calls as each makes
+// them (with a timeout, so a call that is dropped fails instead of hanging). Both spawn with
+// stdio ['pipe', 'pipe', stderr] (cross-spawn): socketpairs. The v2 client in mode 'auto' or
+// {pin} first spawns a disposable sibling of the server for its server/discover probe, reaps
+// it, then spawns the session's own: transport.pid, after connect, is the one to attach; in the
+// 2026-07-28 era that process is sent no initialize nor discover, its first message is a call.
+async function sdkSession(v, { server = [EVERYTHING], mode = null } = {}) {
+	const env = { ...process.env, MCPFENCE_CANARY: CANARY };
+	let s;
+	if (v === 1) {
+		const c = await connectV1({ server, env });
+		s = { v, client: c.client, transport: c.transport, close: c.close,
+			call: (name, args = {}) => c.client.callTool({ name, arguments: args }, undefined,
+				{ timeout: CALL_MS }) };
+	} else {
+		const { Client } = await imp('@modelcontextprotocol/client');
+		const { StdioClientTransport } = await imp('@modelcontextprotocol/client/stdio');
+		const transport = new StdioClientTransport({ command: process.execPath, args: server,
+			env, stderr: 'pipe' });
+		const client = new Client({ name: 'mcpfence-e2e-v2', version: '1.0.0' },
+			mode ? { versionNegotiation: { mode } } : {});
+		await client.connect(transport);
+		s = { v, client, transport, close: () => client.close(),
+			call: (name, args = {}) => client.callTool({ name, arguments: args },
+				{ timeout: CALL_MS }) };
+	}
+	s.pid = s.transport.pid;
+	assert.ok(s.pid > 0, 'the transport names its server pid');
+	serverPids.add(s.pid);
+	return s;
+}
+
+// The Python client over pipes (fixtures/pipe_client.py), its server started with argv.
+// cmd(obj) sends one command and resolves with its answer line (commands run in order).
+async function pipeSession(server, { env = {} } = {}) {
+	const child = spawn('python3', [PIPE_CLIENT, '--', process.execPath, ...server], {
+		stdio: ['pipe', 'pipe', 'pipe'],
+		env: { ...process.env, MCPFENCE_CANARY: CANARY, ...env },
+	});
+	children.add(child);
+	const lines = [], waiters = [];
+	let buf = '', stderr = '';
+	child.stdout.setEncoding('utf8');
+	child.stdout.on('data', (d) => {
+		buf += d;
+		let i;
+		while ((i = buf.indexOf('\n')) >= 0) {
+			const l = JSON.parse(buf.slice(0, i));
+			buf = buf.slice(i + 1);
+			if (waiters.length) waiters.shift()(l);
+			else lines.push(l);
+		}
+	});
+	child.stderr.on('data', (d) => { stderr += d; });
+	const next = (ms = CALL_MS + 5000, what = 'a line') => {
+		if (lines.length) return Promise.resolve(lines.shift());
+		return new Promise((res, rej) => {
+			const w = (l) => { clearTimeout(t); res(l); };
+			const t = setTimeout(() => {
+				waiters.splice(waiters.indexOf(w), 1);
+				rej(new Error(`pipe_client.py: no answer to ${what} in ${ms} ms; stderr:\n${stderr}`));
+			}, ms);
+			waiters.push(w);
+		});
+	};
+	const spawned = await next(15000, 'its start');
+	assert.equal(spawned.event, 'spawned', JSON.stringify(spawned));
+	serverPids.add(spawned.pid);
+	const p = {
+		child, pid: spawned.pid, spawned, stderr: () => stderr,
+		cmd(obj) {
+			child.stdin.write(JSON.stringify(obj) + '\n');
+			return next(1000 * (obj.timeout ?? CALL_MS / 1000) + 5000, JSON.stringify(obj).slice(0, 200));
+		},
+		async init() {
+			const r = await p.cmd({ op: 'initialize' });
+			assert.ok(r.response?.result, `initialize: ${brief(r)}`);
+			return r;
+		},
+		call: (name, args = {}, id, extra = {}) =>
+			p.cmd({ op: 'call', name, arguments: args, ...(id === undefined ? {} : { id }), ...extra }),
+		async close() {
+			if (child.exitCode !== null) return;
+			child.stdin.end();
+			await Promise.race([new Promise((r) => child.on('exit', r)), sleep(10000)]);
+			if (child.exitCode === null) child.kill('SIGKILL');
+		},
+	};
+	return p;
+}
+
+// A client of our own on socketpairs, as the SDK's spawn makes them, writing bytes as given:
+// each write() resolves once Node handed it to the kernel, so writes are separate sends.
+function rawSocketpairSession(server = [EVERYTHING]) {
+	const child = spawn(process.execPath, server, { stdio: ['pipe', 'pipe', 'pipe'],
+		env: { ...process.env, MCPFENCE_CANARY: CANARY } });
+	children.add(child);
+	serverPids.add(child.pid);
+	const msgs = [];
+	let buf = '', rawOut = '';
+	child.stdout.setEncoding('utf8');
+	child.stdout.on('data', (d) => {
+		rawOut += d;
+		buf += d;
+		let i;
+		while ((i = buf.indexOf('\n')) >= 0) {
+			const l = buf.slice(0, i);
+			buf = buf.slice(i + 1);
+			try { msgs.push(JSON.parse(l)); } catch { msgs.push({ unparsed: l }); }
+		}
+	});
+	child.stderr.on('data', () => {});
+	const r = {
+		child, pid: child.pid, msgs, rawOut: () => rawOut,
+		write: (data) => new Promise((res, rej) =>
+			child.stdin.write(data, (e) => (e ? rej(e) : res()))),
+		async writeEach(chunks, pauseMs = 2) {
+			for (const c of chunks) {
+				await r.write(c);
+				if (pauseMs) await sleep(pauseMs);
+			}
+		},
+		byId: (id, ms = CALL_MS) => until(() => msgs.find((m) => m.id === id && (m.result || m.error)),
+			ms, `the answer to id ${id}`),
+		async init() {
+			await r.write(line({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: {
+				protocolVersion: '2025-06-18', capabilities: {},
+				clientInfo: { name: 'raw', version: '1' } } }));
+			await r.byId('init');
+			await r.write(line({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+		},
+		close() { child.stdin.end(); },
+	};
+	return r;
+}
+
+const callMsg = (id, name, args = {}) =>
+	JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+const line = (o) => (typeof o === 'string' ? o : JSON.stringify(o)) + '\n';
+const bytes = (s) => [...Buffer.from(s)].map((b) => Buffer.from([b]));
+
+// A rejected call whose error is the denial: EXPECT.deniedCode, the message naming the reason.
+async function assertDenied(p, reason, what) {
+	await assert.rejects(p, (e) => {
+		assert.match(e.message, EXPECT.denied(reason), `${what}: ${brief(e.message)}`);
+		if (EXPECT.deniedCode !== null) assert.equal(e.code, EXPECT.deniedCode, `${what}: ${brief(e.message)}`);
+		return true;
+	}, `${what}: not denied`);
+}
+
+// The answer (a message) to a denied call, written by a raw client.
+function assertDeniedMsg(m, reason, what) {
+	assert.ok(m.error, `${what}: not an error: ${brief(m)}`);
+	assert.match(m.error.message, EXPECT.denied(reason), `${what}: ${brief(m)}`);
+	if (EXPECT.deniedCode !== null) assert.equal(m.error.code, EXPECT.deniedCode, what);
+}
+
+// ─── what each client gives its server ─────────────────────────────────────────────────────
+
+// fd N of pid: {link, type: 'socket'|'pipe'|..., ino}
+function fdOf(pid, fd) {
+	const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+	const m = /^(\w+):\[(\d+)\]$/.exec(link);
+	return { link, type: m?.[1] ?? 'file', ino: m?.[2] ?? null };
+}
+// The AF_UNIX socket of inode ino: {type: 1 stream, state: 3 connected, path}, from /proc/net/unix.
+function unixSock(ino) {
+	for (const r of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+		const f = r.trim().split(/\s+/);
+		if (f[6] === ino) return { type: parseInt(f[4], 16), state: parseInt(f[5], 16), path: f[7] ?? null };
+	}
+	return null;
+}
+// The peer inode of an AF_UNIX socket (sock_diag, through ss), or null without ss.
+function unixPeer(ino) {
+	const r = spawnSync('ss', ['-xan'], { encoding: 'utf8' });
+	if (r.error || r.status !== 0) return null;
+	for (const l of r.stdout.split('\n')) {
+		const f = l.trim().split(/\s+/);
+		if (f[5] === ino) return f[7];
+	}
+	return undefined;
+}
+// The fds of pid that are `${type}:[ino]`.
+function holds(pid, type, ino) {
+	return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+		try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === `${type}:[${ino}]`; } catch { return false; }
+	});
+}
+
+// The server's fd 0 and 1 are connected AF_UNIX stream sockets, each its own socketpair (no
+// path), whose other end this process (the client) holds.
+function assertSocketpairs(pid, what) {
+	const seen = [];
+	for (const fd of [0, 1]) {
+		const f = fdOf(pid, fd);
+		assert.equal(f.type, 'socket', `${what}: fd ${fd} is ${f.link}`);
+		const u = unixSock(f.ino);
+		assert.ok(u, `${what}: fd ${fd} (${f.link}) is not an AF_UNIX socket`);
+		assert.equal(u.type, 1, `${what}: fd ${fd} is not SOCK_STREAM`);
+		assert.equal(u.state, 3, `${what}: fd ${fd} is not connected`);
+		assert.equal(u.path, null, `${what}: fd ${fd} has a path: not a socketpair`);
+		const peer = unixPeer(f.ino);
+		if (peer !== null) {
+			assert.ok(peer, `${what}: fd ${fd}: no peer`);
+			assert.ok(holds(process.pid, 'socket', peer).length > 0,
+				`${what}: fd ${fd}'s peer socket:[${peer}] is not the client's`);
+		}
+		seen.push(`fd ${fd} ${f.link} (AF_UNIX stream, connected, peer socket:[${peer ?? '?'}] in the client)`);
+	}
+	assert.notEqual(fdOf(pid, 0).ino, fdOf(pid, 1).ino, `${what}: fd 0 and 1 are one socket`);
+	return seen.join('; ');
+}
+
+test('stdio fds: SDK v1 and v2 clients give the server socketpairs, the Python client pipes', skipBase, async () => {
+	for (const [v, opts, what] of [[1, {}, 'SDK v1 StdioClientTransport'],
+		[2, {}, 'SDK v2 StdioClientTransport (2025 handshake)'],
+		[2, { server: [V2_SERVER], mode: { pin: '2026-07-28' } }, 'SDK v2, pinned 2026-07-28, v2 server']]) {
+		const s = await sdkSession(v, opts);
+		try {
+			const r = await s.call('echo', { message: 'fds' });
+			assert.equal(r.content[0].text, 'Echo: fds');
+			console.log(`# ${what}: server pid ${s.pid}: ${assertSocketpairs(s.pid, what)}`);
+		} finally {
+			await s.close();
+		}
+	}
+	const p = await pipeSession([EVERYTHING]);
+	try {
+		await p.init();
+		for (const fd of [0, 1]) {
+			const f = fdOf(p.pid, fd);
+			assert.equal(f.type, 'pipe', `pipe_client.py: server fd ${fd} is ${f.link}`);
+			assert.ok(holds(p.child.pid, 'pipe', f.ino).length > 0,
+				`pipe_client.py: the other end of ${f.link} is not the client's`);
+		}
+		assert.match(p.spawned.stdin, /^pipe:\[\d+\]$/);
+		assert.match(p.spawned.stdout, /^pipe:\[\d+\]$/);
+		console.log(`# pipe_client.py: server pid ${p.pid}: fd 0 ${p.spawned.stdin}, fd 1 ${p.spawned.stdout} (the client holds the other ends)`);
+	} finally {
+		await p.close();
+	}
+});
+
+// ─── unattached: what the servers answer ───────────────────────────────────────────────────
+
+test('unattached: the Python client over pipes, server-everything answers every call', skipBase, async () => {
+	const p = await pipeSession([EVERYTHING]);
+	try {
+		const init = await p.init();
+		assert.equal(init.response.result.protocolVersion, '2025-06-18');
+		const list = await p.cmd({ op: 'list' });
+		const names = list.response.result.tools.map((t) => t.name);
+		for (const n of ['echo', 'get-env', 'get-sum']) assert.ok(names.includes(n), names.join());
+		let r = await p.call('echo', { message: 'over pipes' });
+		assert.equal(r.response.result.content[0].text, 'Echo: over pipes');
+		r = await p.call('get-env', {}, 'env');
+		assert.equal(r.id, 'env');
+		assert.ok(JSON.stringify(r.response).includes(CANARY), 'get-env shows the canary');
+		r = await p.call('get-sum', { a: 2, b: 40 });
+		assert.equal(r.response.result.content[0].text, 'The sum of 2 and 40 is 42.');
+
+		// raw writes, as the hostile cases send them
+		r = await p.cmd({ op: 'raw', data: line(callMsg(50, 'echo', { message: 'bytewise' })),
+			split: 1, expect: [50] });
+		assert.equal(r.writes, line(callMsg(50, 'echo', { message: 'bytewise' })).length);
+		assert.equal(r.responses[0].response.result.content[0].text, 'Echo: bytewise');
+		r = await p.cmd({ op: 'raw', data: line(callMsg(51, 'echo', { message: 'a' })) +
+			line(callMsg(52, 'get-env')), expect: [51, 52] });
+		assert.equal(r.writes, 1);
+		assert.equal(r.responses.length, 2, brief(r));
+		assert.ok(JSON.stringify(r.responses[1]).includes(CANARY));
+		// a bare CR between two messages: the Node SDK splits lines on \n only, so it reads
+		// one line that is not JSON and answers neither (a Python server would read two)
+		r = await p.cmd({ op: 'raw', data: callMsg(53, 'echo', { message: 'c' }) + '\r' +
+			line(callMsg(54, 'echo', { message: 'd' })), expect: [53, 54], timeout: 2 });
+		assert.deepEqual(r.missing, [53, 54], brief(r));
+		r = await p.call('echo', { message: 'after' });
+		assert.equal(r.response.result.content[0].text, 'Echo: after');
+		const c = await p.cmd({ op: 'close' });
+		assert.equal(c.returncode, 0);
+	} finally {
+		await p.close();
+	}
+});
+
+test('unattached: the v2 client, 2025 handshake with server-everything, 2026-07-28 with a v2 server', skipBase, async () => {
+	const s = await sdkSession(2);
+	try {
+		assert.equal(s.client.getProtocolEra(), 'legacy');
+		const tools = (await s.client.listTools()).tools.map((t) => t.name);
+		assert.ok(tools.includes('echo') && tools.includes('get-env'), tools.join());
+		assert.equal((await s.call('echo', { message: 'v2' })).content[0].text, 'Echo: v2');
+		assert.ok(JSON.stringify(await s.call('get-env')).includes(CANARY));
+		assert.equal((await s.call('get-sum', { a: 1, b: 2 })).content[0].text, 'The sum of 1 and 2 is 3.');
+	} finally {
+		await s.close();
+	}
+	const m = await sdkSession(2, { server: [V2_SERVER], mode: { pin: '2026-07-28' } });
+	try {
+		assert.equal(m.client.getProtocolEra(), 'modern');
+		assert.equal(m.client.getNegotiatedProtocolVersion(), '2026-07-28');
+		assert.equal((await m.call('echo', { message: 'modern' })).content[0].text, 'Echo: modern');
+		assert.ok(JSON.stringify(await m.call('get-env')).includes(CANARY));
+		assert.equal((await m.call('get-sum', { a: 1, b: 2 })).content[0].text, 'The sum of 1 and 2 is 3.');
+	} finally {
+		await m.close();
+	}
+});
+
+// ─── attached: socketpairs ─────────────────────────────────────────────────────────────────
+
+// The SDK v1 client and server-everything, attached after the session served calls: allowed
+// calls answer exactly as unattached, a denial names its reason and the session goes on, a
+// limit of 3 lets 3 through, stats and audit count the calls made since attach, one line each;
+// after detach the session runs unenforced.
+test('socketpair (SDK v1): allowed unchanged, denials with reason, limits, stats, audit, detach', skipKernel, async () => {
+	await notAtMidnight();
+	const s = await sdkSession(1);
+	try {
+		const base = {
+			echo: await s.call('echo', { message: 'hello kernel' }),
+			sum: await s.call('get-sum', { a: 2, b: 40 }),
+			env: await s.call('get-env'),
+		};
+		assert.ok(JSON.stringify(base.env).includes(CANARY), 'get-env shows the canary unattached');
+
+		const a = await startAttach([s.pid]);
+		assert.match(a.out, EXPECT.pidLine(s.pid, EXPECT.SOCKETPAIR), a.out);
+		assert.deepEqual(await s.call('echo', { message: 'hello kernel' }), base.echo);
+		await assertDenied(s.call('get-env'), 'environment is private', 'get-env');
+		// the next call on the same session works
+		assert.deepEqual(await s.call('echo', { message: 'hello kernel' }), base.echo);
+		// 3 a day: exactly 3 through, the 4th and 5th denied
+		for (let i = 0; i < 3; i++) assert.deepEqual(await s.call('get-sum', { a: 2, b: 40 }), base.sum);
+		for (let i = 4; i <= 5; i++)
+			await assertDenied(s.call('get-sum', { a: 2, b: 40 }), EXPECT.limitReason, `get-sum #${i}`);
+
+		// 8 calls since attach; the 3 before it are not counted
+		const st = stats();
+		assert.equal(st.get('echo', 'allow'), 2, st.s);
+		assert.equal(st.get('get-env', 'rule'), 1, st.s);
+		assert.equal(st.get('get-sum', 'allow'), 3, st.s);
+		assert.equal(st.get('get-sum', 'limit'), 2, st.s);
+		assert.equal(st.total(), 8, st.s);
+		assert.ok(st.j.calls.every((c) => c.policy === 'policy'), st.s);
+
+		const lines = await auditLines(a, 8);
+		assert.equal(lines.length, 8, JSON.stringify(lines));
+		assert.ok(lines.every((l) => l.plane === EXPECT.plane), JSON.stringify(lines));
+		assert.equal(new Set(lines.map((l) => JSON.stringify(l.id))).size, 8, 'one line per call');
+		if (EXPECT.clientIsWriter)
+			assert.ok(lines.every((l) => l.client?.pid === process.pid), JSON.stringify(lines));
+		const env = lines.filter((l) => l.tool === 'get-env');
+		assert.equal(env.length, 1);
+		assert.equal(env[0].decision, 'deny');
+		assert.equal(env[0].kind, 'rule');
+		assert.equal(env[0].rule, '/tools/get-env/action');
+		assert.equal(env[0].reason, 'environment is private');
+		const sums = lines.filter((l) => l.tool === 'get-sum');
+		assert.deepEqual(sums.map((l) => l.decision), ['allow', 'allow', 'allow', 'deny', 'deny']);
+		assert.ok(sums.slice(3).every((l) => l.kind === 'limit' && l.rule === '/tools/get-sum/limits/0'));
+		assert.ok(lines.filter((l) => l.tool === 'echo').every((l) => l.decision === 'allow'));
+
+		await stopAttach(a);
+		assert.ok(!existsSync(PINS), 'nothing left attached');
+		// detached: the same session, unenforced
+		assert.deepEqual(await s.call('echo', { message: 'hello kernel' }), base.echo);
+		assert.ok(JSON.stringify(await s.call('get-env')).includes(CANARY), 'get-env runs after detach');
+		assert.deepEqual(await s.call('get-sum', { a: 2, b: 40 }), base.sum);
+		const gone = spawnSync(MCPFENCE, ['stats'], { encoding: 'utf8' });
+		assert.equal(gone.status, 1);
+		assert.match(gone.stderr, /nothing attached/);
+	} finally {
+		await s.close();
+	}
+});
+
+test('socketpair: attach killed (SIGKILL), then detach: the session runs unenforced', skipKernel, async () => {
+	const s = await sdkSession(1);
+	try {
+		const base = await s.call('echo', { message: 'k' });
+		const a = await startAttach([s.pid]);
+		await assertDenied(s.call('get-env'), 'environment is private', 'get-env, attached');
+		await stopAttach(a, 'SIGKILL');
+		if (EXPECT.enforcesAfterKill) {
+			assert.ok(existsSync(PINS), 'the attachment stays pinned after SIGKILL');
+			await assertDenied(s.call('get-env'), 'environment is private', 'get-env, attach killed');
+		}
+		assert.deepEqual(await s.call('echo', { message: 'k' }), base);
+		detach();
+		assert.deepEqual(await s.call('echo', { message: 'k' }), base);
+		assert.ok(JSON.stringify(await s.call('get-env')).includes(CANARY), 'get-env runs after detach');
+	} finally {
+		await s.close();
+	}
+	// and a new attach finds nothing in its way
+	const s2 = await sdkSession(1);
+	try {
+		const a = await startAttach([s2.pid]);
+		await assertDenied(s2.call('get-env'), 'environment is private', 'get-env, attached again');
+		await stopAttach(a);
+	} finally {
+		await s2.close();
+	}
+});
+
+// Two servers in one attach: server-everything under the v2 client's 2025 handshake, and a v2
+// server under a client pinned to 2026-07-28 (no initialize; every request carries _meta).
+test('socketpair (SDK v2): both eras, two --pid in one attach', skipKernel, async () => {
+	await notAtMidnight();
+	const legacy = await sdkSession(2);
+	const modern = await sdkSession(2, { server: [V2_SERVER], mode: { pin: '2026-07-28' } });
+	try {
+		assert.equal(modern.client.getProtocolEra(), 'modern');
+		const base = {
+			legacyEcho: await legacy.call('echo', { message: 'v2' }),
+			modernEcho: await modern.call('echo', { message: 'v2' }),
+			modernSum: await modern.call('get-sum', { a: 1, b: 2 }),
+		};
+		const a = await startAttach([legacy.pid, modern.pid]);
+		assert.match(a.out, EXPECT.pidLine(legacy.pid, EXPECT.SOCKETPAIR), a.out);
+		assert.match(a.out, EXPECT.pidLine(modern.pid, EXPECT.SOCKETPAIR), a.out);
+		for (const [s, echo, what] of [[legacy, base.legacyEcho, 'legacy'], [modern, base.modernEcho, 'modern']]) {
+			assert.deepEqual(await s.call('echo', { message: 'v2' }), echo, what);
+			await assertDenied(s.call('get-env'), 'environment is private', `${what}: get-env`);
+			assert.deepEqual(await s.call('echo', { message: 'v2' }), echo, `${what}: after the denial`);
+		}
+		for (let i = 0; i < 3; i++) assert.deepEqual(await modern.call('get-sum', { a: 1, b: 2 }), base.modernSum);
+		for (let i = 4; i <= 5; i++)
+			await assertDenied(modern.call('get-sum', { a: 1, b: 2 }), EXPECT.limitReason, `modern get-sum #${i}`);
+
+		const st = stats();
+		assert.equal(st.get('echo', 'allow'), 4, st.s);
+		assert.equal(st.get('get-env', 'rule'), 2, st.s);
+		assert.equal(st.get('get-sum', 'allow'), 3, st.s);
+		assert.equal(st.get('get-sum', 'limit'), 2, st.s);
+		assert.equal(st.total(), 11, st.s);
+		const lines = await auditLines(a, 11);
+		assert.equal(lines.length, 11, JSON.stringify(lines));
+		assert.ok(lines.every((l) => l.plane === EXPECT.plane), JSON.stringify(lines));
+		assert.equal(lines.filter((l) => l.tool === 'get-env' && l.decision === 'deny').length, 2);
+		await stopAttach(a);
+		assert.ok(JSON.stringify(await legacy.call('get-env')).includes(CANARY), 'legacy: get-env after detach');
+		assert.ok(JSON.stringify(await modern.call('get-env')).includes(CANARY), 'modern: get-env after detach');
+	} finally {
+		await legacy.close();
+		await modern.close();
+	}
+});
+
+// Writes no SDK makes, on the socketpair the SDK's spawn makes: none may run get-env (its answer
+// would carry the canary), and the session answers the next call.
+test('socketpair: hostile writes never reach a denied tool', skipKernel, async () => {
+	const r = rawSocketpairSession();
+	try {
+		await r.init();
+		const a = await startAttach([r.pid]);
+		assert.match(a.out, EXPECT.pidLine(r.pid, EXPECT.SOCKETPAIR), a.out);
+		let id = 100;
+		const healthy = async (what) => {
+			const n = ++id;
+			await r.write(line(callMsg(n, 'echo', { message: 'still here' })));
+			const m = await r.byId(n);
+			assert.equal(m.result?.content?.[0]?.text, 'Echo: still here', `${what}: the next call`);
+		};
+		// a denied call in 1-byte writes
+		let n = ++id;
+		await r.writeEach(bytes(line(callMsg(n, 'get-env'))));
+		assertDeniedMsg(await r.byId(n), 'environment is private', '1-byte writes');
+		await healthy('1-byte writes');
+		// split inside the tool name
+		n = ++id;
+		const msg = line(callMsg(n, 'get-env'));
+		const cut = msg.indexOf('get-env') + 3;
+		await r.writeEach([msg.slice(0, cut), msg.slice(cut)], 20);
+		assertDeniedMsg(await r.byId(n), 'environment is private', 'split in the name');
+		// an allowed and a denied call in one write
+		const n1 = ++id, n2 = ++id;
+		await r.write(line(callMsg(n1, 'echo', { message: 'packed' })) + line(callMsg(n2, 'get-env')));
+		assert.equal((await r.byId(n1)).result?.content?.[0]?.text, 'Echo: packed');
+		assertDeniedMsg(await r.byId(n2), 'environment is private', 'packed');
+		// a message of 100 KB (several skbs), then a denied call, in one write
+		const n3 = ++id, n4 = ++id;
+		const big = 'x'.repeat(100 * 1024);
+		await r.write(line(callMsg(n3, 'echo', { message: big })) + line(callMsg(n4, 'get-env')));
+		assert.equal((await r.byId(n3)).result?.content?.[0]?.text, `Echo: ${big}`);
+		assertDeniedMsg(await r.byId(n4), 'environment is private', 'after 100 KB');
+		// a bare CR between two messages (the Node server reads one line, not JSON)
+		await r.write(callMsg(++id, 'echo', { message: 'cr' }) + '\r' + line(callMsg(++id, 'get-env')));
+		await sleep(500);
+		await healthy('bare CR');
+		// an escape in the name: the server reads get-env, so does the scanner
+		n = ++id;
+		await r.write(line(`{"jsonrpc":"2.0","id":${n},"method":"tools/call","params":{"name":"get\\u002denv","arguments":{}}}`));
+		assertDeniedMsg(await r.byId(n), 'environment is private', 'an escape in the name');
+		// a duplicate name: the server reads the last one (refused unread, or denied: either way
+		// not run; whether the server answers depends on how it is refused)
+		await r.write(line(`{"jsonrpc":"2.0","id":${++id},"method":"tools/call","params":{"name":"echo","name":"get-env","arguments":{"message":"dup"}}}`));
+		await sleep(500);
+		await healthy('a duplicate name');
+		assert.ok(!r.rawOut().includes(CANARY), `get-env ran: ${brief(r.rawOut().slice(r.rawOut().indexOf(CANARY) - 200))}`);
+		const st = stats();
+		assert.equal(st.get('get-env', 'allow'), 0, st.s);
+		await stopAttach(a);
+	} finally {
+		r.close();
+	}
+});
+
+// ─── attached: pipes ───────────────────────────────────────────────────────────────────────
+
+// --pipe-action audit: nothing on a pipe is stopped; every call is counted and audited, the
+// ones the policy denies said so.
+test('pipes, --pipe-action audit: calls counted and audited, NOT stopped', skipKernel, async () => {
+	await notAtMidnight();
+	const p = await pipeSession([EVERYTHING]);
+	try {
+		await p.init();
+		const base = await p.call('echo', { message: 'pipes' }); // before attach: not counted
+		const a = await startAttach([p.pid], { pipeAction: 'audit' });
+		assert.match(a.out, EXPECT.pidLine(p.pid, EXPECT.PIPE), a.out);
+
+		let r = await p.call('echo', { message: 'pipes' }, 10);
+		assert.deepEqual(r.response.result, base.response.result);
+		// denied by the policy, and NOT stopped: on a pipe in audit mode the call runs
+		r = await p.call('get-env', {}, 11);
+		assert.ok(JSON.stringify(r.response ?? r).includes(CANARY),
+			`--pipe-action audit does not stop calls on pipes: get-env runs: ${brief(r)}`);
+		for (let i = 0; i < 4; i++) {
+			r = await p.call('get-sum', { a: 2, b: 40 }, 20 + i);
+			assert.equal(r.response?.result?.content?.[0]?.text, 'The sum of 2 and 40 is 42.',
+				`get-sum #${i + 1} runs (a limit is audited, not enforced, on pipes)`);
+		}
+		// raw writes: one call in 1-byte writes, two calls in one write
+		r = await p.cmd({ op: 'raw', data: line(callMsg(30, 'echo', { message: 'bytewise' })), split: 1,
+			expect: [30] });
+		assert.equal(r.responses[0]?.response.result.content[0].text, 'Echo: bytewise');
+		r = await p.cmd({ op: 'raw', data: line(callMsg(31, 'echo', { message: 'a' })) +
+			line(callMsg(32, 'get-env')), expect: [31, 32] });
+		assert.equal(r.responses.length, 2, brief(r));
+
+		// 9 calls since attach
+		const st = stats();
+		assert.equal(st.get('echo', 'allow'), 3, st.s);
+		assert.equal(st.get('get-env', 'rule'), 2, st.s);
+		assert.equal(st.get('get-sum', 'allow'), 3, st.s);
+		assert.equal(st.get('get-sum', 'limit'), 1, st.s);
+		assert.equal(st.total(), 9, st.s);
+		let lines = await auditLines(a, 9);
+		assert.equal(lines.length, 9, JSON.stringify(lines));
+		assert.ok(lines.every((l) => l.plane === EXPECT.plane), JSON.stringify(lines));
+		assert.deepEqual(lines.map((l) => l.id).sort((x, y) => x - y), [10, 11, 20, 21, 22, 23, 30, 31, 32]);
+		if (EXPECT.clientIsWriter)
+			assert.ok(lines.every((l) => l.client?.pid === p.child.pid), JSON.stringify(lines));
+		const env = lines.filter((l) => l.tool === 'get-env');
+		assert.equal(env.length, 2);
+		assert.ok(env.every((l) => EXPECT.auditOnly(l) && l.kind === 'rule' &&
+			l.rule === '/tools/get-env/action'), JSON.stringify(env));
+		const over = lines.filter((l) => l.tool === 'get-sum' && l.kind === 'limit');
+		assert.equal(over.length, 1, JSON.stringify(lines));
+		assert.ok(EXPECT.auditOnly(over[0]), JSON.stringify(over[0]));
+
+		// a get-env behind a bare CR (a Python server reads two messages): not missed
+		r = await p.cmd({ op: 'raw', data: callMsg(40, 'echo', { message: 'cr' }) + '\r' +
+			line(callMsg(41, 'get-env')), expect: [], timeout: 1 });
+		await until(() => readAudit(a.audit).length > 9, 5000, 'an audit line for the bare CR');
+		lines = readAudit(a.audit).slice(9);
+		assert.ok(lines.some((l) => l.kind === 'unparsed' || l.tool === 'get-env'), JSON.stringify(lines));
+
+		await stopAttach(a);
+		r = await p.call('get-env', {}, 50);
+		assert.ok(JSON.stringify(r.response).includes(CANARY));
+		const gone = spawnSync(MCPFENCE, ['stats'], { encoding: 'utf8' });
+		assert.equal(gone.status, 1);
+	} finally {
+		await p.close();
+	}
+});
+
+// --pipe-action kill: a denied call kills the server before it acts. The tool has an effect
+// outside the server: server-filesystem's write_file creates a file. The client sees its
+// server's stdout end (no answer to the call), the file never exists, the audit line says the
+// server was killed. Then a race: 8 servers in one attach, each sent a denied write at once,
+// plain, in 1-byte writes, behind an allowed call in the same write, or with 200 KB of content
+// (several pipe buffers): not one file.
+test('pipes, --pipe-action kill: a denied call kills the server before it acts', skipKernel, async () => {
+	const fsRoot = (i) => {
+		const d = join(dir, `fs-${i}`);
+		mkdirSync(d, { recursive: true });
+		writeFileSync(join(d, 'readme.txt'), 'read me');
+		return d;
+	};
+	// unattached, write_file does write: the effect is real
+	const d0 = fsRoot(0);
+	let p = await pipeSession([FILESYSTEM, d0]);
+	await p.init();
+	let r = await p.call('write_file', { path: join(d0, 'before.txt'), content: 'x' });
+	assert.match(r.response?.result?.content?.[0]?.text ?? '', /Successfully wrote/, brief(r));
+	assert.ok(existsSync(join(d0, 'before.txt')));
+	await p.close();
+
+	const d1 = fsRoot(1);
+	p = await pipeSession([FILESYSTEM, d1]);
+	await p.init();
+	const a = await startAttach([p.pid], { pipeAction: 'kill' });
+	try {
+		assert.match(a.out, EXPECT.pidLine(p.pid, EXPECT.PIPE), a.out);
+		r = await p.call('read_text_file', { path: join(d1, 'readme.txt') }, 1);
+		assert.equal(r.response?.result?.content?.[0]?.text, 'read me', 'an allowed call runs');
+		const target = join(d1, 'denied.txt');
+		r = await p.call('write_file', { path: target, content: 'must not exist' }, 2);
+		assert.equal(r.eof, true, `the client sees its server exit: ${brief(r)}`);
+		assert.equal(r.returncode, EXPECT.killedReturncode, brief(r));
+		const t = await p.cmd({ op: 'transcript' });
+		assert.ok(!t.messages.some((m) => m.id === 2),
+			`the server answered the denied call: ${brief(t.messages.find((m) => m.id === 2))}`);
+		await sleep(500);
+		assert.ok(!existsSync(target), 'write_file ran: the server was not killed before it acted');
+		const lines = await auditLines(a, 2);
+		assert.ok(lines.every((l) => l.plane === EXPECT.plane), JSON.stringify(lines));
+		const w = lines.filter((l) => l.tool === 'write_file');
+		assert.equal(w.length, 1, JSON.stringify(lines));
+		assert.ok(EXPECT.killed(w[0]), `the audit line says the server was killed: ${JSON.stringify(w[0])}`);
+		assert.equal(w[0].rule, '/tools/write_file/action');
+		const st = stats();
+		assert.equal(st.get('write_file', 'rule'), 1, st.s);
+		assert.equal(st.get('read_text_file', 'allow'), 1, st.s);
+	} finally {
+		await p.close();
+		await stopAttach(a);
+	}
+
+	// the race
+	const K = 8;
+	const sessions = [];
+	for (let i = 0; i < K; i++) {
+		const root = fsRoot(10 + i);
+		const s = await pipeSession([FILESYSTEM, root]);
+		await s.init();
+		sessions.push({ s, root, target: join(root, 'denied.txt') });
+	}
+	const b = await startAttach(sessions.map((x) => x.s.pid), { pipeAction: 'kill' });
+	try {
+		for (const { s } of sessions) assert.match(b.out, EXPECT.pidLine(s.pid, EXPECT.PIPE), b.out);
+		const write = (x) => callMsg(2, 'write_file', { path: x.target, content: 'must not exist' });
+		const results = await Promise.all(sessions.map((x, i) => {
+			switch (i % 4) {
+			case 0: return x.s.call('write_file', { path: x.target, content: 'must not exist' }, 2);
+			case 1: return x.s.cmd({ op: 'raw', data: line(write(x)), split: 1, expect: [2] });
+			case 2: return x.s.cmd({ op: 'raw', data: line(callMsg(1, 'read_text_file',
+				{ path: join(x.root, 'readme.txt') })) + line(write(x)), expect: [1, 2] });
+			default: return x.s.call('write_file', { path: x.target, content: 'y'.repeat(200 * 1024) }, 2);
+			}
+		}));
+		await sleep(1000);
+		for (let i = 0; i < K; i++) {
+			const x = sessions[i], res = results[i];
+			assert.ok(!existsSync(x.target), `race ${i} (variant ${i % 4}): write_file ran`);
+			const t = await x.s.cmd({ op: 'transcript' });
+			assert.ok(!t.messages.some((m) => m.id === 2), `race ${i}: the server answered the denied call`);
+			assert.equal(t.eof, true, `race ${i}: the server is still running: ${brief(res)}`);
+		}
+		const lines = await auditLines(b, K);
+		const killed = lines.filter((l) => l.tool === 'write_file' && EXPECT.killed(l));
+		assert.equal(killed.length, K, JSON.stringify(lines));
+		assert.equal(stats().get('write_file', 'rule'), K);
+	} finally {
+		for (const { s } of sessions) await s.close();
+		await stopAttach(b);
+	}
+});
+
+// ─── refusals ──────────────────────────────────────────────────────────────────────────────
+
+test('attach --pid: usage errors and a pid that does not exist', skipKernel, () => {
+	const pol = join(dir, 'policy.json');
+	for (const bad of [['--pid', 'abc'], ['--pid', '0'], ['--pid', '-3'],
+		['--pid', String(process.pid), '--pipe-action', 'maybe']]) {
+		const r = spawnSync(MCPFENCE, ['attach', '--policy', pol, ...bad], { encoding: 'utf8' });
+		assert.equal(r.status, 2, `attach ${bad.join(' ')}: exit ${r.status}: ${r.stderr}`);
+	}
+	// a pid that is free: a child that was reaped
+	const gone = spawnSync('true');
+	const r = spawnSync(MCPFENCE, ['attach', '--policy', pol, '--pid', String(gone.pid)],
+		{ encoding: 'utf8', timeout: 30000 });
+	assert.equal(r.status, 1, `attach --pid ${gone.pid}: exit ${r.status}: ${r.stdout}${r.stderr}`);
+	assert.match(r.stderr, EXPECT.noSuchPid);
+	assert.ok(!existsSync(PINS), 'nothing left attached');
+});
