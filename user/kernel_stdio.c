@@ -61,10 +61,12 @@ static int stream_add(struct tcp_bpf *skel, uint64_t key, unsigned idx, unsigned
 static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, const char *what)
 {
 	int copy = stdio_find__take(pid, fd), err = 0;
+	uint64_t value;
 
 	if (copy < 0)
 		return copy;
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_socks), &slot, &copy, BPF_ANY)) {
+	value = (uint64_t)copy;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_socks), &slot, &value, BPF_ANY)) {
 		err = -errno;
 		log_err("pid %d fd %d (%s): into stdio_socks: %s", pid, fd, what, strerror(errno));
 	}
