@@ -174,16 +174,6 @@ uint64_t stdio_find__cookie(int fd)
 
 /* ---- sock_diag ---- */
 
-/* What sock_diag says of one AF_UNIX socket. */
-struct diag {
-	uint8_t type, state, shutdown;
-	bool has_peer;
-	uint32_t peer; /* its peer's inode; 0: the peer was closed */
-	uint64_t cookie;
-	char name[2 * sizeof(((struct sockaddr_un *)0)->sun_path) +
-		  2]; /* "": none; "@x": abstract */
-};
-
 /* A NETLINK_SOCK_DIAG socket in our own network namespace. */
 static int diag_socket_here(pid_t pid)
 {
@@ -252,7 +242,7 @@ out_close:
 }
 
 /* An AF_UNIX address as a human reads it: a path, or "@" and an abstract name. */
-static void diag_name(struct diag *d, const uint8_t *p, size_t len)
+static void diag_name(struct stdio_diag *d, const uint8_t *p, size_t len)
 {
 	size_t o = 0;
 
@@ -271,7 +261,7 @@ static void diag_name(struct diag *d, const uint8_t *p, size_t len)
 }
 
 /* The attributes of one SOCK_DIAG_BY_FAMILY answer; -EBADMSG if they do not add up. */
-static int diag_parse(const struct nlmsghdr *h, uint32_t ino, struct diag *d)
+static int diag_parse(const struct nlmsghdr *h, uint32_t ino, struct stdio_diag *d)
 {
 	const struct unix_diag_msg *m = NLMSG_DATA(h);
 	const struct rtattr *a;
@@ -308,12 +298,42 @@ static int diag_parse(const struct nlmsghdr *h, uint32_t ino, struct diag *d)
 	return 0;
 }
 
+int stdio_find__diag_answer(const void *buf, size_t len, uint32_t seq, uint32_t ino,
+			    struct stdio_diag *d)
+{
+	size_t off = 0;
+
+	while (off + sizeof(struct nlmsghdr) <= len) {
+		const struct nlmsghdr *h = (const void *)((const char *)buf + off);
+
+		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - off)
+			return -EBADMSG; /* cut short, or lengths that do not add up */
+		off += NLMSG_ALIGN(h->nlmsg_len);
+		if (h->nlmsg_seq != seq)
+			continue; /* what answers an older request */
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+				return -EBADMSG;
+			if (!e->error)
+				continue; /* an acknowledgement */
+			return e->error < 0 ? e->error : -e->error;
+		}
+		if (h->nlmsg_type == NLMSG_DONE)
+			return -ENOENT;
+		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
+			return diag_parse(h, ino, d);
+	}
+	return off < len ? -EBADMSG : -ENODATA;
+}
+
 /*
  * Ask sock_diag about the AF_UNIX socket of inode ino (an exact request, not a dump): its type,
  * state, cookie, name and peer. 0; -ENOENT (not logged) when the namespace has no AF_UNIX
  * socket of that inode; another -errno, logged with pid and fd (what the inode is to us).
  */
-static int diag_ask(int nl, pid_t pid, int fd, uint32_t ino, struct diag *d)
+static int diag_ask(int nl, pid_t pid, int fd, uint32_t ino, struct stdio_diag *d)
 {
 	static uint32_t seq;
 	struct {
@@ -345,7 +365,7 @@ static int diag_ask(int nl, pid_t pid, int fd, uint32_t ino, struct diag *d)
 			ino, strerror(-err));
 		return err;
 	}
-	/* skip what answers an older request (a timed-out one); a bound on the datagrams read */
+	/* a bound on the datagrams read: those of older requests (timed out) are skipped */
 	for (int tries = 0; tries < 16 && err == -ENODATA; tries++) {
 		struct sockaddr_nl from = {};
 		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
@@ -353,9 +373,7 @@ static int diag_ask(int nl, pid_t pid, int fd, uint32_t ino, struct diag *d)
 				     .msg_namelen = sizeof(from),
 				     .msg_iov = &iov,
 				     .msg_iovlen = 1 };
-		const struct nlmsghdr *h;
 		ssize_t n = recvmsg(nl, &mh, 0);
-		int left;
 
 		if (n < 0) {
 			err = -errno;
@@ -370,47 +388,23 @@ static int diag_ask(int nl, pid_t pid, int fd, uint32_t ino, struct diag *d)
 				pid, fd, ino, sizeof(buf));
 			return -EMSGSIZE;
 		}
-		if (from.nl_pid != 0)
-			continue; /* not from the kernel */
-		left = (int)n;
-		for (h = (const void *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-			if (h->nlmsg_seq != msg.nlh.nlmsg_seq)
-				continue;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-
-				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e))) {
-					err = -EBADMSG;
-					break;
-				}
-				if (!e->error)
-					continue; /* an acknowledgement */
-				err = e->error < 0 ? e->error : -e->error;
-				if (err == -ENOENT)
-					return err;
-				log_err("pid %d fd %d: sock_diag of unix inode %u: %s", pid, fd,
-					ino, strerror(-err));
-				return err;
-			}
-			if (h->nlmsg_type == NLMSG_DONE) {
-				err = -ENOENT;
-				break;
-			}
-			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
-				err = diag_parse(h, ino, d);
-				break;
-			}
-		}
-		if (err == -ENODATA && left > 0)
-			err = -EBADMSG; /* a message cut short */
+		if (from.nl_pid == 0) /* from the kernel */
+			err = stdio_find__diag_answer(buf, (size_t)n, msg.nlh.nlmsg_seq, ino, d);
 	}
-	if (err == -ENODATA || err == -EBADMSG) {
-		log_err("pid %d fd %d: sock_diag answer for unix inode %u: %s", pid, fd, ino,
-			err == -ENODATA ? "none among the messages read" :
-					  "malformed (lengths do not add up)");
-		return err == -ENODATA ? -EPROTO : err;
-	}
-	return err;
+	if (err == -ENOENT || !err)
+		return err;
+	if (err == -ENODATA)
+		log_err("pid %d fd %d: sock_diag: no answer for unix inode %u among the messages "
+			"read",
+			pid, fd, ino);
+	else if (err == -EBADMSG)
+		log_err("pid %d fd %d: sock_diag answer for unix inode %u: malformed (lengths or "
+			"inode that do not add up)",
+			pid, fd, ino);
+	else
+		log_err("pid %d fd %d: sock_diag of unix inode %u: %s", pid, fd, ino,
+			strerror(-err));
+	return err == -ENODATA ? -EPROTO : err;
 }
 
 /* ---- what one fd is ---- */
@@ -418,7 +412,7 @@ static int diag_ask(int nl, pid_t pid, int fd, uint32_t ino, struct diag *d)
 /* Beside an end while it is worked on: what the description needs. */
 struct end_work {
 	int fd;
-	struct diag self, peer;
+	struct stdio_diag self, peer;
 	bool self_known, peer_known;
 };
 

@@ -9,6 +9,8 @@
 #ifndef MCPFENCE_STDIO_FIND_H
 #define MCPFENCE_STDIO_FIND_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -71,6 +73,24 @@ int stdio_find__take(pid_t pid, int fd);
 
 /* The socket cookie (SO_COOKIE) of a socket fd, or 0 with errno set (logged). */
 uint64_t stdio_find__cookie(int fd);
+
+/* What sock_diag says of one AF_UNIX socket. */
+struct stdio_diag {
+	uint8_t type, state, shutdown; /* SOCK_*, TCP_* (1: connected, 10: listening), SHUTDOWN_* */
+	bool has_peer;		       /* UNIX_DIAG_PEER was there */
+	uint32_t peer;		       /* the peer's inode; 0: the peer was closed */
+	uint64_t cookie;
+	char name[110]; /* its address: "" none, a path, or "@" and an abstract name */
+};
+
+/*
+ * The answer to sock_diag request seq about unix inode ino, among the netlink messages of one
+ * datagram (buf, len): 0 and d; -ENOENT (no such socket), the kernel's -errno, -EBADMSG (cut
+ * short, lengths that do not add up, another inode), -ENODATA (no answer to seq there). Not
+ * logged. Exposed for tests: stdio_find__server asks.
+ */
+int stdio_find__diag_answer(const void *buf, size_t len, uint32_t seq, uint32_t ino,
+			    struct stdio_diag *d);
 
 /* "missing", "unix stream", "pipe", "other" */
 const char *stdio_find__kind_name(enum stdio_kind kind);

@@ -4,7 +4,7 @@
  * stdin and stdout are socketpairs (as Node's libuv gives them), pipes (as Python's subprocess
  * does), /dev/null, closed; a child that started a grandchild sharing its stdio (npx, a shell);
  * a child in a network namespace of its own; a dead pid and a zombie. This process is the client:
- * it holds the other ends.
+ * it holds the other ends. And sock_diag answers as the kernel could send them, whole or not.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -531,6 +535,133 @@ static void test_take(void **state)
 	close(pout[0]);
 }
 
+/* ---- sock_diag answers, built by hand ---- */
+
+struct nlbuf {
+	char b[1024] __attribute__((aligned(8)));
+	size_t len;
+};
+
+static struct nlmsghdr *nl_add(struct nlbuf *m, uint16_t type, uint32_t seq, const void *data,
+			       size_t dlen)
+{
+	struct nlmsghdr *h = (void *)(m->b + m->len);
+
+	assert_true(m->len + NLMSG_SPACE(dlen) <= sizeof(m->b));
+	memset(h, 0, NLMSG_SPACE(dlen));
+	h->nlmsg_len = NLMSG_LENGTH(dlen);
+	h->nlmsg_type = type;
+	h->nlmsg_seq = seq;
+	memcpy(NLMSG_DATA(h), data, dlen);
+	m->len += NLMSG_SPACE(dlen);
+	return h;
+}
+
+/* An attribute at the end of h, the last message of m. */
+static void nl_attr(struct nlbuf *m, struct nlmsghdr *h, uint16_t type, const void *data,
+		    size_t dlen)
+{
+	struct rtattr *a = (void *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
+
+	assert_true((char *)a + RTA_SPACE(dlen) <= m->b + sizeof(m->b));
+	memset(a, 0, RTA_SPACE(dlen));
+	a->rta_type = type;
+	a->rta_len = RTA_LENGTH(dlen);
+	memcpy(RTA_DATA(a), data, dlen);
+	h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_SPACE(dlen); /* padded, as nla_put does */
+	m->len = (size_t)((char *)a - m->b) + RTA_SPACE(dlen);
+}
+
+static struct nlmsghdr *nl_unix(struct nlbuf *m, uint32_t seq, uint32_t ino)
+{
+	struct unix_diag_msg u = { .udiag_family = AF_UNIX,
+				   .udiag_type = SOCK_STREAM,
+				   .udiag_state = 1,
+				   .udiag_ino = ino,
+				   .udiag_cookie = { 0x89abcdef, 0x01234567 } };
+
+	return nl_add(m, SOCK_DIAG_BY_FAMILY, seq, &u, sizeof(u));
+}
+
+static void nl_error(struct nlbuf *m, uint32_t seq, int error)
+{
+	struct nlmsgerr e = { .error = error };
+
+	nl_add(m, NLMSG_ERROR, seq, &e, sizeof(e));
+}
+
+static void test_diag_answers(void **state)
+{
+	struct stdio_diag d;
+	struct nlbuf m = {};
+	struct nlmsghdr *h;
+	uint32_t peer = 4242, zero = 0;
+	uint8_t shut = 3;
+	const char abstract[] = "\0mcp\x01x", path[] = "/run/mcp.sock";
+
+	/* a whole answer, after one to an older request and an acknowledgement */
+	nl_unix(&m, 6, 77);
+	nl_error(&m, 7, 0);
+	h = nl_unix(&m, 7, 77);
+	nl_attr(&m, h, UNIX_DIAG_PEER, &peer, sizeof(peer));
+	nl_attr(&m, h, UNIX_DIAG_NAME, abstract, sizeof(abstract) - 1);
+	nl_attr(&m, h, UNIX_DIAG_SHUTDOWN, &shut, 1);
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 7, 77, &d), 0);
+	assert_int_equal(d.type, SOCK_STREAM);
+	assert_int_equal(d.state, 1);
+	assert_true(d.has_peer);
+	assert_int_equal(d.peer, 4242);
+	assert_int_equal(d.shutdown, 3);
+	assert_true(d.cookie == 0x0123456789abcdefull);
+	assert_string_equal(d.name, "@mcp?x");
+
+	/* every length short of the whole: cut short, never read past */
+	for (size_t len = 0; len < m.len; len++) {
+		int err = stdio_find__diag_answer(m.b, len, 7, 77, &d);
+
+		assert_true(err == -EBADMSG || err == -ENODATA);
+	}
+	/* none for this request */
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 8, 77, &d), -ENODATA);
+	/* an answer about another socket */
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 7, 78, &d), -EBADMSG);
+
+	/* a named socket whose peer was closed */
+	memset(&m, 0, sizeof(m));
+	h = nl_unix(&m, 1, 5);
+	nl_attr(&m, h, UNIX_DIAG_NAME, path, sizeof(path) - 1);
+	nl_attr(&m, h, UNIX_DIAG_PEER, &zero, sizeof(zero));
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 1, 5, &d), 0);
+	assert_string_equal(d.name, "/run/mcp.sock");
+	assert_true(d.has_peer);
+	assert_int_equal(d.peer, 0);
+
+	/* a peer attribute too short */
+	memset(&m, 0, sizeof(m));
+	h = nl_unix(&m, 1, 5);
+	nl_attr(&m, h, UNIX_DIAG_PEER, &shut, 1);
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 1, 5, &d), -EBADMSG);
+
+	/* the kernel's errors: no such socket, and another */
+	memset(&m, 0, sizeof(m));
+	nl_error(&m, 3, -ENOENT);
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 3, 5, &d), -ENOENT);
+	memset(&m, 0, sizeof(m));
+	nl_error(&m, 3, -EOPNOTSUPP);
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 3, 5, &d), -EOPNOTSUPP);
+
+	/* lengths that lie: shorter than a header, longer than the datagram */
+	memset(&m, 0, sizeof(m));
+	h = nl_unix(&m, 1, 5);
+	h->nlmsg_len = 8;
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 1, 5, &d), -EBADMSG);
+	h->nlmsg_len = (uint32_t)m.len + 4;
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 1, 5, &d), -EBADMSG);
+	/* a header alone: too short for a unix_diag_msg */
+	h->nlmsg_len = NLMSG_HDRLEN;
+	assert_int_equal(stdio_find__diag_answer(m.b, m.len, 1, 5, &d), -EBADMSG);
+}
+
 /* The children need fds 0-2 taken, or a pipe of ours would land there. */
 static int group_setup(void **state)
 {
@@ -553,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_netns),
 		cmocka_unit_test(test_dead_and_zombie),
 		cmocka_unit_test(test_take),
+		cmocka_unit_test(test_diag_answers),
 	};
 
 	return cmocka_run_group_tests_name("stdio_find", tests, group_setup, NULL);
