@@ -100,6 +100,24 @@ static char proc_state(int dir)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
+/* The Tgid of /proc/PID/status, read through dir (/proc/PID): the process of a thread; 0: unknown */
+static pid_t proc_tgid(int dir)
+{
+	char buf[1024], *p;
+	ssize_t n;
+	int fd = openat(dir, "status", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strstr(buf, "\nTgid:");
+	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
+}
+
 /* The O_ACCMODE bits of fd of pid, from the "flags:" (octal) of its fdinfo; -errno if unknown. */
 static int fd_accmode(pid_t pid, int fd)
 {
@@ -137,7 +155,9 @@ static int take(pid_t pid, int fd, bool loud)
 		err = -errno;
 		if (loud)
 			log_err("pid %d: pidfd_open: %s", pid,
-				err == -ESRCH ? "no such process" : strerror(-err));
+				err == -ESRCH  ? "no such process" :
+				err == -ENOSYS ? "not implemented (Linux 5.6 has pidfd_getfd)" :
+						 strerror(-err));
 		return err;
 	}
 	copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
@@ -737,11 +757,17 @@ static int holders_scan(pid_t server, struct target *t, unsigned nt, unsigned *u
 
 /* ---- the description ---- */
 
+/* "pid 50 (node) fd 18, pid 61 (npx) fds 0, 1": a process's fds together (the scan's order). */
 static void holders_describe(struct stdio_end *e, const struct stdio_holder *h, unsigned n,
 			     unsigned more)
 {
-	for (unsigned i = 0; i < n; i++)
-		desc_add(e, "%spid %d (%s) fd %d", i ? ", " : "", h[i].pid, h[i].comm, h[i].fd);
+	for (unsigned i = 0; i < n; i++) {
+		if (i && h[i].pid == h[i - 1].pid)
+			desc_add(e, ", %d", h[i].fd);
+		else
+			desc_add(e, "%spid %d (%s) %s %d", i ? ", " : "", h[i].pid, h[i].comm,
+				 i + 1 < n && h[i + 1].pid == h[i].pid ? "fds" : "fd", h[i].fd);
+	}
 	if (more)
 		desc_add(e, " and %u more", more);
 }
@@ -828,6 +854,7 @@ int stdio_find__server(pid_t pid, struct stdio_end *in, struct stdio_end *out)
 	unsigned nt = 0, unreadable = 0;
 	char path[32];
 	int dir, nl = -1, err = 0;
+	pid_t tgid;
 	char state;
 
 	memset(in, 0, sizeof(*in));
@@ -848,6 +875,12 @@ int stdio_find__server(pid_t pid, struct stdio_end *in, struct stdio_end *out)
 	if (state == 'Z' || state == 'X') {
 		log_err("pid %d: has exited (a zombie: its stdio is closed)", pid);
 		err = -ESRCH;
+		goto out_close;
+	}
+	tgid = proc_tgid(dir);
+	if (tgid > 0 && tgid != pid) {
+		log_err("pid %d: a thread of process %d: give the process's pid", pid, tgid);
+		err = -EINVAL;
 		goto out_close;
 	}
 	for (int i = 0; i < 2 && !err; i++)

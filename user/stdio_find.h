@@ -59,8 +59,8 @@ struct stdio_end {
 /*
  * Describe fd 0 (in) and fd 1 (out) of process pid. 0, or -errno after log_err() naming the pid
  * and what failed: -ESRCH (no such process, or it has exited), -EACCES (its descriptors are
- * another user's: root or CAP_SYS_PTRACE reads them), -EINVAL, or the -errno of /proc or of
- * sock_diag. Every process on the host is a candidate holder, this one included (copies taken
+ * another user's: root or CAP_SYS_PTRACE reads them), -EINVAL (not a pid, or the id of a thread
+ * that does not lead its process), or the -errno of /proc or of sock_diag. Every process on the host is a candidate holder, this one included (copies taken
  * with stdio_find__take before the call are listed too).
  */
 int stdio_find__server(pid_t pid, struct stdio_end *in, struct stdio_end *out);
