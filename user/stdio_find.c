@@ -624,7 +624,7 @@ static int end_classify(pid_t pid, int dir, int *nl, struct end_work *w, struct 
 
 /* ---- who holds what ---- */
 
-enum role { ROLE_NONE = 0, ROLE_SHARER = 1, ROLE_PEER = 2 };
+enum role { ROLE_SHARER = 1, ROLE_PEER = 2 };
 
 /* One inode looked for: where a holder goes, by whether it reads or writes it. */
 struct target {
@@ -867,7 +867,7 @@ int stdio_find__server(pid_t pid, struct stdio_end *in, struct stdio_end *out)
 	dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0) {
 		err = -errno;
-		log_err("pid %d: %s: %s", pid, path,
+		log_err("pid %d: open %s: %s", pid, path,
 			err == -ENOENT ? "no such process" : strerror(-err));
 		return err == -ENOENT ? -ESRCH : err;
 	}

@@ -32,7 +32,7 @@ struct stdio_holder {
 
 struct stdio_end {
 	enum stdio_kind kind;
-	uint64_t ino;	   /* inode of the fd (socket:[N] or pipe:[N]) */
+	uint64_t ino;	   /* inode of the fd (socket:[N] or pipe:[N]; other: what fstat says) */
 	uint64_t peer_ino; /* AF_UNIX stream: the peer socket's inode (UNIX_DIAG_PEER); 0: none */
 	/*
 	 * unix: processes holding the PEER socket (the client's end), any fd;
@@ -48,9 +48,14 @@ struct stdio_end {
 	 */
 	struct stdio_holder sharers[STDIO_HOLDERS_MAX];
 	unsigned nsharers;
-	char desc[320]; /* one line for a human: what it is, who holds the other end */
-	/* added to the interface: */
-	unsigned peers_more, sharers_more; /* holders found beyond STDIO_HOLDERS_MAX */
+	/*
+	 * One line for a human, cut with "..." when longer: "unix socketpair, inode 123; client end
+	 * inode 124 held by pid 50 (node) fd 18", "pipe, inode 77; written by pid 60 (python3)
+	 * fd 5; shared with pid 61 (node) fd 0", "a terminal (/dev/pts/3): not an MCP client's
+	 * stdio".
+	 */
+	char desc[320];
+	unsigned peers_more, sharers_more; /* holders found beyond STDIO_HOLDERS_MAX: unlisted */
 	unsigned unreadable; /* processes whose descriptors could not be read: holders may lack */
 	uint64_t cookie;     /* unix: the socket's cookie (= SO_COOKIE) per sock_diag; 0: unknown */
 	uint64_t peer_cookie; /* unix: the peer socket's cookie; 0: unknown */
