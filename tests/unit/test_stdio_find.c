@@ -545,6 +545,42 @@ static void test_many_holders(void **state)
 	close(a[0]);
 }
 
+/*
+ * Run as nobody (from root): the processes of others cannot be read, and the line says so. The
+ * process asks about itself, its stdin a pipe whose writer (this test, root) it cannot see.
+ */
+static void test_unreadable(void **state)
+{
+	bool root = !getuid(); /* else this test's process is readable: the writer is seen */
+	int p[2], status;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		struct stdio_end in, out;
+
+		if (dup2(p[0], 0) < 0)
+			_exit(2);
+		if (root && (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)))
+			_exit(3);
+		prctl(PR_SET_DUMPABLE, 1);
+		if (stdio_find__server(getpid(), &in, &out))
+			_exit(4);
+		print_message("  in: %s\n", in.desc);
+		if (in.kind != STDIO_PIPE || !in.unreadable ||
+		    !strstr(in.desc, "could not be read"))
+			_exit(5);
+		_exit(root && in.npeers ? 6 : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_dead_and_zombie(void **state)
 {
 	struct stdio_end in, out;
@@ -808,6 +844,7 @@ int main(void)
 		cmocka_unit_test(test_dead_and_zombie),
 		cmocka_unit_test(test_thread_id),
 		cmocka_unit_test(test_many_holders),
+		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_cookie),
 		cmocka_unit_test(test_take),
 		cmocka_unit_test(test_diag_answers),
