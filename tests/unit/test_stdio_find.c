@@ -7,8 +7,8 @@
  * it holds the other ends. And sock_diag answers as the kernel could send them, whole or not.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -177,9 +177,10 @@ static void kid_stop(struct kid *k)
 {
 	int status;
 
-	close(k->ctl);
+	/* while the child lives, its grandchild's pid cannot be another process's */
 	if (k->gpid > 0)
 		kill(k->gpid, SIGKILL);
+	close(k->ctl);
 	assert_int_equal(waitpid(k->pid, &status, 0), k->pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
