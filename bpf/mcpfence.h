@@ -307,8 +307,25 @@ struct mcpf_sock_key {
 
 struct mcpf_pending {
 	__u16 len; /* 0: free */
-	__u16 _pad[3];
+	__u8 kind; /* the denial: enum mcpf_kind */
+	__u8 gen;  /* the generation that decided */
+	__u16 idx; /* its rule, or its limit slot (LIMIT) or hide entry (HIDDEN); 0xffff none */
+	__u16 _pad;
 	char id[MCPF_ID_MAX];
+};
+
+/*
+ * tcp_reasons: what an answer to a denied call says after "denied by policy: " (stdio answers
+ * can grow; TCP ones cannot, they say "denied by policy"), per generation, kind and index:
+ * MCPF_REASON_KEY(gen, kind, idx). JSON-escaped by userspace.
+ */
+#define MCPF_REASON_MAX 200
+#define MCPF_TCP_MAX_RULES_REASONS 512 /* reasons of one generation */
+#define MCPF_REASON_KEY(gen, kind, idx) \
+	((((__u32)(gen)&1) << 24) | (((__u32)(kind)&0xff) << 16) | ((__u32)(idx)&0xffff))
+struct mcpf_reason {
+	__u32 len;
+	char text[MCPF_REASON_MAX];
 };
 
 enum mcpf_conn_phase {
@@ -350,8 +367,8 @@ enum mcpf_event_flags {
 #define MCPF_STDIO_PIECES 8	   /* pieces of one skb or write: past them, refused unread */
 /* stdio_streams keys: a socket's cookie, or this of a pipe's inode */
 #define MCPF_STDIO_PIPE_KEY(ino) ((__u64)(ino) | (1ULL << 63))
-#define MCPF_STDIO_KILL_MAX 6	   /* processes that read a server's stdin pipe */
-#define MCPF_PIPE_SEGS 16	   /* iovecs of a writev to a watched pipe that are read */
+#define MCPF_STDIO_KILL_MAX 6 /* processes that read a server's stdin pipe */
+#define MCPF_PIPE_SEGS 16     /* iovecs of a writev to a watched pipe that are read */
 
 enum mcpf_stdio_dir {
 	MCPF_STDIO_REQUESTS = 0, /* client to server */

@@ -60,6 +60,14 @@ struct {
 	__type(value, struct mcpf_conn);
 } stdio_pending SEC(".maps");
 
+/* tcp_reasons (mcpfence.h): what an answer to a denied call says, filled by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * MCPF_TCP_MAX_RULES_REASONS);
+	__type(key, __u32);
+	__type(value, struct mcpf_reason);
+} tcp_reasons SEC(".maps");
+
 static __always_inline bool stdio_eol_byte(__u8 b)
 {
 	return b == '\n' || b == '\r';
@@ -504,12 +512,16 @@ static __always_inline int stdio_requests(struct tcp_work *w, struct mcpf_stdio_
 	if (x->failed || x->done < x->len) {
 		/* what could not be read: refused; the stream judges again after a line end */
 		count(MCPF_CNT_STDIO_VALUES, 1);
+		st->phase = MCPF_STDIO_SKIP;
+		st->carry = 0;
+		if (x->unparsed_allow) {
+			stdio_refused(w->slot.idx, MCPF_WHY_TOO_LARGE, 0);
+			return x->deny;
+		}
 		if (skb)
 			stdio_poison_skb(skb, x->done < x->len ? x->done : 0);
 		stdio_refused(w->slot.idx, MCPF_WHY_TOO_LARGE,
 			      MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
-		st->phase = MCPF_STDIO_SKIP;
-		st->carry = 0;
 		return 1;
 	}
 	return x->deny;
@@ -527,7 +539,7 @@ __noinline int stdio_replies(struct __sk_buff *skb, __u32 slot, __u32 sess)
 	struct mcpf_conn *conn;
 	struct mcpf_scan_buf *buf;
 	struct tcp_cb cb = {};
-	__u32 len, n, hit;
+	__u32 len, n, hit, shift = 0;
 	__u64 l;
 
 	if (!skb || !w)
@@ -550,17 +562,55 @@ __noinline int stdio_replies(struct __sk_buff *skb, __u32 slot, __u32 sess)
 	w->rc.n = n;
 	w->rc.from = 0;
 	for (int k = 0; k < MCPF_TCP_PENDING; k++) {
+		struct mcpf_reason *rs;
+		__u32 at, tail, rl, grow;
+
 		w->rc.hit = (__u32)-1;
 		bpf_loop(64, reply_search_loop, &cb, 0);
 		hit = w->rc.hit;
 		if (hit == (__u32)-1 || hit + 16 > n)
 			break;
-		mcpf_store64(&w->rw_text[0], W8('d', 'e', 'n', 'i', 'e', 'd', ' ', 'b'));
-		mcpf_store64(&w->rw_text[8], W8('y', ' ', 'p', 'o', 'l', 'i', 'c', 'y'));
-		if (bpf_skb_store_bytes(skb, hit, w->rw_text, 16, 0))
-			break;
+		at = hit + shift;
 		count(MCPF_CNT_REPLIES, 1);
 		w->rc.from = hit;
+		rs = bpf_map_lookup_elem(&tcp_reasons, &w->rc.rkey);
+		rl = rs ? rs->len : 0;
+		tail = n - (hit + 16);
+		grow = 2 + rl;
+		/*
+		 * "Method not found" becomes "denied by policy: <reason>": a line of stdio has no
+		 * length to keep, so the skb grows and the bytes after it move (from the copy: the
+		 * whole skb must be in it). Else, same length: "denied by policy".
+		 */
+		if (rs && rl && rl <= MCPF_REASON_MAX && n == len && tail < REPLY_SCAN_MAX &&
+		    !bpf_skb_change_tail(skb, skb->len + grow, 0)) {
+			__u64 tl = tail, rr = rl, total = 18 + rl;
+
+			barrier_var(tl);
+			if (tl && tl < REPLY_SCAN_MAX &&
+			    bpf_skb_store_bytes(skb, at + 16 + grow,
+						&buf->data[(hit + 16) & (REPLY_SCAN_MAX - 1)], tl,
+						0))
+				break;
+			mcpf_store64(&w->rw_text[0], W8('d', 'e', 'n', 'i', 'e', 'd', ' ', 'b'));
+			mcpf_store64(&w->rw_text[8], W8('y', ' ', 'p', 'o', 'l', 'i', 'c', 'y'));
+			w->rw_text[16] = ':';
+			w->rw_text[17] = ' ';
+			barrier_var(rr);
+			if (rr > MCPF_REASON_MAX ||
+			    bpf_probe_read_kernel(&w->rw_text[18], rr, rs->text))
+				break;
+			barrier_var(total);
+			if (total > 18 + MCPF_REASON_MAX ||
+			    bpf_skb_store_bytes(skb, at, w->rw_text, total, 0))
+				break;
+			shift += grow;
+		} else {
+			mcpf_store64(&w->rw_text[0], W8('d', 'e', 'n', 'i', 'e', 'd', ' ', 'b'));
+			mcpf_store64(&w->rw_text[8], W8('y', ' ', 'p', 'o', 'l', 'i', 'c', 'y'));
+			if (bpf_skb_store_bytes(skb, at, w->rw_text, 16, 0))
+				break;
+		}
 		if (!conn->npending)
 			break;
 	}

@@ -32,12 +32,12 @@ extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type
 
 /* A write being judged, from its sys_enter to its sys_exit, by pid_tgid. */
 struct pipe_write {
-	__u64 key;   /* the stream */
-	__u64 total; /* bytes the call asks to write */
-	__u64 skip;  /* bytes at its start judged already (the rest of an earlier write) */
-	__u32 nseg;  /* segments: 1 for write, the iovecs of writev */
-	__u32 seg;   /* the one the judging stage works on */
-	__u32 deny;  /* a value was denied or refused */
+	__u64 key;    /* the stream */
+	__u64 total;  /* bytes the call asks to write */
+	__u64 skip;   /* bytes at its start judged already (the rest of an earlier write) */
+	__u32 nseg;   /* segments: 1 for write, the iovecs of writev */
+	__u32 seg;    /* the one the judging stage works on */
+	__u32 deny;   /* a value was denied or refused */
 	__u32 unread; /* enum mcpf_why: bytes not read with certainty; 0 none */
 	__u64 base[MCPF_PIPE_SEGS];
 	__u64 len[MCPF_PIPE_SEGS];
@@ -149,7 +149,7 @@ static __always_inline __u64 pipe_hash(struct pipe_write *pw, __u64 from, __u64 
 	struct pipe_hash_ctx c = { .pw = pw, .at = from, .to = to, .h = cfg_name_seed };
 
 	bpf_loop(1 << 20, pipe_hash_step, &c, 0);
-	return pipe_mix(c.h, c.at);
+	return pipe_mix(c.h, c.at - from);
 }
 
 /* ---- sys_enter: a write to a watched pipe ------------------------------------------------- */

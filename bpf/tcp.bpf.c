@@ -262,16 +262,21 @@ static __always_inline bool is_tools_call(const struct mcpf_call *c)
 	       c->method[8] == 'l' && c->method[9] == 'l';
 }
 
-static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcpf_call *c)
+static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcpf_call *c,
+					const struct decision *d)
 {
 	__u32 slot = conn->next_pending & (MCPF_TCP_PENDING - 1);
+	struct mcpf_pending *p = &conn->pending[slot];
 
 	if (!(c->flags & MCPF_CALL_HAS_ID) || !c->id_len || c->id_len >= MCPF_ID_MAX)
 		return;
-	if (!conn->pending[slot].len) /* else the oldest is overwritten: npending stays */
+	if (!p->len) /* else the oldest is overwritten: npending stays */
 		__sync_fetch_and_add(&conn->npending, 1);
-	mcpf_copy(conn->pending[slot].id, c->id, sizeof(conn->pending[slot].id));
-	conn->pending[slot].len = c->id_len;
+	mcpf_copy(p->id, c->id, sizeof(p->id));
+	p->kind = d->kind;
+	p->gen = d->has_gen ? d->gen & 1 : 0;
+	p->idx = d->kind == MCPF_KIND_LIMIT || d->kind == MCPF_KIND_HIDDEN ? d->limit : d->rule;
+	p->len = c->id_len;
 	conn->next_pending = slot + 1;
 }
 
@@ -339,7 +344,7 @@ static long call_one(__u64 i, void *arg)
 		if (!conn)
 			conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
 		if (conn && !broken)
-			pending_add(conn, c);
+			pending_add(conn, c, &w->dec);
 		tcp_emit(w->slot.idx, i, w->cc_flags | MCPF_EV_NEUTRALIZED | broken);
 	} else {
 		tcp_emit(w->slot.idx, i, w->cc_flags);
@@ -617,6 +622,7 @@ static long id_match(__u64 j, void *arg)
 		if (buf->data[(start + 5 + i) & 0xffff] != p->id[i])
 			return 0;
 	}
+	w->rc.rkey = MCPF_REASON_KEY(p->gen, p->kind, p->idx);
 	p->len = 0;
 	__sync_fetch_and_add(&conn->npending, -1);
 	w->rc.hit = h + REPLY_TEXT_OFF;

@@ -29,6 +29,8 @@ struct reply_ctx {
 	__u32 pos;   /* where the needle was found */
 	__u32 at;    /* reply_find_loop: the next 8 bytes it looks at */
 	__u32 found; /* reply_find_loop: where it found the needle, or (u32)-1 */
+	__u32 rkey;  /* the matched denial's MCPF_REASON_KEY */
+	__u32 _pad;
 };
 
 struct decision {

@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 #include "kernel.h"
 #include "kernel_compile.h"
+#include "kernel_stdio.h"
 #include "limits.h"
 #include "log.h"
 #include "mcpfence.h"
@@ -426,6 +427,10 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 	if (err)
 		return err;
 	kc->policy_id = gc.policy;
+	/* what stdio answers to its denials say */
+	err = kernel_stdio__reasons(skel, kc, gen);
+	if (err)
+		return err;
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_gen), &gen, &gc, BPF_ANY))
 		return -errno;
 	return 0;

@@ -105,6 +105,17 @@ static void rule_pointer(const struct kernel_compiled *kc, const struct mcpf_eve
 	}
 }
 
+const char *kernel__reason(const struct kernel_compiled *kc, unsigned kind, unsigned rule,
+			   unsigned limit)
+{
+	struct mcpf_event e = { .kind = kind, .rule = rule, .limit = limit };
+	const char *reason;
+	char ptr[300];
+
+	rule_pointer(kc, &e, ptr, sizeof(ptr), &reason);
+	return reason;
+}
+
 /*
  * A call BPF let through took its budgets there: count it in the host-wide table too, for each
  * global limit of the call (all_tools, then its rule's; a budget once however many limits name

@@ -20,14 +20,21 @@ struct kernel_events {
 	const struct kernel_compiled *kc; /* [2], by generation */
 	struct limits *limits;		  /* the host-wide table for global budgets, or NULL */
 	struct audit *audit;
-	bool quiet;		 /* no log line per event */
-	int64_t mono_to_real_us; /* CLOCK_REALTIME - CLOCK_MONOTONIC, µs */
+	bool quiet;				  /* no log line per event */
+	int64_t mono_to_real_us;		  /* CLOCK_REALTIME - CLOCK_MONOTONIC, µs */
 	const struct kernel_stdio_session *stdio; /* attach --pid: the servers, by session */
 	unsigned nstdio;
 };
 
 /* ring_buffer__new's callback: ctx is a struct kernel_events. Always 0. */
 int kernel__on_event(void *ctx, void *data, size_t size);
+
+/*
+ * The reason a denial of kind (enum mcpf_kind) by rule (index in the policy's rules) or limit
+ * (budget slot, or hide index) gives, as audit lines say it; NULL for an allow.
+ */
+const char *kernel__reason(const struct kernel_compiled *kc, unsigned kind, unsigned rule,
+			   unsigned limit);
 
 /* What enum mcpf_why says, for audit lines and logs ("a charset other than utf-8 ..."). */
 const char *kernel__why_text(uint32_t why);

@@ -52,10 +52,10 @@ _Static_assert(sizeof(struct mcpf_stdio_stream) == 72 + sizeof(struct mcpf_scan_
  * every send of a watched connection dropped).
  */
 static const char *const pinned_maps[] = {
-	"tcp_socks",	"tcp_ports",  "tcp_active",   "tcp_gen",     "tcp_rules",
-	"tcp_globs",	"tcp_limits", "tcp_budgets",  "tcp_tickets", "tcp_stats",
-	"tcp_counters", "tcp_conns",  "tcp_policies", "tcp_progs",   "stdio_socks",
-	"stdio_streams", "stdio_pending", "pipe_progs",	 "pipe_writes",
+	"tcp_socks",	 "tcp_ports",	  "tcp_active",	  "tcp_gen",	 "tcp_rules",
+	"tcp_globs",	 "tcp_limits",	  "tcp_budgets",  "tcp_tickets", "tcp_stats",
+	"tcp_counters",	 "tcp_conns",	  "tcp_policies", "tcp_progs",	 "stdio_socks",
+	"stdio_streams", "stdio_pending", "pipe_progs",	  "pipe_writes",
 };
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)

@@ -12,7 +12,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "kernel.h"
+#include "kernel_events.h"
 #include "kernel_stdio.h"
+#include "policy.h"
 #include "log.h"
 #include "stdio_find.h"
 #include "tcp.skel.h"
@@ -204,7 +206,7 @@ static struct bpf_program *pipe_prog(struct tcp_bpf *skel, unsigned i, const cha
 }
 
 static const char *const pipe_link_names[] = {
-	"write",      "writev",	    "pwritev2",	     "splice",	   "tee",	   "vmsplice",
+	"write",      "writev",		 "pwritev2",   "splice",      "tee",	       "vmsplice",
 	"sendfile64", "copy_file_range", "write_exit", "writev_exit", "pwritev2_exit",
 };
 
@@ -265,4 +267,84 @@ void kernel_stdio__unpin_pipes(void)
 		snprintf(path, sizeof(path), "%s%s", KERNEL_PIN_PIPE_LINKS, pipe_link_names[i]);
 		unlink(path);
 	}
+}
+
+/* One reason, JSON-escaped, under MCPF_REASON_KEY(gen, kind, idx). */
+static int reason_put(int fd, unsigned gen, unsigned kind, unsigned idx, const char *text)
+{
+	struct mcpf_reason r = {};
+	uint32_t key = MCPF_REASON_KEY(gen, kind, idx);
+	static const char hex[] = "0123456789abcdef";
+
+	if (!text)
+		return 0;
+	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+		char esc[6];
+		size_t n = 0;
+
+		if (*c == '"' || *c == '\\') {
+			esc[n++] = '\\';
+			esc[n++] = *c;
+		} else if (*c < 0x20 || *c == 0x7f) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[*c >> 4];
+			esc[5] = hex[*c & 15];
+			n = 6;
+		} else {
+			esc[n++] = *c;
+		}
+		if (r.len + n > MCPF_REASON_MAX - 3) { /* cut, whole characters only */
+			while (r.len && (r.text[r.len - 1] & 0xc0) == 0x80)
+				r.len--;
+			if (r.len && (unsigned char)r.text[r.len - 1] >= 0xc0)
+				r.len--;
+			memcpy(&r.text[r.len], "...", 3);
+			r.len += 3;
+			break;
+		}
+		memcpy(&r.text[r.len], esc, n);
+		r.len += n;
+	}
+	if (bpf_map_update_elem(fd, &key, &r, BPF_ANY)) {
+		log_err("tcp_reasons: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int kernel_stdio__reasons(struct tcp_bpf *skel, const struct kernel_compiled *kc, unsigned gen)
+{
+	int fd = bpf_map__fd(skel->maps.tcp_reasons), err = 0;
+	const struct policy *p = kc->pol;
+	uint32_t key, next;
+	bool more;
+
+	/* the generation's old reasons go first */
+	more = !bpf_map_get_next_key(fd, NULL, &key);
+	while (more) {
+		more = !bpf_map_get_next_key(fd, &key, &next);
+		if ((key >> 24) == (gen & 1))
+			bpf_map_delete_elem(fd, &key);
+		key = next;
+	}
+	if (!p)
+		return 0;
+	err |= reason_put(fd, gen, MCPF_KIND_DEFAULT, 0xffff,
+			  kernel__reason(kc, MCPF_KIND_DEFAULT, MCPF_TCP_RULE_NONE, 0));
+	err |= reason_put(fd, gen, MCPF_KIND_INVALID, 0xffff,
+			  kernel__reason(kc, MCPF_KIND_INVALID, MCPF_TCP_RULE_NONE, 0));
+	for (size_t i = 0; i < p->nrules && i < 0xffff; i++) {
+		static const unsigned kinds[] = { MCPF_KIND_RULE, MCPF_KIND_CONDITION,
+						  MCPF_KIND_APPROVAL };
+
+		for (size_t k = 0; k < 3; k++)
+			err |= reason_put(fd, gen, kinds[k], i, kernel__reason(kc, kinds[k], i, 0));
+	}
+	for (unsigned j = 0; j < kc->nslots; j++)
+		err |= reason_put(fd, gen, MCPF_KIND_LIMIT, j,
+				  kernel__reason(kc, MCPF_KIND_LIMIT, MCPF_TCP_RULE_NONE, j));
+	for (size_t h = 0; h < p->nhide && h < 0xffff; h++)
+		err |= reason_put(fd, gen, MCPF_KIND_HIDDEN, h,
+				  kernel__reason(kc, MCPF_KIND_HIDDEN, MCPF_TCP_RULE_NONE, h));
+	return err ? -EIO : 0;
 }

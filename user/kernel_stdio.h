@@ -15,6 +15,7 @@
 #include "mcpfence.h"
 
 struct tcp_bpf;
+struct kernel_compiled;
 
 struct kernel_stdio_session {
 	pid_t pid;
@@ -34,6 +35,12 @@ int kernel_stdio__attach_prog(struct tcp_bpf *skel);
  */
 int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_pipe_action action,
 		      struct kernel_stdio_session *s);
+
+/*
+ * What the answers to denied calls say, for generation gen of the policy compiled in kc: its
+ * rules' reasons, as the audit lines say them (tcp_reasons). 0 or -errno (logged).
+ */
+int kernel_stdio__reasons(struct tcp_bpf *skel, const struct kernel_compiled *kc, unsigned gen);
 
 /* Does any session have a pipe stdin (the tracepoints are needed)? */
 bool kernel_stdio__has_pipes(const struct kernel_stdio_session *s, unsigned n);

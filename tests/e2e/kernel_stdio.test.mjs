@@ -17,7 +17,7 @@
 //
 //   node --test tests/e2e/kernel_stdio.test.mjs          (MCPFENCE_BIN=... for another build;
 //   KSTDIO_DEBUG=1 prints each attach's output)
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync,
@@ -51,7 +51,7 @@ const EXPECT = {
 	// On start, for each --pid, a line describing its fd 0 and fd 1:
 	//   pid 123 (node): stdin: unix socketpair ...; stdout: unix socketpair ...
 	pidLine: (pid, kind) => new RegExp(
-		`^pid ${pid} \\([^)\\n]*\\): stdin: ${escapeRe(kind)}\\b[^;\\n]*; stdout: ${escapeRe(kind)}\\b.*$`, 'm'),
+		`^pid ${pid} \\([^)\\n]*\\): stdin: ${escapeRe(kind)}\\b.*; stdout: ${escapeRe(kind)}\\b.*$`, 'm'),
 	SOCKETPAIR: 'unix socketpair',
 	PIPE: 'pipe',
 	// Then it enforces once it prints its "watching" line, which ends as --port's does
@@ -180,6 +180,11 @@ async function stopAttach(a, signal = 'SIGTERM') {
 	if (signal === 'SIGKILL') return; // the caller detaches, when it has checked what is left
 	spawnSync(MCPFENCE, ['detach']);
 }
+
+// A test that fails half way leaves no attachment to the next one.
+afterEach(async () => {
+	for (const a of [...attaches]) await stopAttach(a);
+});
 
 function detach() {
 	const r = spawnSync(MCPFENCE, ['detach'], { encoding: 'utf8' });
