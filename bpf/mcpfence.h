@@ -95,7 +95,11 @@ enum mcpf_why {
 	MCPF_WHY_TOO_LARGE = 14,  /* a body larger than MCPF_SCAN_BUF_MAX */
 	MCPF_WHY_BUSY = 15,	  /* no working slot free on the CPU */
 	MCPF_WHY_INCOMPLETE = 16, /* the value never ended */
-	MCPF_WHY_MAX = 17,
+	MCPF_WHY_STDIO_LARGE = 17, /* stdio: a value of MCPF_STDIO_VALUE_MAX bytes or more */
+	MCPF_WHY_RESEND = 18,	   /* pipes: the rest of a short write came back different */
+	MCPF_WHY_OPAQUE = 19,	   /* pipes: splice, tee, vmsplice, sendfile, copy_file_range */
+	MCPF_WHY_IOVECS = 20,	   /* pipes: a writev of more than MCPF_PIPE_SEGS iovecs */
+	MCPF_WHY_MAX = 21,
 };
 
 struct mcpf_scan_result {

@@ -266,7 +266,7 @@ __noinline int stdio_step_g(__u32 slot)
 			return 0;
 		}
 		if (le - vs > MCPF_STDIO_VALUE_MAX) {
-			stdio_refuse(w, st, vs, le, MCPF_WHY_TOO_LARGE);
+			stdio_refuse(w, st, vs, le, MCPF_WHY_STDIO_LARGE);
 			return 0;
 		}
 		x->pos = end; /* the value goes on in the next piece */
@@ -515,12 +515,12 @@ static __always_inline int stdio_requests(struct tcp_work *w, struct mcpf_stdio_
 		st->phase = MCPF_STDIO_SKIP;
 		st->carry = 0;
 		if (x->unparsed_allow) {
-			stdio_refused(w->slot.idx, MCPF_WHY_TOO_LARGE, 0);
+			stdio_refused(w->slot.idx, MCPF_WHY_STDIO_LARGE, 0);
 			return x->deny;
 		}
 		if (skb)
 			stdio_poison_skb(skb, x->done < x->len ? x->done : 0);
-		stdio_refused(w->slot.idx, MCPF_WHY_TOO_LARGE,
+		stdio_refused(w->slot.idx, MCPF_WHY_STDIO_LARGE,
 			      MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
 		return 1;
 	}

@@ -199,7 +199,7 @@ static __always_inline int pipe_begin(void *ctx, __u64 pid_tgid, struct pipe_wri
 				return 0;
 			rec = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
 			if (rec)
-				pipe_unread(ctx, rec, st, MCPF_WHY_FRAMING);
+				pipe_unread(ctx, rec, st, MCPF_WHY_RESEND);
 			return 0;
 		}
 		pw->skip = st->resend;
@@ -267,7 +267,7 @@ static __always_inline int pipe_writev(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	rec = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
 	if (rec)
-		pipe_unread(ctx, rec, st, MCPF_WHY_BOUND);
+		pipe_unread(ctx, rec, st, MCPF_WHY_IOVECS);
 	return 0;
 }
 
@@ -303,7 +303,7 @@ static __always_inline int pipe_opaque(struct trace_event_raw_sys_enter *ctx, __
 		return 0;
 	rec = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
 	if (rec)
-		pipe_unread(ctx, rec, st, MCPF_WHY_FRAMING);
+		pipe_unread(ctx, rec, st, MCPF_WHY_OPAQUE);
 	return 0;
 }
 
@@ -373,7 +373,7 @@ int handle_pipe_judge(struct trace_event_raw_sys_enter *ctx)
 		if (len - skip > 0xffffffffULL) {
 			st->owner = 0;
 			slot_release(w);
-			pipe_unread(ctx, pw, st, MCPF_WHY_TOO_LARGE);
+			pipe_unread(ctx, pw, st, MCPF_WHY_STDIO_LARGE);
 			return 0;
 		}
 		if (stdio_requests(w, st, pw->key, NULL, (void *)(base + skip),

@@ -309,7 +309,11 @@ int cmd_attach(int argc, char **argv)
 	ac.ev.audit = audit__open(audit_path);
 	if (!ac.ev.audit)
 		return 1;
-	ac.skel = kernel__load();
+	{
+		struct kernel_load_opts lo = { .stdio = npids > 0 };
+
+		ac.skel = kernel__load_opts(&lo);
+	}
 	if (!ac.skel)
 		goto out;
 	log_info("replies to denied calls found by %s",

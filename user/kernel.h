@@ -54,6 +54,7 @@ enum kernel_search {
 struct kernel_load_opts {
 	enum kernel_search search;
 	uint32_t glob_steps; /* steps of a glob match before it is denied; 0: 9000 */
+	bool stdio;	     /* load the stdio plane's programs (attach --pid) */
 };
 
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */

@@ -43,7 +43,8 @@ const char *kernel__why_text(uint32_t why)
 			"a tools/call id that servers may write back otherwise (a fraction, "
 			"an exponent, over 15 digits, escapes, <>&)",
 		[MCPF_WHY_TRAILING] = "bytes after the JSON value",
-		[MCPF_WHY_NEWLINE] = "a raw newline inside one message",
+		[MCPF_WHY_NEWLINE] = "a raw line end (\\n, or \\r that some readers take for one) "
+				     "inside one message",
 		[MCPF_WHY_FRAMING] = "HTTP framing that cannot be followed",
 		[MCPF_WHY_ENCODING] = "a Content-Encoding (the body is not read)",
 		[MCPF_WHY_MEDIA_TYPE] = "a Content-Type other than application/json",
@@ -53,6 +54,11 @@ const char *kernel__why_text(uint32_t why)
 		[MCPF_WHY_BUSY] = "every working slot of its CPU was held by runs in flight "
 				  "(preempted)",
 		[MCPF_WHY_INCOMPLETE] = "the message never ended",
+		[MCPF_WHY_STDIO_LARGE] = "a stdio message of 48 KiB or more (too large to read)",
+		[MCPF_WHY_RESEND] = "the rest of a short write to the pipe came back different",
+		[MCPF_WHY_OPAQUE] = "written into the pipe by splice, tee, vmsplice, sendfile or "
+				    "copy_file_range (bytes the tracepoints cannot read)",
+		[MCPF_WHY_IOVECS] = "a writev of more than 16 iovecs",
 	};
 
 	return why < MCPF_WHY_MAX && text[why] ? text[why] : text[MCPF_WHY_NONE];

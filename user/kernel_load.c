@@ -137,8 +137,20 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 				  kfunc && how != KERNEL_SEARCH_LOOP);
 	bpf_program__set_autoload(skel->progs.handle_sk_msg_server_loop,
 				  how != KERNEL_SEARCH_KFUNC);
-	/* the stage that kills a pipe's server calls kfuncs of 6.13+ */
-	bpf_program__set_autoload(skel->progs.handle_pipe_kill, features__signal_task());
+	/*
+	 * The stdio hooks load only for `attach --pid`: a kernel whose verifier refuses them keeps
+	 * its TCP plane. The stage that kills a pipe's server calls kfuncs of 6.13+.
+	 */
+	{
+		struct bpf_program *p;
+
+		bpf_object__for_each_program(p, skel->obj)
+			if (!strncmp(bpf_program__name(p), "handle_pipe_", 12) ||
+			    p == skel->progs.handle_stdio_skb)
+				bpf_program__set_autoload(p, o->stdio);
+	}
+	bpf_program__set_autoload(skel->progs.handle_pipe_kill,
+				  o->stdio && features__signal_task());
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu < 1)
 		ncpu = 1;
@@ -160,6 +172,11 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 			log_err("bpf/tcp.bpf.c: the kernel refused the sock_ops/sk_msg programs (%s): "
 				"%s",
 				strerror(-err), why);
+		else if (o->stdio)
+			log_err("bpf/tcp.bpf.c: the kernel's verifier refused the programs of the "
+				"stdio plane (%s) (attach --port without --pid does not load them); run "
+				"attach --verbose for the verifier log",
+				strerror(-err));
 		else
 			log_err("bpf/tcp.bpf.c: the kernel's verifier refused the programs (%s) "
 				"although it has every feature they use: a bug of mcpfence; run "
@@ -330,7 +347,7 @@ int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link)
 	err = bpf_link__pin(link, KERNEL_PIN_LINK);
 	if (!err)
 		err = bpf_program__pin(skel->progs.handle_sk_msg, KERNEL_PIN_PROG);
-	if (!err)
+	if (!err && bpf_program__autoload(skel->progs.handle_stdio_skb))
 		err = bpf_program__pin(skel->progs.handle_stdio_skb, KERNEL_PIN_STDIO_PROG);
 	if (err)
 		log_err("%s: pin: %s", MCPF_PIN_DIR, strerror(-err));
