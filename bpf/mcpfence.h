@@ -324,7 +324,7 @@ struct mcpf_pending {
  * MCPF_REASON_KEY(gen, kind, idx). JSON-escaped by userspace.
  */
 #define MCPF_REASON_MAX 200
-#define MCPF_TCP_MAX_RULES_REASONS 512 /* reasons of one generation */
+#define MCPF_TCP_MAX_RULES_REASONS 2048 /* reasons of one generation (rules with one) */
 #define MCPF_REASON_KEY(gen, kind, idx) \
 	((((__u32)(gen)&1) << 24) | (((__u32)(kind)&0xff) << 16) | ((__u32)(idx)&0xffff))
 struct mcpf_reason {

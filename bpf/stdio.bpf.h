@@ -574,6 +574,11 @@ __noinline int stdio_replies(struct __sk_buff *skb, __u32 slot, __u32 sess)
 		count(MCPF_CNT_REPLIES, 1);
 		w->rc.from = hit;
 		rs = bpf_map_lookup_elem(&tcp_reasons, &w->rc.rkey);
+		if (!rs) { /* the kind's own reason, the same for every index */
+			__u32 gk = w->rc.rkey | 0xffff;
+
+			rs = bpf_map_lookup_elem(&tcp_reasons, &gk);
+		}
 		rl = rs ? rs->len : 0;
 		tail = n - (hit + 16);
 		grow = 2 + rl;
@@ -584,25 +589,24 @@ __noinline int stdio_replies(struct __sk_buff *skb, __u32 slot, __u32 sess)
 		 */
 		if (rs && rl && rl <= MCPF_REASON_MAX && n == len && tail < REPLY_SCAN_MAX &&
 		    !bpf_skb_change_tail(skb, skb->len + grow, 0)) {
-			__u64 tl = tail, rr = rl, total = 18 + rl;
+			__u32 total = 18 + rl;
 
-			barrier_var(tl);
-			if (tl && tl < REPLY_SCAN_MAX &&
+			barrier_var(tail);
+			barrier_var(rl);
+			/* variable lengths as the verifier takes them: ((l - 1) & mask) + 1 */
+			if (tail &&
 			    bpf_skb_store_bytes(skb, at + 16 + grow,
-						&buf->data[(hit + 16) & (REPLY_SCAN_MAX - 1)], tl,
-						0))
+						&buf->data[(hit + 16) & (REPLY_SCAN_MAX - 1)],
+						((tail - 1) & (REPLY_SCAN_MAX - 1)) + 1, 0))
 				break;
 			mcpf_store64(&w->rw_text[0], W8('d', 'e', 'n', 'i', 'e', 'd', ' ', 'b'));
 			mcpf_store64(&w->rw_text[8], W8('y', ' ', 'p', 'o', 'l', 'i', 'c', 'y'));
 			w->rw_text[16] = ':';
 			w->rw_text[17] = ' ';
-			barrier_var(rr);
-			if (rr > MCPF_REASON_MAX ||
-			    bpf_probe_read_kernel(&w->rw_text[18], rr, rs->text))
+			if (bpf_probe_read_kernel(&w->rw_text[18], ((rl - 1) & 0xff) + 1, rs->text))
 				break;
-			barrier_var(total);
-			if (total > 18 + MCPF_REASON_MAX ||
-			    bpf_skb_store_bytes(skb, at, w->rw_text, total, 0))
+			barrier_var(total); /* or clang drops the mask it knows to be a no-op */
+			if (bpf_skb_store_bytes(skb, at, w->rw_text, ((total - 1) & 0x1ff) + 1, 0))
 				break;
 			shift += grow;
 		} else {

@@ -373,6 +373,12 @@ async function assertDenied(p, reason, what) {
 }
 
 // The answer (a message) to a denied call, written by a raw client.
+// A denied call whose line was made unreadable: no answer for its id, or a denial; never a result.
+function assertNoAnswerOrDenied(r, n, what) {
+	const m = r.msgs.find((x) => x.id === n);
+	if (m) assertDeniedMsg(m, 'environment is private', what);
+}
+
 function assertDeniedMsg(m, reason, what) {
 	assert.ok(m.error, `${what}: not an error: ${brief(m)}`);
 	assert.match(m.error.message, EXPECT.denied(reason), `${what}: ${brief(m)}`);
@@ -688,28 +694,33 @@ test('socketpair: hostile writes never reach a denied tool', skipKernel, async (
 			const m = await r.byId(n);
 			assert.equal(m.result?.content?.[0]?.text, 'Echo: still here', `${what}: the next call`);
 		};
-		// a denied call in 1-byte writes
+		// a denied call in 1-byte writes: its method went by before its name, so it cannot be
+		// rewritten; its line is made unreadable (README: the server answers nothing for it)
 		let n = ++id;
 		await r.writeEach(bytes(line(callMsg(n, 'get-env'))));
-		assertDeniedMsg(await r.byId(n), 'environment is private', '1-byte writes');
 		await healthy('1-byte writes');
-		// split inside the tool name
+		assertNoAnswerOrDenied(r, n, '1-byte writes');
+		// split inside the tool name: the same
 		n = ++id;
 		const msg = line(callMsg(n, 'get-env'));
 		const cut = msg.indexOf('get-env') + 3;
 		await r.writeEach([msg.slice(0, cut), msg.slice(cut)], 20);
-		assertDeniedMsg(await r.byId(n), 'environment is private', 'split in the name');
+		await healthy('split in the name');
+		assertNoAnswerOrDenied(r, n, 'split in the name');
 		// an allowed and a denied call in one write
 		const n1 = ++id, n2 = ++id;
 		await r.write(line(callMsg(n1, 'echo', { message: 'packed' })) + line(callMsg(n2, 'get-env')));
 		assert.equal((await r.byId(n1)).result?.content?.[0]?.text, 'Echo: packed');
 		assertDeniedMsg(await r.byId(n2), 'environment is private', 'packed');
-		// a message of 100 KB (several skbs), then a denied call, in one write
+		// a message of 100 KB (several skbs), then a denied call, in one write: past what the
+		// kernel reads (48 KiB), the first is refused unread (README: unless "unparsed" is
+		// "allow"), and the stream frames the next line right
 		const n3 = ++id, n4 = ++id;
 		const big = 'x'.repeat(100 * 1024);
 		await r.write(line(callMsg(n3, 'echo', { message: big })) + line(callMsg(n4, 'get-env')));
-		assert.equal((await r.byId(n3)).result?.content?.[0]?.text, `Echo: ${big}`);
 		assertDeniedMsg(await r.byId(n4), 'environment is private', 'after 100 KB');
+		await healthy('after 100 KB');
+		assert.ok(!r.msgs.some((m) => m.id === n3 && m.result), 'the 100 KB message was read');
 		// a bare CR between two messages (the Node server reads one line, not JSON)
 		await r.write(callMsg(++id, 'echo', { message: 'cr' }) + '\r' + line(callMsg(++id, 'get-env')));
 		await sleep(500);
