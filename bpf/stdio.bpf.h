@@ -265,7 +265,7 @@ __noinline int stdio_step_g(__u32 slot)
 			stdio_refuse(w, st, vs, le, MCPF_WHY_NEWLINE);
 			return 0;
 		}
-		if (le - vs > MCPF_STDIO_VALUE_MAX) {
+		if (le - vs >= MCPF_STDIO_VALUE_MAX) {
 			stdio_refuse(w, st, vs, le, MCPF_WHY_STDIO_LARGE);
 			return 0;
 		}
@@ -332,6 +332,7 @@ static __always_inline __u32 stdio_keep(struct tcp_work *w, struct mcpf_stdio_st
 	barrier_var(l);
 	if (!tmp || l > MCPF_STDIO_VALUE_MAX || l == 0)
 		return (__u32)-1;
+	l = ((l - 1) & MCPF_SCAN_MASK) + 1;
 	if (bpf_probe_read_kernel(tmp->data, l, &st->buf.data[vs & MCPF_SCAN_MASK]) ||
 	    bpf_probe_read_kernel(st->buf.data, l, tmp->data))
 		return (__u32)-1;
@@ -345,8 +346,10 @@ static __always_inline int stdio_load(struct stdio_run *r, struct tcp_work *w,
 	__u64 l = n;
 
 	barrier_var(l);
+	barrier_var(off);
 	if (l == 0 || l > MCPF_STDIO_PIECE || off > MCPF_STDIO_VALUE_MAX)
 		return -1;
+	l = ((l - 1) & (MCPF_STDIO_PIECE - 1)) + 1;
 	if (r->skb)
 		return bpf_skb_load_bytes(r->skb, w->sx.done, &st->buf.data[off], l) ? -1 : 0;
 	return bpf_probe_read_user(&st->buf.data[off], l, (void *)(w->sx.ubuf + w->sx.done)) ? -1 :
@@ -556,7 +559,8 @@ __noinline int stdio_replies(struct __sk_buff *skb, __u32 slot, __u32 sess)
 	n = len < REPLY_SCAN_MAX - 1 ? len : REPLY_SCAN_MAX - 1;
 	l = n;
 	barrier_var(l);
-	if (l == 0 || l > REPLY_SCAN_MAX - 1 || bpf_skb_load_bytes(skb, 0, buf->data, l))
+	if (l == 0 || l > REPLY_SCAN_MAX - 1 ||
+	    bpf_skb_load_bytes(skb, 0, buf->data, ((l - 1) & (REPLY_SCAN_MAX - 1)) + 1))
 		return 0;
 	buf->data[n & (REPLY_SCAN_MAX - 1)] = 0;
 	w->rc.n = n;
