@@ -125,8 +125,8 @@ static __always_inline void stdio_break(struct stdio_cursor *x, __u32 at)
 	count(MCPF_CNT_STDIO_BROKEN, 1);
 	if (!x->rewrite || at < x->lo || k >= MCPF_STDIO_ACTS)
 		return;
-	x->act_off[k] = at;
-	x->act_len[k] = 1;
+	x->act_off[k & (MCPF_STDIO_ACTS - 1)] = at;
+	x->act_len[k & (MCPF_STDIO_ACTS - 1)] = 1;
 	x->nact = k + 1;
 }
 

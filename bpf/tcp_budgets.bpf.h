@@ -52,7 +52,8 @@ static __always_inline __u64 agent_key(void)
 
 	h = (h ^ ino) * 0x100000001b3ULL;
 	h = (h ^ dev) * 0x100000001b3ULL;
-	h = (h ^ (__u32)bpf_get_current_uid_gid()) * 0x100000001b3ULL;
+	/* the uid through the task's cred: sk_skb has no bpf_get_current_uid_gid before 6.13 */
+	h = (h ^ (__u32)BPF_CORE_READ(t, cred, uid.val)) * 0x100000001b3ULL;
 	return h;
 }
 

@@ -45,7 +45,7 @@ struct decision {
 };
 
 /* stdio.bpf.h: where a run is in a stream's buffer, and the rewrites a step asks of its hook */
-#define MCPF_STDIO_ACTS (MCPF_SCAN_MAX_CALLS + 1)
+#define MCPF_STDIO_ACTS 16 /* a step's rewrites: a batch's calls and a break (a power of 2) */
 struct stdio_cursor {
 	__u64 key;    /* the stream's key in stdio_streams */
 	__u32 lo;     /* buffer bytes at or past lo are in this skb: they can be rewritten */

@@ -352,6 +352,12 @@ int cmd_features(int argc, char **argv)
 		printf("  cgroup v2: none: %s\n", why);
 	else
 		printf("  cgroup v2: %s (attach's default --cgroup)\n", cg);
+	printf("stdio plane (attach --pid): socketpairs enforced (sk_skb), pipes counted and "
+	       "audited (syscall tracepoints); --pipe-action kill: %s\n",
+	       features__signal_task() ?
+		       "yes (bpf_send_signal_task)" :
+		       "no (needs the bpf_send_signal_task kfunc, 6.13+): a denied call on a pipe "
+		       "is audited, not stopped");
 	print_probe(PROBE_FENTRY, "fentry/fexit (trampolines)");
 	read_line("/sys/kernel/security/lsm", line, sizeof(line));
 	if (!strstr(line, "bpf"))
