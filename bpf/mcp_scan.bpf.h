@@ -20,7 +20,7 @@
  *   MCPF_SCAN_OK          the first JSON value in buf (leading whitespace allowed) was read with
  *                         certainty: out->ncalls messages in out->calls[], out->end just past it.
  *                         MCPF_SCAN_TRAILING: other bytes follow (packed messages: scan again
- *                         from out->end); MCPF_SCAN_NEWLINE: a raw newline inside the value.
+ *                         from out->end); MCPF_SCAN_NEWLINE: a raw \\n or \\r inside the value.
  *   MCPF_SCAN_INCOMPLETE  the bytes end inside a value that is valid so far: wait for more and
  *                         scan again from the start (out->end == len).
  *   MCPF_SCAN_UNPARSED    anything else: invalid JSON or UTF-8 (lone surrogates included), a bound
@@ -1017,7 +1017,7 @@ static __always_inline void mcp_scan_structural(struct mcp_scan_ctx *c)
 		b = mcp_scan_byte(c->buf, pos);
 		if (!mcp_scan_is_ws(b))
 			break;
-		if (b == '\n' && c->s->depth)
+		if ((b == '\n' || b == '\r') && c->s->depth)
 			c->out->flags |= MCPF_SCAN_NEWLINE;
 		pos++;
 	}

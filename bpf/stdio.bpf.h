@@ -252,26 +252,31 @@ __noinline int stdio_step_g(__u32 slot)
 	vs = x->vstart;
 	if (vs >= end)
 		return 1;
-	le = stdio_eol(st, vs, end);
-	mcp_scan_from_global(&st->buf, vs, le, &w->res);
-	if (w->res.status == MCPF_SCAN_OK) {
+	/*
+	 * The scan runs to the end of the buffer, not of the line: a line end inside the value
+	 * sets MCPF_SCAN_NEWLINE, and only a refusal looks for where the line ends (its rest is
+	 * skipped from there).
+	 */
+	mcp_scan_from_global(&st->buf, vs, end, &w->res);
+	if (w->res.status == MCPF_SCAN_OK && !(w->res.flags & MCPF_SCAN_NEWLINE)) {
 		stdio_judge(w, st, vs);
 		x->pos = w->res.end > vs ? w->res.end : vs + 1;
 		st->phase = MCPF_STDIO_SYNC;
 		return 0;
 	}
+	if (w->res.flags & MCPF_SCAN_NEWLINE) { /* a line end inside the value */
+		stdio_refuse(w, st, vs, stdio_eol(st, vs, end), MCPF_WHY_NEWLINE);
+		return 0;
+	}
 	if (w->res.status == MCPF_SCAN_INCOMPLETE) {
-		if (le < end) { /* a line end inside the value */
-			stdio_refuse(w, st, vs, le, MCPF_WHY_NEWLINE);
-			return 0;
-		}
-		if (le - vs >= MCPF_STDIO_VALUE_MAX) {
-			stdio_refuse(w, st, vs, le, MCPF_WHY_STDIO_LARGE);
+		if (end - vs >= MCPF_STDIO_VALUE_MAX) {
+			stdio_refuse(w, st, vs, end, MCPF_WHY_STDIO_LARGE);
 			return 0;
 		}
 		x->pos = end; /* the value goes on in the next piece */
 		return 1;
 	}
+	le = stdio_eol(st, vs, end);
 	stdio_refuse(w, st, vs, le, w->res.why ? w->res.why : MCPF_WHY_JSON);
 	return 0;
 }
