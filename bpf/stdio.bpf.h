@@ -125,6 +125,7 @@ static __always_inline void stdio_break(struct stdio_cursor *x, __u32 at)
 	count(MCPF_CNT_STDIO_BROKEN, 1);
 	if (!x->rewrite || at < x->lo || k >= MCPF_STDIO_ACTS)
 		return;
+	barrier_var(k); /* or clang drops the mask after the test, and 6.1 loses the bound */
 	x->act_off[k & (MCPF_STDIO_ACTS - 1)] = at;
 	x->act_len[k & (MCPF_STDIO_ACTS - 1)] = 1;
 	x->nact = k + 1;
@@ -199,6 +200,7 @@ static __always_inline void stdio_judge(struct tcp_work *w, struct mcpf_stdio_st
 			broken = true;
 			continue;
 		}
+		barrier_var(k);
 		x->act_off[k & (MCPF_STDIO_ACTS - 1)] = o + 1;
 		x->act_len[k & (MCPF_STDIO_ACTS - 1)] = s - 2;
 		x->nact = k + 1;
