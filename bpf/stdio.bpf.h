@@ -637,6 +637,38 @@ __noinline int stdio_replies(struct __sk_buff *skb, __u32 slot, __u32 sess)
  * watched server's stdin, and each skb the server sends to its client, before the receiver can
  * read it. Always SK_PASS: denied calls are rewritten in place.
  */
+int handle_stdio_skb_replies(struct __sk_buff *skb);
+
+/*
+ * The answers' stage has a program of its own (one program verified for both would pass 6.1's
+ * limit of a million instructions); userspace puts it here when it loads the stdio programs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} stdio_progs SEC(".maps");
+
+/*
+ * Take the stream and a slot for this run; on failure, the bytes of a request stream are
+ * refused (another write of the stream is being judged, or every slot of the CPU is held).
+ */
+static __always_inline struct tcp_work *stdio_run_take(struct __sk_buff *skb,
+						       struct mcpf_stdio_stream *st)
+{
+	struct tcp_work *w = slot_take();
+
+	if (w && stdio_take(st))
+		return w;
+	if (w)
+		slot_release(w);
+	count(MCPF_CNT_BUSY, 1);
+	if (st->dir == MCPF_STDIO_REQUESTS)
+		stdio_poison_skb(skb, 0);
+	return NULL;
+}
+
 SEC("sk_skb/stream_verdict")
 int handle_stdio_skb(struct __sk_buff *skb)
 {
@@ -646,20 +678,33 @@ int handle_stdio_skb(struct __sk_buff *skb)
 
 	if (!st)
 		return SK_PASS; /* registered before its socket goes in the map: not one of ours */
-	w = slot_take();
-	if (!w || !stdio_take(st)) {
-		if (w)
-			slot_release(w);
-		count(MCPF_CNT_BUSY, 1);
-		/* cannot be judged now (another write of the stream is being judged): refused */
-		if (st->dir == MCPF_STDIO_REQUESTS)
-			stdio_poison_skb(skb, 0);
-		return SK_PASS;
+	if (st->dir != MCPF_STDIO_REQUESTS) {
+		bpf_tail_call(skb, &stdio_progs, 0);
+		return SK_PASS; /* the stage is missing: the answer passes as the server wrote it */
 	}
-	if (st->dir == MCPF_STDIO_REQUESTS)
-		stdio_requests(w, st, key, skb, NULL, skb->len);
-	else
-		stdio_replies(skb, w->slot.idx, st->session);
+	w = stdio_run_take(skb, st);
+	if (!w)
+		return SK_PASS;
+	stdio_requests(w, st, key, skb, NULL, skb->len);
+	st->owner = 0;
+	slot_release(w);
+	return SK_PASS;
+}
+
+/* The server's answers: the one to a denied call says so. */
+SEC("sk_skb/stream_verdict")
+int handle_stdio_skb_replies(struct __sk_buff *skb)
+{
+	__u64 key = bpf_get_socket_cookie(skb);
+	struct mcpf_stdio_stream *st = bpf_map_lookup_elem(&stdio_streams, &key);
+	struct tcp_work *w;
+
+	if (!st)
+		return SK_PASS;
+	w = stdio_run_take(skb, st);
+	if (!w)
+		return SK_PASS;
+	stdio_replies(skb, w->slot.idx, st->session);
 	st->owner = 0;
 	slot_release(w);
 	return SK_PASS;

@@ -55,7 +55,7 @@ static const char *const pinned_maps[] = {
 	"tcp_socks",	 "tcp_ports",	  "tcp_active",	  "tcp_gen",	 "tcp_rules",
 	"tcp_globs",	 "tcp_limits",	  "tcp_budgets",  "tcp_tickets", "tcp_stats",
 	"tcp_counters",	 "tcp_conns",	  "tcp_policies", "tcp_progs",	 "stdio_socks",
-	"stdio_streams", "stdio_pending", "pipe_progs",	  "pipe_writes",
+	"stdio_streams", "stdio_pending", "pipe_progs",	  "pipe_writes", "stdio_progs",
 };
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -146,7 +146,7 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 
 		bpf_object__for_each_program(p, skel->obj)
 			if (!strncmp(bpf_program__name(p), "handle_pipe_", 12) ||
-			    p == skel->progs.handle_stdio_skb)
+			    !strncmp(bpf_program__name(p), "handle_stdio_", 13))
 				bpf_program__set_autoload(p, o->stdio);
 	}
 	bpf_program__set_autoload(skel->progs.handle_pipe_kill,

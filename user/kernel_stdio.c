@@ -25,6 +25,13 @@
 
 int kernel_stdio__attach_prog(struct tcp_bpf *skel)
 {
+	int fd = bpf_program__fd(skel->progs.handle_stdio_skb_replies);
+	uint32_t zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_progs), &zero, &fd, BPF_ANY)) {
+		log_err("stdio_progs: %s", strerror(errno));
+		return -errno;
+	}
 	if (bpf_prog_attach(bpf_program__fd(skel->progs.handle_stdio_skb),
 			    bpf_map__fd(skel->maps.stdio_socks), BPF_SK_SKB_STREAM_VERDICT, 0)) {
 		log_err("sk_skb: attach to stdio_socks: %s", strerror(errno));

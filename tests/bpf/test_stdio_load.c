@@ -47,6 +47,7 @@ static void test_stdio_programs_load(void **state)
 	log_level = LOG_LVL_INFO;
 	assert_non_null(skel);
 	assert_true(bpf_program__fd(skel->progs.handle_stdio_skb) >= 0);
+	assert_true(bpf_program__fd(skel->progs.handle_stdio_skb_replies) >= 0);
 	assert_true(bpf_program__fd(skel->progs.handle_pipe_write) >= 0);
 	assert_true(bpf_program__fd(skel->progs.handle_pipe_judge) >= 0);
 	/* the kill stage is there exactly where its kfuncs are */
