@@ -133,8 +133,8 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	}
 	/* every byte is written once (no memset first: the ring's memory is not cleared) */
 	e->ts_ns = bpf_ktime_get_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	/* through the task's cred: sk_skb has no bpf_get_current_uid_gid before 6.13 */
+	/* through the task: sk_skb has no bpf_get_current_pid_tgid (6.1) nor _uid_gid (< 6.13) */
+	e->pid = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid);
 	e->uid = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), cred, uid.val);
 	e->kind = d->kind;
 	e->rule = d->rule;
