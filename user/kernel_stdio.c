@@ -282,6 +282,21 @@ bool kernel_stdio__has_pipes(const struct kernel_stdio_session *s, unsigned n)
 
 void kernel_stdio__flush(int map_fd)
 {
+	int streams = bpf_obj_get(MCPF_PIN_DIR "/stdio_streams");
+	uint64_t key;
+
+	/*
+	 * The streams go first: a socket leaves the psock only when its last reference goes, and
+	 * a reader asleep in read(2) holds one, so the verdict still runs on the next skb sent to
+	 * it after the deletion (it judged the first call after detach, and refused a denied
+	 * one). With no stream it passes every byte as it is.
+	 */
+	if (streams >= 0) {
+		while (!bpf_map_get_next_key(streams, NULL, &key))
+			if (bpf_map_delete_elem(streams, &key))
+				break;
+		close(streams);
+	}
 	for (uint32_t i = 0; i < 2 * MCPF_STDIO_MAX_SESSIONS; i++)
 		bpf_map_delete_elem(map_fd, &i);
 }

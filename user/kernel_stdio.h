@@ -53,7 +53,10 @@ int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action actio
 /* Remove the pinned tracepoint links (detach). */
 void kernel_stdio__unpin_pipes(void);
 
-/* Empty stdio_socks (pinned at path, or by fd): its sockets go back to plain sockets. */
+/*
+ * Empty stdio_socks (by fd): its sockets go back to plain sockets. The pinned stdio_streams is
+ * emptied first: a verdict that still runs on a socket held by a sleeping reader passes all.
+ */
 void kernel_stdio__flush(int map_fd);
 
 #endif
