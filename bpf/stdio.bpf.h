@@ -488,16 +488,25 @@ __noinline int stdio_poison_skb(struct __sk_buff *skb, __u32 from)
  * Judge len bytes the client sends on stream st (key), from skb or from ubuf (a pipe write), in
  * the run's slot w. Returns 0, or 1 when a value was denied or refused (pipes act on it).
  */
-static __always_inline int stdio_requests(struct tcp_work *w, struct mcpf_stdio_stream *st,
-					  __u64 key, struct __sk_buff *skb, void *ubuf, __u32 len)
+/*
+ * Set up the run in slot for len bytes of the stream key (from ubuf, for a pipe write; rewrite:
+ * the socketpair hook, which can rewrite). A global function: its locals are not on the stack of
+ * the program, whose frame is one of the seven of the deepest call chain.
+ */
+__noinline int stdio_begin(__u32 slot, __u64 key, __u64 ubuf, __u32 len, __u32 rewrite)
 {
-	struct stdio_run r = { .skb = skb, .slot = w->slot.idx };
-	struct stdio_cursor *x = &w->sx;
+	struct tcp_work *w = slot_at(slot);
+	struct mcpf_stdio_stream *st = bpf_map_lookup_elem(&stdio_streams, &key);
+	struct stdio_cursor *x;
 	struct mcpf_gen_cfg *gc;
 	struct mcpf_active *act;
-	__u32 zero = 0, gen, sess = st->session & (MCPF_STDIO_MAX_SESSIONS - 1);
+	__u32 zero = 0, gen, sess;
 
-	x->ubuf = (__u64)(unsigned long)ubuf;
+	if (!w || !st)
+		return -1;
+	x = &w->sx;
+	sess = st->session & (MCPF_STDIO_MAX_SESSIONS - 1);
+	x->ubuf = ubuf;
 	x->len = len;
 	x->done = 0;
 	x->failed = 0;
@@ -508,33 +517,66 @@ static __always_inline int stdio_requests(struct tcp_work *w, struct mcpf_stdio_
 	x->key = key;
 	x->policy = act && act->loaded && gc ? gc->policy : 0;
 	x->unparsed_allow = act && act->loaded && gc && gc->unparsed_allow;
-	x->rewrite = skb != NULL;
+	x->rewrite = rewrite;
 	x->deny = 0;
 	x->nact = 0;
 	mcpf_zero(&w->ck, sizeof(w->ck));
 	w->ck.stdio = sess + 1;
 	mcpf_zero(w->hd.h_session, sizeof(w->hd.h_session));
 	w->session_hash = mcpf_name_hash((const char *)&w->ck.stdio, 4, cfg_name_seed);
-	if (skb)
+	if (rewrite)
 		stdio_rw_text_fill(w);
 	count(MCPF_CNT_STDIO_BYTES, len);
-	bpf_loop(STDIO_MAX_PIECES, stdio_piece, &r, 0);
-	if (x->failed || x->done < x->len) {
-		/* what could not be read: refused; the stream judges again after a line end */
-		count(MCPF_CNT_STDIO_VALUES, 1);
-		st->phase = MCPF_STDIO_SKIP;
-		st->carry = 0;
-		if (x->unparsed_allow) {
-			stdio_refused(w->slot.idx, MCPF_WHY_STDIO_LARGE, 0);
-			return x->deny;
-		}
-		if (skb)
-			stdio_poison_skb(skb, x->done < x->len ? x->done : 0);
-		stdio_refused(w->slot.idx, MCPF_WHY_STDIO_LARGE,
-			      MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
+	return 0;
+}
+
+/*
+ * After the pieces: what could not be read is refused (the stream judges again after a line
+ * end). Returns 1 when something was denied or refused, 0 when all passed, 2 when the bytes
+ * from x->done on are to be poisoned (the socketpair hook does it). A global function.
+ */
+__noinline int stdio_finish(__u32 slot)
+{
+	struct tcp_work *w = slot_at(slot);
+	struct mcpf_stdio_stream *st;
+	struct stdio_cursor *x;
+
+	if (!w)
 		return 1;
+	x = &w->sx;
+	st = bpf_map_lookup_elem(&stdio_streams, &x->key);
+	if (!st)
+		return 1;
+	if (!x->failed && x->done >= x->len)
+		return x->deny ? 1 : 0;
+	count(MCPF_CNT_STDIO_VALUES, 1);
+	st->phase = MCPF_STDIO_SKIP;
+	st->carry = 0;
+	if (x->unparsed_allow) {
+		stdio_refused(slot, MCPF_WHY_STDIO_LARGE, 0);
+		return x->deny ? 1 : 0;
 	}
-	return x->deny;
+	stdio_refused(slot, MCPF_WHY_STDIO_LARGE, MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
+	return 2;
+}
+
+/*
+ * Judge len bytes the client sends on stream key, from skb or from ubuf (a pipe write), in the
+ * run's slot w. Returns 0, or 1 when a value was denied or refused (pipes act on it).
+ */
+static __always_inline int stdio_requests(struct tcp_work *w, __u64 key, struct __sk_buff *skb,
+					  void *ubuf, __u32 len)
+{
+	struct stdio_run r = { .skb = skb, .slot = w->slot.idx };
+	int ret;
+
+	if (stdio_begin(r.slot, key, (__u64)(unsigned long)ubuf, len, skb != NULL))
+		return 1;
+	bpf_loop(STDIO_MAX_PIECES, stdio_piece, &r, 0);
+	ret = stdio_finish(r.slot);
+	if (ret == 2 && skb)
+		stdio_poison_skb(skb, w->sx.done < w->sx.len ? w->sx.done : 0);
+	return ret ? 1 : 0;
 }
 
 /* ---- the socketpair hook ----------------------------------------------------------------- */
@@ -685,7 +727,7 @@ int handle_stdio_skb(struct __sk_buff *skb)
 	w = stdio_run_take(skb, st);
 	if (!w)
 		return SK_PASS;
-	stdio_requests(w, st, key, skb, NULL, skb->len);
+	stdio_requests(w, key, skb, NULL, skb->len);
 	st->owner = 0;
 	slot_release(w);
 	return SK_PASS;

@@ -39,6 +39,7 @@ struct pipe_write {
 	__u32 seg;    /* the one the judging stage works on */
 	__u32 deny;   /* a value was denied or refused */
 	__u32 unread; /* enum mcpf_why: bytes not read with certainty; 0 none */
+	__u64 cur_base, cur_len; /* the judging stage's bytes */
 	__u64 base[MCPF_PIPE_SEGS];
 	__u64 len[MCPF_PIPE_SEGS];
 };
@@ -158,16 +159,27 @@ static __always_inline __u64 pipe_hash(struct pipe_write *pw, __u64 from, __u64 
  * Bytes the writer cannot have judged: reported unread, and the server killed under
  * MCPF_PIPE_KILL (the stream starts again after a line end).
  */
-static __always_inline void pipe_unread(void *ctx, struct pipe_write *pw,
-					struct mcpf_stdio_stream *st, __u32 why)
+/*
+ * Bytes the writer's write of pid_tgid cannot have judged: reported unread (why), the stream
+ * starts again after a line end. Returns 1 when the server is to be killed. A global function.
+ */
+__noinline int pipe_unread_note(__u64 pid_tgid, __u32 why)
 {
-	struct tcp_work *w = slot_take();
+	struct pipe_write *pw = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
+	struct mcpf_stdio_stream *st;
+	struct tcp_work *w;
 
+	if (!pw)
+		return 0;
+	st = bpf_map_lookup_elem(&stdio_streams, &pw->key);
+	if (!st)
+		return 0;
 	st->phase = MCPF_STDIO_SKIP;
 	st->carry = 0;
 	st->resend = 0;
 	pw->deny = 1;
 	pw->unread = why;
+	w = slot_take();
 	if (w) {
 		mcpf_zero(&w->ck, sizeof(w->ck));
 		w->ck.stdio = (st->session & (MCPF_STDIO_MAX_SESSIONS - 1)) + 1;
@@ -176,8 +188,41 @@ static __always_inline void pipe_unread(void *ctx, struct pipe_write *pw,
 		stdio_refused(w->slot.idx, why, MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
 		slot_release(w);
 	}
-	if (st->action == MCPF_PIPE_KILL)
+	return st->action == MCPF_PIPE_KILL;
+}
+
+/* pipe_unread_note, then the kill stage where it says so. */
+static __always_inline void pipe_unread(void *ctx, __u64 pid_tgid, __u32 why)
+{
+	if (pipe_unread_note(pid_tgid, why))
 		bpf_tail_call(ctx, &pipe_progs, PIPE_KILL);
+}
+
+/*
+ * The segment of the write of pid_tgid that the judging stage works on, the resent rest left
+ * out: pw->cur_base, pw->cur_len. Returns 0 (judge them), 1 (nothing to judge), or the enum
+ * mcpf_why of bytes that cannot be judged. A global function.
+ */
+__noinline int pipe_seg_next(__u64 pid_tgid)
+{
+	struct pipe_write *pw = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
+	__u64 len, skip;
+	__u32 s;
+
+	if (!pw)
+		return 1;
+	s = pw->seg;
+	if (s >= pw->nseg || s >= MCPF_PIPE_SEGS)
+		return 1;
+	len = pw->len[s];
+	/* the bytes of the resent rest are in the first segments */
+	skip = pw->skip < len ? pw->skip : len;
+	pw->skip -= skip;
+	pw->cur_base = pw->base[s] + skip;
+	pw->cur_len = len - skip;
+	if (!pw->cur_len)
+		return 1;
+	return pw->cur_len > 0xffffffffULL ? MCPF_WHY_STDIO_LARGE : 0;
 }
 
 /* Start judging the write in pw (filled but for skip): the judging stage goes on. */
@@ -199,7 +244,7 @@ static __always_inline int pipe_begin(void *ctx, __u64 pid_tgid, struct pipe_wri
 				return 0;
 			rec = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
 			if (rec)
-				pipe_unread(ctx, rec, st, MCPF_WHY_RESEND);
+				pipe_unread(ctx, pid_tgid, MCPF_WHY_RESEND);
 			return 0;
 		}
 		pw->skip = st->resend;
@@ -267,7 +312,7 @@ static __always_inline int pipe_writev(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	rec = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
 	if (rec)
-		pipe_unread(ctx, rec, st, MCPF_WHY_IOVECS);
+		pipe_unread(ctx, pid_tgid, MCPF_WHY_IOVECS);
 	return 0;
 }
 
@@ -303,7 +348,7 @@ static __always_inline int pipe_opaque(struct trace_event_raw_sys_enter *ctx, __
 		return 0;
 	rec = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
 	if (rec)
-		pipe_unread(ctx, rec, st, MCPF_WHY_OPAQUE);
+		pipe_unread(ctx, pid_tgid, MCPF_WHY_OPAQUE);
 	return 0;
 }
 
@@ -345,39 +390,28 @@ int handle_pipe_judge(struct trace_event_raw_sys_enter *ctx)
 	struct pipe_write *pw = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
 	struct mcpf_stdio_stream *st;
 	struct tcp_work *w;
-	__u64 base, len, skip;
-	__u32 s;
+	int next;
 
 	if (!pw)
 		return 0;
 	st = bpf_map_lookup_elem(&stdio_streams, &pw->key);
 	if (!st)
 		return 0;
-	s = pw->seg;
-	if (s >= pw->nseg || s >= MCPF_PIPE_SEGS)
+	next = pipe_seg_next(pid_tgid);
+	if (next > 1) {
+		pipe_unread(ctx, pid_tgid, next);
 		return 0;
-	base = pw->base[s];
-	len = pw->len[s];
-	/* the bytes of the resent rest are in the first segments */
-	skip = pw->skip < len ? pw->skip : len;
-	pw->skip -= skip;
-	if (len - skip) {
+	}
+	if (!next) {
 		w = slot_take();
 		if (!w || !stdio_take(st)) {
 			if (w)
 				slot_release(w);
 			count(MCPF_CNT_BUSY, 1);
-			pipe_unread(ctx, pw, st, MCPF_WHY_BUSY);
+			pipe_unread(ctx, pid_tgid, MCPF_WHY_BUSY);
 			return 0;
 		}
-		if (len - skip > 0xffffffffULL) {
-			st->owner = 0;
-			slot_release(w);
-			pipe_unread(ctx, pw, st, MCPF_WHY_STDIO_LARGE);
-			return 0;
-		}
-		if (stdio_requests(w, st, pw->key, NULL, (void *)(base + skip),
-				   (__u32)(len - skip)))
+		if (stdio_requests(w, pw->key, NULL, (void *)pw->cur_base, (__u32)pw->cur_len))
 			pw->deny = 1;
 		st->owner = 0;
 		slot_release(w);
@@ -386,8 +420,8 @@ int handle_pipe_judge(struct trace_event_raw_sys_enter *ctx)
 		bpf_tail_call(ctx, &pipe_progs, PIPE_KILL);
 		return 0;
 	}
-	pw->seg = s + 1;
-	if (s + 1 < pw->nseg)
+	pw->seg++;
+	if (pw->seg < pw->nseg)
 		bpf_tail_call(ctx, &pipe_progs, PIPE_JUDGE);
 	return 0;
 }
