@@ -134,7 +134,7 @@ int main(void)
 	setenv("PATH", "/bin:" ROOT "/build", 1);
 	setenv("HOME", "/root", 1);
 	setenv("MCPFENCE", ROOT "/build/mcpfence", 1);
-	setenv("MCPF_TEST_DEBUG", "1", 1); /* a verifier's refusal, in full, in the log */
+	setenv("MCPF_TEST_DEBUG", "1", 1);    /* a verifier's refusal, in full, in the log */
 	setenv("STDIO_RACE_ROUNDS", "64", 1); /* test_stdio's pipe race: TCG is slow */
 	if (chdir(ROOT))
 		say("init: %s: %s\n", ROOT, strerror(errno));
