@@ -495,11 +495,12 @@ static void socket_unlisted(pid_t pid, struct end_work *w, struct stdio_end *e)
 	if (domain == AF_UNIX && type == SOCK_STREAM) {
 		e->kind = STDIO_UNIX_STREAM;
 		log_warn("pid %d fd %d: a unix stream socket (inode %llu) that sock_diag does not "
-			 "list: its peer is unknown",
+			 "list (is the unix_diag module loaded? `modprobe unix_diag`): its peer is "
+			 "unknown",
 			 pid, w->fd, (unsigned long long)e->ino);
 		desc_add(e,
 			 "unix stream socket, inode %llu; client end unknown: sock_diag does not "
-			 "list it (another network namespace?)",
+			 "list it (another network namespace? no unix_diag module?)",
 			 (unsigned long long)e->ino);
 		return;
 	}

@@ -21,7 +21,10 @@
 #include <unistd.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -66,6 +69,36 @@ static void loopback_up(void)
 }
 
 static volatile sig_atomic_t alarmed;
+
+/*
+ * Load unix_diag where this kernel has it as a module (Debian's do): a real system loads it
+ * when sock_diag first asks for AF_UNIX; here nothing would. Compressed modules are handed to
+ * the kernel to decompress (MODULE_INIT_COMPRESSED_FILE, 5.17+).
+ */
+static void unix_diag_load(void)
+{
+	static const char *const names[] = { "unix_diag.ko", "unix_diag.ko.xz",
+					     "unix_diag.ko.zst" };
+	struct utsname u;
+	char path[512];
+
+	if (uname(&u))
+		return;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int fd;
+
+		snprintf(path, sizeof(path), "/lib/modules/%s/%s", u.release, names[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (syscall(SYS_finit_module, fd, "", i ? 4 /* MODULE_INIT_COMPRESSED_FILE */ : 0))
+			say("init: %s: finit_module: %s\n", path, strerror(errno));
+		else
+			say("init: %s loaded\n", path);
+		close(fd);
+		return;
+	}
+}
 
 static void on_alarm(int sig)
 {
@@ -131,6 +164,7 @@ int main(void)
 	mnt("tracefs", "/sys/kernel/tracing");
 	mnt("securityfs", "/sys/kernel/security");
 	loopback_up();
+	unix_diag_load();
 	setenv("PATH", "/bin:" ROOT "/build", 1);
 	setenv("HOME", "/root", 1);
 	setenv("MCPFENCE", ROOT "/build/mcpfence", 1);

@@ -102,6 +102,14 @@ fetch() {
 		dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards './boot/vmlinuz-*' >"$img.tmp" &&
 			mv "$img.tmp" "$img" || { rm -f "$img.tmp"; return 1; }
 	fi
+	# unix_diag, a module there (a real system loads it when sock_diag asks): attach --pid
+	# finds the client's end of a socketpair with it; init loads it
+	if [ ! -d "$img.modules" ]; then
+		mkdir -p "$img.modules.tmp" &&
+			dpkg-deb --fsys-tarfile "$deb" |
+			tar -x -C "$img.modules.tmp" --wildcards './lib/modules/*/kernel/net/unix/unix_diag.ko*' 2>/dev/null
+		mv "$img.modules.tmp" "$img.modules"
+	fi
 	echo "$img"
 }
 
@@ -129,6 +137,16 @@ for b in build/mcpfence "${tests[@]}"; do ldd "$b"; done |
 		mkdir -p "$root$(dirname "$lib")"
 		cp -L "$lib" "$root$lib"
 	done
+# each kernel's unix_diag module, as /lib/modules/RELEASE/unix_diag.ko[.xz|.zst]
+for img in "${images[@]}"; do
+	for m in "$img".modules/lib/modules/*/kernel/net/unix/unix_diag.ko*; do
+		[ -f "$m" ] || continue
+		rel=${m#"$img".modules/lib/modules/}
+		rel=${rel%%/*}
+		mkdir -p "$root/lib/modules/$rel"
+		cp "$m" "$root/lib/modules/$rel/"
+	done
+done
 # /lib64 -> usr: the dynamic loader's path as binaries name it
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.gz" ||
 	cannot "cannot pack the initramfs"
