@@ -155,7 +155,9 @@ static inline int scan_ref__check(const char *data, size_t len, const struct mcp
 	for (i = r->end; i < len; i++)
 		if (!strchr(" \t\r\n", data[i]) || !data[i])
 			trailing = 1;
-	newline = memchr(data + start, '\n', r->end - start) != NULL;
+	/* MCPF_SCAN_NEWLINE: a raw \n or \r inside the value (a line end to some stdio reader) */
+	newline = memchr(data + start, '\n', r->end - start) != NULL ||
+		  memchr(data + start, '\r', r->end - start) != NULL;
 	if (trailing != !!(r->flags & MCPF_SCAN_TRAILING) ||
 	    newline != !!(r->flags & MCPF_SCAN_NEWLINE)) {
 		rc = scan_ref__fail(why, whylen, "flags %#x, trailing %d newline %d", r->flags,
