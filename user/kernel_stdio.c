@@ -4,7 +4,6 @@
  * taken with pidfd_getfd (root), used to put the sockets in stdio_socks and read their cookies,
  * then closed: the map holds the sockets, the server and its client keep theirs unchanged.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -12,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "kernel.h"
@@ -100,66 +98,6 @@ static uint64_t cookie_of(pid_t pid, int fd)
 	return c;
 }
 
-/* Is a thread of pid blocked in a read of fd (read, readv, recvfrom, recvmsg, recvmmsg)? */
-static bool reader_blocked(pid_t pid, int fd)
-{
-	static const long reads[] = { SYS_read, SYS_readv, SYS_recvfrom, SYS_recvmsg,
-				      SYS_recvmmsg };
-	char path[64], line[256];
-	struct dirent *d;
-	bool found = false;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	dir = opendir(path);
-	if (!dir)
-		return false;
-	while (!found && (d = readdir(dir))) {
-		long nr;
-		unsigned long long arg0;
-		FILE *f;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/syscall", pid, d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		/* "NR 0xARG0 0xARG1 ... 0xSP 0xPC" while in a syscall; "running" otherwise */
-		if (fgets(line, sizeof(line), f) && sscanf(line, "%ld %llx", &nr, &arg0) == 2)
-			for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
-				found |= nr == reads[i] && arg0 == (unsigned long long)fd;
-		fclose(f);
-	}
-	closedir(dir);
-	return found;
-}
-
-/* Wait (up to 1 s) until pid is stopped; false if it is not. */
-static bool wait_stopped(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	for (int i = 0; i < 1000; i++) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return false;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			return false;
-		buf[n] = 0;
-		p = strrchr(buf, ')');
-		if (p && (p[2] == 'T' || p[2] == 't'))
-			return true;
-		usleep(1000);
-	}
-	return false;
-}
-
 /*
  * A thread blocked in a read of a socket since before the socket went into stdio_socks waits on
  * the socket's own queue, where nothing comes any more: what the client sends now goes to the
@@ -175,7 +113,7 @@ static void kick_readers(const struct stdio_holder *h, unsigned n, const char *w
 
 		for (unsigned j = 0; j < i; j++)
 			seen |= h[j].pid == h[i].pid;
-		if (seen || !reader_blocked(h[i].pid, h[i].fd))
+		if (seen || !stdio_find__reading(h[i].pid, h[i].fd))
 			continue;
 		if (kill(h[i].pid, SIGSTOP)) {
 			log_warn("pid %d: blocked in a read of %s since before the attachment, and "
@@ -184,7 +122,7 @@ static void kick_readers(const struct stdio_holder *h, unsigned n, const char *w
 				 h[i].pid, what, strerror(errno));
 			continue;
 		}
-		if (!wait_stopped(h[i].pid))
+		if (!stdio_find__stopped(h[i].pid, 1000))
 			log_warn("pid %d: did not stop within 1 s", h[i].pid);
 		kill(h[i].pid, SIGCONT);
 		log_info("pid %d (%s): its read of %s, blocked since before the attachment, "
@@ -197,20 +135,12 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 		      struct kernel_stdio_session *s)
 {
 	struct stdio_end in, out;
-	char path[64];
-	FILE *f;
 	int err;
 
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
 	s->action = action;
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	f = fopen(path, "r");
-	if (f) {
-		if (fgets(s->comm, sizeof(s->comm), f))
-			s->comm[strcspn(s->comm, "\n")] = 0;
-		fclose(f);
-	}
+	stdio_find__comm(pid, s->comm);
 	err = stdio_find__server(pid, &in, &out);
 	if (err)
 		return err;

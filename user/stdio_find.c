@@ -62,8 +62,7 @@ static void desc_add(struct stdio_end *e, const char *fmt, ...)
 		memcpy(e->desc + sizeof(e->desc) - 4, "...", 4);
 }
 
-/* /proc/PID/comm, or "?" when it cannot be read (the process is gone). */
-static void proc_comm(pid_t pid, char comm[16])
+void stdio_find__comm(pid_t pid, char comm[16])
 {
 	char path[64];
 	ssize_t n;
@@ -116,6 +115,62 @@ static pid_t proc_tgid(int dir)
 	buf[n] = 0;
 	p = strstr(buf, "\nTgid:");
 	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
+}
+
+bool stdio_find__reading(pid_t pid, int fd)
+{
+	static const long reads[] = { SYS_read, SYS_readv, SYS_recvfrom, SYS_recvmsg,
+				      SYS_recvmmsg };
+	char path[64], line[256];
+	struct dirent *d;
+	bool found = false;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return false;
+	while (!found && (d = readdir(dir))) {
+		long nr;
+		unsigned long long arg0;
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/syscall", pid, d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		/* "NR 0xARG0 0xARG1 ... 0xSP 0xPC" while in a syscall; "running" otherwise */
+		if (fgets(line, sizeof(line), f) && sscanf(line, "%ld %llx", &nr, &arg0) == 2)
+			for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+				found |= nr == reads[i] && arg0 == (unsigned long long)fd;
+		fclose(f);
+	}
+	closedir(dir);
+	return found;
+}
+
+bool stdio_find__stopped(pid_t pid, int ms)
+{
+	char path[32];
+	int dir;
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return false;
+	for (int i = 0; i < ms; i++) {
+		char st = proc_state(dir);
+
+		if (st == 'T' || st == 't' || !st) {
+			close(dir);
+			return st != 0;
+		}
+		usleep(1000);
+	}
+	close(dir);
+	return false;
 }
 
 /* The O_ACCMODE bits of fd of pid, from the "flags:" (octal) of its fdinfo; -errno if unknown. */
@@ -671,7 +726,7 @@ static void holder_match(pid_t server, pid_t pid, int fd, const char *link, stru
 		if (t[i].pipe != pipe || t[i].ino != ino)
 			continue;
 		if (!comm[0])
-			proc_comm(pid, comm);
+			stdio_find__comm(pid, comm);
 		if (t[i].reader == t[i].writer) {
 			reads = true;
 			writes = false;

@@ -97,6 +97,15 @@ struct stdio_diag {
 int stdio_find__diag_answer(const void *buf, size_t len, uint32_t seq, uint32_t ino,
 			    struct stdio_diag *d);
 
+/* /proc/PID/comm, or "?" when it cannot be read (the process is gone). */
+void stdio_find__comm(pid_t pid, char comm[16]);
+
+/* Is a thread of pid blocked in a read of its fd (read, readv, recvfrom, recvmsg, recvmmsg)? */
+bool stdio_find__reading(pid_t pid, int fd);
+
+/* Wait up to ms milliseconds until pid is stopped (T or t); false if it does not stop or is gone. */
+bool stdio_find__stopped(pid_t pid, int ms);
+
 /* "missing", "unix stream", "pipe", "other" */
 const char *stdio_find__kind_name(enum stdio_kind kind);
 

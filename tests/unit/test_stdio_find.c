@@ -619,6 +619,50 @@ static void test_dead_and_zombie(void **state)
 	log_level = saved;
 }
 
+/*
+ * What attach asks before it restarts a read: a child blocked in read(2) of its fd 0 is seen
+ * reading fd 0 (not fd 1); stopped with SIGSTOP, it is seen stopped; gone, it is neither.
+ */
+static void test_reading_and_stopped(void **state)
+{
+	char comm[16], mine[16];
+	int p[2];
+	pid_t pid;
+	bool seen = false;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char c;
+
+		dup2(p[0], 0);
+		_exit(read(0, &c, 1) == 1 ? 0 : 1);
+	}
+	for (int i = 0; i < 2000 && !seen; i++) {
+		seen = stdio_find__reading(pid, 0);
+		if (!seen)
+			usleep(1000);
+	}
+	assert_true(seen);
+	assert_false(stdio_find__reading(pid, 1));
+	assert_false(stdio_find__stopped(pid, 0));
+	stdio_find__comm(pid, comm);
+	stdio_find__comm(getpid(), mine); /* a fork keeps the name (valgrind's, under valgrind) */
+	assert_string_equal(comm, mine);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	assert_true(stdio_find__stopped(pid, 2000));
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_false(stdio_find__reading(pid, 0));
+	assert_false(stdio_find__stopped(pid, 10));
+	stdio_find__comm(pid, comm);
+	assert_string_equal(comm, "?");
+	close(p[0]);
+	close(p[1]);
+}
+
 /* Cookies: the same for two copies of one socket, as sock_diag reports it; none for a pipe. */
 static void test_cookie(void **state)
 {
@@ -871,6 +915,7 @@ int main(void)
 		cmocka_unit_test(test_thread_id),
 		cmocka_unit_test(test_many_holders),
 		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_reading_and_stopped),
 		cmocka_unit_test(test_cookie),
 		cmocka_unit_test(test_take),
 		cmocka_unit_test(test_diag_answers),
