@@ -228,6 +228,7 @@ int audit__write(struct audit *a, const struct audit_event *ev)
 	if (ev->client_uid != (uid_t)-1)
 		json_object_set_new(client, "uid", json_integer(ev->client_uid));
 	set_str(client, "exe", ev->client_exe);
+	set_str(client, "name", ev->client_name);
 	json_object_set_new(o, "client", client);
 	set_str(o, "method", ev->method);
 	set_str(o, "tool", ev->tool);

@@ -23,7 +23,8 @@ struct audit_event {
 	pid_t client_pid;    /* 0: unknown */
 	uid_t client_uid;    /* (uid_t)-1: unknown */
 	const char *client_exe;
-	const char *method; /* "tools/call", or what the message was */
+	const char *client_name; /* the name the client gave itself (clientInfo) */
+	const char *method;	 /* "tools/call", or what the message was */
 	const char *tool;
 	const json_t *args;   /* the call's arguments: keys logged, values only if audit_values */
 	const char *decision; /* "allow", "deny" */

@@ -359,6 +359,13 @@ json_t *jsonrpc__error(const json_t *id, int code, const char *message)
 			 code, "message", message);
 }
 
+const char *jsonrpc__request_revision(const json_t *params)
+{
+	json_t *meta = json_object_get(params, "_meta");
+
+	return json_string_value(json_object_get(meta, MCP_META_PROTOCOL_VERSION));
+}
+
 json_t *jsonrpc__result(const json_t *id, json_t *result)
 {
 	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", (json_t *)id, "result", result);

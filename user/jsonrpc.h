@@ -101,6 +101,16 @@ bool jsonrpc__blank(const char *line, size_t len);
 
 /* Compact serialization of a message followed by '\n'; malloc'ed, *len set. NULL on ENOMEM. */
 char *jsonrpc__dump_line(const json_t *v, size_t *len);
+/* Keys of the 2026-07-28 revision in params._meta of every request, and in a result's _meta. */
+#define MCP_META_PROTOCOL_VERSION "io.modelcontextprotocol/protocolVersion"
+#define MCP_META_CLIENT_INFO "io.modelcontextprotocol/clientInfo"
+#define MCP_META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+/*
+ * The revision a request names in params._meta (2026-07-28 on, every request carries it), or
+ * NULL: an earlier revision, which named it once, in initialize.
+ */
+const char *jsonrpc__request_revision(const json_t *params);
+
 /* {"jsonrpc":"2.0","id":id|null,"error":{"code":code,"message":message}} */
 json_t *jsonrpc__error(const json_t *id, int code, const char *message);
 /* {"jsonrpc":"2.0","id":id,"result":result}; steals result */

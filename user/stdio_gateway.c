@@ -67,8 +67,10 @@ struct gw {
 	pid_t client_pid;
 	uid_t client_uid;
 	char client_exe[256];
+	char client_name[128]; /* clientInfo.name: of initialize, or of the last request's _meta */
 	char agent[300];
-	json_t *init_id;       /* id of the initialize request, to learn the server's name */
+	json_t *init_id;       /* id of initialize or server/discover, to learn the server's name */
+	json_t *server_info;   /* the server's serverInfo, once it said it (any revision) */
 	struct batch *batches; /* client batches whose answers are not all in */
 	struct batch *cur;     /* the batch being read */
 	unsigned server_warnings;
@@ -228,16 +230,34 @@ size_t stdio_gateway__filter_tools(const struct policy *p, json_t *result)
 	return removed;
 }
 
-json_t *stdio_gateway__denial(const json_t *id, const char *reason, const char *rule,
-			      const char *kind, uint64_t retry_after_s)
+bool stdio_gateway__private_view(json_t *result)
+{
+	const char *scope = json_string_value(json_object_get(result, "cacheScope"));
+
+	if (!json_object_get(result, "cacheScope") || (scope && !strcmp(scope, "private")))
+		return false;
+	json_object_set_new(result, "cacheScope", json_string("private"));
+	return true;
+}
+
+json_t *stdio_gateway__denial(const json_t *req, const char *reason, const char *rule,
+			      const char *kind, uint64_t retry_after_s, const json_t *server_info)
 {
 	char text[DECIDE_REASON_LEN + 32];
 	json_t *retry = retry_after_s ? json_integer(retry_after_s) : json_null();
+	json_t *result, *meta;
 
 	snprintf(text, sizeof(text), "denied by policy: %s", reason);
-	return jsonrpc__result(id, json_pack("{s:[{s:s, s:s}], s:b, s:{s:s, s:s, s:o}}", "content",
-					     "type", "text", "text", text, "isError", 1, "_meta",
-					     "rule", rule, "kind", kind, "retry_after_s", retry));
+	result = json_pack("{s:[{s:s, s:s}], s:b, s:{s:s, s:s, s:o}}", "content", "type", "text",
+			   "text", text, "isError", 1, "_meta", "rule", rule, "kind", kind,
+			   "retry_after_s", retry);
+	meta = json_object_get(result, "_meta");
+	if (result && jsonrpc__request_revision(json_object_get(req, "params"))) {
+		json_object_set_new(result, "resultType", json_string("complete"));
+		if (json_is_object(server_info))
+			json_object_set(meta, MCP_META_SERVER_INFO, (json_t *)server_info);
+	}
+	return jsonrpc__result(json_object_get(req, "id"), result);
 }
 
 /* --- audit --- */
@@ -255,6 +275,7 @@ static void audit_call(struct gw *g, const char *method, const char *tool, const
 		.client_pid = g->client_pid,
 		.client_uid = g->client_uid,
 		.client_exe = g->client_exe[0] ? g->client_exe : NULL,
+		.client_name = g->client_name[0] ? g->client_name : NULL,
 		.method = method,
 		.tool = tool,
 		.args = args,
@@ -271,19 +292,20 @@ static void audit_call(struct gw *g, const char *method, const char *tool, const
 	audit__write(g->audit, &ev);
 }
 
-/* A denial, audited with who declined it when a human did (by), else NULL. */
-static void deny_call_by(struct gw *g, const json_t *id, const char *tool, const json_t *args,
+/* A denial of the call req, audited with who declined it when a human did (by), else NULL. */
+static void deny_call_by(struct gw *g, const json_t *req, const char *tool, const json_t *args,
 			 const struct decision *d, const char *by, uint64_t t0)
 {
-	audit_call(g, "tools/call", tool, args, id, d, by, t0);
-	reply(g, stdio_gateway__denial(id, d->reason, d->pointer, decide__kind_name(d->kind),
-				       d->kind == KIND_LIMIT ? d->retry_after_s : 0));
+	audit_call(g, "tools/call", tool, args, json_object_get(req, "id"), d, by, t0);
+	reply(g,
+	      stdio_gateway__denial(req, d->reason, d->pointer, decide__kind_name(d->kind),
+				    d->kind == KIND_LIMIT ? d->retry_after_s : 0, g->server_info));
 }
 
-static void deny_call(struct gw *g, const json_t *id, const char *tool, const json_t *args,
+static void deny_call(struct gw *g, const json_t *req, const char *tool, const json_t *args,
 		      const struct decision *d, uint64_t t0)
 {
-	deny_call_by(g, id, tool, args, d, NULL, t0);
+	deny_call_by(g, req, tool, args, d, NULL, t0);
 }
 
 /* --- tools/call --- */
@@ -301,7 +323,7 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 	struct reservation res;
 
 	if (limits__reserve(g->limits, g->policy, d->rule, &keys, &res, d)) {
-		deny_call(g, id, tool, args, d, t0);
+		deny_call(g, msg, tool, args, d, t0);
 		return;
 	}
 	if (to_server_msg(g, msg, raw, len)) {
@@ -385,7 +407,7 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 		else
 			decide__deny(&dd, KIND_APPROVAL, d->pointer,
 				     "too many calls already wait for approval");
-		deny_call(g, json_object_get(msg, "id"), tool, NULL, &dd, clock__mono_us());
+		deny_call(g, msg, tool, NULL, &dd, clock__mono_us());
 		return;
 	}
 	/*
@@ -417,12 +439,12 @@ static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
 		memset(&d, 0, sizeof(d));
 		decide__deny(&d, KIND_INVALID, "(invalid call)",
 			     "tools/call needs \"params\" with a string \"name\"");
-		deny_call(g, json_object_get(msg, "id"), tool, NULL, &d, t0);
+		deny_call(g, msg, tool, NULL, &d, t0);
 		return;
 	}
 	decide__call(g->policy, tool, args, &d);
 	if (d.verdict == VERDICT_DENY) {
-		deny_call(g, json_object_get(msg, "id"), tool, args, &d, t0);
+		deny_call(g, msg, tool, args, &d, t0);
 		return;
 	}
 	if (d.verdict == VERDICT_APPROVE) {
@@ -435,7 +457,6 @@ static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
 /* A held call is decided: judge it again under the policy in force now, then limits. */
 static void finish_approval(struct gw *g, struct approval *a)
 {
-	const json_t *id = json_object_get(a->msg, "id");
 	const char *by = a->by[0] ? a->by : NULL; /* who decided, when someone did */
 	struct decision d;
 
@@ -463,7 +484,7 @@ static void finish_approval(struct gw *g, struct approval *a)
 					    a->elicit_id, "reason", reason));
 	}
 	if (d.verdict == VERDICT_DENY)
-		deny_call_by(g, id, a->tool, a->args, &d, by, a->started_us);
+		deny_call_by(g, a->msg, a->tool, a->args, &d, by, a->started_us);
 	else
 		reserve_and_forward(g, a->msg, a->raw, a->raw_len, a->tool, a->args, &d, by,
 				    a->started_us);
@@ -571,8 +592,18 @@ static void client_notification(struct gw *g, struct jr_msg *m, const char *raw,
 	to_server_msg(g, m->root, raw, len);
 }
 
+/* The client's name, from initialize's clientInfo or a 2026-07-28 request's _meta. */
+static void learn_client(struct gw *g, const json_t *info)
+{
+	const char *name = json_string_value(json_object_get(info, "name"));
+
+	if (name)
+		snprintf(g->client_name, sizeof(g->client_name), "%s", name);
+}
+
 static void client_request(struct gw *g, struct jr_msg *m, const char *raw, size_t len)
 {
+	learn_client(g, json_object_get(json_object_get(m->params, "_meta"), MCP_META_CLIENT_INFO));
 	if (!strcmp(m->method, "tools/call")) {
 		judge_call(g, m->root, raw, len);
 		return;
@@ -581,6 +612,9 @@ static void client_request(struct gw *g, struct jr_msg *m, const char *raw, size
 		json_t *caps = json_object_get(m->params, "capabilities");
 
 		g->client_elicitation = json_is_object(json_object_get(caps, "elicitation"));
+		learn_client(g, json_object_get(m->params, "clientInfo"));
+	}
+	if (!strcmp(m->method, "initialize") || !strcmp(m->method, "server/discover")) {
 		json_decref(g->init_id);
 		g->init_id = json_incref(m->id);
 	}
@@ -689,23 +723,37 @@ static void server_warn(struct gw *g, const char *what, size_t len)
 			 what);
 }
 
-/* Filter a response to tools/list; learn the server's name from initialize. true: changed. */
+/* The server's serverInfo (info: an object with a string "name"), the first time it says it. */
+static void learn_server(struct gw *g, json_t *info)
+{
+	const char *name = json_string_value(json_object_get(info, "name"));
+
+	if (!name || g->server_info)
+		return;
+	g->server_info = json_deep_copy(info);
+	if (!g->name_given)
+		snprintf(g->server_name, sizeof(g->server_name), "%s", name);
+}
+
+/*
+ * Filter a response to tools/list; learn the server's name from initialize or server/discover
+ * (2026-07-28), or from the serverInfo a 2026-07-28 server puts in every result's _meta.
+ * true: changed.
+ */
 static bool server_response(struct gw *g, json_t *v)
 {
 	json_t *id = json_object_get(v, "id"), *result = json_object_get(v, "result");
+	bool changed;
 
 	if (g->init_id && json_equal(id, g->init_id)) {
-		const char *name = json_string_value(
-			json_object_get(json_object_get(result, "serverInfo"), "name"));
-
 		json_t *tools = json_object_get(json_object_get(result, "capabilities"), "tools");
 
-		if (name && !g->name_given)
-			snprintf(g->server_name, sizeof(g->server_name), "%s", name);
+		learn_server(g, json_object_get(result, "serverInfo"));
 		g->list_changed = json_is_true(json_object_get(tools, "listChanged"));
 		json_decref(g->init_id);
 		g->init_id = NULL;
 	}
+	learn_server(g, json_object_get(json_object_get(result, "_meta"), MCP_META_SERVER_INFO));
 	/*
 	 * Every answer that carries a list of tools is filtered, whatever its id: matching answers
 	 * to tools/list requests by id would let a list through whose id the server wrote
@@ -714,7 +762,8 @@ static bool server_response(struct gw *g, json_t *v)
 	 */
 	if (!json_is_array(json_object_get(result, "tools")))
 		return false;
-	return stdio_gateway__filter_tools(g->policy, result) > 0;
+	changed = stdio_gateway__filter_tools(g->policy, result) > 0;
+	return stdio_gateway__private_view(result) || changed;
 }
 
 static void server_line(struct gw *g, const char *line, size_t len)
@@ -1190,6 +1239,7 @@ out_free:
 	while (g.batches)
 		batch_free(&g, g.batches);
 	json_decref(g.init_id);
+	json_decref(g.server_info);
 	free(g.server_id);
 	limits__free(g.limits);
 	audit__close(g.audit);

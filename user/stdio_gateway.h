@@ -18,9 +18,20 @@ bool stdio_gateway__listable(const struct policy *p, const char *tool);
  * returns how many were removed.
  */
 size_t stdio_gateway__filter_tools(const struct policy *p, json_t *result);
-/* The tools/call result that tells the agent it was denied (README: Gateway plane). New reference. */
-json_t *stdio_gateway__denial(const json_t *id, const char *reason, const char *rule,
-			      const char *kind, uint64_t retry_after_s);
+/*
+ * A list of tools that passed the gateway is this policy's view of the server's: in the
+ * 2026-07-28 revision (the result has "cacheScope") it is marked "private", so that no shared
+ * cache serves it to a client under another policy. true when the result changed.
+ */
+bool stdio_gateway__private_view(json_t *result);
+/*
+ * The tools/call result that tells the agent it was denied (README: Gateway plane), answering
+ * req. When req is of the 2026-07-28 revision (its params._meta names one) the result is one of
+ * that revision: "resultType": "complete", and server_info (when known) in _meta, as the
+ * server's own results carry it. New reference.
+ */
+json_t *stdio_gateway__denial(const json_t *req, const char *reason, const char *rule,
+			      const char *kind, uint64_t retry_after_s, const json_t *server_info);
 
 struct gateway_opts {
 	const char *policy_path; /* NULL: every call is denied */

@@ -72,8 +72,9 @@ static void test_listable(void **state)
 
 static void test_denial(void **state)
 {
-	json_t *id = json_integer(5);
-	json_t *d = stdio_gateway__denial(id, "too many", "/all_tools/limits/0", "limit", 30);
+	json_t *req = json_pack("{s:i, s:{s:s}}", "id", 5, "params", "name", "t");
+	json_t *d =
+		stdio_gateway__denial(req, "too many", "/all_tools/limits/0", "limit", 30, NULL);
 	json_t *r = json_object_get(d, "result"), *meta = json_object_get(r, "_meta");
 
 	assert_int_equal(json_integer_value(json_object_get(d, "id")), 5);
@@ -85,12 +86,62 @@ static void test_denial(void **state)
 			    "/all_tools/limits/0");
 	assert_string_equal(json_string_value(json_object_get(meta, "kind")), "limit");
 	assert_int_equal(json_integer_value(json_object_get(meta, "retry_after_s")), 30);
+	/* an earlier revision: no resultType, no serverInfo */
+	assert_null(json_object_get(r, "resultType"));
 	json_decref(d);
-	d = stdio_gateway__denial(id, "no", "/hide/0", "hidden", 0);
+	d = stdio_gateway__denial(req, "no", "/hide/0", "hidden", 0, NULL);
 	assert_true(json_is_null(json_object_get(
 		json_object_get(json_object_get(d, "result"), "_meta"), "retry_after_s")));
 	json_decref(d);
-	json_decref(id);
+	json_decref(req);
+}
+
+/* A request of the 2026-07-28 revision gets a result of that revision. */
+static void test_denial_2026(void **state)
+{
+	json_t *req = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "id", "a-1", "method", "tools/call",
+				"params", "name", "t", "_meta",
+				"io.modelcontextprotocol/protocolVersion", "2026-07-28");
+	json_t *info = json_pack("{s:s, s:s}", "name", "srv", "version", "1");
+	json_t *d = stdio_gateway__denial(req, "no", "/tools/t/action", "rule", 0, info);
+	json_t *r = json_object_get(d, "result"), *meta = json_object_get(r, "_meta");
+	char *s;
+
+	assert_string_equal(json_string_value(json_object_get(d, "id")), "a-1");
+	assert_string_equal(json_string_value(json_object_get(r, "resultType")), "complete");
+	assert_true(json_is_true(json_object_get(r, "isError")));
+	assert_string_equal(json_string_value(json_object_get(meta, "rule")), "/tools/t/action");
+	s = json_dumps(json_object_get(meta, "io.modelcontextprotocol/serverInfo"),
+		       JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(s, "{\"name\":\"srv\",\"version\":\"1\"}");
+	free(s);
+	json_decref(d);
+	/* the server's name not known yet: no serverInfo, still a result of the revision */
+	d = stdio_gateway__denial(req, "no", "/tools/t/action", "rule", 0, NULL);
+	r = json_object_get(d, "result");
+	assert_string_equal(json_string_value(json_object_get(r, "resultType")), "complete");
+	assert_null(
+		json_object_get(json_object_get(r, "_meta"), "io.modelcontextprotocol/serverInfo"));
+	json_decref(d);
+	json_decref(info);
+	json_decref(req);
+}
+
+/* A list that passed the gateway: "private" when the revision has cache scopes, else as it was. */
+static void test_private_view(void **state)
+{
+	json_t *modern = json_pack("{s:[], s:s, s:i, s:s}", "tools", "resultType", "complete",
+				   "ttlMs", 60000, "cacheScope", "public");
+	json_t *old = json_pack("{s:[]}", "tools");
+
+	assert_true(stdio_gateway__private_view(modern));
+	assert_string_equal(json_string_value(json_object_get(modern, "cacheScope")), "private");
+	assert_int_equal(json_integer_value(json_object_get(modern, "ttlMs")), 60000);
+	assert_false(stdio_gateway__private_view(modern)); /* already private */
+	assert_false(stdio_gateway__private_view(old));
+	assert_null(json_object_get(old, "cacheScope"));
+	json_decref(modern);
+	json_decref(old);
 }
 
 static json_t *call(int id, const char *tool)
@@ -342,6 +393,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_listable),
 		cmocka_unit_test(test_denial),
+		cmocka_unit_test(test_denial_2026),
+		cmocka_unit_test(test_private_view),
 		cmocka_unit_test(test_queue),
 		cmocka_unit_test(test_control_socket),
 		cmocka_unit_test(test_control_socket_flood),
