@@ -104,6 +104,7 @@ char *jsonrpc__dump_line(const json_t *v, size_t *len);
 /* Keys of the 2026-07-28 revision in params._meta of every request, and in a result's _meta. */
 #define MCP_META_PROTOCOL_VERSION "io.modelcontextprotocol/protocolVersion"
 #define MCP_META_CLIENT_INFO "io.modelcontextprotocol/clientInfo"
+#define MCP_META_CLIENT_CAPS "io.modelcontextprotocol/clientCapabilities"
 #define MCP_META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
 /*
  * The revision a request names in params._meta (2026-07-28 on, every request carries it), or

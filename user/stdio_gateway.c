@@ -23,6 +23,7 @@
 #include "jsonrpc.h"
 #include "limits.h"
 #include "log.h"
+#include "mrtr.h"
 #include "policy.h"
 #include "server_proc.h"
 #include "stdio_gateway.h"
@@ -50,6 +51,7 @@ struct gw {
 	struct limits *limits;
 	struct audit *audit;
 	struct approvals approvals;
+	struct mrtr mrtr; /* approval state of the 2026-07-28 revision */
 	struct server_proc srv;
 	int sig_fd;
 	int in_flags, out_flags; /* our stdin/stdout flags, restored at exit */
@@ -337,19 +339,27 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 	audit_call(g, "tools/call", tool, args, id, d, approved_by, t0);
 }
 
-static void ask_client(struct gw *g, struct approval *a, const struct decision *d)
+/* The question a client's user is asked about a call (elicitation/create's message). */
+static void question(const struct gw *g, const char *tool, const json_t *args,
+		     const struct decision *d, uint32_t timeout_s, char *msg, size_t size)
 {
-	char id[80], msg[1200];
-	char *args = a->args ? json_dumps(a->args, JSON_COMPACT) : NULL;
-	json_t *req;
+	char *text = args ? json_dumps(args, JSON_COMPACT) : NULL;
 
-	snprintf(id, sizeof(id), "%s%llu", g->own_prefix, (unsigned long long)++g->own_next);
-	snprintf(msg, sizeof(msg),
+	snprintf(msg, size,
 		 "mcpfence: the agent asks to call the tool \"%.100s\" of %.100s with arguments "
 		 "%.600s. Allow this call? (policy rule %.100s; without an answer in %u s it is "
 		 "denied)",
-		 a->tool, g->server_name, args ? args : "{}", d->pointer, a->timeout_s);
-	free(args);
+		 tool, g->server_name, text ? text : "{}", d->pointer, timeout_s);
+	free(text);
+}
+
+static void ask_client(struct gw *g, struct approval *a, const struct decision *d)
+{
+	char id[80], msg[1200];
+	json_t *req;
+
+	snprintf(id, sizeof(id), "%s%llu", g->own_prefix, (unsigned long long)++g->own_next);
+	question(g, a->tool, a->args, d, a->timeout_s, msg, sizeof(msg));
 	req = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s, s:{s:{s:s, s:s, s:s, s:b}}, s:[s]}}}",
 			"jsonrpc", "2.0", "id", id, "method", "elicitation/create", "params",
 			"message", msg, "requestedSchema", "type", "object", "properties",
@@ -384,14 +394,51 @@ static void ask_socket(struct gw *g, struct approval *a)
 		 a->id, a->tool, a->id, a->id, a->timeout_s);
 }
 
+/*
+ * A call of the 2026-07-28 revision whose client can ask its user (elicitation among the
+ * capabilities in the request's _meta) is answered with an input_required result that asks;
+ * the client's retry carries the answer (judge_retry). true: asked.
+ */
+static bool ask_in_result(struct gw *g, const json_t *msg, const char *tool,
+			  const struct decision *d, uint32_t timeout_s, uint64_t t0)
+{
+	json_t *params = json_object_get(msg, "params");
+	json_t *caps = json_object_get(json_object_get(params, "_meta"), MCP_META_CLIENT_CAPS);
+	json_t *result;
+	char text[1200];
+
+	if (!jsonrpc__request_revision(params) ||
+	    !json_is_object(json_object_get(caps, "elicitation")))
+		return false;
+	question(g, tool, json_object_get(params, "arguments"), d, timeout_s, text, sizeof(text));
+	result = mrtr__ask(&g->mrtr, tool, params, text, timeout_s, clock__mono_us() / 1000000);
+	if (!result) {
+		struct decision dd = *d;
+
+		decide__deny(&dd, KIND_APPROVAL, d->pointer, "cannot ask for approval: %s",
+			     errno == E2BIG ? "the server's state to carry is too large" :
+					      strerror(errno));
+		deny_call(g, msg, tool, json_object_get(params, "arguments"), &dd, t0);
+		return true;
+	}
+	if (json_is_object(g->server_info))
+		json_object_set_new(result, "_meta",
+				    json_pack("{s:O}", MCP_META_SERVER_INFO, g->server_info));
+	reply(g, jsonrpc__result(json_object_get(msg, "id"), result));
+	return true;
+}
+
 static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, const char *tool,
-		      const struct decision *d)
+		      const struct decision *d, uint64_t t0)
 {
 	uint32_t timeout =
 		d->rule && d->rule->approval_timeout_s ? d->rule->approval_timeout_s : 120;
 	unsigned via = d->rule ? d->rule->approval_via : VIA_CLIENT | VIA_OPERATOR;
 	struct approval *a = NULL;
 	size_t held = 0;
+
+	if ((via & VIA_CLIENT) && ask_in_result(g, msg, tool, d, timeout, t0))
+		return;
 
 	for (a = g->approvals.head; a; a = a->next)
 		held++;
@@ -426,6 +473,40 @@ static void hold_call(struct gw *g, json_t *msg, const char *raw, size_t len, co
 			     "capability)");
 }
 
+/*
+ * A retry of the 2026-07-28 revision carrying the approval state we gave (ask_in_result): the
+ * call goes on, as the server expects it (mrtr__answer restores it), when the user approved it
+ * or the policy in force allows it outright; otherwise it is denied with why.
+ */
+static void judge_retry(struct gw *g, json_t *msg, const char *tool, const json_t *args,
+			struct decision *d, uint64_t t0)
+{
+	json_t *params = json_object_get(msg, "params");
+	enum mrtr_answer a;
+	char why[200], ptr[DECIDE_PTR_LEN];
+
+	if (d->verdict == VERDICT_DENY) {
+		deny_call(g, msg, tool, args, d, t0);
+		return;
+	}
+	a = mrtr__answer(&g->mrtr, tool, params, clock__mono_us() / 1000000, why, sizeof(why));
+	if (a == MRTR_APPROVED) {
+		reserve_and_forward(g, msg, NULL, 0, tool, args, d,
+				    d->verdict == VERDICT_APPROVE ? "elicitation" : NULL, t0);
+		return;
+	}
+	if (d->verdict == VERDICT_APPROVE) {
+		snprintf(ptr, sizeof(ptr), "%s", d->pointer);
+		decide__deny(d, KIND_APPROVAL, ptr, "%s", why);
+		deny_call_by(g, msg, tool, args, d, a == MRTR_DECLINED ? "elicitation" : NULL, t0);
+		return;
+	}
+	/* allowed outright now (the policy was reloaded): without what was ours */
+	json_object_del(params, "requestState");
+	json_object_del(json_object_get(params, "inputResponses"), MRTR_KEY);
+	reserve_and_forward(g, msg, NULL, 0, tool, args, d, NULL, t0);
+}
+
 static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
 {
 	uint64_t t0 = clock__mono_us();
@@ -447,8 +528,12 @@ static void judge_call(struct gw *g, json_t *msg, const char *raw, size_t len)
 		deny_call(g, msg, tool, args, &d, t0);
 		return;
 	}
+	if (mrtr__ours(params)) {
+		judge_retry(g, msg, tool, args, &d, t0);
+		return;
+	}
 	if (d.verdict == VERDICT_APPROVE) {
-		hold_call(g, msg, raw, len, tool, &d);
+		hold_call(g, msg, raw, len, tool, &d, t0);
 		return;
 	}
 	reserve_and_forward(g, msg, raw, len, tool, args, &d, NULL, t0);
@@ -1161,6 +1246,10 @@ int stdio_gateway__run(const struct gateway_opts *o, char **argv)
 	int rc = 1;
 
 	approvals__init(&g.approvals);
+	if (mrtr__init(&g.mrtr)) {
+		log_err("run: cannot draw the key of approval states: %s", strerror(errno));
+		goto out_free;
+	}
 	server_proc__init(&g.srv, o->grace_ms);
 	if (o->name) {
 		base_name(&g, o->name);
@@ -1230,6 +1319,7 @@ int stdio_gateway__run(const struct gateway_opts *o, char **argv)
 out_free:
 	server_proc__stop(&g.srv);
 	approvals__fini(&g.approvals);
+	mrtr__free(&g.mrtr);
 	jsonrpc__reader_free(&g.cin);
 	jsonrpc__reader_free(&g.sin);
 	wbuf__free(&g.cout);

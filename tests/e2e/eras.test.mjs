@@ -113,3 +113,87 @@ for (const [v, mode, version, what] of CASES) {
 				['get-env', 'nope', 'get-sum']);
 		});
 }
+
+// Approval in the 2026-07-28 revision: the call that needs a human is answered with an
+// input_required result whose embedded elicitation/create the v2 client hands to its handler;
+// the retry carries the answer and mcpfence's requestState. Approved: the call runs, once;
+// declined: a readable denial. A retry made by hand with the state of another call, with other
+// arguments, or a second time, is denied.
+const ASK = {
+	version: '1',
+	default: 'deny',
+	tools: {
+		echo: { action: 'approve', approval: { via: ['client'] } },
+		'get-sum': { action: 'approve', approval: { via: ['client'] } },
+	},
+};
+
+test('2026-07-28: approval through input_required, bound to the call and used once',
+	{ skip: skip ?? false }, async () => {
+		const audit = join(dir, 'audit-ask.jsonl');
+		const { Client } = await imp('@modelcontextprotocol/client');
+		const { StdioClientTransport } = await imp('@modelcontextprotocol/client/stdio');
+		const transport = new StdioClientTransport({ command: MCPFENCE, stderr: 'pipe',
+			args: ['run', '--policy', writePolicy(dir, ASK, 'ask.json'), '--audit', audit, '--',
+				process.execPath, V2_SERVER] });
+		const client = new Client({ name: 'e2e-ask', version: '1.0.0' },
+			{ versionNegotiation: { mode: { pin: '2026-07-28' } },
+				capabilities: { elicitation: { form: {} } } });
+		const asked = [];
+		let approve = true;
+		client.setRequestHandler('elicitation/create', async (req) => {
+			asked.push(req.params.message);
+			return approve ? { action: 'accept', content: { approve: true } } :
+				{ action: 'decline' };
+		});
+		await client.connect(transport);
+		try {
+			// as clients do, the list first: its _meta names the server
+			assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(),
+				['echo', 'get-sum']);
+			const ok = await client.callTool({ name: 'echo', arguments: { message: 'yes' } });
+			assert.equal(text(ok), 'Echo: yes');
+			assert.equal(asked.length, 1);
+			assert.match(asked[0], /the tool "echo" of mcpfence-v2-server with arguments \{"message":"yes"\}/);
+			approve = false;
+			const no = await client.callTool({ name: 'echo', arguments: { message: 'no' } });
+			assert.equal(no.isError, true);
+			assert.match(text(no), /^denied by policy: a human declined the call/);
+			assert.equal(asked.length, 2);
+
+			// by hand: the first leg, then retries the SDK would never make
+			const raw = (args, extra = {}) => client.callTool({ name: 'get-sum', arguments: args,
+				...extra }, { allowInputRequired: true });
+			const first = await raw({ a: 1, b: 2 });
+			assert.equal(first.resultType, 'input_required', JSON.stringify(first));
+			const state = first.requestState;
+			assert.ok(state.startsWith('mcpfence1.'), state);
+			const yes = { 'mcpfence-approval': { action: 'accept', content: { approve: true } } };
+			// other arguments with this state: refused
+			const other = await raw({ a: 100, b: 2 }, { inputResponses: yes, requestState: state });
+			assert.equal(other.isError, true);
+			assert.match(text(other), /not given for this tool and these arguments/);
+			// an altered state: refused
+			const altered = await raw({ a: 1, b: 2 }, { inputResponses: yes,
+				requestState: state.slice(0, -1) + (state.endsWith('0') ? '1' : '0') });
+			assert.match(text(altered), /not given for this tool and these arguments/);
+			// the right retry: runs
+			const good = await raw({ a: 1, b: 2 }, { inputResponses: yes, requestState: state });
+			assert.equal(text(good), 'The sum of 1 and 2 is 3.');
+			// once
+			const again = await raw({ a: 1, b: 2 }, { inputResponses: yes, requestState: state });
+			assert.equal(again.isError, true);
+			assert.match(text(again), /used already/);
+		} finally {
+			await client.close();
+		}
+		const lines = await awaitAudit(audit, (l) => l.method === 'tools/call', 6);
+		assert.deepEqual(lines.map((l) => [l.tool, l.decision, l.approved_by ?? null]), [
+			['echo', 'allow', 'elicitation'],
+			['echo', 'deny', 'elicitation'],
+			['get-sum', 'deny', null],
+			['get-sum', 'deny', null],
+			['get-sum', 'allow', 'elicitation'],
+			['get-sum', 'deny', null],
+		]);
+	});
