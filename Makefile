@@ -178,7 +178,7 @@ diff: $(DIFF_VIEW)
 	$(Q)DIFF_VIEW=$(DIFF_VIEW) tests/diff/run.sh
 
 # every C file of the project, in the style of .clang-format (the kernel's, 100 columns)
-FORMAT_SRCS := $(wildcard user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.c \
+FORMAT_SRCS := $(wildcard user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.[ch] \
 	tests/fuzz/*.c tests/diff/*.c tests/kernels/*.c)
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)

@@ -41,6 +41,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <jansson.h>
+#include "bench.h"
 #include "cgroup.h"
 #include "feature_probes.h"
 #include "kernel.h"
@@ -82,14 +83,6 @@ static void events_drain(void)
 {
 	if (events)
 		ring_buffer__consume(events);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 /* recv after poll, as an event loop reads (the way Node's servers and clients do) */
@@ -213,20 +206,6 @@ static int client_connect(void)
 	return fd;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static void round_trip(int fd, const char *req, size_t n, uint64_t *lat)
 {
 	static char resp[256];
@@ -265,18 +244,6 @@ static void unwatch(int socks_fd, int fd, int ends)
 	}
 	for (int i = 0; i < n; i++)
 		bpf_map_delete_elem(socks_fd, &del[i]);
-}
-
-static int prog_stats(int fd, uint64_t *ns, uint64_t *cnt)
-{
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return -errno;
-	*ns = info.run_time_ns;
-	*cnt = info.run_cnt;
-	return 0;
 }
 
 /*
@@ -339,55 +306,6 @@ static struct row bpf_per_round(size_t size, int rounds, char *cold, int socks_f
 	r.ns = (double)(ns1 - ns0) / rounds;
 	r.intact = got_intact;
 	return r;
-}
-
-/*
- * The targets, each a rule for every size or a ratio to a baseline measured in this run, printed
- * together at the end: met only when what it compares was measured.
- */
-struct target {
-	char what[200];
-	double value, limit; /* met: value <= limit */
-	const char *unit;
-	char invalid[200]; /* not measured, and why */
-};
-static struct target targets[24];
-static int ntargets;
-
-static void target_add(const char *what, double value, double limit, const char *unit,
-		       const char *invalid)
-{
-	struct target *t;
-
-	if (ntargets >= (int)(sizeof(targets) / sizeof(targets[0])))
-		return;
-	t = &targets[ntargets++];
-	snprintf(t->what, sizeof(t->what), "%s", what);
-	t->value = value;
-	t->limit = limit;
-	t->unit = unit;
-	snprintf(t->invalid, sizeof(t->invalid), "%s", invalid ? invalid : "");
-}
-
-/* Prints every target; 1 when one of them was not measured. */
-static int targets_print(void)
-{
-	int ret = 0;
-
-	printf("bench/kernel: targets (a rule for every size, or a ratio to a baseline of this "
-	       "run)\n");
-	for (int i = 0; i < ntargets; i++) {
-		const struct target *t = &targets[i];
-
-		if (t->invalid[0]) {
-			printf("  %-72s NOT MEASURED: %s\n", t->what, t->invalid);
-			ret = 1;
-			continue;
-		}
-		printf("  %-72s %8.2f %-6s <= %-8.2f %s\n", t->what, t->value, t->unit, t->limit,
-		       t->value <= t->limit ? "met" : "MISSED");
-	}
-	return ret;
 }
 
 static int write_file(const char *path, const char *s)
@@ -1482,7 +1400,8 @@ int main(void)
 		printf("bench/kernel: MCP round trip failed (above)\n");
 		ret = 1;
 	}
-	if (targets_print())
+	if (targets_print(
+		    "bench/kernel: targets (a rule for every size, or a ratio to a baseline of this run)"))
 		ret = 1;
 	cleanup();
 	if (stats_fd >= 0)

@@ -41,6 +41,7 @@
 #include <sys/wait.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "bench.h"
 #include "kernel.h"
 #include "mcpfence.h"
 
@@ -60,14 +61,6 @@
 
 static const char policy_json[] = "{\"version\":\"1\",\"default\":\"deny\",\"tools\":{"
 				  "\"echo\":{},\"flood\":{},\"get-env\":{\"action\":\"deny\"}}}\n";
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 static int write_all(int fd, const char *s, size_t len)
 {
@@ -523,68 +516,6 @@ static int attach_stop(void)
 
 /* ---- what is measured ---------------------------------------------------------------------- */
 
-/*
- * The targets, each a bound on a value or on a ratio to a baseline of this run, printed together
- * at the end: met only when what it compares was measured.
- */
-struct target {
-	char what[160];
-	double value, limit; /* met: value <= limit */
-	const char *unit;
-	char invalid[200]; /* not measured, and why */
-};
-static struct target targets[8];
-static int ntargets;
-
-static void target_add(const char *what, double value, double limit, const char *unit,
-		       const char *invalid)
-{
-	struct target *t;
-
-	if (ntargets >= (int)(sizeof(targets) / sizeof(targets[0])))
-		return;
-	t = &targets[ntargets++];
-	snprintf(t->what, sizeof(t->what), "%s", what);
-	t->value = value;
-	t->limit = limit;
-	t->unit = unit;
-	snprintf(t->invalid, sizeof(t->invalid), "%s", invalid ? invalid : "");
-}
-
-/* Prints every target; 1 when one of them was not measured. */
-static int targets_print(void)
-{
-	int ret = 0;
-
-	printf("bench/stdio_kernel: targets\n");
-	for (int i = 0; i < ntargets; i++) {
-		const struct target *t = &targets[i];
-
-		if (t->invalid[0]) {
-			printf("  %-66s NOT MEASURED: %s\n", t->what, t->invalid);
-			ret = 1;
-			continue;
-		}
-		printf("  %-66s %8.3f %-3s <= %-6.3g %s\n", t->what, t->value, t->unit, t->limit,
-		       t->value <= t->limit ? "met" : "not met");
-	}
-	return ret;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* min, median and max of n values (sorted in a copy). */
 struct range {
 	double min, med, max;
@@ -603,19 +534,6 @@ static struct range range_of(const double *v, int n)
 	r.med = n & 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 	r.max = s[n - 1];
 	return r;
-}
-
-/* run_time_ns and run_cnt of a program (counted while BPF_ENABLE_STATS is held). */
-static int prog_stats(int fd, uint64_t *ns, uint64_t *cnt)
-{
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return -errno;
-	*ns = info.run_time_ns;
-	*cnt = info.run_cnt;
-	return 0;
 }
 
 /* A counter of the plane (tcp_counters, pinned by attach), summed over the CPUs; 0 if none. */
@@ -1183,7 +1101,7 @@ int main(int argc, char **argv)
 	rtt_bench();
 	bpf_bench();
 	wr_bench();
-	ret = targets_print();
+	ret = targets_print("bench/stdio_kernel: targets");
 	cleanup();
 	return ret;
 }

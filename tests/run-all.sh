@@ -20,7 +20,7 @@ declare -A expect
 order=()
 
 nunit=$(ls tests/unit/test_*.c | wc -l)
-nformat=$(ls user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.c tests/fuzz/*.c tests/diff/*.c tests/kernels/*.c | wc -l)
+nformat=$(ls user/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/bpf/*.[ch] bench/*.[ch] tests/fuzz/*.c tests/diff/*.c tests/kernels/*.c | wc -l)
 nbpf=$(ls tests/bpf/test_*.c | wc -l)
 nfuzz=$(ls tests/fuzz/fuzz_*.c | wc -l)
 ne2e=3 # the main pass, the hostile tests under ASan+UBSan, and under valgrind

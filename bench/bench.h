@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the kernel benches share: the clock, sorting, a program's run statistics, and targets —
+ * each a bound on a value or on a ratio to a baseline of the same run, printed together at the
+ * end, met only when what it compares was measured.
+ */
+#ifndef MCPFENCE_BENCH_H
+#define MCPFENCE_BENCH_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <bpf/bpf.h>
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static inline int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static inline int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* run_time_ns and run_cnt of a program (counted while BPF_ENABLE_STATS is held). */
+static inline int prog_stats(int fd, uint64_t *ns, uint64_t *cnt)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	*ns = info.run_time_ns;
+	*cnt = info.run_cnt;
+	return 0;
+}
+
+struct target {
+	char what[200];
+	double value, limit; /* met: value <= limit */
+	const char *unit;
+	char invalid[200]; /* not measured, and why */
+};
+static struct target targets[24];
+static int ntargets;
+
+/* invalid: NULL when measured, else why it was not (the target then counts as not met). */
+static inline void target_add(const char *what, double value, double limit, const char *unit,
+			      const char *invalid)
+{
+	struct target *t;
+
+	if (ntargets >= (int)(sizeof(targets) / sizeof(targets[0])))
+		return;
+	t = &targets[ntargets++];
+	snprintf(t->what, sizeof(t->what), "%s", what);
+	t->value = value;
+	t->limit = limit;
+	t->unit = unit;
+	snprintf(t->invalid, sizeof(t->invalid), "%s", invalid ? invalid : "");
+}
+
+/* Prints every target under a title; 1 when one of them was not measured. */
+static inline int targets_print(const char *title)
+{
+	int ret = 0;
+
+	printf("%s\n", title);
+	for (int i = 0; i < ntargets; i++) {
+		const struct target *t = &targets[i];
+
+		if (t->invalid[0]) {
+			printf("  %-72s NOT MEASURED: %s\n", t->what, t->invalid);
+			ret = 1;
+			continue;
+		}
+		printf("  %-72s %8.3f %-6s <= %-8.3g %s\n", t->what, t->value, t->unit, t->limit,
+		       t->value <= t->limit ? "met" : "MISSED");
+	}
+	return ret;
+}
+
+#endif
