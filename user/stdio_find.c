@@ -81,20 +81,29 @@ void stdio_find__comm(pid_t pid, char comm[16])
 	comm[strcspn(comm, "\n")] = 0;
 }
 
+/* The start of file name under dir (/proc/PID), NUL-terminated in buf; false if unread. */
+static bool read_at(int dir, const char *name, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return true;
+}
+
 /* The state letter of /proc/PID/stat (R, S, Z...), read through dir (/proc/PID); 0: unknown. */
 static char proc_state(int dir)
 {
 	char buf[512], *p;
-	ssize_t n;
-	int fd = openat(dir, "stat", O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (!read_at(dir, "stat", buf, sizeof(buf)))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
 	p = strrchr(buf, ')'); /* the comm may hold a ')' itself */
 	return p && p[1] == ' ' ? p[2] : 0;
 }
@@ -103,16 +112,9 @@ static char proc_state(int dir)
 static pid_t proc_tgid(int dir)
 {
 	char buf[1024], *p;
-	ssize_t n;
-	int fd = openat(dir, "status", O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (!read_at(dir, "status", buf, sizeof(buf)))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
 	p = strstr(buf, "\nTgid:");
 	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
 }
