@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <pcre2.h>
+#include "globset.h"
 #include "policy.h"
 #include "limits.h"
 #include "policy_parse.h"
@@ -601,7 +602,6 @@ static int parse_rule(struct policy_ctx *c, const char *name, const json_t *v, s
 		return policy_ctx__fail(c, r->ptr,
 					"approval settings need \"action\": \"approve\"");
 	r->glob = strpbrk(name, "*?") != NULL;
-	r->prefix_len = strcspn(name, "*?");
 	return 0;
 }
 
@@ -622,13 +622,15 @@ static int build_index(struct policy *p)
 		size <<= 1;
 	p->index = calloc(size, sizeof(*p->index));
 	p->globs = calloc(p->nrules + 1, sizeof(*p->globs));
-	if (!p->index || !p->globs)
+	p->glob_names = calloc(p->nrules + 1, sizeof(*p->glob_names));
+	if (!p->index || !p->globs || !p->glob_names)
 		return -ENOMEM;
 	p->index_mask = size - 1;
 	for (size_t i = 0; i < p->nrules; i++) {
 		size_t slot;
 
 		if (p->rules[i].glob) {
+			p->glob_names[p->nglobs] = p->rules[i].name;
 			p->globs[p->nglobs++] = i;
 			continue;
 		}
@@ -637,7 +639,8 @@ static int build_index(struct policy *p)
 			slot = (slot + 1) & p->index_mask;
 		p->index[slot] = (uint32_t)i + 1;
 	}
-	return 0;
+	p->glob_index = globset__new(p->glob_names, p->nglobs);
+	return p->glob_index ? 0 : -errno;
 }
 
 static int parse_tools(struct policy_ctx *c, const json_t *tools, struct policy *p)
@@ -696,7 +699,8 @@ static int parse_hide(struct policy_ctx *c, const json_t *v, struct policy *p)
 			return -ENOMEM;
 		p->nhide = i + 1;
 	}
-	return 0;
+	p->hide_index = globset__new((const char *const *)p->hide, p->nhide);
+	return p->hide_index ? 0 : -errno;
 }
 
 static int parse_all_tools(struct policy_ctx *c, const json_t *v, struct policy *p)
@@ -966,6 +970,9 @@ void policy__free(struct policy *p)
 	free_limits(p->all_limits, p->nall_limits);
 	free(p->index);
 	free(p->globs);
+	free(p->glob_names);
+	globset__free(p->glob_index);
+	globset__free(p->hide_index);
 	free(p->source);
 	free(p);
 }
@@ -1003,6 +1010,7 @@ bool policy__glob_match(const char *pat, const char *s)
 const struct rule *policy__lookup(const struct policy *p, const char *tool)
 {
 	size_t slot = hash_name(tool) & p->index_mask;
+	long g;
 
 	while (p->index[slot]) {
 		const struct rule *r = &p->rules[p->index[slot] - 1];
@@ -1011,21 +1019,15 @@ const struct rule *policy__lookup(const struct policy *p, const char *tool)
 			return r;
 		slot = (slot + 1) & p->index_mask;
 	}
-	for (size_t i = 0; i < p->nglobs; i++) {
-		const struct rule *r = &p->rules[p->globs[i]];
-
-		if (!strncmp(r->name, tool, r->prefix_len) && policy__glob_match(r->name, tool))
-			return r;
-	}
-	return NULL;
+	if (!p->nglobs)
+		return NULL;
+	g = globset__first(p->glob_index, tool, strlen(tool));
+	return g < 0 ? NULL : &p->rules[p->globs[g]];
 }
 
 long policy__hidden(const struct policy *p, const char *tool)
 {
-	for (size_t i = 0; i < p->nhide; i++)
-		if (policy__glob_match(p->hide[i], tool))
-			return (long)i;
-	return -1;
+	return p->nhide ? globset__first(p->hide_index, tool, strlen(tool)) : -1;
 }
 
 const char *policy__action_name(enum action a)

@@ -99,9 +99,9 @@ struct rule {
 	size_t nrequire;
 	struct cond *deny_if;
 	size_t ndeny_if;
-	/* compiled glob: literal prefix before the first wildcard, for a quick reject */
-	size_t prefix_len;
 };
+
+struct globset;
 
 struct policy {
 	char *source;	 /* file name, for messages */
@@ -119,6 +119,9 @@ struct policy {
 	size_t index_mask;
 	size_t *globs; /* indices of glob rules, in file order */
 	size_t nglobs;
+	const char **glob_names;    /* their names, in the same order, for glob_index */
+	struct globset *glob_index; /* the first glob rule matching a name */
+	struct globset *hide_index; /* the first hide entry matching a name */
 	bool kernel_unparsed_allow; /* "kernel": {"unparsed": "allow"} */
 	bool audit_values;	    /* "audit": {"arguments": "values"} */
 };
