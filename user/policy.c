@@ -605,42 +605,24 @@ static int parse_rule(struct policy_ctx *c, const char *name, const json_t *v, s
 	return 0;
 }
 
-static uint64_t hash_name(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
+/* Exact names before globs, so that an exact name wins over any glob as the README says. */
 static int build_index(struct policy *p)
 {
-	size_t size = 16;
+	size_t n = 0;
 
-	while (size < 2 * p->nrules)
-		size <<= 1;
-	p->index = calloc(size, sizeof(*p->index));
-	p->globs = calloc(p->nrules + 1, sizeof(*p->globs));
-	p->glob_names = calloc(p->nrules + 1, sizeof(*p->glob_names));
-	if (!p->index || !p->globs || !p->glob_names)
+	p->lookup_names = calloc(p->nrules + 1, sizeof(*p->lookup_names));
+	p->lookup_rules = calloc(p->nrules + 1, sizeof(*p->lookup_rules));
+	if (!p->lookup_names || !p->lookup_rules)
 		return -ENOMEM;
-	p->index_mask = size - 1;
-	for (size_t i = 0; i < p->nrules; i++) {
-		size_t slot;
-
-		if (p->rules[i].glob) {
-			p->glob_names[p->nglobs] = p->rules[i].name;
-			p->globs[p->nglobs++] = i;
-			continue;
+	for (int glob = 0; glob < 2; glob++)
+		for (size_t i = 0; i < p->nrules; i++) {
+			if (p->rules[i].glob != glob)
+				continue;
+			p->lookup_names[n] = p->rules[i].name;
+			p->lookup_rules[n++] = i;
 		}
-		slot = hash_name(p->rules[i].name) & p->index_mask;
-		while (p->index[slot])
-			slot = (slot + 1) & p->index_mask;
-		p->index[slot] = (uint32_t)i + 1;
-	}
-	p->glob_index = globset__new(p->glob_names, p->nglobs);
-	return p->glob_index ? 0 : -errno;
+	p->rule_index = globset__new(p->lookup_names, n);
+	return p->rule_index ? 0 : -errno;
 }
 
 static int parse_tools(struct policy_ctx *c, const json_t *tools, struct policy *p)
@@ -968,10 +950,9 @@ void policy__free(struct policy *p)
 		free(p->hide[i]);
 	free(p->hide);
 	free_limits(p->all_limits, p->nall_limits);
-	free(p->index);
-	free(p->globs);
-	free(p->glob_names);
-	globset__free(p->glob_index);
+	free(p->lookup_names);
+	free(p->lookup_rules);
+	globset__free(p->rule_index);
 	globset__free(p->hide_index);
 	free(p->source);
 	free(p);
@@ -1009,20 +990,9 @@ bool policy__glob_match(const char *pat, const char *s)
 
 const struct rule *policy__lookup(const struct policy *p, const char *tool)
 {
-	size_t slot = hash_name(tool) & p->index_mask;
-	long g;
+	long i = globset__first(p->rule_index, tool, strlen(tool));
 
-	while (p->index[slot]) {
-		const struct rule *r = &p->rules[p->index[slot] - 1];
-
-		if (!strcmp(r->name, tool))
-			return r;
-		slot = (slot + 1) & p->index_mask;
-	}
-	if (!p->nglobs)
-		return NULL;
-	g = globset__first(p->glob_index, tool, strlen(tool));
-	return g < 0 ? NULL : &p->rules[p->globs[g]];
+	return i < 0 ? NULL : &p->rules[p->lookup_rules[i]];
 }
 
 long policy__hidden(const struct policy *p, const char *tool)
