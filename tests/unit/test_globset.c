@@ -4,7 +4,8 @@
  * replace, kept here as the reference: exact names first, then every glob in file order with
  * policy__glob_match, the first that matches; hide entries in order. Hand-written corners
  * first, then many generated policies and names from a small alphabet, so that prefixes,
- * suffixes and overlaps are shared often, with '?' against UTF-8 and against broken UTF-8.
+ * suffixes and overlaps are shared often, some of them longer than the words keys are hashed
+ * in, with '?' against UTF-8 and against broken UTF-8.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -19,7 +20,7 @@
 #include "globset.h"
 #include "policy.h"
 
-#define NAME_MAX_BYTES 64
+#define NAME_MAX_BYTES 128
 
 /* The lookup as it was: the reference. */
 static const struct rule *ref_lookup(const struct policy *p, const char *tool)
@@ -224,7 +225,7 @@ static void test_generated_sets(void **state)
 
 		for (size_t i = 0; i < n; i++) {
 			pats_buf[i][0] = 0;
-			gen(pats_buf[i], NAME_MAX_BYTES, pat_set, 9, rnd(7));
+			gen(pats_buf[i], NAME_MAX_BYTES, pat_set, 9, rnd(round % 4 ? 7 : 40));
 			pats[i] = pats_buf[i];
 		}
 		g = globset__new(pats, n);
@@ -256,7 +257,8 @@ static void test_generated_policies(void **state)
 		for (size_t i = 0; i < n; i++) {
 			names[i][0] = 0;
 			/* exact names as often as globs, some longer to share prefixes */
-			gen(names[i], NAME_MAX_BYTES, pat_set, rnd(2) ? 9 : 3, 1 + rnd(8));
+			gen(names[i], NAME_MAX_BYTES, pat_set, rnd(2) ? 9 : 3,
+			    1 + rnd(round % 3 ? 8 : 30));
 			json_object_set_new(tools, names[i], json_object());
 		}
 		for (size_t i = 0; i < n; i++)
