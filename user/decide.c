@@ -330,7 +330,13 @@ void decide__call(const struct policy *p, const char *tool, const json_t *args, 
 	const struct rule *r;
 	long hidden;
 
-	memset(d, 0, sizeof(*d));
+	/* each field, not the whole struct: clearing 500 bytes of text cost as much as a lookup */
+	d->verdict = VERDICT_ALLOW;
+	d->kind = KIND_NONE;
+	d->rule = NULL;
+	d->pointer[0] = 0;
+	d->reason[0] = 0;
+	d->retry_after_s = 0;
 	if (p->deny_all) {
 		decide__deny(d, KIND_DEFAULT, "(no policy)",
 			     "no policy is loaded: every call is denied");
