@@ -6,9 +6,9 @@
  * A glob's literal prefix (its bytes before the first '*' or '?') and literal suffix (after the
  * last) are matched byte for byte by policy__glob_match: a name that does not begin with the
  * one and end with the other cannot match. So a pattern without a wildcard is keyed whole, a
- * glob under its prefix, or under its suffix when its prefix is empty, or kept aside when both
- * are ("*", "?x*"). A name is hashed once forwards, looked up at each length some prefix has
- * and whole, once backwards for the suffixes, and tried against the patterns it finds and
+ * glob under the first 1, 2, 4, 8... bytes of its prefix, or of its suffix when its prefix is
+ * empty, or kept aside when both are ("*", "?x*"). A name is looked up whole, then at the few
+ * lengths its prefixes and suffixes are keyed at, and tried against the patterns it finds and
  * those kept aside. Among the patterns that match, the lowest index wins, as in a scan of the
  * list in order; policy__glob_match alone says whether a pattern matches, so the syntax and its
  * corners stay those of the matcher.

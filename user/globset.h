@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * globset: the first of a list of globs (policy__glob_match) that matches a name, without
- * trying them one by one: a name without a wildcard is keyed whole, a glob under its literal
- * prefix, or under its literal suffix when it starts with a wildcard, and a name is tried only
- * against the entries keyed under itself, its own prefixes and suffixes, and the globs with
+ * trying them one by one: a pattern without a wildcard is keyed whole, a glob by its literal
+ * prefix, or by its literal suffix when it starts with a wildcard, and a name is tried only
+ * against the patterns keyed under itself, its own prefixes and suffixes, and the globs with
  * neither prefix nor suffix (such as "*").
  */
 #ifndef MCPFENCE_GLOBSET_H
