@@ -223,23 +223,54 @@ static uint32_t pow2_floor(uint32_t n)
  * a name is then looked up at a few lengths rather than at every length some glob's prefix
  * has, and a key still holds at least half of each of its globs' prefix.
  */
-static struct glob_key *file_under(struct globset *g, size_t i, enum glob_kind kind)
+static struct glob_key *key_of(struct glob_table *t, const struct glob_pat *gp, enum glob_kind kind)
 {
-	const struct glob_pat *gp = &g->pats[i];
 	uint32_t l;
 
 	switch (kind) {
 	case KEY_EXACT:
-		return table__add(&g->tables[kind], hash_bytes(gp->pat, gp->len, false), gp->len);
+		return table__add(t, hash_bytes(gp->pat, gp->len, false), gp->len);
 	case KEY_PREFIX:
 		l = pow2_floor(gp->plen);
-		return table__add(&g->tables[kind], hash_bytes(gp->pat, l, false), l);
-	case KEY_SUFFIX:
-		l = pow2_floor(gp->slen);
-		return table__add(&g->tables[kind], hash_bytes(gp->pat + gp->len - l, l, true), l);
+		return table__add(t, hash_bytes(gp->pat, l, false), l);
 	default:
-		return &g->any;
+		l = pow2_floor(gp->slen);
+		return table__add(t, hash_bytes(gp->pat + gp->len - l, l, true), l);
 	}
+}
+
+static struct glob_key *file_under(struct globset *g, size_t i, enum glob_kind kind)
+{
+	return kind == KEY_ANY ? &g->any : key_of(&g->tables[kind], &g->pats[i], kind);
+}
+
+/*
+ * A glob with both a prefix and a suffix can be keyed by either: by the one fewer globs share,
+ * so that globs of one prefix ("github_*_issue", "github_*_pr") are not tried one by one.
+ */
+static int choose_keys(struct globset *g, unsigned char *kinds)
+{
+	struct glob_table pre = { 0 }, suf = { 0 };
+	int err = -ENOMEM;
+
+	if (table__init(&pre, g->n) || table__init(&suf, g->n))
+		goto out_free;
+	for (size_t i = 0; i < g->n; i++) {
+		if (kinds[i] == KEY_PREFIX)
+			key_of(&pre, &g->pats[i], KEY_PREFIX)->count++;
+		if ((kinds[i] == KEY_PREFIX || kinds[i] == KEY_SUFFIX) && g->pats[i].slen)
+			key_of(&suf, &g->pats[i], KEY_SUFFIX)->count++;
+	}
+	for (size_t i = 0; i < g->n; i++)
+		if (kinds[i] == KEY_PREFIX && g->pats[i].slen &&
+		    key_of(&suf, &g->pats[i], KEY_SUFFIX)->count <
+			    key_of(&pre, &g->pats[i], KEY_PREFIX)->count)
+			kinds[i] = KEY_SUFFIX;
+	err = 0;
+out_free:
+	table__free(&pre);
+	table__free(&suf);
+	return err;
 }
 
 /* Give every key its range of members, then fill the ranges in pattern order. */
@@ -288,8 +319,11 @@ struct globset *globset__new(const char *const *pats, size_t n)
 			goto out_free;
 		}
 		kinds[i] = pat__init(&g->pats[i], pats[i]);
-		nkind[kinds[i]]++;
 	}
+	if (choose_keys(g, kinds))
+		goto out_free;
+	for (size_t i = 0; i < n; i++)
+		nkind[kinds[i]]++;
 	for (g->first_glob = 0; g->first_glob < n; g->first_glob++)
 		if (kinds[g->first_glob] != KEY_EXACT)
 			break;

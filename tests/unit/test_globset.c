@@ -303,6 +303,8 @@ static void test_many_rules(void **state)
 			snprintf(rule, sizeof(rule), "*_%s_%zu", v, i % 13);
 		else if (i % 100 == 7)
 			snprintf(rule, sizeof(rule), "*%s?%zu*", v, i);
+		else if (i % 10 == 9) /* one prefix each verb, keyed by their suffixes */
+			snprintf(rule, sizeof(rule), "gh_%s*_item%zu", v, i % 300);
 		else
 			snprintf(rule, sizeof(rule), "s%zu_%s_%zu", i % 37, v, i);
 		json_object_set_new(tools, rule, json_object());
@@ -319,6 +321,9 @@ static void test_many_rules(void **state)
 	for (unsigned i = 0; i < 20000; i++) {
 		snprintf(name, sizeof(name), "s%u_%s_%u%s", rnd(40), verbs[rnd(5)], rnd(1100),
 			 rnd(3) ? "" : "_debug");
+		assert_same(p, name);
+		snprintf(name, sizeof(name), "gh_%s%s_item%u", verbs[rnd(5)], rnd(2) ? "_x" : "",
+			 rnd(320));
 		assert_same(p, name);
 	}
 	policy__free(p);
