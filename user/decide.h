@@ -39,7 +39,8 @@ struct decision {
 
 /*
  * Hide, rule lookup (or default), action deny, deny_if/require, approval. Pure: no clock, no
- * state. args may be NULL (treated as an empty object); anything else than an object is
+ * state. Sets every field of d; the bytes after the end of pointer and reason are left as
+ * they were. args may be NULL (treated as an empty object); anything else than an object is
  * KIND_INVALID. Limits are the caller's next step (limits__reserve).
  */
 void decide__call(const struct policy *p, const char *tool, const json_t *args, struct decision *d);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <pcre2.h>
+#include "globset.h"
 #include "policy.h"
 #include "limits.h"
 #include "policy_parse.h"
@@ -601,43 +602,27 @@ static int parse_rule(struct policy_ctx *c, const char *name, const json_t *v, s
 		return policy_ctx__fail(c, r->ptr,
 					"approval settings need \"action\": \"approve\"");
 	r->glob = strpbrk(name, "*?") != NULL;
-	r->prefix_len = strcspn(name, "*?");
 	return 0;
 }
 
-static uint64_t hash_name(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
+/* Exact names before globs, so that an exact name wins over any glob as the README says. */
 static int build_index(struct policy *p)
 {
-	size_t size = 16;
+	size_t n = 0;
 
-	while (size < 2 * p->nrules)
-		size <<= 1;
-	p->index = calloc(size, sizeof(*p->index));
-	p->globs = calloc(p->nrules + 1, sizeof(*p->globs));
-	if (!p->index || !p->globs)
+	p->lookup_names = calloc(p->nrules + 1, sizeof(*p->lookup_names));
+	p->lookup_rules = calloc(p->nrules + 1, sizeof(*p->lookup_rules));
+	if (!p->lookup_names || !p->lookup_rules)
 		return -ENOMEM;
-	p->index_mask = size - 1;
-	for (size_t i = 0; i < p->nrules; i++) {
-		size_t slot;
-
-		if (p->rules[i].glob) {
-			p->globs[p->nglobs++] = i;
-			continue;
+	for (int glob = 0; glob < 2; glob++)
+		for (size_t i = 0; i < p->nrules; i++) {
+			if (p->rules[i].glob != glob)
+				continue;
+			p->lookup_names[n] = p->rules[i].name;
+			p->lookup_rules[n++] = i;
 		}
-		slot = hash_name(p->rules[i].name) & p->index_mask;
-		while (p->index[slot])
-			slot = (slot + 1) & p->index_mask;
-		p->index[slot] = (uint32_t)i + 1;
-	}
-	return 0;
+	p->rule_index = globset__new(p->lookup_names, n);
+	return p->rule_index ? 0 : -errno;
 }
 
 static int parse_tools(struct policy_ctx *c, const json_t *tools, struct policy *p)
@@ -696,7 +681,8 @@ static int parse_hide(struct policy_ctx *c, const json_t *v, struct policy *p)
 			return -ENOMEM;
 		p->nhide = i + 1;
 	}
-	return 0;
+	p->hide_index = globset__new((const char *const *)p->hide, p->nhide);
+	return p->hide_index ? 0 : -errno;
 }
 
 static int parse_all_tools(struct policy_ctx *c, const json_t *v, struct policy *p)
@@ -964,8 +950,10 @@ void policy__free(struct policy *p)
 		free(p->hide[i]);
 	free(p->hide);
 	free_limits(p->all_limits, p->nall_limits);
-	free(p->index);
-	free(p->globs);
+	free(p->lookup_names);
+	free(p->lookup_rules);
+	globset__free(p->rule_index);
+	globset__free(p->hide_index);
 	free(p->source);
 	free(p);
 }
@@ -1002,30 +990,14 @@ bool policy__glob_match(const char *pat, const char *s)
 
 const struct rule *policy__lookup(const struct policy *p, const char *tool)
 {
-	size_t slot = hash_name(tool) & p->index_mask;
+	long i = globset__first(p->rule_index, tool, strlen(tool));
 
-	while (p->index[slot]) {
-		const struct rule *r = &p->rules[p->index[slot] - 1];
-
-		if (!strcmp(r->name, tool))
-			return r;
-		slot = (slot + 1) & p->index_mask;
-	}
-	for (size_t i = 0; i < p->nglobs; i++) {
-		const struct rule *r = &p->rules[p->globs[i]];
-
-		if (!strncmp(r->name, tool, r->prefix_len) && policy__glob_match(r->name, tool))
-			return r;
-	}
-	return NULL;
+	return i < 0 ? NULL : &p->rules[p->lookup_rules[i]];
 }
 
 long policy__hidden(const struct policy *p, const char *tool)
 {
-	for (size_t i = 0; i < p->nhide; i++)
-		if (policy__glob_match(p->hide[i], tool))
-			return (long)i;
-	return -1;
+	return p->nhide ? globset__first(p->hide_index, tool, strlen(tool)) : -1;
 }
 
 const char *policy__action_name(enum action a)

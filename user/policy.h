@@ -99,9 +99,9 @@ struct rule {
 	size_t nrequire;
 	struct cond *deny_if;
 	size_t ndeny_if;
-	/* compiled glob: literal prefix before the first wildcard, for a quick reject */
-	size_t prefix_len;
 };
+
+struct globset;
 
 struct policy {
 	char *source;	 /* file name, for messages */
@@ -114,11 +114,14 @@ struct policy {
 	size_t nall_limits;
 	struct rule *rules; /* in file order */
 	size_t nrules;
-	/* exact-name index: open addressing over rules[], size a power of two */
-	uint32_t *index;
-	size_t index_mask;
-	size_t *globs; /* indices of glob rules, in file order */
-	size_t nglobs;
+	/*
+	 * policy__lookup's order: exact names, then globs, each in file order; their names and
+	 * the rule of each, and the index that finds the first of them matching a name
+	 */
+	const char **lookup_names;
+	size_t *lookup_rules;
+	struct globset *rule_index;
+	struct globset *hide_index; /* the first hide entry matching a name */
 	bool kernel_unparsed_allow; /* "kernel": {"unparsed": "allow"} */
 	bool audit_values;	    /* "audit": {"arguments": "values"} */
 };

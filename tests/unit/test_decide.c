@@ -372,6 +372,67 @@ static void test_long_tool_name(void **state)
 }
 
 /*
+ * The reasons and pointers written without a format are the text the formats gave: tool names
+ * of every length around the 100 bytes a reason quotes, bytes that are not UTF-8, a long
+ * pointer (a long rule name), cut where snprintf cut it.
+ */
+static void test_reason_text(void **state)
+{
+	char tool[300], want[DECIDE_REASON_LEN], ptr[DECIDE_PTR_LEN], json[1024], name[257];
+	struct policy *p = parse("{" V1 "'default':'deny','hide':['h*'],"
+				 "'tools':{'d*':{'action':'deny'},'a*':{'action':'approve'},"
+				 "'o*':{}}}");
+	struct policy *allow = parse("{" V1 "'default':'allow'}");
+	struct decision d;
+
+	for (size_t n = 1; n < sizeof(tool); n++) {
+		static const char *const first = "hdxao";
+
+		for (size_t i = 0; i < n; i++)
+			tool[i] = "x\xc3\xa9\x80\"z"[i % 6];
+		tool[n] = 0;
+		for (const char *f = first; *f; f++) {
+			tool[0] = *f;
+			decide__call(p, tool, NULL, &d);
+			if (*f == 'h')
+				snprintf(want, sizeof(want), "tool \"%.100s\" is hidden by policy",
+					 tool);
+			else if (*f == 'd')
+				snprintf(want, sizeof(want), "tool \"%.100s\" is denied", tool);
+			else if (*f == 'x')
+				snprintf(want, sizeof(want),
+					 "tool \"%.100s\" is not allowed (default deny)", tool);
+			else
+				want[0] = 0;
+			assert_string_equal(d.reason, want);
+			assert_string_equal(d.pointer, *f == 'h' ? "/hide/0" :
+						       *f == 'd' ? "/tools/d*/action" :
+						       *f == 'a' ? "/tools/a*/action" :
+						       *f == 'o' ? "/tools/o*" :
+								   "(default deny)");
+		}
+		decide__call(allow, tool, NULL, &d);
+		assert_string_equal(d.pointer, "(default allow)");
+	}
+	policy__free(p);
+	policy__free(allow);
+
+	/* a rule's pointer longer than the decision holds (a name of 256 bytes): cut as before */
+	memset(name, 'r', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	snprintf(json, sizeof(json), "{" V1 "'default':'deny','tools':{'%s':{}}}", name);
+	p = parse(json);
+	decide__call(p, name, NULL, &d);
+	/* what snprintf(ptr, sizeof(ptr), "/tools/%s", name) gives */
+	memcpy(ptr, "/tools/", 7);
+	memcpy(ptr + 7, name, sizeof(ptr) - 8);
+	ptr[sizeof(ptr) - 1] = 0;
+	assert_int_equal(d.verdict, VERDICT_ALLOW);
+	assert_string_equal(d.pointer, ptr);
+	policy__free(p);
+}
+
+/*
  * Conditions: each row is one {path, op, value} checked against arguments. The same condition
  * is used as a require (allowed only when it holds) and as a deny_if (allowed only when it
  * provably does not hold): COND_UNKNOWN denies both ways.
@@ -731,6 +792,7 @@ int main(void)
 		cmocka_unit_test(test_no_policy),
 		cmocka_unit_test(test_approval_settings),
 		cmocka_unit_test(test_long_tool_name),
+		cmocka_unit_test(test_reason_text),
 		cmocka_unit_test(test_conditions),
 		cmocka_unit_test(test_regex_backtracking),
 		cmocka_unit_test(test_regex_dollar_newline),
