@@ -60,18 +60,10 @@ struct env {
 
 static struct env env;
 
+#include "harness.h"
+
 /* What the server really ran: a denied call that reaches it shows here. */
 static atomic_int ran_get_env, ran_echo, answered;
-
-#define SKIP_IF_NEEDED()                                          \
-	do {                                                      \
-		if (env.broken[0])                                \
-			fail_msg("%s", env.broken);               \
-		if (env.skip[0]) {                                \
-			print_message("skipped: %s\n", env.skip); \
-			skip();                                   \
-		}                                                 \
-	} while (0)
 
 /* ---- a small MCP server: Streamable HTTP, JSON answers, keep-alive -------------------- */
 
@@ -338,85 +330,10 @@ static void expect_canary(int fd, int id)
 
 /* ---- mcpfence ------------------------------------------------------------------------- */
 
-struct attach {
-	pid_t pid;
-	int out; /* its stdout and stderr */
-	char log[1 << 16];
-	size_t len;
-};
-
-static struct attach *running; /* stopped by the teardown of a test that failed */
-
-/* Read what attach printed so far (without blocking); true when it holds s. */
-static bool attach_says(struct attach *at, const char *s)
-{
-	for (;;) {
-		ssize_t r;
-
-		if (at->len >= sizeof(at->log) - 1)
-			break;
-		r = read(at->out, at->log + at->len, sizeof(at->log) - 1 - at->len);
-		if (r <= 0)
-			break;
-		at->len += r;
-	}
-	at->log[at->len] = 0;
-	return strstr(at->log, s) != NULL;
-}
-
-static int write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		err = -EIO;
-	close(fd);
-	return err;
-}
-
 static void policy_write(const char *name, const char *json, char *path, size_t size)
 {
 	snprintf(path, size, "%s/%s", env.dir, name);
 	assert_int_equal(write_file(path, json), 0);
-}
-
-/* mcpfence with args (NULL-terminated), its output in out; its exit status. */
-static int mcpfence(char *out, size_t size, const char *arg, ...)
-{
-	const char *argv[16] = { env.mcpfence };
-	int p[2], st, n = 1;
-	size_t got = 0;
-	va_list ap;
-	pid_t pid;
-
-	va_start(ap, arg);
-	for (const char *a = arg; a && n < 15; a = va_arg(ap, const char *))
-		argv[n++] = a;
-	va_end(ap);
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	for (;;) {
-		ssize_t r = read(p[0], out + got, size - 1 - got);
-
-		if (r <= 0 || got + r >= size - 1) {
-			got += r > 0 ? r : 0;
-			break;
-		}
-		got += r;
-	}
-	out[got] = 0;
-	close(p[0]);
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /*
@@ -427,40 +344,11 @@ static void attach_start_audit(struct attach *at, const char *policy, const char
 			       const char *extra)
 {
 	char port[16];
-	time_t until = time(NULL) + ATTACH_START_S;
-	int p[2];
+	const char *argv[] = { env.mcpfence, "attach",	"--policy", policy, "--port",
+			       port,	     "--audit", audit,	    extra,  NULL };
 
 	snprintf(port, sizeof(port), "%u", env.port);
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	at->len = 0;
-	at->pid = fork();
-	if (at->pid == 0) {
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		execl(env.mcpfence, env.mcpfence, "attach", "--policy", policy, "--port", port,
-		      "--audit", audit, extra, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	at->out = p[0];
-	running = at;
-	fcntl(at->out, F_SETFL, O_NONBLOCK);
-	while (!attach_says(at, "watching TCP port")) {
-		int st;
-
-		if (waitpid(at->pid, &st, WNOHANG) == at->pid || time(NULL) > until) {
-			attach_says(at, "");
-			if (kill(at->pid, 0) == 0) {
-				kill(at->pid, SIGKILL);
-				waitpid(at->pid, &st, 0);
-			}
-			at->pid = 0;
-			close(at->out);
-			running = NULL;
-			fail_msg("mcpfence attach did not start:\n%s", at->log);
-		}
-		usleep(50000);
-	}
+	attach_spawn(at, argv, "watching TCP port", ATTACH_START_S, 50000);
 }
 
 static void attach_start(struct attach *at, const char *policy, const char *extra)
@@ -528,37 +416,10 @@ static int test_teardown(void **state)
 
 /* ---- set-up ----------------------------------------------------------------------------- */
 
-static int find_mcpfence(char *out, size_t size)
-{
-	const char *e = getenv("MCPFENCE");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (e && *e) {
-		snprintf(out, size, "%s", e);
-		return access(out, X_OK) ? -errno : 0;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return -ENOENT;
-	exe[n] = 0;
-	for (int i = 0; i < 3; i++) { /* BUILD/tests/bpf/test_attach -> BUILD */
-		char *s = strrchr(exe, '/');
-
-		if (!s)
-			return -ENOENT;
-		*s = 0;
-	}
-	if (strlen(exe) + sizeof("/mcpfence") > size)
-		return -ENAMETOOLONG;
-	snprintf(out, size, "%s/mcpfence", exe);
-	return access(out, X_OK) ? -errno : 0;
-}
-
 static int setup(void **state)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET };
-	char why[300], out[1024];
+	char why[300];
 	int one = 1;
 
 	env.tfo = -1;
@@ -577,27 +438,8 @@ static int setup(void **state)
 		snprintf(env.skip, sizeof(env.skip), "%s", why);
 		return 0;
 	}
-	/* an attachment left by a killed attach is cleaned; a live one is not ours to touch */
-	switch (kernel__attachment()) {
-	case KERNEL_ATTACHED_LIVE:
-		snprintf(env.broken, sizeof(env.broken),
-			 "%s holds the attachment of a running mcpfence attach: the tests would "
-			 "fight it",
-			 MCPF_PIN_DIR);
+	if (!take_attachment())
 		return 0;
-	case KERNEL_ATTACHED_STALE:
-		print_message("cleaning a stale attachment in %s\n", MCPF_PIN_DIR);
-		mcpfence(out, sizeof(out), "detach", NULL);
-		if (kernel__attachment() != KERNEL_ATTACHED_NONE) {
-			snprintf(env.broken, sizeof(env.broken),
-				 "%s: a stale attachment that detach does not remove: %s",
-				 MCPF_PIN_DIR, out);
-			return 0;
-		}
-		break;
-	default:
-		break;
-	}
 	snprintf(env.dir, sizeof(env.dir), "/tmp/mcpfence-attach-XXXXXX");
 	if (!mkdtemp(env.dir)) {
 		snprintf(env.broken, sizeof(env.broken), "mkdtemp: %s", strerror(errno));
