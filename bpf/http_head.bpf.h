@@ -73,8 +73,9 @@ struct http_head {
 	__u32 h_method_len;
 	__u32 h_name_len;
 	__u32 h_session_len;
-	__u32 h_ctype_off; /* where the Content-Type's value starts in the head */
-	__u32 h_ctype_len; /* its length (trailing whitespace included); HDR_CTYPE_MAX at most */
+	__u32 h_method_off; /* where the Mcp-Method's value starts in the head */
+	__u32 h_ctype_off;  /* where the Content-Type's value starts in the head */
+	__u32 h_ctype_len;  /* its length (trailing whitespace included); HDR_CTYPE_MAX at most */
 };
 
 #define W8(a, b, c, d, e, f, g, h)                                                               \
@@ -417,7 +418,9 @@ ows:
 		c->state = HS_VALUE;
 		if (c->hid == HDR_CONTENT_TYPE)
 			h->h_ctype_off = pos; /* its bytes are read where they are */
-					      /* fall through */
+		else if (c->hid == HDR_MCP_METHOD)
+			h->h_method_off = pos; /* rewritten there when the call is denied */
+					       /* fall through */
 	case HS_VALUE:
 value:
 		/* the request line, or a value nobody keeps: whole runs of 8 plain bytes at once */
@@ -475,6 +478,7 @@ static __always_inline void http_head_parse(const struct mcpf_scan_buf *buf, __u
 	h->h_name_len = 0;
 	h->h_session_len = 0;
 	h->h_ctype_off = 0;
+	h->h_method_off = 0;
 	h->h_ctype_len = 0;
 	mcpf_zero(h->h_method, sizeof(h->h_method));
 	mcpf_zero(h->h_name, sizeof(h->h_name));
