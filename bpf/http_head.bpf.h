@@ -12,10 +12,13 @@
  * control byte, DEL, a name byte that is not a tchar, obs-fold, a space before the colon, an
  * empty name, a request line not starting with an upper-case letter, a second Content-Length,
  * Transfer-Encoding, Content-Encoding, Mcp-Method, Mcp-Name or Mcp-Session-Id, a Content-Length
- * that is not digits and whitespace); else h->hc.end, the offset past the blank line, or 0 when
- * the head is not whole yet. Then h->hc.cl, h->hc.seen (bit per enum hdr_id) and the values of
- * Mcp-Method and Mcp-Name (trailing whitespace cut, NUL-padded) and Mcp-Session-Id (first
- * MCPF_TCP_SESSION_MAX - 1 bytes).
+ * that is not digits and whitespace, an Mcp-Method of MCPF_METHOD_MAX bytes or more); else
+ * h->hc.end, the offset past the blank line, or 0 when the head is not whole yet. Then h->hc.cl,
+ * h->hc.seen (bit per enum hdr_id) and the values of Mcp-Method and Mcp-Name (trailing
+ * whitespace cut, NUL-padded; an Mcp-Name of MCPF_NAME_MAX bytes or more, such as a long
+ * resource URI, keeps its first MCPF_NAME_MAX - 1 bytes and its whole length, untrimmed, so
+ * that it equals no name a body holds) and Mcp-Session-Id (first MCPF_TCP_SESSION_MAX - 1
+ * bytes).
  *
  * How: one bpf_loop over steps; a step reads a run of up to 8 plain bytes (of the request line,
  * a name or a value, classified 8 at a time with SWAR arithmetic) and the byte after it, or a
@@ -159,9 +162,8 @@ static __always_inline void hdr_value_byte(struct http_head *h, struct hdr_ctx *
 			h->h_method[v] = ch;
 		break;
 	case HDR_MCP_NAME:
-		if (v >= MCPF_NAME_MAX - 1)
-			c->error = 1;
-		else
+		/* longer (a resource's URI): its first bytes kept, its length says it is longer */
+		if (v < MCPF_NAME_MAX - 1)
 			h->h_name[v & (MCPF_NAME_MAX - 1)] = ch;
 		break;
 	case HDR_MCP_SESSION:

@@ -748,7 +748,7 @@ static void test_unreadable_body_refused(void **state)
 		"{\"method\":\"tools/call\",",
 		"{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"},\"id\":1} x",
 	};
-	char body[256], req[1024], got[2048];
+	char body[512], req[2048], got[2048], uri[300], hdr[400];
 	size_t n;
 	struct pair p;
 
@@ -772,6 +772,23 @@ static void test_unreadable_body_refused(void **state)
 		 "\"params\":{\"uri\":\"demo://x\"}}");
 	n = request(req, sizeof(req), body, "Mcp-Method: resources/read\r\nMcp-Name: demo://x\r\n");
 	expect_passes(&p, req, n);
+	/* a URI longer than any name (2026-07-28 clients send it whole): passes, and the body of a
+	 * tools/call with an Mcp-Name that long is refused, not the connection */
+	memset(uri, 'u', sizeof(uri) - 1);
+	uri[sizeof(uri) - 1] = 0;
+	memcpy(uri, "file:///", 8);
+	snprintf(body, sizeof(body),
+		 "{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"resources/read\","
+		 "\"params\":{\"uri\":\"%s\"}}",
+		 uri);
+	snprintf(hdr, sizeof(hdr), "Mcp-Method: resources/read\r\nMcp-Name: %s\r\n", uri);
+	n = request(req, sizeof(req), body, hdr);
+	expect_passes(&p, req, n);
+	snprintf(hdr, sizeof(hdr), "Mcp-Method: tools/call\r\nMcp-Name: %s\r\n", uri);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 16, "echo"), hdr);
+	send_once(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_int_equal(got[n - strlen(body)], 0x01);
 	/* but a tools/call without a readable name and an Mcp-Name is refused */
 	snprintf(body, sizeof(body),
 		 "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","

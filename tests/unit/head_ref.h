@@ -90,6 +90,11 @@ static inline void head_ref_value(struct head_ref *r, int id, const char *v, siz
 		head_ref_keep(r, r->method, &r->method_len, MCPF_METHOD_MAX, v, n, t);
 		break;
 	case HDR_MCP_NAME:
+		if (n >= MCPF_NAME_MAX) { /* its first bytes, its whole length */
+			memcpy(r->name, v, MCPF_NAME_MAX - 1);
+			r->name_len = n;
+			break;
+		}
 		head_ref_keep(r, r->name, &r->name_len, MCPF_NAME_MAX, v, n, t);
 		break;
 	case HDR_MCP_SESSION:
@@ -214,8 +219,6 @@ static inline void head_ref_parse(const unsigned char *d, size_t n, struct head_
 			if (i + 1 >= n) {
 				/* cut short (at most its CR here): only what is already wrong counts */
 				if (id == HDR_MCP_METHOD && i - vs >= MCPF_METHOD_MAX)
-					r->error = true;
-				if (id == HDR_MCP_NAME && i - vs >= MCPF_NAME_MAX)
 					r->error = true;
 				if (id == HDR_CONTENT_LENGTH) {
 					struct head_ref t = *r;

@@ -87,6 +87,12 @@ static const struct head_case cases[] = {
 	{ "POST /mcp HTTP/1.1\r\nMcp-Method: "
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
 	  OK, -1 },
+	/* an Mcp-Name of 127 bytes is read, a longer one (a resource's URI) is not an error */
+	{ "POST /mcp HTTP/1.1\r\nMcp-Name: file:///"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "\r\n\r\n",
+	  OK, -1 },
 	/* a method longer than 16 bytes with a tab in it, and trailing whitespace cut */
 	{ "POST /mcp HTTP/1.1\r\nMcp-Method: notifications/initialized\t \r\n"
 	  "Mcp-Name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\tbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb \r\n\r\n",
@@ -117,6 +123,10 @@ static void test_cases(void **state)
 	assert_int_equal(h.h_session_len, MCPF_TCP_SESSION_MAX - 1);
 	assert_memory_equal(h.h_session, "0123456789abcdef", 16);
 	both(cases[30].head, strlen(cases[30].head));
+	assert_int_equal(h.h_name_len, 188);
+	assert_int_equal(strlen(h.h_name), MCPF_NAME_MAX - 1);
+	assert_memory_equal(h.h_name, "file:///aaaa", 12);
+	both(cases[31].head, strlen(cases[31].head));
 	assert_string_equal(h.h_method, "notifications/initialized");
 	assert_int_equal(h.h_method_len, 25);
 	assert_string_equal(
