@@ -22,6 +22,7 @@ import { MCPFENCE, kernelLock, clearStale, readAudit, awaitAudit, sleep, text } 
 const here = dirname(fileURLToPath(import.meta.url));
 const SERVER = join(here, 'fixtures/v2_http_server.mjs');
 const PORT = 25000 + (process.pid % 5000);
+const LONG_URI = `mcpfence://long/${'x'.repeat(200)}`;
 const CANARY = 'mcpfence-canary-' + randomBytes(6).toString('hex');
 const require = createRequire(join(here, 'package.json'));
 const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
@@ -173,6 +174,7 @@ for (const [v, mode, version, what] of CASES) {
 				list: (await d.client.listTools()).tools,
 				echo: await d.call('echo', { message: 'eras hé' }),
 				sum: await d.call('get-sum', { a: 1, b: 2 }),
+				long: await d.client.readResource({ uri: LONG_URI }),
 			};
 			assert.ok(text(await d.call('get-env')).includes(CANARY), 'get-env runs unattached');
 			await d.close();
@@ -185,6 +187,8 @@ for (const [v, mode, version, what] of CASES) {
 				// the kernel plane does not filter lists: as the server sent it
 				assert.deepEqual((await s.client.listTools()).tools, want.list);
 				assert.deepEqual(await s.call('echo', { message: 'eras hé' }), want.echo);
+				// its URI goes whole in Mcp-Name (2026-07-28): longer than any name, read
+				assert.deepEqual(await s.client.readResource({ uri: LONG_URI }), want.long);
 				await assert.rejects(s.call('get-env'), denied);
 				// a tool the policy does not name: the default (deny)
 				await assert.rejects(s.call('nope'), denied);
@@ -199,6 +203,8 @@ for (const [v, mode, version, what] of CASES) {
 				const calls = s.posts.filter((p) => /"tools\/call"/.test(p.body));
 				assert.equal(calls.length, 7, calls.map((p) => JSON.stringify(p.headers)).join('\n'));
 				if (version === '2026-07-28') {
+					assert.equal(s.posts.find((p) => /"resources\/read"/.test(p.body))
+						?.headers['mcp-name'], LONG_URI);
 					for (const p of calls) {
 						assert.equal(p.headers['mcp-method'], 'tools/call');
 						assert.equal(p.headers['mcp-session-id'], undefined);
