@@ -339,3 +339,36 @@ test('kernel TCP, v2 server, raw 2026-07-28: headers that disagree, Mcp-Param-*,
 		assert.ok(refused.length >= 4, JSON.stringify(refused));
 		assert.ok(refused.every((l) => l.decision === 'deny'));
 	});
+
+// Budgets of scope session are keyed by Mcp-Session-Id; 2026-07-28 requests have none, so all
+// of them count in one entry (as scope grant does), whichever connection they come on, while
+// each 2025 session has its own.
+test('kernel TCP, v2 server: a session budget without Mcp-Session-Id is one budget',
+	{ skip: skipReason || false }, async () => {
+		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'allow',
+			tools: { 'get-sum': { limits: [{ counter: 's', window: 'hour', max: 2, scope: 'session' }] } } }));
+		await startAttach();
+		try {
+			const answers = [];
+			for (let id = 30; id < 33; id++)
+				answers.push(await raw(post26(id, 'get-sum', { a: id, b: 1 })));
+			assert.match(answers[0], /The sum of 30 and 1 is 31\./);
+			assert.match(answers[1], /The sum of 31 and 1 is 32\./);
+			assert.match(answers[2], /"id":32,"error":\{"code":-32601,"message":"denied by policy"\}/);
+			// a 2025 session of its own still has its 2
+			const s = await session(2, null, 'kh26-session');
+			try {
+				assert.equal(text(await s.call('get-sum', { a: 1, b: 1 })), 'The sum of 1 and 1 is 2.');
+				assert.equal(text(await s.call('get-sum', { a: 1, b: 2 })), 'The sum of 1 and 2 is 3.');
+				await assert.rejects(s.call('get-sum', { a: 1, b: 3 }), denied);
+			} finally {
+				await s.close();
+			}
+			const { get, j } = stats();
+			assert.equal(get('get-sum', 'allow'), 4, JSON.stringify(j));
+			assert.equal(get('get-sum', 'limit'), 2, JSON.stringify(j));
+		} finally {
+			await stopAttach();
+			writeFileSync(join(dir, 'policy.json'), JSON.stringify(POLICY));
+		}
+	});
