@@ -18,8 +18,9 @@
  *    server answers 400 (parse error). Framing that cannot be followed (chunked, a bare LF,
  *    a bad or doubled Content-Length, headers over MCPF_TCP_HDR_MAX) gets the request's first
  *    byte replaced: the server refuses it and closes; later sends on that socket are dropped.
+ *    A request's Mcp-Method header (2026-07-28) is rewritten with its body's method.
  *  - Server sends: the reply to a neutralized id ("Method not found") is rewritten, same length,
- *    to read "denied by policy".
+ *    to read "denied by policy"; a 404 status that starts the send becomes 200 (2026-07-28).
  * It never sees: traffic of sockets outside the cgroup, TLS plaintext, other transports.
  */
 #include "vmlinux.h"
