@@ -12,13 +12,12 @@
  * control byte, DEL, a name byte that is not a tchar, obs-fold, a space before the colon, an
  * empty name, a request line not starting with an upper-case letter, a second Content-Length,
  * Transfer-Encoding, Content-Encoding, Mcp-Method, Mcp-Name or Mcp-Session-Id, a Content-Length
- * that is not digits and whitespace, an Mcp-Method of MCPF_METHOD_MAX bytes or more); else
- * h->hc.end, the offset past the blank line, or 0 when the head is not whole yet. Then h->hc.cl,
- * h->hc.seen (bit per enum hdr_id) and the values of Mcp-Method and Mcp-Name (trailing
- * whitespace cut, NUL-padded; an Mcp-Name of MCPF_NAME_MAX bytes or more, such as a long
- * resource URI, keeps its first MCPF_NAME_MAX - 1 bytes and its whole length, untrimmed, so
- * that it equals no name a body holds) and Mcp-Session-Id (first MCPF_TCP_SESSION_MAX - 1
- * bytes).
+ * that is not digits and whitespace); else h->hc.end, the offset past the blank line, or 0 when
+ * the head is not whole yet. Then h->hc.cl, h->hc.seen (bit per enum hdr_id) and the values of
+ * Mcp-Method and Mcp-Name (trailing whitespace cut, NUL-padded; one of MCPF_METHOD_MAX or
+ * MCPF_NAME_MAX bytes or more, such as a long resource URI, keeps its first bytes and its whole
+ * length, untrimmed, so that it equals no method or name a body holds: the body is refused if
+ * it says one, not the connection) and Mcp-Session-Id (first MCPF_TCP_SESSION_MAX - 1 bytes).
  *
  * How: one bpf_loop over steps; a step reads a run of up to 8 plain bytes (of the request line,
  * a name or a value, classified 8 at a time with SWAR arithmetic) and the byte after it, or a
@@ -156,9 +155,7 @@ static __always_inline void hdr_value_byte(struct http_head *h, struct hdr_ctx *
 		break;
 	case HDR_MCP_METHOD:
 		/* MCPF_METHOD_MAX is not a power of two: bound, not mask */
-		if (v >= MCPF_METHOD_MAX - 1)
-			c->error = 1;
-		else
+		if (v < MCPF_METHOD_MAX - 1)
 			h->h_method[v] = ch;
 		break;
 	case HDR_MCP_NAME:

@@ -789,6 +789,14 @@ static void test_unreadable_body_refused(void **state)
 	send_once(p.cfd, req, n);
 	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
 	assert_int_equal(got[n - strlen(body)], 0x01);
+	/* so is the body under an Mcp-Method longer than any method; the connection goes on */
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 17, "echo"),
+		    "Mcp-Method: io.example/an-extension-method-longer-than-48-bytes/x\r\n");
+	send_once(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_int_equal(got[n - strlen(body)], 0x01);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 18, "echo"), NULL);
+	expect_passes(&p, req, n);
 	/* but a tools/call without a readable name and an Mcp-Name is refused */
 	snprintf(body, sizeof(body),
 		 "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","

@@ -80,10 +80,10 @@ static const struct head_case cases[] = {
 	  "Mcp-Session-Id: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefXYZ\r\n"
 	  "\r\n",
 	  OK, -1 },
-	/* 47 bytes of method (MCPF_METHOD_MAX - 1) are read, 48 are too many */
+	/* 47 bytes of method (MCPF_METHOD_MAX - 1) are read, 48 are longer than any method */
 	{ "POST /mcp HTTP/1.1\r\nMcp-Method: "
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
-	  BAD, 0 },
+	  OK, -1 },
 	{ "POST /mcp HTTP/1.1\r\nMcp-Method: "
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
 	  OK, -1 },
@@ -122,6 +122,9 @@ static void test_cases(void **state)
 	assert_string_equal(h.h_name, "get-env");
 	assert_int_equal(h.h_session_len, MCPF_TCP_SESSION_MAX - 1);
 	assert_memory_equal(h.h_session, "0123456789abcdef", 16);
+	both(cases[28].head, strlen(cases[28].head));
+	assert_int_equal(h.h_method_len, MCPF_METHOD_MAX);
+	assert_int_equal(strlen(h.h_method), MCPF_METHOD_MAX - 1);
 	both(cases[30].head, strlen(cases[30].head));
 	assert_int_equal(h.h_name_len, 188);
 	assert_int_equal(strlen(h.h_name), MCPF_NAME_MAX - 1);
