@@ -560,8 +560,85 @@ static __always_inline __u32 http_head_body_why(const struct http_head *h,
 
 /*
  * Do the Mcp-Method and Mcp-Name headers (2026-07-28) agree with the body's message (res, read
- * OK)? Absent, they agree; present, the body is one message, not a batch, and says the same.
+ * OK)? Absent, they agree; present, the body is one message, not a batch, and says the same
+ * (Mcp-Name as it is, or base64 in its "=?base64?…?=" form).
  */
+/* A base64 character's 6 bits, 64 for '=', 65 for any other byte. */
+static __always_inline __u32 hdr_b64_bits(__u8 ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+' || ch == '/')
+		return ch == '+' ? 62 : 63;
+	return ch == '=' ? 64 : 65;
+}
+
+#define HDR_B64_GROUPS ((MCPF_NAME_MAX - 12) / 4) /* of an Mcp-Name kept whole */
+
+struct hdr_b64 {
+	const struct http_head *h;
+	const struct mcpf_call *c;
+	__u32 groups; /* of 4 characters */
+	__u32 out;    /* bytes of the name matched */
+	__u32 bad;
+};
+
+/* One group of 4 characters, 3 bytes of the name (fewer in a last group with padding). */
+static long hdr_b64_step(__u64 g, void *arg)
+{
+	struct hdr_b64 *b = arg;
+	const struct http_head *h = b->h;
+	const struct mcpf_call *c = b->c;
+	__u32 i = 9 + 4 * (__u32)g, b0, b1, b2, b3, v, out = b->out;
+
+	if (g >= b->groups)
+		return 1;
+	b0 = hdr_b64_bits(h->h_name[i & (MCPF_NAME_MAX - 1)]);
+	b1 = hdr_b64_bits(h->h_name[(i + 1) & (MCPF_NAME_MAX - 1)]);
+	b2 = hdr_b64_bits(h->h_name[(i + 2) & (MCPF_NAME_MAX - 1)]);
+	b3 = hdr_b64_bits(h->h_name[(i + 3) & (MCPF_NAME_MAX - 1)]);
+	if (b0 > 63 || b1 > 63 || b2 > 64 || b3 > 64 || (b2 == 64 && b3 != 64) ||
+	    (b3 == 64 && g + 1 != b->groups) || out > MCPF_NAME_MAX - 4)
+		goto bad;
+	v = b0 << 18 | b1 << 12 | (b2 & 63) << 6 | (b3 & 63);
+	if (c->name[out & (MCPF_NAME_MAX - 1)] != (char)(v >> 16))
+		goto bad;
+	if (b2 != 64 && c->name[(out + 1) & (MCPF_NAME_MAX - 1)] != (char)(v >> 8))
+		goto bad;
+	if (b3 != 64 && c->name[(out + 2) & (MCPF_NAME_MAX - 1)] != (char)v)
+		goto bad;
+	b->out = out + 3 - (b2 == 64) - (b3 == 64);
+	return 0;
+bad:
+	b->bad = 1;
+	return 1;
+}
+
+/*
+ * Is Mcp-Name "=?base64?" B64 "?=" with B64 the name c says? A 2026-07-28 client sends a value
+ * with a byte past printable ASCII, surrounding whitespace, or that form itself so (the
+ * TypeScript SDK's encodeMcpParamValue), and servers decode it before comparing. The bits past
+ * the last byte are not checked. A bpf_loop: the verifier reads the step once.
+ */
+static __always_inline bool hdr_b64_name_is(const struct http_head *h, const struct mcpf_call *c)
+{
+	struct hdr_b64 b = { .h = h, .c = c };
+	__u32 n = h->h_name_len;
+
+	if (n < 15 || n > MCPF_NAME_MAX - 1 || (n - 11) % 4 ||
+	    mcpf_load64(&h->h_name[0]) != W8('=', '?', 'b', 'a', 's', 'e', '6', '4') ||
+	    h->h_name[8] != '?' || h->h_name[(n - 2) & (MCPF_NAME_MAX - 1)] != '?' ||
+	    h->h_name[(n - 1) & (MCPF_NAME_MAX - 1)] != '=')
+		return false;
+	b.groups = (n - 11) / 4;
+	bpf_loop(HDR_B64_GROUPS, hdr_b64_step, &b, 0);
+	return !b.bad && b.out == c->name_len;
+}
+
 static __always_inline bool http_head_agrees(const struct http_head *h,
 					     const struct mcpf_scan_result *res)
 {
@@ -589,7 +666,11 @@ static __always_inline bool http_head_agrees(const struct http_head *h,
 	if (h->h_name_len && !(c->flags & MCPF_CALL_HAS_NAME) && !tools_call)
 		return true;
 	if (h->h_name_len) {
-		if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len != h->h_name_len)
+		if (!(c->flags & MCPF_CALL_HAS_NAME))
+			return false;
+		if (hdr_b64_name_is(h, c))
+			return true;
+		if (c->name_len != h->h_name_len)
 			return false;
 		for (int i = 0; i < MCPF_NAME_MAX; i += 8)
 			if (mcpf_load64(&c->name[i]) != mcpf_load64(&h->h_name[i]))

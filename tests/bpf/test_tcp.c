@@ -633,6 +633,25 @@ static const struct head_case head_cases[] = {
 	  "get-env", HEAD_BODY },
 	{ "Mcp-Name twice", "Mcp-Name: get-env\r\nMcp-Name: echo\r\nContent-Length: %zu\r\n",
 	  "get-env", HEAD_POISON },
+	/* base64, as a 2026-07-28 client sends a name past ASCII: decoded, then compared */
+	{ "Mcp-Name in base64",
+	  "Mcp-Method: tools/call\r\nMcp-Name: =?base64?Z2V0LWVudg==?=\r\n"
+	  "Content-Length: %zu\r\n",
+	  "get-env", HEAD_DENY },
+	{ "Mcp-Name in base64, allowed", "Mcp-Name: =?base64?ZWNobw==?=\r\nContent-Length: %zu\r\n",
+	  "echo", HEAD_PASS },
+	{ "Mcp-Name in base64, past ASCII",
+	  "Mcp-Name: =?base64?Y2Fmw6k=?=\r\nContent-Length: %zu\r\n", "caf\xc3\xa9", HEAD_PASS },
+	{ "Mcp-Name in base64 of another tool",
+	  "Mcp-Name: =?base64?ZWNobw==?=\r\nContent-Length: %zu\r\n", "get-env", HEAD_BODY },
+	{ "Mcp-Name in base64 of a name with a space before it",
+	  "Mcp-Name: =?base64?IGVjaG8=?=\r\nContent-Length: %zu\r\n", "echo", HEAD_BODY },
+	{ "Mcp-Name in base64 without its padding",
+	  "Mcp-Name: =?base64?ZWNobw?=\r\nContent-Length: %zu\r\n", "echo", HEAD_BODY },
+	{ "Mcp-Name in base64 with padding inside",
+	  "Mcp-Name: =?base64?ZW==Y2hv?=\r\nContent-Length: %zu\r\n", "echo", HEAD_BODY },
+	{ "Mcp-Name in base64 with a byte outside the alphabet",
+	  "Mcp-Name: =?base64?ZW.obw==?=\r\nContent-Length: %zu\r\n", "echo", HEAD_BODY },
 };
 
 static void head_case_run(const char *what, const char *line, const char *head, const char *tool,

@@ -49,6 +49,7 @@ const POLICY = {
 	default: 'deny',
 	tools: {
 		echo: {},
+		'café': {},
 		'get-sum': { limits: [{ counter: 'sums', window: 'hour', max: 2 }] },
 		'get-env': { action: 'deny', reason: 'the environment is private' },
 	},
@@ -175,6 +176,7 @@ for (const [v, mode, version, what] of CASES) {
 				echo: await d.call('echo', { message: 'eras hé' }),
 				sum: await d.call('get-sum', { a: 1, b: 2 }),
 				long: await d.client.readResource({ uri: LONG_URI }),
+				cafe: await d.call('café'),
 			};
 			assert.ok(text(await d.call('get-env')).includes(CANARY), 'get-env runs unattached');
 			await d.close();
@@ -197,11 +199,12 @@ for (const [v, mode, version, what] of CASES) {
 				assert.deepEqual(await s.call('get-sum', { a: 1, b: 2 }), want.sum);
 				await assert.rejects(s.call('get-sum', { a: 1, b: 2 }), denied);
 				assert.equal(text(await s.call('echo', { message: 'after' })), 'Echo: after');
+				assert.deepEqual(await s.call('café'), want.cafe);
 
 				// what the client sent: 2026-07-28 carries Mcp-Method, Mcp-Name and the
 				// Mcp-Param-Message header echo declares, and no Mcp-Session-Id
 				const calls = s.posts.filter((p) => /"tools\/call"/.test(p.body));
-				assert.equal(calls.length, 7, calls.map((p) => JSON.stringify(p.headers)).join('\n'));
+				assert.equal(calls.length, 8, calls.map((p) => JSON.stringify(p.headers)).join('\n'));
 				if (version === '2026-07-28') {
 					assert.equal(s.posts.find((p) => /"resources\/read"/.test(p.body))
 						?.headers['mcp-name'], LONG_URI);
@@ -214,6 +217,9 @@ for (const [v, mode, version, what] of CASES) {
 					assert.equal(calls[0].headers['mcp-param-message'],
 						`=?base64?${Buffer.from('eras hé').toString('base64')}?=`);
 					assert.equal(calls[6].headers['mcp-param-message'], 'after');
+					// so does a name past ASCII in Mcp-Name
+					assert.equal(calls[7].headers['mcp-name'],
+						`=?base64?${Buffer.from('café').toString('base64')}?=`);
 				} else {
 					assert.ok(calls.every((p) => !p.headers['mcp-method']));
 					assert.ok(calls.every((p) => p.headers['mcp-session-id']));
@@ -221,6 +227,7 @@ for (const [v, mode, version, what] of CASES) {
 
 				const { get, j } = stats();
 				assert.equal(get('echo', 'allow'), 2, JSON.stringify(j));
+				assert.equal(get('café', 'allow'), 1, JSON.stringify(j));
 				assert.equal(get('get-env', 'rule'), 1, JSON.stringify(j));
 				assert.equal(get('nope', 'default'), 1, JSON.stringify(j));
 				assert.equal(get('get-sum', 'allow'), 2, JSON.stringify(j));
@@ -231,13 +238,13 @@ for (const [v, mode, version, what] of CASES) {
 				await stopAttach();
 			}
 			// the server ran what was allowed, and nothing else
-			assert.deepEqual(ran().slice(before), ['echo', 'get-sum', 'get-sum', 'echo']);
+			assert.deepEqual(ran().slice(before), ['echo', 'get-sum', 'get-sum', 'echo', 'café']);
 			const lines = (await awaitAudit(audit(), (l) => l.client?.pid === process.pid &&
-				l.method === 'tools/call' && l.plane === 'kernel', 7)).slice(-7);
+				l.method === 'tools/call' && l.plane === 'kernel', 8)).slice(-8);
 			assert.deepEqual(lines.map((l) => [l.tool, l.decision, l.kind ?? '-']), [
 				['echo', 'allow', '-'], ['get-env', 'deny', 'rule'], ['nope', 'deny', 'default'],
 				['get-sum', 'allow', '-'], ['get-sum', 'allow', '-'],
-				['get-sum', 'deny', 'limit'], ['echo', 'allow', '-']]);
+				['get-sum', 'deny', 'limit'], ['echo', 'allow', '-'], ['café', 'allow', '-']]);
 			assert.equal(lines[1].rule, '/tools/get-env/action');
 			for (const l of lines) assert.match(l.conn, new RegExp(`^tcp:\\d+->${PORT}$`));
 		});
@@ -298,15 +305,19 @@ test('kernel TCP, v2 server, raw 2026-07-28: headers that disagree, Mcp-Param-*,
 			// invalid: the server answers 400), whatever the headers name
 			for (const [id, h] of [[10, lie], [11, { 'Mcp-Method': 'tools/list', 'Mcp-Name': 'get-env' }],
 				[12, { 'Mcp-Method': 'tools/call', 'Mcp-Name': 'GET-ENV' }],
-				[13, { 'Mcp-Method': 'tools/call', 'Mcp-Name': `=?base64?${Buffer.from('get-env').toString('base64')}?=` }]]) {
+				[13, { 'Mcp-Method': 'tools/call', 'Mcp-Name': `=?base64?${Buffer.from('echo').toString('base64')}?=` }]]) {
 				out = await raw(post26(id, 'get-env', {}, h));
 				assert.equal(status(out), 400, `${JSON.stringify(h)}:\n${out}`);
 				assert.ok(!out.includes(CANARY), out);
 			}
-			// agreeing, denied: the answer to the id, in-band
+			// agreeing, denied: the answer to the id, in-band; Mcp-Name as it is or in base64
 			out = await raw(post26(14, 'get-env'));
 			assert.equal(status(out), 200, out);
 			assert.match(out, /"id":14,"error":\{"code":-32601,"message":"denied by policy"\}/);
+			out = await raw(post26(20, 'get-env', {}, { 'Mcp-Method': 'tools/call',
+				'Mcp-Name': `=?base64?${Buffer.from('get-env').toString('base64')}?=` }));
+			assert.equal(status(out), 200, out);
+			assert.match(out, /"id":20,"error":\{"code":-32601,"message":"denied by policy"\}/);
 			// Mcp-Param-* headers pass: plain, base64, and one the tool does not declare
 			out = await raw(post26(15, 'echo', { message: 'p1' },
 				{ 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo', 'Mcp-Param-Message': 'p1' }));
