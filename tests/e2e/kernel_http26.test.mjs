@@ -75,7 +75,7 @@ before(async () => {
 	writeFileSync(join(dir, 'policy.json'), JSON.stringify(POLICY));
 	server = spawn(process.execPath, [SERVER], {
 		env: { ...process.env, PORT: String(PORT), MCPFENCE_CANARY: CANARY, MCPFENCE_TOOL_LOG: toolLog },
-		stdio: ['ignore', 'ignore', 'inherit'],
+		stdio: ['ignore', 'ignore', 'ignore'],
 	});
 	for (let i = 0; i < 100 && !(await portOpen(PORT)); i++) await sleep(100);
 });
@@ -318,6 +318,14 @@ test('kernel TCP, v2 server, raw 2026-07-28: headers that disagree, Mcp-Param-*,
 				'Mcp-Name': `=?base64?${Buffer.from('get-env').toString('base64')}?=` }));
 			assert.equal(status(out), 200, out);
 			assert.match(out, /"id":20,"error":\{"code":-32601,"message":"denied by policy"\}/);
+			// a method written with an escape: neutralized as rpc.denied_, which its
+			// Mcp-Method (rpc.denied) does not say; the server refuses that (-32020)
+			out = await raw(Buffer.from(post26(21, 'get-env').toString()
+				.replace('"tools/call"', '"tools\\/call"').replace(/Content-Length: (\d+)/,
+					(m, n) => `Content-Length: ${Number(n) + 1}`)));
+			assert.equal(status(out), 400, out);
+			assert.match(out, /"code":-32020/);
+			assert.ok(!out.includes(CANARY), out);
 			// Mcp-Param-* headers pass: plain, base64, and one the tool does not declare
 			out = await raw(post26(15, 'echo', { message: 'p1' },
 				{ 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo', 'Mcp-Param-Message': 'p1' }));
