@@ -14,8 +14,10 @@
  * Transfer-Encoding, Content-Encoding, Mcp-Method, Mcp-Name or Mcp-Session-Id, a Content-Length
  * that is not digits and whitespace); else h->hc.end, the offset past the blank line, or 0 when
  * the head is not whole yet. Then h->hc.cl, h->hc.seen (bit per enum hdr_id) and the values of
- * Mcp-Method and Mcp-Name (trailing whitespace cut, NUL-padded) and Mcp-Session-Id (first
- * MCPF_TCP_SESSION_MAX - 1 bytes).
+ * Mcp-Method and Mcp-Name (trailing whitespace cut, NUL-padded; one of MCPF_METHOD_MAX or
+ * MCPF_NAME_MAX bytes or more, such as a long resource URI, keeps its first bytes and its whole
+ * length, untrimmed, so that it equals no method or name a body holds: the body is refused if
+ * it says one, not the connection) and Mcp-Session-Id (first MCPF_TCP_SESSION_MAX - 1 bytes).
  *
  * How: one bpf_loop over steps; a step reads a run of up to 8 plain bytes (of the request line,
  * a name or a value, classified 8 at a time with SWAR arithmetic) and the byte after it, or a
@@ -73,8 +75,9 @@ struct http_head {
 	__u32 h_method_len;
 	__u32 h_name_len;
 	__u32 h_session_len;
-	__u32 h_ctype_off; /* where the Content-Type's value starts in the head */
-	__u32 h_ctype_len; /* its length (trailing whitespace included); HDR_CTYPE_MAX at most */
+	__u32 h_method_off; /* where the Mcp-Method's value starts in the head */
+	__u32 h_ctype_off;  /* where the Content-Type's value starts in the head */
+	__u32 h_ctype_len;  /* its length (trailing whitespace included); HDR_CTYPE_MAX at most */
 };
 
 #define W8(a, b, c, d, e, f, g, h)                                                               \
@@ -152,15 +155,12 @@ static __always_inline void hdr_value_byte(struct http_head *h, struct hdr_ctx *
 		break;
 	case HDR_MCP_METHOD:
 		/* MCPF_METHOD_MAX is not a power of two: bound, not mask */
-		if (v >= MCPF_METHOD_MAX - 1)
-			c->error = 1;
-		else
+		if (v < MCPF_METHOD_MAX - 1)
 			h->h_method[v] = ch;
 		break;
 	case HDR_MCP_NAME:
-		if (v >= MCPF_NAME_MAX - 1)
-			c->error = 1;
-		else
+		/* longer (a resource's URI): its first bytes kept, its length says it is longer */
+		if (v < MCPF_NAME_MAX - 1)
 			h->h_name[v & (MCPF_NAME_MAX - 1)] = ch;
 		break;
 	case HDR_MCP_SESSION:
@@ -417,7 +417,9 @@ ows:
 		c->state = HS_VALUE;
 		if (c->hid == HDR_CONTENT_TYPE)
 			h->h_ctype_off = pos; /* its bytes are read where they are */
-					      /* fall through */
+		else if (c->hid == HDR_MCP_METHOD)
+			h->h_method_off = pos; /* rewritten there when the call is denied */
+					       /* fall through */
 	case HS_VALUE:
 value:
 		/* the request line, or a value nobody keeps: whole runs of 8 plain bytes at once */
@@ -475,6 +477,7 @@ static __always_inline void http_head_parse(const struct mcpf_scan_buf *buf, __u
 	h->h_name_len = 0;
 	h->h_session_len = 0;
 	h->h_ctype_off = 0;
+	h->h_method_off = 0;
 	h->h_ctype_len = 0;
 	mcpf_zero(h->h_method, sizeof(h->h_method));
 	mcpf_zero(h->h_name, sizeof(h->h_name));
@@ -557,8 +560,85 @@ static __always_inline __u32 http_head_body_why(const struct http_head *h,
 
 /*
  * Do the Mcp-Method and Mcp-Name headers (2026-07-28) agree with the body's message (res, read
- * OK)? Absent, they agree; present, the body is one message, not a batch, and says the same.
+ * OK)? Absent, they agree; present, the body is one message, not a batch, and says the same
+ * (Mcp-Name as it is, or base64 in its "=?base64?…?=" form).
  */
+/* A base64 character's 6 bits, 64 for '=', 65 for any other byte. */
+static __always_inline __u32 hdr_b64_bits(__u8 ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+' || ch == '/')
+		return ch == '+' ? 62 : 63;
+	return ch == '=' ? 64 : 65;
+}
+
+#define HDR_B64_GROUPS ((MCPF_NAME_MAX - 12) / 4) /* of an Mcp-Name kept whole */
+
+struct hdr_b64 {
+	const struct http_head *h;
+	const struct mcpf_call *c;
+	__u32 groups; /* of 4 characters */
+	__u32 out;    /* bytes of the name matched */
+	__u32 bad;
+};
+
+/* One group of 4 characters, 3 bytes of the name (fewer in a last group with padding). */
+static long hdr_b64_step(__u64 g, void *arg)
+{
+	struct hdr_b64 *b = arg;
+	const struct http_head *h = b->h;
+	const struct mcpf_call *c = b->c;
+	__u32 i = 9 + 4 * (__u32)g, b0, b1, b2, b3, v, out = b->out;
+
+	if (g >= b->groups)
+		return 1;
+	b0 = hdr_b64_bits(h->h_name[i & (MCPF_NAME_MAX - 1)]);
+	b1 = hdr_b64_bits(h->h_name[(i + 1) & (MCPF_NAME_MAX - 1)]);
+	b2 = hdr_b64_bits(h->h_name[(i + 2) & (MCPF_NAME_MAX - 1)]);
+	b3 = hdr_b64_bits(h->h_name[(i + 3) & (MCPF_NAME_MAX - 1)]);
+	if (b0 > 63 || b1 > 63 || b2 > 64 || b3 > 64 || (b2 == 64 && b3 != 64) ||
+	    (b3 == 64 && g + 1 != b->groups) || out > MCPF_NAME_MAX - 4)
+		goto bad;
+	v = b0 << 18 | b1 << 12 | (b2 & 63) << 6 | (b3 & 63);
+	if (c->name[out & (MCPF_NAME_MAX - 1)] != (char)(v >> 16))
+		goto bad;
+	if (b2 != 64 && c->name[(out + 1) & (MCPF_NAME_MAX - 1)] != (char)(v >> 8))
+		goto bad;
+	if (b3 != 64 && c->name[(out + 2) & (MCPF_NAME_MAX - 1)] != (char)v)
+		goto bad;
+	b->out = out + 3 - (b2 == 64) - (b3 == 64);
+	return 0;
+bad:
+	b->bad = 1;
+	return 1;
+}
+
+/*
+ * Is Mcp-Name "=?base64?" B64 "?=" with B64 the name c says? A 2026-07-28 client sends a value
+ * with a byte past printable ASCII, surrounding whitespace, or that form itself so (the
+ * TypeScript SDK's encodeMcpParamValue), and servers decode it before comparing. The bits past
+ * the last byte are not checked. A bpf_loop: the verifier reads the step once.
+ */
+static __always_inline bool hdr_b64_name_is(const struct http_head *h, const struct mcpf_call *c)
+{
+	struct hdr_b64 b = { .h = h, .c = c };
+	__u32 n = h->h_name_len;
+
+	if (n < 15 || n > MCPF_NAME_MAX - 1 || (n - 11) % 4 ||
+	    mcpf_load64(&h->h_name[0]) != W8('=', '?', 'b', 'a', 's', 'e', '6', '4') ||
+	    h->h_name[8] != '?' || h->h_name[(n - 2) & (MCPF_NAME_MAX - 1)] != '?' ||
+	    h->h_name[(n - 1) & (MCPF_NAME_MAX - 1)] != '=')
+		return false;
+	b.groups = (n - 11) / 4;
+	bpf_loop(HDR_B64_GROUPS, hdr_b64_step, &b, 0);
+	return !b.bad && b.out == c->name_len;
+}
+
 static __always_inline bool http_head_agrees(const struct http_head *h,
 					     const struct mcpf_scan_result *res)
 {
@@ -586,7 +666,11 @@ static __always_inline bool http_head_agrees(const struct http_head *h,
 	if (h->h_name_len && !(c->flags & MCPF_CALL_HAS_NAME) && !tools_call)
 		return true;
 	if (h->h_name_len) {
-		if (!(c->flags & MCPF_CALL_HAS_NAME) || c->name_len != h->h_name_len)
+		if (!(c->flags & MCPF_CALL_HAS_NAME))
+			return false;
+		if (hdr_b64_name_is(h, c))
+			return true;
+		if (c->name_len != h->h_name_len)
 			return false;
 		for (int i = 0; i < MCPF_NAME_MAX; i += 8)
 			if (mcpf_load64(&c->name[i]) != mcpf_load64(&h->h_name[i]))

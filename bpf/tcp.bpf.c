@@ -18,8 +18,9 @@
  *    server answers 400 (parse error). Framing that cannot be followed (chunked, a bare LF,
  *    a bad or doubled Content-Length, headers over MCPF_TCP_HDR_MAX) gets the request's first
  *    byte replaced: the server refuses it and closes; later sends on that socket are dropped.
+ *    A request's Mcp-Method header (2026-07-28) is rewritten with its body's method.
  *  - Server sends: the reply to a neutralized id ("Method not found") is rewritten, same length,
- *    to read "denied by policy".
+ *    to read "denied by policy"; a 404 status that starts the send becomes 200 (2026-07-28).
  * It never sees: traffic of sockets outside the cgroup, TLS plaintext, other transports.
  */
 #include "vmlinux.h"
@@ -253,6 +254,29 @@ static __always_inline int neutralize_method(struct sk_msg_md *msg, __u32 off, _
 	return 0;
 }
 
+/*
+ * The Mcp-Method header (2026-07-28) of a request whose tools/call was neutralized: its value,
+ * "tools/call" at off, becomes "rpc.denied", which is what the body's method now reads. A server
+ * of that revision checks the header against the body: left as it was, it answers -32020 (the
+ * headers and body disagree, naming the rewritten method) instead of -32601 for the denied id.
+ */
+static __always_inline void neutralize_method_header(struct sk_msg_md *msg, __u32 off)
+{
+	const __u64 w0 = W8('r', 'p', 'c', '.', 'd', 'e', 'n', 'i');
+	__u8 *data, *end;
+
+	if (off > MCPF_TCP_HDR_MAX || bpf_msg_pull_data(msg, off, off + 10, 0))
+		return;
+	data = msg->data;
+	end = msg->data_end;
+	if (data + 10 > end)
+		return;
+	for (int j = 0; j < 8; j++)
+		data[j] = (w0 >> (8 * j)) & 0xff;
+	data[8] = 'e';
+	data[9] = 'd';
+}
+
 /* ---- one request ---------------------------------------------------------------------- */
 
 static __always_inline bool is_tools_call(const struct mcpf_call *c)
@@ -468,6 +492,9 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 		if (o > MCPF_SCAN_BUF_MAX || s > SPAN_MAX || neutralize_method(msg, base + o, s))
 			poison_at(msg, off); /* cannot rewrite the method: refuse the whole body */
 	}
+	/* one call when Mcp-Method is there (http_head_agrees), and it said tools/call */
+	if (w->nrw && (w->hd.hc.seen & (1u << HDR_MCP_METHOD)) && w->hd.h_method_len == 10)
+		neutralize_method_header(msg, w->hd.h_method_off);
 }
 
 static __always_inline struct mcpf_conn *conn_get(struct mcpf_conn_key *ck)
@@ -744,6 +771,29 @@ static long reply_search_loop(__u64 i, void *arg)
 	return reply_search(arg, true);
 }
 
+/*
+ * The send starts with a response whose status is 404, and its first denial was rewritten:
+ * the status becomes 200. A server of the 2026-07-28 revision answers an unknown method
+ * (rpc.denied) with HTTP 404 and the JSON-RPC error as its body; the SDK client takes that for
+ * a failed POST, not for the answer to its call. On 200 the error is in-band, as a handler's
+ * error is in that revision, and the client reads "denied by policy" as the call's answer.
+ * Earlier revisions answer it on 200 already.
+ */
+static __always_inline void reply_status_200(struct sk_msg_md *msg)
+{
+	__u8 *data, *end;
+
+	if (bpf_msg_pull_data(msg, 9, 12, 0))
+		return;
+	data = msg->data;
+	end = msg->data_end;
+	if (data + 3 > end || data[0] != '4' || data[1] != '0' || data[2] != '4')
+		return;
+	data[0] = '2';
+	data[1] = '0';
+	data[2] = '0';
+}
+
 /* loop: search without the bpf_strnstr kfunc (a constant at each call site). */
 static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w, bool loop)
 {
@@ -751,6 +801,7 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w
 	struct mcpf_scan_buf *buf = scan_buf_get(w);
 	struct tcp_cb cb = { .w = w, .buf = buf, .conn = conn };
 	__u32 size = msg->size, n, hit;
+	bool status_404;
 	__u8 *data, *end;
 
 	if (!conn || !conn->npending || !buf || !size)
@@ -759,6 +810,11 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w
 	if (msg_copy(msg, buf, 0, 0, n, REPLY_SCAN_MAX - 1))
 		return SK_PASS;
 	buf->data[n & (REPLY_SCAN_MAX - 1)] = 0;
+	/* "HTTP/1.1 404 " */
+	status_404 = n > 13 &&
+		     mcpf_load64(&buf->data[0]) == W8('H', 'T', 'T', 'P', '/', '1', '.', '1') &&
+		     (mcpf_load64(&buf->data[8]) & 0xffffffffffULL) ==
+			     W8(' ', '4', '0', '4', ' ', 0, 0, 0);
 	w->rc.n = n;
 	w->rc.from = 0;
 	for (int k = 0; k < MCPF_TCP_PENDING; k++) {
@@ -776,6 +832,8 @@ static __always_inline int server_send(struct sk_msg_md *msg, struct tcp_work *w
 		mcpf_store64(&data[0], W8('d', 'e', 'n', 'i', 'e', 'd', ' ', 'b'));
 		mcpf_store64(&data[8], W8('y', ' ', 'p', 'o', 'l', 'i', 'c', 'y'));
 		count(MCPF_CNT_REPLIES, 1);
+		if (!k && status_404)
+			reply_status_200(msg);
 		w->rc.from = hit;
 		if (!conn->npending)
 			break;

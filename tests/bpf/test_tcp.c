@@ -329,6 +329,75 @@ static void test_denied_neutralized_and_reply(void **state)
 	pair_close(&p);
 }
 
+/*
+ * The 2026-07-28 revision: Mcp-Method says the body's method, and its server checks the two. A
+ * denied call's header is rewritten with its body ("rpc.denied" both), so the server answers
+ * -32601 for the id, not -32020 (headers and body disagree); it does so with HTTP 404, which
+ * the SDK client takes for a failed POST: the status of that answer becomes 200, and its
+ * error reads "denied by policy". A 404 whose body is not the answer to a denied call, and a
+ * denial answered on 200, keep their status.
+ */
+static void test_denied_2026_header_and_status(void **state)
+{
+	static const char extra[] = "Mcp-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call"
+				    "\r\nMcp-Name: get-env\r\nMcp-Param-Region: eu\r\n";
+	static const char err[] = "{\"jsonrpc\":\"2.0\",\"id\":%d,\"error\":{\"code\":-32601,"
+				  "\"message\":\"Method not found\"}}";
+	char body[256], req[1024], want[1024], got[2048], reply[512], e[128];
+	size_t n;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 7, "get-env"), extra);
+	send_once(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	memcpy(want, req, n);
+	memcpy(strstr(want, "\"tools/call\"") + 1, "rpc.denied", 10);
+	memcpy(strstr(want, "Mcp-Method: tools/call") + 12, "rpc.denied", 10);
+	assert_memory_equal(got, want, n);
+	snprintf(e, sizeof(e), err, 7);
+	n = snprintf(reply, sizeof(reply),
+		     "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n\r\n%s",
+		     strlen(e), e);
+	send_once(p.sfd, reply, n);
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), n);
+	got[n] = 0;
+	assert_true(!strncmp(got, "HTTP/1.1 200 Not Found\r\n", 24));
+	assert_non_null(strstr(
+		got, "\"id\":7,\"error\":{\"code\":-32601,\"message\":\"denied by policy\"}"));
+	/* allowed, with the same headers naming it: untouched */
+	n = request(
+		req, sizeof(req), net__tool_call(body, sizeof(body), 8, "echo"),
+		"Mcp-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n"
+		"Mcp-Param-Message: hi\r\n");
+	expect_passes(&p, req, n);
+	/* a 404 for an id that was not denied keeps its status and its text */
+	send_once(p.sfd, reply, strlen(reply));
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), strlen(reply));
+	assert_memory_equal(got, reply, strlen(reply));
+	/* no Mcp-Method (2025): the head is not touched, a 200 answer keeps its status */
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 9, "get-env"),
+		    "Mcp-Name: get-env\r\n");
+	send_once(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	memcpy(want, req, n);
+	memcpy(strstr(want, "\"tools/call\"") + 1, "rpc.denied", 10);
+	assert_memory_equal(got, want, n);
+	snprintf(e, sizeof(e), err, 9);
+	n = snprintf(reply, sizeof(reply),
+		     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n\r\n%s",
+		     strlen(e), e);
+	send_once(p.sfd, reply, n);
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), n);
+	got[n] = 0;
+	assert_true(!strncmp(got, "HTTP/1.1 200 OK\r\n", 17));
+	assert_non_null(strstr(got, "\"message\":\"denied by policy\""));
+	pair_close(&p);
+}
+
 /* Wire the server stage: the bpf_strnstr build (kfunc) or the bpf_loop one. */
 static void server_stage(bool kfunc)
 {
@@ -564,12 +633,31 @@ static const struct head_case head_cases[] = {
 	  "get-env", HEAD_BODY },
 	{ "Mcp-Name twice", "Mcp-Name: get-env\r\nMcp-Name: echo\r\nContent-Length: %zu\r\n",
 	  "get-env", HEAD_POISON },
+	/* base64, as a 2026-07-28 client sends a name past ASCII: decoded, then compared */
+	{ "Mcp-Name in base64",
+	  "Mcp-Method: tools/call\r\nMcp-Name: =?base64?Z2V0LWVudg==?=\r\n"
+	  "Content-Length: %zu\r\n",
+	  "get-env", HEAD_DENY },
+	{ "Mcp-Name in base64, allowed", "Mcp-Name: =?base64?ZWNobw==?=\r\nContent-Length: %zu\r\n",
+	  "echo", HEAD_PASS },
+	{ "Mcp-Name in base64, past ASCII",
+	  "Mcp-Name: =?base64?Y2Fmw6k=?=\r\nContent-Length: %zu\r\n", "caf\xc3\xa9", HEAD_PASS },
+	{ "Mcp-Name in base64 of another tool",
+	  "Mcp-Name: =?base64?ZWNobw==?=\r\nContent-Length: %zu\r\n", "get-env", HEAD_BODY },
+	{ "Mcp-Name in base64 of a name with a space before it",
+	  "Mcp-Name: =?base64?IGVjaG8=?=\r\nContent-Length: %zu\r\n", "echo", HEAD_BODY },
+	{ "Mcp-Name in base64 without its padding",
+	  "Mcp-Name: =?base64?ZWNobw?=\r\nContent-Length: %zu\r\n", "echo", HEAD_BODY },
+	{ "Mcp-Name in base64 with padding inside",
+	  "Mcp-Name: =?base64?ZW==Y2hv?=\r\nContent-Length: %zu\r\n", "echo", HEAD_BODY },
+	{ "Mcp-Name in base64 with a byte outside the alphabet",
+	  "Mcp-Name: =?base64?ZW.obw==?=\r\nContent-Length: %zu\r\n", "echo", HEAD_BODY },
 };
 
 static void head_case_run(const char *what, const char *line, const char *head, const char *tool,
 			  enum head_want want, int id)
 {
-	char body[512], hdrs[1024], req[4096], got[4096], want_buf[4096];
+	char body[512], hdrs[1024], req[4096], got[4096], want_buf[4096], *mm;
 	size_t bl, n, gn;
 	struct pair p;
 
@@ -587,8 +675,12 @@ static void head_case_run(const char *what, const char *line, const char *head, 
 		want_buf[0] = 0x01;
 	else if (want == HEAD_BODY)
 		want_buf[n - bl] = 0x01;
-	else if (want == HEAD_DENY)
+	else if (want == HEAD_DENY) {
 		memcpy(strstr(want_buf + n - bl, "\"tools/call\"") + 1, "rpc.denied", 10);
+		/* Mcp-Method says what the body now says */
+		if ((mm = strstr(want_buf, "\r\nMcp-Method: tools/call")) && mm < want_buf + n - bl)
+			memcpy(mm + 14, "rpc.denied", 10);
+	}
 	if (memcmp(got, want_buf, n))
 		fail_msg("%s: the server read\n%.*s\nnot\n%.*s", what, (int)n, got, (int)n,
 			 want_buf);
@@ -675,7 +767,7 @@ static void test_unreadable_body_refused(void **state)
 		"{\"method\":\"tools/call\",",
 		"{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"},\"id\":1} x",
 	};
-	char body[256], req[1024], got[2048];
+	char body[512], req[2048], got[2048], uri[300], hdr[400];
 	size_t n;
 	struct pair p;
 
@@ -698,6 +790,31 @@ static void test_unreadable_body_refused(void **state)
 		 "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\","
 		 "\"params\":{\"uri\":\"demo://x\"}}");
 	n = request(req, sizeof(req), body, "Mcp-Method: resources/read\r\nMcp-Name: demo://x\r\n");
+	expect_passes(&p, req, n);
+	/* a URI longer than any name (2026-07-28 clients send it whole): passes, and the body of a
+	 * tools/call with an Mcp-Name that long is refused, not the connection */
+	memset(uri, 'u', sizeof(uri) - 1);
+	uri[sizeof(uri) - 1] = 0;
+	memcpy(uri, "file:///", 8);
+	snprintf(body, sizeof(body),
+		 "{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"resources/read\","
+		 "\"params\":{\"uri\":\"%s\"}}",
+		 uri);
+	snprintf(hdr, sizeof(hdr), "Mcp-Method: resources/read\r\nMcp-Name: %s\r\n", uri);
+	n = request(req, sizeof(req), body, hdr);
+	expect_passes(&p, req, n);
+	snprintf(hdr, sizeof(hdr), "Mcp-Method: tools/call\r\nMcp-Name: %s\r\n", uri);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 16, "echo"), hdr);
+	send_once(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_int_equal(got[n - strlen(body)], 0x01);
+	/* so is the body under an Mcp-Method longer than any method; the connection goes on */
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 17, "echo"),
+		    "Mcp-Method: io.example/an-extension-method-longer-than-48-bytes/x\r\n");
+	send_once(p.cfd, req, n);
+	assert_int_equal(recv_for(p.sfd, got, sizeof(got), 300), n);
+	assert_int_equal(got[n - strlen(body)], 0x01);
+	n = request(req, sizeof(req), net__tool_call(body, sizeof(body), 18, "echo"), NULL);
 	expect_passes(&p, req, n);
 	/* but a tools/call without a readable name and an Mcp-Name is refused */
 	snprintf(body, sizeof(body),
@@ -1687,6 +1804,7 @@ int main(void)
 		cmocka_unit_test(test_sockets_in_map),
 		cmocka_unit_test(test_allowed_unchanged),
 		cmocka_unit_test(test_denied_neutralized_and_reply),
+		cmocka_unit_test(test_denied_2026_header_and_status),
 		cmocka_unit_test(test_reply_search),
 		cmocka_unit_test(test_globs_and_hide),
 		cmocka_unit_test(test_split_is_held_until_whole),

@@ -427,6 +427,10 @@ static size_t k_request(struct view *v, const unsigned char *send, size_t size)
 			if (is_tools_call(c) && k_neutralize(copy, total, off, c->method_span))
 				copy[end] = 0x01;
 		}
+		/* and Mcp-Method with them: neutralize_method_header() */
+		if (ncalls && (head.hc.seen & (1u << HDR_MCP_METHOD)) && head.h_method_len == 10 &&
+		    head.h_method_off + 10 <= end)
+			memcpy(copy + head.h_method_off, "rpc.denied", 10);
 		put(&v->pass_deny, copy, total);
 	}
 	free(copy);

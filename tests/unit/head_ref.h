@@ -43,12 +43,16 @@ static inline int head_ref_id(const char *name, size_t n)
 	return HDR_OTHER;
 }
 
-/* Keep a value of n bytes, t without trailing whitespace, in dst of max bytes (NUL included). */
-static inline void head_ref_keep(struct head_ref *r, char *dst, uint32_t *len, size_t max,
-				 const char *v, size_t n, size_t t)
+/*
+ * Keep a value of n bytes, t without trailing whitespace, in dst of max bytes (NUL included); a
+ * longer one: its first max - 1 bytes and its whole length n.
+ */
+static inline void head_ref_keep(char *dst, uint32_t *len, size_t max, const char *v, size_t n,
+				 size_t t)
 {
 	if (n >= max) {
-		r->error = true;
+		memcpy(dst, v, max - 1);
+		*len = n;
 		return;
 	}
 	memcpy(dst, v, t);
@@ -87,10 +91,10 @@ static inline void head_ref_value(struct head_ref *r, int id, const char *v, siz
 		break;
 	}
 	case HDR_MCP_METHOD:
-		head_ref_keep(r, r->method, &r->method_len, MCPF_METHOD_MAX, v, n, t);
+		head_ref_keep(r->method, &r->method_len, MCPF_METHOD_MAX, v, n, t);
 		break;
 	case HDR_MCP_NAME:
-		head_ref_keep(r, r->name, &r->name_len, MCPF_NAME_MAX, v, n, t);
+		head_ref_keep(r->name, &r->name_len, MCPF_NAME_MAX, v, n, t);
 		break;
 	case HDR_MCP_SESSION:
 		r->session_len = n < MCPF_TCP_SESSION_MAX - 1 ? n : MCPF_TCP_SESSION_MAX - 1;
@@ -213,10 +217,6 @@ static inline void head_ref_parse(const unsigned char *d, size_t n, struct head_
 				}
 			if (i + 1 >= n) {
 				/* cut short (at most its CR here): only what is already wrong counts */
-				if (id == HDR_MCP_METHOD && i - vs >= MCPF_METHOD_MAX)
-					r->error = true;
-				if (id == HDR_MCP_NAME && i - vs >= MCPF_NAME_MAX)
-					r->error = true;
 				if (id == HDR_CONTENT_LENGTH) {
 					struct head_ref t = *r;
 

@@ -80,12 +80,18 @@ static const struct head_case cases[] = {
 	  "Mcp-Session-Id: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefXYZ\r\n"
 	  "\r\n",
 	  OK, -1 },
-	/* 47 bytes of method (MCPF_METHOD_MAX - 1) are read, 48 are too many */
+	/* 47 bytes of method (MCPF_METHOD_MAX - 1) are read, 48 are longer than any method */
 	{ "POST /mcp HTTP/1.1\r\nMcp-Method: "
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
-	  BAD, 0 },
+	  OK, -1 },
 	{ "POST /mcp HTTP/1.1\r\nMcp-Method: "
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+	  OK, -1 },
+	/* an Mcp-Name of 127 bytes is read, a longer one (a resource's URI) is not an error */
+	{ "POST /mcp HTTP/1.1\r\nMcp-Name: file:///"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "\r\n\r\n",
 	  OK, -1 },
 	/* a method longer than 16 bytes with a tab in it, and trailing whitespace cut */
 	{ "POST /mcp HTTP/1.1\r\nMcp-Method: notifications/initialized\t \r\n"
@@ -116,7 +122,14 @@ static void test_cases(void **state)
 	assert_string_equal(h.h_name, "get-env");
 	assert_int_equal(h.h_session_len, MCPF_TCP_SESSION_MAX - 1);
 	assert_memory_equal(h.h_session, "0123456789abcdef", 16);
+	both(cases[28].head, strlen(cases[28].head));
+	assert_int_equal(h.h_method_len, MCPF_METHOD_MAX);
+	assert_int_equal(strlen(h.h_method), MCPF_METHOD_MAX - 1);
 	both(cases[30].head, strlen(cases[30].head));
+	assert_int_equal(h.h_name_len, 188);
+	assert_int_equal(strlen(h.h_name), MCPF_NAME_MAX - 1);
+	assert_memory_equal(h.h_name, "file:///aaaa", 12);
+	both(cases[31].head, strlen(cases[31].head));
 	assert_string_equal(h.h_method, "notifications/initialized");
 	assert_int_equal(h.h_method_len, 25);
 	assert_string_equal(
