@@ -90,6 +90,16 @@ int jsonrpc__reader_feed(struct jr_reader *r, const void *data, size_t len)
 	return 0;
 }
 
+bool jsonrpc__reader_has_line(struct jr_reader *r)
+{
+	size_t from = r->scan > r->off ? r->scan : r->off;
+
+	if (r->len > from && memchr(r->buf + from, '\n', r->len - from))
+		return true;
+	r->scan = r->len; /* not searched again */
+	return false;
+}
+
 enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line, size_t *len)
 {
 	size_t from = r->scan > r->off ? r->scan : r->off;

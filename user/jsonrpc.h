@@ -48,6 +48,8 @@ int jsonrpc__reader_feed(struct jr_reader *r, const void *data, size_t len);
  * an unterminated last line (as JR_LINE_WHOLE, or JR_LINE_PART_END).
  */
 enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line, size_t *len);
+/* Does the reader hold a whole line that jsonrpc__next_line has not handed out yet? */
+bool jsonrpc__reader_has_line(struct jr_reader *r);
 
 enum jr_kind {
 	JR_INVALID = 0,	     /* JSON, but not JSON-RPC (err says why; id kept if readable) */

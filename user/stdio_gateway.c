@@ -310,6 +310,32 @@ static void deny_call(struct gw *g, const json_t *req, const char *tool, const j
 
 /* --- tools/call --- */
 
+static void close_server_stdin(struct gw *g);
+
+static void flush_server(struct gw *g)
+{
+	int err;
+
+	if (!wbuf__pending(&g->sout) || g->srv.in_closed)
+		return;
+	err = wbuf__flush(&g->sout, g->srv.to_fd);
+	if (err) {
+		log_warn("writing to the server: %s", strerror(-err));
+		close_server_stdin(g);
+	}
+}
+
+/*
+ * A call goes to the server as soon as it is judged, before its audit line is formatted, when
+ * no other whole line of the client waits to be read behind it (those go out together, in one
+ * write, at the top of the loop). Order is kept: what is queued goes first.
+ */
+static void send_early(struct gw *g)
+{
+	if (!jsonrpc__reader_has_line(&g->cin))
+		flush_server(g);
+}
+
 /* Limits, then the server: the last steps of an allowed call. */
 static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw, size_t len,
 				const char *tool, const json_t *args, struct decision *d,
@@ -334,6 +360,7 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 		return;
 	}
 	d->verdict = VERDICT_ALLOW;
+	send_early(g);
 	audit_call(g, "tools/call", tool, args, id, d, approved_by, t0);
 }
 
@@ -1036,13 +1063,7 @@ static void flush_all(struct gw *g)
 {
 	int err;
 
-	if (wbuf__pending(&g->sout) && !g->srv.in_closed) {
-		err = wbuf__flush(&g->sout, g->srv.to_fd);
-		if (err) {
-			log_warn("writing to the server: %s", strerror(-err));
-			close_server_stdin(g);
-		}
-	}
+	flush_server(g);
 	if (wbuf__pending(&g->cout) && !g->client_gone) {
 		err = wbuf__flush(&g->cout, STDOUT_FILENO);
 		if (err) {
