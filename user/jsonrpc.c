@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "jsonrpc.h"
+#include "text.h"
 
 #define READ_CHUNK (64u << 10)
 #define SHRINK_ABOVE (1u << 20)
@@ -339,6 +340,251 @@ void jsonrpc__msg_free(struct jr_msg *m)
 	m->id = NULL;
 	m->params = NULL;
 	m->method = NULL;
+}
+
+/*
+ * The plain reading: a scanner that says for certain what jansson and jsonrpc__classify make of
+ * a line, for the lines it understands, and gives up on the others (they are parsed). It knows
+ * no \u escape, no number longer than 15 characters or with an exponent, nothing deeper than
+ * PLAIN_DEPTH: where jansson could refuse or decode, it gives up rather than guess.
+ */
+#define PLAIN_DEPTH 32
+
+enum plain_type {
+	PT_NONE = 0,
+	PT_STRING = 1,
+	PT_INTEGER = 2,
+	PT_OTHER = 3, /* real, true, false */
+	PT_NULL = 4,
+	PT_OBJECT = 5,
+	PT_ARRAY = 6,
+};
+
+struct plain {
+	const unsigned char *p, *end;
+};
+
+static void plain_ws(struct plain *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r'))
+		s->p++;
+}
+
+/* A string at s->p ('"'): false when not one the plain reading knows. */
+static bool plain_string(struct plain *s)
+{
+	const unsigned char *p = s->p + 1;
+
+	while (p < s->end) {
+		unsigned char c = *p;
+		size_t l;
+
+		if (c == '"') {
+			s->p = p + 1;
+			return true;
+		}
+		if (c == '\\') {
+			if (p + 1 >= s->end || !strchr("\"\\/bfnrt", p[1]) || !p[1])
+				return false;
+			p += 2;
+			continue;
+		}
+		if (c < 0x20)
+			return false;
+		l = c < 0x80 ? 1 : text__utf8_seq(p, s->end - p);
+		if (!l)
+			return false;
+		p += l;
+	}
+	return false;
+}
+
+static bool plain_number(struct plain *s, enum plain_type *t)
+{
+	const unsigned char *p = s->p, *digits;
+
+	if (*p == '-')
+		p++;
+	digits = p;
+	while (p < s->end && *p >= '0' && *p <= '9')
+		p++;
+	if (p == digits || (*digits == '0' && p - digits > 1))
+		return false;
+	*t = PT_INTEGER;
+	if (p < s->end && *p == '.') {
+		digits = ++p;
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++;
+		if (p == digits)
+			return false;
+		*t = PT_OTHER;
+	}
+	if (p - s->p > 15 || (p < s->end && (*p == 'e' || *p == 'E')))
+		return false;
+	s->p = p;
+	return true;
+}
+
+static bool plain_literal(struct plain *s, const char *word, enum plain_type type,
+			  enum plain_type *t)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n))
+		return false;
+	s->p += n;
+	*t = type;
+	return true;
+}
+
+/* The keys of the top level that classify reads, and the type of the last value of each. */
+struct plain_top {
+	enum plain_type jsonrpc, id, method, params, result, error;
+	bool version; /* the last "jsonrpc" is "2.0" */
+};
+
+static bool plain_value(struct plain *s, int depth, enum plain_type *t, struct plain_top *top);
+
+static bool key_is(const unsigned char *key, size_t klen, const char *name)
+{
+	return klen == strlen(name) && !memcmp(key, name, klen);
+}
+
+/*
+ * A key of the top level and the type of its value (the last one of a key wins, as jansson
+ * reads duplicates). A key with an escape is none of these: none has a character to escape.
+ */
+static void plain_note(struct plain_top *top, const unsigned char *key, size_t klen,
+		       enum plain_type t, bool is_2_0)
+{
+	if (key_is(key, klen, "jsonrpc")) {
+		top->jsonrpc = t;
+		top->version = is_2_0;
+	} else if (key_is(key, klen, "id")) {
+		top->id = t;
+	} else if (key_is(key, klen, "method")) {
+		top->method = t;
+	} else if (key_is(key, klen, "params")) {
+		top->params = t;
+	} else if (key_is(key, klen, "result")) {
+		top->result = t;
+	} else if (key_is(key, klen, "error")) {
+		top->error = t;
+	}
+}
+
+/* An object or array at s->p; top: note the keys (the top level). */
+static bool plain_container(struct plain *s, int depth, struct plain_top *top)
+{
+	bool object = *s->p == '{';
+	char close = object ? '}' : ']';
+	enum plain_type vt;
+
+	if (depth > PLAIN_DEPTH)
+		return false;
+	s->p++;
+	plain_ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		return true;
+	}
+	for (;;) {
+		const unsigned char *key = NULL, *value;
+		size_t klen = 0;
+
+		if (object) {
+			key = s->p + 1;
+			if (s->p >= s->end || *s->p != '"' || !plain_string(s))
+				return false;
+			klen = s->p - 1 - key;
+			plain_ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return false;
+			s->p++;
+			plain_ws(s);
+		}
+		value = s->p;
+		if (!plain_value(s, depth + 1, &vt, NULL))
+			return false;
+		if (top && key)
+			plain_note(top, key, klen, vt,
+				   s->p - value == 5 && !memcmp(value, "\"2.0\"", 5));
+		plain_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == close) {
+			s->p++;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+		plain_ws(s);
+	}
+}
+
+static bool plain_value(struct plain *s, int depth, enum plain_type *t, struct plain_top *top)
+{
+	bool ok;
+
+	if (s->p >= s->end)
+		return false;
+	switch (*s->p) {
+	case '"':
+		*t = PT_STRING;
+		return plain_string(s);
+	case '{':
+	case '[':
+		*t = *s->p == '{' ? PT_OBJECT : PT_ARRAY;
+		return plain_container(s, depth, top);
+	case 't':
+		ok = plain_literal(s, "true", PT_OTHER, t);
+		break;
+	case 'f':
+		ok = plain_literal(s, "false", PT_OTHER, t);
+		break;
+	case 'n':
+		ok = plain_literal(s, "null", PT_NULL, t);
+		break;
+	default:
+		ok = (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) && plain_number(s, t);
+	}
+	/* "truex", "1x": one token for jansson, and not JSON */
+	return ok && (s->p >= s->end ||
+		      !((*s->p >= 'a' && *s->p <= 'z') || (*s->p >= 'A' && *s->p <= 'Z') ||
+			(*s->p >= '0' && *s->p <= '9') || *s->p == '.'));
+}
+
+enum jr_kind jsonrpc__plain_kind(const char *line, size_t len)
+{
+	struct plain s = { (const unsigned char *)line, (const unsigned char *)line + len };
+	struct plain_top top = { 0 };
+	enum plain_type t;
+	bool id_ok;
+
+	plain_ws(&s);
+	if (s.p >= s.end || *s.p != '{' || !plain_value(&s, 0, &t, &top))
+		return JR_INVALID;
+	plain_ws(&s);
+	if (s.p != s.end || !top.version)
+		return JR_INVALID;
+	id_ok = top.id == PT_STRING || top.id == PT_INTEGER;
+	if (top.method) {
+		if (top.method != PT_STRING || top.result || top.error)
+			return JR_INVALID;
+		if (top.params && top.params != PT_OBJECT && top.params != PT_ARRAY)
+			return JR_INVALID;
+		if (top.id && !id_ok)
+			return JR_INVALID;
+		return top.id ? JR_REQUEST : JR_NOTIFICATION;
+	}
+	if (!top.result == !top.error)
+		return JR_INVALID;
+	if (!top.id || (!id_ok && !(top.error && top.id == PT_NULL)))
+		return JR_INVALID;
+	if (top.error && top.error != PT_OBJECT)
+		return JR_INVALID;
+	return JR_RESPONSE;
 }
 
 char *jsonrpc__dump_line(const json_t *v, size_t *len)

@@ -87,6 +87,12 @@ int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *
 /* Classify one value (a batch element); m->root is borrowed, not owned, in that case. */
 void jsonrpc__classify(json_t *v, struct jr_msg *m);
 void jsonrpc__msg_free(struct jr_msg *m);
+/*
+ * The kind jsonrpc__parse (not strict) would give the line, for a line simple enough to be
+ * sure of it without parsing: plain strings (no \u escape), short numbers, little depth.
+ * JR_INVALID: not sure (parse it), or not a message.
+ */
+enum jr_kind jsonrpc__plain_kind(const char *line, size_t len);
 
 /*
  * Does key (klen bytes of UTF-8) equal target (tlen bytes) without regard to case, as servers

@@ -793,12 +793,31 @@ static bool server_response(struct gw *g, json_t *v)
 	return stdio_gateway__private_view(result) || changed;
 }
 
+/*
+ * A line of the server that needs no parse: a request or notification, or an answer that no
+ * batch waits for, that is not the handshake's, that cannot carry a list of tools, and that
+ * cannot name the server when its name is still to learn. It goes out as it came; the other
+ * lines are parsed, and the same ones among them go out the same way.
+ */
+static bool server_plain(struct gw *g, const char *line, size_t len)
+{
+	enum jr_kind kind = jsonrpc__plain_kind(line, len);
+
+	if (kind == JR_REQUEST || kind == JR_NOTIFICATION)
+		return true;
+	if (kind != JR_RESPONSE || g->batches || g->init_id)
+		return false;
+	/* escaped keys are not plain: the names are there as they are or not at all */
+	return !memmem(line, len, "tools", 5) &&
+	       (g->server_info || !memmem(line, len, "serverInfo", 10));
+}
+
 static void server_line(struct gw *g, const char *line, size_t len)
 {
 	struct jr_msg m;
 	bool changed = false;
 
-	if (jsonrpc__blank(line, len)) {
+	if (jsonrpc__blank(line, len) || server_plain(g, line, len)) {
 		to_client_raw(g, line, len, true);
 		return;
 	}
