@@ -169,12 +169,42 @@ static void test_parse_table(void **state)
 	}
 }
 
+/* The parse builds what jansson builds from the line, and refuses what jansson refuses. */
+static void load_agrees(const char *line, size_t len, unsigned flags)
+{
+	size_t jflags = JSON_DECODE_ANY | (flags & JR_STRICT ? JSON_REJECT_DUPLICATES : 0);
+	json_t *j = json_loadb(line, len, jflags, NULL);
+	struct jr_msg m;
+	int rc = jsonrpc__parse(line, len, flags, &m);
+	char *a, *b;
+
+	/* a strict refusal for what servers could read otherwise is not a refusal of the JSON */
+	if (j && !m.root && !strncmp(m.err, "not JSON", 8))
+		fail_msg("jansson reads, the parse refuses (%s): %.*s", m.err, (int)len, line);
+	if (j && m.root) {
+		a = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		b = json_dumps(m.root, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (strcmp(a, b))
+			fail_msg("jansson reads %s, the parse %s", a, b);
+		free(a);
+		free(b);
+	}
+	if (!j && !rc)
+		fail_msg("jansson refuses, the parse reads: %.*s", (int)len, line);
+	json_decref(j);
+	jsonrpc__msg_free(&m);
+}
+
 /* The plain reading never says another kind than the parse (not strict) gives; 1: it is sure. */
 static int plain_agrees(const char *line, size_t len)
 {
 	enum jr_kind k = jsonrpc__plain_kind(line, len);
 	struct jr_msg m;
-	int rc = jsonrpc__parse(line, len, 0, &m);
+	int rc;
+
+	load_agrees(line, len, 0);
+	load_agrees(line, len, JR_STRICT);
+	rc = jsonrpc__parse(line, len, 0, &m);
 
 	jsonrpc__msg_free(&m);
 	if (k == JR_INVALID)
@@ -187,7 +217,8 @@ static int plain_agrees(const char *line, size_t len)
 
 /*
  * Server lines that need no parse are read plainly: the plain reading is sure of simple
- * messages, and never of a line the parse reads otherwise. Each seed, then each seed with
+ * messages, and never of a line the parse reads otherwise. The parse's fast load builds what
+ * jansson builds, or leaves the line to jansson. Each seed, then each seed with
  * every byte replaced by (or with inserted before it) each byte of a set that turns JSON into
  * something else, or deleted.
  */
@@ -202,6 +233,8 @@ static void test_plain_kind(void **state)
 		"-2.5,true,false,null]}}",
 		" {\"jsonrpc\" : \"2.0\", \"id\":7,\"method\":\"ping\",\"params\":[]}\r",
 		"{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":\"x\",\"result\":0}",
+		"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":\"a\\/b\","
+		"\"arguments\":{\"k\":{\"x\":1,\"y\":[0,-7]},\"x\\\"\":\"\\t\"}}}",
 	};
 	static const char *const unsure[] = {
 		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\u0041\"}",
