@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "audit.h"
+#include "clock.h"
 #include "text.h"
 #include "log.h"
 
@@ -22,7 +23,8 @@ struct audit {
 	bool oom;  /* the line being written found no memory */
 	char *buf; /* lines not written yet, the one being written last */
 	size_t len, cap;
-	time_t date_sec; /* the second date[] shows */
+	uint64_t held_since; /* monotonic µs: when the oldest line held was written */
+	time_t date_sec;     /* the second date[] shows */
 	char date[32];
 	char path[PATH_MAX];
 };
@@ -114,6 +116,7 @@ out_free:
 
 #define AUDIT_BUF (64u << 10) /* buffered lines are written once they fill this */
 #define SHRINK_ABOVE (1u << 20)
+#define AUDIT_HOLD_US 10000 /* a buffered line is written at most this long after */
 
 static int write_out(struct audit *a, const char *data, size_t len)
 {
@@ -477,5 +480,19 @@ int audit__write(struct audit *a, const struct audit_event *ev)
 	}
 	if (!a->buffered || a->len >= AUDIT_BUF)
 		return audit__flush(a);
+	if (!start)
+		a->held_since = clock__mono_us();
 	return 0;
+}
+
+uint64_t audit__deadline(const struct audit *a)
+{
+	return a && a->len ? a->held_since + AUDIT_HOLD_US : 0;
+}
+
+int audit__flush_due(struct audit *a, uint64_t now)
+{
+	uint64_t due = audit__deadline(a);
+
+	return due && now >= due ? audit__flush(a) : 0;
 }

@@ -1067,7 +1067,7 @@ static bool finished(struct gw *g, uint64_t now)
 static int timeout_ms(struct gw *g, uint64_t now)
 {
 	uint64_t next = approvals__expire(&g->approvals, now);
-	uint64_t t[] = { next, server_proc__deadline(&g->srv) };
+	uint64_t t[] = { next, server_proc__deadline(&g->srv), audit__deadline(g->audit) };
 	uint64_t soon = 0;
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -1110,7 +1110,8 @@ static int loop(struct gw *g)
 			finish_approval(g, a);
 		server_proc__timers(&g->srv, now);
 		flush_all(g);
-		audit__flush(g->audit); /* after the messages: audit lines are not on their path */
+		/* after the messages, and kept up to 10 ms: audit lines are not on their path */
+		audit__flush_due(g->audit, now);
 		/* the client is done: once all it sent reached the server, close the server's stdin */
 		if (g->client_eof && !g->srv.in_closed && !wbuf__pending(&g->sout)) {
 			drop_held(g, "the client went away while the call waited for approval");

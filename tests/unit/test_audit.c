@@ -158,9 +158,15 @@ static void test_buffered(void **state)
 		assert_int_equal(audit__write(a, &ev), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 0);
-	assert_int_equal(audit__flush(a), 0);
+	/* kept until they are due, 10 ms after the first line kept */
+	assert_true(audit__deadline(a) > 0);
+	assert_int_equal(audit__flush_due(a, audit__deadline(a) - 1), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(audit__flush_due(a, audit__deadline(a)), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size > 0);
+	assert_int_equal(audit__deadline(a), 0);
 	assert_int_equal(audit__write(a, &ev), 0);
 	audit__close(a); /* flushes */
 	all = lines(path);
