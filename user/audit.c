@@ -207,9 +207,10 @@ static bool reserve(struct audit *a, size_t more)
 	return true;
 }
 
-static void put(struct audit *a, const char *s, size_t n)
+/* Inline, as put_key: most of what a line holds is short and known when compiled. */
+static inline void put(struct audit *a, const char *s, size_t n)
 {
-	if (!reserve(a, n))
+	if (a->len + n > a->cap && !reserve(a, n))
 		return;
 	memcpy(a->buf + a->len, s, n);
 	a->len += n;
@@ -300,7 +301,7 @@ static void put_str(struct audit *a, const char *v)
 }
 
 /* ,"k": — the first field of an object has no comma (*first says whether one came yet). */
-static void put_key(struct audit *a, const char *k, bool *first)
+static inline void put_key(struct audit *a, const char *k, bool *first)
 {
 	if (!*first)
 		put(a, ",", 1);
@@ -453,6 +454,7 @@ int audit__write(struct audit *a, const struct audit_event *ev)
 	size_t start = a->len;
 	bool first = true;
 
+	reserve(a, 1024); /* most lines fit: put seldom needs to grow the buffer */
 	put(a, "{", 1);
 	field_time(a, t, &first);
 	field_str(a, "plane", ev->plane, &first);

@@ -832,7 +832,14 @@ json_t *jsonrpc__result(const json_t *id, json_t *result)
 
 void jsonrpc__id_text(const json_t *id, char *buf, size_t size)
 {
-	size_t n = id ? json_dumpb(id, buf, size - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+	size_t n;
+
+	/* an integer as jansson's dump writes it, without its dump */
+	if (json_is_integer(id)) {
+		snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+		return;
+	}
+	n = id ? json_dumpb(id, buf, size - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
 
 	if (!n || n >= size)
 		snprintf(buf, size, "%s", id ? "\"(id too long)\"" : "null");
