@@ -5,6 +5,7 @@
  * the ratio, pipelined calls per second through mcpfence, and mcpfence's peak RSS.
  * Usage: build/bench/stdio [MCPFENCE]   (default $MCPFENCE_BIN or build/mcpfence)
  * BENCH_AUDIT=FILE sends the audit log there instead of a file in a temporary directory.
+ * BENCH_BASE=MCPFENCE also measures another build (an earlier commit) in the same rounds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -213,19 +214,19 @@ static int round_trip(struct conn *c, long id, uint64_t *ns)
  * Sequential round trips to each target, taking turns call by call so that all see the same
  * machine (other load, CPU frequency): p50 and p99 in ns of each.
  */
-#define TARGETS 3
-static int latency(char **argvs[TARGETS], uint64_t p50[TARGETS], uint64_t p99[TARGETS])
+#define TARGETS 4
+static int latency(char **argvs[TARGETS], int targets, uint64_t p50[TARGETS], uint64_t p99[TARGETS])
 {
 	static uint64_t lat[TARGETS][SEQ_CALLS];
 	struct conn c[TARGETS];
 	int started = 0, err = -1;
 	uint64_t ns;
 
-	for (; started < TARGETS; started++)
+	for (; started < targets; started++)
 		if (start(&c[started], argvs[started]))
 			goto out_stop;
 	for (long i = 0; i < WARMUP + SEQ_CALLS; i++) {
-		for (int t = 0; t < TARGETS; t++) {
+		for (int t = 0; t < targets; t++) {
 			if (round_trip(&c[t], i, &ns)) {
 				fprintf(stderr, "bench: %s stopped answering at call %ld\n",
 					argvs[t][0], i);
@@ -235,7 +236,7 @@ static int latency(char **argvs[TARGETS], uint64_t p50[TARGETS], uint64_t p99[TA
 				lat[t][i - WARMUP] = ns;
 		}
 	}
-	for (int t = 0; t < TARGETS; t++) {
+	for (int t = 0; t < targets; t++) {
 		qsort(lat[t], SEQ_CALLS, sizeof(lat[t][0]), cmp_u64);
 		p50[t] = lat[t][SEQ_CALLS / 2];
 		p99[t] = lat[t][SEQ_CALLS * 99 / 100];
@@ -360,9 +361,14 @@ int main(int argc, char **argv)
 			   afile,	"--",  self,	   "--server", NULL };
 
 	char *relayed[] = { self, "--relay", self, "--server", NULL };
-	char **targets[TARGETS] = { direct, relayed, fenced };
+	char *base[] = {
+		getenv("BENCH_BASE"), "run", "--policy", pfile, "--audit", afile, "--", self,
+		"--server",	      NULL
+	};
+	char **targets[TARGETS] = { direct, relayed, fenced, base };
+	int ntargets = base[0] ? 4 : 3;
 
-	if (latency(targets, p50, p99))
+	if (latency(targets, ntargets, p50, p99))
 		return 1;
 	add50 = ((double)p50[2] - p50[0]) / 1e3;
 	add99 = ((double)p99[2] - p99[0]) / 1e3;
@@ -378,6 +384,13 @@ int main(int argc, char **argv)
 	       "relay, for comparison)\n",
 	       p50[1] / 1e3, p99[1] / 1e3);
 	printf("               mcpfence p50 %6.1f µs  p99 %6.1f µs\n", p50[2] / 1e3, p99[2] / 1e3);
+	if (ntargets > 3)
+		printf("               base     p50 %6.1f µs  p99 %6.1f µs   (%s)\n", p50[3] / 1e3,
+		       p99[3] / 1e3, base[0]);
+	printf("  over relay   p50 %6.1f µs  p99 %6.1f µs   (mcpfence's own cost; target p50 <= 5 µs: "
+	       "%s)\n",
+	       ((double)p50[2] - p50[1]) / 1e3, ((double)p99[2] - p99[1]) / 1e3,
+	       (double)p50[2] - p50[1] <= 5000 ? "met" : "MISSED");
 	printf("  added        p50 %6.1f µs  p99 %6.1f µs   (target p50 <= 50 µs: %s)\n", add50,
 	       add99, add50 <= 50 ? "met" : "MISSED");
 	printf("  ratio        p50 %.2fx  p99 %.2fx (mcpfence / direct)\n", (double)p50[2] / p50[0],

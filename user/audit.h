@@ -47,11 +47,17 @@ void audit__set_values(struct audit *a, bool values);
 /* Append one line; 0 or -errno (logged once per run of failures). */
 int audit__write(struct audit *a, const struct audit_event *ev);
 /*
- * Buffered: audit__write only formats and keeps the line (up to 64 KiB), audit__flush writes
- * what is kept, so that an enforcer can forward a call before it spends a write on its line.
+ * Buffered: audit__write only formats and keeps the line; what is kept is written in one write
+ * once 64 KiB are kept, by audit__flush_due once the oldest line kept is 10 ms old, by
+ * audit__flush, and by audit__close. An enforcer spends one write on many lines, and none on
+ * a call's path.
  */
 void audit__set_buffered(struct audit *a, bool buffered);
 int audit__flush(struct audit *a);
+/* When the lines kept are due (CLOCK_MONOTONIC µs), 0 when none is kept. */
+uint64_t audit__deadline(const struct audit *a);
+/* Flush when the lines kept are due at now. */
+int audit__flush_due(struct audit *a, uint64_t now);
 const char *audit__path(const struct audit *a);
 
 /*

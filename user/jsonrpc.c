@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "jsonrpc.h"
+#include "text.h"
 
 #define READ_CHUNK (64u << 10)
 #define SHRINK_ABOVE (1u << 20)
@@ -90,6 +91,16 @@ int jsonrpc__reader_feed(struct jr_reader *r, const void *data, size_t len)
 	return 0;
 }
 
+bool jsonrpc__reader_has_line(struct jr_reader *r)
+{
+	size_t from = r->scan > r->off ? r->scan : r->off;
+
+	if (r->len > from && memchr(r->buf + from, '\n', r->len - from))
+		return true;
+	r->scan = r->len; /* not searched again */
+	return false;
+}
+
 enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line, size_t *len)
 {
 	size_t from = r->scan > r->off ? r->scan : r->off;
@@ -162,6 +173,9 @@ bool jsonrpc__key_folds_to(const char *key, size_t klen, const char *target, siz
 
 	if (klen == tlen && !memcmp(key, target, klen))
 		return false;
+	/* most keys differ in their first character, both ASCII: the same answer, sooner */
+	if (klen && tlen && k[0] < 0x80 && t[0] < 0x80 && (k[0] | 0x20) != (t[0] | 0x20))
+		return false;
 	while (k < ke && t < te)
 		if (fold_next(&k, ke) != fold_next(&t, te))
 			return false;
@@ -182,8 +196,10 @@ static int check_folded(const json_t *obj, const char *const *keys, const char *
 	json_t *v;
 
 	json_object_foreach((json_t *)obj, key, v) {
+		size_t klen = strlen(key);
+
 		for (size_t i = 0; keys[i]; i++) {
-			if (!jsonrpc__key_folds_to(key, strlen(key), keys[i], strlen(keys[i])))
+			if (!jsonrpc__key_folds_to(key, klen, keys[i], strlen(keys[i])))
 				continue;
 			snprintf(
 				err, errlen,
@@ -278,6 +294,447 @@ void jsonrpc__classify(json_t *v, struct jr_msg *m)
 	m->kind = JR_RESPONSE;
 }
 
+/*
+ * The plain reading: a scanner that says for certain what jansson and jsonrpc__classify make of
+ * a line, for the lines it understands, and gives up on the others (they are parsed). It knows
+ * no \u escape, no number longer than 15 characters or with an exponent, nothing deeper than
+ * PLAIN_DEPTH: where jansson could refuse or decode, it gives up rather than guess.
+ */
+#define PLAIN_DEPTH 32
+
+enum plain_type {
+	PT_NONE = 0,
+	PT_STRING = 1,
+	PT_INTEGER = 2,
+	PT_OTHER = 3, /* real, true, false */
+	PT_NULL = 4,
+	PT_OBJECT = 5,
+	PT_ARRAY = 6,
+};
+
+struct plain {
+	const unsigned char *p, *end;
+};
+
+static void plain_ws(struct plain *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r'))
+		s->p++;
+}
+
+/* A string at s->p ('"'): false when not one the plain reading knows. */
+static bool plain_string(struct plain *s)
+{
+	const unsigned char *p = s->p + 1;
+
+	while (p < s->end) {
+		unsigned char c = *p;
+		size_t l;
+
+		if (c == '"') {
+			s->p = p + 1;
+			return true;
+		}
+		if (c == '\\') {
+			if (p + 1 >= s->end || !strchr("\"\\/bfnrt", p[1]) || !p[1])
+				return false;
+			p += 2;
+			continue;
+		}
+		if (c < 0x20)
+			return false;
+		l = c < 0x80 ? 1 : text__utf8_seq(p, s->end - p);
+		if (!l)
+			return false;
+		p += l;
+	}
+	return false;
+}
+
+static bool plain_number(struct plain *s, enum plain_type *t)
+{
+	const unsigned char *p = s->p, *digits;
+
+	if (*p == '-')
+		p++;
+	digits = p;
+	while (p < s->end && *p >= '0' && *p <= '9')
+		p++;
+	if (p == digits || (*digits == '0' && p - digits > 1))
+		return false;
+	*t = PT_INTEGER;
+	if (p < s->end && *p == '.') {
+		digits = ++p;
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++;
+		if (p == digits)
+			return false;
+		*t = PT_OTHER;
+	}
+	if (p - s->p > 15 || (p < s->end && (*p == 'e' || *p == 'E')))
+		return false;
+	s->p = p;
+	return true;
+}
+
+static bool plain_literal(struct plain *s, const char *word, enum plain_type type,
+			  enum plain_type *t)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n))
+		return false;
+	s->p += n;
+	*t = type;
+	return true;
+}
+
+/* The keys of the top level that classify reads, and the type of the last value of each. */
+struct plain_top {
+	enum plain_type jsonrpc, id, method, params, result, error;
+	bool version; /* the last "jsonrpc" is "2.0" */
+};
+
+static bool plain_value(struct plain *s, int depth, enum plain_type *t, struct plain_top *top);
+
+static bool key_is(const unsigned char *key, size_t klen, const char *name)
+{
+	return klen == strlen(name) && !memcmp(key, name, klen);
+}
+
+/*
+ * A key of the top level and the type of its value (the last one of a key wins, as jansson
+ * reads duplicates). A key with an escape is none of these: none has a character to escape.
+ */
+static void plain_note(struct plain_top *top, const unsigned char *key, size_t klen,
+		       enum plain_type t, bool is_2_0)
+{
+	if (key_is(key, klen, "jsonrpc")) {
+		top->jsonrpc = t;
+		top->version = is_2_0;
+	} else if (key_is(key, klen, "id")) {
+		top->id = t;
+	} else if (key_is(key, klen, "method")) {
+		top->method = t;
+	} else if (key_is(key, klen, "params")) {
+		top->params = t;
+	} else if (key_is(key, klen, "result")) {
+		top->result = t;
+	} else if (key_is(key, klen, "error")) {
+		top->error = t;
+	}
+}
+
+/* An object or array at s->p; top: note the keys (the top level). */
+static bool plain_container(struct plain *s, int depth, struct plain_top *top)
+{
+	bool object = *s->p == '{';
+	char close = object ? '}' : ']';
+	enum plain_type vt;
+
+	if (depth > PLAIN_DEPTH)
+		return false;
+	s->p++;
+	plain_ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		return true;
+	}
+	for (;;) {
+		const unsigned char *key = NULL, *value;
+		size_t klen = 0;
+
+		if (object) {
+			key = s->p + 1;
+			if (s->p >= s->end || *s->p != '"' || !plain_string(s))
+				return false;
+			klen = s->p - 1 - key;
+			plain_ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return false;
+			s->p++;
+			plain_ws(s);
+		}
+		value = s->p;
+		if (!plain_value(s, depth + 1, &vt, NULL))
+			return false;
+		if (top && key)
+			plain_note(top, key, klen, vt,
+				   s->p - value == 5 && !memcmp(value, "\"2.0\"", 5));
+		plain_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == close) {
+			s->p++;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+		plain_ws(s);
+	}
+}
+
+static bool plain_value(struct plain *s, int depth, enum plain_type *t, struct plain_top *top)
+{
+	bool ok;
+
+	if (s->p >= s->end)
+		return false;
+	switch (*s->p) {
+	case '"':
+		*t = PT_STRING;
+		return plain_string(s);
+	case '{':
+	case '[':
+		*t = *s->p == '{' ? PT_OBJECT : PT_ARRAY;
+		return plain_container(s, depth, top);
+	case 't':
+		ok = plain_literal(s, "true", PT_OTHER, t);
+		break;
+	case 'f':
+		ok = plain_literal(s, "false", PT_OTHER, t);
+		break;
+	case 'n':
+		ok = plain_literal(s, "null", PT_NULL, t);
+		break;
+	default:
+		ok = (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) && plain_number(s, t);
+	}
+	/* "truex", "1x": one token for jansson, and not JSON */
+	return ok && (s->p >= s->end ||
+		      !((*s->p >= 'a' && *s->p <= 'z') || (*s->p >= 'A' && *s->p <= 'Z') ||
+			(*s->p >= '0' && *s->p <= '9') || *s->p == '.'));
+}
+
+enum jr_kind jsonrpc__plain_kind(const char *line, size_t len)
+{
+	struct plain s = { (const unsigned char *)line, (const unsigned char *)line + len };
+	struct plain_top top = { 0 };
+	enum plain_type t;
+	bool id_ok;
+
+	plain_ws(&s);
+	if (s.p >= s.end || *s.p != '{' || !plain_value(&s, 0, &t, &top))
+		return JR_INVALID;
+	plain_ws(&s);
+	if (s.p != s.end || !top.version)
+		return JR_INVALID;
+	id_ok = top.id == PT_STRING || top.id == PT_INTEGER;
+	if (top.method) {
+		if (top.method != PT_STRING || top.result || top.error)
+			return JR_INVALID;
+		if (top.params && top.params != PT_OBJECT && top.params != PT_ARRAY)
+			return JR_INVALID;
+		if (top.id && !id_ok)
+			return JR_INVALID;
+		return top.id ? JR_REQUEST : JR_NOTIFICATION;
+	}
+	if (!top.result == !top.error)
+		return JR_INVALID;
+	if (!top.id || (!id_ok && !(top.error && top.id == PT_NULL)))
+		return JR_INVALID;
+	if (top.error && top.error != PT_OBJECT)
+		return JR_INVALID;
+	return JR_RESPONSE;
+}
+
+/*
+ * The fast load: the value jansson would build, for lines the plain reading knows (no \u
+ * escape, integers of at most 15 characters, no real, depth 32), built without jansson's
+ * lexer, which takes about 150 instructions a byte. NULL: not sure, or not JSON, or a
+ * duplicate key in strict mode; jansson then reads the line and says what is wrong, as before.
+ */
+struct fast {
+	struct plain s;
+	bool strict; /* a duplicate key: not sure (jansson refuses it) */
+};
+
+static json_t *fast_value(struct fast *f, int depth);
+
+/* The string at f->s.p ('"'), decoded: in *out (n bytes, *own to free when it had escapes). */
+static bool fast_string(struct fast *f, const char **out, size_t *n, char **own)
+{
+	struct plain s = { f->s.p, f->s.end };
+	const unsigned char *from = f->s.p + 1, *q;
+	char *d;
+
+	*own = NULL;
+	if (!plain_string(&s))
+		return false;
+	f->s.p = s.p;
+	*out = (const char *)from;
+	*n = s.p - 1 - from;
+	if (!memchr(from, '\\', *n))
+		return true;
+	d = malloc(*n);
+	if (!d)
+		return false;
+	*own = d;
+	*out = d;
+	for (q = from; q < s.p - 1; q++) {
+		if (*q != '\\') {
+			*d++ = *q;
+			continue;
+		}
+		switch (*++q) {
+		case 'b':
+			*d++ = '\b';
+			break;
+		case 'f':
+			*d++ = '\f';
+			break;
+		case 'n':
+			*d++ = '\n';
+			break;
+		case 'r':
+			*d++ = '\r';
+			break;
+		case 't':
+			*d++ = '\t';
+			break;
+		default: /* " \ / (plain_string let no other through) */
+			*d++ = *q;
+		}
+	}
+	*n = d - *own;
+	return true;
+}
+
+static json_t *fast_object(struct fast *f, int depth)
+{
+	json_t *o = json_object(), *v;
+	const char *key;
+	size_t klen;
+	char *own;
+
+	f->s.p++;
+	plain_ws(&f->s);
+	if (f->s.p < f->s.end && *f->s.p == '}') {
+		f->s.p++;
+		return o;
+	}
+	while (o) {
+		if (f->s.p >= f->s.end || *f->s.p != '"' || !fast_string(f, &key, &klen, &own))
+			goto out_fail;
+		plain_ws(&f->s);
+		v = NULL;
+		if (f->s.p < f->s.end && *f->s.p == ':') {
+			f->s.p++;
+			plain_ws(&f->s);
+			v = fast_value(f, depth + 1);
+		}
+		if (!v || (f->strict && json_object_getn(o, key, klen)) ||
+		    json_object_setn_new_nocheck(o, key, klen, v)) {
+			json_decref(v);
+			free(own);
+			goto out_fail;
+		}
+		free(own);
+		plain_ws(&f->s);
+		if (f->s.p < f->s.end && *f->s.p == '}') {
+			f->s.p++;
+			return o;
+		}
+		if (f->s.p >= f->s.end || *f->s.p != ',')
+			goto out_fail;
+		f->s.p++;
+		plain_ws(&f->s);
+	}
+out_fail:
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *fast_array(struct fast *f, int depth)
+{
+	json_t *a = json_array(), *v;
+
+	f->s.p++;
+	plain_ws(&f->s);
+	if (f->s.p < f->s.end && *f->s.p == ']') {
+		f->s.p++;
+		return a;
+	}
+	while (a) {
+		v = fast_value(f, depth + 1);
+		if (!v || json_array_append_new(a, v))
+			goto out_fail;
+		plain_ws(&f->s);
+		if (f->s.p < f->s.end && *f->s.p == ']') {
+			f->s.p++;
+			return a;
+		}
+		if (f->s.p >= f->s.end || *f->s.p != ',')
+			goto out_fail;
+		f->s.p++;
+		plain_ws(&f->s);
+	}
+out_fail:
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *fast_value(struct fast *f, int depth)
+{
+	struct plain s = { f->s.p, f->s.end };
+	enum plain_type t;
+	const char *str;
+	char num[24], *own;
+	size_t n;
+	json_t *v;
+
+	if (f->s.p >= f->s.end || depth > PLAIN_DEPTH)
+		return NULL;
+	switch (*f->s.p) {
+	case '{':
+		return fast_object(f, depth);
+	case '[':
+		return fast_array(f, depth);
+	case '"':
+		if (!fast_string(f, &str, &n, &own))
+			return NULL;
+		/* jansson refuses a NUL, which only \u0000 could write: not plain */
+		v = json_stringn_nocheck(str, n);
+		free(own);
+		return v;
+	}
+	if (!plain_value(&s, depth, &t, NULL))
+		return NULL;
+	if (t == PT_OTHER && *f->s.p != 't' && *f->s.p != 'f')
+		return NULL; /* a real: what jansson's strtod makes of it is its own */
+	n = s.p - f->s.p;
+	f->s.p = s.p;
+	switch (t) {
+	case PT_INTEGER:
+		memcpy(num, s.p - n, n);
+		num[n] = 0;
+		return json_integer(strtoll(num, NULL, 10));
+	case PT_NULL:
+		return json_null();
+	default:
+		return json_boolean(n == 4);
+	}
+}
+
+static json_t *fast_load(const char *line, size_t len, bool strict)
+{
+	struct fast f = { { (const unsigned char *)line, (const unsigned char *)line + len },
+			  strict };
+	json_t *v;
+
+	plain_ws(&f.s);
+	if (f.s.p >= f.s.end || (*f.s.p != '{' && *f.s.p != '['))
+		return NULL;
+	v = fast_value(&f, 0);
+	plain_ws(&f.s);
+	if (v && f.s.p != f.s.end) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
 int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *m)
 {
 	size_t jflags = JSON_DECODE_ANY;
@@ -290,7 +747,9 @@ int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *
 	memset(m, 0, sizeof(*m));
 	if (flags & JR_STRICT)
 		jflags |= JSON_REJECT_DUPLICATES;
-	v = json_loadb(line, len, jflags, &jerr);
+	v = fast_load(line, len, flags & JR_STRICT);
+	if (!v)
+		v = json_loadb(line, len, jflags, &jerr);
 	if (!v) {
 		snprintf(m->err, sizeof(m->err), "not JSON: %.100s at byte %d", jerr.text,
 			 jerr.position);
@@ -373,7 +832,14 @@ json_t *jsonrpc__result(const json_t *id, json_t *result)
 
 void jsonrpc__id_text(const json_t *id, char *buf, size_t size)
 {
-	size_t n = id ? json_dumpb(id, buf, size - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+	size_t n;
+
+	/* an integer as jansson's dump writes it, without its dump */
+	if (json_is_integer(id)) {
+		snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+		return;
+	}
+	n = id ? json_dumpb(id, buf, size - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
 
 	if (!n || n >= size)
 		snprintf(buf, size, "%s", id ? "\"(id too long)\"" : "null");

@@ -48,6 +48,8 @@ int jsonrpc__reader_feed(struct jr_reader *r, const void *data, size_t len);
  * an unterminated last line (as JR_LINE_WHOLE, or JR_LINE_PART_END).
  */
 enum jr_line jsonrpc__next_line(struct jr_reader *r, bool eof, const char **line, size_t *len);
+/* Does the reader hold a whole line that jsonrpc__next_line has not handed out yet? */
+bool jsonrpc__reader_has_line(struct jr_reader *r);
 
 enum jr_kind {
 	JR_INVALID = 0,	     /* JSON, but not JSON-RPC (err says why; id kept if readable) */
@@ -85,6 +87,12 @@ int jsonrpc__parse(const char *line, size_t len, unsigned flags, struct jr_msg *
 /* Classify one value (a batch element); m->root is borrowed, not owned, in that case. */
 void jsonrpc__classify(json_t *v, struct jr_msg *m);
 void jsonrpc__msg_free(struct jr_msg *m);
+/*
+ * The kind jsonrpc__parse (not strict) would give the line, for a line simple enough to be
+ * sure of it without parsing: plain strings (no \u escape), short numbers, little depth.
+ * JR_INVALID: not sure (parse it), or not a message.
+ */
+enum jr_kind jsonrpc__plain_kind(const char *line, size_t len);
 
 /*
  * Does key (klen bytes of UTF-8) equal target (tlen bytes) without regard to case, as servers

@@ -312,6 +312,32 @@ static void deny_call(struct gw *g, const json_t *req, const char *tool, const j
 
 /* --- tools/call --- */
 
+static void close_server_stdin(struct gw *g);
+
+static void flush_server(struct gw *g)
+{
+	int err;
+
+	if (!wbuf__pending(&g->sout) || g->srv.in_closed)
+		return;
+	err = wbuf__flush(&g->sout, g->srv.to_fd);
+	if (err) {
+		log_warn("writing to the server: %s", strerror(-err));
+		close_server_stdin(g);
+	}
+}
+
+/*
+ * A call goes to the server as soon as it is judged, before its audit line is formatted, when
+ * no other whole line of the client waits to be read behind it (those go out together, in one
+ * write, at the top of the loop). Order is kept: what is queued goes first.
+ */
+static void send_early(struct gw *g)
+{
+	if (!jsonrpc__reader_has_line(&g->cin))
+		flush_server(g);
+}
+
 /* Limits, then the server: the last steps of an allowed call. */
 static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw, size_t len,
 				const char *tool, const json_t *args, struct decision *d,
@@ -336,6 +362,7 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 		return;
 	}
 	d->verdict = VERDICT_ALLOW;
+	send_early(g);
 	audit_call(g, "tools/call", tool, args, id, d, approved_by, t0);
 }
 
@@ -851,12 +878,31 @@ static bool server_response(struct gw *g, json_t *v)
 	return stdio_gateway__private_view(result) || changed;
 }
 
+/*
+ * A line of the server that needs no parse: a request or notification, or an answer that no
+ * batch waits for, that is not the handshake's, that cannot carry a list of tools, and that
+ * cannot name the server when its name is still to learn. It goes out as it came; the other
+ * lines are parsed, and the same ones among them go out the same way.
+ */
+static bool server_plain(struct gw *g, const char *line, size_t len)
+{
+	enum jr_kind kind = jsonrpc__plain_kind(line, len);
+
+	if (kind == JR_REQUEST || kind == JR_NOTIFICATION)
+		return true;
+	if (kind != JR_RESPONSE || g->batches || g->init_id)
+		return false;
+	/* escaped keys are not plain: the names are there as they are or not at all */
+	return !memmem(line, len, "tools", 5) &&
+	       (g->server_info || !memmem(line, len, "serverInfo", 10));
+}
+
 static void server_line(struct gw *g, const char *line, size_t len)
 {
 	struct jr_msg m;
 	bool changed = false;
 
-	if (jsonrpc__blank(line, len)) {
+	if (jsonrpc__blank(line, len) || server_plain(g, line, len)) {
 		to_client_raw(g, line, len, true);
 		return;
 	}
@@ -1106,7 +1152,7 @@ static bool finished(struct gw *g, uint64_t now)
 static int timeout_ms(struct gw *g, uint64_t now)
 {
 	uint64_t next = approvals__expire(&g->approvals, now);
-	uint64_t t[] = { next, server_proc__deadline(&g->srv) };
+	uint64_t t[] = { next, server_proc__deadline(&g->srv), audit__deadline(g->audit) };
 	uint64_t soon = 0;
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -1121,13 +1167,7 @@ static void flush_all(struct gw *g)
 {
 	int err;
 
-	if (wbuf__pending(&g->sout) && !g->srv.in_closed) {
-		err = wbuf__flush(&g->sout, g->srv.to_fd);
-		if (err) {
-			log_warn("writing to the server: %s", strerror(-err));
-			close_server_stdin(g);
-		}
-	}
+	flush_server(g);
 	if (wbuf__pending(&g->cout) && !g->client_gone) {
 		err = wbuf__flush(&g->cout, STDOUT_FILENO);
 		if (err) {
@@ -1155,7 +1195,8 @@ static int loop(struct gw *g)
 			finish_approval(g, a);
 		server_proc__timers(&g->srv, now);
 		flush_all(g);
-		audit__flush(g->audit); /* after the messages: audit lines are not on their path */
+		/* after the messages, and kept up to 10 ms: audit lines are not on their path */
+		audit__flush_due(g->audit, now);
 		/* the client is done: once all it sent reached the server, close the server's stdin */
 		if (g->client_eof && !g->srv.in_closed && !wbuf__pending(&g->sout)) {
 			drop_held(g, "the client went away while the call waited for approval");

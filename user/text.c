@@ -4,8 +4,7 @@
 #include <string.h>
 #include "text.h"
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t text__utf8_seq(const unsigned char *s, size_t n)
 {
 	unsigned lo = 0x80, hi = 0xbf, need;
 
@@ -43,7 +42,7 @@ void text__utf8_clean(const char *s, size_t max, char *out, bool ctl)
 	size_t n = strnlen(s, max), o = 0;
 
 	for (size_t i = 0; i < n;) {
-		size_t l = utf8_seq(u + i, n - i);
+		size_t l = text__utf8_seq(u + i, n - i);
 
 		if (ctl && l == 1 && (u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\')) {
 			o += sprintf(out + o, "\\x%02x", u[i]);

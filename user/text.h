@@ -11,6 +11,9 @@
  * each byte that is not part of a well-formed sequence as U+FFFD, and with ctl control
  * characters and backslashes as \xNN.
  */
+/* Length of the well-formed UTF-8 sequence at s (n bytes left, n > 0), 0 when it is not one. */
+size_t text__utf8_seq(const unsigned char *s, size_t n);
+
 void text__utf8_clean(const char *s, size_t max, char *out, bool ctl);
 
 #endif

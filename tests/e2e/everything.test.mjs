@@ -90,6 +90,8 @@ describe('server-everything through mcpfence', { skip: skip ?? false }, () => {
 	});
 
 	test('the audit log has one line per decision, argument values redacted', async () => {
+		// lines are written at most 10 ms after their decision
+		await awaitAudit(audit, (l) => l.method === 'tools/call', 8);
 		const lines = readAudit(audit);
 		const img = lines.find((l) => l.tool === 'get-tiny-image');
 		assert.equal(img.decision, 'deny');

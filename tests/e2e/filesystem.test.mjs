@@ -5,7 +5,8 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync, writeFileSync, realpathSync } from 'node:fs';
-import { missing, connect, tmp, writePolicy, readAudit, text, FILESYSTEM } from './lib.mjs';
+import { missing, connect, tmp, writePolicy, readAudit, awaitAudit, text, FILESYSTEM }
+	from './lib.mjs';
 
 const skip = missing();
 
@@ -86,6 +87,8 @@ describe('server-filesystem with a require regex on args.path', { skip: skip ?? 
 	});
 
 	test('the audit log names the condition that fired, without the path', async () => {
+		// lines are written at most 10 ms after their decision
+		await awaitAudit(audit, (l) => l.tool === 'read_text_file' && l.decision === 'deny');
 		const lines = readAudit(audit).filter((l) => l.tool === 'read_text_file');
 		assert.ok(lines.some((l) => l.decision === 'allow'));
 		const d = lines.find((l) => l.decision === 'deny');

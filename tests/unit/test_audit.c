@@ -158,14 +158,88 @@ static void test_buffered(void **state)
 		assert_int_equal(audit__write(a, &ev), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 0);
-	assert_int_equal(audit__flush(a), 0);
+	/* kept until they are due, 10 ms after the first line kept */
+	assert_true(audit__deadline(a) > 0);
+	assert_int_equal(audit__flush_due(a, audit__deadline(a) - 1), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(audit__flush_due(a, audit__deadline(a)), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size > 0);
+	assert_int_equal(audit__deadline(a), 0);
 	assert_int_equal(audit__write(a, &ev), 0);
 	audit__close(a); /* flushes */
 	all = lines(path);
 	assert_int_equal(json_array_size(all), 4);
 	json_decref(all);
+}
+
+/* The fields jansson would build, in the order of the line (what audit.c wrote before). */
+static char *jansson_line(const struct audit_event *ev, const char *id)
+{
+	json_t *o = json_pack("{s:s}", "time", "2023-11-14T22:13:20.123456Z");
+	json_t *c = json_object();
+	char *s;
+
+	json_object_set_new(o, "plane", json_string(ev->plane));
+	json_object_set_new(o, "server", json_string(ev->server));
+	json_object_set_new(c, "pid", json_integer(ev->client_pid));
+	json_object_set_new(c, "exe", json_string(ev->client_exe));
+	json_object_set_new(o, "client", c);
+	json_object_set_new(o, "tool", json_string(ev->tool));
+	json_object_set_new(o, "argument_keys", json_pack("[s, s]", "k\"1", "k\n2"));
+	json_object_set_new(o, "decision", json_string(ev->decision));
+	json_object_set_new(o, "reason", json_string(ev->reason));
+	json_object_set_new(o, "latency_us", json_integer(ev->latency_us));
+	json_object_set_new(o, "id", json_loads(id, JSON_DECODE_ANY, NULL));
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+/* Lines are written by hand: byte for byte what jansson's compact dump of the fields is. */
+static void test_as_jansson_writes(void **state)
+{
+	const char *ids[] = { "17", "-3", "0", "-0", "\"abc\"", "\"a\\/b\"", "1.0", "\"\\u00e9\"" };
+	json_t *args = json_pack("{s:i, s:i}", "k\"1", 1, "k\n2", 2);
+	struct audit_event ev = {
+		.time_us = 1700000000123456ull,
+		.plane = "stdio",
+		.server = "srv \"q\" \\ / \x01\x1f\x7f \xc3\xa9 \xf0\x9f\x98\x80",
+		.client_pid = 42,
+		.client_uid = (uid_t)-1,
+		.client_exe = "/bin/\b\f\n\r\t",
+		.tool = "t",
+		.args = args,
+		.decision = "deny",
+		.reason = "",
+		.latency_us = 12345678901ull,
+	};
+	char path[128], *want, *got = NULL;
+	size_t cap = 0;
+	struct audit *a;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/bytes.jsonl", dir);
+	a = audit__open(path);
+	assert_non_null(a);
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		ev.request_id = ids[i];
+		assert_int_equal(audit__write(a, &ev), 0);
+	}
+	audit__close(a);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		assert_true(getline(&got, &cap, f) > 0);
+		got[strcspn(got, "\n")] = 0;
+		want = jansson_line(&ev, ids[i]);
+		assert_string_equal(got, want);
+		free(want);
+	}
+	free(got);
+	fclose(f);
+	json_decref(args);
 }
 
 static void test_default_path(void **state)
@@ -190,6 +264,7 @@ int main(void)
 		cmocka_unit_test(test_fields_and_redaction),
 		cmocka_unit_test(test_not_utf8),
 		cmocka_unit_test(test_buffered),
+		cmocka_unit_test(test_as_jansson_writes),
 		cmocka_unit_test(test_default_path),
 	};
 

@@ -169,6 +169,109 @@ static void test_parse_table(void **state)
 	}
 }
 
+/* The parse builds what jansson builds from the line, and refuses what jansson refuses. */
+static void load_agrees(const char *line, size_t len, unsigned flags)
+{
+	size_t jflags = JSON_DECODE_ANY | (flags & JR_STRICT ? JSON_REJECT_DUPLICATES : 0);
+	json_t *j = json_loadb(line, len, jflags, NULL);
+	struct jr_msg m;
+	int rc = jsonrpc__parse(line, len, flags, &m);
+	char *a, *b;
+
+	/* a strict refusal for what servers could read otherwise is not a refusal of the JSON */
+	if (j && !m.root && !strncmp(m.err, "not JSON", 8))
+		fail_msg("jansson reads, the parse refuses (%s): %.*s", m.err, (int)len, line);
+	if (j && m.root) {
+		a = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		b = json_dumps(m.root, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (strcmp(a, b))
+			fail_msg("jansson reads %s, the parse %s", a, b);
+		free(a);
+		free(b);
+	}
+	if (!j && !rc)
+		fail_msg("jansson refuses, the parse reads: %.*s", (int)len, line);
+	json_decref(j);
+	jsonrpc__msg_free(&m);
+}
+
+/* The plain reading never says another kind than the parse (not strict) gives; 1: it is sure. */
+static int plain_agrees(const char *line, size_t len)
+{
+	enum jr_kind k = jsonrpc__plain_kind(line, len);
+	struct jr_msg m;
+	int rc;
+
+	load_agrees(line, len, 0);
+	load_agrees(line, len, JR_STRICT);
+	rc = jsonrpc__parse(line, len, 0, &m);
+
+	jsonrpc__msg_free(&m);
+	if (k == JR_INVALID)
+		return 0;
+	if (rc || m.kind != k)
+		fail_msg("plain reading says kind %d, the parse rc %d kind %d: %.*s", k, rc, m.kind,
+			 (int)len, line);
+	return 1;
+}
+
+/*
+ * Server lines that need no parse are read plainly: the plain reading is sure of simple
+ * messages, and never of a line the parse reads otherwise. The parse's fast load builds what
+ * jansson builds, or leaves the line to jansson. Each seed, then each seed with
+ * every byte replaced by (or with inserted before it) each byte of a set that turns JSON into
+ * something else, or deleted.
+ */
+static void test_plain_kind(void **state)
+{
+	static const char *const seeds[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\","
+		"\"text\":\"ok \\\"\\n\xc3\xa9\"}]}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"error\":{\"code\":-32601,\"message\":\"x\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":1}}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"l\":[1,"
+		"-2.5,true,false,null]}}",
+		" {\"jsonrpc\" : \"2.0\", \"id\":7,\"method\":\"ping\",\"params\":[]}\r",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":\"x\",\"result\":0}",
+		"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":\"a\\/b\","
+		"\"arguments\":{\"k\":{\"x\":1,\"y\":[0,-7]},\"x\\\"\":\"\\t\"}}}",
+	};
+	static const char *const unsure[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\u0041\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1e2,\"result\":1}",
+		"[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}]",
+		"{\"jsonrpc\":\"2.0\",\"id\":1234567890123456,\"result\":1}",
+	};
+	static const char set[] = "{}[]\":,\\ 0.-eEtnu/\t\x01\x80\xff";
+	char buf[256];
+	int sure = 0;
+
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		size_t n = strlen(seeds[i]);
+
+		if (!plain_agrees(seeds[i], n))
+			fail_msg("not sure of seed %zu: %s", i, seeds[i]);
+		for (size_t at = 0; at < n; at++) {
+			for (size_t c = 0; c < sizeof(set) - 1; c++) {
+				memcpy(buf, seeds[i], n);
+				buf[at] = set[c];
+				sure += plain_agrees(buf, n);
+				memcpy(buf, seeds[i], at);
+				buf[at] = set[c];
+				memcpy(buf + at + 1, seeds[i] + at, n - at);
+				sure += plain_agrees(buf, n + 1);
+			}
+			memcpy(buf, seeds[i], at);
+			memcpy(buf + at, seeds[i] + at + 1, n - at - 1);
+			sure += plain_agrees(buf, n - 1);
+		}
+	}
+	assert_true(sure > 0);
+	/* what it is not sure of, the parse reads */
+	for (size_t i = 0; i < sizeof(unsure) / sizeof(unsure[0]); i++)
+		assert_int_equal(jsonrpc__plain_kind(unsure[i], strlen(unsure[i])), JR_INVALID);
+}
+
 static void test_duplicate_keys(void **state)
 {
 	static const char *const dups[] = {
@@ -293,7 +396,7 @@ int main(void)
 		cmocka_unit_test(test_framing_any_split), cmocka_unit_test(test_framing_oversize),
 		cmocka_unit_test(test_reader_fill_pipe),  cmocka_unit_test(test_parse_table),
 		cmocka_unit_test(test_duplicate_keys),	  cmocka_unit_test(test_folded_keys),
-		cmocka_unit_test(test_builders),
+		cmocka_unit_test(test_builders),	  cmocka_unit_test(test_plain_kind),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
