@@ -407,11 +407,11 @@ static bool host_wide(const struct limit *lim)
  * - scope key: session id; agent "uid:exe"; grant the policy's path and the server identity;
  *   global none.
  */
-static char *budget_name(const struct limit *lim, const struct scope_keys *k)
+static int format_name(char *out, size_t size, const struct limit *lim, const struct scope_keys *k)
 {
 	const char *policy = key_of(k ? k->policy : NULL), *key = "";
 	bool unnamed = !strcmp(lim->counter, lim->ptr);
-	char *name = NULL, *grant = NULL;
+	size_t plen = strlen(policy);
 
 	switch (lim->scope) {
 	case SCOPE_SESSION:
@@ -421,19 +421,34 @@ static char *budget_name(const struct limit *lim, const struct scope_keys *k)
 		key = k && k->agent ? k->agent : "-";
 		break;
 	case SCOPE_GRANT:
-		if (asprintf(&grant, "%zu:%s%s", strlen(policy), policy,
-			     key_of(k ? k->server : NULL)) < 0)
-			return NULL;
-		key = grant;
-		break;
+		return snprintf(out, size, "%s\x1f%s\x1f%u\x1f%zu:%s\x1f%zu:%s%s", lim->counter,
+				policy__scope_name(lim->scope), lim->window_s, unnamed ? plen : 0,
+				unnamed ? policy : "", plen, policy, key_of(k ? k->server : NULL));
 	default:
 		break;
 	}
-	if (asprintf(&name, "%s\x1f%s\x1f%u\x1f%zu:%s\x1f%s", lim->counter,
-		     policy__scope_name(lim->scope), lim->window_s, unnamed ? strlen(policy) : 0,
-		     unnamed ? policy : "", key) < 0)
-		name = NULL;
-	free(grant);
+	return snprintf(out, size, "%s\x1f%s\x1f%u\x1f%zu:%s\x1f%s", lim->counter,
+			policy__scope_name(lim->scope), lim->window_s, unnamed ? plen : 0,
+			unnamed ? policy : "", key);
+}
+
+/*
+ * The name into buf (size bytes) when it fits, else into memory of its own: the caller frees
+ * what is not buf. NULL: out of memory.
+ */
+static char *budget_name(const struct limit *lim, const struct scope_keys *k, char *buf,
+			 size_t size)
+{
+	int n = format_name(buf, size, lim, k);
+	char *name;
+
+	if (n < 0)
+		return NULL;
+	if ((size_t)n < size)
+		return buf;
+	name = malloc((size_t)n + 1);
+	if (name)
+		format_name(name, (size_t)n + 1, lim, k);
 	return name;
 }
 
@@ -465,23 +480,19 @@ static int rebuild_index(struct limits *l, size_t size)
 }
 
 /* The budget named name, created empty when missing and create; takes ownership of name. */
-static long find_or_add(struct limits *l, char *name, uint32_t window_s, bool create)
+static long find_or_add(struct limits *l, const char *name, uint32_t window_s, bool create)
 {
 	size_t h = hash_key(name) & l->index_mask, slot;
 
 	while (l->index[h]) {
 		struct budget *b = &l->slots[l->index[h] - 1];
 
-		if (!strcmp(b->key, name)) {
-			free(name);
+		if (!strcmp(b->key, name))
 			return (long)(l->index[h] - 1);
-		}
 		h = (h + 1) & l->index_mask;
 	}
-	if (!create) {
-		free(name);
+	if (!create)
 		return -ENOENT;
-	}
 	if (2 * (l->live + 1) > l->index_mask + 1 && rebuild_index(l, 2 * (l->index_mask + 1)))
 		goto out_nomem;
 	for (slot = 0; slot < l->nslots; slot++) /* reuse a slot freed by gc */
@@ -499,7 +510,9 @@ static long find_or_add(struct limits *l, char *name, uint32_t window_s, bool cr
 		}
 		memset(&l->slots[l->nslots++], 0, sizeof(struct budget));
 	}
-	l->slots[slot].key = name;
+	l->slots[slot].key = strdup(name);
+	if (!l->slots[slot].key)
+		goto out_nomem;
 	memset(&l->slots[slot].c, 0, sizeof(struct cell));
 	l->slots[slot].c.window_s = window_s;
 	l->slots[slot].gen++;
@@ -510,7 +523,6 @@ static long find_or_add(struct limits *l, char *name, uint32_t window_s, bool cr
 	l->index[h] = (uint32_t)slot + 1;
 	return (long)slot;
 out_nomem:
-	free(name);
 	return -ENOMEM;
 }
 
@@ -528,7 +540,7 @@ struct bref {
 static int resolve(struct limits *l, const struct limit *lim, const struct scope_keys *k,
 		   bool create, struct bref *b, uint64_t *soonest)
 {
-	char *name = budget_name(lim, k);
+	char buf[512], *name = budget_name(lim, k, buf, sizeof(buf));
 	uint8_t key[SHA256_DIGEST_LENGTH];
 	uint64_t unused;
 	long slot;
@@ -538,24 +550,23 @@ static int resolve(struct limits *l, const struct limit *lim, const struct scope
 	if (l->table && host_wide(lim)) {
 		bool hashed = EVP_Digest(name, strlen(name), key, NULL, EVP_sha256(), NULL);
 
-		free(name);
-		if (!hashed)
-			return -EIO;
-		slot = table_find(l, key, lim->window_s, limits__now(l), create,
-				  soonest ? soonest : &unused);
-		if (slot < 0)
-			return (int)slot;
-		*b = (struct bref){ &l->tslots[slot].c, (uint32_t)slot, l->tslots[slot].gen, true };
-		return 0;
+		slot = -EIO;
+		if (hashed)
+			slot = table_find(l, key, lim->window_s, limits__now(l), create,
+					  soonest ? soonest : &unused);
+	} else if (l->table_err[0] && host_wide(lim)) {
+		slot = -ENOLINK; /* the table was to hold it: fail closed */
+	} else {
+		slot = find_or_add(l, name, lim->window_s, create);
 	}
-	if (l->table_err[0] && host_wide(lim)) {
+	if (name != buf)
 		free(name);
-		return -ENOLINK; /* the table was to hold it: fail closed */
-	}
-	slot = find_or_add(l, name, lim->window_s, create);
 	if (slot < 0)
 		return (int)slot;
-	*b = (struct bref){ &l->slots[slot].c, (uint32_t)slot, l->slots[slot].gen, false };
+	if (l->table && host_wide(lim))
+		*b = (struct bref){ &l->tslots[slot].c, (uint32_t)slot, l->tslots[slot].gen, true };
+	else
+		*b = (struct bref){ &l->slots[slot].c, (uint32_t)slot, l->slots[slot].gen, false };
 	return 0;
 }
 
