@@ -21,16 +21,7 @@
 #include <unistd.h>
 #include <linux/limits.h>
 #include <sys/wait.h>
-
-#define SKIP_IF_NEEDED()                                          \
-	do {                                                      \
-		if (env.broken[0])                                \
-			fail_msg("%s", env.broken);               \
-		if (env.skip[0]) {                                \
-			print_message("skipped: %s\n", env.skip); \
-			skip();                                   \
-		}                                                 \
-	} while (0)
+#include "skip.h"
 
 static inline int write_file(const char *path, const char *s)
 {

@@ -28,6 +28,7 @@
 #include <bpf/libbpf.h>
 #include "mcpfence.h"
 #include "net_helpers.h"
+#include "skip.h"
 #include "tcp.skel.h"
 #include "kernel.h"
 #include "kernel_compile.h"
@@ -147,16 +148,6 @@ static int teardown(void **state)
 	}
 	return 0;
 }
-
-#define SKIP_IF_NEEDED()                                          \
-	do {                                                      \
-		if (env.broken[0])                                \
-			fail_msg("%s", env.broken);               \
-		if (env.skip[0]) {                                \
-			print_message("skipped: %s\n", env.skip); \
-			skip();                                   \
-		}                                                 \
-	} while (0)
 
 struct pair {
 	int lfd, cfd, sfd;
