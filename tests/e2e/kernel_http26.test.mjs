@@ -17,7 +17,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { MCPFENCE, kernelLock, clearStale, readAudit, awaitAudit, sleep, text } from './lib.mjs';
+import { MCPFENCE, kernelLock, clearStale, readAudit, awaitAudit, sleep, text, attachRun }
+	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SERVER = join(here, 'fixtures/v2_http_server.mjs');
@@ -55,7 +56,7 @@ const POLICY = {
 	},
 };
 
-let server, dir, toolLog, attach, attachOut = '';
+let server, dir, toolLog, attach;
 const audit = () => join(dir, 'audit.jsonl');
 const ran = () => (existsSync(toolLog) ? readFileSync(toolLog, 'utf8').split('\n').filter(Boolean) : []);
 
@@ -88,26 +89,13 @@ after(async () => {
 });
 
 async function startAttach() {
-	attachOut = '';
-	attach = spawn(MCPFENCE, ['attach', '--policy', join(dir, 'policy.json'), '--port', String(PORT),
-		'--audit', audit()], { stdio: ['ignore', 'pipe', 'pipe'] });
-	attach.stdout.on('data', (d) => { attachOut += d; });
-	attach.stderr.on('data', (d) => { attachOut += d; });
-	const end = Date.now() + 60000;
-	while (!attachOut.includes('watching TCP port')) {
-		if (attach.exitCode !== null || Date.now() > end)
-			throw new Error(`mcpfence attach did not start:\n${attachOut}`);
-		await sleep(100);
-	}
+	attach = await attachRun(['--policy', join(dir, 'policy.json'), '--port', String(PORT),
+		'--audit', audit()]);
 }
 
 async function stopAttach() {
-	if (process.env.KTCP_DEBUG) console.error(attachOut);
-	if (attach && attach.exitCode === null) {
-		attach.kill('SIGTERM');
-		for (let i = 0; i < 50 && attach.exitCode === null; i++) await sleep(100);
-	}
-	spawnSync(MCPFENCE, ['detach']);
+	if (process.env.KTCP_DEBUG) console.error(attach?.out);
+	await attach?.stop();
 }
 
 function stats() {

@@ -27,7 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { MCPFENCE, EVERYTHING, FILESYSTEM, connect as connectV1, kernelLock, clearStale, tmp,
-	readAudit, until, sleep } from './lib.mjs';
+	readAudit, until, sleep, attachRun } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PIPE_CLIENT = join(here, 'fixtures/pipe_client.py');
@@ -145,40 +145,23 @@ let nAudit = 0;
 async function startAttach(pids, { pipeAction = null, policy = join(dir, 'policy.json'),
 	extra = [] } = {}) {
 	const audit = join(dir, `audit-${++nAudit}.jsonl`);
-	const args = ['attach', '--policy', policy];
+	const args = ['--policy', policy];
 	for (const p of pids) args.push('--pid', String(p));
 	if (pipeAction) args.push('--pipe-action', pipeAction);
 	args.push('--audit', audit, ...extra);
-	const child = spawn(MCPFENCE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-	children.add(child);
-	const a = { child, audit, out: '', args };
+	const a = await attachRun(args, { ready: EXPECT.ready });
+	a.audit = audit;
+	children.add(a.child);
 	attaches.add(a);
-	child.stdout.on('data', (d) => { a.out += d; });
-	child.stderr.on('data', (d) => { a.out += d; });
-	a.exited = new Promise((res) => child.on('exit', (code, sig) => res({ code, sig })));
-	const end = Date.now() + 60000;
-	while (!EXPECT.ready.test(a.out)) {
-		if (child.exitCode !== null || child.signalCode !== null || Date.now() > end) {
-			attaches.delete(a);
-			throw new Error(`mcpfence ${args.join(' ')} did not start ` +
-				`(exit ${child.exitCode ?? child.signalCode ?? 'none: timed out'}):\n${a.out}`);
-		}
-		await sleep(50);
-	}
 	return a;
 }
 
 // Stop attach (SIGTERM, or the signal given), then `mcpfence detach`: nothing left attached.
+// After SIGKILL the caller detaches, when it has checked what is left.
 async function stopAttach(a, signal = 'SIGTERM') {
 	if (process.env.KSTDIO_DEBUG) console.error(`--- ${a.args.join(' ')}\n${a.out}`);
-	if (a.child.exitCode === null && a.child.signalCode === null) {
-		a.child.kill(signal);
-		await Promise.race([a.exited, sleep(5000)]);
-		if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
-	}
+	await a.stop(signal);
 	attaches.delete(a);
-	if (signal === 'SIGKILL') return; // the caller detaches, when it has checked what is left
-	spawnSync(MCPFENCE, ['detach']);
 }
 
 // A test that fails half way leaves no attachment to the next one.

@@ -12,7 +12,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes, createHash } from 'node:crypto';
 import net from 'node:net';
-import { connect as connectGateway, text, binaryFor, kernelLock, clearStale } from './lib.mjs';
+import { connect as connectGateway, text, binaryFor, kernelLock, clearStale, attachRun }
+	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '../..');
@@ -58,7 +59,7 @@ function portOpen(port) {
 	});
 }
 
-let server, attach, attachOut = '', dir;
+let server, attach, dir;
 const policyPath = () => join(dir, 'policy.json');
 
 function writePolicy(obj) {
@@ -77,27 +78,13 @@ const POLICY = {
 };
 
 async function startAttach(policy = policyPath(), env = {}, port = PORT) {
-	attachOut = '';
-	attach = spawn(MCPFENCE, ['attach', '--policy', policy, '--port', String(port),
-		'--audit', join(dir, 'audit.jsonl')], { stdio: ['ignore', 'pipe', 'pipe'],
-		env: { ...process.env, ...env } });
-	attach.stdout.on('data', (d) => { attachOut += d; });
-	attach.stderr.on('data', (d) => { attachOut += d; });
-	const end = Date.now() + 60000;
-	while (!attachOut.includes('watching TCP port')) {
-		if (attach.exitCode !== null || Date.now() > end)
-			throw new Error(`mcpfence attach did not start:\n${attachOut}`);
-		await sleep(100);
-	}
+	attach = await attachRun(['--policy', policy, '--port', String(port), '--audit',
+		join(dir, 'audit.jsonl')], { env });
 }
 
 async function stopAttach() {
-	if (process.env.KTCP_DEBUG) console.error(attachOut);
-	if (attach && attach.exitCode === null) {
-		attach.kill('SIGTERM');
-		for (let i = 0; i < 50 && attach.exitCode === null; i++) await sleep(100);
-	}
-	spawnSync(MCPFENCE, ['detach']);
+	if (process.env.KTCP_DEBUG) console.error(attach?.out);
+	await attach?.stop();
 }
 
 // `mcpfence stats --json`; get(tool, verdict[, policy[, digest]]) sums the matching rows.
@@ -115,10 +102,10 @@ function stats() {
 
 // Wait until attach has put a policy in force n times in all.
 async function policiesLoaded(n) {
-	const count = () => (attachOut.match(/in force \(generation/g) || []).length;
+	const count = () => (attach.out.match(/in force \(generation/g) || []).length;
 	const end = Date.now() + 10000;
 	while (count() < n && Date.now() < end) await sleep(100);
-	assert.equal(count(), n, attachOut);
+	assert.equal(count(), n, attach.out);
 }
 
 // How many whole HTTP responses are in out (Content-Length or chunked framing).
@@ -325,7 +312,7 @@ test('kernel TCP: SIGHUP swaps the policy; stats count per policy', { skip: skip
 
 		unlinkSync(current);
 		symlinkSync(relaxed, current);
-		attach.kill('SIGHUP');
+		attach.child.kill('SIGHUP');
 		await policiesLoaded(2);
 		const env = await c.callTool({ name: 'get-env', arguments: {} });
 		assert.ok(JSON.stringify(env).includes(CANARY));
@@ -344,7 +331,7 @@ test('kernel TCP: SIGHUP swaps the policy; stats count per policy', { skip: skip
 		// the same file, changed: a new version, the old one's counts stay with it
 		writeFileSync(relaxed, JSON.stringify({ version: '1', default: 'allow',
 			tools: { 'get-sum': { action: 'deny', reason: 'v2' } } }));
-		attach.kill('SIGHUP');
+		attach.child.kill('SIGHUP');
 		await policiesLoaded(3);
 		await assert.rejects(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
 			/denied by policy/);
@@ -375,7 +362,7 @@ test('kernel TCP: SIGHUP swaps the policy; stats count per policy', { skip: skip
 
 		// a broken policy leaves the one in force, and its counts
 		writeFileSync(relaxed, '{"version": "1", "default": "maybe"}');
-		attach.kill('SIGHUP');
+		attach.child.kill('SIGHUP');
 		await sleep(500);
 		await assert.rejects(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
 			/denied by policy/);
@@ -533,10 +520,10 @@ except OSError as e:
 		const corpus = join(ROOT, 'tests/data/messages');
 		if (existsSync(corpus)) {
 			writePolicy({ version: '1', default: 'deny' });
-			attach.kill('SIGHUP');
+			attach.child.kill('SIGHUP');
 			const end = Date.now() + 10000;
-			while (!attachOut.includes('generation 1') && Date.now() < end) await sleep(100);
-			assert.ok(attachOut.includes('generation 1'), attachOut);
+			while (!attach.out.includes('generation 1') && Date.now() < end) await sleep(100);
+			assert.ok(attach.out.includes('generation 1'), attach.out);
 			let n = 0;
 			for (const f of readdirSync(corpus).filter((x) => x.endsWith('.json')).sort()) {
 				const msg = readFileSync(join(corpus, f));
@@ -634,7 +621,7 @@ test('kernel TCP: global budgets shared with the gateways', { skip: skipReason |
 	if (left < 60) await sleep(left * 1000 + 500);
 
 	await startAttach(pol, env);
-	assert.match(attachOut, /shared with every gateway through .*global-budgets/);
+	assert.match(attach.out, /shared with every gateway through .*global-budgets/);
 	const g = await connectGateway({ fence: { policy: pol }, env });
 	const k = await connectClient();
 	const viaKernel = () => k.callTool({ name: 'echo', arguments: { message: 'k' } });
@@ -801,7 +788,7 @@ test('kernel TCP: a body in another charset (UTF-7) is refused', { skip: skipRea
 			assert.match(a.conn, new RegExp(`^tcp:\\d+->${port}$`));
 		}
 		assert.ok(audit.some((a) => a.tool === 'get-env' && a.kind === 'rule'));
-		assert.match(attachOut, /conn=tcp:\d+->\d+ \(neutralized\): refused unread: a charset/);
+		assert.match(attach.out, /conn=tcp:\d+->\d+ \(neutralized\): refused unread: a charset/);
 	} finally {
 		stream?.destroy();
 		await stopAttach();

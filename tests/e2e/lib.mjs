@@ -141,6 +141,39 @@ export async function until(fn, ms = 5000, what = 'condition') {
 	}
 }
 
+// `mcpfence attach ARGS…` until what it prints matches ready (a string or a RegExp). a.out is
+// all it printed; a.stop(signal = 'SIGTERM') stops it (SIGKILL after 5 s) and then, unless the
+// signal was SIGKILL (the caller checks what is left), runs `mcpfence detach`.
+export async function attachRun(args, { ready = 'watching TCP port', env = {}, bin = MCPFENCE,
+	ms = 60000 } = {}) {
+	const child = spawn(bin, ['attach', ...args], { stdio: ['ignore', 'pipe', 'pipe'],
+		env: { ...process.env, ...env } });
+	const a = { child, out: '', args: ['attach', ...args] };
+	child.stdout.on('data', (d) => { a.out += d; });
+	child.stderr.on('data', (d) => { a.out += d; });
+	a.exited = new Promise((res) => child.on('exit', (code, sig) => res({ code, sig })));
+	const live = () => child.exitCode === null && child.signalCode === null;
+	a.stop = async (signal = 'SIGTERM') => {
+		if (live()) {
+			child.kill(signal);
+			await Promise.race([a.exited, sleep(5000)]);
+			if (live()) child.kill('SIGKILL');
+		}
+		if (signal !== 'SIGKILL') spawnSync(bin, ['detach']);
+	};
+	const seen = () => (typeof ready === 'string' ? a.out.includes(ready) : ready.test(a.out));
+	const end = Date.now() + ms;
+	while (!seen()) {
+		if (!live() || Date.now() > end) {
+			const how = child.exitCode ?? child.signalCode ?? 'none: timed out';
+			if (live()) child.kill('SIGKILL');
+			throw new Error(`mcpfence ${a.args.join(' ')} did not start (exit ${how}):\n${a.out}`);
+		}
+		await sleep(50);
+	}
+	return a;
+}
+
 // The audit lines that pred picks, once there are at least n: mcpfence writes a decision's
 // line after forwarding the messages it concerns, so a client can see its answer first.
 export async function awaitAudit(file, pred, n = 1) {
