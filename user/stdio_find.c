@@ -53,8 +53,11 @@ static void desc_add(struct stdio_end *e, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (room <= 1)
+	if (room <= 1) {
+		/* full to the last byte: what comes now is cut, and the line says so */
+		memcpy(e->desc + sizeof(e->desc) - 4, "...", 4);
 		return;
+	}
 	va_start(ap, fmt);
 	n = vsnprintf(e->desc + len, room, fmt, ap);
 	va_end(ap);
