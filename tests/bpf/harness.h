@@ -199,4 +199,26 @@ static inline void attach_spawn(struct attach *at, const char *const *argv, cons
 	}
 }
 
+/* SIGTERM, wait up to 300 polls of poll_us for it to end (it detaches), then detach anyway. */
+static inline void attach_stop_every(struct attach *at, useconds_t poll_us)
+{
+	char out[1024];
+	int st;
+
+	if (at->pid > 0) {
+		kill(at->pid, SIGTERM);
+		for (int i = 0; i < 300 && waitpid(at->pid, &st, WNOHANG) == 0; i++)
+			usleep(poll_us);
+		if (waitpid(at->pid, &st, WNOHANG) == 0) {
+			kill(at->pid, SIGKILL);
+			waitpid(at->pid, &st, 0);
+		}
+		attach_says(at, "");
+		close(at->out);
+		at->pid = 0;
+	}
+	running = NULL;
+	mcpfence(out, sizeof(out), "detach", NULL);
+}
+
 #endif

@@ -359,26 +359,9 @@ static void attach_start(struct attach *at, const char *policy, const char *extr
 	attach_start_audit(at, policy, audit, extra);
 }
 
-/* SIGTERM, wait for it to end (it detaches), and detach anyway. */
 static void attach_stop(struct attach *at)
 {
-	char out[1024];
-	int st;
-
-	if (at->pid > 0) {
-		kill(at->pid, SIGTERM);
-		for (int i = 0; i < 300 && waitpid(at->pid, &st, WNOHANG) == 0; i++)
-			usleep(100000);
-		if (waitpid(at->pid, &st, WNOHANG) == 0) {
-			kill(at->pid, SIGKILL);
-			waitpid(at->pid, &st, 0);
-		}
-		attach_says(at, "");
-		close(at->out);
-		at->pid = 0;
-	}
-	running = NULL;
-	mcpfence(out, sizeof(out), "detach", NULL);
+	attach_stop_every(at, 100000);
 }
 
 static int tfo_get(void)

@@ -873,26 +873,9 @@ static void attach_one(struct attach *at, struct server *s, const char *action)
 	attach_start(at, &s->pid, 1, action);
 }
 
-/* SIGTERM, wait for it to end (it detaches), and detach anyway. */
 static void attach_stop(struct attach *at)
 {
-	char out[1024];
-	int st;
-
-	if (at->pid > 0) {
-		kill(at->pid, SIGTERM);
-		for (int i = 0; i < 300 && waitpid(at->pid, &st, WNOHANG) == 0; i++)
-			usleep(20000);
-		if (waitpid(at->pid, &st, WNOHANG) == 0) {
-			kill(at->pid, SIGKILL);
-			waitpid(at->pid, &st, 0);
-		}
-		attach_says(at, "");
-		close(at->out);
-		at->pid = 0;
-	}
-	running = NULL;
-	mcpfence(out, sizeof(out), "detach", NULL);
+	attach_stop_every(at, 20000);
 }
 
 /* The audit lines of at (JSON objects) in an array. */
