@@ -17,7 +17,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { MCPFENCE, kernelLock, clearStale, readAudit, awaitAudit, sleep, text, attachRun }
+import { MCPFENCE, kernelLock, clearStale, readAudit, awaitAudit, sleep, text, attachRun,
+	kernelStats }
 	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -98,14 +99,7 @@ async function stopAttach() {
 	await attach?.stop();
 }
 
-function stats() {
-	const r = spawnSync(MCPFENCE, ['stats', '--json'], { encoding: 'utf8' });
-	assert.equal(r.status, 0, r.stderr);
-	const j = JSON.parse(r.stdout);
-	const get = (tool, verdict) => j.calls.filter((c) => c.tool === tool && c.verdict === verdict)
-		.reduce((a, c) => a + c.count, 0);
-	return { j, get };
-}
+const stats = () => kernelStats();
 
 // A client of SDK v (1 or 2; mode: the v2 client's versionNegotiation mode) at /mcp; the
 // headers of each POST it sends are kept in posts.

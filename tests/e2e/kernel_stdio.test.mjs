@@ -27,7 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { MCPFENCE, EVERYTHING, FILESYSTEM, connect as connectV1, kernelLock, clearStale, tmp,
-	readAudit, until, sleep, attachRun } from './lib.mjs';
+	readAudit, until, sleep, attachRun, kernelStats } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PIPE_CLIENT = join(here, 'fixtures/pipe_client.py');
@@ -175,16 +175,7 @@ function detach() {
 	assert.ok(!existsSync(PINS), `${PINS} left after detach`);
 }
 
-// `mcpfence stats --json`; get(tool, verdict) sums the matching rows, total() every row.
-function stats() {
-	const r = spawnSync(MCPFENCE, ['stats', '--json'], { encoding: 'utf8' });
-	assert.equal(r.status, 0, `mcpfence stats --json: ${r.stderr}`);
-	const j = JSON.parse(r.stdout);
-	const get = (tool, verdict) => j.calls.filter((c) => c.tool === tool && c.verdict === verdict)
-		.reduce((n, c) => n + c.count, 0);
-	const total = () => j.calls.reduce((n, c) => n + c.count, 0);
-	return { j, get, total, s: JSON.stringify(j) };
-}
+const stats = () => kernelStats();
 
 // The audit lines of an attach, once there are n of them; then no more come for 300 ms.
 async function auditLines(a, n) {

@@ -12,7 +12,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes, createHash } from 'node:crypto';
 import net from 'node:net';
-import { connect as connectGateway, text, binaryFor, kernelLock, clearStale, attachRun }
+import { connect as connectGateway, text, binaryFor, kernelLock, clearStale, attachRun,
+	kernelStats }
 	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -87,18 +88,7 @@ async function stopAttach() {
 	await attach?.stop();
 }
 
-// `mcpfence stats --json`; get(tool, verdict[, policy[, digest]]) sums the matching rows.
-function stats() {
-	const r = spawnSync(MCPFENCE, ['stats', '--json'], { encoding: 'utf8' });
-	assert.equal(r.status, 0, r.stderr);
-	const j = JSON.parse(r.stdout);
-	const get = (tool, verdict, policy, digest) =>
-		j.calls.filter((c) => c.tool === tool && c.verdict === verdict &&
-			(policy === undefined || c.policy === policy) &&
-			(digest === undefined || c.policy_digest === digest))
-			.reduce((a, c) => a + c.count, 0);
-	return { j, get };
-}
+const stats = () => kernelStats();
 
 // Wait until attach has put a policy in force n times in all.
 async function policiesLoaded(n) {

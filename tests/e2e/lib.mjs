@@ -174,6 +174,21 @@ export async function attachRun(args, { ready = 'watching TCP port', env = {}, b
 	return a;
 }
 
+// `mcpfence stats --json` (it must succeed). get(tool, verdict[, policy[, digest]]) sums the
+// matching rows, total() every row; s is the JSON as text.
+export function kernelStats(bin = MCPFENCE) {
+	const r = spawnSync(bin, ['stats', '--json'], { encoding: 'utf8' });
+	if (r.status !== 0) throw new Error(`mcpfence stats --json: exit ${r.status}: ${r.stderr}`);
+	const j = JSON.parse(r.stdout);
+	const get = (tool, verdict, policy, digest) =>
+		j.calls.filter((c) => c.tool === tool && c.verdict === verdict &&
+			(policy === undefined || c.policy === policy) &&
+			(digest === undefined || c.policy_digest === digest))
+			.reduce((n, c) => n + c.count, 0);
+	const total = () => j.calls.reduce((n, c) => n + c.count, 0);
+	return { j, get, total, s: JSON.stringify(j) };
+}
+
 // The audit lines that pred picks, once there are at least n: mcpfence writes a decision's
 // line after forwarding the messages it concerns, so a client can see its answer first.
 export async function awaitAudit(file, pred, n = 1) {
