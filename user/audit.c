@@ -24,7 +24,10 @@ struct audit {
 	char *buf; /* lines not written yet, the one being written last */
 	size_t len, cap;
 	uint64_t held_since; /* monotonic µs: when the oldest line held was written */
-	time_t date_sec;     /* the second date[] shows */
+	uint64_t checked_us; /* monotonic µs: when path was last seen to be the file we write */
+	dev_t dev;	     /* the file we write (own_fd) */
+	ino_t ino;
+	time_t date_sec; /* the second date[] shows */
 	char date[32];
 	char path[PATH_MAX];
 };
@@ -73,6 +76,26 @@ static int make_parents(const char *path)
 	return 0;
 }
 
+static int open_file(struct audit *a)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &st)) {
+		err = -errno;
+		log_err("audit: cannot open %s: %s", a->path, strerror(-err));
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	a->fd = fd;
+	a->dev = st.st_dev;
+	a->ino = st.st_ino;
+	a->checked_us = clock__mono_us();
+	return 0;
+}
+
 struct audit *audit__open(const char *path)
 {
 	struct audit *a = calloc(1, sizeof(*a));
@@ -100,12 +123,9 @@ struct audit *audit__open(const char *path)
 		log_err("audit: cannot create the directory of %s: %s", a->path, strerror(-err));
 		goto out_free;
 	}
-	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (a->fd < 0) {
-		err = -errno;
-		log_err("audit: cannot open %s: %s", a->path, strerror(-err));
+	err = open_file(a);
+	if (err)
 		goto out_free;
-	}
 	a->own_fd = true;
 	return a;
 out_free:
@@ -118,10 +138,37 @@ out_free:
 #define SHRINK_ABOVE (1u << 20)
 #define AUDIT_HOLD_US 10000 /* a buffered line is written at most this long after */
 
+#define REOPEN_CHECK_US 1000000 /* how often a log of our own is checked for rotation */
+
+/*
+ * logrotate (or anyone) renamed or removed the log: what was written before the check went to
+ * the renamed file, what follows goes to a new file at the path. No signal and no copytruncate:
+ * no line is lost or written twice.
+ */
+static void follow_rotation(struct audit *a)
+{
+	uint64_t now = clock__mono_us();
+	struct stat st;
+	int old = a->fd;
+
+	if (!a->own_fd || now - a->checked_us < REOPEN_CHECK_US)
+		return;
+	a->checked_us = now;
+	if (!stat(a->path, &st) && st.st_dev == a->dev && st.st_ino == a->ino)
+		return;
+	if (make_parents(a->path) || open_file(a))
+		return; /* keep writing where we were: open_file said why */
+	close(old);
+	log_info("audit: %s was rotated: writing to a new file there", a->path);
+}
+
 static int write_out(struct audit *a, const char *data, size_t len)
 {
-	ssize_t n = write(a->fd, data, len);
+	ssize_t n;
 	int err;
+
+	follow_rotation(a);
+	n = write(a->fd, data, len);
 
 	if (n == (ssize_t)len) {
 		a->failing = false;

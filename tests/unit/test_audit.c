@@ -174,6 +174,46 @@ static void test_buffered(void **state)
 	json_decref(all);
 }
 
+/*
+ * logrotate renames the log (no copytruncate, no signal): lines written before the rename is
+ * noticed (within a second) are in the renamed file, the rest in a new file at the path; none is
+ * lost or written twice. A removed log is made again.
+ */
+static void test_rotation(void **state)
+{
+	char path[128], moved[160];
+	struct audit_event ev = { .decision = "allow", .tool = "t", .client_uid = (uid_t)-1 };
+	struct audit *a;
+	json_t *old, *new;
+	size_t before;
+
+	snprintf(path, sizeof(path), "%s/rotated.jsonl", dir);
+	snprintf(moved, sizeof(moved), "%s.1", path);
+	a = audit__open(path);
+	assert_non_null(a);
+	assert_int_equal(audit__write(a, &ev), 0);
+	assert_int_equal(rename(path, moved), 0);
+	assert_int_equal(audit__write(a, &ev), 0); /* within the second: to the renamed file */
+	usleep(1100 * 1000);
+	assert_int_equal(audit__write(a, &ev), 0);
+	assert_int_equal(audit__write(a, &ev), 0);
+	old = lines(moved);
+	new = lines(path);
+	before = json_array_size(old);
+	assert_true(before >= 1 && before <= 2);
+	assert_int_equal(before + json_array_size(new), 4);
+	json_decref(old);
+	json_decref(new);
+
+	assert_int_equal(unlink(path), 0);
+	usleep(1100 * 1000);
+	assert_int_equal(audit__write(a, &ev), 0);
+	audit__close(a);
+	new = lines(path);
+	assert_int_equal(json_array_size(new), 1);
+	json_decref(new);
+}
+
 /* The fields jansson would build, in the order of the line (what audit.c wrote before). */
 static char *jansson_line(const struct audit_event *ev, const char *id)
 {
@@ -264,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_fields_and_redaction),
 		cmocka_unit_test(test_not_utf8),
 		cmocka_unit_test(test_buffered),
+		cmocka_unit_test(test_rotation),
 		cmocka_unit_test(test_as_jansson_writes),
 		cmocka_unit_test(test_default_path),
 	};
