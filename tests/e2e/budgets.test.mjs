@@ -7,10 +7,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, unlinkSync, realpathSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { missing, connect, tmp, writePolicy, readAudit, awaitAudit, text, sleep, until,
-	 EVERYTHING, MCPFENCE, ROOT } from './lib.mjs';
+	 tableUsed, EVERYTHING, MCPFENCE, ROOT } from './lib.mjs';
 
 const skip = missing();
 const LEDGER = join(ROOT, 'tests/e2e/fixtures/ledger.mjs');
@@ -125,34 +125,51 @@ describe('scope grant: one budget for one server under one policy', { skip: skip
 		assert.equal(ran(p).length, 4);
 	});
 
+	// policies/binance-futures.json and binance-us.json as published: limits [{counter
+	// "binancefuturescloselistenkey_rate" / "binance_us_close_listen_key_rate", window minute,
+	// max 10 / 30, scope grant}]. N+1 calls in one window: exactly N run, whatever the processes.
 	test('the seeds: 10 and 30 a minute hold across many processes', async () => {
 		const p = place();
 		const futures = join(ROOT, 'policies/binance-futures.json');
 		const us = join(ROOT, 'policies/binance-us.json');
 		const fTool = 'BinanceFuturesCloseListenKey', uTool = 'binance_us_close_listen_key';
 		const server = [LEDGER, p.ledger, fTool, uTool];
-		const w = await windowWithRoom(60, 45);
+		const name = ['--name', 'binance'];
+		const w = await windowWithRoom(60, 20);
 		// futures: twelve processes of one call each, one after another
 		const f = [];
 		for (let i = 0; i < 12; i++)
-			f.push((await session(p, futures, server, [[fTool, { listenKey: `k${i}` }]]))[0]);
+			f.push((await session(p, futures, server, [[fTool, { listenKey: `k${i}` }]], name))[0]);
 		// us: eight processes side by side, four calls each
 		const u = (await Promise.all(Array.from({ length: 8 }, (_, i) =>
 			session(p, us, server, Array.from({ length: 4 }, (_, j) =>
-				[uTool, { listenKey: `u${i}-${j}` }]))))).flat();
+				[uTool, { listenKey: `u${i}-${j}` }]), name)))).flat();
 		inWindow(60, w);
-		assert.equal(f.filter((r) => !r.isError).length, 10);
+		assert.deepEqual(f.slice(0, 10).map(text), Array.from({ length: 10 }, (_, i) =>
+			`ran ${fTool} {"listenKey":"k${i}"}`));
 		for (const r of f.slice(10))
-			assertLimitDenial(r, { max: 10, window: 'minute', rule: `/tools/${fTool}/rate_limit`, windowS: 60, w });
+			assertLimitDenial(r, { max: 10, window: 'minute', rule: `/tools/${fTool}/limits/0`, windowS: 60, w });
 		assert.equal(u.filter((r) => !r.isError).length, 30);
 		for (const r of u.filter((r) => r.isError))
-			assertLimitDenial(r, { max: 30, window: 'minute', rule: `/tools/${uTool}/rate_limit`, windowS: 60, w });
+			assertLimitDenial(r, { max: 30, window: 'minute', rule: `/tools/${uTool}/limits/0`, windowS: 60, w });
 		// what the server ran, and what the audit says
 		assert.equal(ran(p).filter((l) => l.tool === fTool).length, 10);
 		assert.equal(ran(p).filter((l) => l.tool === uTool).length, 30);
 		await awaitAudit(p.audit, (l) => l.tool === uTool, 32);
 		assert.deepEqual(decisions(p, fTool), [...Array(10).fill('allow'), 'deny', 'deny']);
 		assert.equal(decisions(p, uTool).filter((d) => d === 'allow').length, 30);
+		for (const l of readAudit(p.audit).filter((l) => l.decision === 'deny')) {
+			assert.equal(l.kind, 'limit');
+			assert.equal(l.rule, `/tools/${l.tool}/limits/0`);
+		}
+		// the budgets are the published counters', of scope grant, a minute long, in the
+		// host-wide table: policy (real path) and server (--name) are the grant's key
+		const grant = (counter, policy) =>
+			`${counter}\x1fgrant\x1f60\x1f0:\x1f${Buffer.byteLength(policy)}:${policy}name:binance`;
+		assert.equal(tableUsed(p.table, grant('binancefuturescloselistenkey_rate',
+			realpathSync(futures))), 10);
+		assert.equal(tableUsed(p.table, grant('binance_us_close_listen_key_rate',
+			realpathSync(us))), 30);
 	});
 
 	test('another server, or another policy, has a budget of its own; --name names the server',
@@ -279,5 +296,56 @@ describe('the host-wide table', { skip: skip ?? false }, () => {
 			await c.close();
 		}
 		assert.deepEqual(ran(p).map((l) => l.tool), ['free', 't']);
+	});
+});
+
+// The three seeds in policies/ as published: default deny, one tool each. Whatever else the
+// server offers is not listed and not run; cleanup_all_streams has no limit at all.
+describe('the seeds as published: one tool each, the rest denied', { skip: skip ?? false }, () => {
+	const SEEDS = [['binance-futures.json', 'BinanceFuturesCloseListenKey'],
+		['binance-us.json', 'binance_us_close_listen_key'],
+		['streams-cleanup.json', 'cleanup_all_streams']];
+	// the server's other tools: another of its own, and names close to the seeds'
+	const TOOLS = [...SEEDS.map(([, t]) => t), 'get_account', 'binancefuturescloselistenkey',
+		'Binance_US_Close_Listen_Key', 'cleanup_all_streams_now', 'cleanup_all_stream'];
+
+	test('each lists and runs its tool; any other is denied by the default', async () => {
+		const p = place();
+		const server = [LEDGER, p.ledger, ...TOOLS];
+		for (const [file, tool] of SEEDS) {
+			const c = await connect({ fence: { policy: join(ROOT, 'policies', file), audit: p.audit },
+				server, env: p.env });
+			try {
+				assert.deepEqual((await c.client.listTools()).tools.map((t) => t.name), [tool]);
+				for (const other of TOOLS.filter((t) => t !== tool)) {
+					const r = await c.client.callTool({ name: other, arguments: {} });
+					assert.equal(r.isError, true, other);
+					assert.equal(text(r), `denied by policy: tool "${other}" is not allowed (default deny)`);
+					assert.deepEqual(r._meta, { rule: '(default deny)', kind: 'default', retry_after_s: null });
+				}
+				assert.equal(text(await c.client.callTool({ name: tool, arguments: {} })), `ran ${tool} {}`);
+			} finally {
+				await c.close();
+			}
+		}
+		assert.deepEqual(ran(p).map((l) => [l.tool, l.args]), SEEDS.map(([, t]) => [t, {}]));
+		const audit = await awaitAudit(p.audit, () => true, SEEDS.length * TOOLS.length);
+		assert.equal(audit.filter((l) => l.decision === 'deny' && l.kind === 'default' &&
+			l.rule === '(default deny)').length, SEEDS.length * (TOOLS.length - 1));
+	});
+
+	test('streams-cleanup: cleanup_all_streams with {} runs, as often as asked', async () => {
+		const p = place();
+		const policy = join(ROOT, 'policies/streams-cleanup.json');
+		const server = [LEDGER, p.ledger, ...TOOLS];
+		// more than either Binance max, in one window: four processes side by side, ten each
+		const results = (await Promise.all(Array.from({ length: 4 }, () =>
+			session(p, policy, server, Array.from({ length: 10 }, () =>
+				['cleanup_all_streams', {}]))))).flat();
+		assert.deepEqual(results.map(text), Array(40).fill('ran cleanup_all_streams {}'));
+		assert.equal(ran(p).length, 40);
+		const audit = await awaitAudit(p.audit, (l) => l.tool === 'cleanup_all_streams', 40);
+		assert.ok(audit.every((l) => l.decision === 'allow' && l.rule === '/tools/cleanup_all_streams'),
+			JSON.stringify(audit[0]));
 	});
 });

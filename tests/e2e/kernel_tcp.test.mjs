@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { connect as connectGateway, text, binaryFor, kernelLock, clearStale, attachRun,
-	kernelStats }
+	kernelStats, tableUsed }
 	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -566,23 +566,6 @@ test('kernel TCP: a Content-Encoding body is refused', { skip: skipReason || fal
 		await stopAttach();
 	}
 });
-
-// The host-wide table (user/limits.c): a 64-byte head, then slots of 64 bytes: the SHA-256 of
-// the budget's name, {u64 window_start, u64 used, u32 window_s, u32 pad}, u32 generation, pad.
-// The used count of the budget named name in its current window, 0 if none.
-function tableUsed(path, name) {
-	if (!existsSync(path)) return 0;
-	const b = readFileSync(path);
-	const key = createHash('sha256').update(name, 'latin1').digest();
-	for (let off = 64; off + 64 <= b.length; off += 64) {
-		const w = b.readUInt32LE(off + 48);
-		if (!w || !b.subarray(off, off + 32).equals(key)) continue;
-		const start = Number(b.readBigUInt64LE(off + 32));
-		const now = Math.floor(Date.now() / 1000);
-		return start === now - (now % w) ? Number(b.readBigUInt64LE(off + 40)) : 0;
-	}
-	return 0;
-}
 
 // `bpftool map dump` of tcp_budgets: the left of every entry of scope key 0, by ident.
 function kernelLeft() {

@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync, chmodSync, copyFi
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -187,6 +188,23 @@ export function kernelStats(bin = MCPFENCE) {
 			.reduce((n, c) => n + c.count, 0);
 	const total = () => j.calls.reduce((n, c) => n + c.count, 0);
 	return { j, get, total, s: JSON.stringify(j) };
+}
+
+// The host-wide table (user/limits.c): a 64-byte head, then slots of 64 bytes: the SHA-256 of
+// the budget's name, {u64 window_start, u64 used, u32 window_s, u32 pad}, u32 generation, pad.
+// The used count of the budget named name in its current window, 0 if none.
+export function tableUsed(path, name) {
+	if (!existsSync(path)) return 0;
+	const b = readFileSync(path);
+	const key = createHash('sha256').update(name, 'latin1').digest();
+	for (let off = 64; off + 64 <= b.length; off += 64) {
+		const w = b.readUInt32LE(off + 48);
+		if (!w || !b.subarray(off, off + 32).equals(key)) continue;
+		const start = Number(b.readBigUInt64LE(off + 32));
+		const now = Math.floor(Date.now() / 1000);
+		return start === now - (now % w) ? Number(b.readBigUInt64LE(off + 40)) : 0;
+	}
+	return 0;
 }
 
 // The audit lines that pred picks, once there are at least n: mcpfence writes a decision's

@@ -3,11 +3,13 @@
  * Policy loading, data-driven (jq style): every tests/data/policies/invalid/X.json must be
  * refused with exactly the text in X.err (after the file name), every valid/X.json must load
  * and compile to what X.expect says (the `mcpfence check --json` view of it), and every
- * shipped policy under policies/ must load. Then hostile files made on the fly.
+ * shipped policy under policies/ must load; the three seeds are their published blocks byte for
+ * byte and say what was published. Then hostile files made on the fly.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,8 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 #include "check.h"
+#include "decide.h"
+#include "limits.h"
 #include "policy.h"
 
 #define DATA "tests/data/policies"
@@ -146,38 +150,174 @@ static void test_shipped_policies(void **state)
 	free(ents);
 }
 
-/* The seeds, as published: default deny, one tool each, limits as their authors wrote. */
+/*
+ * The seeds, as their pages publish them (PolicyLayer's policy.json, one page per tool): the
+ * files under policies/ are those blocks byte for byte, here as the pages print them.
+ */
+static const struct seed {
+	const char *file, *tool, *text;
+	const char *counter; /* NULL: the tool is allowed with {}, no limit */
+	uint64_t max;
+} seeds[] = {
+	{ "policies/binance-futures.json", "BinanceFuturesCloseListenKey",
+	  "{\n"
+	  "  \"version\": \"1\",\n"
+	  "  \"default\": \"deny\",\n"
+	  "  \"tools\": {\n"
+	  "    \"BinanceFuturesCloseListenKey\": {\n"
+	  "      \"limits\": [\n"
+	  "        {\n"
+	  "          \"counter\": \"binancefuturescloselistenkey_rate\",\n"
+	  "          \"window\": \"minute\",\n"
+	  "          \"max\": 10,\n"
+	  "          \"scope\": \"grant\"\n"
+	  "        }\n"
+	  "      ]\n"
+	  "    }\n"
+	  "  }\n"
+	  "}\n",
+	  "binancefuturescloselistenkey_rate", 10 },
+	{ "policies/binance-us.json", "binance_us_close_listen_key",
+	  "{\n"
+	  "  \"version\": \"1\",\n"
+	  "  \"default\": \"deny\",\n"
+	  "  \"tools\": {\n"
+	  "    \"binance_us_close_listen_key\": {\n"
+	  "      \"limits\": [\n"
+	  "        {\n"
+	  "          \"counter\": \"binance_us_close_listen_key_rate\",\n"
+	  "          \"window\": \"minute\",\n"
+	  "          \"max\": 30,\n"
+	  "          \"scope\": \"grant\"\n"
+	  "        }\n"
+	  "      ]\n"
+	  "    }\n"
+	  "  }\n"
+	  "}\n",
+	  "binance_us_close_listen_key_rate", 30 },
+	{ "policies/streams-cleanup.json", "cleanup_all_streams",
+	  "{\n"
+	  "  \"version\": \"1\",\n"
+	  "  \"default\": \"deny\",\n"
+	  "  \"tools\": {\n"
+	  "    \"cleanup_all_streams\": {}\n"
+	  "  }\n"
+	  "}\n",
+	  NULL, 0 },
+};
+
+/* Byte for byte the published blocks: no key reordered, added, reformatted or abbreviated. */
+static void test_seed_policies_verbatim(void **state)
+{
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		size_t len;
+		char *got = slurp(seeds[i].file, &len);
+
+		assert_non_null(got);
+		if (len != strlen(seeds[i].text) || memcmp(got, seeds[i].text, len))
+			fail_msg("%s is not the published policy.json:\n%s", seeds[i].file, got);
+		free(got);
+	}
+}
+
+static uint64_t seed_now(void *ctx)
+{
+	return *(uint64_t *)ctx;
+}
+
+/*
+ * Parsed as published: default deny, one exact rule that allows its tool, and for the two
+ * Binance ones one limit (their counter, a minute, 10 or 30, scope grant) and nothing else.
+ * Then decided: any other tool is the default's; the limit lets max calls of a window through
+ * and denies the next; cleanup_all_streams with {} is allowed, unlimited.
+ */
 static void test_seed_policies(void **state)
 {
-	static const struct {
-		const char *file, *tool;
-		uint64_t max;
-		uint32_t window;
-	} seeds[] = {
-		{ "policies/binance-futures.json", "BinanceFuturesCloseListenKey", 10, 60 },
-		{ "policies/binance-us.json", "binance_us_close_listen_key", 30, 60 },
-		{ "policies/streams-cleanup.json", "cleanup_all_streams", 0, 0 },
-	};
-	char err[POLICY_ERR_LEN];
+	static const char *const others[] = { "anything_else",
+					      "BinanceFuturesCloseListenKey",
+					      "binance_us_close_listen_key",
+					      "cleanup_all_streams",
+					      "binancefuturescloselistenkey",
+					      "BINANCE_US_CLOSE_LISTEN_KEY",
+					      "cleanup_all_streams_now",
+					      "cleanup_all_stream" };
+	const struct scope_keys keys = { "session", "0:/usr/bin/agent", "/policies/seed",
+					 "server" };
+	char err[POLICY_ERR_LEN], ptr[256];
 
 	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
-		struct policy *p = policy__load(seeds[i].file, err);
+		const struct seed *s = &seeds[i];
+		struct policy *p = policy__load(s->file, err);
+		uint64_t now = 1800000000 + 45; /* 15 s before a minute ends */
+		struct limits *l = limits__new(seed_now, &now);
+		json_t *args = json_object();
+		struct reservation res;
+		struct decision d;
 		const struct rule *r;
+		uint64_t n = s->counter ? s->max : 100;
 
-		assert_non_null(p);
+		if (!p)
+			fail_msg("%s: refused: %s", s->file, err);
+		assert_non_null(l);
 		assert_int_equal(p->def, ACTION_DENY);
-		r = policy__lookup(p, seeds[i].tool);
-		assert_non_null(r);
+		assert_false(p->deny_all);
+		assert_int_equal(p->nhide, 0);
+		assert_int_equal(p->nall_limits, 0);
+		assert_false(p->kernel_unparsed_allow);
+		assert_false(p->audit_values);
+		assert_int_equal(p->nrules, 1);
+		r = &p->rules[0];
+		assert_string_equal(r->name, s->tool);
+		snprintf(ptr, sizeof(ptr), "/tools/%s", s->tool);
+		assert_string_equal(r->ptr, ptr);
+		assert_false(r->glob);
 		assert_int_equal(r->action, ACTION_ALLOW);
-		if (seeds[i].max) {
+		assert_null(r->reason);
+		assert_int_equal(r->nrequire, 0);
+		assert_int_equal(r->ndeny_if, 0);
+		assert_ptr_equal(policy__lookup(p, s->tool), r);
+		if (s->counter) {
 			assert_int_equal(r->nlimits, 1);
-			assert_int_equal(r->limits[0].max, seeds[i].max);
-			assert_int_equal(r->limits[0].window_s, seeds[i].window);
+			assert_string_equal(r->limits[0].counter, s->counter);
+			assert_int_equal(r->limits[0].window_s, 60);
+			assert_int_equal(r->limits[0].max, s->max);
 			assert_int_equal(r->limits[0].scope, SCOPE_GRANT);
+			snprintf(ptr, sizeof(ptr), "/tools/%s/limits/0", s->tool);
+			assert_string_equal(r->limits[0].ptr, ptr);
 		} else {
 			assert_int_equal(r->nlimits, 0);
 		}
-		assert_null(policy__lookup(p, "anything_else"));
+
+		/* the tool, with {}: allowed, max times in a window (unlimited: 100 of 100) */
+		for (uint64_t k = 0; k < n; k++) {
+			decide__call(p, s->tool, args, &d);
+			assert_int_equal(d.verdict, VERDICT_ALLOW);
+			assert_ptr_equal(d.rule, r);
+			if (limits__reserve(l, p, r, &keys, &res, &d))
+				fail_msg("%s: call %" PRIu64 " of %" PRIu64 " denied: %s", s->file,
+					 k + 1, n, d.reason);
+		}
+		if (s->counter) {
+			assert_int_equal(limits__reserve(l, p, r, &keys, &res, &d), -EDQUOT);
+			assert_int_equal(d.kind, KIND_LIMIT);
+			assert_string_equal(d.pointer, ptr);
+			assert_int_equal(d.retry_after_s, 15);
+			now += 15; /* the next window: max again */
+			decide__call(p, s->tool, args, &d);
+			assert_int_equal(limits__reserve(l, p, r, &keys, &res, &d), 0);
+		}
+		/* anything else, the other seeds' tools and near misses of its own: default deny */
+		for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++) {
+			if (!strcmp(others[k], s->tool))
+				continue;
+			assert_null(policy__lookup(p, others[k]));
+			decide__call(p, others[k], args, &d);
+			assert_int_equal(d.verdict, VERDICT_DENY);
+			assert_int_equal(d.kind, KIND_DEFAULT);
+			assert_string_equal(d.pointer, "(default deny)");
+		}
+		json_decref(args);
+		limits__free(l);
 		policy__free(p);
 	}
 }
@@ -334,10 +474,15 @@ static void test_glob(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_invalid_fixtures),     cmocka_unit_test(test_valid_fixtures),
-		cmocka_unit_test(test_shipped_policies),     cmocka_unit_test(test_seed_policies),
-		cmocka_unit_test(test_hostile_files),	     cmocka_unit_test(test_mutations),
-		cmocka_unit_test(test_no_policy_denies_all), cmocka_unit_test(test_glob),
+		cmocka_unit_test(test_invalid_fixtures),
+		cmocka_unit_test(test_valid_fixtures),
+		cmocka_unit_test(test_shipped_policies),
+		cmocka_unit_test(test_seed_policies),
+		cmocka_unit_test(test_seed_policies_verbatim),
+		cmocka_unit_test(test_hostile_files),
+		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_no_policy_denies_all),
+		cmocka_unit_test(test_glob),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
