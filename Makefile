@@ -8,6 +8,8 @@
 #   make bench      run the benchmarks
 #   make fuzz       long fuzzing runs (FUZZ_SECONDS=600), then their corpora through make diff
 #   make diff       the differential tier: mcpfence's view against the servers' own parsers
+#   make install    PREFIX=/usr/local DESTDIR= (SBINDIR, MANDIR, SYSCONFDIR, UNITDIR, ...)
+#   make deb        the Debian package, in build/deb/ (dpkg-buildpackage, lintian)
 #   V=1             show full commands
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -59,11 +61,12 @@ DIFF_VIEW  := $(BUILD)/tests/diff/view
 TOOLS      := $(CLANG) llvm-strip $(BPFTOOL) pkg-config $(CC)
 
 .PHONY: all setup setup-test demo test unit bpf-test test-kernels e2e valgrind san bench fuzz \
-	diff clean format format-check tools
+	diff clean format format-check tools man install uninstall deb setup-deb
 all: $(BUILD)/mcpfence
 
 # Every header a file includes is a prerequisite (-MMD -MP writes the lists beside the objects).
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) \( -path '$(BUILD)/package' -o -path '$(BUILD)/deb' \) -prune -o \
+	-name '*.d' -type f -print 2>/dev/null)
 
 # A fresh machine lacks the tools: say so, and what to run, before any recipe fails on it.
 tools:
@@ -77,6 +80,8 @@ setup:
 	$(Q)scripts/setup.sh build
 setup-test:
 	$(Q)scripts/setup.sh test
+setup-deb:
+	$(Q)scripts/setup.sh deb
 
 $(BUILD)/vmlinux.h: | tools
 	$(Q)mkdir -p $(@D)
@@ -98,7 +103,7 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 $(BUILD)/user/%.o: user/%.c $(SKELS) | tools
 	$(Q)mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/mcpfence: $(USER_OBJS)
 	$(call msg,LINK,$@)
@@ -186,6 +191,56 @@ format:
 # the format tier of make test: a file clang-format would change fails it
 format-check:
 	$(Q)tests/format-check.sh $(FORMAT_SRCS)
+
+# ---- install: the layout of a Linux security tool (the Debian package uses it too) ----------
+PREFIX        ?= /usr/local
+SBINDIR       ?= $(PREFIX)/sbin
+DATADIR       ?= $(PREFIX)/share
+MANDIR        ?= $(DATADIR)/man
+SYSCONFDIR    ?= /etc
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+MANPAGES      := $(BUILD)/man/mcpfence.8 $(BUILD)/man/mcpfence-policy.5
+
+$(BUILD)/man/%: docs/man/%.scd
+	$(Q)mkdir -p $(@D)
+	$(Q)command -v scdoc >/dev/null || { echo "error: scdoc is missing: run 'make setup' as root" >&2; exit 1; }
+	$(call msg,SCDOC,$@)
+	$(Q)scdoc <$< >$@
+
+man: $(MANPAGES)
+
+# the policies in force (SYSCONFDIR/mcpfence) are config: an existing file is never replaced
+install: $(BUILD)/mcpfence $(MANPAGES)
+	$(Q)install -Dm755 $(BUILD)/mcpfence $(DESTDIR)$(SBINDIR)/mcpfence
+	$(Q)install -Dm644 $(BUILD)/man/mcpfence.8 $(DESTDIR)$(MANDIR)/man8/mcpfence.8
+	$(Q)install -Dm644 $(BUILD)/man/mcpfence-policy.5 $(DESTDIR)$(MANDIR)/man5/mcpfence-policy.5
+	$(Q)install -d $(DESTDIR)$(UNITDIR)
+	$(Q)sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		dist/mcpfence-attach.service.in >$(DESTDIR)$(UNITDIR)/mcpfence-attach.service
+	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/mcpfence-attach.service
+	$(Q)install -Dm644 dist/mcpfence.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mcpfence.conf
+	$(Q)install -Dm644 dist/mcpfence.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mcpfence
+	$(Q)install -Dm644 dist/mcpfence.bash $(DESTDIR)$(COMPLETIONDIR)/mcpfence
+	$(Q)install -d $(DESTDIR)$(DATADIR)/mcpfence/policies
+	$(Q)install -m644 policies/*.json $(DESTDIR)$(DATADIR)/mcpfence/policies/
+	$(Q)install -d -m755 $(DESTDIR)$(SYSCONFDIR)/mcpfence
+	$(Q)for f in attach.conf policy.json; do \
+		[ -e $(DESTDIR)$(SYSCONFDIR)/mcpfence/$$f ] || \
+			install -m644 dist/$$f $(DESTDIR)$(SYSCONFDIR)/mcpfence/$$f; done
+
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/mcpfence $(DESTDIR)$(MANDIR)/man8/mcpfence.8 \
+		$(DESTDIR)$(MANDIR)/man5/mcpfence-policy.5 $(DESTDIR)$(UNITDIR)/mcpfence-attach.service \
+		$(DESTDIR)$(TMPFILESDIR)/mcpfence.conf $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mcpfence \
+		$(DESTDIR)$(COMPLETIONDIR)/mcpfence
+	$(Q)rm -rf $(DESTDIR)$(DATADIR)/mcpfence
+	$(Q)echo "uninstall: $(SYSCONFDIR)/mcpfence (the policies in force) is left in place"
+
+# the Debian package, built by dpkg-buildpackage from a copy of the tree in build/deb/
+deb: setup-deb
+	$(Q)scripts/deb.sh $(BUILD)/deb
 
 clean:
 	$(Q)rm -rf build build-san

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # One set-up step for a fresh Debian 12 machine: installs what the build, the tests and the
 # demo need, only where it is missing, so that a second run costs nothing.
-# Usage: scripts/setup.sh [build|test]   (test also installs the e2e npm packages)
+# Usage: scripts/setup.sh [build|test|deb]   (test also installs the e2e npm packages; deb,
+# what make deb needs; test includes deb: the package tier builds it)
 set -euo pipefail
 what=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev libjansson-dev
-      libpcre2-dev libssl-dev libcmocka-dev bpftool valgrind)
+      libpcre2-dev libssl-dev libcmocka-dev bpftool valgrind scdoc)
+# deb: dpkg-buildpackage with debhelper, lintian; systemd-analyze (package systemd) and man-db
+# for the checks of the unit and the man pages
+deb_pkgs=(debhelper dpkg-dev lintian systemd man-db bash-completion logrotate)
+[ "$what" = deb ] && pkgs+=("${deb_pkgs[@]}")
 # test: libFuzzer's runtime; Go and Python for the differential tier's decoders; QEMU and cpio
 # for the kernel matrix (tests/kernels/run.sh); clang-format for the format tier
-[ "$what" = test ] && pkgs+=(libclang-rt-14-dev golang-go python3 qemu-system-x86 cpio clang-format)
+[ "$what" = test ] && pkgs+=(libclang-rt-14-dev golang-go python3 qemu-system-x86 cpio clang-format
+	"${deb_pkgs[@]}")
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
@@ -30,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 e2e="$here/tests/e2e"
-if [ -f "$e2e/package.json" ]; then
+if [ "$what" = test ] && [ -f "$e2e/package.json" ]; then
 	stamp="$e2e/node_modules/.mcpfence-stamp"
 	if [ ! -f "$stamp" ] || [ "$e2e/package-lock.json" -nt "$stamp" ]; then
 		echo "setup: installing the e2e npm packages (tests/e2e/package-lock.json)"
