@@ -26,6 +26,7 @@ nfuzz=$(ls tests/fuzz/fuzz_*.c | wc -l)
 ne2e=3 # the main pass, the hostile tests under ASan+UBSan, and under valgrind
 nkernels=2 # 6.1 and 6.12, each running every BPF test binary
 ndecoders=5 # go, node-sdk, express, sse, python: each must run and read the plain calls
+nman=$(ls docs/man/*.scd | wc -l)
 
 run() { # TIER EXPECTED_UNITS TITLE CMD...
 	local tier=$1 want=$2 title=$3 rc
@@ -44,6 +45,9 @@ run() { # TIER EXPECTED_UNITS TITLE CMD...
 }
 run format "$nformat" "format: every C file as clang-format writes it" make --no-print-directory format-check
 run unit "$nunit" "unit tests" make --no-print-directory unit
+run man "$nman" "man pages: rendered without warning, every command, option and policy key" \
+	tests/man/check.sh build build/mcpfence
+run package 1 "the Debian package, make install, the unit's capabilities" tests/package/check.sh
 run san "$nunit" "unit tests under ASan+UBSan" make --no-print-directory san
 run valgrind "$nunit" "unit tests under valgrind" make --no-print-directory valgrind
 run fuzz "$nfuzz" "fuzzing: scanner against jansson, head parser against its reference (${FUZZ_SHORT:-45} s)" \
