@@ -387,11 +387,18 @@ static size_t list_one(const struct gw_sock *gs, bool json, uint64_t end)
 	return shown;
 }
 
+static const char approvals_usage[] =
+	"usage: mcpfence approvals [--json] [--pid PID]\n"
+	"  --json            print a JSON object per waiting call, one per line\n"
+	"  --pid PID         ask only the gateway (mcpfence run) of process PID\n"
+	"  -h, --help        print this help\n";
+
 int cmd_approvals(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "pid", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gw_sock *socks = NULL;
@@ -403,7 +410,7 @@ int cmd_approvals(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
@@ -415,13 +422,17 @@ int cmd_approvals(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'h':
+			fputs(approvals_usage, stdout);
+			return 0;
 		default:
-			log_err("usage: mcpfence approvals [--json] [--pid PID]");
+			fputs(approvals_usage, stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		log_err("usage: mcpfence approvals [--json] [--pid PID]");
+		log_err("approvals: unexpected argument '%s'", argv[optind]);
+		fputs(approvals_usage, stderr);
 		return EXIT_USAGE;
 	}
 	if (find_sockets((pid_t)only, &socks, &n))
@@ -464,24 +475,54 @@ static int connect_pid(pid_t pid, char *why, size_t size)
 	return fd;
 }
 
+static const char approve_usage[] =
+	"usage: mcpfence approve ID\n"
+	"       mcpfence approve --tool T [--count N] [--for DURATION]\n"
+	"  ID                a call that waits, from mcpfence approvals: let it through\n"
+	"  --tool T          give a kernel-plane ticket for calls of tool T (root only)\n"
+	"  --count N         calls the ticket lets through (1 to 1000000, default 1)\n"
+	"  --for DURATION    how long it holds: 30s, 10m, 2h, 1d or seconds (default 10m)\n"
+	"  -h, --help        print this help\n";
+
+static const char deny_usage[] =
+	"usage: mcpfence deny ID\n"
+	"  ID                a call that waits, from mcpfence approvals: refuse it\n"
+	"  -h, --help        print this help\n";
+
 static int decide_one(int argc, char **argv, bool yes)
 {
 	char token[APPROVAL_TOKEN_HEX + 1], digest[APPROVAL_ID_DIGEST_HEX + 1], why[256];
+	const char *usage = yes ? approve_usage : deny_usage, *bad = NULL;
 	char cmd[128], *reply = NULL;
+	bool ticket = false, help = false;
 	pid_t pid;
 	int fd, err, rc = 1;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--tool"))
-			continue;
-		if (yes) /* a kernel-plane ticket */
-			return kernel__approve_ticket(argc, argv);
+		if (cmd_is_help(argv[i]))
+			help = true;
+		else if (!strncmp(argv[i], "--tool", 6) && (!argv[i][6] || argv[i][6] == '='))
+			ticket = true;
+		else if (argv[i][0] == '-' && !bad)
+			bad = argv[i];
+	}
+	if (ticket && yes) /* a kernel-plane ticket: its options, --help among them */
+		return kernel__approve_ticket(argc, argv, approve_usage);
+	if (help) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (ticket) {
 		log_err("deny --tool: the kernel plane denies without a ticket already; "
 			"`mcpfence deny` takes an ID from `mcpfence approvals`");
 		return EXIT_USAGE;
 	}
-	if (argc != 2 || argv[1][0] == '-') {
-		log_err("usage: mcpfence %s ID   (IDs from `mcpfence approvals`)", argv[0]);
+	if (bad || argc != 2) {
+		if (bad)
+			log_err("%s: unknown option '%s'", argv[0], bad);
+		else
+			log_err("%s: %s", argv[0], argc < 2 ? "no ID given" : "one ID at a time");
+		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
 	if (approval__parse_id(argv[1], &pid, token, digest)) {

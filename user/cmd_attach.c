@@ -183,10 +183,21 @@ static int policy_swap(struct attach_ctx *ac, const char *path)
 	return 0;
 }
 
-static void attach_usage(void)
+static void attach_usage(FILE *f)
 {
-	fprintf(stderr, "usage: mcpfence attach --policy POLICY (--port N | --pid N)... "
-			"[--pipe-action audit|kill] [--cgroup PATH] [--audit PATH] [--quiet]\n");
+	fprintf(f,
+		"usage: mcpfence attach --policy P (--port N | --pid PID)... [OPTIONS]\n"
+		"  --policy P        policy.json to enforce; SIGHUP loads it again\n"
+		"  --port N          enforce on TCP connections to or from port N (up to %d)\n"
+		"  --pid PID         enforce on the stdio server running as PID (up to %d)\n"
+		"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n"
+		"                    audited) or kill (the server is killed before it reads it)\n"
+		"  --cgroup PATH     the cgroup v2 watched for TCP (default: the host's root)\n"
+		"  --audit FILE      audit log, - for stderr (default: as for run)\n"
+		"  --quiet           no line on stdout per decision\n"
+		"  --verbose         log debug messages\n"
+		"  -h, --help        print this help\n",
+		MCPF_TCP_MAX_PORTS, MCPF_STDIO_MAX_SESSIONS);
 }
 
 int cmd_attach(int argc, char **argv)
@@ -200,6 +211,7 @@ int cmd_attach(int argc, char **argv)
 		{ "audit", required_argument, NULL, 'a' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *policy_path = NULL, *audit_path = NULL;
@@ -219,7 +231,7 @@ int cmd_attach(int argc, char **argv)
 
 	ac.ev.kc = ac.kc;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			policy_path = optarg;
@@ -275,14 +287,22 @@ int cmd_attach(int argc, char **argv)
 		case 'v':
 			log_level = LOG_LVL_DEBUG;
 			break;
+		case 'h':
+			attach_usage(stdout);
+			return 0;
 		default:
-			attach_usage();
+			attach_usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if (optind < argc || (!nports && !npids) || !policy_path) {
+	if (optind < argc) {
+		log_err("attach: unexpected argument '%s'", argv[optind]);
+		attach_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((!nports && !npids) || !policy_path) {
 		log_err("attach needs --policy and at least one --port or --pid");
-		attach_usage();
+		attach_usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (kernel__probe(cgroup, sizeof(cgroup)))
@@ -460,10 +480,18 @@ out:
 	return ret;
 }
 
+static const char detach_usage[] = "usage: mcpfence detach\n"
+				   "  -h, --help        print this help\n";
+
 int cmd_detach(int argc, char **argv)
 {
 	if (argc > 1) {
-		log_err("detach takes no arguments");
+		if (argc == 2 && cmd_is_help(argv[1])) {
+			fputs(detach_usage, stdout);
+			return 0;
+		}
+		log_err("detach: unexpected argument '%s' (it takes none)", argv[1]);
+		fputs(detach_usage, stderr);
 		return EXIT_USAGE;
 	}
 	if (geteuid() != 0) {

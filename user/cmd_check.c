@@ -100,6 +100,10 @@ static void print_policy(const char *file, const struct policy *p)
 					  "denied");
 }
 
+static const char usage[] = "usage: mcpfence check [--json] POLICY...\n"
+			    "  --json            print it as JSON: an array, an object per policy\n"
+			    "  -h, --help        print this help\n";
+
 int cmd_check(int argc, char **argv)
 {
 	bool as_json = false;
@@ -109,17 +113,21 @@ int cmd_check(int argc, char **argv)
 	for (; first < argc && argv[first][0] == '-'; first++) {
 		if (!strcmp(argv[first], "--json")) {
 			as_json = true;
+		} else if (cmd_is_help(argv[first])) {
+			fputs(usage, stdout);
+			return 0;
 		} else if (!strcmp(argv[first], "--")) {
 			first++;
 			break;
 		} else {
-			log_err("check: unknown option '%s' (usage: mcpfence check [--json] POLICY...)",
-				argv[first]);
+			log_err("check: unknown option '%s'", argv[first]);
+			fputs(usage, stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (first >= argc) {
-		log_err("check: no policy given (usage: mcpfence check [--json] POLICY...)");
+		log_err("check: no policy given");
+		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
 	if (as_json && !(out = json_array()))

@@ -18,16 +18,18 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mcpfence run [--policy P] [--audit FILE|-] [--name NAME] [--grace S] "
-		   "[-v] -- CMD ARGS...\n"
-		   "  --policy P    policy.json to enforce (none: every call is denied)\n"
-		   "  --audit FILE  audit log (default: $MCPFENCE_AUDIT, or\n"
-		   "                /var/log/mcpfence/audit.jsonl for root, else\n"
-		   "                $XDG_STATE_HOME/mcpfence/audit.jsonl); - is stderr\n"
-		   "  --name NAME   server name in the audit log (default: what the server says)\n"
-		   "                and for grant budgets (default: its command line)\n"
-		   "  --grace S     seconds between closing the server's stdin, SIGTERM, SIGKILL "
-		   "(2)\n");
+	fprintf(f,
+		"usage: mcpfence run [OPTIONS] -- CMD [ARGS...]\n"
+		"  -p, --policy P    policy.json to enforce (none: every call is denied)\n"
+		"  -a, --audit FILE  audit log, - for stderr (default: $MCPFENCE_AUDIT, or\n"
+		"                    /var/log/mcpfence/audit.jsonl for root, else\n"
+		"                    ${XDG_STATE_HOME:-~/.local/state}/mcpfence/audit.jsonl)\n"
+		"  -n, --name NAME   the server's name for grant budgets (default: its command\n"
+		"                    line) and the audit log (default: what the server says)\n"
+		"  -g, --grace S     seconds from closing the server's stdin to SIGTERM, and on\n"
+		"                    to SIGKILL (default 2)\n"
+		"  -v, --verbose     log debug messages\n"
+		"  -h, --help        print this help\n");
 }
 
 int cmd_run(int argc, char **argv)

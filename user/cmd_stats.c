@@ -70,6 +70,11 @@ static void stats_policies(struct stat_policy *pol)
 		close(gfd);
 }
 
+static const char usage[] = "usage: mcpfence stats [--json | --prometheus]\n"
+			    "  --json            print the counters as one JSON object\n"
+			    "  --prometheus      print them in the Prometheus text format\n"
+			    "  -h, --help        print this help\n";
+
 int cmd_stats(int argc, char **argv)
 {
 	int ncpu = libbpf_num_possible_cpus(), fd = -1, cfd = -1, ret = 1;
@@ -82,14 +87,23 @@ int cmd_stats(int argc, char **argv)
 	struct mcpf_stat_val *svals = NULL;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+		if (!strcmp(argv[i], "--json")) {
 			json = true;
-		else if (!strcmp(argv[i], "--prometheus"))
+		} else if (!strcmp(argv[i], "--prometheus")) {
 			prom = true;
-		else {
-			log_err("stats: unknown argument '%s' (--json, --prometheus)", argv[i]);
+		} else if (cmd_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			log_err("stats: unknown option '%s'", argv[i]);
+			fputs(usage, stderr);
 			return EXIT_USAGE;
 		}
+	}
+	if (json && prom) {
+		log_err("stats: --json or --prometheus, not both");
+		fputs(usage, stderr);
+		return EXIT_USAGE;
 	}
 	features__mount();
 	fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_stats");

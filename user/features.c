@@ -318,6 +318,9 @@ static int print_probe(enum probe_prog which, const char *what)
 	return err;
 }
 
+static const char usage[] = "usage: mcpfence features\n"
+			    "  -h, --help        print this help\n";
+
 int cmd_features(int argc, char **argv)
 {
 	char why[512], cg[4096], line[256], lockdown[32];
@@ -325,7 +328,12 @@ int cmd_features(int argc, char **argv)
 	int ret = 0;
 
 	if (argc > 1) {
-		log_err("features takes no arguments");
+		if (argc == 2 && cmd_is_help(argv[1])) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		log_err("features: unexpected argument '%s' (it takes none)", argv[1]);
+		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
 	libbpf_set_print(silent_print);

@@ -28,12 +28,13 @@ int kernel__parse_duration(const char *s, uint64_t *seconds)
 	return policy__duration_text(s, seconds, &unit);
 }
 
-int kernel__approve_ticket(int argc, char **argv)
+int kernel__approve_ticket(int argc, char **argv, const char *usage)
 {
 	static const struct option opts[] = {
 		{ "tool", required_argument, NULL, 't' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "for", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char key[MCPF_NAME_MAX] = {};
@@ -44,7 +45,7 @@ int kernel__approve_ticket(int argc, char **argv)
 	int c, fd, ret = 1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			tool = optarg;
@@ -66,9 +67,11 @@ int kernel__approve_ticket(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
 		default:
-			fprintf(stderr, "usage: mcpfence approve --tool T [--count N] "
-					"[--for DURATION]\n");
+			fputs(usage, stderr);
 			return EXIT_USAGE;
 		}
 	}

@@ -12,31 +12,51 @@
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
-	const char *usage;
+	const char *what;
 };
 
+static const char version_usage[] = "usage: mcpfence version\n"
+				    "  -h, --help        print this help\n";
+
+static int cmd_version(int argc, char **argv)
+{
+	if (argc > 1) {
+		if (argc == 2 && cmd_is_help(argv[1])) {
+			fputs(version_usage, stdout);
+			return 0;
+		}
+		log_err("version: unexpected argument '%s' (it takes none)", argv[1]);
+		fputs(version_usage, stderr);
+		return EXIT_USAGE;
+	}
+	printf("mcpfence %s\n", MCPFENCE_VERSION);
+	return 0;
+}
+
+/* `mcpfence COMMAND --help` prints a command's options; mcpfence(8) says more. */
 static const struct command commands[] = {
-	{ "check", cmd_check, "check [--json] POLICY...      validate policies and explain them" },
-	{ "features", cmd_features, "features                      probe what this kernel offers" },
-	{ "run", cmd_run,
-	  "run [--policy P] [--audit FILE] -- CMD ARGS...  enforce on a stdio server" },
-	{ "approvals", cmd_approvals,
-	  "approvals [--json] [--pid P]  list the calls that wait for a human" },
-	{ "approve", cmd_approve,
-	  "approve ID | --tool T [--count N] [--for D]  let a waiting call / tool calls through" },
-	{ "deny", cmd_deny, "deny ID                       refuse a waiting call" },
-	{ "attach", cmd_attach,
-	  "attach --policy P --port N     enforce in the kernel on TCP port N" },
-	{ "detach", cmd_detach, "detach                        remove the kernel attachment" },
-	{ "stats", cmd_stats, "stats [--json|--prometheus]   live counters of the kernel plane" },
+	{ "check", cmd_check, "validate policies and explain what each plane enforces" },
+	{ "features", cmd_features, "probe what this kernel offers the kernel plane" },
+	{ "run", cmd_run, "enforce a policy on a stdio MCP server (the gateway plane)" },
+	{ "approvals", cmd_approvals, "list the calls that wait for a human" },
+	{ "approve", cmd_approve, "let a waiting call through, or give a kernel-plane ticket" },
+	{ "deny", cmd_deny, "refuse a waiting call" },
+	{ "attach", cmd_attach, "enforce a policy in the kernel on TCP ports and stdio servers" },
+	{ "detach", cmd_detach, "remove the kernel attachment" },
+	{ "stats", cmd_stats, "print the live counters of the kernel plane" },
+	{ "version", cmd_version, "print the version" },
 };
 
+/* "commands:" comes last: dist/mcpfence.bash takes every line after it for a command */
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mcpfence COMMAND [ARGS]\n\ncommands:\n");
+	fprintf(f, "usage: mcpfence COMMAND [OPTIONS] [ARGS]\n\n"
+		   "options:\n"
+		   "  -h, --help  print this help (mcpfence COMMAND --help: the command's)\n"
+		   "  --version   print the version\n\n"
+		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %s\n", commands[i].usage);
-	fprintf(f, "  version                       print the version\n");
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].what);
 }
 
 int main(int argc, char **argv)
@@ -45,14 +65,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+	if (cmd_is_help(argv[1]) || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-		printf("mcpfence %s\n", MCPFENCE_VERSION);
-		return 0;
-	}
+	if (!strcmp(argv[1], "--version"))
+		return cmd_version(1, argv);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);

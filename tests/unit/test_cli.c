@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-/* The mcpfence binary as a user runs it: exit codes and what check prints. */
+/* The mcpfence binary as a user runs it: exit codes, what check prints, every --help. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,13 +147,181 @@ static void test_check_json(void **state)
 	json_decref(doc);
 }
 
+/* The three seeds, unchanged from their pages: valid, each alone and together, both planes. */
+static void test_check_seeds(void **state)
+{
+	static const char *const seeds[] = { "policies/binance-futures.json",
+					     "policies/binance-us.json",
+					     "policies/streams-cleanup.json" };
+	char want[256];
+	struct run r;
+
+	if (access(bin(), X_OK))
+		skip();
+	for (size_t i = 0; i < 3; i++) {
+		run(&r, (const char *const[]){ bin(), "check", seeds[i], NULL });
+		assert_int_equal(r.status, 0);
+		assert_string_equal(r.err, "");
+		snprintf(want, sizeof(want), "%s: valid\n", seeds[i]);
+		assert_true(!strncmp(r.out, want, strlen(want)));
+		assert_non_null(strstr(r.out, "gateway plane: enforces all of it"));
+		assert_non_null(strstr(r.out, "kernel plane: enforces all of it"));
+		assert_null(strstr(r.out, "neutralized"));
+	}
+	run(&r, (const char *const[]){ bin(), "check", seeds[0], seeds[1], seeds[2], NULL });
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.err, "");
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want), "%s: valid\n", seeds[i]);
+		assert_non_null(strstr(r.out, want));
+	}
+	assert_non_null(strstr(r.out, "limit 10 calls per minute, counter "
+				      "\"binancefuturescloselistenkey_rate\", scope grant  "
+				      "(/tools/BinanceFuturesCloseListenKey/limits/0)"));
+	assert_non_null(strstr(r.out, "limit 30 calls per minute, counter "
+				      "\"binance_us_close_listen_key_rate\", scope grant  "
+				      "(/tools/binance_us_close_listen_key/limits/0)"));
+	assert_non_null(
+		strstr(r.out, "tool cleanup_all_streams: allow  (/tools/cleanup_all_streams)"));
+}
+
+/* Every command: `mcpfence --help` must keep listing each of them. */
+static const char *const commands[] = { "check", "features", "run",    "approvals", "approve",
+					"deny",	 "attach",   "detach", "stats",	    "version" };
+
+/* A value that the option of this metavariable takes, so that parsing it proves the option. */
+static const char *sample_arg(const char *meta)
+{
+	static const char *const samples[][2] = {
+		{ "P", "policies/binance-us.json" },
+		{ "FILE", "-" },
+		{ "NAME", "x" },
+		{ "S", "1" },
+		{ "N", "8080" },
+		{ "PID", "1" },
+		{ "A", "audit" },
+		{ "PATH", "/sys/fs/cgroup" },
+		{ "T", "x" },
+		{ "DURATION", "10m" },
+	};
+
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
+		if (!strcmp(meta, samples[i][0]))
+			return samples[i][1];
+	return NULL;
+}
+
+/*
+ * cmd --help and -h print the usage on stdout and exit 0; each option it lists (a line "  -x,
+ * --long META  what") is accepted: `cmd OPTION [VALUE] --help` parses it and then prints the
+ * same usage; an unknown option is an error on stderr that names it.
+ */
+static void check_command_help(const char *cmd)
+{
+	static struct run help, r;
+	char want[64], *text, *line, *save = NULL;
+
+	snprintf(want, sizeof(want), "usage: mcpfence %s", cmd);
+	run(&help, (const char *const[]){ bin(), cmd, "--help", NULL });
+	if (help.status || strncmp(help.out, want, strlen(want)) || help.err[0])
+		fail_msg("%s --help: exit %d, stdout \"%.80s\", stderr \"%.200s\"", cmd,
+			 help.status, help.out, help.err);
+	run(&r, (const char *const[]){ bin(), cmd, "-h", NULL });
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, help.out);
+	text = strdup(help.out);
+	assert_non_null(text);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *names[4], *meta = NULL, *end = strstr(line + 2, "  ");
+		char col[64], *tok, *tsave = NULL;
+		size_t n = 0;
+
+		if (strncmp(line, "  -", 3))
+			continue;
+		assert_non_null(end);
+		snprintf(col, sizeof(col), "%.*s", (int)(end - line - 2), line + 2);
+		for (tok = strtok_r(col, ", ", &tsave); tok; tok = strtok_r(NULL, ", ", &tsave))
+			if (tok[0] == '-' && n < 4 && strcmp(tok, "-h") && strcmp(tok, "--help"))
+				names[n++] = tok; /* -h and --help were run above */
+			else if (tok[0] != '-')
+				meta = tok;
+		for (size_t i = 0; i < n; i++) {
+			const char *argv[8] = { bin(), cmd },
+				   *value = meta ? sample_arg(meta) : NULL;
+			int k = 2;
+
+			if (meta && !value)
+				fail_msg("%s %s %s: no sample value for %s in this test", cmd,
+					 names[i], meta, meta);
+			if (!strcmp(cmd, "approve")) { /* its options are those of a ticket */
+				argv[k++] = "--tool";
+				argv[k++] = "x";
+			}
+			argv[k++] = names[i];
+			if (value)
+				argv[k++] = value;
+			argv[k++] = "--help";
+			run(&r, argv);
+			if (r.status || strcmp(r.out, help.out) || r.err[0])
+				fail_msg("%s %s %s --help: exit %d, stderr \"%.200s\"", cmd,
+					 names[i], value ? value : "", r.status, r.err);
+		}
+	}
+	free(text);
+	assert_true(strstr(help.out, "\n  -h, --help ") != NULL);
+	run(&r, (const char *const[]){ bin(), cmd, "--no-such-option", NULL });
+	if (r.status != 2 || r.out[0] || !strstr(r.err, "--no-such-option"))
+		fail_msg("%s --no-such-option: exit %d, stdout \"%.80s\", stderr \"%.200s\"", cmd,
+			 r.status, r.out, r.err);
+}
+
+static void test_help(void **state)
+{
+	static struct run top;
+	char *text, *line, *save = NULL, name[32];
+	bool listing = false;
+	size_t listed = 0;
+
+	if (access(bin(), X_OK))
+		skip();
+	run(&top, (const char *const[]){ bin(), "--help", NULL });
+	assert_int_equal(top.status, 0);
+	assert_string_equal(top.err, "");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		snprintf(name, sizeof(name), "\n  %s ", commands[i]);
+		if (!strstr(top.out, name))
+			fail_msg("mcpfence --help does not list %s", commands[i]);
+	}
+	text = strdup(top.out);
+	assert_non_null(text);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] != ' ') {
+			listing = !strcmp(line, "commands:");
+			continue;
+		}
+		if (!listing || sscanf(line, " %31s", name) != 1)
+			continue;
+		check_command_help(name);
+		listed++;
+	}
+	free(text);
+	assert_int_equal(listed, sizeof(commands) / sizeof(commands[0]));
+	run(&top, (const char *const[]){ bin(), "-h", NULL });
+	assert_int_equal(top.status, 0);
+	assert_true(!strncmp(top.out, "usage: mcpfence COMMAND", 23));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		/* every command's --help, and the options it lists */
+		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_check_valid),
 		cmocka_unit_test(test_check_invalid_and_mixed),
 		cmocka_unit_test(test_check_usage),
 		cmocka_unit_test(test_check_json),
+		/* the seeds in policies/, as published */
+		cmocka_unit_test(test_check_seeds),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
