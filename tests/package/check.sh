@@ -5,7 +5,8 @@
 # (mcpfence check of every shipped policy, man mcpfence, the unit verified by systemd-analyze,
 # tmpfiles, logrotate, bash completion), make install and uninstall into a DESTDIR (config
 # kept), and the unit's CapabilityBoundingSet: attach --port and --pid on another user's server
-# with exactly those capabilities (root).
+# with exactly those capabilities (root; the pins are host-wide: hold /tmp/mcpfence-bpf.lock
+# when other BPF tests may run, as make test's tiers never do side by side).
 # Usage: tests/package/check.sh    (with $RESULTS: one row "package passed failed skipped 1")
 set -u
 cd "$(dirname "$0")/../.."
@@ -228,11 +229,9 @@ p.wait()' >"$out/srv.pid" &
 	kill $srv 2>/dev/null
 	wait $srv 2>/dev/null
 }
-(
-	flock 9
-	attach_with "$caps" "$out/attach-caps.log"
-	attach_with "$(echo "$caps" | sed 's/,+kill//')" "$out/attach-nokill.log"
-) 9>/tmp/mcpfence-bpf.lock
+# the pins are host-wide: run alone, or under `flock /tmp/mcpfence-bpf.lock` as the BPF tests
+attach_with "$caps" "$out/attach-caps.log"
+attach_with "$(echo "$caps" | sed 's/,+kill//')" "$out/attach-nokill.log"
 if grep -q "watching TCP port 39997" "$out/attach-caps.log" &&
 	grep -q "restarted (SIGSTOP, SIGCONT)" "$out/attach-caps.log" &&
 	grep -q "in force" "$out/attach-caps.log" && grep -q "attach exit: 0" "$out/attach-caps.log"; then
