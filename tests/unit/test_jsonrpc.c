@@ -281,6 +281,9 @@ static void test_duplicate_keys(void **state)
 		/* an escaped spelling of the same key is the same key */
 		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"n\\u0061me\":\"b\"}}",
 		"{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"x\"}",
+		/* inside arguments too: a check judges one value, the server may read the other */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"w\",\"arguments\":{\"path\":\"/ok\",\"path\":\"/etc/shadow\"}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"w\",\"arguments\":{\"o\":[{\"p\":1,\"\\u0070\":2}]}}}",
 	};
 
 	for (size_t i = 0; i < sizeof(dups) / sizeof(dups[0]); i++) {
