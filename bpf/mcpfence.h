@@ -252,7 +252,9 @@ enum mcpf_tcp_counter {
 	MCPF_CNT_STDIO_BROKEN = 10, /* stdio: lines made unreadable (a denial that could not be
 				     * rewritten, or bytes not read with certainty) */
 	MCPF_CNT_PIPE_KILLS = 11,   /* stdio on pipes: servers killed before a denied call */
-	MCPF_CNT_MAX = 12,
+	MCPF_CNT_UNWATCHED = 12,    /* sockets of watched connections tcp_socks had no room for:
+				     * their packets are dropped (handle_egress) */
+	MCPF_CNT_MAX = 13,
 };
 
 struct mcpf_active {

@@ -65,6 +65,27 @@ struct {
 	__type(value, __u64);
 } tcp_socks SEC(".maps");
 
+/*
+ * The sockets of watched connections that tcp_socks had no room for (a SOCKHASH refuses an
+ * insertion past max_entries: an agent that holds enough connections open could otherwise make
+ * the next one unwatched). They are marked here and handle_egress drops their packets: such a
+ * connection carries nothing, and its sends end in ETIMEDOUT. Userspace marks an adopted
+ * socket it could not put in tcp_socks the same way (the key is then the socket's fd).
+ */
+/*
+ * Set once a socket is marked in tcp_unwatched (by sock_ops, or by userspace through this map):
+ * until then handle_egress passes every packet without a storage lookup. A map of its own
+ * (section .data.unwatched) so that userspace can write it by its fd.
+ */
+__u32 unwatched_any SEC(".data.unwatched") = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} tcp_unwatched SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MCPF_TCP_MAX_PORTS);
@@ -173,6 +194,33 @@ static __always_inline int conn_key_make(struct mcpf_conn_key *k, __u32 family, 
 	return 0;
 }
 
+#define SOL_TCP 6
+#define TCP_USER_TIMEOUT 18
+#define UNWATCHED_TIMEOUT_MS 1000
+
+/*
+ * A watched connection whose socket found tcp_socks full (its sends would pass unread): fail
+ * closed. The socket is marked for handle_egress, which drops its packets, and given a TCP user
+ * timeout, so that a send on it fails with ETIMEDOUT within about a second instead of hanging
+ * through minutes of retransmissions (where bpf_setsockopt cannot set it, the drop stays).
+ */
+static __always_inline void unwatched(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	int ms = UNWATCHED_TIMEOUT_MS;
+	__u32 *mark;
+
+	count(MCPF_CNT_UNWATCHED, 1);
+	if (!sk)
+		return;
+	/* before the mark: a packet that finds the mark has found the flag set */
+	*(volatile __u32 *)&unwatched_any = 1;
+	mark = bpf_sk_storage_get(&tcp_unwatched, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (mark)
+		*mark = 1;
+	bpf_setsockopt(skops, SOL_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+}
+
 /*
  * sock_ops: the only hook that sees a TCP connection established in a cgroup and can put its
  * socket in a SOCKHASH. It sees no payload.
@@ -204,8 +252,26 @@ int handle_sock_ops(struct bpf_sock_ops *skops)
 	/* a new connection on a 4-tuple used before starts clean (not poisoned, nothing pending) */
 	if (end == 1)
 		bpf_map_delete_elem(&tcp_conns, &key.conn);
-	bpf_sock_hash_update(skops, &tcp_socks, &key, BPF_ANY);
+	if (bpf_sock_hash_update(skops, &tcp_socks, &key, BPF_ANY))
+		unwatched(skops);
 	return 1;
+}
+
+/*
+ * cgroup_skb egress: drops every packet of a socket marked in tcp_unwatched, and passes every
+ * other one at the cost of one lookup in the socket's own storage.
+ */
+SEC("cgroup_skb/egress")
+int handle_egress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+
+	if (!*(volatile __u32 *)&unwatched_any || !sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	return bpf_sk_storage_get(&tcp_unwatched, sk, 0, 0) ? 0 : 1;
 }
 
 /* ---- rewriting in place --------------------------------------------------------------- */

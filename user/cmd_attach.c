@@ -42,6 +42,7 @@ struct attach_ctx {
 	unsigned gen;
 	uint16_t port;
 	struct kernel_stdio_session stdio[MCPF_STDIO_MAX_SESSIONS];
+	uint64_t unwatched; /* sockets tcp_socks had no room for, as last said */
 };
 
 /* time(2) may read a coarse clock that lags the boundary the poll woke up for */
@@ -140,6 +141,29 @@ static void sync_global(struct attach_ctx *ac, const struct kernel_compiled *kc)
 }
 
 /*
+ * Say when sockets of watched connections found tcp_socks full (once a second at most): BPF
+ * dropped their packets, and the operator should know why those connections time out.
+ */
+static void say_unwatched(struct attach_ctx *ac)
+{
+	int fd = bpf_map__fd(ac->skel->maps.tcp_counters), ncpu = libbpf_num_possible_cpus();
+	__u32 key = MCPF_CNT_UNWATCHED;
+	uint64_t vals[1024] = {}, n = 0;
+
+	if (ncpu < 1 || ncpu > 1024 || bpf_map_lookup_elem(fd, &key, vals))
+		return;
+	for (int c = 0; c < ncpu; c++)
+		n += vals[c];
+	if (n <= ac->unwatched)
+		return;
+	log_warn("%llu more socket%s of watched connections found tcp_socks full (%u entries): "
+		 "their packets are dropped, their sends fail (ETIMEDOUT); %llu in all",
+		 (unsigned long long)(n - ac->unwatched), n - ac->unwatched == 1 ? "" : "s",
+		 bpf_map__max_entries(ac->skel->maps.tcp_socks), (unsigned long long)n);
+	ac->unwatched = n;
+}
+
+/*
  * Compile the policy at path into the idle generation, then flip: no moment unenforced. Global
  * budgets are synced with the host-wide table before the flip, so a new one does not start full.
  */
@@ -218,7 +242,7 @@ int cmd_attach(int argc, char **argv)
 	char cgroup[PATH_MAX] = "";
 	struct attach_ctx ac = {};
 	struct ring_buffer *rb = NULL;
-	struct bpf_link *link = NULL;
+	struct bpf_link *link = NULL, *egress = NULL;
 	struct sigaction sa = {};
 	uint16_t ports[MCPF_TCP_MAX_PORTS];
 	unsigned nports = 0, npids = 0;
@@ -357,12 +381,23 @@ int cmd_attach(int argc, char **argv)
 		log_err("%s: %s", cgroup, strerror(errno));
 		goto out;
 	}
+	/*
+	 * Before sock_ops: a connection tcp_socks has no room for is marked, and its packets are
+	 * dropped here (fail closed). Only TCP ports need it.
+	 */
+	if (nports) {
+		egress = bpf_program__attach_cgroup(ac.skel->progs.handle_egress, cg_fd);
+		if (!egress) {
+			log_err("cgroup_skb egress: attach to %s: %s", cgroup, strerror(errno));
+			goto out;
+		}
+	}
 	link = bpf_program__attach_cgroup(ac.skel->progs.handle_sock_ops, cg_fd);
 	if (!link) {
 		log_err("sock_ops: attach to %s: %s", cgroup, strerror(errno));
 		goto out;
 	}
-	if (kernel__pin_all(ac.skel, link))
+	if (kernel__pin_all(ac.skel, link, egress))
 		goto out_detach;
 	lock_fd = kernel__pins_lock();
 	if (lock_fd < 0) {
@@ -371,7 +406,10 @@ int cmd_attach(int argc, char **argv)
 	}
 	if (kernel__tfo_client_off())
 		goto out_detach;
-	err = nports ? kernel__adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks), ports, nports) :
+	err = nports ? kernel__adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks),
+					      bpf_map__fd(ac.skel->maps.tcp_unwatched),
+					      bpf_map__fd(ac.skel->maps.data_unwatched), ports,
+					      nports) :
 		       0;
 	if (err > 0)
 		log_info("%d connection%s established before the attachment now enforced too", err,
@@ -449,6 +487,7 @@ int cmd_attach(int argc, char **argv)
 			kernel__refill(ac.skel, &ac.kc[ac.gen], now, last);
 			/* the new window, less what the gateways took of it already */
 			sync_global(&ac, &ac.kc[ac.gen]);
+			say_unwatched(&ac);
 			last = now;
 			if (access(KERNEL_PIN_LINK, F_OK)) {
 				log_info("%s is gone (mcpfence detach): stopping", KERNEL_PIN_LINK);
@@ -469,6 +508,7 @@ out:
 		close(lock_fd);
 	ring_buffer__free(rb);
 	bpf_link__destroy(link);
+	bpf_link__destroy(egress);
 	if (cg_fd >= 0)
 		close(cg_fd);
 	if (ac.skel)

@@ -16,6 +16,7 @@
 struct tcp_bpf;
 
 #define KERNEL_PIN_LINK MCPF_PIN_DIR "/link_sock_ops"	     /* the sock_ops link on the cgroup */
+#define KERNEL_PIN_EGRESS MCPF_PIN_DIR "/link_egress"	     /* the cgroup_skb egress link */
 #define KERNEL_PIN_PROG MCPF_PIN_DIR "/prog_sk_msg"	     /* the sk_msg program on tcp_socks */
 #define KERNEL_PIN_STDIO_PROG MCPF_PIN_DIR "/prog_stdio_skb" /* the sk_skb one on stdio_socks */
 #define KERNEL_PIN_PIPE_LINKS MCPF_PIN_DIR "/link_pipe_"     /* + the tracepoint's name */
@@ -55,6 +56,7 @@ struct kernel_load_opts {
 	enum kernel_search search;
 	uint32_t glob_steps; /* steps of a glob match before it is denied; 0: 9000 */
 	bool stdio;	     /* load the stdio plane's programs (attach --pid) */
+	uint32_t socks_max;  /* entries of tcp_socks (tests fill it); 0: 65536 */
 };
 
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
@@ -76,9 +78,12 @@ int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
 int kernel__tfo_client_off(void);
 void kernel__tfo_restore(void);
 
-/* Pin the maps, the sk_msg program and the sock_ops link under MCPF_PIN_DIR; 0 or -errno. */
+/*
+ * Pin the maps, the sk_msg program, the sock_ops link and (egress: NULL without TCP ports) the
+ * cgroup_skb egress link under MCPF_PIN_DIR; 0 or -errno.
+ */
 struct bpf_link;
-int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link);
+int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link, struct bpf_link *egress);
 /* flock MCPF_PIN_DIR for as long as this process runs (a live attach): its fd, or -errno. */
 int kernel__pins_lock(void);
 /* Is anything pinned under MCPF_PIN_DIR? */

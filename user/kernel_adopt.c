@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <bpf/bpf.h>
@@ -130,9 +131,39 @@ static int adopt_one(int map_fd, int fd, const uint16_t *ports, unsigned nports)
 	} else {
 		return 0;
 	}
-	if (bpf_map_update_elem(map_fd, &k, &val, BPF_ANY))
-		return -errno;
+	if (bpf_map_update_elem(map_fd, &k, &val, BPF_ANY)) {
+		int err = -errno;
+		__u64 in_map = 0, cookie = 0;
+		socklen_t cl = sizeof(cookie);
+
+		/*
+		 * EBUSY: the socket has an sk_msg program already. When that is this map's (sock_ops
+		 * put it there since the attachment began), it is watched; otherwise another
+		 * program holds it, and it is refused like any other.
+		 */
+		if (err == -EBUSY && !bpf_map_lookup_elem(map_fd, &k, &in_map) &&
+		    !getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &cl) && cookie == in_map)
+			return 0;
+		return err;
+	}
 	return 1;
+}
+
+static void adopt_refused(int unwatched_fd, int any_fd, int copy, int pid, int fd, int err)
+{
+	unsigned timeout_ms = 1000; /* as bpf/tcp.bpf.c unwatched(): a send fails, not hangs */
+	__u32 mark = 1, zero = 0;
+
+	setsockopt(copy, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
+	if (bpf_map_update_elem(any_fd, &zero, &mark, BPF_ANY) ||
+	    bpf_map_update_elem(unwatched_fd, &copy, &mark, BPF_ANY))
+		log_err("pid %d fd %d: a connection of a watched port is neither watched nor "
+			"stopped (tcp_unwatched: %s)",
+			pid, fd, strerror(errno));
+	else
+		log_warn("pid %d fd %d: tcp_socks refused a connection of a watched port (%s): "
+			 "its packets are dropped",
+			 pid, fd, strerror(-err));
 }
 
 /*
@@ -140,7 +171,8 @@ static int adopt_one(int map_fd, int fd, const uint16_t *ports, unsigned nports)
  * (a keep-alive connection of a running client) are found here, in /proc, taken from their
  * owners with pidfd_getfd and put in tcp_socks. Returns how many were adopted.
  */
-int kernel__adopt_existing(int map_fd, const uint16_t *ports, unsigned nports)
+int kernel__adopt_existing(int map_fd, int unwatched_fd, int any_fd, const uint16_t *ports,
+			   unsigned nports)
 {
 	struct inode_set set = {};
 	struct dirent *pe, *fe;
@@ -168,7 +200,7 @@ int kernel__adopt_existing(int map_fd, const uint16_t *ports, unsigned nports)
 		while ((fe = readdir(fds))) {
 			unsigned long long ino;
 			ssize_t n;
-			int fd = atoi(fe->d_name), copy;
+			int fd = atoi(fe->d_name), copy, r;
 			bool hit = false;
 
 			if (fe->d_name[0] == '.')
@@ -194,8 +226,20 @@ int kernel__adopt_existing(int map_fd, const uint16_t *ports, unsigned nports)
 					  strerror(errno));
 				continue;
 			}
-			if (adopt_one(map_fd, copy, ports, nports) > 0)
+			r = adopt_one(map_fd, copy, ports, nports);
+			switch (r) {
+			case 1:
 				adopted++;
+				/* fall through */
+			case 0:
+			case -EAFNOSUPPORT:
+			case -ENOTCONN:
+				break;
+			default:
+				/* tcp_socks refused it: its packets are dropped from now on */
+				adopt_refused(unwatched_fd, any_fd, copy, pid, fd, r);
+				break;
+			}
 			close(copy);
 		}
 		if (pidfd >= 0)

@@ -155,6 +155,8 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 	if (ncpu < 1)
 		ncpu = 1;
 	bpf_map__set_max_entries(skel->maps.tcp_scan_bufs, ncpu * MCPF_TCP_SLOTS);
+	if (o->socks_max)
+		bpf_map__set_max_entries(skel->maps.tcp_socks, o->socks_max);
 	/* the names' hash seed: an agent that cannot read it cannot aim collisions at a tool */
 	if (getrandom((void *)&skel->rodata->cfg_name_seed, sizeof(skel->rodata->cfg_name_seed),
 		      0) != sizeof(skel->rodata->cfg_name_seed)) {
@@ -324,7 +326,7 @@ void kernel__tfo_restore(void)
 
 /* ---- pins ----------------------------------------------------------------------------- */
 
-int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link)
+int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link, struct bpf_link *egress)
 {
 	char path[PATH_MAX];
 	int err;
@@ -345,6 +347,8 @@ int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link)
 		}
 	}
 	err = bpf_link__pin(link, KERNEL_PIN_LINK);
+	if (!err && egress)
+		err = bpf_link__pin(egress, KERNEL_PIN_EGRESS);
 	if (!err)
 		err = bpf_program__pin(skel->progs.handle_sk_msg, KERNEL_PIN_PROG);
 	if (!err && bpf_program__autoload(skel->progs.handle_stdio_skb))
@@ -414,6 +418,14 @@ int kernel__detach(void)
 			log_warn("%s: detach: %s", KERNEL_PIN_LINK, strerror(errno));
 		close(fd);
 	}
+	/* sockets marked unwatched (tcp_socks was full) may send again: nothing is watched now */
+	fd = bpf_obj_get(KERNEL_PIN_EGRESS);
+	if (fd >= 0) {
+		found = 1;
+		if (bpf_link_detach(fd))
+			log_warn("%s: detach: %s", KERNEL_PIN_EGRESS, strerror(errno));
+		close(fd);
+	}
 	map_fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_socks");
 	prog_fd = bpf_obj_get(KERNEL_PIN_PROG);
 	if (map_fd >= 0) {
@@ -440,6 +452,7 @@ int kernel__detach(void)
 		close(prog_fd);
 	unlink(KERNEL_PIN_STDIO_PROG);
 	unlink(KERNEL_PIN_LINK);
+	unlink(KERNEL_PIN_EGRESS);
 	unlink(KERNEL_PIN_PROG);
 	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", MCPF_PIN_DIR, pinned_maps[i]);

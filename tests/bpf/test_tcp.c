@@ -32,6 +32,7 @@
 #include "tcp.skel.h"
 #include "kernel.h"
 #include "kernel_compile.h"
+#include "kernel_adopt.h"
 #include "limits.h"
 #include "policy.h"
 #include "cgroup.h"
@@ -1789,6 +1790,156 @@ static void test_policies_past_255(void **state)
 	suite_policy_back();
 }
 
+/* A connected pair on port, listener lfd; 0, or -1 when the server end is not accepted. */
+static int pair_on(int lfd, uint16_t port, int *cfd, int *sfd)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*cfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(*cfd >= 0);
+	assert_int_equal(connect(*cfd, (void *)&in, sizeof(in)), 0);
+	*sfd = poll(&pfd, 1, 300) == 1 ? accept(lfd, NULL, NULL) : -1;
+	return *sfd >= 0 ? 0 : -1;
+}
+
+/* tcp_socks entries whose server port is port */
+static int socks_on(struct tcp_bpf *skel, uint16_t port)
+{
+	struct mcpf_sock_key k, next, *prev = NULL;
+	int fd = bpf_map__fd(skel->maps.tcp_socks), n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		n += k.conn.sport == port;
+	}
+	return n;
+}
+
+/* The send of fd fails (SO_ERROR) within ms; the error, or 0. */
+static int send_error_within(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	for (int waited = 0; waited < ms; waited += 100) {
+		poll(&pfd, 1, 100);
+		if (pfd.revents & (POLLERR | POLLHUP))
+			break;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	return err;
+}
+
+/*
+ * An agent that holds enough connections open fills tcp_socks (65,536 entries; 4 here): the next
+ * connection of a watched port found no room and went unwatched, its calls unread. Now such a
+ * socket is marked and its packets dropped (fail closed), its sends end in ETIMEDOUT, attach's
+ * adoption of a connection opened before it does the same, and once room is made the next
+ * connection is watched again.
+ */
+static void test_full_socks_fail_closed(void **state)
+{
+	struct kernel_load_opts lo = { .socks_max = 4 };
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	int lfd, cfd[4], sfd[4], one = 1, cg_fd, before_c, before_s, n;
+	uint16_t port = env.port + 1; /* env.skel does not watch it */
+	struct bpf_link *ops, *egress;
+	struct kernel_compiled kc = {};
+	char body[256], req[1024], got[2048];
+	struct tcp_bpf *skel;
+	size_t len;
+	__u32 which = MCPF_CNT_UNWATCHED;
+	uint64_t vals[1024] = {}, unwatched = 0;
+
+	SKIP_IF_NEEDED();
+	skel = kernel__load_opts(&lo);
+	assert_non_null(skel);
+	assert_int_equal(kernel__compile(skel, env.pol, 0, &kc), 0);
+	assert_int_equal(kernel__activate(skel, 0), 0);
+	assert_int_equal(kernel__watch_port(skel, port), 0);
+	assert_int_equal(bpf_prog_attach(bpf_program__fd(skel->progs.handle_sk_msg),
+					 bpf_map__fd(skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0),
+			 0);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	in.sin_port = htons(port);
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (void *)&in, sizeof(in)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	/* opened before the attachment: adopted below, when the map is already full */
+	assert_int_equal(pair_on(lfd, port, &before_c, &before_s), 0);
+	cg_fd = open(env.cgroup, O_RDONLY | O_DIRECTORY);
+	assert_true(cg_fd >= 0);
+	egress = bpf_program__attach_cgroup(skel->progs.handle_egress, cg_fd);
+	assert_non_null(egress);
+	ops = bpf_program__attach_cgroup(skel->progs.handle_sock_ops, cg_fd);
+	assert_non_null(ops);
+	close(cg_fd);
+
+	/* two connections held open fill the map (both ends of each) */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pair_on(lfd, port, &cfd[i], &sfd[i]), 0);
+	assert_int_equal(socks_on(skel, port), 4);
+	/*
+	 * the connection from before: tcp_socks refuses it, so it is marked instead, by userspace
+	 * (none adopted; the four sockets sock_ops put in the map are found watched, not marked)
+	 */
+	assert_int_equal(kernel__adopt_existing(bpf_map__fd(skel->maps.tcp_socks),
+						bpf_map__fd(skel->maps.tcp_unwatched),
+						bpf_map__fd(skel->maps.data_unwatched), &port, 1),
+			 0);
+	len = request(req, sizeof(req), net__tool_call(body, sizeof(body), 1, "get-env"), NULL);
+	send_once(before_c, req, len);
+	assert_int_equal(recv_for(before_s, got, sizeof(got), 500), 0);
+	assert_int_equal(send_error_within(before_c, 10000), ETIMEDOUT);
+
+	/* the third: its client end finds no room; its packets (the handshake's ACK too) dropped */
+	pair_on(lfd, port, &cfd[2], &sfd[2]);
+	assert_int_equal(socks_on(skel, port), 4);
+	send_once(cfd[2], req, len);
+	if (sfd[2] >= 0)
+		assert_int_equal(recv_for(sfd[2], got, sizeof(got), 500), 0);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.tcp_counters), &which, vals),
+			 0);
+	for (int c = 0; c < libbpf_num_possible_cpus() && c < 1024; c++)
+		unwatched += vals[c];
+	assert_true(unwatched >= 1);
+	/* nothing reached the server, and the client's send fails instead of hanging */
+	assert_int_equal(send_error_within(cfd[2], 10000), ETIMEDOUT);
+
+	/* room made: the next connection is watched, its denied call neutralized, its allowed one
+	 * passes under the egress program */
+	close(cfd[0]);
+	close(sfd[0]);
+	for (int i = 0; i < 100 && socks_on(skel, port) > 2; i++)
+		usleep(10000);
+	assert_int_equal(pair_on(lfd, port, &cfd[3], &sfd[3]), 0);
+	assert_int_equal(socks_on(skel, port), 4);
+	send_once(cfd[3], req, len);
+	n = (int)recv_for(sfd[3], got, sizeof(got), 300);
+	expect_neutralized(got, n, req, len);
+	len = request(req, sizeof(req), net__tool_call(body, sizeof(body), 2, "echo"), NULL);
+	send_once(cfd[3], req, len);
+	assert_int_equal(recv_for(sfd[3], got, sizeof(got), 300), len);
+	assert_memory_equal(got, req, len);
+
+	for (int i = 1; i < 4; i++) {
+		close(cfd[i]);
+		if (sfd[i] >= 0)
+			close(sfd[i]);
+	}
+	close(before_c);
+	close(before_s);
+	close(lfd);
+	bpf_link__destroy(ops);
+	bpf_link__destroy(egress);
+	tcp_bpf__destroy(skel);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1812,6 +1963,7 @@ int main(void)
 		cmocka_unit_test(test_agent_budget),
 		cmocka_unit_test(test_tuple_reuse),
 		cmocka_unit_test(test_ipv6_and_mapped),
+		cmocka_unit_test(test_full_socks_fail_closed),
 		cmocka_unit_test(test_stats_count),
 		cmocka_unit_test(test_stats_per_policy),
 		cmocka_unit_test(test_name_hash_collisions),
