@@ -1071,6 +1071,82 @@ static void search_bench(struct tcp_bpf *skel, int prog_fd, uint16_t sport)
 	close(lfd);
 }
 
+static double print_rtt(uint64_t *na, uint64_t *at, int n)
+{
+	qsort(na, n, sizeof(uint64_t), cmp_u64);
+	qsort(at, n, sizeof(uint64_t), cmp_u64);
+	printf("  %-14s %10s %10s\n", "", "p50 us", "p99 us");
+	printf("  %-14s %10.1f %10.1f\n", "not attached", na[n / 2] / 1e3, na[n * 99 / 100] / 1e3);
+	printf("  %-14s %10.1f %10.1f\n", "attached", at[n / 2] / 1e3, at[n * 99 / 100] / 1e3);
+	printf("  p50 ratio attached/not attached: %.3f (+%.1f us a round trip)\n",
+	       (double)at[n / 2] / na[n / 2], ((double)at[n / 2] - (double)na[n / 2]) / 1e3);
+	return na[n / 2] ? (double)at[n / 2] / na[n / 2] : 0;
+}
+
+/*
+ * The egress program (handle_egress: it drops the packets of a socket tcp_socks had no room
+ * for) runs on every packet of the cgroup, watched or not: a 200 B round trip on a connection
+ * out of tcp_socks, with the program on the cgroup and without, alternating in batches of
+ * EGRESS_BATCH, and its BPF time per packet.
+ */
+#define EGRESS_BATCH 100
+static void egress_bench(struct tcp_bpf *skel, int cg_fd, int *stats_fd)
+{
+	static uint64_t on[ROUNDS], off[ROUNDS];
+	static char req[40000];
+	size_t n = make_request(req, sizeof(req), 200);
+	int fd = client_connect(), efd = bpf_program__fd(skel->progs.handle_egress);
+	uint64_t ns0 = 0, cnt0 = 0, ns1 = 0, cnt1 = 0;
+	const char *bad = NULL;
+	double ratio;
+
+	expect_req = req;
+	expect_len = n;
+	got_intact = got_changed = 0;
+	usleep(10000);
+	unwatch(bpf_map__fd(skel->maps.tcp_socks), fd, END_BOTH);
+	/* run-time stats cost two clock reads a run: off for the round trips */
+	if (*stats_fd >= 0)
+		close(*stats_fd);
+	for (int b = 0; b < ROUNDS / EGRESS_BATCH; b++) {
+		struct bpf_link *eg = bpf_program__attach_cgroup(skel->progs.handle_egress, cg_fd);
+
+		if (!eg) {
+			bad = "the egress program did not attach";
+			break;
+		}
+		for (int i = 0; i < EGRESS_BATCH; i++)
+			round_trip(fd, req, n, &on[b * EGRESS_BATCH + i]);
+		bpf_link__destroy(eg);
+		for (int i = 0; i < EGRESS_BATCH; i++)
+			round_trip(fd, req, n, &off[b * EGRESS_BATCH + i]);
+	}
+	*stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (!bad) {
+		struct bpf_link *eg = bpf_program__attach_cgroup(skel->progs.handle_egress, cg_fd);
+		uint64_t spare;
+
+		prog_stats(efd, &ns0, &cnt0);
+		for (int i = 0; eg && i < ROUNDS; i++)
+			round_trip(fd, req, n, &spare);
+		prog_stats(efd, &ns1, &cnt1);
+		bpf_link__destroy(eg);
+	}
+	close(fd);
+	if (!bad && got_intact != 3 * ROUNDS)
+		bad = "the server did not receive every request intact";
+	printf("bench/kernel: unrelated traffic: round trip of a %zu B request on a connection "
+	       "not watched, the egress program on the cgroup (\"attached\") or not, "
+	       "alternating %d and %d, %d each\n",
+	       n, EGRESS_BATCH, EGRESS_BATCH, ROUNDS);
+	ratio = print_rtt(off, on, ROUNDS);
+	printf("  handle_egress: %.0f ns a packet (%" PRIu64 " packets, %d more round trips with "
+	       "run-time stats on; the round trips above ran without them)\n",
+	       cnt1 > cnt0 ? (double)(ns1 - ns0) / (double)(cnt1 - cnt0) : 0.0, cnt1 - cnt0,
+	       ROUNDS);
+	target_add("unrelated round trip p50, egress program on / off", ratio, 1.02, "x", bad);
+}
+
 static char cg_root[PATH_MAX]; /* the host's cgroup v2, found as attach finds it */
 static char cg[PATH_MAX + 32]; /* this process's cgroup, once made */
 
@@ -1089,17 +1165,6 @@ static void cleanup(void)
 }
 
 /* p50/p99 of both, sorted in place, and the p50 ratio, which it returns. */
-static double print_rtt(uint64_t *na, uint64_t *at, int n)
-{
-	qsort(na, n, sizeof(uint64_t), cmp_u64);
-	qsort(at, n, sizeof(uint64_t), cmp_u64);
-	printf("  %-14s %10s %10s\n", "", "p50 us", "p99 us");
-	printf("  %-14s %10.1f %10.1f\n", "not attached", na[n / 2] / 1e3, na[n * 99 / 100] / 1e3);
-	printf("  %-14s %10.1f %10.1f\n", "attached", at[n / 2] / 1e3, at[n * 99 / 100] / 1e3);
-	printf("  p50 ratio attached/not attached: %.3f (+%.1f us a round trip)\n",
-	       (double)at[n / 2] / na[n / 2], ((double)at[n / 2] - (double)na[n / 2]) / 1e3);
-	return na[n / 2] ? (double)at[n / 2] / na[n / 2] : 0;
-}
 
 /*
  * Start server-everything on mcp_port and wait until it accepts. 0, or -errno with why filled
@@ -1378,6 +1443,7 @@ int main(void)
 		close(fa);
 		close(fb);
 	}
+	egress_bench(skel, cg_fd, &stats_fd);
 	search_bench(skel, prog_fd, port + 2);
 	printf("bench/kernel: floor: round trip of a 2 KB request to a C server doing nothing, "
 	       "%d each\n",
