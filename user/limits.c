@@ -407,11 +407,44 @@ static bool host_wide(const struct limit *lim)
  * - scope key: session id; agent "uid:exe"; grant the policy's path and the server identity;
  *   global none.
  */
-static int format_name(char *out, size_t size, const struct limit *lim, const struct scope_keys *k)
+/* What snprintf would write, without its format parsing: limits__reserve names a budget a call. */
+struct name_out {
+	char *out;
+	size_t size, len;
+};
+
+static void name_put(struct name_out *o, const char *s, size_t n)
+{
+	if (o->len < o->size) {
+		size_t room = o->size - o->len;
+
+		memcpy(o->out + o->len, s, n < room ? n : room);
+	}
+	o->len += n;
+}
+
+static void name_str(struct name_out *o, const char *s)
+{
+	name_put(o, s, strlen(s));
+}
+
+static void name_num(struct name_out *o, unsigned long long v)
+{
+	char t[24];
+	size_t i = sizeof(t);
+
+	do
+		t[--i] = (char)('0' + v % 10);
+	while ((v /= 10));
+	name_put(o, t + i, sizeof(t) - i);
+}
+
+int limits__budget_name(char *out, size_t size, const struct limit *lim, const struct scope_keys *k)
 {
 	const char *policy = key_of(k ? k->policy : NULL), *key = "";
 	bool unnamed = !strcmp(lim->counter, lim->ptr);
 	size_t plen = strlen(policy);
+	struct name_out o = { out, size, 0 };
 
 	switch (lim->scope) {
 	case SCOPE_SESSION:
@@ -420,16 +453,29 @@ static int format_name(char *out, size_t size, const struct limit *lim, const st
 	case SCOPE_AGENT:
 		key = k && k->agent ? k->agent : "-";
 		break;
-	case SCOPE_GRANT:
-		return snprintf(out, size, "%s\x1f%s\x1f%u\x1f%zu:%s\x1f%zu:%s%s", lim->counter,
-				policy__scope_name(lim->scope), lim->window_s, unnamed ? plen : 0,
-				unnamed ? policy : "", plen, policy, key_of(k ? k->server : NULL));
 	default:
 		break;
 	}
-	return snprintf(out, size, "%s\x1f%s\x1f%u\x1f%zu:%s\x1f%s", lim->counter,
-			policy__scope_name(lim->scope), lim->window_s, unnamed ? plen : 0,
-			unnamed ? policy : "", key);
+	name_str(&o, lim->counter);
+	name_put(&o, "\x1f", 1);
+	name_str(&o, policy__scope_name(lim->scope));
+	name_put(&o, "\x1f", 1);
+	name_num(&o, lim->window_s);
+	name_put(&o, "\x1f", 1);
+	name_num(&o, unnamed ? plen : 0);
+	name_put(&o, ":", 1);
+	name_str(&o, unnamed ? policy : "");
+	name_put(&o, "\x1f", 1);
+	if (lim->scope == SCOPE_GRANT) {
+		name_num(&o, plen);
+		name_put(&o, ":", 1);
+		name_str(&o, policy);
+		key = key_of(k ? k->server : NULL);
+	}
+	name_str(&o, key);
+	if (size)
+		out[o.len < size ? o.len : size - 1] = 0;
+	return o.len > 0x7fffffff ? -1 : (int)o.len;
 }
 
 /*
@@ -439,7 +485,7 @@ static int format_name(char *out, size_t size, const struct limit *lim, const st
 static char *budget_name(const struct limit *lim, const struct scope_keys *k, char *buf,
 			 size_t size)
 {
-	int n = format_name(buf, size, lim, k);
+	int n = limits__budget_name(buf, size, lim, k);
 	char *name;
 
 	if (n < 0)
@@ -448,7 +494,7 @@ static char *budget_name(const struct limit *lim, const struct scope_keys *k, ch
 		return buf;
 	name = malloc((size_t)n + 1);
 	if (name)
-		format_name(name, (size_t)n + 1, lim, k);
+		limits__budget_name(name, (size_t)n + 1, lim, k);
 	return name;
 }
 

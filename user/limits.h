@@ -63,6 +63,14 @@ const char *limits__default_table_path(char *buf, size_t len);
 void limits__free(struct limits *l);
 
 /*
+ * The name of lim's budget for the scope keys k, as snprintf writes: into out (size bytes, NUL
+ * included, truncated to fit), returning its whole length (-1 past INT_MAX). Its SHA-256 keys
+ * the budget in the host-wide table, so it must not change between versions.
+ */
+int limits__budget_name(char *out, size_t size, const struct limit *lim,
+			const struct scope_keys *k);
+
+/*
  * Reserve one unit of every budget that applies to a call matched by rule r (NULL: default
  * allow), all_tools limits first, then the rule's. Returns 0 and fills res when every budget
  * had room; otherwise reserves nothing, returns -EDQUOT and marks d denied (KIND_LIMIT) with

@@ -676,6 +676,80 @@ static void test_real_clock(void **state)
 	limits__free(NULL);
 }
 
+/*
+ * A budget's name keys it in the host-wide table (its SHA-256), which processes of different
+ * versions share: limits__budget_name writes what the snprintf it replaced wrote, byte for byte,
+ * for every scope, named and unnamed counters, missing keys, long names and truncation.
+ */
+static int name_ref(char *out, size_t size, const struct limit *lim, const struct scope_keys *k)
+{
+	const char *policy = k && k->policy ? k->policy : "", *key = "";
+	bool unnamed = !strcmp(lim->counter, lim->ptr);
+	size_t plen = strlen(policy);
+
+	switch (lim->scope) {
+	case SCOPE_SESSION:
+		key = k && k->session ? k->session : "-";
+		break;
+	case SCOPE_AGENT:
+		key = k && k->agent ? k->agent : "-";
+		break;
+	case SCOPE_GRANT:
+		return snprintf(out, size, "%s\x1f%s\x1f%u\x1f%zu:%s\x1f%zu:%s%s", lim->counter,
+				policy__scope_name(lim->scope), lim->window_s, unnamed ? plen : 0,
+				unnamed ? policy : "", plen, policy,
+				k && k->server ? k->server : "");
+	default:
+		break;
+	}
+	return snprintf(out, size, "%s\x1f%s\x1f%u\x1f%zu:%s\x1f%s", lim->counter,
+			policy__scope_name(lim->scope), lim->window_s, unnamed ? plen : 0,
+			unnamed ? policy : "", key);
+}
+
+static void test_budget_name_stable(void **state)
+{
+	static char long_key[700];
+	const enum scope scopes[] = { SCOPE_SESSION, SCOPE_GRANT, SCOPE_AGENT, SCOPE_GLOBAL };
+	const uint32_t windows[] = { 1, 60, 3600, 86400, 4294967295u };
+	const struct scope_keys keys[] = {
+		{ "s-1", "1000:/usr/bin/node", "/etc/mcpfence/p.json", "name:srv" },
+		{ NULL, NULL, NULL, NULL },
+		{ "", "", "", "" },
+		{ "\x1f", "0:\x1f", "/p\x1f", "cmd:3:a b" },
+		{ long_key, long_key, long_key, long_key },
+	};
+	char ptr[] = "/tools/t/limits/0", named[] = "orders", *counters[] = { named, ptr };
+	const size_t sizes[] = { 0, 1, 5, 17, 64, 512, 2048 };
+	char got[2048], want[2048];
+
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	for (size_t sc = 0; sc < sizeof(scopes) / sizeof(scopes[0]); sc++)
+		for (size_t w = 0; w < sizeof(windows) / sizeof(windows[0]); w++)
+			for (size_t c = 0; c < 2; c++)
+				for (size_t k = 0; k <= sizeof(keys) / sizeof(keys[0]); k++)
+					for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]);
+					     z++) {
+						struct limit lim = { .ptr = ptr,
+								     .counter = counters[c],
+								     .window_s = windows[w],
+								     .max = 1,
+								     .scope = scopes[sc] };
+						const struct scope_keys *kp =
+							k < sizeof(keys) / sizeof(keys[0]) ?
+								&keys[k] :
+								NULL;
+						int a, b;
+
+						memset(got, 'x', sizeof(got));
+						memset(want, 'x', sizeof(want));
+						a = limits__budget_name(got, sizes[z], &lim, kp);
+						b = name_ref(want, sizes[z], &lim, kp);
+						assert_int_equal(a, b);
+						assert_memory_equal(got, want, sizeof(got));
+					}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -700,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_reload_keeps_budget),
 		cmocka_unit_test(test_charge),
 		cmocka_unit_test(test_real_clock),
+		cmocka_unit_test(test_budget_name_stable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
