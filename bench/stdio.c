@@ -2,7 +2,9 @@
 /*
  * bench/stdio: tools/call round trips to a minimal stdio MCP server, direct and through
  * `mcpfence run` (allow-all policy, audit to a file), in one run: added µs at p50 and p99,
- * the ratio, pipelined calls per second through mcpfence, and mcpfence's peak RSS.
+ * the ratio, pipelined calls per second through mcpfence, and mcpfence's peak RSS. Then the
+ * same three (direct, relay, mcpfence) with the real SDK client and server-everything
+ * (tests/e2e/bench_sdk.mjs; skipped, saying why, without node or the npm packages).
  * Usage: build/bench/stdio [MCPFENCE]   (default $MCPFENCE_BIN or build/mcpfence)
  * BENCH_AUDIT=FILE sends the audit log there instead of a file in a temporary directory.
  * BENCH_BASE=MCPFENCE also measures another build (an earlier commit) in the same rounds.
@@ -318,6 +320,40 @@ static double pipelined(char **argv, long *rss_kb)
 	return got / secs;
 }
 
+/*
+ * The same three, with the real SDK client and server-everything (tests/e2e/bench_sdk.mjs, next
+ * to the npm packages it needs). Skipped, saying why, without node or the packages.
+ */
+static int sdk_bench(const char *self, const char *bin, const char *pfile, const char *afile)
+{
+	char root[4096], script[4200], fbin[4096];
+	const char *node = access("/usr/bin/node", X_OK) ? NULL : "/usr/bin/node";
+	char *cut;
+	pid_t pid;
+	int st;
+
+	snprintf(root, sizeof(root), "%s", self);
+	cut = strstr(root, "/build/bench/");
+	if (!node || !cut || !realpath(bin, fbin)) {
+		printf("  SDK + server-everything: skipped: %s\n",
+		       !node ? "no /usr/bin/node" : "cannot find the source tree from this binary");
+		return 0;
+	}
+	*cut = 0;
+	snprintf(script, sizeof(script), "%s/tests/e2e/bench_sdk.mjs", root);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		execl(node, node, script, fbin, self, pfile, afile, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		fprintf(stderr, "bench: %s failed\n", script);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *bin = argc > 1 ? argv[1] : getenv("MCPFENCE_BIN");
@@ -400,6 +436,8 @@ int main(int argc, char **argv)
 	       drate, frate, drate / frate, frate >= 50000 ? "met" : "MISSED");
 	printf("  mcpfence peak RSS %ld kB (target <= 10240 kB: %s)\n", rss,
 	       rss >= 0 && rss <= 10240 ? "met" : "MISSED");
+	if (sdk_bench(self, bin, pfile, afile))
+		return 1;
 	unlink(pfile);
 	if (!getenv("BENCH_AUDIT")) /* only the file we made: never a path we were given */
 		unlink(afile);
