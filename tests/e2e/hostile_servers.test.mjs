@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
-import { kernelLock, sleep } from './lib.mjs';
+import { kernelLock, sleep, waitPort } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '../..');
@@ -133,14 +133,6 @@ test('hostile stdio: the mcp-go server behind mcpfence run never runs get-env',
 
 // --- the kernel plane ---
 
-function portOpen(port) {
-	return new Promise((res) => {
-		const s = net.connect(port, '127.0.0.1');
-		s.on('connect', () => { s.destroy(); res(true); });
-		s.on('error', () => res(false));
-	});
-}
-
 // Send the bytes on a connection of their own; done when the server closes it, or says nothing
 // more for `idle` ms after answering, or nothing at all for `first` ms.
 function send(port, data, { idle = 250, first = 1500 } = {}) {
@@ -200,8 +192,7 @@ test('hostile HTTP: the mcp-go and express.json() servers behind mcpfence attach
 	let attach = null, attachOut = '';
 	try {
 		for (const port of [PORT_GO, PORT_EX]) {
-			for (let i = 0; i < 100 && !(await portOpen(port)); i++) await sleep(100);
-			assert.ok(await portOpen(port), `no server on port ${port}:\n${serverOut}`);
+			assert.ok(await waitPort(port), `no server on port ${port}:\n${serverOut}`);
 		}
 		const classes = byClass('http');
 		const logs = [['mcp-go', goLog, PORT_GO], ['express', exLog, PORT_EX]];

@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { MCPFENCE, kernelLock, clearStale, readAudit, awaitAudit, sleep, text, attachRun,
-	kernelStats }
+	kernelStats, waitPort }
 	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -61,14 +61,6 @@ let server, dir, toolLog, attach;
 const audit = () => join(dir, 'audit.jsonl');
 const ran = () => (existsSync(toolLog) ? readFileSync(toolLog, 'utf8').split('\n').filter(Boolean) : []);
 
-function portOpen(port) {
-	return new Promise((res) => {
-		const s = net.connect(port, '127.0.0.1');
-		s.on('connect', () => { s.destroy(); res(true); });
-		s.on('error', () => res(false));
-	});
-}
-
 before(async () => {
 	if (skipReason) return;
 	clearStale();
@@ -79,7 +71,7 @@ before(async () => {
 		env: { ...process.env, PORT: String(PORT), MCPFENCE_CANARY: CANARY, MCPFENCE_TOOL_LOG: toolLog },
 		stdio: ['ignore', 'ignore', 'ignore'],
 	});
-	for (let i = 0; i < 100 && !(await portOpen(PORT)); i++) await sleep(100);
+	await waitPort(PORT);
 });
 
 after(async () => {

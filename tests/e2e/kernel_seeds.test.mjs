@@ -15,8 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
-import net from 'node:net';
-import { MCPFENCE, ROOT, kernelLock, clearStale, awaitAudit, sleep, text, attachRun, kernelStats }
+import { MCPFENCE, ROOT, kernelLock, clearStale, awaitAudit, sleep, text, attachRun, kernelStats, waitPort }
 	from './lib.mjs';
 
 const SERVER = join(ROOT, 'tests/e2e/fixtures/named_http_server.mjs');
@@ -53,14 +52,6 @@ let server, dir, ledger, attach, sdk;
 const ran = () => (existsSync(ledger)
 	? readFileSync(ledger, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
 
-function portOpen(port) {
-	return new Promise((res) => {
-		const s = net.connect(port, '127.0.0.1');
-		s.on('connect', () => { s.destroy(); res(true); });
-		s.on('error', () => res(false));
-	});
-}
-
 before(async () => {
 	if (skipReason) return;
 	clearStale();
@@ -71,7 +62,7 @@ before(async () => {
 	ledger = join(dir, 'ledger.jsonl');
 	server = spawn(process.execPath, [SERVER, String(PORT), ledger, ...TOOLS],
 		{ stdio: ['ignore', 'ignore', 'ignore'] });
-	for (let i = 0; i < 100 && !(await portOpen(PORT)); i++) await sleep(100);
+	await waitPort(PORT);
 });
 
 after(async () => {

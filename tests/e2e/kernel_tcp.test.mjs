@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { connect as connectGateway, text, binaryFor, kernelLock, clearStale, attachRun,
-	kernelStats, tableUsed }
+	kernelStats, tableUsed, waitPort }
 	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -50,14 +50,6 @@ async function connectClient() {
 	const c = new sdk.Client({ name: 'kernel-e2e', version: '1' });
 	await c.connect(new sdk.Transport(new URL(`http://127.0.0.1:${PORT}/mcp`)));
 	return c;
-}
-
-function portOpen(port) {
-	return new Promise((res) => {
-		const s = net.connect(port, '127.0.0.1');
-		s.on('connect', () => { s.destroy(); res(true); });
-		s.on('error', () => res(false));
-	});
 }
 
 let server, attach, dir;
@@ -189,7 +181,7 @@ before(async () => {
 		env: { ...process.env, PORT: String(PORT), MCPFENCE_CANARY: CANARY },
 		stdio: ['ignore', 'ignore', 'ignore'],
 	});
-	for (let i = 0; i < 100 && !(await portOpen(PORT)); i++) await sleep(100);
+	await waitPort(PORT);
 });
 
 after(async () => {
@@ -702,7 +694,7 @@ test('kernel TCP: a body in another charset (UTF-7) is refused', { skip: skipRea
 	});
 	let stream = null;
 	try {
-		for (let i = 0; i < 100 && !(await portOpen(port)); i++) await sleep(100);
+		await waitPort(port);
 		// one SSE session: the GET stream carries every answer
 		let events = '';
 		stream = net.connect(port, '127.0.0.1');

@@ -2,6 +2,7 @@
 // Helpers for the e2e tests: where things are, temporary policies, a real SDK client through
 // `mcpfence run`, a raw line-level client for what the SDK would never send, audit reading.
 import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, chmodSync, copyFileSync, accessSync,
 	 mkdirSync, rmSync, statSync,
 	 constants as fsc } from 'node:fs';
@@ -82,6 +83,23 @@ export function readAudit(file) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Does something accept connections on 127.0.0.1:port?
+export function portOpen(port) {
+	return new Promise((res) => {
+		const s = net.connect(port, '127.0.0.1');
+		s.on('connect', () => { s.destroy(); res(true); });
+		s.on('error', () => res(false));
+	});
+}
+
+// Wait up to ms for a server on port: whether it is there.
+export async function waitPort(port, ms = 10000) {
+	for (const t0 = Date.now(); ; await sleep(100)) {
+		if (await portOpen(port)) return true;
+		if (Date.now() - t0 >= ms) return false;
+	}
+}
 
 // One test file at a time attaches the kernel plane: node --test runs files side by side, and
 // the pins under /sys/fs/bpf/mcpfence are host-wide. A file that attaches takes this lock (a
