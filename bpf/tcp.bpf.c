@@ -22,6 +22,10 @@
  *  - Server sends: the reply to a neutralized id ("Method not found") is rewritten, same length,
  *    to read "denied by policy"; a 404 status that starts the send becomes 200 (2026-07-28).
  * It never sees: traffic of sockets outside the cgroup, TLS plaintext, other transports.
+ *
+ * handle_egress (cgroup_skb egress, same cgroup): a socket that tcp_socks had no room for is
+ * marked by sock_ops (or by attach, adopting it) and its packets are dropped here, so that a
+ * full map stops connections instead of leaving them unwatched.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -66,19 +70,19 @@ struct {
 } tcp_socks SEC(".maps");
 
 /*
- * The sockets of watched connections that tcp_socks had no room for (a SOCKHASH refuses an
- * insertion past max_entries: an agent that holds enough connections open could otherwise make
- * the next one unwatched). They are marked here and handle_egress drops their packets: such a
- * connection carries nothing, and its sends end in ETIMEDOUT. Userspace marks an adopted
- * socket it could not put in tcp_socks the same way (the key is then the socket's fd).
- */
-/*
  * Set once a socket is marked in tcp_unwatched (by sock_ops, or by userspace through this map):
  * until then handle_egress passes every packet without a storage lookup. A map of its own
  * (section .data.unwatched) so that userspace can write it by its fd.
  */
 __u32 unwatched_any SEC(".data.unwatched") = 0;
 
+/*
+ * The sockets of watched connections that tcp_socks had no room for (a SOCKHASH refuses an
+ * insertion past max_entries: an agent that holds enough connections open could otherwise make
+ * the next one unwatched). They are marked here and handle_egress drops their packets: such a
+ * connection carries nothing, and its sends end in ETIMEDOUT. Userspace marks an adopted
+ * socket it could not put in tcp_socks the same way (the key is then the socket's fd).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -259,7 +263,8 @@ int handle_sock_ops(struct bpf_sock_ops *skops)
 
 /*
  * cgroup_skb egress: drops every packet of a socket marked in tcp_unwatched, and passes every
- * other one at the cost of one lookup in the socket's own storage.
+ * other one: at the cost of one load of unwatched_any until a socket has been marked, then of
+ * one lookup in the socket's own storage.
  */
 SEC("cgroup_skb/egress")
 int handle_egress(struct __sk_buff *skb)
