@@ -1071,6 +1071,7 @@ static void search_bench(struct tcp_bpf *skel, int prog_fd, uint16_t sport)
 	close(lfd);
 }
 
+/* p50/p99 of both, sorted in place, and the p50 ratio, which it returns. */
 static double print_rtt(uint64_t *na, uint64_t *at, int n)
 {
 	qsort(na, n, sizeof(uint64_t), cmp_u64);
@@ -1163,8 +1164,6 @@ static void cleanup(void)
 	rmdir(cg);
 	cg[0] = 0;
 }
-
-/* p50/p99 of both, sorted in place, and the p50 ratio, which it returns. */
 
 /*
  * Start server-everything on mcp_port and wait until it accepts. 0, or -errno with why filled
