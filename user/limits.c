@@ -397,16 +397,6 @@ static bool host_wide(const struct limit *lim)
 	return lim->scope != SCOPE_SESSION;
 }
 
-/*
- * A budget's name: counter \x1f scope \x1f window \x1f owner \x1f scope key. Counter names
- * cannot hold a unit separator and the fields before the last but one are fixed, so the name
- * reads back one way only; owner, and the policy in a grant key, carry their length.
- * - owner: a limit without a counter is named by its pointer; it is a budget of its own in its
- *   policy, so the policy's path goes with it. Empty for named counters, which every policy
- *   that names them shares.
- * - scope key: session id; agent "uid:exe"; grant the policy's path and the server identity;
- *   global none.
- */
 /* What snprintf would write, without its format parsing: limits__reserve names a budget a call. */
 struct name_out {
 	char *out;
@@ -439,6 +429,16 @@ static void name_num(struct name_out *o, unsigned long long v)
 	name_put(o, t + i, sizeof(t) - i);
 }
 
+/*
+ * A budget's name: counter \x1f scope \x1f window \x1f owner \x1f scope key. Counter names
+ * cannot hold a unit separator and the fields before the last but one are fixed, so the name
+ * reads back one way only; owner, and the policy in a grant key, carry their length.
+ * - owner: a limit without a counter is named by its pointer; it is a budget of its own in its
+ *   policy, so the policy's path goes with it. Empty for named counters, which every policy
+ *   that names them shares.
+ * - scope key: session id; agent "uid:exe"; grant the policy's path and the server identity;
+ *   global none.
+ */
 int limits__budget_name(char *out, size_t size, const struct limit *lim, const struct scope_keys *k)
 {
 	const char *policy = key_of(k ? k->policy : NULL), *key = "";
