@@ -406,26 +406,27 @@ static void socks_flush(int fd)
 			break;
 }
 
+/* Detach the link pinned at path, if there is one: 1 when there was. */
+static int link_detach_pinned(const char *path)
+{
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return 0;
+	if (bpf_link_detach(fd))
+		log_warn("%s: detach: %s", path, strerror(errno));
+	close(fd);
+	return 1;
+}
+
 int kernel__detach(void)
 {
 	char path[PATH_MAX];
-	int found = 0, fd, map_fd, prog_fd;
+	int found = 0, map_fd, prog_fd;
 
-	fd = bpf_obj_get(KERNEL_PIN_LINK);
-	if (fd >= 0) {
-		found = 1;
-		if (bpf_link_detach(fd))
-			log_warn("%s: detach: %s", KERNEL_PIN_LINK, strerror(errno));
-		close(fd);
-	}
+	found |= link_detach_pinned(KERNEL_PIN_LINK);
 	/* sockets marked unwatched (tcp_socks was full) may send again: nothing is watched now */
-	fd = bpf_obj_get(KERNEL_PIN_EGRESS);
-	if (fd >= 0) {
-		found = 1;
-		if (bpf_link_detach(fd))
-			log_warn("%s: detach: %s", KERNEL_PIN_EGRESS, strerror(errno));
-		close(fd);
-	}
+	found |= link_detach_pinned(KERNEL_PIN_EGRESS);
 	map_fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_socks");
 	prog_fd = bpf_obj_get(KERNEL_PIN_PROG);
 	if (map_fd >= 0) {
