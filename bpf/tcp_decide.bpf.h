@@ -129,6 +129,49 @@ static __always_inline __u32 glob_find(struct tcp_work *w, __u32 gen, __u32 firs
 }
 
 /*
+ * What the policy says of tool w->tool.name before its action: MCPF_KIND_HIDDEN (a hide entry,
+ * its index in *idx), MCPF_KIND_INVALID (a glob match ran out of steps: fail closed),
+ * MCPF_KIND_RULE (the rule, exact or the first glob in file order, copied to *r) or
+ * MCPF_KIND_DEFAULT (no rule).
+ */
+static __always_inline __u32 rule_lookup(struct tcp_work *w, __u32 gen,
+					 const struct mcpf_gen_cfg *gc, __u32 name_len,
+					 struct mcpf_rule *r, __u32 *idx)
+{
+	struct mcpf_rule_entry *re;
+	__u32 hit, uncertain = 0;
+
+	hit = glob_find(w, gen, 0, gc->nhide, name_len, &uncertain);
+	if (uncertain)
+		return MCPF_KIND_INVALID;
+	if (hit != (__u32)-1) {
+		*idx = hit;
+		return MCPF_KIND_HIDDEN;
+	}
+	w->rkey.gen = gen;
+	w->rkey.len = name_len;
+	w->rkey.hash = w->tool_hash;
+	re = bpf_map_lookup_elem(&tcp_rules, &w->rkey);
+	if (re && mcpf_name_eq(re->name, w->tool.name, name_len)) {
+		*r = re->rule;
+		return MCPF_KIND_RULE;
+	}
+	hit = glob_find(w, gen, gc->nhide, gc->nglobs, name_len, &uncertain);
+	if (uncertain)
+		return MCPF_KIND_INVALID;
+	if (hit != (__u32)-1) {
+		__u32 gi = gen * MCPF_TCP_MAX_GLOBS + (hit & (MCPF_TCP_MAX_GLOBS - 1));
+		struct mcpf_glob *g = bpf_map_lookup_elem(&tcp_globs, &gi);
+
+		if (!g)
+			return MCPF_KIND_INVALID;
+		*r = g->rule;
+		return MCPF_KIND_RULE;
+	}
+	return MCPF_KIND_DEFAULT;
+}
+
+/*
  * The decision order (README: The policy) for tool w->tool.name: hide, rule (exact, then globs in file order, else
  * default), action deny, conditions (not checkable here: fail closed), approval (ticket),
  * limits (all or none).
@@ -137,10 +180,9 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 				   struct decision *d)
 {
 	struct mcpf_rule *r = NULL, rule_copy;
-	struct mcpf_rule_entry *re;
 	struct mcpf_active *act;
 	struct mcpf_gen_cfg *gc;
-	__u32 zero = 0, gen, hit, uncertain = 0;
+	__u32 zero = 0, gen, hit = 0, found;
 	bool ticket = false;
 	int failed;
 
@@ -161,40 +203,14 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 	if (!gc)
 		return;
 	d->policy = gc->policy;
-	hit = glob_find(w, gen, 0, gc->nhide, name_len, &uncertain);
-	if (uncertain) {
-		d->kind = MCPF_KIND_INVALID;
+	found = rule_lookup(w, gen, gc, name_len, &rule_copy, &hit);
+	if (found == MCPF_KIND_HIDDEN || found == MCPF_KIND_INVALID) {
+		d->kind = found;
+		d->limit = found == MCPF_KIND_HIDDEN ? hit : 0;
 		return;
 	}
-	if (hit != (__u32)-1) {
-		d->kind = MCPF_KIND_HIDDEN;
-		d->limit = hit;
-		return;
-	}
-	w->rkey.gen = gen;
-	w->rkey.len = name_len;
-	w->rkey.hash = w->tool_hash;
-	re = bpf_map_lookup_elem(&tcp_rules, &w->rkey);
-	if (re && mcpf_name_eq(re->name, w->tool.name, name_len))
-		r = &re->rule;
-	if (!r) {
-		hit = glob_find(w, gen, gc->nhide, gc->nglobs, name_len, &uncertain);
-		if (uncertain) {
-			d->kind = MCPF_KIND_INVALID;
-			return;
-		}
-		if (hit != (__u32)-1) {
-			__u32 idx = gen * MCPF_TCP_MAX_GLOBS + (hit & (MCPF_TCP_MAX_GLOBS - 1));
-			struct mcpf_glob *g = bpf_map_lookup_elem(&tcp_globs, &idx);
-
-			if (!g) {
-				d->kind = MCPF_KIND_INVALID;
-				return;
-			}
-			rule_copy = g->rule;
-			r = &rule_copy;
-		}
-	}
+	if (found == MCPF_KIND_RULE)
+		r = &rule_copy;
 	if (!r) {
 		if (!gc->def_allow)
 			return; /* MCPF_KIND_DEFAULT */
@@ -231,6 +247,31 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 		return;
 	}
 	d->kind = MCPF_KIND_ALLOW;
+}
+
+/*
+ * Does tools/list show tool w->tool.name (as stdio_gateway__listable does)? Not when a hide entry
+ * names it, its rule denies, it has no rule and the default denies, or a glob match cannot be
+ * finished; not before a policy is loaded.
+ */
+static __always_inline bool listable(struct tcp_work *w, __u32 name_len)
+{
+	struct mcpf_active *act;
+	struct mcpf_gen_cfg *gc;
+	struct mcpf_rule r;
+	__u32 zero = 0, gen, idx = 0, found;
+
+	act = bpf_map_lookup_elem(&tcp_active, &zero);
+	if (!act || !act->loaded)
+		return false;
+	gen = act->gen & 1;
+	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	if (!gc)
+		return false;
+	found = rule_lookup(w, gen, gc, name_len, &r, &idx);
+	if (found == MCPF_KIND_RULE)
+		return r.action != MCPF_ACT_DENY;
+	return found == MCPF_KIND_DEFAULT && gc->def_allow;
 }
 
 #endif
