@@ -239,22 +239,25 @@ struct mcpf_gen_cfg {
 
 /* Totals of the TCP hook (tcp_counters, per CPU). */
 enum mcpf_tcp_counter {
-	MCPF_CNT_REQUESTS = 0,	    /* HTTP requests framed */
-	MCPF_CNT_BYTES = 1,	    /* request bytes framed */
-	MCPF_CNT_POISONED = 2,	    /* requests whose framing was refused */
-	MCPF_CNT_CORKED = 3,	    /* times a send was held for more bytes */
-	MCPF_CNT_REPLIES = 4,	    /* replies rewritten to say "denied by policy" */
-	MCPF_CNT_CALLS = 5,	    /* tools/call messages decided */
-	MCPF_CNT_EVENTS_LOST = 6,   /* decisions whose event found the ring buffer full */
-	MCPF_CNT_BUSY = 7,	    /* sends refused: every slot of their CPU was held */
-	MCPF_CNT_STDIO_BYTES = 8,   /* stdio: bytes read of the clients' writes */
-	MCPF_CNT_STDIO_VALUES = 9,  /* stdio: JSON values (messages) judged */
-	MCPF_CNT_STDIO_BROKEN = 10, /* stdio: lines made unreadable (a denial that could not be
+	MCPF_CNT_REQUESTS = 0,	       /* HTTP requests framed */
+	MCPF_CNT_BYTES = 1,	       /* request bytes framed */
+	MCPF_CNT_POISONED = 2,	       /* requests whose framing was refused */
+	MCPF_CNT_CORKED = 3,	       /* times a send was held for more bytes */
+	MCPF_CNT_REPLIES = 4,	       /* replies rewritten to say "denied by policy" */
+	MCPF_CNT_CALLS = 5,	       /* tools/call messages decided */
+	MCPF_CNT_EVENTS_LOST = 6,      /* decisions whose event found the ring buffer full */
+	MCPF_CNT_BUSY = 7,	       /* sends refused: every slot of their CPU was held */
+	MCPF_CNT_STDIO_BYTES = 8,      /* stdio: bytes read of the clients' writes */
+	MCPF_CNT_STDIO_VALUES = 9,     /* stdio: JSON values (messages) judged */
+	MCPF_CNT_STDIO_BROKEN = 10,    /* stdio: lines made unreadable (a denial that could not be
 				     * rewritten, or bytes not read with certainty) */
-	MCPF_CNT_PIPE_KILLS = 11,   /* stdio on pipes: servers killed before a denied call */
-	MCPF_CNT_UNWATCHED = 12,    /* sockets of watched connections tcp_socks had no room for:
+	MCPF_CNT_PIPE_KILLS = 11,      /* stdio on pipes: servers killed before a denied call */
+	MCPF_CNT_UNWATCHED = 12,       /* sockets of watched connections tcp_socks had no room for:
 				     * their packets are dropped (handle_egress) */
-	MCPF_CNT_MAX = 13,
+	MCPF_CNT_LIST_HIDDEN = 13,     /* tools taken out of tools/list answers (tcp_list) */
+	MCPF_CNT_LIST_UNFILTERED = 14, /* tools/list answers that passed as they were: too large,
+					* not whole in one send, or not read with certainty */
+	MCPF_CNT_MAX = 15,
 };
 
 struct mcpf_active {
@@ -344,7 +347,7 @@ struct mcpf_conn {
 	__u32 npending;
 	struct mcpf_pending pending[MCPF_TCP_PENDING];
 	__u32 next_pending;
-	__u32 _pad;
+	__u32 list; /* tools/list requests not yet answered: the server's sends are walked (tcp_list) */
 };
 
 enum mcpf_event_flags {

@@ -21,6 +21,8 @@
  *    A request's Mcp-Method header (2026-07-28) is rewritten with its body's method.
  *  - Server sends: the reply to a neutralized id ("Method not found") is rewritten, same length,
  *    to read "denied by policy"; a 404 status that starts the send becomes 200 (2026-07-28).
+ *    On a connection with a tools/list unanswered, the answer's tools that the policy does
+ *    not list are overwritten with spaces (tcp_list.bpf.h, handle_sk_msg_list).
  * It never sees: traffic of sockets outside the cgroup, TLS plaintext, other transports.
  *
  * handle_egress (cgroup_skb egress, same cgroup): a socket that tcp_socks had no room for is
@@ -117,14 +119,16 @@ enum tcp_prog {
 	TP_CLIENT = 0,
 	TP_BODY = 1,
 	TP_SERVER = 2,
+	TP_LIST = 3,
 };
 
 int handle_sk_msg_client(struct sk_msg_md *msg);
 int handle_sk_msg_body(struct sk_msg_md *msg);
+int handle_sk_msg_list(struct sk_msg_md *msg);
 
 /*
- * The client's stages are set here (libbpf fills the array at load); the server's is set by
- * userspace (kernel_load.c), which loads one of its two builds: the bpf_loop search or the
+ * The client's stages and the list stage are set here (libbpf fills the array at load); the
+ * server's is set by userspace (kernel_load.c), which loads one of its two builds: the bpf_loop search or the
  * bpf_strnstr one.
  */
 struct {
@@ -136,6 +140,7 @@ struct {
 	.values = {
 		[TP_CLIENT] = (void *)&handle_sk_msg_client,
 		[TP_BODY] = (void *)&handle_sk_msg_body,
+		[TP_LIST] = (void *)&handle_sk_msg_list,
 	},
 };
 
@@ -357,6 +362,13 @@ static __always_inline bool is_tools_call(const struct mcpf_call *c)
 	       c->method[8] == 'l' && c->method[9] == 'l';
 }
 
+static __always_inline bool is_tools_list(const struct mcpf_call *c)
+{
+	return (c->flags & MCPF_CALL_HAS_METHOD) && c->method_len == 10 &&
+	       mcpf_load64(&c->method[0]) == W8('t', 'o', 'o', 'l', 's', '/', 'l', 'i') &&
+	       c->method[8] == 's' && c->method[9] == 't';
+}
+
 static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcpf_call *c,
 					const struct decision *d)
 {
@@ -411,6 +423,15 @@ static long call_one(__u64 i, void *arg)
 	if (!w || i >= w->res.ncalls || i >= MCPF_SCAN_MAX_CALLS)
 		return 1;
 	c = &w->res.calls[i & (MCPF_SCAN_MAX_CALLS - 1)];
+	if (is_tools_list(c)) {
+		/* the server's sends are walked until its answer went by (tcp_list.bpf.h) */
+		conn = ((struct tcp_cb *)arg)->conn;
+		if (!conn)
+			conn = bpf_map_lookup_elem(&tcp_conns, &w->ck);
+		if (conn)
+			__sync_fetch_and_add(&conn->list, 1);
+		return 0;
+	}
 	if (!is_tools_call(c))
 		return 0;
 	count(MCPF_CNT_CALLS, 1);
@@ -693,6 +714,8 @@ poison:
 
 /* ---- replies -------------------------------------------------------------------------- */
 
+#include "tcp_list.bpf.h"
+
 /* Does "id":<pending id j> end just before offset w->rc.pos of the scan buffer? */
 static long id_match(__u64 j, void *arg)
 {
@@ -968,10 +991,15 @@ int handle_sk_msg(struct sk_msg_md *msg)
 	if (!w)
 		return busy_send(msg, &ck, end);
 	w->ck = ck;
-	if (end == 1)
+	if (end == 1) {
 		bpf_tail_call(msg, &tcp_progs, TP_CLIENT);
-	else
+	} else {
+		struct mcpf_conn *conn = bpf_map_lookup_elem(&tcp_conns, &ck);
+
+		if (conn && conn->list)
+			bpf_tail_call(msg, &tcp_progs, TP_LIST);
 		bpf_tail_call(msg, &tcp_progs, TP_SERVER);
+	}
 	/* the stage is missing: a client's send fails closed */
 	slot_release(w);
 	return end == 1 ? SK_DROP : SK_PASS;
@@ -1032,6 +1060,32 @@ int handle_sk_msg_server_loop(struct sk_msg_md *msg)
 
 	if (!w)
 		return SK_PASS;
+	ret = server_send(msg, w, true);
+	slot_release(w);
+	return ret;
+}
+
+/*
+ * Server sends on a connection with a tools/list unanswered: its answer filtered
+ * (tcp_list.bpf.h), then the replies to neutralized ids as in the server stage.
+ */
+SEC("sk_msg")
+int handle_sk_msg_list(struct sk_msg_md *msg)
+{
+	struct tcp_work *w = slot_find();
+	struct mcpf_conn *conn;
+	__u32 n, cur;
+	int ret;
+
+	if (!w)
+		return SK_PASS;
+	n = list_send(msg, w);
+	conn = n ? bpf_map_lookup_elem(&tcp_conns, &w->ck) : NULL;
+	if (conn) {
+		/* more answers than lists asked (a server's own): the count stays >= 0 */
+		cur = conn->list;
+		__sync_fetch_and_add(&conn->list, -(n < cur ? n : cur));
+	}
 	ret = server_send(msg, w, true);
 	slot_release(w);
 	return ret;

@@ -44,6 +44,58 @@ struct decision {
 	__u32 why; /* enum mcpf_why, for MCPF_KIND_UNPARSED */
 };
 
+/*
+ * tcp_list.bpf.h: the walk of a server's send that may hold a tools/list answer, and the tools
+ * of that answer (objects of result.tools), to be kept or taken out.
+ */
+#define MCPF_LIST_MAX_TOOLS 128 /* tools of one send; past that it passes unfiltered */
+#define MCPF_LIST_MAX_TTL 4	/* answers of one send whose ttlMs can become 0 */
+enum list_key {
+	LK_OTHER = 0,
+	LK_RESULT,
+	LK_TOOLS,
+	LK_TTL,
+	LK_NAME,
+};
+
+enum list_tool_flags {
+	LT_FIRST = 1,  /* the first of its array */
+	LT_NONAME = 2, /* no "name" string, or one with escapes: taken out */
+	LT_HIDE = 4,   /* decided: taken out */
+};
+
+struct list_walk {
+	__u32 n;       /* bytes of the send in the buffer */
+	__u32 pos;     /* the next byte */
+	__u32 depth;   /* containers open */
+	__u32 base;    /* the depth inside a message: 1, 2 in a batch */
+	__u64 objects; /* bit d: the container at depth d is an object */
+	__u32 in_str, esc, str_start, str_esc;
+	__u32 expect_key; /* the next string at this depth is a key */
+	__u32 key;	  /* enum list_key of the last key read */
+	__u32 result;	  /* depth of a message's result object, 0 outside one */
+	__u32 tools;	  /* depth of its tools array, 0 outside */
+	__u32 first;	  /* the next tool is its array's first */
+	__u32 done;	  /* the walk is over: a value could not be read */
+	__u32 seen_tools; /* the value being walked has result.tools: an answer */
+	__u32 answers;	  /* whole answers walked */
+	__u32 el_start, name_off, name_len, name_flags;
+	__u32 ttl_start, ttl_end; /* the result's ttlMs number, in the value being walked */
+	__u32 nttl;
+	__u32 ttl_s[MCPF_LIST_MAX_TTL], ttl_e[MCPF_LIST_MAX_TTL]; /* ... of whole answers */
+	__u32 ntools;	      /* tools recorded, of the value being walked too */
+	__u32 ntools_done;    /* tools of whole values */
+	__u32 unfiltered;     /* a value with tools could not be read: it passes as it is */
+	__u32 kept, hidden;   /* apply: visible tools of the current array, tools taken out */
+	__u32 b_start, b_end; /* apply: the range being blanked */
+	__u32 t_start[MCPF_LIST_MAX_TOOLS];
+	__u32 t_end[MCPF_LIST_MAX_TOOLS];   /* past its '}' */
+	__u32 t_comma[MCPF_LIST_MAX_TOOLS]; /* the ',' after it, 0 none */
+	__u32 t_name[MCPF_LIST_MAX_TOOLS];  /* offset of its name, past the quote */
+	__u16 t_len[MCPF_LIST_MAX_TOOLS];
+	__u16 t_flags[MCPF_LIST_MAX_TOOLS];
+};
+
 /* stdio.bpf.h: where a run is in a stream's buffer, and the rewrites a step asks of its hook */
 #define MCPF_STDIO_ACTS 16 /* a step's rewrites: a batch's calls and a break (a power of 2) */
 struct stdio_cursor {
@@ -102,6 +154,7 @@ struct tcp_work {
 	__u16 gslots[2 * MCPF_TCP_CALL_LIMITS];
 	__u8 rw_text[512]; /* stdio: the bytes a rewrite writes */
 	struct stdio_cursor sx;
+	struct list_walk lw;
 };
 
 struct {
@@ -116,6 +169,7 @@ struct tcp_cb {
 	struct tcp_work *w;
 	struct mcpf_scan_buf *buf;
 	struct mcpf_conn *conn;
+	struct sk_msg_md *msg; /* tcp_list.bpf.h: the send it rewrites */
 };
 
 /*

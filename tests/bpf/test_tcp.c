@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include <jansson.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "mcpfence.h"
@@ -523,6 +524,234 @@ static void test_globs_and_hide(void **state)
 			    net__tool_call(body, sizeof(body), 30 + i, allowed[i]), NULL);
 		expect_passes(&p, req, n);
 	}
+	pair_close(&p);
+}
+
+/*
+ * tools/list answers, filtered as `run` filters them: the tools the policy hides or denies by name
+ * are overwritten with spaces, with one comma, the send keeping its length; ttlMs becomes 0.
+ */
+enum list_frame { LF_JSON, LF_SSE };
+
+static uint64_t counter_get(uint32_t which);
+
+/* The answer: result.tools = [tools], ttlMs (if ttl), as a JSON body or a chunked SSE event. */
+static size_t list_answer(char *out, size_t size, enum list_frame f, const char *tools,
+			  const char *ttl, char *body, size_t bsize)
+{
+	int bn = snprintf(body, bsize,
+			  "{\"result\":{\"tools\":[%s]%s%s,\"resultType\":\"complete\"},"
+			  "\"jsonrpc\":\"2.0\",\"id\":5}",
+			  tools, ttl ? ",\"ttlMs\":" : "", ttl ? ttl : "");
+	char ev[16384];
+	int en;
+
+	assert_true(bn > 0 && (size_t)bn < bsize);
+	if (f == LF_JSON)
+		return (size_t)snprintf(out, size,
+					"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+					"Content-Length: %d\r\n\r\n%s",
+					bn, body);
+	/* a progress notification first, as an SSE event of its own */
+	en = snprintf(ev, sizeof(ev),
+		      "event: message\ndata: {\"method\":\"notifications/progress\",\"params\":"
+		      "{\"progressToken\":1,\"progress\":1,\"tools\":[{\"name\":\"get-env\"}]},"
+		      "\"jsonrpc\":\"2.0\"}\n\nevent: message\ndata: %s\n\n",
+		      body);
+	assert_true(en > 0 && (size_t)en < sizeof(ev));
+	return (size_t)snprintf(out, size,
+				"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+				"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n",
+				en, ev);
+}
+
+/* The answer's JSON as the client got it: the body, or the last SSE event's data. */
+static json_t *list_got(const char *got, enum list_frame f)
+{
+	const char *b = f == LF_JSON ? strstr(got, "\r\n\r\n") : strstr(got, "data: {\"result\"");
+	json_error_t e;
+
+	assert_non_null(b);
+	b += f == LF_JSON ? 4 : 6;
+	return json_loadb(b, f == LF_JSON ? strlen(b) : (size_t)(strchr(b, '\n') - b), 0, &e);
+}
+
+/*
+ * One tools/list on a fresh connection, answered with tools: the client reads want (names, in
+ * order, each tool as the server wrote it); unfiltered: the answer passes byte for byte.
+ */
+static void list_case(enum list_frame f, const char *tools, const char *ttl,
+		      const char *const *want, size_t nwant, bool unfiltered)
+{
+	static const char list_req[] = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/list\"}";
+	char req[1024], body[12288], ans[16384], got[16384];
+	uint64_t hidden0 = counter_get(MCPF_CNT_LIST_HIDDEN);
+	uint64_t unf0 = counter_get(MCPF_CNT_LIST_UNFILTERED);
+	json_t *orig, *res, *gtools;
+	json_error_t e;
+	size_t n, an;
+	struct pair p;
+
+	pair_open(&p, AF_INET, false);
+	n = request(req, sizeof(req), list_req, NULL);
+	expect_passes(&p, req, n);
+	an = list_answer(ans, sizeof(ans), f, tools, ttl, body, sizeof(body));
+	send_once(p.sfd, ans, an);
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an);
+	orig = json_loads(body, 0, &e);
+	assert_non_null(orig);
+	if (unfiltered) {
+		assert_memory_equal(got, ans, an);
+		assert_int_equal(counter_get(MCPF_CNT_LIST_UNFILTERED), unf0 + 1);
+		json_decref(orig);
+		pair_close(&p);
+		return;
+	}
+	res = list_got(got, f);
+	assert_non_null(res);
+	gtools = json_object_get(json_object_get(res, "result"), "tools");
+	assert_int_equal(json_array_size(gtools), nwant);
+	for (size_t i = 0; i < nwant; i++) {
+		json_t *t = json_array_get(gtools, i), *o, *ot;
+		size_t k;
+
+		assert_string_equal(json_string_value(json_object_get(t, "name")), want[i]);
+		/* as the server wrote it */
+		ot = NULL;
+		json_array_foreach(json_object_get(json_object_get(orig, "result"), "tools"), k, o)
+			if (json_equal(json_object_get(o, "name"), json_object_get(t, "name")))
+				ot = o;
+		assert_true(json_equal(t, ot));
+	}
+	n = json_array_size(json_object_get(json_object_get(orig, "result"), "tools")) - nwant;
+	assert_int_equal(counter_get(MCPF_CNT_LIST_HIDDEN), hidden0 + n);
+	assert_int_equal(counter_get(MCPF_CNT_LIST_UNFILTERED), unf0);
+	if (ttl)
+		assert_int_equal(json_integer_value(
+					 json_object_get(json_object_get(res, "result"), "ttlMs")),
+				 n ? 0 :
+				     json_integer_value(json_object_get(
+					     json_object_get(orig, "result"), "ttlMs")));
+	if (!n)
+		assert_memory_equal(got, ans, an);
+	/* the rest of the message is the server's */
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(res, "result"), "resultType")),
+		"complete");
+	assert_int_equal(json_integer_value(json_object_get(res, "id")), 5);
+	/* the answer went by: a later tools array on this connection passes as it is */
+	send_once(p.sfd, ans, an);
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an);
+	assert_memory_equal(got, ans, an);
+	json_decref(res);
+	json_decref(orig);
+	pair_close(&p);
+}
+
+#define T(name) "{\"name\":\"" name "\",\"inputSchema\":{\"type\":\"object\"}}"
+#define NAMES(...)                            \
+	(const char *const[]){ __VA_ARGS__ }, \
+		sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *)
+
+static void test_list_filtered(void **state)
+{
+	/* a deeper "name" (a property, an object) is not the tool's; duplicated: the last counts */
+	static const char nested[] =
+		"{\"inputSchema\":{\"properties\":{\"name\":{\"type\":\"string\"}}},"
+		"\"name\":\"get-env\"},{\"name\":\"get-env\",\"title\":\"x\",\"name\":\"echo\"}";
+
+	SKIP_IF_NEEDED();
+	for (int f = LF_JSON; f <= LF_SSE; f++) {
+		/* first, middle, two in a row, last */
+		list_case(f,
+			  T("get-env") "," T("echo") "," T("secret_a") "," T("secret_b") "," T(
+				  "keep") "," T("hiddenZ"),
+			  "60000", NAMES("echo", "keep"), false);
+		list_case(f, T("echo") "," T("abc") "," T("keep"), NULL, NAMES("echo", "keep"),
+			  false);
+		/* every tool out: an empty array */
+		list_case(f, T("get-env") "," T("hidden"), "5", (const char *const[]){ NULL }, 0,
+			  false);
+		/* none out: not a byte changed */
+		list_case(f, T("echo") "," T("keep"), "60000", NAMES("echo", "keep"), false);
+		list_case(f, nested, NULL, NAMES("echo"), false);
+		/* a name with an escape cannot be decided here: out */
+		list_case(f, T("ech\\u006f") "," T("keep"), NULL, NAMES("keep"), false);
+		/* a key that matters, escaped: the answer passes as it is, counted */
+		list_case(f, T("echo") ",{\"n\\u0061me\":\"get-env\"}", NULL, NULL, 0, true);
+	}
+	/* not compact: a newline outside strings could be a chunk's or an SSE line's */
+	list_case(LF_JSON, T("echo") ",\n" T("get-env"), NULL, NULL, 0, true);
+}
+
+/* The names in the tools of the JSON answer body that starts at b (its first '{'). */
+static void list_names_are(const char *b, const char *want)
+{
+	json_error_t e;
+	json_t *j = json_loadb(b, strlen(b), JSON_DISABLE_EOF_CHECK, &e), *t;
+	char names[256] = "";
+	size_t i;
+
+	assert_non_null(j);
+	json_array_foreach(json_object_get(json_object_get(j, "result"), "tools"), i, t) {
+		strcat(names, i ? "," : "");
+		strcat(names, json_string_value(json_object_get(t, "name")));
+	}
+	assert_string_equal(names, want);
+	json_decref(j);
+}
+
+/*
+ * Answers come in order on the request's connection: two lists pipelined, answered in one send,
+ * are both filtered; a list after a call is filtered in the send after the call's answer; an
+ * answer split over two sends passes as it is, counted.
+ */
+static void test_list_answers_in_order(void **state)
+{
+	static const char list_req[] = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/list\"}";
+	static const char tools[] = T("get-env") "," T("echo") "," T("secret_a");
+	char req[2048], body[4096], ans[8192], got[8192], call[256];
+	uint64_t unf0;
+	size_t n, an, a1;
+	struct pair p;
+
+	SKIP_IF_NEEDED();
+	pair_open(&p, AF_INET, false);
+	n = request(req, sizeof(req), list_req, NULL);
+	memcpy(req + n, req, n);
+	expect_passes(&p, req, 2 * n);
+	a1 = list_answer(ans, sizeof(ans), LF_JSON, tools, NULL, body, sizeof(body));
+	an = a1 + list_answer(ans + a1, sizeof(ans) - a1, LF_JSON, tools, NULL, body, sizeof(body));
+	send_once(p.sfd, ans, an);
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an);
+	list_names_are(strstr(got, "\r\n\r\n") + 4, "echo");
+	list_names_are(strstr(got + a1, "\r\n\r\n") + 4, "echo");
+
+	/* a call, then a list: the call's answer first */
+	unf0 = counter_get(MCPF_CNT_LIST_UNFILTERED);
+	n = request(req, sizeof(req), net__tool_call(call, sizeof(call), 6, "echo"), NULL);
+	n += request(req + n, sizeof(req) - n, list_req, NULL);
+	expect_passes(&p, req, n);
+	an = list_answer(ans, sizeof(ans), LF_JSON, "", NULL, body, sizeof(body));
+	memcpy(strstr(ans, "\"tools\":[]"), "\"other\":[]", 10); /* a call's answer */
+	send_once(p.sfd, ans, an);
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an);
+	an = list_answer(ans, sizeof(ans), LF_JSON, tools, NULL, body, sizeof(body));
+	send_once(p.sfd, ans, an);
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an);
+	list_names_are(strstr(got, "\r\n\r\n") + 4, "echo");
+	assert_int_equal(counter_get(MCPF_CNT_LIST_UNFILTERED), unf0);
+
+	/* split over two sends: as the server wrote it */
+	n = request(req, sizeof(req), list_req, NULL);
+	expect_passes(&p, req, n);
+	an = list_answer(ans, sizeof(ans), LF_JSON, tools, NULL, body, sizeof(body));
+	send_once(p.sfd, ans, an - 20);
+	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an - 20);
+	send_once(p.sfd, ans + an - 20, 20);
+	assert_int_equal(recv_for(p.cfd, got + an - 20, sizeof(got) - an + 20, 300), 20);
+	assert_memory_equal(got, ans, an);
+	assert_int_equal(counter_get(MCPF_CNT_LIST_UNFILTERED), unf0 + 1);
 	pair_close(&p);
 }
 
@@ -1949,6 +2178,8 @@ int main(void)
 		cmocka_unit_test(test_denied_2026_header_and_status),
 		cmocka_unit_test(test_reply_search),
 		cmocka_unit_test(test_globs_and_hide),
+		cmocka_unit_test(test_list_filtered),
+		cmocka_unit_test(test_list_answers_in_order),
 		cmocka_unit_test(test_split_is_held_until_whole),
 		cmocka_unit_test(test_pipelined),
 		cmocka_unit_test(test_request_heads),
