@@ -208,13 +208,20 @@ test('kernel TCP: allowed calls unchanged, denials, budgets, stats', { skip: ski
 		sum: await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } }),
 		echo: await c.callTool({ name: 'echo', arguments: { message: 'hello kernel' } }),
 		env: await c.callTool({ name: 'get-env', arguments: {} }),
+		list: await c.listTools(),
 	};
 	assert.ok(JSON.stringify(base.env).includes(CANARY), 'get-env shows the canary unattached');
 	await c.close();
+	const hidden = ['get-env', 'trigger-long-running-operation'];
+	for (const h of hidden) assert.ok(base.list.tools.some((t) => t.name === h), `${h} listed unattached`);
 
 	await startAttach();
 	try {
 		c = await connectClient();
+		// the list as the policy shows it: the tools it denies by name taken out, the rest as
+		// the server wrote them
+		const list = await c.listTools();
+		assert.deepEqual(list.tools, base.list.tools.filter((t) => !hidden.includes(t.name)));
 		const sum = await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } });
 		assert.deepEqual(sum, base.sum);
 		await assert.rejects(c.callTool({ name: 'get-env', arguments: {} }), (e) => {
@@ -249,6 +256,8 @@ test('kernel TCP: allowed calls unchanged, denials, budgets, stats', { skip: ski
 		assert.equal(get('echo', 'allow'), 4, JSON.stringify(j));
 		assert.equal(get('echo', 'limit'), 1, JSON.stringify(j));
 		assert.equal(j.totals.replies_rewritten, 3);
+		assert.equal(j.totals.list_hidden, 2);
+		assert.equal(j.totals.list_unfiltered, 0);
 		// every call was decided by the one policy, named after its file
 		assert.ok(j.calls.every((x) => x.policy === 'policy'), JSON.stringify(j));
 		assert.deepEqual(j.policies.map((p) => [p.name, p.path, p.in_force]),
