@@ -7,8 +7,10 @@
 #include "policy.h"
 #include "check.h"
 
-const char check__hide_note[] = "hide: calls to hidden tools are neutralized; tools/list is not "
-				"filtered in the kernel";
+const char check__hide_note[] =
+	"hide: calls to hidden tools are neutralized; a tools/list answer "
+	"is filtered in the kernel when it is compact JSON whole in one send "
+	"of at most 64 KiB, else it passes as the server wrote it";
 
 /* What the kernel plane cannot do of a rule, in words; none when it enforces it whole. */
 size_t check__kernel_notes(const struct rule *r, const char **notes)
