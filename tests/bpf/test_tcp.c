@@ -680,6 +680,29 @@ static void test_list_filtered(void **state)
 		/* a key that matters, escaped: the answer passes as it is, counted */
 		list_case(f, T("echo") ",{\"n\\u0061me\":\"get-env\"}", NULL, NULL, 0, true);
 	}
+	/*
+	 * strings are skipped 8 bytes at a time up to a quote, a backslash or a control byte: an
+	 * escaped quote, a backslash and UTF-8 at every offset of a word, a string that ends the
+	 * value's last word
+	 */
+	{
+		static char tools[8192], names[17][16];
+		const char *want[17];
+		size_t o = 0;
+
+		for (int k = 0; k < 17; k++) {
+			snprintf(names[k], sizeof(names[k]), "keep_%d", k);
+			want[k] = names[k];
+			o += snprintf(
+				tools + o, sizeof(tools) - o,
+				"%s{\"description\":\"%.*s\\\"\xc3\xa9\\\\%.*s\","
+				"\"name\":\"keep_%d\"},{\"name\":\"secret_%d\",\"d\":\"%.*s\"}",
+				k ? "," : "", k, "xxxxxxxxxxxxxxxxx", k, "yyyyyyyyyyyyyyyyy", k, k,
+				k, "zzzzzzzzzzzzzzzzz");
+		}
+		for (int f = LF_JSON; f <= LF_SSE; f++)
+			list_case(f, tools, NULL, want, 17, false);
+	}
 	/* not compact: a newline outside strings could be a chunk's or an SSE line's */
 	list_case(LF_JSON, T("echo") ",\n" T("get-env"), NULL, NULL, 0, true);
 }
