@@ -1199,6 +1199,83 @@ static int mcp_setup(char *why, size_t size, bool *skip)
 	return err;
 }
 
+/* 1: the tools/list answer lists get-env, 0: it does not, -EPROTO: no list; *ntools: its tools */
+static int list_check(const struct http_resp *r, long id, size_t *ntools)
+{
+	json_t *m = http_message(r, id), *t;
+	json_t *tools = json_object_get(json_object_get(m, "result"), "tools");
+	bool env = false;
+	size_t i;
+
+	json_array_foreach(tools, i, t)
+		env |= !strcmp(json_string_value(json_object_get(t, "name")) ?: "", "get-env");
+	*ntools = json_array_size(tools);
+	json_decref(m);
+	if (r->status != 200 || !*ntools) {
+		fprintf(stderr, "bench/kernel: tools/list id %ld: HTTP %d %.300s\n", id, r->status,
+			r->body);
+		return -EPROTO;
+	}
+	return env ? 1 : 0;
+}
+
+/*
+ * MCP_WARMUP, then MCP_ROUNDS tools/list on each connection, alternating: the attached one's
+ * answer must lack get-env (the policy denies it), the other's list it, with one tool more.
+ */
+static int mcp_list_rounds(struct http_conn *c[2], int prog_fd, struct mcp_run *out)
+{
+	static char body[256], req[HTTP_BUF];
+	static struct http_resp r;
+	static long id = 100000;
+	uint64_t ns0 = 0, c0 = 0;
+	size_t ntools[2] = { 0, 0 };
+	int err = 0;
+
+	for (int i = -MCP_WARMUP; i < MCP_ROUNDS && !err; i++) {
+		if (i == 0) {
+			events_drain();
+			prog_stats(prog_fd, &ns0, &c0);
+		}
+		for (int k = 0; k < 2 && !err; k++) {
+			int side = (i & 1) ^ k, env;
+			uint64_t lat;
+			size_t n;
+
+			snprintf(body, sizeof(body),
+				 "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/list\"}",
+				 ++id);
+			n = mcp_request(req, sizeof(req), body);
+			err = mcp_exchange(c[side], req, n, &r, &lat);
+			if (err)
+				break;
+			env = list_check(&r, id, &ntools[side]);
+			if (env < 0 || env != !side) {
+				fprintf(stderr,
+					"bench/kernel: tools/list on the %s connection %s get-env\n",
+					side ? "attached" : "other",
+					env ? "lists" : "does not list");
+				err = -EPROTO;
+			}
+			if (i >= 0)
+				out->lat[side][i] = lat;
+			out->req_len = n;
+			out->resp_len = r.len;
+		}
+	}
+	if (!err && ntools[0] != ntools[1] + 1) {
+		fprintf(stderr, "bench/kernel: tools/list: %zu tools, %zu attached\n", ntools[0],
+			ntools[1]);
+		err = -EPROTO;
+	}
+	if (!err) {
+		prog_stats(prog_fd, &out->bpf_ns, &out->bpf_cnt);
+		out->bpf_ns -= ns0;
+		out->bpf_cnt -= c0;
+	}
+	return err;
+}
+
 /* The MCP part: one session, a connection attached and one taken out of tcp_socks. */
 static int mcp_bench(struct tcp_bpf *skel, int prog_fd)
 {
@@ -1241,6 +1318,14 @@ static int mcp_bench(struct tcp_bpf *skel, int prog_fd)
 				   "the program did not run on every attached call" :
 				   NULL);
 	}
+	/* tools/list: the answer walked and get-env taken out (no target: reported) */
+	err = mcp_list_rounds(c, prog_fd, &run);
+	if (err)
+		goto out_close;
+	printf("  tools/list, answer %zu B (SSE body), get-env taken out on the attached "
+	       "connection; BPF %.0f ns a list, request and answer (%.2f runs)\n",
+	       run.resp_len, (double)run.bpf_ns / MCP_ROUNDS, (double)run.bpf_cnt / MCP_ROUNDS);
+	print_rtt(run.lat[0], run.lat[1], MCP_ROUNDS);
 out_close:
 	conn_close(c[0]);
 	conn_close(c[1]);
