@@ -16,4 +16,12 @@ size_t text__utf8_seq(const unsigned char *s, size_t n);
 
 void text__utf8_clean(const char *s, size_t max, char *out, bool ctl);
 
+/*
+ * The n bytes at s as a UTF-8 decoder of the WHATWG Encoding standard reads them (Node's
+ * Buffer.toString, TextDecoder): each maximal part of an ill-formed sequence becomes one U+FFFD.
+ * A new buffer (*out_len bytes, NUL-terminated) when some bytes were ill-formed; NULL when s
+ * is well-formed UTF-8 already (or memory ran out: *out_len is then 0).
+ */
+char *text__utf8_repair(const char *s, size_t n, size_t *out_len);
+
 #endif

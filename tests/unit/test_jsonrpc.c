@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "jsonrpc.h"
+#include "text.h"
 
 /* Feed stream in pieces of step bytes; collect whole lines joined by '|'. */
 static void frame(const char *stream, size_t len, size_t step, char *out, size_t outsz)
@@ -393,6 +394,48 @@ static void test_builders(void **state)
 	assert_false(jsonrpc__blank(" x", 2));
 }
 
+/*
+ * A server line that is not UTF-8 is judged as the client's decoder reads it: each maximal
+ * ill-formed part one U+FFFD (the Unicode standard's example, section 3.9, and the WHATWG
+ * decoder's), well-formed text left alone.
+ */
+static void test_utf8_repair(void **state)
+{
+	static const char std_in[] = "\x61\xf1\x80\x80\xe1\x80\xc2\x62\x80\x63\x80\xbf\x64";
+	static const char std_out[] = "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+				      "b\xef\xbf\xbd"
+				      "c\xef\xbf\xbd\xef\xbf\xbd"
+				      "d";
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "caf\xe9", "caf\xef\xbf\xbd" },
+		{ "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" }, /* a surrogate */
+		{ "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd" },		    /* overlong */
+		{ "\xf0\x9f\x98", "\xef\xbf\xbd" },			    /* cut short */
+		{ "\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "\xe0\x80", "\xef\xbf\xbd\xef\xbf\xbd" },
+	};
+	size_t n;
+	char *out;
+
+	out = text__utf8_repair(std_in, sizeof(std_in) - 1, &n);
+	assert_non_null(out);
+	assert_int_equal(n, sizeof(std_out) - 1);
+	assert_memory_equal(out, std_out, n);
+	free(out);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		out = text__utf8_repair(cases[i].in, strlen(cases[i].in), &n);
+		assert_non_null(out);
+		assert_string_equal(out, cases[i].out);
+		assert_int_equal(n, strlen(cases[i].out));
+		free(out);
+	}
+	/* well-formed: nothing to repair */
+	assert_null(text__utf8_repair("caf\xc3\xa9 \xf0\x9f\x98\x80", 10, &n));
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +443,7 @@ int main(void)
 		cmocka_unit_test(test_reader_fill_pipe),  cmocka_unit_test(test_parse_table),
 		cmocka_unit_test(test_duplicate_keys),	  cmocka_unit_test(test_folded_keys),
 		cmocka_unit_test(test_builders),	  cmocka_unit_test(test_plain_kind),
+		cmocka_unit_test(test_utf8_repair),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
