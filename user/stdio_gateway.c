@@ -27,6 +27,7 @@
 #include "policy.h"
 #include "server_proc.h"
 #include "stdio_gateway.h"
+#include "text.h"
 #include "wbuf.h"
 
 #define HIGH_WATER (8u << 20) /* stop reading a side while this much waits to be written */
@@ -897,6 +898,66 @@ static bool server_plain(struct gw *g, const char *line, size_t len)
 	       (g->server_info || !memmem(line, len, "serverInfo", 10));
 }
 
+static void server_line(struct gw *g, const char *line, size_t len);
+
+/*
+ * Could this line, which jansson did not parse, be a list of tools to a client's parser? It is
+ * JSON-like (an object or an array) and holds "tools", or an escape of one of its letters
+ * (\u0074, \u006f, \u006c, \u0073): a key that reads "tools" has one or the other.
+ */
+static bool may_list_tools(const char *line, size_t len)
+{
+	const char *p = line, *end = line + len;
+	size_t i = 0;
+
+	while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+		i++;
+	if (i == len || (line[i] != '{' && line[i] != '['))
+		return false;
+	if (memmem(line, len, "tools", 5))
+		return true;
+	while ((p = memmem(p, end - p, "\\u00", 4)) && end - p >= 6) {
+		char hex[3] = { p[4], p[5], 0 };
+		unsigned long c = strtoul(hex, NULL, 16);
+
+		if (c == 't' || c == 'o' || c == 'l' || c == 's')
+			return true;
+		p += 4;
+	}
+	return false;
+}
+
+/*
+ * A server line jansson does not parse (err). Bytes that are not UTF-8: the client's decoder
+ * (Node's, WHATWG) reads each ill-formed part as U+FFFD, so the line is judged as it will read
+ * it, and passed on so. Otherwise, a line that could list tools is withheld (its tools could not
+ * be filtered; the client is told with an error of id null), and any other passes as it is.
+ */
+static void server_unread(struct gw *g, const char *line, size_t len, const char *err)
+{
+	size_t rlen;
+	char *fixed = text__utf8_repair(line, len, &rlen);
+
+	if (fixed) {
+		server_line(g, fixed, rlen);
+		free(fixed);
+		return;
+	}
+	if (may_list_tools(line, len)) {
+		if (g->server_warnings++ < MAX_SERVER_WARNINGS)
+			log_err("server sent a line that could list tools and cannot be read "
+				"(%zu bytes, withheld: its tools cannot be filtered): %s",
+				len, err);
+		to_client_json(g,
+			       jsonrpc__error(NULL, JSONRPC_INTERNAL_ERROR,
+					      "mcpfence: withheld a server message that could not "
+					      "be read"));
+		return;
+	}
+	server_warn(g, err, len);
+	to_client_raw(g, line, len, true);
+}
+
 static void server_line(struct gw *g, const char *line, size_t len)
 {
 	struct jr_msg m;
@@ -907,8 +968,7 @@ static void server_line(struct gw *g, const char *line, size_t len)
 		return;
 	}
 	if (jsonrpc__parse(line, len, 0, &m)) {
-		server_warn(g, m.err, len);
-		to_client_raw(g, line, len, true);
+		server_unread(g, line, len, m.err);
 		return;
 	}
 	if (m.kind == JR_RESPONSE) {

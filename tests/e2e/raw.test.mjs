@@ -11,6 +11,7 @@ import { missing, rawRun, tmp, writePolicy, readAudit, sleep, until, EVERYTHING,
 
 const skip = missing();
 const FIXTURE = join(ROOT, 'tests/e2e/fixtures/server.mjs');
+const { BAD_UTF8 } = await import(join(ROOT, 'tests/e2e/fixtures/bad_utf8.mjs'));
 const dir = skip ? null : tmp();
 const policy = skip ? null : writePolicy(dir, { version: '1', default: 'deny',
 	tools: { alpha: {}, gamma: {}, echo: {}, 'trigger-long-running-operation': {},
@@ -252,6 +253,28 @@ describe('transport', { skip: skip ?? false }, () => {
 		assert.ok(r.out.some((m) => m.unparsed === 'hello, this line is not JSON-RPC'));
 		await r.end();
 		assert.match(r.stderr(), /not JSON-RPC/);
+	});
+
+	test('a list with bytes that are not UTF-8 is filtered as the client reads it; one that cannot be read is withheld',
+	     async () => {
+		const r = fixture();
+		await r.init();
+		r.line({ jsonrpc: '2.0', id: 'u1', method: 'tools/list', params: { cursor: 'bad-utf8' } });
+		const p = await r.byId('u1');
+		assert.deepEqual(p.result.tools.map((t) => t.name), ['alpha']);
+		// as Node's own decoder reads the server's bytes
+		assert.equal(p.result.tools[0].description, Buffer.from(BAD_UTF8).toString('utf8'));
+		r.line({ jsonrpc: '2.0', id: 'u2', method: 'tools/list', params: { cursor: 'surrogate' } });
+		await r.wait((m) => m.id === null && /withheld/.test(m.error?.message ?? ''));
+		r.line({ jsonrpc: '2.0', id: 'u3', method: 'tools/list', params: { cursor: 'escaped-key' } });
+		await until(() => r.out.filter((m) => m.id === null && /withheld/.test(m.error?.message ?? ''))
+			.length === 2);
+		r.call('after', 'alpha');
+		assert.equal((await r.byId('after')).result.content[0].text, 'called alpha {}');
+		assert.equal(r.out.find((m) => m.id === 'u2' || m.id === 'u3'), undefined);
+		assert.ok(!r.rawOut().includes('secret_b'), 'a hidden tool reached the client');
+		await r.end();
+		assert.match(r.stderr(), /could list tools and cannot be read/);
 	});
 
 	test('notifications/cancelled reaches the server: no answer for the cancelled call', async () => {
