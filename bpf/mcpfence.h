@@ -250,10 +250,10 @@ enum mcpf_tcp_counter {
 	MCPF_CNT_STDIO_BYTES = 8,      /* stdio: bytes read of the clients' writes */
 	MCPF_CNT_STDIO_VALUES = 9,     /* stdio: JSON values (messages) judged */
 	MCPF_CNT_STDIO_BROKEN = 10,    /* stdio: lines made unreadable (a denial that could not be
-				     * rewritten, or bytes not read with certainty) */
+					* rewritten, or bytes not read with certainty) */
 	MCPF_CNT_PIPE_KILLS = 11,      /* stdio on pipes: servers killed before a denied call */
 	MCPF_CNT_UNWATCHED = 12,       /* sockets of watched connections tcp_socks had no room for:
-				     * their packets are dropped (handle_egress) */
+					* their packets are dropped (handle_egress) */
 	MCPF_CNT_LIST_HIDDEN = 13,     /* tools taken out of tools/list answers (tcp_list) */
 	MCPF_CNT_LIST_UNFILTERED = 14, /* tools/list answers that passed as they were: too large,
 					* not whole in one send, or not read with certainty */
@@ -347,7 +347,7 @@ struct mcpf_conn {
 	__u32 npending;
 	struct mcpf_pending pending[MCPF_TCP_PENDING];
 	__u32 next_pending;
-	__u32 list; /* tools/list requests not yet answered: the server's sends are walked (tcp_list) */
+	__u32 list; /* tools/list requests unanswered: the server's sends are walked (tcp_list) */
 };
 
 enum mcpf_event_flags {

@@ -128,8 +128,8 @@ int handle_sk_msg_list(struct sk_msg_md *msg);
 
 /*
  * The client's stages and the list stage are set here (libbpf fills the array at load); the
- * server's is set by userspace (kernel_load.c), which loads one of its two builds: the bpf_loop search or the
- * bpf_strnstr one.
+ * server's is set by userspace (kernel_load.c), which loads one of its two builds: the bpf_loop
+ * search or the bpf_strnstr one.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);

@@ -99,6 +99,8 @@ static __always_inline int open_at(struct list_walk *lw, __u32 pos, __u8 c)
 		lw->name_flags = LT_NONAME;
 	} else if (c == '{' && d == lw->base && lw->key == LK_RESULT) {
 		lw->result = d + 1;
+		lw->ttl_start = 0;
+		lw->ttl_end = 0;
 	} else if (c == '[' && lw->result && d == lw->result && lw->key == LK_TOOLS) {
 		lw->tools = d + 1;
 		lw->first = 1;
@@ -136,19 +138,21 @@ static __always_inline int close_at(struct list_walk *lw, __u32 pos, __u8 c)
 	}
 	if (d == lw->tools)
 		lw->tools = 0;
-	if (d == lw->result)
+	if (d == lw->result) {
+		/* its ttlMs, if some tool is taken out (a result with none only caches less) */
+		if (lw->ttl_end && lw->nttl < MCPF_LIST_MAX_TTL) {
+			lw->ttl_s[lw->nttl & (MCPF_LIST_MAX_TTL - 1)] = lw->ttl_start;
+			lw->ttl_e[lw->nttl & (MCPF_LIST_MAX_TTL - 1)] = lw->ttl_end;
+			lw->nttl++;
+		}
 		lw->result = 0;
+	}
 	lw->depth = d - 1;
 	lw->expect_key = 0;
 	lw->key = LK_OTHER;
 	if (d == 1 && lw->seen_tools) { /* a whole answer */
 		lw->ntools_done = lw->ntools;
 		lw->answers++;
-		if (lw->ttl_end && lw->nttl < MCPF_LIST_MAX_TTL) {
-			lw->ttl_s[lw->nttl & (MCPF_LIST_MAX_TTL - 1)] = lw->ttl_start;
-			lw->ttl_e[lw->nttl & (MCPF_LIST_MAX_TTL - 1)] = lw->ttl_end;
-			lw->nttl++;
-		}
 	}
 	return 0;
 }
@@ -242,8 +246,6 @@ static long list_step(__u64 i, void *arg)
 		lw->result = 0;
 		lw->tools = 0;
 		lw->seen_tools = 0;
-		lw->ttl_start = 0;
-		lw->ttl_end = 0;
 		lw->key = LK_OTHER;
 		if (open_at(lw, pos, c))
 			walk_bad(lw);

@@ -49,7 +49,7 @@ struct decision {
  * of that answer (objects of result.tools), to be kept or taken out.
  */
 #define MCPF_LIST_MAX_TOOLS 128 /* tools of one send; past that it passes unfiltered */
-#define MCPF_LIST_MAX_TTL 4	/* answers of one send whose ttlMs can become 0 */
+#define MCPF_LIST_MAX_TTL 4	/* results of one send whose ttlMs can become 0 */
 enum list_key {
 	LK_OTHER = 0,
 	LK_RESULT,
@@ -80,9 +80,9 @@ struct list_walk {
 	__u32 seen_tools; /* the value being walked has result.tools: an answer */
 	__u32 answers;	  /* whole answers walked */
 	__u32 el_start, name_off, name_len, name_flags;
-	__u32 ttl_start, ttl_end; /* the result's ttlMs number, in the value being walked */
+	__u32 ttl_start, ttl_end; /* the ttlMs number of the result being walked */
 	__u32 nttl;
-	__u32 ttl_s[MCPF_LIST_MAX_TTL], ttl_e[MCPF_LIST_MAX_TTL]; /* ... of whole answers */
+	__u32 ttl_s[MCPF_LIST_MAX_TTL], ttl_e[MCPF_LIST_MAX_TTL]; /* ... of the results walked */
 	__u32 ntools;	      /* tools recorded, of the value being walked too */
 	__u32 ntools_done;    /* tools of whole values */
 	__u32 unfiltered;     /* a value with tools could not be read: it passes as it is */

@@ -5,25 +5,39 @@
 #include <string.h>
 #include "text.h"
 
+/*
+ * A lead byte c of a multi-byte sequence: the continuation bytes it needs, and the range its
+ * first one must be in (narrower after E0, ED, F0, F4: no overlong form, surrogate or value past
+ * U+10FFFF). False for a byte that leads no sequence.
+ */
+static bool utf8_lead(unsigned char c, unsigned *need, unsigned *lo, unsigned *hi)
+{
+	*lo = 0x80;
+	*hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf) {
+		*need = 1;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		*need = 2;
+		*lo = c == 0xe0 ? 0xa0 : *lo;
+		*hi = c == 0xed ? 0x9f : *hi;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		*need = 3;
+		*lo = c == 0xf0 ? 0x90 : *lo;
+		*hi = c == 0xf4 ? 0x8f : *hi;
+	} else {
+		return false;
+	}
+	return true;
+}
+
 size_t text__utf8_seq(const unsigned char *s, size_t n)
 {
-	unsigned lo = 0x80, hi = 0xbf, need;
+	unsigned lo, hi, need;
 
 	if (s[0] < 0x80)
 		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		need = 1;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		need = 2;
-		lo = s[0] == 0xe0 ? 0xa0 : lo;
-		hi = s[0] == 0xed ? 0x9f : hi;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		need = 3;
-		lo = s[0] == 0xf0 ? 0x90 : lo;
-		hi = s[0] == 0xf4 ? 0x8f : hi;
-	} else {
+	if (!utf8_lead(s[0], &need, &lo, &hi))
 		return 0;
-	}
 	if (n <= need || s[1] < lo || s[1] > hi)
 		return 0;
 	for (unsigned i = 2; i <= need; i++)
@@ -67,22 +81,11 @@ void text__utf8_clean(const char *s, size_t max, char *out, bool ctl)
  */
 static size_t utf8_bad_len(const unsigned char *s, size_t n)
 {
-	unsigned lo = 0x80, hi = 0xbf, need;
+	unsigned lo, hi, need;
 	size_t k;
 
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		need = 1;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		need = 2;
-		lo = s[0] == 0xe0 ? 0xa0 : lo;
-		hi = s[0] == 0xed ? 0x9f : hi;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		need = 3;
-		lo = s[0] == 0xf0 ? 0x90 : lo;
-		hi = s[0] == 0xf4 ? 0x8f : hi;
-	} else {
+	if (!utf8_lead(s[0], &need, &lo, &hi))
 		return 1;
-	}
 	for (k = 1; k < n && k <= need; k++) {
 		if (s[k] < (k == 1 ? lo : 0x80) || s[k] > (k == 1 ? hi : 0xbf))
 			break;

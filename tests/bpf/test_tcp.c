@@ -707,8 +707,11 @@ static void test_list_filtered(void **state)
 	list_case(LF_JSON, T("echo") ",\n" T("get-env"), NULL, NULL, 0, true);
 }
 
-/* The names in the tools of the JSON answer body that starts at b (its first '{'). */
-static void list_names_are(const char *b, const char *want)
+/*
+ * The names in the tools of the JSON answer body that starts at b (its first '{'), and its
+ * ttlMs (-1: none).
+ */
+static void list_names_are(const char *b, const char *want, json_int_t ttl)
 {
 	json_error_t e;
 	json_t *j = json_loadb(b, strlen(b), JSON_DISABLE_EOF_CHECK, &e), *t;
@@ -721,6 +724,8 @@ static void list_names_are(const char *b, const char *want)
 		strcat(names, json_string_value(json_object_get(t, "name")));
 	}
 	assert_string_equal(names, want);
+	t = json_object_get(json_object_get(j, "result"), "ttlMs");
+	assert_int_equal(t ? json_integer_value(t) : -1, ttl);
 	json_decref(j);
 }
 
@@ -743,12 +748,13 @@ static void test_list_answers_in_order(void **state)
 	n = request(req, sizeof(req), list_req, NULL);
 	memcpy(req + n, req, n);
 	expect_passes(&p, req, 2 * n);
-	a1 = list_answer(ans, sizeof(ans), LF_JSON, tools, NULL, body, sizeof(body));
-	an = a1 + list_answer(ans + a1, sizeof(ans) - a1, LF_JSON, tools, NULL, body, sizeof(body));
+	/* each answer's own ttlMs becomes 0 */
+	a1 = list_answer(ans, sizeof(ans), LF_JSON, tools, "60000", body, sizeof(body));
+	an = a1 + list_answer(ans + a1, sizeof(ans) - a1, LF_JSON, tools, "7", body, sizeof(body));
 	send_once(p.sfd, ans, an);
 	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an);
-	list_names_are(strstr(got, "\r\n\r\n") + 4, "echo");
-	list_names_are(strstr(got + a1, "\r\n\r\n") + 4, "echo");
+	list_names_are(strstr(got, "\r\n\r\n") + 4, "echo", 0);
+	list_names_are(strstr(got + a1, "\r\n\r\n") + 4, "echo", 0);
 
 	/* a call, then a list: the call's answer first */
 	unf0 = counter_get(MCPF_CNT_LIST_UNFILTERED);
@@ -762,8 +768,41 @@ static void test_list_answers_in_order(void **state)
 	an = list_answer(ans, sizeof(ans), LF_JSON, tools, NULL, body, sizeof(body));
 	send_once(p.sfd, ans, an);
 	assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an);
-	list_names_are(strstr(got, "\r\n\r\n") + 4, "echo");
+	list_names_are(strstr(got, "\r\n\r\n") + 4, "echo", -1);
 	assert_int_equal(counter_get(MCPF_CNT_LIST_UNFILTERED), unf0);
+
+	/* a batch of two lists (2025-03-26), answered as one array: each result filtered */
+	{
+		static const char breq[] =
+			"[{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\"},"
+			"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\"}]";
+		static const char bbody[] =
+			"[{\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{\"tools\":[" T("get-env") "," T(
+				"echo") "],\"ttlMs\":60000}},{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":"
+					"{\"ttlMs\":7,\"tools\":[" T("echo") "," T(
+						"secret_a") "]}}]";
+		json_t *arr, *e;
+		json_error_t je;
+		size_t k;
+
+		n = request(req, sizeof(req), breq, NULL);
+		expect_passes(&p, req, n);
+		an = (size_t)snprintf(ans, sizeof(ans),
+				      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				      "Content-Length: %zu\r\n\r\n%s",
+				      strlen(bbody), bbody);
+		send_once(p.sfd, ans, an);
+		assert_int_equal(recv_for(p.cfd, got, sizeof(got), 300), an);
+		arr = json_loads(strstr(got, "\r\n\r\n") + 4, 0, &je);
+		assert_int_equal(json_array_size(arr), 2);
+		json_array_foreach(arr, k, e) {
+			char *one = json_dumps(e, 0);
+
+			list_names_are(one, "echo", 0);
+			free(one);
+		}
+		json_decref(arr);
+	}
 
 	/* split over two sends: as the server wrote it */
 	n = request(req, sizeof(req), list_req, NULL);
