@@ -21,14 +21,17 @@ const why = missing() ?? (process.getuid() !== 0 ? 'needs root (to run as other 
 	(spawnSync('setpriv', ['--version']).status !== 0 ? 'needs setpriv (util-linux)' : null);
 const skip = why ?? false;
 
-// A directory every uid can read, with a copy of the fixture server (the clone may be 0700).
+// A directory every uid can read, with a copy of the fixture server and the module it imports
+// (the clone may be 0700).
 let shared = null;
 function sharedDir() {
 	if (shared) return shared;
 	const dir = mkdtempSync(join(tmpdir(), 'mcpfence-approvers-'));
 	chmodSync(dir, 0o755);
-	copyFileSync(join(ROOT, 'tests/e2e/fixtures/server.mjs'), join(dir, 'server.mjs'));
-	chmodSync(join(dir, 'server.mjs'), 0o644);
+	for (const f of ['server.mjs', 'bad_utf8.mjs']) {
+		copyFileSync(join(ROOT, 'tests/e2e/fixtures', f), join(dir, f));
+		chmodSync(join(dir, f), 0o644);
+	}
 	shared = { dir, server: join(dir, 'server.mjs'), n: 0 };
 	return shared;
 }
