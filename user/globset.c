@@ -55,6 +55,11 @@ struct glob_pat {
 	uint32_t plen;	 /* literal prefix; the whole pattern when it has no wildcard */
 	uint32_t slen;	 /* literal suffix; 0 when the pattern has no wildcard */
 	uint32_t minlen; /* bytes of the shortest name it can match: all but its '*' */
+	/*
+	 * 1 when its prefix and suffix decide: no wildcard (a name of its length), or only '*'
+	 * between them (a name long enough); 0 when the matcher must read the middle
+	 */
+	uint32_t plain;
 };
 
 enum glob_kind {
@@ -206,6 +211,7 @@ static enum glob_kind pat__init(struct glob_pat *gp, const char *pat)
 	gp->slen = (uint32_t)slen;
 	/* a literal byte takes one byte of the name, a '?' one character: one byte or more */
 	gp->minlen = (uint32_t)(len - stars);
+	gp->plain = plen == len || plen + slen + stars == len;
 	if (len && plen == len)
 		return KEY_EXACT;
 	return plen ? KEY_PREFIX : slen ? KEY_SUFFIX : KEY_ANY;
@@ -360,13 +366,51 @@ void globset__free(struct globset *g)
 	free(g);
 }
 
+/*
+ * memcmp(a, b, n) == 0 for the few bytes of a name, in 8-byte loads (the last one
+ * overlapping): a call into libc per prefix and suffix cost more than the compare.
+ */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+	uint64_t x, y;
+	uint32_t u, v;
+
+	if (n >= 8) {
+		for (size_t j = 0; j + 8 < n; j += 8) {
+			memcpy(&x, a + j, 8);
+			memcpy(&y, b + j, 8);
+			if (x != y)
+				return false;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y;
+	}
+	if (n >= 4) {
+		memcpy(&u, a, 4);
+		memcpy(&v, b, 4);
+		if (u != v)
+			return false;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, b + n - 4, 4);
+		return u == v;
+	}
+	for (size_t j = 0; j < n; j++)
+		if (a[j] != b[j])
+			return false;
+	return true;
+}
+
 static bool glob_try(const struct globset *g, uint32_t i, const char *name, size_t len)
 {
 	const struct glob_pat *gp = &g->pats[i];
 
-	if (len < gp->minlen || memcmp(gp->pat, name, gp->plen) ||
-	    memcmp(gp->pat + gp->len - gp->slen, name + len - gp->slen, gp->slen))
+	if (len < gp->minlen || !same_bytes(gp->pat, name, gp->plen) ||
+	    !same_bytes(gp->pat + gp->len - gp->slen, name + len - gp->slen, gp->slen))
 		return false;
+	/* a name of a wildcard-free pattern's length, or only '*' between prefix and suffix */
+	if (gp->plain)
+		return gp->plen < gp->len || len == gp->len;
 	/* the prefix matched byte for byte: the matcher goes on from there as it would have */
 	return policy__glob_match(gp->pat + gp->plen, name + gp->plen);
 }
@@ -396,26 +440,34 @@ long globset__first(const struct globset *g, const char *name, size_t len)
 {
 	const struct glob_table *exact = &g->tables[KEY_EXACT], *pre = &g->tables[KEY_PREFIX],
 				*suf = &g->tables[KEY_SUFFIX];
+	uint64_t words = HASH_SEED, h, pre_hash[32];
 	const struct glob_key *key;
-	size_t best = SIZE_MAX, j;
-	uint64_t words, h;
+	size_t best = SIZE_MAX, j = 0, npre = 0;
 
-	if (exact->nkeys && (key = table__find(exact, hash_bytes(name, len, false), len)))
-		key_try(g, key, name, len, &best);
-	if (best < g->first_glob)
-		return (long)best;
-	/* words: the hash of the name's first (last) j bytes, whole words only */
-	words = HASH_SEED;
-	j = 0;
-	for (size_t k = 0; k < pre->nlens && pre->lens[k] <= len; k++) {
+	/*
+	 * One pass over the name's words from its start: the hash of each prefix a key has (lens
+	 * are distinct powers of two: at most 32), then of the whole name.
+	 */
+	for (size_t k = 0; k < pre->nlens && pre->lens[k] <= len && npre < 32; k++) {
 		size_t l = pre->lens[k];
 
 		for (; j + 8 <= l; j += 8)
 			words = hash__word(words, load_word(name + j, 8));
 		h = l > j ? hash__word(words, load_word(name + j, l - j)) : words;
-		if ((key = table__find(pre, hash__end(h, l), l)))
-			key_try(g, key, name, len, &best);
+		pre_hash[npre++] = hash__end(h, l);
 	}
+	if (exact->nkeys) {
+		for (; j + 8 <= len; j += 8)
+			words = hash__word(words, load_word(name + j, 8));
+		h = len > j ? hash__word(words, load_word(name + j, len - j)) : words;
+		if ((key = table__find(exact, hash__end(h, len), len)))
+			key_try(g, key, name, len, &best);
+		if (best < g->first_glob)
+			return (long)best;
+	}
+	for (size_t k = 0; k < npre; k++)
+		if ((key = table__find(pre, pre_hash[k], pre->lens[k])))
+			key_try(g, key, name, len, &best);
 	words = HASH_SEED;
 	j = 0;
 	for (size_t k = 0; k < suf->nlens && suf->lens[k] <= len; k++) {
