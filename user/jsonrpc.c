@@ -183,29 +183,40 @@ bool jsonrpc__key_folds_to(const char *key, size_t klen, const char *target, siz
 }
 
 /* The keys of a message object, or of its params, that must be read as written. */
-static const char *const msg_keys[] = {
-	"jsonrpc", "id", "method", "params", "result", "error", NULL
+struct fold_key {
+	const char *name;
+	size_t len;
 };
-static const char *const params_keys[] = { "name", "arguments", NULL };
+#define FOLD_KEY(s)              \
+	{                        \
+		s, sizeof(s) - 1 \
+	}
+static const struct fold_key msg_keys[] = { FOLD_KEY("jsonrpc"), FOLD_KEY("id"),
+					    FOLD_KEY("method"),	 FOLD_KEY("params"),
+					    FOLD_KEY("result"),	 FOLD_KEY("error"),
+					    { NULL, 0 } };
+static const struct fold_key params_keys[] = { FOLD_KEY("name"),
+					       FOLD_KEY("arguments"),
+					       { NULL, 0 } };
 
 /* A key of obj that folds to one of keys[] without being it: its name in err, -EINVAL. */
-static int check_folded(const json_t *obj, const char *const *keys, const char *where, char *err,
-			size_t errlen)
+static int check_folded(const json_t *obj, const struct fold_key *keys, const char *where,
+			char *err, size_t errlen)
 {
 	const char *key;
+	size_t klen;
 	json_t *v;
 
-	json_object_foreach((json_t *)obj, key, v) {
-		size_t klen = strlen(key);
-
-		for (size_t i = 0; keys[i]; i++) {
-			if (!jsonrpc__key_folds_to(key, klen, keys[i], strlen(keys[i])))
+	json_object_keylen_foreach((json_t *)obj, key, klen, v)
+	{
+		for (size_t i = 0; keys[i].name; i++) {
+			if (!jsonrpc__key_folds_to(key, klen, keys[i].name, keys[i].len))
 				continue;
 			snprintf(
 				err, errlen,
 				"%s key \"%.40s\" is \"%s\" to servers that match keys without regard "
 				"to case",
-				where, key, keys[i]);
+				where, key, keys[i].name);
 			return -EINVAL;
 		}
 	}
@@ -834,7 +845,21 @@ void jsonrpc__id_text(const json_t *id, char *buf, size_t size)
 {
 	size_t n;
 
-	/* an integer as jansson's dump writes it, without its dump */
+	/* an integer as jansson's dump writes it ("%" JSON_INTEGER_FORMAT), without its dump */
+	if (json_is_integer(id) && size >= 21) {
+		json_int_t v = json_integer_value(id);
+		unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+		char tmp[24], *p = tmp + sizeof(tmp);
+
+		do
+			*--p = (char)('0' + u % 10);
+		while (u /= 10);
+		if (v < 0)
+			*--p = '-';
+		memcpy(buf, p, tmp + sizeof(tmp) - p);
+		buf[tmp + sizeof(tmp) - p] = 0;
+		return;
+	}
 	if (json_is_integer(id)) {
 		snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
 		return;

@@ -282,6 +282,65 @@ static void test_as_jansson_writes(void **state)
 	json_decref(args);
 }
 
+/*
+ * Strings are written eight bytes at a time while no byte needs an escape: every byte that
+ * does, at every offset of a word, is escaped as jansson escapes it; fractions of a second keep
+ * their leading zeros.
+ */
+static void test_escapes_at_every_offset(void **state)
+{
+	const char *special[] = { "\"", "\\",	"\x01",	    "\x1f",	    " ", "!",
+				  "~",	"\x7f", "\xc3\xa9", "\xe2\x80\xae", "\n" };
+	struct audit_event ev = { .time_us = 1700000000000042ull,
+				  .plane = "stdio",
+				  .client_uid = (uid_t)-1,
+				  .decision = "allow" };
+	char path[128], server[64], *got = NULL;
+	size_t cap = 0, nlines = 0;
+	struct audit *a;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/escapes.jsonl", dir);
+	a = audit__open(path);
+	assert_non_null(a);
+	for (size_t k = 0; k < sizeof(special) / sizeof(special[0]); k++)
+		for (size_t at = 0; at < 20; at++) {
+			memset(server, 'a', sizeof(server));
+			memcpy(server + at, special[k], strlen(special[k]));
+			server[20 + strlen(special[k]) - 1] = 0;
+			ev.server = server;
+			assert_int_equal(audit__write(a, &ev), 0);
+			nlines++;
+		}
+	audit__close(a);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	for (size_t k = 0; k < sizeof(special) / sizeof(special[0]); k++)
+		for (size_t at = 0; at < 20; at++) {
+			json_t *str;
+			char *want;
+
+			memset(server, 'a', sizeof(server));
+			memcpy(server + at, special[k], strlen(special[k]));
+			server[20 + strlen(special[k]) - 1] = 0;
+			str = json_string(server);
+			assert_non_null(str);
+			want = json_dumps(str, JSON_ENCODE_ANY);
+			assert_true(getline(&got, &cap, f) > 0);
+			if (!strstr(got, want))
+				fail_msg("byte %zu of the name: %s does not hold %s", at, got,
+					 want);
+			assert_non_null(strstr(got, "\"time\":\"2023-11-14T22:13:20.000042Z\""));
+			free(want);
+			json_decref(str);
+			nlines--;
+		}
+	assert_int_equal(nlines, 0);
+	assert_int_equal(getline(&got, &cap, f), -1);
+	free(got);
+	fclose(f);
+}
+
 static void test_default_path(void **state)
 {
 	char buf[256];
@@ -306,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_buffered),
 		cmocka_unit_test(test_rotation),
 		cmocka_unit_test(test_as_jansson_writes),
+		cmocka_unit_test(test_escapes_at_every_offset),
 		cmocka_unit_test(test_default_path),
 	};
 
