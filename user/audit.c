@@ -324,36 +324,15 @@ static void put_escaped(struct audit *a, const char *s, size_t n)
 	put(a, "\"", 1);
 }
 
-/*
- * The length of the start of v[0..n) that needs no escape and no cleaning: printable ASCII
- * without '"' or '\\', eight bytes at a time (most of a line's strings are all of it).
- */
-static size_t plain_prefix(const char *v, size_t n)
-{
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	size_t i = 0;
-	uint64_t w;
-
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, v + i, 8);
-		/* a byte < 0x20, or equal to '"' or '\\', or >= 0x80 sets its high bit here */
-		if (((w - ones * 0x20) | ((w ^ ones * '"') - ones) | ((w ^ ones * '\\') - ones) |
-		     w) &
-		    high)
-			break;
-	}
-	while (i < n && (unsigned char)v[i] >= 0x20 && v[i] != '"' && v[i] != '\\' &&
-	       !(v[i] & 0x80))
-		i++;
-	return i;
-}
-
 /* v as a JSON string; bytes that are not UTF-8 (a path, a name from outside) as U+FFFD. */
 static void put_str(struct audit *a, const char *v)
 {
-	size_t n = strlen(v), i = plain_prefix(v, n);
+	size_t n = strlen(v), i = text__plain_words((const unsigned char *)v, n);
 	char *clean;
 
+	while (i < n && (unsigned char)v[i] >= 0x20 && !(v[i] & 0x80) && v[i] != '"' &&
+	       v[i] != '\\')
+		i++;
 	if (i == n) {
 		put(a, "\"", 1);
 		put(a, v, n);

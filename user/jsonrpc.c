@@ -199,7 +199,32 @@ static const struct fold_key params_keys[] = { FOLD_KEY("name"),
 					       FOLD_KEY("arguments"),
 					       { NULL, 0 } };
 
-/* A key of obj that folds to one of keys[] without being it: its name in err, -EINVAL. */
+/* jsonrpc__key_folds_to for an ASCII key and target of n bytes each: only A-Z fold. */
+static bool ascii_folds_to(const char *key, const char *target, size_t n)
+{
+	bool differ = false;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char a = key[i], b = target[i];
+
+		if (a == b)
+			continue;
+		if (a >= 'A' && a <= 'Z')
+			a += 'a' - 'A';
+		if (b >= 'A' && b <= 'Z')
+			b += 'a' - 'A';
+		if (a != b)
+			return false;
+		differ = true;
+	}
+	return differ;
+}
+
+/*
+ * A key of obj that folds to one of keys[] without being it: its name in err, -EINVAL. An
+ * ASCII key folds only to a target of its length (only a few non-ASCII characters fold to an
+ * ASCII letter): most keys are settled by their length.
+ */
 static int check_folded(const json_t *obj, const struct fold_key *keys, const char *where,
 			char *err, size_t errlen)
 {
@@ -209,8 +234,14 @@ static int check_folded(const json_t *obj, const struct fold_key *keys, const ch
 
 	json_object_keylen_foreach((json_t *)obj, key, klen, v)
 	{
+		bool ascii = true;
+
+		for (size_t i = 0; i < klen && ascii; i++)
+			ascii = !(key[i] & 0x80);
 		for (size_t i = 0; keys[i].name; i++) {
-			if (!jsonrpc__key_folds_to(key, klen, keys[i].name, keys[i].len))
+			if (ascii ? klen != keys[i].len ||
+					    !ascii_folds_to(key, keys[i].name, klen) :
+				    !jsonrpc__key_folds_to(key, klen, keys[i].name, keys[i].len))
 				continue;
 			snprintf(
 				err, errlen,
@@ -334,14 +365,25 @@ static void plain_ws(struct plain *s)
 }
 
 /* A string at s->p ('"'): false when not one the plain reading knows. */
+/* Bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
+static const bool plain_byte[256] = { [0x20 ... 0x21] = true,
+				      [0x23 ... 0x5b] = true,
+				      [0x5d ... 0x7f] = true };
+
 static bool plain_string(struct plain *s)
 {
 	const unsigned char *p = s->p + 1;
 
 	while (p < s->end) {
-		unsigned char c = *p;
+		unsigned char c;
 		size_t l;
 
+		p += text__plain_words(p, s->end - p);
+		while (p < s->end && plain_byte[*p])
+			p++;
+		if (p >= s->end)
+			break;
+		c = *p;
 		if (c == '"') {
 			s->p = p + 1;
 			return true;
@@ -615,8 +657,8 @@ static bool fast_string(struct fast *f, const char **out, size_t *n, char **own)
 static json_t *fast_object(struct fast *f, int depth)
 {
 	json_t *o = json_object(), *v;
+	size_t klen, size;
 	const char *key;
-	size_t klen;
 	char *own;
 
 	f->s.p++;
@@ -635,9 +677,13 @@ static json_t *fast_object(struct fast *f, int depth)
 			plain_ws(&f->s);
 			v = fast_value(f, depth + 1);
 		}
-		if (!v || (f->strict && json_object_getn(o, key, klen)) ||
-		    json_object_setn_new_nocheck(o, key, klen, v)) {
-			json_decref(v);
+		/*
+		 * a key set again replaces its value: strict, that is a duplicate. The set takes v,
+		 * also when it fails (no memory).
+		 */
+		size = json_object_size(o);
+		if (!v || json_object_setn_new_nocheck(o, key, klen, v) ||
+		    (f->strict && json_object_size(o) == size)) {
 			free(own);
 			goto out_fail;
 		}

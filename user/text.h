@@ -5,15 +5,39 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes left, n > 0), 0 when it is not one. */
+size_t text__utf8_seq(const unsigned char *s, size_t n);
+
+/*
+ * How many of the n bytes at s, from the start and in whole words of eight, are printable
+ * ASCII other than '"' and '\\': what a JSON string holds with no escape and no UTF-8 to
+ * check. In a word, a byte < 0x20, '"', '\\' or >= 0x80 sets its high bit in the test (a byte
+ * after one of them may too): the word with one is left to the caller, byte by byte.
+ */
+static inline size_t text__plain_words(const unsigned char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	size_t i = 0;
+	uint64_t w;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if (((w - ones * 0x20) | ((w ^ ones * '"') - ones) | ((w ^ ones * '\\') - ones) |
+		     w) &
+		    high)
+			break;
+	}
+	return i;
+}
 
 /*
  * s (at most max bytes, NUL-terminated or not) as valid UTF-8, into out (4 * max + 1 bytes):
  * each byte that is not part of a well-formed sequence as U+FFFD, and with ctl control
  * characters and backslashes as \xNN.
  */
-/* Length of the well-formed UTF-8 sequence at s (n bytes left, n > 0), 0 when it is not one. */
-size_t text__utf8_seq(const unsigned char *s, size_t n);
-
 void text__utf8_clean(const char *s, size_t max, char *out, bool ctl);
 
 /*

@@ -364,6 +364,40 @@ static void test_folded_keys(void **state)
 	assert_false(jsonrpc__key_folds_to("n\xc3\xa1me", 5, "name", 4));
 }
 
+/*
+ * Strings are read eight bytes at a time while no byte needs a look: every byte that does, at
+ * every offset of a word, reads as jansson reads it (the same value, or refused alike).
+ */
+static void test_string_bytes_at_every_offset(void **state)
+{
+	static const char *const special[] = { "\\\"", "\\\\", "\\n",  "\\u0041",  "\\x",
+					       "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x80\xae",
+					       "\xff", "\xc3", " ",    "~",	   "\"" };
+
+	for (size_t k = 0; k < sizeof(special) / sizeof(special[0]); k++)
+		for (size_t at = 0; at < 20; at++) {
+			char value[64], line[160];
+			json_t *want;
+			struct jr_msg m;
+			int rc;
+
+			memset(value, 'a', sizeof(value));
+			memcpy(value + at, special[k], strlen(special[k]));
+			value[20 + strlen(special[k])] = 0;
+			snprintf(line, sizeof(line),
+				 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\"}", value);
+			want = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+			rc = jsonrpc__parse(line, strlen(line), JR_STRICT, &m);
+			if (!want != (rc != 0))
+				fail_msg("byte %zu of %zu: %s by jansson, %s here: %s", at, k,
+					 want ? "read" : "refused", rc ? "refused" : "read", line);
+			if (want && !json_equal(want, m.root))
+				fail_msg("byte %zu of %zu: another value: %s", at, k, line);
+			json_decref(want);
+			jsonrpc__msg_free(&m);
+		}
+}
+
 static void test_builders(void **state)
 {
 	json_t *id = json_string("r1"), *e, *r;
@@ -439,10 +473,15 @@ static void test_utf8_repair(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_framing_any_split), cmocka_unit_test(test_framing_oversize),
-		cmocka_unit_test(test_reader_fill_pipe),  cmocka_unit_test(test_parse_table),
-		cmocka_unit_test(test_duplicate_keys),	  cmocka_unit_test(test_folded_keys),
-		cmocka_unit_test(test_builders),	  cmocka_unit_test(test_plain_kind),
+		cmocka_unit_test(test_framing_any_split),
+		cmocka_unit_test(test_framing_oversize),
+		cmocka_unit_test(test_reader_fill_pipe),
+		cmocka_unit_test(test_parse_table),
+		cmocka_unit_test(test_duplicate_keys),
+		cmocka_unit_test(test_folded_keys),
+		cmocka_unit_test(test_string_bytes_at_every_offset),
+		cmocka_unit_test(test_builders),
+		cmocka_unit_test(test_plain_kind),
 		cmocka_unit_test(test_utf8_repair),
 	};
 
