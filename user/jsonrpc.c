@@ -593,6 +593,206 @@ enum jr_kind jsonrpc__plain_kind(const char *line, size_t len)
 }
 
 /*
+ * The quick reading of a tools/call (jsonrpc__plain_call): values as the plain reading knows
+ * them, and objects that hold no key twice. A key with an escape is not compared (another
+ * spelling could be the same key): not sure.
+ */
+#define CALL_KEYS 32
+
+static bool unique_value(struct plain *s, int depth);
+
+static bool unique_members(struct plain *s, int depth, bool object)
+{
+	const unsigned char *keys[CALL_KEYS];
+	char close = object ? '}' : ']';
+	size_t lens[CALL_KEYS], n = 0;
+
+	s->p++;
+	plain_ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		return true;
+	}
+	for (;;) {
+		if (object) {
+			const unsigned char *key = s->p + 1;
+			size_t klen;
+
+			if (s->p >= s->end || *s->p != '"' || !plain_string(s) || n == CALL_KEYS)
+				return false;
+			klen = s->p - 1 - key;
+			if (memchr(key, '\\', klen))
+				return false;
+			for (size_t i = 0; i < n; i++)
+				if (lens[i] == klen && !memcmp(keys[i], key, klen))
+					return false;
+			keys[n] = key;
+			lens[n++] = klen;
+			plain_ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return false;
+			s->p++;
+			plain_ws(s);
+		}
+		if (!unique_value(s, depth + 1))
+			return false;
+		plain_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == close) {
+			s->p++;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+		plain_ws(s);
+	}
+}
+
+static bool unique_value(struct plain *s, int depth)
+{
+	enum plain_type t;
+
+	if (s->p >= s->end || depth > PLAIN_DEPTH)
+		return false;
+	if (*s->p == '{' || *s->p == '[')
+		return unique_members(s, depth, *s->p == '{');
+	return plain_value(s, depth, &t, NULL);
+}
+
+/* The key at s->p, read: its bytes (no escape) in *key, *klen; then past its ':'. */
+static bool call_key(struct plain *s, const unsigned char **key, size_t *klen)
+{
+	*key = s->p + 1;
+	if (s->p >= s->end || *s->p != '"' || !plain_string(s))
+		return false;
+	*klen = s->p - 1 - *key;
+	if (memchr(*key, '\\', *klen))
+		return false;
+	plain_ws(s);
+	if (s->p >= s->end || *s->p != ':')
+		return false;
+	s->p++;
+	plain_ws(s);
+	return true;
+}
+
+/*
+ * After a member: true at '}' (taken); false at ',' (taken, and the space after it) with *ok;
+ * *ok false otherwise.
+ */
+static bool call_next(struct plain *s, bool *ok)
+{
+	plain_ws(s);
+	*ok = s->p < s->end && (*s->p == '}' || *s->p == ',');
+	if (!*ok || *s->p++ == '}')
+		return *ok;
+	plain_ws(s);
+	return false;
+}
+
+static int key_index(const unsigned char *key, size_t klen, const char *const *names)
+{
+	for (int i = 0; names[i]; i++)
+		if (key_is(key, klen, names[i]))
+			return i;
+	return -1;
+}
+
+/* The literal value at s->p is these bytes exactly (a string with its quotes). */
+static bool literal(struct plain *s, const char *want)
+{
+	size_t n = strlen(want);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, want, n))
+		return false;
+	s->p += n;
+	return true;
+}
+
+static bool call_params(struct plain *s, struct jr_call_view *v)
+{
+	static const char *const names[] = { "name", "arguments", "_meta", NULL };
+	bool seen[3] = { false }, ok;
+
+	if (s->p >= s->end || *s->p != '{')
+		return false;
+	s->p++;
+	plain_ws(s);
+	do {
+		const unsigned char *key, *at;
+		size_t klen;
+		int i;
+
+		if (!call_key(s, &key, &klen) || (i = key_index(key, klen, names)) < 0 || seen[i])
+			return false;
+		seen[i] = true;
+		at = s->p;
+		if (i == 0) {
+			if (s->p >= s->end || *s->p != '"' || !plain_string(s) ||
+			    memchr(at + 1, '\\', s->p - at - 2))
+				return false;
+			v->tool = (const char *)at + 1;
+			v->tool_len = s->p - at - 2;
+		} else if (s->p >= s->end || *s->p != '{' || !unique_value(s, 2)) {
+			return false;
+		}
+	} while (!call_next(s, &ok) && ok);
+	return ok && seen[0];
+}
+
+bool jsonrpc__plain_call(const char *line, size_t len, struct jr_call_view *v)
+{
+	static const char *const names[] = { "jsonrpc", "id", "method", "params", NULL };
+	struct plain s = { (const unsigned char *)line, (const unsigned char *)line + len };
+	bool seen[4] = { false }, ok;
+	enum plain_type t;
+
+	/* a CR that ends the line is a CRLF's */
+	if (len > 1 && memchr(line, '\r', len - 1))
+		return false;
+	plain_ws(&s);
+	if (s.p >= s.end || *s.p != '{')
+		return false;
+	s.p++;
+	plain_ws(&s);
+	do {
+		const unsigned char *key, *at;
+		size_t klen;
+		int i;
+
+		if (!call_key(&s, &key, &klen) || (i = key_index(key, klen, names)) < 0 || seen[i])
+			return false;
+		seen[i] = true;
+		at = s.p;
+		switch (i) {
+		case 0:
+			if (!literal(&s, "\"2.0\""))
+				return false;
+			break;
+		case 1:
+			if (!plain_value(&s, 1, &t, NULL) ||
+			    (t != PT_INTEGER &&
+			     (t != PT_STRING || memchr(at + 1, '\\', s.p - at - 2))))
+				return false;
+			break;
+		case 2:
+			if (!literal(&s, "\"tools/call\""))
+				return false;
+			break;
+		default:
+			if (!call_params(&s, v))
+				return false;
+		}
+	} while (!call_next(&s, &ok) && ok);
+	if (!ok || !seen[0] || !seen[1] || !seen[2] || !seen[3])
+		return false;
+	plain_ws(&s);
+	return s.p == s.end;
+}
+
+/*
  * The fast load: the value jansson would build, for lines the plain reading knows (no \u
  * escape, integers of at most 15 characters, no real, depth 32), built without jansson's
  * lexer, which takes about 150 instructions a byte. NULL: not sure, or not JSON, or a

@@ -94,6 +94,22 @@ void jsonrpc__msg_free(struct jr_msg *m);
  */
 enum jr_kind jsonrpc__plain_kind(const char *line, size_t len);
 
+/* A tools/call as the plain reading sees it: its tool's name, bytes of the line as they are. */
+struct jr_call_view {
+	const char *tool;
+	size_t tool_len;
+};
+
+/*
+ * Is the line, for certain, a tools/call that jsonrpc__parse(JR_STRICT) reads as a request
+ * without refusing it, with this tool name? True only for what the plain reading knows and
+ * nothing that asks for a closer look: an object of "jsonrpc": "2.0", an integer or plain
+ * string "id", "method": "tools/call" and "params" of a plain "name", an object "arguments"
+ * and an object "_meta", each once and spelled so, no other key there, no key twice in any
+ * object (nor one with an escape), no CR but one that ends the line. False: not sure.
+ */
+bool jsonrpc__plain_call(const char *line, size_t len, struct jr_call_view *v);
+
 /*
  * Does key (klen bytes of UTF-8) equal target (tlen bytes) without regard to case, as servers
  * that match keys case-insensitively read it, while not being the same bytes? Folding: ASCII

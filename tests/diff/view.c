@@ -235,12 +235,27 @@ static void gw_msg(struct view *v, json_t *val, const char *raw, size_t len)
 	}
 }
 
+/*
+ * The quick reading of a tools/call took a line that the strict reading refuses, or reads as
+ * another call: the gateway would have let it through as judged. Stop the tier, loudly.
+ */
+static void disagree(const char *line, size_t len, const char *why)
+{
+	fprintf(stderr,
+		"view: the quick reading takes a line the strict one reads otherwise (%s): %.*s\n",
+		why, (int)(len > 300 ? 300 : len), line);
+	exit(3);
+}
+
 static void gateway(const struct bytes *in, struct view *v)
 {
+	struct jr_call_view cv;
 	struct jr_reader r;
 	enum jr_line kind;
 	const char *line;
+	json_t *name;
 	size_t len;
+	bool quick;
 
 	jsonrpc__reader_init(&r, 0);
 	jsonrpc__reader_feed(&r, in->p, in->len);
@@ -253,10 +268,19 @@ static void gateway(const struct bytes *in, struct view *v)
 		}
 		if (jsonrpc__blank(line, len))
 			continue;
+		/* quick_call() forwards what this takes before the strict reading: they must agree */
+		quick = jsonrpc__plain_call(line, len, &cv);
 		if (jsonrpc__parse(line, len, JR_STRICT, &m)) {
+			if (quick)
+				disagree(line, len, m.err);
 			refuse(v, m.err);
 			continue;
 		}
+		name = json_object_get(m.params, "name");
+		if (quick && (m.kind != JR_REQUEST || strcmp(m.method, "tools/call") ||
+			      json_string_length(name) != cv.tool_len ||
+			      memcmp(json_string_value(name), cv.tool, cv.tool_len)))
+			disagree(line, len, "another call");
 		gw_msg(v, m.root, line, len);
 		jsonrpc__msg_free(&m);
 	}

@@ -398,6 +398,134 @@ static void test_string_bytes_at_every_offset(void **state)
 		}
 }
 
+/* A line the quick reading takes must be read the same by the whole strict one. */
+static void assert_agrees(const char *line, size_t len, const struct jr_call_view *v)
+{
+	struct jr_msg m;
+
+	if (jsonrpc__parse(line, len, JR_STRICT, &m))
+		fail_msg("taken quickly, refused by the strict reading (%s): %.*s", m.err, (int)len,
+			 line);
+	if (m.kind != JR_REQUEST || strcmp(m.method, "tools/call"))
+		fail_msg("taken quickly, not a tools/call request: %.*s", (int)len, line);
+	if (!json_is_string(json_object_get(m.params, "name")) ||
+	    json_string_length(json_object_get(m.params, "name")) != v->tool_len ||
+	    memcmp(json_string_value(json_object_get(m.params, "name")), v->tool, v->tool_len))
+		fail_msg("taken quickly with another name: %.*s", (int)len, line);
+	jsonrpc__msg_free(&m);
+}
+
+/* jsonrpc__plain_call: what it takes, what it leaves to the whole reading. */
+static void test_plain_call(void **state)
+{
+	static const struct {
+		const char *line, *tool; /* tool NULL: not taken */
+	} cases[] = {
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"hi\"}}}",
+		  "echo" },
+		{ " { \"params\" : { \"arguments\" : { } , \"name\" : \"a b\" } , \"method\" : \"tools/call\" , \"id\" : \"x-1\" , \"jsonrpc\" : \"2.0\" } \r",
+		  "a b" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":-7,\"method\":\"tools/call\",\"params\":{\"name\":\"\xc3\xa9t\xc3\xa9\",\"_meta\":{\"io.modelcontextprotocol/clientInfo\":{\"name\":\"c\"}},\"arguments\":{\"a\":[1,2.5,true,null,{\"a\":1}],\"b\":\"\\n\\\"\"}}}",
+		  "\xc3\xa9t\xc3\xa9" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"e\"}}",
+		  "e" },
+		/* left to the whole reading */
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"name\":\"b\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"w\",\"arguments\":{\"path\":\"/ok\",\"path\":\"/etc/shadow\"}}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"w\",\"arguments\":{\"o\":[{\"p\":1,\"q\":{\"r\":1,\"r\":2}}]}}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"w\",\"arguments\":{\"p\":1,\"\\u0070\":2}}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"w\",\"arguments\":{\"p\\n\":1}}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"NAME\":\"b\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"METHOD\":\"ping\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"},\"param\xc5\xbf\":{}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"requestState\":\"s\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"},\"result\":{}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\r\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\\u0062\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\\\"b\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools\\/call\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0 \",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":\"a\\u0000\",\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\"}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"arguments\":{}}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"arguments\":[]}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"_meta\":\"m\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}} {}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}x" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"\xff\"}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"arguments\":{\"n\":1e5}}}" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"arguments\":{\"n\":1234567890123456789}}}" },
+		{ "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}]" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *line = cases[i].line;
+		struct jr_call_view v;
+		bool taken = jsonrpc__plain_call(line, strlen(line), &v);
+
+		if (taken != !!cases[i].tool)
+			fail_msg("case %zu: %s: %s", i, taken ? "taken" : "not taken", line);
+		if (!taken)
+			continue;
+		if (v.tool_len != strlen(cases[i].tool) ||
+		    memcmp(v.tool, cases[i].tool, v.tool_len))
+			fail_msg("case %zu: tool \"%.*s\"", i, (int)v.tool_len, v.tool);
+		assert_agrees(line, strlen(line), &v);
+	}
+}
+
+/*
+ * Lines a byte away from taken ones, each of 256 values at each offset, and two bytes away at
+ * random: whatever the quick reading takes, the strict one reads as the same call.
+ */
+static void test_plain_call_agrees(void **state)
+{
+	static const char *const seeds[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"tools/call\",\"params\":{\"name\":\"ab\",\"arguments\":{\"k\":[1,{\"x\":\"y\"}],\"l\":true}}}",
+		"{\"params\":{\"_meta\":{\"p\":\"2026\"},\"name\":\"\xc3\xa9\"},\"id\":\"i\",\"method\":\"tools/call\",\"jsonrpc\":\"2.0\"}",
+	};
+	unsigned seed = 12345;
+	size_t taken = 0;
+
+	for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+		size_t len = strlen(seeds[s]);
+		char line[256];
+
+		for (size_t at = 0; at < len; at++)
+			for (int c = 0; c < 256; c++) {
+				struct jr_call_view v;
+
+				memcpy(line, seeds[s], len);
+				line[at] = (char)c;
+				if (jsonrpc__plain_call(line, len, &v)) {
+					taken++;
+					assert_agrees(line, len, &v);
+				}
+			}
+		for (int r = 0; r < 100000; r++) {
+			struct jr_call_view v;
+
+			memcpy(line, seeds[s], len);
+			for (int k = 0; k < 2; k++) {
+				seed = seed * 1103515245 + 12345;
+				line[(seed >> 8) % len] = (char)(seed >> 20);
+			}
+			if (jsonrpc__plain_call(line, len, &v)) {
+				taken++;
+				assert_agrees(line, len, &v);
+			}
+		}
+	}
+	/* the seeds themselves and their harmless variants were taken */
+	assert_true(taken > 1000);
+}
+
 static void test_builders(void **state)
 {
 	json_t *id = json_string("r1"), *e, *r;
@@ -480,6 +608,8 @@ int main(void)
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_folded_keys),
 		cmocka_unit_test(test_string_bytes_at_every_offset),
+		cmocka_unit_test(test_plain_call),
+		cmocka_unit_test(test_plain_call_agrees),
 		cmocka_unit_test(test_builders),
 		cmocka_unit_test(test_plain_kind),
 		cmocka_unit_test(test_utf8_repair),
