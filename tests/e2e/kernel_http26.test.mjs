@@ -4,7 +4,7 @@
 // clients (the v2 SDK client pinned to 2026-07-28 and in its 2025 handshake, the v1 client),
 // neither changed, with `mcpfence attach --port` in between. Allowed calls answer as they do
 // unattached, a denial is an error the client reads as the call's answer, limits hold, lists
-// pass as they are (the kernel plane does not filter them), stats and audit count each
+// are filtered, approval is a ticket (`mcpfence approve --tool`), stats and audit count each
 // decision. Raw HTTP: Mcp-Method/Mcp-Name headers that disagree with the body, Mcp-Param-*
 // headers, requests without Mcp-Session-Id. Root only.
 import { test, before, after } from 'node:test';
@@ -54,6 +54,7 @@ const POLICY = {
 		'café': {},
 		'get-sum': { limits: [{ counter: 'sums', window: 'hour', max: 2 }] },
 		'get-env': { action: 'deny', reason: 'the environment is private' },
+		stamp: { action: 'approve' },
 	},
 };
 
@@ -137,7 +138,7 @@ const CASES = [
 ];
 
 for (const [v, mode, version, what] of CASES) {
-	test(`kernel TCP, v2 server: ${what}: allowed as direct, denial readable, limits, stats, audit`,
+	test(`kernel TCP, v2 server: ${what}: allowed as direct, denial readable, limits, approval by ticket, stats, audit`,
 		{ skip: skipReason || false }, async () => {
 			const name = `kh26-v${v}-${version ?? 'v1'}`;
 			// unattached: what the server answers, and get-env runs
@@ -151,6 +152,7 @@ for (const [v, mode, version, what] of CASES) {
 				sum: await d.call('get-sum', { a: 1, b: 2 }),
 				long: await d.client.readResource({ uri: LONG_URI }),
 				cafe: await d.call('café'),
+				stamp: await d.call('stamp'),
 			};
 			assert.ok(text(await d.call('get-env')).includes(CANARY), 'get-env runs unattached');
 			await d.close();
@@ -164,7 +166,7 @@ for (const [v, mode, version, what] of CASES) {
 				// default taken out, the rest as the server sent them
 				assert.ok(want.list.some((t) => t.name === 'get-env'));
 				assert.deepEqual((await s.client.listTools()).tools,
-					want.list.filter((t) => ['echo', 'café', 'get-sum'].includes(t.name)));
+					want.list.filter((t) => ['echo', 'café', 'get-sum', 'stamp'].includes(t.name)));
 				assert.deepEqual(await s.call('echo', { message: 'eras hé' }), want.echo);
 				// its URI goes whole in Mcp-Name (2026-07-28): longer than any name, read
 				assert.deepEqual(await s.client.readResource({ uri: LONG_URI }), want.long);
@@ -177,11 +179,19 @@ for (const [v, mode, version, what] of CASES) {
 				await assert.rejects(s.call('get-sum', { a: 1, b: 2 }), denied);
 				assert.equal(text(await s.call('echo', { message: 'after' })), 'Echo: after');
 				assert.deepEqual(await s.call('café'), want.cafe);
+				// approval on this plane is a ticket: without one, a denial the client reads;
+				// with one, the call as it answers unattached, once
+				await assert.rejects(s.call('stamp'), denied);
+				const t = spawnSync(MCPFENCE, ['approve', '--tool', 'stamp', '--count', '1',
+					'--for', '1m'], { encoding: 'utf8' });
+				assert.equal(t.status, 0, t.stderr);
+				assert.deepEqual(await s.call('stamp'), want.stamp);
+				await assert.rejects(s.call('stamp'), denied);
 
 				// what the client sent: 2026-07-28 carries Mcp-Method, Mcp-Name and the
 				// Mcp-Param-Message header echo declares, and no Mcp-Session-Id
 				const calls = s.posts.filter((p) => /"tools\/call"/.test(p.body));
-				assert.equal(calls.length, 8, calls.map((p) => JSON.stringify(p.headers)).join('\n'));
+				assert.equal(calls.length, 11, calls.map((p) => JSON.stringify(p.headers)).join('\n'));
 				if (version === '2026-07-28') {
 					assert.equal(s.posts.find((p) => /"resources\/read"/.test(p.body))
 						?.headers['mcp-name'], LONG_URI);
@@ -209,19 +219,24 @@ for (const [v, mode, version, what] of CASES) {
 				assert.equal(get('nope', 'default'), 1, JSON.stringify(j));
 				assert.equal(get('get-sum', 'allow'), 2, JSON.stringify(j));
 				assert.equal(get('get-sum', 'limit'), 1, JSON.stringify(j));
-				assert.equal(j.totals.replies_rewritten, 3, JSON.stringify(j.totals));
+				assert.equal(get('stamp', 'allow'), 1, JSON.stringify(j));
+				assert.equal(get('stamp', 'approval'), 2, JSON.stringify(j));
+				assert.equal(j.totals.replies_rewritten, 5, JSON.stringify(j.totals));
 			} finally {
 				await s.close();
 				await stopAttach();
 			}
 			// the server ran what was allowed, and nothing else
-			assert.deepEqual(ran().slice(before), ['echo', 'get-sum', 'get-sum', 'echo', 'café']);
+			assert.deepEqual(ran().slice(before),
+				['echo', 'get-sum', 'get-sum', 'echo', 'café', 'stamp']);
 			const lines = (await awaitAudit(audit(), (l) => l.client?.pid === process.pid &&
-				l.method === 'tools/call' && l.plane === 'kernel', 8)).slice(-8);
+				l.method === 'tools/call' && l.plane === 'kernel', 11)).slice(-11);
 			assert.deepEqual(lines.map((l) => [l.tool, l.decision, l.kind ?? '-']), [
 				['echo', 'allow', '-'], ['get-env', 'deny', 'rule'], ['nope', 'deny', 'default'],
 				['get-sum', 'allow', '-'], ['get-sum', 'allow', '-'],
-				['get-sum', 'deny', 'limit'], ['echo', 'allow', '-'], ['café', 'allow', '-']]);
+				['get-sum', 'deny', 'limit'], ['echo', 'allow', '-'], ['café', 'allow', '-'],
+				['stamp', 'deny', 'approval'], ['stamp', 'allow', '-'],
+				['stamp', 'deny', 'approval']]);
 			assert.equal(lines[1].rule, '/tools/get-env/action');
 			for (const l of lines) assert.match(l.conn, new RegExp(`^tcp:\\d+->${PORT}$`));
 		});
