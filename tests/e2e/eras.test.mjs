@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { missing, tmp, writePolicy, readAudit, awaitAudit, text, loadSdk, MCPFENCE }
+import { missing, tmp, writePolicy, readAudit, awaitAudit, text, loadSdk, sleep, MCPFENCE }
 	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -127,6 +127,44 @@ const ASK = {
 		'get-sum': { action: 'approve', approval: { via: ['client'] } },
 	},
 };
+
+// subscriptions/listen (2026-07-28) is no tools/call: it passes, and so do the notifications
+// its stream carries; the list the client then asks for is filtered like any other.
+test('2026-07-28: subscriptions/listen through run: acknowledged, notified, list filtered',
+	{ skip: skip || false }, async () => {
+		const policy = { version: '1', default: 'deny',
+			tools: { echo: {}, grow: {}, late: { action: 'deny', reason: 'not this one' } } };
+		const argv = [process.execPath, V2_SERVER];
+		const { Client } = await imp('@modelcontextprotocol/client');
+		const { StdioClientTransport } = await imp('@modelcontextprotocol/client/stdio');
+		const client = new Client({ name: 'eras-listen', version: '1.0.0' },
+			{ versionNegotiation: { mode: { pin: '2026-07-28' } } });
+		await client.connect(new StdioClientTransport({ command: MCPFENCE,
+			args: ['run', '--policy', writePolicy(dir, policy), '--audit', '/dev/null', '--',
+				...argv], stderr: 'pipe' }));
+		try {
+			let notified = 0;
+			const changed = new Promise((res) => client.setNotificationHandler(
+				'notifications/tools/list_changed', () => { notified++; res(); }));
+			const sub = await client.listen({ toolsListChanged: true });
+			assert.deepEqual(sub.honoredFilter, { toolsListChanged: true });
+			assert.equal(text(await client.callTool({ name: 'grow', arguments: {} })), 'grown');
+			await Promise.race([changed, sleep(5000)]);
+			assert.equal(notified, 1, 'the list_changed notification reached the client');
+			const tools = (await client.listTools()).tools.map((t) => t.name).sort();
+			assert.deepEqual(tools, ['echo', 'grow']);
+			const late = await client.callTool({ name: 'late', arguments: {} });
+			assert.equal(late.isError, true);
+			assert.match(text(late), /denied by policy: not this one/);
+			await sub.close();
+			assert.equal(await Promise.race([sub.closed, sleep(3000).then(() => 'open')]),
+				'local');
+			assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'x' } })),
+				'Echo: x');
+		} finally {
+			await client.close();
+		}
+	});
 
 test('2026-07-28: approval through input_required, bound to the call and used once',
 	{ skip: skip ?? false }, async () => {
