@@ -356,6 +356,8 @@ enum plain_type {
 
 struct plain {
 	const unsigned char *p, *end;
+	/* the quick reading of a call (jsonrpc__plain_call): objects hold no key twice */
+	bool unique;
 };
 
 static void plain_ws(struct plain *s)
@@ -478,11 +480,47 @@ static void plain_note(struct plain_top *top, const unsigned char *key, size_t k
 	}
 }
 
+/* The key at s->p ('"'): its bytes as written in *key, *klen; then past its ':'. */
+static bool plain_key(struct plain *s, const unsigned char **key, size_t *klen)
+{
+	*key = s->p + 1;
+	if (s->p >= s->end || *s->p != '"' || !plain_string(s))
+		return false;
+	*klen = s->p - 1 - *key;
+	plain_ws(s);
+	if (s->p >= s->end || *s->p != ':')
+		return false;
+	s->p++;
+	plain_ws(s);
+	return true;
+}
+
+/*
+ * Is key, of an object, none of the n keys before it (keys[], lens[]), which it joins? False
+ * also for a key with an escape (another spelling could be the same key) or past the 32nd
+ * key: not sure.
+ */
+#define UNIQUE_KEYS 32
+static bool key_new(const unsigned char **keys, size_t *lens, size_t *n, const unsigned char *key,
+		    size_t klen)
+{
+	if (*n == UNIQUE_KEYS || memchr(key, '\\', klen))
+		return false;
+	for (size_t i = 0; i < *n; i++)
+		if (lens[i] == klen && !memcmp(keys[i], key, klen))
+			return false;
+	keys[*n] = key;
+	lens[(*n)++] = klen;
+	return true;
+}
+
 /* An object or array at s->p; top: note the keys (the top level). */
 static bool plain_container(struct plain *s, int depth, struct plain_top *top)
 {
+	const unsigned char *keys[UNIQUE_KEYS];
 	bool object = *s->p == '{';
 	char close = object ? '}' : ']';
+	size_t lens[UNIQUE_KEYS], nkeys = 0;
 	enum plain_type vt;
 
 	if (depth > PLAIN_DEPTH)
@@ -497,17 +535,9 @@ static bool plain_container(struct plain *s, int depth, struct plain_top *top)
 		const unsigned char *key = NULL, *value;
 		size_t klen = 0;
 
-		if (object) {
-			key = s->p + 1;
-			if (s->p >= s->end || *s->p != '"' || !plain_string(s))
-				return false;
-			klen = s->p - 1 - key;
-			plain_ws(s);
-			if (s->p >= s->end || *s->p != ':')
-				return false;
-			s->p++;
-			plain_ws(s);
-		}
+		if (object && (!plain_key(s, &key, &klen) ||
+			       (s->unique && !key_new(keys, lens, &nkeys, key, klen))))
+			return false;
 		value = s->p;
 		if (!plain_value(s, depth + 1, &vt, NULL))
 			return false;
@@ -592,90 +622,12 @@ enum jr_kind jsonrpc__plain_kind(const char *line, size_t len)
 	return JR_RESPONSE;
 }
 
-/*
- * The quick reading of a tools/call (jsonrpc__plain_call): values as the plain reading knows
- * them, and objects that hold no key twice. A key with an escape is not compared (another
- * spelling could be the same key): not sure.
- */
-#define CALL_KEYS 32
+/* The quick reading of a tools/call (jsonrpc__plain_call): the members a call has. */
 
-static bool unique_value(struct plain *s, int depth);
-
-static bool unique_members(struct plain *s, int depth, bool object)
-{
-	const unsigned char *keys[CALL_KEYS];
-	char close = object ? '}' : ']';
-	size_t lens[CALL_KEYS], n = 0;
-
-	s->p++;
-	plain_ws(s);
-	if (s->p < s->end && *s->p == close) {
-		s->p++;
-		return true;
-	}
-	for (;;) {
-		if (object) {
-			const unsigned char *key = s->p + 1;
-			size_t klen;
-
-			if (s->p >= s->end || *s->p != '"' || !plain_string(s) || n == CALL_KEYS)
-				return false;
-			klen = s->p - 1 - key;
-			if (memchr(key, '\\', klen))
-				return false;
-			for (size_t i = 0; i < n; i++)
-				if (lens[i] == klen && !memcmp(keys[i], key, klen))
-					return false;
-			keys[n] = key;
-			lens[n++] = klen;
-			plain_ws(s);
-			if (s->p >= s->end || *s->p != ':')
-				return false;
-			s->p++;
-			plain_ws(s);
-		}
-		if (!unique_value(s, depth + 1))
-			return false;
-		plain_ws(s);
-		if (s->p >= s->end)
-			return false;
-		if (*s->p == close) {
-			s->p++;
-			return true;
-		}
-		if (*s->p != ',')
-			return false;
-		s->p++;
-		plain_ws(s);
-	}
-}
-
-static bool unique_value(struct plain *s, int depth)
-{
-	enum plain_type t;
-
-	if (s->p >= s->end || depth > PLAIN_DEPTH)
-		return false;
-	if (*s->p == '{' || *s->p == '[')
-		return unique_members(s, depth, *s->p == '{');
-	return plain_value(s, depth, &t, NULL);
-}
-
-/* The key at s->p, read: its bytes (no escape) in *key, *klen; then past its ':'. */
+/* The key at s->p, with no escape: its bytes in *key, *klen; then past its ':'. */
 static bool call_key(struct plain *s, const unsigned char **key, size_t *klen)
 {
-	*key = s->p + 1;
-	if (s->p >= s->end || *s->p != '"' || !plain_string(s))
-		return false;
-	*klen = s->p - 1 - *key;
-	if (memchr(*key, '\\', *klen))
-		return false;
-	plain_ws(s);
-	if (s->p >= s->end || *s->p != ':')
-		return false;
-	s->p++;
-	plain_ws(s);
-	return true;
+	return plain_key(s, key, klen) && !memchr(*key, '\\', *klen);
 }
 
 /*
@@ -715,6 +667,7 @@ static bool call_params(struct plain *s, struct jr_call_view *v)
 {
 	static const char *const names[] = { "name", "arguments", "_meta", NULL };
 	bool seen[3] = { false }, ok;
+	enum plain_type t;
 
 	if (s->p >= s->end || *s->p != '{')
 		return false;
@@ -735,7 +688,7 @@ static bool call_params(struct plain *s, struct jr_call_view *v)
 				return false;
 			v->tool = (const char *)at + 1;
 			v->tool_len = s->p - at - 2;
-		} else if (s->p >= s->end || *s->p != '{' || !unique_value(s, 2)) {
+		} else if (s->p >= s->end || *s->p != '{' || !plain_value(s, 2, &t, NULL)) {
 			return false;
 		}
 	} while (!call_next(s, &ok) && ok);
@@ -745,7 +698,7 @@ static bool call_params(struct plain *s, struct jr_call_view *v)
 bool jsonrpc__plain_call(const char *line, size_t len, struct jr_call_view *v)
 {
 	static const char *const names[] = { "jsonrpc", "id", "method", "params", NULL };
-	struct plain s = { (const unsigned char *)line, (const unsigned char *)line + len };
+	struct plain s = { (const unsigned char *)line, (const unsigned char *)line + len, true };
 	bool seen[4] = { false }, ok;
 	enum plain_type t;
 
