@@ -330,8 +330,7 @@ static void put_str(struct audit *a, const char *v)
 	size_t n = strlen(v), i = text__plain_words((const unsigned char *)v, n);
 	char *clean;
 
-	while (i < n && (unsigned char)v[i] >= 0x20 && !(v[i] & 0x80) && v[i] != '"' &&
-	       v[i] != '\\')
+	while (i < n && text__plain_byte[(unsigned char)v[i]])
 		i++;
 	if (i == n) {
 		put(a, "\"", 1);

@@ -367,11 +367,6 @@ static void plain_ws(struct plain *s)
 }
 
 /* A string at s->p ('"'): false when not one the plain reading knows. */
-/* Bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
-static const bool plain_byte[256] = { [0x20 ... 0x21] = true,
-				      [0x23 ... 0x5b] = true,
-				      [0x5d ... 0x7f] = true };
-
 static bool plain_string(struct plain *s)
 {
 	const unsigned char *p = s->p + 1;
@@ -381,7 +376,7 @@ static bool plain_string(struct plain *s)
 		size_t l;
 
 		p += text__plain_words(p, s->end - p);
-		while (p < s->end && plain_byte[*p])
+		while (p < s->end && text__plain_byte[*p])
 			p++;
 		if (p >= s->end)
 			break;

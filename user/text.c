@@ -30,6 +30,10 @@ static bool utf8_lead(unsigned char c, unsigned *need, unsigned *lo, unsigned *h
 	return true;
 }
 
+const bool text__plain_byte[256] = { [0x20 ... 0x21] = true,
+				     [0x23 ... 0x5b] = true,
+				     [0x5d ... 0x7f] = true };
+
 size_t text__utf8_seq(const unsigned char *s, size_t n)
 {
 	unsigned lo, hi, need;

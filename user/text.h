@@ -11,6 +11,9 @@
 /* Length of the well-formed UTF-8 sequence at s (n bytes left, n > 0), 0 when it is not one. */
 size_t text__utf8_seq(const unsigned char *s, size_t n);
 
+/* Bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
+extern const bool text__plain_byte[256];
+
 /*
  * How many of the n bytes at s, from the start and in whole words of eight, are printable
  * ASCII other than '"' and '\\': what a JSON string holds with no escape and no UTF-8 to
