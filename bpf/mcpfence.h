@@ -99,7 +99,8 @@ enum mcpf_why {
 	MCPF_WHY_RESEND = 18,	   /* pipes: the rest of a short write came back different */
 	MCPF_WHY_OPAQUE = 19,	   /* pipes: splice, tee, vmsplice, sendfile, copy_file_range */
 	MCPF_WHY_IOVECS = 20,	   /* pipes: a writev of more than MCPF_PIPE_SEGS iovecs */
-	MCPF_WHY_MAX = 21,
+	MCPF_WHY_UNJUDGED = 21,	   /* socketpairs: read by the server before the verdict saw it */
+	MCPF_WHY_MAX = 22,
 };
 
 struct mcpf_scan_result {
@@ -257,7 +258,9 @@ enum mcpf_tcp_counter {
 	MCPF_CNT_LIST_HIDDEN = 13,     /* tools taken out of tools/list answers (tcp_list) */
 	MCPF_CNT_LIST_UNFILTERED = 14, /* tools/list answers that passed as they were: too large,
 					* not whole in one send, or not read with certainty */
-	MCPF_CNT_MAX = 15,
+	MCPF_CNT_RACE_KILLS = 15,      /* stdio on socketpairs: reads of bytes the verdict had not
+					* taken yet (the kernel's race): their reader killed */
+	MCPF_CNT_MAX = 16,
 };
 
 struct mcpf_active {
@@ -414,6 +417,17 @@ struct mcpf_stdio_stream {
 	__u64 resend_hash; /* their hash (seeded) */
 	__u32 kill_tgids[MCPF_STDIO_KILL_MAX]; /* pipes: the processes that read the pipe */
 	struct mcpf_scan_buf buf;
+};
+
+/*
+ * A socketpair stream's guard (stdio_guards, keyed as its stream): bytes the server reads past
+ * the verdict. pre: what sat unread in the socket when it went into stdio_socks (sent before the
+ * attachment: the server reads it as it is); a read past that was never judged.
+ */
+struct mcpf_stdio_guard {
+	__s64 pre;
+	__u32 session;
+	__u32 _pad;
 };
 
 /*

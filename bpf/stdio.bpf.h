@@ -31,6 +31,9 @@
 #define STDIO_STEPS (2 * MCPF_STDIO_PIECE + 2) /* a step moves one byte at least */
 #define STDIO_MAX_PIECES 1024 /* 16 MB in one skb or write: past it, refused unread */
 #define STDIO_RW_TEXT 512
+#ifndef SIGKILL
+#define SIGKILL 9
+#endif
 
 /* The server's end of its stdin, and the client's end of the server's stdout (socketpairs). */
 struct {
@@ -51,6 +54,15 @@ struct {
 	__type(key, __u64);
 	__type(value, struct mcpf_stdio_stream);
 } stdio_streams SEC(".maps");
+
+/* The server's ends of socketpair stdins whose plain reads are watched (handle_stdio_guard). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MCPF_STDIO_MAX_SESSIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct mcpf_stdio_guard);
+} stdio_guards SEC(".maps");
 
 /* Per session: the ids of neutralized calls whose answers are to be rewritten. */
 struct {
@@ -731,6 +743,52 @@ int handle_stdio_skb(struct __sk_buff *skb)
 	st->owner = 0;
 	slot_release(w);
 	return SK_PASS;
+}
+
+/*
+ * The guard: a read of the server's stdin that takes bytes the verdict never saw. The kernel
+ * queues what the client sends on the server's own receive queue, then calls the psock's
+ * data_ready, which takes it off to run the verdict; a read that starts in between finds that
+ * queue not empty and the psock's empty, and reads by the plain path (unix_bpf_recvmsg, then
+ * __unix_recvmsg), which copies each skb with skb_copy_datagram_iter. Nothing in BPF can stop or
+ * change that copy; its tracepoint runs before it, in the reader's context: the reader's process
+ * is SIGKILLed there, so it returns to user mode only to die and never acts on the bytes. The
+ * stream is found by the skb's owner, the sending socket (the client's end). What sat unread
+ * when the socket went into the map (sent before the attachment) is the server's to read.
+ *
+ * Judging the skb here instead, and letting an allowed one through, was tried and is not sound:
+ * the verdict's read_skb takes an skb off the queue, then runs the program and queues the bytes
+ * for the server without the socket's lock, so a read by the plain path can take the next skb
+ * before the earlier one reaches the server (the server reads them out of the order they were
+ * judged in); and a read of part of an skb leaves it on the queue, where read_skb later takes it
+ * whole, from its first byte (measured: the server read the first 100 bytes of a line twice).
+ */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(handle_stdio_guard, const struct sk_buff *skb, int len)
+{
+	__u64 key = BPF_CORE_READ(skb, sk, __sk_common.skc_cookie.counter);
+	struct mcpf_stdio_guard *g;
+	struct tcp_work *w;
+
+	if (!key || len <= 0)
+		return 0;
+	g = bpf_map_lookup_elem(&stdio_guards, &key);
+	if (!g || __sync_fetch_and_add(&g->pre, -(__s64)len) >= len)
+		return 0;
+	if (!bpf_map_lookup_elem(&stdio_streams, &key))
+		return 0; /* detached */
+	bpf_send_signal(SIGKILL);
+	count(MCPF_CNT_RACE_KILLS, 1);
+	w = slot_take();
+	if (w) {
+		mcpf_zero(&w->ck, sizeof(w->ck));
+		w->ck.stdio = (g->session & (MCPF_STDIO_MAX_SESSIONS - 1)) + 1;
+		mcpf_zero(w->hd.h_session, sizeof(w->hd.h_session));
+		w->sx.policy = policy_in_force();
+		stdio_refused(w->slot.idx, MCPF_WHY_UNJUDGED, MCPF_EV_NEUTRALIZED | MCPF_EV_KILLED);
+		slot_release(w);
+	}
+	return 0;
 }
 
 /* The server's answers: the one to a denied call says so. */

@@ -22,7 +22,9 @@
 #ifndef MCPFENCE_STDIO_PIPE_BPF_H
 #define MCPFENCE_STDIO_PIPE_BPF_H
 
+#ifndef SIGKILL
 #define SIGKILL 9
+#endif
 #define PIPE_HASH_CHUNK 256
 
 extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym __weak;

@@ -33,6 +33,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "mcpfence.h"
 /* stdio.bpf.h scans with the global step (its call site is deep in nested loops) */
 #define MCP_SCAN_WANT_GLOBAL

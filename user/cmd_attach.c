@@ -251,7 +251,7 @@ int cmd_attach(int argc, char **argv)
 	bool pipe_action_given = false;
 	char audit_buf[PATH_MAX];
 	int c, err, cg_fd = -1, lock_fd = -1, ret = 1;
-	uint64_t last, next_sync;
+	uint64_t last, next_sync, next_watch;
 
 	ac.ev.kc = ac.kc;
 	optind = 1;
@@ -457,6 +457,7 @@ int cmd_attach(int argc, char **argv)
 	ac.rb = rb;
 	last = realtime_s();
 	next_sync = mono_ms() + SYNC_MS;
+	next_watch = mono_ms() + KERNEL_STDIO_WATCH_MS;
 	while (!stop_flag) {
 		int timeout = kernel__next_window_ms(&ac.kc[ac.gen]);
 		uint64_t now;
@@ -493,6 +494,10 @@ int cmd_attach(int argc, char **argv)
 				log_info("%s is gone (mcpfence detach): stopping", KERNEL_PIN_LINK);
 				break;
 			}
+		}
+		if (npids && mono_ms() >= next_watch) {
+			kernel_stdio__unstick(ac.stdio, npids);
+			next_watch = mono_ms() + KERNEL_STDIO_WATCH_MS;
 		}
 		if (ac.ev.limits && mono_ms() >= next_sync) {
 			sync_global(&ac, &ac.kc[ac.gen]);

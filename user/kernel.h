@@ -20,6 +20,7 @@ struct tcp_bpf;
 #define KERNEL_PIN_PROG MCPF_PIN_DIR "/prog_sk_msg"	     /* the sk_msg program on tcp_socks */
 #define KERNEL_PIN_STDIO_PROG MCPF_PIN_DIR "/prog_stdio_skb" /* the sk_skb one on stdio_socks */
 #define KERNEL_PIN_PIPE_LINKS MCPF_PIN_DIR "/link_pipe_"     /* + the tracepoint's name */
+#define KERNEL_PIN_GUARD MCPF_PIN_DIR "/link_stdio_guard"    /* the guard of socketpair stdins */
 
 /*
  * Every reason this machine cannot run the TCP plane, said once, clearly (root, BTF, bpffs,

@@ -59,6 +59,8 @@ const char *kernel__why_text(uint32_t why)
 		[MCPF_WHY_OPAQUE] = "written into the pipe by splice, tee, vmsplice, sendfile or "
 				    "copy_file_range (bytes the tracepoints cannot read)",
 		[MCPF_WHY_IOVECS] = "a writev of more than 16 iovecs",
+		[MCPF_WHY_UNJUDGED] = "read by the server before the verdict took it (a race of "
+				      "the kernel's AF_UNIX sockmap)",
 	};
 
 	return why < MCPF_WHY_MAX && text[why] ? text[why] : text[MCPF_WHY_NONE];
@@ -176,7 +178,7 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	const struct kernel_stdio_session *st = NULL;
 	struct audit_event ev = {};
 	const char *reason;
-	char outcome[300];
+	char outcome[640];
 	bool stopped;
 	ssize_t n;
 
@@ -232,6 +234,15 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 				 "the server was killed before it could read it" :
 				 "not stopped: --pipe-action audit");
 		reason = outcome;
+	} else if (e->why == MCPF_WHY_UNJUDGED) {
+		snprintf(outcome, sizeof(outcome),
+			 "%s: the reader, pid %u (%s), was killed before it could act on it",
+			 reason, e->pid, comm);
+		reason = outcome;
+		/* the event ran in the reader: the client is not known */
+		ev.client_pid = 0;
+		ev.client_uid = (uid_t)-1;
+		ev.client_exe = NULL;
 	} else if (stopped && (e->flags & MCPF_EV_BROKEN)) {
 		snprintf(outcome, sizeof(outcome), "%s (%s)", reason ? reason : "denied",
 			 "its line made unreadable: the server reads no call and sends no answer");

@@ -438,7 +438,11 @@ int kernel__detach(void)
 	}
 	if (prog_fd >= 0)
 		close(prog_fd);
-	/* stdio: the tracepoints go first (their links), then the sockets leave stdio_socks */
+	/*
+	 * stdio: the tracepoints go first (their links; the guard would take the plain reads that
+	 * follow for reads of unjudged bytes), then the sockets leave stdio_socks
+	 */
+	found |= !unlink(KERNEL_PIN_GUARD);
 	kernel_stdio__unpin_pipes();
 	map_fd = bpf_obj_get(MCPF_PIN_DIR "/stdio_socks");
 	prog_fd = bpf_obj_get(KERNEL_PIN_STDIO_PROG);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "kernel.h"
@@ -68,8 +70,12 @@ static int stream_add(struct tcp_bpf *skel, uint64_t key, unsigned idx, unsigned
 	return err;
 }
 
-/* Put fd `fd` of process pid in stdio_socks at slot: 0 or -errno (logged). */
-static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, const char *what)
+/*
+ * Put fd `fd` of process pid in stdio_socks at slot: 0 or -errno (logged). queued (unless NULL):
+ * the bytes still on the socket's own receive queue once it is in the map.
+ */
+static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, const char *what,
+		       int *queued)
 {
 	int copy = stdio_find__take(pid, fd), err = 0;
 	uint64_t value;
@@ -80,9 +86,58 @@ static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, c
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_socks), &slot, &value, BPF_ANY)) {
 		err = -errno;
 		log_err("pid %d fd %d (%s): into stdio_socks: %s", pid, fd, what, strerror(errno));
+	} else if (queued && ioctl(copy, SIOCINQ, queued)) {
+		err = -errno;
+		log_err("pid %d fd %d (%s): SIOCINQ: %s", pid, fd, what, strerror(errno));
 	}
 	close(copy);
 	return err;
+}
+
+/*
+ * The guard (bpf/stdio.bpf.h handle_stdio_guard) on the tracepoint of every datagram copy,
+ * attached with the first socketpair and pinned: a crashed attach keeps it, detach removes it
+ * before the sockets leave the map. 0 or -errno (logged).
+ */
+static int guard_attach(struct tcp_bpf *skel)
+{
+	struct bpf_link *l;
+	int err;
+
+	if (!access(KERNEL_PIN_GUARD, F_OK))
+		return 0;
+	l = bpf_program__attach(skel->progs.handle_stdio_guard);
+	if (!l) {
+		err = -errno;
+		log_err("tp_btf/skb_copy_datagram_iovec (the guard of socketpair stdins): attach: "
+			"%s",
+			strerror(-err));
+		return err;
+	}
+	err = bpf_link__pin(l, KERNEL_PIN_GUARD);
+	bpf_link__disconnect(l);
+	bpf_link__destroy(l);
+	if (err)
+		log_err("%s: pin: %s", KERNEL_PIN_GUARD, strerror(-err));
+	return err;
+}
+
+/* Watch the plain reads of session idx's stdin, queued bytes left to read as they are. */
+static int guard_arm(struct tcp_bpf *skel, unsigned idx, const struct kernel_stdio_session *s,
+		     int queued)
+{
+	struct mcpf_stdio_guard g = { .pre = queued, .session = idx };
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_guards), &s->req_key, &g, BPF_ANY)) {
+		log_err("pid %d: stdio_guards: %s", s->pid, strerror(errno));
+		return -errno;
+	}
+	if (queued > 0)
+		log_info(
+			"pid %d: %d bytes its client sent before the attachment wait unread in its "
+			"stdin: they reach it as they are",
+			s->pid, queued);
+	return 0;
 }
 
 /* The cookie of fd `fd` of pid, or 0 (logged). */
@@ -99,12 +154,33 @@ static uint64_t cookie_of(pid_t pid, int fd)
 }
 
 /*
+ * Stop pid and continue it: a read it is blocked in restarts (no handler runs for SIGSTOP and
+ * SIGCONT; a parent sees the stop only with WUNTRACED). what, why: for the log.
+ */
+static void restart_reads(pid_t pid, const char *what, const char *why)
+{
+	char comm[16];
+
+	stdio_find__comm(pid, comm);
+	if (kill(pid, SIGSTOP)) {
+		log_warn("pid %d (%s): blocked in a read of %s %s, and cannot be stopped to "
+			 "restart it (%s): it may not see what comes next",
+			 pid, comm, what, why, strerror(errno));
+		return;
+	}
+	if (!stdio_find__stopped(pid, 1000))
+		log_warn("pid %d: did not stop within 1 s", pid);
+	kill(pid, SIGCONT);
+	log_info("pid %d (%s): its read of %s, blocked %s, restarted (SIGSTOP, SIGCONT)", pid, comm,
+		 what, why);
+}
+
+/*
  * A thread blocked in a read of a socket since before the socket went into stdio_socks waits on
  * the socket's own queue, where nothing comes any more: what the client sends now goes to the
  * map's queue, which only reads begun after the insertion see (measured: a server reading its
  * stdin with blocking read(2) lost every call). Such a process is stopped and continued: the
- * kernel restarts the read (no handler runs for SIGSTOP/SIGCONT; a parent sees the stop only
- * with WUNTRACED), and the restarted read goes through the map. what: for the log.
+ * kernel restarts the read, and the restarted read goes through the map. what: for the log.
  */
 static void kick_readers(const struct stdio_holder *h, unsigned n, const char *what)
 {
@@ -113,21 +189,39 @@ static void kick_readers(const struct stdio_holder *h, unsigned n, const char *w
 
 		for (unsigned j = 0; j < i; j++)
 			seen |= h[j].pid == h[i].pid;
-		if (seen || !stdio_find__reading(h[i].pid, h[i].fd))
-			continue;
-		if (kill(h[i].pid, SIGSTOP)) {
-			log_warn("pid %d: blocked in a read of %s since before the attachment, and "
-				 "cannot be stopped to restart it (%s): it may not see what comes "
-				 "next",
-				 h[i].pid, what, strerror(errno));
-			continue;
+		if (!seen && stdio_find__reading(h[i].pid, h[i].fd))
+			restart_reads(h[i].pid, what, "since before the attachment");
+	}
+}
+
+/* Remember the readers of a socket that goes in stdio_socks, for the watchdog. */
+static void readers_add(struct kernel_stdio_session *s, const struct stdio_holder *h, unsigned n,
+			bool answers)
+{
+	for (unsigned i = 0; i < n && s->nreaders < KERNEL_STDIO_READERS; i++)
+		s->readers[s->nreaders++] = (struct kernel_stdio_reader){ .pid = h[i].pid,
+									  .fd = h[i].fd,
+									  .answers = answers };
+}
+
+void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned j = 0; j < s[i].nreaders; j++) {
+			struct kernel_stdio_reader *r = &s[i].readers[j];
+			pid_t tids[8];
+			unsigned k, nt = stdio_find__readers(r->pid, r->fd, true, tids, 8);
+			bool again = false;
+
+			for (k = 0; k < nt; k++)
+				again |= tids[k] == r->stuck;
+			r->stuck = nt ? tids[0] : 0;
+			if (!again || !r->stuck)
+				continue;
+			restart_reads(r->pid, r->answers ? "the server's stdout" : "its stdin",
+				      "on the socket's own queue, which the map no longer fills");
+			r->stuck = 0;
 		}
-		if (!stdio_find__stopped(h[i].pid, 1000))
-			log_warn("pid %d: did not stop within 1 s", h[i].pid);
-		kill(h[i].pid, SIGCONT);
-		log_info("pid %d (%s): its read of %s, blocked since before the attachment, "
-			 "restarted (SIGSTOP, SIGCONT)",
-			 h[i].pid, h[i].comm, what);
 	}
 }
 
@@ -135,7 +229,7 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 		      struct kernel_stdio_session *s)
 {
 	struct stdio_end in, out;
-	int err;
+	int err, queued = 0;
 
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
@@ -158,13 +252,18 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 			return -ENOENT;
 		}
 		err = stream_add(skel, s->req_key, idx, MCPF_STDIO_REQUESTS, s, NULL);
+		if (!err)
+			err = guard_attach(skel);
 		if (err)
 			return err;
 		/* the stream is known before a byte of it is judged */
-		err = sock_insert(skel, pid, 0, 2 * idx, "the server's end of its stdin");
+		err = sock_insert(skel, pid, 0, 2 * idx, "the server's end of its stdin", &queued);
+		if (!err)
+			err = guard_arm(skel, idx, s, queued);
 		if (err)
 			return err;
 		kick_readers(in.sharers, in.nsharers, "its stdin");
+		readers_add(s, in.sharers, in.nsharers, false);
 	} else if (in.kind == STDIO_PIPE) {
 		s->transport = MCPF_STDIO_PIPE;
 		s->req_key = MCPF_STDIO_PIPE_KEY(in.ino);
@@ -190,9 +289,11 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 		err = stream_add(skel, s->rep_key, idx, MCPF_STDIO_REPLIES, s, NULL);
 		if (!err)
 			err = sock_insert(skel, out.peers[0].pid, out.peers[0].fd, 2 * idx + 1,
-					  "the client's end of the server's stdout");
-		if (!err)
+					  "the client's end of the server's stdout", NULL);
+		if (!err) {
 			kick_readers(out.peers, out.npeers, "the server's stdout");
+			readers_add(s, out.peers, out.npeers, true);
+		}
 		return err;
 	}
 	if (s->transport == MCPF_STDIO_SOCKETPAIR)

@@ -17,9 +17,21 @@
 struct tcp_bpf;
 struct kernel_compiled;
 
+/* A process that reads a socket of the session in stdio_socks, and what the watchdog saw. */
+struct kernel_stdio_reader {
+	pid_t pid;
+	int fd;
+	pid_t stuck; /* a thread seen asleep in the socket's plain path at the last look; 0: none */
+	bool answers; /* the client's end of the server's stdout; else the server's stdin */
+};
+
+#define KERNEL_STDIO_READERS 8
+
 struct kernel_stdio_session {
 	pid_t pid;
 	char comm[16];
+	struct kernel_stdio_reader readers[KERNEL_STDIO_READERS];
+	unsigned nreaders;
 	enum mcpf_stdio_transport transport; /* of its stdin */
 	enum mcpf_pipe_action action;	     /* pipes */
 	uint64_t req_key, rep_key;	     /* its streams in stdio_streams; 0: none */
@@ -41,6 +53,15 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
  * rules' reasons, as the audit lines say them (tcp_reasons). 0 or -errno (logged).
  */
 int kernel_stdio__reasons(struct tcp_bpf *skel, const struct kernel_compiled *kc, unsigned gen);
+
+/*
+ * The watchdog, called every KERNEL_STDIO_WATCH_MS: a read of a socket in stdio_socks that
+ * began while the kernel had an skb on the socket's own queue, and lost it to the verdict,
+ * sleeps on that queue, which nothing fills any more (the reader hangs). A thread seen so twice
+ * in a row has its process stopped and continued: the read restarts, through the map.
+ */
+#define KERNEL_STDIO_WATCH_MS 100
+void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n);
 
 /* Does any session have a pipe stdin (the tracepoints are needed)? */
 bool kernel_stdio__has_pipes(const struct kernel_stdio_session *s, unsigned n);

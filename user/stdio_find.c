@@ -122,38 +122,62 @@ static pid_t proc_tgid(int dir)
 	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
 }
 
-bool stdio_find__reading(pid_t pid, int fd)
+/*
+ * Is the thread of dir (/proc/PID/task/TID) asleep in AF_UNIX's own receive path
+ * (unix_stream_read_generic, where unix_stream_data_wait sleeps, inlined or not), not in the
+ * psock's (unix_bpf_recvmsg)?
+ */
+static bool plain_wait(int dir)
+{
+	char w[64];
+
+	if (!read_at(dir, "wchan", w, sizeof(w)))
+		return false;
+	return !strcmp(w, "unix_stream_read_generic") || !strcmp(w, "unix_stream_data_wait");
+}
+
+unsigned stdio_find__readers(pid_t pid, int fd, bool plain, pid_t *tids, unsigned max)
 {
 	static const long reads[] = { SYS_read, SYS_readv, SYS_recvfrom, SYS_recvmsg,
 				      SYS_recvmmsg };
 	char path[64], line[256];
 	struct dirent *d;
-	bool found = false;
+	unsigned n = 0;
 	DIR *dir;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	dir = opendir(path);
 	if (!dir)
-		return false;
-	while (!found && (d = readdir(dir))) {
+		return 0;
+	while (n < max && (d = readdir(dir))) {
+		bool found = false;
 		long nr;
 		unsigned long long arg0;
-		FILE *f;
+		int tdir;
 
 		if (d->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/syscall", pid, d->d_name);
-		f = fopen(path, "r");
-		if (!f)
+		tdir = openat(dirfd(dir), d->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (tdir < 0)
 			continue;
 		/* "NR 0xARG0 0xARG1 ... 0xSP 0xPC" while in a syscall; "running" otherwise */
-		if (fgets(line, sizeof(line), f) && sscanf(line, "%ld %llx", &nr, &arg0) == 2)
+		if (read_at(tdir, "syscall", line, sizeof(line)) &&
+		    sscanf(line, "%ld %llx", &nr, &arg0) == 2)
 			for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
 				found |= nr == reads[i] && arg0 == (unsigned long long)fd;
-		fclose(f);
+		if (found && (!plain || plain_wait(tdir)))
+			tids[n++] = (pid_t)strtol(d->d_name, NULL, 10);
+		close(tdir);
 	}
 	closedir(dir);
-	return found;
+	return n;
+}
+
+bool stdio_find__reading(pid_t pid, int fd)
+{
+	pid_t tid;
+
+	return stdio_find__readers(pid, fd, false, &tid, 1) > 0;
 }
 
 bool stdio_find__stopped(pid_t pid, int ms)

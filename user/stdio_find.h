@@ -103,6 +103,13 @@ void stdio_find__comm(pid_t pid, char comm[16]);
 /* Is a thread of pid blocked in a read of its fd (read, readv, recvfrom, recvmsg, recvmmsg)? */
 bool stdio_find__reading(pid_t pid, int fd);
 
+/*
+ * The threads of pid blocked in a read of its fd, up to max in tids: all, or (plain) only those
+ * asleep in AF_UNIX's own receive path, which a socket in a SOCKMAP no longer fills. Returns how
+ * many.
+ */
+unsigned stdio_find__readers(pid_t pid, int fd, bool plain, pid_t *tids, unsigned max);
+
 /* Wait up to ms milliseconds until pid is stopped (T or t); false if it does not stop or is gone. */
 bool stdio_find__stopped(pid_t pid, int ms);
 

@@ -25,7 +25,7 @@
  *   flock /tmp/mcpfence-bpf.lock build/tests/bpf/test_stdio
  *   STDIO_TEST=test_pipe_race   one test (a cmocka glob)
  *   STDIO_RACE_ROUNDS=2048      rounds of the pipe race (768)
- *   STDIO_SP_RACE_S=60          seconds of the socketpair race (10)
+ *   STDIO_SP_RACE_S=60          seconds of the socketpair race (5)
  *   STDIO_KEEP=1                keep the directory of logs, server reads and audit lines
  */
 #include <errno.h>
@@ -332,11 +332,13 @@ static void srv_feed(struct srv_state *s, const char *p, size_t n)
 static size_t srv_read_size = 1 << 16;
 /*
  * The next servers read as event-loop servers (Node, asyncio) do: non-blocking, after poll. A
- * blocking reader meets a race of the kernel's AF_UNIX sockmap path (README; test_sp_race) that
+ * blocking reader meets a race of the kernel's AF_UNIX sockmap path (README; test_sp_race_*) that
  * can leave it asleep on a queue nothing fills: the tests of what is judged use this one, the
  * tests of blocking readers set it to 0.
  */
 static int srv_nonblock = 1;
+/* A non-blocking reader of the next servers tries again at once, without poll() (a spin). */
+static int srv_spin;
 
 /* The child: stdin and stdout are set; reads until EOF. */
 static void __attribute__((noreturn)) srv_main(const char *log, const char *raw, unsigned slow_ms)
@@ -370,7 +372,8 @@ static void __attribute__((noreturn)) srv_main(const char *log, const char *raw,
 			struct pollfd p = { .fd = 0, .events = POLLIN };
 
 			eagain += !srv_nonblock; /* a non-blocking reader expects it */
-			poll(&p, 1, -1);
+			if (!srv_spin)
+				poll(&p, 1, -1);
 			continue;
 		}
 		if (eagain && n >= 0) {
@@ -545,7 +548,7 @@ static void server_send(struct server *s, const char *buf, size_t n)
 
 /*
  * Wait until the server has read all it was sent and waits in poll() for more. A write made
- * then cannot meet the kernel's race (test_sp_race: a read running while the write is queued
+ * then cannot meet the kernel's race (test_sp_race_*: a read running while the write is queued
  * takes it unjudged); the tests of how pieces are judged write their pieces so. A server of
  * srv_nonblock only; fails after 5 s.
  */
@@ -1530,57 +1533,227 @@ static void test_sp_after_detach(void **state)
 	server_stop(&s);
 }
 
+static const char *status_text(struct server *s);
+static bool server_wait_end(struct server *s, int ms);
+
+/* Reads the watchdog restarted, as attach logged them. */
+static int restarts(struct attach *at)
+{
+	const char *p = at->log;
+	int n = 0;
+
+	attach_says(at, "");
+	while ((p = strstr(p, "which the map no longer fills, restarted"))) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
+/* Lines of the audit whose reason holds text. */
+static int audit_reasons(json_t *lines, const char *text)
+{
+	size_t i;
+	json_t *o;
+	int n = 0;
+
+	json_array_foreach(lines, i, o) {
+		const char *r = json_string_value(json_object_get(o, "reason"));
+
+		n += r && strstr(r, text);
+	}
+	return n;
+}
+
 /*
- * A busy reader on a socketpair: the server reads 100 bytes at a time while the client writes
- * allowed and denied calls, one write each, 100 at a time, then an allowed call that must be
- * answered. No reader of the server may run "danger", however its reads and the client's
- * writes interleave (for STDIO_SP_RACE_S seconds, 10 by default).
+ * Busy readers on a socketpair, and the kernel's race (README, "a read that races the verdict"):
+ * unix_stream_sendmsg queues an skb on the server's sk_receive_queue before the psock's
+ * data_ready takes it off to run the verdict. A read that starts in between reads it by the
+ * plain path, unjudged: the guard kills the reader before the copy. Or the verdict takes the skb
+ * first and that read sleeps on the plain queue, which nothing fills any more: the watchdog
+ * restarts it, so every call is answered.
  *
- * This fails on 6.18, intermittently, and not through mcpfence's code: unix_stream_sendmsg
- * queues an skb on the server's sk_receive_queue before the psock's data_ready takes it off to
- * run the verdict, and a read that starts in between (unix_bpf_recvmsg: receive queue not
- * empty, psock queue empty) reads it by the plain path, unjudged: the call runs with no audit
- * line. When the verdict takes the skb first, that read sleeps on the plain receive queue,
- * which nothing fills any more: the server hangs. A trivial SK_PASS verdict that marks bytes
- * shows the same (16 unmarked bytes of 4.8 MB).
+ * The server reads while the client writes calls, one write each, batch at a time (allowed and
+ * denied ones in turn), then an allowed call that must be answered. No reader of the server may
+ * run "danger", however its reads and the client's writes interleave, for secs seconds or until
+ * the guard kills the server; until then every call is answered and counted once. blocking: the
+ * server's reads block and take 100 bytes at a time; otherwise it spins on non-blocking reads of
+ * 64 KiB (no poll), and so meets the race within a few batches. Returns whether the guard killed
+ * it.
  */
-static void test_sp_race(void **state)
+static bool sp_race(int secs, int batch, bool blocking)
 {
 	static struct attach at;
 	struct server s;
-	int secs = getenv("STDIO_SP_RACE_S") ? atoi(getenv("STDIO_SP_RACE_S")) : 10;
 	struct timespec t0, t;
-	long writes = 0, batches = 0;
+	long writes = 0, batches = 0, ndenied = 0;
+	bool gone = false;
+	const char *mode = blocking ? "busy blocking reader" : "spinning reader";
+	json_t *l;
 
-	SKIP_IF_NEEDED();
-	srv_read_size = 100;
-	srv_nonblock = 0;
+	srv_read_size = blocking ? 100 : 1 << 16;
+	srv_nonblock = !blocking;
+	srv_spin = !blocking;
 	server_start(&s, T_SOCKETPAIR, 0);
 	srv_nonblock = 1;
+	srv_spin = 0;
 	srv_read_size = 1 << 16;
 	attach_one(&at, &s, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
-		for (int k = 0; k < 100; k++) {
-			char line[512], ids[24];
+		char line[512], ids[24];
+		json_t *a;
+
+		for (int k = 0; k < batch && !gone; k++) {
+			bool deny = k % 2;
 
 			snprintf(ids, sizeof(ids), "%ld", 2000000 + writes);
-			call_line(line, sizeof(line), ids, k % 2 ? "danger" : "echo");
-			server_send(&s, line, strlen(line));
-			writes++;
+			call_line(line, sizeof(line), ids, deny ? "danger" : "echo");
+			gone = send_all(s.in, line, strlen(line)) != 0;
+			writes += !gone;
+			ndenied += !gone && deny;
 		}
-		snprintf(step, sizeof(step), "busy reader, batch %ld", batches);
-		expect_sync(&s);
+		if (gone)
+			break;
+		/* every call so far answered: the stream is healthy, nothing hangs */
+		snprintf(ids, sizeof(ids), "%d", s.next_id++);
+		call_line(line, sizeof(line), ids, "echo");
+		gone = send_all(s.in, line, strlen(line)) != 0;
+		a = gone ? NULL : server_answer(&s, ids, ANSWER_MS);
+		if (!a) {
+			gone = true;
+			break;
+		}
+		json_decref(a);
 		batches++;
 		if (ran(&s, R_NODE, "danger") || ran(&s, R_PY, "danger") || ran(&s, R_GO, "danger"))
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while (t.tv_sec - t0.tv_sec < secs);
-	step[0] = 0;
 	expect_no_danger(&s, "a busy reader");
-	assert_int_equal(ran(&s, R_NODE, "echo"), writes / 2 + batches);
-	print_message("busy reader: %ld writes (%ld denied) in %ld batches: none ran\n", writes,
-		      writes / 2, batches);
+	if (gone) {
+		/* the one way a sync call goes unanswered: the guard killed the server */
+		if (!server_wait_end(&s, 2000) || !WIFSIGNALED(s.status) ||
+		    WTERMSIG(s.status) != SIGKILL)
+			fail_msg(
+				"%s, batch %ld: the sync call was not answered, and the server was "
+				"not killed by the guard (%s): it hangs",
+				mode, batches, status_text(&s));
+		assert_true(counter(MCPF_CNT_RACE_KILLS) >= 1);
+		for (int i = 0; i < 100; i++) {
+			l = audit_lines(&at);
+			if (audit_reasons(l, "a race of the kernel's AF_UNIX sockmap"))
+				break;
+			json_decref(l);
+			l = NULL;
+			usleep(20000);
+		}
+		if (!l)
+			fail_msg("no audit line for the read the guard stopped");
+		json_decref(l);
+		print_message("%s: %ld writes (%ld denied) in %ld batches: none ran; the guard "
+			      "killed the server at a read of bytes the verdict had not taken\n",
+			      mode, writes, ndenied, batches);
+	} else {
+		assert_int_equal(ran(&s, R_NODE, "echo"), writes - ndenied + batches);
+		/* each call counted once */
+		assert_int_equal(counter(MCPF_CNT_CALLS), writes + batches);
+		assert_int_equal(counter(MCPF_CNT_RACE_KILLS), 0);
+		print_message("%s: %ld writes (%ld denied) in %ld batches: none ran, all answered; "
+			      "reads restarted by the watchdog: %d\n",
+			      mode, writes, ndenied, batches, restarts(&at));
+	}
+	attach_stop(&at);
+	server_stop(&s);
+	return gone;
+}
+
+/* A server that reads with blocking reads while its client writes: nothing denied runs. */
+static void test_sp_race_blocking(void **state)
+{
+	SKIP_IF_NEEDED();
+	sp_race(getenv("STDIO_SP_RACE_S") ? atoi(getenv("STDIO_SP_RACE_S")) : 5, 4, true);
+}
+
+/*
+ * A server that spins on non-blocking reads meets the race within a few batches on two CPUs:
+ * the guard kills it, none ran, and the audit says why. Skips, saying so, where the race did
+ * not happen (one CPU: only a preemption between the kernel's two steps opens it).
+ */
+static void test_sp_race_spinning(void **state)
+{
+	int secs = 20;
+
+	SKIP_IF_NEEDED();
+	if (!sp_race(secs, 4, false)) {
+		print_message(
+			"SKIP: the race did not happen in %d s of a spinning reader (%ld CPUs "
+			"online): the guard was not exercised\n",
+			secs, sysconf(_SC_NPROCESSORS_ONLN));
+		skip();
+	}
+}
+
+/* Wait up to 2 s until pid is stopped (state T in /proc/PID/stat). */
+static bool stdio_stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (int i = 0; i < 2000; i++) {
+		FILE *f = fopen(path, "r");
+		bool t = false;
+
+		if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
+			t = p[2] == 'T' || p[2] == 't';
+		if (f)
+			fclose(f);
+		if (t)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/*
+ * Bytes the client sent before the attachment, still unread in the server's stdin when attach
+ * puts the socket in the map, reach the server as they are (counting starts at attach): the
+ * guard does not take their plain read for a read of unjudged bytes. What comes next is judged.
+ */
+static void test_sp_unread_before_attach(void **state)
+{
+	static struct attach at;
+	struct server s;
+	char line[512];
+	json_t *a;
+
+	SKIP_IF_NEEDED();
+	server_start(&s, T_SOCKETPAIR, 50);
+	server_parked(&s); /* its stdin set, waiting in poll() */
+	assert_int_equal(kill(s.pid, SIGSTOP), 0);
+	assert_true(stdio_stopped(s.pid));
+	call_line(line, sizeof(line), "1", "echo");
+	server_send(&s, line, strlen(line));
+	call_line(line, sizeof(line), "2", "danger");
+	server_send(&s, line, strlen(line));
+	attach_one(&at, &s, NULL);
+	assert_true(attach_says(&at, "bytes its client sent before the attachment wait unread"));
+	assert_int_equal(kill(s.pid, SIGCONT), 0);
+	a = server_answer(&s, "2", ANSWER_MS);
+	assert_non_null(a);
+	json_decref(a);
+	assert_int_equal(ran(&s, R_NODE, "danger"), 1); /* sent before: not judged */
+	call_line(line, sizeof(line), "3", "danger");
+	server_send(&s, line, strlen(line));
+	a = server_answer(&s, "3", ANSWER_MS);
+	assert_non_null(a);
+	expect_denied_answer(a, "a denied call after the unread bytes");
+	json_decref(a);
+	s.next_id = 4;
+	expect_sync(&s);
+	assert_int_equal(ran(&s, R_NODE, "danger"), 1);
+	assert_false(server_reap(&s, 0));
+	assert_int_equal(counter(MCPF_CNT_RACE_KILLS), 0);
 	attach_stop(&at);
 	server_stop(&s);
 }
@@ -2007,26 +2180,15 @@ int main(void)
 {
 	if (getenv("STDIO_TEST")) /* one test, or a glob of them */
 		cmocka_set_test_filter(getenv("STDIO_TEST"));
-	/*
-	 * test_sp_race demonstrates a race of the kernel's AF_UNIX sockmap path (README: "a read
-	 * that races the verdict"), which mcpfence cannot close: it fails a third to half of its
-	 * runs on 6.18. It is not part of the suite; STDIO_SP_RACE=1 runs it alone.
-	 */
-	if (getenv("STDIO_SP_RACE")) {
-		const struct CMUnitTest race[] = {
-			cmocka_unit_test_teardown(test_sp_race, test_teardown),
-		};
-
-		return cmocka_run_group_tests_name("the busy reader race", race, setup, teardown);
-	}
-	print_message("test_sp_race not run: it shows a kernel race mcpfence cannot close "
-		      "(README); STDIO_SP_RACE=1 runs it\n");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_sp_allowed_unchanged, test_teardown),
 		cmocka_unit_test_teardown(test_sp_denied_answered, test_teardown),
 		cmocka_unit_test_teardown(test_sp_split_every_offset, test_teardown),
 		cmocka_unit_test_teardown(test_sp_168_lines, test_teardown),
 		cmocka_unit_test_teardown(test_sp_10mb_line, test_teardown),
+		cmocka_unit_test_teardown(test_sp_race_blocking, test_teardown),
+		cmocka_unit_test_teardown(test_sp_race_spinning, test_teardown),
+		cmocka_unit_test_teardown(test_sp_unread_before_attach, test_teardown),
 		cmocka_unit_test_teardown(test_sp_hostile, test_teardown),
 		cmocka_unit_test_teardown(test_sp_attach_after_calls, test_teardown),
 		cmocka_unit_test_teardown(test_sp_after_detach, test_teardown),
