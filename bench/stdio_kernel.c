@@ -453,18 +453,21 @@ static bool attach_ready(void)
 }
 
 /*
- * `mcpfence attach --policy P --pid pid`, on every CPU, until its "watching" line: 0 and how
- * long that took, or -1 with why.
+ * `mcpfence attach --policy P --pid pid [--pid pid2]` (pid2 0: none), on every CPU, until its
+ * "watching" line: 0 and how long that took, or -1 with why.
  */
-static int attach_start(pid_t pid, uint64_t *ready_ns, char *why, size_t size)
+static int attach_start2(pid_t pid, pid_t pid2, uint64_t *ready_ns, char *why, size_t size)
 {
-	char pid_s[16];
-	char *argv[] = { bin_path, "attach",  "--policy", policy_path, "--pid",
-			 pid_s,	   "--audit", audit_path, "--quiet",   NULL };
+	char pid_s[16], pid2_s[16];
+	char *argv[] = { bin_path,  "attach",	"--policy", policy_path, "--pid", pid_s,
+			 "--audit", audit_path, "--quiet",  "--pid",	 pid2_s,  NULL };
 	uint64_t t0 = now_ns();
 	int st, log_fd;
 
 	snprintf(pid_s, sizeof(pid_s), "%d", pid);
+	snprintf(pid2_s, sizeof(pid2_s), "%d", pid2);
+	if (!pid2)
+		argv[9] = NULL;
 	log_fd = open(attach_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (log_fd < 0) {
 		snprintf(why, size, "%s: %s", attach_log, strerror(errno));
@@ -504,6 +507,11 @@ static int attach_start(pid_t pid, uint64_t *ready_ns, char *why, size_t size)
 	}
 	*ready_ns = now_ns() - t0;
 	return 0;
+}
+
+static int attach_start(pid_t pid, uint64_t *ready_ns, char *why, size_t size)
+{
+	return attach_start2(pid, 0, ready_ns, why, size);
 }
 
 /* SIGTERM to attach (it detaches), then `mcpfence detach`: 0 once nothing is pinned. */
@@ -862,11 +870,13 @@ static const char *wr_one(int r, bool att, double v[][WR_ROUNDS])
 
 	if (!att && !access(MCPF_PIN_DIR, F_OK))
 		return MCPF_PIN_DIR " exists in a round meant not attached";
-	if (att && attach_start(srv_pipe.pid, &ready, why, sizeof(why)))
+	if (att && attach_start2(srv_pipe.pid, srv_sock.pid, &ready, why, sizeof(why)))
 		goto out_stop;
 	bad = NULL;
 	if (att && access(KERNEL_PIN_PIPE_LINKS "write", F_OK))
 		bad = "attach --pid of a pipe server pinned no tracepoint link";
+	if (att && access(KERNEL_PIN_GUARD, F_OK))
+		bad = "attach --pid of a socketpair server pinned no guard link";
 	for (int j = 0; j < WR_CASES && !bad; j++) {
 		int k = (j + r) % WR_CASES;
 
@@ -901,23 +911,26 @@ static int link_prog_fd(const char *path)
 /*
  * Where the time of an attached write goes: once more attached, with run-time stats, the BPF ns
  * of the enter and exit programs per pipe write (every write on the host runs them, so other
- * processes' writes meanwhile count too). NULL, or why not.
+ * processes' writes meanwhile count too), and of the guard per socketpair read (every copy out
+ * of an skb on the host runs it: TCP, UDP, AF_UNIX). NULL, or why not.
  */
-static const char *wr_where(double *enter, double *exit_, double *runs, double *with_stats)
+static const char *wr_where(double *enter, double *exit_, double *runs, double *with_stats,
+			    double *guard, double *guard_runs)
 {
 	static char why[300];
 	const char *bad = NULL;
-	uint64_t ready, ns0[2], c0[2], ns1[2], c1[2];
-	int fd[2] = { -1, -1 }, stats_fd = -1;
+	uint64_t ready, ns0[3], c0[3], ns1[3], c1[3];
+	int fd[3] = { -1, -1, -1 }, stats_fd = -1;
 
-	if (attach_start(srv_pipe.pid, &ready, why, sizeof(why))) {
+	if (attach_start2(srv_pipe.pid, srv_sock.pid, &ready, why, sizeof(why))) {
 		bad = why;
 		goto out;
 	}
 	fd[0] = link_prog_fd(KERNEL_PIN_PIPE_LINKS "write");
 	fd[1] = link_prog_fd(KERNEL_PIN_PIPE_LINKS "write_exit");
+	fd[2] = link_prog_fd(KERNEL_PIN_GUARD);
 	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-	if (fd[0] < 0 || fd[1] < 0 || stats_fd < 0) {
+	if (fd[0] < 0 || fd[1] < 0 || fd[2] < 0 || stats_fd < 0) {
 		bad = "the tracepoints' programs or their run-time stats cannot be read";
 		goto out;
 	}
@@ -934,10 +947,21 @@ static const char *wr_where(double *enter, double *exit_, double *runs, double *
 	*enter = (double)(ns1[0] - ns0[0]) / (c1[0] - c0[0]);
 	*exit_ = (double)(ns1[1] - ns0[1]) / (c1[1] - c0[1]);
 	*runs = (double)(c1[0] - c0[0]) / WR_OPS;
+	if (prog_stats(fd[2], &ns0[2], &c0[2]) || wr_run(WR_SOCK) < 0 ||
+	    prog_stats(fd[2], &ns1[2], &c1[2])) {
+		bad = "a socketpair write, or the guard's stats, failed";
+		goto out;
+	}
+	if (c1[2] == c0[2]) {
+		bad = "the guard did not run on the socketpair's reads";
+		goto out;
+	}
+	*guard = (double)(ns1[2] - ns0[2]) / (c1[2] - c0[2]);
+	*guard_runs = (double)(c1[2] - c0[2]) / WR_OPS;
 out:
 	if (stats_fd >= 0)
 		close(stats_fd);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (fd[i] >= 0)
 			close(fd[i]);
 	if (attach_stop() && !bad)
@@ -948,16 +972,17 @@ out:
 static void wr_bench(void)
 {
 	static double v[2][WR_CASES][WR_ROUNDS];
-	double enter = 0, exit_ = 0, runs = 0, with_stats = 0;
+	double enter = 0, exit_ = 0, runs = 0, with_stats = 0, guard = 0, guard_runs = 0;
 	const char *bad = NULL, *where_bad;
 	struct range n, a;
 	char what[160];
 
 	for (int r = 0; r < 2 * WR_ROUNDS && !bad; r++)
 		bad = wr_one(r, r & 1, v[r & 1]);
-	where_bad = bad ? bad : wr_where(&enter, &exit_, &runs, &with_stats);
-	printf("bench/stdio_kernel: 3. processes that are not MCP, while a server on pipes is "
-	       "watched (attach --pid: 11 syscall tracepoints) and while nothing is; %ld "
+	where_bad = bad ? bad : wr_where(&enter, &exit_, &runs, &with_stats, &guard, &guard_runs);
+	printf("bench/stdio_kernel: 3. processes that are not MCP, while a server on pipes and one "
+	       "on socketpairs are watched (attach --pid: 11 syscall tracepoints and the guard on "
+	       "skb_copy_datagram_iovec) and while nothing is; %ld "
 	       "operations a case, %d rounds attached (an attach each), %d not, alternating\n",
 	       WR_OPS, WR_ROUNDS, WR_ROUNDS);
 	if (bad)
@@ -989,8 +1014,9 @@ static void wr_bench(void)
 		printf("  where the time goes (attached once more, with run-time stats): BPF per "
 		       "pipe write %.1f ns on sys_enter_write + %.1f ns on sys_exit_write (%.2f "
 		       "runs a write: other processes' writes count too); %.1f ns a write with the "
-		       "stats on\n",
-		       enter, exit_, runs, with_stats);
+		       "stats on; the guard %.1f ns per run on a socketpair's reads (%.2f runs a "
+		       "write)\n",
+		       enter, exit_, runs, with_stats, guard, guard_runs);
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
