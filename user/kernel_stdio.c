@@ -194,14 +194,29 @@ static void kick_readers(const struct stdio_holder *h, unsigned n, const char *w
 	}
 }
 
-/* Remember the readers of a socket that goes in stdio_socks, for the watchdog. */
+/* Remember the readers of socket ino, which goes in stdio_socks, for the watchdog. */
 static void readers_add(struct kernel_stdio_session *s, const struct stdio_holder *h, unsigned n,
-			bool answers)
+			uint64_t ino, bool answers)
 {
 	for (unsigned i = 0; i < n && s->nreaders < KERNEL_STDIO_READERS; i++)
-		s->readers[s->nreaders++] = (struct kernel_stdio_reader){ .pid = h[i].pid,
-									  .fd = h[i].fd,
-									  .answers = answers };
+		s->readers[s->nreaders++] = (struct kernel_stdio_reader){
+			.pid = h[i].pid, .fd = h[i].fd, .ino = ino, .answers = answers
+		};
+}
+
+/* Is fd of pid still the socket of inode ino? */
+static bool still_holds(pid_t pid, int fd, uint64_t ino)
+{
+	char path[64], link[64], want[40];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)ino);
+	return !strcmp(link, want);
 }
 
 void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
@@ -216,7 +231,7 @@ void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
 			for (k = 0; k < nt; k++)
 				again |= tids[k] == r->stuck;
 			r->stuck = nt ? tids[0] : 0;
-			if (!again || !r->stuck)
+			if (!again || !r->stuck || !still_holds(r->pid, r->fd, r->ino))
 				continue;
 			restart_reads(r->pid, r->answers ? "the server's stdout" : "its stdin",
 				      "on the socket's own queue, which the map no longer fills");
@@ -263,7 +278,7 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 		if (err)
 			return err;
 		kick_readers(in.sharers, in.nsharers, "its stdin");
-		readers_add(s, in.sharers, in.nsharers, false);
+		readers_add(s, in.sharers, in.nsharers, in.ino, false);
 	} else if (in.kind == STDIO_PIPE) {
 		s->transport = MCPF_STDIO_PIPE;
 		s->req_key = MCPF_STDIO_PIPE_KEY(in.ino);
@@ -292,7 +307,7 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 					  "the client's end of the server's stdout", NULL);
 		if (!err) {
 			kick_readers(out.peers, out.npeers, "the server's stdout");
-			readers_add(s, out.peers, out.npeers, true);
+			readers_add(s, out.peers, out.npeers, out.peer_ino, true);
 		}
 		return err;
 	}

@@ -21,6 +21,7 @@ struct kernel_compiled;
 struct kernel_stdio_reader {
 	pid_t pid;
 	int fd;
+	uint64_t ino; /* the socket's inode: fd must still be it (a pid can be reused) */
 	pid_t stuck; /* a thread seen asleep in the socket's plain path at the last look; 0: none */
 	bool answers; /* the client's end of the server's stdout; else the server's stdin */
 };
