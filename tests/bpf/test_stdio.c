@@ -537,10 +537,40 @@ static int send_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+static bool server_wait_end(struct server *s, int ms);
+static uint64_t counter(enum mcpf_tcp_counter c);
+static int ran(struct server *s, int r, const char *tool);
+
+/* Set by the race tests, which expect the guard to kill their servers. */
+static bool race_expected;
+
+/*
+ * A socketpair server the guard killed: the kernel's race (test_sp_race_*) met this test's writes
+ * and ended the session before its checks could run. The test skips, saying so, unless a reader
+ * of the server ran "danger" before (then it fails as it would have).
+ */
+static void skip_if_race_killed(struct server *s)
+{
+	if (race_expected || s->t != T_SOCKETPAIR || !running || !server_wait_end(s, 500) ||
+	    !WIFSIGNALED(s->status) || WTERMSIG(s->status) != SIGKILL ||
+	    !counter(MCPF_CNT_RACE_KILLS))
+		return;
+	for (int r = 0; r < R_N; r++)
+		if (ran(s, r, "danger"))
+			return;
+	print_message(
+		"SKIP: %s: the kernel's AF_UNIX sockmap race met this test's writes and the "
+		"guard killed the server (race_kills %llu): the test's checks could not run\n",
+		step[0] ? step : "a step", (unsigned long long)counter(MCPF_CNT_RACE_KILLS));
+	skip();
+}
+
 static void server_send(struct server *s, const char *buf, size_t n)
 {
 	int err = send_all(s->in, buf, n);
 
+	if (err)
+		skip_if_race_killed(s);
 	if (err)
 		fail_msg("write to the server's stdin (%zu bytes): %s", n, strerror(-err));
 	s->sent += n;
@@ -548,8 +578,11 @@ static void server_send(struct server *s, const char *buf, size_t n)
 
 /*
  * Wait until the server has read all it was sent and waits in poll() for more. A write made
- * then cannot meet the kernel's race (test_sp_race_*: a read running while the write is queued
- * takes it unjudged); the tests of how pieces are judged write their pieces so. A server of
+ * then seldom meets the kernel's race (test_sp_race_*: a read running while the write is queued
+ * takes it by the plain path, and the guard kills the server): poll() itself reports the skb on
+ * the plain queue, so a poll that runs in that window wakes the server into it (seen once, on
+ * 6.12 under TCG). The tests of how pieces are judged write their pieces so, and skip, saying
+ * so, when the guard ended their session all the same. A server of
  * srv_nonblock only; fails after 5 s.
  */
 static void server_parked(struct server *s)
@@ -647,6 +680,8 @@ static json_t *server_answer(struct server *s, const char *id, int ms)
 		server_read(s, (int)left);
 	}
 	free(key);
+	if (!a && ms > 0)
+		skip_if_race_killed(s);
 	return a;
 }
 
@@ -971,6 +1006,7 @@ static int test_teardown(void **state)
 {
 	char out[1024];
 
+	race_expected = false;
 	if (running)
 		attach_stop(running);
 	if (env.mcpfence[0] && kernel__attachment() != KERNEL_ATTACHED_NONE)
@@ -1534,7 +1570,6 @@ static void test_sp_after_detach(void **state)
 }
 
 static const char *status_text(struct server *s);
-static bool server_wait_end(struct server *s, int ms);
 
 /* Reads the watchdog restarted, as attach logged them. */
 static int restarts(struct attach *at)
@@ -1590,6 +1625,8 @@ static bool sp_race(int secs, int batch, bool blocking)
 	bool gone = false;
 	const char *mode = blocking ? "busy blocking reader" : "spinning reader";
 	json_t *l;
+
+	race_expected = true;
 
 	srv_read_size = blocking ? 100 : 1 << 16;
 	srv_nonblock = !blocking;
@@ -1665,6 +1702,7 @@ static bool sp_race(int secs, int batch, bool blocking)
 	}
 	attach_stop(&at);
 	server_stop(&s);
+	race_expected = false;
 	return gone;
 }
 
