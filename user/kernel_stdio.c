@@ -95,31 +95,38 @@ static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, c
 }
 
 /*
+ * Attach program p (what: for the log) and pin its link at path: pinned, the link outlives this
+ * process (a killed attach keeps enforcing). 0 or -errno (logged).
+ */
+static int link_pin(struct bpf_program *p, const char *path, const char *what)
+{
+	struct bpf_link *l = bpf_program__attach(p);
+	int err;
+
+	if (!l) {
+		err = -errno;
+		log_err("%s: attach: %s", what, strerror(-err));
+		return err;
+	}
+	err = bpf_link__pin(l, path);
+	bpf_link__disconnect(l);
+	bpf_link__destroy(l);
+	if (err)
+		log_err("%s: pin: %s", path, strerror(-err));
+	return err;
+}
+
+/*
  * The guard (bpf/stdio.bpf.h handle_stdio_guard) on the tracepoint of every datagram copy,
  * attached with the first socketpair and pinned: a crashed attach keeps it, detach removes it
  * before the sockets leave the map. 0 or -errno (logged).
  */
 static int guard_attach(struct tcp_bpf *skel)
 {
-	struct bpf_link *l;
-	int err;
-
 	if (!access(KERNEL_PIN_GUARD, F_OK))
 		return 0;
-	l = bpf_program__attach(skel->progs.handle_stdio_guard);
-	if (!l) {
-		err = -errno;
-		log_err("tp_btf/skb_copy_datagram_iovec (the guard of socketpair stdins): attach: "
-			"%s",
-			strerror(-err));
-		return err;
-	}
-	err = bpf_link__pin(l, KERNEL_PIN_GUARD);
-	bpf_link__disconnect(l);
-	bpf_link__destroy(l);
-	if (err)
-		log_err("%s: pin: %s", KERNEL_PIN_GUARD, strerror(-err));
-	return err;
+	return link_pin(skel->progs.handle_stdio_guard, KERNEL_PIN_GUARD,
+			"tp_btf/skb_copy_datagram_iovec (the guard of socketpair stdins)");
 }
 
 /* Watch the plain reads of session idx's stdin, queued bytes left to read as they are. */
@@ -403,22 +410,13 @@ int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action actio
 			goto map_err;
 	}
 	for (unsigned i = 0; (p = pipe_prog(skel, i, &name)); i++) {
-		struct bpf_link *l = bpf_program__attach(p);
+		char what[64];
 
-		if (!l) {
-			err = -errno;
-			log_err("tracepoint syscalls/sys_*_%s: attach: %s", name, strerror(-err));
-			return err;
-		}
 		snprintf(path, sizeof(path), "%s%s", KERNEL_PIN_PIPE_LINKS, name);
-		err = bpf_link__pin(l, path);
-		/* pinned, the link outlives this process (a killed attach keeps enforcing) */
-		bpf_link__disconnect(l);
-		bpf_link__destroy(l);
-		if (err) {
-			log_err("%s: pin: %s", path, strerror(-err));
+		snprintf(what, sizeof(what), "tracepoint syscalls/sys_*_%s", name);
+		err = link_pin(p, path, what);
+		if (err)
 			return err;
-		}
 	}
 	return 0;
 map_err:
