@@ -159,6 +159,25 @@ __noinline int stdio_refused(__u32 slot, __u32 why, __u32 flags)
 }
 
 /*
+ * Bytes of session sess refused unread (why), reported from a slot of their own: the hooks that
+ * refuse them before any judging (the pipe hook's unread writes, the guard) hold none. flags: the
+ * event's.
+ */
+static __always_inline void stdio_report_unread(__u32 sess, __u32 why, __u32 flags)
+{
+	struct tcp_work *w = slot_take();
+
+	if (!w)
+		return;
+	mcpf_zero(&w->ck, sizeof(w->ck));
+	w->ck.stdio = (sess & (MCPF_STDIO_MAX_SESSIONS - 1)) + 1;
+	mcpf_zero(w->hd.h_session, sizeof(w->hd.h_session));
+	w->sx.policy = policy_in_force();
+	stdio_refused(w->slot.idx, why, flags);
+	slot_release(w);
+}
+
+/*
  * Bytes [vs, le) could not be read with certainty (why): counted, reported, and unless the
  * policy lets them pass, their line is broken; the rest of it is skipped.
  */
@@ -768,7 +787,6 @@ int BPF_PROG(handle_stdio_guard, const struct sk_buff *skb, int len)
 {
 	__u64 key = BPF_CORE_READ(skb, sk, __sk_common.skc_cookie.counter);
 	struct mcpf_stdio_guard *g;
-	struct tcp_work *w;
 
 	if (!key || len <= 0)
 		return 0;
@@ -779,15 +797,7 @@ int BPF_PROG(handle_stdio_guard, const struct sk_buff *skb, int len)
 		return 0; /* detached */
 	bpf_send_signal(SIGKILL);
 	count(MCPF_CNT_RACE_KILLS, 1);
-	w = slot_take();
-	if (w) {
-		mcpf_zero(&w->ck, sizeof(w->ck));
-		w->ck.stdio = (g->session & (MCPF_STDIO_MAX_SESSIONS - 1)) + 1;
-		mcpf_zero(w->hd.h_session, sizeof(w->hd.h_session));
-		w->sx.policy = policy_in_force();
-		stdio_refused(w->slot.idx, MCPF_WHY_UNJUDGED, MCPF_EV_NEUTRALIZED | MCPF_EV_KILLED);
-		slot_release(w);
-	}
+	stdio_report_unread(g->session, MCPF_WHY_UNJUDGED, MCPF_EV_NEUTRALIZED | MCPF_EV_KILLED);
 	return 0;
 }
 

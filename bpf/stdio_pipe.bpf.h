@@ -169,7 +169,6 @@ __noinline int pipe_unread_note(__u64 pid_tgid, __u32 why)
 {
 	struct pipe_write *pw = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
 	struct mcpf_stdio_stream *st;
-	struct tcp_work *w;
 
 	if (!pw)
 		return 0;
@@ -181,15 +180,7 @@ __noinline int pipe_unread_note(__u64 pid_tgid, __u32 why)
 	st->resend = 0;
 	pw->deny = 1;
 	pw->unread = why;
-	w = slot_take();
-	if (w) {
-		mcpf_zero(&w->ck, sizeof(w->ck));
-		w->ck.stdio = (st->session & (MCPF_STDIO_MAX_SESSIONS - 1)) + 1;
-		mcpf_zero(w->hd.h_session, sizeof(w->hd.h_session));
-		w->sx.policy = policy_in_force();
-		stdio_refused(w->slot.idx, why, MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
-		slot_release(w);
-	}
+	stdio_report_unread(st->session, why, MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
 	return st->action == MCPF_PIPE_KILL;
 }
 
