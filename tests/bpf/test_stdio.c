@@ -800,6 +800,23 @@ static void expect_denied_answer(json_t *a, const char *what)
 	free(text);
 }
 
+/* A tools/call of "danger" with id id, answered as a denied call (what: for the message). */
+static void expect_denied(struct server *s, int id, const char *what)
+{
+	char line[512], ids[16];
+	json_t *a;
+
+	snprintf(ids, sizeof(ids), "%d", id);
+	call_line(line, sizeof(line), ids, "danger");
+	server_send(s, line, strlen(line));
+	a = server_answer(s, ids, ANSWER_MS);
+	if (!a)
+		fail_msg("%s (id %d): the denied call got no answer; the server wrote:\n%s", what,
+			 id, s->got);
+	expect_denied_answer(a, what);
+	json_decref(a);
+}
+
 /* Lines of the server's log that begin with prefix. */
 static int ran_line(struct server *s, const char *prefix)
 {
@@ -1134,20 +1151,13 @@ static void test_sp_denied_answered(void **state)
 {
 	static struct attach at;
 	struct server s;
-	char line[512];
-	json_t *a, *l;
+	json_t *l;
 
 	SKIP_IF_NEEDED();
 	server_start(&s, T_SOCKETPAIR, 0);
 	attach_one(&at, &s, NULL);
 	expect_ran(&s, 1, "echo");
-	call_line(line, sizeof(line), "2", "danger");
-	server_send(&s, line, strlen(line));
-	a = server_answer(&s, "2", ANSWER_MS);
-	if (!a)
-		fail_msg("the denied call got no answer; the server wrote:\n%s", s.got);
-	expect_denied_answer(a, "danger (id 2)");
-	json_decref(a);
+	expect_denied(&s, 2, "danger (id 2)");
 	expect_ran(&s, 3, "echo");
 	expect_no_danger(&s, "a denied call");
 	l = audit_wait(&at, "deny", "danger", 1);
@@ -1495,8 +1505,7 @@ static void test_sp_attach_after_calls(void **state)
 {
 	static struct attach at;
 	struct server s;
-	json_t *j, *c, *a;
-	char line[512];
+	json_t *j, *c;
 	size_t i;
 	int rows = 0;
 
@@ -1508,12 +1517,7 @@ static void test_sp_attach_after_calls(void **state)
 	attach_one(&at, &s, NULL);
 	expect_ran(&s, 4, "echo");
 	expect_ran(&s, 5, "echo");
-	call_line(line, sizeof(line), "6", "danger");
-	server_send(&s, line, strlen(line));
-	a = server_answer(&s, "6", ANSWER_MS);
-	assert_non_null(a);
-	expect_denied_answer(a, "danger after attach");
-	json_decref(a);
+	expect_denied(&s, 6, "danger after attach");
 	expect_ran(&s, 7, "other");
 	assert_int_equal(ran(&s, R_NODE, "danger"), 1); /* the one before attach */
 	j = stats_json();
@@ -1546,12 +1550,7 @@ static void test_sp_after_detach(void **state)
 	SKIP_IF_NEEDED();
 	server_start(&s, T_SOCKETPAIR, 0);
 	attach_one(&at, &s, NULL);
-	call_line(line, sizeof(line), "1", "danger");
-	server_send(&s, line, strlen(line));
-	a = server_answer(&s, "1", ANSWER_MS);
-	assert_non_null(a);
-	expect_denied_answer(a, "danger while attached");
-	json_decref(a);
+	expect_denied(&s, 1, "danger while attached");
 	attach_stop(&at);
 	assert_int_equal(kernel__attachment(), KERNEL_ATTACHED_NONE);
 	expect_ran(&s, 2, "danger");
@@ -1781,12 +1780,7 @@ static void test_sp_unread_before_attach(void **state)
 	assert_non_null(a);
 	json_decref(a);
 	assert_int_equal(ran(&s, R_NODE, "danger"), 1); /* sent before: not judged */
-	call_line(line, sizeof(line), "3", "danger");
-	server_send(&s, line, strlen(line));
-	a = server_answer(&s, "3", ANSWER_MS);
-	assert_non_null(a);
-	expect_denied_answer(a, "a denied call after the unread bytes");
-	json_decref(a);
+	expect_denied(&s, 3, "a denied call after the unread bytes");
 	s.next_id = 4;
 	expect_sync(&s);
 	assert_int_equal(ran(&s, R_NODE, "danger"), 1);
