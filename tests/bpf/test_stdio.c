@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/limits.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -45,6 +46,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -340,6 +342,22 @@ static int srv_nonblock = 1;
 /* A non-blocking reader of the next servers tries again at once, without poll() (a spin). */
 static int srv_spin;
 
+/*
+ * Before each read, an event-loop server of the judging tests waits (up to 100 ms) until no
+ * bytes sit on its socket's plain queue (SIOCINQ counts sk_receive_queue, not the psock's): bytes
+ * there while attached are in the kernel's race window (test_sp_race_*), which the verdict closes
+ * within the writer's sendmsg. So the race, which the race tests meet on purpose, does not end
+ * the sessions of the tests of what is judged. Unattached, the bytes stay there: it reads them
+ * after the 100 ms.
+ */
+static void srv_wait_verdict(void)
+{
+	int inq = 0;
+
+	for (int i = 0; i < 500 && !ioctl(0, SIOCINQ, &inq) && inq > 0; i++)
+		usleep(200);
+}
+
 /* The child: stdin and stdout are set; reads until EOF. */
 static void __attribute__((noreturn)) srv_main(const char *log, const char *raw, unsigned slow_ms)
 {
@@ -359,6 +377,8 @@ static void __attribute__((noreturn)) srv_main(const char *log, const char *raw,
 
 		if (s.slow_ms)
 			usleep(s.slow_ms * 1000);
+		if (srv_nonblock && !srv_spin)
+			srv_wait_verdict();
 		n = read(0, buf, srv_read_size < sizeof(buf) ? srv_read_size : sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -581,9 +601,9 @@ static void server_send(struct server *s, const char *buf, size_t n)
  * then seldom meets the kernel's race (test_sp_race_*: a read running while the write is queued
  * takes it by the plain path, and the guard kills the server): poll() itself reports the skb on
  * the plain queue, so a poll that runs in that window wakes the server into it (seen once, on
- * 6.12 under TCG). The tests of how pieces are judged write their pieces so, and skip, saying
- * so, when the guard ended their session all the same. A server of
- * srv_nonblock only; fails after 5 s.
+ * 6.12 under TCG): srv_wait_verdict then holds its read back until the verdict took the bytes.
+ * The tests of how pieces are judged write their pieces so, and skip, saying so, when the guard
+ * ended their session all the same. A server of srv_nonblock only; fails after 5 s.
  */
 static void server_parked(struct server *s)
 {
