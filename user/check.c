@@ -126,5 +126,28 @@ json_t *check__policy_json(const char *file, const struct policy *p)
 		      p->audit_values ? "values" : "keys");
 	if (o && p->nhide)
 		json_object_set_new(o, "kernel_notes", json_pack("[s]", check__hide_note));
+	if (o && p->match.present)
+		json_object_set_new(o, "match", check__match_json(&p->match));
+	return o;
+}
+
+json_t *check__match_json(const struct policy_match *m)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	if (m->exe)
+		json_object_set_new(o, "exe", json_string(m->exe));
+	if (m->argv)
+		json_object_set_new(o, "argv", json_string(m->argv));
+	if (m->server_name)
+		json_object_set_new(o, "server_name", json_string(m->server_name));
+	if (m->cgroup)
+		json_object_set_new(o, "cgroup", json_string(m->cgroup));
+	if (m->has_port)
+		json_object_set_new(o, "port", json_integer(m->port));
+	if (m->has_uid)
+		json_object_set_new(o, "uid", json_integer(m->uid));
 	return o;
 }

@@ -13,5 +13,7 @@ extern const char check__hide_note[];
 
 /* A new reference: the compiled policy, rule by rule, with what each plane enforces. */
 json_t *check__policy_json(const char *file, const struct policy *p);
+/* A new reference: a "match" as an object of the keys it gives. */
+json_t *check__match_json(const struct policy_match *m);
 
 #endif

@@ -740,7 +740,7 @@ static int parse_top(struct policy_ctx *c, const json_t *root, struct policy *p)
 {
 	static const char *const keys[] = { "version", "default",   "description", "$schema",
 					    "hide",    "all_tools", "tools",	   "kernel",
-					    "audit",   NULL };
+					    "audit",   "match",	    NULL };
 	json_t *version, *def, *v;
 	int err;
 
@@ -777,6 +777,8 @@ static int parse_top(struct policy_ctx *c, const json_t *root, struct policy *p)
 		return err;
 	if ((v = json_object_get(root, "audit")) &&
 	    (err = parse_switch(c, "/audit", v, "arguments", "keys", "values", &p->audit_values)))
+		return err;
+	if ((v = json_object_get(root, "match")) && (err = policy__parse_match(c, v, &p->match)))
 		return err;
 	v = json_object_get(root, "tools");
 	if (v)
@@ -954,6 +956,7 @@ void policy__free(struct policy *p)
 	free(p->lookup_rules);
 	globset__free(p->rule_index);
 	globset__free(p->hide_index);
+	policy__match_free(&p->match);
 	free(p->source);
 	free(p);
 }

@@ -103,6 +103,30 @@ struct rule {
 
 struct globset;
 
+/*
+ * "match": the sessions a policy of the daemon's directory is for. Every key given must fit; a
+ * glob is policy__glob_match's. NULL or has_* false: the key was not given.
+ */
+struct policy_match {
+	bool present;
+	char *exe;	   /* glob on the server's executable, a real path */
+	char *argv;	   /* glob on its command line, arguments joined by one space */
+	char *server_name; /* glob on serverInfo.name of its first answer */
+	char *cgroup;	   /* glob on its cgroup v2 path ("/system.slice/mcp.service") */
+	bool has_port, has_uid;
+	uint16_t port; /* the TCP port it listens on */
+	uint32_t uid;  /* its effective uid */
+};
+
+/* Who a session's server is, for "match". */
+struct session_who {
+	const char *exe, *argv, *cgroup; /* NULL: unknown (such a key then does not fit) */
+	const char *server_name;	 /* NULL: no answer named it yet */
+	int port;			 /* -1: not a TCP session */
+	bool has_uid;
+	uint32_t uid;
+};
+
 struct policy {
 	char *source;	 /* file name, for messages */
 	uint64_t digest; /* FNV-1a 64 of the bytes parsed; 0 for the built-in deny-all policy */
@@ -122,6 +146,7 @@ struct policy {
 	size_t *lookup_rules;
 	struct globset *rule_index;
 	struct globset *hide_index; /* the first hide entry matching a name */
+	struct policy_match match;  /* "match" (a file of the daemon's directory) */
 	bool kernel_unparsed_allow; /* "kernel": {"unparsed": "allow"} */
 	bool audit_values;	    /* "audit": {"arguments": "values"} */
 };
@@ -148,6 +173,12 @@ long policy__hidden(const struct policy *p, const char *tool);
  * more than 2^32 - 1 units, another unit, anything after it).
  */
 int policy__duration_text(const char *s, uint64_t *seconds, bool *unit);
+
+/*
+ * Does the policy's "match" fit this server? Every key it gives must; a key whose value w does
+ * not know (NULL, port -1, no uid) does not. A policy without "match" fits none.
+ */
+bool policy__match_fits(const struct policy *p, const struct session_who *w);
 
 /* Glob: '*' any run of bytes, '?' one UTF-8 character, anything else itself. */
 bool policy__glob_match(const char *pattern, const char *s);

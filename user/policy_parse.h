@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * policy_parse: what the parts of the policy parser share (policy.c, policy_conds.c,
- * policy_approval.c), private to them: the parse in progress and the first error it met, JSON
+ * policy_approval.c, policy_match.c), private to them: the parse in progress and the first error it met, JSON
  * Pointers, and the checks every part makes. Each check returns 0, or -EINVAL after the error
  * (file, JSON Pointer, what is wrong) was written: only the first error is kept.
  */
@@ -56,5 +56,9 @@ int policy__parse_conds(struct policy_ctx *c, const char *ptr, const json_t *v, 
 			size_t *n);
 /* A rule's "approval" object at ptr, into r. */
 int policy__parse_approval(struct policy_ctx *c, const char *ptr, const json_t *v, struct rule *r);
+
+/* The policy's "match" object into m. */
+int policy__parse_match(struct policy_ctx *c, const json_t *v, struct policy_match *m);
+void policy__match_free(struct policy_match *m);
 
 #endif
