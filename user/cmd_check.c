@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * `mcpfence check [--json] POLICY...`: validate policies and explain them, rule by rule, with
- * what each plane can enforce. Exit 0 when every policy is valid, 1 when one is not, 2 on a
+ * what each plane can enforce. With --policy-dir: a directory of them, and which one a running
+ * server gets (--pid). Exit 0 when every policy is valid, 1 when one is not, 2 on a
  * usage error.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "cmd.h"
 #include "log.h"
 #include "policy.h"
+#include "policy_dir.h"
 
 static void print_limit(const struct limit *l)
 {
@@ -65,6 +68,14 @@ static void print_policy(const char *file, const struct policy *p)
 	size_t n;
 
 	printf("%s: valid\n", file);
+	if (p->match.present) {
+		json_t *m = check__match_json(&p->match);
+		char *t = m ? json_dumps(m, JSON_COMPACT) : NULL;
+
+		printf("  for the servers whose every one of these fits: %s\n", t ? t : "?");
+		free(t);
+		json_decref(m);
+	}
 	printf("  default: %s (tools no rule matches)\n", policy__action_name(p->def));
 	for (size_t i = 0; i < p->nhide; i++)
 		printf("  hide %s  (/hide/%zu)\n", p->hide[i], i);
@@ -100,19 +111,139 @@ static void print_policy(const char *file, const struct policy *p)
 					  "denied");
 }
 
-static const char usage[] = "usage: mcpfence check [--json] POLICY...\n"
-			    "  --json            print it as JSON: an array, an object per policy\n"
-			    "  -h, --help        print this help\n";
+static const char usage[] =
+	"usage: mcpfence check [--json] POLICY...\n"
+	"       mcpfence check [--json] --policy-dir DIR [--pid PID]...\n"
+	"  --json            print it as JSON: an array, an object per policy\n"
+	"  --policy-dir DIR  check every policy of a directory (*.json, default.json for the\n"
+	"                    sessions no \"match\" fits): all valid, or which is not\n"
+	"  --pid PID         and say which of them the server PID gets, and why\n"
+	"  -h, --help        print this help\n";
+
+/* Which policy of d the running process pid gets (a line, or an object of out). 0 or 1. */
+static int which_policy(const struct policy_dir *d, pid_t pid, json_t *out)
+{
+	struct proc_who pw;
+	const struct policy *p;
+	char err[512];
+	int e = policy_dir__who_of_pid(pid, &pw, err, sizeof(err));
+
+	if (e) {
+		if (out)
+			json_array_append_new(
+				out, json_pack("{s:i, s:s}", "pid", (int)pid, "error", err));
+		else
+			fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	p = policy_dir__pick(d, &pw.who);
+	if (out) {
+		json_array_append_new(
+			out,
+			json_pack("{s:i, s:s, s:s, s:i, s:s?, s:s?, s:s}", "pid", (int)pid, "exe",
+				  pw.exe, "argv", pw.argv, "uid", (int)pw.who.uid, "cgroup",
+				  pw.who.cgroup, "policy", p ? p->source : NULL, "why",
+				  p ? (p == d->def ? "no other file's match fits" :
+						     "the first file whose match fits") :
+				      "no file's match fits and there is no " POLICY_DIR_DEFAULT
+				      ": audited only"));
+	} else {
+		printf("pid %d: exe %s, argv \"%s\", uid %u, cgroup %s\n", (int)pid, pw.exe,
+		       pw.argv, pw.who.uid, pw.who.cgroup ? pw.who.cgroup : "(none)");
+		if (!p)
+			printf("  policy: none (no file's match fits and there is no " POLICY_DIR_DEFAULT
+			       "): its calls would be audited only\n");
+		else if (p == d->def)
+			printf("  policy: %s (no other file's match fits)\n", p->source);
+		else
+			printf("  policy: %s (the first file, in name order, whose match fits)\n",
+			       p->source);
+	}
+	policy_dir__who_free(&pw);
+	return 0;
+}
+
+/* check --policy-dir DIR [--pid PID]... */
+static int check_dir(const char *dir, const pid_t *pids, size_t npids, bool as_json)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy_dir *d = policy_dir__load(dir, err);
+	json_t *out = NULL, *files = NULL, *which = NULL;
+	int status = 0;
+
+	if (!d) {
+		if (as_json) {
+			json_t *o =
+				json_pack("{s:s, s:b, s:s}", "dir", dir, "valid", 0, "error", err);
+
+			json_dumpf(o, stdout, JSON_INDENT(2));
+			putchar('\n');
+			json_decref(o);
+		} else {
+			fprintf(stderr, "%s\n", err);
+		}
+		return 1;
+	}
+	if (as_json) {
+		out = json_pack("{s:s, s:b, s:o, s:o}", "dir", dir, "valid", 1, "files",
+				files = json_array(), "pids", which = json_array());
+		if (!out)
+			goto out;
+		for (size_t i = 0; i < d->nfiles; i++)
+			json_array_append_new(files,
+					      check__policy_json(d->files[i]->source, d->files[i]));
+		if (d->def)
+			json_array_append_new(files, check__policy_json(d->def->source, d->def));
+	} else {
+		printf("%s: %zu policies with a match, in this order; %s\n", dir, d->nfiles,
+		       d->def ? "default.json for the rest" :
+				"no default.json: sessions no match fits are audited only");
+		for (size_t i = 0; i < d->nfiles; i++)
+			print_policy(d->files[i]->source, d->files[i]);
+		if (d->def)
+			print_policy(d->def->source, d->def);
+	}
+	for (size_t i = 0; i < npids; i++)
+		status |= which_policy(d, pids[i], which);
+	if (out) {
+		json_dumpf(out, stdout, JSON_INDENT(2));
+		putchar('\n');
+	}
+out:
+	json_decref(out);
+	policy_dir__free(d);
+	return status;
+}
 
 int cmd_check(int argc, char **argv)
 {
 	bool as_json = false;
 	json_t *out = NULL;
 	int first = 1, status = 0;
+	const char *dir = NULL;
+	pid_t pids[64];
+	size_t npids = 0;
 
 	for (; first < argc && argv[first][0] == '-'; first++) {
 		if (!strcmp(argv[first], "--json")) {
 			as_json = true;
+		} else if (!strcmp(argv[first], "--policy-dir") && first + 1 < argc) {
+			dir = argv[++first];
+		} else if (!strcmp(argv[first], "--pid") && first + 1 < argc) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(argv[++first], &end, 10);
+			if (errno || end == argv[first] || *end || v < 1 || v > INT32_MAX) {
+				log_err("check: --pid '%s': not a process id", argv[first]);
+				return EXIT_USAGE;
+			}
+			if (npids == sizeof(pids) / sizeof(pids[0])) {
+				log_err("check: more than %zu --pid", npids);
+				return EXIT_USAGE;
+			}
+			pids[npids++] = (pid_t)v;
 		} else if (cmd_is_help(argv[first])) {
 			fputs(usage, stdout);
 			return 0;
@@ -124,6 +255,15 @@ int cmd_check(int argc, char **argv)
 			fputs(usage, stderr);
 			return EXIT_USAGE;
 		}
+	}
+	if (dir || npids) {
+		if (!dir || first < argc) {
+			log_err(dir ? "check: --policy-dir takes no POLICY files besides" :
+				      "check: --pid needs --policy-dir");
+			fputs(usage, stderr);
+			return EXIT_USAGE;
+		}
+		return check_dir(dir, pids, npids, as_json);
 	}
 	if (first >= argc) {
 		log_err("check: no policy given");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The mcpfence binary as a user runs it: exit codes, what check prints, every --help. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -185,6 +186,89 @@ static void test_check_seeds(void **state)
 		strstr(r.out, "tool cleanup_all_streams: allow  (/tools/cleanup_all_streams)"));
 }
 
+/*
+ * check --policy-dir: the files in the order they are tried, and which one a running process
+ * gets (--pid, text and JSON); one bad file makes the directory invalid, naming it.
+ */
+static void test_check_policy_dir(void **state)
+{
+	char dir[] = "/tmp/mcpfence-cli-XXXXXX", path[128], pid_s[16], cmd[128];
+	static struct run r;
+	json_t *j, *p;
+	FILE *f;
+	pid_t pid;
+
+	if (access(bin(), X_OK))
+		skip();
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/10-sleep.json", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("{\"version\":\"1\",\"default\":\"deny\",\"match\":{\"argv\":\"sleep 3600*\"}}", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/default.json", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("{\"version\":\"1\",\"default\":\"allow\"}", f);
+	fclose(f);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sleep", "sleep", "3600", (char *)NULL);
+		_exit(127);
+	}
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)pid);
+	for (int i = 0; i < 2000; i++) { /* until it has exec'd */
+		char c[64] = "";
+		FILE *cf;
+
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		if ((cf = fopen(path, "r"))) {
+			size_t n = fread(c, 1, sizeof(c) - 1, cf);
+
+			fclose(cf);
+			if (n && !strcmp(c, "sleep"))
+				break;
+		}
+		usleep(1000);
+	}
+	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "--pid", pid_s, NULL });
+	snprintf(path, sizeof(path), "  policy: %s/10-sleep.json (the first file", dir);
+	if (r.status || !strstr(r.out, "1 policies with a match") || !strstr(r.out, path))
+		fail_msg("exit %d\n%s\n%s", r.status, r.out, r.err);
+	run(&r, (const char *const[]){ bin(), "check", "--json", "--policy-dir", dir, "--pid",
+				       pid_s, NULL });
+	assert_int_equal(r.status, 0);
+	assert_non_null(j = json_loads(r.out, 0, NULL));
+	assert_true(json_is_true(json_object_get(j, "valid")));
+	assert_int_equal(json_array_size(json_object_get(j, "files")), 2);
+	p = json_array_get(json_object_get(j, "pids"), 0);
+	assert_string_equal(json_string_value(json_object_get(p, "argv")), "sleep 3600");
+	snprintf(path, sizeof(path), "%s/10-sleep.json", dir);
+	assert_string_equal(json_string_value(json_object_get(p, "policy")), path);
+	json_decref(j);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	/* the pid has ended: an error that names it, exit 1 */
+	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "--pid", pid_s, NULL });
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, pid_s));
+	/* one bad file: the directory is invalid */
+	snprintf(path, sizeof(path), "%s/20-nomatch.json", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("{\"version\":\"1\",\"default\":\"deny\"}", f);
+	fclose(f);
+	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, NULL });
+	assert_int_equal(r.status, 1);
+	if (!strstr(r.err, "20-nomatch.json: /match: is required in a policy directory"))
+		fail_msg("stderr: %s", r.err);
+	/* --pid alone, or with POLICY files: usage errors */
+	run(&r, (const char *const[]){ bin(), "check", "--pid", "1", NULL });
+	assert_int_equal(r.status, 2);
+	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "x.json", NULL });
+	assert_int_equal(r.status, 2);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* Every command: `mcpfence --help` must keep listing each of them. */
 static const char *const commands[] = { "check", "features", "run",    "approvals", "approve",
 					"deny",	 "attach",   "detach", "stats",	    "version" };
@@ -203,6 +287,7 @@ static const char *sample_arg(const char *meta)
 		{ "PATH", "/sys/fs/cgroup" },
 		{ "T", "x" },
 		{ "DURATION", "10m" },
+		{ "DIR", "policies" },
 	};
 
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
@@ -322,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_check_json),
 		/* the seeds in policies/, as published */
 		cmocka_unit_test(test_check_seeds),
+		cmocka_unit_test(test_check_policy_dir),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * A directory of policies (policy_dir): which file a server gets ("match", name order,
+ * default.json, none), what makes the whole directory refused, and who a real process is.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+#include "policy_dir.h"
+
+static char dir[64];
+
+static void put(const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/mcpfence-pdir-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The file name (after the directory) of the policy w gets, or "none". */
+static const char *picked(const struct policy_dir *d, const struct session_who *w)
+{
+	const struct policy *p = policy_dir__pick(d, w);
+
+	return p ? p->source + strlen(dir) + 1 : "none";
+}
+
+#define POLICY(m) "{\"version\":\"1\",\"default\":\"deny\",\"match\":" m "}"
+
+/* The first file in name order whose every key fits; then default.json. */
+static void test_pick_order(void **state)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy_dir *d;
+	struct session_who node = { .exe = "/usr/bin/node",
+				    .argv = "node /srv/alpha/index.js --stdio",
+				    .cgroup = "/system.slice/alpha.service",
+				    .port = -1,
+				    .has_uid = true,
+				    .uid = 4242 };
+	struct session_who other = node;
+
+	put("20-uid.json", POLICY("{\"uid\":4242}"));
+	put("10-alpha.json", POLICY("{\"exe\":\"/usr/bin/node\",\"argv\":\"* */alpha/*\"}"));
+	put("30-named.json", POLICY("{\"server_name\":\"alpha-*\"}"));
+	put("40-port.json", POLICY("{\"port\":8080,\"cgroup\":\"/system.slice/*\"}"));
+	put("default.json", "{\"version\":\"1\",\"default\":\"deny\"}");
+	/* not policies of the directory: hidden, backups, other names */
+	put(".50-hidden.json", "not json");
+	put("60-backup.json~", "not json");
+	put("README", "not json");
+	assert_int_equal(mkdir(strcat(strcpy(err, dir), "/70-dir.d"), 0700), 0);
+
+	d = policy_dir__load(dir, err);
+	if (!d)
+		fail_msg("refused: %s", err);
+	assert_int_equal(d->nfiles, 4);
+	assert_non_null(d->def);
+	/* 10 and 20 both fit: the first by name */
+	assert_string_equal(picked(d, &node), "10-alpha.json");
+	other.argv = "node /srv/beta/index.js";
+	assert_string_equal(picked(d, &other), "20-uid.json");
+	other.uid = 1000;
+	assert_string_equal(picked(d, &other), "default.json");
+	/* a key whose value is not known does not fit: no answer named the server yet */
+	assert_string_equal(picked(d, &other), "default.json");
+	other.server_name = "alpha-server";
+	assert_string_equal(picked(d, &other), "30-named.json");
+	other.server_name = NULL;
+	/* every key must fit: the port, and the cgroup */
+	other.port = 8080;
+	assert_string_equal(picked(d, &other), "40-port.json");
+	other.cgroup = "/user.slice/x";
+	assert_string_equal(picked(d, &other), "default.json");
+	other.cgroup = NULL;
+	assert_string_equal(picked(d, &other), "default.json");
+	/* the uid unknown: 20 does not fit */
+	other = node;
+	other.argv = "x";
+	other.has_uid = false;
+	assert_string_equal(picked(d, &other), "default.json");
+	policy_dir__free(d);
+
+	/* without default.json, none: the session is audited only */
+	assert_int_equal(unlink(strcat(strcpy(err, dir), "/default.json")), 0);
+	d = policy_dir__load(dir, err);
+	assert_non_null(d);
+	assert_null(d->def);
+	assert_string_equal(picked(d, &other), "none");
+	assert_string_equal(picked(d, &node), "10-alpha.json");
+	policy_dir__free(d);
+}
+
+/* An empty directory is valid: every session is audited only. */
+static void test_empty(void **state)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy_dir *d = policy_dir__load(dir, err);
+	struct session_who w = { .exe = "/bin/x", .port = -1 };
+
+	assert_non_null(d);
+	assert_int_equal(d->nfiles, 0);
+	assert_null(policy_dir__pick(d, &w));
+	policy_dir__free(d);
+}
+
+/* One bad file refuses the whole directory, naming the file and what is wrong. */
+static void test_refused(void **state)
+{
+	static const struct {
+		const char *name, *text, *want;
+	} cases[] = {
+		{ "10-bad.json", "{\"version\":\"1\"}", "10-bad.json: /default: is required" },
+		{ "10-nomatch.json", "{\"version\":\"1\",\"default\":\"allow\"}",
+		  "10-nomatch.json: /match: is required in a policy directory" },
+		{ "default.json", POLICY("{\"uid\":0}"),
+		  "default.json: /match: default.json has none" },
+		{ "10-port.json", POLICY("{\"port\":70000}"),
+		  "10-port.json: /match/port: 70000 is out of range" },
+	};
+	char err[POLICY_ERR_LEN];
+
+	put("05-good.json", POLICY("{\"uid\":0}"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[256];
+
+		put(cases[i].name, cases[i].text);
+		errno = 0;
+		assert_null(policy_dir__load(dir, err));
+		assert_int_equal(errno, EINVAL);
+		if (!strstr(err, cases[i].want) || strncmp(err, dir, strlen(dir)))
+			fail_msg("%s: got \"%s\", want the directory and \"%s\"", cases[i].name,
+				 err, cases[i].want);
+		snprintf(path, sizeof(path), "%s/%s", dir, cases[i].name);
+		unlink(path);
+	}
+	/* a directory named like a policy */
+	snprintf(err, sizeof(err), "%s/20-sub.json", dir);
+	assert_int_equal(mkdir(err, 0700), 0);
+	assert_null(policy_dir__load(dir, err));
+	assert_non_null(strstr(err, "20-sub.json: not a regular file"));
+	/* no directory */
+	assert_null(policy_dir__load("/nonexistent/policies", err));
+	assert_int_equal(errno, ENOENT);
+	assert_string_equal(err, "/nonexistent/policies: No such file or directory");
+}
+
+/* Who a real process is: executable, command line, uid, cgroup; an ended one is ESRCH. */
+static void test_who_of_pid(void **state)
+{
+	char err[512], cg[4096] = "", sh[4096], *line = NULL;
+	struct proc_who pw;
+	size_t cap = 0;
+	FILE *f;
+	int status;
+	pid_t pid;
+
+	assert_non_null(realpath("/bin/sh", sh));
+	pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setpgid(0, 0); /* its sleep goes with it */
+		execl("/bin/sh", "sh", "-c", "sleep 30; :", "two words", (char *)NULL);
+		_exit(127);
+	}
+	/* until it has exec'd */
+	for (int i = 0; i < 2000; i++) {
+		char exe[256];
+		ssize_t n;
+
+		snprintf(err, sizeof(err), "/proc/%d/exe", (int)pid);
+		n = readlink(err, exe, sizeof(exe) - 1);
+		if (n > 0 && (exe[n] = 0, !strcmp(exe, sh)))
+			break;
+		usleep(1000);
+	}
+	if (policy_dir__who_of_pid(pid, &pw, err, sizeof(err)))
+		fail_msg("pid %d: %s", (int)pid, err);
+	assert_string_equal(pw.who.exe, sh);
+	assert_string_equal(pw.who.argv, "sh -c sleep 30; : two words");
+	assert_true(pw.who.has_uid);
+	assert_int_equal(pw.who.uid, geteuid());
+	assert_int_equal(pw.who.port, -1);
+	assert_null(pw.who.server_name);
+	f = fopen("/proc/self/cgroup", "r");
+	assert_non_null(f);
+	while (getline(&line, &cap, f) > 0)
+		if (!strncmp(line, "0::", 3))
+			snprintf(cg, sizeof(cg), "%.*s", (int)strcspn(line + 3, "\n"), line + 3);
+	fclose(f);
+	free(line);
+	if (cg[0])
+		assert_string_equal(pw.who.cgroup, cg);
+	else
+		assert_null(pw.who.cgroup);
+	policy_dir__who_free(&pw);
+
+	kill(-pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(policy_dir__who_of_pid(pid, &pw, err, sizeof(err)), -ESRCH);
+	assert_non_null(strstr(err, "pid "));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pick_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+		cmocka_unit_test(test_who_of_pid),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * policy_dir: a directory of policies and the one each session gets; who a process is, from
+ * /proc, for their "match".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include "policy_dir.h"
+
+#define CMDLINE_MAX (4u << 20) /* bytes of /proc/PID/cmdline read; more: refused */
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the policy files of dir, sorted; *n of them. NULL and errno on failure. */
+static char **list_files(const char *dir, size_t *n, char *err)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t cap = 0;
+	int saved = 0;
+
+	*n = 0;
+	if (!d) {
+		saved = errno;
+		snprintf(err, POLICY_ERR_LEN, "%s: %s", dir, strerror(saved));
+		errno = saved;
+		return NULL;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
+			continue;
+		if (*n == POLICY_DIR_MAX_FILES) {
+			saved = EFBIG;
+			snprintf(err, POLICY_ERR_LEN, "%s: more than %d policy files", dir,
+				 POLICY_DIR_MAX_FILES);
+			break;
+		}
+		if (*n == cap) {
+			char **g = realloc(names, (cap ? cap * 2 : 16) * sizeof(*names));
+
+			if (!g) {
+				saved = ENOMEM;
+				break;
+			}
+			names = g;
+			cap = cap ? cap * 2 : 16;
+		}
+		if (!(names[*n] = strdup(de->d_name))) {
+			saved = ENOMEM;
+			break;
+		}
+		(*n)++;
+	}
+	if (!saved && errno) {
+		saved = errno;
+		snprintf(err, POLICY_ERR_LEN, "%s: %s", dir, strerror(saved));
+	}
+	closedir(d);
+	if (saved) {
+		if (saved == ENOMEM)
+			snprintf(err, POLICY_ERR_LEN, "%s: out of memory", dir);
+		for (size_t i = 0; i < *n; i++)
+			free(names[i]);
+		free(names);
+		errno = saved;
+		return NULL;
+	}
+	if (*n)
+		qsort(names, *n, sizeof(*names), by_name);
+	return names ? names : calloc(1, sizeof(*names));
+}
+
+struct policy_dir *policy_dir__load(const char *dir, char *err)
+{
+	struct policy_dir *d = calloc(1, sizeof(*d));
+	size_t n = 0;
+	char **names = NULL;
+	int saved = ENOMEM;
+
+	err[0] = 0;
+	if (!d || !(d->path = strdup(dir)))
+		goto fail;
+	names = list_files(dir, &n, err);
+	if (!names) {
+		saved = errno;
+		goto fail;
+	}
+	if (n && !(d->files = calloc(n, sizeof(*d->files))))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		bool is_def = !strcmp(names[i], POLICY_DIR_DEFAULT);
+		struct policy *p;
+		char *path;
+
+		if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
+			goto fail;
+		p = policy__load(path, err);
+		saved = errno;
+		free(path);
+		if (!p)
+			goto fail;
+		if (is_def && p->match.present) {
+			snprintf(err, POLICY_ERR_LEN,
+				 "%s: /match: " POLICY_DIR_DEFAULT
+				 " has none: it takes every session "
+				 "no other file matches",
+				 p->source);
+			policy__free(p);
+			saved = EINVAL;
+			goto fail;
+		}
+		if (!is_def && !p->match.present) {
+			snprintf(
+				err, POLICY_ERR_LEN,
+				"%s: /match: is required in a policy directory (which servers the "
+				"file is for); the sessions no file matches take " POLICY_DIR_DEFAULT,
+				p->source);
+			policy__free(p);
+			saved = EINVAL;
+			goto fail;
+		}
+		if (is_def)
+			d->def = p;
+		else
+			d->files[d->nfiles++] = p;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return d;
+fail:
+	if (saved == ENOMEM && !err[0])
+		snprintf(err, POLICY_ERR_LEN, "%s: out of memory", dir);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	policy_dir__free(d);
+	errno = saved;
+	return NULL;
+}
+
+void policy_dir__free(struct policy_dir *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->nfiles; i++)
+		policy__free(d->files[i]);
+	free(d->files);
+	policy__free(d->def);
+	free(d->path);
+	free(d);
+}
+
+const struct policy *policy_dir__pick(const struct policy_dir *d, const struct session_who *w)
+{
+	for (size_t i = 0; i < d->nfiles; i++)
+		if (policy__match_fits(d->files[i], w))
+			return d->files[i];
+	return d->def;
+}
+
+/* The whole of a /proc file into a new buffer (NUL-terminated), at most max bytes. */
+static char *read_proc(const char *path, size_t max, size_t *len, int *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t cap = 4096;
+	char *buf = NULL;
+
+	*len = 0;
+	if (fd < 0) {
+		*e = errno;
+		return NULL;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (!buf || *len + 1 >= cap) {
+			char *g;
+
+			if (buf)
+				cap *= 2;
+			if (cap > max + 1 || !(g = realloc(buf, cap))) {
+				*e = cap > max + 1 ? E2BIG : ENOMEM;
+				goto fail;
+			}
+			buf = g;
+		}
+		r = read(fd, buf + *len, cap - 1 - *len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			*e = errno;
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		*len += (size_t)r;
+	}
+	close(fd);
+	buf[*len] = 0;
+	return buf;
+fail:
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+/* When process pid started (field 22 of /proc/PID/stat, in clock ticks); 0 when it is gone. */
+static unsigned long long start_time(pid_t pid)
+{
+	char path[64], *text, *p;
+	unsigned long long t = 0;
+	size_t len;
+	int e;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	text = read_proc(path, 1 << 16, &len, &e);
+	/* after the command's closing parenthesis (the command may hold any byte): field 3 on */
+	p = text ? strrchr(text, ')') : NULL;
+	if (p && sscanf(p + 1,
+			" %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+			"%*d %*d %llu",
+			&t) != 1)
+		t = 0;
+	free(text);
+	return t;
+}
+
+/* Still the process that was read: its pidfd has not become readable (it ended), or, without a
+ * pidfd, it started when it did before. */
+static bool same_process(pid_t pid, int pidfd, unsigned long long started)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+	if (pidfd >= 0)
+		return poll(&p, 1, 0) == 0;
+	return started && start_time(pid) == started;
+}
+
+int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err_size)
+{
+	char path[64], *text;
+	unsigned long long started = 0;
+	size_t len;
+	ssize_t n;
+	int pidfd, e = 0;
+
+	memset(pw, 0, sizeof(*pw));
+	pw->who.port = -1;
+	/*
+	 * The process, held: pid reuse is caught when it has ended by the end of the reading.
+	 * Without pidfd_open (before 5.3; valgrind), its start time read before and after.
+	 */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0 && errno == ENOSYS && !(started = start_time(pid)))
+		errno = ESRCH;
+	if (pidfd < 0 && !started) {
+		e = errno;
+		snprintf(err, err_size, "pid %d: %s", (int)pid, strerror(e));
+		return -e;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, pw->exe, sizeof(pw->exe) - 1);
+	if (n < 0) {
+		e = errno;
+		snprintf(err, err_size, "pid %d: its executable (%s): %s", (int)pid, path,
+			 strerror(e));
+		goto fail;
+	}
+	pw->exe[n] = 0;
+	pw->who.exe = pw->exe;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	pw->argv = read_proc(path, CMDLINE_MAX, &len, &e);
+	if (!pw->argv) {
+		snprintf(err, err_size, "pid %d: its command line (%s): %s", (int)pid, path,
+			 strerror(e));
+		goto fail;
+	}
+	/* arguments end in NUL each: joined by one space */
+	while (len && !pw->argv[len - 1])
+		len--;
+	pw->argv[len] = 0;
+	for (size_t i = 0; i < len; i++)
+		if (!pw->argv[i])
+			pw->argv[i] = ' ';
+	pw->who.argv = pw->argv;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	text = read_proc(path, 1 << 20, &len, &e);
+	if (!text) {
+		snprintf(err, err_size, "pid %d: %s: %s", (int)pid, path, strerror(e));
+		goto fail;
+	}
+	for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		unsigned long ruid, euid;
+
+		if (sscanf(l, "Uid:\t%lu\t%lu", &ruid, &euid) == 2) {
+			pw->who.has_uid = true;
+			pw->who.uid = (uint32_t)euid;
+			break;
+		}
+	}
+	free(text);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	text = read_proc(path, 1 << 20, &len, &e);
+	if (!text) {
+		snprintf(err, err_size, "pid %d: %s: %s", (int)pid, path, strerror(e));
+		goto fail;
+	}
+	/* the cgroup v2 line, "0::/path" (a hybrid host lists its v1 hierarchies too) */
+	for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (!strncmp(l, "0::", 3)) {
+			size_t k = strcspn(l + 3, "\n");
+
+			if (k < sizeof(pw->cgroup)) {
+				memcpy(pw->cgroup, l + 3, k);
+				pw->cgroup[k] = 0;
+				pw->who.cgroup = pw->cgroup;
+			}
+			break;
+		}
+	}
+	free(text);
+	if (!same_process(pid, pidfd, started)) {
+		e = ESRCH;
+		snprintf(err, err_size, "pid %d: ended while it was read", (int)pid);
+		goto fail;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return 0;
+fail:
+	if (pidfd >= 0)
+		close(pidfd);
+	policy_dir__who_free(pw);
+	/* a process gone between the steps reads as ENOENT */
+	return e == ENOENT ? -ESRCH : -e;
+}
+
+void policy_dir__who_free(struct proc_who *pw)
+{
+	free(pw->argv);
+	pw->argv = NULL;
+	pw->who.argv = NULL;
+}
