@@ -140,8 +140,8 @@ static int which_policy(const struct policy_dir *d, pid_t pid, json_t *out)
 	if (out) {
 		json_array_append_new(
 			out,
-			json_pack("{s:i, s:s, s:s, s:i, s:s?, s:s?, s:s}", "pid", (int)pid, "exe",
-				  pw.exe, "argv", pw.argv, "uid", (int)pw.who.uid, "cgroup",
+			json_pack("{s:i, s:s, s:s, s:I, s:s?, s:s?, s:s}", "pid", (int)pid, "exe",
+				  pw.exe, "argv", pw.argv, "uid", (json_int_t)pw.who.uid, "cgroup",
 				  pw.who.cgroup, "policy", p ? p->source : NULL, "why",
 				  p ? (p == d->def ? "no other file's match fits" :
 						     "the first file whose match fits") :

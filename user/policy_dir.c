@@ -17,6 +17,13 @@
 
 #define CMDLINE_MAX (4u << 20) /* bytes of /proc/PID/cmdline read; more: refused */
 
+bool policy_dir__is_policy_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return name[0] != '.' && len >= 6 && !strcmp(name + len - 5, ".json");
+}
+
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -39,9 +46,7 @@ static char **list_files(const char *dir, size_t *n, char *err)
 		return NULL;
 	}
 	while ((errno = 0, de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-
-		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
+		if (!policy_dir__is_policy_name(de->d_name))
 			continue;
 		if (*n == POLICY_DIR_MAX_FILES) {
 			saved = EFBIG;

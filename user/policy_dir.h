@@ -7,6 +7,7 @@
 #ifndef MCPFENCE_POLICY_DIR_H
 #define MCPFENCE_POLICY_DIR_H
 
+#include <stdbool.h>
 #include <linux/limits.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -30,6 +31,8 @@ struct policy_dir {
  */
 struct policy_dir *policy_dir__load(const char *dir, char *err);
 void policy_dir__free(struct policy_dir *d);
+/* A name policy_dir__load reads: it ends in ".json" and does not begin with '.'. */
+bool policy_dir__is_policy_name(const char *name);
 
 /* The policy of a session whose server is w; NULL: none fits (audit only). */
 const struct policy *policy_dir__pick(const struct policy_dir *d, const struct session_who *w);

@@ -15,14 +15,6 @@
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB | \
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
-/* A name policy_dir reads: ends in ".json", does not begin with '.'. */
-static bool policy_name(const char *name)
-{
-	size_t len = strlen(name);
-
-	return name[0] != '.' && len >= 6 && !strcmp(name + len - 5, ".json");
-}
-
 int policy_watch__open(struct policy_watch *w, const char *dir, char *err)
 {
 	int e;
@@ -72,7 +64,7 @@ int policy_watch__changed(struct policy_watch *w, struct policy_dir **old)
 				gone = true;
 			else if (ev->mask & IN_Q_OVERFLOW)
 				reload = true;
-			else if (ev->len && policy_name(ev->name))
+			else if (ev->len && policy_dir__is_policy_name(ev->name))
 				reload = true;
 			p += sizeof(*ev) + ev->len;
 		}
