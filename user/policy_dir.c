@@ -98,26 +98,26 @@ struct policy_dir *policy_dir__load(const char *dir, char *err)
 
 	err[0] = 0;
 	if (!d || !(d->path = strdup(dir)))
-		goto fail;
+		goto out_free;
 	names = list_files(dir, &n, err);
 	if (!names) {
 		saved = errno;
-		goto fail;
+		goto out_free;
 	}
 	if (n && !(d->files = calloc(n, sizeof(*d->files))))
-		goto fail;
+		goto out_free;
 	for (size_t i = 0; i < n; i++) {
 		bool is_def = !strcmp(names[i], POLICY_DIR_DEFAULT);
 		struct policy *p;
 		char *path;
 
 		if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
-			goto fail;
+			goto out_free;
 		p = policy__load(path, err);
 		saved = errno;
 		free(path);
 		if (!p)
-			goto fail;
+			goto out_free;
 		if (is_def && p->match.present) {
 			snprintf(err, POLICY_ERR_LEN,
 				 "%s: /match: " POLICY_DIR_DEFAULT
@@ -126,7 +126,7 @@ struct policy_dir *policy_dir__load(const char *dir, char *err)
 				 p->source);
 			policy__free(p);
 			saved = EINVAL;
-			goto fail;
+			goto out_free;
 		}
 		if (!is_def && !p->match.present) {
 			snprintf(
@@ -136,7 +136,7 @@ struct policy_dir *policy_dir__load(const char *dir, char *err)
 				p->source);
 			policy__free(p);
 			saved = EINVAL;
-			goto fail;
+			goto out_free;
 		}
 		if (is_def)
 			d->def = p;
@@ -147,7 +147,7 @@ struct policy_dir *policy_dir__load(const char *dir, char *err)
 		free(names[i]);
 	free(names);
 	return d;
-fail:
+out_free:
 	if (saved == ENOMEM && !err[0])
 		snprintf(err, POLICY_ERR_LEN, "%s: out of memory", dir);
 	for (size_t i = 0; i < n; i++)
@@ -200,7 +200,7 @@ static char *read_proc(const char *path, size_t max, size_t *len, int *e)
 				cap *= 2;
 			if (cap > max + 1 || !(g = realloc(buf, cap))) {
 				*e = cap > max + 1 ? E2BIG : ENOMEM;
-				goto fail;
+				goto out_close;
 			}
 			buf = g;
 		}
@@ -209,7 +209,7 @@ static char *read_proc(const char *path, size_t max, size_t *len, int *e)
 			continue;
 		if (r < 0) {
 			*e = errno;
-			goto fail;
+			goto out_close;
 		}
 		if (r == 0)
 			break;
@@ -218,7 +218,7 @@ static char *read_proc(const char *path, size_t max, size_t *len, int *e)
 	close(fd);
 	buf[*len] = 0;
 	return buf;
-fail:
+out_close:
 	close(fd);
 	free(buf);
 	return NULL;
@@ -284,7 +284,7 @@ int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err
 		e = errno;
 		snprintf(err, err_size, "pid %d: its executable (%s): %s", (int)pid, path,
 			 strerror(e));
-		goto fail;
+		goto out_release;
 	}
 	pw->exe[n] = 0;
 	pw->who.exe = pw->exe;
@@ -293,7 +293,7 @@ int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err
 	if (!pw->argv) {
 		snprintf(err, err_size, "pid %d: its command line (%s): %s", (int)pid, path,
 			 strerror(e));
-		goto fail;
+		goto out_release;
 	}
 	/* arguments end in NUL each: joined by one space */
 	while (len && !pw->argv[len - 1])
@@ -307,7 +307,7 @@ int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err
 	text = read_proc(path, 1 << 20, &len, &e);
 	if (!text) {
 		snprintf(err, err_size, "pid %d: %s: %s", (int)pid, path, strerror(e));
-		goto fail;
+		goto out_release;
 	}
 	for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		unsigned long ruid, euid;
@@ -323,7 +323,7 @@ int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err
 	text = read_proc(path, 1 << 20, &len, &e);
 	if (!text) {
 		snprintf(err, err_size, "pid %d: %s: %s", (int)pid, path, strerror(e));
-		goto fail;
+		goto out_release;
 	}
 	/* the cgroup v2 line, "0::/path" (a hybrid host lists its v1 hierarchies too) */
 	for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
@@ -342,12 +342,12 @@ int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err
 	if (!same_process(pid, pidfd, started)) {
 		e = ESRCH;
 		snprintf(err, err_size, "pid %d: ended while it was read", (int)pid);
-		goto fail;
+		goto out_release;
 	}
 	if (pidfd >= 0)
 		close(pidfd);
 	return 0;
-fail:
+out_release:
 	if (pidfd >= 0)
 		close(pidfd);
 	policy_dir__who_free(pw);

@@ -33,15 +33,15 @@ int policy_watch__open(struct policy_watch *w, const char *dir, char *err)
 		e = errno;
 		snprintf(err, POLICY_ERR_LEN, "%s: %s", dir,
 			 e == ENOTDIR ? "not a directory" : strerror(e));
-		goto fail;
+		goto out_close;
 	}
 	w->cur = policy_dir__load(dir, err);
 	if (!w->cur) {
 		e = errno;
-		goto fail;
+		goto out_close;
 	}
 	return 0;
-fail:
+out_close:
 	close(w->fd);
 	w->fd = -1;
 	return -e;
