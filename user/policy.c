@@ -835,7 +835,8 @@ struct policy *policy__load(const char *path, char *err)
 	size_t len = 0;
 	int fd, saved;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO (refused below) must not hang the open until a writer comes */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st)) {
 		saved = errno;
 		snprintf(err, POLICY_ERR_LEN, "%s: %s", path, strerror(saved));

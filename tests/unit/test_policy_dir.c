@@ -171,6 +171,13 @@ static void test_refused(void **state)
 	assert_int_equal(mkdir(err, 0700), 0);
 	assert_null(policy_dir__load(dir, err));
 	assert_non_null(strstr(err, "20-sub.json: not a regular file"));
+	snprintf(err, sizeof(err), "%s/20-sub.json", dir);
+	assert_int_equal(rmdir(err), 0);
+	/* a FIFO named like a policy: refused at once, not waited on for a writer */
+	snprintf(err, sizeof(err), "%s/20-fifo.json", dir);
+	assert_int_equal(mkfifo(err, 0600), 0);
+	assert_null(policy_dir__load(dir, err));
+	assert_non_null(strstr(err, "20-fifo.json: not a regular file"));
 	/* no directory */
 	assert_null(policy_dir__load("/nonexistent/policies", err));
 	assert_int_equal(errno, ENOENT);
