@@ -15,6 +15,7 @@
 #include "log.h"
 #include "policy.h"
 #include "policy_dir.h"
+#include "text.h"
 
 static void print_limit(const struct limit *l)
 {
@@ -120,12 +121,26 @@ static const char usage[] =
 	"  --pid PID         and say which of them the server PID gets, and why\n"
 	"  -h, --help        print this help\n";
 
+/*
+ * What a process says of itself (any user's process: its command line is any bytes), as valid
+ * UTF-8 with control characters as \xNN, in a new string; NULL for NULL or out of memory.
+ */
+static char *shown(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *out = s ? malloc(4 * n + 1) : NULL;
+
+	if (out)
+		text__utf8_clean(s, n, out, true);
+	return out;
+}
+
 /* Which policy of d the running process pid gets (a line, or an object of out). 0 or 1. */
 static int which_policy(const struct policy_dir *d, pid_t pid, json_t *out)
 {
 	struct proc_who pw;
 	const struct policy *p;
-	char err[512];
+	char err[512], *exe, *argv, *cg;
 	int e = policy_dir__who_of_pid(pid, &pw, err, sizeof(err));
 
 	if (e) {
@@ -137,19 +152,25 @@ static int which_policy(const struct policy_dir *d, pid_t pid, json_t *out)
 		return 1;
 	}
 	p = policy_dir__pick(d, &pw.who);
-	if (out) {
+	exe = shown(pw.who.exe);
+	argv = shown(pw.who.argv);
+	cg = shown(pw.who.cgroup);
+	if (!exe || !argv || (pw.who.cgroup && !cg)) {
+		log_err("check: out of memory");
+		e = -ENOMEM;
+	} else if (out) {
 		json_array_append_new(
 			out,
 			json_pack("{s:i, s:s, s:s, s:I, s:s?, s:s?, s:s}", "pid", (int)pid, "exe",
-				  pw.exe, "argv", pw.argv, "uid", (json_int_t)pw.who.uid, "cgroup",
-				  pw.who.cgroup, "policy", p ? p->source : NULL, "why",
+				  exe, "argv", argv, "uid", (json_int_t)pw.who.uid, "cgroup", cg,
+				  "policy", p ? p->source : NULL, "why",
 				  p ? (p == d->def ? "no other file's match fits" :
 						     "the first file whose match fits") :
 				      "no file's match fits and there is no " POLICY_DIR_DEFAULT
 				      ": audited only"));
 	} else {
-		printf("pid %d: exe %s, argv \"%s\", uid %u, cgroup %s\n", (int)pid, pw.exe,
-		       pw.argv, pw.who.uid, pw.who.cgroup ? pw.who.cgroup : "(none)");
+		printf("pid %d: exe %s, argv \"%s\", uid %u, cgroup %s\n", (int)pid, exe, argv,
+		       pw.who.uid, cg ? cg : "(none)");
 		if (!p)
 			printf("  policy: none (no file's match fits and there is no " POLICY_DIR_DEFAULT
 			       "): its calls would be audited only\n");
@@ -159,8 +180,11 @@ static int which_policy(const struct policy_dir *d, pid_t pid, json_t *out)
 			printf("  policy: %s (the first file, in name order, whose match fits)\n",
 			       p->source);
 	}
+	free(exe);
+	free(argv);
+	free(cg);
 	policy_dir__who_free(&pw);
-	return 0;
+	return e ? 1 : 0;
 }
 
 /* check --policy-dir DIR [--pid PID]... */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include "policy_dir.h"
+#include "text.h"
 
 #define CMDLINE_MAX (4u << 20) /* bytes of /proc/PID/cmdline read; more: refused */
 
@@ -22,6 +23,18 @@ bool policy_dir__is_policy_name(const char *name)
 	size_t len = strlen(name);
 
 	return name[0] != '.' && len >= 6 && !strcmp(name + len - 5, ".json");
+}
+
+/* Printable UTF-8: no control character, no ill-formed sequence. */
+static bool printable(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	for (size_t i = 0, k; i < n; i += k)
+		if (u[i] < 0x20 || u[i] == 0x7f || !(k = text__utf8_seq(u + i, n - i)))
+			return false;
+	return true;
 }
 
 static int by_name(const void *a, const void *b)
@@ -48,6 +61,18 @@ static char **list_files(const char *dir, size_t *n, char *err)
 	while ((errno = 0, de = readdir(d))) {
 		if (!policy_dir__is_policy_name(de->d_name))
 			continue;
+		if (!printable(de->d_name)) {
+			char shown[4 * NAME_MAX + 1];
+
+			text__utf8_clean(de->d_name, strlen(de->d_name), shown, true);
+			saved = EINVAL;
+			snprintf(
+				err, POLICY_ERR_LEN,
+				"%.200s: \"%.200s\": a policy's file name must be printable UTF-8 (it "
+				"names the policy in audit lines)",
+				dir, shown);
+			break;
+		}
 		if (*n == POLICY_DIR_MAX_FILES) {
 			saved = EFBIG;
 			snprintf(err, POLICY_ERR_LEN, "%s: more than %d policy files", dir,
@@ -81,6 +106,7 @@ static char **list_files(const char *dir, size_t *n, char *err)
 		for (size_t i = 0; i < *n; i++)
 			free(names[i]);
 		free(names);
+		*n = 0;
 		errno = saved;
 		return NULL;
 	}

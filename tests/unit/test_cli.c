@@ -247,6 +247,42 @@ static void test_check_policy_dir(void **state)
 	json_decref(j);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+	/* a command line of any bytes: shown escaped, as valid UTF-8, in text and in JSON */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setpgid(0, 0); /* its sleep goes with it */
+		execl("/bin/sh", "sh", "-c", "sleep 3600; :", "\x1b[2J\xff", (char *)NULL);
+		_exit(127);
+	}
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	for (int i = 0; i < 2000; i++) { /* until it has exec'd */
+		char c[8] = "";
+		FILE *cf = fopen(path, "r");
+
+		if (cf && fread(c, 1, 3, cf) == 3 && !strcmp(c, "sh")) {
+			fclose(cf);
+			break;
+		}
+		if (cf)
+			fclose(cf);
+		usleep(1000);
+	}
+	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "--pid", pid_s, NULL });
+	if (r.status || !strstr(r.out, "argv \"sh -c sleep 3600; : \\x1b[2J\xef\xbf\xbd\"") ||
+	    strchr(r.out, '\x1b'))
+		fail_msg("exit %d\n%s\n%s", r.status, r.out, r.err);
+	run(&r, (const char *const[]){ bin(), "check", "--json", "--policy-dir", dir, "--pid",
+				       pid_s, NULL });
+	assert_int_equal(r.status, 0);
+	assert_non_null(j = json_loads(r.out, 0, NULL));
+	p = json_array_get(json_object_get(j, "pids"), 0);
+	assert_string_equal(json_string_value(json_object_get(p, "argv")),
+			    "sh -c sleep 3600; : \\x1b[2J\xef\xbf\xbd");
+	json_decref(j);
+	kill(-pid, SIGKILL);
+	waitpid(pid, NULL, 0);
 	/* the pid has ended: an error that names it, exit 1 */
 	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "--pid", pid_s, NULL });
 	assert_int_equal(r.status, 1);

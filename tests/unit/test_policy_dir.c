@@ -178,10 +178,37 @@ static void test_refused(void **state)
 	assert_int_equal(mkfifo(err, 0600), 0);
 	assert_null(policy_dir__load(dir, err));
 	assert_non_null(strstr(err, "20-fifo.json: not a regular file"));
+	snprintf(err, sizeof(err), "%s/20-fifo.json", dir);
+	assert_int_equal(unlink(err), 0);
+	/* a name that would print as something else: a control character, ill-formed UTF-8 */
+	put("30-\x1b[2J.json", POLICY("{\"uid\":0}"));
+	assert_null(policy_dir__load(dir, err));
+	assert_int_equal(errno, EINVAL);
+	if (!strstr(err, "\"30-\\x1b[2J.json\": a policy's file name must be printable UTF-8"))
+		fail_msg("%s", err);
+	snprintf(err, sizeof(err), "%s/30-\x1b[2J.json", dir);
+	assert_int_equal(unlink(err), 0);
+	put("30-\xff.json", POLICY("{\"uid\":0}"));
+	assert_null(policy_dir__load(dir, err));
+	assert_non_null(strstr(err, "\"30-\xef\xbf\xbd.json\""));
 	/* no directory */
 	assert_null(policy_dir__load("/nonexistent/policies", err));
 	assert_int_equal(errno, ENOENT);
 	assert_string_equal(err, "/nonexistent/policies: No such file or directory");
+}
+
+/* More files than POLICY_DIR_MAX_FILES: refused, saying so. */
+static void test_too_many(void **state)
+{
+	char err[POLICY_ERR_LEN], name[32];
+
+	for (int i = 0; i <= POLICY_DIR_MAX_FILES; i++) {
+		snprintf(name, sizeof(name), "%05d.json", i);
+		put(name, POLICY("{\"uid\":0}"));
+	}
+	assert_null(policy_dir__load(dir, err));
+	assert_int_equal(errno, EFBIG);
+	assert_non_null(strstr(err, ": more than 1024 policy files"));
 }
 
 /* Who a real process is: executable, command line, uid, cgroup; an ended one is ESRCH. */
@@ -350,6 +377,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pick_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_many, setup, teardown),
 		cmocka_unit_test(test_who_of_pid),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_gone, setup, teardown),
