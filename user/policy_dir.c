@@ -282,12 +282,71 @@ static bool same_process(pid_t pid, int pidfd, unsigned long long started)
 	return started && start_time(pid) == started;
 }
 
+#define EXEC_TRIES 40 /* 5 ms apart: how long an exec under way is waited for */
+
+/*
+ * The executable and command line of pid, read so that they belong together: the executable
+ * read before and after the command line is the same, and the command line is not empty (both
+ * are seen so while an exec is under way: its new executable is set before its arguments are).
+ * 0, or a positive errno with why in err.
+ */
+static int exe_and_argv(pid_t pid, struct proc_who *pw, char *err, size_t err_size)
+{
+	char path[64], again[PATH_MAX];
+	size_t len = 0;
+	ssize_t n, m;
+	int e = 0;
+
+	for (int tries = 0; tries < EXEC_TRIES; tries++, usleep(5000)) {
+		free(pw->argv);
+		pw->argv = NULL;
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+		n = readlink(path, pw->exe, sizeof(pw->exe) - 1);
+		if (n < 0) {
+			e = errno;
+			snprintf(err, err_size, "pid %d: its executable (%s): %s", (int)pid, path,
+				 strerror(e));
+			return e;
+		}
+		pw->exe[n] = 0;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		pw->argv = read_proc(path, CMDLINE_MAX, &len, &e);
+		if (!pw->argv) {
+			snprintf(err, err_size, "pid %d: its command line (%s): %s", (int)pid, path,
+				 strerror(e));
+			return e;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+		m = readlink(path, again, sizeof(again) - 1);
+		if (len && m == n && !memcmp(again, pw->exe, n))
+			break;
+		len = 0;
+	}
+	if (!len) {
+		snprintf(
+			err, err_size,
+			"pid %d: its command line is empty or its executable changes (an exec under "
+			"way for %d ms, or a kernel thread)",
+			(int)pid, EXEC_TRIES * 5);
+		return EAGAIN;
+	}
+	/* arguments end in NUL each: joined by one space */
+	while (len && !pw->argv[len - 1])
+		len--;
+	pw->argv[len] = 0;
+	for (size_t i = 0; i < len; i++)
+		if (!pw->argv[i])
+			pw->argv[i] = ' ';
+	pw->who.exe = pw->exe;
+	pw->who.argv = pw->argv;
+	return 0;
+}
+
 int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err_size)
 {
 	char path[64], *text;
 	unsigned long long started = 0;
 	size_t len;
-	ssize_t n;
 	int pidfd, e = 0;
 
 	memset(pw, 0, sizeof(*pw));
@@ -304,31 +363,8 @@ int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err
 		snprintf(err, err_size, "pid %d: %s", (int)pid, strerror(e));
 		return -e;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-	n = readlink(path, pw->exe, sizeof(pw->exe) - 1);
-	if (n < 0) {
-		e = errno;
-		snprintf(err, err_size, "pid %d: its executable (%s): %s", (int)pid, path,
-			 strerror(e));
+	if ((e = exe_and_argv(pid, pw, err, err_size)))
 		goto out_release;
-	}
-	pw->exe[n] = 0;
-	pw->who.exe = pw->exe;
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	pw->argv = read_proc(path, CMDLINE_MAX, &len, &e);
-	if (!pw->argv) {
-		snprintf(err, err_size, "pid %d: its command line (%s): %s", (int)pid, path,
-			 strerror(e));
-		goto out_release;
-	}
-	/* arguments end in NUL each: joined by one space */
-	while (len && !pw->argv[len - 1])
-		len--;
-	pw->argv[len] = 0;
-	for (size_t i = 0; i < len; i++)
-		if (!pw->argv[i])
-			pw->argv[i] = ' ';
-	pw->who.argv = pw->argv;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	text = read_proc(path, 1 << 20, &len, &e);
 	if (!text) {

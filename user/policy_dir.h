@@ -48,7 +48,8 @@ struct proc_who {
 /*
  * Read who process pid is: its executable, command line (arguments joined by one space), its
  * effective uid and cgroup v2 path. port -1 and no server_name: the caller knows those. 0, or
- * -ESRCH (no such process, or it ended while being read), -EACCES, -ENOMEM; why into err.
+ * -ESRCH (no such process, or it ended while being read), -EAGAIN (an exec under way did not
+ * end within 200 ms; a kernel thread), -EACCES, -ENOMEM; why into err.
  */
 int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err_size);
 void policy_dir__who_free(struct proc_who *pw);
