@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* log: one line per message on stderr, prefixed with the program name. */
+/*
+ * log: one line per message on stderr, prefixed with the program name; when stderr is the
+ * journal's stream (JOURNAL_STREAM), with its priority instead (<3> error ... <7> debug).
+ */
 #ifndef MCPFENCE_LOG_H
 #define MCPFENCE_LOG_H
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 #include <jansson.h>
@@ -36,6 +37,12 @@ static void drain(int fd, char *buf, size_t len)
 	buf[n] = 0;
 }
 
+/*
+ * What JOURNAL_STREAM the next run sets: none, the stderr it gives mcpfence (as systemd does for
+ * a service's journal stream), or another stream's.
+ */
+static enum { JS_NONE, JS_STDERR, JS_OTHER } journal;
+
 /* Run mcpfence with argv (NULL-terminated), collect status, stdout, stderr. */
 static void run(struct run *r, const char *const *argv)
 {
@@ -47,8 +54,17 @@ static void run(struct run *r, const char *const *argv)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		struct stat st;
+		char js[64];
+
 		dup2(out[1], 1);
 		dup2(err[1], 2);
+		unsetenv("JOURNAL_STREAM");
+		if (journal != JS_NONE && !fstat(journal == JS_STDERR ? 2 : 1, &st)) {
+			snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+				 (unsigned long long)st.st_ino);
+			setenv("JOURNAL_STREAM", js, 1);
+		}
 		execv(bin(), (char *const *)argv);
 		_exit(127);
 	}
@@ -305,6 +321,42 @@ static void test_check_policy_dir(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static bool starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+/*
+ * Under systemd (JOURNAL_STREAM names the stderr it is given), each message carries its
+ * priority for the journal instead of the program's name; elsewhere it does not. A line break
+ * in what a message quotes does not start a line of its own.
+ */
+static void test_journal_priorities(void **state)
+{
+	static struct run r;
+
+	if (access(bin(), X_OK))
+		skip();
+	journal = JS_STDERR;
+	run(&r, (const char *const[]){ bin(), "check", "/nonexistent/x.json", NULL });
+	assert_int_equal(r.status, 1);
+	assert_string_equal(r.err, "/nonexistent/x.json: No such file or directory\n");
+	run(&r, (const char *const[]){ bin(), "check", "--bogus", NULL });
+	assert_int_equal(r.status, 2);
+	if (!starts(r.err, "<3>error: check: unknown option '--bogus'\n"))
+		fail_msg("stderr: %s", r.err);
+	run(&r,
+	    (const char *const[]){ bin(), "check", "--pid", "x\ny", "--policy-dir", ".", NULL });
+	if (!starts(r.err, "<3>error: check: --pid 'x y': not a process id\n"))
+		fail_msg("stderr: %s", r.err);
+	/* another stream's: the usual prefix */
+	journal = JS_OTHER;
+	run(&r, (const char *const[]){ bin(), "check", "--bogus", NULL });
+	if (!starts(r.err, "mcpfence: error: check: unknown option '--bogus'\n"))
+		fail_msg("stderr: %s", r.err);
+	journal = JS_NONE;
+}
+
 /* Every command: `mcpfence --help` must keep listing each of them. */
 static const char *const commands[] = { "check", "features", "run",    "approvals", "approve",
 					"deny",	 "attach",   "detach", "stats",	    "version" };
@@ -444,6 +496,7 @@ int main(void)
 		/* the seeds in policies/, as published */
 		cmocka_unit_test(test_check_seeds),
 		cmocka_unit_test(test_check_policy_dir),
+		cmocka_unit_test(test_journal_priorities),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
