@@ -24,7 +24,8 @@ _mcpfence()
 
 	case $prev in
 	--policy) _filedir json; return ;;
-	--audit) _filedir; return ;;
+	--audit | --output) _filedir; return ;;
+	--policy-dir) _filedir -d; return ;;
 	--cgroup) _filedir -d; return ;;
 	--pid) _pids; return ;;
 	--pipe-action) COMPREPLY=($(compgen -W "audit kill" -- "$cur")); return ;;

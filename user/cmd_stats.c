@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * `mcpfence stats [--json | --prometheus]`: the live counters of the kernel plane, read from the
- * maps attach pinned under MCPF_PIN_DIR, from any process: verdicts per policy and tool, the
- * policies that decided them, the hook's totals.
+ * `mcpfence stats [--json | --prometheus] [--output FILE]`: the live counters of the kernel
+ * plane, read from the maps attach pinned under MCPF_PIN_DIR, from any process: verdicts per
+ * policy and tool, the policies that decided them, the hook's totals; on stdout, or replacing
+ * FILE whole (a textfile of node_exporter's collector).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/limits.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "cmd.h"
@@ -70,15 +73,59 @@ static void stats_policies(struct stat_policy *pol)
 		close(gfd);
 }
 
-static const char usage[] = "usage: mcpfence stats [--json | --prometheus]\n"
-			    "  --json            print the counters as one JSON object\n"
-			    "  --prometheus      print them in the Prometheus text format\n"
-			    "  -h, --help        print this help\n";
+static const char usage[] =
+	"usage: mcpfence stats [--json | --prometheus] [--output FILE]\n"
+	"  --json            print the counters as one JSON object\n"
+	"  --prometheus      print them in the Prometheus text format\n"
+	"  --output FILE     write them to FILE instead, replacing it whole (a textfile of\n"
+	"                    node_exporter's collector: FILE ending in .prom); - is stdout\n"
+	"  -h, --help        print this help\n";
+
+/*
+ * A new file beside path (its name in tmp, size bytes), mode 0644, for output_done to put in
+ * path's place: a reader of path sees the old text or the new, never a part. NULL after logging.
+ */
+static FILE *output_open(const char *path, char *tmp, size_t size)
+{
+	FILE *f = NULL;
+	int fd = -1;
+
+	if ((size_t)snprintf(tmp, size, "%s.XXXXXX", path) >= size) {
+		log_err("stats: --output %s: path too long", path);
+		return NULL;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0 || fchmod(fd, 0644) || !(f = fdopen(fd, "w"))) {
+		log_err("stats: --output %s: %s: %s", path, tmp, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		return NULL;
+	}
+	return f;
+}
+
+/* Write f out, then rename tmp over path. 0, or 1 after logging (tmp removed). */
+static int output_done(FILE *f, const char *tmp, const char *path)
+{
+	int err = fflush(f) || ferror(f) || fsync(fileno(f));
+
+	if (fclose(f) || err || rename(tmp, path)) {
+		log_err("stats: --output %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return 1;
+	}
+	return 0;
+}
 
 int cmd_stats(int argc, char **argv)
 {
 	int ncpu = libbpf_num_possible_cpus(), fd = -1, cfd = -1, ret = 1;
 	bool json = false, prom = false;
+	const char *output = NULL;
+	char tmp[PATH_MAX];
+	FILE *out = stdout;
 	struct stat_policy *pol = NULL;
 	struct stat_row *rows = NULL;
 	size_t nrows = 0, cap = 0;
@@ -91,6 +138,10 @@ int cmd_stats(int argc, char **argv)
 			json = true;
 		} else if (!strcmp(argv[i], "--prometheus")) {
 			prom = true;
+		} else if (!strcmp(argv[i], "--output") && i + 1 < argc && argv[i + 1][0]) {
+			output = argv[++i];
+			if (!strcmp(output, "-"))
+				output = NULL; /* standard output */
 		} else if (cmd_is_help(argv[i])) {
 			fputs(usage, stdout);
 			return 0;
@@ -168,17 +219,23 @@ int cmd_stats(int argc, char **argv)
 		}
 		nrows = out + 1;
 	}
+	if (output && !(out = output_open(output, tmp, sizeof(tmp))))
+		goto out;
 	if (json) {
-		if (stats__json(rows, nrows, pol, totals)) {
+		if (stats__json(out, rows, nrows, pol, totals)) {
 			log_err("stats: out of memory");
+			if (output) {
+				fclose(out);
+				unlink(tmp);
+			}
 			goto out;
 		}
 	} else if (prom) {
-		stats__prometheus(rows, nrows, pol, totals);
+		stats__prometheus(out, rows, nrows, pol, totals);
 	} else {
-		stats__table(rows, nrows, pol, totals);
+		stats__table(out, rows, nrows, pol, totals);
 	}
-	ret = 0;
+	ret = output ? output_done(out, tmp, output) : 0;
 out:
 	free(vals);
 	free(svals);

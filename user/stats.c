@@ -46,7 +46,7 @@ static const char *const cnt_names[MCPF_CNT_MAX] = {
 	"unwatched",	     "list_hidden",  "list_unfiltered", "race_kills",
 };
 
-int stats__json(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
+int stats__json(FILE *out, const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
 		const uint64_t *totals)
 {
 	json_t *root = json_object(), *calls = json_array(), *pols = json_array();
@@ -86,9 +86,9 @@ int stats__json(const struct stat_row *rows, size_t nrows, const struct stat_pol
 		    json_object_set_new(tot, cnt_names[i], json_integer((json_int_t)totals[i])))
 			goto out_free;
 	if (json_object_set(root, "calls", calls) || json_object_set(root, "policies", pols) ||
-	    json_object_set(root, "totals", tot) || json_dumpf(root, stdout, JSON_COMPACT))
+	    json_object_set(root, "totals", tot) || json_dumpf(root, out, JSON_COMPACT))
 		goto out_free;
-	printf("\n");
+	fprintf(out, "\n");
 	ret = 0;
 out_free:
 	json_decref(root);
@@ -98,65 +98,68 @@ out_free:
 	return ret;
 }
 
-void stats__prometheus(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
-		       const uint64_t *totals)
+void stats__prometheus(FILE *out, const struct stat_row *rows, size_t nrows,
+		       const struct stat_policy *pol, const uint64_t *totals)
 {
 	char buf[4 * MCPF_POLICY_PATH_MAX + 1];
 
-	printf("# HELP mcpfence_kernel_calls_total tools/call decisions in the kernel plane, by the "
-	       "policy that decided\n"
-	       "# TYPE mcpfence_kernel_calls_total counter\n");
+	fprintf(out,
+		"# HELP mcpfence_kernel_calls_total tools/call decisions in the kernel plane, by the "
+		"policy that decided\n"
+		"# TYPE mcpfence_kernel_calls_total counter\n");
 	for (size_t i = 0; i < nrows; i++) {
 		const struct stat_policy *p = &pol[rows[i].policy];
 
-		printf("mcpfence_kernel_calls_total{policy=\"");
-		prom_escape(stdout, p->name);
-		printf("\",policy_digest=\"%s\",tool=\"", p->digest_hex);
+		fprintf(out, "mcpfence_kernel_calls_total{policy=\"");
+		prom_escape(out, p->name);
+		fprintf(out, "\",policy_digest=\"%s\",tool=\"", p->digest_hex);
 		text__utf8_clean(rows[i].name, MCPF_NAME_MAX, buf, false);
-		prom_escape(stdout, buf);
-		printf("\",verdict=\"%s\"} %" PRIu64 "\n", kernel__kind_name(rows[i].kind),
-		       rows[i].n);
+		prom_escape(out, buf);
+		fprintf(out, "\",verdict=\"%s\"} %" PRIu64 "\n", kernel__kind_name(rows[i].kind),
+			rows[i].n);
 	}
-	printf("# HELP mcpfence_kernel_policy_in_force 1 for the policy enforced now, 0 for one "
-	       "enforced before\n"
-	       "# TYPE mcpfence_kernel_policy_in_force gauge\n");
+	fprintf(out,
+		"# HELP mcpfence_kernel_policy_in_force 1 for the policy enforced now, 0 for one "
+		"enforced before\n"
+		"# TYPE mcpfence_kernel_policy_in_force gauge\n");
 	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++) {
 		if (!pol[i].known)
 			continue;
-		printf("mcpfence_kernel_policy_in_force{policy=\"");
-		prom_escape(stdout, pol[i].name);
-		printf("\",policy_digest=\"%s\",path=\"", pol[i].digest_hex);
-		prom_escape(stdout, pol[i].path);
-		printf("\"} %d\n", pol[i].in_force);
+		fprintf(out, "mcpfence_kernel_policy_in_force{policy=\"");
+		prom_escape(out, pol[i].name);
+		fprintf(out, "\",policy_digest=\"%s\",path=\"", pol[i].digest_hex);
+		prom_escape(out, pol[i].path);
+		fprintf(out, "\"} %d\n", pol[i].in_force);
 	}
 	for (int i = 0; i < MCPF_CNT_MAX; i++)
 		if (cnt_names[i])
-			printf("# TYPE mcpfence_kernel_tcp_%s_total counter\n"
-			       "mcpfence_kernel_tcp_%s_total %" PRIu64 "\n",
-			       cnt_names[i], cnt_names[i], totals[i]);
+			fprintf(out,
+				"# TYPE mcpfence_kernel_tcp_%s_total counter\n"
+				"mcpfence_kernel_tcp_%s_total %" PRIu64 "\n",
+				cnt_names[i], cnt_names[i], totals[i]);
 }
 
-void stats__table(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
-		  const uint64_t *totals)
+void stats__table(FILE *out, const struct stat_row *rows, size_t nrows,
+		  const struct stat_policy *pol, const uint64_t *totals)
 {
 	char tool[4 * MCPF_NAME_MAX + 1], path[4 * sizeof(pol->path) + 1];
 
-	printf("%-24s %-40s %-10s %10s\n", "POLICY", "TOOL", "VERDICT", "CALLS");
+	fprintf(out, "%-24s %-40s %-10s %10s\n", "POLICY", "TOOL", "VERDICT", "CALLS");
 	for (size_t i = 0; i < nrows; i++) {
 		text__utf8_clean(rows[i].name, MCPF_NAME_MAX, tool, true);
-		printf("%-24s %-40s %-10s %10" PRIu64 "\n", pol[rows[i].policy].label,
-		       tool[0] ? tool : "-", kernel__kind_name(rows[i].kind), rows[i].n);
+		fprintf(out, "%-24s %-40s %-10s %10" PRIu64 "\n", pol[rows[i].policy].label,
+			tool[0] ? tool : "-", kernel__kind_name(rows[i].kind), rows[i].n);
 	}
-	printf("\n%-24s %-16s %-8s %s\n", "POLICY", "DIGEST", "STATE", "PATH");
+	fprintf(out, "\n%-24s %-16s %-8s %s\n", "POLICY", "DIGEST", "STATE", "PATH");
 	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++) {
 		if (!pol[i].known)
 			continue;
 		text__utf8_clean(pol[i].path, sizeof(pol[i].path), path, true);
-		printf("%-24s %-16s %-8s %s\n", pol[i].label, pol[i].digest_hex,
-		       pol[i].in_force ? "in force" : "before", path[0] ? path : "-");
+		fprintf(out, "%-24s %-16s %-8s %s\n", pol[i].label, pol[i].digest_hex,
+			pol[i].in_force ? "in force" : "before", path[0] ? path : "-");
 	}
-	printf("\n");
+	fprintf(out, "\n");
 	for (int i = 0; i < MCPF_CNT_MAX; i++)
 		if (cnt_names[i])
-			printf("%-20s %" PRIu64 "\n", cnt_names[i], totals[i]);
+			fprintf(out, "%-20s %" PRIu64 "\n", cnt_names[i], totals[i]);
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include "mcpfence.h"
 
@@ -31,13 +32,13 @@ struct stat_policy {
 	char path[4 * MCPF_POLICY_PATH_MAX + 1];
 };
 
-/* qsort order of rows: tool name, then policy, then verdict. */
+/* qsort order of rows: tool name, then policy, then verdict. Each rendering writes to out. */
 int stats__row_cmp(const void *a, const void *b);
-int stats__json(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
+int stats__json(FILE *out, const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
 		const uint64_t *totals);
-void stats__prometheus(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
-		       const uint64_t *totals);
-void stats__table(const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,
-		  const uint64_t *totals);
+void stats__prometheus(FILE *out, const struct stat_row *rows, size_t nrows,
+		       const struct stat_policy *pol, const uint64_t *totals);
+void stats__table(FILE *out, const struct stat_row *rows, size_t nrows,
+		  const struct stat_policy *pol, const uint64_t *totals);
 
 #endif

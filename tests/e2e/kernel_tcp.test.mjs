@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, symlinkSync,
-	unlinkSync, realpathSync } from 'node:fs';
+	unlinkSync, realpathSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -350,6 +350,23 @@ test('kernel TCP: SIGHUP swaps the policy; stats count per policy', { skip: skip
 		assert.ok(series.includes(`mcpfence_kernel_calls_total{policy="relaxed",policy_digest="${relaxedV1}",` +
 			'tool="get-sum",verdict="rule"} 1'), p.stdout);
 		assert.match(p.stdout, new RegExp(`^mcpfence_kernel_policy_in_force\\{policy="relaxed",policy_digest="${relaxedV2}",path="[^"]+"\\} 1$`, 'm'));
+		// the same into a textfile of node_exporter's collector: replaced whole, 0644, no
+		// temporary file left beside it; a directory that does not exist: an error naming it
+		const textdir = mkdtempSync(join(dir, 'textfile-'));
+		const prom = join(textdir, 'mcpfence.prom');
+		writeFileSync(prom, 'old\n');
+		const o = spawnSync(MCPFENCE, ['stats', '--prometheus', '--output', prom],
+			{ encoding: 'utf8' });
+		assert.equal(o.status, 0, o.stderr);
+		assert.equal(o.stdout, '');
+		assert.equal(readFileSync(prom, 'utf8'), p.stdout);
+		assert.equal(statSync(prom).mode & 0o777, 0o644);
+		assert.deepEqual(readdirSync(textdir), ['mcpfence.prom']);
+		const bad = spawnSync(MCPFENCE, ['stats', '--prometheus', '--output',
+			join(textdir, 'no', 'mcpfence.prom')], { encoding: 'utf8' });
+		assert.equal(bad.status, 1);
+		assert.match(bad.stderr, /--output .*\/no\/mcpfence\.prom: .*No such file or directory/);
+		assert.deepEqual(readdirSync(textdir), ['mcpfence.prom']);
 
 		// a broken policy leaves the one in force, and its counts
 		writeFileSync(relaxed, '{"version": "1", "default": "maybe"}');
