@@ -114,11 +114,14 @@ static void print_policy(const char *file, const struct policy *p)
 
 static const char usage[] =
 	"usage: mcpfence check [--json] POLICY...\n"
-	"       mcpfence check [--json] --policy-dir DIR [--pid PID]...\n"
+	"       mcpfence check [--json] --policy-dir DIR [--pid PID]... [--port N]\n"
+	"                      [--server-name S]\n"
 	"  --json            print it as JSON: an array, an object per policy\n"
 	"  --policy-dir DIR  check every policy of a directory (*.json, default.json for the\n"
 	"                    sessions no \"match\" fits): all valid, or which is not\n"
 	"  --pid PID         and say which of them the server PID gets, and why\n"
+	"  --port N          as a server listening on TCP port N (\"match\": {\"port\"})\n"
+	"  --server-name S   as a server whose first answer named it S (\"server_name\")\n"
 	"  -h, --help        print this help\n";
 
 /*
@@ -135,12 +138,19 @@ static char *shown(const char *s)
 	return out;
 }
 
+/* What a session adds to who its server is: --port, --server-name (0, NULL: not given). */
+struct session_facts {
+	int port;
+	const char *server_name;
+};
+
 /* Which policy of d the running process pid gets (a line, or an object of out). 0 or 1. */
-static int which_policy(const struct policy_dir *d, pid_t pid, json_t *out)
+static int which_policy(const struct policy_dir *d, pid_t pid, const struct session_facts *sf,
+			json_t *out)
 {
 	struct proc_who pw;
 	const struct policy *p;
-	char err[512], *exe, *argv, *cg;
+	char err[512], *exe, *argv, *cg, *name = NULL;
 	int e = policy_dir__who_of_pid(pid, &pw, err, sizeof(err));
 
 	if (e) {
@@ -151,26 +161,37 @@ static int which_policy(const struct policy_dir *d, pid_t pid, json_t *out)
 			fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	if (sf->port)
+		pw.who.port = sf->port;
+	pw.who.server_name = sf->server_name;
 	p = policy_dir__pick(d, &pw.who);
 	exe = shown(pw.who.exe);
 	argv = shown(pw.who.argv);
 	cg = shown(pw.who.cgroup);
-	if (!exe || !argv || (pw.who.cgroup && !cg)) {
+	name = shown(sf->server_name);
+	if (!exe || !argv || (pw.who.cgroup && !cg) || (sf->server_name && !name)) {
 		log_err("check: out of memory");
 		e = -ENOMEM;
 	} else if (out) {
 		json_array_append_new(
 			out,
-			json_pack("{s:i, s:s, s:s, s:I, s:s?, s:s?, s:s}", "pid", (int)pid, "exe",
-				  exe, "argv", argv, "uid", (json_int_t)pw.who.uid, "cgroup", cg,
-				  "policy", p ? p->source : NULL, "why",
+			json_pack("{s:i, s:s, s:s, s:I, s:s?, s:o, s:s?, s:s?, s:s}", "pid",
+				  (int)pid, "exe", exe, "argv", argv, "uid", (json_int_t)pw.who.uid,
+				  "cgroup", cg, "port",
+				  sf->port ? json_integer(sf->port) : json_null(), "server_name",
+				  name, "policy", p ? p->source : NULL, "why",
 				  p ? (p == d->def ? "no other file's match fits" :
 						     "the first file whose match fits") :
 				      "no file's match fits and there is no " POLICY_DIR_DEFAULT
 				      ": audited only"));
 	} else {
-		printf("pid %d: exe %s, argv \"%s\", uid %u, cgroup %s\n", (int)pid, exe, argv,
+		printf("pid %d: exe %s, argv \"%s\", uid %u, cgroup %s", (int)pid, exe, argv,
 		       pw.who.uid, cg ? cg : "(none)");
+		if (sf->port)
+			printf(", port %d", sf->port);
+		if (name)
+			printf(", server name \"%s\"", name);
+		putchar('\n');
 		if (!p)
 			printf("  policy: none (no file's match fits and there is no " POLICY_DIR_DEFAULT
 			       "): its calls would be audited only\n");
@@ -183,12 +204,14 @@ static int which_policy(const struct policy_dir *d, pid_t pid, json_t *out)
 	free(exe);
 	free(argv);
 	free(cg);
+	free(name);
 	policy_dir__who_free(&pw);
 	return e ? 1 : 0;
 }
 
 /* check --policy-dir DIR [--pid PID]... */
-static int check_dir(const char *dir, const pid_t *pids, size_t npids, bool as_json)
+static int check_dir(const char *dir, const pid_t *pids, size_t npids,
+		     const struct session_facts *sf, bool as_json)
 {
 	char err[POLICY_ERR_LEN];
 	struct policy_dir *d = policy_dir__load(dir, err);
@@ -228,7 +251,7 @@ static int check_dir(const char *dir, const pid_t *pids, size_t npids, bool as_j
 			print_policy(d->def->source, d->def);
 	}
 	for (size_t i = 0; i < npids; i++)
-		status |= which_policy(d, pids[i], which);
+		status |= which_policy(d, pids[i], sf, which);
 	if (out) {
 		json_dumpf(out, stdout, JSON_INDENT(2));
 		putchar('\n');
@@ -247,6 +270,7 @@ int cmd_check(int argc, char **argv)
 	const char *dir = NULL;
 	pid_t pids[64];
 	size_t npids = 0;
+	struct session_facts sf = { 0 };
 
 	for (; first < argc && argv[first][0] == '-'; first++) {
 		if (!strcmp(argv[first], "--json")) {
@@ -268,6 +292,19 @@ int cmd_check(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			pids[npids++] = (pid_t)v;
+		} else if (!strcmp(argv[first], "--port") && first + 1 < argc) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(argv[++first], &end, 10);
+			if (errno || end == argv[first] || *end || v < 1 || v > 65535) {
+				log_err("check: --port '%s': not a port (1-65535)", argv[first]);
+				return EXIT_USAGE;
+			}
+			sf.port = (int)v;
+		} else if (!strcmp(argv[first], "--server-name") && first + 1 < argc) {
+			sf.server_name = argv[++first];
 		} else if (cmd_is_help(argv[first])) {
 			fputs(usage, stdout);
 			return 0;
@@ -280,14 +317,17 @@ int cmd_check(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (dir || npids) {
-		if (!dir || first < argc) {
-			log_err(dir ? "check: --policy-dir takes no POLICY files besides" :
-				      "check: --pid needs --policy-dir");
+	if (dir || npids || sf.port || sf.server_name) {
+		if (!dir || first < argc || ((sf.port || sf.server_name) && !npids)) {
+			log_err(!dir ? "check: --pid, --port and --server-name need --policy-dir" :
+				first < argc ?
+				       "check: --policy-dir takes no POLICY files besides" :
+				       "check: --port and --server-name say of the session of a "
+				       "--pid");
 			fputs(usage, stderr);
 			return EXIT_USAGE;
 		}
-		return check_dir(dir, pids, npids, as_json);
+		return check_dir(dir, pids, npids, &sf, as_json);
 	}
 	if (first >= argc) {
 		log_err("check: no policy given");

@@ -261,6 +261,29 @@ static void test_check_policy_dir(void **state)
 	snprintf(path, sizeof(path), "%s/10-sleep.json", dir);
 	assert_string_equal(json_string_value(json_object_get(p, "policy")), path);
 	json_decref(j);
+	/* what a session adds: a port, a server name; a file that matches on them */
+	snprintf(path, sizeof(path), "%s/05-named.json", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("{\"version\":\"1\",\"default\":\"deny\",\"match\":{\"port\":8080,"
+	      "\"server_name\":\"mcp-*\"}}",
+	      f);
+	fclose(f);
+	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "--pid", pid_s,
+				       "--port", "8080", NULL });
+	snprintf(path, sizeof(path), "  policy: %s/10-sleep.json (the first file", dir);
+	if (r.status || !strstr(r.out, ", port 8080\n") || !strstr(r.out, path))
+		fail_msg("a port alone: exit %d\n%s\n%s", r.status, r.out, r.err);
+	run(&r, (const char *const[]){ bin(), "check", "--json", "--policy-dir", dir, "--pid",
+				       pid_s, "--port", "8080", "--server-name", "mcp-x", NULL });
+	assert_int_equal(r.status, 0);
+	assert_non_null(j = json_loads(r.out, 0, NULL));
+	p = json_array_get(json_object_get(j, "pids"), 0);
+	assert_int_equal(json_integer_value(json_object_get(p, "port")), 8080);
+	assert_string_equal(json_string_value(json_object_get(p, "server_name")), "mcp-x");
+	snprintf(path, sizeof(path), "%s/05-named.json", dir);
+	assert_string_equal(json_string_value(json_object_get(p, "policy")), path);
+	json_decref(j);
+	assert_int_equal(unlink(path), 0);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	/* a command line of any bytes: shown escaped, as valid UTF-8, in text and in JSON */
@@ -312,8 +335,13 @@ static void test_check_policy_dir(void **state)
 	assert_int_equal(r.status, 1);
 	if (!strstr(r.err, "20-nomatch.json: /match: is required in a policy directory"))
 		fail_msg("stderr: %s", r.err);
-	/* --pid alone, or with POLICY files: usage errors */
+	/* --pid alone, --port without --pid, or with POLICY files: usage errors */
 	run(&r, (const char *const[]){ bin(), "check", "--pid", "1", NULL });
+	assert_int_equal(r.status, 2);
+	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "--port", "1", NULL });
+	assert_int_equal(r.status, 2);
+	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "--pid", "1", "--port",
+				       "65536", NULL });
 	assert_int_equal(r.status, 2);
 	run(&r, (const char *const[]){ bin(), "check", "--policy-dir", dir, "x.json", NULL });
 	assert_int_equal(r.status, 2);
