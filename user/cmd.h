@@ -3,7 +3,9 @@
 #ifndef MCPFENCE_CMD_H
 #define MCPFENCE_CMD_H
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EXIT_USAGE 2
@@ -12,6 +14,16 @@
 static inline bool cmd_is_help(const char *arg)
 {
 	return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
+/* arg, whole, as a decimal number from lo to hi, into *v; false when it is not one. */
+static inline bool cmd_number(const char *arg, long lo, long hi, long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtol(arg, &end, 10);
+	return !errno && end != arg && !*end && *v >= lo && *v <= hi;
 }
 
 int cmd_check(int argc, char **argv);

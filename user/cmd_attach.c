@@ -261,10 +261,9 @@ int cmd_attach(int argc, char **argv)
 			policy_path = optarg;
 			break;
 		case 'P': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
+			long v;
 
-			if (*end || !v || v > 65535 || nports >= MCPF_TCP_MAX_PORTS) {
+			if (!cmd_number(optarg, 1, 65535, &v) || nports >= MCPF_TCP_MAX_PORTS) {
 				log_err("--port %s: not a port (1-65535, at most %d)", optarg,
 					MCPF_TCP_MAX_PORTS);
 				return EXIT_USAGE;
@@ -273,10 +272,10 @@ int cmd_attach(int argc, char **argv)
 			break;
 		}
 		case 'i': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
+			long v;
 
-			if (*end || v <= 0 || v > 0x3fffffff || npids >= MCPF_STDIO_MAX_SESSIONS) {
+			if (!cmd_number(optarg, 1, 0x3fffffff, &v) ||
+			    npids >= MCPF_STDIO_MAX_SESSIONS) {
 				log_err("--pid %s: not a process id (at most %d of them)", optarg,
 					MCPF_STDIO_MAX_SESSIONS);
 				return EXIT_USAGE;

@@ -5,7 +5,6 @@
  * server gets (--pid). Exit 0 when every policy is valid, 1 when one is not, 2 on a
  * usage error.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,12 +277,9 @@ int cmd_check(int argc, char **argv)
 		} else if (!strcmp(argv[first], "--policy-dir") && first + 1 < argc) {
 			dir = argv[++first];
 		} else if (!strcmp(argv[first], "--pid") && first + 1 < argc) {
-			char *end;
 			long v;
 
-			errno = 0;
-			v = strtol(argv[++first], &end, 10);
-			if (errno || end == argv[first] || *end || v < 1 || v > INT32_MAX) {
+			if (!cmd_number(argv[++first], 1, INT32_MAX, &v)) {
 				log_err("check: --pid '%s': not a process id", argv[first]);
 				return EXIT_USAGE;
 			}
@@ -293,12 +289,9 @@ int cmd_check(int argc, char **argv)
 			}
 			pids[npids++] = (pid_t)v;
 		} else if (!strcmp(argv[first], "--port") && first + 1 < argc) {
-			char *end;
 			long v;
 
-			errno = 0;
-			v = strtol(argv[++first], &end, 10);
-			if (errno || end == argv[first] || *end || v < 1 || v > 65535) {
+			if (!cmd_number(argv[++first], 1, 65535, &v)) {
 				log_err("check: --port '%s': not a port (1-65535)", argv[first]);
 				return EXIT_USAGE;
 			}

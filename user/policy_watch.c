@@ -20,7 +20,6 @@ int policy_watch__open(struct policy_watch *w, const char *dir, char *err)
 	int e;
 
 	memset(w, 0, sizeof(*w));
-	w->wd = -1;
 	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->fd < 0) {
 		e = errno;
@@ -28,8 +27,7 @@ int policy_watch__open(struct policy_watch *w, const char *dir, char *err)
 		return -e;
 	}
 	/* watched before it is read: a change made while it loads is not missed */
-	w->wd = inotify_add_watch(w->fd, dir, WATCH_EVENTS);
-	if (w->wd < 0) {
+	if (inotify_add_watch(w->fd, dir, WATCH_EVENTS) < 0) {
 		e = errno;
 		snprintf(err, POLICY_ERR_LEN, "%s: %s", dir,
 			 e == ENOTDIR ? "not a directory" : strerror(e));
@@ -52,7 +50,6 @@ int policy_watch__changed(struct policy_watch *w, struct policy_dir **old)
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool reload = false, gone = false;
 	struct policy_dir *d;
-	char path[PATH_MAX];
 	ssize_t n;
 
 	*old = NULL;
@@ -78,8 +75,7 @@ int policy_watch__changed(struct policy_watch *w, struct policy_dir **old)
 	}
 	if (!reload)
 		return 0;
-	snprintf(path, sizeof(path), "%s", w->cur->path);
-	d = policy_dir__load(path, w->err);
+	d = policy_dir__load(w->cur->path, w->err);
 	if (!d)
 		return errno ? -errno : -EINVAL;
 	w->err[0] = 0;

@@ -11,7 +11,6 @@
 
 struct policy_watch {
 	int fd; /* inotify, non-blocking: poll it for POLLIN, then policy_watch__changed */
-	int wd;
 	struct policy_dir *cur;	  /* in force */
 	char err[POLICY_ERR_LEN]; /* why the last reload was refused; "" when it was not */
 };
