@@ -123,27 +123,17 @@ enum tcp_prog {
 	TP_LIST = 3,
 };
 
-int handle_sk_msg_client(struct sk_msg_md *msg);
-int handle_sk_msg_body(struct sk_msg_md *msg);
-int handle_sk_msg_list(struct sk_msg_md *msg);
-
 /*
- * The client's stages and the list stage are set here (libbpf fills the array at load); the
- * server's is set by userspace (kernel_load.c), which loads one of its two builds: the bpf_loop
- * search or the bpf_strnstr one.
+ * The stages, set by userspace (kernel_load.c) when it loads the TCP plane (`attach --pid`
+ * alone does not): the server's is one of two builds, the bpf_loop search or the bpf_strnstr
+ * one. libbpf would fail the load on a slot set here whose program is left out.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 4);
 	__type(key, __u32);
-	__array(values, int(struct sk_msg_md *));
-} tcp_progs SEC(".maps") = {
-	.values = {
-		[TP_CLIENT] = (void *)&handle_sk_msg_client,
-		[TP_BODY] = (void *)&handle_sk_msg_body,
-		[TP_LIST] = (void *)&handle_sk_msg_list,
-	},
-};
+	__type(value, __u32);
+} tcp_progs SEC(".maps");
 
 /* the working state, then what decides and counts a call */
 #include "tcp_state.bpf.h"

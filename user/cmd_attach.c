@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <linux/limits.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "audit.h"
@@ -207,6 +208,60 @@ static int policy_swap(struct attach_ctx *ac, const char *path)
 	return 0;
 }
 
+/*
+ * Which stdio programs the servers need, from what each one's fd 0 is now: a pipe, a socket,
+ * or (it cannot be read) both. kernel_stdio__add looks again, in full, and says what is wrong.
+ */
+static void stdin_kinds(const pid_t *pids, unsigned npids, struct kernel_load_opts *lo)
+{
+	bool pipes = false, sockets = false;
+
+	for (unsigned i = 0; i < npids; i++) {
+		char path[64];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/0", (int)pids[i]);
+		if (stat(path, &st)) {
+			pipes = sockets = true;
+			continue;
+		}
+		pipes |= S_ISFIFO(st.st_mode);
+		sockets |= S_ISSOCK(st.st_mode);
+	}
+	lo->no_pipes = !pipes;
+	lo->no_socketpairs = !sockets;
+}
+
+/*
+ * The TCP plane on cgroup: sk_msg on tcp_socks, then cgroup_skb egress (a connection tcp_socks
+ * has no room for is marked, and its packets are dropped there: fail closed), then sock_ops.
+ */
+static int attach_tcp(struct attach_ctx *ac, const char *cgroup, int *cg_fd,
+		      struct bpf_link **egress, struct bpf_link **link)
+{
+	if (bpf_prog_attach(bpf_program__fd(ac->skel->progs.handle_sk_msg),
+			    bpf_map__fd(ac->skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0)) {
+		log_err("sk_msg: attach to tcp_socks: %s", strerror(errno));
+		return -1;
+	}
+	*cg_fd = open(cgroup, O_RDONLY | O_DIRECTORY);
+	if (*cg_fd < 0) {
+		log_err("%s: %s", cgroup, strerror(errno));
+		return -1;
+	}
+	*egress = bpf_program__attach_cgroup(ac->skel->progs.handle_egress, *cg_fd);
+	if (!*egress) {
+		log_err("cgroup_skb egress: attach to %s: %s", cgroup, strerror(errno));
+		return -1;
+	}
+	*link = bpf_program__attach_cgroup(ac->skel->progs.handle_sock_ops, *cg_fd);
+	if (!*link) {
+		log_err("sock_ops: attach to %s: %s", cgroup, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void attach_usage(FILE *f)
 {
 	fprintf(f,
@@ -353,15 +408,17 @@ int cmd_attach(int argc, char **argv)
 	if (!ac.ev.audit)
 		return 1;
 	{
-		struct kernel_load_opts lo = { .stdio = npids > 0 };
+		struct kernel_load_opts lo = { .stdio = npids > 0, .no_tcp = !nports };
 
+		stdin_kinds(pids, npids, &lo);
 		ac.skel = kernel__load_opts(&lo);
 	}
 	if (!ac.skel)
 		goto out;
-	log_info("replies to denied calls found by %s",
-		 kernel__search_kfunc(ac.skel) ? "the bpf_strnstr kfunc" :
-						 "a bpf_loop search, 8 bytes a step");
+	if (nports)
+		log_info("replies to denied calls found by %s",
+			 kernel__search_kfunc(ac.skel) ? "the bpf_strnstr kfunc" :
+							 "a bpf_loop search, 8 bytes a step");
 	ac.gen = 1; /* policy_swap fills generation 0 first */
 	if (policy_swap(&ac, policy_path))
 		goto out;
@@ -369,33 +426,9 @@ int cmd_attach(int argc, char **argv)
 		if (kernel__watch_port(ac.skel, ports[i]))
 			goto out;
 	ac.port = nports ? ports[0] : 0;
-	err = bpf_prog_attach(bpf_program__fd(ac.skel->progs.handle_sk_msg),
-			      bpf_map__fd(ac.skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0);
-	if (err) {
-		log_err("sk_msg: attach to tcp_socks: %s", strerror(errno));
+	/* the TCP plane: nothing of it for `--pid` alone (no cgroup, no sysctl touched) */
+	if (nports && attach_tcp(&ac, cgroup, &cg_fd, &egress, &link))
 		goto out;
-	}
-	cg_fd = open(cgroup, O_RDONLY | O_DIRECTORY);
-	if (cg_fd < 0) {
-		log_err("%s: %s", cgroup, strerror(errno));
-		goto out;
-	}
-	/*
-	 * Before sock_ops: a connection tcp_socks has no room for is marked, and its packets are
-	 * dropped here (fail closed). Only TCP ports need it.
-	 */
-	if (nports) {
-		egress = bpf_program__attach_cgroup(ac.skel->progs.handle_egress, cg_fd);
-		if (!egress) {
-			log_err("cgroup_skb egress: attach to %s: %s", cgroup, strerror(errno));
-			goto out;
-		}
-	}
-	link = bpf_program__attach_cgroup(ac.skel->progs.handle_sock_ops, cg_fd);
-	if (!link) {
-		log_err("sock_ops: attach to %s: %s", cgroup, strerror(errno));
-		goto out;
-	}
 	if (kernel__pin_all(ac.skel, link, egress))
 		goto out_detach;
 	lock_fd = kernel__pins_lock();
@@ -403,7 +436,7 @@ int cmd_attach(int argc, char **argv)
 		log_err("%s: flock: %s", MCPF_PIN_DIR, strerror(-lock_fd));
 		goto out_detach;
 	}
-	if (kernel__tfo_client_off())
+	if (nports && kernel__tfo_client_off())
 		goto out_detach;
 	err = nports ? kernel__adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks),
 					      bpf_map__fd(ac.skel->maps.tcp_unwatched),
@@ -414,7 +447,8 @@ int cmd_attach(int argc, char **argv)
 		log_info("%d connection%s established before the attachment now enforced too", err,
 			 err == 1 ? "" : "s");
 	if (npids) {
-		if (kernel_stdio__attach_prog(ac.skel))
+		if (bpf_program__autoload(ac.skel->progs.handle_stdio_skb) &&
+		    kernel_stdio__attach_prog(ac.skel))
 			goto out_detach;
 		for (unsigned i = 0; i < npids; i++) {
 			if (kernel_stdio__add(ac.skel, i, pids[i], pipe_action, &ac.stdio[i]))
@@ -489,8 +523,9 @@ int cmd_attach(int argc, char **argv)
 			sync_global(&ac, &ac.kc[ac.gen]);
 			say_unwatched(&ac);
 			last = now;
-			if (access(KERNEL_PIN_LINK, F_OK)) {
-				log_info("%s is gone (mcpfence detach): stopping", KERNEL_PIN_LINK);
+			if (!kernel__attached()) {
+				log_info("the pins in %s are gone (mcpfence detach): stopping",
+					 MCPF_PIN_DIR);
 				break;
 			}
 		}

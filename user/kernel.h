@@ -57,6 +57,9 @@ struct kernel_load_opts {
 	enum kernel_search search;
 	uint32_t glob_steps; /* steps of a glob match before it is denied; 0: 9000 */
 	bool stdio;	     /* load the stdio plane's programs (attach --pid) */
+	bool no_tcp;	     /* leave out the TCP plane's programs (attach --pid without --port) */
+	bool no_pipes;	     /* with stdio: leave out the pipe tracepoints (no stdin is a pipe) */
+	bool no_socketpairs; /* with stdio: leave out the sk_skb ones (no stdin is a socketpair) */
 	uint32_t socks_max;  /* entries of tcp_socks (tests fill it); 0: 65536 */
 };
 

@@ -261,6 +261,14 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 	if (err)
 		return err;
 	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
+	if ((in.kind == STDIO_UNIX_STREAM &&
+	     !bpf_program__autoload(skel->progs.handle_stdio_skb)) ||
+	    (in.kind == STDIO_PIPE && !bpf_program__autoload(skel->progs.handle_pipe_judge))) {
+		log_err("pid %d: stdin is now %s, not what it was when the programs to load were "
+			"chosen: attach again",
+			pid, in.desc);
+		return -EAGAIN;
+	}
 	if (in.kind == STDIO_UNIX_STREAM) {
 		s->transport = MCPF_STDIO_SOCKETPAIR;
 		/* the client's end sends: its cookie names the stream in BPF */

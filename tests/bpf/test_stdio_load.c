@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The stdio plane's programs (bpf/stdio.bpf.h, bpf/stdio_pipe.bpf.h) load on this kernel, with
- * the TCP plane's, as `attach --pid` loads them; and `attach --port` alone does not load them.
+ * the TCP plane's, as `attach --pid --port` loads them; `attach --port` alone does not load them,
+ * and `attach --pid` alone loads only them.
  * On a kernel that has every piece they use, a refusal is a bug of mcpfence: the test fails and
  * prints the verifier's log (the kernel matrix runs it on Debian's 6.1 and 6.12).
  * Root only: skips with the reason otherwise.
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "feature_probes.h"
 #include "kernel.h"
@@ -74,11 +76,57 @@ static void test_tcp_alone_skips_them(void **state)
 	tcp_bpf__destroy(skel);
 }
 
+/* Every program of the object loaded (fd) exactly when its name begins with prefix. */
+static void only_loaded(struct tcp_bpf *skel, const char *prefix)
+{
+	struct bpf_program *p;
+
+	bpf_object__for_each_program(p, skel->obj) {
+		const char *name = bpf_program__name(p);
+		bool want = !strncmp(name, prefix, strlen(prefix));
+
+		if (!strcmp(name, "handle_pipe_kill"))
+			want = want && features__signal_task();
+		if ((bpf_program__fd(p) >= 0) != want)
+			fail_msg("%s: %s, expected %s", name,
+				 bpf_program__fd(p) >= 0 ? "loaded" : "not loaded",
+				 want ? "loaded" : "not");
+	}
+}
+
+/*
+ * `attach --pid` without --port verifies only what its servers' stdins need: the socketpairs'
+ * programs, or the pipes', and nothing of the TCP plane (whose stages stay out of tcp_progs).
+ */
+static void test_stdio_alone_loads_its_own(void **state)
+{
+	struct kernel_load_opts sp = { .stdio = true, .no_tcp = true, .no_pipes = true };
+	struct kernel_load_opts pipe = { .stdio = true, .no_tcp = true, .no_socketpairs = true };
+	struct tcp_bpf *skel;
+	__u32 slot = 0, fd;
+
+	(void)state;
+	if (why[0]) {
+		print_message("skipped: %s\n", why);
+		skip();
+	}
+	skel = kernel__load_opts(&sp);
+	assert_non_null(skel);
+	only_loaded(skel, "handle_stdio_");
+	assert_int_not_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.tcp_progs), &slot, &fd), 0);
+	tcp_bpf__destroy(skel);
+	skel = kernel__load_opts(&pipe);
+	assert_non_null(skel);
+	only_loaded(skel, "handle_pipe_");
+	tcp_bpf__destroy(skel);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stdio_programs_load),
 		cmocka_unit_test(test_tcp_alone_skips_them),
+		cmocka_unit_test(test_stdio_alone_loads_its_own),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
