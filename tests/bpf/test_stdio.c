@@ -1044,6 +1044,15 @@ static uint64_t counter(enum mcpf_tcp_counter c)
 }
 
 /* After each test, failed or not: no attach left running, nothing attached. */
+static struct timespec test_t0;
+
+static int test_setup(void **state)
+{
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &test_t0);
+	return 0;
+}
+
 static int test_teardown(void **state)
 {
 	char out[1024];
@@ -1061,6 +1070,14 @@ static int test_teardown(void **state)
 	}
 	nlive = 0;
 	race_retry_set = false;
+	if (state) { /* cmocka's call, not a retry's: the kernel matrix reads where time goes */
+		struct timespec t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		print_message("took %.1f s\n",
+			      (double)(t1.tv_sec - test_t0.tv_sec) +
+				      (double)(t1.tv_nsec - test_t0.tv_nsec) / 1e9);
+	}
 	return 0;
 }
 
@@ -1172,13 +1189,21 @@ static void sp_allowed_unchanged_run(void)
 {
 	static struct attach at;
 	struct server s;
-	char line[512], *raw, want[512];
+	char line[512], *raw, *tfo, want[512];
 	json_t *a;
 
 	SKIP_IF_NEEDED();
+	tfo = slurp("/proc/sys/net/ipv4/tcp_fastopen", NULL);
 	server_start(&s, T_SOCKETPAIR, 0);
 	attach_one(&at, &s, NULL);
 	assert_true(attach_says(&at, "stdin: unix socketpair"));
+	/* --pid alone: nothing of the TCP plane (no cgroup program, no sysctl changed) */
+	assert_int_not_equal(access(KERNEL_PIN_LINK, F_OK), 0);
+	assert_int_not_equal(access(KERNEL_PIN_PROG, F_OK), 0);
+	raw = slurp("/proc/sys/net/ipv4/tcp_fastopen", NULL);
+	assert_string_equal(raw, tfo);
+	free(raw);
+	free(tfo);
 	call_line(line, sizeof(line), "1", "echo");
 	server_send(&s, line, strlen(line));
 	a = server_answer(&s, "1", ANSWER_MS);
@@ -2311,21 +2336,25 @@ int main(void)
 	if (getenv("STDIO_TEST")) /* one test, or a glob of them */
 		cmocka_set_test_filter(getenv("STDIO_TEST"));
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_sp_allowed_unchanged, test_teardown),
-		cmocka_unit_test_teardown(test_sp_denied_answered, test_teardown),
-		cmocka_unit_test_teardown(test_sp_split_every_offset, test_teardown),
-		cmocka_unit_test_teardown(test_sp_168_lines, test_teardown),
-		cmocka_unit_test_teardown(test_sp_10mb_line, test_teardown),
-		cmocka_unit_test_teardown(test_sp_race_blocking, test_teardown),
-		cmocka_unit_test_teardown(test_sp_race_spinning, test_teardown),
-		cmocka_unit_test_teardown(test_sp_unread_before_attach, test_teardown),
-		cmocka_unit_test_teardown(test_sp_hostile, test_teardown),
-		cmocka_unit_test_teardown(test_sp_attach_after_calls, test_teardown),
-		cmocka_unit_test_teardown(test_sp_after_detach, test_teardown),
-		cmocka_unit_test_teardown(test_pipe_kill_hostile, test_teardown),
-		cmocka_unit_test_teardown(test_pipe_audit, test_teardown),
-		cmocka_unit_test_teardown(test_pipe_race, test_teardown),
-		cmocka_unit_test_teardown(test_pipe_partial_write, test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_allowed_unchanged, test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_denied_answered, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_split_every_offset, test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_168_lines, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_10mb_line, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_race_blocking, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_race_spinning, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_unread_before_attach, test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_hostile, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_attach_after_calls, test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_sp_after_detach, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_kill_hostile, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_audit, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_race, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_partial_write, test_setup, test_teardown),
 	};
 
 	return cmocka_run_group_tests_name("mcpfence attach --pid, end to end", tests, setup,
