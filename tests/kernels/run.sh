@@ -185,6 +185,7 @@ boot() {
 kvm_ok() { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 total=$(($(date +%s)))
 summary=()
+problems=() # repeated after the summary: a CI log's tail should say what failed
 for i in "${!images[@]}"; do
 	img=${images[$i]}
 	name=$(basename "$img" .vmlinuz)
@@ -223,8 +224,13 @@ for i in "${!images[@]}"; do
 			echo "  $t: did not finish (rc=${rcl:-none}, ${n:-no} summary): the log's end:"
 			printf '%s\n' "$block" | tail -25 | sed 's/^/    /'
 			f=$((f + 1))
+			problems+=("${kernel:-$name} $t: did not finish (rc=${rcl:-none}, ${n:-no} summary)")
+			while IFS= read -r l; do problems+=("  $l"); done < <(printf '%s\n' "$block" |
+				grep -E '^(\[ RUN      \]|\[       OK \]|\[  FAILED  \]|took )' | tail -4)
 		elif [ "$f" != 0 ]; then
 			printf '%s\n' "$block" | grep -E '^(ERROR|\[  ERROR|\[   LINE|\[  FAILED  \] test)' | head -20 | sed 's/^/    /'
+			while IFS= read -r l; do problems+=("${kernel:-$name} $t: $l"); done < <(printf '%s\n' "$block" |
+				grep -E '^\[  FAILED  \] test' | head -10)
 		fi
 		[ "$s" != 0 ] && printf '%s\n' "$block" | grep -E '^(skipped:|\[  SKIPPED \] test)' | sort -u | head -10 | sed 's/^/    /'
 		printf '  %-14s %4d passed %4d failed %4d skipped  %s s\n' "$t" "$p" "$f" "$s" "${tsec:-?}"
@@ -233,6 +239,8 @@ for i in "${!images[@]}"; do
 	if ! grep -q '^@@ DONE' "$log.txt"; then
 		echo "  the VM did not finish (see $log.txt, $log.qemu)"
 		kf=$((kf + 1))
+		problems+=("${kernel:-$name}: the VM did not finish; its log's end:")
+		while IFS= read -r l; do problems+=("  $l"); done < <(tail -5 "$log.txt")
 	fi
 	passed=$((passed + kp)) failed=$((failed + kf)) skipped=$((skipped + ks))
 	verdict=PASS
@@ -242,5 +250,6 @@ done
 echo
 echo "=== kernel matrix ($(($(date +%s) - total)) s; the running kernel, $(uname -r), is the BPF tier's)"
 printf '  %s\n' "${summary[@]}"
+[ ${#problems[@]} != 0 ] && printf '  %s\n' "what failed:" "${problems[@]}"
 record
 [ $failed = 0 ]
