@@ -12,6 +12,7 @@
  *  3. what the pipe tracepoints cost processes that are not MCP at all: 64 B write(2)s into a
  *     pipe and into a socketpair, each drained by another thread, while a second server, on
  *     pipes, is watched, and while nothing is.
+ *  0. (before them) how long attach takes to be ready: --pid alone, against --pid with --port.
  * Attached and not attached rounds alternate (each attached round is an attach of its own), so
  * that the noise of a shared machine falls on both alike; each row gives min-median-max over the
  * rounds, each ratio is of the medians. The client, its servers and the drain threads share one
@@ -456,18 +457,28 @@ static bool attach_ready(void)
  * `mcpfence attach --policy P --pid pid [--pid pid2]` (pid2 0: none), on every CPU, until its
  * "watching" line: 0 and how long that took, or -1 with why.
  */
-static int attach_start2(pid_t pid, pid_t pid2, uint64_t *ready_ns, char *why, size_t size)
+/* attach --pid pid [--pid pid2] [--port port]; 0 and *ready_ns once it watches */
+static int attach_start3(pid_t pid, pid_t pid2, const char *port, uint64_t *ready_ns, char *why,
+			 size_t size)
 {
 	char pid_s[16], pid2_s[16];
-	char *argv[] = { bin_path,  "attach",	"--policy", policy_path, "--pid", pid_s,
-			 "--audit", audit_path, "--quiet",  "--pid",	 pid2_s,  NULL };
+	char *argv[14] = { bin_path, "attach",	"--policy", policy_path, "--pid",
+			   pid_s,    "--audit", audit_path, "--quiet" };
+	int n = 9;
 	uint64_t t0 = now_ns();
 	int st, log_fd;
 
 	snprintf(pid_s, sizeof(pid_s), "%d", pid);
 	snprintf(pid2_s, sizeof(pid2_s), "%d", pid2);
-	if (!pid2)
-		argv[9] = NULL;
+	if (pid2) {
+		argv[n++] = "--pid";
+		argv[n++] = pid2_s;
+	}
+	if (port) {
+		argv[n++] = "--port";
+		argv[n++] = (char *)port;
+	}
+	argv[n] = NULL;
 	log_fd = open(attach_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (log_fd < 0) {
 		snprintf(why, size, "%s: %s", attach_log, strerror(errno));
@@ -507,6 +518,11 @@ static int attach_start2(pid_t pid, pid_t pid2, uint64_t *ready_ns, char *why, s
 	}
 	*ready_ns = now_ns() - t0;
 	return 0;
+}
+
+static int attach_start2(pid_t pid, pid_t pid2, uint64_t *ready_ns, char *why, size_t size)
+{
+	return attach_start3(pid, pid2, NULL, ready_ns, why, size);
 }
 
 static int attach_start(pid_t pid, uint64_t *ready_ns, char *why, size_t size)
@@ -586,6 +602,47 @@ static int rtt_round(struct conn *c, long *id, double *p50, double *p99)
  * One round, attached (its own attach, checked to have judged every call, then detached) or not
  * (checked: nothing pinned). NULL, or why it measured nothing.
  */
+/* ---- 0. attach's readiness ------------------------------------------------------------------ */
+
+#define READY_ROUNDS 5
+#define READY_PORT "9" /* discard: watched, and nothing of this bench connects to it */
+
+/*
+ * From exec to the "watching" line: `attach --pid` on the socketpair server, which verifies the
+ * socketpairs' programs alone, against the same with --port, which verifies the TCP plane's too
+ * (what every `attach --pid` verified before it loaded only what it uses). Alternating.
+ */
+static void ready_bench(void)
+{
+	double ms[2][READY_ROUNDS];
+	struct range alone, every;
+	static char why[300];
+
+	for (int r = 0; r < 2 * READY_ROUNDS; r++) {
+		uint64_t ns = 0;
+
+		if (attach_start3(srv_sock.pid, 0, r & 1 ? READY_PORT : NULL, &ns, why,
+				  sizeof(why)) ||
+		    attach_stop()) {
+			printf("bench/stdio_kernel: 0. attach ready: NOT MEASURED: %s\n",
+			       why[0] ? why : "mcpfence detach left pins behind");
+			attach_stop();
+			return;
+		}
+		ms[r & 1][r / 2] = ns / 1e6;
+	}
+	alone = range_of(ms[0], READY_ROUNDS);
+	every = range_of(ms[1], READY_ROUNDS);
+	printf("bench/stdio_kernel: 0. attach, from exec to watching, socketpair server; %d rounds "
+	       "each, alternating\n",
+	       READY_ROUNDS);
+	printf("  %-36s %6.0f ms (%.0f-%.0f)\n", "--pid (its own programs)", alone.med, alone.min,
+	       alone.max);
+	printf("  %-36s %6.0f ms (%.0f-%.0f)\n", "--pid --port " READY_PORT " (TCP's too)",
+	       every.med, every.min, every.max);
+	printf("  ratio of medians: %.2f\n", alone.med / every.med);
+}
+
 static const char *rtt_one(bool att, long *id, double *p50, double *p99, double *ready_ms)
 {
 	static char why[300];
@@ -1124,6 +1181,7 @@ int main(int argc, char **argv)
 	printf("bench/stdio_kernel: %s attach --pid on servers %d (socketpairs) and %d (pipes), "
 	       "policy %s",
 	       bin_path, srv_sock.pid, srv_pipe.pid, policy_json);
+	ready_bench();
 	rtt_bench();
 	bpf_bench();
 	wr_bench();
