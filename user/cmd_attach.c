@@ -33,6 +33,7 @@
 #include "log.h"
 #include "mcpfence.h"
 #include "policy.h"
+#include "status.h"
 #include "tcp.skel.h"
 
 struct attach_ctx {
@@ -43,7 +44,10 @@ struct attach_ctx {
 	unsigned gen;
 	uint16_t port;
 	struct kernel_stdio_session stdio[MCPF_STDIO_MAX_SESSIONS];
-	uint64_t unwatched; /* sockets tcp_socks had no room for, as last said */
+	uint64_t unwatched;   /* sockets tcp_socks had no room for, as last said */
+	struct status status; /* the sessions' rows, for `mcpfence status` */
+	uint64_t started_us;
+	const char *policy_path;
 };
 
 /* time(2) may read a coarse clock that lags the boundary the poll woke up for */
@@ -262,6 +266,41 @@ static int attach_tcp(struct attach_ctx *ac, const char *cgroup, int *cg_fd,
 	return 0;
 }
 
+/* A row per --pid server, before any call: `mcpfence status` lists it from the start. */
+static void status_rows(struct attach_ctx *ac, unsigned npids)
+{
+	for (unsigned i = 0; i < npids; i++) {
+		const struct kernel_stdio_session *s = &ac->stdio[i];
+		struct status_session *row;
+		char conn[40], path[64];
+		ssize_t n;
+
+		snprintf(conn, sizeof(conn), "%s:%d",
+			 s->transport == MCPF_STDIO_PIPE ? "pipe" : "socketpair", s->pid);
+		row = status__get(&ac->status, conn);
+		if (!row)
+			continue;
+		row->pinned = true;
+		snprintf(row->plane, sizeof(row->plane), "stdio-kernel");
+		row->server_pid = s->pid;
+		snprintf(row->server, sizeof(row->server), "%.16s", s->comm);
+		row->client_pid = s->client_pid;
+		snprintf(path, sizeof(path), "/proc/%d/exe", s->client_pid);
+		n = s->client_pid ? readlink(path, row->client, sizeof(row->client) - 1) : -1;
+		if (n > 0)
+			row->client[n] = 0;
+		else
+			snprintf(row->client, sizeof(row->client), "%.16s", s->client_comm);
+	}
+}
+
+static void status_save(struct attach_ctx *ac)
+{
+	if (mkdir(STATUS_DIR, 0700) && errno != EEXIST)
+		log_warn("%s: mkdir: %s", STATUS_DIR, strerror(errno));
+	status__write(&ac->status, STATUS_PATH, ac->policy_path, getpid(), ac->started_us);
+}
+
 static void attach_usage(FILE *f)
 {
 	fprintf(f,
@@ -477,6 +516,11 @@ int cmd_attach(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	ac.ev.mono_to_real_us = mono_to_real_us();
+	ac.ev.status = &ac.status;
+	ac.policy_path = policy_path;
+	ac.started_us = (uint64_t)time(NULL) * 1000000;
+	status_rows(&ac, npids);
+	status_save(&ac);
 	for (unsigned i = 0; i < nports; i++)
 		printf("%s%u", i ? "," : "watching TCP port ", ports[i]);
 	if (nports)
@@ -522,6 +566,8 @@ int cmd_attach(int argc, char **argv)
 			/* the new window, less what the gateways took of it already */
 			sync_global(&ac, &ac.kc[ac.gen]);
 			say_unwatched(&ac);
+			if (ac.status.dirty)
+				status_save(&ac);
 			last = now;
 			if (!kernel__attached()) {
 				log_info("the pins in %s are gone (mcpfence detach): stopping",
@@ -541,6 +587,7 @@ int cmd_attach(int argc, char **argv)
 	ring_buffer__consume(rb);
 	ret = 0;
 out_detach:
+	unlink(STATUS_PATH);
 	kernel__detach();
 out:
 	if (lock_fd >= 0)
@@ -552,6 +599,7 @@ out:
 		close(cg_fd);
 	if (ac.skel)
 		tcp_bpf__destroy(ac.skel);
+	status__free(&ac.status);
 	for (int i = 0; i < 2; i++)
 		policy__free(ac.kc[i].pol);
 	limits__free(ac.ev.limits);

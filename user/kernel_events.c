@@ -17,6 +17,7 @@
 #include "limits.h"
 #include "log.h"
 #include "mcpfence.h"
+#include "status.h"
 
 static const char *const kind_names[MCPF_KIND_MAX] = {
 	"allow",    "hidden", "default", "rule",     "condition",
@@ -247,6 +248,21 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		snprintf(outcome, sizeof(outcome), "%s (%s)", reason ? reason : "denied",
 			 "its line made unreadable: the server reads no call and sends no answer");
 		reason = outcome;
+	}
+	if (ac->status) {
+		struct status_session *row = status__get(ac->status, conn);
+
+		if (row && !row->plane[0]) { /* a TCP connection's first decision */
+			snprintf(row->plane, sizeof(row->plane), "%s", ev.plane);
+			snprintf(row->server, sizeof(row->server), "%s", server);
+		}
+		if (row && !row->client_pid && ev.client_pid) {
+			row->client_pid = ev.client_pid;
+			snprintf(row->client, sizeof(row->client), "%s", ev.client_exe);
+		}
+		if (row)
+			status__count(ac->status, row, !strcmp(method, "tools/call"), stopped,
+				      ev.time_us);
 	}
 	ev.rule = ptr;
 	ev.reason = reason;

@@ -14,6 +14,7 @@
 struct audit;
 struct limits;
 struct kernel_stdio_session;
+struct status;
 
 /* What the handler needs: the compiled policies by generation, where to write, what to charge. */
 struct kernel_events {
@@ -24,6 +25,7 @@ struct kernel_events {
 	int64_t mono_to_real_us;		  /* CLOCK_REALTIME - CLOCK_MONOTONIC, µs */
 	const struct kernel_stdio_session *stdio; /* attach --pid: the servers, by session */
 	unsigned nstdio;
+	struct status *status; /* the sessions' rows (mcpfence status), or NULL */
 };
 
 /* ring_buffer__new's callback: ctx is a struct kernel_events. Always 0. */

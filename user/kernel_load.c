@@ -25,6 +25,7 @@
 #include "kernel_stdio.h"
 #include "log.h"
 #include "mcpfence.h"
+#include "status.h"
 #include "tcp.skel.h"
 
 _Static_assert(sizeof(struct mcpf_rule) == 24, "mcpf_rule");
@@ -481,6 +482,7 @@ int kernel__detach(void)
 			found = 1;
 	}
 	rmdir(MCPF_PIN_DIR);
+	unlink(STATUS_PATH); /* a killed attach's rows */
 	kernel__tfo_restore();
 	return found;
 }

@@ -261,6 +261,10 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 	if (err)
 		return err;
 	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
+	if (in.npeers) {
+		s->client_pid = in.peers[0].pid;
+		memcpy(s->client_comm, in.peers[0].comm, sizeof(s->client_comm));
+	}
 	if ((in.kind == STDIO_UNIX_STREAM &&
 	     !bpf_program__autoload(skel->progs.handle_stdio_skb)) ||
 	    (in.kind == STDIO_PIPE && !bpf_program__autoload(skel->progs.handle_pipe_judge))) {

@@ -37,6 +37,8 @@ struct kernel_stdio_session {
 	enum mcpf_pipe_action action;	     /* pipes */
 	uint64_t req_key, rep_key;	     /* its streams in stdio_streams; 0: none */
 	char desc[800];			     /* "stdin: ...; stdout: ..." */
+	pid_t client_pid;		     /* the first holder of the client's end; 0: none */
+	char client_comm[16];
 };
 
 /* The sk_skb program on stdio_socks (attached once, before the first socket goes in). */

@@ -44,6 +44,7 @@ static const struct command commands[] = {
 	{ "attach", cmd_attach, "enforce a policy in the kernel on TCP ports and stdio servers" },
 	{ "detach", cmd_detach, "remove the kernel attachment" },
 	{ "stats", cmd_stats, "print the live counters of the kernel plane" },
+	{ "status", cmd_status, "list the sessions the kernel attachment enforces on" },
 	{ "version", cmd_version, "print the version" },
 };
 

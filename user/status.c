@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+/* status: attach's rows of sessions, written for `mcpfence status`, and printed by it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/limits.h>
+#include <sys/stat.h>
+#include "log.h"
+#include "status.h"
+#include "text.h"
+
+struct status_session *status__get(struct status *st, const char *conn)
+{
+	struct status_session *s;
+
+	for (size_t i = 0; i < st->n; i++)
+		if (!strcmp(st->s[i].conn, conn))
+			return &st->s[i];
+	if (st->n == STATUS_MAX) {
+		/* forget the TCP connection idle longest: a --pid server's row stays */
+		size_t old = st->n;
+
+		for (size_t i = 0; i < st->n; i++)
+			if (!st->s[i].pinned &&
+			    (old == st->n || st->s[i].last_us < st->s[old].last_us))
+				old = i;
+		if (old == st->n)
+			return NULL;
+		st->s[old] = st->s[--st->n];
+		st->forgotten++;
+	}
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? 2 * st->cap : 16;
+		struct status_session *ns = realloc(st->s, cap * sizeof(*ns));
+
+		if (!ns)
+			return NULL;
+		st->s = ns;
+		st->cap = cap;
+	}
+	s = &st->s[st->n++];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->conn, sizeof(s->conn), "%s", conn);
+	st->dirty = true;
+	return s;
+}
+
+void status__count(struct status *st, struct status_session *s, bool call, bool denied,
+		   uint64_t time_us)
+{
+	s->calls += call;
+	s->denied += denied;
+	if (time_us > s->last_us)
+		s->last_us = time_us;
+	st->dirty = true;
+}
+
+/* s, at most max bytes, as valid UTF-8 (names come from /proc): JSON escapes the rest */
+static json_t *clean_string(const char *s, size_t max)
+{
+	char out[4 * 256 + 1];
+
+	if (max > 256)
+		max = 256;
+	text__utf8_clean(s, max, out, false);
+	return json_string(out);
+}
+
+static json_t *session_json(const struct status_session *s)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "plane", json_string(s->plane));
+	json_object_set_new(o, "conn", clean_string(s->conn, sizeof(s->conn)));
+	json_object_set_new(o, "server", clean_string(s->server, sizeof(s->server)));
+	json_object_set_new(o, "server_pid",
+			    s->server_pid ? json_integer(s->server_pid) : json_null());
+	json_object_set_new(o, "client",
+			    s->client[0] ? clean_string(s->client, sizeof(s->client)) :
+					   json_null());
+	json_object_set_new(o, "client_pid",
+			    s->client_pid ? json_integer(s->client_pid) : json_null());
+	json_object_set_new(o, "calls", json_integer((json_int_t)s->calls));
+	json_object_set_new(o, "denied", json_integer((json_int_t)s->denied));
+	json_object_set_new(o, "last_us",
+			    s->last_us ? json_integer((json_int_t)s->last_us) : json_null());
+	return o;
+}
+
+int status__write(struct status *st, const char *path, const char *policy, pid_t attach_pid,
+		  uint64_t started_us)
+{
+	char tmp[PATH_MAX];
+	json_t *doc = json_object(), *rows = json_array();
+	int fd, err = 0;
+
+	for (size_t i = 0; i < st->n; i++)
+		json_array_append_new(rows, session_json(&st->s[i]));
+	json_object_set_new(doc, "attach_pid", json_integer(attach_pid));
+	json_object_set_new(doc, "policy", clean_string(policy, strlen(policy)));
+	json_object_set_new(doc, "started_us", json_integer((json_int_t)started_us));
+	json_object_set_new(doc, "forgotten", json_integer((json_int_t)st->forgotten));
+	json_object_set_new(doc, "sessions", rows);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+		err = -ENAMETOOLONG;
+		goto out;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (json_dumpfd(doc, fd, JSON_COMPACT) || write(fd, "\n", 1) != 1 || fsync(fd))
+		err = errno ? -errno : -EIO;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+out:
+	json_decref(doc);
+	if (err)
+		log_warn("%s: %s: `mcpfence status` shows what was written before", path,
+			 strerror(-err));
+	else
+		st->dirty = false;
+	return err;
+}
+
+void status__free(struct status *st)
+{
+	free(st->s);
+	memset(st, 0, sizeof(*st));
+}
+
+/* "pid 42 (name)", "name" or "-" */
+static void who(char *out, size_t size, json_t *pid, json_t *name)
+{
+	const char *n = json_string_value(name);
+	char clean[4 * 256 + 1];
+
+	/* control characters escaped: a terminal must never get them */
+	text__utf8_clean(n ? n : "", 256, clean, true);
+	if (json_is_integer(pid))
+		snprintf(out, size, "pid %" JSON_INTEGER_FORMAT " (%s)", json_integer_value(pid),
+			 n ? clean : "?");
+	else
+		snprintf(out, size, "%s", n ? clean : "-");
+}
+
+static void time_of(char *out, size_t size, json_t *us, bool date)
+{
+	time_t t;
+	struct tm tm;
+
+	if (!json_is_integer(us) || json_integer_value(us) <= 0) {
+		snprintf(out, size, "-");
+		return;
+	}
+	t = (time_t)(json_integer_value(us) / 1000000);
+	gmtime_r(&t, &tm);
+	strftime(out, size, date ? "%Y-%m-%dT%H:%M:%SZ" : "%H:%M:%SZ", &tm);
+}
+
+void status__print(FILE *f, json_t *doc, const char *state, bool json)
+{
+	json_t *rows = json_object_get(doc, "sessions"), *r;
+	char since[32], server[1100], client[1100], last[32], policy[4 * 256 + 1];
+	size_t i;
+
+	if (json) {
+		json_object_set_new(doc, "attachment", json_string(state));
+		json_dumpf(doc, f, JSON_INDENT(2));
+		fputc('\n', f);
+		return;
+	}
+	time_of(since, sizeof(since), json_object_get(doc, "started_us"), true);
+	text__utf8_clean(json_string_value(json_object_get(doc, "policy")) ?: "?", 256, policy,
+			 true);
+	fprintf(f, "attachment: %s, attach pid %" JSON_INTEGER_FORMAT ", policy %s, since %s\n",
+		!strcmp(state, "live") ?
+			"live" :
+			"stale (attach is gone; its programs enforce the policy they "
+			"had until `mcpfence detach`): sessions as it last wrote them",
+		json_integer_value(json_object_get(doc, "attach_pid")), policy, since);
+	fprintf(f, "%-13s %-24s %-30s %8s %8s  %s\n", "PLANE", "SERVER", "CLIENT", "CALLS",
+		"DENIED", "LAST");
+	json_array_foreach(rows, i, r) {
+		who(server, sizeof(server), json_object_get(r, "server_pid"),
+		    json_object_get(r, "server"));
+		who(client, sizeof(client), json_object_get(r, "client_pid"),
+		    json_object_get(r, "client"));
+		time_of(last, sizeof(last), json_object_get(r, "last_us"), false);
+		fprintf(f,
+			"%-13s %-24s %-30s %8" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT
+			"  %s\n",
+			json_string_value(json_object_get(r, "plane")) ?: "?", server, client,
+			json_integer_value(json_object_get(r, "calls")),
+			json_integer_value(json_object_get(r, "denied")), last);
+	}
+	if (!json_array_size(rows))
+		fprintf(f, "(no session yet)\n");
+	if (json_integer_value(json_object_get(doc, "forgotten")))
+		fprintf(f, "%" JSON_INTEGER_FORMAT " TCP connections forgotten (rows kept: %d)\n",
+			json_integer_value(json_object_get(doc, "forgotten")), STATUS_MAX);
+}
