@@ -177,6 +177,20 @@ function detach() {
 
 const stats = () => kernelStats();
 
+// `mcpfence status --json` once the row of the server pid has made calls calls (attach writes
+// its rows at most once a second): that row, and the whole document.
+async function statusRow(pid, calls) {
+	let doc, row;
+	await until(() => {
+		const r = spawnSync(MCPFENCE, ['status', '--json'], { encoding: 'utf8' });
+		if (r.status !== 0) return false;
+		doc = JSON.parse(r.stdout);
+		row = doc.sessions.find((x) => x.server_pid === pid);
+		return row?.calls === calls;
+	}, 5000, `mcpfence status: ${calls} calls of pid ${pid} (have ${JSON.stringify(row ?? doc)})`);
+	return { row, doc };
+}
+
 // The audit lines of an attach, once there are n of them; then no more come for 300 ms.
 async function auditLines(a, n) {
 	await until(() => readAudit(a.audit).length >= n, 5000,
@@ -548,6 +562,14 @@ test('socketpair (SDK v1): allowed unchanged, denials with reason, limits, stats
 		assert.equal(st.get('get-sum', 'limit'), 2, st.s);
 		assert.equal(st.total(), 8, st.s);
 		assert.ok(st.j.calls.every((c) => c.policy === 'policy'), st.s);
+		// status: the session, its client, the calls and denials since attach
+		const { row, doc } = await statusRow(s.pid, 8);
+		assert.equal(doc.attachment, 'live');
+		assert.equal(doc.sessions.length, 1, JSON.stringify(doc));
+		assert.equal(row.plane, EXPECT.plane);
+		assert.equal(row.conn, `socketpair:${s.pid}`);
+		assert.equal(row.client_pid, process.pid, JSON.stringify(row));
+		assert.equal(row.denied, 3, JSON.stringify(row));
 
 		const lines = await auditLines(a, 8);
 		assert.equal(lines.length, 8, JSON.stringify(lines));
@@ -575,6 +597,9 @@ test('socketpair (SDK v1): allowed unchanged, denials with reason, limits, stats
 		const gone = spawnSync(MCPFENCE, ['stats'], { encoding: 'utf8' });
 		assert.equal(gone.status, 1);
 		assert.match(gone.stderr, /nothing attached/);
+		const none = spawnSync(MCPFENCE, ['status'], { encoding: 'utf8' });
+		assert.equal(none.status, 1);
+		assert.match(none.stderr, /nothing attached/);
 	} finally {
 		await s.close();
 	}
@@ -640,6 +665,9 @@ test('socketpair (SDK v2): both eras, two --pid in one attach', skipKernel, asyn
 		assert.equal(st.get('get-sum', 'allow'), 3, st.s);
 		assert.equal(st.get('get-sum', 'limit'), 2, st.s);
 		assert.equal(st.total(), 11, st.s);
+		// a row per server
+		const l = (await statusRow(legacy.pid, 3)).row, m = (await statusRow(modern.pid, 8)).row;
+		assert.deepEqual([l.denied, m.denied], [1, 3], JSON.stringify([l, m]));
 		const lines = await auditLines(a, 11);
 		assert.equal(lines.length, 11, JSON.stringify(lines));
 		assert.ok(lines.every((l) => l.plane === EXPECT.plane), JSON.stringify(lines));
@@ -756,6 +784,10 @@ test('pipes, --pipe-action audit: calls counted and audited, NOT stopped', skipK
 		assert.equal(st.get('get-sum', 'allow'), 3, st.s);
 		assert.equal(st.get('get-sum', 'limit'), 1, st.s);
 		assert.equal(st.total(), 9, st.s);
+		// status counts a denial that a pipe let through as denied (its audit line: not stopped)
+		const { row } = await statusRow(p.pid, 9);
+		assert.equal(row.conn, `pipe:${p.pid}`);
+		assert.equal(row.denied, 3, JSON.stringify(row));
 		let lines = await auditLines(a, 9);
 		assert.equal(lines.length, 9, JSON.stringify(lines));
 		assert.ok(lines.every((l) => l.plane === EXPECT.plane), JSON.stringify(lines));

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { connect as connectGateway, text, binaryFor, kernelLock, clearStale, attachRun,
-	kernelStats, tableUsed, waitPort }
+	kernelStats, tableUsed, waitPort, until }
 	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -262,6 +262,16 @@ test('kernel TCP: allowed calls unchanged, denials, budgets, stats', { skip: ski
 		assert.ok(j.calls.every((x) => x.policy === 'policy'), JSON.stringify(j));
 		assert.deepEqual(j.policies.map((p) => [p.name, p.path, p.in_force]),
 			[['policy', realpathSync(policyPath()), true]]);
+		// status: a row per TCP connection that made calls (attach writes them once a second)
+		let rows = [];
+		await until(() => {
+			const r = spawnSync(MCPFENCE, ['status', '--json'], { encoding: 'utf8' });
+			rows = r.status === 0 ? JSON.parse(r.stdout).sessions : [];
+			return rows.reduce((n, x) => n + x.calls, 0) === 9;
+		}, 5000, 'mcpfence status: 9 calls');
+		assert.ok(rows.every((x) => x.plane === 'kernel' && /^tcp:\d+->\d+$/.test(x.conn) &&
+			x.server === `tcp:${PORT}` && x.client_pid > 0), JSON.stringify(rows));
+		assert.equal(rows.reduce((n, x) => n + x.denied, 0), 3, JSON.stringify(rows));
 
 		const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n')
 			.map((l) => JSON.parse(l));
