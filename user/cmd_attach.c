@@ -294,6 +294,33 @@ static void status_rows(struct attach_ctx *ac, unsigned npids)
 	}
 }
 
+/*
+ * Sessions whose stdin no one reads any more (the server and whoever shared its stdin exited,
+ * or closed it): out of the maps, said, and marked in their status rows.
+ */
+static void sessions_ended(struct attach_ctx *ac, unsigned npids)
+{
+	for (unsigned i = 0; i < npids; i++) {
+		struct kernel_stdio_session *s = &ac->stdio[i];
+		char conn[40];
+		struct status_session *row;
+
+		if (s->ended || !kernel_stdio__ended(ac->skel, s))
+			continue;
+		kernel_stdio__remove(ac->skel, s);
+		log_info("pid %d (%s): its stdin is read by no one any more: session ended, its "
+			 "entries removed",
+			 s->pid, s->comm);
+		snprintf(conn, sizeof(conn), "%s:%d",
+			 s->transport == MCPF_STDIO_PIPE ? "pipe" : "socketpair", s->pid);
+		row = status__get(&ac->status, conn);
+		if (row) {
+			row->ended = true;
+			ac->status.dirty = true;
+		}
+	}
+}
+
 static void status_save(struct attach_ctx *ac)
 {
 	if (mkdir(STATUS_DIR, 0700) && errno != EEXIST)
@@ -566,6 +593,8 @@ int cmd_attach(int argc, char **argv)
 			/* the new window, less what the gateways took of it already */
 			sync_global(&ac, &ac.kc[ac.gen]);
 			say_unwatched(&ac);
+			/* the events of its last calls first: drained above */
+			sessions_ended(&ac, npids);
 			if (ac.status.dirty)
 				status_save(&ac);
 			last = now;

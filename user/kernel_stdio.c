@@ -211,8 +211,8 @@ static void readers_add(struct kernel_stdio_session *s, const struct stdio_holde
 		};
 }
 
-/* Is fd of pid still the socket of inode ino? */
-static bool still_holds(pid_t pid, int fd, uint64_t ino)
+/* Is fd of pid still the socket (else the pipe) of inode ino? */
+static bool holds(pid_t pid, int fd, uint64_t ino, bool socket)
 {
 	char path[64], link[64], want[40];
 	ssize_t n;
@@ -222,8 +222,14 @@ static bool still_holds(pid_t pid, int fd, uint64_t ino)
 	if (n <= 0)
 		return false;
 	link[n] = 0;
-	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)ino);
+	snprintf(want, sizeof(want), "%s:[%llu]", socket ? "socket" : "pipe",
+		 (unsigned long long)ino);
 	return !strcmp(link, want);
+}
+
+static bool still_holds(pid_t pid, int fd, uint64_t ino)
+{
+	return holds(pid, fd, ino, true);
 }
 
 void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
@@ -256,10 +262,12 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
 	s->action = action;
+	s->idx = idx;
 	stdio_find__comm(pid, s->comm);
 	err = stdio_find__server(pid, &in, &out);
 	if (err)
 		return err;
+	s->in_ino = in.ino;
 	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
 	if (in.npeers) {
 		s->client_pid = in.peers[0].pid;
@@ -301,6 +309,9 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 	} else if (in.kind == STDIO_PIPE) {
 		s->transport = MCPF_STDIO_PIPE;
 		s->req_key = MCPF_STDIO_PIPE_KEY(in.ino);
+		for (unsigned i = 0; i < in.nsharers && i < KERNEL_STDIO_READERS; i++)
+			s->pipe_readers[s->npipe_readers++] =
+				(struct stdio_holder_ref){ in.sharers[i].pid, in.sharers[i].fd };
 		err = stream_add(skel, s->req_key, idx, MCPF_STDIO_REQUESTS, s, &in);
 		if (err)
 			return err;
@@ -335,6 +346,42 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 			 "found\"",
 			 pid, out.desc);
 	return 0;
+}
+
+bool kernel_stdio__ended(struct tcp_bpf *skel, const struct kernel_stdio_session *s)
+{
+	if (s->ended)
+		return true;
+	if (s->transport == MCPF_STDIO_SOCKETPAIR) {
+		uint32_t slot = 2 * s->idx;
+		uint64_t cookie;
+
+		return bpf_map_lookup_elem(bpf_map__fd(skel->maps.stdio_socks), &slot, &cookie) &&
+		       errno == ENOENT;
+	}
+	for (unsigned i = 0; i < s->npipe_readers; i++)
+		if (holds(s->pipe_readers[i].pid, s->pipe_readers[i].fd, s->in_ino, false))
+			return false;
+	/* a reader found at attach that was not listed (more than KERNEL_STDIO_READERS): live */
+	return s->npipe_readers < KERNEL_STDIO_READERS;
+}
+
+void kernel_stdio__remove(struct tcp_bpf *skel, struct kernel_stdio_session *s)
+{
+	struct mcpf_conn zero = {};
+	uint32_t slot = 2 * s->idx + 1;
+
+	/* the answers' socket (the client's end of stdout) may live on: out of the map first */
+	bpf_map_delete_elem(bpf_map__fd(skel->maps.stdio_socks), &slot);
+	if (s->req_key) {
+		bpf_map_delete_elem(bpf_map__fd(skel->maps.stdio_streams), &s->req_key);
+		bpf_map_delete_elem(bpf_map__fd(skel->maps.stdio_guards), &s->req_key);
+	}
+	if (s->rep_key)
+		bpf_map_delete_elem(bpf_map__fd(skel->maps.stdio_streams), &s->rep_key);
+	bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_pending), &s->idx, &zero, BPF_ANY);
+	s->ended = true;
+	s->nreaders = 0;
 }
 
 bool kernel_stdio__has_pipes(const struct kernel_stdio_session *s, unsigned n)

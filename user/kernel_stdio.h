@@ -39,6 +39,14 @@ struct kernel_stdio_session {
 	char desc[800];			     /* "stdin: ...; stdout: ..." */
 	pid_t client_pid;		     /* the first holder of the client's end; 0: none */
 	char client_comm[16];
+	unsigned idx;		  /* its index in the BPF maps */
+	uint64_t in_ino;	  /* its stdin's inode */
+	struct stdio_holder_ref { /* pipes: who held the read end at attach */
+		pid_t pid;
+		int fd;
+	} pipe_readers[KERNEL_STDIO_READERS];
+	unsigned npipe_readers;
+	bool ended; /* removed from the maps: nothing reads its stdin any more */
 };
 
 /* The sk_skb program on stdio_socks (attached once, before the first socket goes in). */
@@ -65,6 +73,18 @@ int kernel_stdio__reasons(struct tcp_bpf *skel, const struct kernel_compiled *kc
  */
 #define KERNEL_STDIO_WATCH_MS 100
 void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n);
+
+/*
+ * Has session s ended: is its stdin read by no one any more? A socketpair's server end has left
+ * stdio_socks (the kernel takes a socket out when its last holder closes it); of a pipe, no
+ * process that held its read end at attach holds it still.
+ */
+bool kernel_stdio__ended(struct tcp_bpf *skel, const struct kernel_stdio_session *s);
+/*
+ * Take an ended session's entries out of the maps (streams, guard, pending answers): the maps
+ * are as before it was added. Marks it ended.
+ */
+void kernel_stdio__remove(struct tcp_bpf *skel, struct kernel_stdio_session *s);
 
 /* Does any session have a pipe stdin (the tracepoints are needed)? */
 bool kernel_stdio__has_pipes(const struct kernel_stdio_session *s, unsigned n);

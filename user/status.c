@@ -88,6 +88,7 @@ static json_t *session_json(const struct status_session *s)
 	json_object_set_new(o, "denied", json_integer((json_int_t)s->denied));
 	json_object_set_new(o, "last_us",
 			    s->last_us ? json_integer((json_int_t)s->last_us) : json_null());
+	json_object_set_new(o, "ended", json_boolean(s->ended));
 	return o;
 }
 
@@ -188,8 +189,8 @@ void status__print(FILE *f, json_t *doc, const char *state, bool json)
 			"stale (attach is gone; its programs enforce the policy they "
 			"had until `mcpfence detach`): sessions as it last wrote them",
 		json_integer_value(json_object_get(doc, "attach_pid")), policy, since);
-	fprintf(f, "%-13s %-24s %-30s %8s %8s  %s\n", "PLANE", "SERVER", "CLIENT", "CALLS",
-		"DENIED", "LAST");
+	fprintf(f, "%-13s %-24s %-30s %8s %8s  %-9s  %s\n", "PLANE", "SERVER", "CLIENT", "CALLS",
+		"DENIED", "LAST", "SESSION");
 	json_array_foreach(rows, i, r) {
 		who(server, sizeof(server), json_object_get(r, "server_pid"),
 		    json_object_get(r, "server"));
@@ -198,10 +199,11 @@ void status__print(FILE *f, json_t *doc, const char *state, bool json)
 		time_of(last, sizeof(last), json_object_get(r, "last_us"), false);
 		fprintf(f,
 			"%-13s %-24s %-30s %8" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT
-			"  %s\n",
+			"  %-9s  %s\n",
 			json_string_value(json_object_get(r, "plane")) ?: "?", server, client,
 			json_integer_value(json_object_get(r, "calls")),
-			json_integer_value(json_object_get(r, "denied")), last);
+			json_integer_value(json_object_get(r, "denied")), last,
+			json_is_true(json_object_get(r, "ended")) ? "ended" : "open");
 	}
 	if (!json_array_size(rows))
 		fprintf(f, "(no session yet)\n");

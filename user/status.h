@@ -30,6 +30,7 @@ struct status_session {
 			    * with --pipe-action audit they went through all the same) */
 	uint64_t last_us; /* the last decision, CLOCK_REALTIME µs; 0: none yet */
 	bool pinned;	  /* a --pid server's row: never forgotten */
+	bool ended;	  /* a --pid server's stdin is read by no one any more */
 };
 
 struct status {

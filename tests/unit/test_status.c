@@ -75,6 +75,7 @@ static void test_rows_counted_and_written(void **state)
 	status__count(&st, a, true, false, 1000);
 	status__count(&st, a, true, true, 3000);
 	status__count(&st, a, false, true, 2000); /* bytes refused unread: no call */
+	a->ended = true;
 	b = status__get(&st, "tcp:50000->8080");
 	snprintf(b->plane, sizeof(b->plane), "kernel");
 	snprintf(b->server, sizeof(b->server), "tcp:8080");
@@ -103,6 +104,8 @@ static void test_rows_counted_and_written(void **state)
 	assert_non_null(strstr(text, "stdio-kernel  pid 42 (node)"));
 	assert_non_null(strstr(text, "pid 40 (/usr/bin/node)"));
 	assert_non_null(strstr(text, "kernel        tcp:8080                 -"));
+	assert_non_null(strstr(text, "00:00:00Z  ended"));
+	assert_non_null(strstr(text, "00:00:05Z  open"));
 	free(text);
 	text = printed("stale", true);
 	doc = json_loads(text, 0, NULL);
