@@ -634,6 +634,39 @@ test('socketpair: attach killed (SIGKILL), then detach: the session runs unenfor
 	}
 });
 
+// A client closes its server while attached: that session ends (the attach log says so, its
+// status row says "ended", its entries leave stdio_streams), the other session is enforced as
+// before.
+test('socketpair: a session that ends is removed; the others stay enforced', skipKernel, async () => {
+	const gone = await sdkSession(1), kept = await sdkSession(1);
+	let closed = false;
+	try {
+		const base = await kept.call('echo', { message: 'kept' });
+		const a = await startAttach([gone.pid, kept.pid]);
+		// every value holds a scan buffer: bpftool's JSON is megabytes long
+		const streams = () => JSON.parse(spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned',
+			`${PINS}/stdio_streams`], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout).length;
+		assert.equal(streams(), 4, 'a request and an answer stream per session');
+		await assertDenied(gone.call('get-env'), 'environment is private', 'get-env, to be closed');
+		await gone.close();
+		closed = true;
+		await until(() => /pid \d+ \([^)]*\): its stdin is read by no one any more: session ended/
+			.test(a.out), 5000, `the end of pid ${gone.pid} in the attach log`);
+		assert.match(a.out, new RegExp(`pid ${gone.pid} \\(`));
+		assert.equal(streams(), 2, 'the ended session\'s streams removed');
+		const { row } = await statusRow(gone.pid, 1);
+		assert.equal(row.ended, true, JSON.stringify(row));
+		assert.deepEqual(await kept.call('echo', { message: 'kept' }), base);
+		await assertDenied(kept.call('get-env'), 'environment is private', 'get-env, the other session');
+		const k = (await statusRow(kept.pid, 2)).row;
+		assert.equal(k.ended, false, JSON.stringify(k));
+		await stopAttach(a);
+	} finally {
+		if (!closed) await gone.close();
+		await kept.close();
+	}
+});
+
 // Two servers in one attach: server-everything under the v2 client's 2025 handshake, and a v2
 // server under a client pinned to 2026-07-28 (no initialize; every request carries _meta).
 test('socketpair (SDK v2): both eras, two --pid in one attach', skipKernel, async () => {
