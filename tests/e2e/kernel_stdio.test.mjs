@@ -611,13 +611,24 @@ test('socketpair: attach killed (SIGKILL), then detach: the session runs unenfor
 		const base = await s.call('echo', { message: 'k' });
 		const a = await startAttach([s.pid]);
 		await assertDenied(s.call('get-env'), 'environment is private', 'get-env, attached');
+		await statusRow(s.pid, 1);
 		await stopAttach(a, 'SIGKILL');
 		if (EXPECT.enforcesAfterKill) {
 			assert.ok(existsSync(PINS), 'the attachment stays pinned after SIGKILL');
 			await assertDenied(s.call('get-env'), 'environment is private', 'get-env, attach killed');
+			// status: stale, with the rows the killed attach wrote last
+			const st = spawnSync(MCPFENCE, ['status', '--json'], { encoding: 'utf8' });
+			assert.equal(st.status, 0, st.stderr);
+			const doc = JSON.parse(st.stdout);
+			assert.equal(doc.attachment, 'stale');
+			assert.equal(doc.sessions.find((x) => x.server_pid === s.pid)?.calls, 1, st.stdout);
+			assert.match(spawnSync(MCPFENCE, ['status'], { encoding: 'utf8' }).stdout,
+				/^attachment: stale \(attach is gone/);
 		}
 		assert.deepEqual(await s.call('echo', { message: 'k' }), base);
 		detach();
+		assert.equal(spawnSync(MCPFENCE, ['status'], { encoding: 'utf8' }).status, 1,
+			'status after detach: nothing attached');
 		assert.deepEqual(await s.call('echo', { message: 'k' }), base);
 		assert.ok(JSON.stringify(await s.call('get-env')).includes(CANARY), 'get-env runs after detach');
 	} finally {
