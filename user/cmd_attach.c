@@ -34,6 +34,7 @@
 #include "mcpfence.h"
 #include "policy.h"
 #include "status.h"
+#include "stdio_find.h"
 #include "tcp.skel.h"
 
 struct attach_ctx {
@@ -272,11 +273,9 @@ static void status_rows(struct attach_ctx *ac, unsigned npids)
 	for (unsigned i = 0; i < npids; i++) {
 		const struct kernel_stdio_session *s = &ac->stdio[i];
 		struct status_session *row;
-		char conn[40], path[64];
-		ssize_t n;
+		char conn[40];
 
-		snprintf(conn, sizeof(conn), "%s:%d",
-			 s->transport == MCPF_STDIO_PIPE ? "pipe" : "socketpair", s->pid);
+		kernel_stdio__conn(s, conn, sizeof(conn));
 		row = status__get(&ac->status, conn);
 		if (!row)
 			continue;
@@ -285,12 +284,9 @@ static void status_rows(struct attach_ctx *ac, unsigned npids)
 		row->server_pid = s->pid;
 		snprintf(row->server, sizeof(row->server), "%.16s", s->comm);
 		row->client_pid = s->client_pid;
-		snprintf(path, sizeof(path), "/proc/%d/exe", s->client_pid);
-		n = s->client_pid ? readlink(path, row->client, sizeof(row->client) - 1) : -1;
-		if (n > 0)
-			row->client[n] = 0;
-		else
-			snprintf(row->client, sizeof(row->client), "%.16s", s->client_comm);
+		if (s->client_pid)
+			stdio_find__exe(s->client_pid, row->client, sizeof(row->client),
+					s->client_comm);
 	}
 }
 
@@ -311,8 +307,7 @@ static void sessions_ended(struct attach_ctx *ac, unsigned npids)
 		log_info("pid %d (%s): its stdin is read by no one any more: session ended, its "
 			 "entries removed",
 			 s->pid, s->comm);
-		snprintf(conn, sizeof(conn), "%s:%d",
-			 s->transport == MCPF_STDIO_PIPE ? "pipe" : "socketpair", s->pid);
+		kernel_stdio__conn(s, conn, sizeof(conn));
 		row = status__get(&ac->status, conn);
 		if (row) {
 			row->ended = true;

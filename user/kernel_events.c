@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mcpfence.h"
 #include "status.h"
+#include "stdio_find.h"
 
 static const char *const kind_names[MCPF_KIND_MAX] = {
 	"allow",    "hidden", "default", "rule",     "condition",
@@ -175,13 +176,12 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	const struct mcpf_event *e = data;
 	char method[MCPF_METHOD_MAX + 1], name[MCPF_NAME_MAX + 1], id[MCPF_ID_MAX + 1];
 	char session[MCPF_TCP_SESSION_MAX + 1], comm[17], server[32], ptr[300], exe[PATH_MAX];
-	char procexe[64], conn[40], why[200];
+	char conn[40], why[200];
 	const struct kernel_stdio_session *st = NULL;
 	struct audit_event ev = {};
 	const char *reason;
 	char outcome[640];
 	bool stopped;
-	ssize_t n;
 
 	if (size < sizeof(*e))
 		return 0;
@@ -196,16 +196,9 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	if (e->stdio) {
 		st = e->stdio <= ac->nstdio ? &ac->stdio[e->stdio - 1] : NULL;
 		snprintf(server, sizeof(server), "pid:%d", st ? st->pid : 0);
-		snprintf(conn, sizeof(conn), "%s:%d",
-			 st && st->transport == MCPF_STDIO_PIPE ? "pipe" : "socketpair",
-			 st ? st->pid : 0);
+		kernel_stdio__conn(st, conn, sizeof(conn));
 	}
-	snprintf(procexe, sizeof(procexe), "/proc/%u/exe", e->pid);
-	n = readlink(procexe, exe, sizeof(exe) - 1);
-	if (n > 0)
-		exe[n] = 0;
-	else
-		snprintf(exe, sizeof(exe), "%s", comm);
+	stdio_find__exe((pid_t)e->pid, exe, sizeof(exe), comm);
 	rule_pointer(&ac->kc[e->gen & 1], e, ptr, sizeof(ptr), &reason);
 	ev.time_us = e->ts_ns / 1000 + ac->mono_to_real_us;
 	ev.plane = e->stdio ? "stdio-kernel" : "kernel";

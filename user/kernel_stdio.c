@@ -227,11 +227,6 @@ static bool holds(pid_t pid, int fd, uint64_t ino, bool socket)
 	return !strcmp(link, want);
 }
 
-static bool still_holds(pid_t pid, int fd, uint64_t ino)
-{
-	return holds(pid, fd, ino, true);
-}
-
 void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -244,7 +239,7 @@ void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
 			for (k = 0; k < nt; k++)
 				again |= tids[k] == r->stuck;
 			r->stuck = nt ? tids[0] : 0;
-			if (!again || !r->stuck || !still_holds(r->pid, r->fd, r->ino))
+			if (!again || !r->stuck || !holds(r->pid, r->fd, r->ino, true))
 				continue;
 			restart_reads(r->pid, r->answers ? "the server's stdout" : "its stdin",
 				      "on the socket's own queue, which the map no longer fills");
@@ -267,7 +262,6 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 	err = stdio_find__server(pid, &in, &out);
 	if (err)
 		return err;
-	s->in_ino = in.ino;
 	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
 	if (in.npeers) {
 		s->client_pid = in.peers[0].pid;
@@ -310,8 +304,9 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 		s->transport = MCPF_STDIO_PIPE;
 		s->req_key = MCPF_STDIO_PIPE_KEY(in.ino);
 		for (unsigned i = 0; i < in.nsharers && i < KERNEL_STDIO_READERS; i++)
-			s->pipe_readers[s->npipe_readers++] =
-				(struct stdio_holder_ref){ in.sharers[i].pid, in.sharers[i].fd };
+			s->pipe_readers[s->npipe_readers++] = (struct kernel_stdio_reader){
+				.pid = in.sharers[i].pid, .fd = in.sharers[i].fd, .ino = in.ino
+			};
 		err = stream_add(skel, s->req_key, idx, MCPF_STDIO_REQUESTS, s, &in);
 		if (err)
 			return err;
@@ -348,6 +343,12 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 	return 0;
 }
 
+void kernel_stdio__conn(const struct kernel_stdio_session *s, char *out, size_t size)
+{
+	snprintf(out, size, "%s:%d", s && s->transport == MCPF_STDIO_PIPE ? "pipe" : "socketpair",
+		 s ? s->pid : 0);
+}
+
 bool kernel_stdio__ended(struct tcp_bpf *skel, const struct kernel_stdio_session *s)
 {
 	if (s->ended)
@@ -360,7 +361,8 @@ bool kernel_stdio__ended(struct tcp_bpf *skel, const struct kernel_stdio_session
 		       errno == ENOENT;
 	}
 	for (unsigned i = 0; i < s->npipe_readers; i++)
-		if (holds(s->pipe_readers[i].pid, s->pipe_readers[i].fd, s->in_ino, false))
+		if (holds(s->pipe_readers[i].pid, s->pipe_readers[i].fd, s->pipe_readers[i].ino,
+			  false))
 			return false;
 	/* a reader found at attach that was not listed (more than KERNEL_STDIO_READERS): live */
 	return s->npipe_readers < KERNEL_STDIO_READERS;

@@ -39,15 +39,15 @@ struct kernel_stdio_session {
 	char desc[800];			     /* "stdin: ...; stdout: ..." */
 	pid_t client_pid;		     /* the first holder of the client's end; 0: none */
 	char client_comm[16];
-	unsigned idx;		  /* its index in the BPF maps */
-	uint64_t in_ino;	  /* its stdin's inode */
-	struct stdio_holder_ref { /* pipes: who held the read end at attach */
-		pid_t pid;
-		int fd;
-	} pipe_readers[KERNEL_STDIO_READERS];
+	unsigned idx; /* its index in the BPF maps */
+	/* pipes: who held the read end at attach (the watchdog's readers are sockets') */
+	struct kernel_stdio_reader pipe_readers[KERNEL_STDIO_READERS];
 	unsigned npipe_readers;
 	bool ended; /* removed from the maps: nothing reads its stdin any more */
 };
+
+/* The session's conn, as audit lines and status rows name it: "socketpair:PID" or "pipe:PID". */
+void kernel_stdio__conn(const struct kernel_stdio_session *s, char *out, size_t size);
 
 /* The sk_skb program on stdio_socks (attached once, before the first socket goes in). */
 int kernel_stdio__attach_prog(struct tcp_bpf *skel);

@@ -65,6 +65,19 @@ static void desc_add(struct stdio_end *e, const char *fmt, ...)
 		memcpy(e->desc + sizeof(e->desc) - 4, "...", 4);
 }
 
+void stdio_find__exe(pid_t pid, char *out, size_t size, const char *fallback)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, out, size - 1);
+	if (n > 0)
+		out[n] = 0;
+	else
+		snprintf(out, size, "%s", fallback);
+}
+
 void stdio_find__comm(pid_t pid, char comm[16])
 {
 	char path[64];

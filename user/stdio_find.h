@@ -99,6 +99,8 @@ int stdio_find__diag_answer(const void *buf, size_t len, uint32_t seq, uint32_t 
 
 /* /proc/PID/comm, or "?" when it cannot be read (the process is gone). */
 void stdio_find__comm(pid_t pid, char comm[16]);
+/* The executable of PID (the /proc/PID/exe link), or fallback when it cannot be read. */
+void stdio_find__exe(pid_t pid, char *out, size_t size, const char *fallback);
 
 /* Is a thread of pid blocked in a read of its fd (read, readv, recvfrom, recvmsg, recvmmsg)? */
 bool stdio_find__reading(pid_t pid, int fd);

@@ -26,6 +26,7 @@
 #include "mrtr.h"
 #include "policy.h"
 #include "server_proc.h"
+#include "stdio_find.h"
 #include "stdio_gateway.h"
 #include "text.h"
 #include "wbuf.h"
@@ -1215,8 +1216,6 @@ static void client_identity(struct gw *g)
 {
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
-	char path[64];
-	ssize_t n;
 
 	g->client_uid = (uid_t)-1;
 	if (!getsockopt(STDIN_FILENO, SOL_SOCKET, SO_PEERCRED, &cred, &clen) && cred.pid > 0) {
@@ -1226,9 +1225,7 @@ static void client_identity(struct gw *g)
 		g->client_pid = getppid();
 		g->client_uid = proc_uid(g->client_pid);
 	}
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)g->client_pid);
-	n = readlink(path, g->client_exe, sizeof(g->client_exe) - 1);
-	g->client_exe[n > 0 ? n : 0] = 0;
+	stdio_find__exe(g->client_pid, g->client_exe, sizeof(g->client_exe), "");
 	snprintf(g->agent, sizeof(g->agent), "%u:%s", (unsigned)g->client_uid, g->client_exe);
 	g->approvals.client_pid = g->client_pid;
 	g->approvals.client_uid = g->client_uid;
