@@ -1026,7 +1026,7 @@ static void search_bench(struct tcp_bpf *skel, int prog_fd, uint16_t sport)
 	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (void *)&in, sizeof(in)) || listen(lfd, 4) ||
-	    kernel__watch_port(skel, sport)) {
+	    kernel__watch_port(skel, sport, 0)) {
 		perror("bench/kernel: search");
 		exit(1);
 	}
@@ -1401,7 +1401,7 @@ int main(void)
 	}
 	pol = policy__parse(policy_json, strlen(policy_json), "bench", err);
 	if (!pol || kernel__compile(skel, pol, 0, &kc) || kernel__activate(skel, 0) ||
-	    kernel__watch_port(skel, port) || kernel__watch_port(skel, mcp_port))
+	    kernel__watch_port(skel, port, 0) || kernel__watch_port(skel, mcp_port, 0))
 		return 1;
 	prog_fd = bpf_program__fd(skel->progs.handle_sk_msg);
 	if (bpf_prog_attach(prog_fd, bpf_map__fd(skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0))

@@ -117,7 +117,14 @@ struct mcpf_scan_result {
  * TCP enforcement (bpf/tcp.bpf.c): sock_ops puts sockets of watched ports in a SOCKHASH, sk_msg
  * frames each HTTP/1.1 request of the client, scans its body and decides from these maps.
  * The policy lives in two generations; userspace fills the idle one, then flips tcp_active.gen.
+ * Several policies can be in force at once, one per policy slot (attach --policy-dir: each
+ * session gets the policy of a directory that fits its server): slot s has generations 2s and
+ * 2s + 1, and tcp_active[s] says which one is in force. A session's slot is in stdio_pslots (a
+ * stdio session) or tcp_ports (a watched port).
  */
+#define MCPF_PSLOTS 16		    /* policies in force at once */
+#define MCPF_GENS (2 * MCPF_PSLOTS) /* generations: entries of tcp_gen */
+#define MCPF_GEN_INDEX(pslot, gen) ((((__u32)(pslot) & (MCPF_PSLOTS - 1)) << 1) | ((__u32)(gen)&1))
 #define MCPF_TCP_MAX_PORTS 16
 #define MCPF_TCP_MAX_GLOBS 64	/* hide entries + glob rules, per generation */
 #define MCPF_TCP_GLOB_MAX 64	/* bytes of one glob pattern */
@@ -175,7 +182,7 @@ struct mcpf_rule {
  * BPF compares: a name whose hash meets a rule's is not that rule's tool and has no exact rule.
  */
 struct mcpf_rule_key {
-	__u32 gen;
+	__u32 gen; /* index in tcp_gen */
 	__u32 len;
 	__u64 hash;
 };
@@ -264,7 +271,7 @@ enum mcpf_tcp_counter {
 };
 
 struct mcpf_active {
-	__u32 gen;    /* 0 or 1: which generation of the policy maps is in force */
+	__u32 gen;    /* 0 or 1: which generation of the slot's policy maps is in force */
 	__u32 loaded; /* 0 until the first policy is in: every call is denied */
 };
 
@@ -320,7 +327,7 @@ struct mcpf_sock_key {
 struct mcpf_pending {
 	__u16 len; /* 0: free */
 	__u8 kind; /* the denial: enum mcpf_kind */
-	__u8 gen;  /* the generation that decided */
+	__u8 gen;  /* the generation that decided (its index in tcp_gen) */
 	__u16 idx; /* its rule, or its limit slot (LIMIT) or hide entry (HIDDEN); 0xffff none */
 	__u16 _pad;
 	char id[MCPF_ID_MAX];
@@ -333,8 +340,9 @@ struct mcpf_pending {
  */
 #define MCPF_REASON_MAX 200
 #define MCPF_TCP_MAX_RULES_REASONS 2048 /* reasons of one generation (rules with one) */
-#define MCPF_REASON_KEY(gen, kind, idx) \
-	((((__u32)(gen)&1) << 24) | (((__u32)(kind)&0xff) << 16) | ((__u32)(idx)&0xffff))
+#define MCPF_REASON_KEY(gen, kind, idx)                                            \
+	((((__u32)(gen) & (MCPF_GENS - 1)) << 24) | (((__u32)(kind)&0xff) << 16) | \
+	 ((__u32)(idx)&0xffff))
 struct mcpf_reason {
 	__u32 len;
 	char text[MCPF_REASON_MAX];
@@ -446,7 +454,7 @@ struct mcpf_event {
 	__u32 kind;  /* enum mcpf_kind */
 	__u32 rule;  /* rule index, MCPF_TCP_RULE_NONE for default */
 	__u32 limit; /* limit slot that fired (MCPF_KIND_LIMIT), hide index (HIDDEN) */
-	__u32 gen;
+	__u32 gen;   /* the generation that decided, or the one in force: its index in tcp_gen */
 	__u16 cport;
 	__u16 sport;
 	__u16 flags; /* enum mcpf_event_flags */

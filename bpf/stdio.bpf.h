@@ -172,7 +172,7 @@ static __always_inline void stdio_report_unread(__u32 sess, __u32 why, __u32 fla
 	mcpf_zero(&w->ck, sizeof(w->ck));
 	w->ck.stdio = (sess & (MCPF_STDIO_MAX_SESSIONS - 1)) + 1;
 	mcpf_zero(w->hd.h_session, sizeof(w->hd.h_session));
-	w->sx.policy = policy_in_force();
+	w->sx.policy = policy_in_force(&w->ck);
 	stdio_refused(w->slot.idx, why, flags);
 	slot_release(w);
 }
@@ -530,8 +530,7 @@ __noinline int stdio_begin(__u32 slot, __u64 key, __u64 ubuf, __u32 len, __u32 r
 	struct mcpf_stdio_stream *st = bpf_map_lookup_elem(&stdio_streams, &key);
 	struct stdio_cursor *x;
 	struct mcpf_gen_cfg *gc;
-	struct mcpf_active *act;
-	__u32 zero = 0, gen, sess;
+	__u32 gen = 0, sess;
 
 	if (!w || !st)
 		return -1;
@@ -542,17 +541,15 @@ __noinline int stdio_begin(__u32 slot, __u64 key, __u64 ubuf, __u32 len, __u32 r
 	x->done = 0;
 	x->failed = 0;
 	x->old = st->phase == MCPF_STDIO_VALUE ? st->carry : 0;
-	act = bpf_map_lookup_elem(&tcp_active, &zero);
-	gen = act ? act->gen & 1 : 0;
-	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	mcpf_zero(&w->ck, sizeof(w->ck));
+	w->ck.stdio = sess + 1;
+	gc = gen_in_force(&w->ck, &gen);
 	x->key = key;
-	x->policy = act && act->loaded && gc ? gc->policy : 0;
-	x->unparsed_allow = act && act->loaded && gc && gc->unparsed_allow;
+	x->policy = gc ? gc->policy : 0;
+	x->unparsed_allow = gc && gc->unparsed_allow;
 	x->rewrite = rewrite;
 	x->deny = 0;
 	x->nact = 0;
-	mcpf_zero(&w->ck, sizeof(w->ck));
-	w->ck.stdio = sess + 1;
 	mcpf_zero(w->hd.h_session, sizeof(w->hd.h_session));
 	w->session_hash = mcpf_name_hash((const char *)&w->ck.stdio, 4, cfg_name_seed);
 	if (rewrite)

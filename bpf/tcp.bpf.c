@@ -94,13 +94,6 @@ struct {
 } tcp_unwatched SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MCPF_TCP_MAX_PORTS);
-	__type(key, __u16);
-	__type(value, __u8);
-} tcp_ports SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct mcpf_conn_key);
@@ -372,7 +365,7 @@ static __always_inline void pending_add(struct mcpf_conn *conn, const struct mcp
 		__sync_fetch_and_add(&conn->npending, 1);
 	mcpf_copy(p->id, c->id, sizeof(p->id));
 	p->kind = d->kind;
-	p->gen = d->has_gen ? d->gen & 1 : 0;
+	p->gen = d->has_gen ? d->gen & (MCPF_GENS - 1) : 0;
 	p->idx = d->kind == MCPF_KIND_LIMIT || d->kind == MCPF_KIND_HIDDEN ? d->limit : d->rule;
 	p->len = c->id_len;
 	conn->next_pending = slot + 1;
@@ -433,7 +426,7 @@ static long call_one(__u64 i, void *arg)
 		w->dec.limit = 0;
 		w->dec.flags = 0;
 		w->dec.has_gen = 0;
-		stat_add(w, MCPF_KIND_INVALID, policy_in_force());
+		stat_add(w, MCPF_KIND_INVALID, policy_in_force(&w->ck));
 	} else {
 		tool_set(w, c->name, c->name_len);
 		tcp_decide_call(w->slot.idx, c->name_len, w->session_hash);
@@ -513,9 +506,8 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 	struct mcpf_scan_buf *buf = scan_buf_get(w);
 	struct tcp_cb cb = { .w = w };
 	struct mcpf_gen_cfg *gc;
-	struct mcpf_active *act;
 	struct decision d = {};
-	__u32 zero = 0, gen, flags = 0;
+	__u32 gen = 0, flags = 0;
 	bool unparsed = why != MCPF_WHY_NONE;
 	int base = 0;
 
@@ -543,16 +535,13 @@ static __always_inline void body_handle(struct sk_msg_md *msg, struct tcp_work *
 	if (w->res.flags & MCPF_SCAN_BATCH)
 		flags |= MCPF_EV_BATCH;
 	if (unparsed) {
-		act = bpf_map_lookup_elem(&tcp_active, &zero);
-		gen = act ? act->gen & 1 : 0;
-		gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+		gc = gen_in_force(ck, &gen);
 		d.kind = MCPF_KIND_UNPARSED;
 		d.rule = MCPF_TCP_RULE_NONE;
 		d.why = why;
 		tool_set(w, NULL, 0);
-		stat_add(w, MCPF_KIND_UNPARSED, act && act->loaded && gc ? gc->policy : 0);
-		if (act && act->loaded && gc && gc->unparsed_allow &&
-		    !(flags & MCPF_EV_HDR_MISMATCH)) {
+		stat_add(w, MCPF_KIND_UNPARSED, gc ? gc->policy : 0);
+		if (gc && gc->unparsed_allow && !(flags & MCPF_EV_HDR_MISMATCH)) {
 			event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, w->hd.h_session, &d, flags);
 			return;
 		}
@@ -624,7 +613,7 @@ static __always_inline int request_refuse(struct sk_msg_md *msg, struct mcpf_con
 	mcpf_zero(tool->name, sizeof(tool->name));
 	tool->len = 0;
 	k->hash = mcpf_name_hash(tool->name, 0, cfg_name_seed);
-	stat_count(k, tool, MCPF_KIND_UNPARSED, policy_in_force());
+	stat_count(k, tool, MCPF_KIND_UNPARSED, policy_in_force(ck));
 	event_emit(NULL, MCPF_SCAN_MAX_CALLS, ck, session, &d, flags | MCPF_EV_NEUTRALIZED);
 	return SK_PASS;
 }

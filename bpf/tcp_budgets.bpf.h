@@ -11,7 +11,7 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * MCPF_TCP_MAX_LIMITS);
+	__uint(max_entries, MCPF_GENS *MCPF_TCP_MAX_LIMITS);
 	__type(key, __u32);
 	__type(value, struct mcpf_limit);
 } tcp_limits SEC(".maps");
@@ -30,7 +30,7 @@ struct {
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2 * MCPF_TCP_MAX_LIMITS);
+	__uint(max_entries, MCPF_GENS *MCPF_TCP_MAX_LIMITS);
 	__type(key, __u32);
 	__type(value, __u64);
 } tcp_uncharged SEC(".maps");
@@ -69,7 +69,7 @@ __noinline int tcp_budgets_take(__u32 slot, __u32 gen, __u32 has_rule, __u64 ses
 	__u32 ntaken = 0;
 	int failed = -1;
 
-	gen &= 1;
+	gen &= MCPF_GENS - 1;
 	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
 	if (!w || !gc)
 		return 0;

@@ -17,7 +17,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * MCPF_TCP_MAX_GLOBS);
+	__uint(max_entries, MCPF_GENS *MCPF_TCP_MAX_GLOBS);
 	__type(key, __u32);
 	__type(value, struct mcpf_glob);
 } tcp_globs SEC(".maps");
@@ -85,7 +85,7 @@ static long glob_try(__u64 i, void *arg)
 	idx = c->first + (__u32)i;
 	if (idx >= c->last)
 		return 1;
-	idx = c->gen * MCPF_TCP_MAX_GLOBS + (idx & (MCPF_TCP_MAX_GLOBS - 1));
+	idx = (c->gen & (MCPF_GENS - 1)) * MCPF_TCP_MAX_GLOBS + (idx & (MCPF_TCP_MAX_GLOBS - 1));
 	g = bpf_map_lookup_elem(&tcp_globs, &idx);
 	if (!g)
 		return 1;
@@ -160,7 +160,8 @@ static __always_inline __u32 rule_lookup(struct tcp_work *w, __u32 gen,
 	if (uncertain)
 		return MCPF_KIND_INVALID;
 	if (hit != (__u32)-1) {
-		__u32 gi = gen * MCPF_TCP_MAX_GLOBS + (hit & (MCPF_TCP_MAX_GLOBS - 1));
+		__u32 gi = (gen & (MCPF_GENS - 1)) * MCPF_TCP_MAX_GLOBS +
+			   (hit & (MCPF_TCP_MAX_GLOBS - 1));
 		struct mcpf_glob *g = bpf_map_lookup_elem(&tcp_globs, &gi);
 
 		if (!g)
@@ -180,9 +181,8 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 				   struct decision *d)
 {
 	struct mcpf_rule *r = NULL, rule_copy;
-	struct mcpf_active *act;
 	struct mcpf_gen_cfg *gc;
-	__u32 zero = 0, gen, hit = 0, found;
+	__u32 gen = 0, hit = 0, found;
 	bool ticket = false;
 	int failed;
 
@@ -192,16 +192,12 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
 	d->flags = 0;
 	d->policy = 0;
 	d->has_gen = 0;
-	act = bpf_map_lookup_elem(&tcp_active, &zero);
-	if (!act || !act->loaded)
-		return;
 	/* one read: the event names the generation that decided, even if a SIGHUP flips now */
-	d->gen = act->gen;
-	d->has_gen = 1;
-	gen = d->gen & 1;
-	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	gc = gen_in_force(&w->ck, &gen);
 	if (!gc)
 		return;
+	d->gen = gen;
+	d->has_gen = 1;
 	d->policy = gc->policy;
 	found = rule_lookup(w, gen, gc, name_len, &rule_copy, &hit);
 	if (found == MCPF_KIND_HIDDEN || found == MCPF_KIND_INVALID) {
@@ -256,16 +252,11 @@ static __always_inline void decide(struct tcp_work *w, __u32 name_len, __u64 ses
  */
 static __always_inline bool listable(struct tcp_work *w, __u32 name_len)
 {
-	struct mcpf_active *act;
 	struct mcpf_gen_cfg *gc;
 	struct mcpf_rule r;
-	__u32 zero = 0, gen, idx = 0, found;
+	__u32 gen = 0, idx = 0, found;
 
-	act = bpf_map_lookup_elem(&tcp_active, &zero);
-	if (!act || !act->loaded)
-		return false;
-	gen = act->gen & 1;
-	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	gc = gen_in_force(&w->ck, &gen);
 	if (!gc)
 		return false;
 	found = rule_lookup(w, gen, gc, name_len, &r, &idx);

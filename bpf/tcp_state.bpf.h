@@ -15,7 +15,7 @@ struct glob_step_ctx {
 };
 
 struct glob_scan_ctx {
-	__u32 gen;
+	__u32 gen;	   /* index in tcp_gen */
 	__u32 first, last; /* range of tcp_globs entries of this generation to try */
 	__u32 name_len;
 	__u32 hit;	 /* index of the first entry that matched; (u32)-1 none */
@@ -39,7 +39,7 @@ struct decision {
 	__u32 limit;
 	__u32 flags;
 	__u32 policy; /* tcp_policies index of the generation that decided; 0 none */
-	__u32 gen;    /* tcp_active.gen the decision read, when has_gen */
+	__u32 gen;    /* the generation the decision read (index in tcp_gen), when has_gen */
 	__u32 has_gen;
 	__u32 why; /* enum mcpf_why, for MCPF_KIND_UNPARSED */
 };
@@ -190,19 +190,67 @@ struct {
 	__type(value, __u64);
 } tcp_counters SEC(".maps");
 
+/* Per policy slot: which of its two generations is in force. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, MCPF_PSLOTS);
 	__type(key, __u32);
 	__type(value, struct mcpf_active);
 } tcp_active SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, MCPF_GENS);
 	__type(key, __u32);
 	__type(value, struct mcpf_gen_cfg);
 } tcp_gen SEC(".maps");
+
+/* The watched ports, each with the policy slot of its sessions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MCPF_TCP_MAX_PORTS);
+	__type(key, __u16);
+	__type(value, __u8);
+} tcp_ports SEC(".maps");
+
+/* The policy slot of each stdio session (by its index), set by userspace when it adds one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MCPF_STDIO_MAX_SESSIONS);
+	__type(key, __u32);
+	__type(value, __u32);
+} stdio_pslots SEC(".maps");
+
+/* The policy slot that decides for the session of ck: its stdio session's, or its port's. */
+static __always_inline __u32 ck_pslot(const struct mcpf_conn_key *ck)
+{
+	if (ck->stdio) {
+		__u32 s = (ck->stdio - 1) & (MCPF_STDIO_MAX_SESSIONS - 1);
+		__u32 *p = bpf_map_lookup_elem(&stdio_pslots, &s);
+
+		return p ? *p & (MCPF_PSLOTS - 1) : 0;
+	} else {
+		__u16 port = ck->sport;
+		__u8 *p = bpf_map_lookup_elem(&tcp_ports, &port);
+
+		return p ? *p & (MCPF_PSLOTS - 1) : 0;
+	}
+}
+
+/*
+ * The generation in force for the session of ck, read once: its index in tcp_gen into *gen, its
+ * settings returned; NULL when its slot has no policy loaded (every call is then denied).
+ */
+static __always_inline struct mcpf_gen_cfg *gen_in_force(const struct mcpf_conn_key *ck, __u32 *gen)
+{
+	__u32 pslot = ck_pslot(ck);
+	struct mcpf_active *act = bpf_map_lookup_elem(&tcp_active, &pslot);
+
+	if (!act || !act->loaded)
+		return NULL;
+	*gen = MCPF_GEN_INDEX(pslot, act->gen);
+	return bpf_map_lookup_elem(&tcp_gen, gen);
+}
 
 /*
  * Per-CPU counts are added atomically: a run preempted between the load and the store of a
@@ -287,18 +335,13 @@ static __always_inline struct mcpf_scan_buf *scan_buf_get(const struct tcp_work 
 	return bpf_map_lookup_elem(&tcp_scan_bufs, &i);
 }
 
-/* The policy of the generation in force, for verdicts that no generation's rules decided. */
-static __always_inline __u32 policy_in_force(void)
+/* The policy in force for ck's session, for verdicts that no generation's rules decided. */
+static __always_inline __u32 policy_in_force(const struct mcpf_conn_key *ck)
 {
-	struct mcpf_active *act;
 	struct mcpf_gen_cfg *gc;
-	__u32 zero = 0, gen;
+	__u32 gen;
 
-	act = bpf_map_lookup_elem(&tcp_active, &zero);
-	if (!act || !act->loaded)
-		return 0;
-	gen = act->gen & 1;
-	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
+	gc = gen_in_force(ck, &gen);
 	return gc ? gc->policy : 0;
 }
 

@@ -109,8 +109,7 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 				       const struct decision *d, __u32 flags)
 {
 	struct mcpf_event *e = bpf_ringbuf_reserve(&tcp_events, sizeof(*e), 0);
-	struct mcpf_active *act;
-	__u32 zero = 0;
+	__u32 gen = 0;
 
 	if (!e) {
 		count(MCPF_CNT_EVENTS_LOST, 1);
@@ -123,7 +122,7 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 
 			if (i >= w->ngslots)
 				break;
-			k = (d->gen & 1) * MCPF_TCP_MAX_LIMITS +
+			k = (d->gen & (MCPF_GENS - 1)) * MCPF_TCP_MAX_LIMITS +
 			    (w->gslots[i] & (MCPF_TCP_MAX_LIMITS - 1));
 			u = bpf_map_lookup_elem(&tcp_uncharged, &k);
 			if (u)
@@ -139,8 +138,11 @@ static __always_inline void event_emit(const struct tcp_work *w, __u32 idx,
 	e->kind = d->kind;
 	e->rule = d->rule;
 	e->limit = d->limit;
-	act = bpf_map_lookup_elem(&tcp_active, &zero);
-	e->gen = d->has_gen ? d->gen : act ? act->gen : 0;
+	if (d->has_gen)
+		gen = d->gen;
+	else if (!gen_in_force(ck, &gen))
+		gen = 0;
+	e->gen = gen;
 	e->cport = ck->cport;
 	e->sport = ck->sport;
 	e->flags = d->flags | flags;

@@ -23,7 +23,7 @@
 #include "stats.h"
 #include "text.h"
 
-/* The policies that tcp_policies names, and which one the generation in force holds. */
+/* The policies that tcp_policies names, and which ones the generations in force hold. */
 static void stats_policies(struct stat_policy *pol)
 {
 	int fd = bpf_obj_get(MCPF_PIN_DIR "/tcp_policies");
@@ -32,12 +32,17 @@ static void stats_policies(struct stat_policy *pol)
 	struct mcpf_policy_info info;
 	struct mcpf_active act;
 	struct mcpf_gen_cfg gc;
-	__u32 zero = 0, gen, in_force = 0;
+	bool in_force[MCPF_TCP_MAX_POLICIES] = {};
 
-	if (afd >= 0 && gfd >= 0 && !bpf_map_lookup_elem(afd, &zero, &act) && act.loaded) {
-		gen = act.gen & 1;
-		if (!bpf_map_lookup_elem(gfd, &gen, &gc))
-			in_force = gc.policy;
+	/* one policy per slot in force (attach --policy-dir: as many as the sessions need) */
+	for (__u32 s = 0; afd >= 0 && gfd >= 0 && s < MCPF_PSLOTS; s++) {
+		__u32 gen;
+
+		if (bpf_map_lookup_elem(afd, &s, &act) || !act.loaded)
+			continue;
+		gen = MCPF_GEN_INDEX(s, act.gen);
+		if (!bpf_map_lookup_elem(gfd, &gen, &gc) && gc.policy < MCPF_TCP_MAX_POLICIES)
+			in_force[gc.policy] = true;
 	}
 	for (__u32 i = 0; i < MCPF_TCP_MAX_POLICIES; i++) {
 		struct stat_policy *p = &pol[i];
@@ -56,7 +61,7 @@ static void stats_policies(struct stat_policy *pol)
 			snprintf(p->digest_hex, sizeof(p->digest_hex), "%016" PRIx64, p->digest);
 			text__utf8_clean(info.path, sizeof(info.path), p->path, false);
 		}
-		p->in_force = i && i == in_force;
+		p->in_force = i && in_force[i];
 	}
 	for (__u32 i = 1; i < MCPF_TCP_MAX_POLICIES; i++)
 		for (__u32 j = 1; j < MCPF_TCP_MAX_POLICIES && pol[i].known; j++)

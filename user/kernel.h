@@ -39,7 +39,7 @@ struct kernel_compiled {
 	struct policy *pol;
 	struct kernel_slot slots[64];
 	unsigned nslots;
-	unsigned gen;		     /* the generation of the maps it was compiled into */
+	unsigned gen;		     /* the generation it was compiled into: index in tcp_gen */
 	uint32_t policy_id;	     /* its index in tcp_policies, which stats keys carry */
 	uint64_t uncharged_seen[64]; /* tcp_uncharged of each slot, as last charged */
 	char policy_path[4096]; /* its file's real path: names its global budgets as run does */
@@ -71,9 +71,15 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o);
 bool kernel__search_kfunc(const struct tcp_bpf *skel);
 /* Both builds of the server stage are loaded (KERNEL_SEARCH_BOTH on a kernel with the kfunc). */
 bool kernel__search_both(const struct tcp_bpf *skel);
-/* Make generation gen of the policy maps the one in force. */
+/*
+ * Make generation gen of the policy maps (its index in tcp_gen, MCPF_GEN_INDEX) the one in force
+ * for its policy slot.
+ */
 int kernel__activate(struct tcp_bpf *skel, unsigned gen);
-int kernel__watch_port(struct tcp_bpf *skel, uint16_t port);
+/* Policy slot pslot holds no policy any more: a session still in it is denied every call. */
+int kernel__deactivate(struct tcp_bpf *skel, unsigned pslot);
+/* Watch TCP port port, its sessions decided by policy slot pslot (set again: moved). */
+int kernel__watch_port(struct tcp_bpf *skel, uint16_t port, unsigned pslot);
 
 /*
  * Turn off the client side of net.ipv4.tcp_fastopen (its data would leave before sock_ops sees

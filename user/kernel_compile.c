@@ -36,10 +36,16 @@ static uint64_t fnv64(const void *p, size_t n, uint64_t h)
 	return h;
 }
 
-static uint64_t limit_ident(const struct limit *l)
+/*
+ * A budget's identity: its counter, scope and window, in its policy file (two policies in force
+ * at once, for sessions of different servers, never share a budget; the same file loaded again
+ * keeps its budgets).
+ */
+static uint64_t limit_ident(const struct kernel_compiled *kc, const struct limit *l)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
+	h = fnv64(kc->policy_path, strlen(kc->policy_path) + 1, h);
 	h = fnv64(l->counter, strlen(l->counter) + 1, h);
 	h = fnv64(&l->scope, sizeof(l->scope), h);
 	h = fnv64(&l->window_s, sizeof(l->window_s), h);
@@ -48,7 +54,7 @@ static uint64_t limit_ident(const struct limit *l)
 
 static int slot_of(struct kernel_compiled *kc, const struct limit *l)
 {
-	uint64_t id = limit_ident(l);
+	uint64_t id = limit_ident(kc, l);
 
 	for (unsigned i = 0; i < kc->nslots; i++)
 		if (kc->slots[i].ident == id)
@@ -285,7 +291,7 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 	}
 	for (unsigned i = 0; i < kc->nslots && i < MCPF_TCP_MAX_LIMITS; i++) {
 		const struct limit *lim = kc->slots[i].lim;
-		__u32 k = (kc->gen & 1) * MCPF_TCP_MAX_LIMITS + i;
+		__u32 k = kc->gen * MCPF_TCP_MAX_LIMITS + i;
 		uint64_t sum = 0;
 
 		if (lim->scope != SCOPE_GLOBAL || bpf_map_lookup_elem(fd, &k, vals))
@@ -330,7 +336,7 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 	kc->pol = (struct policy *)p;
 	if (!realpath(p->source, kc->policy_path))
 		snprintf(kc->policy_path, sizeof(kc->policy_path), "%s", p->source);
-	gen &= 1;
+	gen &= MCPF_GENS - 1;
 	kc->gen = gen;
 	err = uncharged_clear(skel, gen);
 	if (err)

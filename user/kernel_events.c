@@ -135,7 +135,7 @@ const char *kernel__reason(const struct kernel_compiled *kc, unsigned kind, unsi
  */
 static void charge_event(struct kernel_events *ac, const struct mcpf_event *e)
 {
-	const struct kernel_compiled *kc = &ac->kc[e->gen & 1];
+	const struct kernel_compiled *kc = &ac->kc[e->gen & (MCPF_GENS - 1)];
 	const struct scope_keys keys = { .policy = kc->policy_path };
 	const struct policy *p = kc->pol;
 	const struct rule *r;
@@ -178,6 +178,7 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	char session[MCPF_TCP_SESSION_MAX + 1], comm[17], server[32], ptr[300], exe[PATH_MAX];
 	char conn[40], why[200];
 	const struct kernel_stdio_session *st = NULL;
+	const struct kernel_compiled *kc;
 	struct audit_event ev = {};
 	const char *reason;
 	char outcome[640];
@@ -199,7 +200,10 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		kernel_stdio__conn(st, conn, sizeof(conn));
 	}
 	stdio_find__exe((pid_t)e->pid, exe, sizeof(exe), comm);
-	rule_pointer(&ac->kc[e->gen & 1], e, ptr, sizeof(ptr), &reason);
+	kc = &ac->kc[e->gen & (MCPF_GENS - 1)];
+	rule_pointer(kc, e, ptr, sizeof(ptr), &reason);
+	if (ac->many_policies && kc->pol)
+		ev.policy = kc->pol->source;
 	ev.time_us = e->ts_ns / 1000 + ac->mono_to_real_us;
 	ev.plane = e->stdio ? "stdio-kernel" : "kernel";
 	ev.server = server;
@@ -249,6 +253,8 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 			snprintf(row->plane, sizeof(row->plane), "%s", ev.plane);
 			snprintf(row->server, sizeof(row->server), "%s", server);
 		}
+		if (row && ev.policy)
+			status__set_policy(row, ev.policy);
 		if (row && !row->client_pid && ev.client_pid) {
 			row->client_pid = ev.client_pid;
 			snprintf(row->client, sizeof(row->client), "%s", ev.client_exe);

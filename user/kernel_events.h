@@ -18,10 +18,11 @@ struct status;
 
 /* What the handler needs: the compiled policies by generation, where to write, what to charge. */
 struct kernel_events {
-	const struct kernel_compiled *kc; /* [2], by generation */
+	const struct kernel_compiled *kc; /* [MCPF_GENS], by generation (index in tcp_gen) */
 	struct limits *limits;		  /* the host-wide table for global budgets, or NULL */
 	struct audit *audit;
-	bool quiet;				  /* no log line per event */
+	bool quiet;	    /* no log line per event */
+	bool many_policies; /* attach --policy-dir: audit lines and status rows name the policy */
 	int64_t mono_to_real_us;		  /* CLOCK_REALTIME - CLOCK_MONOTONIC, µs */
 	const struct kernel_stdio_session *stdio; /* attach --pid: the servers, by session */
 	unsigned nstdio;

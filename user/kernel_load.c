@@ -250,20 +250,32 @@ bool kernel__search_both(const struct tcp_bpf *skel)
 int kernel__activate(struct tcp_bpf *skel, unsigned gen)
 {
 	struct mcpf_active act = { .gen = gen & 1, .loaded = 1 };
-	__u32 zero = 0;
+	__u32 pslot = (gen >> 1) & (MCPF_PSLOTS - 1);
 
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_active), &zero, &act, BPF_ANY)) {
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_active), &pslot, &act, BPF_ANY)) {
 		log_err("tcp_active: update: %s", strerror(errno));
 		return -errno;
 	}
 	return 0;
 }
 
-int kernel__watch_port(struct tcp_bpf *skel, uint16_t port)
+int kernel__deactivate(struct tcp_bpf *skel, unsigned pslot)
 {
-	__u8 one = 1;
+	struct mcpf_active act = {};
 
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_ports), &port, &one, BPF_ANY)) {
+	pslot &= MCPF_PSLOTS - 1;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_active), &pslot, &act, BPF_ANY)) {
+		log_err("tcp_active: update: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int kernel__watch_port(struct tcp_bpf *skel, uint16_t port, unsigned pslot)
+{
+	__u8 slot = pslot & (MCPF_PSLOTS - 1);
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_ports), &port, &slot, BPF_ANY)) {
 		log_err("tcp_ports: update: %s", strerror(errno));
 		return -errno;
 	}

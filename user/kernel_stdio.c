@@ -550,7 +550,7 @@ int kernel_stdio__reasons(struct tcp_bpf *skel, const struct kernel_compiled *kc
 	more = !bpf_map_get_next_key(fd, NULL, &key);
 	while (more) {
 		more = !bpf_map_get_next_key(fd, &key, &next);
-		if ((key >> 24) == (gen & 1))
+		if ((key >> 24) == (gen & (MCPF_GENS - 1)))
 			bpf_map_delete_elem(fd, &key);
 		key = next;
 	}

@@ -125,7 +125,7 @@ static int setup(void **state)
 	assert_non_null(env.pol);
 	assert_int_equal(kernel__compile(env.skel, env.pol, 0, &env.kc), 0);
 	assert_int_equal(kernel__activate(env.skel, 0), 0);
-	assert_int_equal(kernel__watch_port(env.skel, env.port), 0);
+	assert_int_equal(kernel__watch_port(env.skel, env.port, 0), 0);
 	assert_int_equal(bpf_prog_attach(bpf_program__fd(env.skel->progs.handle_sk_msg),
 					 bpf_map__fd(env.skel->maps.tcp_socks), BPF_SK_MSG_VERDICT,
 					 0),
@@ -1946,7 +1946,7 @@ static void test_glob_out_of_steps(void **state)
 	env.port = port + 2;
 	assert_int_equal(kernel__compile(skel, pol, 0, &kc), 0);
 	assert_int_equal(kernel__activate(skel, 0), 0);
-	assert_int_equal(kernel__watch_port(skel, env.port), 0);
+	assert_int_equal(kernel__watch_port(skel, env.port, 0), 0);
 	assert_int_equal(bpf_prog_attach(bpf_program__fd(skel->progs.handle_sk_msg),
 					 bpf_map__fd(skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0),
 			 0);
@@ -2155,7 +2155,7 @@ static void test_full_socks_fail_closed(void **state)
 	assert_non_null(skel);
 	assert_int_equal(kernel__compile(skel, env.pol, 0, &kc), 0);
 	assert_int_equal(kernel__activate(skel, 0), 0);
-	assert_int_equal(kernel__watch_port(skel, port), 0);
+	assert_int_equal(kernel__watch_port(skel, port, 0), 0);
 	assert_int_equal(bpf_prog_attach(bpf_program__fd(skel->progs.handle_sk_msg),
 					 bpf_map__fd(skel->maps.tcp_socks), BPF_SK_MSG_VERDICT, 0),
 			 0);
