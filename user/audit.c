@@ -527,6 +527,7 @@ int audit__write(struct audit *a, const struct audit_event *ev)
 	field_str(a, "decision", ev->decision, &first);
 	field_str(a, "kind", ev->kind, &first);
 	field_str(a, "rule", ev->rule, &first);
+	field_str(a, "policy", ev->policy, &first);
 	field_str(a, "reason", ev->reason, &first);
 	field_str(a, "approved_by", ev->approved_by, &first);
 	put_key(a, "latency_us", &first);

@@ -30,6 +30,7 @@ struct audit_event {
 	const char *decision; /* "allow", "deny" */
 	const char *kind;     /* decide__kind_name(), NULL when allowed */
 	const char *rule;     /* JSON Pointer of the rule that fired */
+	const char *policy;   /* the policy file that decided, when several are in force */
 	const char *reason;
 	const char *approved_by; /* who decided: "elicitation", "uid 0 (root)", "ticket" */
 	uint64_t latency_us;	 /* time mcpfence took to decide, approvals included */

@@ -33,22 +33,41 @@
 #include "log.h"
 #include "mcpfence.h"
 #include "policy.h"
+#include "policy_dir.h"
+#include "policy_watch.h"
 #include "status.h"
 #include "stdio_find.h"
 #include "tcp.skel.h"
 
+/* A policy slot: one policy in force, for the sessions whose server it fits. */
+struct attach_slot {
+	const struct policy *pol; /* in force; NULL: the slot is free */
+	unsigned gen;		  /* 0 or 1: which of its two generations is in force */
+};
+
 struct attach_ctx {
 	struct kernel_events ev; /* what the event handler reads: kc, limits, audit, quiet */
 	struct tcp_bpf *skel;
-	struct kernel_compiled kc[2];
+	struct kernel_compiled kc[MCPF_GENS]; /* by generation; their policies are dir's or
+					       * dir_old's */
+	struct attach_slot slots[MCPF_PSLOTS];
+	struct policy_dir *dir;	      /* the policies in force (--policy: a directory of one) */
+	struct policy_dir *dir_old;   /* those they replaced: idle generations may name them */
+	struct policy_dir *dir_first; /* loaded, not yet in force */
+	const char *policy_path;      /* --policy, or --policy-dir */
+	bool is_dir;		      /* --policy-dir */
+	struct policy_watch watch;    /* --policy-dir: its changes (watch.cur is dir) */
+	bool watching;
 	struct ring_buffer *rb;
-	unsigned gen;
-	uint16_t port;
+	uint16_t ports[MCPF_TCP_MAX_PORTS];
+	unsigned nports, npids;
+	pid_t pids[MCPF_STDIO_MAX_SESSIONS];
+	struct proc_who *who; /* --policy-dir: who each --pid server was at attach */
+	unsigned pslot[MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS]; /* pids', then ports' */
 	struct kernel_stdio_session stdio[MCPF_STDIO_MAX_SESSIONS];
 	uint64_t unwatched;   /* sockets tcp_socks had no room for, as last said */
 	struct status status; /* the sessions' rows, for `mcpfence status` */
 	uint64_t started_us;
-	const char *policy_path;
 };
 
 /* time(2) may read a coarse clock that lags the boundary the poll woke up for */
@@ -141,7 +160,7 @@ static void sync_global(struct attach_ctx *ac, const struct kernel_compiled *kc)
 		return;
 	if (ac->rb)
 		ring_buffer__consume(ac->rb);
-	for (unsigned g = 0; g < 2; g++)
+	for (unsigned g = 0; g < MCPF_GENS; g++)
 		kernel__charge_uncharged(ac->skel, &ac->kc[g], ac->ev.limits);
 	kernel__sync_global(ac->skel, kc, ac->ev.limits);
 }
@@ -169,48 +188,296 @@ static void say_unwatched(struct attach_ctx *ac)
 	ac->unwatched = n;
 }
 
-/*
- * Compile the policy at path into the idle generation, then flip: no moment unenforced. Global
- * budgets are synced with the host-wide table before the flip, so a new one does not start full.
- */
-static int policy_swap(struct attach_ctx *ac, const char *path)
+/* The generation in force of slot s: its compiled policy. */
+static struct kernel_compiled *slot_kc(struct attach_ctx *ac, unsigned s)
+{
+	return &ac->kc[MCPF_GEN_INDEX(s, ac->slots[s].gen)];
+}
+
+/* A directory of one policy, which every session gets: --policy P. NULL, why in err. */
+static struct policy_dir *single_dir(const char *path, char *err)
+{
+	struct policy_dir *d = calloc(1, sizeof(*d));
+
+	if (!d || !(d->path = strdup(path))) {
+		snprintf(err, POLICY_ERR_LEN, "%s: %s", path, strerror(ENOMEM));
+		policy_dir__free(d);
+		return NULL;
+	}
+	d->def = policy__load(path, err);
+	if (!d->def) {
+		policy_dir__free(d);
+		return NULL;
+	}
+	return d;
+}
+
+static struct policy_dir *policies_load(struct attach_ctx *ac)
 {
 	char err[POLICY_ERR_LEN];
-	struct policy *p = policy__load(path, err);
-	unsigned idle = ac->gen ^ 1;
-	int e;
+	struct policy_dir *d = ac->is_dir ? policy_dir__load(ac->policy_path, err) :
+					    single_dir(ac->policy_path, err);
 
+	if (!d)
+		log_err("%s (the policies in force stay)", err);
+	return d;
+}
+
+/* The name of session i (pids first, then ports) for messages. */
+static void session_name(const struct attach_ctx *ac, unsigned i, char *out, size_t size)
+{
+	if (i < ac->npids)
+		snprintf(out, size, "pid %d (%s)", (int)ac->pids[i],
+			 ac->who ? ac->who[i].exe : ac->stdio[i].comm);
+	else
+		snprintf(out, size, "TCP port %u", ac->ports[i - ac->npids]);
+}
+
+/*
+ * Which policy of d session i gets: who its server was when attach began (--pid), or the port
+ * it listens on (--port). NULL: none fits and d has no default.json (said).
+ */
+static const struct policy *session_pick(const struct attach_ctx *ac, const struct policy_dir *d,
+					 unsigned i)
+{
+	struct session_who w = { .port = -1 };
+	const struct policy *p;
+	char name[PATH_MAX + 64];
+
+	if (i < ac->npids && ac->who)
+		w = ac->who[i].who;
+	else if (i >= ac->npids)
+		w.port = ac->ports[i - ac->npids];
+	p = policy_dir__pick(d, &w);
 	if (!p) {
-		log_err("%s (the policy in force stays)", err);
-		return -EINVAL;
+		session_name(ac, i, name, sizeof(name));
+		log_err("%s: no policy of %s fits it, and there is no %s: it would go unenforced",
+			name, d->path, POLICY_DIR_DEFAULT);
 	}
-	e = share_global_budgets(ac, p);
-	if (e) {
-		log_err("%s: cannot be enforced in the kernel (the policy in force stays)", path);
-		policy__free(p);
-		return e;
+	return p;
+}
+
+static bool dir_holds(const struct policy_dir *d, const struct policy *p)
+{
+	if (!d || !p)
+		return false;
+	for (size_t i = 0; i < d->nfiles; i++)
+		if (d->files[i] == p)
+			return true;
+	return d->def == p;
+}
+
+/* Point session i at slot s: its stdio session's entry, or its port's. */
+static int session_point(struct attach_ctx *ac, unsigned i, unsigned s)
+{
+	__u32 k = i, v = s;
+
+	ac->pslot[i] = s;
+	if (i >= ac->npids)
+		return kernel__watch_port(ac->skel, ac->ports[i - ac->npids], s);
+	if (bpf_map_update_elem(bpf_map__fd(ac->skel->maps.stdio_pslots), &k, &v, BPF_ANY)) {
+		log_err("stdio_pslots: update: %s", strerror(errno));
+		return -errno;
 	}
-	/* events of the idle generation are read (and lost ones charged) before its policy goes */
+	return 0;
+}
+
+/* The status row of --pid session i (once it is added) says policy p decides its calls. */
+static void status_policy(struct attach_ctx *ac, unsigned i, const struct policy *p)
+{
+	struct status_session *row;
+	char conn[40];
+
+	if (i >= ac->npids || !ac->stdio[i].pid)
+		return;
+	kernel_stdio__conn(&ac->stdio[i], conn, sizeof(conn));
+	row = status__get(&ac->status, conn);
+	if (row) {
+		status__set_policy(row, p->source);
+		ac->status.dirty = true;
+	}
+}
+
+/*
+ * Put the policies of d in force, each session under the one that fits its server: each policy
+ * picked gets a slot (the one that holds the same file, else a free one), is compiled into that
+ * slot's idle generation and flipped in (no moment unenforced; global budgets synced with the
+ * host-wide table first, so that a new one does not start full); then the sessions are pointed
+ * at their slots, and the slots no session needs any more are emptied. first: the sessions
+ * have no slot yet. 0, or -errno with the policies in force as they were.
+ */
+static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, bool first)
+{
+	const struct policy *pick[MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS];
+	const struct policy *want[MCPF_PSLOTS] = {};
+	unsigned n = ac->npids + ac->nports, slot_of[MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS];
+	bool compiled[MCPF_PSLOTS] = {};
+	int e = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		pick[i] = session_pick(ac, d, i);
+		if (!pick[i])
+			return -ENOENT;
+		slot_of[i] = MCPF_PSLOTS;
+	}
+	/* a file in force keeps its slot (its sessions never see another policy meanwhile) */
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned s = 0; s < MCPF_PSLOTS && slot_of[i] == MCPF_PSLOTS; s++)
+			if (want[s] == pick[i] ||
+			    (!want[s] && ac->slots[s].pol &&
+			     !strcmp(ac->slots[s].pol->source, pick[i]->source))) {
+				want[s] = pick[i];
+				slot_of[i] = s;
+			}
+	/* a new one takes a slot that holds nothing */
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned s = 0; s < MCPF_PSLOTS && slot_of[i] == MCPF_PSLOTS; s++)
+			if (want[s] == pick[i] || (!want[s] && !ac->slots[s].pol)) {
+				want[s] = pick[i];
+				slot_of[i] = s;
+			}
+	for (unsigned i = 0; i < n; i++)
+		if (slot_of[i] == MCPF_PSLOTS) {
+			log_err("%s: more than %d policies would be in force at once",
+				pick[i]->source, MCPF_PSLOTS);
+			return -E2BIG;
+		}
+	for (unsigned s = 0; s < MCPF_PSLOTS && !e; s++)
+		if (want[s])
+			e = share_global_budgets(ac, want[s]);
+	/* events of the idle generations are read (and lost ones charged) before they go */
 	if (ac->rb)
 		ring_buffer__consume(ac->rb);
-	kernel__charge_uncharged(ac->skel, &ac->kc[idle], ac->ev.limits);
-	if (ac->kc[idle].pol)
-		policy__free(ac->kc[idle].pol);
-	ac->kc[idle].pol = NULL;
-	e = kernel__compile(ac->skel, p, idle, &ac->kc[idle]);
+	for (unsigned s = 0; s < MCPF_PSLOTS && !e; s++) {
+		unsigned idle = MCPF_GEN_INDEX(s, ac->slots[s].gen ^ 1);
+
+		if (!want[s])
+			continue;
+		kernel__charge_uncharged(ac->skel, &ac->kc[idle], ac->ev.limits);
+		compiled[s] = true;
+		e = kernel__compile(ac->skel, want[s], idle, &ac->kc[idle]);
+	}
 	if (e) {
-		log_err("%s: cannot be enforced in the kernel (the policy in force stays)", path);
-		policy__free(p);
-		ac->kc[idle].pol = NULL;
+		/* the idle generations compiled so far name policies of d: forget them */
+		for (unsigned s = 0; s < MCPF_PSLOTS; s++)
+			if (compiled[s])
+				memset(&ac->kc[MCPF_GEN_INDEX(s, ac->slots[s].gen ^ 1)], 0,
+				       sizeof(ac->kc[0]));
+		log_err("%s: cannot be enforced in the kernel (the policies in force stay)",
+			d->path);
 		return e;
 	}
-	sync_global(ac, &ac->kc[idle]);
-	e = kernel__activate(ac->skel, idle);
+	for (unsigned s = 0; s < MCPF_PSLOTS; s++) {
+		unsigned idle = MCPF_GEN_INDEX(s, ac->slots[s].gen ^ 1);
+
+		if (!want[s])
+			continue;
+		sync_global(ac, &ac->kc[idle]);
+		if (kernel__activate(ac->skel, idle))
+			continue;
+		ac->slots[s].gen ^= 1;
+		ac->slots[s].pol = want[s];
+		if (ac->is_dir)
+			log_info("policy %s in force (generation %u, slot %u)", want[s]->source,
+				 idle & 1, s);
+		else
+			log_info("policy %s in force (generation %u)", want[s]->source, idle & 1);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		char name[PATH_MAX + 64];
+
+		if (!first && ac->pslot[i] == slot_of[i])
+			continue;
+		session_point(ac, i, slot_of[i]);
+		if (ac->is_dir) {
+			session_name(ac, i, name, sizeof(name));
+			log_info("%s: policy %s", name, pick[i]->source);
+			status_policy(ac, i, pick[i]);
+		}
+	}
+	for (unsigned s = 0; s < MCPF_PSLOTS; s++)
+		if (!want[s] && ac->slots[s].pol) {
+			log_info("policy %s: no session needs it any more (slot %u emptied)",
+				 ac->slots[s].pol->source, s);
+			kernel__deactivate(ac->skel, s);
+			ac->slots[s].pol = NULL;
+		}
+	return 0;
+}
+
+/*
+ * Put d in force (policies_apply) in place of the policies in force; on success d is the
+ * attachment's, on failure the caller's. Compiled generations that still name the policies
+ * replaced the time before are forgotten first (their events read), as those are freed.
+ */
+static int policies_take(struct attach_ctx *ac, struct policy_dir *d, bool first)
+{
+	int e;
+
+	if (ac->rb)
+		ring_buffer__consume(ac->rb);
+	for (unsigned g = 0; g < MCPF_GENS; g++)
+		if (dir_holds(ac->dir_old, ac->kc[g].pol)) {
+			kernel__charge_uncharged(ac->skel, &ac->kc[g], ac->ev.limits);
+			memset(&ac->kc[g], 0, sizeof(ac->kc[g]));
+		}
+	policy_dir__free(ac->dir_old);
+	ac->dir_old = NULL;
+	e = policies_apply(ac, d, first);
 	if (e)
 		return e;
-	ac->gen = idle;
-	log_info("policy %s in force (generation %u)", path, idle);
+	ac->dir_old = ac->dir;
+	ac->dir = d;
+	if (ac->watching)
+		ac->watch.cur = d; /* what its next reload reads the path of */
 	return 0;
+}
+
+/* SIGHUP: the policy file, or the directory, loaded again. */
+static void policies_reload(struct attach_ctx *ac)
+{
+	struct policy_dir *d = policies_load(ac);
+
+	if (d && policies_take(ac, d, false))
+		policy_dir__free(d);
+}
+
+/* --policy-dir: a change the directory's watch reports. */
+static void policies_changed(struct attach_ctx *ac)
+{
+	struct policy_dir *old, *d;
+	int e = policy_watch__changed(&ac->watch, &old);
+
+	if (e == 0)
+		return;
+	if (e == -ENOENT) {
+		log_warn("%s", ac->watch.err);
+		ac->watching = false;
+		return;
+	}
+	if (e < 0) {
+		log_err("%s (the policies in force stay)", ac->watch.err);
+		return;
+	}
+	d = ac->watch.cur;
+	ac->watch.cur = ac->dir;
+	if (policies_take(ac, d, false))
+		policy_dir__free(d);
+}
+
+/* ms until the next window of a budget of a policy in force starts, at most 1000 */
+static int next_window_ms(struct attach_ctx *ac)
+{
+	int best = 1000;
+
+	for (unsigned s = 0; s < MCPF_PSLOTS; s++)
+		if (ac->slots[s].pol) {
+			int ms = kernel__next_window_ms(slot_kc(ac, s));
+
+			if (ms < best)
+				best = ms;
+		}
+	return best;
 }
 
 /*
@@ -280,6 +547,8 @@ static void status_rows(struct attach_ctx *ac, unsigned npids)
 		if (!row)
 			continue;
 		row->pinned = true;
+		if (ac->is_dir && ac->slots[ac->pslot[i]].pol)
+			status__set_policy(row, ac->slots[ac->pslot[i]].pol->source);
 		snprintf(row->plane, sizeof(row->plane), "stdio-kernel");
 		row->server_pid = s->pid;
 		snprintf(row->server, sizeof(row->server), "%.16s", s->comm);
@@ -326,8 +595,11 @@ static void status_save(struct attach_ctx *ac)
 static void attach_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mcpfence attach --policy P (--port N | --pid PID)... [OPTIONS]\n"
+		"usage: mcpfence attach (--policy P | --policy-dir DIR) (--port N | --pid PID)...\n"
+		"                       [OPTIONS]\n"
 		"  --policy P        policy.json to enforce; SIGHUP loads it again\n"
+		"  --policy-dir DIR  a directory of policies: each server gets the first whose\n"
+		"                    \"match\" fits it, else default.json; followed as it changes\n"
 		"  --port N          enforce on TCP connections to or from port N (up to %d)\n"
 		"  --pid PID         enforce on the stdio server running as PID (up to %d)\n"
 		"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n"
@@ -344,6 +616,7 @@ int cmd_attach(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
+		{ "policy-dir", required_argument, NULL, 'D' },
 		{ "port", required_argument, NULL, 'P' },
 		{ "pid", required_argument, NULL, 'i' },
 		{ "pipe-action", required_argument, NULL, 'A' },
@@ -354,7 +627,7 @@ int cmd_attach(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *policy_path = NULL, *audit_path = NULL;
+	const char *policy_path = NULL, *audit_path = NULL, *policy_dir = NULL;
 	char cgroup[PATH_MAX] = "";
 	struct attach_ctx ac = {};
 	struct ring_buffer *rb = NULL;
@@ -375,6 +648,9 @@ int cmd_attach(int argc, char **argv)
 		switch (c) {
 		case 'p':
 			policy_path = optarg;
+			break;
+		case 'D':
+			policy_dir = optarg;
 			break;
 		case 'P': {
 			long v;
@@ -439,11 +715,19 @@ int cmd_attach(int argc, char **argv)
 		attach_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if ((!nports && !npids) || !policy_path) {
-		log_err("attach needs --policy and at least one --port or --pid");
+	if ((!nports && !npids) || !policy_path == !policy_dir) {
+		log_err("attach needs --policy or --policy-dir (one of them) and at least one --port "
+			"or --pid");
 		attach_usage(stderr);
 		return EXIT_USAGE;
 	}
+	ac.is_dir = policy_dir != NULL;
+	ac.policy_path = policy_dir ? policy_dir : policy_path;
+	memcpy(ac.ports, ports, sizeof(ports));
+	ac.nports = nports;
+	memcpy(ac.pids, pids, sizeof(pids));
+	ac.npids = npids;
+	ac.ev.many_policies = ac.is_dir;
 	if (kernel__probe(cgroup, sizeof(cgroup)))
 		return 1;
 	switch (kernel__attachment()) {
@@ -460,6 +744,30 @@ int cmd_attach(int argc, char **argv)
 	default:
 		break;
 	}
+	if (ac.is_dir) {
+		char err[POLICY_ERR_LEN];
+
+		/* watched from before it is read: no change is missed */
+		if (policy_watch__open(&ac.watch, policy_dir, err)) {
+			log_err("%s", err);
+			return 1;
+		}
+		ac.watching = true;
+		ac.dir_first = ac.watch.cur;
+		ac.who = calloc(npids ? npids : 1, sizeof(*ac.who));
+		if (!ac.who)
+			goto out;
+		/* who each server is, now: what its "match" is read against, then and at reloads */
+		for (unsigned i = 0; i < npids; i++)
+			if (policy_dir__who_of_pid(pids[i], &ac.who[i], err, sizeof(err))) {
+				log_err("--pid %d: %s", (int)pids[i], err);
+				goto out;
+			}
+	} else {
+		ac.dir_first = policies_load(&ac);
+		if (!ac.dir_first)
+			return 1;
+	}
 	if (!audit_path) {
 		if (audit__default_path(audit_buf, sizeof(audit_buf)))
 			snprintf(audit_buf, sizeof(audit_buf), "-");
@@ -467,7 +775,7 @@ int cmd_attach(int argc, char **argv)
 	}
 	ac.ev.audit = audit__open(audit_path);
 	if (!ac.ev.audit)
-		return 1;
+		goto out;
 	{
 		struct kernel_load_opts lo = { .stdio = npids > 0, .no_tcp = !nports };
 
@@ -480,13 +788,11 @@ int cmd_attach(int argc, char **argv)
 		log_info("replies to denied calls found by %s",
 			 kernel__search_kfunc(ac.skel) ? "the bpf_strnstr kfunc" :
 							 "a bpf_loop search, 8 bytes a step");
-	ac.gen = 1; /* policy_swap fills generation 0 first */
-	if (policy_swap(&ac, policy_path))
+	for (unsigned s = 0; s < MCPF_PSLOTS; s++)
+		ac.slots[s].gen = 1; /* generation 0 of each is filled first */
+	if (policies_take(&ac, ac.dir_first, true))
 		goto out;
-	for (unsigned i = 0; i < nports; i++)
-		if (kernel__watch_port(ac.skel, ports[i]))
-			goto out;
-	ac.port = nports ? ports[0] : 0;
+	ac.dir_first = NULL; /* the attachment's now */
 	/* the TCP plane: nothing of it for `--pid` alone (no cgroup, no sysctl touched) */
 	if (nports && attach_tcp(&ac, cgroup, &cg_fd, &egress, &link))
 		goto out;
@@ -539,7 +845,6 @@ int cmd_attach(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	ac.ev.mono_to_real_us = mono_to_real_us();
 	ac.ev.status = &ac.status;
-	ac.policy_path = policy_path;
 	ac.started_us = (uint64_t)time(NULL) * 1000000;
 	status_rows(&ac, npids);
 	status_save(&ac);
@@ -558,7 +863,7 @@ int cmd_attach(int argc, char **argv)
 	next_sync = mono_ms() + SYNC_MS;
 	next_watch = mono_ms() + KERNEL_STDIO_WATCH_MS;
 	while (!stop_flag) {
-		int timeout = kernel__next_window_ms(&ac.kc[ac.gen]);
+		int timeout = next_window_ms(&ac);
 		uint64_t now;
 
 		/* allowed calls' events do not wake this loop (tcp.bpf.c event_emit): drain often */
@@ -580,13 +885,19 @@ int cmd_attach(int argc, char **argv)
 		}
 		if (reload_flag) {
 			reload_flag = 0;
-			policy_swap(&ac, policy_path);
+			policies_reload(&ac);
 		}
+		if (ac.watching)
+			policies_changed(&ac);
 		now = realtime_s();
 		if (now != last) {
-			kernel__refill(ac.skel, &ac.kc[ac.gen], now, last);
-			/* the new window, less what the gateways took of it already */
-			sync_global(&ac, &ac.kc[ac.gen]);
+			for (unsigned s = 0; s < MCPF_PSLOTS; s++) {
+				if (!ac.slots[s].pol)
+					continue;
+				kernel__refill(ac.skel, slot_kc(&ac, s), now, last);
+				/* the new window, less what the gateways took of it already */
+				sync_global(&ac, slot_kc(&ac, s));
+			}
 			say_unwatched(&ac);
 			/* the events of its last calls first: drained above */
 			sessions_ended(&ac, npids);
@@ -604,7 +915,9 @@ int cmd_attach(int argc, char **argv)
 			next_watch = mono_ms() + KERNEL_STDIO_WATCH_MS;
 		}
 		if (ac.ev.limits && mono_ms() >= next_sync) {
-			sync_global(&ac, &ac.kc[ac.gen]);
+			for (unsigned s = 0; s < MCPF_PSLOTS; s++)
+				if (ac.slots[s].pol)
+					sync_global(&ac, slot_kc(&ac, s));
 			next_sync = mono_ms() + SYNC_MS;
 		}
 	}
@@ -624,8 +937,16 @@ out:
 	if (ac.skel)
 		tcp_bpf__destroy(ac.skel);
 	status__free(&ac.status);
-	for (int i = 0; i < 2; i++)
-		policy__free(ac.kc[i].pol);
+	ac.watch.cur = NULL; /* it is dir, freed here */
+	if (ac.is_dir)
+		policy_watch__close(&ac.watch);
+	policy_dir__free(ac.dir);
+	policy_dir__free(ac.dir_old);
+	policy_dir__free(ac.dir_first);
+	if (ac.who)
+		for (unsigned i = 0; i < npids; i++)
+			policy_dir__who_free(&ac.who[i]);
+	free(ac.who);
 	limits__free(ac.ev.limits);
 	audit__close(ac.ev.audit);
 	return ret;

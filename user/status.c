@@ -84,12 +84,22 @@ static json_t *session_json(const struct status_session *s)
 					   json_null());
 	json_object_set_new(o, "client_pid",
 			    s->client_pid ? json_integer(s->client_pid) : json_null());
+	json_object_set_new(o, "policy",
+			    s->policy[0] ? clean_string(s->policy, sizeof(s->policy)) :
+					   json_null());
 	json_object_set_new(o, "calls", json_integer((json_int_t)s->calls));
 	json_object_set_new(o, "denied", json_integer((json_int_t)s->denied));
 	json_object_set_new(o, "last_us",
 			    s->last_us ? json_integer((json_int_t)s->last_us) : json_null());
 	json_object_set_new(o, "ended", json_boolean(s->ended));
 	return o;
+}
+
+void status__set_policy(struct status_session *s, const char *path)
+{
+	if (!strncmp(s->policy, path, sizeof(s->policy) - 1))
+		return;
+	snprintf(s->policy, sizeof(s->policy), "%s", path);
 }
 
 int status__write(struct status *st, const char *path, const char *policy, pid_t attach_pid,
@@ -172,6 +182,7 @@ void status__print(FILE *f, json_t *doc, const char *state, bool json)
 {
 	json_t *rows = json_object_get(doc, "sessions"), *r;
 	char since[32], server[1100], client[1100], last[32], policy[4 * 256 + 1];
+	bool many = false;
 	size_t i;
 
 	if (json) {
@@ -189,21 +200,28 @@ void status__print(FILE *f, json_t *doc, const char *state, bool json)
 			"stale (attach is gone; its programs enforce the policy they "
 			"had until `mcpfence detach`): sessions as it last wrote them",
 		json_integer_value(json_object_get(doc, "attach_pid")), policy, since);
-	fprintf(f, "%-13s %-24s %-30s %8s %8s  %-9s  %s\n", "PLANE", "SERVER", "CLIENT", "CALLS",
-		"DENIED", "LAST", "SESSION");
+	json_array_foreach(rows, i, r)
+		many |= json_is_string(json_object_get(r, "policy"));
+	fprintf(f, "%-13s %-24s %-30s %8s %8s  %-9s  %*s%s\n", "PLANE", "SERVER", "CLIENT", "CALLS",
+		"DENIED", "LAST", many ? -7 : 0, "SESSION", many ? "  POLICY" : "");
 	json_array_foreach(rows, i, r) {
+		char pol[4 * 256 + 1] = "-";
 		who(server, sizeof(server), json_object_get(r, "server_pid"),
 		    json_object_get(r, "server"));
 		who(client, sizeof(client), json_object_get(r, "client_pid"),
 		    json_object_get(r, "client"));
 		time_of(last, sizeof(last), json_object_get(r, "last_us"), false);
+		if (json_is_string(json_object_get(r, "policy")))
+			text__utf8_clean(json_string_value(json_object_get(r, "policy")), 256, pol,
+					 true);
 		fprintf(f,
 			"%-13s %-24s %-30s %8" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT
-			"  %-9s  %s\n",
+			"  %-9s  %*s%s%s\n",
 			json_string_value(json_object_get(r, "plane")) ?: "?", server, client,
 			json_integer_value(json_object_get(r, "calls")),
-			json_integer_value(json_object_get(r, "denied")), last,
-			json_is_true(json_object_get(r, "ended")) ? "ended" : "open");
+			json_integer_value(json_object_get(r, "denied")), last, many ? -7 : 0,
+			json_is_true(json_object_get(r, "ended")) ? "ended" : "open",
+			many ? "  " : "", many ? pol : "");
 	}
 	if (!json_array_size(rows))
 		fprintf(f, "(no session yet)\n");

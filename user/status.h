@@ -25,6 +25,7 @@ struct status_session {
 	char server[64];  /* stdio: its command name; TCP: "tcp:PORT" */
 	pid_t client_pid; /* 0: not known (yet) */
 	char client[256]; /* its executable (or command name) */
+	char policy[256]; /* attach --policy-dir: the policy file its calls are decided by */
 	uint64_t calls;	  /* tools/call decided */
 	uint64_t denied;  /* decisions that denied: a call, or bytes refused unread (on a pipe
 			    * with --pipe-action audit they went through all the same) */
@@ -42,6 +43,8 @@ struct status {
 
 /* The row of conn, added (zeroed but for conn) when there is none; NULL when out of memory. */
 struct status_session *status__get(struct status *st, const char *conn);
+/* Row s is decided by the policy file path (attach --policy-dir); marks st dirty if new. */
+void status__set_policy(struct status_session *s, const char *path);
 /* Count a decision of row s at time_us (CLOCK_REALTIME µs). */
 void status__count(struct status *st, struct status_session *s, bool call, bool denied,
 		   uint64_t time_us);
