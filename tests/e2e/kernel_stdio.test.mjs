@@ -143,9 +143,9 @@ let nAudit = 0;
 // `mcpfence attach --policy P --pid N...`, once it prints that it enforces. Each attach writes
 // an audit file of its own (a.audit).
 async function startAttach(pids, { pipeAction = null, policy = join(dir, 'policy.json'),
-	extra = [] } = {}) {
+	policyDir = null, extra = [] } = {}) {
 	const audit = join(dir, `audit-${++nAudit}.jsonl`);
-	const args = ['--policy', policy];
+	const args = policyDir ? ['--policy-dir', policyDir] : ['--policy', policy];
 	for (const p of pids) args.push('--pid', String(p));
 	if (pipeAction) args.push('--pipe-action', pipeAction);
 	args.push('--audit', audit, ...extra);
@@ -722,6 +722,88 @@ test('socketpair (SDK v2): both eras, two --pid in one attach', skipKernel, asyn
 	} finally {
 		await legacy.close();
 		await modern.close();
+	}
+});
+
+// A directory of policies: each server gets the first file whose "match" fits it (here its
+// command line), else default.json; a change to a file is in force without a signal, for the
+// sessions it fits alone.
+test('socketpair: --policy-dir gives each server its own policy, and follows changes', skipKernel, async () => {
+	await notAtMidnight();
+	const pdir = join(dir, 'policies');
+	mkdirSync(pdir, { recursive: true });
+	const v2Policy = (reason) => ({ version: '1', default: 'allow',
+		match: { argv: '* */v2_server.mjs' },
+		tools: { echo: { action: 'deny', reason } } });
+	writeFileSync(join(pdir, 'default.json'), JSON.stringify(POLICY));
+	writeFileSync(join(pdir, '10-v2.json'), JSON.stringify(v2Policy('no echo for v2')));
+	const everything = await sdkSession(1);
+	const modern = await sdkSession(2, { server: [V2_SERVER], mode: { pin: '2026-07-28' } });
+	try {
+		const base = {
+			echo: await everything.call('echo', { message: 'dir' }),
+			modernSum: await modern.call('get-sum', { a: 1, b: 2 }),
+		};
+		const a = await startAttach([everything.pid, modern.pid], { policyDir: pdir });
+		const said = (pid, file) => new RegExp(`pid ${pid} \\([^)]*\\): policy ${escapeRe(join(pdir, file))}$`, 'm');
+		assert.match(a.out, said(everything.pid, 'default.json'), a.out);
+		assert.match(a.out, said(modern.pid, '10-v2.json'), a.out);
+
+		// each its own: get-env denied for server-everything alone, echo for the v2 server alone
+		assert.deepEqual(await everything.call('echo', { message: 'dir' }), base.echo);
+		await assertDenied(everything.call('get-env'), 'environment is private', 'everything: get-env');
+		await assertDenied(modern.call('echo', { message: 'dir' }), 'no echo for v2', 'v2: echo');
+		assert.ok(JSON.stringify(await modern.call('get-env')).includes(CANARY), 'v2: get-env allowed');
+		// the limit of default.json is not the v2 server's: 4 sums go through there
+		for (let i = 0; i < 4; i++) assert.deepEqual(await modern.call('get-sum', { a: 1, b: 2 }), base.modernSum);
+
+		const { row: e } = await statusRow(everything.pid, 2), { row: m } = await statusRow(modern.pid, 6);
+		assert.equal(e.policy, join(pdir, 'default.json'), JSON.stringify(e));
+		assert.equal(m.policy, join(pdir, '10-v2.json'), JSON.stringify(m));
+		const lines = await auditLines(a, 8);
+		assert.equal(lines.length, 8, JSON.stringify(lines));
+		for (const l of lines)
+			assert.equal(l.policy, join(pdir, l.server === `pid:${everything.pid}` ? 'default.json' :
+				'10-v2.json'), JSON.stringify(l));
+		const st = stats();
+		const inForce = st.j.policies.filter((p) => p.in_force).map((p) => p.name).sort();
+		assert.deepEqual(inForce, ['10-v2', 'default'], st.s);
+
+		// a change of one file: in force for its sessions, with no signal; the other untouched
+		writeFileSync(join(pdir, '10-v2.json'), JSON.stringify(v2Policy('echo closed again')));
+		await until(() => (a.out.match(/10-v2\.json in force \(generation 1, slot/g) ?? []).length === 1,
+			5000, 'the changed file in force');
+		await assertDenied(modern.call('echo', { message: 'dir' }), 'echo closed again', 'v2: echo after the change');
+		assert.deepEqual(await everything.call('echo', { message: 'dir' }), base.echo, 'everything: echo after the change');
+		// a file that is not a valid policy: refused, the policies in force stay
+		writeFileSync(join(pdir, '10-v2.json'), '{"version": "1", "default": "maybe"');
+		await until(() => /the policies in force stay/.test(a.out), 5000, 'the bad file refused');
+		await assertDenied(modern.call('echo', { message: 'dir' }), 'echo closed again', 'v2: echo after a bad file');
+		await stopAttach(a);
+	} finally {
+		await everything.close();
+		await modern.close();
+	}
+});
+
+test('attach --policy-dir: a server no policy fits, with no default.json: refused', skipKernel, async () => {
+	const pdir = join(dir, 'policies-nodefault');
+	mkdirSync(pdir, { recursive: true });
+	writeFileSync(join(pdir, '10-other.json'), JSON.stringify({ version: '1', default: 'deny',
+		match: { exe: '/nonexistent/*' } }));
+	const s = await sdkSession(1);
+	try {
+		const r = spawnSync(MCPFENCE, ['attach', '--policy-dir', pdir, '--pid', String(s.pid)],
+			{ encoding: 'utf8', timeout: 60000 });
+		assert.equal(r.status, 1, `exit ${r.status}: ${r.stdout}${r.stderr}`);
+		assert.match(r.stderr, new RegExp(`pid ${s.pid} \\(.*\\): no policy of ${escapeRe(pdir)} fits it, and there is no default\\.json`));
+		assert.ok(!existsSync(PINS), 'nothing left attached');
+		for (const bad of [['--policy', join(dir, 'policy.json'), '--policy-dir', pdir], []]) {
+			const u = spawnSync(MCPFENCE, ['attach', ...bad, '--pid', String(s.pid)], { encoding: 'utf8' });
+			assert.equal(u.status, 2, `attach ${bad.join(' ')}: exit ${u.status}: ${u.stderr}`);
+		}
+	} finally {
+		await s.close();
 	}
 });
 
