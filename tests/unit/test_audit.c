@@ -77,6 +77,7 @@ static void test_fields_and_redaction(void **state)
 	assert_int_equal(audit__write(a, &ev), 0);
 	audit__set_values(a, true);
 	ev.request_id = "17";
+	ev.policy = "/etc/mcpfence/policies/10-fs.json";
 	ev.client_uid = (uid_t)-1;
 	assert_int_equal(audit__write(a, &ev), 0);
 	audit__close(a);
@@ -96,6 +97,7 @@ static void test_fields_and_redaction(void **state)
 	assert_string_equal(json_string_value(json_object_get(l, "id")), "abc");
 	assert_int_equal(json_array_size(json_object_get(l, "argument_keys")), 2);
 	assert_null(json_object_get(l, "arguments"));
+	assert_null(json_object_get(l, "policy")); /* one policy in force: not said */
 	{
 		char *text = json_dumps(l, 0);
 
@@ -107,6 +109,8 @@ static void test_fields_and_redaction(void **state)
 		json_string_value(json_object_get(json_object_get(l, "arguments"), "path")),
 		"/etc/shadow");
 	assert_int_equal(json_integer_value(json_object_get(l, "id")), 17);
+	assert_string_equal(json_string_value(json_object_get(l, "policy")),
+			    "/etc/mcpfence/policies/10-fs.json");
 	assert_null(json_object_get(json_object_get(l, "client"), "uid"));
 	json_decref(all);
 	json_decref(args);

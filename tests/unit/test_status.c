@@ -141,6 +141,46 @@ static void test_hostile_names(void **state)
 	status__free(&st);
 }
 
+/*
+ * attach --policy-dir: a row names its policy file (JSON and a POLICY column, cleaned for the
+ * terminal); without one, the column is not printed.
+ */
+static void test_policy_column(void **state)
+{
+	struct status st = {};
+	struct status_session *a = status__get(&st, "socketpair:5"), *b;
+	char *text;
+	json_t *doc;
+
+	(void)state;
+	snprintf(a->plane, sizeof(a->plane), "stdio-kernel");
+	a->server_pid = 5;
+	assert_int_equal(status__write(&st, path, "/etc/mcpfence/policy.json", 1, 0), 0);
+	text = printed("live", false);
+	assert_null(strstr(text, "POLICY"));
+	assert_non_null(strstr(text, "SESSION\n"));
+	free(text);
+
+	status__set_policy(a, "/etc/mcpfence/policies/10-fs.json");
+	b = status__get(&st, "pipe:6");
+	snprintf(b->plane, sizeof(b->plane), "stdio-kernel");
+	b->server_pid = 6;
+	status__set_policy(b, "/etc/mcpfence/policies/\x1b[2Jevil.json");
+	assert_int_equal(status__write(&st, path, "/etc/mcpfence/policies", 1, 0), 0);
+	doc = json_load_file(path, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(json_object_get(doc, "sessions"), 0), "policy")),
+			    "/etc/mcpfence/policies/10-fs.json");
+	json_decref(doc);
+	text = printed("live", false);
+	assert_non_null(strstr(text, "SESSION  POLICY\n"));
+	assert_non_null(strstr(text, "open     /etc/mcpfence/policies/10-fs.json\n"));
+	assert_null(strchr(text, '\x1b'));
+	assert_non_null(strstr(text, "\\x1b[2Jevil.json"));
+	free(text);
+	status__free(&st);
+}
+
 /* Full: the TCP row idle longest goes, a --pid server's row never does; counted as forgotten. */
 static void test_bounded(void **state)
 {
@@ -173,6 +213,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rows_counted_and_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_column, setup, teardown),
 		cmocka_unit_test(test_bounded),
 	};
 
