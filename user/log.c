@@ -28,6 +28,18 @@ static bool to_journal(void)
 	return known;
 }
 
+static char last_error[512];
+
+const char *log__last_error(void)
+{
+	return last_error;
+}
+
+void log__clear_error(void)
+{
+	last_error[0] = 0;
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	static const char *const tag[] = { "error: ", "warning: ", "", "debug: " };
@@ -36,11 +48,13 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	char line[4096];
 	va_list ap;
 
-	if (lvl > log_level)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (lvl == LOG_LVL_ERROR)
+		snprintf(last_error, sizeof(last_error), "%.*s", (int)sizeof(last_error) - 1, line);
+	if (lvl > log_level)
+		return;
 	/* one message, one line: a line break from what it quotes would start a record of its own */
 	for (char *p = line; *p; p++)
 		if (*p == '\n' || *p == '\r')

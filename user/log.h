@@ -19,6 +19,12 @@ enum log_level {
 extern enum log_level log_level;
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * The last error logged (its first 511 bytes, on one line), "" when none since
+ * log__clear_error: what a request that failed answers (attach's control socket).
+ */
+const char *log__last_error(void);
+void log__clear_error(void);
 #define log_err(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
