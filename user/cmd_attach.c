@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "audit.h"
 #include "cgroup.h"
 #include "cmd.h"
+#include "control.h"
 #include "feature_probes.h"
 #include "kernel.h"
 #include "kernel_adopt.h"
@@ -38,6 +40,13 @@
 #include "status.h"
 #include "stdio_find.h"
 #include "tcp.skel.h"
+
+/*
+ * Sessions are numbered: stdio servers (--pid, then those enrolled) by their index in the BPF
+ * maps, [0, MCPF_STDIO_MAX_SESSIONS); ports after them.
+ */
+#define NSESSIONS (MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS)
+#define PORT_SESSION(j) (MCPF_STDIO_MAX_SESSIONS + (j))
 
 /* A policy slot: one policy in force, for the sessions whose server it fits. */
 struct attach_slot {
@@ -63,7 +72,11 @@ struct attach_ctx {
 	unsigned nports, npids;
 	pid_t pids[MCPF_STDIO_MAX_SESSIONS];
 	struct proc_who *who; /* --policy-dir: who each --pid server was at attach */
-	unsigned pslot[MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS]; /* pids', then ports' */
+	/* each session's policy slot: --pid (and enrolled) servers' by index, then ports' */
+	unsigned pslot[NSESSIONS];
+	bool pipes_attached; /* the pipe tracepoints */
+	enum mcpf_pipe_action pipe_action;
+	int control_fd; /* `mcpfence enroll` asks here; -1: not listening */
 	struct kernel_stdio_session stdio[MCPF_STDIO_MAX_SESSIONS];
 	uint64_t unwatched;   /* sockets tcp_socks had no room for, as last said */
 	struct status status; /* the sessions' rows, for `mcpfence status` */
@@ -226,11 +239,11 @@ static struct policy_dir *policies_load(struct attach_ctx *ac)
 /* The name of session i (pids first, then ports) for messages. */
 static void session_name(const struct attach_ctx *ac, unsigned i, char *out, size_t size)
 {
-	if (i < ac->npids)
+	if (i < MCPF_STDIO_MAX_SESSIONS)
 		snprintf(out, size, "pid %d (%s)", (int)ac->pids[i],
 			 ac->who ? ac->who[i].exe : ac->stdio[i].comm);
 	else
-		snprintf(out, size, "TCP port %u", ac->ports[i - ac->npids]);
+		snprintf(out, size, "TCP port %u", ac->ports[i - PORT_SESSION(0)]);
 }
 
 /*
@@ -244,10 +257,10 @@ static const struct policy *session_pick(const struct attach_ctx *ac, const stru
 	const struct policy *p;
 	char name[PATH_MAX + 64];
 
-	if (i < ac->npids && ac->who)
+	if (i < MCPF_STDIO_MAX_SESSIONS && ac->who)
 		w = ac->who[i].who;
-	else if (i >= ac->npids)
-		w.port = ac->ports[i - ac->npids];
+	else if (i >= MCPF_STDIO_MAX_SESSIONS)
+		w.port = ac->ports[i - PORT_SESSION(0)];
 	p = policy_dir__pick(d, &w);
 	if (!p) {
 		session_name(ac, i, name, sizeof(name));
@@ -267,14 +280,22 @@ static bool dir_holds(const struct policy_dir *d, const struct policy *p)
 	return d->def == p;
 }
 
+/* Is session i one to enforce on: a stdio server not ended, or a port? */
+static bool session_live(const struct attach_ctx *ac, unsigned i)
+{
+	if (i < MCPF_STDIO_MAX_SESSIONS)
+		return i < ac->npids && !ac->stdio[i].ended;
+	return i - PORT_SESSION(0) < ac->nports;
+}
+
 /* Point session i at slot s: its stdio session's entry, or its port's. */
 static int session_point(struct attach_ctx *ac, unsigned i, unsigned s)
 {
 	__u32 k = i, v = s;
 
 	ac->pslot[i] = s;
-	if (i >= ac->npids)
-		return kernel__watch_port(ac->skel, ac->ports[i - ac->npids], s);
+	if (i >= MCPF_STDIO_MAX_SESSIONS)
+		return kernel__watch_port(ac->skel, ac->ports[i - PORT_SESSION(0)], s);
 	if (bpf_map_update_elem(bpf_map__fd(ac->skel->maps.stdio_pslots), &k, &v, BPF_ANY)) {
 		log_err("stdio_pslots: update: %s", strerror(errno));
 		return -errno;
@@ -288,7 +309,7 @@ static void status_policy(struct attach_ctx *ac, unsigned i, const struct policy
 	struct status_session *row;
 	char conn[40];
 
-	if (i >= ac->npids || !ac->stdio[i].pid)
+	if (i >= MCPF_STDIO_MAX_SESSIONS || !ac->stdio[i].pid)
 		return;
 	kernel_stdio__conn(&ac->stdio[i], conn, sizeof(conn));
 	row = status__get(&ac->status, conn);
@@ -308,21 +329,23 @@ static void status_policy(struct attach_ctx *ac, unsigned i, const struct policy
  */
 static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, bool first)
 {
-	const struct policy *pick[MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS];
+	const struct policy *pick[NSESSIONS] = {};
 	const struct policy *want[MCPF_PSLOTS] = {};
-	unsigned n = ac->npids + ac->nports, slot_of[MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS];
+	unsigned slot_of[NSESSIONS];
 	bool compiled[MCPF_PSLOTS] = {};
 	int e = 0;
 
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < NSESSIONS; i++) {
+		slot_of[i] = MCPF_PSLOTS;
+		if (!session_live(ac, i))
+			continue;
 		pick[i] = session_pick(ac, d, i);
 		if (!pick[i])
 			return -ENOENT;
-		slot_of[i] = MCPF_PSLOTS;
 	}
 	/* a file in force keeps its slot (its sessions never see another policy meanwhile) */
-	for (unsigned i = 0; i < n; i++)
-		for (unsigned s = 0; s < MCPF_PSLOTS && slot_of[i] == MCPF_PSLOTS; s++)
+	for (unsigned i = 0; i < NSESSIONS; i++)
+		for (unsigned s = 0; pick[i] && s < MCPF_PSLOTS && slot_of[i] == MCPF_PSLOTS; s++)
 			if (want[s] == pick[i] ||
 			    (!want[s] && ac->slots[s].pol &&
 			     !strcmp(ac->slots[s].pol->source, pick[i]->source))) {
@@ -330,14 +353,14 @@ static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, boo
 				slot_of[i] = s;
 			}
 	/* a new one takes a slot that holds nothing */
-	for (unsigned i = 0; i < n; i++)
-		for (unsigned s = 0; s < MCPF_PSLOTS && slot_of[i] == MCPF_PSLOTS; s++)
+	for (unsigned i = 0; i < NSESSIONS; i++)
+		for (unsigned s = 0; pick[i] && s < MCPF_PSLOTS && slot_of[i] == MCPF_PSLOTS; s++)
 			if (want[s] == pick[i] || (!want[s] && !ac->slots[s].pol)) {
 				want[s] = pick[i];
 				slot_of[i] = s;
 			}
-	for (unsigned i = 0; i < n; i++)
-		if (slot_of[i] == MCPF_PSLOTS) {
+	for (unsigned i = 0; i < NSESSIONS; i++)
+		if (pick[i] && slot_of[i] == MCPF_PSLOTS) {
 			log_err("%s: more than %d policies would be in force at once",
 				pick[i]->source, MCPF_PSLOTS);
 			return -E2BIG;
@@ -383,10 +406,10 @@ static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, boo
 		else
 			log_info("policy %s in force (generation %u)", want[s]->source, idle & 1);
 	}
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < NSESSIONS; i++) {
 		char name[PATH_MAX + 64];
 
-		if (!first && ac->pslot[i] == slot_of[i])
+		if (!pick[i] || (!first && ac->pslot[i] == slot_of[i]))
 			continue;
 		session_point(ac, i, slot_of[i]);
 		if (ac->is_dir) {
@@ -534,29 +557,26 @@ static int attach_tcp(struct attach_ctx *ac, const char *cgroup, int *cg_fd,
 	return 0;
 }
 
-/* A row per --pid server, before any call: `mcpfence status` lists it from the start. */
-static void status_rows(struct attach_ctx *ac, unsigned npids)
+/* The row of stdio session i, before any call: `mcpfence status` lists it from the start. */
+static void status_row(struct attach_ctx *ac, unsigned i)
 {
-	for (unsigned i = 0; i < npids; i++) {
-		const struct kernel_stdio_session *s = &ac->stdio[i];
-		struct status_session *row;
-		char conn[40];
+	const struct kernel_stdio_session *s = &ac->stdio[i];
+	struct status_session *row;
+	char conn[40];
 
-		kernel_stdio__conn(s, conn, sizeof(conn));
-		row = status__get(&ac->status, conn);
-		if (!row)
-			continue;
-		row->pinned = true;
-		if (ac->is_dir && ac->slots[ac->pslot[i]].pol)
-			status__set_policy(row, ac->slots[ac->pslot[i]].pol->source);
-		snprintf(row->plane, sizeof(row->plane), "stdio-kernel");
-		row->server_pid = s->pid;
-		snprintf(row->server, sizeof(row->server), "%.16s", s->comm);
-		row->client_pid = s->client_pid;
-		if (s->client_pid)
-			stdio_find__exe(s->client_pid, row->client, sizeof(row->client),
-					s->client_comm);
-	}
+	kernel_stdio__conn(s, conn, sizeof(conn));
+	row = status__get(&ac->status, conn);
+	if (!row)
+		return;
+	row->pinned = true;
+	if (ac->is_dir && ac->slots[ac->pslot[i]].pol)
+		status__set_policy(row, ac->slots[ac->pslot[i]].pol->source);
+	snprintf(row->plane, sizeof(row->plane), "stdio-kernel");
+	row->server_pid = s->pid;
+	snprintf(row->server, sizeof(row->server), "%.16s", s->comm);
+	row->client_pid = s->client_pid;
+	if (s->client_pid)
+		stdio_find__exe(s->client_pid, row->client, sizeof(row->client), s->client_comm);
 }
 
 /*
@@ -580,6 +600,7 @@ static void sessions_ended(struct attach_ctx *ac, unsigned npids)
 		row = status__get(&ac->status, conn);
 		if (row) {
 			row->ended = true;
+			row->pinned = false; /* forgotten first when the table is full */
 			ac->status.dirty = true;
 		}
 	}
@@ -592,16 +613,133 @@ static void status_save(struct attach_ctx *ac)
 	status__write(&ac->status, STATUS_PATH, ac->policy_path, getpid(), ac->started_us);
 }
 
+/* Put the pipe tracepoints on, once a session has a pipe stdin: 0 or -errno (logged). */
+static int pipes_on(struct attach_ctx *ac)
+{
+	if (ac->pipes_attached || !kernel_stdio__has_pipes(ac->stdio, ac->npids))
+		return 0;
+	if (kernel_stdio__attach_pipes(ac->skel, ac->pipe_action))
+		return -EIO;
+	ac->pipes_attached = true;
+	return 0;
+}
+
+/*
+ * `mcpfence enroll --pid PID`: server pid under this attachment, as a --pid given at the start
+ * is, into the index of a session that ended or a new one. Its policy slot is set before its
+ * streams exist: no byte of it is decided by another policy. The answer into reply.
+ */
+static void enroll(struct attach_ctx *ac, pid_t pid, char *reply)
+{
+	unsigned idx = MCPF_STDIO_MAX_SESSIONS, before = ac->npids;
+	struct kernel_stdio_session *s;
+	char err[POLICY_ERR_LEN];
+	__u32 slot;
+	int e;
+
+	if (!bpf_program__autoload(ac->skel->progs.handle_stdio_skb) &&
+	    !bpf_program__autoload(ac->skel->progs.handle_pipe_judge)) {
+		snprintf(reply, CONTROL_LINE_MAX,
+			 "error: pid %d: this attach loaded no stdio programs (start it with --pid "
+			 "or --enroll)",
+			 (int)pid);
+		return;
+	}
+	for (unsigned i = 0; i < ac->npids; i++)
+		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid) {
+			snprintf(reply, CONTROL_LINE_MAX, "error: pid %d is enforced on already",
+				 (int)pid);
+			return;
+		}
+	for (unsigned i = 0; i < ac->npids && idx == MCPF_STDIO_MAX_SESSIONS; i++)
+		if (ac->stdio[i].ended)
+			idx = i;
+	if (idx == MCPF_STDIO_MAX_SESSIONS) {
+		if (ac->npids == MCPF_STDIO_MAX_SESSIONS) {
+			snprintf(
+				reply, CONTROL_LINE_MAX,
+				"error: pid %d: %d stdio sessions are enforced on already: none has "
+				"ended",
+				(int)pid, MCPF_STDIO_MAX_SESSIONS);
+			return;
+		}
+		idx = ac->npids;
+	}
+	/* the events of the session that had this index name it: read before it is reused */
+	if (ac->rb)
+		ring_buffer__consume(ac->rb);
+	if (ac->who) {
+		policy_dir__who_free(&ac->who[idx]);
+		if (policy_dir__who_of_pid(pid, &ac->who[idx], err, sizeof(err))) {
+			snprintf(reply, CONTROL_LINE_MAX, "error: pid %d: %s", (int)pid, err);
+			return;
+		}
+	}
+	s = &ac->stdio[idx];
+	memset(s, 0, sizeof(*s));
+	ac->pids[idx] = pid;
+	ac->pslot[idx] = MCPF_PSLOTS; /* none yet: pointed at its slot below */
+	if (idx == ac->npids)
+		ac->npids++;
+	log__clear_error();
+	e = policies_apply(ac, ac->dir, false);
+	if (e) {
+		snprintf(reply, CONTROL_LINE_MAX, "error: %s",
+			 log__last_error()[0] ? log__last_error() : strerror(-e));
+		goto undo;
+	}
+	e = kernel_stdio__add(ac->skel, idx, pid, ac->pipe_action, s);
+	if (!e)
+		e = pipes_on(ac);
+	if (e) {
+		snprintf(reply, CONTROL_LINE_MAX, "error: %s",
+			 log__last_error()[0] ? log__last_error() : strerror(-e));
+		/* what was put in the maps goes */
+		slot = 2 * idx;
+		bpf_map_delete_elem(bpf_map__fd(ac->skel->maps.stdio_socks), &slot);
+		kernel_stdio__remove(ac->skel, s);
+		goto undo;
+	}
+	ac->ev.nstdio = ac->npids;
+	status_row(ac, idx);
+	status_save(ac);
+	log_info("pid %d (%s): enrolled: %s", (int)pid, s->comm, s->desc);
+	snprintf(reply, CONTROL_LINE_MAX, "ok pid %d (%s): %s; policy %s", (int)pid, s->comm,
+		 s->desc,
+		 ac->slots[ac->pslot[idx]].pol ? ac->slots[ac->pslot[idx]].pol->source : "?");
+	return;
+undo:
+	s->ended = true;
+	if (idx == before)
+		ac->npids = before;
+}
+
+/* A request on the control socket. */
+static void on_control(void *ctx, const char *line, char *reply)
+{
+	struct attach_ctx *ac = ctx;
+	long pid;
+
+	if (strncmp(line, "enroll ", 7) || !cmd_number(line + 7, 1, 0x3fffffff, &pid)) {
+		snprintf(reply, CONTROL_LINE_MAX,
+			 "error: not a request this attach takes (enroll PID)");
+		return;
+	}
+	enroll(ac, (pid_t)pid, reply);
+}
+
 static void attach_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mcpfence attach (--policy P | --policy-dir DIR) (--port N | --pid PID)...\n"
+		"usage: mcpfence attach (--policy P | --policy-dir DIR) (--port N | --pid PID | --enroll)...\n"
 		"                       [OPTIONS]\n"
 		"  --policy P        policy.json to enforce; SIGHUP loads it again\n"
 		"  --policy-dir DIR  a directory of policies: each server gets the first whose\n"
 		"                    \"match\" fits it, else default.json; followed as it changes\n"
 		"  --port N          enforce on TCP connections to or from port N (up to %d)\n"
 		"  --pid PID         enforce on the stdio server running as PID (up to %d)\n"
+		"  --enroll          take more stdio servers while running (mcpfence enroll):\n"
+		"                    the programs of both stdin kinds are loaded\n"
 		"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n"
 		"                    audited) or kill (the server is killed before it reads it)\n"
 		"  --cgroup PATH     the cgroup v2 watched for TCP (default: the host's root)\n"
@@ -620,6 +758,7 @@ int cmd_attach(int argc, char **argv)
 		{ "port", required_argument, NULL, 'P' },
 		{ "pid", required_argument, NULL, 'i' },
 		{ "pipe-action", required_argument, NULL, 'A' },
+		{ "enroll", no_argument, NULL, 'E' },
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "audit", required_argument, NULL, 'a' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -637,7 +776,7 @@ int cmd_attach(int argc, char **argv)
 	unsigned nports = 0, npids = 0;
 	pid_t pids[MCPF_STDIO_MAX_SESSIONS];
 	enum mcpf_pipe_action pipe_action = MCPF_PIPE_AUDIT;
-	bool pipe_action_given = false;
+	bool pipe_action_given = false, enroll_any = false;
 	char audit_buf[PATH_MAX];
 	int c, err, cg_fd = -1, lock_fd = -1, ret = 1;
 	uint64_t last, next_sync, next_watch;
@@ -686,6 +825,9 @@ int cmd_attach(int argc, char **argv)
 			}
 			pipe_action_given = true;
 			break;
+		case 'E':
+			enroll_any = true;
+			break;
 		case 'c':
 			if (!*optarg || strlen(optarg) >= sizeof(cgroup)) {
 				log_err("--cgroup %s: not a path", optarg);
@@ -715,9 +857,9 @@ int cmd_attach(int argc, char **argv)
 		attach_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if ((!nports && !npids) || !policy_path == !policy_dir) {
-		log_err("attach needs --policy or --policy-dir (one of them) and at least one --port "
-			"or --pid");
+	if ((!nports && !npids && !enroll_any) || !policy_path == !policy_dir) {
+		log_err("attach needs --policy or --policy-dir (one of them) and at least one --port, "
+			"--pid or --enroll");
 		attach_usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -728,6 +870,8 @@ int cmd_attach(int argc, char **argv)
 	memcpy(ac.pids, pids, sizeof(pids));
 	ac.npids = npids;
 	ac.ev.many_policies = ac.is_dir;
+	ac.pipe_action = pipe_action;
+	ac.control_fd = -1;
 	if (kernel__probe(cgroup, sizeof(cgroup)))
 		return 1;
 	switch (kernel__attachment()) {
@@ -754,7 +898,7 @@ int cmd_attach(int argc, char **argv)
 		}
 		ac.watching = true;
 		ac.dir_first = ac.watch.cur;
-		ac.who = calloc(npids ? npids : 1, sizeof(*ac.who));
+		ac.who = calloc(MCPF_STDIO_MAX_SESSIONS, sizeof(*ac.who));
 		if (!ac.who)
 			goto out;
 		/* who each server is, now: what its "match" is read against, then and at reloads */
@@ -777,9 +921,11 @@ int cmd_attach(int argc, char **argv)
 	if (!ac.ev.audit)
 		goto out;
 	{
-		struct kernel_load_opts lo = { .stdio = npids > 0, .no_tcp = !nports };
+		struct kernel_load_opts lo = { .stdio = npids > 0 || enroll_any,
+					       .no_tcp = !nports };
 
-		stdin_kinds(pids, npids, &lo);
+		if (!enroll_any)
+			stdin_kinds(pids, npids, &lo);
 		ac.skel = kernel__load_opts(&lo);
 	}
 	if (!ac.skel)
@@ -813,26 +959,29 @@ int cmd_attach(int argc, char **argv)
 	if (err > 0)
 		log_info("%d connection%s established before the attachment now enforced too", err,
 			 err == 1 ? "" : "s");
+	if (bpf_program__autoload(ac.skel->progs.handle_stdio_skb) &&
+	    kernel_stdio__attach_prog(ac.skel))
+		goto out_detach;
 	if (npids) {
-		if (bpf_program__autoload(ac.skel->progs.handle_stdio_skb) &&
-		    kernel_stdio__attach_prog(ac.skel))
-			goto out_detach;
 		for (unsigned i = 0; i < npids; i++) {
 			if (kernel_stdio__add(ac.skel, i, pids[i], pipe_action, &ac.stdio[i]))
 				goto out_detach;
 			printf("pid %d (%s): %s\n", ac.stdio[i].pid, ac.stdio[i].comm,
 			       ac.stdio[i].desc);
 		}
-		ac.ev.stdio = ac.stdio;
 		ac.ev.nstdio = npids;
 		if (kernel_stdio__has_pipes(ac.stdio, npids)) {
-			if (kernel_stdio__attach_pipes(ac.skel, pipe_action))
+			if (pipes_on(&ac))
 				goto out_detach;
 			if (!pipe_action_given)
 				log_info("pipes: calls are counted and audited, not stopped "
 					 "(--pipe-action audit; see --pipe-action kill)");
 		}
 	}
+	ac.ev.stdio = ac.stdio;
+	ac.control_fd = control__listen(CONTROL_PATH);
+	if (ac.control_fd < 0)
+		goto out_detach;
 	rb = ring_buffer__new(bpf_map__fd(ac.skel->maps.tcp_events), kernel__on_event, &ac.ev,
 			      NULL);
 	if (!rb) {
@@ -846,7 +995,8 @@ int cmd_attach(int argc, char **argv)
 	ac.ev.mono_to_real_us = mono_to_real_us();
 	ac.ev.status = &ac.status;
 	ac.started_us = (uint64_t)time(NULL) * 1000000;
-	status_rows(&ac, npids);
+	for (unsigned i = 0; i < npids; i++)
+		status_row(&ac, i);
 	status_save(&ac);
 	for (unsigned i = 0; i < nports; i++)
 		printf("%s%u", i ? "," : "watching TCP port ", ports[i]);
@@ -856,6 +1006,8 @@ int cmd_attach(int argc, char **argv)
 		printf("%s%d", i ? "," : "watching the stdio of pid ", pids[i]);
 	if (npids)
 		printf("; ");
+	if (!npids && !nports)
+		printf("watching the stdio servers `mcpfence enroll` names; ");
 	printf("pins in %s\n", MCPF_PIN_DIR);
 	fflush(stdout);
 	ac.rb = rb;
@@ -876,9 +1028,18 @@ int cmd_attach(int argc, char **argv)
 			if (to_sync < timeout)
 				timeout = to_sync < 1 ? 1 : (int)to_sync;
 		}
-		err = ring_buffer__poll(rb, timeout);
-		if (err >= 0 || err == -EINTR)
-			err = ring_buffer__consume(rb);
+		{
+			/* the events, and `mcpfence enroll` on the control socket */
+			struct pollfd pf[2] = { { .fd = ring_buffer__epoll_fd(rb),
+						  .events = POLLIN },
+						{ .fd = ac.control_fd, .events = POLLIN } };
+
+			err = poll(pf, 2, timeout) < 0 ? -errno : 0;
+			if (err >= 0 || err == -EINTR)
+				err = ring_buffer__consume(rb);
+			if (pf[1].revents & POLLIN)
+				control__serve(ac.control_fd, on_control, &ac);
+		}
 		if (err < 0 && err != -EINTR) {
 			log_err("tcp_events: poll: %s", strerror(-err));
 			break;
@@ -900,7 +1061,7 @@ int cmd_attach(int argc, char **argv)
 			}
 			say_unwatched(&ac);
 			/* the events of its last calls first: drained above */
-			sessions_ended(&ac, npids);
+			sessions_ended(&ac, ac.npids);
 			if (ac.status.dirty)
 				status_save(&ac);
 			last = now;
@@ -910,8 +1071,8 @@ int cmd_attach(int argc, char **argv)
 				break;
 			}
 		}
-		if (npids && mono_ms() >= next_watch) {
-			kernel_stdio__unstick(ac.stdio, npids);
+		if (ac.npids && mono_ms() >= next_watch) {
+			kernel_stdio__unstick(ac.stdio, ac.npids);
 			next_watch = mono_ms() + KERNEL_STDIO_WATCH_MS;
 		}
 		if (ac.ev.limits && mono_ms() >= next_sync) {
@@ -924,6 +1085,8 @@ int cmd_attach(int argc, char **argv)
 	ring_buffer__consume(rb);
 	ret = 0;
 out_detach:
+	control__close(ac.control_fd, CONTROL_PATH);
+	ac.control_fd = -1;
 	unlink(STATUS_PATH);
 	kernel__detach();
 out:
@@ -944,7 +1107,7 @@ out:
 	policy_dir__free(ac.dir_old);
 	policy_dir__free(ac.dir_first);
 	if (ac.who)
-		for (unsigned i = 0; i < npids; i++)
+		for (unsigned i = 0; i < MCPF_STDIO_MAX_SESSIONS; i++)
 			policy_dir__who_free(&ac.who[i]);
 	free(ac.who);
 	limits__free(ac.ev.limits);

@@ -57,6 +57,7 @@ static const char *const pinned_maps[] = {
 	"tcp_globs",	 "tcp_limits",	  "tcp_budgets",  "tcp_tickets", "tcp_stats",
 	"tcp_counters",	 "tcp_conns",	  "tcp_policies", "tcp_progs",	 "stdio_socks",
 	"stdio_streams", "stdio_pending", "pipe_progs",	  "pipe_writes", "stdio_progs",
+	"stdio_pslots",	 "stdio_guards",
 };
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
