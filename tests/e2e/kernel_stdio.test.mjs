@@ -807,6 +807,75 @@ test('attach --policy-dir: a server no policy fits, with no default.json: refuse
 	}
 });
 
+// `mcpfence enroll --pid N`: servers put under an attach that runs, with no restart of anything;
+// the index of a session that ended is taken again, and its map entries go when it ends.
+test('enroll: servers added to a running attach; ended sessions\' entries go and make room', skipKernel, async () => {
+	const FIXTURE = join(here, 'fixtures/server.mjs');
+	const enroll = (...pids) => spawnSync(MCPFENCE, ['enroll', ...pids.flatMap((p) => ['--pid', String(p)])],
+		{ encoding: 'utf8', timeout: 60000 });
+	const count = (map) => JSON.parse(spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${PINS}/${map}`],
+		{ encoding: 'utf8', maxBuffer: 1 << 28 }).stdout).length;
+	const a = await startAttach([], { extra: ['--enroll'] });
+	const sdk = await sdkSession(1), pipe = await pipeSession([EVERYTHING]);
+	try {
+		assert.deepEqual([count('stdio_streams'), count('stdio_guards')], [0, 0]);
+		let r = enroll(sdk.pid, pipe.pid);
+		assert.equal(r.status, 0, r.stdout + r.stderr);
+		assert.match(r.stdout, new RegExp(`^pid ${sdk.pid} \\([^)]*\\): stdin: unix socketpair.*; policy ${escapeRe(join(dir, 'policy.json'))}$`, 'm'));
+		assert.match(r.stdout, new RegExp(`^pid ${pipe.pid} \\([^)]*\\): stdin: pipe.*; policy `, 'm'));
+		await assertDenied(sdk.call('get-env'), 'environment is private', 'sdk: get-env, enrolled');
+		assert.ok((await sdk.call('echo', { message: 'e' })).content, 'sdk: echo, enrolled');
+		await pipe.init();
+		const pr = await pipe.call('get-env');
+		assert.ok(pr.response, brief(pr));
+		await until(() => readAudit(a.audit).some((l) => l.server === `pid:${pipe.pid}` &&
+			EXPECT.auditOnly(l)), 5000, 'the pipe server\'s get-env audited as denied, not stopped');
+		r = enroll(sdk.pid);
+		assert.equal(r.status, 1, r.stdout + r.stderr);
+		assert.match(r.stderr, /enforced on already/);
+		const gone = spawnSync('true');
+		r = enroll(gone.pid);
+		assert.equal(r.status, 1, r.stdout + r.stderr);
+		assert.match(r.stderr, EXPECT.noSuchPid);
+		assert.equal(enroll().status, 2);
+
+		// more short sessions than there are indexes (64): each enrolled, its denied call
+		// neutralized (the fixture answers a method it does not know with {seen: method}),
+		// closed; an index is free again once its session is seen to end (within a second)
+		const N = 70;
+		for (let i = 0; i < N; i++) {
+			const s = rawSocketpairSession([FIXTURE, 'mcp']);
+			try {
+				await until(() => s.rawOut().includes('not JSON-RPC'), 10000, `session ${i}: its server up`);
+				let e;
+				for (const end = Date.now() + 10000; Date.now() < end; await sleep(100)) {
+					e = enroll(s.pid);
+					if (e.status === 0 || !/none has ended/.test(e.stderr)) break;
+				}
+				assert.equal(e.status, 0, `session ${i}: ${e.stdout}${e.stderr}`);
+				await s.write(line(callMsg(1, 'get-env')) + line(callMsg(2, 'echo', { i })));
+				const [d, ok] = [await s.byId(1), await s.byId(2)];
+				assert.ok(!JSON.stringify(d).includes('called get-env'), `session ${i}: get-env ran: ${brief(d)}`);
+				assert.match(JSON.stringify(ok), new RegExp(`called echo \\{\\\\"i\\\\":${i}\\}`), `session ${i}`);
+			} finally {
+				s.close();
+			}
+		}
+		await sdk.close();
+		await pipe.close();
+		await until(() => (a.out.match(/session ended, its entries removed/g) ?? []).length === N + 2,
+			15000, `${N + 2} sessions ended in the attach log`);
+		assert.deepEqual([count('stdio_streams'), count('stdio_guards')], [0, 0], 'every entry gone');
+		const st = stats();
+		assert.equal(st.get('get-env', 'rule'), N + 2, st.s);
+		assert.equal(st.get('echo', 'allow'), N + 1, st.s);
+		await stopAttach(a);
+	} finally {
+		await sdk.close();
+		await pipe.close();
+	}
+});
+
 // Writes no SDK makes, on the socketpair the SDK's spawn makes: none may run get-env (its answer
 // would carry the canary), and the session answers the next call.
 test('socketpair: hostile writes never reach a denied tool', skipKernel, async () => {
