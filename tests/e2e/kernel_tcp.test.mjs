@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, symlinkSync,
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, readdirSync, symlinkSync,
 	unlinkSync, realpathSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -420,6 +420,51 @@ test('kernel TCP: approval tickets', { skip: skipReason || false }, async () => 
 		assert.equal(bad.status, 2);
 	} finally {
 		await stopAttach();
+	}
+});
+
+// --policy-dir: each port the first file whose match names it, else default.json; two servers
+// in one attachment, each with its own denials.
+test('kernel TCP: --policy-dir gives each port its own policy', { skip: skipReason || false }, async () => {
+	const pdir = join(dir, 'policies');
+	mkdirSync(pdir, { recursive: true });
+	writeFileSync(join(pdir, 'default.json'), JSON.stringify(POLICY));
+	writeFileSync(join(pdir, '10-second.json'), JSON.stringify({ version: '1', default: 'allow',
+		match: { port: PORT + 1 }, tools: { 'get-sum': { action: 'deny', reason: 'no sums here' } } }));
+	const second = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
+		env: { ...process.env, PORT: String(PORT + 1), MCPFENCE_CANARY: CANARY },
+		stdio: ['ignore', 'ignore', 'ignore'],
+	});
+	try {
+		await waitPort(PORT + 1);
+		attach = await attachRun(['--policy-dir', pdir, '--port', String(PORT), '--port',
+			String(PORT + 1), '--audit', join(dir, 'audit-dir.jsonl')]);
+		assert.match(attach.out, new RegExp(`TCP port ${PORT}: policy ${join(pdir, 'default.json')}`));
+		assert.match(attach.out, new RegExp(`TCP port ${PORT + 1}: policy ${join(pdir, '10-second.json')}`));
+		const callOn = async (port, name, args = {}) => {
+			const c = new sdk.Client({ name: 'kernel-e2e', version: '1' });
+			await c.connect(new sdk.Transport(new URL(`http://127.0.0.1:${port}/mcp`)));
+			try {
+				return await c.callTool({ name, arguments: args });
+			} finally {
+				await c.close();
+			}
+		};
+		await assert.rejects(callOn(PORT, 'get-env'), /denied by policy/, 'get-env on the first port');
+		assert.ok(JSON.stringify(await callOn(PORT + 1, 'get-env')).includes(CANARY), 'get-env on the second port');
+		assert.ok((await callOn(PORT, 'get-sum', { a: 1, b: 2 })).content, 'get-sum on the first port');
+		await assert.rejects(callOn(PORT + 1, 'get-sum', { a: 1, b: 2 }), /denied by policy/, 'get-sum on the second port');
+		const lines = readFileSync(join(dir, 'audit-dir.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+			.filter((l) => l.method === 'tools/call');
+		assert.deepEqual(lines.map((l) => [l.server, l.tool, l.decision, l.policy]), [
+			[`tcp:${PORT}`, 'get-env', 'deny', join(pdir, 'default.json')],
+			[`tcp:${PORT + 1}`, 'get-env', 'allow', join(pdir, '10-second.json')],
+			[`tcp:${PORT}`, 'get-sum', 'allow', join(pdir, 'default.json')],
+			[`tcp:${PORT + 1}`, 'get-sum', 'deny', join(pdir, '10-second.json')],
+		]);
+	} finally {
+		await stopAttach();
+		second.kill('SIGTERM');
 	}
 });
 
