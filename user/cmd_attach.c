@@ -593,6 +593,7 @@ static void sessions_ended(struct attach_ctx *ac, unsigned npids)
 		if (s->ended || !kernel_stdio__ended(ac->skel, s))
 			continue;
 		kernel_stdio__remove(ac->skel, s);
+		kernel__drop_stdio_budgets(ac->skel, i);
 		log_info("pid %d (%s): its stdin is read by no one any more: session ended, its "
 			 "entries removed",
 			 s->pid, s->comm);
@@ -698,6 +699,7 @@ static void enroll(struct attach_ctx *ac, pid_t pid, char *reply)
 		slot = 2 * idx;
 		bpf_map_delete_elem(bpf_map__fd(ac->skel->maps.stdio_socks), &slot);
 		kernel_stdio__remove(ac->skel, s);
+		kernel__drop_stdio_budgets(ac->skel, idx);
 		goto undo;
 	}
 	ac->ev.nstdio = ac->npids;

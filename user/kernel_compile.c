@@ -37,15 +37,18 @@ static uint64_t fnv64(const void *p, size_t n, uint64_t h)
 }
 
 /*
- * A budget's identity: its counter, scope and window, in its policy file (two policies in force
- * at once, for sessions of different servers, never share a budget; the same file loaded again
- * keeps its budgets).
+ * A budget's identity: its counter, scope and window, and, as the host-wide table names budgets
+ * (limits__budget_name), its policy file's path for a grant and for a limit without a counter
+ * (a budget of its own in its policy): two policies in force at once never share those, while
+ * a named counter of scope session, agent or global is the same budget under any policy. The
+ * same file loaded again keeps its budgets.
  */
 static uint64_t limit_ident(const struct kernel_compiled *kc, const struct limit *l)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
-	h = fnv64(kc->policy_path, strlen(kc->policy_path) + 1, h);
+	if (l->scope == SCOPE_GRANT || !strcmp(l->counter, l->ptr))
+		h = fnv64(kc->policy_path, strlen(kc->policy_path) + 1, h);
 	h = fnv64(l->counter, strlen(l->counter) + 1, h);
 	h = fnv64(&l->scope, sizeof(l->scope), h);
 	h = fnv64(&l->window_s, sizeof(l->window_s), h);
@@ -440,6 +443,22 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcp_gen), &gen, &gc, BPF_ANY))
 		return -errno;
 	return 0;
+}
+
+static bool budget_of_scope_key(const void *key, uint64_t scope_key)
+{
+	return ((const struct mcpf_budget_key *)key)->scope_key == scope_key;
+}
+
+void kernel__drop_stdio_budgets(struct tcp_bpf *skel, unsigned idx)
+{
+	/* the session's ck.stdio, 4 bytes, which BPF hashes (stdio_begin); read 8 at a time */
+	__u64 stdio = idx + 1;
+	uint64_t h = mcpf_name_hash((const char *)&stdio, 4, skel->rodata->cfg_name_seed);
+
+	if (h)
+		map_delete_where(bpf_map__fd(skel->maps.tcp_budgets),
+				 sizeof(struct mcpf_budget_key), budget_of_scope_key, h);
 }
 
 /* Delete the session/agent budgets of one ident: they start again full when next used. */

@@ -40,6 +40,12 @@ int kernel__sync_global(struct tcp_bpf *skel, const struct kernel_compiled *kc, 
 uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *kc,
 				  struct limits *l);
 
+/*
+ * Delete the budgets of scope session of stdio session idx (it ended): a session that takes its
+ * index again starts with its own.
+ */
+void kernel__drop_stdio_budgets(struct tcp_bpf *skel, unsigned idx);
+
 /* ms until the next window of kc's limits starts (a refill is due), at most 1000. */
 int kernel__next_window_ms(const struct kernel_compiled *kc);
 
