@@ -815,13 +815,18 @@ test('enroll: servers added to a running attach; ended sessions\' entries go and
 		{ encoding: 'utf8', timeout: 60000 });
 	const count = (map) => JSON.parse(spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${PINS}/${map}`],
 		{ encoding: 'utf8', maxBuffer: 1 << 28 }).stdout).length;
-	const a = await startAttach([], { extra: ['--enroll'] });
+	// a budget of each session: one call of "once"; an index taken again starts with its own
+	const policy = join(dir, 'policy-enroll.json');
+	writeFileSync(policy, JSON.stringify({ ...POLICY, tools: { ...POLICY.tools,
+		once: { limits: [{ window: 'day', max: 1, scope: 'session' }] } } }));
+	await notAtMidnight();
+	const a = await startAttach([], { policy, extra: ['--enroll'] });
 	const sdk = await sdkSession(1), pipe = await pipeSession([EVERYTHING]);
 	try {
 		assert.deepEqual([count('stdio_streams'), count('stdio_guards')], [0, 0]);
 		let r = enroll(sdk.pid, pipe.pid);
 		assert.equal(r.status, 0, r.stdout + r.stderr);
-		assert.match(r.stdout, new RegExp(`^pid ${sdk.pid} \\([^)]*\\): stdin: unix socketpair.*; policy ${escapeRe(join(dir, 'policy.json'))}$`, 'm'));
+		assert.match(r.stdout, new RegExp(`^pid ${sdk.pid} \\([^)]*\\): stdin: unix socketpair.*; policy ${escapeRe(policy)}$`, 'm'));
 		assert.match(r.stdout, new RegExp(`^pid ${pipe.pid} \\([^)]*\\): stdin: pipe.*; policy `, 'm'));
 		await assertDenied(sdk.call('get-env'), 'environment is private', 'sdk: get-env, enrolled');
 		assert.ok((await sdk.call('echo', { message: 'e' })).content, 'sdk: echo, enrolled');
@@ -841,7 +846,9 @@ test('enroll: servers added to a running attach; ended sessions\' entries go and
 
 		// more short sessions than there are indexes (64): each enrolled, its denied call
 		// neutralized (the fixture answers a method it does not know with {seen: method}),
-		// closed; an index is free again once its session is seen to end (within a second)
+		// its one call of "once" let through and the second refused, closed; an index is free
+		// again once its session is seen to end (within a second), its session budget gone
+		const budgets = count('tcp_budgets');
 		const N = 70;
 		for (let i = 0; i < N; i++) {
 			const s = rawSocketpairSession([FIXTURE, 'mcp']);
@@ -853,10 +860,13 @@ test('enroll: servers added to a running attach; ended sessions\' entries go and
 					if (e.status === 0 || !/none has ended/.test(e.stderr)) break;
 				}
 				assert.equal(e.status, 0, `session ${i}: ${e.stdout}${e.stderr}`);
-				await s.write(line(callMsg(1, 'get-env')) + line(callMsg(2, 'echo', { i })));
-				const [d, ok] = [await s.byId(1), await s.byId(2)];
+				await s.write(line(callMsg(1, 'get-env')) + line(callMsg(2, 'echo', { i })) +
+					line(callMsg(3, 'once')) + line(callMsg(4, 'once')));
+				const [d, ok, o1, o2] = [await s.byId(1), await s.byId(2), await s.byId(3), await s.byId(4)];
 				assert.ok(!JSON.stringify(d).includes('called get-env'), `session ${i}: get-env ran: ${brief(d)}`);
 				assert.match(JSON.stringify(ok), new RegExp(`called echo \\{\\\\"i\\\\":${i}\\}`), `session ${i}`);
+				assert.match(JSON.stringify(o1), /called once/, `session ${i}: its one "once"`);
+				assert.ok(!JSON.stringify(o2).includes('called once'), `session ${i}: a second "once" ran: ${brief(o2)}`);
 			} finally {
 				s.close();
 			}
@@ -865,10 +875,12 @@ test('enroll: servers added to a running attach; ended sessions\' entries go and
 		await pipe.close();
 		await until(() => (a.out.match(/session ended, its entries removed/g) ?? []).length === N + 2,
 			15000, `${N + 2} sessions ended in the attach log`);
-		assert.deepEqual([count('stdio_streams'), count('stdio_guards')], [0, 0], 'every entry gone');
+		assert.deepEqual([count('stdio_streams'), count('stdio_guards'), count('tcp_budgets')],
+			[0, 0, budgets], 'every entry gone, the sessions\' budgets too');
 		const st = stats();
 		assert.equal(st.get('get-env', 'rule'), N + 2, st.s);
 		assert.equal(st.get('echo', 'allow'), N + 1, st.s);
+		assert.deepEqual([st.get('once', 'allow'), st.get('once', 'limit')], [N, N], st.s);
 		await stopAttach(a);
 	} finally {
 		await sdk.close();
