@@ -739,15 +739,18 @@ test('socketpair: --policy-dir gives each server its own policy, and follows cha
 	writeFileSync(join(pdir, '10-v2.json'), JSON.stringify(v2Policy('no echo for v2')));
 	const everything = await sdkSession(1);
 	const modern = await sdkSession(2, { server: [V2_SERVER], mode: { pin: '2026-07-28' } });
+	const piped = await pipeSession([V2_SERVER]); // the v2 server again, on pipes
 	try {
 		const base = {
 			echo: await everything.call('echo', { message: 'dir' }),
 			modernSum: await modern.call('get-sum', { a: 1, b: 2 }),
 		};
-		const a = await startAttach([everything.pid, modern.pid], { policyDir: pdir });
+		await piped.init();
+		const a = await startAttach([everything.pid, modern.pid, piped.pid], { policyDir: pdir });
 		const said = (pid, file) => new RegExp(`pid ${pid} \\([^)]*\\): policy ${escapeRe(join(pdir, file))}$`, 'm');
 		assert.match(a.out, said(everything.pid, 'default.json'), a.out);
 		assert.match(a.out, said(modern.pid, '10-v2.json'), a.out);
+		assert.match(a.out, said(piped.pid, '10-v2.json'), a.out);
 
 		// each its own: get-env denied for server-everything alone, echo for the v2 server alone
 		assert.deepEqual(await everything.call('echo', { message: 'dir' }), base.echo);
@@ -760,8 +763,13 @@ test('socketpair: --policy-dir gives each server its own policy, and follows cha
 		const { row: e } = await statusRow(everything.pid, 2), { row: m } = await statusRow(modern.pid, 6);
 		assert.equal(e.policy, join(pdir, 'default.json'), JSON.stringify(e));
 		assert.equal(m.policy, join(pdir, '10-v2.json'), JSON.stringify(m));
-		const lines = await auditLines(a, 8);
-		assert.equal(lines.length, 8, JSON.stringify(lines));
+		// on pipes (--pipe-action audit): its own policy's verdicts, audited, not stopped
+		await piped.call('echo', { message: 'dir' });
+		await piped.call('get-env');
+		const lines = await auditLines(a, 10);
+		assert.equal(lines.length, 10, JSON.stringify(lines));
+		const pl = lines.filter((l) => l.server === `pid:${piped.pid}`).map((l) => [l.tool, l.decision]);
+		assert.deepEqual(pl, [['echo', 'deny'], ['get-env', 'allow']], JSON.stringify(lines));
 		for (const l of lines)
 			assert.equal(l.policy, join(pdir, l.server === `pid:${everything.pid}` ? 'default.json' :
 				'10-v2.json'), JSON.stringify(l));
@@ -783,6 +791,7 @@ test('socketpair: --policy-dir gives each server its own policy, and follows cha
 	} finally {
 		await everything.close();
 		await modern.close();
+		await piped.close();
 	}
 });
 
