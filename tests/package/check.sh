@@ -173,8 +173,9 @@ bad=""
 for c in $want_cmds; do case " $cmds " in *" $c "*) ;; *) bad="$bad $c" ;; esac; done
 check "bash completion offers every command of mcpfence --help${bad:+ (not:$bad)}" \
 	test -z "$bad" -a -n "$want_cmds"
-check "bash completion offers attach's --policy --port --pid --pipe-action" \
-	test "$aopts" = "--pid --pipe-action --policy --port "
+want_aopts=$("$bin" attach --help | grep -o -- '--p[a-z-]*' | sort -u | tr '\n' ' ')
+check "bash completion offers attach's options that begin --p: $want_aopts" \
+	test "$aopts" = "$want_aopts" -a -n "$want_aopts"
 
 # ---- make install / uninstall into a DESTDIR ---------------------------------------------
 d=$out/destdir
