@@ -34,10 +34,20 @@ int control__listen(const char *path)
 	e = addr_of(path, &sa);
 	if (e)
 		return e;
-	if (mkdir(STATUS_DIR, 0700) && errno != EEXIST) {
-		e = -errno;
-		log_err("%s: mkdir: %s", STATUS_DIR, strerror(errno));
-		return e;
+	{
+		char dir[sizeof(sa.sun_path)];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = 0;
+			if (mkdir(dir, 0700) && errno != EEXIST) {
+				e = -errno;
+				log_err("%s: mkdir: %s", dir, strerror(errno));
+				return e;
+			}
+		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -91,10 +101,11 @@ static int read_line(int fd, char *buf, size_t size, int timeout_ms)
 	return -1; /* longer than a line may be */
 }
 
+/* No SIGPIPE: a peer may close first (a refusal is written before the request is read). */
 static void write_all(int fd, const char *s, size_t n)
 {
 	while (n) {
-		ssize_t w = write(fd, s, n);
+		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -127,7 +138,8 @@ void control__serve(int lfd, control_fn fn, void *ctx)
 		}
 		reply[0] = 0;
 		fn(ctx, line, reply);
-		reply[CONTROL_LINE_MAX - 1] = 0;
+		reply[CONTROL_LINE_MAX - 2] =
+			0; /* with its newline, a line the asker reads whole */
 		len = strlen(reply);
 		reply[len] = '\n';
 		write_all(c, reply, len + 1);

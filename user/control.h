@@ -13,7 +13,7 @@
 #define CONTROL_LINE_MAX 1024 /* a request or an answer, its newline included */
 
 /*
- * Listen on path (AF_UNIX stream, mode 0600, its directory made 0700 if missing; a socket file
+ * Listen on path (AF_UNIX stream, mode 0600, its directory made 0700 if missing; a file
  * left by a dead attach is replaced). Returns the non-blocking listening fd, or -errno after
  * logging what and where.
  */
@@ -21,7 +21,7 @@ int control__listen(const char *path);
 
 /*
  * What to answer request line (NUL-terminated, without its newline): the answer, without
- * newline, into reply (CONTROL_LINE_MAX bytes).
+ * newline, into reply (CONTROL_LINE_MAX bytes; cut to CONTROL_LINE_MAX - 2 when sent).
  */
 typedef void (*control_fn)(void *ctx, const char *line, char *reply);
 
