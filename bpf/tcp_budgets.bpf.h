@@ -57,6 +57,82 @@ static __always_inline __u64 agent_key(void)
 	return h;
 }
 
+/* tcp_budgets_take's state, for its callback */
+struct budgets_take_ctx {
+	struct tcp_work *w;
+	struct mcpf_gen_cfg *gc;
+	__u64 session_hash;
+	__u32 gen, has_rule, ntaken;
+	int failed;
+};
+
+/*
+ * Limit i of the call (the all_tools limits, then the rule's): take one unit of its budget. 1
+ * stops the loop (a budget empty, or a limit not there: c->failed says which). A callback, so
+ * that the verifier checks it once (16 iterations inlined, each with its loop over the global
+ * slots, took 6.18.44's verifier past a million instructions).
+ */
+static long budget_take_one(__u64 i, void *arg)
+{
+	struct budgets_take_ctx *c = arg;
+	struct tcp_work *w = c->w;
+	struct mcpf_gen_cfg *gc = c->gc;
+	struct mcpf_budget_key *bk;
+	struct mcpf_budget *b, init;
+	struct mcpf_limit *lim;
+	__u32 slot, n, gen = c->gen & (MCPF_GENS - 1);
+
+	if (!w || !gc)
+		return 1;
+	if (i < MCPF_TCP_CALL_LIMITS) {
+		if (i >= gc->nall_limits)
+			return 0;
+		slot = gc->all_limits[i & (MCPF_TCP_CALL_LIMITS - 1)];
+	} else {
+		if (!c->has_rule || i - MCPF_TCP_CALL_LIMITS >= w->rule.nlimits)
+			return 0;
+		slot = w->rule.limits[(i - MCPF_TCP_CALL_LIMITS) & (MCPF_TCP_CALL_LIMITS - 1)];
+	}
+	slot = gen * MCPF_TCP_MAX_LIMITS + (slot & (MCPF_TCP_MAX_LIMITS - 1));
+	lim = bpf_map_lookup_elem(&tcp_limits, &slot);
+	if (!lim) {
+		c->failed = slot;
+		return 1;
+	}
+	n = c->ntaken & (2 * MCPF_TCP_CALL_LIMITS - 1);
+	bk = &w->taken[n];
+	bk->ident = lim->ident;
+	bk->scope_key = 0;
+	if (lim->scope == MCPF_SCOPE_SESSION)
+		bk->scope_key = c->session_hash;
+	else if (lim->scope == MCPF_SCOPE_AGENT)
+		bk->scope_key = agent_key();
+	b = bpf_map_lookup_elem(&tcp_budgets, bk);
+	if (!b && (lim->scope == MCPF_SCOPE_SESSION || lim->scope == MCPF_SCOPE_AGENT)) {
+		init.left = lim->max;
+		bpf_map_update_elem(&tcp_budgets, bk, &init, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&tcp_budgets, bk);
+	}
+	if (!b || __sync_fetch_and_add(&b->left, -1) <= 0) {
+		if (b)
+			__sync_fetch_and_add(&b->left, 1);
+		c->failed = slot - gen * MCPF_TCP_MAX_LIMITS;
+		return 1;
+	}
+	c->ntaken++;
+	if (lim->scope == MCPF_SCOPE_GLOBAL) {
+		bool seen = false;
+
+		for (int j = 0; j < 2 * MCPF_TCP_CALL_LIMITS; j++)
+			if (j < w->ngslots && w->gslots[j] == slot - gen * MCPF_TCP_MAX_LIMITS)
+				seen = true;
+		if (!seen && w->ngslots < 2 * MCPF_TCP_CALL_LIMITS)
+			w->gslots[w->ngslots++ & (2 * MCPF_TCP_CALL_LIMITS - 1)] =
+				slot - gen * MCPF_TCP_MAX_LIMITS;
+	}
+	return 0;
+}
+
 /*
  * Take one unit of every budget of the all_tools limits and of w->rule (when has_rule), w the
  * working state of slot; all or none. Returns the failing slot or -1. A global function: the
@@ -65,71 +141,23 @@ static __always_inline __u64 agent_key(void)
 __noinline int tcp_budgets_take(__u32 slot, __u32 gen, __u32 has_rule, __u64 session_hash)
 {
 	struct tcp_work *w = slot_at(slot);
+	struct budgets_take_ctx c = { .failed = -1 };
 	struct mcpf_gen_cfg *gc;
-	__u32 ntaken = 0;
-	int failed = -1;
+	__u32 ntaken;
+	int failed;
 
 	gen &= MCPF_GENS - 1;
 	gc = bpf_map_lookup_elem(&tcp_gen, &gen);
 	if (!w || !gc)
 		return 0;
-
-	for (int i = 0; i < 2 * MCPF_TCP_CALL_LIMITS; i++) {
-		struct mcpf_budget_key *bk;
-		struct mcpf_budget *b, init;
-		struct mcpf_limit *lim;
-		__u32 slot, n;
-
-		if (i < MCPF_TCP_CALL_LIMITS) {
-			if (i >= gc->nall_limits)
-				continue;
-			slot = gc->all_limits[i];
-		} else {
-			if (!has_rule || i - MCPF_TCP_CALL_LIMITS >= w->rule.nlimits)
-				continue;
-			slot = w->rule.limits[(i - MCPF_TCP_CALL_LIMITS) &
-					      (MCPF_TCP_CALL_LIMITS - 1)];
-		}
-		slot = gen * MCPF_TCP_MAX_LIMITS + (slot & (MCPF_TCP_MAX_LIMITS - 1));
-		lim = bpf_map_lookup_elem(&tcp_limits, &slot);
-		if (!lim) {
-			failed = slot;
-			break;
-		}
-		n = ntaken & (2 * MCPF_TCP_CALL_LIMITS - 1);
-		bk = &w->taken[n];
-		bk->ident = lim->ident;
-		bk->scope_key = 0;
-		if (lim->scope == MCPF_SCOPE_SESSION) {
-			bk->scope_key = session_hash;
-		} else if (lim->scope == MCPF_SCOPE_AGENT) {
-			bk->scope_key = agent_key();
-		}
-		b = bpf_map_lookup_elem(&tcp_budgets, bk);
-		if (!b && (lim->scope == MCPF_SCOPE_SESSION || lim->scope == MCPF_SCOPE_AGENT)) {
-			init.left = lim->max;
-			bpf_map_update_elem(&tcp_budgets, bk, &init, BPF_NOEXIST);
-			b = bpf_map_lookup_elem(&tcp_budgets, bk);
-		}
-		if (!b || __sync_fetch_and_add(&b->left, -1) <= 0) {
-			if (b)
-				__sync_fetch_and_add(&b->left, 1);
-			failed = slot - gen * MCPF_TCP_MAX_LIMITS;
-			break;
-		}
-		ntaken++;
-		if (lim->scope == MCPF_SCOPE_GLOBAL) {
-			bool seen = false;
-
-			for (int j = 0; j < 2 * MCPF_TCP_CALL_LIMITS; j++)
-				if (j < w->ngslots &&
-				    w->gslots[j] == slot - gen * MCPF_TCP_MAX_LIMITS)
-					seen = true;
-			if (!seen && w->ngslots < 2 * MCPF_TCP_CALL_LIMITS)
-				w->gslots[w->ngslots++ & (2 * MCPF_TCP_CALL_LIMITS - 1)] =
-					slot - gen * MCPF_TCP_MAX_LIMITS;
-		}
-	}
+	c.w = w;
+	c.gc = gc;
+	c.gen = gen;
+	c.has_rule = has_rule;
+	c.session_hash = session_hash;
+	bpf_loop(2 * MCPF_TCP_CALL_LIMITS, budget_take_one, &c, 0);
+	failed = c.failed;
+	ntaken = c.ntaken;
 	if (failed < 0)
 		return -1;
 	w->ngslots = 0; /* all given back */
