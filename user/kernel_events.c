@@ -182,6 +182,7 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	struct audit_event ev = {};
 	const char *reason;
 	char outcome[640];
+	const char *tag = "";
 	bool stopped;
 
 	if (size < sizeof(*e))
@@ -225,8 +226,12 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 			 reason);
 		reason = why;
 	}
+	if (e->flags & MCPF_EV_NEUTRALIZED)
+		tag = " (neutralized)";
 	if (stopped && st && st->transport == MCPF_STDIO_PIPE) {
 		/* a pipe cannot be rewritten: the action says what became of the call */
+		tag = st->action == MCPF_PIPE_KILL ? " (the server was killed)" :
+						     " (not stopped: --pipe-action audit)";
 		snprintf(outcome, sizeof(outcome), "%s (%s)", reason ? reason : "denied",
 			 st->action == MCPF_PIPE_KILL ?
 				 "the server was killed before it could read it" :
@@ -273,9 +278,7 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		printf("%s %s tool=%s id=%s kind=%s rule=%s pid=%u exe=%s conn=%s%s%s%s\n",
 		       ev.decision, method[0] ? method : "-", name[0] ? name : "-",
 		       id[0] ? id : "-", e->kind < MCPF_KIND_MAX ? kernel__kind_name(e->kind) : "?",
-		       ptr, e->pid, exe, conn,
-		       e->flags & MCPF_EV_NEUTRALIZED ? " (neutralized)" : "",
-		       e->kind == MCPF_KIND_UNPARSED ? ": " : "",
+		       ptr, e->pid, exe, conn, tag, e->kind == MCPF_KIND_UNPARSED ? ": " : "",
 		       e->kind == MCPF_KIND_UNPARSED ? reason : "");
 		fflush(stdout);
 	}
