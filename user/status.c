@@ -49,6 +49,26 @@ struct status_session *status__get(struct status *st, const char *conn)
 	return s;
 }
 
+void status__forget_ended(struct status *st, size_t keep)
+{
+	size_t ended = 0;
+
+	for (size_t i = 0; i < st->n; i++)
+		ended += st->s[i].ended;
+	while (ended > keep) {
+		size_t old = st->n;
+
+		for (size_t i = 0; i < st->n; i++)
+			if (st->s[i].ended &&
+			    (old == st->n || st->s[i].last_us < st->s[old].last_us))
+				old = i;
+		memmove(&st->s[old], &st->s[old + 1], (st->n - old - 1) * sizeof(st->s[0]));
+		st->n--;
+		ended--;
+		st->dirty = true;
+	}
+}
+
 void status__count(struct status *st, struct status_session *s, bool call, bool denied,
 		   uint64_t time_us)
 {

@@ -45,6 +45,12 @@ struct status {
 struct status_session *status__get(struct status *st, const char *conn);
 /* Row s is decided by the policy file path (attach --policy-dir); marks st dirty if new. */
 void status__set_policy(struct status_session *s, const char *path);
+/*
+ * Keep the rows of at most keep ended sessions: those whose last decision is oldest go first (a
+ * daemon that sees thousands of short sessions keeps a table of bounded size).
+ */
+#define STATUS_ENDED_KEEP 64
+void status__forget_ended(struct status *st, size_t keep);
 /* Count a decision of row s at time_us (CLOCK_REALTIME µs). */
 void status__count(struct status *st, struct status_session *s, bool call, bool denied,
 		   uint64_t time_us);

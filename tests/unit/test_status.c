@@ -208,6 +208,34 @@ static void test_bounded(void **state)
 	status__free(&st);
 }
 
+/* Ended sessions' rows: the newest STATUS_ENDED_KEEP stay, the others go, live rows all stay. */
+static void test_ended_forgotten(void **state)
+{
+	struct status st = {};
+	char conn[40];
+
+	(void)state;
+	status__get(&st, "socketpair:1")->pinned = true;
+	for (int i = 0; i < 3 * STATUS_ENDED_KEEP; i++) {
+		struct status_session *s;
+
+		snprintf(conn, sizeof(conn), "socketpair:%d", 100 + i);
+		s = status__get(&st, conn);
+		assert_non_null(s);
+		status__count(&st, s, true, false, 1000 + (uint64_t)i);
+		s->ended = true;
+		status__forget_ended(&st, STATUS_ENDED_KEEP);
+	}
+	assert_int_equal(st.n, STATUS_ENDED_KEEP + 1);
+	assert_string_equal(st.s[0].conn, "socketpair:1");
+	for (size_t i = 1; i < st.n; i++) {
+		snprintf(conn, sizeof(conn), "socketpair:%d",
+			 100 + 2 * STATUS_ENDED_KEEP + (int)i - 1);
+		assert_string_equal(st.s[i].conn, conn);
+	}
+	status__free(&st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +243,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_column, setup, teardown),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_ended_forgotten),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
