@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "kernel.h"
@@ -74,8 +76,39 @@ static int stream_add(struct tcp_bpf *skel, uint64_t key, unsigned idx, unsigned
  * Put fd `fd` of process pid in stdio_socks at slot: 0 or -errno (logged). queued (unless NULL):
  * the bytes still on the socket's own receive queue once it is in the map.
  */
+/*
+ * Take exactly n bytes out of fd (a copy of the server's stdin), into a new buffer at *out;
+ * *got: how many came (fewer when a verdict took some first). 0 or -errno (logged).
+ */
+static int take_queued(pid_t pid, int fd, int n, char **out, size_t *got)
+{
+	char *buf = malloc(n > 0 ? n : 1);
+
+	*got = 0;
+	*out = buf;
+	if (!buf)
+		return -ENOMEM;
+	while (*got < (size_t)n) {
+		ssize_t r = recv(fd, buf + *got, n - *got, MSG_DONTWAIT);
+
+		if (r < 0 && errno == ENOTSOCK)
+			r = read(fd, buf + *got, n - *got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno != EAGAIN) {
+			log_err("pid %d: its stdin: taking out what waits there: %s", pid,
+				strerror(errno));
+			return -errno;
+		}
+		if (r <= 0)
+			break;
+		*got += r;
+	}
+	return 0;
+}
+
 static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, const char *what,
-		       int *queued)
+		       int *queued, struct kernel_stdio_session *fresh)
 {
 	int copy = stdio_find__take(pid, fd), err = 0;
 	uint64_t value;
@@ -89,6 +122,10 @@ static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, c
 	} else if (queued && ioctl(copy, SIOCINQ, queued)) {
 		err = -errno;
 		log_err("pid %d fd %d (%s): SIOCINQ: %s", pid, fd, what, strerror(errno));
+	} else if (fresh && *queued > 0) {
+		/* the server has read nothing: no byte of the socket's own queue is its yet */
+		err = take_queued(pid, copy, *queued, &fresh->held, &fresh->nheld);
+		*queued = 0;
 	}
 	close(copy);
 	return err;
@@ -248,8 +285,32 @@ void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
 	}
 }
 
+/* A fresh server's pipe stdin: what waits in it, taken out (kernel_stdio__resend writes it). */
+static int pipe_take(struct kernel_stdio_session *s)
+{
+	int copy = stdio_find__take(s->pid, 0), n = 0, err = 0;
+
+	if (copy < 0)
+		return copy;
+	if (ioctl(copy, FIONREAD, &n)) {
+		err = -errno;
+		log_err("pid %d: its stdin pipe: FIONREAD: %s", s->pid, strerror(errno));
+	} else if (n > 0) {
+		err = take_queued(s->pid, copy, n, &s->held, &s->nheld);
+	}
+	close(copy);
+	return err;
+}
+
 int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_pipe_action action,
 		      struct kernel_stdio_session *s)
+{
+	return kernel_stdio__add_fresh(skel, idx, pid, action, s, false);
+}
+
+int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
+			    enum mcpf_pipe_action action, struct kernel_stdio_session *s,
+			    bool fresh)
 {
 	struct stdio_end in, out;
 	int err, queued = 0;
@@ -264,6 +325,7 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 		return err;
 	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
 	if (in.npeers) {
+		s->client_fd = in.peers[0].fd;
 		s->client_pid = in.peers[0].pid;
 		memcpy(s->client_comm, in.peers[0].comm, sizeof(s->client_comm));
 	}
@@ -293,7 +355,8 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 		if (err)
 			return err;
 		/* the stream is known before a byte of it is judged */
-		err = sock_insert(skel, pid, 0, 2 * idx, "the server's end of its stdin", &queued);
+		err = sock_insert(skel, pid, 0, 2 * idx, "the server's end of its stdin", &queued,
+				  fresh ? s : NULL);
 		if (!err)
 			err = guard_arm(skel, idx, s, queued);
 		if (err)
@@ -308,6 +371,8 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 				.pid = in.sharers[i].pid, .fd = in.sharers[i].fd, .ino = in.ino
 			};
 		err = stream_add(skel, s->req_key, idx, MCPF_STDIO_REQUESTS, s, &in);
+		if (!err && fresh)
+			err = pipe_take(s);
 		if (err)
 			return err;
 	} else {
@@ -329,7 +394,7 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 		err = stream_add(skel, s->rep_key, idx, MCPF_STDIO_REPLIES, s, NULL);
 		if (!err)
 			err = sock_insert(skel, out.peers[0].pid, out.peers[0].fd, 2 * idx + 1,
-					  "the client's end of the server's stdout", NULL);
+					  "the client's end of the server's stdout", NULL, NULL);
 		if (!err) {
 			kick_readers(out.peers, out.npeers, "the server's stdout");
 			readers_add(s, out.peers, out.npeers, out.peer_ino, true);
@@ -341,6 +406,61 @@ int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_p
 			 "found\"",
 			 pid, out.desc);
 	return 0;
+}
+
+int kernel_stdio__resend(struct kernel_stdio_session *s)
+{
+	size_t off = 0;
+	int fd, err = 0;
+
+	if (!s->held)
+		return 0;
+	if (s->transport == MCPF_STDIO_SOCKETPAIR) {
+		struct timeval tv = { .tv_sec = 1 };
+
+		fd = s->client_pid ? stdio_find__take(s->client_pid, s->client_fd) : -ENOENT;
+		if (fd >= 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	} else {
+		char path[64];
+
+		/* a writer of its own on the same pipe: what it writes, the tracepoints judge */
+		snprintf(path, sizeof(path), "/proc/%d/fd/0", (int)s->pid);
+		fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+	}
+	if (fd < 0) {
+		log_err("pid %d: the %zu bytes its client sent before it ran cannot be sent again "
+			"(no way into its stdin: %s): they are lost",
+			s->pid, s->nheld, strerror(-fd));
+		err = fd;
+		goto out;
+	}
+	while (off < s->nheld) {
+		ssize_t w = write(fd, s->held + off, s->nheld - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			err = w < 0 ? -errno : -EIO;
+			log_err("pid %d: sending again the %zu bytes its client sent before it ran: "
+				"%s after %zu: the rest is lost",
+				s->pid, s->nheld, strerror(-err), off);
+			break;
+		}
+		off += w;
+	}
+	close(fd);
+	if (!err)
+		log_info("pid %d: %zu bytes its client sent before it ran were taken out of its "
+			 "stdin and sent again, to be judged",
+			 s->pid, s->nheld);
+out:
+	free(s->held);
+	s->held = NULL;
+	s->nheld = 0;
+	return err;
 }
 
 void kernel_stdio__conn(const struct kernel_stdio_session *s, char *out, size_t size)

@@ -43,7 +43,10 @@ struct kernel_stdio_session {
 	/* pipes: who held the read end at attach (the watchdog's readers are sockets') */
 	struct kernel_stdio_reader pipe_readers[KERNEL_STDIO_READERS];
 	unsigned npipe_readers;
-	bool ended; /* removed from the maps: nothing reads its stdin any more */
+	bool ended;    /* removed from the maps: nothing reads its stdin any more */
+	int client_fd; /* client_pid's fd of the client's end */
+	char *held;    /* a fresh server: what waited in its stdin, to send again */
+	size_t nheld;
 };
 
 /* The session's conn, as audit lines and status rows name it: "socketpair:PID" or "pipe:PID". */
@@ -59,6 +62,20 @@ int kernel_stdio__attach_prog(struct tcp_bpf *skel);
 int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_pipe_action action,
 		      struct kernel_stdio_session *s);
 
+/*
+ * The same, for a server that has read nothing of its stdin yet (stopped at its exec by the
+ * daemon, before its first instruction): the bytes its client sent already, which the hooks
+ * have not judged, are taken out of its stdin into s->held, for kernel_stdio__resend.
+ */
+int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
+			    enum mcpf_pipe_action action, struct kernel_stdio_session *s,
+			    bool fresh);
+/*
+ * Write s->held again into the server's stdin, where the hooks judge it like any other byte:
+ * through the client's end of a socketpair (the verdict), or a writer of its own on the pipe
+ * (the tracepoints, which must be on). Frees it. 0, or -errno: those bytes are lost (logged).
+ */
+int kernel_stdio__resend(struct kernel_stdio_session *s);
 /*
  * What the answers to denied calls say, for generation gen of the policy compiled in kc: its
  * rules' reasons, as the audit lines say them (tcp_reasons). 0 or -errno (logged).
