@@ -439,6 +439,39 @@ struct mcpf_stdio_guard {
 };
 
 /*
+ * The daemon's finder (bpf/daemon.bpf.c): programs exec'd with a pipe or an AF_UNIX stream
+ * socket as both fd 0 and fd 1, whose executable's file name is in daemon_exes (or any, with
+ * daemon_cfg[MCPF_DAEMON_CFG_EVERY]), are stopped and named to userspace.
+ */
+#define MCPF_DAEMON_EXES 256
+#define MCPF_EXE_NAME 32 /* bytes of an executable's file name compared (31, NUL-padded) */
+
+enum mcpf_stdin_kind {
+	MCPF_STDIN_PIPE = 1,
+	MCPF_STDIN_SOCKET = 2, /* an AF_UNIX stream socket */
+};
+
+enum mcpf_daemon_cfg {
+	MCPF_DAEMON_CFG_EVERY = 0,   /* nonzero: every such program, whatever its name */
+	MCPF_DAEMON_CFG_STOPPED = 1, /* counter: programs stopped and named */
+	MCPF_DAEMON_CFG_MISSED = 2,  /* counter: not stopped, the ring full */
+	MCPF_DAEMON_CFG_N = 3,
+};
+
+struct mcpf_exe_name {
+	char name[MCPF_EXE_NAME];
+};
+
+struct mcpf_exec_event {
+	__u32 pid;
+	__u8 stdin_kind; /* enum mcpf_stdin_kind */
+	__u8 stdout_kind;
+	__u8 stopped; /* 1: SIGSTOP sent, the daemon continues it */
+	__u8 _pad;
+	char exe[MCPF_EXE_NAME];
+};
+
+/*
  * tcp_events, the ring of decisions: allowed calls do not wake its reader until
  * MCPF_EVENTS_WAKE_BYTES wait (a wakeup costs the sending process several us); the reader
  * drains it at least every MCPF_EVENTS_POLL_MS.

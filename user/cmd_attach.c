@@ -25,6 +25,7 @@
 #include "cgroup.h"
 #include "cmd.h"
 #include "control.h"
+#include "daemon_find.h"
 #include "feature_probes.h"
 #include "kernel.h"
 #include "kernel_adopt.h"
@@ -47,6 +48,7 @@
  */
 #define NSESSIONS (MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS)
 #define PORT_SESSION(j) (MCPF_STDIO_MAX_SESSIONS + (j))
+#define DAEMON_FOUND_MAX 256
 
 /* A policy slot: one policy in force, for the sessions whose server it fits. */
 struct attach_slot {
@@ -81,6 +83,18 @@ struct attach_ctx {
 	uint64_t unwatched;   /* sockets tcp_socks had no room for, as last said */
 	struct status status; /* the sessions' rows, for `mcpfence status` */
 	uint64_t started_us;
+	/* `mcpfence daemon`: the servers it finds by itself */
+	bool daemon;
+	bool finding; /* find is started */
+	struct daemon_find find;
+	const struct policy_dir *find_dir; /* whose names find has */
+	struct {
+		pid_t pid;
+		bool stopped;
+	} found[DAEMON_FOUND_MAX]; /* named by the finder, to take after its ring is read */
+	unsigned nfound;
+	pid_t waiting[DAEMON_FOUND_MAX]; /* stopped, a policy fits, no room yet: taken later */
+	unsigned nwaiting;
 };
 
 /* time(2) may read a coarse clock that lags the boundary the poll woke up for */
@@ -325,14 +339,15 @@ static void status_policy(struct attach_ctx *ac, unsigned i, const struct policy
  * slot's idle generation and flipped in (no moment unenforced; global budgets synced with the
  * host-wide table first, so that a new one does not start full); then the sessions are pointed
  * at their slots, and the slots no session needs any more are emptied. first: the sessions
- * have no slot yet. 0, or -errno with the policies in force as they were.
+ * have no slot yet. keep: a policy in force already stays as it is (an enrolment: nothing
+ * changed on disk), not compiled again. 0, or -errno with the policies in force as they were.
  */
-static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, bool first)
+static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, bool first, bool keep)
 {
 	const struct policy *pick[NSESSIONS] = {};
 	const struct policy *want[MCPF_PSLOTS] = {};
 	unsigned slot_of[NSESSIONS];
-	bool compiled[MCPF_PSLOTS] = {};
+	bool compiled[MCPF_PSLOTS] = {}, in_force[MCPF_PSLOTS] = {};
 	int e = 0;
 
 	for (unsigned i = 0; i < NSESSIONS; i++) {
@@ -365,8 +380,11 @@ static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, boo
 				pick[i]->source, MCPF_PSLOTS);
 			return -E2BIG;
 		}
+	for (unsigned s = 0; s < MCPF_PSLOTS; s++)
+		if (keep && want[s] && ac->slots[s].pol == want[s])
+			in_force[s] = true;
 	for (unsigned s = 0; s < MCPF_PSLOTS && !e; s++)
-		if (want[s])
+		if (want[s] && !in_force[s])
 			e = share_global_budgets(ac, want[s]);
 	/* events of the idle generations are read (and lost ones charged) before they go */
 	if (ac->rb)
@@ -374,7 +392,7 @@ static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, boo
 	for (unsigned s = 0; s < MCPF_PSLOTS && !e; s++) {
 		unsigned idle = MCPF_GEN_INDEX(s, ac->slots[s].gen ^ 1);
 
-		if (!want[s])
+		if (!want[s] || in_force[s])
 			continue;
 		kernel__charge_uncharged(ac->skel, &ac->kc[idle], ac->ev.limits);
 		compiled[s] = true;
@@ -393,7 +411,7 @@ static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, boo
 	for (unsigned s = 0; s < MCPF_PSLOTS; s++) {
 		unsigned idle = MCPF_GEN_INDEX(s, ac->slots[s].gen ^ 1);
 
-		if (!want[s])
+		if (!want[s] || in_force[s])
 			continue;
 		sync_global(ac, &ac->kc[idle]);
 		if (kernel__activate(ac->skel, idle))
@@ -446,7 +464,7 @@ static int policies_take(struct attach_ctx *ac, struct policy_dir *d, bool first
 		}
 	policy_dir__free(ac->dir_old);
 	ac->dir_old = NULL;
-	e = policies_apply(ac, d, first);
+	e = policies_apply(ac, d, first, false);
 	if (e)
 		return e;
 	ac->dir_old = ac->dir;
@@ -568,6 +586,12 @@ static void status_row(struct attach_ctx *ac, unsigned i)
 	row = status__get(&ac->status, conn);
 	if (!row)
 		return;
+	if (row->ended) {
+		/* the row of an earlier server of the same pid, ended: this one starts afresh */
+		memset(row, 0, sizeof(*row));
+		snprintf(row->conn, sizeof(row->conn), "%s", conn);
+		ac->status.dirty = true;
+	}
 	row->pinned = true;
 	if (ac->is_dir && ac->slots[ac->pslot[i]].pol)
 		status__set_policy(row, ac->slots[ac->pslot[i]].pol->source);
@@ -605,6 +629,7 @@ static void sessions_ended(struct attach_ctx *ac, unsigned npids)
 			ac->status.dirty = true;
 		}
 	}
+	status__forget_ended(&ac->status, STATUS_ENDED_KEEP);
 }
 
 static void status_save(struct attach_ctx *ac)
@@ -628,9 +653,11 @@ static int pipes_on(struct attach_ctx *ac)
 /*
  * `mcpfence enroll --pid PID`: server pid under this attachment, as a --pid given at the start
  * is, into the index of a session that ended or a new one. Its policy slot is set before its
- * streams exist: no byte of it is decided by another policy. The answer into reply.
+ * streams exist: no byte of it is decided by another policy. The answer into reply; 0, or
+ * -ENOSPC when every index is taken by a session that has not ended, or another -errno.
+ * fresh: the server was stopped at its exec (kernel_stdio__add_fresh).
  */
-static void enroll(struct attach_ctx *ac, pid_t pid, char *reply)
+static int enroll(struct attach_ctx *ac, pid_t pid, bool fresh, char *reply)
 {
 	unsigned idx = MCPF_STDIO_MAX_SESSIONS, before = ac->npids;
 	struct kernel_stdio_session *s;
@@ -644,17 +671,26 @@ static void enroll(struct attach_ctx *ac, pid_t pid, char *reply)
 			 "error: pid %d: this attach loaded no stdio programs (start it with --pid "
 			 "or --enroll)",
 			 (int)pid);
-		return;
+		return -ENOTSUP;
 	}
 	for (unsigned i = 0; i < ac->npids; i++)
 		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid) {
 			snprintf(reply, CONTROL_LINE_MAX, "error: pid %d is enforced on already",
 				 (int)pid);
-			return;
+			return -EALREADY;
 		}
 	for (unsigned i = 0; i < ac->npids && idx == MCPF_STDIO_MAX_SESSIONS; i++)
 		if (ac->stdio[i].ended)
 			idx = i;
+	if (idx == MCPF_STDIO_MAX_SESSIONS && ac->npids == MCPF_STDIO_MAX_SESSIONS) {
+		/* sessions that ended since the last look (once a second) make room now */
+		if (ac->rb)
+			ring_buffer__consume(ac->rb);
+		sessions_ended(ac, ac->npids);
+		for (unsigned i = 0; i < ac->npids && idx == MCPF_STDIO_MAX_SESSIONS; i++)
+			if (ac->stdio[i].ended)
+				idx = i;
+	}
 	if (idx == MCPF_STDIO_MAX_SESSIONS) {
 		if (ac->npids == MCPF_STDIO_MAX_SESSIONS) {
 			snprintf(
@@ -662,7 +698,7 @@ static void enroll(struct attach_ctx *ac, pid_t pid, char *reply)
 				"error: pid %d: %d stdio sessions are enforced on already: none has "
 				"ended",
 				(int)pid, MCPF_STDIO_MAX_SESSIONS);
-			return;
+			return -ENOSPC;
 		}
 		idx = ac->npids;
 	}
@@ -671,9 +707,10 @@ static void enroll(struct attach_ctx *ac, pid_t pid, char *reply)
 		ring_buffer__consume(ac->rb);
 	if (ac->who) {
 		policy_dir__who_free(&ac->who[idx]);
-		if (policy_dir__who_of_pid(pid, &ac->who[idx], err, sizeof(err))) {
+		e = policy_dir__who_of_pid(pid, &ac->who[idx], err, sizeof(err));
+		if (e) {
 			snprintf(reply, CONTROL_LINE_MAX, "error: pid %d: %s", (int)pid, err);
-			return;
+			return e;
 		}
 	}
 	s = &ac->stdio[idx];
@@ -683,16 +720,18 @@ static void enroll(struct attach_ctx *ac, pid_t pid, char *reply)
 	if (idx == ac->npids)
 		ac->npids++;
 	log__clear_error();
-	e = policies_apply(ac, ac->dir, false);
+	e = policies_apply(ac, ac->dir, false, true);
 	if (e) {
 		snprintf(reply, CONTROL_LINE_MAX, "error: %s",
 			 log__last_error()[0] ? log__last_error() : strerror(-e));
 		goto undo;
 	}
-	e = kernel_stdio__add(ac->skel, idx, pid, ac->pipe_action, s);
+	e = kernel_stdio__add_fresh(ac->skel, idx, pid, ac->pipe_action, s, fresh);
 	if (!e)
 		e = pipes_on(ac);
 	if (e) {
+		free(s->held);
+		s->held = NULL;
 		snprintf(reply, CONTROL_LINE_MAX, "error: %s",
 			 log__last_error()[0] ? log__last_error() : strerror(-e));
 		/* what was put in the maps goes */
@@ -703,17 +742,20 @@ static void enroll(struct attach_ctx *ac, pid_t pid, char *reply)
 		goto undo;
 	}
 	ac->ev.nstdio = ac->npids;
+	/* what its client sent before it ran, judged now (the hooks are on) */
+	kernel_stdio__resend(s);
 	status_row(ac, idx);
 	status_save(ac);
 	log_info("pid %d (%s): enrolled: %s", (int)pid, s->comm, s->desc);
 	snprintf(reply, CONTROL_LINE_MAX, "ok pid %d (%s): %s; policy %s", (int)pid, s->comm,
 		 s->desc,
 		 ac->slots[ac->pslot[idx]].pol ? ac->slots[ac->pslot[idx]].pol->source : "?");
-	return;
+	return 0;
 undo:
 	s->ended = true;
 	if (idx == before)
 		ac->npids = before;
+	return e;
 }
 
 /* A request on the control socket. */
@@ -727,8 +769,174 @@ static void on_control(void *ctx, const char *line, char *reply)
 			 "error: not a request this attach takes (enroll PID)");
 		return;
 	}
-	enroll(ac, (pid_t)pid, reply);
+	enroll(ac, (pid_t)pid, false, reply);
 }
+
+/* ---- `mcpfence daemon`: the servers it finds by itself ---------------------------------- */
+
+/* The finder stops the programs a file of the directory in force may fit (daemon_find). */
+static void daemon_names(struct attach_ctx *ac)
+{
+	struct daemon_names *n;
+
+	if (!ac->finding || ac->find_dir == ac->dir)
+		return;
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		log_err("daemon: the names of %s: %s", ac->dir->path, strerror(ENOMEM));
+		return;
+	}
+	daemon_find__names(ac->dir, n);
+	daemon_find__set(&ac->find, n);
+	ac->find_dir = ac->dir;
+	if (n->every)
+		log_warn(
+			"%s fits programs of any name: every program started with a pipe or "
+			"socketpair as stdin and stdout waits for the daemon to read who it is (give "
+			"its \"match\" an \"exe\" whose file name has no wildcard to narrow it)",
+			n->why_every);
+	else if (!n->n)
+		log_info("no policy of %s has a \"match\" a server can fit at its start: the "
+			 "daemon finds no server by itself (mcpfence enroll still enrolls)",
+			 ac->dir->path);
+	else {
+		char list[1024] = "";
+		size_t len = 0;
+
+		for (unsigned i = 0; i < n->n && len < sizeof(list) - 40; i++)
+			len += snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+					n->names[i].name);
+		log_info("the daemon looks at programs named %s started with a pipe or socketpair "
+			 "as stdin and stdout",
+			 list);
+	}
+	free(n);
+}
+
+/* A program the finder stopped at its exec: taken once its ring is read (enroll reads rings). */
+static void on_exec(void *ctx, const struct mcpf_exec_event *ev)
+{
+	struct attach_ctx *ac = ctx;
+
+	if (ac->nfound == DAEMON_FOUND_MAX) {
+		log_warn("pid %u (%s): more than %d programs started at once: not enrolled",
+			 ev->pid, ev->exe, DAEMON_FOUND_MAX);
+		if (ev->stopped)
+			kill((pid_t)ev->pid, SIGCONT);
+		return;
+	}
+	ac->found[ac->nfound].pid = (pid_t)ev->pid;
+	ac->found[ac->nfound].stopped = ev->stopped;
+	ac->nfound++;
+}
+
+/*
+ * Server pid, found by the daemon: enrolled when a file of the directory fits it by its "match"
+ * (default.json does not make a program a server). fresh: stopped at its exec, it has read
+ * nothing; continued here, enrolled or not, but for one a policy fits while every session
+ * index is taken: that one stays stopped, to be taken when a session ends (true returned).
+ */
+static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
+{
+	const struct policy *p = NULL;
+	char err[POLICY_ERR_LEN], reply[CONTROL_LINE_MAX];
+	struct proc_who w = {};
+	int e;
+
+	for (unsigned i = 0; i < ac->npids; i++)
+		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
+			goto out;
+	if (policy_dir__who_of_pid(pid, &w, err, sizeof(err))) {
+		log_debug("pid %d: %s: not enrolled", (int)pid, err);
+		goto out;
+	}
+	for (size_t i = 0; i < ac->dir->nfiles && !p; i++)
+		if (daemon_find__findable(ac->dir->files[i]) &&
+		    policy__match_fits(ac->dir->files[i], &w.who))
+			p = ac->dir->files[i];
+	if (!p) {
+		log_debug("pid %d (%s): no policy's \"match\" fits it: not enrolled", (int)pid,
+			  w.exe);
+		goto out;
+	}
+	e = enroll(ac, pid, fresh, reply); /* which logs it */
+	if (e == -ENOSPC && fresh) {
+		/* a server its policy names does not run unenforced: it waits, stopped */
+		policy_dir__who_free(&w);
+		return true;
+	}
+	if (e)
+		log_warn("pid %d (%s) fits %s but is not enforced on: %s", (int)pid, w.exe,
+			 p->source, reply);
+out:
+	policy_dir__who_free(&w);
+	if (fresh)
+		kill(pid, SIGCONT);
+	return false;
+}
+
+/* Keep pid stopped until a session index is free (said once). */
+static void daemon_wait(struct attach_ctx *ac, pid_t pid)
+{
+	for (unsigned i = 0; i < ac->nwaiting; i++)
+		if (ac->waiting[i] == pid)
+			return;
+	if (ac->nwaiting == DAEMON_FOUND_MAX) {
+		log_err("pid %d: more than %d servers wait for a session to end: continued, not "
+			"enforced on",
+			(int)pid, DAEMON_FOUND_MAX);
+		kill(pid, SIGCONT);
+		return;
+	}
+	log_warn("pid %d: a policy fits it, but %d stdio sessions are enforced on already: kept "
+		 "stopped until one ends",
+		 (int)pid, MCPF_STDIO_MAX_SESSIONS);
+	ac->waiting[ac->nwaiting++] = pid;
+}
+
+static void daemon_found(struct attach_ctx *ac)
+{
+	unsigned n = ac->nwaiting;
+
+	daemon_find__poll(&ac->find);
+	/* those that wait first, in the order they came */
+	ac->nwaiting = 0;
+	for (unsigned i = 0; i < n; i++) {
+		pid_t pid = ac->waiting[i];
+
+		if (kill(pid, 0) && errno == ESRCH)
+			continue;
+		if (daemon_take(ac, pid, true)) {
+			/* still no room: it and those after it wait on */
+			memmove(ac->waiting, ac->waiting + i, (n - i) * sizeof(pid_t));
+			ac->nwaiting = n - i;
+			break;
+		}
+	}
+	for (unsigned i = 0; i < ac->nfound; i++) {
+		if (!ac->found[i].stopped)
+			log_warn("pid %d: could not be stopped at its start: not enrolled",
+				 (int)ac->found[i].pid);
+		else if (ac->nwaiting || daemon_take(ac, ac->found[i].pid, true))
+			daemon_wait(ac, ac->found[i].pid);
+	}
+	ac->nfound = 0;
+}
+
+static void daemon_scanned(void *ctx, pid_t pid)
+{
+	daemon_take(ctx, pid, false);
+}
+
+/* The options attach and daemon share, last in their usage. */
+#define OPTIONS_BOTH                                                                       \
+	"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n"  \
+	"                    audited) or kill (the server is killed before it reads it)\n" \
+	"  --cgroup PATH     the cgroup v2 watched for TCP (default: the host's root)\n"   \
+	"  --audit FILE      audit log, - for stderr (default: as for run)\n"              \
+	"  --quiet           no line on stdout per decision\n"                             \
+	"  --verbose         log debug messages\n"                                         \
+	"  -h, --help        print this help\n"
 
 static void attach_usage(FILE *f)
 {
@@ -741,18 +949,35 @@ static void attach_usage(FILE *f)
 		"  --port N          enforce on TCP connections to or from port N (up to %d)\n"
 		"  --pid PID         enforce on the stdio server running as PID (up to %d)\n"
 		"  --enroll          take more stdio servers while running (mcpfence enroll):\n"
-		"                    the programs of both stdin kinds are loaded\n"
-		"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n"
-		"                    audited) or kill (the server is killed before it reads it)\n"
-		"  --cgroup PATH     the cgroup v2 watched for TCP (default: the host's root)\n"
-		"  --audit FILE      audit log, - for stderr (default: as for run)\n"
-		"  --quiet           no line on stdout per decision\n"
-		"  --verbose         log debug messages\n"
-		"  -h, --help        print this help\n",
+		"                    the programs of both stdin kinds are loaded\n" OPTIONS_BOTH,
 		MCPF_TCP_MAX_PORTS, MCPF_STDIO_MAX_SESSIONS);
 }
 
+static void daemon_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mcpfence daemon --policy-dir DIR [OPTIONS]\n"
+		"  --policy-dir DIR  a directory of policies, followed as it changes: each stdio\n"
+		"                    server a file's \"match\" fits is found and enforced on, at its\n"
+		"                    start or running already; default.json decides for the\n"
+		"                    servers mcpfence enroll names and ports no file names\n"
+		"  --port N          enforce on TCP connections to or from port N (up to %d)\n" OPTIONS_BOTH,
+		MCPF_TCP_MAX_PORTS);
+}
+
+static int attach_main(int argc, char **argv, bool daemon);
+
 int cmd_attach(int argc, char **argv)
+{
+	return attach_main(argc, argv, false);
+}
+
+int cmd_daemon(int argc, char **argv)
+{
+	return attach_main(argc, argv, true);
+}
+
+static int attach_main(int argc, char **argv, bool daemon)
 {
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
@@ -786,6 +1011,15 @@ int cmd_attach(int argc, char **argv)
 	ac.ev.kc = ac.kc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (daemon && (c == 'p' || c == 'i' || c == 'E')) {
+			log_err("daemon: --%s is attach's: the daemon takes --policy-dir and finds its "
+				"servers itself",
+				c == 'p' ? "policy" :
+				c == 'i' ? "pid" :
+					   "enroll");
+			daemon_usage(stderr);
+			return EXIT_USAGE;
+		}
 		switch (c) {
 		case 'p':
 			policy_path = optarg;
@@ -847,18 +1081,26 @@ int cmd_attach(int argc, char **argv)
 			log_level = LOG_LVL_DEBUG;
 			break;
 		case 'h':
-			attach_usage(stdout);
+			(daemon ? daemon_usage : attach_usage)(stdout);
 			return 0;
 		default:
-			attach_usage(stderr);
+			(daemon ? daemon_usage : attach_usage)(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		log_err("attach: unexpected argument '%s'", argv[optind]);
-		attach_usage(stderr);
+		log_err("%s: unexpected argument '%s'", daemon ? "daemon" : "attach", argv[optind]);
+		(daemon ? daemon_usage : attach_usage)(stderr);
 		return EXIT_USAGE;
 	}
+	if (daemon && !policy_dir) {
+		log_err("daemon needs --policy-dir");
+		daemon_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (daemon)
+		enroll_any = true;
+	ac.daemon = daemon;
 	if ((!nports && !npids && !enroll_any) || !policy_path == !policy_dir) {
 		log_err("attach needs --policy or --policy-dir (one of them) and at least one --port, "
 			"--pid or --enroll");
@@ -1000,6 +1242,18 @@ int cmd_attach(int argc, char **argv)
 	for (unsigned i = 0; i < npids; i++)
 		status_row(&ac, i);
 	status_save(&ac);
+	if (daemon) {
+		unsigned n;
+
+		/* the finder first: a server that starts during the scan is found by one or both */
+		if (daemon_find__start(&ac.find, on_exec, &ac))
+			goto out_detach;
+		ac.finding = true;
+		daemon_names(&ac);
+		n = daemon_find__scan(daemon_scanned, &ac);
+		log_debug("%u running programs have a pipe or socket as stdin and stdout", n);
+		daemon_found(&ac);
+	}
 	for (unsigned i = 0; i < nports; i++)
 		printf("%s%u", i ? "," : "watching TCP port ", ports[i]);
 	if (nports)
@@ -1008,7 +1262,9 @@ int cmd_attach(int argc, char **argv)
 		printf("%s%d", i ? "," : "watching the stdio of pid ", pids[i]);
 	if (npids)
 		printf("; ");
-	if (!npids && !nports)
+	if (daemon)
+		printf("daemon: finding the stdio servers %s's policies name; ", policy_dir);
+	else if (!npids && !nports)
 		printf("watching the stdio servers `mcpfence enroll` names; ");
 	printf("pins in %s\n", MCPF_PIN_DIR);
 	fflush(stdout);
@@ -1032,13 +1288,19 @@ int cmd_attach(int argc, char **argv)
 		}
 		{
 			/* the events, and `mcpfence enroll` on the control socket */
-			struct pollfd pf[2] = { { .fd = ring_buffer__epoll_fd(rb),
-						  .events = POLLIN },
-						{ .fd = ac.control_fd, .events = POLLIN } };
+			struct pollfd pf[3] = {
+				{ .fd = ring_buffer__epoll_fd(rb), .events = POLLIN },
+				{ .fd = ac.control_fd, .events = POLLIN },
+				{ .fd = ac.finding ? daemon_find__fd(&ac.find) : -1,
+				  .events = POLLIN },
+			};
 
-			err = poll(pf, 2, timeout) < 0 ? -errno : 0;
+			err = poll(pf, 3, timeout) < 0 ? -errno : 0;
 			if (err >= 0 || err == -EINTR)
 				err = ring_buffer__consume(rb);
+			/* a program stopped at its start waits for this */
+			if (ac.finding)
+				daemon_found(&ac);
 			if (pf[1].revents & POLLIN)
 				control__serve(ac.control_fd, on_control, &ac);
 		}
@@ -1052,6 +1314,7 @@ int cmd_attach(int argc, char **argv)
 		}
 		if (ac.watching)
 			policies_changed(&ac);
+		daemon_names(&ac);
 		now = realtime_s();
 		if (now != last) {
 			for (unsigned s = 0; s < MCPF_PSLOTS; s++) {
@@ -1087,6 +1350,19 @@ int cmd_attach(int argc, char **argv)
 	ring_buffer__consume(rb);
 	ret = 0;
 out_detach:
+	if (ac.finding) {
+		/* no program stays stopped: none is stopped any more, then those that were go on */
+		bpf_link__destroy(ac.find.link);
+		ac.find.link = NULL;
+		daemon_find__poll(&ac.find);
+		for (unsigned i = 0; i < ac.nfound; i++)
+			if (ac.found[i].stopped)
+				kill(ac.found[i].pid, SIGCONT);
+		for (unsigned i = 0; i < ac.nwaiting; i++)
+			kill(ac.waiting[i], SIGCONT);
+		daemon_find__stop(&ac.find);
+		ac.finding = false;
+	}
 	control__close(ac.control_fd, CONTROL_PATH);
 	ac.control_fd = -1;
 	unlink(STATUS_PATH);

@@ -43,6 +43,8 @@ static const struct command commands[] = {
 	{ "deny", cmd_deny, "refuse a waiting call" },
 	{ "attach", cmd_attach, "enforce a policy in the kernel on TCP ports and stdio servers" },
 	{ "enroll", cmd_enroll, "put running stdio servers under the running attach" },
+	{ "daemon", cmd_daemon,
+	  "find the stdio servers a directory of policies names, and enforce" },
 	{ "detach", cmd_detach, "remove the kernel attachment" },
 	{ "stats", cmd_stats, "print the live counters of the kernel plane" },
 	{ "status", cmd_status, "list the sessions the kernel attachment enforces on" },

@@ -20,8 +20,8 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync,
-	rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync,
+	writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
@@ -894,6 +894,164 @@ test('enroll: servers added to a running attach; ended sessions\' entries go and
 	} finally {
 		await sdk.close();
 		await pipe.close();
+	}
+});
+
+// `mcpfence daemon --policy-dir DIR`: the stdio servers a file's "match" names, found by the
+// daemon itself: at their start (stopped before their first instruction, enrolled, continued;
+// what their client wrote meanwhile is judged too) and those that ran before it. No wrapper, no
+// `enroll`: the clients spawn their servers as they always do.
+test('daemon: finds the servers its policies name, at their start and before it', skipKernel, async () => {
+	await notAtMidnight();
+	const pdir = join(dir, 'policies-daemon');
+	mkdirSync(pdir, { recursive: true });
+	writeFileSync(join(pdir, '10-everything.json'), JSON.stringify({ ...POLICY,
+		match: { exe: '*/node', argv: '* */server-everything/dist/index.js' } }));
+	writeFileSync(join(pdir, '20-v2.json'), JSON.stringify({ version: '1', default: 'allow',
+		match: { exe: '*/node', argv: '* */v2_server.mjs' },
+		tools: { echo: { action: 'deny', reason: 'no echo for v2' } } }));
+	// default.json decides for what `enroll` names; it does not make a program a server
+	writeFileSync(join(pdir, 'default.json'), JSON.stringify({ version: '1', default: 'deny' }));
+	const sessions = [];
+	const open = async (s) => { sessions.push(s); return s; };
+	const enrolled = (pid) => new RegExp(`pid ${pid} \\(node\\): enrolled: `, 'm');
+	try {
+		const early = await open(await pipeSession([EVERYTHING])); // begun before the daemon
+		await early.init();
+		const audit = join(dir, `audit-${++nAudit}.jsonl`);
+		const d = await attachRun(['--policy-dir', pdir, '--audit', audit], { cmd: 'daemon',
+			ready: /^daemon: finding .*; pins in \/sys\/fs\/bpf\/mcpfence$/m });
+		d.audit = audit;
+		children.add(d.child);
+		attaches.add(d);
+		assert.match(d.out, enrolled(early.pid), d.out);
+		assert.match(d.out, /looks at programs named node started with a pipe or socketpair/, d.out);
+
+		// the SDK v1 client spawns server-everything directly, under the daemon
+		const v1 = await open(await sdkSession(1));
+		await until(() => enrolled(v1.pid).test(d.out), 5000, `pid ${v1.pid} enrolled`);
+		assert.match(d.out, new RegExp(`pid ${v1.pid}: \\d+ bytes its client sent before it ran were ` +
+			'taken out of its stdin and sent again'), d.out);
+		assert.equal(JSON.stringify(await v1.call('echo', { message: 'd' })),
+			JSON.stringify({ content: [{ type: 'text', text: 'Echo: d' }] }));
+		await assertDenied(v1.call('get-env'), 'environment is private', 'v1: get-env');
+		const sums = [];
+		for (let i = 0; i < 4; i++)
+			sums.push(await v1.call('get-sum', { a: 2, b: 3 }).then((r) => JSON.stringify(r), (e) => `error: ${e.message}`));
+		assert.equal(sums.filter((r) => r.includes('5')).length, 3, sums.join('\n'));
+		assert.match(sums[3], new RegExp(escapeRe(EXPECT.limitReason)), sums.join('\n'));
+
+		// the v2 client, 2026-07-28 (no initialize), its own policy
+		const v2 = await open(await sdkSession(2, { server: [V2_SERVER], mode: { pin: '2026-07-28' } }));
+		await until(() => enrolled(v2.pid).test(d.out), 5000, `pid ${v2.pid} enrolled`);
+		await assertDenied(v2.call('echo', { message: 'd' }), 'no echo for v2', 'v2: echo');
+		assert.ok(JSON.stringify(await v2.call('get-env')).includes(CANARY), 'v2: get-env allowed');
+
+		// the Python client over pipes (--pipe-action audit): audited, not stopped
+		const piped = await open(await pipeSession([EVERYTHING]));
+		await piped.init();
+		assert.match(d.out, enrolled(piped.pid), d.out);
+		assert.ok((await piped.call('echo', { message: 'p' })).response?.result, 'pipes: echo');
+		await piped.call('get-env');
+		await early.call('get-env');
+
+		// a program no file names, JSON on its pipes: not enrolled, its bytes untouched
+		const cat = spawn(process.execPath, ['-e', 'process.stdin.pipe(process.stdout)'],
+			{ stdio: ['pipe', 'pipe', 'ignore'] });
+		children.add(cat);
+		const msg = line(callMsg(7, 'get-env'));
+		let echoed = '';
+		cat.stdout.on('data', (b) => { echoed += b; });
+		cat.stdin.write(msg);
+		await until(() => echoed === msg, 5000, `the JSON echoed unchanged (have ${JSON.stringify(echoed)})`);
+		assert.doesNotMatch(d.out, new RegExp(`pid ${cat.pid} `), d.out);
+		cat.kill();
+
+		const lines = await auditLines(d, 11);
+		const of = (s) => lines.filter((l) => l.server === `pid:${s.pid}`).map((l) => [l.tool, l.decision]);
+		assert.deepEqual(of(v1), [['echo', 'allow'], ['get-env', 'deny'], ['get-sum', 'allow'],
+			['get-sum', 'allow'], ['get-sum', 'allow'], ['get-sum', 'deny']], JSON.stringify(lines));
+		assert.deepEqual(of(v2), [['echo', 'deny'], ['get-env', 'allow']], JSON.stringify(lines));
+		assert.deepEqual(of(piped), [['echo', 'allow'], ['get-env', 'deny']], JSON.stringify(lines));
+		assert.deepEqual(of(early), [['get-env', 'deny']], JSON.stringify(lines));
+		for (const l of lines) {
+			assert.equal(l.plane, EXPECT.plane);
+			assert.equal(l.policy, join(pdir, l.server === `pid:${v2.pid}` ? '20-v2.json' : '10-everything.json'),
+				JSON.stringify(l));
+		}
+		const { doc } = await statusRow(v1.pid, 6);
+		for (const s of [early, v1, v2, piped])
+			assert.ok(doc.sessions.some((r) => r.server_pid === s.pid && !r.ended), `status: pid ${s.pid}: ${JSON.stringify(doc)}`);
+
+		// stopped, it stops no program any more: a node with pipes runs as it would without it
+		await stopAttach(d);
+		const r = spawnSync(process.execPath, ['-e', 'process.stdout.write("ran")'],
+			{ stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8', timeout: 10000 });
+		assert.equal(r.stdout, 'ran', JSON.stringify(r));
+	} finally {
+		for (const s of sessions) await s.close();
+	}
+});
+
+// 1,000 short sessions in a row under the daemon, more than there are session indexes (64), as
+// fast as a client can start them: a program its policy names (a copy of cat, which writes back
+// what it reads) is found at each start, its denied call neutralized before it reads it, and when
+// all have ended every map entry is gone and the daemon's memory is where it was.
+test('daemon: 1,000 short sessions in a row; map entries and memory back after', skipKernel, async () => {
+	const pdir = join(dir, 'policies-daemon-many');
+	mkdirSync(pdir, { recursive: true });
+	const server = join(dir, 'mcpf-echo-server');
+	copyFileSync('/bin/cat', server);
+	chmodSync(server, 0o755);
+	writeFileSync(join(pdir, '10-echo.json'), JSON.stringify({ ...POLICY,
+		match: { exe: '*/mcpf-echo-server' } }));
+	const count = (map) => JSON.parse(spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${PINS}/${map}`],
+		{ encoding: 'utf8', maxBuffer: 1 << 28 }).stdout).length;
+	const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+	const audit = join(dir, `audit-${++nAudit}.jsonl`);
+	const d = await attachRun(['--policy-dir', pdir, '--audit', audit, '--quiet'], { cmd: 'daemon',
+		ready: /^daemon: finding .*; pins in \/sys\/fs\/bpf\/mcpfence$/m });
+	children.add(d.child);
+	attaches.add(d);
+	const session = async (i) => {
+		const c = spawn(server, [], { stdio: ['pipe', 'pipe', 'ignore'] });
+		let out = '';
+		c.stdout.setEncoding('utf8');
+		c.stdout.on('data', (b) => { out += b; });
+		const exited = new Promise((r) => c.on('exit', r));
+		c.stdin.write(line(callMsg(1, 'get-env')) + line(callMsg(2, 'echo', { i })));
+		await until(() => out.split('\n').length > 2, 10000, `session ${i}: both lines back (have ${JSON.stringify(out)})`);
+		const [denied, allowed] = out.split('\n').map((l) => JSON.parse(l || '{}'));
+		assert.notEqual(denied.method, 'tools/call', `session ${i}: get-env reached the server: ${out}`);
+		assert.equal(allowed.method, 'tools/call', `session ${i}: ${out}`);
+		assert.deepEqual(allowed.params.arguments, { i }, `session ${i}: ${out}`);
+		c.stdin.end();
+		await exited;
+	};
+	const N = 1000, WARM = 100;
+	let base;
+	try {
+		const t0 = Date.now();
+		for (let i = 0; i < N; i++) {
+			await session(i);
+			if (i === WARM - 1) {
+				await until(() => count('stdio_streams') === 0, 5000, 'the warm-up sessions ended');
+				base = rss(d.child.pid);
+			}
+		}
+		const ms = Date.now() - t0;
+		await until(() => (d.out.match(/session ended, its entries removed/g) ?? []).length === N,
+			15000, `${N} sessions ended in the daemon's log`);
+		assert.deepEqual([count('stdio_streams'), count('stdio_guards')], [0, 0], 'every entry gone');
+		const after = rss(d.child.pid);
+		console.log(`# ${N} sessions in ${ms} ms; daemon RSS ${base} KiB after ${WARM}, ${after} KiB after ${N}`);
+		assert.ok(after <= base + 512, `the daemon grew from ${base} to ${after} KiB over ${N - WARM} sessions`);
+		const st = stats();
+		assert.equal(st.get('get-env', 'rule'), N, st.s);
+		assert.equal(st.get('echo', 'allow'), N, st.s);
+		assert.doesNotMatch(d.out, /not enforced on|could not be stopped|ring of exec events was full/, d.out.slice(-2000));
+	} finally {
+		await stopAttach(d);
 	}
 });
 

@@ -160,14 +160,14 @@ export async function until(fn, ms = 5000, what = 'condition') {
 	}
 }
 
-// `mcpfence attach ARGS…` until what it prints matches ready (a string or a RegExp). a.out is
+// `mcpfence attach ARGS…` (or cmd: `mcpfence daemon`) until what it prints matches ready (a string or a RegExp). a.out is
 // all it printed; a.stop(signal = 'SIGTERM') stops it (SIGKILL after 5 s) and then, unless the
 // signal was SIGKILL (the caller checks what is left), runs `mcpfence detach`.
 export async function attachRun(args, { ready = 'watching TCP port', env = {}, bin = MCPFENCE,
-	ms = 60000 } = {}) {
-	const child = spawn(bin, ['attach', ...args], { stdio: ['ignore', 'pipe', 'pipe'],
+	ms = 60000, cmd = 'attach' } = {}) {
+	const child = spawn(bin, [cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'],
 		env: { ...process.env, ...env } });
-	const a = { child, out: '', args: ['attach', ...args] };
+	const a = { child, out: '', args: [cmd, ...args] };
 	child.stdout.on('data', (d) => { a.out += d; });
 	child.stderr.on('data', (d) => { a.out += d; });
 	a.exited = new Promise((res) => child.on('exit', (code, sig) => res({ code, sig })));

@@ -386,9 +386,9 @@ static void test_journal_priorities(void **state)
 }
 
 /* Every command: `mcpfence --help` must keep listing each of them. */
-static const char *const commands[] = { "check",   "features", "run",	 "approvals",
-					"approve", "deny",     "attach", "enroll",
-					"detach",  "stats",    "status", "version" };
+static const char *const commands[] = { "check", "features", "run",    "approvals", "approve",
+					"deny",	 "attach",   "enroll", "daemon",    "detach",
+					"stats", "status",   "version" };
 
 /* A value that the option of this metavariable takes, so that parsing it proves the option. */
 static const char *sample_arg(const char *meta)

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
+#include "daemon_find.h"
 #include "policy_dir.h"
 #include "policy_watch.h"
 
@@ -371,6 +372,56 @@ static void test_open_refused(void **state)
 	assert_non_null(strstr(err, "not a directory"));
 }
 
+/*
+ * The names the daemon's finder stops programs by (daemon_find__names): the file name of each
+ * "exe" whose last part is literal; a file that can fit a program of any name makes it every
+ * one; files that can fit no program at its start (server_name, port) give none.
+ */
+static void test_daemon_names(void **state)
+{
+	struct daemon_names *n = calloc(1, sizeof(*n));
+	struct policy_dir *d;
+	char err[POLICY_ERR_LEN];
+
+	assert_non_null(n);
+	put("10-a.json", POLICY("{\"exe\":\"/usr/*/node\",\"argv\":\"* server.js\"}"));
+	put("20-b.json", POLICY("{\"exe\":\"*/python3.11\"}"));
+	put("30-c.json", POLICY("{\"exe\":\"/opt/x/bin/node\"}")); /* node again: once */
+	put("40-d.json", POLICY("{\"server_name\":\"x\"}"));	   /* only its answer says */
+	put("50-e.json", POLICY("{\"port\":8080}"));
+	put("60-f.json", POLICY("{\"exe\":\"/opt/a-name-longer-than-thirty-one-bytes-x\"}"));
+	d = policy_dir__load(dir, err);
+	assert_non_null(d);
+	daemon_find__names(d, n);
+	assert_false(n->every);
+	assert_int_equal(n->n, 3);
+	assert_string_equal(n->names[0].name, "node");
+	assert_string_equal(n->names[1].name, "python3.11");
+	/* cut as the kernel's copy of the dentry's name is: 31 bytes and a NUL */
+	assert_string_equal(n->names[2].name, "a-name-longer-than-thirty-one-b");
+	assert_false(daemon_find__findable(d->files[3]));
+	assert_false(daemon_find__findable(d->files[4]));
+	policy_dir__free(d);
+
+	/* a wildcard in the file name, or no exe at all: every name */
+	put("70-g.json", POLICY("{\"exe\":\"/usr/bin/node*\"}"));
+	d = policy_dir__load(dir, err);
+	assert_non_null(d);
+	daemon_find__names(d, n);
+	assert_true(n->every);
+	assert_int_equal(n->n, 0);
+	assert_non_null(strstr(n->why_every, "70-g.json"));
+	policy_dir__free(d);
+	unlink(strcat(strcpy(err, dir), "/70-g.json"));
+	put("70-g.json", POLICY("{\"argv\":\"* server.py\"}"));
+	d = policy_dir__load(dir, err);
+	assert_non_null(d);
+	daemon_find__names(d, n);
+	assert_true(n->every);
+	policy_dir__free(d);
+	free(n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +433,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_names, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

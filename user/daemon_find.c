@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * daemon_find: the daemon's finder (daemon_find.h, bpf/daemon.bpf.c).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "daemon.skel.h"
+#include "daemon_find.h"
+#include "log.h"
+
+bool daemon_find__findable(const struct policy *p)
+{
+	const struct policy_match *m = &p->match;
+
+	return m->present && !m->server_name && !m->has_port;
+}
+
+void daemon_find__names(const struct policy_dir *d, struct daemon_names *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < d->nfiles && !out->every; i++) {
+		const struct policy *p = d->files[i];
+		const char *exe = p->match.exe, *last;
+		struct mcpf_exe_name k = {};
+		bool seen = false;
+		size_t len;
+
+		if (!daemon_find__findable(p))
+			continue;
+		last = exe ? strrchr(exe, '/') : NULL;
+		last = last ? last + 1 : exe;
+		if (!last || !*last || strpbrk(last, "*?") || out->n == MCPF_DAEMON_EXES) {
+			out->every = true;
+			out->why_every = p->source;
+			break;
+		}
+		len = strlen(last);
+		memcpy(k.name, last, len < MCPF_EXE_NAME - 1 ? len : MCPF_EXE_NAME - 1);
+		for (unsigned j = 0; j < out->n && !seen; j++)
+			seen = !memcmp(&out->names[j], &k, sizeof(k));
+		if (!seen)
+			out->names[out->n++] = k;
+	}
+	if (out->every)
+		out->n = 0;
+}
+
+static int on_ring(void *ctx, void *data, size_t size)
+{
+	struct daemon_find *f = ctx;
+	struct mcpf_exec_event ev;
+
+	if (size < sizeof(ev))
+		return 0;
+	memcpy(&ev, data, sizeof(ev));
+	ev.exe[MCPF_EXE_NAME - 1] = 0;
+	f->on_exec(f->ctx, &ev);
+	return 0;
+}
+
+int daemon_find__start(struct daemon_find *f,
+		       void (*on_exec)(void *ctx, const struct mcpf_exec_event *ev), void *ctx)
+{
+	int err;
+
+	memset(f, 0, sizeof(*f));
+	f->on_exec = on_exec;
+	f->ctx = ctx;
+	f->skel = daemon_bpf__open_and_load();
+	if (!f->skel) {
+		err = -errno;
+		log_err("bpf/daemon.bpf.c: open and load: %s", strerror(-err));
+		return err;
+	}
+	f->rb = ring_buffer__new(bpf_map__fd(f->skel->maps.daemon_execs), on_ring, f, NULL);
+	if (!f->rb) {
+		err = -errno;
+		log_err("daemon_execs: ring buffer: %s", strerror(-err));
+		goto fail;
+	}
+	f->link = bpf_program__attach(f->skel->progs.handle_daemon_exec);
+	if (!f->link) {
+		err = -errno;
+		log_err("tracepoint sched/sched_process_exec: attach: %s", strerror(-err));
+		goto fail;
+	}
+	return 0;
+fail:
+	daemon_find__stop(f);
+	return err;
+}
+
+int daemon_find__set(struct daemon_find *f, const struct daemon_names *names)
+{
+	int fd = bpf_map__fd(f->skel->maps.daemon_exes);
+	struct mcpf_exe_name k, next;
+	__u32 key = MCPF_DAEMON_CFG_EVERY;
+	__u64 every = names->every;
+	__u8 one = 1;
+	int err = 0;
+
+	/* the new names first, then every, then the old names out: none is missed meanwhile */
+	for (unsigned i = 0; i < names->n; i++)
+		if (bpf_map_update_elem(fd, &names->names[i], &one, BPF_ANY)) {
+			err = -errno;
+			log_err("daemon_exes: update: %s", strerror(errno));
+			every = 1;
+		}
+	if (bpf_map_update_elem(bpf_map__fd(f->skel->maps.daemon_cfg), &key, &every, BPF_ANY)) {
+		log_err("daemon_cfg: update: %s", strerror(errno));
+		return -errno;
+	}
+	for (int more = !bpf_map_get_next_key(fd, NULL, &k); more; k = next) {
+		bool keep = false;
+
+		more = !bpf_map_get_next_key(fd, &k, &next);
+		for (unsigned i = 0; i < names->n && !keep; i++)
+			keep = !memcmp(&names->names[i], &k, sizeof(k));
+		if (!keep)
+			bpf_map_delete_elem(fd, &k);
+	}
+	return err;
+}
+
+int daemon_find__fd(const struct daemon_find *f)
+{
+	return ring_buffer__epoll_fd(f->rb);
+}
+
+void daemon_find__poll(struct daemon_find *f)
+{
+	__u32 key = MCPF_DAEMON_CFG_MISSED;
+	__u64 missed = 0;
+
+	ring_buffer__consume(f->rb);
+	if (bpf_map_lookup_elem(bpf_map__fd(f->skel->maps.daemon_cfg), &key, &missed) ||
+	    missed <= f->missed)
+		return;
+	log_warn("%llu program%s that may be stdio servers started while the ring of exec events "
+		 "was full: not stopped, not enrolled",
+		 (unsigned long long)(missed - f->missed), missed - f->missed == 1 ? "" : "s");
+	f->missed = missed;
+}
+
+void daemon_find__stop(struct daemon_find *f)
+{
+	bpf_link__destroy(f->link);
+	f->link = NULL;
+	ring_buffer__free(f->rb);
+	f->rb = NULL;
+	daemon_bpf__destroy(f->skel);
+	f->skel = NULL;
+}
+
+/* Is /proc/PID/fd/FD a pipe or a socket? */
+static bool stdio_like(const char *pid, int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%s/fd/%d", pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	return !strncmp(link, "pipe:[", 6) || !strncmp(link, "socket:[", 8);
+}
+
+unsigned daemon_find__scan(void (*fn)(void *ctx, pid_t pid), void *ctx)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	unsigned n = 0;
+
+	if (!d) {
+		log_err("/proc: %s", strerror(errno));
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == getpid())
+			continue;
+		if (!stdio_like(e->d_name, 0) || !stdio_like(e->d_name, 1))
+			continue;
+		fn(ctx, (pid_t)pid);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
