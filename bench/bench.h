@@ -8,6 +8,10 @@
 #define MCPFENCE_BENCH_H
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +51,42 @@ static inline int prog_stats(int fd, uint64_t *ns, uint64_t *cnt)
 	*ns = info.run_time_ns;
 	*cnt = info.run_cnt;
 	return 0;
+}
+
+/* Signal sig to *pid, reap it within ms (SIGKILL after), *pid 0. Async-signal-safe. */
+static inline void bench_child_stop(pid_t *pid, int sig, int ms)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	pid_t r = 0;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, sig);
+	for (int i = 0; i < ms / 10 && (r = waitpid(*pid, NULL, WNOHANG)) == 0; i++)
+		nanosleep(&tick, NULL);
+	if (r == 0) {
+		kill(*pid, SIGKILL);
+		waitpid(*pid, NULL, 0);
+	}
+	*pid = 0;
+}
+
+/* `BIN detach`, its output dropped. Async-signal-safe. */
+static inline void bench_detach(const char *bin)
+{
+	char *argv[] = { (char *)bin, "detach", NULL };
+	pid_t p = fork();
+
+	if (p == 0) {
+		int null_fd = open("/dev/null", O_WRONLY);
+
+		dup2(null_fd, 1);
+		dup2(null_fd, 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	if (p > 0)
+		waitpid(p, NULL, 0);
 }
 
 struct target {

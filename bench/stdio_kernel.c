@@ -352,42 +352,6 @@ static int session_start(struct conn *c)
 
 /* ---- attach and detach, and cleaning up on every path --------------------------------------- */
 
-/* Signal pid, wait up to ms for it, then SIGKILL it; reaped. Async-signal-safe. */
-static void child_stop(pid_t *pid, int sig, int ms)
-{
-	struct timespec tick = { 0, 10 * 1000 * 1000 };
-	pid_t r = 0;
-
-	if (*pid <= 0)
-		return;
-	kill(*pid, sig);
-	for (int i = 0; i < ms / 10 && (r = waitpid(*pid, NULL, WNOHANG)) == 0; i++)
-		nanosleep(&tick, NULL);
-	if (r == 0) {
-		kill(*pid, SIGKILL);
-		waitpid(*pid, NULL, 0);
-	}
-	*pid = 0;
-}
-
-/* `mcpfence detach`, its output dropped. Async-signal-safe. */
-static void run_detach(void)
-{
-	char *argv[] = { bin_path, "detach", NULL };
-	pid_t p = fork();
-
-	if (p == 0) {
-		int null_fd = open("/dev/null", O_WRONLY);
-
-		dup2(null_fd, 1);
-		dup2(null_fd, 2);
-		execv(bin_path, argv);
-		_exit(127);
-	}
-	if (p > 0)
-		waitpid(p, NULL, 0);
-}
-
 /*
  * attach stopped (SIGTERM: it detaches; then `mcpfence detach` for what it left), the servers
  * killed, the temporary files removed. At exit and on a signal: async-signal-safe.
@@ -399,11 +363,11 @@ static void cleanup(void)
 	if (done)
 		return;
 	done = 1;
-	child_stop(&attach_pid, SIGTERM, 5000);
+	bench_child_stop(&attach_pid, SIGTERM, 5000);
 	if (attached_ever)
-		run_detach();
-	child_stop(&srv_sock.pid, SIGKILL, 1000);
-	child_stop(&srv_pipe.pid, SIGKILL, 1000);
+		bench_detach(bin_path);
+	bench_child_stop(&srv_sock.pid, SIGKILL, 1000);
+	bench_child_stop(&srv_pipe.pid, SIGKILL, 1000);
 	if (tmp_dir[0]) {
 		unlink(policy_path);
 		unlink(audit_path);
@@ -533,8 +497,8 @@ static int attach_start(pid_t pid, uint64_t *ready_ns, char *why, size_t size)
 /* SIGTERM to attach (it detaches), then `mcpfence detach`: 0 once nothing is pinned. */
 static int attach_stop(void)
 {
-	child_stop(&attach_pid, SIGTERM, 5000);
-	run_detach();
+	bench_child_stop(&attach_pid, SIGTERM, 5000);
+	bench_detach(bin_path);
 	return access(MCPF_PIN_DIR, F_OK) ? 0 : -EBUSY;
 }
 
@@ -1119,7 +1083,7 @@ static const char *preflight(int argc, char **argv)
 	case KERNEL_ATTACHED_LIVE:
 		return MCPF_PIN_DIR " holds the attachment of a running mcpfence attach (not ours)";
 	case KERNEL_ATTACHED_STALE:
-		run_detach(); /* one a killed attach left: as the tests do */
+		bench_detach(bin_path); /* one a killed attach left: as the tests do */
 		if (!access(MCPF_PIN_DIR, F_OK))
 			return MCPF_PIN_DIR
 				" holds a stale attachment mcpfence detach does not remove";
