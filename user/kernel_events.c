@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/limits.h>
 #include "audit.h"
@@ -183,10 +184,13 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	const char *reason;
 	char outcome[640];
 	const char *tag = "";
+	uint32_t e_pid, e_uid;
 	bool stopped;
 
 	if (size < sizeof(*e))
 		return 0;
+	e_pid = e->pid;
+	e_uid = e->uid;
 	charge_event(ac, e);
 	snprintf(method, sizeof(method), "%.*s", MCPF_METHOD_MAX, e->method);
 	snprintf(name, sizeof(name), "%.*s", MCPF_NAME_MAX, e->name);
@@ -200,7 +204,18 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		snprintf(server, sizeof(server), "pid:%d", st ? st->pid : 0);
 		kernel_stdio__conn(st, conn, sizeof(conn));
 	}
-	stdio_find__exe((pid_t)e->pid, exe, sizeof(exe), comm);
+	if (st && st->client_pid && e->pid == (uint32_t)getpid()) {
+		/* bytes its client sent before the server ran, which the daemon sent again: the
+		 * client's (kernel_stdio__resend) */
+		char path[32];
+		struct stat sb;
+
+		e_pid = (uint32_t)st->client_pid;
+		snprintf(path, sizeof(path), "/proc/%d", (int)st->client_pid);
+		e_uid = stat(path, &sb) ? (uint32_t)-1 : sb.st_uid;
+		snprintf(comm, sizeof(comm), "%.16s", st->client_comm);
+	}
+	stdio_find__exe((pid_t)e_pid, exe, sizeof(exe), comm);
 	kc = &ac->kc[e->gen & (MCPF_GENS - 1)];
 	rule_pointer(kc, e, ptr, sizeof(ptr), &reason);
 	if (ac->many_policies && kc->pol)
@@ -210,8 +225,8 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	ev.server = server;
 	ev.session = session[0] ? session : NULL;
 	ev.conn = conn;
-	ev.client_pid = e->pid;
-	ev.client_uid = e->uid;
+	ev.client_pid = e_pid;
+	ev.client_uid = e_uid;
 	ev.client_exe = exe;
 	ev.method = method[0] ? method : NULL;
 	ev.tool = name[0] ? name : NULL;
@@ -278,7 +293,7 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		printf("%s %s tool=%s id=%s kind=%s rule=%s pid=%u exe=%s conn=%s%s%s%s\n",
 		       ev.decision, method[0] ? method : "-", name[0] ? name : "-",
 		       id[0] ? id : "-", e->kind < MCPF_KIND_MAX ? kernel__kind_name(e->kind) : "?",
-		       ptr, e->pid, exe, conn, tag, e->kind == MCPF_KIND_UNPARSED ? ": " : "",
+		       ptr, e_pid, exe, conn, tag, e->kind == MCPF_KIND_UNPARSED ? ": " : "",
 		       e->kind == MCPF_KIND_UNPARSED ? reason : "");
 		fflush(stdout);
 	}
