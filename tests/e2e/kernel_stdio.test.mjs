@@ -1049,7 +1049,122 @@ test('daemon: 1,000 short sessions in a row; map entries and memory back after',
 		const st = stats();
 		assert.equal(st.get('get-env', 'rule'), N, st.s);
 		assert.equal(st.get('echo', 'allow'), N, st.s);
+		// calls written before the server ran, which the daemon sent again, are the client's
+		const resent = (d.out.match(/sent again, to be judged/g) ?? []).length;
+		console.log(`# ${resent} of ${N} sessions had their calls sent again by the daemon`);
+		assert.ok(resent > 0, 'no session had bytes waiting at its enrolment');
+		const al = readAudit(audit);
+		assert.equal(al.length, 2 * N);
+		assert.deepEqual([...new Set(al.map((l) => l.client?.pid))], [process.pid],
+			JSON.stringify(al.find((l) => l.client?.pid !== process.pid)));
 		assert.doesNotMatch(d.out, /not enforced on|could not be stopped|ring of exec events was full/, d.out.slice(-2000));
+	} finally {
+		await stopAttach(d);
+	}
+});
+
+// The daemon's outcomes with servers and clients as they come: a server that forks a child which
+// reads its stdin, two client processes writing to one server, a client killed mid-session.
+// The servers are copies of sh and cat under names a policy gives (cat writes back what it
+// reads: a neutralized call comes back with its method rewritten).
+test('daemon: a server that forks, two clients of one server, a client that dies', skipKernel, async () => {
+	const pdir = join(dir, 'policies-daemon-outcomes');
+	mkdirSync(pdir, { recursive: true });
+	const forking = join(dir, 'mcpf-fork-server'), echo = join(dir, 'mcpf-echo2-server');
+	copyFileSync('/bin/sh', forking);
+	copyFileSync('/bin/cat', echo);
+	chmodSync(forking, 0o755);
+	chmodSync(echo, 0o755);
+	writeFileSync(join(pdir, '10-fork.json'), JSON.stringify({ ...POLICY, match: { exe: '*/mcpf-fork-server' } }));
+	writeFileSync(join(pdir, '20-echo.json'), JSON.stringify({ ...POLICY, match: { exe: '*/mcpf-echo2-server' } }));
+	const count = (map) => JSON.parse(spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${PINS}/${map}`],
+		{ encoding: 'utf8', maxBuffer: 1 << 28 }).stdout).length;
+	const enrolledRe = (pid) => new RegExp(`pid ${pid} \\([^)]*\\): enrolled: `, 'm');
+	const endedRe = (pid) => new RegExp(`pid ${pid} \\([^)]*\\): its stdin is read by no one any more`, 'm');
+	const audit = join(dir, `audit-${++nAudit}.jsonl`);
+	const d = await attachRun(['--policy-dir', pdir, '--audit', audit], { cmd: 'daemon',
+		ready: /^daemon: finding .*; pins in \/sys\/fs\/bpf\/mcpfence$/m });
+	d.audit = audit;
+	children.add(d.child);
+	attaches.add(d);
+	// a small client over pipes: starts the server, prints its pid, then as mode says
+	const client = (mode) => {
+		const py = `
+import json, os, subprocess, sys, time
+srv = subprocess.Popen([sys.argv[1]], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+print(json.dumps({"pid": srv.pid}), flush=True)
+sys.stdin.readline()  # once the daemon has enrolled the server
+call = lambda i, n: (json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+    "params": {"name": n, "arguments": {}}}) + "\\n").encode()
+if sys.argv[2] == "two":
+    child = os.fork()
+    if child == 0:
+        os.write(srv.stdin.fileno(), call(1, "get-env"))
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.write(srv.stdin.fileno(), call(2, "echo"))
+    for _ in range(2):
+        sys.stdout.write(srv.stdout.readline().decode())
+    sys.stdout.flush()
+    srv.stdin.close()
+    srv.wait()
+else:
+    os.write(srv.stdin.fileno(), call(1, "echo"))
+    sys.stdout.write(srv.stdout.readline().decode())
+    sys.stdout.flush()
+    time.sleep(60)
+`;
+		const c = spawn('python3', ['-c', py, echo, mode], { stdio: ['pipe', 'pipe', 'pipe'] });
+		children.add(c);
+		c.out = '';
+		c.stdout.on('data', (b) => { c.out += b; });
+		c.stderr.on('data', (b) => { c.out += b; });
+		c.lines = () => c.out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+		// its server enrolled, the client writes: each line's writer is known
+		c.go = async () => {
+			await until(() => c.lines().length === 1, 10000, `${mode}: the server started (${c.out})`);
+			c.spid = c.lines()[0].pid;
+			await until(() => enrolledRe(c.spid).test(d.out), 10000, `${mode}: pid ${c.spid} enrolled`);
+			c.stdin.write('go\n');
+		};
+		return c;
+	};
+	try {
+		// a server that forks: sh runs cat in the background, which reads the shared stdin (an
+		// asynchronous list's stdin is /dev/null: the socket goes as fd 3)
+		const f = spawn(forking, ['-c', 'exec 3<&0; cat <&3 & wait'], { stdio: ['pipe', 'pipe', 'ignore'] });
+		children.add(f);
+		let fout = '';
+		f.stdout.on('data', (b) => { fout += b; });
+		f.stdin.write(line(callMsg(1, 'get-env')) + line(callMsg(2, 'echo', { from: 'fork' })));
+		await until(() => fout.split('\n').length > 2, 10000, `the forked cat wrote both lines back (have ${JSON.stringify(fout)})`);
+		assert.match(d.out, enrolledRe(f.pid), d.out);
+		const [fd, fa] = fout.split('\n').map((l) => JSON.parse(l || '{}'));
+		assert.notEqual(fd.method, 'tools/call', `the child read get-env: ${fout}`);
+		assert.equal(fa.method, 'tools/call', fout);
+		f.stdin.end();
+		await until(() => endedRe(f.pid).test(d.out), 10000, 'the forking server\'s session ended');
+
+		// two clients of one server (pipes, --pipe-action audit): each call judged, with its writer
+		const two = client('two');
+		await two.go();
+		await until(() => two.lines().length === 3, 10000, `two clients: both lines back (have ${two.out})`);
+		const spid = two.spid;
+		await until(() => endedRe(spid).test(d.out), 10000, 'the two clients\' session ended');
+		const lines = readAudit(audit).filter((l) => l.server === `pid:${spid}`);
+		assert.deepEqual(lines.map((l) => [l.tool, l.decision]).sort(), [['echo', 'allow'], ['get-env', 'deny']],
+			JSON.stringify(lines));
+		assert.notEqual(lines[0].client.pid, lines[1].client.pid, `two writers: ${JSON.stringify(lines)}`);
+		assert.ok(lines.every((l) => l.client.pid !== spid), JSON.stringify(lines));
+
+		// a client that dies: its server reads EOF and ends; the session's entries go
+		const dying = client('die');
+		await dying.go();
+		await until(() => dying.lines().length === 2, 10000, `dying client: its answer (have ${dying.out})`);
+		const dpid = dying.spid;
+		dying.kill('SIGKILL');
+		await until(() => endedRe(dpid).test(d.out), 10000, 'the dead client\'s session ended');
+		assert.deepEqual([count('stdio_streams'), count('stdio_guards')], [0, 0], 'every entry gone');
 	} finally {
 		await stopAttach(d);
 	}
