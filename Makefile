@@ -220,12 +220,15 @@ install: $(BUILD)/mcpfence $(MANPAGES)
 	$(Q)sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		dist/mcpfence-attach.service.in >$(DESTDIR)$(UNITDIR)/mcpfence-attach.service
 	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/mcpfence-attach.service
+	$(Q)sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		dist/mcpfence-daemon.service.in >$(DESTDIR)$(UNITDIR)/mcpfence-daemon.service
+	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/mcpfence-daemon.service
 	$(Q)install -Dm644 dist/mcpfence.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mcpfence.conf
 	$(Q)install -Dm644 dist/mcpfence.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mcpfence
 	$(Q)install -Dm644 dist/mcpfence.bash $(DESTDIR)$(COMPLETIONDIR)/mcpfence
 	$(Q)install -d $(DESTDIR)$(DATADIR)/mcpfence/policies
 	$(Q)install -m644 policies/*.json $(DESTDIR)$(DATADIR)/mcpfence/policies/
-	$(Q)install -d -m755 $(DESTDIR)$(SYSCONFDIR)/mcpfence
+	$(Q)install -d -m755 $(DESTDIR)$(SYSCONFDIR)/mcpfence $(DESTDIR)$(SYSCONFDIR)/mcpfence/policies
 	$(Q)for f in attach.conf policy.json; do \
 		[ -e $(DESTDIR)$(SYSCONFDIR)/mcpfence/$$f ] || \
 			install -m644 dist/$$f $(DESTDIR)$(SYSCONFDIR)/mcpfence/$$f; done
@@ -233,7 +236,7 @@ install: $(BUILD)/mcpfence $(MANPAGES)
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(SBINDIR)/mcpfence $(DESTDIR)$(MANDIR)/man8/mcpfence.8 \
 		$(DESTDIR)$(MANDIR)/man5/mcpfence-policy.5 $(DESTDIR)$(UNITDIR)/mcpfence-attach.service \
-		$(DESTDIR)$(TMPFILESDIR)/mcpfence.conf $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mcpfence \
+		$(DESTDIR)$(UNITDIR)/mcpfence-daemon.service $(DESTDIR)$(TMPFILESDIR)/mcpfence.conf $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mcpfence \
 		$(DESTDIR)$(COMPLETIONDIR)/mcpfence
 	$(Q)rm -rf $(DESTDIR)$(DATADIR)/mcpfence
 	$(Q)echo "uninstall: $(SYSCONFDIR)/mcpfence (the policies in force) is left in place"

@@ -55,7 +55,8 @@ grep '^[WI]:' "$out/deb/lintian.txt" | sed 's/^/#     /'
 
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$out/contents"
 for f in /usr/sbin/mcpfence /usr/share/man/man8/mcpfence.8.gz /usr/share/man/man5/mcpfence-policy.5.gz \
-	/lib/systemd/system/mcpfence-attach.service /usr/lib/tmpfiles.d/mcpfence.conf \
+	/lib/systemd/system/mcpfence-attach.service /lib/systemd/system/mcpfence-daemon.service \
+	/usr/lib/tmpfiles.d/mcpfence.conf /etc/mcpfence/policies/ \
 	/etc/logrotate.d/mcpfence /usr/share/bash-completion/completions/mcpfence \
 	/etc/mcpfence/policy.json /etc/mcpfence/attach.conf /usr/share/doc/mcpfence/copyright; do
 	grep -qx "$f" "$out/contents" || echo "#   missing from the package: $f" >>"$out/missing"
@@ -64,7 +65,7 @@ for p in policies/*.json; do
 	grep -qx "/usr/share/mcpfence/$p" "$out/contents" || echo "#   missing: /usr/share/mcpfence/$p" >>"$out/missing"
 done
 if [ -s "$out/missing" ]; then cat "$out/missing"; notok "the package holds the install layout"; else
-	ok "the package holds the binary, both man pages, the unit, tmpfiles, logrotate, completion, every policy"; fi
+	ok "the package holds the binary, both man pages, both units, tmpfiles, logrotate, completion, every policy"; fi
 
 dpkg-deb --ctrlarea "$deb" "$out/ctrl" 2>/dev/null || dpkg-deb -e "$deb" "$out/ctrl"
 want="/etc/logrotate.d/mcpfence
@@ -124,20 +125,21 @@ for page in "8 mcpfence attach" "5 mcpfence-policy default"; do
 	fi
 done
 
-# the packaged unit, its binary path mapped into the scratch root (systemd-analyze checks that
-# ExecStart exists and that its Documentation= pages open)
-unit=$sr/lib/systemd/system/mcpfence-attach.service
-sed "s|/usr/sbin/mcpfence|$bin|" "$unit" >"$out/mcpfence-attach.service"
-if MANPATH=$sr/usr/share/man systemd-analyze verify "$out/mcpfence-attach.service" >"$out/verify.log" 2>&1 &&
-	[ ! -s "$out/verify.log" ]; then
-	ok "systemd-analyze verify mcpfence-attach.service: no complaint"
-else
-	cat "$out/verify.log"
-	notok "systemd-analyze verify mcpfence-attach.service"
-fi
-exposure=$(systemd-analyze security --offline=yes "$out/mcpfence-attach.service" 2>/dev/null |
-	awk '/Overall exposure level/ {print $(NF-2), $(NF-1)}')
-echo "#   systemd-analyze security: exposure ${exposure:-not reported}"
+# the packaged units, their binary path mapped into the scratch root (systemd-analyze checks
+# that ExecStart exists and that its Documentation= pages open)
+for u in mcpfence-attach mcpfence-daemon; do
+	sed "s|/usr/sbin/mcpfence|$bin|" "$sr/lib/systemd/system/$u.service" >"$out/$u.service"
+	if MANPATH=$sr/usr/share/man systemd-analyze verify "$out/$u.service" >"$out/verify.log" 2>&1 &&
+		[ ! -s "$out/verify.log" ]; then
+		ok "systemd-analyze verify $u.service: no complaint"
+	else
+		cat "$out/verify.log"
+		notok "systemd-analyze verify $u.service"
+	fi
+	exposure=$(systemd-analyze security --offline=yes "$out/$u.service" 2>/dev/null |
+		awk '/Overall exposure level/ {print $(NF-2), $(NF-1)}')
+	echo "#   systemd-analyze security $u: exposure ${exposure:-not reported}"
+done
 
 systemd-tmpfiles --root="$sr" --create "$sr/usr/lib/tmpfiles.d/mcpfence.conf" >"$out/tmpfiles.log" 2>&1
 check "tmpfiles.d makes /run/mcpfence and /var/log/mcpfence, 0700 root" \
@@ -203,6 +205,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	skip "attach with the unit's capabilities: needs root"
 	finish
 fi
+unit=$sr/lib/systemd/system/mcpfence-attach.service
 caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
 echo "#   the unit's capabilities: $caps"
 attach_with() { # CAPS LOG: attach --port and --pid on a server of uid 65534 blocked in a read
@@ -244,4 +247,50 @@ fi
 # the check can fail: without CAP_KILL the blocked reader cannot be restarted, and attach says so
 check "without CAP_KILL attach warns that the blocked reader cannot be restarted" \
 	grep -q "cannot be stopped to restart it" "$out/attach-nokill.log"
+
+# ---- the daemon unit's capabilities suffice for the daemon ----------------------------------
+# a client spawns a server that runs as uid 65534 (a copy of cat under a name the policy gives,
+# outside the 0700 tree), on socketpairs; the daemon finds it at its start, enrolls it and the
+# denied call comes back neutralized
+dcaps=$(sed -n 's/^CapabilityBoundingSet=//p' "$sr/lib/systemd/system/mcpfence-daemon.service" |
+	tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+echo "#   the daemon unit's capabilities: $dcaps"
+pub=$(mktemp -d /tmp/mcpfence-pkg-XXXXXX)
+chmod 755 "$pub"
+cp /bin/cat "$pub/mcpf-caps-server"
+mkdir -p "$out/pdir"
+echo '{"version": "1", "default": "allow", "match": {"exe": "*/mcpf-caps-server"},
+ "tools": {"get-env": {"action": "deny", "reason": "no"}}}' >"$out/pdir/10-caps.json"
+log=$out/daemon-caps.log
+setpriv --inh-caps=-all --bounding-set=-all,"$dcaps" -- "$bin" daemon --policy-dir "$out/pdir" \
+	--audit "$out/daemon-audit.jsonl" >"$log" 2>&1 &
+dp=$!
+for _ in $(seq 600); do grep -q "daemon: finding" "$log" && break; kill -0 $dp 2>/dev/null || break; sleep 0.1; done
+timeout 20 python3 -c '
+import json, socket, subprocess, sys
+a, b = socket.socketpair()
+c, d = socket.socketpair()
+p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.argv[1]],
+    stdin=b, stdout=d)
+b.close()
+d.close()
+call = lambda i, n: (json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+    "params": {"name": n, "arguments": {}}}) + "\n").encode()
+a.sendall(call(1, "get-env") + call(2, "echo"))
+f = c.makefile("rb")
+for _ in range(2):
+    print("back:", json.loads(f.readline())["method"], flush=True)
+a.shutdown(socket.SHUT_WR)
+p.wait()' "$pub/mcpf-caps-server" >>"$log" 2>&1
+kill -TERM $dp 2>/dev/null
+wait $dp
+echo "daemon exit: $?" >>"$log"
+rm -rf "$pub"
+if grep -q "enrolled: stdin: unix socketpair" "$log" && grep -qx "back: rpc.denied" "$log" &&
+	grep -qx "back: tools/call" "$log" && grep -q "daemon exit: 0" "$log"; then
+	ok "the daemon finds another user's server at its start and neutralizes its denied call, with only its unit's capabilities"
+else
+	sed 's/^/#   /' "$log"
+	notok "the daemon with only its unit's capabilities"
+fi
 finish
