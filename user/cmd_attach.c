@@ -1101,6 +1101,7 @@ static int attach_main(int argc, char **argv, bool daemon)
 	if (daemon)
 		enroll_any = true;
 	ac.daemon = daemon;
+	ac.status.daemon = daemon;
 	if ((!nports && !npids && !enroll_any) || !policy_path == !policy_dir) {
 		log_err("attach needs --policy or --policy-dir (one of them) and at least one --port, "
 			"--pid or --enroll");

@@ -132,6 +132,7 @@ int status__write(struct status *st, const char *path, const char *policy, pid_t
 	for (size_t i = 0; i < st->n; i++)
 		json_array_append_new(rows, session_json(&st->s[i]));
 	json_object_set_new(doc, "attach_pid", json_integer(attach_pid));
+	json_object_set_new(doc, "command", json_string(st->daemon ? "daemon" : "attach"));
 	json_object_set_new(doc, "policy", clean_string(policy, strlen(policy)));
 	json_object_set_new(doc, "started_us", json_integer((json_int_t)started_us));
 	json_object_set_new(doc, "forgotten", json_integer((json_int_t)st->forgotten));
@@ -203,6 +204,7 @@ void status__print(FILE *f, json_t *doc, const char *state, bool json)
 	json_t *rows = json_object_get(doc, "sessions"), *r;
 	char since[32], server[1100], client[1100], last[32], policy[4 * 256 + 1];
 	bool many = false;
+	const char *cmd;
 	size_t i;
 
 	if (json) {
@@ -214,12 +216,16 @@ void status__print(FILE *f, json_t *doc, const char *state, bool json)
 	time_of(since, sizeof(since), json_object_get(doc, "started_us"), true);
 	text__utf8_clean(json_string_value(json_object_get(doc, "policy")) ?: "?", 256, policy,
 			 true);
-	fprintf(f, "attachment: %s, attach pid %" JSON_INTEGER_FORMAT ", policy %s, since %s\n",
-		!strcmp(state, "live") ?
-			"live" :
-			"stale (attach is gone; its programs enforce the policy they "
-			"had until `mcpfence detach`): sessions as it last wrote them",
+	cmd = json_string_value(json_object_get(doc, "command"));
+	cmd = cmd && !strcmp(cmd, "daemon") ? "daemon" : "attach";
+	fprintf(f, "attachment: %s, %s pid %" JSON_INTEGER_FORMAT ", policy %s, since %s\n",
+		!strcmp(state, "live") ? "live" : "stale", cmd,
 		json_integer_value(json_object_get(doc, "attach_pid")), policy, since);
+	if (strcmp(state, "live"))
+		fprintf(f,
+			"  (%s is gone; its programs enforce the policy they had until `mcpfence "
+			"detach`): sessions as it last wrote them\n",
+			cmd);
 	json_array_foreach(rows, i, r)
 		many |= json_is_string(json_object_get(r, "policy"));
 	fprintf(f, "%-13s %-24s %-30s %8s %8s  %-9s  %*s%s\n", "PLANE", "SERVER", "CLIENT", "CALLS",

@@ -39,6 +39,7 @@ struct status {
 	size_t n, cap;
 	uint64_t forgotten; /* TCP rows dropped to keep STATUS_MAX */
 	bool dirty;	    /* changed since the last write */
+	bool daemon;	    /* written by `mcpfence daemon` (else attach) */
 };
 
 /* The row of conn, added (zeroed but for conn) when there is none; NULL when out of memory. */

@@ -623,7 +623,7 @@ test('socketpair: attach killed (SIGKILL), then detach: the session runs unenfor
 			assert.equal(doc.attachment, 'stale');
 			assert.equal(doc.sessions.find((x) => x.server_pid === s.pid)?.calls, 1, st.stdout);
 			assert.match(spawnSync(MCPFENCE, ['status'], { encoding: 'utf8' }).stdout,
-				/^attachment: stale \(attach is gone/);
+				/^attachment: stale, attach pid \d+, .*\n {2}\(attach is gone/);
 		}
 		assert.deepEqual(await s.call('echo', { message: 'k' }), base);
 		detach();

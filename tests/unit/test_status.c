@@ -113,7 +113,15 @@ static void test_rows_counted_and_written(void **state)
 	json_decref(doc);
 	free(text);
 	text = printed("stale", false);
-	assert_non_null(strstr(text, "stale (attach is gone"));
+	assert_non_null(strstr(text, "attachment: stale, attach pid 7, "));
+	assert_non_null(strstr(text, "\n  (attach is gone; its programs enforce"));
+	free(text);
+	/* written by the daemon: it says so */
+	st.daemon = true;
+	assert_int_equal(status__write(&st, path, "/etc/mcpfence/policies", 8, 4000000), 0);
+	text = printed("live", false);
+	assert_non_null(
+		strstr(text, "attachment: live, daemon pid 8, policy /etc/mcpfence/policies"));
 	free(text);
 	status__free(&st);
 }
