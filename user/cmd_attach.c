@@ -774,13 +774,20 @@ static void on_control(void *ctx, const char *line, char *reply)
 
 /* ---- `mcpfence daemon`: the servers it finds by itself ---------------------------------- */
 
-/* The finder stops the programs a file of the directory in force may fit (daemon_find). */
+static void daemon_scanned(void *ctx, pid_t pid);
+
+/*
+ * The finder stops the programs a file of the directory in force may fit (daemon_find); after
+ * a reload, the servers already running that a new file names are enrolled too.
+ */
 static void daemon_names(struct attach_ctx *ac)
 {
 	struct daemon_names *n;
+	bool reload;
 
 	if (!ac->finding || ac->find_dir == ac->dir)
 		return;
+	reload = ac->find_dir != NULL;
 	n = calloc(1, sizeof(*n));
 	if (!n) {
 		log_err("daemon: the names of %s: %s", ac->dir->path, strerror(ENOMEM));
@@ -811,6 +818,8 @@ static void daemon_names(struct attach_ctx *ac)
 			 list);
 	}
 	free(n);
+	if (reload)
+		daemon_find__scan(daemon_scanned, ac);
 }
 
 /* A program the finder stopped at its exec: taken once its ring is read (enroll reads rings). */

@@ -955,6 +955,18 @@ test('daemon: finds the servers its policies name, at their start and before it'
 		await piped.call('get-env');
 		await early.call('get-env');
 
+		// a file added while it runs: the running server it names is enrolled, no restart
+		const fsDir = join(dir, 'daemon-fs');
+		mkdirSync(fsDir, { recursive: true });
+		const late = await open(await pipeSession([FILESYSTEM, fsDir]));
+		await late.init();
+		assert.doesNotMatch(d.out, enrolled(late.pid), 'server-filesystem: no file names it yet');
+		writeFileSync(join(pdir, '30-fs.json'), JSON.stringify({ version: '1', default: 'allow',
+			match: { exe: '*/node', argv: '* */server-filesystem/dist/index.js *' },
+			tools: { list_directory: { action: 'deny', reason: 'no listing' } } }));
+		await until(() => enrolled(late.pid).test(d.out), 5000, 'server-filesystem enrolled after the new file');
+		await late.call('list_directory', { path: fsDir });
+
 		// a program no file names, JSON on its pipes: not enrolled, its bytes untouched
 		const cat = spawn(process.execPath, ['-e', 'process.stdin.pipe(process.stdout)'],
 			{ stdio: ['pipe', 'pipe', 'ignore'] });
@@ -967,17 +979,18 @@ test('daemon: finds the servers its policies name, at their start and before it'
 		assert.doesNotMatch(d.out, new RegExp(`pid ${cat.pid} `), d.out);
 		cat.kill();
 
-		const lines = await auditLines(d, 11);
+		const lines = await auditLines(d, 12);
 		const of = (s) => lines.filter((l) => l.server === `pid:${s.pid}`).map((l) => [l.tool, l.decision]);
 		assert.deepEqual(of(v1), [['echo', 'allow'], ['get-env', 'deny'], ['get-sum', 'allow'],
 			['get-sum', 'allow'], ['get-sum', 'allow'], ['get-sum', 'deny']], JSON.stringify(lines));
 		assert.deepEqual(of(v2), [['echo', 'deny'], ['get-env', 'allow']], JSON.stringify(lines));
 		assert.deepEqual(of(piped), [['echo', 'allow'], ['get-env', 'deny']], JSON.stringify(lines));
 		assert.deepEqual(of(early), [['get-env', 'deny']], JSON.stringify(lines));
+		assert.deepEqual(of(late), [['list_directory', 'deny']], JSON.stringify(lines));
 		for (const l of lines) {
 			assert.equal(l.plane, EXPECT.plane);
-			assert.equal(l.policy, join(pdir, l.server === `pid:${v2.pid}` ? '20-v2.json' : '10-everything.json'),
-				JSON.stringify(l));
+			assert.equal(l.policy, join(pdir, l.server === `pid:${v2.pid}` ? '20-v2.json' :
+				l.server === `pid:${late.pid}` ? '30-fs.json' : '10-everything.json'), JSON.stringify(l));
 		}
 		const { doc } = await statusRow(v1.pid, 6);
 		for (const s of [early, v1, v2, piped])
