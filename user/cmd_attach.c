@@ -639,15 +639,29 @@ static void status_save(struct attach_ctx *ac)
 	status__write(&ac->status, STATUS_PATH, ac->policy_path, getpid(), ac->started_us);
 }
 
-/* Put the pipe tracepoints on, once a session has a pipe stdin: 0 or -errno (logged). */
-static int pipes_on(struct attach_ctx *ac)
+/*
+ * Put the pipe tracepoints on, once a session has a pipe stdin (now: at once, before one is
+ * added): 0 or -errno (logged).
+ */
+static int pipes_on(struct attach_ctx *ac, bool now)
 {
-	if (ac->pipes_attached || !kernel_stdio__has_pipes(ac->stdio, ac->npids))
+	if (ac->pipes_attached || (!now && !kernel_stdio__has_pipes(ac->stdio, ac->npids)))
 		return 0;
 	if (kernel_stdio__attach_pipes(ac->skel, ac->pipe_action))
 		return -EIO;
 	ac->pipes_attached = true;
 	return 0;
+}
+
+/* Is fd 0 of pid a pipe? */
+static bool stdin_is_pipe(pid_t pid)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/0", (int)pid);
+	n = readlink(path, link, sizeof(link) - 1);
+	return n > 6 && !strncmp(link, "pipe:[", 6);
 }
 
 /*
@@ -726,9 +740,21 @@ static int enroll(struct attach_ctx *ac, pid_t pid, bool fresh, char *reply)
 			 log__last_error()[0] ? log__last_error() : strerror(-e));
 		goto undo;
 	}
+	/*
+	 * A pipe stdin: the tracepoints first, so that no write of its client falls between its
+	 * stream's registration (and, fresh, the bytes taken out) and their start.
+	 */
+	if (stdin_is_pipe(pid) && bpf_program__autoload(ac->skel->progs.handle_pipe_judge)) {
+		e = pipes_on(ac, true);
+		if (e) {
+			snprintf(reply, CONTROL_LINE_MAX, "error: %s",
+				 log__last_error()[0] ? log__last_error() : strerror(-e));
+			goto undo;
+		}
+	}
 	e = kernel_stdio__add_fresh(ac->skel, idx, pid, ac->pipe_action, s, fresh);
 	if (!e)
-		e = pipes_on(ac);
+		e = pipes_on(ac, false);
 	if (e) {
 		free(s->held);
 		s->held = NULL;
@@ -1217,6 +1243,12 @@ static int attach_main(int argc, char **argv, bool daemon)
 	    kernel_stdio__attach_prog(ac.skel))
 		goto out_detach;
 	if (npids) {
+		/* the pipe tracepoints before any pipe's stream is registered (as enroll does) */
+		for (unsigned i = 0; i < npids; i++)
+			if (stdin_is_pipe(pids[i]) &&
+			    bpf_program__autoload(ac.skel->progs.handle_pipe_judge) &&
+			    pipes_on(&ac, true))
+				goto out_detach;
 		for (unsigned i = 0; i < npids; i++) {
 			if (kernel_stdio__add(ac.skel, i, pids[i], pipe_action, &ac.stdio[i]))
 				goto out_detach;
@@ -1225,7 +1257,7 @@ static int attach_main(int argc, char **argv, bool daemon)
 		}
 		ac.ev.nstdio = npids;
 		if (kernel_stdio__has_pipes(ac.stdio, npids)) {
-			if (pipes_on(&ac))
+			if (pipes_on(&ac, false))
 				goto out_detach;
 			if (!pipe_action_given)
 				log_info("pipes: calls are counted and audited, not stopped "

@@ -73,10 +73,6 @@ static int stream_add(struct tcp_bpf *skel, uint64_t key, unsigned idx, unsigned
 }
 
 /*
- * Put fd `fd` of process pid in stdio_socks at slot: 0 or -errno (logged). queued (unless NULL):
- * the bytes still on the socket's own receive queue once it is in the map.
- */
-/*
  * Take exactly n bytes out of fd (a copy of the server's stdin), into a new buffer at *out;
  * *got: how many came (fewer when a verdict took some first). 0 or -errno (logged).
  */
@@ -107,6 +103,11 @@ static int take_queued(pid_t pid, int fd, int n, char **out, size_t *got)
 	return 0;
 }
 
+/*
+ * Put fd `fd` of process pid in stdio_socks at slot: 0 or -errno (logged). queued (unless NULL):
+ * the bytes still on the socket's own receive queue once it is in the map; with fresh, those
+ * are taken out into fresh->held (and *queued is 0).
+ */
 static int sock_insert(struct tcp_bpf *skel, pid_t pid, int fd, uint32_t slot, const char *what,
 		       int *queued, struct kernel_stdio_session *fresh)
 {
