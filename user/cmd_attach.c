@@ -933,7 +933,8 @@ static void daemon_found(struct attach_ctx *ac)
 {
 	unsigned n = ac->nwaiting;
 
-	daemon_find__poll(&ac->find);
+	bool missed = daemon_find__poll(&ac->find);
+
 	/* those that wait first, in the order they came */
 	ac->nwaiting = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -949,13 +950,18 @@ static void daemon_found(struct attach_ctx *ac)
 		}
 	}
 	for (unsigned i = 0; i < ac->nfound; i++) {
-		if (!ac->found[i].stopped)
-			log_warn("pid %d: could not be stopped at its start: not enrolled",
+		if (!ac->found[i].stopped) {
+			/* enrolled as it runs, as a --pid: bytes it read meanwhile were not judged */
+			log_warn("pid %d: could not be stopped at its start: enrolled as it runs",
 				 (int)ac->found[i].pid);
-		else if (ac->nwaiting || daemon_take(ac, ac->found[i].pid, true))
+			daemon_take(ac, ac->found[i].pid, false);
+		} else if (ac->nwaiting || daemon_take(ac, ac->found[i].pid, true))
 			daemon_wait(ac, ac->found[i].pid);
 	}
 	ac->nfound = 0;
+	/* programs the ring had no room for ran on: those a policy names are enrolled as they run */
+	if (missed)
+		daemon_find__scan(daemon_scanned, ac);
 }
 
 static void daemon_scanned(void *ctx, pid_t pid)

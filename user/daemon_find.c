@@ -133,7 +133,7 @@ int daemon_find__fd(const struct daemon_find *f)
 	return ring_buffer__epoll_fd(f->rb);
 }
 
-void daemon_find__poll(struct daemon_find *f)
+bool daemon_find__poll(struct daemon_find *f)
 {
 	__u32 key = MCPF_DAEMON_CFG_MISSED;
 	__u64 missed = 0;
@@ -141,11 +141,12 @@ void daemon_find__poll(struct daemon_find *f)
 	ring_buffer__consume(f->rb);
 	if (bpf_map_lookup_elem(bpf_map__fd(f->skel->maps.daemon_cfg), &key, &missed) ||
 	    missed <= f->missed)
-		return;
+		return false;
 	log_warn("%llu program%s that may be stdio servers started while the ring of exec events "
-		 "was full: not stopped, not enrolled",
+		 "was full: not stopped; looked for in /proc, enrolled as they run",
 		 (unsigned long long)(missed - f->missed), missed - f->missed == 1 ? "" : "s");
 	f->missed = missed;
+	return true;
 }
 
 void daemon_find__stop(struct daemon_find *f)

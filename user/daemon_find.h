@@ -56,8 +56,11 @@ int daemon_find__start(struct daemon_find *f,
 int daemon_find__set(struct daemon_find *f, const struct daemon_names *names);
 /* The fd to poll for events. */
 int daemon_find__fd(const struct daemon_find *f);
-/* Call on_exec for each event waiting; say programs not stopped for want of room. */
-void daemon_find__poll(struct daemon_find *f);
+/*
+ * Call on_exec for each event waiting. True when programs were not stopped for want of room in
+ * the ring since the last call (said): the caller looks for them in /proc.
+ */
+bool daemon_find__poll(struct daemon_find *f);
 /* Detach (no program is stopped any more) and free. */
 void daemon_find__stop(struct daemon_find *f);
 
