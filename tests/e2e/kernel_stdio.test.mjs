@@ -929,9 +929,9 @@ test('daemon: finds the servers its policies name, at their start and before it'
 
 		// the SDK v1 client spawns server-everything directly, under the daemon
 		const v1 = await open(await sdkSession(1));
+		// (its initialize came before the enrolment, and was sent again, or after it: both are
+		// judged; the 1,000-session test counts how often the first happens)
 		await until(() => enrolled(v1.pid).test(d.out), 5000, `pid ${v1.pid} enrolled`);
-		assert.match(d.out, new RegExp(`pid ${v1.pid}: \\d+ bytes its client sent before it ran were ` +
-			'taken out of its stdin and sent again'), d.out);
 		assert.equal(JSON.stringify(await v1.call('echo', { message: 'd' })),
 			JSON.stringify({ content: [{ type: 'text', text: 'Echo: d' }] }));
 		await assertDenied(v1.call('get-env'), 'environment is private', 'v1: get-env');
