@@ -653,25 +653,15 @@ static int pipes_on(struct attach_ctx *ac, bool now)
 	return 0;
 }
 
-/* Is fd 0 of pid a pipe? */
-static bool stdin_is_pipe(pid_t pid)
-{
-	char path[64], link[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd/0", (int)pid);
-	n = readlink(path, link, sizeof(link) - 1);
-	return n > 6 && !strncmp(link, "pipe:[", 6);
-}
-
 /*
  * `mcpfence enroll --pid PID`: server pid under this attachment, as a --pid given at the start
  * is, into the index of a session that ended or a new one. Its policy slot is set before its
  * streams exist: no byte of it is decided by another policy. The answer into reply; 0, or
  * -ENOSPC when every index is taken by a session that has not ended, or another -errno.
- * fresh: the server was stopped at its exec (kernel_stdio__add_fresh).
+ * fresh: the server was stopped at its exec (kernel_stdio__add_fresh). known: who it is, read
+ * already (taken over), or NULL.
  */
-static int enroll(struct attach_ctx *ac, pid_t pid, bool fresh, char *reply)
+static int enroll(struct attach_ctx *ac, pid_t pid, bool fresh, struct proc_who *known, char *reply)
 {
 	unsigned idx = MCPF_STDIO_MAX_SESSIONS, before = ac->npids;
 	struct kernel_stdio_session *s;
@@ -719,7 +709,9 @@ static int enroll(struct attach_ctx *ac, pid_t pid, bool fresh, char *reply)
 	/* the events of the session that had this index name it: read before it is reused */
 	if (ac->rb)
 		ring_buffer__consume(ac->rb);
-	if (ac->who) {
+	if (ac->who && known) {
+		policy_dir__who_move(&ac->who[idx], known);
+	} else if (ac->who) {
 		policy_dir__who_free(&ac->who[idx]);
 		e = policy_dir__who_of_pid(pid, &ac->who[idx], err, sizeof(err));
 		if (e) {
@@ -744,7 +736,8 @@ static int enroll(struct attach_ctx *ac, pid_t pid, bool fresh, char *reply)
 	 * A pipe stdin: the tracepoints first, so that no write of its client falls between its
 	 * stream's registration (and, fresh, the bytes taken out) and their start.
 	 */
-	if (stdin_is_pipe(pid) && bpf_program__autoload(ac->skel->progs.handle_pipe_judge)) {
+	if (stdio_find__fd_is(pid, 0, "pipe") &&
+	    bpf_program__autoload(ac->skel->progs.handle_pipe_judge)) {
 		e = pipes_on(ac, true);
 		if (e) {
 			snprintf(reply, CONTROL_LINE_MAX, "error: %s",
@@ -795,7 +788,7 @@ static void on_control(void *ctx, const char *line, char *reply)
 			 "error: not a request this attach takes (enroll PID)");
 		return;
 	}
-	enroll(ac, (pid_t)pid, false, reply);
+	enroll(ac, (pid_t)pid, false, NULL, reply);
 }
 
 /* ---- `mcpfence daemon`: the servers it finds by itself ---------------------------------- */
@@ -894,7 +887,7 @@ static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 			  w.exe);
 		goto out;
 	}
-	e = enroll(ac, pid, fresh, reply); /* which logs it */
+	e = enroll(ac, pid, fresh, &w, reply); /* which logs it, and takes w over */
 	if (e == -ENOSPC && fresh) {
 		/* a server its policy names does not run unenforced: it waits, stopped */
 		policy_dir__who_free(&w);
@@ -1251,7 +1244,7 @@ static int attach_main(int argc, char **argv, bool daemon)
 	if (npids) {
 		/* the pipe tracepoints before any pipe's stream is registered (as enroll does) */
 		for (unsigned i = 0; i < npids; i++)
-			if (stdin_is_pipe(pids[i]) &&
+			if (stdio_find__fd_is(pids[i], 0, "pipe") &&
 			    bpf_program__autoload(ac.skel->progs.handle_pipe_judge) &&
 			    pipes_on(&ac, true))
 				goto out_detach;

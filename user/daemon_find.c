@@ -13,6 +13,7 @@
 #include "daemon.skel.h"
 #include "daemon_find.h"
 #include "log.h"
+#include "stdio_find.h"
 
 bool daemon_find__findable(const struct policy *p)
 {
@@ -159,18 +160,10 @@ void daemon_find__stop(struct daemon_find *f)
 	f->skel = NULL;
 }
 
-/* Is /proc/PID/fd/FD a pipe or a socket? */
-static bool stdio_like(const char *pid, int fd)
+/* Is fd of pid a pipe or a socket? */
+static bool stdio_like(pid_t pid, int fd)
 {
-	char path[64], link[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%s/fd/%d", pid, fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n <= 0)
-		return false;
-	link[n] = 0;
-	return !strncmp(link, "pipe:[", 6) || !strncmp(link, "socket:[", 8);
+	return stdio_find__fd_is(pid, fd, "pipe") || stdio_find__fd_is(pid, fd, "socket");
 }
 
 unsigned daemon_find__scan(void (*fn)(void *ctx, pid_t pid), void *ctx)
@@ -189,7 +182,7 @@ unsigned daemon_find__scan(void (*fn)(void *ctx, pid_t pid), void *ctx)
 
 		if (*end || pid <= 0 || pid == getpid())
 			continue;
-		if (!stdio_like(e->d_name, 0) || !stdio_like(e->d_name, 1))
+		if (!stdio_like((pid_t)pid, 0) || !stdio_like((pid_t)pid, 1))
 			continue;
 		fn(ctx, (pid_t)pid);
 		n++;

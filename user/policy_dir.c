@@ -417,6 +417,18 @@ out_release:
 	return e == ENOENT ? -ESRCH : -e;
 }
 
+void policy_dir__who_move(struct proc_who *dst, struct proc_who *src)
+{
+	policy_dir__who_free(dst);
+	memcpy(dst, src, sizeof(*dst));
+	if (src->who.exe == src->exe)
+		dst->who.exe = dst->exe;
+	if (src->who.cgroup == src->cgroup)
+		dst->who.cgroup = dst->cgroup;
+	src->argv = NULL;
+	src->who.argv = NULL;
+}
+
 void policy_dir__who_free(struct proc_who *pw)
 {
 	free(pw->argv);

@@ -53,5 +53,7 @@ struct proc_who {
  */
 int policy_dir__who_of_pid(pid_t pid, struct proc_who *pw, char *err, size_t err_size);
 void policy_dir__who_free(struct proc_who *pw);
+/* dst (freed first) takes what src holds; src is left with nothing to free. */
+void policy_dir__who_move(struct proc_who *dst, struct proc_who *src);
 
 #endif

@@ -78,6 +78,20 @@ void stdio_find__exe(pid_t pid, char *out, size_t size, const char *fallback)
 		snprintf(out, size, "%s", fallback);
 }
 
+bool stdio_find__fd_is(pid_t pid, int fd, const char *type)
+{
+	char path[64], link[64];
+	size_t len = strlen(type);
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	return !strncmp(link, type, len) && !strncmp(link + len, ":[", 2);
+}
+
 void stdio_find__comm(pid_t pid, char comm[16])
 {
 	char path[64];

@@ -97,6 +97,8 @@ struct stdio_diag {
 int stdio_find__diag_answer(const void *buf, size_t len, uint32_t seq, uint32_t ino,
 			    struct stdio_diag *d);
 
+/* Is fd of pid a "pipe" or a "socket" (type), as its /proc/PID/fd link says ("pipe:[N]")? */
+bool stdio_find__fd_is(pid_t pid, int fd, const char *type);
 /* /proc/PID/comm, or "?" when it cannot be read (the process is gone). */
 void stdio_find__comm(pid_t pid, char comm[16]);
 /* The executable of PID (the /proc/PID/exe link), or fallback when it cannot be read. */

@@ -216,7 +216,7 @@ static void test_too_many(void **state)
 static void test_who_of_pid(void **state)
 {
 	char err[512], cg[4096] = "", sh[4096], *line = NULL;
-	struct proc_who pw;
+	struct proc_who pw, *moved;
 	size_t cap = 0;
 	FILE *f;
 	int status;
@@ -261,7 +261,20 @@ static void test_who_of_pid(void **state)
 		assert_string_equal(pw.who.cgroup, cg);
 	else
 		assert_null(pw.who.cgroup);
+	/* taken over whole: the pointers name the new holder's fields, the old holds nothing */
+	moved = calloc(1, sizeof(*moved));
+	assert_non_null(moved);
+	policy_dir__who_move(moved, &pw);
+	assert_ptr_equal(moved->who.exe, moved->exe);
+	assert_string_equal(moved->who.exe, sh);
+	assert_string_equal(moved->who.argv, "sh -c sleep 30; : two words");
+	if (cg[0])
+		assert_ptr_equal(moved->who.cgroup, moved->cgroup);
+	assert_null(pw.argv);
+	assert_null(pw.who.argv);
 	policy_dir__who_free(&pw);
+	policy_dir__who_free(moved);
+	free(moved);
 
 	kill(-pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -372,6 +385,18 @@ static void test_open_refused(void **state)
 	assert_non_null(strstr(err, "not a directory"));
 }
 
+/* The directory as it is now, and its names into n. */
+static struct policy_dir *names_of(struct daemon_names *n)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy_dir *d = policy_dir__load(dir, err);
+
+	if (!d)
+		fail_msg("%s", err);
+	daemon_find__names(d, n);
+	return d;
+}
+
 /*
  * The names the daemon's finder stops programs by (daemon_find__names): the file name of each
  * "exe" whose last part is literal; a file that can fit a program of any name makes it every
@@ -390,9 +415,7 @@ static void test_daemon_names(void **state)
 	put("40-d.json", POLICY("{\"server_name\":\"x\"}"));	   /* only its answer says */
 	put("50-e.json", POLICY("{\"port\":8080}"));
 	put("60-f.json", POLICY("{\"exe\":\"/opt/a-name-longer-than-thirty-one-bytes-x\"}"));
-	d = policy_dir__load(dir, err);
-	assert_non_null(d);
-	daemon_find__names(d, n);
+	d = names_of(n);
 	assert_false(n->every);
 	assert_int_equal(n->n, 3);
 	assert_string_equal(n->names[0].name, "node");
@@ -405,18 +428,14 @@ static void test_daemon_names(void **state)
 
 	/* a wildcard in the file name, or no exe at all: every name */
 	put("70-g.json", POLICY("{\"exe\":\"/usr/bin/node*\"}"));
-	d = policy_dir__load(dir, err);
-	assert_non_null(d);
-	daemon_find__names(d, n);
+	d = names_of(n);
 	assert_true(n->every);
 	assert_int_equal(n->n, 0);
 	assert_non_null(strstr(n->why_every, "70-g.json"));
 	policy_dir__free(d);
 	unlink(strcat(strcpy(err, dir), "/70-g.json"));
 	put("70-g.json", POLICY("{\"argv\":\"* server.py\"}"));
-	d = policy_dir__load(dir, err);
-	assert_non_null(d);
-	daemon_find__names(d, n);
+	d = names_of(n);
 	assert_true(n->every);
 	policy_dir__free(d);
 	free(n);
