@@ -156,6 +156,17 @@ async function startAttach(pids, { pipeAction = null, policy = join(dir, 'policy
 	return a;
 }
 
+// `mcpfence daemon --policy-dir DIR` once it finds servers (its audit file: d.audit).
+async function startDaemon(policyDir, extra = []) {
+	const audit = join(dir, `audit-${++nAudit}.jsonl`);
+	const d = await attachRun(['--policy-dir', policyDir, '--audit', audit, ...extra],
+		{ cmd: 'daemon', ready: /^daemon: finding .*; pins in \/sys\/fs\/bpf\/mcpfence$/m });
+	d.audit = audit;
+	children.add(d.child);
+	attaches.add(d);
+	return d;
+}
+
 // Stop attach (SIGTERM, or the signal given), then `mcpfence detach`: nothing left attached.
 // After SIGKILL the caller detaches, when it has checked what is left.
 async function stopAttach(a, signal = 'SIGTERM') {
@@ -918,12 +929,7 @@ test('daemon: finds the servers its policies name, at their start and before it'
 	try {
 		const early = await open(await pipeSession([EVERYTHING])); // begun before the daemon
 		await early.init();
-		const audit = join(dir, `audit-${++nAudit}.jsonl`);
-		const d = await attachRun(['--policy-dir', pdir, '--audit', audit], { cmd: 'daemon',
-			ready: /^daemon: finding .*; pins in \/sys\/fs\/bpf\/mcpfence$/m });
-		d.audit = audit;
-		children.add(d.child);
-		attaches.add(d);
+		const d = await startDaemon(pdir);
 		assert.match(d.out, enrolled(early.pid), d.out);
 		assert.match(d.out, /looks at programs named node started with a pipe or socketpair/, d.out);
 
@@ -1021,11 +1027,7 @@ test('daemon: 1,000 short sessions in a row; map entries and memory back after',
 	const count = (map) => JSON.parse(spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${PINS}/${map}`],
 		{ encoding: 'utf8', maxBuffer: 1 << 28 }).stdout).length;
 	const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-	const audit = join(dir, `audit-${++nAudit}.jsonl`);
-	const d = await attachRun(['--policy-dir', pdir, '--audit', audit, '--quiet'], { cmd: 'daemon',
-		ready: /^daemon: finding .*; pins in \/sys\/fs\/bpf\/mcpfence$/m });
-	children.add(d.child);
-	attaches.add(d);
+	const d = await startDaemon(pdir, ['--quiet']);
 	const session = async (i) => {
 		const c = spawn(server, [], { stdio: ['pipe', 'pipe', 'ignore'] });
 		let out = '';
@@ -1066,7 +1068,7 @@ test('daemon: 1,000 short sessions in a row; map entries and memory back after',
 		const resent = (d.out.match(/sent again, to be judged/g) ?? []).length;
 		console.log(`# ${resent} of ${N} sessions had their calls sent again by the daemon`);
 		assert.ok(resent > 0, 'no session had bytes waiting at its enrolment');
-		const al = readAudit(audit);
+		const al = readAudit(d.audit);
 		assert.equal(al.length, 2 * N);
 		assert.deepEqual([...new Set(al.map((l) => l.client?.pid))], [process.pid],
 			JSON.stringify(al.find((l) => l.client?.pid !== process.pid)));
@@ -1094,12 +1096,7 @@ test('daemon: a server that forks, two clients of one server, a client that dies
 		{ encoding: 'utf8', maxBuffer: 1 << 28 }).stdout).length;
 	const enrolledRe = (pid) => new RegExp(`pid ${pid} \\([^)]*\\): enrolled: `, 'm');
 	const endedRe = (pid) => new RegExp(`pid ${pid} \\([^)]*\\): its stdin is read by no one any more`, 'm');
-	const audit = join(dir, `audit-${++nAudit}.jsonl`);
-	const d = await attachRun(['--policy-dir', pdir, '--audit', audit], { cmd: 'daemon',
-		ready: /^daemon: finding .*; pins in \/sys\/fs\/bpf\/mcpfence$/m });
-	d.audit = audit;
-	children.add(d.child);
-	attaches.add(d);
+	const d = await startDaemon(pdir);
 	// a small client over pipes: starts the server, prints its pid, then as mode says
 	const client = (mode) => {
 		const py = `
@@ -1164,7 +1161,7 @@ else:
 		await until(() => two.lines().length === 3, 10000, `two clients: both lines back (have ${two.out})`);
 		const spid = two.spid;
 		await until(() => endedRe(spid).test(d.out), 10000, 'the two clients\' session ended');
-		const lines = readAudit(audit).filter((l) => l.server === `pid:${spid}`);
+		const lines = readAudit(d.audit).filter((l) => l.server === `pid:${spid}`);
 		assert.deepEqual(lines.map((l) => [l.tool, l.decision]).sort(), [['echo', 'allow'], ['get-env', 'deny']],
 			JSON.stringify(lines));
 		assert.notEqual(lines[0].client.pid, lines[1].client.pid, `two writers: ${JSON.stringify(lines)}`);
