@@ -9,6 +9,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <unistd.h>
 #include <sys/wait.h>
@@ -87,6 +90,93 @@ static inline void bench_detach(const char *bin)
 	}
 	if (p > 0)
 		waitpid(p, NULL, 0);
+}
+
+/* The last line of the file at path (a child's log), for a message. */
+static inline void bench_last_line(const char *path, char *out, size_t size)
+{
+	char buf[4096], *nl;
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	while ((nl = strrchr(buf, '\n')) && !nl[1])
+		*nl = 0;
+	nl = strrchr(buf, '\n');
+	nl = nl ? nl + 1 : buf;
+	n = strnlen(nl, size - 1);
+	memcpy(out, nl, n);
+	out[n] = 0;
+}
+
+/* Does the file at path (a child's log) hold a line that begins with prefix? */
+static inline bool bench_log_has(const char *path, const char *prefix)
+{
+	char buf[8192], want[128];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	snprintf(want, sizeof(want), "\n%s", prefix);
+	return !strncmp(buf, prefix, strlen(prefix)) || strstr(buf, want);
+}
+
+/*
+ * Run argv (argv[0] the binary) on every CPU, its output into the file at log, until log has a
+ * line that begins with ready (the command is in force from then on): 0, *pid and how long that
+ * took in *ready_ns; or -1 and why (its last line when it exited, or the time out). The child
+ * gets SIGTERM when this process dies.
+ */
+static inline int bench_start(char *const argv[], const char *log, const char *ready, int wait_ms,
+			      pid_t *pid, uint64_t *ready_ns, char *why, size_t size)
+{
+	uint64_t t0 = now_ns();
+	int log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (log_fd < 0) {
+		snprintf(why, size, "%s: %s", log, strerror(errno));
+		return -1;
+	}
+	*pid = fork();
+	if (*pid == 0) {
+		cpu_set_t all;
+
+		memset(&all, 0xff, sizeof(all));
+		sched_setaffinity(0, sizeof(all), &all);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		dup2(log_fd, 1);
+		dup2(log_fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(log_fd);
+	if (*pid < 0) {
+		snprintf(why, size, "fork: %s", strerror(errno));
+		*pid = 0;
+		return -1;
+	}
+	while (!bench_log_has(log, ready)) {
+		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+			*pid = 0;
+			bench_last_line(log, why, size);
+			return -1;
+		}
+		if (now_ns() - t0 > (uint64_t)wait_ms * 1000000ull) {
+			snprintf(why, size, "no \"%s\" line from %s in %d s", ready, argv[0],
+				 wait_ms / 1000);
+			return -1;
+		}
+		usleep(2000);
+	}
+	if (ready_ns)
+		*ready_ns = now_ns() - t0;
+	return 0;
 }
 
 struct target {

@@ -29,7 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/limits.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include "bench.h"
@@ -151,55 +150,14 @@ static const char *preflight(int argc, char **argv)
 	return NULL;
 }
 
-static bool daemon_ready(void)
-{
-	char buf[8192];
-	int fd = open(daemon_log, O_RDONLY);
-	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
-
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	return strstr(buf, "daemon: finding ") != NULL;
-}
-
 static int daemon_start(char *why, size_t size)
 {
 	char *argv[] = { bin_path,  "daemon",	"--policy-dir", pdir,
 			 "--audit", audit_path, "--quiet",	NULL };
-	uint64_t t0 = now_ns();
-	int log_fd = open(daemon_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-	if (log_fd < 0) {
-		snprintf(why, size, "%s: %s", daemon_log, strerror(errno));
-		return -1;
-	}
 	started_ever = true;
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(log_fd, 1);
-		dup2(log_fd, 2);
-		execv(bin_path, argv);
-		_exit(127);
-	}
-	close(log_fd);
-	while (!daemon_ready()) {
-		if (waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			snprintf(why, size, "mcpfence daemon exited: see its log (%s)", daemon_log);
-			return -1;
-		}
-		if (now_ns() - t0 > DAEMON_WAIT_MS * 1000000ull) {
-			snprintf(why, size, "no \"daemon: finding\" line in %d s",
-				 DAEMON_WAIT_MS / 1000);
-			return -1;
-		}
-		usleep(2000);
-	}
-	return 0;
+	return bench_start(argv, daemon_log, "daemon: finding ", DAEMON_WAIT_MS, &daemon_pid, NULL,
+			   why, size);
 }
 
 static int daemon_stop(void)

@@ -383,45 +383,10 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-/* The last line of attach's output, for a message. */
-static void attach_last_line(char *out, size_t size)
-{
-	char buf[4096], *nl;
-	int fd = open(attach_log, O_RDONLY);
-	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
-
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	while ((nl = strrchr(buf, '\n')) && !nl[1])
-		*nl = 0;
-	nl = strrchr(buf, '\n');
-	nl = nl ? nl + 1 : buf;
-	n = strnlen(nl, size - 1);
-	memcpy(out, nl, n);
-	out[n] = 0;
-}
-
-/* Has attach printed its "watching ..." line (it enforces from then on)? */
-static bool attach_ready(void)
-{
-	char buf[8192];
-	int fd = open(attach_log, O_RDONLY);
-	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
-
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	return !strncmp(buf, "watching ", 9) || strstr(buf, "\nwatching ");
-}
-
 /*
- * `mcpfence attach --policy P --pid pid [--pid pid2]` (pid2 0: none), on every CPU, until its
- * "watching" line: 0 and how long that took, or -1 with why.
+ * `mcpfence attach --policy P --pid pid [--pid pid2] [--port port]` (pid2 0: none), on every
+ * CPU, until its "watching" line: 0 and how long that took, or -1 with why.
  */
-/* attach --pid pid [--pid pid2] [--port port]; 0 and *ready_ns once it watches */
 static int attach_start3(pid_t pid, pid_t pid2, const char *port, uint64_t *ready_ns, char *why,
 			 size_t size)
 {
@@ -429,8 +394,6 @@ static int attach_start3(pid_t pid, pid_t pid2, const char *port, uint64_t *read
 	char *argv[14] = { bin_path, "attach",	"--policy", policy_path, "--pid",
 			   pid_s,    "--audit", audit_path, "--quiet" };
 	int n = 9;
-	uint64_t t0 = now_ns();
-	int st, log_fd;
 
 	snprintf(pid_s, sizeof(pid_s), "%d", pid);
 	snprintf(pid2_s, sizeof(pid2_s), "%d", pid2);
@@ -443,45 +406,9 @@ static int attach_start3(pid_t pid, pid_t pid2, const char *port, uint64_t *read
 		argv[n++] = (char *)port;
 	}
 	argv[n] = NULL;
-	log_fd = open(attach_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (log_fd < 0) {
-		snprintf(why, size, "%s: %s", attach_log, strerror(errno));
-		return -1;
-	}
 	attached_ever = true;
-	attach_pid = fork();
-	if (attach_pid == 0) {
-		cpu_set_t all;
-
-		memset(&all, 0xff, sizeof(all));
-		sched_setaffinity(0, sizeof(all), &all);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(log_fd, 1);
-		dup2(log_fd, 2);
-		execv(bin_path, argv);
-		_exit(127);
-	}
-	close(log_fd);
-	if (attach_pid < 0) {
-		snprintf(why, size, "fork: %s", strerror(errno));
-		attach_pid = 0;
-		return -1;
-	}
-	while (!attach_ready()) {
-		if (waitpid(attach_pid, &st, WNOHANG) == attach_pid) {
-			attach_pid = 0;
-			attach_last_line(why, size);
-			return -1;
-		}
-		if (now_ns() - t0 > ATTACH_WAIT_MS * 1000000ull) {
-			snprintf(why, size, "no \"watching\" line from mcpfence attach in %d s",
-				 ATTACH_WAIT_MS / 1000);
-			return -1;
-		}
-		usleep(2000);
-	}
-	*ready_ns = now_ns() - t0;
-	return 0;
+	return bench_start(argv, attach_log, "watching ", ATTACH_WAIT_MS, &attach_pid, ready_ns,
+			   why, size);
 }
 
 static int attach_start2(pid_t pid, pid_t pid2, uint64_t *ready_ns, char *why, size_t size)
