@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "attach.h"
 #include "audit.h"
 #include "cgroup.h"
 #include "cmd.h"
@@ -41,61 +42,6 @@
 #include "status.h"
 #include "stdio_find.h"
 #include "tcp.skel.h"
-
-/*
- * Sessions are numbered: stdio servers (--pid, then those enrolled) by their index in the BPF
- * maps, [0, MCPF_STDIO_MAX_SESSIONS); ports after them.
- */
-#define NSESSIONS (MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS)
-#define PORT_SESSION(j) (MCPF_STDIO_MAX_SESSIONS + (j))
-#define DAEMON_FOUND_MAX 256
-
-/* A policy slot: one policy in force, for the sessions whose server it fits. */
-struct attach_slot {
-	const struct policy *pol; /* in force; NULL: the slot is free */
-	unsigned gen;		  /* 0 or 1: which of its two generations is in force */
-};
-
-struct attach_ctx {
-	struct kernel_events ev; /* what the event handler reads: kc, limits, audit, quiet */
-	struct tcp_bpf *skel;
-	struct kernel_compiled kc[MCPF_GENS]; /* by generation; their policies are dir's or
-					       * dir_old's */
-	struct attach_slot slots[MCPF_PSLOTS];
-	struct policy_dir *dir;	      /* the policies in force (--policy: a directory of one) */
-	struct policy_dir *dir_old;   /* those they replaced: idle generations may name them */
-	struct policy_dir *dir_first; /* loaded, not yet in force */
-	const char *policy_path;      /* --policy, or --policy-dir */
-	bool is_dir;		      /* --policy-dir */
-	struct policy_watch watch;    /* --policy-dir: its changes (watch.cur is dir) */
-	bool watching;
-	struct ring_buffer *rb;
-	uint16_t ports[MCPF_TCP_MAX_PORTS];
-	unsigned nports, npids;
-	pid_t pids[MCPF_STDIO_MAX_SESSIONS];
-	struct proc_who *who; /* --policy-dir: who each --pid server was at attach */
-	/* each session's policy slot: --pid (and enrolled) servers' by index, then ports' */
-	unsigned pslot[NSESSIONS];
-	bool pipes_attached; /* the pipe tracepoints */
-	enum mcpf_pipe_action pipe_action;
-	int control_fd; /* `mcpfence enroll` asks here; -1: not listening */
-	struct kernel_stdio_session stdio[MCPF_STDIO_MAX_SESSIONS];
-	uint64_t unwatched;   /* sockets tcp_socks had no room for, as last said */
-	struct status status; /* the sessions' rows, for `mcpfence status` */
-	uint64_t started_us;
-	/* `mcpfence daemon`: the servers it finds by itself */
-	bool daemon;
-	bool finding; /* find is started */
-	struct daemon_find find;
-	const struct policy_dir *find_dir; /* whose names find has */
-	struct {
-		pid_t pid;
-		bool stopped;
-	} found[DAEMON_FOUND_MAX]; /* named by the finder, to take after its ring is read */
-	unsigned nfound;
-	pid_t waiting[DAEMON_FOUND_MAX]; /* stopped, a policy fits, no room yet: taken later */
-	unsigned nwaiting;
-};
 
 /* time(2) may read a coarse clock that lags the boundary the poll woke up for */
 static uint64_t realtime_s(void)
@@ -661,7 +607,8 @@ static int pipes_on(struct attach_ctx *ac, bool now)
  * fresh: the server was stopped at its exec (kernel_stdio__add_fresh). known: who it is, read
  * already (taken over), or NULL.
  */
-static int enroll(struct attach_ctx *ac, pid_t pid, bool fresh, struct proc_who *known, char *reply)
+int attach__enroll(struct attach_ctx *ac, pid_t pid, bool fresh, struct proc_who *known,
+		   char *reply)
 {
 	unsigned idx = MCPF_STDIO_MAX_SESSIONS, before = ac->npids;
 	struct kernel_stdio_session *s;
@@ -788,189 +735,8 @@ static void on_control(void *ctx, const char *line, char *reply)
 			 "error: not a request this attach takes (enroll PID)");
 		return;
 	}
-	enroll(ac, (pid_t)pid, false, NULL, reply);
+	attach__enroll(ac, (pid_t)pid, false, NULL, reply);
 }
-
-/* ---- `mcpfence daemon`: the servers it finds by itself ---------------------------------- */
-
-static void daemon_scanned(void *ctx, pid_t pid);
-
-/*
- * The finder stops the programs a file of the directory in force may fit (daemon_find); after
- * a reload, the servers already running that a new file names are enrolled too.
- */
-static void daemon_names(struct attach_ctx *ac)
-{
-	struct daemon_names *n;
-	bool reload;
-
-	if (!ac->finding || ac->find_dir == ac->dir)
-		return;
-	reload = ac->find_dir != NULL;
-	n = calloc(1, sizeof(*n));
-	if (!n) {
-		log_err("daemon: the names of %s: %s", ac->dir->path, strerror(ENOMEM));
-		return;
-	}
-	daemon_find__names(ac->dir, n);
-	daemon_find__set(&ac->find, n);
-	ac->find_dir = ac->dir;
-	if (n->every)
-		log_warn(
-			"%s fits programs of any name: every program started with a pipe or "
-			"socketpair as stdin and stdout waits for the daemon to read who it is (give "
-			"its \"match\" an \"exe\" whose file name has no wildcard to narrow it)",
-			n->why_every);
-	else if (!n->n)
-		log_info("no policy of %s has a \"match\" a server can fit at its start: the "
-			 "daemon finds no server by itself (mcpfence enroll still enrolls)",
-			 ac->dir->path);
-	else {
-		char list[1024] = "";
-		size_t len = 0;
-
-		for (unsigned i = 0; i < n->n && len < sizeof(list) - 40; i++)
-			len += snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
-					n->names[i].name);
-		log_info("the daemon looks at programs named %s started with a pipe or socketpair "
-			 "as stdin and stdout",
-			 list);
-	}
-	free(n);
-	if (reload)
-		daemon_find__scan(daemon_scanned, ac);
-}
-
-/* A program the finder stopped at its exec: taken once its ring is read (enroll reads rings). */
-static void on_exec(void *ctx, const struct mcpf_exec_event *ev)
-{
-	struct attach_ctx *ac = ctx;
-
-	if (ac->nfound == DAEMON_FOUND_MAX) {
-		log_warn("pid %u (%s): more than %d programs started at once: not enrolled",
-			 ev->pid, ev->exe, DAEMON_FOUND_MAX);
-		if (ev->stopped)
-			kill((pid_t)ev->pid, SIGCONT);
-		return;
-	}
-	ac->found[ac->nfound].pid = (pid_t)ev->pid;
-	ac->found[ac->nfound].stopped = ev->stopped;
-	ac->nfound++;
-}
-
-/*
- * Server pid, found by the daemon: enrolled when a file of the directory fits it by its "match"
- * (default.json does not make a program a server). fresh: stopped at its exec, it has read
- * nothing; continued here, enrolled or not, but for one a policy fits while every session
- * index is taken: that one stays stopped, to be taken when a session ends (true returned).
- */
-static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
-{
-	const struct policy *p = NULL;
-	char err[POLICY_ERR_LEN], reply[CONTROL_LINE_MAX];
-	struct proc_who w = {};
-	int e;
-
-	for (unsigned i = 0; i < ac->npids; i++)
-		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
-			goto out;
-	if (policy_dir__who_of_pid(pid, &w, err, sizeof(err))) {
-		log_debug("pid %d: %s: not enrolled", (int)pid, err);
-		goto out;
-	}
-	for (size_t i = 0; i < ac->dir->nfiles && !p; i++)
-		if (daemon_find__findable(ac->dir->files[i]) &&
-		    policy__match_fits(ac->dir->files[i], &w.who))
-			p = ac->dir->files[i];
-	if (!p) {
-		log_debug("pid %d (%s): no policy's \"match\" fits it: not enrolled", (int)pid,
-			  w.exe);
-		goto out;
-	}
-	e = enroll(ac, pid, fresh, &w, reply); /* which logs it, and takes w over */
-	if (e == -ENOSPC && fresh) {
-		/* a server its policy names does not run unenforced: it waits, stopped */
-		policy_dir__who_free(&w);
-		return true;
-	}
-	if (e)
-		log_warn("pid %d (%s) fits %s but is not enforced on: %s", (int)pid, w.exe,
-			 p->source, reply);
-out:
-	policy_dir__who_free(&w);
-	if (fresh)
-		kill(pid, SIGCONT);
-	return false;
-}
-
-/* Keep pid stopped until a session index is free (said once). */
-static void daemon_wait(struct attach_ctx *ac, pid_t pid)
-{
-	for (unsigned i = 0; i < ac->nwaiting; i++)
-		if (ac->waiting[i] == pid)
-			return;
-	if (ac->nwaiting == DAEMON_FOUND_MAX) {
-		log_err("pid %d: more than %d servers wait for a session to end: continued, not "
-			"enforced on",
-			(int)pid, DAEMON_FOUND_MAX);
-		kill(pid, SIGCONT);
-		return;
-	}
-	log_warn("pid %d: a policy fits it, but %d stdio sessions are enforced on already: kept "
-		 "stopped until one ends",
-		 (int)pid, MCPF_STDIO_MAX_SESSIONS);
-	ac->waiting[ac->nwaiting++] = pid;
-}
-
-static void daemon_found(struct attach_ctx *ac)
-{
-	unsigned n = ac->nwaiting;
-
-	bool missed = daemon_find__poll(&ac->find);
-
-	/* those that wait first, in the order they came */
-	ac->nwaiting = 0;
-	for (unsigned i = 0; i < n; i++) {
-		pid_t pid = ac->waiting[i];
-
-		if (kill(pid, 0) && errno == ESRCH)
-			continue;
-		if (daemon_take(ac, pid, true)) {
-			/* still no room: it and those after it wait on */
-			memmove(ac->waiting, ac->waiting + i, (n - i) * sizeof(pid_t));
-			ac->nwaiting = n - i;
-			break;
-		}
-	}
-	for (unsigned i = 0; i < ac->nfound; i++) {
-		if (!ac->found[i].stopped) {
-			/* enrolled as it runs, as a --pid: bytes it read meanwhile were not judged */
-			log_warn("pid %d: could not be stopped at its start: enrolled as it runs",
-				 (int)ac->found[i].pid);
-			daemon_take(ac, ac->found[i].pid, false);
-		} else if (ac->nwaiting || daemon_take(ac, ac->found[i].pid, true))
-			daemon_wait(ac, ac->found[i].pid);
-	}
-	ac->nfound = 0;
-	/* programs the ring had no room for ran on: those a policy names are enrolled as they run */
-	if (missed)
-		daemon_find__scan(daemon_scanned, ac);
-}
-
-static void daemon_scanned(void *ctx, pid_t pid)
-{
-	daemon_take(ctx, pid, false);
-}
-
-/* The options attach and daemon share, last in their usage. */
-#define OPTIONS_BOTH                                                                       \
-	"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n"  \
-	"                    audited) or kill (the server is killed before it reads it)\n" \
-	"  --cgroup PATH     the cgroup v2 watched for TCP (default: the host's root)\n"   \
-	"  --audit FILE      audit log, - for stderr (default: as for run)\n"              \
-	"  --quiet           no line on stdout per decision\n"                             \
-	"  --verbose         log debug messages\n"                                         \
-	"  -h, --help        print this help\n"
 
 static void attach_usage(FILE *f)
 {
@@ -987,31 +753,12 @@ static void attach_usage(FILE *f)
 		MCPF_TCP_MAX_PORTS, MCPF_STDIO_MAX_SESSIONS);
 }
 
-static void daemon_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: mcpfence daemon --policy-dir DIR [OPTIONS]\n"
-		"  --policy-dir DIR  a directory of policies, followed as it changes: each stdio\n"
-		"                    server a file's \"match\" fits is found and enforced on, at its\n"
-		"                    start or running already; default.json decides for the\n"
-		"                    servers mcpfence enroll names and ports no file names\n"
-		"  --port N          enforce on TCP connections to or from port N (up to %d)\n" OPTIONS_BOTH,
-		MCPF_TCP_MAX_PORTS);
-}
-
-static int attach_main(int argc, char **argv, bool daemon);
-
 int cmd_attach(int argc, char **argv)
 {
-	return attach_main(argc, argv, false);
+	return attach__main(argc, argv, false);
 }
 
-int cmd_daemon(int argc, char **argv)
-{
-	return attach_main(argc, argv, true);
-}
-
-static int attach_main(int argc, char **argv, bool daemon)
+int attach__main(int argc, char **argv, bool daemon)
 {
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
@@ -1051,7 +798,7 @@ static int attach_main(int argc, char **argv, bool daemon)
 				c == 'p' ? "policy" :
 				c == 'i' ? "pid" :
 					   "enroll");
-			daemon_usage(stderr);
+			attach_daemon__usage(stderr);
 			return EXIT_USAGE;
 		}
 		switch (c) {
@@ -1115,21 +862,21 @@ static int attach_main(int argc, char **argv, bool daemon)
 			log_level = LOG_LVL_DEBUG;
 			break;
 		case 'h':
-			(daemon ? daemon_usage : attach_usage)(stdout);
+			(daemon ? attach_daemon__usage : attach_usage)(stdout);
 			return 0;
 		default:
-			(daemon ? daemon_usage : attach_usage)(stderr);
+			(daemon ? attach_daemon__usage : attach_usage)(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
 		log_err("%s: unexpected argument '%s'", daemon ? "daemon" : "attach", argv[optind]);
-		(daemon ? daemon_usage : attach_usage)(stderr);
+		(daemon ? attach_daemon__usage : attach_usage)(stderr);
 		return EXIT_USAGE;
 	}
 	if (daemon && !policy_dir) {
 		log_err("daemon needs --policy-dir");
-		daemon_usage(stderr);
+		attach_daemon__usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (daemon)
@@ -1287,13 +1034,13 @@ static int attach_main(int argc, char **argv, bool daemon)
 		unsigned n;
 
 		/* the finder first: a server that starts during the scan is found by one or both */
-		if (daemon_find__start(&ac.find, on_exec, &ac))
+		if (daemon_find__start(&ac.find, attach_daemon__on_exec, &ac))
 			goto out_detach;
 		ac.finding = true;
-		daemon_names(&ac);
-		n = daemon_find__scan(daemon_scanned, &ac);
+		attach_daemon__names(&ac);
+		n = daemon_find__scan(attach_daemon__scanned, &ac);
 		log_debug("%u running programs have a pipe or socket as stdin and stdout", n);
-		daemon_found(&ac);
+		attach_daemon__found(&ac);
 	}
 	for (unsigned i = 0; i < nports; i++)
 		printf("%s%u", i ? "," : "watching TCP port ", ports[i]);
@@ -1341,7 +1088,7 @@ static int attach_main(int argc, char **argv, bool daemon)
 				err = ring_buffer__consume(rb);
 			/* a program stopped at its start waits for this */
 			if (ac.finding)
-				daemon_found(&ac);
+				attach_daemon__found(&ac);
 			if (pf[1].revents & POLLIN)
 				control__serve(ac.control_fd, on_control, &ac);
 		}
@@ -1355,7 +1102,7 @@ static int attach_main(int argc, char **argv, bool daemon)
 		}
 		if (ac.watching)
 			policies_changed(&ac);
-		daemon_names(&ac);
+		attach_daemon__names(&ac);
 		now = realtime_s();
 		if (now != last) {
 			for (unsigned s = 0; s < MCPF_PSLOTS; s++) {
@@ -1391,19 +1138,8 @@ static int attach_main(int argc, char **argv, bool daemon)
 	ring_buffer__consume(rb);
 	ret = 0;
 out_detach:
-	if (ac.finding) {
-		/* no program stays stopped: none is stopped any more, then those that were go on */
-		bpf_link__destroy(ac.find.link);
-		ac.find.link = NULL;
-		daemon_find__poll(&ac.find);
-		for (unsigned i = 0; i < ac.nfound; i++)
-			if (ac.found[i].stopped)
-				kill(ac.found[i].pid, SIGCONT);
-		for (unsigned i = 0; i < ac.nwaiting; i++)
-			kill(ac.waiting[i], SIGCONT);
-		daemon_find__stop(&ac.find);
-		ac.finding = false;
-	}
+	if (ac.finding)
+		attach_daemon__stop(&ac);
 	control__close(ac.control_fd, CONTROL_PATH);
 	ac.control_fd = -1;
 	unlink(STATUS_PATH);

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * attach: the running attachment's state, which `mcpfence attach` (cmd_attach.c) keeps and
+ * `mcpfence daemon` (attach_daemon.c), the same attachment finding its servers itself, shares.
+ */
+#ifndef MCPFENCE_ATTACH_H
+#define MCPFENCE_ATTACH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include "daemon_find.h"
+#include "kernel.h"
+#include "kernel_compile.h"
+#include "kernel_events.h"
+#include "kernel_stdio.h"
+#include "mcpfence.h"
+#include "policy_dir.h"
+#include "policy_watch.h"
+#include "status.h"
+
+/*
+ * Sessions are numbered: stdio servers (--pid, then those enrolled) by their index in the BPF
+ * maps, [0, MCPF_STDIO_MAX_SESSIONS); ports after them.
+ */
+#define NSESSIONS (MCPF_STDIO_MAX_SESSIONS + MCPF_TCP_MAX_PORTS)
+#define PORT_SESSION(j) (MCPF_STDIO_MAX_SESSIONS + (j))
+#define DAEMON_FOUND_MAX 256
+
+/* A policy slot: one policy in force, for the sessions whose server it fits. */
+struct attach_slot {
+	const struct policy *pol; /* in force; NULL: the slot is free */
+	unsigned gen;		  /* 0 or 1: which of its two generations is in force */
+};
+
+struct attach_ctx {
+	struct kernel_events ev; /* what the event handler reads: kc, limits, audit, quiet */
+	struct tcp_bpf *skel;
+	struct kernel_compiled kc[MCPF_GENS]; /* by generation; their policies are dir's or
+					       * dir_old's */
+	struct attach_slot slots[MCPF_PSLOTS];
+	struct policy_dir *dir;	      /* the policies in force (--policy: a directory of one) */
+	struct policy_dir *dir_old;   /* those they replaced: idle generations may name them */
+	struct policy_dir *dir_first; /* loaded, not yet in force */
+	const char *policy_path;      /* --policy, or --policy-dir */
+	bool is_dir;		      /* --policy-dir */
+	struct policy_watch watch;    /* --policy-dir: its changes (watch.cur is dir) */
+	bool watching;
+	struct ring_buffer *rb;
+	uint16_t ports[MCPF_TCP_MAX_PORTS];
+	unsigned nports, npids;
+	pid_t pids[MCPF_STDIO_MAX_SESSIONS];
+	struct proc_who *who; /* --policy-dir: who each --pid server was at attach */
+	/* each session's policy slot: --pid (and enrolled) servers' by index, then ports' */
+	unsigned pslot[NSESSIONS];
+	bool pipes_attached; /* the pipe tracepoints */
+	enum mcpf_pipe_action pipe_action;
+	int control_fd; /* `mcpfence enroll` asks here; -1: not listening */
+	struct kernel_stdio_session stdio[MCPF_STDIO_MAX_SESSIONS];
+	uint64_t unwatched;   /* sockets tcp_socks had no room for, as last said */
+	struct status status; /* the sessions' rows, for `mcpfence status` */
+	uint64_t started_us;
+	/* `mcpfence daemon`: the servers it finds by itself */
+	bool daemon;
+	bool finding; /* find is started */
+	struct daemon_find find;
+	const struct policy_dir *find_dir; /* whose names find has */
+	struct {
+		pid_t pid;
+		bool stopped;
+	} found[DAEMON_FOUND_MAX]; /* named by the finder, to take after its ring is read */
+	unsigned nfound;
+	pid_t waiting[DAEMON_FOUND_MAX]; /* stopped, a policy fits, no room yet: taken later */
+	unsigned nwaiting;
+};
+
+/* The options attach and daemon share, last in their usage. */
+#define OPTIONS_BOTH                                                                       \
+	"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n"  \
+	"                    audited) or kill (the server is killed before it reads it)\n" \
+	"  --cgroup PATH     the cgroup v2 watched for TCP (default: the host's root)\n"   \
+	"  --audit FILE      audit log, - for stderr (default: as for run)\n"              \
+	"  --quiet           no line on stdout per decision\n"                             \
+	"  --verbose         log debug messages\n"                                         \
+	"  -h, --help        print this help\n"
+
+/*
+ * `mcpfence attach` (daemon false) or `mcpfence daemon` (true), argv from the command's name
+ * on: the exit code.
+ */
+int attach__main(int argc, char **argv, bool daemon);
+/*
+ * Server pid under this attachment, as `mcpfence enroll` asks (cmd_attach.c): the answer into
+ * reply; 0, -ENOSPC when every session index is taken by a session that has not ended, or
+ * another -errno. fresh: stopped at its exec; known: who it is, read already (taken over).
+ */
+int attach__enroll(struct attach_ctx *ac, pid_t pid, bool fresh, struct proc_who *known,
+		   char *reply);
+
+/* attach_daemon.c: what `mcpfence daemon` adds. */
+void attach_daemon__usage(FILE *f);
+void attach_daemon__names(struct attach_ctx *ac);
+void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev);
+void attach_daemon__found(struct attach_ctx *ac);
+void attach_daemon__scanned(void *ctx, pid_t pid);
+/* The finder detached, then every program it stopped, or that waits, continued. */
+void attach_daemon__stop(struct attach_ctx *ac);
+
+#endif

@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * `mcpfence daemon`: `attach --policy-dir DIR --enroll` that finds its stdio servers itself
+ * (attach.h). The finder (daemon_find) names the programs it stopped at their exec; those a
+ * file's "match" fits are enrolled, then continued; the servers that ran before it, and those a
+ * new file names, are found in /proc.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/libbpf.h>
+#include "attach.h"
+#include "cmd.h"
+#include "control.h"
+#include "log.h"
+
+void attach_daemon__usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mcpfence daemon --policy-dir DIR [OPTIONS]\n"
+		"  --policy-dir DIR  a directory of policies, followed as it changes: each stdio\n"
+		"                    server a file's \"match\" fits is found and enforced on, at its\n"
+		"                    start or running already; default.json decides for the\n"
+		"                    servers mcpfence enroll names and ports no file names\n"
+		"  --port N          enforce on TCP connections to or from port N (up to %d)\n" OPTIONS_BOTH,
+		MCPF_TCP_MAX_PORTS);
+}
+
+int cmd_daemon(int argc, char **argv)
+{
+	return attach__main(argc, argv, true);
+}
+
+/*
+ * The finder stops the programs a file of the directory in force may fit (daemon_find); after
+ * a reload, the servers already running that a new file names are enrolled too.
+ */
+void attach_daemon__names(struct attach_ctx *ac)
+{
+	struct daemon_names *n;
+	bool reload;
+
+	if (!ac->finding || ac->find_dir == ac->dir)
+		return;
+	reload = ac->find_dir != NULL;
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		log_err("daemon: the names of %s: %s", ac->dir->path, strerror(ENOMEM));
+		return;
+	}
+	daemon_find__names(ac->dir, n);
+	daemon_find__set(&ac->find, n);
+	ac->find_dir = ac->dir;
+	if (n->every)
+		log_warn(
+			"%s fits programs of any name: every program started with a pipe or "
+			"socketpair as stdin and stdout waits for the daemon to read who it is (give "
+			"its \"match\" an \"exe\" whose file name has no wildcard to narrow it)",
+			n->why_every);
+	else if (!n->n)
+		log_info("no policy of %s has a \"match\" a server can fit at its start: the "
+			 "daemon finds no server by itself (mcpfence enroll still enrolls)",
+			 ac->dir->path);
+	else {
+		char list[1024] = "";
+		size_t len = 0;
+
+		for (unsigned i = 0; i < n->n && len < sizeof(list) - 40; i++)
+			len += snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+					n->names[i].name);
+		log_info("the daemon looks at programs named %s started with a pipe or socketpair "
+			 "as stdin and stdout",
+			 list);
+	}
+	free(n);
+	if (reload)
+		daemon_find__scan(attach_daemon__scanned, ac);
+}
+
+/* A program the finder stopped at its exec: taken once its ring is read (enroll reads rings). */
+void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev)
+{
+	struct attach_ctx *ac = ctx;
+
+	if (ac->nfound == DAEMON_FOUND_MAX) {
+		log_warn("pid %u (%s): more than %d programs started at once: not enrolled",
+			 ev->pid, ev->exe, DAEMON_FOUND_MAX);
+		if (ev->stopped)
+			kill((pid_t)ev->pid, SIGCONT);
+		return;
+	}
+	ac->found[ac->nfound].pid = (pid_t)ev->pid;
+	ac->found[ac->nfound].stopped = ev->stopped;
+	ac->nfound++;
+}
+
+/*
+ * Server pid, found by the daemon: enrolled when a file of the directory fits it by its "match"
+ * (default.json does not make a program a server). fresh: stopped at its exec, it has read
+ * nothing; continued here, enrolled or not, but for one a policy fits while every session
+ * index is taken: that one stays stopped, to be taken when a session ends (true returned).
+ */
+static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
+{
+	const struct policy *p = NULL;
+	char err[POLICY_ERR_LEN], reply[CONTROL_LINE_MAX];
+	struct proc_who w = {};
+	int e;
+
+	for (unsigned i = 0; i < ac->npids; i++)
+		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
+			goto out;
+	if (policy_dir__who_of_pid(pid, &w, err, sizeof(err))) {
+		log_debug("pid %d: %s: not enrolled", (int)pid, err);
+		goto out;
+	}
+	for (size_t i = 0; i < ac->dir->nfiles && !p; i++)
+		if (daemon_find__findable(ac->dir->files[i]) &&
+		    policy__match_fits(ac->dir->files[i], &w.who))
+			p = ac->dir->files[i];
+	if (!p) {
+		log_debug("pid %d (%s): no policy's \"match\" fits it: not enrolled", (int)pid,
+			  w.exe);
+		goto out;
+	}
+	e = attach__enroll(ac, pid, fresh, &w, reply); /* which logs it, and takes w over */
+	if (e == -ENOSPC && fresh) {
+		/* a server its policy names does not run unenforced: it waits, stopped */
+		policy_dir__who_free(&w);
+		return true;
+	}
+	if (e)
+		log_warn("pid %d (%s) fits %s but is not enforced on: %s", (int)pid, w.exe,
+			 p->source, reply);
+out:
+	policy_dir__who_free(&w);
+	if (fresh)
+		kill(pid, SIGCONT);
+	return false;
+}
+
+/* Keep pid stopped until a session index is free (said once). */
+static void daemon_wait(struct attach_ctx *ac, pid_t pid)
+{
+	for (unsigned i = 0; i < ac->nwaiting; i++)
+		if (ac->waiting[i] == pid)
+			return;
+	if (ac->nwaiting == DAEMON_FOUND_MAX) {
+		log_err("pid %d: more than %d servers wait for a session to end: continued, not "
+			"enforced on",
+			(int)pid, DAEMON_FOUND_MAX);
+		kill(pid, SIGCONT);
+		return;
+	}
+	log_warn("pid %d: a policy fits it, but %d stdio sessions are enforced on already: kept "
+		 "stopped until one ends",
+		 (int)pid, MCPF_STDIO_MAX_SESSIONS);
+	ac->waiting[ac->nwaiting++] = pid;
+}
+
+void attach_daemon__found(struct attach_ctx *ac)
+{
+	unsigned n = ac->nwaiting;
+
+	bool missed = daemon_find__poll(&ac->find);
+
+	/* those that wait first, in the order they came */
+	ac->nwaiting = 0;
+	for (unsigned i = 0; i < n; i++) {
+		pid_t pid = ac->waiting[i];
+
+		if (kill(pid, 0) && errno == ESRCH)
+			continue;
+		if (daemon_take(ac, pid, true)) {
+			/* still no room: it and those after it wait on */
+			memmove(ac->waiting, ac->waiting + i, (n - i) * sizeof(pid_t));
+			ac->nwaiting = n - i;
+			break;
+		}
+	}
+	for (unsigned i = 0; i < ac->nfound; i++) {
+		if (!ac->found[i].stopped) {
+			/* enrolled as it runs, as a --pid: bytes it read meanwhile were not judged */
+			log_warn("pid %d: could not be stopped at its start: enrolled as it runs",
+				 (int)ac->found[i].pid);
+			daemon_take(ac, ac->found[i].pid, false);
+		} else if (ac->nwaiting || daemon_take(ac, ac->found[i].pid, true))
+			daemon_wait(ac, ac->found[i].pid);
+	}
+	ac->nfound = 0;
+	/* programs the ring had no room for ran on: those a policy names are enrolled as they run */
+	if (missed)
+		daemon_find__scan(attach_daemon__scanned, ac);
+}
+
+void attach_daemon__scanned(void *ctx, pid_t pid)
+{
+	daemon_take(ctx, pid, false);
+}
+
+void attach_daemon__stop(struct attach_ctx *ac)
+{
+	/* no program stays stopped: none is stopped any more, then those that were go on */
+	bpf_link__destroy(ac->find.link);
+	ac->find.link = NULL;
+	daemon_find__poll(&ac->find);
+	for (unsigned i = 0; i < ac->nfound; i++)
+		if (ac->found[i].stopped)
+			kill(ac->found[i].pid, SIGCONT);
+	for (unsigned i = 0; i < ac->nwaiting; i++)
+		kill(ac->waiting[i], SIGCONT);
+	daemon_find__stop(&ac->find);
+	ac->finding = false;
+}
