@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,6 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "kernel.h"
@@ -225,16 +225,20 @@ static void restart_reads(pid_t pid, const char *what, const char *why)
  * the socket's own queue, where nothing comes any more: what the client sends now goes to the
  * map's queue, which only reads begun after the insertion see (measured: a server reading its
  * stdin with blocking read(2) lost every call). Such a process is stopped and continued: the
- * kernel restarts the read, and the restarted read goes through the map. what: for the log.
+ * kernel restarts the read, and the restarted read goes through the map. Only a process with a
+ * thread asleep on the socket's own queue: a read that began after the insertion sleeps in the
+ * map's receive path, which returns EAGAIN, not a restart, when a signal wakes it (a blocking
+ * reader would take that for an error). what: for the log.
  */
 static void kick_readers(const struct stdio_holder *h, unsigned n, const char *what)
 {
 	for (unsigned i = 0; i < n; i++) {
 		bool seen = false;
+		pid_t tid;
 
 		for (unsigned j = 0; j < i; j++)
 			seen |= h[j].pid == h[i].pid;
-		if (!seen && stdio_find__reading(h[i].pid, h[i].fd))
+		if (!seen && stdio_find__readers(h[i].pid, h[i].fd, true, &tid, 1))
 			restart_reads(h[i].pid, what, "since before the attachment");
 	}
 }
@@ -265,6 +269,39 @@ static bool holds(pid_t pid, int fd, uint64_t ino, bool socket)
 	return !strcmp(link, want);
 }
 
+/*
+ * Warn, once, when r's process reads the socket with blocking reads: a blocking read of a socket
+ * in a SOCKMAP returns EAGAIN when it is woken with no bytes for it (unix_bpf_recvmsg): at its
+ * client's close (instead of 0), at a signal (instead of a restart), and at the second of the
+ * two wakeups the verdict's data_ready makes when the reader took the bytes between them. Told
+ * once the file is non-blocking (a Node server makes its stdin so when it starts) or a thread
+ * is seen blocked in a read of it.
+ */
+static void tell_mode(struct kernel_stdio_reader *r)
+{
+	char comm[16];
+	pid_t tid;
+	int flags;
+
+	if (r->mode_told)
+		return;
+	flags = stdio_find__fd_flags(r->pid, r->fd);
+	if (flags < 0 || (flags & O_NONBLOCK)) {
+		r->mode_told = true;
+		return;
+	}
+	if (!stdio_find__readers(r->pid, r->fd, false, &tid, 1))
+		return;
+	r->mode_told = true;
+	if (!holds(r->pid, r->fd, r->ino, true))
+		return;
+	stdio_find__comm(r->pid, comm);
+	log_warn("pid %d (%s): reads %s with blocking reads: such a read of a socket in the map "
+		 "can fail with EAGAIN (a kernel limit), which a program may take for an error or "
+		 "the end of its input: see \"Blocking readers\" in the README",
+		 r->pid, comm, r->answers ? "the server's stdout" : "its stdin");
+}
+
 void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -273,6 +310,9 @@ void kernel_stdio__unstick(struct kernel_stdio_session *s, unsigned n)
 			pid_t tids[8];
 			unsigned k, nt = stdio_find__readers(r->pid, r->fd, true, tids, 8);
 			bool again = false;
+
+			if (!s[i].ended)
+				tell_mode(r);
 
 			for (k = 0; k < nt; k++)
 				again |= tids[k] == r->stuck;
@@ -417,11 +457,8 @@ int kernel_stdio__resend(struct kernel_stdio_session *s)
 	if (!s->held)
 		return 0;
 	if (s->transport == MCPF_STDIO_SOCKETPAIR) {
-		struct timeval tv = { .tv_sec = 1 };
-
+		/* the client's open file: its flags and options stay as the client set them */
 		fd = s->client_pid ? stdio_find__take(s->client_pid, s->client_fd) : -ENOENT;
-		if (fd >= 0)
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	} else {
 		char path[64];
 
@@ -439,9 +476,16 @@ int kernel_stdio__resend(struct kernel_stdio_session *s)
 		goto out;
 	}
 	while (off < s->nheld) {
-		ssize_t w = write(fd, s->held + off, s->nheld - off);
+		ssize_t w = s->transport == MCPF_STDIO_SOCKETPAIR ?
+				    send(fd, s->held + off, s->nheld - off,
+					 MSG_DONTWAIT | MSG_NOSIGNAL) :
+				    write(fd, s->held + off, s->nheld - off);
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
 
 		if (w < 0 && errno == EINTR)
+			continue;
+		/* full (a server that does not read yet): room for up to a second */
+		if (w < 0 && errno == EAGAIN && poll(&p, 1, 1000) > 0)
 			continue;
 		if (w <= 0) {
 			err = w < 0 ? -errno : -EIO;

@@ -23,7 +23,8 @@ struct kernel_stdio_reader {
 	int fd;
 	uint64_t ino; /* the socket's inode: fd must still be it (a pid can be reused) */
 	pid_t stuck; /* a thread seen asleep in the socket's plain path at the last look; 0: none */
-	bool answers; /* the client's end of the server's stdout; else the server's stdin */
+	bool answers;	/* the client's end of the server's stdout; else the server's stdin */
+	bool mode_told; /* its reads were seen and whether they block looked at */
 };
 
 #define KERNEL_STDIO_READERS 8

@@ -200,13 +200,6 @@ unsigned stdio_find__readers(pid_t pid, int fd, bool plain, pid_t *tids, unsigne
 	return n;
 }
 
-bool stdio_find__reading(pid_t pid, int fd)
-{
-	pid_t tid;
-
-	return stdio_find__readers(pid, fd, false, &tid, 1) > 0;
-}
-
 bool stdio_find__stopped(pid_t pid, int ms)
 {
 	char path[32];
@@ -229,8 +222,7 @@ bool stdio_find__stopped(pid_t pid, int ms)
 	return false;
 }
 
-/* The O_ACCMODE bits of fd of pid, from the "flags:" (octal) of its fdinfo; -errno if unknown. */
-static int fd_accmode(pid_t pid, int fd)
+int stdio_find__fd_flags(pid_t pid, int fd)
 {
 	char path[64], buf[512], *p;
 	ssize_t n;
@@ -248,7 +240,7 @@ static int fd_accmode(pid_t pid, int fd)
 	p = strstr(buf, "flags:");
 	if (!p)
 		return -ENODATA;
-	return (int)(strtoul(p + 6, NULL, 8) & O_ACCMODE);
+	return (int)(strtoul(p + 6, NULL, 8) & 0x7fffffff);
 }
 
 /* A copy of fd of pid; errors are logged only when loud (a probe may fail quietly). */
@@ -787,8 +779,11 @@ static void holder_match(pid_t server, pid_t pid, int fd, const char *link, stru
 			reads = true;
 			writes = false;
 		} else {
-			if (mode < 0)
-				mode = fd_accmode(pid, fd);
+			if (mode < 0) {
+				mode = stdio_find__fd_flags(pid, fd);
+				if (mode >= 0)
+					mode &= O_ACCMODE;
+			}
 			if (mode < 0)
 				continue; /* gone meanwhile */
 			reads = mode == O_RDONLY || mode == O_RDWR;

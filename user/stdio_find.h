@@ -104,8 +104,8 @@ void stdio_find__comm(pid_t pid, char comm[16]);
 /* The executable of PID (the /proc/PID/exe link), or fallback when it cannot be read. */
 void stdio_find__exe(pid_t pid, char *out, size_t size, const char *fallback);
 
-/* Is a thread of pid blocked in a read of its fd (read, readv, recvfrom, recvmsg, recvmmsg)? */
-bool stdio_find__reading(pid_t pid, int fd);
+/* The file status flags of fd of pid (O_NONBLOCK, O_ACCMODE…: its fdinfo "flags:"), or -errno. */
+int stdio_find__fd_flags(pid_t pid, int fd);
 
 /*
  * The threads of pid blocked in a read of its fd, up to max in tids: all, or (plain) only those
