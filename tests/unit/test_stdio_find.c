@@ -619,9 +619,17 @@ static void test_dead_and_zombie(void **state)
 	log_level = saved;
 }
 
+static bool reading(pid_t pid, int fd, bool plain)
+{
+	pid_t tid;
+
+	return stdio_find__readers(pid, fd, plain, &tid, 1) > 0;
+}
+
 /*
  * What attach asks before it restarts a read: a child blocked in read(2) of its fd 0 is seen
- * reading fd 0 (not fd 1); stopped with SIGSTOP, it is seen stopped; gone, it is neither.
+ * reading fd 0 (not fd 1), and not asleep on a socket's own queue (a pipe); stopped with
+ * SIGSTOP, it is seen stopped; gone, it is neither.
  */
 static void test_reading_and_stopped(void **state)
 {
@@ -640,12 +648,13 @@ static void test_reading_and_stopped(void **state)
 		_exit(read(0, &c, 1) == 1 ? 0 : 1);
 	}
 	for (int i = 0; i < 2000 && !seen; i++) {
-		seen = stdio_find__reading(pid, 0);
+		seen = reading(pid, 0, false);
 		if (!seen)
 			usleep(1000);
 	}
 	assert_true(seen);
-	assert_false(stdio_find__reading(pid, 1));
+	assert_false(reading(pid, 1, false));
+	assert_false(reading(pid, 0, true));
 	assert_false(stdio_find__stopped(pid, 0));
 	stdio_find__comm(pid, comm);
 	stdio_find__comm(getpid(), mine); /* a fork keeps the name (valgrind's, under valgrind) */
@@ -655,12 +664,52 @@ static void test_reading_and_stopped(void **state)
 	assert_int_equal(kill(pid, SIGCONT), 0);
 	assert_int_equal(write(p[1], "x", 1), 1);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	assert_false(stdio_find__reading(pid, 0));
+	assert_false(reading(pid, 0, false));
 	assert_false(stdio_find__stopped(pid, 10));
 	stdio_find__comm(pid, comm);
 	assert_string_equal(comm, "?");
 	close(p[0]);
 	close(p[1]);
+}
+
+/*
+ * A child blocked in read(2) of a socket (in no map) sleeps on the socket's own queue: the reads
+ * attach restarts. Its fd's flags say whether it blocks, as fcntl set them.
+ */
+static void test_plain_reader_and_flags(void **state)
+{
+	int a[2], flags;
+	pid_t pid;
+	bool seen = false;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char c;
+
+		dup2(a[1], 0);
+		_exit(read(0, &c, 1) == 1 ? 0 : 1);
+	}
+	for (int i = 0; i < 2000 && !seen; i++) {
+		seen = reading(pid, 0, true);
+		if (!seen)
+			usleep(1000);
+	}
+	assert_true(seen);
+	flags = stdio_find__fd_flags(pid, 0);
+	assert_true(flags >= 0);
+	assert_int_equal(flags & O_NONBLOCK, 0);
+	assert_int_equal(flags & O_ACCMODE, O_RDWR);
+	/* the flags belong to the open file, which the child shares with a[1] here */
+	assert_int_equal(fcntl(a[1], F_SETFL, O_NONBLOCK), 0);
+	flags = stdio_find__fd_flags(pid, 0);
+	assert_true(flags >= 0 && (flags & O_NONBLOCK));
+	assert_int_equal(write(a[0], "x", 1), 1);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(stdio_find__fd_flags(pid, 0), -ENOENT);
+	close(a[0]);
+	close(a[1]);
 }
 
 /* Cookies: the same for two copies of one socket, as sock_diag reports it; none for a pipe. */
@@ -916,6 +965,7 @@ int main(void)
 		cmocka_unit_test(test_many_holders),
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_reading_and_stopped),
+		cmocka_unit_test(test_plain_reader_and_flags),
 		cmocka_unit_test(test_cookie),
 		cmocka_unit_test(test_take),
 		cmocka_unit_test(test_diag_answers),
