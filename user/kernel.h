@@ -61,6 +61,7 @@ struct kernel_load_opts {
 	bool no_pipes;	     /* with stdio: leave out the pipe tracepoints (no stdin is a pipe) */
 	bool no_socketpairs; /* with stdio: leave out the sk_skb ones (no stdin is a socketpair) */
 	uint32_t socks_max;  /* entries of tcp_socks (tests fill it); 0: 65536 */
+	bool adopt;	     /* every map is the one pinned in MCPF_PIN_DIR (a daemon's, left) */
 };
 
 /* Open and load bpf/tcp.bpf.c (the stages wired); NULL and errno after logging why. */
@@ -110,5 +111,19 @@ enum kernel_attachment {
 
 /* Whether MCPF_PIN_DIR holds an attachment, and whether its attach process still runs. */
 enum kernel_attachment kernel__attachment(void);
+
+/*
+ * Who made the attachment in MCPF_PIN_DIR, for a daemon that comes back: written beside the
+ * status (tmpfs, as bpffs: neither outlives a boot), removed by detach.
+ */
+#define KERNEL_STAMP_PATH "/run/mcpfence/attachment"
+
+/* Write the stamp: by a daemon or not, this build's BPF object, the ports watched. 0 or -errno. */
+int kernel__stamp_write(bool daemon, const uint16_t *ports, unsigned nports);
+/*
+ * May a daemon watching ports adopt the attachment left in MCPF_PIN_DIR: made by a daemon of this
+ * build, watching the same ports? 0, or -errno with why in why.
+ */
+int kernel__stamp_check(const uint16_t *ports, unsigned nports, char *why, size_t size);
 
 #endif

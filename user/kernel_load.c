@@ -5,6 +5,7 @@
  * bit it turns off while attached, and the pins under MCPF_PIN_DIR that let other commands find
  * the live state and keep the programs enforcing when attach is gone, until detach.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -59,6 +60,66 @@ static const char *const pinned_maps[] = {
 	"stdio_streams", "stdio_pending", "pipe_progs",	  "pipe_writes", "stdio_progs",
 	"stdio_pslots",	 "stdio_guards",
 };
+
+/*
+ * The name map m is pinned under in MCPF_PIN_DIR: its own (bpffs refuses a '.' in a name: the
+ * global data's, "tcp_bpf.rodata", becomes "tcp_bpf_rodata").
+ */
+static void pin_name(const struct bpf_map *m, char *out, size_t size)
+{
+	snprintf(out, size, "%s/%s", MCPF_PIN_DIR, bpf_map__name(m));
+	for (char *c = out + sizeof(MCPF_PIN_DIR); *c; c++)
+		if (*c == '.')
+			*c = '_';
+}
+
+/*
+ * Before the load: every map of skel is the one pinned by the attachment adopted (a daemon's
+ * that left: its programs still run on them), of the same shape. 0, or -errno after saying
+ * which and why.
+ */
+static int maps_reuse(struct tcp_bpf *skel)
+{
+	char path[PATH_MAX];
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, skel->obj) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		int fd, err;
+
+		pin_name(m, path, sizeof(path));
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			err = -errno;
+			log_err("%s: %s: the attachment left cannot be adopted", path,
+				strerror(-err));
+			return err;
+		}
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			err = -errno;
+			log_err("%s: %s", path, strerror(-err));
+			close(fd);
+			return err;
+		}
+		if (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+		    info.value_size != bpf_map__value_size(m) ||
+		    info.max_entries != bpf_map__max_entries(m)) {
+			log_err("%s: not of the shape this mcpfence gives it (another build left it): "
+				"the attachment left cannot be adopted",
+				path);
+			close(fd);
+			return -EINVAL;
+		}
+		err = bpf_map__reuse_fd(m, fd);
+		close(fd);
+		if (err) {
+			log_err("%s: reuse: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -168,8 +229,18 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 	bpf_map__set_max_entries(skel->maps.tcp_scan_bufs, ncpu * MCPF_TCP_SLOTS);
 	if (o->socks_max)
 		bpf_map__set_max_entries(skel->maps.tcp_socks, o->socks_max);
-	/* the names' hash seed: an agent that cannot read it cannot aim collisions at a tool */
-	if (getrandom((void *)&skel->rodata->cfg_name_seed, sizeof(skel->rodata->cfg_name_seed),
+	err = o->adopt ? maps_reuse(skel) : 0;
+	if (err) {
+		tcp_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	/*
+	 * the names' hash seed: an agent that cannot read it cannot aim collisions at a tool (an
+	 * adopted attachment's .rodata keeps the seed its rules were hashed with)
+	 */
+	if (!o->adopt &&
+	    getrandom((void *)&skel->rodata->cfg_name_seed, sizeof(skel->rodata->cfg_name_seed),
 		      0) != sizeof(skel->rodata->cfg_name_seed)) {
 		err = -errno;
 		log_err("getrandom: %s", strerror(-err));
@@ -354,11 +425,89 @@ void kernel__tfo_restore(void)
 	unlink(TFO_SAVED);
 }
 
+/* ---- the stamp ------------------------------------------------------------------------ */
+
+/* This build's BPF object: FNV-1a of its bytes. */
+static uint64_t build_hash(void)
+{
+	size_t n = 0;
+	const unsigned char *b = tcp_bpf__elf_bytes(&n);
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static void stamp_ports(char *out, size_t size, const uint16_t *ports, unsigned nports)
+{
+	size_t off = 0;
+
+	out[0] = 0;
+	for (unsigned i = 0; i < nports && off < size; i++)
+		off += snprintf(out + off, size - off, "%s%u", i ? "," : "", ports[i]);
+}
+
+int kernel__stamp_write(bool daemon, const uint16_t *ports, unsigned nports)
+{
+	char p[MCPF_TCP_MAX_PORTS * 6 + 1];
+	FILE *f;
+	int err = 0;
+
+	mkdir("/run/mcpfence", 0700);
+	f = fopen(KERNEL_STAMP_PATH ".new", "we");
+	if (!f) {
+		err = -errno;
+		log_err("%s: %s", KERNEL_STAMP_PATH ".new", strerror(-err));
+		return err;
+	}
+	stamp_ports(p, sizeof(p), ports, nports);
+	fprintf(f, "by %s\nbuild %016llx\nports %s\n", daemon ? "daemon" : "attach",
+		(unsigned long long)build_hash(), p);
+	if (fclose(f) || rename(KERNEL_STAMP_PATH ".new", KERNEL_STAMP_PATH)) {
+		err = -errno;
+		log_err("%s: %s", KERNEL_STAMP_PATH, strerror(-err));
+	}
+	return err;
+}
+
+int kernel__stamp_check(const uint16_t *ports, unsigned nports, char *why, size_t size)
+{
+	char by[16] = "", want[512], got[512] = "";
+	unsigned long long build = 0;
+	FILE *f = fopen(KERNEL_STAMP_PATH, "re");
+	int n;
+
+	if (!f) {
+		snprintf(why, size, "%s: %s (not left by a daemon)", KERNEL_STAMP_PATH,
+			 strerror(errno));
+		return -ENOENT;
+	}
+	n = fscanf(f, "by %15s build %llx ports %511[0-9,]", by, &build, got);
+	fclose(f);
+	stamp_ports(want, sizeof(want), ports, nports);
+	if (n < 2 || strcmp(by, "daemon")) {
+		snprintf(why, size, "it was made by `mcpfence %s`, not a daemon",
+			 n >= 1 ? by : "attach");
+		return -EPERM;
+	}
+	if (build != build_hash()) {
+		snprintf(why, size, "another build of mcpfence made it");
+		return -EPERM;
+	}
+	if (strcmp(got, want)) {
+		snprintf(why, size, "it watches TCP ports '%s', not '%s'", got, want);
+		return -EPERM;
+	}
+	return 0;
+}
+
 /* ---- pins ----------------------------------------------------------------------------- */
 
 int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link, struct bpf_link *egress)
 {
 	char path[PATH_MAX];
+	struct bpf_map *m;
 	int err;
 
 	if (mkdir(MCPF_PIN_DIR, 0700) && errno != EEXIST) {
@@ -366,11 +515,15 @@ int kernel__pin_all(struct tcp_bpf *skel, struct bpf_link *link, struct bpf_link
 		log_err("%s: mkdir: %s", MCPF_PIN_DIR, strerror(-err));
 		return err;
 	}
-	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
-		struct bpf_map *m = bpf_object__find_map_by_name(skel->obj, pinned_maps[i]);
-
-		snprintf(path, sizeof(path), "%s/%s", MCPF_PIN_DIR, pinned_maps[i]);
-		err = m ? bpf_map__pin(m, path) : -ENOENT;
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++)
+		if (!bpf_object__find_map_by_name(skel->obj, pinned_maps[i])) {
+			log_err("%s: no such map", pinned_maps[i]);
+			return -ENOENT;
+		}
+	/* every map: a daemon that comes back adopts them all (maps_reuse) */
+	bpf_object__for_each_map(m, skel->obj) {
+		pin_name(m, path, sizeof(path));
+		err = bpf_map__pin(m, path);
 		if (err) {
 			log_err("%s: pin: %s", path, strerror(-err));
 			return err;
@@ -449,6 +602,20 @@ static int link_detach_pinned(const char *path)
 	return 1;
 }
 
+/* The rest of MCPF_PIN_DIR's pins (the other maps, and those of another build). */
+static void pins_rest_unlink(void)
+{
+	DIR *d = opendir(MCPF_PIN_DIR);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+}
+
 int kernel__detach(void)
 {
 	char path[PATH_MAX];
@@ -494,8 +661,10 @@ int kernel__detach(void)
 		if (!unlink(path))
 			found = 1;
 	}
+	pins_rest_unlink();
 	rmdir(MCPF_PIN_DIR);
 	unlink(STATUS_PATH); /* a killed attach's rows */
+	unlink(KERNEL_STAMP_PATH);
 	kernel__tfo_restore();
 	return found;
 }
