@@ -445,6 +445,33 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 	return 0;
 }
 
+int kernel__describe(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
+		     struct kernel_compiled *kc)
+{
+	struct mcpf_gen_cfg gc = {};
+	int err;
+
+	memset(kc, 0, sizeof(*kc));
+	kc->pol = (struct policy *)p;
+	if (!realpath(p->source, kc->policy_path))
+		snprintf(kc->policy_path, sizeof(kc->policy_path), "%s", p->source);
+	gen &= MCPF_GENS - 1;
+	kc->gen = gen;
+	err = limits_fill(kc, p->all_limits, p->nall_limits, gc.all_limits, &gc.nall_limits,
+			  "/all_tools/limits");
+	for (size_t i = 0; !err && i < p->nrules; i++) {
+		struct mcpf_rule mr;
+
+		err = rule_make(kc, &p->rules[i], i, &mr);
+	}
+	if (!err && bpf_map_lookup_elem(bpf_map__fd(skel->maps.tcp_gen), &gen, &gc))
+		err = -errno;
+	kc->policy_id = gc.policy;
+	if (err)
+		memset(kc, 0, sizeof(*kc));
+	return err;
+}
+
 static bool budget_of_scope_key(const void *key, uint64_t scope_key)
 {
 	return ((const struct mcpf_budget_key *)key)->scope_key == scope_key;

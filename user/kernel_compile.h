@@ -19,6 +19,13 @@
  */
 int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 		    struct kernel_compiled *out);
+/*
+ * What generation gen holds, compiled from p by another process (a daemon that left): kc as
+ * kernel__compile would fill it, the maps untouched, so that the events of that generation name
+ * their rules and policy. 0 or -errno.
+ */
+int kernel__describe(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
+		     struct kernel_compiled *kc);
 
 /* Refill budgets whose window started since *last (seconds since the epoch); updates *last. */
 int kernel__refill(struct tcp_bpf *skel, const struct kernel_compiled *kc, uint64_t now,

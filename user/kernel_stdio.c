@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "kernel.h"
+#include "kernel_compile.h"
 #include "kernel_events.h"
 #include "kernel_stdio.h"
 #include "policy.h"
@@ -449,6 +450,107 @@ int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
 	return 0;
 }
 
+int kernel_stdio__readopt(struct tcp_bpf *skel, pid_t pid, struct kernel_stdio_session *s)
+{
+	int streams = bpf_map__fd(skel->maps.stdio_streams), idx = -ENOENT;
+	struct mcpf_stdio_stream *v = malloc(sizeof(*v));
+	enum log_level saved = log_level;
+	struct stdio_end in, out;
+	uint64_t key = 0;
+
+	if (!v)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	log_level = LOG_LVL_NONE; /* a program that is no server is looked at quietly */
+	if (stdio_find__server(pid, &in, &out))
+		goto out;
+	if (in.kind == STDIO_UNIX_STREAM)
+		key = in.peer_cookie ? in.peer_cookie :
+		      in.npeers	     ? cookie_of(in.peers[0].pid, in.peers[0].fd) :
+				       0;
+	else if (in.kind == STDIO_PIPE)
+		key = MCPF_STDIO_PIPE_KEY(in.ino);
+	if (!key || bpf_map_lookup_elem(streams, &key, v) || v->dir != MCPF_STDIO_REQUESTS ||
+	    v->session >= MCPF_STDIO_MAX_SESSIONS)
+		goto out;
+	idx = (int)v->session;
+	s->pid = pid;
+	s->idx = idx;
+	s->action = v->action;
+	s->transport = v->transport;
+	s->req_key = key;
+	stdio_find__comm(pid, s->comm);
+	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
+	if (in.npeers) {
+		s->client_fd = in.peers[0].fd;
+		s->client_pid = in.peers[0].pid;
+		memcpy(s->client_comm, in.peers[0].comm, sizeof(s->client_comm));
+	}
+	if (in.kind == STDIO_UNIX_STREAM) {
+		readers_add(s, in.sharers, in.nsharers, in.ino, false);
+	} else {
+		for (unsigned i = 0; i < in.nsharers && i < KERNEL_STDIO_READERS; i++)
+			s->pipe_readers[s->npipe_readers++] = (struct kernel_stdio_reader){
+				.pid = in.sharers[i].pid, .fd = in.sharers[i].fd, .ino = in.ino
+			};
+	}
+	if (out.kind == STDIO_UNIX_STREAM && out.npeers) {
+		key = out.cookie ? out.cookie : cookie_of(pid, 1);
+		if (key && !bpf_map_lookup_elem(streams, &key, v) && v->dir == MCPF_STDIO_REPLIES &&
+		    v->session == (unsigned)idx) {
+			s->rep_key = key;
+			readers_add(s, out.peers, out.npeers, out.peer_ino, true);
+		}
+	}
+out:
+	log_level = saved;
+	free(v);
+	return idx;
+}
+
+unsigned kernel_stdio__drop_unadopted(struct tcp_bpf *skel, const bool *adopted)
+{
+	int streams = bpf_map__fd(skel->maps.stdio_streams);
+	struct mcpf_stdio_stream *v = malloc(sizeof(*v));
+	uint64_t key, next, gone[2 * MCPF_STDIO_MAX_SESSIONS];
+	bool dropped[MCPF_STDIO_MAX_SESSIONS] = {};
+	unsigned n = 0, sessions = 0;
+
+	if (!v)
+		return 0;
+	for (int e = bpf_map_get_next_key(streams, NULL, &next); !e;
+	     e = bpf_map_get_next_key(streams, &key, &next)) {
+		key = next;
+		if (!bpf_map_lookup_elem(streams, &key, v) &&
+		    (v->session >= MCPF_STDIO_MAX_SESSIONS || !adopted[v->session]) &&
+		    n < sizeof(gone) / sizeof(gone[0])) {
+			gone[n++] = key;
+			if (v->session < MCPF_STDIO_MAX_SESSIONS)
+				dropped[v->session] = true;
+		}
+	}
+	free(v);
+	for (unsigned i = 0; i < n; i++) {
+		bpf_map_delete_elem(streams, &gone[i]);
+		bpf_map_delete_elem(bpf_map__fd(skel->maps.stdio_guards), &gone[i]);
+	}
+	for (uint32_t i = 0; i < MCPF_STDIO_MAX_SESSIONS; i++) {
+		struct mcpf_conn zero = {};
+		uint32_t slot = 2 * i;
+
+		if (adopted[i])
+			continue;
+		/* no stream: its socket's bytes pass as they are until it leaves the map here */
+		bpf_map_delete_elem(bpf_map__fd(skel->maps.stdio_socks), &slot);
+		slot++;
+		bpf_map_delete_elem(bpf_map__fd(skel->maps.stdio_socks), &slot);
+		bpf_map_update_elem(bpf_map__fd(skel->maps.stdio_pending), &i, &zero, BPF_ANY);
+		kernel__drop_stdio_budgets(skel, i);
+		sessions += dropped[i];
+	}
+	return sessions;
+}
+
 int kernel_stdio__resend(struct kernel_stdio_session *s)
 {
 	size_t off = 0;
@@ -611,14 +713,12 @@ static const char *const pipe_link_names[] = {
 	"sendfile64", "copy_file_range", "write_exit", "writev_exit", "pwritev2_exit",
 };
 
-int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action action)
+/* The stages the pipe tracepoints call: the judge, and the kill under --pipe-action kill. */
+static int pipe_stages(struct tcp_bpf *skel, enum mcpf_pipe_action action)
 {
 	int progs_fd = bpf_map__fd(skel->maps.pipe_progs);
 	uint32_t k = 0;
-	int fd, err;
-	char path[256];
-	const char *name;
-	struct bpf_program *p;
+	int fd;
 
 	if (action == MCPF_PIPE_KILL && !bpf_program__autoload(skel->progs.handle_pipe_kill)) {
 		log_err("--pipe-action kill: this kernel has no bpf_send_signal_task kfunc (6.13+): "
@@ -629,12 +729,55 @@ int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action actio
 	fd = bpf_program__fd(skel->progs.handle_pipe_judge);
 	if (bpf_map_update_elem(progs_fd, &k, &fd, BPF_ANY))
 		goto map_err;
-	if (action == MCPF_PIPE_KILL) {
-		k = 1;
-		fd = bpf_program__fd(skel->progs.handle_pipe_kill);
-		if (bpf_map_update_elem(progs_fd, &k, &fd, BPF_ANY))
-			goto map_err;
+	k = 1;
+	fd = bpf_program__fd(skel->progs.handle_pipe_kill);
+	if (action == MCPF_PIPE_KILL ? bpf_map_update_elem(progs_fd, &k, &fd, BPF_ANY) :
+				       bpf_map_delete_elem(progs_fd, &k) && errno != ENOENT)
+		goto map_err;
+	return 0;
+map_err:
+	log_err("pipe_progs: %s", strerror(errno));
+	return -errno;
+}
+
+int kernel_stdio__adopt_progs(struct tcp_bpf *skel, enum mcpf_pipe_action action, bool *pipes)
+{
+	const char *name;
+	char path[256];
+	int err = 0;
+
+	*pipes = false;
+	if (bpf_program__autoload(skel->progs.handle_stdio_skb)) {
+		/* the sockets in the map keep the verdict they had; those that go in get this */
+		err = kernel_stdio__attach_prog(skel);
+		if (!err) {
+			unlink(KERNEL_PIN_STDIO_PROG);
+			err = bpf_program__pin(skel->progs.handle_stdio_skb, KERNEL_PIN_STDIO_PROG);
+			if (err)
+				log_err("%s: pin: %s", KERNEL_PIN_STDIO_PROG, strerror(-err));
+		}
 	}
+	if (err || !bpf_program__autoload(skel->progs.handle_pipe_judge))
+		return err;
+	/* the tracepoints left run on, with this build's stages */
+	pipe_prog(skel, 0, &name);
+	snprintf(path, sizeof(path), "%s%s", KERNEL_PIN_PIPE_LINKS, name);
+	if (access(path, F_OK))
+		return 0;
+	*pipes = true;
+	return pipe_stages(skel, action);
+}
+
+int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action action)
+{
+	int err;
+	char path[256];
+	const char *name;
+	struct bpf_program *p;
+
+	err = pipe_stages(skel, action);
+	if (err)
+		return err;
 	for (unsigned i = 0; (p = pipe_prog(skel, i, &name)); i++) {
 		char what[64];
 
@@ -645,10 +788,6 @@ int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action actio
 			return err;
 	}
 	return 0;
-map_err:
-	err = -errno;
-	log_err("pipe_progs: %s", strerror(-err));
-	return err;
 }
 
 void kernel_stdio__unpin_pipes(void)

@@ -50,6 +50,24 @@ struct kernel_stdio_session {
 	size_t nheld;
 };
 
+/*
+ * A daemon that comes back: is pid the server of a session its maps hold (its stdin's stream
+ * in stdio_streams)? Its index (s described as kernel_stdio__add does, the maps untouched), or
+ * -errno. Quiet: every program with a pipe or socket stdin is asked.
+ */
+int kernel_stdio__readopt(struct tcp_bpf *skel, pid_t pid, struct kernel_stdio_session *s);
+/*
+ * Then the sessions of the maps not adopted (adopted[idx] false: their server is gone, or no
+ * policy fits it any more) go: streams, guards, sockets, pending ids, budgets. How many had a
+ * stream.
+ */
+unsigned kernel_stdio__drop_unadopted(struct tcp_bpf *skel, const bool *adopted);
+/*
+ * And its programs: this build's verdict on stdio_socks (pinned anew), and this build's stages
+ * under the pipe tracepoints left (*pipes: there were some). 0 or -errno (logged).
+ */
+int kernel_stdio__adopt_progs(struct tcp_bpf *skel, enum mcpf_pipe_action action, bool *pipes);
+
 /* The session's conn, as audit lines and status rows name it: "socketpair:PID" or "pipe:PID". */
 void kernel_stdio__conn(const struct kernel_stdio_session *s, char *out, size_t size);
 
