@@ -59,6 +59,7 @@ struct attach_ctx {
 	int control_fd; /* `mcpfence enroll` asks here; -1: not listening */
 	struct kernel_stdio_session stdio[MCPF_STDIO_MAX_SESSIONS];
 	uint64_t unwatched;   /* sockets tcp_socks had no room for, as last said */
+	uint64_t events_lost; /* decisions whose event found the ring full, as last said */
 	struct status status; /* the sessions' rows, for `mcpfence status` */
 	uint64_t started_us;
 	/* `mcpfence daemon`: the servers it finds by itself */
@@ -73,6 +74,8 @@ struct attach_ctx {
 	unsigned nfound;
 	pid_t waiting[DAEMON_FOUND_MAX]; /* stopped, a policy fits, no room yet: taken later */
 	unsigned nwaiting;
+	/* a daemon that came back: the sessions of the attachment it adopted, by index */
+	bool adopted[MCPF_STDIO_MAX_SESSIONS];
 };
 
 /* The options attach and daemon share, last in their usage. */
@@ -105,6 +108,16 @@ void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev);
 void attach_daemon__found(struct attach_ctx *ac);
 void attach_daemon__scanned(void *ctx, pid_t pid);
 /* The finder detached, then every program it stopped, or that waits, continued. */
-void attach_daemon__stop(struct attach_ctx *ac);
+/*
+ * Leave (the attachment stays, as it enforces; enroll: the programs stopped at their start are
+ * enrolled first) or not (continued).
+ */
+void attach_daemon__stop(struct attach_ctx *ac, bool enroll);
+/*
+ * A daemon that comes back, its maps those left (kernel_load_opts.adopt): each slot's generation
+ * in force, read; the servers of their sessions found in /proc, and those a file of dir_first
+ * still fits taken back at their index. How many.
+ */
+unsigned attach_daemon__adopt(struct attach_ctx *ac);
 
 #endif

@@ -6,14 +6,17 @@
  * new file names, are found in /proc.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
 #include "cmd.h"
 #include "control.h"
 #include "log.h"
+#include "tcp.skel.h"
 
 void attach_daemon__usage(FILE *f)
 {
@@ -199,17 +202,117 @@ void attach_daemon__scanned(void *ctx, pid_t pid)
 	daemon_take(ctx, pid, false);
 }
 
-void attach_daemon__stop(struct attach_ctx *ac)
+void attach_daemon__stop(struct attach_ctx *ac, bool enroll)
 {
-	/* no program stays stopped: none is stopped any more, then those that were go on */
+	/* no program is stopped any more; those that were are enrolled, or go on */
 	bpf_link__destroy(ac->find.link);
 	ac->find.link = NULL;
 	daemon_find__poll(&ac->find);
 	for (unsigned i = 0; i < ac->nfound; i++)
-		if (ac->found[i].stopped)
+		if (ac->found[i].stopped && !(enroll && !daemon_take(ac, ac->found[i].pid, true)))
 			kill(ac->found[i].pid, SIGCONT);
-	for (unsigned i = 0; i < ac->nwaiting; i++)
+	ac->nfound = 0;
+	for (unsigned i = 0; i < ac->nwaiting; i++) {
+		log_warn(
+			"pid %d: continued, not enforced on (no session index came free before the "
+			"daemon stopped)",
+			(int)ac->waiting[i]);
 		kill(ac->waiting[i], SIGCONT);
+	}
+	ac->nwaiting = 0;
 	daemon_find__stop(&ac->find);
 	ac->finding = false;
+}
+
+/* A program of /proc: the server of a session the adopted maps hold? */
+static void adopt_scanned(void *ctx, pid_t pid)
+{
+	struct attach_ctx *ac = ctx;
+	struct kernel_stdio_session s;
+	const struct policy *p = NULL;
+	char err[POLICY_ERR_LEN];
+	struct proc_who w = {};
+	int idx = kernel_stdio__readopt(ac->skel, pid, &s);
+
+	if (idx < 0 || ac->adopted[idx])
+		return;
+	if (policy_dir__who_of_pid(pid, &w, err, sizeof(err))) {
+		log_info("pid %d: %s: its session is dropped", (int)pid, err);
+		goto out;
+	}
+	for (size_t i = 0; i < ac->dir_first->nfiles && !p; i++)
+		if (daemon_find__findable(ac->dir_first->files[i]) &&
+		    policy__match_fits(ac->dir_first->files[i], &w.who))
+			p = ac->dir_first->files[i];
+	if (!p) {
+		log_info("pid %d (%s): no policy's \"match\" fits it any more: its session is "
+			 "dropped",
+			 (int)pid, w.exe);
+		goto out;
+	}
+	policy_dir__who_move(&ac->who[idx], &w);
+	ac->stdio[idx] = s;
+	ac->pids[idx] = pid;
+	ac->adopted[idx] = true;
+	if ((unsigned)idx >= ac->npids)
+		ac->npids = idx + 1;
+	log_info("pid %d (%s): session %d taken back: %s", (int)pid, s.comm, idx, s.desc);
+out:
+	policy_dir__who_free(&w);
+}
+
+/*
+ * Slot s's generation in force, compiled by the daemon that left: when its file is still the
+ * one it compiled (the same path and bytes), described, so that the events it wrote name their
+ * rules and policy (and charge the host-wide budgets), and the file keeps its slot.
+ */
+static void adopt_slot(struct attach_ctx *ac, __u32 s)
+{
+	unsigned gen = MCPF_GEN_INDEX(s, ac->slots[s].gen);
+	struct mcpf_gen_cfg gc = {};
+	struct mcpf_policy_info info = {};
+	char real[PATH_MAX];
+
+	if (bpf_map_lookup_elem(bpf_map__fd(ac->skel->maps.tcp_gen), &gen, &gc) ||
+	    bpf_map_lookup_elem(bpf_map__fd(ac->skel->maps.tcp_policies), &gc.policy, &info))
+		return;
+	for (size_t i = 0; i < ac->dir_first->nfiles; i++) {
+		const struct policy *p = ac->dir_first->files[i];
+
+		if (p->digest != info.digest || !realpath(p->source, real) ||
+		    strncmp(real, info.path, sizeof(info.path)))
+			continue;
+		if (!kernel__describe(ac->skel, p, gen, &ac->kc[gen]))
+			ac->slots[s].pol = p;
+		return;
+	}
+	log_info("slot %u: the policy in force, %.*s, is not in %s as it was: the audit lines of "
+		 "calls made while no daemon ran do not name their rule",
+		 s, (int)sizeof(info.path), info.path, ac->dir_first->path);
+}
+
+unsigned attach_daemon__adopt(struct attach_ctx *ac)
+{
+	unsigned n = 0;
+
+	for (__u32 s = 0; s < MCPF_PSLOTS; s++) {
+		struct mcpf_active act = {};
+
+		bpf_map_lookup_elem(bpf_map__fd(ac->skel->maps.tcp_active), &s, &act);
+		/* the generation in force stays so until the new one is compiled beside it */
+		ac->slots[s].gen = act.loaded ? act.gen & 1 : 1;
+		if (act.loaded)
+			adopt_slot(ac, s);
+	}
+	daemon_find__scan(adopt_scanned, ac);
+	for (unsigned i = 0; i < ac->npids; i++) {
+		if (ac->adopted[i]) {
+			n++;
+			continue;
+		}
+		memset(&ac->stdio[i], 0, sizeof(ac->stdio[i]));
+		ac->stdio[i].ended = true;
+		ac->stdio[i].idx = i;
+	}
+	return n;
 }

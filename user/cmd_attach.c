@@ -142,16 +142,30 @@ static void sync_global(struct attach_ctx *ac, const struct kernel_compiled *kc)
  * Say when sockets of watched connections found tcp_socks full (once a second at most): BPF
  * dropped their packets, and the operator should know why those connections time out.
  */
-static void say_unwatched(struct attach_ctx *ac)
+static uint64_t counter(struct attach_ctx *ac, __u32 key)
 {
 	int fd = bpf_map__fd(ac->skel->maps.tcp_counters), ncpu = libbpf_num_possible_cpus();
-	__u32 key = MCPF_CNT_UNWATCHED;
 	uint64_t vals[1024] = {}, n = 0;
 
 	if (ncpu < 1 || ncpu > 1024 || bpf_map_lookup_elem(fd, &key, vals))
-		return;
+		return 0;
 	for (int c = 0; c < ncpu; c++)
 		n += vals[c];
+	return n;
+}
+
+static void say_unwatched(struct attach_ctx *ac)
+{
+	uint64_t n = counter(ac, MCPF_CNT_EVENTS_LOST);
+
+	/* and decisions whose event found the ring full (no daemon read it, or too slowly) */
+	if (n > ac->events_lost)
+		log_warn("%llu more decision%s found the event ring full: decided and counted, not "
+			 "audited; %llu in all",
+			 (unsigned long long)(n - ac->events_lost),
+			 n - ac->events_lost == 1 ? "" : "s", (unsigned long long)n);
+	ac->events_lost = n;
+	n = counter(ac, MCPF_CNT_UNWATCHED);
 	if (n <= ac->unwatched)
 		return;
 	log_warn("%llu more socket%s of watched connections found tcp_socks full (%u entries): "
@@ -724,6 +738,35 @@ undo:
 	return e;
 }
 
+/*
+ * A daemon that came back, its policies in force on the maps it adopted: the sessions it did not
+ * take back go, and the slots none needs; this build's programs go where new sockets meet them.
+ * n: sessions taken back. 0 or -errno (logged).
+ */
+static int attach_adopted(struct attach_ctx *ac, unsigned n)
+{
+	unsigned dropped = kernel_stdio__drop_unadopted(ac->skel, ac->adopted);
+	int e;
+
+	for (__u32 s = 0; s < MCPF_PSLOTS; s++) {
+		struct mcpf_active act = {};
+
+		if (!ac->slots[s].pol &&
+		    !bpf_map_lookup_elem(bpf_map__fd(ac->skel->maps.tcp_active), &s, &act) &&
+		    act.loaded)
+			kernel__deactivate(ac->skel, s);
+	}
+	e = kernel_stdio__adopt_progs(ac->skel, ac->pipe_action, &ac->pipes_attached);
+	if (e)
+		return e;
+	log_info(
+		"took back the attachment a daemon left in %s: %u session%s (%u dropped: its "
+		"server is gone, or no policy fits it any more); counters, budgets and the answers "
+		"awaited kept",
+		MCPF_PIN_DIR, n, n == 1 ? "" : "s", dropped);
+	return 0;
+}
+
 /* A request on the control socket. */
 static void on_control(void *ctx, const char *line, char *reply)
 {
@@ -784,9 +827,10 @@ int attach__main(int argc, char **argv, bool daemon)
 	unsigned nports = 0, npids = 0;
 	pid_t pids[MCPF_STDIO_MAX_SESSIONS];
 	enum mcpf_pipe_action pipe_action = MCPF_PIPE_AUDIT;
-	bool pipe_action_given = false, enroll_any = false;
-	char audit_buf[PATH_MAX];
+	bool pipe_action_given = false, enroll_any = false, adopt = false, leave = false;
+	char audit_buf[PATH_MAX], why[256];
 	int c, err, cg_fd = -1, lock_fd = -1, ret = 1;
+	unsigned nadopted = 0;
 	uint64_t last, next_sync, next_watch;
 
 	ac.ev.kc = ac.kc;
@@ -907,9 +951,15 @@ int attach__main(int argc, char **argv, bool daemon)
 			MCPF_PIN_DIR);
 		return 1;
 	case KERNEL_ATTACHED_STALE:
+		/* a daemon takes back what a daemon left: its programs enforce meanwhile */
+		if (daemon && !kernel__stamp_check(ports, nports, why, sizeof(why))) {
+			adopt = true;
+			break;
+		}
 		log_err("%s holds a stale attachment (its `mcpfence attach` is gone; its programs "
-			"may still enforce the policy they had): run `mcpfence detach` first",
-			MCPF_PIN_DIR);
+			"may still enforce the policy they had)%s%s: run `mcpfence detach` first",
+			MCPF_PIN_DIR, daemon ? ", which this daemon cannot adopt: " : "",
+			daemon ? why : "");
 		return 1;
 	default:
 		break;
@@ -952,6 +1002,16 @@ int attach__main(int argc, char **argv, bool daemon)
 
 		if (!enroll_any)
 			stdin_kinds(pids, npids, &lo);
+		if (adopt) {
+			/* no other daemon adopts it meanwhile */
+			lock_fd = kernel__pins_lock();
+			if (lock_fd < 0) {
+				log_err("%s: flock: %s", MCPF_PIN_DIR, strerror(-lock_fd));
+				goto out;
+			}
+			lo.adopt = true;
+			leave = true; /* from here on, whatever happens, the pins stay */
+		}
 		ac.skel = kernel__load_opts(&lo);
 	}
 	if (!ac.skel)
@@ -962,9 +1022,16 @@ int attach__main(int argc, char **argv, bool daemon)
 							 "a bpf_loop search, 8 bytes a step");
 	for (unsigned s = 0; s < MCPF_PSLOTS; s++)
 		ac.slots[s].gen = 1; /* generation 0 of each is filled first */
+	if (adopt)
+		nadopted = attach_daemon__adopt(&ac);
 	if (policies_take(&ac, ac.dir_first, true))
 		goto out;
 	ac.dir_first = NULL; /* the attachment's now */
+	if (adopt) {
+		if (attach_adopted(&ac, nadopted))
+			goto out;
+		goto adopted;
+	}
 	/* the TCP plane: nothing of it for `--pid` alone (no cgroup, no sysctl touched) */
 	if (nports && attach_tcp(&ac, cgroup, &cg_fd, &egress, &link))
 		goto out;
@@ -975,6 +1042,8 @@ int attach__main(int argc, char **argv, bool daemon)
 		log_err("%s: flock: %s", MCPF_PIN_DIR, strerror(-lock_fd));
 		goto out_detach;
 	}
+	if (kernel__stamp_write(daemon, ports, nports))
+		goto out_detach;
 	if (nports && kernel__tfo_client_off())
 		goto out_detach;
 	err = nports ? kernel__adopt_existing(bpf_map__fd(ac.skel->maps.tcp_socks),
@@ -1010,7 +1079,9 @@ int attach__main(int argc, char **argv, bool daemon)
 					 "(--pipe-action audit; see --pipe-action kill)");
 		}
 	}
+adopted:
 	ac.ev.stdio = ac.stdio;
+	ac.ev.nstdio = ac.npids;
 	ac.control_fd = control__listen(CONTROL_PATH);
 	if (ac.control_fd < 0)
 		goto out_detach;
@@ -1027,8 +1098,9 @@ int attach__main(int argc, char **argv, bool daemon)
 	ac.ev.mono_to_real_us = mono_to_real_us();
 	ac.ev.status = &ac.status;
 	ac.started_us = (uint64_t)time(NULL) * 1000000;
-	for (unsigned i = 0; i < npids; i++)
-		status_row(&ac, i);
+	for (unsigned i = 0; i < ac.npids; i++)
+		if (!ac.stdio[i].ended)
+			status_row(&ac, i);
 	status_save(&ac);
 	if (daemon) {
 		unsigned n;
@@ -1137,13 +1209,24 @@ int attach__main(int argc, char **argv, bool daemon)
 	}
 	ring_buffer__consume(rb);
 	ret = 0;
+	/* a daemon leaves its attachment enforcing, for the next to take back (not detached) */
+	leave = daemon && kernel__attached();
 out_detach:
 	if (ac.finding)
-		attach_daemon__stop(&ac);
+		attach_daemon__stop(&ac, leave);
 	control__close(ac.control_fd, CONTROL_PATH);
 	ac.control_fd = -1;
-	unlink(STATUS_PATH);
-	kernel__detach();
+	if (leave) {
+		if (rb)
+			ring_buffer__consume(rb);
+		status_save(&ac);
+		log_info("leaving the attachment in %s enforcing: no budget is refilled until a "
+			 "daemon takes it back (`mcpfence detach` removes it)",
+			 MCPF_PIN_DIR);
+	} else {
+		unlink(STATUS_PATH);
+		kernel__detach();
+	}
 out:
 	if (lock_fd >= 0)
 		close(lock_fd);

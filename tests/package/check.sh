@@ -285,6 +285,7 @@ p.wait()' "$pub/mcpf-caps-server" >>"$log" 2>&1
 kill -TERM $dp 2>/dev/null
 wait $dp
 echo "daemon exit: $?" >>"$log"
+"$bin" detach >/dev/null # the daemon leaves its attachment enforcing
 rm -rf "$pub"
 if grep -q "enrolled: stdin: unix socketpair" "$log" && grep -qx "back: rpc.denied" "$log" &&
 	grep -qx "back: tools/call" "$log" && grep -q "daemon exit: 0" "$log"; then
