@@ -1082,6 +1082,99 @@ test('daemon: 1,000 short sessions in a row; map entries and memory back after',
 // reads its stdin, two client processes writing to one server, a client killed mid-session.
 // The servers are copies of sh and cat under names a policy gives (cat writes back what it
 // reads: a neutralized call comes back with its method rewritten).
+// The daemon's exit, SIGTERM or SIGKILL, leaves its attachment enforcing; a daemon that comes
+// back takes it back: its sessions (at their index, under their policy), counters and budgets.
+// Calls made while it is down, and while the next one starts, are enforced; their audit lines
+// come from the next one, which reads what the programs wrote meanwhile.
+test('daemon: its exit leaves enforcement; the next daemon takes the sessions back', skipKernel, async () => {
+	await notAtMidnight();
+	const pdir = join(dir, 'policies-daemon-restart');
+	mkdirSync(pdir, { recursive: true });
+	writeFileSync(join(pdir, '10-everything.json'), JSON.stringify({ ...POLICY,
+		match: { exe: '*/node', argv: '* */server-everything/dist/index.js' } }));
+	const sessions = [];
+	const open = async (s) => { sessions.push(s); return s; };
+	const enrolled = (pid) => new RegExp(`pid ${pid} \\(node\\): enrolled: `, 'm');
+	const takenBack = (pid) => new RegExp(`pid ${pid} \\(node\\): session \\d+ taken back: `, 'm');
+	const leave = async (d, signal) => {
+		d.child.kill(signal);
+		const { code, sig } = await d.exited;
+		attaches.delete(d);
+		assert.equal(signal === 'SIGKILL' ? sig : code, signal === 'SIGKILL' ? 'SIGKILL' : 0, d.out);
+		assert.ok(existsSync(PINS), `${PINS} gone after ${signal}`);
+		const st = JSON.parse(spawnSync(MCPFENCE, ['status', '--json'], { encoding: 'utf8' }).stdout);
+		assert.equal(st.attachment, 'stale', JSON.stringify(st));
+	};
+	const sum = (s) => s.call('get-sum', { a: 2, b: 3 }).then((r) => JSON.stringify(r), (e) => `error: ${e.message}`);
+	try {
+		const d1 = await startDaemon(pdir);
+		const v1 = await open(await sdkSession(1));
+		await until(() => enrolled(v1.pid).test(d1.out), 5000, `pid ${v1.pid} enrolled`);
+		await assertDenied(v1.call('get-env'), 'environment is private', 'daemon running');
+		assert.match(await sum(v1), /5/);
+		assert.match(await sum(v1), /5/);
+		const counted = stats().total();
+
+		await leave(d1, 'SIGTERM');
+		assert.match(d1.out, /leaving the attachment in \/sys\/fs\/bpf\/mcpfence enforcing/, d1.out);
+		// down: denied, limited (its budget is not refilled), allowed as before
+		await assertDenied(v1.call('get-env'), 'environment is private', 'daemon down');
+		assert.equal(JSON.stringify(await v1.call('echo', { message: 'down' })),
+			JSON.stringify({ content: [{ type: 'text', text: 'Echo: down' }] }));
+		assert.match(await sum(v1), /5/, 'the third sum');
+		assert.match(await sum(v1), new RegExp(escapeRe(EXPECT.limitReason)), 'the fourth sum');
+		// a server started while no daemon runs: found by the next one
+		const late = await open(await sdkSession(1));
+
+		// calls go on while the next daemon starts, one each 20 ms: every one denied
+		const during = [];
+		let going = true;
+		const loop = (async () => {
+			while (going) {
+				during.push(await v1.call('get-env').then((r) => `allowed: ${JSON.stringify(r)}`, (e) => e.message));
+				await sleep(20);
+			}
+		})();
+		await until(() => during.length >= 3, 10000, 'calls before the restart');
+		const d2 = await startDaemon(pdir);
+		await until(() => during.length >= 3 + 3, 10000, 'calls after the restart');
+		going = false;
+		await loop;
+		for (const r of during) assert.match(r, EXPECT.denied('environment is private'), during.join('\n'));
+		assert.match(d2.out, takenBack(v1.pid), d2.out);
+		assert.match(d2.out, /took back the attachment a daemon left in \/sys\/fs\/bpf\/mcpfence: 1 session /, d2.out);
+		assert.match(d2.out, enrolled(late.pid), d2.out);
+		await assertDenied(late.call('get-env'), 'environment is private', 'the server started while down');
+		// the budget the session spent stays spent; its counters go on
+		assert.match(await sum(v1), new RegExp(escapeRe(EXPECT.limitReason)), 'a sum after the restart');
+		await assertDenied(v1.call('get-env'), 'environment is private', 'after the restart');
+		const calls = 1 + 1 + 2 + during.length + 1 + 1 + 1; // down, during, after; late's one
+		await until(() => stats().total() === counted + calls, 5000,
+			`stats: ${counted} + ${calls} (have ${stats().total()})`);
+		// the next daemon audits the calls made while none ran (read from the programs' ring)
+		const lines = await auditLines(d2, 4 + during.length);
+		const v1Lines = lines.filter((l) => l.server === `pid:${v1.pid}`).map((l) => `${l.tool} ${l.decision}`);
+		assert.deepEqual(v1Lines.slice(0, 4), ['get-env deny', 'echo allow', 'get-sum allow', 'get-sum deny'], v1Lines.join('\n'));
+
+		// SIGKILL: the same
+		await leave(d2, 'SIGKILL');
+		await assertDenied(v1.call('get-env'), 'environment is private', 'after SIGKILL');
+		const d3 = await startDaemon(pdir);
+		assert.match(d3.out, takenBack(v1.pid), d3.out);
+		assert.match(d3.out, takenBack(late.pid), d3.out);
+		await assertDenied(v1.call('get-env'), 'environment is private', 'taken back after SIGKILL');
+		assert.equal(JSON.stringify(await late.call('echo', { message: 'k' })),
+			JSON.stringify({ content: [{ type: 'text', text: 'Echo: k' }] }));
+
+		// detach removes it: the session runs on, unenforced
+		await stopAttach(d3);
+		assert.ok(!existsSync(PINS), `${PINS} left after detach`);
+		assert.ok(JSON.stringify(await v1.call('get-env')).includes(CANARY), 'after detach: get-env runs');
+	} finally {
+		for (const s of sessions) await s.close();
+	}
+});
+
 test('daemon: a server that forks, two clients of one server, a client that dies', skipKernel, async () => {
 	const pdir = join(dir, 'policies-daemon-outcomes');
 	mkdirSync(pdir, { recursive: true });
