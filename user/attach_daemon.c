@@ -81,6 +81,15 @@ void attach_daemon__names(struct attach_ctx *ac)
 		daemon_find__scan(attach_daemon__scanned, ac);
 }
 
+/* The first file of d that can make the program w a server (a "match" it fits), or NULL. */
+static const struct policy *fitting(const struct policy_dir *d, const struct proc_who *w)
+{
+	for (size_t i = 0; i < d->nfiles; i++)
+		if (daemon_find__findable(d->files[i]) && policy__match_fits(d->files[i], &w->who))
+			return d->files[i];
+	return NULL;
+}
+
 /* A program the finder stopped at its exec: taken once its ring is read (enroll reads rings). */
 void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev)
 {
@@ -106,7 +115,7 @@ void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev)
  */
 static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 {
-	const struct policy *p = NULL;
+	const struct policy *p;
 	char err[POLICY_ERR_LEN], reply[CONTROL_LINE_MAX];
 	struct proc_who w = {};
 	int e;
@@ -118,10 +127,7 @@ static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 		log_debug("pid %d: %s: not enrolled", (int)pid, err);
 		goto out;
 	}
-	for (size_t i = 0; i < ac->dir->nfiles && !p; i++)
-		if (daemon_find__findable(ac->dir->files[i]) &&
-		    policy__match_fits(ac->dir->files[i], &w.who))
-			p = ac->dir->files[i];
+	p = fitting(ac->dir, &w);
 	if (!p) {
 		log_debug("pid %d (%s): no policy's \"match\" fits it: not enrolled", (int)pid,
 			  w.exe);
@@ -229,7 +235,7 @@ static void adopt_scanned(void *ctx, pid_t pid)
 {
 	struct attach_ctx *ac = ctx;
 	struct kernel_stdio_session s;
-	const struct policy *p = NULL;
+	const struct policy *p;
 	char err[POLICY_ERR_LEN];
 	struct proc_who w = {};
 	int idx = kernel_stdio__readopt(ac->skel, pid, &s);
@@ -240,10 +246,7 @@ static void adopt_scanned(void *ctx, pid_t pid)
 		log_info("pid %d: %s: its session is dropped", (int)pid, err);
 		goto out;
 	}
-	for (size_t i = 0; i < ac->dir_first->nfiles && !p; i++)
-		if (daemon_find__findable(ac->dir_first->files[i]) &&
-		    policy__match_fits(ac->dir_first->files[i], &w.who))
-			p = ac->dir_first->files[i];
+	p = fitting(ac->dir_first, &w);
 	if (!p) {
 		log_info("pid %d (%s): no policy's \"match\" fits it any more: its session is "
 			 "dropped",

@@ -324,6 +324,17 @@ uint64_t kernel__charge_uncharged(struct tcp_bpf *skel, struct kernel_compiled *
 	return total;
 }
 
+/* kc starts as generation gen of p (its index in the maps, returned) with nothing in it. */
+static unsigned kc_begin(struct kernel_compiled *kc, const struct policy *p, unsigned gen)
+{
+	memset(kc, 0, sizeof(*kc));
+	kc->pol = (struct policy *)p;
+	if (!realpath(p->source, kc->policy_path))
+		snprintf(kc->policy_path, sizeof(kc->policy_path), "%s", p->source);
+	kc->gen = gen & (MCPF_GENS - 1);
+	return kc->gen;
+}
+
 int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 		    struct kernel_compiled *kc)
 {
@@ -335,12 +346,7 @@ int kernel__compile(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 	unsigned nglobs = 0;
 	int err;
 
-	memset(kc, 0, sizeof(*kc));
-	kc->pol = (struct policy *)p;
-	if (!realpath(p->source, kc->policy_path))
-		snprintf(kc->policy_path, sizeof(kc->policy_path), "%s", p->source);
-	gen &= MCPF_GENS - 1;
-	kc->gen = gen;
+	gen = kc_begin(kc, p, gen);
 	err = uncharged_clear(skel, gen);
 	if (err)
 		return err;
@@ -451,12 +457,7 @@ int kernel__describe(struct tcp_bpf *skel, const struct policy *p, unsigned gen,
 	struct mcpf_gen_cfg gc = {};
 	int err;
 
-	memset(kc, 0, sizeof(*kc));
-	kc->pol = (struct policy *)p;
-	if (!realpath(p->source, kc->policy_path))
-		snprintf(kc->policy_path, sizeof(kc->policy_path), "%s", p->source);
-	gen &= MCPF_GENS - 1;
-	kc->gen = gen;
+	gen = kc_begin(kc, p, gen);
 	err = limits_fill(kc, p->all_limits, p->nall_limits, gc.all_limits, &gc.nall_limits,
 			  "/all_tools/limits");
 	for (size_t i = 0; !err && i < p->nrules; i++) {
