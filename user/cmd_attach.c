@@ -563,6 +563,27 @@ static void status_row(struct attach_ctx *ac, unsigned i)
 		stdio_find__exe(s->client_pid, row->client, sizeof(row->client), s->client_comm);
 }
 
+/* The stdio rows read back that no session taken back is: ended (their servers are gone). */
+static void status_unadopted(struct attach_ctx *ac)
+{
+	for (size_t r = 0; r < ac->status.n; r++) {
+		struct status_session *row = &ac->status.s[r];
+		bool live = false;
+
+		for (unsigned i = 0; i < ac->npids && !live; i++) {
+			char conn[40];
+
+			kernel_stdio__conn(&ac->stdio[i], conn, sizeof(conn));
+			live = !ac->stdio[i].ended && !strcmp(conn, row->conn);
+		}
+		if (!live && !row->ended && !strcmp(row->plane, "stdio-kernel")) {
+			row->ended = true;
+			row->pinned = false;
+		}
+	}
+	status__forget_ended(&ac->status, STATUS_ENDED_KEEP);
+}
+
 /*
  * Sessions whose stdin no one reads any more (the server and whoever shared its stdin exited,
  * or closed it): out of the maps, said, and marked in their status rows.
@@ -1098,9 +1119,14 @@ adopted:
 	ac.ev.mono_to_real_us = mono_to_real_us();
 	ac.ev.status = &ac.status;
 	ac.started_us = (uint64_t)time(NULL) * 1000000;
+	/* a daemon that came back goes on with the rows of the one before */
+	if (adopt)
+		status__read(&ac.status, STATUS_PATH);
 	for (unsigned i = 0; i < ac.npids; i++)
 		if (!ac.stdio[i].ended)
 			status_row(&ac, i);
+	if (adopt)
+		status_unadopted(&ac);
 	status_save(&ac);
 	if (daemon) {
 		unsigned n;

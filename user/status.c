@@ -164,6 +164,56 @@ out:
 	return err;
 }
 
+/* The string at key of o into out (size bytes), "" when it is not one. */
+static void read_str(json_t *o, const char *key, char *out, size_t size)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	snprintf(out, size, "%s", v ? v : "");
+}
+
+static uint64_t read_u64(json_t *o, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(o, key));
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+int status__read(struct status *st, const char *path)
+{
+	json_t *doc = json_load_file(path, 0, NULL), *rows = json_object_get(doc, "sessions"), *o;
+	size_t i;
+
+	if (!doc)
+		return -ENOENT;
+	if (!json_is_array(rows)) {
+		json_decref(doc);
+		return -EINVAL;
+	}
+	json_array_foreach(rows, i, o) {
+		char conn[sizeof(st->s[0].conn)];
+		struct status_session *s;
+
+		read_str(o, "conn", conn, sizeof(conn));
+		if (!conn[0] || !(s = status__get(st, conn)))
+			continue;
+		read_str(o, "plane", s->plane, sizeof(s->plane));
+		read_str(o, "server", s->server, sizeof(s->server));
+		read_str(o, "client", s->client, sizeof(s->client));
+		read_str(o, "policy", s->policy, sizeof(s->policy));
+		s->server_pid = (pid_t)read_u64(o, "server_pid");
+		s->client_pid = (pid_t)read_u64(o, "client_pid");
+		s->calls = read_u64(o, "calls");
+		s->denied = read_u64(o, "denied");
+		s->last_us = read_u64(o, "last_us");
+		s->ended = json_is_true(json_object_get(o, "ended"));
+	}
+	st->forgotten = read_u64(doc, "forgotten");
+	st->dirty = true;
+	json_decref(doc);
+	return 0;
+}
+
 void status__free(struct status *st)
 {
 	free(st->s);

@@ -61,6 +61,12 @@ void status__count(struct status *st, struct status_session *s, bool call, bool 
  */
 int status__write(struct status *st, const char *path, const char *policy, pid_t attach_pid,
 		  uint64_t started_us);
+/*
+ * Read the rows of path (a file status__write wrote: a daemon that comes back goes on with the
+ * rows of the one before) into st. 0, -ENOENT when there is no such file or it is not JSON,
+ * -EINVAL when it has no rows.
+ */
+int status__read(struct status *st, const char *path);
 void status__free(struct status *st);
 
 /*

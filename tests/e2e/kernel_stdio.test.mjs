@@ -1155,6 +1155,9 @@ test('daemon: its exit leaves enforcement; the next daemon takes the sessions ba
 		const lines = await auditLines(d2, 4 + during.length);
 		const v1Lines = lines.filter((l) => l.server === `pid:${v1.pid}`).map((l) => `${l.tool} ${l.decision}`);
 		assert.deepEqual(v1Lines.slice(0, 4), ['get-env deny', 'echo allow', 'get-sum allow', 'get-sum deny'], v1Lines.join('\n'));
+		// its status row goes on from the one the daemon before wrote: 3 calls, then the rest
+		const { row } = await statusRow(v1.pid, 3 + calls - 1);
+		assert.equal(row.ended, false, JSON.stringify(row));
 
 		// SIGKILL: the same
 		await leave(d2, 'SIGKILL');

@@ -5,6 +5,7 @@
  * writes (whole, 0600) and what status prints of it, names from /proc made harmless for a
  * terminal and for JSON.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,6 +117,28 @@ static void test_rows_counted_and_written(void **state)
 	assert_non_null(strstr(text, "attachment: stale, attach pid 7, "));
 	assert_non_null(strstr(text, "\n  (attach is gone; its programs enforce"));
 	free(text);
+	/* read back, as a daemon that comes back does: the same rows */
+	{
+		struct status back = {};
+
+		assert_int_equal(status__read(&back, path), 0);
+		assert_int_equal(back.n, 2);
+		assert_string_equal(back.s[0].conn, "socketpair:42");
+		assert_string_equal(back.s[0].plane, "stdio-kernel");
+		assert_string_equal(back.s[0].client, "/usr/bin/node");
+		assert_int_equal(back.s[0].server_pid, 42);
+		assert_int_equal(back.s[0].client_pid, 40);
+		assert_int_equal(back.s[0].calls, 2);
+		assert_int_equal(back.s[0].denied, 2);
+		assert_int_equal(back.s[0].last_us, 3000);
+		assert_true(back.s[0].ended);
+		assert_false(back.s[1].ended);
+		assert_int_equal(back.s[1].client_pid, 0);
+		assert_int_equal(back.s[1].calls, 1);
+		status__free(&back);
+		assert_int_equal(status__read(&back, "/nonexistent/sessions.json"), -ENOENT);
+		assert_int_equal(back.n, 0);
+	}
 	/* written by the daemon: it says so */
 	st.daemon = true;
 	assert_int_equal(status__write(&st, path, "/etc/mcpfence/policies", 8, 4000000), 0);
