@@ -11,8 +11,8 @@
  *  3. the daemon idle: its CPU time over IDLE_S seconds and its resident memory.
  * The daemon is started and stopped for each round, rounds with and without it alternating, so
  * that the noise of a shared machine falls on both alike; rows give min-median-max over the
- * rounds, ratios are of the medians. A stdio round trip of an enrolled server is what `attach
- * --pid` costs it (bench/stdio_kernel): the daemon adds nothing on that path.
+ * rounds, ratios are of the medians. A stdio round trip of a server the daemon enrolled, with
+ * its baseline, is part 1 of bench/stdio_kernel (beside attach --pid's, which it costs).
  * Root only. What cannot be measured prints NOT MEASURED and why, exit 1.
  * Usage: build/bench/daemon [MCPFENCE]   (default $MCPFENCE_BIN, else the mcpfence of the
  * build this bench is in)

@@ -38,6 +38,7 @@
 #include <linux/limits.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <bpf/bpf.h>
@@ -59,6 +60,7 @@
 #define WR_SIZE 64
 #define REPLY_WAIT_MS 5000
 #define ATTACH_WAIT_MS 60000
+#define NAMED "mcpf-bench-srv" /* the name the daemon's policy gives its server */
 
 static const char policy_json[] = "{\"version\":\"1\",\"default\":\"deny\",\"tools\":{"
 				  "\"echo\":{},\"flood\":{},\"get-env\":{\"action\":\"deny\"}}}\n";
@@ -217,8 +219,10 @@ struct conn {
 
 static char self_path[PATH_MAX], bin_path[PATH_MAX], tmp_dir[64], policy_path[128], audit_path[128],
 	attach_log[128];
-static struct conn srv_sock, srv_pipe;
-static pid_t attach_pid;
+/* part 1 under the daemon: its directory (a file naming the copy), the copy, its log */
+static char pdir[128], pdir_file[160], named_path[128], daemon_log[128];
+static struct conn srv_sock, srv_pipe, srv_named;
+static pid_t attach_pid, daemon_pid;
 static bool attached_ever;
 
 /*
@@ -226,7 +230,7 @@ static bool attached_ever;
  * child) or pipes (as Python's subprocess does), on this process's CPU; killed when this process
  * dies.
  */
-static int server_start(struct conn *c, bool pipes)
+static int server_start(struct conn *c, bool pipes, const char *exe)
 {
 	int in[2], out[2];
 
@@ -242,7 +246,7 @@ static int server_start(struct conn *c, bool pipes)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(in[0], 0);
 		dup2(out[1], 1);
-		execl(self_path, self_path, "--server", (char *)NULL);
+		execl(exe, exe, "--server", (char *)NULL);
 		_exit(127);
 	}
 	close(in[0]);
@@ -364,14 +368,20 @@ static void cleanup(void)
 		return;
 	done = 1;
 	bench_child_stop(&attach_pid, SIGTERM, 5000);
+	bench_child_stop(&daemon_pid, SIGTERM, 5000);
 	if (attached_ever)
 		bench_detach(bin_path);
 	bench_child_stop(&srv_sock.pid, SIGKILL, 1000);
 	bench_child_stop(&srv_pipe.pid, SIGKILL, 1000);
+	bench_child_stop(&srv_named.pid, SIGKILL, 1000);
 	if (tmp_dir[0]) {
 		unlink(policy_path);
 		unlink(audit_path);
 		unlink(attach_log);
+		unlink(daemon_log);
+		unlink(named_path);
+		unlink(pdir_file);
+		rmdir(pdir);
 		rmdir(tmp_dir);
 	}
 }
@@ -534,64 +544,117 @@ static void ready_bench(void)
 	printf("  ratio of medians: %.2f\n", alone.med / every.med);
 }
 
-static const char *rtt_one(bool att, long *id, double *p50, double *p99, double *ready_ms)
+enum rtt_mode { RTT_NOT, RTT_ATTACH, RTT_DAEMON, RTT_MODES };
+
+/*
+ * `mcpfence daemon` over pdir: a new server started under NAMED is found at its exec and
+ * enrolled; its session begun. 0, or -1 with why.
+ */
+static int daemon_round_start(uint64_t *ready_ns, char *why, size_t size)
+{
+	char *argv[] = { bin_path,  "daemon",	"--policy-dir", pdir,
+			 "--audit", audit_path, "--quiet",	NULL };
+
+	attached_ever = true;
+	if (bench_start(argv, daemon_log, "daemon: finding", ATTACH_WAIT_MS, &daemon_pid, ready_ns,
+			why, size))
+		return -1;
+	if (server_start(&srv_named, false, named_path) || session_start(&srv_named)) {
+		snprintf(why, size, "%s under the daemon: no session", named_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The daemon stopped (it leaves its attachment), detached, its server gone: 0, or -EBUSY. */
+static int daemon_round_stop(void)
+{
+	bench_child_stop(&daemon_pid, SIGTERM, 5000);
+	bench_detach(bin_path);
+	bench_child_stop(&srv_named.pid, SIGKILL, 1000);
+	if (srv_named.in > 0)
+		close(srv_named.in);
+	if (srv_named.out > 0)
+		close(srv_named.out);
+	memset(&srv_named, 0, sizeof(srv_named));
+	return access(MCPF_PIN_DIR, F_OK) ? 0 : -EBUSY;
+}
+
+/*
+ * One round: not attached (checked: nothing pinned), attached (its own attach, checked to have
+ * judged every call, then detached), or under the daemon (its server started under NAMED while
+ * the daemon runs, checked the same). NULL, or why it measured nothing.
+ */
+static const char *rtt_one(enum rtt_mode m, long *id, double *p50, double *p99, double *ready_ms)
 {
 	static char why[300];
 	const char *bad = why;
+	struct conn *c = m == RTT_DAEMON ? &srv_named : &srv_sock;
 	uint64_t ready = 0, v0;
 
-	if (!att && !access(MCPF_PIN_DIR, F_OK))
+	if (m == RTT_NOT && !access(MCPF_PIN_DIR, F_OK))
 		return MCPF_PIN_DIR " exists in a round meant not attached";
-	if (att && attach_start(srv_sock.pid, &ready, why, sizeof(why)))
+	if (m == RTT_ATTACH && attach_start(srv_sock.pid, &ready, why, sizeof(why)))
+		goto out_stop;
+	if (m == RTT_DAEMON && daemon_round_start(&ready, why, sizeof(why)))
 		goto out_stop;
 	bad = NULL;
-	if (att)
+	if (m == RTT_ATTACH)
 		*ready_ms = ready / 1e6;
 	v0 = plane_counter(MCPF_CNT_STDIO_VALUES);
-	if (rtt_round(&srv_sock, id, p50, p99))
+	if (rtt_round(c, id, p50, p99))
 		bad = "a call was not answered as sent (above)";
-	else if (att && plane_counter(MCPF_CNT_STDIO_VALUES) - v0 < RTT_WARM + RTT_CALLS)
+	else if (m != RTT_NOT && plane_counter(MCPF_CNT_STDIO_VALUES) - v0 < RTT_WARM + RTT_CALLS)
 		bad = "handle_stdio_skb did not judge every call of an attached round";
 out_stop:
-	if (att && attach_stop() && !bad)
+	if (m == RTT_ATTACH && attach_stop() && !bad)
 		bad = "mcpfence detach left pins behind";
+	if (m == RTT_DAEMON && daemon_round_stop() && !bad)
+		bad = "mcpfence detach left the daemon's pins behind";
 	return bad;
 }
 
 static void rtt_bench(void)
 {
-	double p50[2][RTT_ROUNDS], p99[2][RTT_ROUNDS], ready[RTT_ROUNDS];
-	struct range a50, a99, n50, n99, rd;
+	static const char *const names[RTT_MODES] = { "not attached", "attached", "the daemon's" };
+	double p50[RTT_MODES][RTT_ROUNDS], p99[RTT_MODES][RTT_ROUNDS], ready[RTT_ROUNDS];
+	struct range r50[RTT_MODES], r99[RTT_MODES], rd;
 	const char *bad = NULL;
 	long id = 100;
 
-	for (int r = 0; r < 2 * RTT_ROUNDS && !bad; r++)
-		bad = rtt_one(r & 1, &id, &p50[r & 1][r / 2], &p99[r & 1][r / 2], &ready[r / 2]);
+	for (int r = 0; r < RTT_MODES * RTT_ROUNDS && !bad; r++)
+		bad = rtt_one(r % RTT_MODES, &id, &p50[r % RTT_MODES][r / RTT_MODES],
+			      &p99[r % RTT_MODES][r / RTT_MODES], &ready[r / RTT_MODES]);
 	if (bad) {
 		printf("bench/stdio_kernel: 1. round trip: NOT MEASURED: %s\n", bad);
 		target_add("1. stdio round trip p50, attached / not attached", 0, 1.02, "x", bad);
+		target_add("1. stdio round trip p50, the daemon's server / not attached", 0, 1.02,
+			   "x", bad);
 		return;
 	}
-	n50 = range_of(p50[0], RTT_ROUNDS);
-	n99 = range_of(p99[0], RTT_ROUNDS);
-	a50 = range_of(p50[1], RTT_ROUNDS);
-	a99 = range_of(p99[1], RTT_ROUNDS);
+	for (int m = 0; m < RTT_MODES; m++) {
+		r50[m] = range_of(p50[m], RTT_ROUNDS);
+		r99[m] = range_of(p99[m], RTT_ROUNDS);
+	}
 	rd = range_of(ready, RTT_ROUNDS);
 	printf("bench/stdio_kernel: 1. tools/call round trip, %d B call, ~80 B answer, C stdio server "
-	       "on socketpairs; %d rounds attached (an attach each), %d not, alternating; %d calls "
-	       "a round after %d untimed\n",
-	       RTT_SIZE, RTT_ROUNDS, RTT_ROUNDS, RTT_CALLS, RTT_WARM);
+	       "on socketpairs; %d rounds each, alternating: not attached, attached (an attach "
+	       "each), and the daemon's (a daemon each, its server started under the name its "
+	       "policy gives); %d calls a round after %d untimed\n",
+	       RTT_SIZE, RTT_ROUNDS, RTT_CALLS, RTT_WARM);
 	printf("  round trip, µs   p50 (min-max of rounds)   p99 (min-max of rounds)\n");
-	printf("  %-14s %7.2f (%6.2f-%-6.2f)       %7.2f (%6.2f-%-6.2f)\n", "not attached", n50.med,
-	       n50.min, n50.max, n99.med, n99.min, n99.max);
-	printf("  %-14s %7.2f (%6.2f-%-6.2f)       %7.2f (%6.2f-%-6.2f)\n", "attached", a50.med,
-	       a50.min, a50.max, a99.med, a99.min, a99.max);
-	printf("  ratio of medians attached/not: p50 %.3f (%+.2f µs), p99 %.3f (%+.2f µs); "
-	       "attach ready in %.0f ms (%.0f-%.0f)\n",
-	       a50.med / n50.med, a50.med - n50.med, a99.med / n99.med, a99.med - n99.med, rd.med,
-	       rd.min, rd.max);
-	target_add("1. stdio round trip p50, attached / not attached", a50.med / n50.med, 1.02, "x",
-		   NULL);
+	for (int m = 0; m < RTT_MODES; m++)
+		printf("  %-14s %7.2f (%6.2f-%-6.2f)       %7.2f (%6.2f-%-6.2f)\n", names[m],
+		       r50[m].med, r50[m].min, r50[m].max, r99[m].med, r99[m].min, r99[m].max);
+	for (int m = RTT_ATTACH; m < RTT_MODES; m++)
+		printf("  ratio of medians %s/not: p50 %.3f (%+.2f µs), p99 %.3f (%+.2f µs)\n",
+		       names[m], r50[m].med / r50[RTT_NOT].med, r50[m].med - r50[RTT_NOT].med,
+		       r99[m].med / r99[RTT_NOT].med, r99[m].med - r99[RTT_NOT].med);
+	printf("  attach ready in %.0f ms (%.0f-%.0f)\n", rd.med, rd.min, rd.max);
+	target_add("1. stdio round trip p50, attached / not attached",
+		   r50[RTT_ATTACH].med / r50[RTT_NOT].med, 1.02, "x", NULL);
+	target_add("1. stdio round trip p50, the daemon's server / not attached",
+		   r50[RTT_DAEMON].med / r50[RTT_NOT].med, 1.02, "x", NULL);
 }
 
 /* ---- 2. BPF time per message --------------------------------------------------------------- */
@@ -1022,7 +1085,39 @@ static const char *preflight(int argc, char **argv)
 	return NULL;
 }
 
-/* The policy file (echo and flood allowed), the audit file, attach's log: 0 or -errno. */
+/* A copy of the file from, executable, at to: 0 or -errno. */
+static int file_copy(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC), out, err = 0;
+	char buf[1 << 16];
+	ssize_t n;
+
+	if (in < 0)
+		return -errno;
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	if (out < 0) {
+		err = -errno;
+		close(in);
+		return err;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write_all(out, buf, n)) {
+			err = -EIO;
+			break;
+		}
+	if (n < 0)
+		err = -errno;
+	close(in);
+	if (close(out) && !err)
+		err = -errno;
+	return err;
+}
+
+/*
+ * The policy file (echo and flood allowed), the audit file, attach's log; the daemon's directory
+ * (the same policy for the servers named NAMED) and the copy of this binary under that name:
+ * 0 or -errno.
+ */
 static int files_make(void)
 {
 	FILE *f;
@@ -1035,11 +1130,24 @@ static int files_make(void)
 	snprintf(policy_path, sizeof(policy_path), "%s/policy.json", tmp_dir);
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.jsonl", tmp_dir);
 	snprintf(attach_log, sizeof(attach_log), "%s/attach.log", tmp_dir);
+	snprintf(pdir, sizeof(pdir), "%s/policies", tmp_dir);
+	snprintf(pdir_file, sizeof(pdir_file), "%s/10-bench.json", pdir);
+	snprintf(named_path, sizeof(named_path), "%s/" NAMED, tmp_dir);
+	snprintf(daemon_log, sizeof(daemon_log), "%s/daemon.log", tmp_dir);
 	f = fopen(policy_path, "w");
 	if (!f)
 		return -errno;
 	fputs(policy_json, f);
-	return fclose(f) ? -errno : 0;
+	if (fclose(f) || mkdir(pdir, 0700))
+		return -errno;
+	/* the same policy, for the servers named NAMED: the daemon's */
+	f = fopen(pdir_file, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "{\"match\":{\"exe\":\"*/" NAMED "\"},%s", policy_json + 1);
+	if (fclose(f))
+		return -errno;
+	return file_copy(self_path, named_path);
 }
 
 int main(int argc, char **argv)
@@ -1064,7 +1172,7 @@ int main(int argc, char **argv)
 	CPU_ZERO(&one);
 	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
 	if (files_make() || sched_setaffinity(0, sizeof(one), &one) ||
-	    server_start(&srv_sock, false) || server_start(&srv_pipe, true) ||
+	    server_start(&srv_sock, false, self_path) || server_start(&srv_pipe, true, self_path) ||
 	    session_start(&srv_sock) || session_start(&srv_pipe)) {
 		printf("bench/stdio_kernel: NOT MEASURED: setting up: %s\n", strerror(errno));
 		return 1;
