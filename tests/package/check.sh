@@ -220,9 +220,11 @@ p.wait()' >"$out/srv.pid" &
 	srv=$!
 	for _ in $(seq 50); do [ -s "$out/srv.pid" ] && break; sleep 0.1; done
 	sleep 0.5 # the server sits in its read
+	# every writer of the log appends: one with its own offset would write over the others
+	: >"$log"
 	setpriv --inh-caps=-all --bounding-set=-all,"$caps" -- "$bin" attach \
 		--policy "$root/policies/demo.json" --port 39997 --pid "$(cat "$out/srv.pid")" \
-		--audit "$out/attach-audit.jsonl" >"$log" 2>&1 &
+		--audit "$out/attach-audit.jsonl" >>"$log" 2>&1 &
 	ap=$!
 	for _ in $(seq 100); do grep -q "pins in" "$log" && break; kill -0 $ap 2>/dev/null || break; sleep 0.1; done
 	"$bin" stats >>"$log" 2>&1
@@ -262,8 +264,9 @@ mkdir -p "$out/pdir"
 echo '{"version": "1", "default": "allow", "match": {"exe": "*/mcpf-caps-server"},
  "tools": {"get-env": {"action": "deny", "reason": "no"}}}' >"$out/pdir/10-caps.json"
 log=$out/daemon-caps.log
+: >"$log" # appended to by the daemon and the client: neither writes over the other
 setpriv --inh-caps=-all --bounding-set=-all,"$dcaps" -- "$bin" daemon --policy-dir "$out/pdir" \
-	--audit "$out/daemon-audit.jsonl" >"$log" 2>&1 &
+	--audit "$out/daemon-audit.jsonl" >>"$log" 2>&1 &
 dp=$!
 for _ in $(seq 600); do grep -q "daemon: finding" "$log" && break; kill -0 $dp 2>/dev/null || break; sleep 0.1; done
 timeout 20 python3 -c '
