@@ -274,8 +274,8 @@ void status__print(FILE *f, json_t *doc, const char *state, bool json)
 	if (strcmp(state, "live"))
 		fprintf(f,
 			"  (%s is gone; its programs enforce the policy they had until `mcpfence "
-			"detach`): sessions as it last wrote them\n",
-			cmd);
+			"detach`%s): sessions as it last wrote them\n",
+			cmd, !strcmp(cmd, "daemon") ? ", or the next daemon takes them back" : "");
 	json_array_foreach(rows, i, r)
 		many |= json_is_string(json_object_get(r, "policy"));
 	fprintf(f, "%-13s %-24s %-30s %8s %8s  %-9s  %*s%s\n", "PLANE", "SERVER", "CLIENT", "CALLS",

@@ -146,6 +146,12 @@ static void test_rows_counted_and_written(void **state)
 	assert_non_null(
 		strstr(text, "attachment: live, daemon pid 8, policy /etc/mcpfence/policies"));
 	free(text);
+	/* one a daemon left: the next one takes it back */
+	text = printed("stale", false);
+	assert_non_null(strstr(text,
+			       "(daemon is gone; its programs enforce the policy they had "
+			       "until `mcpfence detach`, or the next daemon takes them back)"));
+	free(text);
 	status__free(&st);
 }
 
