@@ -70,6 +70,7 @@ struct attach_ctx {
 	struct {
 		pid_t pid;
 		bool stopped;
+		bool left; /* stopped by a daemon before, which was killed before it read it */
 	} found[DAEMON_FOUND_MAX]; /* named by the finder, to take after its ring is read */
 	unsigned nfound;
 	pid_t waiting[DAEMON_FOUND_MAX]; /* stopped, a policy fits, no room yet: taken later */

@@ -16,6 +16,7 @@
 #include "cmd.h"
 #include "control.h"
 #include "log.h"
+#include "stdio_find.h"
 #include "tcp.skel.h"
 
 void attach_daemon__usage(FILE *f)
@@ -104,6 +105,7 @@ void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev)
 	}
 	ac->found[ac->nfound].pid = (pid_t)ev->pid;
 	ac->found[ac->nfound].stopped = ev->stopped;
+	ac->found[ac->nfound].left = ac->find.left;
 	ac->nfound++;
 }
 
@@ -189,10 +191,25 @@ void attach_daemon__found(struct attach_ctx *ac)
 		}
 	}
 	for (unsigned i = 0; i < ac->nfound; i++) {
+		if (ac->found[i].left) {
+			/* still stopped: it has read nothing, and waits for a daemon */
+			bool still =
+				ac->found[i].stopped && stdio_find__stopped(ac->found[i].pid, 100);
+
+			log_info(
+				"pid %d: stopped at its start by a daemon that was killed before it "
+				"read it: %s",
+				(int)ac->found[i].pid,
+				still ? "taken now" : "no longer stopped: taken as it runs");
+			ac->found[i].stopped = still;
+		}
 		if (!ac->found[i].stopped) {
 			/* enrolled as it runs, as a --pid: bytes it read meanwhile were not judged */
-			log_warn("pid %d: could not be stopped at its start: enrolled as it runs",
-				 (int)ac->found[i].pid);
+			if (!ac->found[i].left)
+				log_warn(
+					"pid %d: could not be stopped at its start: enrolled as it "
+					"runs",
+					(int)ac->found[i].pid);
 			daemon_take(ac, ac->found[i].pid, false);
 		} else if (ac->nwaiting || daemon_take(ac, ac->found[i].pid, true))
 			daemon_wait(ac, ac->found[i].pid);

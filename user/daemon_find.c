@@ -65,26 +65,62 @@ static int on_ring(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* The ring a daemon before pinned, when there is one of m's shape: reused (true). */
+static bool ring_reuse(struct bpf_map *m)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(DAEMON_PIN_EXECS);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = !bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == bpf_map__type(m) &&
+	     info.max_entries == bpf_map__max_entries(m) && !bpf_map__reuse_fd(m, fd);
+	close(fd);
+	if (!ok) {
+		log_warn("%s: not the ring this build makes: replaced", DAEMON_PIN_EXECS);
+		unlink(DAEMON_PIN_EXECS);
+	}
+	return ok;
+}
+
 int daemon_find__start(struct daemon_find *f,
 		       void (*on_exec)(void *ctx, const struct mcpf_exec_event *ev), void *ctx)
 {
+	bool reused;
 	int err;
 
 	memset(f, 0, sizeof(*f));
 	f->on_exec = on_exec;
 	f->ctx = ctx;
-	f->skel = daemon_bpf__open_and_load();
+	f->skel = daemon_bpf__open();
 	if (!f->skel) {
 		err = -errno;
-		log_err("bpf/daemon.bpf.c: open and load: %s", strerror(-err));
+		log_err("bpf/daemon.bpf.c: open: %s", strerror(-err));
 		return err;
 	}
+	reused = ring_reuse(f->skel->maps.daemon_execs);
+	err = daemon_bpf__load(f->skel);
+	if (err) {
+		log_err("bpf/daemon.bpf.c: load: %s", strerror(-err));
+		goto fail;
+	}
+	if (!reused && bpf_map__pin(f->skel->maps.daemon_execs, DAEMON_PIN_EXECS))
+		log_warn(
+			"%s: pin: %s: a program stopped at its start when a daemon is killed stays "
+			"stopped",
+			DAEMON_PIN_EXECS, strerror(errno));
 	f->rb = ring_buffer__new(bpf_map__fd(f->skel->maps.daemon_execs), on_ring, f, NULL);
 	if (!f->rb) {
 		err = -errno;
 		log_err("daemon_execs: ring buffer: %s", strerror(-err));
 		goto fail;
 	}
+	/* the programs a killed daemon had stopped and not read, before any new one */
+	f->left = true;
+	ring_buffer__consume(f->rb);
+	f->left = false;
 	f->link = bpf_program__attach(f->skel->progs.handle_daemon_exec);
 	if (!f->link) {
 		err = -errno;

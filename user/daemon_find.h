@@ -44,11 +44,16 @@ struct daemon_find {
 	void (*on_exec)(void *ctx, const struct mcpf_exec_event *ev);
 	void *ctx;
 	uint64_t missed; /* MCPF_DAEMON_CFG_MISSED, as last said */
+	bool left;	 /* in on_exec: the event is one a daemon before left unread */
 };
+
+/* The finder's ring, pinned: what a daemon killed had not read, the next reads. */
+#define DAEMON_PIN_EXECS MCPF_PIN_DIR "/daemon_execs"
 
 /*
  * Load and attach the finder; on_exec(ctx, ev) is called for each program it stops and names
- * (daemon_find__poll). 0, or -errno (logged).
+ * (daemon_find__poll), first (f->left set) for those a daemon before stopped and left in the
+ * pinned ring unread. 0, or -errno (logged).
  */
 int daemon_find__start(struct daemon_find *f,
 		       void (*on_exec)(void *ctx, const struct mcpf_exec_event *ev), void *ctx);

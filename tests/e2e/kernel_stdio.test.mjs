@@ -1086,6 +1086,19 @@ test('daemon: 1,000 short sessions in a row; map entries and memory back after',
 // back takes it back: its sessions (at their index, under their policy), counters and budgets.
 // Calls made while it is down, and while the next one starts, are enforced; their audit lines
 // come from the next one, which reads what the programs wrote meanwhile.
+// The pid of a server-everything stopped (state T), or 0.
+function stoppedServer() {
+	for (const p of readdirSync('/proc')) {
+		if (!/^\d+$/.test(p)) continue;
+		try {
+			const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+			if (st[st.lastIndexOf(')') + 2] === 'T' &&
+				readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('server-everything')) return +p;
+		} catch { /* gone meanwhile */ }
+	}
+	return 0;
+}
+
 test('daemon: its exit leaves enforcement; the next daemon takes the sessions back', skipKernel, async () => {
 	await notAtMidnight();
 	const pdir = join(dir, 'policies-daemon-restart');
@@ -1169,8 +1182,25 @@ test('daemon: its exit leaves enforcement; the next daemon takes the sessions ba
 		assert.equal(JSON.stringify(await late.call('echo', { message: 'k' })),
 			JSON.stringify({ content: [{ type: 'text', text: 'Echo: k' }] }));
 
+		// a program stopped at its start that the daemon had not read when it was killed (it
+		// is frozen here, so that it cannot): the next daemon reads it from the ring the first
+		// left, enrolls it and continues it
+		d3.child.kill('SIGSTOP');
+		const pending = sdkSession(1); // its server stops at its exec; the client waits
+		let frozen = 0;
+		await until(() => (frozen = stoppedServer()), 10000, 'a server-everything stopped at its start');
+		d3.child.kill('SIGKILL');
+		await d3.exited;
+		attaches.delete(d3);
+		const d4 = await startDaemon(pdir);
+		assert.match(d4.out, new RegExp(`pid ${frozen}: stopped at its start by a daemon that was killed before it read it: taken now`), d4.out);
+		assert.match(d4.out, enrolled(frozen), d4.out);
+		const waited = await open(await pending);
+		assert.equal(waited.pid, frozen);
+		await assertDenied(waited.call('get-env'), 'environment is private', 'the server a killed daemon had stopped');
+
 		// detach removes it: the session runs on, unenforced
-		await stopAttach(d3);
+		await stopAttach(d4);
 		assert.ok(!existsSync(PINS), `${PINS} left after detach`);
 		assert.ok(JSON.stringify(await v1.call('get-env')).includes(CANARY), 'after detach: get-env runs');
 	} finally {
