@@ -468,6 +468,48 @@ test('kernel TCP: --policy-dir gives each port its own policy', { skip: skipReas
 	}
 });
 
+// The daemon watching a port: its exit (SIGTERM, SIGKILL) leaves the port enforced by the pinned
+// programs; the next daemon with the same ports takes the attachment back, one with other ports
+// refuses it, naming why.
+test('kernel TCP: the daemon leaves a port enforced; the next daemon takes it back', { skip: skipReason || false }, async () => {
+	const pdir = join(dir, 'policies-daemon');
+	mkdirSync(pdir, { recursive: true });
+	writeFileSync(join(pdir, 'default.json'), JSON.stringify(POLICY));
+	const daemon = (port = PORT) => attachRun(['--policy-dir', pdir, '--port', String(port), '--audit',
+		join(dir, 'audit-daemon.jsonl')], { cmd: 'daemon', ready: /daemon: finding .*; pins in /, ms: 30000 });
+	const call = async (name, args = {}) => {
+		const c = await connectClient();
+		try {
+			return await c.callTool({ name, arguments: args });
+		} finally {
+			await c.close();
+		}
+	};
+	const enforced = async (what) => {
+		await assert.rejects(call('get-env'), /denied by policy/, `${what}: get-env`);
+		assert.ok((await call('get-sum', { a: 1, b: 2 })).content, `${what}: get-sum`);
+	};
+	let d = await daemon();
+	try {
+		await enforced('daemon running');
+		for (const signal of ['SIGTERM', 'SIGKILL']) {
+			d.child.kill(signal);
+			await new Promise((r) => d.child.exitCode !== null || d.child.signalCode !== null ? r() : d.child.on('exit', r));
+			assert.ok(existsSync('/sys/fs/bpf/mcpfence'), `the pins after ${signal}`);
+			await enforced(`no daemon, after ${signal}`);
+			if (signal === 'SIGTERM')
+				await assert.rejects(daemon(PORT + 1), /cannot adopt: it watches TCP ports '\d+', not '\d+'/);
+			d = await daemon();
+			assert.match(d.out, /took back the attachment a daemon left in \/sys\/fs\/bpf\/mcpfence: 0 sessions/, d.out);
+			await enforced(`taken back after ${signal}`);
+		}
+	} finally {
+		await d.stop();
+	}
+	assert.ok(!existsSync('/sys/fs/bpf/mcpfence'), 'detach removes the pins');
+	assert.ok(JSON.stringify(await call('get-env')).includes(CANARY), 'after detach: get-env runs');
+});
+
 test('kernel TCP: clear refusals', { skip: skipReason || false }, () => {
 	writePolicy(POLICY);
 	const r = spawnSync(binaryFor(65534), ['attach', '--policy', policyPath(), '--port',
