@@ -296,10 +296,12 @@ static void adopt_slot(struct attach_ctx *ac, __u32 s)
 	if (bpf_map_lookup_elem(bpf_map__fd(ac->skel->maps.tcp_gen), &gen, &gc) ||
 	    bpf_map_lookup_elem(bpf_map__fd(ac->skel->maps.tcp_policies), &gc.policy, &info))
 		return;
-	for (size_t i = 0; i < ac->dir_first->nfiles; i++) {
-		const struct policy *p = ac->dir_first->files[i];
+	/* the files, then default.json (a port no file names has it) */
+	for (size_t i = 0; i <= ac->dir_first->nfiles; i++) {
+		const struct policy *p =
+			i < ac->dir_first->nfiles ? ac->dir_first->files[i] : ac->dir_first->def;
 
-		if (p->digest != info.digest || !realpath(p->source, real) ||
+		if (!p || p->digest != info.digest || !realpath(p->source, real) ||
 		    strncmp(real, info.path, sizeof(info.path)))
 			continue;
 		if (!kernel__describe(ac->skel, p, gen, &ac->kc[gen]))

@@ -501,6 +501,8 @@ test('kernel TCP: the daemon leaves a port enforced; the next daemon takes it ba
 				await assert.rejects(daemon(PORT + 1), /cannot adopt: it watches TCP ports '\d+', not '\d+'/);
 			d = await daemon();
 			assert.match(d.out, /took back the attachment a daemon left in \/sys\/fs\/bpf\/mcpfence: 0 sessions/, d.out);
+			// the generation in force was described from default.json, unchanged
+			assert.doesNotMatch(d.out, /is not in .* as it was/, d.out);
 			await enforced(`taken back after ${signal}`);
 		}
 	} finally {
