@@ -1126,6 +1126,10 @@ test('daemon: its exit leaves enforcement; the next daemon takes the sessions ba
 		await assertDenied(v1.call('get-env'), 'environment is private', 'daemon running');
 		assert.match(await sum(v1), /5/);
 		assert.match(await sum(v1), /5/);
+		// and the Python client over pipes (--pipe-action audit: counted and audited)
+		const piped = await open(await pipeSession([EVERYTHING]));
+		await piped.init();
+		await until(() => enrolled(piped.pid).test(d1.out), 5000, `pid ${piped.pid} enrolled`);
 		const counted = stats().total();
 
 		await leave(d1, 'SIGTERM');
@@ -1136,6 +1140,7 @@ test('daemon: its exit leaves enforcement; the next daemon takes the sessions ba
 			JSON.stringify({ content: [{ type: 'text', text: 'Echo: down' }] }));
 		assert.match(await sum(v1), /5/, 'the third sum');
 		assert.match(await sum(v1), new RegExp(escapeRe(EXPECT.limitReason)), 'the fourth sum');
+		assert.ok((await piped.call('get-env')).response, 'pipes, daemon down: get-env answered');
 		// a server started while no daemon runs: found by the next one
 		const late = await open(await sdkSession(1));
 
@@ -1155,21 +1160,25 @@ test('daemon: its exit leaves enforcement; the next daemon takes the sessions ba
 		await loop;
 		for (const r of during) assert.match(r, EXPECT.denied('environment is private'), during.join('\n'));
 		assert.match(d2.out, takenBack(v1.pid), d2.out);
-		assert.match(d2.out, /took back the attachment a daemon left in \/sys\/fs\/bpf\/mcpfence: 1 session /, d2.out);
+		assert.match(d2.out, takenBack(piped.pid), d2.out);
+		assert.match(d2.out, /took back the attachment a daemon left in \/sys\/fs\/bpf\/mcpfence: 2 sessions /, d2.out);
 		assert.match(d2.out, enrolled(late.pid), d2.out);
 		await assertDenied(late.call('get-env'), 'environment is private', 'the server started while down');
 		// the budget the session spent stays spent; its counters go on
 		assert.match(await sum(v1), new RegExp(escapeRe(EXPECT.limitReason)), 'a sum after the restart');
 		await assertDenied(v1.call('get-env'), 'environment is private', 'after the restart');
-		const calls = 1 + 1 + 2 + during.length + 1 + 1 + 1; // down, during, after; late's one
+		const calls = 1 + 1 + 2 + 1 + during.length + 1 + 1 + 1; // down (v1, piped), during, after
 		await until(() => stats().total() === counted + calls, 5000,
 			`stats: ${counted} + ${calls} (have ${stats().total()})`);
 		// the next daemon audits the calls made while none ran (read from the programs' ring)
 		const lines = await auditLines(d2, 4 + during.length);
 		const v1Lines = lines.filter((l) => l.server === `pid:${v1.pid}`).map((l) => `${l.tool} ${l.decision}`);
 		assert.deepEqual(v1Lines.slice(0, 4), ['get-env deny', 'echo allow', 'get-sum allow', 'get-sum deny'], v1Lines.join('\n'));
+		const pipeLines = lines.filter((l) => l.server === `pid:${piped.pid}`);
+		assert.deepEqual(pipeLines.map((l) => `${l.tool} ${l.decision}`), ['get-env deny'], JSON.stringify(pipeLines));
+		assert.match(pipeLines[0].reason, /not stopped: --pipe-action audit/, JSON.stringify(pipeLines));
 		// its status row goes on from the one the daemon before wrote: 3 calls, then the rest
-		const { row } = await statusRow(v1.pid, 3 + calls - 1);
+		const { row } = await statusRow(v1.pid, 3 + calls - 2);
 		assert.equal(row.ended, false, JSON.stringify(row));
 
 		// SIGKILL: the same
@@ -1178,6 +1187,7 @@ test('daemon: its exit leaves enforcement; the next daemon takes the sessions ba
 		const d3 = await startDaemon(pdir);
 		assert.match(d3.out, takenBack(v1.pid), d3.out);
 		assert.match(d3.out, takenBack(late.pid), d3.out);
+		assert.match(d3.out, takenBack(piped.pid), d3.out);
 		await assertDenied(v1.call('get-env'), 'environment is private', 'taken back after SIGKILL');
 		assert.equal(JSON.stringify(await late.call('echo', { message: 'k' })),
 			JSON.stringify({ content: [{ type: 'text', text: 'Echo: k' }] }));
