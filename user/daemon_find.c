@@ -12,6 +12,7 @@
 #include <bpf/libbpf.h>
 #include "daemon.skel.h"
 #include "daemon_find.h"
+#include "kernel.h"
 #include "log.h"
 #include "stdio_find.h"
 
@@ -68,21 +69,14 @@ static int on_ring(void *ctx, void *data, size_t size)
 /* The ring a daemon before pinned, when there is one of m's shape: reused (true). */
 static bool ring_reuse(struct bpf_map *m)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	int fd = bpf_obj_get(DAEMON_PIN_EXECS);
-	bool ok;
+	char why[200];
+	int err = kernel__map_reuse_pinned(m, DAEMON_PIN_EXECS, why, sizeof(why));
 
-	if (fd < 0)
-		return false;
-	ok = !bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == bpf_map__type(m) &&
-	     info.max_entries == bpf_map__max_entries(m) && !bpf_map__reuse_fd(m, fd);
-	close(fd);
-	if (!ok) {
-		log_warn("%s: not the ring this build makes: replaced", DAEMON_PIN_EXECS);
+	if (err && err != -ENOENT) {
+		log_warn("%s: replaced", why);
 		unlink(DAEMON_PIN_EXECS);
 	}
-	return ok;
+	return !err;
 }
 
 int daemon_find__start(struct daemon_find *f,

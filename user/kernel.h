@@ -9,6 +9,7 @@
 #define MCPFENCE_KERNEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "mcpfence.h"
 #include "policy.h"
@@ -108,6 +109,13 @@ enum kernel_attachment {
 	KERNEL_ATTACHED_LIVE = 1,  /* pinned, and its `mcpfence attach` runs */
 	KERNEL_ATTACHED_STALE = 2, /* pinned (programs may still run), its attach is gone */
 };
+
+/*
+ * Make map m (before its object's load) the one pinned at path, when that has m's type, sizes and
+ * entries: 0, or -errno with why in why (a missing pin: -ENOENT).
+ */
+struct bpf_map;
+int kernel__map_reuse_pinned(struct bpf_map *m, const char *path, char *why, size_t size);
 
 /* Whether MCPF_PIN_DIR holds an attachment, and whether its attach process still runs. */
 enum kernel_attachment kernel__attachment(void);

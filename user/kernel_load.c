@@ -73,6 +73,34 @@ static void pin_name(const struct bpf_map *m, char *out, size_t size)
 			*c = '_';
 }
 
+int kernel__map_reuse_pinned(struct bpf_map *m, const char *path, char *why, size_t size)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path), err = 0;
+
+	if (fd < 0) {
+		err = -errno;
+		snprintf(why, size, "%s: %s", path, strerror(-err));
+		return err;
+	}
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		err = -errno;
+		snprintf(why, size, "%s: %s", path, strerror(-err));
+	} else if (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+		   info.value_size != bpf_map__value_size(m) ||
+		   info.max_entries != bpf_map__max_entries(m)) {
+		err = -EINVAL;
+		snprintf(why, size,
+			 "%s: not of the shape this mcpfence gives it (another build left it)",
+			 path);
+	} else if ((err = bpf_map__reuse_fd(m, fd))) {
+		snprintf(why, size, "%s: reuse: %s", path, strerror(-err));
+	}
+	close(fd);
+	return err;
+}
+
 /*
  * Before the load: every map of skel is the one pinned by the attachment adopted (a daemon's
  * that left: its programs still run on them), of the same shape. 0, or -errno after saying
@@ -80,41 +108,16 @@ static void pin_name(const struct bpf_map *m, char *out, size_t size)
  */
 static int maps_reuse(struct tcp_bpf *skel)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], why[PATH_MAX + 100];
 	struct bpf_map *m;
 
 	bpf_object__for_each_map(m, skel->obj) {
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-		int fd, err;
+		int err;
 
 		pin_name(m, path, sizeof(path));
-		fd = bpf_obj_get(path);
-		if (fd < 0) {
-			err = -errno;
-			log_err("%s: %s: the attachment left cannot be adopted", path,
-				strerror(-err));
-			return err;
-		}
-		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-			err = -errno;
-			log_err("%s: %s", path, strerror(-err));
-			close(fd);
-			return err;
-		}
-		if (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
-		    info.value_size != bpf_map__value_size(m) ||
-		    info.max_entries != bpf_map__max_entries(m)) {
-			log_err("%s: not of the shape this mcpfence gives it (another build left it): "
-				"the attachment left cannot be adopted",
-				path);
-			close(fd);
-			return -EINVAL;
-		}
-		err = bpf_map__reuse_fd(m, fd);
-		close(fd);
+		err = kernel__map_reuse_pinned(m, path, why, sizeof(why));
 		if (err) {
-			log_err("%s: reuse: %s", path, strerror(-err));
+			log_err("%s: the attachment left cannot be adopted", why);
 			return err;
 		}
 	}
