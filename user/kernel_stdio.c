@@ -344,6 +344,44 @@ static int pipe_take(struct kernel_stdio_session *s)
 	return err;
 }
 
+/* What s says of its server pid and its client, from the ends of its stdin and stdout. */
+static void describe(struct kernel_stdio_session *s, pid_t pid, const struct stdio_end *in,
+		     const struct stdio_end *out)
+{
+	s->pid = pid;
+	stdio_find__comm(pid, s->comm);
+	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in->desc, out->desc);
+	if (in->npeers) {
+		s->client_fd = in->peers[0].fd;
+		s->client_pid = in->peers[0].pid;
+		memcpy(s->client_comm, in->peers[0].comm, sizeof(s->client_comm));
+	}
+}
+
+/*
+ * The key of the stream of requests to a stdin: a socketpair's is the cookie of the client's end
+ * (which sends), a pipe's its inode; 0: none found.
+ */
+static uint64_t requests_key(const struct stdio_end *in)
+{
+	if (in->kind == STDIO_PIPE)
+		return MCPF_STDIO_PIPE_KEY(in->ino);
+	if (in->kind != STDIO_UNIX_STREAM)
+		return 0;
+	if (in->peer_cookie)
+		return in->peer_cookie;
+	return in->npeers ? cookie_of(in->peers[0].pid, in->peers[0].fd) : 0;
+}
+
+/* Remember who reads the pipe of stdin in (the watchdog's readers are sockets'). */
+static void pipe_readers_add(struct kernel_stdio_session *s, const struct stdio_end *in)
+{
+	for (unsigned i = 0; i < in->nsharers && i < KERNEL_STDIO_READERS; i++)
+		s->pipe_readers[s->npipe_readers++] = (struct kernel_stdio_reader){
+			.pid = in->sharers[i].pid, .fd = in->sharers[i].fd, .ino = in->ino
+		};
+}
+
 int kernel_stdio__add(struct tcp_bpf *skel, unsigned idx, pid_t pid, enum mcpf_pipe_action action,
 		      struct kernel_stdio_session *s)
 {
@@ -361,16 +399,10 @@ int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
 	s->pid = pid;
 	s->action = action;
 	s->idx = idx;
-	stdio_find__comm(pid, s->comm);
 	err = stdio_find__server(pid, &in, &out);
 	if (err)
 		return err;
-	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
-	if (in.npeers) {
-		s->client_fd = in.peers[0].fd;
-		s->client_pid = in.peers[0].pid;
-		memcpy(s->client_comm, in.peers[0].comm, sizeof(s->client_comm));
-	}
+	describe(s, pid, &in, &out);
 	if ((in.kind == STDIO_UNIX_STREAM &&
 	     !bpf_program__autoload(skel->progs.handle_stdio_skb)) ||
 	    (in.kind == STDIO_PIPE && !bpf_program__autoload(skel->progs.handle_pipe_judge))) {
@@ -381,10 +413,7 @@ int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
 	}
 	if (in.kind == STDIO_UNIX_STREAM) {
 		s->transport = MCPF_STDIO_SOCKETPAIR;
-		/* the client's end sends: its cookie names the stream in BPF */
-		s->req_key = in.peer_cookie;
-		if (!s->req_key && in.npeers)
-			s->req_key = cookie_of(in.peers[0].pid, in.peers[0].fd);
+		s->req_key = requests_key(&in);
 		if (!s->req_key) {
 			log_err("pid %d: stdin is a socketpair whose other end was not found (%s): "
 				"its client cannot be watched",
@@ -407,11 +436,8 @@ int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
 		readers_add(s, in.sharers, in.nsharers, in.ino, false);
 	} else if (in.kind == STDIO_PIPE) {
 		s->transport = MCPF_STDIO_PIPE;
-		s->req_key = MCPF_STDIO_PIPE_KEY(in.ino);
-		for (unsigned i = 0; i < in.nsharers && i < KERNEL_STDIO_READERS; i++)
-			s->pipe_readers[s->npipe_readers++] = (struct kernel_stdio_reader){
-				.pid = in.sharers[i].pid, .fd = in.sharers[i].fd, .ino = in.ino
-			};
+		s->req_key = requests_key(&in);
+		pipe_readers_add(s, &in);
 		err = stream_add(skel, s->req_key, idx, MCPF_STDIO_REQUESTS, s, &in);
 		if (!err && fresh)
 			err = pipe_take(s);
@@ -464,36 +490,20 @@ int kernel_stdio__readopt(struct tcp_bpf *skel, pid_t pid, struct kernel_stdio_s
 	log_level = LOG_LVL_NONE; /* a program that is no server is looked at quietly */
 	if (stdio_find__server(pid, &in, &out))
 		goto out;
-	if (in.kind == STDIO_UNIX_STREAM)
-		key = in.peer_cookie ? in.peer_cookie :
-		      in.npeers	     ? cookie_of(in.peers[0].pid, in.peers[0].fd) :
-				       0;
-	else if (in.kind == STDIO_PIPE)
-		key = MCPF_STDIO_PIPE_KEY(in.ino);
+	key = requests_key(&in);
 	if (!key || bpf_map_lookup_elem(streams, &key, v) || v->dir != MCPF_STDIO_REQUESTS ||
 	    v->session >= MCPF_STDIO_MAX_SESSIONS)
 		goto out;
 	idx = (int)v->session;
-	s->pid = pid;
 	s->idx = idx;
 	s->action = v->action;
 	s->transport = v->transport;
 	s->req_key = key;
-	stdio_find__comm(pid, s->comm);
-	snprintf(s->desc, sizeof(s->desc), "stdin: %s; stdout: %s", in.desc, out.desc);
-	if (in.npeers) {
-		s->client_fd = in.peers[0].fd;
-		s->client_pid = in.peers[0].pid;
-		memcpy(s->client_comm, in.peers[0].comm, sizeof(s->client_comm));
-	}
-	if (in.kind == STDIO_UNIX_STREAM) {
+	describe(s, pid, &in, &out);
+	if (in.kind == STDIO_UNIX_STREAM)
 		readers_add(s, in.sharers, in.nsharers, in.ino, false);
-	} else {
-		for (unsigned i = 0; i < in.nsharers && i < KERNEL_STDIO_READERS; i++)
-			s->pipe_readers[s->npipe_readers++] = (struct kernel_stdio_reader){
-				.pid = in.sharers[i].pid, .fd = in.sharers[i].fd, .ino = in.ino
-			};
-	}
+	else
+		pipe_readers_add(s, &in);
 	if (out.kind == STDIO_UNIX_STREAM && out.npeers) {
 		key = out.cookie ? out.cookie : cookie_of(pid, 1);
 		if (key && !bpf_map_lookup_elem(streams, &key, v) && v->dir == MCPF_STDIO_REPLIES &&
