@@ -120,5 +120,13 @@ void attach_daemon__stop(struct attach_ctx *ac, bool enroll);
  * still fits taken back at their index. How many.
  */
 unsigned attach_daemon__adopt(struct attach_ctx *ac);
+/*
+ * Then, its policies in force on those maps: the sessions it did not take back go, and the slots
+ * none needs; this build's programs go where new sockets meet them. n: sessions taken back. 0
+ * or -errno (logged).
+ */
+int attach_daemon__adopted(struct attach_ctx *ac, unsigned n);
+/* The status rows read back that no session taken back made its own: ended. */
+void attach_daemon__status_adopted(struct attach_ctx *ac);
 
 #endif

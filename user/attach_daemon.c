@@ -3,7 +3,8 @@
  * `mcpfence daemon`: `attach --policy-dir DIR --enroll` that finds its stdio servers itself
  * (attach.h). The finder (daemon_find) names the programs it stopped at their exec; those a
  * file's "match" fits are enrolled, then continued; the servers that ran before it, and those a
- * new file names, are found in /proc.
+ * new file names, are found in /proc. A daemon that comes back takes back the attachment the
+ * one before left (its sessions, slots and status rows).
  */
 #include <errno.h>
 #include <limits.h>
@@ -337,4 +338,48 @@ unsigned attach_daemon__adopt(struct attach_ctx *ac)
 		ac->stdio[i].idx = i;
 	}
 	return n;
+}
+
+/*
+ * A daemon that came back, its policies in force on the maps it adopted: the sessions it did not
+ * take back go, and the slots none needs; this build's programs go where new sockets meet them.
+ * n: sessions taken back. 0 or -errno (logged).
+ */
+int attach_daemon__adopted(struct attach_ctx *ac, unsigned n)
+{
+	unsigned dropped = kernel_stdio__drop_unadopted(ac->skel, ac->adopted);
+	int e;
+
+	for (__u32 s = 0; s < MCPF_PSLOTS; s++) {
+		struct mcpf_active act = {};
+
+		if (!ac->slots[s].pol &&
+		    !bpf_map_lookup_elem(bpf_map__fd(ac->skel->maps.tcp_active), &s, &act) &&
+		    act.loaded)
+			kernel__deactivate(ac->skel, s);
+	}
+	e = kernel_stdio__adopt_progs(ac->skel, ac->pipe_action, &ac->pipes_attached);
+	if (e)
+		return e;
+	log_info(
+		"took back the attachment a daemon left in %s: %u session%s (%u dropped: its "
+		"server is gone, or no policy fits it any more); counters, budgets and the answers "
+		"awaited kept",
+		MCPF_PIN_DIR, n, n == 1 ? "" : "s", dropped);
+	return 0;
+}
+
+/*
+ * The stdio rows read back that no session taken back made its own (status_row pins them):
+ * ended (their servers are gone).
+ */
+void attach_daemon__status_adopted(struct attach_ctx *ac)
+{
+	for (size_t r = 0; r < ac->status.n; r++) {
+		struct status_session *row = &ac->status.s[r];
+
+		if (!row->pinned && !row->ended && !strcmp(row->plane, "stdio-kernel"))
+			row->ended = true;
+	}
+	status__forget_ended(&ac->status, STATUS_ENDED_KEEP);
 }

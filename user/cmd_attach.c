@@ -563,27 +563,6 @@ static void status_row(struct attach_ctx *ac, unsigned i)
 		stdio_find__exe(s->client_pid, row->client, sizeof(row->client), s->client_comm);
 }
 
-/* The stdio rows read back that no session taken back is: ended (their servers are gone). */
-static void status_unadopted(struct attach_ctx *ac)
-{
-	for (size_t r = 0; r < ac->status.n; r++) {
-		struct status_session *row = &ac->status.s[r];
-		bool live = false;
-
-		for (unsigned i = 0; i < ac->npids && !live; i++) {
-			char conn[40];
-
-			kernel_stdio__conn(&ac->stdio[i], conn, sizeof(conn));
-			live = !ac->stdio[i].ended && !strcmp(conn, row->conn);
-		}
-		if (!live && !row->ended && !strcmp(row->plane, "stdio-kernel")) {
-			row->ended = true;
-			row->pinned = false;
-		}
-	}
-	status__forget_ended(&ac->status, STATUS_ENDED_KEEP);
-}
-
 /*
  * Sessions whose stdin no one reads any more (the server and whoever shared its stdin exited,
  * or closed it): out of the maps, said, and marked in their status rows.
@@ -757,35 +736,6 @@ undo:
 	if (idx == before)
 		ac->npids = before;
 	return e;
-}
-
-/*
- * A daemon that came back, its policies in force on the maps it adopted: the sessions it did not
- * take back go, and the slots none needs; this build's programs go where new sockets meet them.
- * n: sessions taken back. 0 or -errno (logged).
- */
-static int attach_adopted(struct attach_ctx *ac, unsigned n)
-{
-	unsigned dropped = kernel_stdio__drop_unadopted(ac->skel, ac->adopted);
-	int e;
-
-	for (__u32 s = 0; s < MCPF_PSLOTS; s++) {
-		struct mcpf_active act = {};
-
-		if (!ac->slots[s].pol &&
-		    !bpf_map_lookup_elem(bpf_map__fd(ac->skel->maps.tcp_active), &s, &act) &&
-		    act.loaded)
-			kernel__deactivate(ac->skel, s);
-	}
-	e = kernel_stdio__adopt_progs(ac->skel, ac->pipe_action, &ac->pipes_attached);
-	if (e)
-		return e;
-	log_info(
-		"took back the attachment a daemon left in %s: %u session%s (%u dropped: its "
-		"server is gone, or no policy fits it any more); counters, budgets and the answers "
-		"awaited kept",
-		MCPF_PIN_DIR, n, n == 1 ? "" : "s", dropped);
-	return 0;
 }
 
 /* A request on the control socket. */
@@ -1049,7 +999,7 @@ int attach__main(int argc, char **argv, bool daemon)
 		goto out;
 	ac.dir_first = NULL; /* the attachment's now */
 	if (adopt) {
-		if (attach_adopted(&ac, nadopted))
+		if (attach_daemon__adopted(&ac, nadopted))
 			goto out;
 		goto adopted;
 	}
@@ -1126,7 +1076,7 @@ adopted:
 		if (!ac.stdio[i].ended)
 			status_row(&ac, i);
 	if (adopt)
-		status_unadopted(&ac);
+		attach_daemon__status_adopted(&ac);
 	status_save(&ac);
 	if (daemon) {
 		unsigned n;
