@@ -179,6 +179,8 @@ int policy__duration_text(const char *s, uint64_t *seconds, bool *unit);
  * not know (NULL, port -1, no uid) does not. A policy without "match" fits none.
  */
 bool policy__match_fits(const struct policy *p, const struct session_who *w);
+/* The same, its "server_name" left out (a server whose first answer is still to come). */
+bool policy__match_fits_but_name(const struct policy *p, const struct session_who *w);
 
 /* Glob: '*' any run of bytes, '?' one UTF-8 character, anything else itself. */
 bool policy__glob_match(const char *pattern, const char *s);

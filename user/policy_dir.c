@@ -425,6 +425,8 @@ void policy_dir__who_move(struct proc_who *dst, struct proc_who *src)
 		dst->who.exe = dst->exe;
 	if (src->who.cgroup == src->cgroup)
 		dst->who.cgroup = dst->cgroup;
+	if (src->who.server_name == src->server_name)
+		dst->who.server_name = dst->server_name;
 	src->argv = NULL;
 	src->who.argv = NULL;
 }

@@ -43,6 +43,7 @@ struct proc_who {
 	char exe[PATH_MAX];
 	char cgroup[PATH_MAX];
 	char *argv;
+	char server_name[256]; /* who.server_name, once its first answer named it */
 };
 
 /*

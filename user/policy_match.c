@@ -101,7 +101,8 @@ static bool glob_fits(const char *glob, const char *value)
 	return !glob || (value && policy__glob_match(glob, value));
 }
 
-bool policy__match_fits(const struct policy *p, const struct session_who *w)
+/* Does p's "match" fit w (name: its "server_name" too)? */
+static bool fits(const struct policy *p, const struct session_who *w, bool name)
 {
 	const struct policy_match *m = &p->match;
 
@@ -111,6 +112,18 @@ bool policy__match_fits(const struct policy *p, const struct session_who *w)
 		return false;
 	if (m->has_uid && (!w->has_uid || w->uid != m->uid))
 		return false;
+	if (name && !glob_fits(m->server_name, w->server_name))
+		return false;
 	return glob_fits(m->exe, w->exe) && glob_fits(m->argv, w->argv) &&
-	       glob_fits(m->server_name, w->server_name) && glob_fits(m->cgroup, w->cgroup);
+	       glob_fits(m->cgroup, w->cgroup);
+}
+
+bool policy__match_fits(const struct policy *p, const struct session_who *w)
+{
+	return fits(p, w, true);
+}
+
+bool policy__match_fits_but_name(const struct policy *p, const struct session_who *w)
+{
+	return fits(p, w, false);
 }
