@@ -117,4 +117,133 @@ int handle_daemon_exec(void *ctx)
 	return 0;
 }
 
+/* ---- naming: a server's first answer, for "server_name" ---------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MCPF_NAMING_SERVERS);
+	__type(key, __u32);
+	__type(value, struct mcpf_naming);
+} daemon_naming SEC(".maps");
+
+/* pinned: a client a killed daemon left stopped, the next daemon (or detach) continues */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MCPF_NAMING_CLIENTS);
+	__type(key, __u32);
+	__type(value, struct mcpf_naming_client);
+} daemon_naming_clients SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} daemon_answers SEC(".maps");
+
+/* A write of n bytes from buf to fd by the current process: its first answer? */
+static __always_inline int naming_write(__u32 fd, __u64 buf, __u64 n)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct mcpf_naming *w = bpf_map_lookup_elem(&daemon_naming, &tgid);
+	struct mcpf_answer_event *ev;
+	struct file **fds;
+	struct file *f = NULL;
+	__u32 len;
+
+	if (!w || w->state != MCPF_NAMING_WATCH)
+		return 0;
+	fds = BPF_CORE_READ(t, files, fdt, fd);
+	if (!fds || fd >= BPF_CORE_READ(t, files, fdt, max_fds))
+		return 0;
+	if (bpf_core_read(&f, sizeof(f), &fds[fd]) || !f ||
+	    BPF_CORE_READ(f, f_inode, i_ino) != w->out_ino)
+		return 0;
+	/* one writer takes it: two threads writing at once give one event */
+	if (__sync_val_compare_and_swap(&w->state, MCPF_NAMING_WATCH, MCPF_NAMING_ANSWERED) !=
+	    MCPF_NAMING_WATCH)
+		return 0;
+	ev = bpf_ringbuf_reserve(&daemon_answers, sizeof(*ev), 0);
+	if (!ev) {
+		w->state = MCPF_NAMING_MISSED;
+		return 0;
+	}
+	len = n < MCPF_ANSWER_BYTES ? (__u32)n : MCPF_ANSWER_BYTES;
+	ev->pid = tgid;
+	ev->count = n;
+	ev->len = 0;
+	if (len && !bpf_probe_read_user(ev->bytes, len & (MCPF_ANSWER_BYTES * 2 - 1) ?: 1,
+					(const void *)buf))
+		ev->len = len;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int handle_naming_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return naming_write((__u32)ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+/* writev: its first segment */
+SEC("tracepoint/syscalls/sys_enter_writev")
+int handle_naming_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	struct iovec v = {};
+
+	if ((long)ctx->args[2] < 1 ||
+	    bpf_probe_read_user(&v, sizeof(v), (const void *)ctx->args[1]))
+		return 0;
+	return naming_write((__u32)ctx->args[0], (__u64)(unsigned long)v.iov_base, v.iov_len);
+}
+
+/* A read by a client of a server that has answered and is not named yet: it stops there. */
+static __always_inline int naming_read(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mcpf_naming_client *c = bpf_map_lookup_elem(&daemon_naming_clients, &tgid);
+	struct mcpf_naming *w;
+
+	if (!c || c->stopped)
+		return 0;
+	for (int i = 0; i < MCPF_NAMING_PER_CLIENT; i++) {
+		__u32 server = c->server[i];
+
+		if (!server)
+			continue;
+		w = bpf_map_lookup_elem(&daemon_naming, &server);
+		if (!w || w->state != MCPF_NAMING_ANSWERED)
+			continue;
+		/* marked first: userspace continues what is marked */
+		c->stopped = 1;
+		if (bpf_send_signal(SIGSTOP))
+			c->stopped = 0;
+		break;
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int handle_naming_read(void *ctx)
+{
+	return naming_read();
+}
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int handle_naming_readv(void *ctx)
+{
+	return naming_read();
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int handle_naming_recvfrom(void *ctx)
+{
+	return naming_read();
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int handle_naming_recvmsg(void *ctx)
+{
+	return naming_read();
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -472,6 +472,44 @@ struct mcpf_exec_event {
 };
 
 /*
+ * The daemon's naming (bpf/daemon.bpf.c): a server a file's "match" may fit by its
+ * "server_name" is watched from its exec (daemon_naming, keyed by its tgid, with the inode of
+ * its stdout) until its first write there, whose first MCPF_ANSWER_BYTES go to userspace
+ * (daemon_answers). From then until userspace has read its name (state DONE), each process
+ * that reads its answers (daemon_naming_clients, keyed by tgid) is stopped at its next read.
+ */
+#define MCPF_ANSWER_BYTES 8192
+#define MCPF_NAMING_SERVERS 256
+#define MCPF_NAMING_CLIENTS 256
+
+enum mcpf_naming_state {
+	MCPF_NAMING_WATCH = 1,	  /* no answer yet */
+	MCPF_NAMING_ANSWERED = 2, /* its first answer went to userspace: clients stop */
+	MCPF_NAMING_MISSED = 3,	  /* it answered, the ring had no room: no name */
+	MCPF_NAMING_DONE = 4,	  /* userspace has its name: nothing stops any more */
+};
+
+struct mcpf_naming {
+	__u64 out_ino; /* the inode of its fd 1 */
+	__u64 state;   /* enum mcpf_naming_state (64 bits: compared and swapped) */
+};
+
+#define MCPF_NAMING_PER_CLIENT 4 /* servers one client waits for the first answer of */
+
+struct mcpf_naming_client {
+	__u32 server[MCPF_NAMING_PER_CLIENT]; /* tgids; 0: none */
+	__u32 stopped;			      /* 1: SIGSTOP sent, userspace continues it */
+	__u32 _pad;
+};
+
+struct mcpf_answer_event {
+	__u32 pid;
+	__u32 len;   /* bytes in bytes[] */
+	__u64 count; /* bytes the write wrote (more than len: cut) */
+	__u8 bytes[MCPF_ANSWER_BYTES];
+};
+
+/*
  * tcp_events, the ring of decisions: allowed calls do not wake its reader until
  * MCPF_EVENTS_WAKE_BYTES wait (a wakeup costs the sending process several us); the reader
  * drains it at least every MCPF_EVENTS_POLL_MS.

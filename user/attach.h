@@ -101,11 +101,15 @@ int attach__main(int argc, char **argv, bool daemon);
  */
 int attach__enroll(struct attach_ctx *ac, pid_t pid, bool fresh, struct proc_who *known,
 		   char *reply);
+/* Each session picked again from who its server is (a name learnt): 0, or -errno as it was. */
+int attach__repick(struct attach_ctx *ac);
 
 /* attach_daemon.c: what `mcpfence daemon` adds. */
 void attach_daemon__usage(FILE *f);
 void attach_daemon__names(struct attach_ctx *ac);
 void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev);
+/* A server watched for its first answer: its name (NULL: none, why says why not). */
+void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char *why);
 void attach_daemon__found(struct attach_ctx *ac);
 void attach_daemon__scanned(void *ctx, pid_t pid);
 /* The finder detached, then every program it stopped, or that waits, continued. */

@@ -57,6 +57,7 @@ void attach_daemon__names(struct attach_ctx *ac)
 	daemon_find__names(ac->dir, n);
 	daemon_find__set(&ac->find, n);
 	ac->find_dir = ac->dir;
+
 	if (n->every)
 		log_warn(
 			"%s fits programs of any name: every program started with a pipe or "
@@ -92,6 +93,101 @@ static const struct policy *fitting(const struct policy_dir *d, const struct pro
 	return NULL;
 }
 
+/*
+ * The first file of d that names a server by its first answer ("server_name") and whose other
+ * keys fit w, when it comes before `before` (the file that fits w without a name; NULL: none).
+ */
+static const struct policy *naming(const struct policy_dir *d, const struct proc_who *w,
+				   const struct policy *before)
+{
+	for (size_t i = 0; i < d->nfiles && d->files[i] != before; i++)
+		if (daemon_find__nameable(d->files[i]) &&
+		    policy__match_fits_but_name(d->files[i], &w->who))
+			return d->files[i];
+	return NULL;
+}
+
+/*
+ * Watch server pid (stopped at its exec, so it has answered nothing) for the name its first
+ * answer gives it: the readers of its stdout stop once it has written it, until the daemon has
+ * read the name and moved the session to the file it fits (on_named).
+ */
+static void naming_watch(struct attach_ctx *ac, pid_t pid)
+{
+	struct stdio_end in, out;
+	pid_t clients[DAEMON_NAMING_CLIENTS];
+	unsigned n = 0;
+
+	if (stdio_find__server(pid, &in, &out))
+		return;
+	for (unsigned i = 0; i < out.npeers && n < DAEMON_NAMING_CLIENTS; i++)
+		clients[n++] = out.peers[i].pid;
+	if (!n)
+		log_warn("pid %d: no process reads its stdout: nothing is stopped at its first "
+			 "answer",
+			 (int)pid);
+	if (!daemon_find__watch(&ac->find, pid, out.ino, clients, n))
+		log_debug("pid %d: watched for the name its first answer gives it", (int)pid);
+}
+
+void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char *why)
+{
+	struct attach_ctx *ac = ctx;
+	char err[POLICY_ERR_LEN], reply[CONTROL_LINE_MAX];
+	const struct policy *p;
+	struct proc_who w = {};
+	int idx = -1, e;
+
+	for (unsigned i = 0; i < ac->npids && idx < 0; i++)
+		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
+			idx = (int)i;
+	if (!name) {
+		/* a program enrolled by no file is not said at info level: it may be no server */
+		if (idx < 0)
+			log_debug("pid %d: %s: not enrolled", (int)pid, why);
+		else
+			log_info("pid %d: %s: no \"server_name\" fits it; its policy stays",
+				 (int)pid, why);
+		return;
+	}
+	if (idx >= 0) {
+		struct proc_who *pw = &ac->who[idx];
+
+		snprintf(pw->server_name, sizeof(pw->server_name), "%s", name);
+		pw->who.server_name = pw->server_name;
+		e = attach__repick(ac);
+		p = ac->slots[ac->pslot[idx]].pol;
+		if (e)
+			log_err("pid %d (%s): its first answer names it \"%s\", but its policy "
+				"stays %s",
+				(int)pid, pw->exe, name, p ? p->source : "?");
+		else
+			log_info("pid %d (%s): its first answer names it \"%s\": policy %s",
+				 (int)pid, pw->exe, name, p ? p->source : "?");
+		return;
+	}
+	/* no file fitted it without a name, and there is no default.json: enrolled now if one does */
+	if (policy_dir__who_of_pid(pid, &w, err, sizeof(err))) {
+		log_info("pid %d: %s: not enrolled", (int)pid, err);
+		return;
+	}
+	snprintf(w.server_name, sizeof(w.server_name), "%s", name);
+	w.who.server_name = w.server_name;
+	p = policy_dir__pick(ac->dir, &w.who);
+	if (!p)
+		log_info("pid %d (%s): its first answer names it \"%s\", which no file fits: not "
+			 "enforced on",
+			 (int)pid, w.exe, name);
+	else if ((e = attach__enroll(ac, pid, false, &w, reply)))
+		log_warn("pid %d (%s) fits %s by its name \"%s\" but is not enforced on: %s",
+			 (int)pid, w.exe, p->source, name, reply);
+	else
+		log_info("pid %d: its first answer names it \"%s\": enrolled under %s (what its "
+			 "client sent before that answer was not judged)",
+			 (int)pid, name, p->source);
+	policy_dir__who_free(&w);
+}
+
 /* A program the finder stopped at its exec: taken once its ring is read (enroll reads rings). */
 void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev)
 {
@@ -118,7 +214,7 @@ void attach_daemon__on_exec(void *ctx, const struct mcpf_exec_event *ev)
  */
 static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 {
-	const struct policy *p;
+	const struct policy *p, *named;
 	char err[POLICY_ERR_LEN], reply[CONTROL_LINE_MAX];
 	struct proc_who w = {};
 	int e;
@@ -131,12 +227,26 @@ static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 		goto out;
 	}
 	p = fitting(ac->dir, &w);
-	if (!p) {
-		log_debug("pid %d (%s): no policy's \"match\" fits it: not enrolled", (int)pid,
-			  w.exe);
+	/* a file that names it by its first answer: only one stopped at its exec has given none */
+	named = fresh ? naming(ac->dir, &w, p) : NULL;
+	if (!p && !(named && ac->dir->def)) {
+		if (named) {
+			log_info("pid %d (%s): %s may fit it by the name of its first answer: not "
+				 "enrolled until then (no file fits it before, and there is no %s)",
+				 (int)pid, w.exe, named->source, POLICY_DIR_DEFAULT);
+			naming_watch(ac, pid);
+		} else
+			log_debug("pid %d (%s): no policy's \"match\" fits it: not enrolled",
+				  (int)pid, w.exe);
 		goto out;
 	}
+	if (named)
+		log_info("pid %d (%s): %s may fit it by the name of its first answer: until then, "
+			 "%s decides",
+			 (int)pid, w.exe, named->source, p ? p->source : POLICY_DIR_DEFAULT);
 	e = attach__enroll(ac, pid, fresh, &w, reply); /* which logs it, and takes w over */
+	if (!e && named)
+		naming_watch(ac, pid);
 	if (e == -ENOSPC && fresh) {
 		/* a server its policy names does not run unenforced: it waits, stopped */
 		policy_dir__who_free(&w);
@@ -175,7 +285,9 @@ void attach_daemon__found(struct attach_ctx *ac)
 {
 	unsigned n = ac->nwaiting;
 
-	bool missed = daemon_find__poll(&ac->find);
+	bool missed = daemon_find__poll(&ac->find); /* first answers too (on_named) */
+
+	daemon_find__naming_tick(&ac->find);
 
 	/* those that wait first, in the order they came */
 	ac->nwaiting = 0;

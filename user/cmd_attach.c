@@ -738,6 +738,12 @@ undo:
 	return e;
 }
 
+int attach__repick(struct attach_ctx *ac)
+{
+	log__clear_error();
+	return policies_apply(ac, ac->dir, false, true);
+}
+
 /* A request on the control socket. */
 static void on_control(void *ctx, const char *line, char *reply)
 {
@@ -1082,7 +1088,8 @@ adopted:
 		unsigned n;
 
 		/* the finder first: a server that starts during the scan is found by one or both */
-		if (daemon_find__start(&ac.find, attach_daemon__on_exec, &ac))
+		if (daemon_find__start(&ac.find, attach_daemon__on_exec, attach_daemon__on_named,
+				       &ac))
 			goto out_detach;
 		ac.finding = true;
 		attach_daemon__names(&ac);
@@ -1234,6 +1241,8 @@ static const char detach_usage[] = "usage: mcpfence detach\n"
 
 int cmd_detach(int argc, char **argv)
 {
+	unsigned n;
+
 	if (argc > 1) {
 		if (argc == 2 && cmd_is_help(argv[1])) {
 			fputs(detach_usage, stdout);
@@ -1248,6 +1257,11 @@ int cmd_detach(int argc, char **argv)
 		return 1;
 	}
 	features__mount();
+	/* what a killed daemon left stopped goes on: nothing will take it any more */
+	n = daemon_find__release_pinned();
+	if (n)
+		printf("continued %u process%s a killed daemon had left stopped\n", n,
+		       n == 1 ? "" : "es");
 	if (!kernel__detach())
 		printf("nothing attached\n");
 	else

@@ -22,7 +22,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync,
 	writeFileSync, mkdirSync, rmSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { basename, join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
@@ -1007,6 +1007,117 @@ test('daemon: finds the servers its policies name, at their start and before it'
 		const r = spawnSync(process.execPath, ['-e', 'process.stdout.write("ran")'],
 			{ stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8', timeout: 10000 });
 		assert.equal(r.stdout, 'ran', JSON.stringify(r));
+	} finally {
+		for (const s of sessions) await s.close();
+	}
+});
+
+// "server_name": a file that names its server by the serverInfo of its first answer. The server
+// is enrolled at its exec under the file that fits it without a name (or default.json); its
+// clients stop at their first read after its first answer until the daemon has read the name and
+// moved the session, so no call after that answer is decided by the file before.
+test('daemon: "server_name" picks the policy from the first answer', skipKernel, async () => {
+	await notAtMidnight();
+	const pdir = join(dir, 'policies-named');
+	mkdirSync(pdir, { recursive: true });
+	const put = (f, o) => writeFileSync(join(pdir, f), JSON.stringify({ version: '1', ...o }));
+	put('10-everything.json', { default: 'allow',
+		match: { exe: '*/node', server_name: 'mcp-servers/everything' },
+		tools: { 'get-env': { action: 'deny', reason: 'named: env private' } } });
+	put('15-v2.json', { default: 'allow', match: { exe: '*/node', server_name: 'mcpfence-v2-*' },
+		tools: { echo: { action: 'deny', reason: 'named v2: no echo' } } });
+	put('20-node.json', { default: 'allow', match: { exe: '*/node', argv: '* */server-everything/dist/index.js' },
+		tools: { echo: { action: 'deny', reason: 'not named yet' } } });
+	put('default.json', { default: 'deny', tools: { 'get-env': {} } });
+	const sessions = [];
+	try {
+		let d = await startDaemon(pdir, ['--verbose']);
+		// five in a row: the first call, sent as soon as initialize is answered, is the named file's
+		const v1s = [];
+		for (let i = 0; i < 5; i++) {
+			const s = await sdkSession(1);
+			sessions.push(s);
+			v1s.push(s);
+			assert.equal(JSON.stringify(await s.call('echo', { message: `n${i}` })),
+				JSON.stringify({ content: [{ type: 'text', text: `Echo: n${i}` }] }), d.out);
+			await assertDenied(s.call('get-env'), 'named: env private', `v1 #${i}: get-env`);
+			assert.match(d.out, new RegExp(`pid ${s.pid} \\([^)]*\\): .*10-everything\\.json may fit it by the name of its first answer: until then, .*20-node\\.json decides`), d.out);
+			await until(() => new RegExp(`pid ${s.pid} \\([^)]*\\): its first answer names it "mcp-servers/everything": policy .*10-everything\\.json`).test(d.out),
+				5000, `pid ${s.pid} named`);
+		}
+		// the v2 server in the 2026-07-28 era (the v2 client probes with server/discover on a
+		// server of its own, then sends its calls with no handshake): until its first result,
+		// default.json decides; a denial is an error, which names nothing
+		const v2 = await sdkSession(2, { server: [V2_SERVER], mode: { pin: '2026-07-28' } });
+		sessions.push(v2);
+		await assertDenied(v2.call('echo', { message: 'x' }), 'not allowed by the policy', 'v2: echo before its name');
+		assert.ok(JSON.stringify(await v2.call('get-env')).includes(CANARY), 'v2: get-env, default.json');
+		// (its log, read by this process, which is the client, may come after the answer)
+		await until(() => new RegExp(`pid ${v2.pid} \\([^)]*\\): its first answer names it "mcpfence-v2-server": policy .*15-v2\\.json`).test(d.out),
+			5000, 'the v2 server named');
+		await assertDenied(v2.call('echo', { message: 'x' }), 'named v2: no echo', 'v2: echo');
+		assert.ok(JSON.stringify(await v2.call('get-env')).includes(CANARY), 'v2: get-env, named');
+
+		const lines = await auditLines(d, 14);
+		const of = (s) => lines.filter((l) => l.server === `pid:${s.pid}`)
+			.map((l) => [l.tool, l.decision, basename(l.policy)]);
+		for (const s of v1s)
+			assert.deepEqual(of(s), [['echo', 'allow', '10-everything.json'],
+				['get-env', 'deny', '10-everything.json']], JSON.stringify(lines));
+		assert.deepEqual(of(v2), [['echo', 'deny', 'default.json'], ['get-env', 'allow', 'default.json'],
+			['echo', 'deny', '15-v2.json'], ['get-env', 'allow', '15-v2.json']], JSON.stringify(lines));
+		const { doc } = await statusRow(v1s[4].pid, 2);
+		const row = doc.sessions.find((r) => r.server_pid === v1s[4].pid && !r.ended);
+		assert.equal(basename(row?.policy ?? ''), '10-everything.json', JSON.stringify(doc));
+		await stopAttach(d);
+		for (const s of sessions.splice(0)) await s.close();
+
+		// no file fits it without a name, and no default.json: enrolled once its name fits one
+		rmSync(join(pdir, '20-node.json'));
+		rmSync(join(pdir, 'default.json'));
+		d = await startDaemon(pdir, ['--verbose']);
+		const late = await sdkSession(1);
+		sessions.push(late);
+		assert.equal(JSON.stringify(await late.call('echo', { message: 'l' })),
+			JSON.stringify({ content: [{ type: 'text', text: 'Echo: l' }] }));
+		await assertDenied(late.call('get-env'), 'named: env private', 'enrolled at its name: get-env');
+		assert.match(d.out, new RegExp(`pid ${late.pid} \\([^)]*\\): .*10-everything\\.json may fit it by the name of its first answer: not enrolled until then`), d.out);
+		await until(() => new RegExp(`pid ${late.pid}: its first answer names it "mcp-servers/everything": enrolled under .*10-everything\\.json`).test(d.out),
+			5000, 'enrolled at its name');
+
+		// a daemon killed while a client waits, stopped, for it to read a first answer: the
+		// next daemon continues it; and so does detach
+		const stateOf = (pid) => {
+			try {
+				const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+				return st[st.lastIndexOf(')') + 2];
+			} catch { return '?'; }
+		};
+		for (const after of ['the next daemon', 'detach']) {
+			const py = await pipeSession([EVERYTHING]); // the Python client, on pipes
+			sessions.push(py);
+			await until(() => new RegExp(`pid ${py.pid}: watched for the name`).test(d.out), 5000,
+				`pid ${py.pid} watched`);
+			d.child.kill('SIGSTOP'); // it reads no answer now
+			const init = py.init();
+			await until(() => stateOf(py.child.pid) === 'T', 5000,
+				`the client (pid ${py.child.pid}) stopped at the server's first answer`);
+			d.child.kill('SIGKILL');
+			await d.exited;
+			attaches.delete(d);
+			await sleep(300);
+			assert.equal(stateOf(py.child.pid), 'T', 'the client stays stopped while no daemon runs');
+			if (after === 'detach') {
+				const r = spawnSync(MCPFENCE, ['detach'], { encoding: 'utf8' });
+				assert.equal(r.status, 0, r.stderr);
+				assert.match(r.stdout, /^continued 1 process a killed daemon had left stopped$/m, r.stdout);
+			} else {
+				d = await startDaemon(pdir, ['--verbose']);
+				assert.match(d.out, /1 client stopped at a server's first answer by a daemon that was killed: continued/, d.out);
+			}
+			await init; // answered: the client ran on
+			assert.ok((await py.call('echo', { message: 'c' })).response?.result, `${after}: echo`);
+		}
 	} finally {
 		for (const s of sessions) await s.close();
 	}

@@ -399,8 +399,9 @@ static struct policy_dir *names_of(struct daemon_names *n)
 
 /*
  * The names the daemon's finder stops programs by (daemon_find__names): the file name of each
- * "exe" whose last part is literal; a file that can fit a program of any name makes it every
- * one; files that can fit no program at its start (server_name, port) give none.
+ * "exe" whose last part is literal, with or without a "server_name" (its answer says the rest);
+ * a file that can fit a program of any name makes it every one; a file with a "port" gives
+ * none (a stdio server listens on none).
  */
 static void test_daemon_names(void **state)
 {
@@ -412,19 +413,30 @@ static void test_daemon_names(void **state)
 	put("10-a.json", POLICY("{\"exe\":\"/usr/*/node\",\"argv\":\"* server.js\"}"));
 	put("20-b.json", POLICY("{\"exe\":\"*/python3.11\"}"));
 	put("30-c.json", POLICY("{\"exe\":\"/opt/x/bin/node\"}")); /* node again: once */
-	put("40-d.json", POLICY("{\"server_name\":\"x\"}"));	   /* only its answer says */
+	put("40-d.json", POLICY("{\"exe\":\"*/deno\",\"server_name\":\"x\"}"));
 	put("50-e.json", POLICY("{\"port\":8080}"));
 	put("60-f.json", POLICY("{\"exe\":\"/opt/a-name-longer-than-thirty-one-bytes-x\"}"));
 	d = names_of(n);
 	assert_false(n->every);
-	assert_int_equal(n->n, 3);
+	assert_int_equal(n->n, 4);
 	assert_string_equal(n->names[0].name, "node");
 	assert_string_equal(n->names[1].name, "python3.11");
+	assert_string_equal(n->names[2].name, "deno");
 	/* cut as the kernel's copy of the dentry's name is: 31 bytes and a NUL */
-	assert_string_equal(n->names[2].name, "a-name-longer-than-thirty-one-b");
+	assert_string_equal(n->names[3].name, "a-name-longer-than-thirty-one-b");
 	assert_false(daemon_find__findable(d->files[3]));
+	assert_true(daemon_find__nameable(d->files[3]));
 	assert_false(daemon_find__findable(d->files[4]));
+	assert_false(daemon_find__nameable(d->files[4]));
 	policy_dir__free(d);
+
+	/* a name alone can be any program's */
+	put("45-h.json", POLICY("{\"server_name\":\"x\"}"));
+	d = names_of(n);
+	assert_true(n->every);
+	assert_non_null(strstr(n->why_every, "45-h.json"));
+	policy_dir__free(d);
+	unlink(strcat(strcpy(err, dir), "/45-h.json"));
 
 	/* a wildcard in the file name, or no exe at all: every name */
 	put("70-g.json", POLICY("{\"exe\":\"/usr/bin/node*\"}"));
@@ -441,6 +453,97 @@ static void test_daemon_names(void **state)
 	free(n);
 }
 
+/*
+ * A file with "server_name", for a server whose first answer is still to come: its other keys
+ * fit or not (policy__match_fits_but_name); the whole of it fits once the name is known.
+ */
+static void test_fits_but_name(void **state)
+{
+	struct policy_dir *d;
+	char err[POLICY_ERR_LEN];
+	struct session_who w = { .exe = "/usr/bin/node", .argv = "node s.js", .port = -1 };
+
+	put("10-a.json", POLICY("{\"exe\":\"*/node\",\"server_name\":\"fs-*\"}"));
+	put("20-b.json", POLICY("{\"exe\":\"*/python3\",\"server_name\":\"fs-*\"}"));
+	d = policy_dir__load(dir, err);
+	assert_non_null(d);
+	assert_false(policy__match_fits(d->files[0], &w));
+	assert_true(policy__match_fits_but_name(d->files[0], &w));
+	assert_false(policy__match_fits_but_name(d->files[1], &w));
+	w.server_name = "fs-server";
+	assert_true(policy__match_fits(d->files[0], &w));
+	w.server_name = "other";
+	assert_false(policy__match_fits(d->files[0], &w));
+	assert_true(policy__match_fits_but_name(d->files[0], &w));
+	policy_dir__free(d);
+}
+
+static int answer(const char *line, uint64_t count, char *name, char *why)
+{
+	return daemon_find__answer_name(line, strlen(line), count ? count : strlen(line), name, 256,
+					why, 200);
+}
+
+/*
+ * The name a server's first result gives it (daemon_find__answer_name): initialize's and
+ * server/discover's serverInfo, or the 2026-07-28 _meta's; a result without one gives none,
+ * and says why (the daemon then decides as if it had none); errors and notifications before
+ * it are passed over.
+ */
+static void test_answer_name(void **state)
+{
+	char name[256], why[200];
+
+	assert_int_equal(answer("{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{\"protocolVersion\":"
+				"\"2025-06-18\",\"serverInfo\":{\"name\":\"fs\",\"version\":"
+				"\"1\"}}}\n",
+				0, name, why),
+			 0);
+	assert_string_equal(name, "fs");
+	/* 2026-07-28: in the _meta of a result */
+	assert_int_equal(answer("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[],\"_meta\""
+				":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"v2\"}}}}",
+				0, name, why),
+			 0);
+	assert_string_equal(name, "v2");
+	/* the bytes after the line's end are another message's */
+	assert_int_equal(answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\"}}}\n{\"x\"",
+				0, name, why),
+			 0);
+	assert_string_equal(name, "a");
+	/* a line longer than what was read: none, however much of a name it shows */
+	assert_int_equal(
+		answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\"}}", 9000, name, why),
+		-1);
+	assert_non_null(strstr(why, "longer than"));
+	/* a name in a tool's text is no serverInfo */
+	assert_int_equal(answer("{\"id\":1,\"result\":{\"content\":[{\"type\":\"text\",\"text\":"
+				"\"{\\\"serverInfo\\\":{\\\"name\\\":\\\"fs\\\"}}\"}]}}\n",
+				0, name, why),
+			 -1);
+	assert_non_null(strstr(why, "no serverInfo"));
+	/* duplicate keys: the server's JSON could be read two ways */
+	assert_int_equal(answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\",\"name\":"
+				"\"b\"}}}\n",
+				0, name, why),
+			 -1);
+	assert_int_equal(answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\\u0000b\"}}}\n",
+				0, name, why),
+			 -1);
+	assert_non_null(strstr(why, "NUL"));
+	/* an error or a notification names nothing yet: the next write may */
+	assert_int_equal(answer("{\"id\":0,\"error\":{\"code\":-32601}}\n", 0, name, why), 1);
+	assert_int_equal(answer("{\"method\":\"notifications/message\"}\n\n", 0, name, why), 1);
+	assert_int_equal(answer("{\"method\":\"notifications/message\"}\n{\"id\":0,\"result\":"
+				"{\"serverInfo\":{\"name\":\"after\"}}}\n",
+				0, name, why),
+			 0);
+	assert_string_equal(name, "after");
+	assert_int_equal(answer("not json\n", 0, name, why), -1);
+	assert_non_null(strstr(why, "no JSON"));
+	assert_int_equal(answer("", 0, name, why), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +556,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fits_but_name, setup, teardown),
+		cmocka_unit_test(test_answer_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
