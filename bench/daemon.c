@@ -9,6 +9,10 @@
  *       that name) that is no server: stopped, read from /proc by the daemon, continued;
  *  2. write-heavy work: 64 B write(2)s into a pipe drained by another thread;
  *  3. the daemon idle: its CPU time over IDLE_S seconds and its resident memory.
+ * 1 and 2 also with the daemon over a directory that has a file naming a server by
+ * "server_name" too, while a program that file may fit waits, never answering (a copy of
+ * sleep): as long as one does, the reads and writes of every process run the naming
+ * tracepoints.
  * The daemon is started and stopped for each round, rounds with and without it alternating, so
  * that the noise of a shared machine falls on both alike; rows give min-median-max over the
  * rounds, ratios are of the medians. A stdio round trip of a server the daemon enrolled, with
@@ -42,8 +46,8 @@
 #define IDLE_S 5
 #define DAEMON_WAIT_MS 60000
 
-static char bin_path[PATH_MAX], tmp_dir[64], pdir[128], named[160], other[160], audit_path[160],
-	daemon_log[160];
+static char bin_path[PATH_MAX], tmp_dir[64], pdir[128], pdir_n[128], named[160], other[160],
+	by_name[160], audit_path[160], daemon_log[160];
 static pid_t daemon_pid;
 static bool started_ever;
 
@@ -63,8 +67,14 @@ static void cleanup(void)
 	snprintf(path, sizeof(path), "%s/10-named.json", pdir);
 	unlink(path);
 	rmdir(pdir);
+	snprintf(path, sizeof(path), "%s/10-named.json", pdir_n);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/20-by-name.json", pdir_n);
+	unlink(path);
+	rmdir(pdir_n);
 	unlink(named);
 	unlink(other);
+	unlink(by_name);
 	unlink(audit_path);
 	unlink(daemon_log);
 	rmdir(tmp_dir);
@@ -131,28 +141,38 @@ static const char *preflight(int argc, char **argv)
 		return "mkdtemp failed";
 	}
 	snprintf(pdir, sizeof(pdir), "%s/policies", tmp_dir);
+	snprintf(pdir_n, sizeof(pdir_n), "%s/policies-by-name", tmp_dir);
 	snprintf(named, sizeof(named), "%s/mcpf-bench-named", tmp_dir);
 	snprintf(other, sizeof(other), "%s/mcpf-bench-other", tmp_dir);
+	snprintf(by_name, sizeof(by_name), "%s/mcpf-bench-by-name", tmp_dir);
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.jsonl", tmp_dir);
 	snprintf(daemon_log, sizeof(daemon_log), "%s/daemon.log", tmp_dir);
-	if (mkdir(pdir, 0700) || copy_file("/bin/true", named) || copy_file("/bin/true", other))
+	if (mkdir(pdir, 0700) || mkdir(pdir_n, 0700) || copy_file("/bin/true", named) ||
+	    copy_file("/bin/true", other) || copy_file("/bin/sleep", by_name))
 		return "setting up the files failed";
-	snprintf(why, sizeof(why), "%s/10-named.json", pdir);
-	f = fopen(why, "w");
-	if (!f)
-		return "writing the policy failed";
-	/* names the program, fits no command line it is run with: stopped, looked at, continued */
-	fprintf(f,
-		"{\"version\":\"1\",\"default\":\"deny\",\"match\":{\"exe\":\"*/mcpf-bench-named\","
-		"\"argv\":\"* --a-server\"}}\n");
-	if (fclose(f))
-		return "writing the policy failed";
+	for (int i = 0; i < 3; i++) {
+		snprintf(why, sizeof(why), "%s/%s", i == 0 ? pdir : pdir_n,
+			 i == 2 ? "20-by-name.json" : "10-named.json");
+		f = fopen(why, "w");
+		if (!f)
+			return "writing the policy failed";
+		/* names the program, fits no command line it is run with: stopped, read, continued */
+		if (i < 2)
+			fprintf(f, "{\"version\":\"1\",\"default\":\"deny\",\"match\":{\"exe\":"
+				   "\"*/mcpf-bench-named\",\"argv\":\"* --a-server\"}}\n");
+		else /* names by its answer a program that waits, never answering */
+			fprintf(f, "{\"version\":\"1\",\"default\":\"deny\",\"match\":{\"exe\":"
+				   "\"*/mcpf-bench-by-name\",\"server_name\":\"bench\"}}\n");
+		if (fclose(f))
+			return "writing the policy failed";
+	}
 	return NULL;
 }
 
-static int daemon_start(char *why, size_t size)
+/* The daemon over pdir, or (by_name) pdir_n. */
+static int daemon_start(bool by_name, char *why, size_t size)
 {
-	char *argv[] = { bin_path,  "daemon",	"--policy-dir", pdir,
+	char *argv[] = { bin_path,  "daemon",	"--policy-dir", by_name ? pdir_n : pdir,
 			 "--audit", audit_path, "--quiet",	NULL };
 
 	started_ever = true;
@@ -170,6 +190,7 @@ static int daemon_stop(void)
 /* ---- 1. exec ------------------------------------------------------------------------------ */
 
 enum shape { SHAPE_NULL, SHAPE_PIPES, SHAPE_NAMED, NSHAPES };
+#define NMODES 3 /* without the daemon, with it, with it and a file with "server_name" */
 static const char *const shape_names[] = {
 	"exec, stdin and stdout /dev/null",
 	"exec, pipes, a program no policy names",
@@ -250,6 +271,48 @@ static double write_round(void)
 	return (double)t0 / WR_OPS;
 }
 
+/*
+ * Start the copy of sleep the by-name file may fit, with pipes as stdin and stdout (kept in
+ * fds), and wait until the daemon watches it for its first answer: its pid, or -1.
+ */
+static pid_t waiter_start(int fds[2])
+{
+	int in[2], out[2];
+	char line[512];
+	pid_t p;
+
+	if (pipe(in) || pipe(out))
+		return -1;
+	p = fork();
+	if (p == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		execl(by_name, by_name, "600", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	fds[0] = in[1];
+	fds[1] = out[0];
+	for (int i = 0; p > 0 && i < 100; i++) {
+		FILE *f = fopen(daemon_log, "r");
+		bool seen = false;
+
+		while (f && !seen && fgets(line, sizeof(line), f))
+			seen = strstr(line, "may fit it by the name of its first answer") != NULL;
+		if (f)
+			fclose(f);
+		if (seen)
+			return p;
+		usleep(50000);
+	}
+	if (p > 0) {
+		kill(p, SIGKILL);
+		waitpid(p, NULL, 0);
+	}
+	return -1;
+}
+
 /* ---- 3. idle -------------------------------------------------------------------------------- */
 
 /* The daemon's CPU ticks (utime + stime) and its VmRSS in KiB. */
@@ -299,7 +362,9 @@ static struct rng range(const double *v, int n)
 int main(int argc, char **argv)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-	double ex[2][NSHAPES][ROUNDS], wr[2][ROUNDS], cpu_pct = -1;
+	double ex[NMODES][NSHAPES][ROUNDS], wr[NMODES][ROUNDS], cpu_pct = -1;
+	pid_t waiter = -1;
+	int wfds[2];
 	long rss_kb = -1;
 	char why[512] = "";
 	const char *pre;
@@ -315,17 +380,22 @@ int main(int argc, char **argv)
 	atexit(cleanup);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		signal(sigs[i], on_signal);
-	printf("bench/daemon: %s daemon --policy-dir %s (a file naming mcpf-bench-named); %d rounds "
-	       "with it and %d without, alternating; %d execs a shape a round, %ld writes\n",
-	       bin_path, pdir, ROUNDS, ROUNDS, EXECS, WR_OPS);
+	printf("bench/daemon: %s daemon --policy-dir %s (a file naming mcpf-bench-named; and %s, "
+	       "with a file naming a server by server_name too, one waiting for its name); %d "
+	       "rounds of each and %d without, alternating; %d execs a shape a round, %ld writes\n",
+	       bin_path, pdir, pdir_n, ROUNDS, ROUNDS, EXECS, WR_OPS);
 	for (int r = 0; r < ROUNDS && !why[0]; r++)
-		for (int on = 0; on < 2 && !why[0]; on++) {
-			if (on && daemon_start(why, sizeof(why)))
+		for (int on = 0; on < NMODES && !why[0]; on++) {
+			if (on && daemon_start(on == 2, why, sizeof(why)))
 				break;
+			if (on == 2 && (waiter = waiter_start(wfds)) < 0) {
+				snprintf(why, sizeof(why), "the daemon did not watch %s", by_name);
+				break;
+			}
 			for (int s = 0; s < NSHAPES; s++)
 				ex[on][s][r] = exec_round(s);
 			wr[on][r] = write_round();
-			if (on && r == ROUNDS - 1) {
+			if (on == 1 && r == ROUNDS - 1) {
 				uint64_t t0, t1;
 				long hz = sysconf(_SC_CLK_TCK);
 
@@ -334,6 +404,12 @@ int main(int argc, char **argv)
 					if (!daemon_usage(&t1, &rss_kb))
 						cpu_pct = 100.0 * (t1 - t0) / hz / IDLE_S;
 				}
+			}
+			if (on == 2) {
+				kill(waiter, SIGKILL);
+				waitpid(waiter, NULL, 0);
+				close(wfds[0]);
+				close(wfds[1]);
 			}
 			if (on && daemon_stop())
 				snprintf(why, sizeof(why), "the daemon left %s behind",
@@ -346,26 +422,31 @@ int main(int argc, char **argv)
 		targets_print("bench/daemon: targets");
 		return 1;
 	}
-	printf("%-52s %26s %26s %7s\n", "µs per exec (median of a round)", "without: min-med-max",
-	       "with", "ratio");
-	for (int s = 0; s < NSHAPES; s++) {
-		struct rng a = range(ex[0][s], ROUNDS), b = range(ex[1][s], ROUNDS);
+	printf("%-52s %26s %26s %7s %26s %7s\n", "µs per exec (median of a round)",
+	       "without: min-med-max", "with", "ratio", "with, one waits for its name", "ratio");
+	for (int s = 0; s <= NSHAPES; s++) {
+		const char *what =
+			s < NSHAPES ? shape_names[s] : "ns per 64 B write(2) into a pipe";
+		struct rng m[NMODES];
+		char name[120];
 
-		printf("%-52s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %7.3f\n", shape_names[s], a.min,
-		       a.med, a.max, b.min, b.med, b.max, b.med / a.med);
-		if (s != SHAPE_NAMED)
-			target_add(shape_names[s], b.med / a.med, 1.02, "x", NULL);
-		else
+		for (int on = 0; on < NMODES; on++)
+			m[on] = range(s < NSHAPES ? ex[on][s] : wr[on], ROUNDS);
+		printf("%-52s", what);
+		for (int on = 0; on < NMODES; on++) {
+			printf(" %8.1f %8.1f %8.1f", m[on].min, m[on].med, m[on].max);
+			if (on)
+				printf(" %7.3f", m[on].med / m[0].med);
+		}
+		printf("\n");
+		if (s == SHAPE_NAMED) {
 			printf("  (a named program waits for the daemon: +%.1f µs at the median)\n",
-			       b.med - a.med);
-	}
-	{
-		struct rng a = range(wr[0], ROUNDS), b = range(wr[1], ROUNDS);
-
-		printf("%-52s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %7.3f\n",
-		       "ns per 64 B write(2) into a pipe", a.min, a.med, a.max, b.min, b.med, b.max,
-		       b.med / a.med);
-		target_add("ns per 64 B write(2) into a pipe", b.med / a.med, 1.02, "x", NULL);
+			       m[1].med - m[0].med);
+			continue;
+		}
+		target_add(what, m[1].med / m[0].med, 1.02, "x", NULL);
+		snprintf(name, sizeof(name), "%s, a server waits for its name", what);
+		target_add(name, m[2].med / m[0].med, 1.02, "x", NULL);
 	}
 	printf("the daemon idle over %d s: %.2f%% of a CPU, %ld KiB resident\n", IDLE_S, cpu_pct,
 	       rss_kb);
