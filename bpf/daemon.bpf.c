@@ -184,9 +184,9 @@ int handle_naming_write(struct trace_event_raw_sys_enter *ctx)
 	return naming_write((__u32)ctx->args[0], ctx->args[1], ctx->args[2]);
 }
 
-/* writev: its first segment */
-SEC("tracepoint/syscalls/sys_enter_writev")
-int handle_naming_writev(struct trace_event_raw_sys_enter *ctx)
+/* writev, and pwritev2 at the current position (-1, all a pipe or socket takes): its first
+ * segment */
+static __always_inline int naming_writev(struct trace_event_raw_sys_enter *ctx)
 {
 	struct iovec v = {};
 
@@ -194,6 +194,20 @@ int handle_naming_writev(struct trace_event_raw_sys_enter *ctx)
 	    bpf_probe_read_user(&v, sizeof(v), (const void *)ctx->args[1]))
 		return 0;
 	return naming_write((__u32)ctx->args[0], (__u64)(unsigned long)v.iov_base, v.iov_len);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int handle_naming_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return naming_writev(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_pwritev2")
+int handle_naming_pwritev2(struct trace_event_raw_sys_enter *ctx)
+{
+	if ((long)ctx->args[3] != -1)
+		return 0;
+	return naming_writev(ctx);
 }
 
 /* A read by a client of a server that has answered and is not named yet: it stops there. */
@@ -230,6 +244,12 @@ int handle_naming_read(void *ctx)
 
 SEC("tracepoint/syscalls/sys_exit_readv")
 int handle_naming_readv(void *ctx)
+{
+	return naming_read();
+}
+
+SEC("tracepoint/syscalls/sys_exit_preadv2")
+int handle_naming_preadv2(void *ctx)
 {
 	return naming_read();
 }

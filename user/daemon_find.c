@@ -246,7 +246,8 @@ int daemon_find__naming(struct daemon_find *f, bool on)
 {
 	struct bpf_program *progs[DAEMON_NAMING_LINKS] = {
 		f->skel->progs.handle_naming_write,    f->skel->progs.handle_naming_writev,
-		f->skel->progs.handle_naming_read,     f->skel->progs.handle_naming_readv,
+		f->skel->progs.handle_naming_pwritev2, f->skel->progs.handle_naming_read,
+		f->skel->progs.handle_naming_readv,    f->skel->progs.handle_naming_preadv2,
 		f->skel->progs.handle_naming_recvfrom, f->skel->progs.handle_naming_recvmsg,
 	};
 

@@ -40,7 +40,7 @@ bool daemon_find__findable(const struct policy *p);
 /* Can a file's "match" fit a server the daemon finds by itself, but for its "server_name"? */
 bool daemon_find__nameable(const struct policy *p);
 
-#define DAEMON_NAMING_LINKS 6
+#define DAEMON_NAMING_LINKS 8
 #define DAEMON_NAMING_CLIENTS 8 /* readers of one server's answers stopped at its first */
 
 /* A server watched for its first answer: what names it, for "server_name". */
