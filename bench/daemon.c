@@ -172,8 +172,10 @@ static const char *preflight(int argc, char **argv)
 /* The daemon over pdir, or (by_name) pdir_n. */
 static int daemon_start(bool by_name, char *why, size_t size)
 {
+	/* --verbose: the line that says the waiting program is watched is a debug one */
 	char *argv[] = { bin_path,  "daemon",	"--policy-dir", by_name ? pdir_n : pdir,
-			 "--audit", audit_path, "--quiet",	NULL };
+			 "--audit", audit_path, "--quiet",	by_name ? "--verbose" : NULL,
+			 NULL };
 
 	started_ever = true;
 	return bench_start(argv, daemon_log, "daemon: finding ", DAEMON_WAIT_MS, &daemon_pid, NULL,

@@ -57,7 +57,6 @@ void attach_daemon__names(struct attach_ctx *ac)
 	daemon_find__names(ac->dir, n);
 	daemon_find__set(&ac->find, n);
 	ac->find_dir = ac->dir;
-
 	if (n->every)
 		log_warn(
 			"%s fits programs of any name: every program started with a pipe or "
@@ -231,9 +230,11 @@ static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 	named = fresh ? naming(ac->dir, &w, p) : NULL;
 	if (!p && !(named && ac->dir->def)) {
 		if (named) {
-			log_info("pid %d (%s): %s may fit it by the name of its first answer: not "
-				 "enrolled until then (no file fits it before, and there is no %s)",
-				 (int)pid, w.exe, named->source, POLICY_DIR_DEFAULT);
+			/* debug: every program with pipes, when that file names no exe */
+			log_debug(
+				"pid %d (%s): %s may fit it by the name of its first answer: not "
+				"enrolled until then (no file fits it before, and there is no %s)",
+				(int)pid, w.exe, named->source, POLICY_DIR_DEFAULT);
 			naming_watch(ac, pid);
 		} else
 			log_debug("pid %d (%s): no policy's \"match\" fits it: not enrolled",
