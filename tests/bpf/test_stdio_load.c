@@ -2,7 +2,8 @@
 /*
  * The stdio plane's programs (bpf/stdio.bpf.h, bpf/stdio_pipe.bpf.h) load on this kernel, with
  * the TCP plane's, as `attach --pid --port` loads them; `attach --port` alone does not load them,
- * and `attach --pid` alone loads only them.
+ * and `attach --pid` alone loads only them. The daemon's (bpf/daemon.bpf.c: the finder at exec,
+ * the naming tracepoints) load and attach.
  * On a kernel that has every piece they use, a refusal is a bug of mcpfence: the test fails and
  * prints the verifier's log (the kernel matrix runs it on Debian's 6.1 and 6.12).
  * Root only: skips with the reason otherwise.
@@ -20,6 +21,7 @@
 #include "feature_probes.h"
 #include "kernel.h"
 #include "log.h"
+#include "daemon.skel.h"
 #include "tcp.skel.h"
 
 static char why[256];
@@ -121,12 +123,41 @@ static void test_stdio_alone_loads_its_own(void **state)
 	tcp_bpf__destroy(skel);
 }
 
+/* The daemon's object loads, and each of its programs attaches (then detaches). */
+static void test_daemon_programs_load(void **state)
+{
+	struct daemon_bpf *skel;
+	struct bpf_program *p;
+	char vlog[1 << 16] = "";
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .kernel_log_buf = vlog,
+		    .kernel_log_size = sizeof(vlog));
+
+	(void)state;
+	if (why[0]) {
+		print_message("skipped: %s\n", why);
+		skip();
+	}
+	skel = daemon_bpf__open_opts(&oo);
+	assert_non_null(skel);
+	if (daemon_bpf__load(skel))
+		fail_msg("bpf/daemon.bpf.c refused:\n%s", vlog);
+	bpf_object__for_each_program(p, skel->obj) {
+		struct bpf_link *l = bpf_program__attach(p);
+
+		if (!l)
+			fail_msg("%s: attach: %s", bpf_program__name(p), strerror(errno));
+		bpf_link__destroy(l);
+	}
+	daemon_bpf__destroy(skel);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stdio_programs_load),
 		cmocka_unit_test(test_tcp_alone_skips_them),
 		cmocka_unit_test(test_stdio_alone_loads_its_own),
+		cmocka_unit_test(test_daemon_programs_load),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
