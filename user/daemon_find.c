@@ -114,7 +114,7 @@ static int line_name(const char *line, size_t len, char *name, size_t size, char
 	return ret;
 }
 
-int daemon_find__answer_name(const void *bytes, size_t len, uint64_t count, char *name, size_t size,
+int daemon_find__answer_name(const void *bytes, size_t len, bool cut, char *name, size_t size,
 			     char *why, size_t why_size)
 {
 	const char *p = bytes, *end = p + len;
@@ -124,12 +124,13 @@ int daemon_find__answer_name(const void *bytes, size_t len, uint64_t count, char
 		const char *e = nl ? nl : end;
 		int r;
 
-		if (!nl && count > len) {
-			snprintf(why, why_size,
-				 "its first result is longer than the %zu bytes read of its write",
-				 len);
+		if (!nl && cut) {
+			snprintf(why, why_size, "its first result is longer than the %d bytes read",
+				 MCPF_ANSWER_BYTES);
 			return -1;
 		}
+		if (!nl)
+			return 1; /* the line goes on in its next write */
 		if (strspn(p, " \t\r") < (size_t)(e - p)) {
 			r = line_name(p, (size_t)(e - p), name, size, why, why_size);
 			if (r <= 0)
@@ -170,6 +171,8 @@ static int on_answer(void *ctx, void *data, size_t size)
 	const struct mcpf_answer_event *ev = data;
 	char name[256], why[200];
 	struct daemon_naming *d;
+	size_t n;
+	bool cut;
 	pid_t pid;
 	int r;
 
@@ -179,13 +182,29 @@ static int on_answer(void *ctx, void *data, size_t size)
 	d = naming_of(f, pid);
 	if (!d || d->done)
 		return 0;
-	r = daemon_find__answer_name(ev->bytes, ev->len < MCPF_ANSWER_BYTES ? ev->len : 0,
-				     ev->count, name, sizeof(name), why, sizeof(why));
+	/* its writes so far, up to MCPF_ANSWER_BYTES in all: a line may take several */
+	n = ev->len < MCPF_ANSWER_BYTES ? ev->len : MCPF_ANSWER_BYTES;
+	cut = ev->count > n;
+	if (!d->acc)
+		d->acc = malloc(MCPF_ANSWER_BYTES);
+	if (!d->acc) {
+		r = -1;
+		snprintf(why, sizeof(why), "out of memory");
+		goto out;
+	}
+	if (n > MCPF_ANSWER_BYTES - d->nacc) {
+		n = MCPF_ANSWER_BYTES - d->nacc;
+		cut = true;
+	}
+	memcpy(d->acc + d->nacc, ev->bytes, n);
+	d->nacc += n;
+	r = daemon_find__answer_name(d->acc, d->nacc, cut, name, sizeof(name), why, sizeof(why));
 	if (r > 0 && ++d->writes < DAEMON_NAMING_WRITES) {
-		/* no result yet (an error, a notification): the next write may be */
+		/* no result yet (an error, a notification, a line cut short): the next write may */
 		naming_state(f, d, MCPF_NAMING_WATCH);
 		return 0;
 	}
+out:
 	if (r > 0)
 		snprintf(why, sizeof(why), "no result in its first %d writes",
 			 DAEMON_NAMING_WRITES);
@@ -404,6 +423,7 @@ static void naming_drop(struct daemon_find *f, struct daemon_naming *d)
 			bpf_map_delete_elem(cfd, &ck);
 	}
 	bpf_map_delete_elem(bpf_map__fd(f->skel->maps.daemon_naming), &k);
+	free(d->acc);
 	*d = f->naming[--f->nnaming];
 	if (!f->nnaming)
 		daemon_find__naming(f, false);

@@ -51,6 +51,8 @@ struct daemon_naming {
 	bool done;	   /* named (or not): its clients continued; their entries go later */
 	uint64_t since_ms; /* when its clients were last continued */
 	unsigned writes;   /* its writes read that held no result */
+	char *acc;	   /* those writes' bytes (MCPF_ANSWER_BYTES in all at most) */
+	size_t nacc;
 };
 
 /* Writes of a server read for its first result (an error or a notification may come first). */
@@ -77,14 +79,14 @@ struct daemon_find {
 #define DAEMON_PIN_NAMING MCPF_PIN_DIR "/daemon_naming_clients"
 
 /*
- * The name a server's first result gives it: bytes (len of the count its write wrote) hold
- * JSON-RPC lines; the first that is a result names it by its "serverInfo" (initialize,
- * server/discover) or the 2026-07-28 "_meta" serverInfo, with a string "name". 0 and the name
- * in name; -1 and why not in why (a line longer than what was read, not one JSON object,
- * duplicate keys, a result with no name); 1: no result there (errors, notifications, the
- * server's own requests), the next write may hold it.
+ * The name a server's first result gives it: bytes (len, what its first writes wrote; cut: they
+ * wrote more than that) hold JSON-RPC lines; the first that is a result names it by its
+ * "serverInfo" (initialize, server/discover) or the 2026-07-28 "_meta" serverInfo, with a
+ * string "name". 0 and the name in name; -1 and why not in why (a line longer than what was
+ * read, not one JSON object, duplicate keys, a result with no name); 1: no result there yet
+ * (errors, notifications, the server's own requests, a line its next write goes on with).
  */
-int daemon_find__answer_name(const void *bytes, size_t len, uint64_t count, char *name, size_t size,
+int daemon_find__answer_name(const void *bytes, size_t len, bool cut, char *name, size_t size,
 			     char *why, size_t why_size);
 
 /*

@@ -1012,6 +1012,27 @@ test('daemon: finds the servers its policies name, at their start and before it'
 	}
 });
 
+// A stdio server that writes its answer to initialize in two writes, 50 ms apart, and answers
+// every tools/call with the tool's name.
+const SPLIT_SERVER = `
+const rl = require('readline').createInterface({ input: process.stdin });
+rl.on('line', (l) => {
+	const m = JSON.parse(l);
+	if (m.id === undefined) return;
+	if (m.method === 'initialize') {
+		const a = JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion,
+			capabilities: { tools: {} }, serverInfo: { name: 'split-server', version: '1' } } });
+		process.stdout.write(a.slice(0, 40));
+		setTimeout(() => process.stdout.write(a.slice(40) + '\\n'), 50);
+		return;
+	}
+	// a method it does not know (a neutralized call's) is an error, as the SDK servers answer
+	const a = m.method === 'tools/call' ? { result: { content: [{ type: 'text', text: m.params.name }] } }
+		: m.method === 'tools/list' ? { result: { tools: [] } }
+		: { error: { code: -32601, message: 'Method not found' } };
+	process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: m.id, ...a }) + '\\n');
+});`;
+
 // "server_name": a file that names its server by the serverInfo of its first answer. The server
 // is enrolled at its exec under the file that fits it without a name (or default.json); its
 // clients stop at their first read after its first answer until the daemon has read the name and
@@ -1026,6 +1047,8 @@ test('daemon: "server_name" picks the policy from the first answer', skipKernel,
 		tools: { 'get-env': { action: 'deny', reason: 'named: env private' } } });
 	put('15-v2.json', { default: 'allow', match: { exe: '*/node', server_name: 'mcpfence-v2-*' },
 		tools: { echo: { action: 'deny', reason: 'named v2: no echo' } } });
+	put('12-split.json', { default: 'allow', match: { exe: '*/node', server_name: 'split-server' },
+		tools: { secret: { action: 'deny', reason: 'split: no secret' } } });
 	put('20-node.json', { default: 'allow', match: { exe: '*/node', argv: '* */server-everything/dist/index.js' },
 		tools: { echo: { action: 'deny', reason: 'not named yet' } } });
 	put('default.json', { default: 'deny', tools: { 'get-env': {} } });
@@ -1045,6 +1068,16 @@ test('daemon: "server_name" picks the policy from the first answer', skipKernel,
 			await until(() => new RegExp(`pid ${s.pid} \\([^)]*\\): its first answer names it "mcp-servers/everything": policy .*10-everything\\.json`).test(d.out),
 				5000, `pid ${s.pid} named`);
 		}
+		// a server that writes its initialize answer in two writes, 50 ms apart: the line is
+		// put together from both; until then default.json decides (it allows get-env alone)
+		const split = await sdkSession(1, { server: ['-e', SPLIT_SERVER] });
+		sessions.push(split);
+		assert.equal(JSON.stringify(await split.call('echo', { message: 's' })),
+			JSON.stringify({ content: [{ type: 'text', text: 'echo' }] }));
+		await assertDenied(split.call('secret'), 'split: no secret', 'split: secret');
+		await until(() => new RegExp(`pid ${split.pid} \\([^)]*\\): its first answer names it "split-server": policy .*12-split\\.json`).test(d.out),
+			5000, 'the split server named');
+
 		// the v2 server in the 2026-07-28 era (the v2 client probes with server/discover on a
 		// server of its own, then sends its calls with no handshake): until its first result,
 		// default.json decides; a denial is an error, which names nothing
@@ -1058,12 +1091,14 @@ test('daemon: "server_name" picks the policy from the first answer', skipKernel,
 		await assertDenied(v2.call('echo', { message: 'x' }), 'named v2: no echo', 'v2: echo');
 		assert.ok(JSON.stringify(await v2.call('get-env')).includes(CANARY), 'v2: get-env, named');
 
-		const lines = await auditLines(d, 14);
+		const lines = await auditLines(d, 16);
 		const of = (s) => lines.filter((l) => l.server === `pid:${s.pid}`)
 			.map((l) => [l.tool, l.decision, basename(l.policy)]);
 		for (const s of v1s)
 			assert.deepEqual(of(s), [['echo', 'allow', '10-everything.json'],
 				['get-env', 'deny', '10-everything.json']], JSON.stringify(lines));
+		assert.deepEqual(of(split), [['echo', 'allow', '12-split.json'], ['secret', 'deny', '12-split.json']],
+			JSON.stringify(lines));
 		assert.deepEqual(of(v2), [['echo', 'deny', 'default.json'], ['get-env', 'allow', 'default.json'],
 			['echo', 'deny', '15-v2.json'], ['get-env', 'allow', '15-v2.json']], JSON.stringify(lines));
 		const { doc } = await statusRow(v1s[4].pid, 2);

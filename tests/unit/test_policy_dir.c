@@ -478,10 +478,9 @@ static void test_fits_but_name(void **state)
 	policy_dir__free(d);
 }
 
-static int answer(const char *line, uint64_t count, char *name, char *why)
+static int answer(const char *line, bool cut, char *name, char *why)
 {
-	return daemon_find__answer_name(line, strlen(line), count ? count : strlen(line), name, 256,
-					why, 200);
+	return daemon_find__answer_name(line, strlen(line), cut, name, 256, why, 200);
 }
 
 /*
@@ -497,51 +496,55 @@ static void test_answer_name(void **state)
 	assert_int_equal(answer("{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{\"protocolVersion\":"
 				"\"2025-06-18\",\"serverInfo\":{\"name\":\"fs\",\"version\":"
 				"\"1\"}}}\n",
-				0, name, why),
+				false, name, why),
 			 0);
 	assert_string_equal(name, "fs");
 	/* 2026-07-28: in the _meta of a result */
 	assert_int_equal(answer("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[],\"_meta\""
-				":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"v2\"}}}}",
-				0, name, why),
+				":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"v2\"}}}}\r\n",
+				false, name, why),
 			 0);
 	assert_string_equal(name, "v2");
 	/* the bytes after the line's end are another message's */
 	assert_int_equal(answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\"}}}\n{\"x\"",
-				0, name, why),
+				false, name, why),
 			 0);
 	assert_string_equal(name, "a");
 	/* a line longer than what was read: none, however much of a name it shows */
 	assert_int_equal(
-		answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\"}}", 9000, name, why),
+		answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\"}}", true, name, why),
 		-1);
 	assert_non_null(strstr(why, "longer than"));
+	/* a line its next write goes on with: not yet (the writes are read on, put together) */
+	assert_int_equal(
+		answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\"}}}", false, name, why),
+		1);
 	/* a name in a tool's text is no serverInfo */
 	assert_int_equal(answer("{\"id\":1,\"result\":{\"content\":[{\"type\":\"text\",\"text\":"
 				"\"{\\\"serverInfo\\\":{\\\"name\\\":\\\"fs\\\"}}\"}]}}\n",
-				0, name, why),
+				false, name, why),
 			 -1);
 	assert_non_null(strstr(why, "no serverInfo"));
 	/* duplicate keys: the server's JSON could be read two ways */
 	assert_int_equal(answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\",\"name\":"
 				"\"b\"}}}\n",
-				0, name, why),
+				false, name, why),
 			 -1);
 	assert_int_equal(answer("{\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"a\\u0000b\"}}}\n",
-				0, name, why),
+				false, name, why),
 			 -1);
 	assert_non_null(strstr(why, "NUL"));
 	/* an error or a notification names nothing yet: the next write may */
-	assert_int_equal(answer("{\"id\":0,\"error\":{\"code\":-32601}}\n", 0, name, why), 1);
-	assert_int_equal(answer("{\"method\":\"notifications/message\"}\n\n", 0, name, why), 1);
+	assert_int_equal(answer("{\"id\":0,\"error\":{\"code\":-32601}}\n", false, name, why), 1);
+	assert_int_equal(answer("{\"method\":\"notifications/message\"}\n\n", false, name, why), 1);
 	assert_int_equal(answer("{\"method\":\"notifications/message\"}\n{\"id\":0,\"result\":"
 				"{\"serverInfo\":{\"name\":\"after\"}}}\n",
-				0, name, why),
+				false, name, why),
 			 0);
 	assert_string_equal(name, "after");
-	assert_int_equal(answer("not json\n", 0, name, why), -1);
+	assert_int_equal(answer("not json\n", false, name, why), -1);
 	assert_non_null(strstr(why, "no JSON"));
-	assert_int_equal(answer("", 0, name, why), 1);
+	assert_int_equal(answer("", false, name, why), 1);
 }
 
 int main(void)
