@@ -712,8 +712,14 @@ int attach__enroll(struct attach_ctx *ac, pid_t pid, bool fresh, struct proc_who
 	if (e) {
 		free(s->held);
 		s->held = NULL;
-		snprintf(reply, CONTROL_LINE_MAX, "error: %s",
-			 log__last_error()[0] ? log__last_error() : strerror(-e));
+		if (e == -EALREADY)
+			snprintf(reply, CONTROL_LINE_MAX,
+				 "error: pid %d: its stdin is enforced on already, as another "
+				 "session's (a process that shares it)",
+				 (int)pid);
+		else
+			snprintf(reply, CONTROL_LINE_MAX, "error: %s",
+				 log__last_error()[0] ? log__last_error() : strerror(-e));
 		/* what was put in the maps goes */
 		slot = 2 * idx;
 		bpf_map_delete_elem(bpf_map__fd(ac->skel->maps.stdio_socks), &slot);

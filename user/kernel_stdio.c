@@ -373,6 +373,31 @@ static uint64_t requests_key(const struct stdio_end *in)
 	return in->npeers ? cookie_of(in->peers[0].pid, in->peers[0].fd) : 0;
 }
 
+/*
+ * Is the stream key a session's already? A process that shares its stdin with an enrolled
+ * server (a child npx or a shell started on the same stdio) is enforced on through that
+ * session: -EALREADY (said), and nothing of that session is touched. 0: it is no session's.
+ */
+static int stream_taken(struct tcp_bpf *skel, uint64_t key, pid_t pid)
+{
+	struct tcp_bpf *k = skel;
+	void *v = malloc(bpf_map__value_size(k->maps.stdio_streams));
+	int err = 0;
+
+	if (!v)
+		return -ENOMEM;
+	if (!bpf_map_lookup_elem(bpf_map__fd(k->maps.stdio_streams), &key, v)) {
+		log_info(
+			"pid %d: its stdin is enforced on already, as the stdin of session %u (it "
+			"shares it, as a child npx or a shell started does): enforced through that "
+			"session",
+			(int)pid, ((struct mcpf_stdio_stream *)v)->session);
+		err = -EALREADY;
+	}
+	free(v);
+	return err;
+}
+
 /* Remember who reads the pipe of stdin in (the watchdog's readers are sockets'). */
 static void pipe_readers_add(struct kernel_stdio_session *s, const struct stdio_end *in)
 {
@@ -410,6 +435,14 @@ int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
 			"chosen: attach again",
 			pid, in.desc);
 		return -EAGAIN;
+	}
+	/* its stream first: one of a session's already is not taken (nor, on failure, removed) */
+	if (in.kind == STDIO_UNIX_STREAM || in.kind == STDIO_PIPE) {
+		uint64_t key = requests_key(&in);
+
+		err = key ? stream_taken(skel, key, pid) : 0;
+		if (err)
+			return err;
 	}
 	if (in.kind == STDIO_UNIX_STREAM) {
 		s->transport = MCPF_STDIO_SOCKETPAIR;
