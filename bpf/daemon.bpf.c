@@ -144,13 +144,17 @@ static __always_inline int naming_write(__u32 fd, __u64 buf, __u64 n)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct mcpf_naming *w = bpf_map_lookup_elem(&daemon_naming, &tgid);
+	struct mcpf_naming *w = bpf_map_lookup_elem(&daemon_naming, &tgid), *rec;
 	struct mcpf_answer_event *ev;
 	struct file **fds;
 	struct file *f = NULL;
-	__u32 len;
+	__u32 len, server;
 
-	if (!w || w->state != MCPF_NAMING_WATCH)
+	if (!w)
+		return 0;
+	server = w->server ? w->server : tgid;
+	rec = server == tgid ? w : bpf_map_lookup_elem(&daemon_naming, &server);
+	if (!rec || rec->state != MCPF_NAMING_WATCH)
 		return 0;
 	fds = BPF_CORE_READ(t, files, fdt, fd);
 	if (!fds || fd >= BPF_CORE_READ(t, files, fdt, max_fds))
@@ -159,16 +163,16 @@ static __always_inline int naming_write(__u32 fd, __u64 buf, __u64 n)
 	    BPF_CORE_READ(f, f_inode, i_ino) != w->out_ino)
 		return 0;
 	/* one writer takes it: two threads writing at once give one event */
-	if (__sync_val_compare_and_swap(&w->state, MCPF_NAMING_WATCH, MCPF_NAMING_ANSWERED) !=
+	if (__sync_val_compare_and_swap(&rec->state, MCPF_NAMING_WATCH, MCPF_NAMING_ANSWERED) !=
 	    MCPF_NAMING_WATCH)
 		return 0;
 	ev = bpf_ringbuf_reserve(&daemon_answers, sizeof(*ev), 0);
 	if (!ev) {
-		w->state = MCPF_NAMING_MISSED;
+		rec->state = MCPF_NAMING_MISSED;
 		return 0;
 	}
 	len = n < MCPF_ANSWER_BYTES ? (__u32)n : MCPF_ANSWER_BYTES;
-	ev->pid = tgid;
+	ev->pid = server;
 	ev->count = n;
 	ev->len = 0;
 	if (len && !bpf_probe_read_user(ev->bytes, len & (MCPF_ANSWER_BYTES * 2 - 1) ?: 1,

@@ -492,6 +492,9 @@ enum mcpf_naming_state {
 struct mcpf_naming {
 	__u64 out_ino; /* the inode of its fd 1 */
 	__u64 state;   /* enum mcpf_naming_state (64 bits: compared and swapped) */
+	__u32 server;  /* the watched server (tgid): itself, or the one whose child this is, which
+			* shares its stdout (npx, a shell: the state is the server's) */
+	__u32 _pad;
 };
 
 #define MCPF_NAMING_PER_CLIENT 4 /* servers one client waits for the first answer of */

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
@@ -129,6 +130,18 @@ static void naming_watch(struct attach_ctx *ac, pid_t pid)
 		log_debug("pid %d: watched for the name its first answer gives it", (int)pid);
 }
 
+/* Is pid, stopped at its exec, a child of a server that waits for its name (its stdout)? */
+static bool naming_child(struct attach_ctx *ac, pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	if (!ac->find.nnaming)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fd/1", (int)pid);
+	return !stat(path, &st) && daemon_find__child(&ac->find, pid, (uint64_t)st.st_ino);
+}
+
 void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char *why)
 {
 	struct attach_ctx *ac = ctx;
@@ -226,8 +239,11 @@ static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 		goto out;
 	}
 	p = fitting(ac->dir, &w);
-	/* a file that names it by its first answer: only one stopped at its exec has given none */
-	named = fresh ? naming(ac->dir, &w, p) : NULL;
+	/*
+	 * A file that names it by its first answer: only one stopped at its exec has given none;
+	 * a child of a server that waits for its name (npx starting node) writes it for that one.
+	 */
+	named = fresh && !naming_child(ac, pid) ? naming(ac->dir, &w, p) : NULL;
 	if (!p && !(named && ac->dir->def)) {
 		if (named) {
 			/* debug: every program with pipes, when that file names no exe */
@@ -253,9 +269,9 @@ static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 		policy_dir__who_free(&w);
 		return true;
 	}
-	if (e)
+	if (e && e != -EALREADY) /* -EALREADY: its stdin is a session's, said */
 		log_warn("pid %d (%s) fits %s but is not enforced on: %s", (int)pid, w.exe,
-			 p->source, reply);
+			 p ? p->source : POLICY_DIR_DEFAULT, reply);
 out:
 	policy_dir__who_free(&w);
 	if (fresh)

@@ -297,7 +297,7 @@ int daemon_find__watch(struct daemon_find *f, pid_t pid, uint64_t out_ino, const
 {
 	int sfd = bpf_map__fd(f->skel->maps.daemon_naming);
 	int cfd = bpf_map__fd(f->skel->maps.daemon_naming_clients);
-	struct mcpf_naming w = { .out_ino = out_ino, .state = MCPF_NAMING_WATCH };
+	struct mcpf_naming w = { .out_ino = out_ino, .state = MCPF_NAMING_WATCH, .server = pid };
 	struct daemon_naming *d;
 	__u32 k = (__u32)pid;
 
@@ -316,6 +316,7 @@ int daemon_find__watch(struct daemon_find *f, pid_t pid, uint64_t out_ino, const
 	d = &f->naming[f->nnaming];
 	memset(d, 0, sizeof(*d));
 	d->pid = pid;
+	d->out_ino = out_ino;
 	for (unsigned i = 0; i < nclients && d->nclients < DAEMON_NAMING_CLIENTS; i++) {
 		struct mcpf_naming_client c = {};
 		__u32 ck = (__u32)clients[i];
@@ -385,6 +386,34 @@ static void naming_state(struct daemon_find *f, struct daemon_naming *d, uint64_
 	}
 }
 
+bool daemon_find__child(struct daemon_find *f, pid_t pid, uint64_t out_ino)
+{
+	for (unsigned i = 0; i < f->nnaming; i++) {
+		struct daemon_naming *d = &f->naming[i];
+		struct mcpf_naming w = { .out_ino = out_ino, .server = (__u32)d->pid };
+		__u32 k = (__u32)pid;
+
+		if (d->done || d->out_ino != out_ino || d->pid == pid)
+			continue;
+		if (d->nchildren == DAEMON_NAMING_CHILDREN ||
+		    bpf_map_update_elem(bpf_map__fd(f->skel->maps.daemon_naming), &k, &w,
+					BPF_ANY)) {
+			log_warn(
+				"pid %d: a child of pid %d, which waits for its name: its writes are "
+				"not read",
+				(int)pid, (int)d->pid);
+			return true;
+		}
+		d->children[d->nchildren++] = pid;
+		log_debug(
+			"pid %d: a child of pid %d, which waits for its name: its writes are read "
+			"as its",
+			(int)pid, (int)d->pid);
+		return true;
+	}
+	return false;
+}
+
 void daemon_find__named(struct daemon_find *f, pid_t pid)
 {
 	struct daemon_naming *d = naming_of(f, pid);
@@ -423,6 +452,11 @@ static void naming_drop(struct daemon_find *f, struct daemon_naming *d)
 			bpf_map_delete_elem(cfd, &ck);
 	}
 	bpf_map_delete_elem(bpf_map__fd(f->skel->maps.daemon_naming), &k);
+	for (unsigned i = 0; i < d->nchildren; i++) {
+		__u32 ck = (__u32)d->children[i];
+
+		bpf_map_delete_elem(bpf_map__fd(f->skel->maps.daemon_naming), &ck);
+	}
 	free(d->acc);
 	*d = f->naming[--f->nnaming];
 	if (!f->nnaming)

@@ -44,10 +44,15 @@ bool daemon_find__nameable(const struct policy *p);
 #define DAEMON_NAMING_CLIENTS 8 /* readers of one server's answers stopped at its first */
 
 /* A server watched for its first answer: what names it, for "server_name". */
+#define DAEMON_NAMING_CHILDREN 4 /* its children that write its answers too (npx, a shell) */
+
 struct daemon_naming {
 	pid_t pid;
+	uint64_t out_ino;
 	pid_t clients[DAEMON_NAMING_CLIENTS];
 	unsigned nclients;
+	pid_t children[DAEMON_NAMING_CHILDREN];
+	unsigned nchildren;
 	bool done;	   /* named (or not): its clients continued; their entries go later */
 	uint64_t since_ms; /* when its clients were last continued */
 	unsigned writes;   /* its writes read that held no result */
@@ -101,6 +106,12 @@ int daemon_find__naming(struct daemon_find *f, bool on);
  */
 int daemon_find__watch(struct daemon_find *f, pid_t pid, uint64_t out_ino, const pid_t *clients,
 		       unsigned nclients);
+/*
+ * A program stopped at its exec whose stdout (inode out_ino) is a watched server's: a child of
+ * it (npx, a shell) that may write its answers. Its writes are read as the server's (true), up
+ * to DAEMON_NAMING_CHILDREN of them; false: no watched server has that stdout.
+ */
+bool daemon_find__child(struct daemon_find *f, pid_t pid, uint64_t out_ino);
 /* pid is named (or not): its clients are continued, and nothing stops them any more. */
 void daemon_find__named(struct daemon_find *f, pid_t pid);
 /*

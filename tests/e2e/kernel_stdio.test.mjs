@@ -1078,6 +1078,17 @@ test('daemon: "server_name" picks the policy from the first answer', skipKernel,
 		await until(() => new RegExp(`pid ${split.pid} \\([^)]*\\): its first answer names it "split-server": policy .*12-split\\.json`).test(d.out),
 			5000, 'the split server named');
 
+		// a wrapper that starts the server as its child on the same stdio (as npx does): the
+		// child's first answer names the wrapper's session
+		const wrapped = await sdkSession(1, { server: ['-e', `require('child_process').spawn(process.execPath, [${JSON.stringify(EVERYTHING)}], { stdio: 'inherit' }).on('exit', (c) => process.exit(c ?? 1))`] });
+		sessions.push(wrapped);
+		assert.equal(JSON.stringify(await wrapped.call('echo', { message: 'w' })),
+			JSON.stringify({ content: [{ type: 'text', text: 'Echo: w' }] }), d.out);
+		await assertDenied(wrapped.call('get-env'), 'named: env private', 'wrapped: get-env');
+		await until(() => new RegExp(`pid ${wrapped.pid} \\([^)]*\\): its first answer names it "mcp-servers/everything": policy .*10-everything\\.json`).test(d.out),
+			5000, 'the wrapper named by its child');
+		assert.match(d.out, new RegExp(`: a child of pid ${wrapped.pid}, which waits for its name: its writes are read as its`), d.out);
+
 		// the v2 server in the 2026-07-28 era (the v2 client probes with server/discover on a
 		// server of its own, then sends its calls with no handshake): until its first result,
 		// default.json decides; a denial is an error, which names nothing
@@ -1091,12 +1102,14 @@ test('daemon: "server_name" picks the policy from the first answer', skipKernel,
 		await assertDenied(v2.call('echo', { message: 'x' }), 'named v2: no echo', 'v2: echo');
 		assert.ok(JSON.stringify(await v2.call('get-env')).includes(CANARY), 'v2: get-env, named');
 
-		const lines = await auditLines(d, 16);
+		const lines = await auditLines(d, 18);
 		const of = (s) => lines.filter((l) => l.server === `pid:${s.pid}`)
 			.map((l) => [l.tool, l.decision, basename(l.policy)]);
 		for (const s of v1s)
 			assert.deepEqual(of(s), [['echo', 'allow', '10-everything.json'],
 				['get-env', 'deny', '10-everything.json']], JSON.stringify(lines));
+		assert.deepEqual(of(wrapped), [['echo', 'allow', '10-everything.json'], ['get-env', 'deny', '10-everything.json']],
+			JSON.stringify(lines));
 		assert.deepEqual(of(split), [['echo', 'allow', '12-split.json'], ['secret', 'deny', '12-split.json']],
 			JSON.stringify(lines));
 		assert.deepEqual(of(v2), [['echo', 'deny', 'default.json'], ['get-env', 'allow', 'default.json'],
@@ -1368,11 +1381,17 @@ test('daemon: a server that forks, two clients of one server, a client that dies
 	const pdir = join(dir, 'policies-daemon-outcomes');
 	mkdirSync(pdir, { recursive: true });
 	const forking = join(dir, 'mcpf-fork-server'), echo = join(dir, 'mcpf-echo2-server');
+	const forkChild = join(dir, 'mcpf-fork-child');
 	copyFileSync('/bin/sh', forking);
 	copyFileSync('/bin/cat', echo);
+	copyFileSync('/bin/cat', forkChild);
 	chmodSync(forking, 0o755);
 	chmodSync(echo, 0o755);
+	chmodSync(forkChild, 0o755);
 	writeFileSync(join(pdir, '10-fork.json'), JSON.stringify({ ...POLICY, match: { exe: '*/mcpf-fork-server' } }));
+	// the child a file names too (as one file names npx's node and the node it starts): it is
+	// enforced on through its parent's session, which its enrolment must not undo
+	writeFileSync(join(pdir, '15-fork-child.json'), JSON.stringify({ ...POLICY, match: { exe: '*/mcpf-fork-child' } }));
 	writeFileSync(join(pdir, '20-echo.json'), JSON.stringify({ ...POLICY, match: { exe: '*/mcpf-echo2-server' } }));
 	const count = (map) => JSON.parse(spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${PINS}/${map}`],
 		{ encoding: 'utf8', maxBuffer: 1 << 28 }).stdout).length;
@@ -1422,15 +1441,16 @@ else:
 		return c;
 	};
 	try {
-		// a server that forks: sh runs cat in the background, which reads the shared stdin (an
-		// asynchronous list's stdin is /dev/null: the socket goes as fd 3)
-		const f = spawn(forking, ['-c', 'exec 3<&0; cat <&3 & wait'], { stdio: ['pipe', 'pipe', 'ignore'] });
+		// a server that forks: sh runs a copy of cat in the background, which reads the shared
+		// stdin (an asynchronous list's stdin is /dev/null: the socket goes as fd 3)
+		const f = spawn(forking, ['-c', `exec 3<&0; ${forkChild} <&3 & wait`], { stdio: ['pipe', 'pipe', 'ignore'] });
 		children.add(f);
 		let fout = '';
 		f.stdout.on('data', (b) => { fout += b; });
 		f.stdin.write(line(callMsg(1, 'get-env')) + line(callMsg(2, 'echo', { from: 'fork' })));
 		await until(() => fout.split('\n').length > 2, 10000, `the forked cat wrote both lines back (have ${JSON.stringify(fout)})`);
 		assert.match(d.out, enrolledRe(f.pid), d.out);
+		assert.match(d.out, /: its stdin is enforced on already, as the stdin of session \d+ \(it shares it/, d.out);
 		const [fd, fa] = fout.split('\n').map((l) => JSON.parse(l || '{}'));
 		assert.notEqual(fd.method, 'tools/call', `the child read get-env: ${fout}`);
 		assert.equal(fa.method, 'tools/call', fout);
