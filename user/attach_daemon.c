@@ -164,9 +164,18 @@ void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char 
 	}
 	if (idx >= 0) {
 		struct proc_who *pw = &ac->who[idx];
+		struct status_session *row;
+		char conn[40];
 
 		snprintf(pw->server_name, sizeof(pw->server_name), "%s", name);
 		pw->who.server_name = pw->server_name;
+		/* kept in its status row: a daemon that takes the session back keeps the name */
+		kernel_stdio__conn(&ac->stdio[idx], conn, sizeof(conn));
+		row = status__get(&ac->status, conn);
+		if (row) {
+			snprintf(row->server_name, sizeof(row->server_name), "%s", name);
+			ac->status.dirty = true;
+		}
 		e = attach__repick(ac);
 		p = ac->slots[ac->pslot[idx]].pol;
 		if (e)
@@ -377,13 +386,16 @@ void attach_daemon__stop(struct attach_ctx *ac, bool enroll)
 	ac->finding = false;
 }
 
+/* The rows the daemon before left, while its sessions are taken back: the names they had. */
+static struct status *adopt_rows;
+
 /* A program of /proc: the server of a session the adopted maps hold? */
 static void adopt_scanned(void *ctx, pid_t pid)
 {
 	struct attach_ctx *ac = ctx;
 	struct kernel_stdio_session s;
 	const struct policy *p;
-	char err[POLICY_ERR_LEN];
+	char err[POLICY_ERR_LEN], conn[40];
 	struct proc_who w = {};
 	int idx = kernel_stdio__readopt(ac->skel, pid, &s);
 
@@ -393,7 +405,21 @@ static void adopt_scanned(void *ctx, pid_t pid)
 		log_info("pid %d: %s: its session is dropped", (int)pid, err);
 		goto out;
 	}
+	/* the name its first result gave it, under the daemon before: it keeps it */
+	kernel_stdio__conn(&s, conn, sizeof(conn));
+	for (size_t r = 0; adopt_rows && r < adopt_rows->n; r++)
+		if (!strcmp(adopt_rows->s[r].conn, conn) && adopt_rows->s[r].server_name[0]) {
+			snprintf(w.server_name, sizeof(w.server_name), "%s",
+				 adopt_rows->s[r].server_name);
+			w.who.server_name = w.server_name;
+		}
 	p = fitting(ac->dir_first, &w);
+	/*
+	 * One a "server_name" file named (or may name, under default.json until then) was
+	 * enrolled by the whole directory's pick
+	 */
+	if (!p && (w.who.server_name || naming(ac->dir_first, &w, NULL)))
+		p = policy_dir__pick(ac->dir_first, &w.who);
 	if (!p) {
 		log_info("pid %d (%s): no policy's \"match\" fits it any more: its session is "
 			 "dropped",
@@ -456,7 +482,14 @@ unsigned attach_daemon__adopt(struct attach_ctx *ac)
 		if (act.loaded)
 			adopt_slot(ac, s);
 	}
+	adopt_rows = calloc(1, sizeof(*adopt_rows));
+	if (adopt_rows)
+		status__read(adopt_rows, STATUS_PATH);
 	daemon_find__scan(adopt_scanned, ac);
+	if (adopt_rows)
+		status__free(adopt_rows);
+	free(adopt_rows);
+	adopt_rows = NULL;
 	for (unsigned i = 0; i < ac->npids; i++) {
 		if (ac->adopted[i]) {
 			n++;

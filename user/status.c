@@ -107,6 +107,10 @@ static json_t *session_json(const struct status_session *s)
 	json_object_set_new(o, "policy",
 			    s->policy[0] ? clean_string(s->policy, sizeof(s->policy)) :
 					   json_null());
+	json_object_set_new(o, "server_name",
+			    s->server_name[0] ?
+				    clean_string(s->server_name, sizeof(s->server_name)) :
+				    json_null());
 	json_object_set_new(o, "calls", json_integer((json_int_t)s->calls));
 	json_object_set_new(o, "denied", json_integer((json_int_t)s->denied));
 	json_object_set_new(o, "last_us",
@@ -201,6 +205,7 @@ int status__read(struct status *st, const char *path)
 		read_str(o, "server", s->server, sizeof(s->server));
 		read_str(o, "client", s->client, sizeof(s->client));
 		read_str(o, "policy", s->policy, sizeof(s->policy));
+		read_str(o, "server_name", s->server_name, sizeof(s->server_name));
 		s->server_pid = (pid_t)read_u64(o, "server_pid");
 		s->client_pid = (pid_t)read_u64(o, "client_pid");
 		s->calls = read_u64(o, "calls");

@@ -26,12 +26,13 @@ struct status_session {
 	pid_t client_pid; /* 0: not known (yet) */
 	char client[256]; /* its executable (or command name) */
 	char policy[256]; /* attach --policy-dir: the policy file its calls are decided by */
-	uint64_t calls;	  /* tools/call decided */
-	uint64_t denied;  /* decisions that denied: a call, or bytes refused unread (on a pipe
+	char server_name[128]; /* the daemon: the name its first result gave it; "": none */
+	uint64_t calls;	       /* tools/call decided */
+	uint64_t denied;       /* decisions that denied: a call, or bytes refused unread (on a pipe
 			    * with --pipe-action audit they went through all the same) */
-	uint64_t last_us; /* the last decision, CLOCK_REALTIME µs; 0: none yet */
-	bool pinned;	  /* a --pid server's row: never forgotten */
-	bool ended;	  /* a --pid server's stdin is read by no one any more */
+	uint64_t last_us;      /* the last decision, CLOCK_REALTIME µs; 0: none yet */
+	bool pinned;	       /* a --pid server's row: never forgotten */
+	bool ended;	       /* a --pid server's stdin is read by no one any more */
 };
 
 struct status {

@@ -1117,6 +1117,21 @@ test('daemon: "server_name" picks the policy from the first answer', skipKernel,
 		const { doc } = await statusRow(v1s[4].pid, 2);
 		const row = doc.sessions.find((r) => r.server_pid === v1s[4].pid && !r.ended);
 		assert.equal(basename(row?.policy ?? ''), '10-everything.json', JSON.stringify(doc));
+		assert.equal(row?.server_name, 'mcp-servers/everything', JSON.stringify(doc));
+
+		// the name outlives the daemon: the next one takes the sessions back under their
+		// named files (by their status rows), not the files that fit them without a name
+		d.child.kill('SIGTERM');
+		await d.exited;
+		attaches.delete(d);
+		d = await startDaemon(pdir, ['--verbose']);
+		for (const s of [v1s[4], wrapped, v2])
+			assert.match(d.out, new RegExp(`pid ${s.pid} \\(node\\): session \\d+ taken back: `), d.out);
+		assert.equal(JSON.stringify(await v1s[4].call('echo', { message: 'r' })),
+			JSON.stringify({ content: [{ type: 'text', text: 'Echo: r' }] }), d.out);
+		await assertDenied(v1s[4].call('get-env'), 'named: env private', 'after the restart: get-env');
+		await assertDenied(wrapped.call('get-env'), 'named: env private', 'after the restart: wrapped');
+		await assertDenied(v2.call('echo', { message: 'r' }), 'named v2: no echo', 'after the restart: v2');
 		await stopAttach(d);
 		for (const s of sessions.splice(0)) await s.close();
 

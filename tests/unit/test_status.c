@@ -180,7 +180,7 @@ static void test_hostile_names(void **state)
 
 /*
  * attach --policy-dir: a row names its policy file (JSON and a POLICY column, cleaned for the
- * terminal); without one, the column is not printed.
+ * terminal); without one, the column is not printed. The daemon's server_name goes in the JSON.
  */
 static void test_policy_column(void **state)
 {
@@ -208,7 +208,21 @@ static void test_policy_column(void **state)
 	assert_string_equal(json_string_value(json_object_get(
 				    json_array_get(json_object_get(doc, "sessions"), 0), "policy")),
 			    "/etc/mcpfence/policies/10-fs.json");
+	assert_true(json_is_null(json_object_get(
+		json_array_get(json_object_get(doc, "sessions"), 0), "server_name")));
 	json_decref(doc);
+	/* the name a first result gave its server: kept, and read back (a daemon that comes back) */
+	snprintf(a->server_name, sizeof(a->server_name), "secure-filesystem-server");
+	assert_int_equal(status__write(&st, path, "/etc/mcpfence/policies", 1, 0), 0);
+	{
+		struct status back = {};
+
+		assert_int_equal(status__read(&back, path), 0);
+		assert_string_equal(status__get(&back, "socketpair:5")->server_name,
+				    "secure-filesystem-server");
+		assert_string_equal(status__get(&back, "pipe:6")->server_name, "");
+		status__free(&back);
+	}
 	text = printed("live", false);
 	assert_non_null(strstr(text, "SESSION  POLICY\n"));
 	assert_non_null(strstr(text, "open     /etc/mcpfence/policies/10-fs.json\n"));
