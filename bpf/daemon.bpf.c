@@ -14,6 +14,9 @@
  *     continue it (the miss is counted).
  * The program is attached by a link the daemon holds, not pinned: a daemon that dies stops no
  * process any more.
+ * The naming programs (attached only while a server waits for its name, for a "server_name"
+ * file): a watched server's writes to its stdout go to daemon_answers, and after each, each
+ * reader of its stdout stops at its next read until userspace has read that write.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
