@@ -142,6 +142,20 @@ static bool naming_child(struct attach_ctx *ac, pid_t pid)
 	return !stat(path, &st) && daemon_find__child(&ac->find, pid, (uint64_t)st.st_ino);
 }
 
+/* Session i's status row keeps the name: a daemon that takes the session back keeps it too. */
+static void row_name(struct attach_ctx *ac, unsigned i, const char *name)
+{
+	struct status_session *row;
+	char conn[40];
+
+	kernel_stdio__conn(&ac->stdio[i], conn, sizeof(conn));
+	row = status__get(&ac->status, conn);
+	if (row) {
+		snprintf(row->server_name, sizeof(row->server_name), "%s", name);
+		ac->status.dirty = true;
+	}
+}
+
 void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char *why)
 {
 	struct attach_ctx *ac = ctx;
@@ -164,18 +178,10 @@ void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char 
 	}
 	if (idx >= 0) {
 		struct proc_who *pw = &ac->who[idx];
-		struct status_session *row;
-		char conn[40];
 
 		snprintf(pw->server_name, sizeof(pw->server_name), "%s", name);
 		pw->who.server_name = pw->server_name;
-		/* kept in its status row: a daemon that takes the session back keeps the name */
-		kernel_stdio__conn(&ac->stdio[idx], conn, sizeof(conn));
-		row = status__get(&ac->status, conn);
-		if (row) {
-			snprintf(row->server_name, sizeof(row->server_name), "%s", name);
-			ac->status.dirty = true;
-		}
+		row_name(ac, (unsigned)idx, name);
 		e = attach__repick(ac);
 		p = ac->slots[ac->pslot[idx]].pol;
 		if (e)
@@ -202,10 +208,14 @@ void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char 
 	else if ((e = attach__enroll(ac, pid, false, &w, reply)))
 		log_warn("pid %d (%s) fits %s by its name \"%s\" but is not enforced on: %s",
 			 (int)pid, w.exe, p->source, name, reply);
-	else
+	else {
 		log_info("pid %d: its first answer names it \"%s\": enrolled under %s (what its "
 			 "client sent before that answer was not judged)",
 			 (int)pid, name, p->source);
+		for (unsigned i = 0; i < ac->npids; i++)
+			if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
+				row_name(ac, i, name);
+	}
 	policy_dir__who_free(&w);
 }
 

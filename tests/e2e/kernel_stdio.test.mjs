@@ -1147,6 +1147,8 @@ test('daemon: "server_name" picks the policy from the first answer', skipKernel,
 		assert.match(d.out, new RegExp(`pid ${late.pid} \\([^)]*\\): .*10-everything\\.json may fit it by the name of its first answer: not enrolled until then`), d.out);
 		await until(() => new RegExp(`pid ${late.pid}: its first answer names it "mcp-servers/everything": enrolled under .*10-everything\\.json`).test(d.out),
 			5000, 'enrolled at its name');
+		const { row: lateRow } = await statusRow(late.pid, 2);
+		assert.equal(lateRow.server_name, 'mcp-servers/everything', JSON.stringify(lateRow));
 
 		// a daemon killed while a client waits, stopped, for it to read a first answer: the
 		// next daemon continues it; and so does detach
