@@ -380,13 +380,12 @@ static uint64_t requests_key(const struct stdio_end *in)
  */
 static int stream_taken(struct tcp_bpf *skel, uint64_t key, pid_t pid)
 {
-	struct tcp_bpf *k = skel;
-	void *v = malloc(bpf_map__value_size(k->maps.stdio_streams));
+	void *v = malloc(bpf_map__value_size(skel->maps.stdio_streams));
 	int err = 0;
 
 	if (!v)
 		return -ENOMEM;
-	if (!bpf_map_lookup_elem(bpf_map__fd(k->maps.stdio_streams), &key, v)) {
+	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.stdio_streams), &key, v)) {
 		log_info(
 			"pid %d: its stdin is enforced on already, as the stdin of session %u (it "
 			"shares it, as a child npx or a shell started does): enforced through that "
@@ -419,6 +418,7 @@ int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
 {
 	struct stdio_end in, out;
 	int err, queued = 0;
+	uint64_t key;
 
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
@@ -437,16 +437,13 @@ int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
 		return -EAGAIN;
 	}
 	/* its stream first: one of a session's already is not taken (nor, on failure, removed) */
-	if (in.kind == STDIO_UNIX_STREAM || in.kind == STDIO_PIPE) {
-		uint64_t key = requests_key(&in);
-
-		err = key ? stream_taken(skel, key, pid) : 0;
-		if (err)
-			return err;
-	}
+	key = requests_key(&in);
+	err = key ? stream_taken(skel, key, pid) : 0;
+	if (err)
+		return err;
 	if (in.kind == STDIO_UNIX_STREAM) {
 		s->transport = MCPF_STDIO_SOCKETPAIR;
-		s->req_key = requests_key(&in);
+		s->req_key = key;
 		if (!s->req_key) {
 			log_err("pid %d: stdin is a socketpair whose other end was not found (%s): "
 				"its client cannot be watched",
@@ -469,7 +466,7 @@ int kernel_stdio__add_fresh(struct tcp_bpf *skel, unsigned idx, pid_t pid,
 		readers_add(s, in.sharers, in.nsharers, in.ino, false);
 	} else if (in.kind == STDIO_PIPE) {
 		s->transport = MCPF_STDIO_PIPE;
-		s->req_key = requests_key(&in);
+		s->req_key = key;
 		pipe_readers_add(s, &in);
 		err = stream_add(skel, s->req_key, idx, MCPF_STDIO_REQUESTS, s, &in);
 		if (!err && fresh)
