@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include "approval.h"
+#include "clock.h"
 #include "cmd.h"
 #include "kernel_tickets.h"
 #include "log.h"
@@ -148,14 +149,6 @@ out_close:
 	return err;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Send one command line and read the whole answer (NUL-terminated, malloc'd) by the time end
  * (CLOCK_MONOTONIC ms) at the latest; 0 or -errno.
@@ -174,7 +167,7 @@ static int ask(int fd, const char *cmd, uint64_t end, char **reply)
 	}
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		uint64_t now = now_ms();
+		uint64_t now = clock__mono_ms();
 		ssize_t n;
 
 		if (now >= end || poll(&pfd, 1, (int)(end - now)) <= 0) {
@@ -437,11 +430,11 @@ int cmd_approvals(int argc, char **argv)
 	}
 	if (find_sockets((pid_t)only, &socks, &n))
 		return 1;
-	all_end = now_ms() + LIST_TIMEOUT_MS;
+	all_end = clock__mono_ms() + LIST_TIMEOUT_MS;
 	/* each gateway has a few seconds, and all of them together a few more: a process that
 	 * listens under its own pid and never answers delays the listing, it does not stop it */
 	for (size_t i = 0; i < n; i++) {
-		uint64_t now = now_ms();
+		uint64_t now = clock__mono_ms();
 
 		if (now >= all_end) {
 			log_warn("%zu gateway(s) not asked: no time left", n - i);
@@ -539,7 +532,7 @@ static int decide_one(int argc, char **argv, bool yes)
 		return 1;
 	}
 	snprintf(cmd, sizeof(cmd), "%s %s\n", yes ? "approve" : "deny", argv[1]);
-	err = ask(fd, cmd, now_ms() + REPLY_TIMEOUT_MS, &reply);
+	err = ask(fd, cmd, clock__mono_ms() + REPLY_TIMEOUT_MS, &reply);
 	close(fd);
 	if (err) {
 		log_err("%s: gateway pid %d: %s", argv[1], (int)pid, strerror(-err));

@@ -15,4 +15,10 @@ static inline uint64_t clock__mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The same in ms: polls and ticks. */
+static inline uint64_t clock__mono_ms(void)
+{
+	return clock__mono_us() / 1000;
+}
+
 #endif

@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
+#include "clock.h"
 #include "audit.h"
 #include "cgroup.h"
 #include "cmd.h"
@@ -54,14 +55,6 @@ static uint64_t realtime_s(void)
 
 /* How often global budgets are brought to the host-wide table (kernel__sync_global). */
 #define SYNC_MS 200
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t mono_to_real_us(void)
 {
@@ -1081,9 +1074,7 @@ adopted:
 	ac.ev.mono_to_real_us = mono_to_real_us();
 	ac.ev.status = &ac.status;
 	ac.started_us = (uint64_t)time(NULL) * 1000000;
-	/* a daemon that came back goes on with the rows of the one before */
-	if (adopt)
-		status__read(&ac.status, STATUS_PATH);
+	/* a daemon that came back goes on with the rows of the one before (read at adopt) */
 	for (unsigned i = 0; i < ac.npids; i++)
 		if (!ac.stdio[i].ended)
 			status_row(&ac, i);
@@ -1119,8 +1110,8 @@ adopted:
 	fflush(stdout);
 	ac.rb = rb;
 	last = realtime_s();
-	next_sync = mono_ms() + SYNC_MS;
-	next_watch = mono_ms() + KERNEL_STDIO_WATCH_MS;
+	next_sync = clock__mono_ms() + SYNC_MS;
+	next_watch = clock__mono_ms() + KERNEL_STDIO_WATCH_MS;
 	while (!stop_flag) {
 		int timeout = next_window_ms(&ac);
 		uint64_t now;
@@ -1130,7 +1121,7 @@ adopted:
 			timeout = MCPF_EVENTS_POLL_MS;
 
 		if (ac.ev.limits) {
-			int64_t to_sync = (int64_t)(next_sync - mono_ms());
+			int64_t to_sync = (int64_t)(next_sync - clock__mono_ms());
 
 			if (to_sync < timeout)
 				timeout = to_sync < 1 ? 1 : (int)to_sync;
@@ -1185,15 +1176,15 @@ adopted:
 				break;
 			}
 		}
-		if (ac.npids && mono_ms() >= next_watch) {
+		if (ac.npids && clock__mono_ms() >= next_watch) {
 			kernel_stdio__unstick(ac.stdio, ac.npids);
-			next_watch = mono_ms() + KERNEL_STDIO_WATCH_MS;
+			next_watch = clock__mono_ms() + KERNEL_STDIO_WATCH_MS;
 		}
-		if (ac.ev.limits && mono_ms() >= next_sync) {
+		if (ac.ev.limits && clock__mono_ms() >= next_sync) {
 			for (unsigned s = 0; s < MCPF_PSLOTS; s++)
 				if (ac.slots[s].pol)
 					sync_global(&ac, slot_kc(&ac, s));
-			next_sync = mono_ms() + SYNC_MS;
+			next_sync = clock__mono_ms() + SYNC_MS;
 		}
 	}
 	ring_buffer__consume(rb);

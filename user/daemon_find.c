@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <jansson.h>
 #include "daemon.skel.h"
+#include "clock.h"
 #include "daemon_find.h"
 #include "jsonrpc.h"
 #include "kernel.h"
@@ -146,14 +146,6 @@ int daemon_find__answer_name(const void *bytes, size_t len, bool cut, char *name
  * most: after this long, a stop marked is continued, and the entries go.
  */
 #define DAEMON_NAMING_LATE_MS 100
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct daemon_naming *naming_of(struct daemon_find *f, pid_t pid)
 {
@@ -371,7 +363,7 @@ static void naming_state(struct daemon_find *f, struct daemon_naming *d, uint64_
 		w.state = state;
 		bpf_map_update_elem(bpf_map__fd(f->skel->maps.daemon_naming), &k, &w, BPF_EXIST);
 	}
-	d->since_ms = now_ms();
+	d->since_ms = clock__mono_ms();
 	for (unsigned i = 0; i < d->nclients; i++) {
 		struct mcpf_naming_client c;
 		__u32 ck = (__u32)d->clients[i];
@@ -467,7 +459,7 @@ void daemon_find__naming_tick(struct daemon_find *f)
 {
 	for (unsigned i = 0; i < f->nnaming;) {
 		struct daemon_naming *d = &f->naming[i];
-		bool settled = now_ms() - d->since_ms >= DAEMON_NAMING_LATE_MS;
+		bool settled = clock__mono_ms() - d->since_ms >= DAEMON_NAMING_LATE_MS;
 		struct mcpf_naming w;
 		__u32 k = (__u32)d->pid;
 
