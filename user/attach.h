@@ -121,7 +121,8 @@ void attach_daemon__stop(struct attach_ctx *ac, bool enroll);
 /*
  * A daemon that comes back, its maps those left (kernel_load_opts.adopt): each slot's generation
  * in force, read; the servers of their sessions found in /proc, and those a file of dir_first
- * still fits taken back at their index. How many.
+ * still fits taken back at their index (the status rows read first: the names they had). How
+ * many.
  */
 unsigned attach_daemon__adopt(struct attach_ctx *ac);
 /*

@@ -142,6 +142,15 @@ static bool naming_child(struct attach_ctx *ac, pid_t pid)
 	return !stat(path, &st) && daemon_find__child(&ac->find, pid, (uint64_t)st.st_ino);
 }
 
+/* The index of the session enforced on now whose server is pid, or -1. */
+static int session_of(const struct attach_ctx *ac, pid_t pid)
+{
+	for (unsigned i = 0; i < ac->npids; i++)
+		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
+			return (int)i;
+	return -1;
+}
+
 /* Session i's status row keeps the name: a daemon that takes the session back keeps it too. */
 static void row_name(struct attach_ctx *ac, unsigned i, const char *name)
 {
@@ -162,11 +171,8 @@ void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char 
 	char err[POLICY_ERR_LEN], reply[CONTROL_LINE_MAX];
 	const struct policy *p;
 	struct proc_who w = {};
-	int idx = -1, e;
+	int idx = session_of(ac, pid), e;
 
-	for (unsigned i = 0; i < ac->npids && idx < 0; i++)
-		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
-			idx = (int)i;
 	if (!name) {
 		/* a program enrolled by no file is not said at info level: it may be no server */
 		if (idx < 0)
@@ -212,9 +218,9 @@ void attach_daemon__on_named(void *ctx, pid_t pid, const char *name, const char 
 		log_info("pid %d: its first answer names it \"%s\": enrolled under %s (what its "
 			 "client sent before that answer was not judged)",
 			 (int)pid, name, p->source);
-		for (unsigned i = 0; i < ac->npids; i++)
-			if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
-				row_name(ac, i, name);
+		idx = session_of(ac, pid);
+		if (idx >= 0)
+			row_name(ac, (unsigned)idx, name);
 	}
 	policy_dir__who_free(&w);
 }
@@ -250,9 +256,8 @@ static bool daemon_take(struct attach_ctx *ac, pid_t pid, bool fresh)
 	struct proc_who w = {};
 	int e;
 
-	for (unsigned i = 0; i < ac->npids; i++)
-		if (!ac->stdio[i].ended && ac->stdio[i].pid == pid)
-			goto out;
+	if (session_of(ac, pid) >= 0)
+		goto out;
 	if (policy_dir__who_of_pid(pid, &w, err, sizeof(err))) {
 		log_debug("pid %d: %s: not enrolled", (int)pid, err);
 		goto out;
@@ -396,9 +401,6 @@ void attach_daemon__stop(struct attach_ctx *ac, bool enroll)
 	ac->finding = false;
 }
 
-/* The rows the daemon before left, while its sessions are taken back: the names they had. */
-static struct status *adopt_rows;
-
 /* A program of /proc: the server of a session the adopted maps hold? */
 static void adopt_scanned(void *ctx, pid_t pid)
 {
@@ -415,12 +417,12 @@ static void adopt_scanned(void *ctx, pid_t pid)
 		log_info("pid %d: %s: its session is dropped", (int)pid, err);
 		goto out;
 	}
-	/* the name its first result gave it, under the daemon before: it keeps it */
+	/* the name its first result gave it, under the daemon before (its row): it keeps it */
 	kernel_stdio__conn(&s, conn, sizeof(conn));
-	for (size_t r = 0; adopt_rows && r < adopt_rows->n; r++)
-		if (!strcmp(adopt_rows->s[r].conn, conn) && adopt_rows->s[r].server_name[0]) {
+	for (size_t r = 0; r < ac->status.n; r++)
+		if (!strcmp(ac->status.s[r].conn, conn) && ac->status.s[r].server_name[0]) {
 			snprintf(w.server_name, sizeof(w.server_name), "%s",
-				 adopt_rows->s[r].server_name);
+				 ac->status.s[r].server_name);
 			w.who.server_name = w.server_name;
 		}
 	p = fitting(ac->dir_first, &w);
@@ -492,14 +494,9 @@ unsigned attach_daemon__adopt(struct attach_ctx *ac)
 		if (act.loaded)
 			adopt_slot(ac, s);
 	}
-	adopt_rows = calloc(1, sizeof(*adopt_rows));
-	if (adopt_rows)
-		status__read(adopt_rows, STATUS_PATH);
+	/* the rows of the daemon before, which it goes on with: the names its sessions had */
+	status__read(&ac->status, STATUS_PATH);
 	daemon_find__scan(adopt_scanned, ac);
-	if (adopt_rows)
-		status__free(adopt_rows);
-	free(adopt_rows);
-	adopt_rows = NULL;
 	for (unsigned i = 0; i < ac->npids; i++) {
 		if (ac->adopted[i]) {
 			n++;
