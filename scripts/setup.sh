@@ -8,15 +8,16 @@ what=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev libjansson-dev
-      libpcre2-dev libssl-dev libcmocka-dev bpftool valgrind scdoc)
+      libpcre2-dev libssl-dev libhiredis-dev libcmocka-dev bpftool valgrind scdoc)
 # deb: dpkg-buildpackage with debhelper, lintian; systemd-analyze (package systemd) and man-db
 # for the checks of the unit and the man pages
 deb_pkgs=(debhelper dpkg-dev lintian systemd man-db bash-completion logrotate)
 [ "$what" = deb ] && pkgs+=("${deb_pkgs[@]}")
 # test: libFuzzer's runtime; Go and Python for the differential tier's decoders; QEMU and cpio
-# for the kernel matrix (tests/kernels/run.sh); clang-format for the format tier
+# for the kernel matrix (tests/kernels/run.sh); clang-format for the format tier; redis-server
+# (and its redis-cli) for the budgets a policy keeps in Redis; iproute2 for their second host
 [ "$what" = test ] && pkgs+=(libclang-rt-14-dev golang-go python3 qemu-system-x86 cpio clang-format
-	"${deb_pkgs[@]}")
+	redis-server redis-tools iproute2 "${deb_pkgs[@]}")
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
