@@ -128,6 +128,12 @@ json_t *check__policy_json(const char *file, const struct policy *p)
 		json_object_set_new(o, "kernel_notes", json_pack("[s]", check__hide_note));
 	if (o && p->match.present)
 		json_object_set_new(o, "match", check__match_json(&p->match));
+	if (o && p->redis)
+		json_object_set_new(o, "state",
+				    json_pack("{s:s, s:s, s:s, s:i}", "redis", p->redis->shown,
+					      "prefix", p->redis->prefix, "unreachable",
+					      p->redis->fail_open ? "allow" : "deny", "timeout_ms",
+					      (int)p->redis->timeout_ms));
 	return o;
 }
 

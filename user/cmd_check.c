@@ -109,6 +109,13 @@ static void print_policy(const char *file, const struct policy *p)
 	printf("  kernel plane: messages it cannot read with certainty are %s\n",
 	       p->kernel_unparsed_allow ? "allowed (\"kernel\": {\"unparsed\": \"allow\"})" :
 					  "denied");
+	if (p->redis)
+		printf("  budgets of scopes agent and global: kept in Redis at %s, keys \"%s...\"; "
+		       "while it cannot be used, calls that need them are %s (%u ms at most a "
+		       "try)\n",
+		       p->redis->shown, p->redis->prefix,
+		       p->redis->fail_open ? "let through uncounted" : "denied",
+		       p->redis->timeout_ms);
 }
 
 static const char usage[] =

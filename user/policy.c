@@ -709,6 +709,74 @@ static int parse_all_tools(struct policy_ctx *c, const json_t *v, struct policy 
 	return 0;
 }
 
+/*
+ * "state": {"redis": URL, "prefix": S, "unreachable": "deny"|"allow", "timeout_ms": N}: the
+ * budgets of scopes agent and global are kept in that Redis, shared with every mcpfence that
+ * names it.
+ */
+static int parse_state(struct policy_ctx *c, const json_t *v, struct policy *p)
+{
+	static const char *const keys[] = { "redis", "prefix", "unreachable", "timeout_ms", NULL };
+	struct redis_conf *rc;
+	char why[200];
+	json_t *e;
+	int err;
+
+	if ((err = policy_ctx__want(c, "/state", v, JSON_OBJECT, "an object {redis}")) ||
+	    (err = policy_ctx__known_keys(c, "/state", v, keys)))
+		return err;
+	e = json_object_get(v, "redis");
+	if (!e)
+		return policy_ctx__fail(c, "/state/redis",
+					"is required (\"redis\": \"redis://HOST:6379/0\")");
+	if ((err = policy_ctx__want(c, "/state/redis", e, JSON_STRING, "a string")))
+		return err;
+	rc = p->redis = calloc(1, sizeof(*rc));
+	if (!rc)
+		return -ENOMEM;
+	if (redis_conf__parse_url(json_string_value(e), rc, why, sizeof(why)))
+		return policy_ctx__fail(c, "/state/redis", "%s", why);
+	rc->timeout_ms = REDIS_DEFAULT_TIMEOUT_MS;
+	if ((e = json_object_get(v, "prefix"))) {
+		const char *s;
+
+		if ((err = policy_ctx__want(c, "/state/prefix", e, JSON_STRING, "a string")))
+			return err;
+		s = json_string_value(e);
+		if (strlen(s) > 64 || strlen(s) != json_string_length(e))
+			return policy_ctx__fail(c, "/state/prefix",
+						"must be at most 64 bytes, no NUL");
+		rc->prefix = strdup(s);
+	} else {
+		rc->prefix = strdup(REDIS_DEFAULT_PREFIX);
+	}
+	if (!rc->prefix)
+		return -ENOMEM;
+	if ((e = json_object_get(v, "unreachable"))) {
+		if (json_is_string(e) && !strcmp(json_string_value(e), "allow"))
+			rc->fail_open = true;
+		else if (!json_is_string(e) || strcmp(json_string_value(e), "deny"))
+			return policy_ctx__fail(c, "/state/unreachable",
+						"must be \"deny\" or \"allow\"");
+	}
+	if ((e = json_object_get(v, "timeout_ms"))) {
+		if (!json_is_integer(e) || json_integer_value(e) < 1 ||
+		    json_integer_value(e) > 60000)
+			return policy_ctx__fail(c, "/state/timeout_ms",
+						"must be a whole number of ms from 1 to 60000");
+		rc->timeout_ms = (uint32_t)json_integer_value(e);
+	}
+	return 0;
+}
+
+/* The limits of scopes agent and global are the state's, when there is one. */
+static void limits_to_state(struct limit *l, size_t n, const struct redis_conf *rc)
+{
+	for (size_t i = 0; i < n; i++)
+		if (l[i].scope == SCOPE_AGENT || l[i].scope == SCOPE_GLOBAL)
+			l[i].redis = rc;
+}
+
 /* {"key": "a"|"b"} objects: kernel.unparsed and audit.arguments. */
 static int parse_switch(struct policy_ctx *c, const char *ptr, const json_t *v, const char *key,
 			const char *off, const char *on, bool *out)
@@ -740,7 +808,7 @@ static int parse_top(struct policy_ctx *c, const json_t *root, struct policy *p)
 {
 	static const char *const keys[] = { "version", "default",   "description", "$schema",
 					    "hide",    "all_tools", "tools",	   "kernel",
-					    "audit",   "match",	    NULL };
+					    "audit",   "match",	    "state",	   NULL };
 	json_t *version, *def, *v;
 	int err;
 
@@ -780,10 +848,17 @@ static int parse_top(struct policy_ctx *c, const json_t *root, struct policy *p)
 		return err;
 	if ((v = json_object_get(root, "match")) && (err = policy__parse_match(c, v, &p->match)))
 		return err;
+	if ((v = json_object_get(root, "state")) && (err = parse_state(c, v, p)))
+		return err;
 	v = json_object_get(root, "tools");
-	if (v)
-		return parse_tools(c, v, p);
-	return build_index(p);
+	if (v && (err = parse_tools(c, v, p)))
+		return err;
+	if (p->redis) {
+		limits_to_state(p->all_limits, p->nall_limits, p->redis);
+		for (size_t i = 0; i < p->nrules; i++)
+			limits_to_state(p->rules[i].limits, p->rules[i].nlimits, p->redis);
+	}
+	return v ? 0 : build_index(p);
 }
 
 struct policy *policy__parse(const char *buf, size_t len, const char *source, char *err)
@@ -958,6 +1033,8 @@ void policy__free(struct policy *p)
 	globset__free(p->rule_index);
 	globset__free(p->hide_index);
 	policy__match_free(&p->match);
+	redis_conf__free(p->redis);
+	free(p->redis);
 	free(p->source);
 	free(p);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "redis_store.h"
 
 #define POLICY_MAX_BYTES (4u << 20) /* a larger policy file is refused */
 #define POLICY_ERR_LEN 512
@@ -60,6 +61,7 @@ struct limit {
 	uint32_t window_s;
 	uint64_t max;
 	enum scope scope;
+	const struct redis_conf *redis; /* scopes agent and global under "state": kept there */
 };
 
 /* Through which channels a held call may be decided ("approval": {"via": [...]}). */
@@ -149,6 +151,7 @@ struct policy {
 	struct policy_match match;  /* "match" (a file of the daemon's directory) */
 	bool kernel_unparsed_allow; /* "kernel": {"unparsed": "allow"} */
 	bool audit_values;	    /* "audit": {"arguments": "values"} */
+	struct redis_conf *redis; /* "state": {"redis": ...}: where agent and global budgets are */
 };
 
 /*
