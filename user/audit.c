@@ -530,6 +530,7 @@ int audit__write(struct audit *a, const struct audit_event *ev)
 	field_str(a, "policy", ev->policy, &first);
 	field_str(a, "reason", ev->reason, &first);
 	field_str(a, "approved_by", ev->approved_by, &first);
+	field_str(a, "note", ev->note, &first);
 	put_key(a, "latency_us", &first);
 	put_int(a, (long long)ev->latency_us);
 	field_id(a, ev->request_id, &first);

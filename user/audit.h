@@ -33,6 +33,8 @@ struct audit_event {
 	const char *policy;   /* the policy file that decided, when several are in force */
 	const char *reason;
 	const char *approved_by; /* who decided: "elicitation", "uid 0 (root)", "ticket" */
+	const char *note;	 /* what an allowed call's decision could not do: "budgets ... not
+				    counted (Redis at ...)" */
 	uint64_t latency_us;	 /* time mcpfence took to decide, approvals included */
 	const char *request_id;	 /* the id as JSON text */
 };

@@ -113,6 +113,10 @@ static int share_global_budgets(struct attach_ctx *ac, const struct policy *p)
 		return err;
 	}
 	log_info("budgets of scope \"global\" shared with every gateway through %s", path);
+	if (p->redis)
+		log_info("%s: budgets of scope \"global\" kept in Redis at %s (keys \"%s...\"), "
+			 "shared with every mcpfence that names it",
+			 p->source, p->redis->shown, p->redis->prefix);
 	return 0;
 }
 

@@ -365,6 +365,7 @@ void decide__call(const struct policy *p, const char *tool, const json_t *args, 
 	d->rule = NULL;
 	d->pointer[0] = 0;
 	d->reason[0] = 0;
+	d->note[0] = 0;
 	d->retry_after_s = 0;
 	if (p->deny_all) {
 		decide__deny(d, KIND_DEFAULT, "(no policy)",

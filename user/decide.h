@@ -35,6 +35,7 @@ struct decision {
 	char pointer[DECIDE_PTR_LEN]; /* JSON Pointer of the rule that fired, or "(default deny)" */
 	char reason[DECIDE_REASON_LEN]; /* what the agent reads after "denied by policy: " */
 	uint64_t retry_after_s;		/* KIND_LIMIT: seconds until the window that fired ends */
+	char note[DECIDE_REASON_LEN]; /* an allowed call's budgets that were not counted, and why */
 };
 
 /*

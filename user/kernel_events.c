@@ -177,11 +177,11 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	const struct mcpf_event *e = data;
 	char method[MCPF_METHOD_MAX + 1], name[MCPF_NAME_MAX + 1], id[MCPF_ID_MAX + 1];
 	char session[MCPF_TCP_SESSION_MAX + 1], comm[17], server[32], ptr[300], exe[PATH_MAX];
-	char conn[40], why[200];
+	char conn[40], why[320];
 	const struct kernel_stdio_session *st = NULL;
 	const struct kernel_compiled *kc;
 	struct audit_event ev = {};
-	const char *reason;
+	const char *reason, *rerr;
 	char outcome[640];
 	const char *tag = "";
 	uint32_t e_pid, e_uid;
@@ -233,7 +233,13 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 	ev.decision = e->flags & MCPF_EV_NEUTRALIZED ? "deny" : "allow";
 	stopped = e->flags & MCPF_EV_NEUTRALIZED;
 	ev.kind = e->kind == MCPF_KIND_ALLOW ? NULL : decide__kind_name(e->kind);
-	if (e->kind == MCPF_KIND_UNPARSED) {
+	if (e->kind == MCPF_KIND_LIMIT && e->limit < kc->nslots &&
+	    (rerr = limits__remote_error(ac->limits, kc->slots[e->limit].lim))) {
+		/* the sync gave BPF nothing left: the store cannot be read (fail closed) */
+		snprintf(why, sizeof(why), "its budget is kept in Redis, which cannot be read (%s)",
+			 rerr);
+		reason = why;
+	} else if (e->kind == MCPF_KIND_UNPARSED) {
 		snprintf(why, sizeof(why), "%s: %s",
 			 e->flags & MCPF_EV_NEUTRALIZED ?
 				 "refused unread" :

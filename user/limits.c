@@ -24,6 +24,14 @@
 #include <openssl/sha.h>
 #include "limits.h"
 #include "log.h"
+#include "redis_store.h"
+
+/*
+ * Redis configurations (server, prefix, timeout) a process uses in its life, policy reloads
+ * included: a store stays while a reservation may name it.
+ */
+#define LIMITS_MAX_STORES 8
+#define REDIS_GRACE_S 60 /* a window's key outlives its end by this: clocks of hosts differ */
 
 /* What a budget counts: the same in process memory and in the host-wide table. */
 struct cell {
@@ -85,6 +93,11 @@ struct limits {
 	int table_fd;
 	char *table_path;
 	char table_err[320]; /* why the table could not be used: host-wide scopes are denied */
+	struct {
+		struct redis_store *s;
+		char logged[REDIS_ERR_LEN]; /* the failure last logged: each is logged once */
+	} stores[LIMITS_MAX_STORES];
+	size_t nstores;
 };
 
 static uint64_t real_clock(void *ctx)
@@ -124,6 +137,8 @@ void limits__free(struct limits *l)
 	if (l->table_fd >= 0)
 		close(l->table_fd);
 	free(l->table_path);
+	for (size_t i = 0; i < l->nstores; i++)
+		redis_store__free(l->stores[i].s);
 	free(l);
 }
 
@@ -391,10 +406,61 @@ static const char *key_of(const char *v)
 	return v ? v : "";
 }
 
-/* Scopes whose budgets outlive a process: kept in the host-wide table when there is one. */
+/*
+ * Scopes whose budgets outlive a process: kept in the host-wide table when there is one, unless
+ * the policy keeps them in Redis.
+ */
 static bool host_wide(const struct limit *lim)
 {
-	return lim->scope != SCOPE_SESSION;
+	return lim->scope != SCOPE_SESSION && !lim->redis;
+}
+
+/* The store of a Redis configuration (one per server and prefix); NULL: none could be made. */
+static long store_of(struct limits *l, const struct redis_conf *rc)
+{
+	struct redis_store *s;
+
+	for (size_t i = 0; i < l->nstores; i++) {
+		const struct redis_conf *c = redis_store__conf(l->stores[i].s);
+
+		if (!strcmp(c->url, rc->url) && !strcmp(c->prefix, rc->prefix) &&
+		    c->timeout_ms == rc->timeout_ms)
+			return (long)i;
+	}
+	if (l->nstores == LIMITS_MAX_STORES)
+		return -ENOSPC;
+	s = redis_store__new(rc);
+	if (!s)
+		return -ENOMEM;
+	l->stores[l->nstores].s = s;
+	l->stores[l->nstores].logged[0] = 0;
+	return (long)l->nstores++;
+}
+
+const char *limits__remote_error(struct limits *l, const struct limit *lim)
+{
+	for (size_t i = 0; l && lim->redis && i < l->nstores; i++) {
+		const struct redis_conf *c = redis_store__conf(l->stores[i].s);
+
+		if (!strcmp(c->url, lim->redis->url) && !strcmp(c->prefix, lim->redis->prefix) &&
+		    c->timeout_ms == lim->redis->timeout_ms)
+			return l->stores[i].logged[0] ? l->stores[i].logged : NULL;
+	}
+	return NULL;
+}
+
+/* Log a store's failure once, and its recovery once. */
+static void store_note(struct limits *l, size_t i, int err)
+{
+	const char *why = redis_store__error(l->stores[i].s);
+
+	if (err && strcmp(why, l->stores[i].logged)) {
+		log_err("%s", why);
+		snprintf(l->stores[i].logged, sizeof(l->stores[i].logged), "%s", why);
+	} else if (!err && l->stores[i].logged[0]) {
+		log_info("Redis at %s: reachable again", redis_store__conf(l->stores[i].s)->shown);
+		l->stores[i].logged[0] = 0;
+	}
 }
 
 /* What snprintf would write, without its format parsing: limits__reserve names a budget a call. */
@@ -646,6 +712,134 @@ static void deny_unkept(struct limits *l, const struct limit *lim, int err, uint
 	}
 }
 
+/* A budget kept in Redis: its store, and its key in the window that holds now. */
+struct rref {
+	uint32_t store;
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+	uint64_t window_start;
+	uint64_t ttl_s;
+	char key[REDIS_KEY_MAX];
+};
+
+static int remote_ref(struct limits *l, const struct limit *lim, const struct scope_keys *k,
+		      uint64_t now, struct rref *r)
+{
+	char buf[512], *name = budget_name(lim, k, buf, sizeof(buf));
+	bool hashed;
+	long st;
+
+	if (!name)
+		return -ENOMEM;
+	hashed = EVP_Digest(name, strlen(name), r->digest, NULL, EVP_sha256(), NULL);
+	if (name != buf)
+		free(name);
+	if (!hashed)
+		return -EIO;
+	st = store_of(l, lim->redis);
+	if (st < 0)
+		return (int)st;
+	r->store = (uint32_t)st;
+	r->window_start = now - now % lim->window_s;
+	r->ttl_s = r->window_start + lim->window_s - now + REDIS_GRACE_S;
+	redis_store__key(l->stores[st].s, r->digest, r->window_start, r->key);
+	return 0;
+}
+
+/* A limit that fired, retry seconds before its window ends, in the words of a denial. */
+static void deny_limit(struct decision *d, const struct limit *fired, uint64_t retry)
+{
+	char win[32];
+
+	policy__window_name(fired->window_s, win, sizeof(win));
+	decide__deny(d, KIND_LIMIT, fired->ptr,
+		     "rate limit of %llu calls per %s reached; retry in %llu s",
+		     (unsigned long long)fired->max, win, (unsigned long long)retry);
+	d->retry_after_s = retry ? retry : 1;
+}
+
+/*
+ * The call's budgets kept in Redis (all of one policy, so of one store), checked and taken in
+ * one script; recorded in res for give-back. The other budgets had room.
+ */
+static int reserve_remote(struct limits *l, const struct limit *const *all, size_t n,
+			  const struct scope_keys *k, uint64_t now, struct reservation *res,
+			  struct decision *d)
+{
+	struct rref rr[LIMITS_MAX_PER_CALL];
+	const struct limit *which[LIMITS_MAX_PER_CALL], *fired = NULL;
+	const char *keys[LIMITS_MAX_PER_CALL];
+	uint64_t max[LIMITS_MAX_PER_CALL], ttl[LIMITS_MAX_PER_CALL], worst = 0;
+	bool full[LIMITS_MAX_PER_CALL];
+	const struct redis_conf *rc;
+	size_t m = 0;
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!all[i]->redis)
+			continue;
+		err = remote_ref(l, all[i], k, now, &rr[m]);
+		if (err) {
+			decide__deny(d, KIND_LIMIT, all[i]->ptr, "cannot keep this budget: %s",
+				     err == -ENOSPC ?
+					     "the policies in force name more than 8 Redis "
+					     "servers or prefixes" :
+					     strerror(-err));
+			return err;
+		}
+		keys[m] = rr[m].key;
+		max[m] = all[i]->max;
+		ttl[m] = rr[m].ttl_s;
+		which[m++] = all[i];
+	}
+	rc = which[0]->redis;
+	err = redis_store__reserve(l->stores[rr[0].store].s, m, keys, max, ttl, full);
+	store_note(l, rr[0].store, err < 0 ? err : 0);
+	if (err < 0) {
+		const char *why = redis_store__error(l->stores[rr[0].store].s);
+
+		if (rc->fail_open) {
+			snprintf(d->note, sizeof(d->note),
+				 "budgets of scopes agent and global not counted (%s): let "
+				 "through, as \"unreachable\": \"allow\" says",
+				 why);
+			return 0;
+		}
+		decide__deny(d, KIND_LIMIT, which[0]->ptr,
+			     "the budgets of scope %s cannot be counted (%s): denied until Redis "
+			     "answers",
+			     policy__scope_name(which[0]->scope), why);
+		return -EIO;
+	}
+	if (err) {
+		for (size_t i = 0; i < m; i++) {
+			uint64_t retry = rr[i].window_start + which[i]->window_s - now;
+
+			if (full[i] && (!fired || retry > worst)) {
+				fired = which[i];
+				worst = retry;
+			}
+		}
+		deny_limit(d, fired ? fired : which[0], worst);
+		return -EDQUOT;
+	}
+	for (size_t i = 0; i < m; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < i; j++)
+			seen |= !strcmp(rr[j].key, rr[i].key);
+		if (seen)
+			continue;
+		res->slot[res->n].budget = rr[i].store;
+		res->slot[res->n].gen = 0;
+		res->slot[res->n].shared = false;
+		res->slot[res->n].remote = true;
+		memcpy(res->slot[res->n].digest, rr[i].digest, sizeof(rr[i].digest));
+		res->slot[res->n].window_start = rr[i].window_start;
+		res->n++;
+	}
+	return 0;
+}
+
 int limits__reserve(struct limits *l, const struct policy *p, const struct rule *r,
 		    const struct scope_keys *k, struct reservation *res, struct decision *d)
 {
@@ -654,7 +848,7 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 	uint64_t now, worst_retry = 0, soonest = 0;
 	const struct limit *fired = NULL;
 	bool locked = false;
-	size_t n = 0, nb = 0;
+	size_t n = 0, nb = 0, nremote = 0;
 	int err = 0;
 
 	/* slots past n are never read: most calls have no limit, and 32 slots cost more than them */
@@ -677,6 +871,11 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 	}
 	/* resolve every budget first (growing the local table may move it), then take cells */
 	for (; nb < n; nb++) {
+		if (all[nb]->redis) {
+			b[nb] = (struct bref){ NULL, 0, 0, false };
+			nremote++;
+			continue;
+		}
 		err = resolve(l, all[nb], k, true, &b[nb], &soonest);
 		if (err) {
 			deny_unkept(l, all[nb], err, soonest, now, d);
@@ -684,12 +883,14 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 		}
 	}
 	for (size_t i = 0; i < n; i++)
-		if (!b[i].shared)
+		if (!b[i].shared && !all[i]->redis)
 			b[i].c = &l->slots[b[i].idx].c;
 	/* check every limit first: all or none */
 	for (size_t i = 0; i < n; i++) {
 		uint64_t retry;
 
+		if (!b[i].c)
+			continue;
 		roll(b[i].c, now);
 		if (b[i].c->used + 1 <= all[i]->max)
 			continue;
@@ -700,20 +901,19 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 		}
 	}
 	if (fired) {
-		char win[32];
-
-		policy__window_name(fired->window_s, win, sizeof(win));
-		decide__deny(d, KIND_LIMIT, fired->ptr,
-			     "rate limit of %llu calls per %s reached; retry in %llu s",
-			     (unsigned long long)fired->max, win, (unsigned long long)worst_retry);
-		d->retry_after_s = worst_retry ? worst_retry : 1;
+		deny_limit(d, fired, worst_retry);
 		err = -EDQUOT;
 		goto out_unlock;
 	}
+	/* the others had room: now those in Redis, all or none there too */
+	if (nremote && (err = reserve_remote(l, all, n, k, now, res, d)))
+		goto out_unlock;
 	/* limits sharing a budget count the call once */
 	for (size_t i = 0; i < n; i++) {
 		bool seen = false;
 
+		if (!b[i].c)
+			continue;
 		for (size_t j = 0; j < i; j++)
 			seen |= b[j].c == b[i].c;
 		if (seen)
@@ -722,6 +922,7 @@ int limits__reserve(struct limits *l, const struct policy *p, const struct rule 
 		res->slot[res->n].budget = b[i].idx;
 		res->slot[res->n].gen = b[i].gen;
 		res->slot[res->n].shared = b[i].shared;
+		res->slot[res->n].remote = false;
 		res->slot[res->n].window_start = b[i].c->window_start;
 		res->n++;
 	}
@@ -731,20 +932,48 @@ out_unlock:
 	 * so it is left expired, for any budget to take (its key stays: probes pass it).
 	 */
 	for (size_t i = 0; err && i < nb; i++)
-		if (b[i].shared && !b[i].c->used)
+		if (b[i].shared && b[i].c && !b[i].c->used)
 			b[i].c->window_start = 0;
 	if (locked)
 		flock(l->table_fd, LOCK_UN);
 	return err;
 }
 
+/* Give back the reservation's budgets kept in Redis, store by store. */
+static void release_remote(struct limits *l, const struct reservation *res)
+{
+	char keys[LIMITS_MAX_PER_CALL][REDIS_KEY_MAX];
+	const char *kp[LIMITS_MAX_PER_CALL];
+
+	for (size_t st = 0; st < l->nstores; st++) {
+		size_t m = 0;
+		int err;
+
+		for (size_t i = 0; i < res->n; i++) {
+			if (!res->slot[i].remote || res->slot[i].budget != st)
+				continue;
+			redis_store__key(l->stores[st].s, res->slot[i].digest,
+					 res->slot[i].window_start, keys[m]);
+			kp[m] = keys[m];
+			m++;
+		}
+		if (!m)
+			continue;
+		err = redis_store__release(l->stores[st].s, m, kp);
+		store_note(l, st, err);
+	}
+}
+
 void limits__release(struct limits *l, const struct reservation *res)
 {
 	bool locked = false;
 
+	release_remote(l, res);
 	for (size_t i = 0; i < res->n; i++) {
 		struct cell *c = NULL;
 
+		if (res->slot[i].remote)
+			continue;
 		if (res->slot[i].shared) {
 			struct table_slot *s;
 
@@ -793,6 +1022,18 @@ int limits__charge(struct limits *l, const struct limit *lim, const struct scope
 
 	if (!at || at > now)
 		at = now;
+	if (lim->redis) {
+		struct rref rr;
+
+		err = remote_ref(l, lim, k, now, &rr);
+		if (err)
+			return err;
+		if (at - at % lim->window_s != rr.window_start)
+			return -ESTALE;
+		err = redis_store__charge(l->stores[rr.store].s, rr.key, rr.ttl_s);
+		store_note(l, rr.store, err);
+		return err;
+	}
 	if (!lock_for(l, lim, &locked))
 		return -EIO;
 	err = resolve(l, lim, k, true, &b, NULL);
@@ -823,6 +1064,18 @@ uint64_t limits__left(struct limits *l, const struct limit *lim, const struct sc
 	struct bref b;
 	int err;
 
+	if (lim->redis) {
+		struct rref rr;
+
+		err = remote_ref(l, lim, k, now, &rr);
+		if (!err) {
+			err = redis_store__get(l->stores[rr.store].s, rr.key, &used);
+			store_note(l, rr.store, err);
+		}
+		if (err)
+			return lim->redis->fail_open ? lim->max : 0;
+		return used >= lim->max ? 0 : lim->max - used;
+	}
 	if (!lock_for(l, lim, &locked))
 		return 0;
 	/* made in the table when missing: a full table says so (and a budget read is one used) */
@@ -844,6 +1097,16 @@ uint64_t limits__used(struct limits *l, const struct limit *lim, const struct sc
 	bool locked;
 	struct bref b;
 
+	if (lim->redis) {
+		struct rref rr;
+		int err = remote_ref(l, lim, k, now, &rr);
+
+		if (!err) {
+			err = redis_store__get(l->stores[rr.store].s, rr.key, &used);
+			store_note(l, rr.store, err);
+		}
+		return err ? 0 : used;
+	}
 	if (!lock_for(l, lim, &locked))
 		return 0;
 	if (!resolve(l, lim, k, false, &b, NULL) && b.c->window_start == now - now % b.c->window_s)

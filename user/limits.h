@@ -36,6 +36,8 @@ struct reservation {
 		uint32_t gen;
 		uint64_t window_start;
 		bool shared; /* in the host-wide table */
+		bool remote; /* in Redis: budget is the store's index, digest the name's */
+		uint8_t digest[32];
 	} slot[LIMITS_MAX_PER_CALL];
 };
 
@@ -77,7 +79,11 @@ int limits__budget_name(char *out, size_t size, const struct limit *lim,
  * the pointer of the limit that fired and retry_after_s until its window ends. A budget that
  * cannot be kept denies too (KIND_LIMIT, d says why), with another -errno: -ENOSPC when the
  * host-wide table is full (retry_after_s until a slot's window ends), -ENOLINK when it could
- * not be opened.
+ * not be opened, -EIO when the policy's Redis could not be used. When its policy says
+ * "unreachable": "allow", such a call is let through instead, its Redis budgets not counted,
+ * and d->note says so (for the audit line).
+ * Budgets of scopes agent and global of a policy with "state" are kept in its Redis, checked
+ * and taken there in one script, after the others had room (the table stays locked meanwhile).
  */
 int limits__reserve(struct limits *l, const struct policy *p, const struct rule *r,
 		    const struct scope_keys *k, struct reservation *res, struct decision *d);
@@ -105,5 +111,11 @@ uint64_t limits__left(struct limits *l, const struct limit *lim, const struct sc
 size_t limits__gc(struct limits *l);
 
 uint64_t limits__now(struct limits *l);
+
+/*
+ * Why lim's budget, kept in Redis, cannot be used right now (the last failure of its store,
+ * until an operation succeeds again); NULL when it can, or is not kept there.
+ */
+const char *limits__remote_error(struct limits *l, const struct limit *lim);
 
 #endif

@@ -288,6 +288,7 @@ static void audit_call(struct gw *g, const char *method, const char *tool, const
 		.rule = d->pointer[0] ? d->pointer : NULL,
 		.reason = allow ? NULL : d->reason,
 		.approved_by = approved_by,
+		.note = d->note[0] ? d->note : NULL,
 		.latency_us = clock__mono_us() - t0,
 		.request_id = idtext,
 	};
