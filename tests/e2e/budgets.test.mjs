@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { existsSync, readFileSync, writeFileSync, unlinkSync, realpathSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { missing, connect, tmp, writePolicy, readAudit, awaitAudit, text, sleep, until,
-	 tableUsed, EVERYTHING, MCPFENCE, ROOT } from './lib.mjs';
+	 tableUsed, windowWithRoom, inWindow, EVERYTHING, MCPFENCE, ROOT } from './lib.mjs';
 
 const skip = missing();
 const LEDGER = join(ROOT, 'tests/e2e/fixtures/ledger.mjs');
@@ -26,19 +26,6 @@ function place() {
 const ran = (p) => existsSync(p.ledger)
 	? readFileSync(p.ledger, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
 	: [];
-
-// Windows are aligned to the epoch. When fewer than `need` seconds are left of the current one,
-// wait for the next: every call of a test then falls in one window. Returns its index, for
-// inWindow to check after the calls (a test that overran its window fails, never passes).
-async function windowWithRoom(windowS, need) {
-	const left = windowS - (Date.now() / 1000) % windowS;
-	if (left < need) await sleep(left * 1000 + 250);
-	return Math.floor(Date.now() / 1000 / windowS);
-}
-function inWindow(windowS, index) {
-	assert.equal(Math.floor(Date.now() / 1000 / windowS), index,
-		'the calls ran past the end of their window: the counts would be of two windows');
-}
 
 // One `mcpfence run` process: connect, make the calls in order, close (the Inspector CLI).
 async function session(p, policy, server, calls, extra = []) {

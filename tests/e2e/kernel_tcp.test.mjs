@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, createHash } from 'node:crypto';
 import net from 'node:net';
 import { connect as connectGateway, text, binaryFor, kernelLock, clearStale, attachRun,
-	kernelStats, tableUsed, waitPort, until }
+	kernelStats, tableUsed, waitPort, until, freePort, redisMissing, startRedis, redisCli }
 	from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -787,6 +787,72 @@ test('kernel TCP: global budgets shared with the gateways', { skip: skipReason |
 		await stopAttach();
 	}
 });
+
+// A policy with "state": its global budget is kept in Redis (a real redis-server), which the
+// kernel plane syncs from and charges as it does the table, and a gateway with a table of its
+// own shares it through Redis alone. With Redis gone, the next sync leaves BPF nothing: the
+// kernel plane refuses, and its audit line says why; so does the gateway.
+test('kernel TCP: global budgets in Redis, shared with a gateway; Redis gone: refused',
+	{ skip: skipReason || redisMissing() || false }, async () => {
+		const d = mkdtempSync(join(tmpdir(), 'mcpfence-redis-'));
+		const port = await freePort();
+		let redis = await startRedis(port);
+		const prefix = `ktcp-${process.pid}:`, name = 'r-echo\x1fglobal\x1f86400\x1f0:\x1f';
+		const pol = join(d, 'redis.json');
+		writeFileSync(pol, JSON.stringify({ version: '1', default: 'allow',
+			state: { redis: `redis://127.0.0.1:${port}`, prefix },
+			tools: { echo: { limits: [{ counter: 'r-echo', window: 'day', max: 4,
+				scope: 'global' }] } } }));
+		const left = 86400 - (Date.now() / 1000) % 86400;
+		if (left < 60) await sleep(left * 1000 + 500);
+		const day = Math.floor(Date.now() / 1000 / 86400) * 86400;
+		const key = `${prefix}b:${createHash('sha256').update(name, 'latin1').digest('hex')}:${day}`;
+		const used = () => Number(redisCli(port, 'GET', key) || 0);
+		await startAttach(pol, { MCPFENCE_RUNTIME_DIR: join(d, 'run') });
+		assert.match(attach.out, /budgets of scope "global" kept in Redis at redis:\/\/127\.0\.0\.1:\d+\/0/);
+		const g = await connectGateway({ fence: { policy: pol },
+			env: { MCPFENCE_RUNTIME_DIR: join(d, 'run2') } });
+		const k = await connectClient();
+		const viaKernel = () => k.callTool({ name: 'echo', arguments: { message: 'k' } });
+		const viaGateway = () => g.client.callTool({ name: 'echo', arguments: { message: 'g' } });
+		const kernelHas = (n) => until(() => kernelLeft()?.includes(n), 5000,
+			`tcp_budgets left ${n}`);
+		try {
+			assert.equal(text(await viaKernel()), 'Echo: k');
+			await until(() => used() === 1, 5000, 'the kernel call counted in Redis');
+			assert.equal(text(await viaGateway()), 'Echo: g');
+			assert.equal(used(), 2);
+			await kernelHas(2);
+			assert.equal(text(await viaKernel()), 'Echo: k');
+			await until(() => used() === 3, 5000, 'the second kernel call counted in Redis');
+			await redis.stop();
+			// one left, but Redis cannot say so: fail closed
+			await kernelHas(0);
+			await assert.rejects(viaKernel(), /denied by policy/);
+			const r = await viaGateway();
+			assert.equal(r._meta?.kind, 'limit');
+			assert.match(text(r), /the budgets of scope global cannot be counted \(Redis at /);
+			const lines = await until(() => {
+				const l = readFileSync(join(dir, 'audit.jsonl'), 'utf8').split('\n')
+					.filter(Boolean).map((x) => JSON.parse(x))
+					.filter((x) => /kept in Redis, which cannot be read/.test(x.reason ?? ''));
+				return l.length ? l : null;
+			}, 5000, 'the kernel plane\'s audit line');
+			assert.equal(lines[0].decision, 'deny');
+			assert.equal(lines[0].kind, 'limit');
+			assert.equal(lines[0].tool, 'echo');
+			// Redis back (empty, as after a crash): the budget starts again, in both planes
+			redis = await startRedis(port);
+			await kernelHas(4);
+			assert.equal(text(await viaKernel()), 'Echo: k');
+			await until(() => used() === 1, 5000, 'counted in the new Redis');
+		} finally {
+			await k.close();
+			await g.close();
+			await stopAttach();
+			await redis.stop();
+		}
+	});
 
 // Fail closed: a policy with a global limit is not enforced without the host-wide table.
 test('kernel TCP: no host-wide table, no global limit', { skip: skipReason || false }, async () => {

@@ -11,6 +11,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(here, '../..');
@@ -83,6 +84,48 @@ export function readAudit(file) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Windows are aligned to the epoch. When fewer than `need` seconds are left of the current one,
+// wait for the next: every call of a test then falls in one window. Returns its index, for
+// inWindow to check after the calls (a test that overran its window fails, never passes).
+export async function windowWithRoom(windowS, need) {
+	const left = windowS - (Date.now() / 1000) % windowS;
+	if (left < need) await sleep(left * 1000 + 250);
+	return Math.floor(Date.now() / 1000 / windowS);
+}
+export function inWindow(windowS, index) {
+	assert.equal(Math.floor(Date.now() / 1000 / windowS), index,
+		'the calls ran past the end of their window: the counts would be of two windows');
+}
+
+// A port of 127.0.0.1 that nothing listens on (now).
+export const freePort = () => new Promise((res, rej) => {
+	const s = net.createServer();
+	s.on('error', rej);
+	s.listen(0, '127.0.0.1', () => {
+		const { port } = s.address();
+		s.close(() => res(port));
+	});
+});
+
+// Debian's redis-server, for the budgets a policy keeps in Redis ("state").
+const REDIS = '/usr/bin/redis-server';
+export const redisMissing = () => (existsSync(REDIS) ? null
+	: `${REDIS} is not installed (apt-get install redis-server)`);
+
+// redis-server on port, listening on the addresses binds; stop() kills it (SIGKILL: its
+// budgets are gone with it, as after a crash).
+export async function startRedis(port, binds = ['127.0.0.1']) {
+	const child = spawn(REDIS, ['--port', String(port), '--bind', ...binds, '--save', '',
+		'--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'],
+	{ stdio: 'ignore' });
+	const exited = new Promise((res) => child.on('exit', res));
+	assert.ok(await waitPort(port), `redis-server did not listen on ${port}`);
+	return { port, stop: async () => { child.kill('SIGKILL'); await exited; } };
+}
+
+export const redisCli = (port, ...args) => spawnSync('redis-cli', ['-p', String(port), ...args],
+	{ encoding: 'utf8' }).stdout.trim();
 
 // Does something accept connections on 127.0.0.1:port?
 export function portOpen(port) {
@@ -240,8 +283,9 @@ export async function connect({ fence = null, server = [EVERYTHING], caps = {}, 
 	const { Client, StdioClientTransport } = await loadSdk();
 	let command = process.execPath, args = [...server];
 	if (fence) {
-		command = MCPFENCE;
-		args = ['run'];
+		// fence.wrap: a command that runs mcpfence for us (`ip netns exec NS`)
+		command = fence.wrap ? fence.wrap[0] : MCPFENCE;
+		args = [...(fence.wrap ? [...fence.wrap.slice(1), MCPFENCE] : []), 'run'];
 		if (fence.policy) args.push('--policy', fence.policy);
 		args.push('--audit', fence.audit ?? '/dev/null', ...(fence.extra ?? []), '--',
 			  process.execPath, ...server);

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// Budgets shared beyond one host: a policy's "state": {"redis": URL} keeps its budgets of scopes
+// global and agent in Redis. One real redis-server (Debian's) started here; real `mcpfence run`
+// gateways, each with a host table of its own (so that only Redis can share a budget), some of
+// them in a second network namespace that reaches Redis over a veth pair as a second host
+// would; the real SDK client, a server that records what it ran. Then Redis is stopped: calls
+// that need it are denied, saying why, in the answer and the audit line; a policy that says
+// "unreachable": "allow" lets them through uncounted, and its audit line says that.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { missing, connect, tmp, writePolicy, awaitAudit, text, sleep, windowWithRoom, inWindow,
+	 tableUsed, freePort, redisMissing, startRedis, redisCli, ROOT } from './lib.mjs';
+
+const LEDGER = join(ROOT, 'tests/e2e/fixtures/ledger.mjs');
+const skip = missing() ?? redisMissing();
+const rootSkip = process.getuid() === 0 ? null : 'a second network namespace needs root';
+
+const ip = (...args) => {
+	const r = spawnSync('ip', args, { encoding: 'utf8' });
+	if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+};
+
+// A second "host": a network namespace joined to this one by a veth pair; Redis listens on
+// this side's address, which the gateways of both sides name.
+function secondHost() {
+	const n = process.pid % 200 + 20, ns = `mcpf-e2e-${process.pid}`;
+	const a = `mcpfa${process.pid}`.slice(0, 15), b = `mcpfb${process.pid}`.slice(0, 15);
+	ip('netns', 'add', ns);
+	try {
+		ip('link', 'add', a, 'type', 'veth', 'peer', 'name', b, 'netns', ns);
+		ip('addr', 'add', `10.231.${n}.1/30`, 'dev', a);
+		ip('link', 'set', a, 'up');
+		ip('-n', ns, 'addr', 'add', `10.231.${n}.2/30`, 'dev', b);
+		ip('-n', ns, 'link', 'set', b, 'up');
+		ip('-n', ns, 'link', 'set', 'lo', 'up');
+	} catch (e) {
+		spawnSync('ip', ['netns', 'del', ns]);
+		throw e;
+	}
+	return { ns, addr: `10.231.${n}.1`, wrap: ['ip', 'netns', 'exec', ns],
+		 remove: () => spawnSync('ip', ['netns', 'del', ns]) };
+}
+
+const ran = (ledger) => existsSync(ledger)
+	? readFileSync(ledger, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+
+describe('budgets in Redis', { skip: skip ?? false }, () => {
+	let host2 = null, redis = null, port = 0, addr = '127.0.0.1';
+
+	before(async () => {
+		if (!rootSkip) {
+			host2 = secondHost();
+			addr = host2.addr;
+		}
+		port = await freePort();
+		redis = await startRedis(port, ['127.0.0.1', ...(host2 ? [addr] : [])]);
+	});
+	after(async () => {
+		await redis?.stop();
+		host2?.remove();
+	});
+
+	test('gateways on two hosts share one global budget: exactly max under concurrent load',
+		{ skip: rootSkip ?? false }, async () => {
+			const d = tmp();
+			const prefix = `e2e-${process.pid}-load:`;
+			const ledger = join(d, 'ledger.jsonl'), audit = join(d, 'audit.jsonl');
+			const policy = writePolicy(d, { version: '1', default: 'deny',
+				state: { redis: `redis://${addr}:${port}/0`, prefix },
+				tools: { write: { limits: [{ counter: 'w', scope: 'global', window: 'minute',
+					max: 5 }] } } });
+			const w = await windowWithRoom(60, 40);
+			// six gateways, three on each host, each with a table of its own
+			const gws = await Promise.all(Array.from({ length: 6 }, (_, i) => connect({
+				fence: { policy, audit, wrap: i % 2 ? host2.wrap : null },
+				server: [LEDGER, ledger, 'write'],
+				env: { MCPFENCE_RUNTIME_DIR: join(d, `run${i}`) } })));
+			let results;
+			try {
+				// four calls from each at once: 24 calls for a budget of 5
+				results = await Promise.all(gws.flatMap((g, i) => Array.from({ length: 4 },
+					(_, j) => g.client.callTool({ name: 'write',
+						arguments: { n: `${i}.${j}` } }))));
+			} finally {
+				await Promise.all(gws.map((g) => g.close()));
+			}
+			inWindow(60, w);
+			const ok = results.filter((r) => !r.isError);
+			assert.equal(ok.length, 5, `${ok.length} calls ran: ${JSON.stringify(ok)}`);
+			for (const r of results.filter((r) => r.isError)) {
+				assert.equal(r._meta.kind, 'limit');
+				assert.match(text(r), /^denied by policy: rate limit of 5 calls per minute reached; retry in \d+ s$/);
+			}
+			assert.equal(ran(ledger).length, 5);
+			// both hosts ran some: the budget was one across them
+			const byHost = new Set(ok.map((r) => Number(text(r).match(/"n":"(\d)/)[1]) % 2));
+			console.log(`# ran on host ${[...byHost].join(' and ')} of 2 (of 24 calls, 5 ran)`);
+			const lines = await awaitAudit(audit, (l) => l.tool === 'write', 24);
+			assert.equal(lines.length, 24);
+			assert.equal(lines.filter((l) => l.decision === 'allow').length, 5);
+			assert.equal(lines.filter((l) => l.kind === 'limit').length, 19);
+			// one key in Redis: the prefix, the SHA-256 of the budget's name, its window; at 5
+			const name = 'w\x1fglobal\x1f60\x1f0:\x1f';
+			const keys = redisCli(port, '--scan', '--pattern', `${prefix}*`).split('\n');
+			assert.deepEqual(keys, [`${prefix}b:${createHash('sha256').update(name, 'latin1')
+				.digest('hex')}:${w * 60}`]);
+			assert.equal(redisCli(port, 'GET', keys[0]), '5');
+			// the host tables hold nothing of it
+			for (let i = 0; i < 6; i++)
+				assert.equal(tableUsed(join(d, `run${i}`, 'global-budgets'), name), 0);
+		});
+
+	test('Redis stopped: fail closed, saying why; "unreachable": "allow" lets calls through, said',
+		async () => {
+			const d = tmp();
+			const ledger = join(d, 'ledger.jsonl'), audit = join(d, 'audit.jsonl');
+			const own = await freePort();
+			let r2 = await startRedis(own, ['127.0.0.1']);
+			const tools = { write: { limits: [{ scope: 'global', window: 'hour', max: 100 }] },
+				read: {} };
+			const closed = writePolicy(d, { version: '1', default: 'deny',
+				state: { redis: `redis://127.0.0.1:${own}` }, tools }, 'closed.json');
+			const open = writePolicy(d, { version: '1', default: 'deny',
+				state: { redis: `redis://127.0.0.1:${own}`, unreachable: 'allow' }, tools },
+			'open.json');
+			const env = { MCPFENCE_RUNTIME_DIR: join(d, 'run') };
+			const server = [LEDGER, ledger, 'write', 'read'];
+			const g = await connect({ fence: { policy: closed, audit }, server, env });
+			const g2 = await connect({ fence: { policy: open, audit }, server, env });
+			try {
+				const call = (c, n) => c.client.callTool({ name: 'write', arguments: { n } });
+				assert.equal(text(await call(g, 1)), 'ran write {"n":1}');
+				await r2.stop();
+				const r = await call(g, 2);
+				assert.equal(r.isError, true);
+				assert.equal(r._meta.kind, 'limit');
+				assert.match(text(r), new RegExp('^denied by policy: the budgets of scope global ' +
+					`cannot be counted \\(Redis at redis://127\\.0\\.0\\.1:${own}/0: .+\\): ` +
+					'denied until Redis answers$'));
+				// a tool without a budget there goes on
+				assert.equal(text(await g.client.callTool({ name: 'read', arguments: {} })),
+					'ran read {}');
+				// the other policy lets it through, uncounted
+				assert.equal(text(await call(g2, 3)), 'ran write {"n":3}');
+				const [denied] = await awaitAudit(audit, (l) => l.tool === 'write' &&
+					l.decision === 'deny');
+				assert.equal(denied.kind, 'limit');
+				assert.match(denied.reason, /cannot be counted \(Redis at /);
+				const [through] = await awaitAudit(audit, (l) => l.tool === 'write' &&
+					l.decision === 'allow' && l.note);
+				assert.match(through.note, /not counted \(Redis at .*\): let through, as "unreachable": "allow" says/);
+				assert.deepEqual(ran(ledger).map((l) => l.args.n).filter(Boolean), [1, 3]);
+				// Redis back (empty): counted again, a second after the failure at most
+				r2 = await startRedis(own, ['127.0.0.1']);
+				await sleep(1100);
+				assert.equal(text(await call(g, 4)), 'ran write {"n":4}');
+				const key = redisCli(own, '--scan', '--pattern', 'mcpfence:*');
+				assert.equal(redisCli(own, 'GET', key), '1');
+				assert.match(g.stderr(), /Redis at redis:\/\/127\.0\.0\.1:\d+\/0: reachable again/);
+			} finally {
+				await g.close();
+				await g2.close();
+				await r2.stop();
+			}
+		});
+});
