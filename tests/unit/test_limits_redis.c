@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -600,6 +601,177 @@ static void test_policy_state(void **state)
 	policy__free(p);
 }
 
+/*
+ * A server that speaks RESP as a hostile or broken Redis would: it reads each command (an array
+ * of bulk strings) and answers the next of its replies, raw; past them it closes.
+ */
+struct fake {
+	int lfd, port;
+	const char *const *replies;
+	pthread_t th;
+};
+
+static bool read_command(FILE *in)
+{
+	char line[128];
+	long n;
+
+	if (!fgets(line, sizeof(line), in) || line[0] != '*')
+		return false;
+	n = strtol(line + 1, NULL, 10);
+	for (long i = 0; i < n; i++) {
+		long len;
+
+		if (!fgets(line, sizeof(line), in) || line[0] != '$')
+			return false;
+		len = strtol(line + 1, NULL, 10);
+		for (long k = 0; k < len + 2; k++)
+			if (fgetc(in) == EOF)
+				return false;
+	}
+	return true;
+}
+
+static void *fake_serve(void *arg)
+{
+	struct fake *f = arg;
+	int fd = accept(f->lfd, NULL, NULL);
+	FILE *in;
+
+	if (fd < 0)
+		return NULL;
+	in = fdopen(dup(fd), "r");
+	for (size_t i = 0; in && f->replies[i] && read_command(in); i++)
+		if (write(fd, f->replies[i], strlen(f->replies[i])) < 0)
+			break;
+	if (in)
+		fclose(in);
+	close(fd);
+	return NULL;
+}
+
+static void fake_start(struct fake *f, const char *const *replies)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	f->replies = replies;
+	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(f->lfd >= 0);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(f->lfd, 1), 0);
+	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+	f->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&f->th, NULL, fake_serve, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+	shutdown(f->lfd, SHUT_RDWR);
+	close(f->lfd);
+	pthread_join(f->th, NULL);
+}
+
+#define SHA40 "$40\r\n0123456789012345678901234567890123456789\r\n"
+
+/* Answers no Redis gives: each fails closed, saying so; none crashes or hangs. */
+static void test_hostile_server(void **state)
+{
+	static const char *const loaded[] = { SHA40, SHA40, SHA40 };
+	static const struct {
+		const char *answer; /* to the reservation (after the three SCRIPT LOADs) */
+		const char *why;
+	} cases[] = {
+		{ "$1\r\n0\r\n", "an unexpected answer to a reservation" },
+		{ ":1\r\n", "an unexpected answer to a reservation" },
+		{ "*2\r\n:0\r\n:1\r\n", "an unexpected answer to a reservation" },
+		{ "*1\r\n$1\r\n1\r\n", "an unexpected answer to a reservation" },
+		{ "-ERR user_script:1: attempt to perform arithmetic on a nil value\r\n",
+		  "ERR user_script:1" },
+		{ "$99999999\r\nabc", "Redis at redis://127.0.0.1:" },	       /* then silence */
+		{ "+OK\r\n+OK\r\n", "an unexpected answer to a reservation" }, /* a status */
+		{ "!garbage\r\n", "Protocol error" },
+		{ NULL, "Redis at redis://127.0.0.1:" }, /* closed before an answer */
+	};
+	char text[600];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *replies[] = { loaded[0], loaded[1], loaded[2], cases[i].answer, NULL };
+		struct fake_clock clk = { T0 };
+		struct limits *l = limits__new(fake_now, &clk);
+		struct policy *p;
+		struct decision d;
+		struct fake f;
+
+		fake_start(&f, replies);
+		snprintf(text, sizeof(text),
+			 "{'version':'1','default':'deny','state':{'redis':'redis://127.0.0.1:%d',"
+			 "'timeout_ms':300},'tools':{'t':{'limits':[{'scope':'global','window':"
+			 "'minute','max':3}]}}}",
+			 f.port);
+		p = parse(text, "");
+		assert_int_equal(call(l, p, "t", NULL, &d, NULL) < 0, 1);
+		assert_int_equal(d.verdict, VERDICT_DENY);
+		assert_int_equal(d.kind, KIND_LIMIT);
+		if (!strstr(d.reason, cases[i].why))
+			fail_msg("case %zu: want \"%s\" in \"%s\"", i, cases[i].why, d.reason);
+		/* and a read of it is nothing left */
+		assert_int_equal(limits__left(l, &policy__lookup(p, "t")->limits[0], NULL), 0);
+		limits__free(l);
+		policy__free(p);
+		fake_stop(&f);
+	}
+	/* SCRIPT LOAD answered with something else than a SHA-1: not connected */
+	{
+		const char *replies[] = { "$3\r\nabc\r\n", NULL };
+		struct fake_clock clk = { T0 };
+		struct limits *l = limits__new(fake_now, &clk);
+		struct policy *p;
+		struct decision d;
+		struct fake f;
+
+		fake_start(&f, replies);
+		snprintf(text, sizeof(text),
+			 "{'version':'1','default':'deny','state':{'redis':'redis://127.0.0.1:%d'},"
+			 "'tools':{'t':{'limits':[{'scope':'global','window':'minute','max':3}]}}}",
+			 f.port);
+		p = parse(text, "");
+		assert_int_equal(call(l, p, "t", NULL, &d, NULL), -EIO);
+		assert_non_null(strstr(d.reason, "SCRIPT LOAD: not a SHA-1"));
+		limits__free(l);
+		policy__free(p);
+		fake_stop(&f);
+	}
+	/* a count that is not one: read as nothing left */
+	{
+		const char *replies[] = { "$2\r\n-5\r\n", "$3\r\n1x2\r\n", "*0\r\n", NULL };
+		const char *const all[] = { loaded[0], loaded[1], loaded[2], replies[0],
+					    loaded[0], loaded[1], loaded[2], replies[1],
+					    loaded[0], loaded[1], loaded[2], replies[2],
+					    NULL };
+		struct fake_clock clk = { T0 };
+		struct policy *p;
+		struct fake f;
+
+		for (int i = 0; i < 3; i++) {
+			struct limits *l = limits__new(fake_now, &clk);
+
+			fake_start(&f, all + 4 * i);
+			snprintf(text, sizeof(text),
+				 "{'version':'1','default':'deny','state':{'redis':'redis://"
+				 "127.0.0.1:%d'},'tools':{'t':{'limits':[{'scope':'global',"
+				 "'window':'minute','max':3}]}}}",
+				 f.port);
+			p = parse(text, "");
+			assert_int_equal(limits__left(l, &policy__lookup(p, "t")->limits[0], NULL),
+					 0);
+			limits__free(l);
+			policy__free(p);
+			fake_stop(&f);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -612,6 +784,7 @@ int main(void)
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_restart_and_noscript),
 		cmocka_unit_test(test_auth),
+		cmocka_unit_test(test_hostile_server),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
