@@ -189,6 +189,33 @@ static struct policy *parse(const char *text, const char *url)
 	return p;
 }
 
+/* One process's view: its limits (on clk) and its policy (parse()'s text and url). */
+static void open_side(struct limits **l, struct policy **p, struct fake_clock *clk,
+		      const char *text, const char *url)
+{
+	*l = limits__new(fake_now, clk);
+	assert_non_null(*l);
+	*p = parse(text, url);
+}
+
+static void close_side(struct limits *l, struct policy *p)
+{
+	limits__free(l);
+	policy__free(p);
+}
+
+/* A policy whose tool t has one global limit of 3 a minute, in the Redis at port (+ state). */
+static struct policy *one_limit(int at, const char *state)
+{
+	char text[600];
+
+	snprintf(text, sizeof(text),
+		 "{'version':'1','default':'deny','state':{'redis':'redis://127.0.0.1:%d'%s},"
+		 "'tools':{'t':{'limits':[{'scope':'global','window':'minute','max':3}]}}}",
+		 at, state);
+	return parse(text, "");
+}
+
 static int call(struct limits *l, struct policy *p, const char *tool, const struct scope_keys *k,
 		struct decision *d, struct reservation *res)
 {
@@ -221,8 +248,7 @@ static void test_shared_exactly_max(void **state)
 		skip();
 	flush();
 	l1 = limits__new(fake_now, &clk);
-	l2 = limits__new(fake_now, &clk);
-	p1 = parse(P_GLOBAL, "redis://127.0.0.1:%d");
+	open_side(&l2, &p1, &clk, P_GLOBAL, "redis://127.0.0.1:%d");
 	p2 = parse(P_GLOBAL, "redis://127.0.0.1:%d/0");
 	for (int i = 0; i < 10; i++)
 		ok += !call(i % 2 ? l2 : l1, i % 2 ? p2 : p1, "t", NULL, &d, NULL);
@@ -241,8 +267,7 @@ static void test_shared_exactly_max(void **state)
 	assert_int_equal(call(l2, p2, "t", NULL, &d, NULL), 0);
 	assert_int_equal(limits__left(l1, &policy__lookup(p1, "t")->limits[0], NULL), 2);
 	limits__free(l1);
-	limits__free(l2);
-	policy__free(p1);
+	close_side(l2, p1);
 	policy__free(p2);
 }
 
@@ -260,14 +285,12 @@ static void test_agent_scope(void **state)
 		skip();
 	flush();
 	l1 = limits__new(fake_now, &clk);
-	l2 = limits__new(fake_now, &clk);
-	p = parse(P_GLOBAL, "redis://127.0.0.1:%d");
+	open_side(&l2, &p, &clk, P_GLOBAL, "redis://127.0.0.1:%d");
 	assert_int_equal(call(l1, p, "a", &alice, &d, NULL), 0);
 	assert_int_equal(call(l2, p, "a", &alice, &d, NULL), -EDQUOT);
 	assert_int_equal(call(l2, p, "a", &bob, &d, NULL), 0);
 	limits__free(l1);
-	limits__free(l2);
-	policy__free(p);
+	close_side(l2, p);
 }
 
 /* All or none: a budget kept here that is spent leaves Redis untouched, and the other way. */
@@ -284,8 +307,7 @@ static void test_all_or_none(void **state)
 	if (!have_redis())
 		skip();
 	flush();
-	l = limits__new(fake_now, &clk);
-	p = parse(P_GLOBAL, "redis://127.0.0.1:%d");
+	open_side(&l, &p, &clk, P_GLOBAL, "redis://127.0.0.1:%d");
 	glob = &policy__lookup(p, "s")->limits[0];
 	assert_int_equal(call(l, p, "s", &s1, &d, NULL), 0);
 	/* the session's budget is spent: Redis's is not taken */
@@ -310,8 +332,7 @@ static void test_all_or_none(void **state)
 	assert_string_equal(d.pointer, "/tools/s/limits/0"); /* not the session's: never taken */
 	/* a grant budget (the host table's scope) beside a global one in Redis */
 	assert_int_equal(call(l, p, "g", NULL, &d, NULL), 0);
-	limits__free(l);
-	policy__free(p);
+	close_side(l, p);
 }
 
 /* The keys: under the prefix, one per budget and window, expiring a minute after it. */
@@ -328,8 +349,7 @@ static void test_keys_and_expiry(void **state)
 	if (!have_redis())
 		skip();
 	flush();
-	l = limits__new(fake_now, &clk);
-	p = parse(P_GLOBAL, "redis://127.0.0.1:%d");
+	open_side(&l, &p, &clk, P_GLOBAL, "redis://127.0.0.1:%d");
 	assert_int_equal(call(l, p, "t", NULL, &d, NULL), 0);
 	c = peek(NULL);
 	assert_non_null(c);
@@ -351,8 +371,7 @@ static void test_keys_and_expiry(void **state)
 	}
 	freeReplyObject(r);
 	redisFree(c);
-	limits__free(l);
-	policy__free(p);
+	close_side(l, p);
 }
 
 /* Nobody answers: denied, saying why (and the next call too); "allow" lets it through, said. */
@@ -363,21 +382,13 @@ static void test_unreachable(void **state)
 	struct limits *l;
 	struct policy *p;
 	struct decision d;
-	int closed;
+	char url[64];
 
 	if (!have_redis())
 		skip();
-	closed = free_port();
-	l = limits__new(fake_now, &clk);
-	p = parse(P_GLOBAL, "redis://127.0.0.1:%d");
-	{
-		/* the same policy, pointed at a port nobody listens on */
-		char text[1024];
-
-		snprintf(text, sizeof(text), "redis://127.0.0.1:%d", closed);
-		policy__free(p);
-		p = parse(P_GLOBAL, text);
-	}
+	/* the test's policy, pointed at a port nobody listens on */
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", free_port());
+	open_side(&l, &p, &clk, P_GLOBAL, url);
 	lim = &policy__lookup(p, "t")->limits[0];
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(call(l, p, "t", NULL, &d, NULL), -EIO);
@@ -389,32 +400,22 @@ static void test_unreachable(void **state)
 	}
 	assert_int_equal(limits__left(l, lim, NULL), 0);
 	assert_int_equal(limits__charge(l, lim, NULL, 0), -EIO);
-	/* the calls without a budget there go on */
+	/* a call with a grant budget beside it: denied, and the grant budget is not taken */
 	assert_int_equal(call(l, p, "g", NULL, &d, NULL), -EIO);
-	limits__free(l);
-	policy__free(p);
+	assert_int_equal(limits__used(l, &policy__lookup(p, "g")->limits[1], NULL), 0);
+	close_side(l, p);
 
 	l = limits__new(fake_now, &clk);
-	{
-		char text[1024];
-
-		snprintf(text, sizeof(text),
-			 "{'version':'1','default':'deny','state':{'redis':'redis://"
-			 "127.0.0.1:%d','unreachable':'allow','timeout_ms':100},'tools':{'t':"
-			 "{'limits':[{'scope':'global','window':'minute','max':1}]}}}",
-			 closed);
-		p = parse(text, "");
-	}
+	p = one_limit(free_port(), ",'unreachable':'allow','timeout_ms':100");
 	lim = &policy__lookup(p, "t")->limits[0];
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		assert_int_equal(call(l, p, "t", NULL, &d, NULL), 0);
 		assert_int_equal(d.kind, KIND_NONE);
 		assert_non_null(strstr(d.note, "not counted"));
 		assert_non_null(strstr(d.note, "\"unreachable\": \"allow\""));
 	}
-	assert_int_equal(limits__left(l, lim, NULL), 1);
-	limits__free(l);
-	policy__free(p);
+	assert_int_equal(limits__left(l, lim, NULL), 3);
+	close_side(l, p);
 }
 
 /* Redis restarted (empty, without the scripts): denied while down, counted again after. */
@@ -430,8 +431,7 @@ static void test_restart_and_noscript(void **state)
 	if (!have_redis())
 		skip();
 	flush();
-	l = limits__new(fake_now, &clk);
-	p = parse(P_GLOBAL, "redis://127.0.0.1:%d");
+	open_side(&l, &p, &clk, P_GLOBAL, "redis://127.0.0.1:%d");
 	assert_int_equal(call(l, p, "t", NULL, &d, NULL), 0);
 	/* the scripts forgotten (SCRIPT FLUSH): loaded again, the call counted */
 	c = peek(NULL);
@@ -451,8 +451,7 @@ static void test_restart_and_noscript(void **state)
 	assert_int_equal(call(l, p, "t", NULL, &d, NULL), 0);
 	/* an empty Redis: its count started again (the window's record was lost with it) */
 	assert_int_equal(limits__used(l, &policy__lookup(p, "t")->limits[0], NULL), 1);
-	limits__free(l);
-	policy__free(p);
+	close_side(l, p);
 }
 
 /* AUTH: without the password, or with a wrong one, denied (the password never in a message). */
@@ -467,27 +466,21 @@ static void test_auth(void **state)
 		skip();
 	stop_server();
 	start_server(PASSWORD);
-	l = limits__new(fake_now, &clk);
-	p = parse(P_GLOBAL, "redis://127.0.0.1:%d");
+	open_side(&l, &p, &clk, P_GLOBAL, "redis://127.0.0.1:%d");
 	assert_int_equal(call(l, p, "t", NULL, &d, NULL), -EIO);
 	assert_non_null(strstr(d.reason, "NOAUTH"));
-	limits__free(l);
-	policy__free(p);
+	close_side(l, p);
 
-	l = limits__new(fake_now, &clk);
-	p = parse(P_GLOBAL, "redis://:wrong-one@127.0.0.1:%d");
+	open_side(&l, &p, &clk, P_GLOBAL, "redis://:wrong-one@127.0.0.1:%d");
 	assert_int_equal(call(l, p, "t", NULL, &d, NULL), -EIO);
 	assert_non_null(strstr(d.reason, "AUTH refused"));
 	assert_non_null(strstr(d.reason, "redis://:(password)@127.0.0.1:"));
 	assert_null(strstr(d.reason, "wrong-one"));
-	limits__free(l);
-	policy__free(p);
+	close_side(l, p);
 
-	l = limits__new(fake_now, &clk);
-	p = parse(P_GLOBAL, "redis://default:" PASSWORD "@127.0.0.1:%d/3");
+	open_side(&l, &p, &clk, P_GLOBAL, "redis://default:" PASSWORD "@127.0.0.1:%d/3");
 	assert_int_equal(call(l, p, "t", NULL, &d, NULL), 0);
-	limits__free(l);
-	policy__free(p);
+	close_side(l, p);
 	stop_server();
 	start_server(NULL);
 }
@@ -693,23 +686,19 @@ static void test_hostile_server(void **state)
 		{ "!garbage\r\n", "Protocol error" },
 		{ NULL, "Redis at redis://127.0.0.1:" }, /* closed before an answer */
 	};
-	char text[600];
+	static const char *const counts[] = { "$2\r\n-5\r\n", "$3\r\n1x2\r\n", "*0\r\n" };
+	struct fake_clock clk = { T0 };
+	struct limits *l;
+	struct policy *p;
+	struct decision d;
+	struct fake f;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *replies[] = { loaded[0], loaded[1], loaded[2], cases[i].answer, NULL };
-		struct fake_clock clk = { T0 };
-		struct limits *l = limits__new(fake_now, &clk);
-		struct policy *p;
-		struct decision d;
-		struct fake f;
 
 		fake_start(&f, replies);
-		snprintf(text, sizeof(text),
-			 "{'version':'1','default':'deny','state':{'redis':'redis://127.0.0.1:%d',"
-			 "'timeout_ms':300},'tools':{'t':{'limits':[{'scope':'global','window':"
-			 "'minute','max':3}]}}}",
-			 f.port);
-		p = parse(text, "");
+		l = limits__new(fake_now, &clk);
+		p = one_limit(f.port, ",'timeout_ms':300");
 		assert_int_equal(call(l, p, "t", NULL, &d, NULL) < 0, 1);
 		assert_int_equal(d.verdict, VERDICT_DENY);
 		assert_int_equal(d.kind, KIND_LIMIT);
@@ -717,58 +706,27 @@ static void test_hostile_server(void **state)
 			fail_msg("case %zu: want \"%s\" in \"%s\"", i, cases[i].why, d.reason);
 		/* and a read of it is nothing left */
 		assert_int_equal(limits__left(l, &policy__lookup(p, "t")->limits[0], NULL), 0);
-		limits__free(l);
-		policy__free(p);
+		close_side(l, p);
 		fake_stop(&f);
 	}
 	/* SCRIPT LOAD answered with something else than a SHA-1: not connected */
-	{
-		const char *replies[] = { "$3\r\nabc\r\n", NULL };
-		struct fake_clock clk = { T0 };
-		struct limits *l = limits__new(fake_now, &clk);
-		struct policy *p;
-		struct decision d;
-		struct fake f;
+	fake_start(&f, (const char *[]){ "$3\r\nabc\r\n", NULL });
+	l = limits__new(fake_now, &clk);
+	p = one_limit(f.port, "");
+	assert_int_equal(call(l, p, "t", NULL, &d, NULL), -EIO);
+	assert_non_null(strstr(d.reason, "SCRIPT LOAD: not a SHA-1"));
+	close_side(l, p);
+	fake_stop(&f);
+	/* a count that is not one: read as nothing left */
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		const char *replies[] = { loaded[0], loaded[1], loaded[2], counts[i], NULL };
 
 		fake_start(&f, replies);
-		snprintf(text, sizeof(text),
-			 "{'version':'1','default':'deny','state':{'redis':'redis://127.0.0.1:%d'},"
-			 "'tools':{'t':{'limits':[{'scope':'global','window':'minute','max':3}]}}}",
-			 f.port);
-		p = parse(text, "");
-		assert_int_equal(call(l, p, "t", NULL, &d, NULL), -EIO);
-		assert_non_null(strstr(d.reason, "SCRIPT LOAD: not a SHA-1"));
-		limits__free(l);
-		policy__free(p);
+		l = limits__new(fake_now, &clk);
+		p = one_limit(f.port, "");
+		assert_int_equal(limits__left(l, &policy__lookup(p, "t")->limits[0], NULL), 0);
+		close_side(l, p);
 		fake_stop(&f);
-	}
-	/* a count that is not one: read as nothing left */
-	{
-		const char *replies[] = { "$2\r\n-5\r\n", "$3\r\n1x2\r\n", "*0\r\n", NULL };
-		const char *const all[] = { loaded[0], loaded[1], loaded[2], replies[0],
-					    loaded[0], loaded[1], loaded[2], replies[1],
-					    loaded[0], loaded[1], loaded[2], replies[2],
-					    NULL };
-		struct fake_clock clk = { T0 };
-		struct policy *p;
-		struct fake f;
-
-		for (int i = 0; i < 3; i++) {
-			struct limits *l = limits__new(fake_now, &clk);
-
-			fake_start(&f, all + 4 * i);
-			snprintf(text, sizeof(text),
-				 "{'version':'1','default':'deny','state':{'redis':'redis://"
-				 "127.0.0.1:%d'},'tools':{'t':{'limits':[{'scope':'global',"
-				 "'window':'minute','max':3}]}}}",
-				 f.port);
-			p = parse(text, "");
-			assert_int_equal(limits__left(l, &policy__lookup(p, "t")->limits[0], NULL),
-					 0);
-			limits__free(l);
-			policy__free(p);
-			fake_stop(&f);
-		}
 	}
 }
 
