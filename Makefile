@@ -20,7 +20,7 @@ CLANG   ?= clang
 CC      ?= cc
 BPFTOOL ?= bpftool
 ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le/powerpc/')
-PKGS    := libbpf jansson libpcre2-8 libcrypto hiredis
+PKGS    := libbpf jansson libpcre2-8 libcrypto hiredis libmicrohttpd libcurl
 
 ifeq ($(V),1)
 Q :=

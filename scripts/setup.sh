@@ -8,7 +8,8 @@ what=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev libjansson-dev
-      libpcre2-dev libssl-dev libhiredis-dev libcmocka-dev bpftool valgrind scdoc)
+      libpcre2-dev libssl-dev libhiredis-dev libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev
+      bpftool valgrind scdoc)
 # deb: dpkg-buildpackage with debhelper, lintian; systemd-analyze (package systemd) and man-db
 # for the checks of the unit and the man pages
 deb_pkgs=(debhelper dpkg-dev lintian systemd man-db bash-completion logrotate)

@@ -29,6 +29,7 @@ static inline bool cmd_number(const char *arg, long lo, long hi, long *v)
 int cmd_check(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_deny(int argc, char **argv);

@@ -38,6 +38,8 @@ static const struct command commands[] = {
 	{ "check", cmd_check, "validate policies and explain what each plane enforces" },
 	{ "features", cmd_features, "probe what this kernel offers the kernel plane" },
 	{ "run", cmd_run, "enforce a policy on a stdio MCP server (the gateway plane)" },
+	{ "proxy", cmd_proxy,
+	  "enforce a policy on a Streamable HTTP MCP server (the gateway plane)" },
 	{ "approvals", cmd_approvals, "list the calls that wait for a human" },
 	{ "approve", cmd_approve, "let a waiting call through, or give a kernel-plane ticket" },
 	{ "deny", cmd_deny, "refuse a waiting call" },

@@ -1,0 +1,1211 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * http_proxy: the gateway plane for Streamable HTTP (README: "HTTP servers: mcpfence proxy").
+ *
+ * One thread. libmicrohttpd runs in external epoll mode: its epoll descriptor, libcurl's
+ * sockets (CURLMOPT_SOCKETFUNCTION) and a signalfd are in one epoll set, and the loop's timeout
+ * is the sooner of the two libraries' timers. A request's body is read whole (bounded), judged,
+ * and either answered here (a denial, a refusal) or sent upstream while its connection is
+ * suspended; the upstream answer's head resumes it, and its body streams to the client through
+ * a content reader that suspends the connection when it has nothing to give (and pauses the
+ * upstream transfer when the client is slower than the server). An answer to tools/list is
+ * read whole instead, filtered as the stdio gateway filters it, then sent.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include "audit.h"
+#include "cmd.h"
+#include "clock.h"
+#include "decide.h"
+#include "http_proxy.h"
+#include "jsonrpc.h"
+#include "limits.h"
+#include "log.h"
+#include "policy.h"
+#include "stdio_gateway.h"
+#include "wbuf.h"
+
+#define TAG_MHD 1ull
+#define TAG_SIGNAL 2ull
+#define TAG_CURL 3ull
+#define MAX_HEADERS 64
+#define MAX_HEADER_LEN 8192
+
+struct req;
+
+struct px {
+	const struct proxy_opts *o;
+	struct MHD_Daemon *mhd;
+	CURLM *multi;
+	int ep, sigfd;
+	uint64_t curl_due_ms; /* 0: no curl timer */
+	struct policy *policy;
+	char policy_real[PATH_MAX];
+	struct limits *limits;
+	struct audit *audit;
+	char upstream[512]; /* scheme://host[:port], no slash at the end */
+	char server[256];   /* grant budgets' server key and the audit's server */
+	char listen_host[64];
+	unsigned listen_port;
+	struct req *reqs; /* every request under way: resumed at shutdown */
+	bool stop;
+};
+
+struct req {
+	struct px *px;
+	struct req *next, **pprev;
+	struct MHD_Connection *conn;
+	char method[8];
+	char path[1024];
+	char *body;
+	size_t len;
+	bool too_big, started, suspended;
+	/* the upstream transfer */
+	CURL *easy;
+	struct curl_slist *hdrs;
+	bool headers_done, done, paused, whole;
+	CURLcode cres;
+	long status;
+	char *rh[MAX_HEADERS]; /* the answer's headers to pass on, "Name: value" */
+	size_t nrh;
+	struct wbuf out; /* upstream bytes the client has not had yet */
+	json_t *list_id; /* the id of the tools/list whose answer is filtered */
+	struct reservation res;
+	bool has_res;
+};
+
+/* --- addresses and names --- */
+
+/* ADDR:PORT or [V6]:PORT into sa; host and port kept for the Host check. */
+static int parse_listen(const char *s, struct sockaddr_storage *sa, socklen_t *salen, char *host,
+			size_t hlen, unsigned *port)
+{
+	const char *colon = strrchr(s, ':');
+	char h[64];
+	long p;
+
+	if (!colon || colon == s || !cmd_number(colon + 1, 1, 65535, &p))
+		return -EINVAL;
+	if (s[0] == '[') {
+		if (colon[-1] != ']' || (size_t)(colon - s - 2) >= sizeof(h))
+			return -EINVAL;
+		memcpy(h, s + 1, (size_t)(colon - s - 2));
+		h[colon - s - 2] = 0;
+	} else {
+		if ((size_t)(colon - s) >= sizeof(h))
+			return -EINVAL;
+		memcpy(h, s, (size_t)(colon - s));
+		h[colon - s] = 0;
+	}
+	memset(sa, 0, sizeof(*sa));
+	if (inet_pton(AF_INET, h, &((struct sockaddr_in *)sa)->sin_addr) == 1) {
+		((struct sockaddr_in *)sa)->sin_family = AF_INET;
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)p);
+		*salen = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, h, &((struct sockaddr_in6 *)sa)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)sa)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)p);
+		*salen = sizeof(struct sockaddr_in6);
+	} else {
+		return -EINVAL;
+	}
+	snprintf(host, hlen, "%s", h);
+	*port = (unsigned)p;
+	return 0;
+}
+
+/* http(s)://HOST[:PORT] with no path (or "/"), no user, no query. */
+static int parse_upstream(const char *s, char *out, size_t len, const char **why)
+{
+	const char *rest;
+	size_t n;
+
+	if (!strncmp(s, "http://", 7))
+		rest = s + 7;
+	else if (!strncmp(s, "https://", 8))
+		rest = s + 8;
+	else {
+		*why = "must begin with http:// or https://";
+		return -EINVAL;
+	}
+	n = strcspn(rest, "/?#@");
+	if (!n) {
+		*why = "names no host";
+		return -EINVAL;
+	}
+	if (rest[n] == '@') {
+		*why = "has a user or password: give credentials in the client's Authorization";
+		return -EINVAL;
+	}
+	if ((rest[n] == '/' && rest[n + 1]) || rest[n] == '?' || rest[n] == '#') {
+		*why = "has a path or query: name the server only (requests keep their own path)";
+		return -EINVAL;
+	}
+	if ((size_t)(rest - s) + n >= len) {
+		*why = "is too long";
+		return -EINVAL;
+	}
+	snprintf(out, len, "%.*s", (int)((size_t)(rest - s) + n), s);
+	return 0;
+}
+
+/* The host part of a Host header or an origin's authority ([v6]:port, name:port, name). */
+static void host_part(const char *s, size_t n, char *out, size_t len)
+{
+	size_t k = n;
+
+	if (n && s[0] == '[') {
+		const char *end = memchr(s, ']', n);
+
+		k = end ? (size_t)(end - s) + 1 : n;
+	} else {
+		const char *colon = memchr(s, ':', n);
+
+		k = colon ? (size_t)(colon - s) : n;
+	}
+	snprintf(out, len, "%.*s", (int)(k < len ? k : len - 1), s);
+}
+
+/*
+ * Does a Host (or an Origin's host) name this proxy? Loopback names, the listen address, and
+ * the --allow-host names, compared without regard to case; anything else may be a DNS
+ * rebinding page that a browser sends here.
+ */
+static bool host_ok(const struct px *px, const char *value, size_t n)
+{
+	static const char *const local[] = { "localhost", "127.0.0.1", "[::1]" };
+	char h[256], listen[80];
+
+	host_part(value, n, h, sizeof(h));
+	if (!h[0])
+		return false;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if (!strcasecmp(h, local[i]))
+			return true;
+	snprintf(listen, sizeof(listen), strchr(px->listen_host, ':') ? "[%s]" : "%s",
+		 px->listen_host);
+	if (!strcasecmp(h, listen) && strcmp(px->listen_host, "0.0.0.0") &&
+	    strcmp(px->listen_host, "::"))
+		return true;
+	for (size_t i = 0; i < px->o->nallowed; i++)
+		if (!strcasecmp(h, px->o->allowed[i]))
+			return true;
+	return false;
+}
+
+static bool origin_ok(const struct px *px, const char *origin)
+{
+	const char *auth;
+
+	if (!strncmp(origin, "http://", 7))
+		auth = origin + 7;
+	else if (!strncmp(origin, "https://", 8))
+		auth = origin + 8;
+	else
+		return false; /* "null", file:, chrome-extension: ... */
+	return host_ok(px, auth, strcspn(auth, "/"));
+}
+
+/* --- answers made here --- */
+
+static enum MHD_Result answer(struct req *r, unsigned status, const char *ctype, const char *body,
+			      size_t len)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	if (ctype)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result answer_json(struct req *r, unsigned status, json_t *msg)
+{
+	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	enum MHD_Result ret;
+
+	json_decref(msg);
+	if (!text)
+		return MHD_NO;
+	ret = answer(r, status, "application/json", text, strlen(text));
+	free(text);
+	return ret;
+}
+
+/* A JSON-RPC error for a request that never reaches the server (HTTP status, and why). */
+static enum MHD_Result refuse(struct req *r, unsigned status, const json_t *id, int code,
+			      const char *why)
+{
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "mcpfence: %s", why);
+	log_info("proxy: %s %s refused (%u): %s", r->method, r->path, status, why);
+	return answer_json(r, status, jsonrpc__error(id, code, msg));
+}
+
+/* --- audit --- */
+
+/* The client's address (an IPv6 one in brackets) and port. */
+static void client_addr(const struct req *r, char *out, size_t len, unsigned *port_out)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char a[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ci->client_addr;
+
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		port = ntohs(s->sin_port);
+	} else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ci->client_addr;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		port = ntohs(s->sin6_port);
+	}
+	snprintf(out, len, strchr(a, ':') ? "[%s]" : "%s", a);
+	*port_out = port;
+}
+
+static void audit_call(struct req *r, const char *tool, const json_t *args, const json_t *id,
+		       const struct decision *d, uint64_t t0)
+{
+	const char *session =
+		MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id");
+	bool allow = d->verdict == VERDICT_ALLOW;
+	char idtext[128], peer[80], conn[120];
+	unsigned port;
+	struct audit_event ev = {
+		.plane = "http",
+		.server = r->px->server,
+		.session = session,
+		.conn = conn,
+		.client_uid = (uid_t)-1,
+		.method = "tools/call",
+		.tool = tool,
+		.args = args,
+		.decision = allow ? "allow" : "deny",
+		.kind = allow ? NULL : decide__kind_name(d->kind),
+		.rule = d->pointer[0] ? d->pointer : NULL,
+		.reason = allow ? NULL : d->reason,
+		.note = d->note[0] ? d->note : NULL,
+		.latency_us = clock__mono_us() - t0,
+		.request_id = idtext,
+	};
+
+	client_addr(r, peer, sizeof(peer), &port);
+	snprintf(conn, sizeof(conn), "tcp:%s:%u->%u", peer, port, r->px->listen_port);
+	jsonrpc__id_text(id, idtext, sizeof(idtext));
+	audit__write(r->px->audit, &ev);
+}
+
+/* --- the upstream transfer --- */
+
+static void wake(struct req *r)
+{
+	if (r->suspended) {
+		r->suspended = false;
+		MHD_resume_connection(r->conn);
+	}
+}
+
+static void sleep_conn(struct req *r)
+{
+	if (!r->suspended) {
+		r->suspended = true;
+		MHD_suspend_connection(r->conn);
+	}
+}
+
+static bool hop_by_hop(const char *name, size_t n)
+{
+	static const char *const hop[] = { "connection",
+					   "keep-alive",
+					   "proxy-authenticate",
+					   "proxy-authorization",
+					   "te",
+					   "trailer",
+					   "transfer-encoding",
+					   "upgrade",
+					   "content-length",
+					   "host",
+					   "accept-encoding",
+					   "expect",
+					   "proxy-connection" };
+
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (strlen(hop[i]) == n && !strncasecmp(name, hop[i], n))
+			return true;
+	return false;
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud)
+{
+	struct req *r = ud;
+	size_t len = size * n, k = len;
+	const char *colon;
+
+	if (len >= 5 && !strncmp(buf, "HTTP/", 5)) { /* a status line: 1xx, then the answer's */
+		while (r->nrh)
+			free(r->rh[--r->nrh]);
+		return len;
+	}
+	while (k && (buf[k - 1] == '\n' || buf[k - 1] == '\r'))
+		k--;
+	if (!k) {
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+		if (r->status >= 200) {
+			r->headers_done = true;
+			if (!r->whole)
+				wake(r);
+		}
+		return len;
+	}
+	colon = memchr(buf, ':', k);
+	if (!colon || hop_by_hop(buf, (size_t)(colon - buf)))
+		return len;
+	if (r->nrh == MAX_HEADERS || k > MAX_HEADER_LEN)
+		return 0; /* more than a server of MCP sends: the transfer fails */
+	r->rh[r->nrh] = strndup(buf, k);
+	if (!r->rh[r->nrh])
+		return 0;
+	r->nrh++;
+	return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *ud)
+{
+	struct req *r = ud;
+	size_t len = size * n;
+
+	if (r->whole) {
+		if (r->out.len + len > PROXY_LIST_MAX || wbuf__put(&r->out, buf, len))
+			return 0; /* the transfer fails: 502 */
+		return len;
+	}
+	if (wbuf__pending(&r->out) >= PROXY_STREAM_BUF) {
+		r->paused = true;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	if (wbuf__put(&r->out, buf, len))
+		return 0;
+	wake(r);
+	return len;
+}
+
+static char *header_line(const char *name, const char *value)
+{
+	size_t n = strlen(name) + strlen(value) + 3;
+	char *s = malloc(n);
+
+	if (s)
+		snprintf(s, n, "%s: %s", name, value);
+	return s;
+}
+
+static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct req *r = cls;
+	struct curl_slist *l;
+	char *line;
+
+	if (hop_by_hop(key, strlen(key)))
+		return MHD_YES;
+	line = header_line(key, value ? value : "");
+	l = line ? curl_slist_append(r->hdrs, line) : NULL;
+	free(line);
+	if (l)
+		r->hdrs = l;
+	return MHD_YES;
+}
+
+/* Send the request upstream; the connection sleeps until the answer's head is here. */
+static enum MHD_Result forward(struct req *r)
+{
+	char url[sizeof(r->px->upstream) + sizeof(r->path)];
+	struct curl_slist *l;
+	CURL *e = curl_easy_init();
+
+	if (!e)
+		return refuse(r, 500, NULL, JSONRPC_INTERNAL_ERROR, "out of memory");
+	r->easy = e;
+	snprintf(url, sizeof(url), "%s%s", r->px->upstream, r->path);
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, copy_header, r);
+	/* no 100-continue round trip; identity bodies, so that a tools/list answer can be read */
+	l = curl_slist_append(r->hdrs, "Expect:");
+	if (l)
+		r->hdrs = l;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	if (r->px->o->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, r->px->o->ca_file);
+	if (!strcmp(r->method, "POST")) {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
+	} else if (!strcmp(r->method, "DELETE")) {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+	}
+	if (curl_multi_add_handle(r->px->multi, e) != CURLM_OK) {
+		curl_easy_cleanup(e);
+		r->easy = NULL;
+		return refuse(r, 500, NULL, JSONRPC_INTERNAL_ERROR,
+			      "cannot start the upstream request");
+	}
+	sleep_conn(r);
+	return MHD_YES;
+}
+
+/* --- judging --- */
+
+/* =?base64?...?= decoded (the 2026-07-28 form of a header value with bytes past ASCII). */
+static char *header_value(const char *v)
+{
+	size_t n = strlen(v), m;
+	unsigned char *out;
+	int k, pad = 0;
+
+	if (n < 12 || strncmp(v, "=?base64?", 9) || strcmp(v + n - 2, "?="))
+		return strdup(v);
+	m = n - 11;
+	if (m % 4)
+		return NULL;
+	out = malloc(m / 4 * 3 + 1);
+	if (!out)
+		return NULL;
+	k = EVP_DecodeBlock(out, (const unsigned char *)v + 9, (int)m);
+	if (k < 0) {
+		free(out);
+		return NULL;
+	}
+	if (m && v[9 + m - 1] == '=')
+		pad++;
+	if (m > 1 && v[9 + m - 2] == '=')
+		pad++;
+	k -= pad;
+	out[k] = 0;
+	if ((size_t)k != strlen((char *)out)) { /* a NUL inside */
+		free(out);
+		return NULL;
+	}
+	return (char *)out;
+}
+
+/*
+ * Mcp-Method and Mcp-Name (2026-07-28), when sent, must say what the body says: a server
+ * routes by the header and runs the body, so two readings would mean two calls.
+ */
+static const char *headers_disagree(struct req *r, const struct jr_msg *m)
+{
+	const char *hm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Method");
+	const char *hn = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Name");
+	const char *want = NULL;
+	char *got;
+	bool same;
+
+	if (hm && (!m->method || strcmp(hm, m->method)))
+		return "Mcp-Method disagrees with the body's method";
+	if (!hn)
+		return NULL;
+	if (m->method && (!strcmp(m->method, "tools/call") || !strcmp(m->method, "prompts/get")))
+		want = json_string_value(json_object_get(m->params, "name"));
+	else if (m->method && !strcmp(m->method, "resources/read"))
+		want = json_string_value(json_object_get(m->params, "uri"));
+	got = header_value(hn);
+	same = want && got && !strcmp(got, want);
+	free(got);
+	return same ? NULL : "Mcp-Name disagrees with the body";
+}
+
+static enum MHD_Result judge_call(struct req *r, const struct jr_msg *m)
+{
+	const char *tool = json_string_value(json_object_get(m->params, "name"));
+	const json_t *args = json_object_get(m->params, "arguments");
+	const char *session =
+		MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id");
+	uint64_t t0 = clock__mono_us();
+	char agent[96], peer[80];
+	struct scope_keys keys;
+	unsigned port;
+	struct decision d;
+
+	decide__call(r->px->policy, tool, args, &d);
+	if (d.verdict == VERDICT_APPROVE)
+		decide__deny(&d, KIND_APPROVAL, d.pointer,
+			     "the rule asks for a human's approval, which mcpfence proxy does not "
+			     "ask for: denied");
+	client_addr(r, peer, sizeof(peer), &port);
+	snprintf(agent, sizeof(agent), "ip:%s", peer);
+	keys = (struct scope_keys){ .session = session,
+				    .agent = agent,
+				    .policy = r->px->policy_real,
+				    .server = r->px->server };
+	if (d.verdict == VERDICT_ALLOW &&
+	    !limits__reserve(r->px->limits, r->px->policy, d.rule, &keys, &r->res, &d)) {
+		r->has_res = true;
+		audit_call(r, tool, args, m->id, &d, t0);
+		return forward(r);
+	}
+	d.verdict = VERDICT_DENY;
+	audit_call(r, tool, args, m->id, &d, t0);
+	return answer_json(r, 200,
+			   stdio_gateway__denial(m->root, d.reason, d.pointer,
+						 decide__kind_name(d.kind),
+						 d.kind == KIND_LIMIT ? d.retry_after_s : 0, NULL));
+}
+
+/* What a batch may hold: nothing the proxy would have to judge or filter. */
+static bool batch_plain(const json_t *batch)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(batch, i, v) {
+		struct jr_msg e;
+
+		jsonrpc__classify(v, &e);
+		if ((e.kind == JR_REQUEST || e.kind == JR_NOTIFICATION) && e.method &&
+		    (!strcmp(e.method, "tools/call") || !strcmp(e.method, "tools/list")))
+			return false;
+	}
+	return true;
+}
+
+static enum MHD_Result judge_post(struct req *r)
+{
+	const char *enc = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Encoding");
+	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+	const char *why;
+	struct jr_msg m;
+	enum MHD_Result ret;
+
+	if (r->too_big)
+		return refuse(r, 413, NULL, JSONRPC_INVALID_REQUEST, "the body is over 4 MiB");
+	if (enc && strcasecmp(enc, "identity"))
+		return refuse(r, 415, NULL, JSONRPC_INVALID_REQUEST,
+			      "a Content-Encoding body is not read: send it as it is");
+	/* a body in another charset reads as another message to a server that decodes it */
+	if (ct && strcasestr(ct, "charset") && !strcasestr(ct, "charset=utf-8") &&
+	    !strcasestr(ct, "charset=\"utf-8\""))
+		return refuse(r, 415, NULL, JSONRPC_INVALID_REQUEST,
+			      "a body in a charset other than UTF-8 is not read");
+	if (jsonrpc__parse(r->body ? r->body : "", r->len, JR_STRICT, &m))
+		return refuse(r, 400, NULL, JSONRPC_PARSE_ERROR, m.err);
+	if (m.kind == JR_INVALID) {
+		ret = refuse(r, 400, m.id, JSONRPC_INVALID_REQUEST, m.err);
+	} else if (m.kind == JR_BATCH) {
+		ret = batch_plain(m.root) ?
+			      forward(r) :
+			      refuse(r, 400, NULL, JSONRPC_INVALID_REQUEST,
+				     "a batch with tools/call or tools/list is not taken: send "
+				     "them one by one");
+	} else if (m.kind == JR_NOTIFICATION && !strcmp(m.method, "tools/call")) {
+		/* a call without an id cannot be answered: some servers would still run it */
+		ret = refuse(r, 400, NULL, JSONRPC_INVALID_REQUEST,
+			     "tools/call without an \"id\" is not allowed");
+	} else if ((why = headers_disagree(r, &m))) {
+		ret = refuse(r, 400, m.id, JSONRPC_INVALID_REQUEST, why);
+	} else if (m.kind == JR_REQUEST && !strcmp(m.method, "tools/call")) {
+		ret = judge_call(r, &m);
+	} else {
+		if (m.kind == JR_REQUEST && !strcmp(m.method, "tools/list")) {
+			r->whole = true;
+			r->list_id = json_incref(m.id);
+		}
+		ret = forward(r);
+	}
+	jsonrpc__msg_free(&m);
+	return ret;
+}
+
+/* --- the answer --- */
+
+static const char *answer_header(const struct req *r, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < r->nrh; i++)
+		if (!strncasecmp(r->rh[i], name, n) && r->rh[i][n] == ':')
+			return r->rh[i] + n + 1 + strspn(r->rh[i] + n + 1, " \t");
+	return NULL;
+}
+
+/* The tools/list answer in msg (an object), filtered; true when it was that answer. */
+static bool filter_msg(struct req *r, json_t *msg)
+{
+	json_t *result = json_object_get(msg, "result");
+
+	if (!json_is_object(result) || !json_equal(json_object_get(msg, "id"), r->list_id))
+		return false;
+	stdio_gateway__filter_tools(r->px->policy, result);
+	stdio_gateway__private_view(result);
+	return true;
+}
+
+/* Filter one SSE event [s, s + n): its data lines, joined, as one message. */
+static int filter_event(struct req *r, const char *s, size_t n, char **out, size_t *olen,
+			size_t *ocap)
+{
+	char *data = NULL, *text = NULL;
+	size_t dlen = 0;
+	json_t *msg;
+	int err = 0;
+
+#define PUT(p, k)                                            \
+	do {                                                 \
+		if (*olen + (k) > *ocap) {                   \
+			size_t c = *ocap ? *ocap * 2 : 4096; \
+			char *x;                             \
+			while (c < *olen + (k))              \
+				c *= 2;                      \
+			x = realloc(*out, c);                \
+			if (!x) {                            \
+				err = -ENOMEM;               \
+				goto out;                    \
+			}                                    \
+			*out = x;                            \
+			*ocap = c;                           \
+		}                                            \
+		memcpy(*out + *olen, (p), (k));              \
+		*olen += (k);                                \
+	} while (0)
+
+	for (size_t i = 0; i < n;) {
+		size_t e = i + strcspn(s + i, "\n");
+		size_t k = (e > n ? n : e) - i;
+
+		if (k > 5 && !strncmp(s + i, "data:", 5)) {
+			const char *v = s + i + 5 + (s[i + 5] == ' ');
+			size_t vl = k - (size_t)(v - (s + i));
+			char *x = realloc(data, dlen + vl + 2);
+
+			if (!x) {
+				err = -ENOMEM;
+				goto out;
+			}
+			data = x;
+			if (dlen)
+				data[dlen++] = '\n';
+			memcpy(data + dlen, v, vl);
+			dlen += vl;
+			data[dlen] = 0;
+		}
+		i += k + 1;
+	}
+	msg = data ? json_loadb(data, dlen, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	if (!msg || !filter_msg(r, msg) || !(text = json_dumps(msg, JSON_COMPACT))) {
+		json_decref(msg);
+		PUT(s, n);
+		goto out;
+	}
+	json_decref(msg);
+	for (size_t i = 0; i < n;) { /* the event's other fields, then its one data line */
+		size_t e = i + strcspn(s + i, "\n");
+		size_t k = (e > n ? n : e) - i;
+
+		if (k && strncmp(s + i, "data:", 5)) {
+			PUT(s + i, k);
+			PUT("\n", 1);
+		}
+		i += k + 1;
+	}
+	PUT("data: ", 6);
+	PUT(text, strlen(text));
+	PUT("\n", 1);
+out:
+	free(data);
+	free(text);
+	return err;
+#undef PUT
+}
+
+/* The whole tools/list answer in r->out, filtered in place (JSON or SSE). */
+static void filter_answer(struct req *r)
+{
+	const char *ct = answer_header(r, "Content-Type");
+	char *out = NULL;
+	size_t olen = 0, ocap = 0;
+
+	if (!r->out.len)
+		return;
+	if (ct && !strncasecmp(ct, "application/json", 16)) {
+		json_t *v = json_loadb(r->out.buf, r->out.len, JSON_REJECT_DUPLICATES, NULL);
+		bool found = v && filter_msg(r, v);
+
+		if (found && (out = json_dumps(v, JSON_COMPACT)))
+			olen = strlen(out);
+		json_decref(v);
+		if (!found)
+			log_warn(
+				"proxy: an answer to tools/list that is not one: passed as it came");
+	} else if (ct && !strncasecmp(ct, "text/event-stream", 17)) {
+		/* events end at a blank line; CRLF is read as LF */
+		size_t w = 0;
+
+		for (size_t i = 0; i < r->out.len; i++)
+			if (r->out.buf[i] != '\r')
+				r->out.buf[w++] = r->out.buf[i];
+		r->out.len = w;
+		for (size_t i = 0; i < r->out.len;) {
+			char *end = memmem(r->out.buf + i, r->out.len - i, "\n\n", 2);
+			size_t n = end ? (size_t)(end - (r->out.buf + i)) + 2 : r->out.len - i;
+
+			if (filter_event(r, r->out.buf + i, n - (end ? 1 : 0), &out, &olen, &ocap))
+				break;
+			if (end && olen + 1 <= ocap)
+				out[olen++] = '\n';
+			else if (end) {
+				char *x = realloc(out, olen + 1);
+
+				if (!x)
+					break;
+				out = x;
+				out[olen++] = '\n';
+			}
+			i += n;
+		}
+	}
+	if (out) {
+		free(r->out.buf);
+		r->out = (struct wbuf){ .buf = out, .len = olen, .cap = olen > ocap ? olen : ocap };
+	}
+}
+
+static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct req *r = cls;
+	size_t avail;
+
+	for (int tries = 0; tries < 2; tries++) {
+		avail = wbuf__pending(&r->out);
+		if (avail) {
+			size_t n = avail < max ? avail : max;
+
+			memcpy(buf, r->out.buf + r->out.off, n);
+			r->out.off += n;
+			if (r->paused && r->easy) { /* room again: the server may go on */
+				r->paused = false;
+				curl_easy_pause(r->easy, CURLPAUSE_CONT);
+			}
+			return (ssize_t)n;
+		}
+		if (r->done)
+			return r->cres == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM :
+						     MHD_CONTENT_READER_END_WITH_ERROR;
+		if (!r->paused || !r->easy)
+			break;
+		r->paused = false;
+		curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may hand over bytes at once */
+	}
+	sleep_conn(r);
+	return 0;
+}
+
+static enum MHD_Result answer_upstream(struct req *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (!r->headers_done) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "the server at %.100s did not answer: %s",
+			 r->px->upstream, curl_easy_strerror(r->cres));
+		return refuse(r, 502, r->list_id, JSONRPC_INTERNAL_ERROR, why);
+	}
+	if (r->whole) {
+		if (!r->done)
+			return sleep_conn(r), MHD_YES;
+		if (r->cres != CURLE_OK)
+			return refuse(r, 502, r->list_id, JSONRPC_INTERNAL_ERROR,
+				      "the server's answer to tools/list could not be read whole");
+		filter_answer(r);
+		resp = MHD_create_response_from_buffer(r->out.len, r->out.buf,
+						       MHD_RESPMEM_MUST_COPY);
+	} else {
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, on_read, r,
+							 NULL);
+	}
+	if (!resp)
+		return MHD_NO;
+	for (size_t i = 0; i < r->nrh; i++) {
+		char *colon = strchr(r->rh[i], ':');
+
+		*colon = 0;
+		MHD_add_response_header(resp, r->rh[i], colon + 1 + strspn(colon + 1, " \t"));
+		*colon = ':';
+	}
+	ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* --- libmicrohttpd's callbacks --- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *size, void **con_cls)
+{
+	struct px *px = cls;
+	struct req *r = *con_cls;
+
+	if (!r) {
+		const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+		const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->px = px;
+		r->conn = c;
+		snprintf(r->method, sizeof(r->method), "%s", method);
+		snprintf(r->path, sizeof(r->path), "%s", url);
+		r->next = px->reqs;
+		if (px->reqs)
+			px->reqs->pprev = &r->next;
+		r->pprev = &px->reqs;
+		px->reqs = r;
+		*con_cls = r;
+		if (strcmp(method, "POST") && strcmp(method, "GET") && strcmp(method, "DELETE"))
+			return refuse(r, 405, NULL, JSONRPC_INVALID_REQUEST,
+				      "only POST, GET and DELETE are MCP's");
+		if (!host || !host_ok(px, host, strlen(host)))
+			return refuse(r, 403, NULL, JSONRPC_INVALID_REQUEST,
+				      "the Host header does not name this proxy (--allow-host)");
+		if (origin && !origin_ok(px, origin))
+			return refuse(r, 403, NULL, JSONRPC_INVALID_REQUEST,
+				      "the Origin is not this host's (--allow-host)");
+		if (strlen(url) >= sizeof(r->path))
+			return refuse(r, 414, NULL, JSONRPC_INVALID_REQUEST,
+				      "the path is too long");
+		return MHD_YES;
+	}
+	if (*size) {
+		if (r->len + *size > PROXY_BODY_MAX) {
+			r->too_big = true;
+		} else if (!r->too_big) {
+			char *n = realloc(r->body, r->len + *size + 1);
+
+			if (!n)
+				return MHD_NO;
+			r->body = n;
+			memcpy(r->body + r->len, data, *size);
+			r->len += *size;
+			r->body[r->len] = 0;
+		}
+		*size = 0;
+		return MHD_YES;
+	}
+	if (px->stop)
+		return MHD_NO;
+	if (!r->started) {
+		r->started = true;
+		return strcmp(r->method, "POST") ? forward(r) : judge_post(r);
+	}
+	return answer_upstream(r);
+}
+
+static void req_free(struct px *px, struct req *r)
+{
+	if (r->easy) {
+		curl_multi_remove_handle(px->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+	}
+	curl_slist_free_all(r->hdrs);
+	while (r->nrh)
+		free(r->rh[--r->nrh]);
+	json_decref(r->list_id);
+	*r->pprev = r->next;
+	if (r->next)
+		r->next->pprev = r->pprev;
+	free(r->body);
+	wbuf__free(&r->out);
+	free(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	if (*con_cls)
+		req_free(cls, *con_cls);
+	*con_cls = NULL;
+}
+
+/* --- libcurl's sockets and timer, in the loop --- */
+
+static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct px *px = userp;
+	struct epoll_event ev = { .data.u64 = TAG_CURL << 32 | (uint32_t)s };
+
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(px->ep, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (epoll_ctl(px->ep, EPOLL_CTL_MOD, s, &ev) && errno == ENOENT)
+		epoll_ctl(px->ep, EPOLL_CTL_ADD, s, &ev);
+	return 0;
+}
+
+static int on_curl_timer(CURLM *m, long ms, void *userp)
+{
+	struct px *px = userp;
+
+	px->curl_due_ms = ms < 0 ? 0 : clock__mono_ms() + (uint64_t)ms;
+	return 0;
+}
+
+/* Transfers that ended: their requests go on (an answer, or an error). */
+static void curl_done(struct px *px)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(px->multi, &left))) {
+		struct req *r = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		r->done = true;
+		r->cres = msg->data.result;
+		/* a call that never reached the server gives its budgets back */
+		if (r->has_res && !r->headers_done &&
+		    (r->cres == CURLE_COULDNT_CONNECT || r->cres == CURLE_COULDNT_RESOLVE_HOST)) {
+			limits__release(px->limits, &r->res);
+			r->has_res = false;
+		}
+		if (r->cres != CURLE_OK)
+			log_warn("proxy: %s %s upstream: %s", r->method, r->path,
+				 curl_easy_strerror(r->cres));
+		curl_multi_remove_handle(px->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+		r->paused = false;
+		wake(r);
+	}
+}
+
+/* --- policy --- */
+
+static int load_policy(struct px *px, bool reload)
+{
+	char err[POLICY_ERR_LEN], real[PATH_MAX];
+	struct policy *p;
+
+	if (!px->o->policy_path) {
+		px->policy = policy__deny_all();
+		return px->policy ? 0 : -ENOMEM;
+	}
+	p = policy__load(px->o->policy_path, err);
+	if (!p) {
+		log_err("%s%s", reload ? "SIGHUP: " : "", err);
+		if (reload)
+			log_err("SIGHUP: keeping the policy in force");
+		return -EINVAL;
+	}
+	policy__free(px->policy);
+	px->policy = p;
+	audit__set_values(px->audit, p->audit_values);
+	if (realpath(px->o->policy_path, real))
+		memcpy(px->policy_real, real, sizeof(real));
+	if (reload)
+		log_info("SIGHUP: policy %s reloaded", px->o->policy_path);
+	return 0;
+}
+
+static void on_signal(struct px *px)
+{
+	struct signalfd_siginfo si;
+
+	while (read(px->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			load_policy(px, true);
+		else
+			px->stop = true;
+	}
+}
+
+/* --- the loop --- */
+
+static int loop(struct px *px)
+{
+	struct epoll_event evs[64];
+
+	while (!px->stop) {
+		MHD_UNSIGNED_LONG_LONG mhd_ms;
+		uint64_t now = clock__mono_ms();
+		int timeout = 1000, n, running;
+
+		if (MHD_get_timeout(px->mhd, &mhd_ms) == MHD_YES && mhd_ms < (unsigned)timeout)
+			timeout = (int)mhd_ms;
+		if (px->curl_due_ms)
+			timeout = px->curl_due_ms <= now ? 0 :
+				  px->curl_due_ms - now < (uint64_t)timeout ?
+							   (int)(px->curl_due_ms - now) :
+							   timeout;
+		n = epoll_wait(px->ep, evs, 64, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_err("proxy: epoll_wait: %s", strerror(errno));
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64 >> 32;
+
+			if (tag == TAG_SIGNAL) {
+				on_signal(px);
+			} else if (tag == TAG_CURL) {
+				int flags =
+					(evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+					(evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+					(evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR :
+										 0);
+
+				curl_multi_socket_action(px->multi,
+							 (curl_socket_t)(uint32_t)evs[i].data.u64,
+							 flags, &running);
+			}
+		}
+		if (px->curl_due_ms && clock__mono_ms() >= px->curl_due_ms) {
+			px->curl_due_ms = 0;
+			curl_multi_socket_action(px->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+		curl_done(px);
+		MHD_run(px->mhd);
+		audit__flush_due(px->audit, clock__mono_us());
+	}
+	return 0;
+}
+
+static int add_fd(struct px *px, int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag << 32 | (uint32_t)fd };
+
+	return epoll_ctl(px->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int http_proxy__run(const struct proxy_opts *o)
+{
+	struct px px = { .o = o, .ep = -1, .sigfd = -1 };
+	struct sockaddr_storage sa;
+	const union MHD_DaemonInfo *di;
+	const char *why = NULL;
+	char path[300];
+	socklen_t salen;
+	sigset_t mask;
+	int ret = 1;
+
+	if (parse_listen(o->listen, &sa, &salen, px.listen_host, sizeof(px.listen_host),
+			 &px.listen_port)) {
+		log_err("proxy: --listen %s: not ADDR:PORT (127.0.0.1:8080, [::1]:8080)",
+			o->listen);
+		return 2;
+	}
+	if (parse_upstream(o->upstream, px.upstream, sizeof(px.upstream), &why)) {
+		log_err("proxy: --upstream %s: %s", o->upstream, why);
+		return 2;
+	}
+	snprintf(px.server, sizeof(px.server), "%.255s", o->name ? o->name : px.upstream);
+	px.audit = audit__open(o->audit_path);
+	if (!px.audit)
+		return 1;
+	if (load_policy(&px, false))
+		goto out;
+	px.limits = limits__new(NULL, NULL);
+	if (!px.limits)
+		goto out;
+	if (limits__share_table(px.limits, limits__default_table_path(path, sizeof(path)), 0))
+		log_warn("proxy: calls that need a budget of the host-wide table are denied");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		log_err("proxy: libcurl did not start");
+		goto out;
+	}
+	px.multi = curl_multi_init();
+	px.ep = epoll_create1(EPOLL_CLOEXEC);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	px.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (!px.multi || px.ep < 0 || px.sigfd < 0 || add_fd(&px, px.sigfd, TAG_SIGNAL)) {
+		log_err("proxy: cannot set up its loop: %s", strerror(errno));
+		goto out;
+	}
+	curl_multi_setopt(px.multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(px.multi, CURLMOPT_SOCKETDATA, &px);
+	curl_multi_setopt(px.multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(px.multi, CURLMOPT_TIMERDATA, &px);
+	px.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+					  (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				  (uint16_t)px.listen_port, NULL, NULL, on_request, &px,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, &px,
+				  MHD_OPTION_CONNECTION_LIMIT, o->max_conns ? o->max_conns : 1024u,
+				  MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+	if (!px.mhd) {
+		log_err("proxy: cannot listen on %s: %s", o->listen, strerror(errno));
+		goto out;
+	}
+	di = MHD_get_daemon_info(px.mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!di || add_fd(&px, di->epoll_fd, TAG_MHD)) {
+		log_err("proxy: cannot watch the HTTP server: %s", strerror(errno));
+		goto out;
+	}
+	log_info("proxy: listening on %s, forwarding to %s under %s", o->listen, px.upstream,
+		 o->policy_path ? o->policy_path : "no policy (every call is denied)");
+	ret = loop(&px) ? 1 : 0;
+	log_info("proxy: stopping");
+out:
+	/* requests whose connection sleeps are woken to be closed */
+	for (struct req *r = px.reqs; r; r = r->next)
+		wake(r);
+	if (px.mhd) {
+		px.stop = true;
+		MHD_run(px.mhd);
+		MHD_stop_daemon(px.mhd);
+	}
+	if (px.multi)
+		curl_multi_cleanup(px.multi);
+	curl_global_cleanup();
+	if (px.sigfd >= 0)
+		close(px.sigfd);
+	if (px.ep >= 0)
+		close(px.ep);
+	limits__free(px.limits);
+	policy__free(px.policy);
+	audit__close(px.audit);
+	return ret;
+}
