@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: Apache-2.0
+// `mcpfence proxy`: the gateway plane on Streamable HTTP. Real servers (the v2 SDK server of
+// fixtures/v2_http_server.mjs, both eras; server-everything on the v1 SDK), real clients (SDK
+// v2 pinned to 2026-07-28 and in its 2025 handshake, SDK v1), the real proxy between them on
+// TCP: what is allowed answers as direct, a denial is a result the agent reads, limits, the
+// list filtered, the audit; then raw requests no SDK sends, each refused before the server,
+// whose own log says what it ran.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { missing, tmp, text, sleep, until, waitPort, freePort, readAudit, awaitAudit, EVERYTHING,
+	 MCPFENCE, ROOT } from './lib.mjs';
+
+const SERVER = join(ROOT, 'tests/e2e/fixtures/v2_http_server.mjs');
+const LONG_URI = `mcpfence://long/${'x'.repeat(200)}`;
+const CANARY = 'mcpfence-canary-' + randomBytes(6).toString('hex');
+const require = createRequire(join(ROOT, 'tests/e2e/package.json'));
+const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
+const skip = missing() ?? (existsSync(MCPFENCE) ? null : `${MCPFENCE} is not built (make)`);
+
+const POLICY = {
+	version: '1',
+	default: 'deny',
+	tools: {
+		echo: {},
+		'café': {},
+		'get-sum': { limits: [{ counter: 'sums', window: 'hour', max: 2, scope: 'session' }] },
+		'get-env': { action: 'deny', reason: 'the environment is private' },
+		stamp: { action: 'approve' },
+	},
+};
+
+// A process until stop(); out holds what it printed.
+function start(cmd, args, env = {}) {
+	const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'],
+		env: { ...process.env, ...env } });
+	const p = { child, out: '' };
+	child.stdout.on('data', (d) => { p.out += d; });
+	child.stderr.on('data', (d) => { p.out += d; });
+	p.exited = new Promise((res) => child.on('exit', (code, sig) => res({ code, sig })));
+	p.stop = async () => {
+		if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+		await Promise.race([p.exited, sleep(5000)]);
+		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+	};
+	return p;
+}
+
+async function startProxy(dir, upstreamPort, extra = []) {
+	const port = await freePort();
+	const p = start(MCPFENCE, ['proxy', '--listen', `127.0.0.1:${port}`, '--upstream',
+		`http://127.0.0.1:${upstreamPort}`, '--policy', join(dir, 'policy.json'), '--audit',
+		join(dir, 'audit.jsonl'), ...extra], { MCPFENCE_RUNTIME_DIR: join(dir, 'run') });
+	await until(() => p.out.includes('proxy: listening') || p.child.exitCode !== null, 10000,
+		'the proxy to listen');
+	assert.match(p.out, /proxy: listening on/, p.out);
+	p.port = port;
+	p.url = `http://127.0.0.1:${port}/mcp`;
+	return p;
+}
+
+// A client of SDK v (1 or 2; mode: the v2 client's versionNegotiation mode) at url.
+async function session(url, v, mode) {
+	let client;
+	if (v === 1) {
+		const { Client } = await imp('@modelcontextprotocol/sdk/client/index.js');
+		const { StreamableHTTPClientTransport } =
+			await imp('@modelcontextprotocol/sdk/client/streamableHttp.js');
+		client = new Client({ name: 'proxy-e2e', version: '1.0.0' });
+		await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+	} else {
+		const { Client, StreamableHTTPClientTransport } = await imp('@modelcontextprotocol/client');
+		client = new Client({ name: 'proxy-e2e', version: '1.0.0' },
+			mode ? { versionNegotiation: { mode } } : {});
+		await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+	}
+	const call = (tool, a = {}, opts = {}) => client.callTool({ name: tool, arguments: a },
+		undefined, { timeout: 10000, ...opts });
+	return { client, call, close: () => client.close() };
+}
+
+// A denial as the agent reads it: a result, isError, "denied by policy: ...".
+function assertDenied(r, kind, re) {
+	assert.equal(r.isError, true, JSON.stringify(r));
+	assert.equal(r._meta.kind, kind);
+	assert.match(text(r), re);
+	assert.ok(!text(r).includes(CANARY));
+}
+
+describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
+	let dir, server, port, toolLog;
+	const ran = () => (existsSync(toolLog)
+		? readFileSync(toolLog, 'utf8').split('\n').filter(Boolean) : []);
+
+	before(async () => {
+		dir = tmp();
+		toolLog = join(dir, 'tools.log');
+		writeFileSync(join(dir, 'policy.json'), JSON.stringify(POLICY));
+		port = await freePort();
+		server = start(process.execPath, [SERVER], { PORT: String(port), MCPFENCE_CANARY: CANARY,
+			MCPFENCE_TOOL_LOG: toolLog });
+		assert.ok(await waitPort(port), 'the v2 server did not listen');
+	});
+	after(async () => { await server?.stop(); });
+
+	const CASES = [
+		[2, { pin: '2026-07-28' }, '2026-07-28', 'SDK v2 client pinned to 2026-07-28'],
+		[2, null, '2025-11-25', 'SDK v2 client, 2025 handshake'],
+		[1, null, null, 'SDK v1 client'],
+	];
+	for (const [v, mode, version, what] of CASES) {
+		test(`${what}: allowed as direct, denials readable, limits, list filtered, audit`,
+			async () => {
+				const d = await session(`http://127.0.0.1:${port}/mcp`, v, mode);
+				const want = {
+					list: (await d.client.listTools()).tools,
+					echo: await d.call('echo', { message: 'proxied hé' }),
+					sum: await d.call('get-sum', { a: 1, b: 2 }),
+					long: await d.client.readResource({ uri: LONG_URI }),
+					cafe: await d.call('café'),
+				};
+				await d.close();
+				const proxy = await startProxy(dir, port);
+				const before = ran().length;
+				const s = await session(proxy.url, v, mode);
+				try {
+					if (version)
+						assert.equal(s.client.getNegotiatedProtocolVersion(), version);
+					assert.deepEqual((await s.client.listTools()).tools,
+						want.list.filter((t) => ['echo', 'café', 'get-sum', 'stamp']
+							.includes(t.name)));
+					assert.deepEqual(await s.call('echo', { message: 'proxied hé' }), want.echo);
+					assert.deepEqual(await s.client.readResource({ uri: LONG_URI }), want.long);
+					assert.deepEqual(await s.call('café'), want.cafe);
+					assertDenied(await s.call('get-env'), 'rule',
+						/^denied by policy: the environment is private$/);
+					assertDenied(await s.call('nope'), 'default', /^denied by policy: /);
+					assert.deepEqual(await s.call('get-sum', { a: 1, b: 2 }), want.sum);
+					assert.deepEqual(await s.call('get-sum', { a: 1, b: 2 }), want.sum);
+					assertDenied(await s.call('get-sum', { a: 1, b: 2 }), 'limit',
+						/^denied by policy: rate limit of 2 calls per hour reached; retry in \d+ s$/);
+					assertDenied(await s.call('stamp'), 'approval',
+						/does not ask for: denied$/);
+					assert.equal(text(await s.call('echo', { message: 'after' })), 'Echo: after');
+					// the server ran exactly what was allowed
+					assert.deepEqual(ran().slice(before),
+						['echo', 'café', 'get-sum', 'get-sum', 'echo']);
+					const lines = await awaitAudit(join(dir, 'audit.jsonl'),
+						(l) => l.plane === 'http' && l.tool === 'stamp');
+					assert.equal(lines[lines.length - 1].decision, 'deny');
+					const env = readAudit(join(dir, 'audit.jsonl')).filter((l) => l.tool === 'get-env');
+					assert.equal(env[env.length - 1].kind, 'rule');
+					assert.match(env[env.length - 1].conn, /^tcp:127\.0\.0\.1:\d+->\d+$/);
+				} finally {
+					await s.close();
+					await proxy.stop();
+				}
+			});
+	}
+
+	// Requests no SDK sends, each refused before the server; get-env never runs.
+	test('raw requests: Host, Origin, headers that disagree, charsets, encodings, sizes, batches',
+		async () => {
+			const proxy = await startProxy(dir, port);
+			const before = ran().length;
+			const call = (name, extra = {}) => JSON.stringify({ jsonrpc: '2.0', id: 7,
+				method: 'tools/call', params: { name, arguments: {},
+					_meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+						'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+						'io.modelcontextprotocol/clientCapabilities': {} } }, ...extra });
+			const post = (body, headers = {}) => fetch(proxy.url, { method: 'POST', body,
+				headers: { 'content-type': 'application/json',
+					accept: 'application/json, text/event-stream', 'mcp-method': 'tools/call',
+					'mcp-protocol-version': '2026-07-28',
+					...headers } });
+			const refused = async (res, status, re) => {
+				assert.equal(res.status, status, await res.clone().text());
+				const j = await res.json();
+				assert.match(j.error.message, re);
+			};
+			try {
+				await refused(await post(call('get-env'), { 'mcp-name': 'echo' }), 400,
+					/Mcp-Name disagrees/);
+				await refused(await post(call('get-env'), { 'mcp-name': 'GET-ENV' }), 400,
+					/Mcp-Name disagrees/);
+				await refused(await post(call('get-env'), { 'mcp-method': 'tools/list',
+					'mcp-name': 'get-env' }), 400, /Mcp-Method disagrees/);
+				// named in base64: read as named plainly, then denied by the rule
+				const b64 = await post(call('get-env'), { 'mcp-name':
+					`=?base64?${Buffer.from('get-env').toString('base64')}?=` });
+				assert.equal(b64.status, 200);
+				assert.match((await b64.json()).result.content[0].text, /the environment is private/);
+				await refused(await post(call('get-env'), { 'mcp-name': 'get-env',
+					'content-type': 'application/json; charset=utf-7' }), 415, /charset/);
+				await refused(await post(call('get-env'), { 'mcp-name': 'get-env',
+					'content-encoding': 'gzip' }), 415, /Content-Encoding/);
+				await refused(await post('{"jsonrpc":"2.0","id":1,"method":"tools/call",' +
+					'"params":{"name":"echo","name":"get-env","arguments":{}}}',
+				{ 'mcp-name': 'get-env' }), 400, /duplicate|twice/i);
+				await refused(await post('{"jsonrpc":"2.0","id":1,"method":"tools/call",' +
+					'"params":{"name":"echo","NAME":"get-env","arguments":{}}}',
+				{ 'mcp-method': 'tools/call' }), 400, /./);
+				await refused(await post(`[${call('get-env')}]`, { 'mcp-method': '' }), 400,
+					/batch/);
+				const note = JSON.parse(call('get-env'));
+				delete note.id;
+				await refused(await post(JSON.stringify(note), { 'mcp-name': 'get-env' }), 400,
+					/without an "id"/);
+				await refused(await post(`{"x":"${'a'.repeat(4 << 20)}"}`), 413, /4 MiB/);
+				// fetch sets Host itself: node:http sends the one a rebinding page would
+				const host = await new Promise((res, rej) => {
+					const q = http.request(proxy.url, { method: 'POST', headers: {
+						host: `evil.example:${proxy.port}`, 'content-type': 'application/json',
+						'mcp-method': 'tools/call', 'mcp-name': 'echo' } }, (a) => {
+						let b = '';
+						a.on('data', (d) => { b += d; });
+						a.on('end', () => res({ status: a.statusCode, body: b }));
+					});
+					q.on('error', rej);
+					q.end(call('echo'));
+				});
+				assert.equal(host.status, 403, host.body);
+				assert.match(JSON.parse(host.body).error.message, /Host header/);
+				await refused(await post(call('echo'), { origin: 'http://evil.example',
+					'mcp-name': 'echo' }), 403, /Origin/);
+				const local = await post(call('echo', { params: { name: 'echo',
+					arguments: { message: 'o' }, _meta: JSON.parse(call('x')).params._meta } }),
+				{ origin: `http://localhost:${proxy.port}`, 'mcp-name': 'echo',
+					'mcp-param-message': 'o' });
+				assert.equal(local.status, 200, await local.clone().text());
+				assert.equal((await fetch(proxy.url, { method: 'PUT' })).status, 405);
+				assert.ok(!ran().slice(before).includes('get-env'));
+			} finally {
+				await proxy.stop();
+			}
+		});
+
+	test('SIGHUP reloads the policy; an upstream that is gone is a 502 that says so',
+		async () => {
+			const proxy = await startProxy(dir, port);
+			const s = await session(proxy.url, 1, null);
+			try {
+				assert.equal(text(await s.call('echo', { message: 'a' })), 'Echo: a');
+				writeFileSync(join(dir, 'policy.json'), JSON.stringify({ ...POLICY,
+					tools: { ...POLICY.tools, echo: { action: 'deny', reason: 'not today' } } }));
+				proxy.child.kill('SIGHUP');
+				await until(() => proxy.out.includes('reloaded'), 5000, 'the reload');
+				assertDenied(await s.call('echo', { message: 'b' }), 'rule', /not today/);
+			} finally {
+				writeFileSync(join(dir, 'policy.json'), JSON.stringify(POLICY));
+				await s.close();
+				await proxy.stop();
+			}
+			const gone = await startProxy(dir, await freePort());
+			try {
+				const r = await fetch(gone.url, { method: 'POST', body: '{"jsonrpc":"2.0","id":1,' +
+					'"method":"ping"}', headers: { 'content-type': 'application/json',
+					accept: 'application/json, text/event-stream' } });
+				assert.equal(r.status, 502);
+				assert.match((await r.json()).error.message, /did not answer/);
+			} finally {
+				await gone.stop();
+			}
+		});
+});
+
+describe('mcpfence proxy, server-everything', { skip: skip ?? false }, () => {
+	test('progress streams through, the list is filtered, a denial is read', async () => {
+		const dir = tmp();
+		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'allow',
+			tools: { 'get-env': { action: 'deny', reason: 'private' } } }));
+		const port = await freePort();
+		const server = start(process.execPath, [EVERYTHING, 'streamableHttp'],
+			{ PORT: String(port), MCPFENCE_CANARY: CANARY });
+		assert.ok(await waitPort(port), 'server-everything did not listen');
+		const proxy = await startProxy(dir, port);
+		const s = await session(proxy.url, 1, null);
+		try {
+			const names = (await s.client.listTools()).tools.map((t) => t.name);
+			assert.ok(names.includes('echo') && !names.includes('get-env'), names.join(','));
+			const progress = [];
+			const r = await s.call('trigger-long-running-operation', { duration: 1, steps: 4 },
+				{ onprogress: (p) => progress.push(p.progress) });
+			assert.match(text(r), /Long running operation completed/);
+			assert.deepEqual(progress, [1, 2, 3, 4]);
+			assertDenied(await s.call('get-env'), 'rule', /^denied by policy: private$/);
+		} finally {
+			await s.close();
+			await proxy.stop();
+			await server.stop();
+		}
+	});
+});
