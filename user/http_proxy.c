@@ -62,6 +62,8 @@ struct px {
 	char listen_host[64];
 	unsigned listen_port;
 	struct req *reqs; /* every request under way: resumed at shutdown */
+	CURL *spare[32];  /* easy handles done with, reset, for the next requests */
+	size_t nspare;
 	bool stop;
 };
 
@@ -77,7 +79,8 @@ struct req {
 	/* the upstream transfer */
 	CURL *easy;
 	struct curl_slist *hdrs;
-	bool headers_done, done, paused, whole;
+	bool headers_done, done, paused;
+	bool whole; /* the answer is read whole first: tools/list's, or a small JSON one */
 	CURLcode cres;
 	long status;
 	char *rh[MAX_HEADERS]; /* the answer's headers to pass on, "Name: value" */
@@ -359,6 +362,8 @@ static bool hop_by_hop(const char *name, size_t n)
 	return false;
 }
 
+static const char *answer_header(const struct req *r, const char *name);
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
 	struct req *r = ud;
@@ -375,7 +380,15 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 	if (!k) {
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
 		if (r->status >= 200) {
+			const char *ct = answer_header(r, "Content-Type");
+			curl_off_t cl = -1;
+
 			r->headers_done = true;
+			/* a small JSON answer goes in one piece: no chunks, fewer turns of the loop */
+			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+			if (cl >= 0 && cl <= PROXY_WHOLE_MAX && ct &&
+			    !strncasecmp(ct, "application/json", 16))
+				r->whole = true;
 			if (!r->whole)
 				wake(r);
 		}
@@ -440,12 +453,25 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
+/* An easy handle done with: out of the multi, kept for the next request (or freed). */
+static void easy_done(struct px *px, CURL *e, bool in_multi)
+{
+	if (in_multi)
+		curl_multi_remove_handle(px->multi, e);
+	if (px->nspare < sizeof(px->spare) / sizeof(px->spare[0])) {
+		curl_easy_reset(e);
+		px->spare[px->nspare++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
 /* Send the request upstream; the connection sleeps until the answer's head is here. */
 static enum MHD_Result forward(struct req *r)
 {
 	char url[sizeof(r->px->upstream) + sizeof(r->path)];
 	struct curl_slist *l;
-	CURL *e = curl_easy_init();
+	CURL *e = r->px->nspare ? r->px->spare[--r->px->nspare] : curl_easy_init();
 
 	if (!e)
 		return refuse(r, 500, NULL, JSONRPC_INTERNAL_ERROR, "out of memory");
@@ -477,7 +503,7 @@ static enum MHD_Result forward(struct req *r)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
 	}
 	if (curl_multi_add_handle(r->px->multi, e) != CURLM_OK) {
-		curl_easy_cleanup(e);
+		easy_done(r->px, e, false);
 		r->easy = NULL;
 		return refuse(r, 500, NULL, JSONRPC_INTERNAL_ERROR,
 			      "cannot start the upstream request");
@@ -848,8 +874,9 @@ static enum MHD_Result answer_upstream(struct req *r)
 			return sleep_conn(r), MHD_YES;
 		if (r->cres != CURLE_OK)
 			return refuse(r, 502, r->list_id, JSONRPC_INTERNAL_ERROR,
-				      "the server's answer to tools/list could not be read whole");
-		filter_answer(r);
+				      "the server's answer could not be read whole");
+		if (r->list_id)
+			filter_answer(r);
 		resp = MHD_create_response_from_buffer(r->out.len, r->out.buf,
 						       MHD_RESPMEM_MUST_COPY);
 	} else {
@@ -937,10 +964,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void req_free(struct px *px, struct req *r)
 {
-	if (r->easy) {
-		curl_multi_remove_handle(px->multi, r->easy);
-		curl_easy_cleanup(r->easy);
-	}
+	if (r->easy)
+		easy_done(px, r->easy, true);
 	curl_slist_free_all(r->hdrs);
 	while (r->nrh)
 		free(r->rh[--r->nrh]);
@@ -1009,8 +1034,7 @@ static void curl_done(struct px *px)
 		if (r->cres != CURLE_OK)
 			log_warn("proxy: %s %s upstream: %s", r->method, r->path,
 				 curl_easy_strerror(r->cres));
-		curl_multi_remove_handle(px->multi, r->easy);
-		curl_easy_cleanup(r->easy);
+		easy_done(px, r->easy, true);
 		r->easy = NULL;
 		r->paused = false;
 		wake(r);
@@ -1075,6 +1099,13 @@ static int loop(struct px *px)
 				  px->curl_due_ms - now < (uint64_t)timeout ?
 							   (int)(px->curl_due_ms - now) :
 							   timeout;
+		if (audit__deadline(px->audit)) { /* kept lines are written 10 ms after the first */
+			uint64_t due = audit__deadline(px->audit) / 1000, t = clock__mono_ms();
+
+			timeout = due <= t		      ? 0 :
+				  due - t < (uint64_t)timeout ? (int)(due - t) :
+								timeout;
+		}
 		n = epoll_wait(px->ep, evs, 64, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_err("proxy: epoll_wait: %s", strerror(errno));
@@ -1140,6 +1171,7 @@ int http_proxy__run(const struct proxy_opts *o)
 	px.audit = audit__open(o->audit_path);
 	if (!px.audit)
 		return 1;
+	audit__set_buffered(px.audit, true); /* off the calls' path, as run's */
 	if (load_policy(&px, false))
 		goto out;
 	px.limits = limits__new(NULL, NULL);
@@ -1197,6 +1229,8 @@ out:
 		MHD_run(px.mhd);
 		MHD_stop_daemon(px.mhd);
 	}
+	while (px.nspare)
+		curl_easy_cleanup(px.spare[--px.nspare]);
 	if (px.multi)
 		curl_multi_cleanup(px.multi);
 	curl_global_cleanup();

@@ -16,6 +16,7 @@
 #define PROXY_BODY_MAX (4u << 20)     /* a client's POST body, at most */
 #define PROXY_LIST_MAX (16u << 20)    /* an upstream answer read whole (tools/list) */
 #define PROXY_STREAM_BUF (256u << 10) /* upstream bytes held for a slow client, then paused */
+#define PROXY_WHOLE_MAX (64u << 10)   /* a JSON answer of known length up to this: sent whole */
 
 struct proxy_opts {
 	const char *policy_path; /* NULL: every call is denied */
