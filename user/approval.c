@@ -802,3 +802,34 @@ void approvals__serve(struct approvals *q, const struct policy *p, const struct 
 	if (incoming)
 		conn_accept(q, now_us);
 }
+
+void approval__question(const char *tool, const char *server, const json_t *args,
+			const char *pointer, uint32_t timeout_s, char *msg, size_t size)
+{
+	char *text = args ? json_dumps(args, JSON_COMPACT) : NULL;
+
+	snprintf(msg, size,
+		 "mcpfence: the agent asks to call the tool \"%.100s\" of %.100s with arguments "
+		 "%.600s. Allow this call? (policy rule %.100s; without an answer in %u s it is "
+		 "denied)",
+		 tool, server, text ? text : "{}", pointer, timeout_s);
+	free(text);
+}
+
+void approval__deny_unless_approved(struct decision *d, enum approval_state state,
+				    uint32_t timeout_s, const char *why, const char *by)
+{
+	char ptr[DECIDE_PTR_LEN];
+
+	if (d->verdict == VERDICT_DENY || state == APPROVAL_APPROVED)
+		return;
+	snprintf(ptr, sizeof(ptr), "%s", d->pointer);
+	if (state == APPROVAL_EXPIRED)
+		decide__deny(d, KIND_APPROVAL, ptr, "nobody approved the call within %u s",
+			     timeout_s);
+	else if (state == APPROVAL_UNASKABLE)
+		decide__deny(d, KIND_APPROVAL, ptr, "%s", why);
+	else
+		decide__deny(d, KIND_APPROVAL, ptr, "a human declined the call (%s)",
+			     by ? by : "?");
+}

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
+#include "decide.h"
 #include "policy.h"
 
 #define APPROVAL_SOCK_PREFIX "mcpfence/approvals/" /* abstract: a NUL byte comes first */
@@ -139,6 +140,20 @@ int approval__digest(const char *tool, const json_t *args, char hex[65]);
 /* Split an ID "<pid>-<token>-<digest>"; 0, or -EINVAL when it is not one. */
 int approval__parse_id(const char *id, pid_t *pid, char token[APPROVAL_TOKEN_HEX + 1],
 		       char digest[APPROVAL_ID_DIGEST_HEX + 1]);
+/*
+ * The question a human is asked about a call of tool on server with args, under the rule at
+ * pointer, denied without an answer in timeout_s (into msg, size bytes).
+ */
+void approval__question(const char *tool, const char *server, const json_t *args,
+			const char *pointer, uint32_t timeout_s, char *msg, size_t size);
+/*
+ * A held call, judged again (d), was decided otherwise than approved (state, and why or by):
+ * d becomes that denial, KIND_APPROVAL, at d's pointer. Left alone when d denies already or
+ * state is APPROVAL_APPROVED.
+ */
+void approval__deny_unless_approved(struct decision *d, enum approval_state state,
+				    uint32_t timeout_s, const char *why, const char *by);
+
 /* "uid 0 (root)", "uid 65533": a uid and its user name when it has one. */
 const char *approval__uid_name(uid_t uid, char *buf, size_t size);
 

@@ -379,14 +379,7 @@ static void reserve_and_forward(struct gw *g, const json_t *msg, const char *raw
 static void question(const struct gw *g, const char *tool, const json_t *args,
 		     const struct decision *d, uint32_t timeout_s, char *msg, size_t size)
 {
-	char *text = args ? json_dumps(args, JSON_COMPACT) : NULL;
-
-	snprintf(msg, size,
-		 "mcpfence: the agent asks to call the tool \"%.100s\" of %.100s with arguments "
-		 "%.600s. Allow this call? (policy rule %.100s; without an answer in %u s it is "
-		 "denied)",
-		 tool, g->server_name, text ? text : "{}", d->pointer, timeout_s);
-	free(text);
+	approval__question(tool, g->server_name, args, d->pointer, timeout_s, msg, size);
 }
 
 static void ask_client(struct gw *g, struct approval *a, const struct decision *d)
@@ -581,20 +574,8 @@ static void finish_approval(struct gw *g, struct approval *a)
 	const char *by = a->by[0] ? a->by : NULL; /* who decided, when someone did */
 	struct decision d;
 
-	char ptr[DECIDE_PTR_LEN];
-
 	decide__call(g->policy, a->tool, a->args, &d);
-	if (d.verdict != VERDICT_DENY && a->state != APPROVAL_APPROVED) {
-		snprintf(ptr, sizeof(ptr), "%s", d.pointer);
-		if (a->state == APPROVAL_EXPIRED)
-			decide__deny(&d, KIND_APPROVAL, ptr, "nobody approved the call within %u s",
-				     a->timeout_s);
-		else if (a->state == APPROVAL_UNASKABLE)
-			decide__deny(&d, KIND_APPROVAL, ptr, "%s", a->why);
-		else
-			decide__deny(&d, KIND_APPROVAL, ptr, "a human declined the call (%s)",
-				     by ? by : "?");
-	}
+	approval__deny_unless_approved(&d, a->state, a->timeout_s, a->why, by);
 	/* the client still shows our question when the call ended otherwise: take it back */
 	if (a->elicit_id && (!by || strcmp(by, "elicitation"))) {
 		const char *reason = a->state == APPROVAL_EXPIRED ? "approval timed out" :
