@@ -21,12 +21,14 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
 #include <openssl/evp.h>
+#include "approval.h"
 #include "audit.h"
 #include "cmd.h"
 #include "clock.h"
@@ -35,6 +37,7 @@
 #include "jsonrpc.h"
 #include "limits.h"
 #include "log.h"
+#include "mrtr.h"
 #include "policy.h"
 #include "stdio_gateway.h"
 #include "wbuf.h"
@@ -42,6 +45,8 @@
 #define TAG_MHD 1ull
 #define TAG_SIGNAL 2ull
 #define TAG_CURL 3ull
+#define TAG_APPROVALS 4ull
+#define MAX_HELD 64 /* calls waiting for approval; more are denied */
 #define MAX_HEADERS 64
 #define MAX_HEADER_LEN 8192
 
@@ -64,6 +69,9 @@ struct px {
 	struct req *reqs; /* every request under way: resumed at shutdown */
 	CURL *spare[32];  /* easy handles done with, reset, for the next requests */
 	size_t nspare;
+	struct approvals approvals; /* calls held for the operator (the control socket) */
+	int aep;		    /* an epoll set of the control socket's descriptors, or -1 */
+	struct mrtr mrtr;	    /* input_required (2026-07-28): the client's user approves */
 	bool stop;
 };
 
@@ -89,6 +97,13 @@ struct req {
 	json_t *list_id; /* the id of the tools/list whose answer is filtered */
 	struct reservation res;
 	bool has_res;
+	/* a call held for the operator: what was decided, once it was */
+	struct approval *held;
+	json_t *held_msg;
+	enum approval_state held_state;
+	char held_by[96], held_why[200];
+	uint32_t held_timeout_s;
+	uint64_t t0;
 };
 
 /* --- addresses and names --- */
@@ -291,7 +306,7 @@ static void client_addr(const struct req *r, char *out, size_t len, unsigned *po
 }
 
 static void audit_call(struct req *r, const char *tool, const json_t *args, const json_t *id,
-		       const struct decision *d, uint64_t t0)
+		       const struct decision *d, const char *by, uint64_t t0)
 {
 	const char *session =
 		MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id");
@@ -311,6 +326,7 @@ static void audit_call(struct req *r, const char *tool, const json_t *args, cons
 		.kind = allow ? NULL : decide__kind_name(d->kind),
 		.rule = d->pointer[0] ? d->pointer : NULL,
 		.reason = allow ? NULL : d->reason,
+		.approved_by = by,
 		.note = d->note[0] ? d->note : NULL,
 		.latency_us = clock__mono_us() - t0,
 		.request_id = idtext,
@@ -573,41 +589,170 @@ static const char *headers_disagree(struct req *r, const struct jr_msg *m)
 	return same ? NULL : "Mcp-Name disagrees with the body";
 }
 
-static enum MHD_Result judge_call(struct req *r, const struct jr_msg *m)
+/*
+ * The last steps of a call the rules let through (d: allowed, or approved by by): its
+ * budgets, the audit line, the server; or the denial the client reads.
+ */
+static enum MHD_Result go_on(struct req *r, const json_t *msg, const char *tool, struct decision *d,
+			     const char *by, uint64_t t0)
 {
-	const char *tool = json_string_value(json_object_get(m->params, "name"));
-	const json_t *args = json_object_get(m->params, "arguments");
+	const json_t *params = json_object_get(msg, "params");
+	const json_t *args = json_object_get(params, "arguments"), *id = json_object_get(msg, "id");
 	const char *session =
 		MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id");
-	uint64_t t0 = clock__mono_us();
 	char agent[96], peer[80];
 	struct scope_keys keys;
 	unsigned port;
-	struct decision d;
 
-	decide__call(r->px->policy, tool, args, &d);
-	if (d.verdict == VERDICT_APPROVE)
-		decide__deny(&d, KIND_APPROVAL, d.pointer,
-			     "the rule asks for a human's approval, which mcpfence proxy does not "
-			     "ask for: denied");
 	client_addr(r, peer, sizeof(peer), &port);
 	snprintf(agent, sizeof(agent), "ip:%s", peer);
 	keys = (struct scope_keys){ .session = session,
 				    .agent = agent,
 				    .policy = r->px->policy_real,
 				    .server = r->px->server };
-	if (d.verdict == VERDICT_ALLOW &&
-	    !limits__reserve(r->px->limits, r->px->policy, d.rule, &keys, &r->res, &d)) {
+	if (d->verdict != VERDICT_DENY &&
+	    !limits__reserve(r->px->limits, r->px->policy, d->rule, &keys, &r->res, d)) {
 		r->has_res = true;
-		audit_call(r, tool, args, m->id, &d, t0);
+		d->verdict = VERDICT_ALLOW;
+		audit_call(r, tool, args, id, d, by, t0);
 		return forward(r);
 	}
-	d.verdict = VERDICT_DENY;
-	audit_call(r, tool, args, m->id, &d, t0);
-	return answer_json(r, 200,
-			   stdio_gateway__denial(m->root, d.reason, d.pointer,
-						 decide__kind_name(d.kind),
-						 d.kind == KIND_LIMIT ? d.retry_after_s : 0, NULL));
+	d->verdict = VERDICT_DENY;
+	audit_call(r, tool, args, id, d, by, t0);
+	return answer_json(
+		r, 200,
+		stdio_gateway__denial(msg, d->reason, d->pointer, decide__kind_name(d->kind),
+				      d->kind == KIND_LIMIT ? d->retry_after_s : 0, NULL));
+}
+
+/*
+ * A call a human must approve. 2026-07-28, to a client that can ask its user and a rule that
+ * trusts it: an input_required result that asks (the retry carries the answer). Else, when the
+ * rule lets the operator decide: held, its connection asleep, until the control socket says
+ * (mcpfence approve, deny) or its time is up. Else denied: the proxy cannot ask a 2025 client.
+ */
+static enum MHD_Result ask(struct req *r, const struct jr_msg *m, const char *tool,
+			   struct decision *d, uint64_t t0)
+{
+	const json_t *caps =
+		json_object_get(json_object_get(m->params, "_meta"), MCP_META_CLIENT_CAPS);
+	uint32_t timeout =
+		d->rule && d->rule->approval_timeout_s ? d->rule->approval_timeout_s : 120;
+	unsigned via = d->rule ? d->rule->approval_via : VIA_CLIENT | VIA_OPERATOR;
+	char text[1200], ptr[DECIDE_PTR_LEN];
+	struct approval *a = NULL;
+	size_t held = 0;
+
+	snprintf(ptr, sizeof(ptr), "%s", d->pointer);
+	if ((via & VIA_CLIENT) && jsonrpc__request_revision(m->params) &&
+	    json_is_object(json_object_get(caps, "elicitation"))) {
+		json_t *result;
+
+		approval__question(tool, r->px->server, json_object_get(m->params, "arguments"),
+				   d->pointer, timeout, text, sizeof(text));
+		result = mrtr__ask(&r->px->mrtr, tool, m->params, text, timeout,
+				   clock__mono_us() / 1000000);
+		if (result)
+			return answer_json(r, 200, jsonrpc__result(m->id, result));
+		decide__deny(d, KIND_APPROVAL, ptr, "cannot ask for approval: %s",
+			     errno == E2BIG ? "the server's state to carry is too large" :
+					      strerror(errno));
+		return go_on(r, m->root, tool, d, NULL, t0);
+	}
+	if (!(via & VIA_OPERATOR)) {
+		decide__deny(d, KIND_APPROVAL, ptr,
+			     "the rule asks only the client, and mcpfence proxy asks only clients "
+			     "of the 2026-07-28 revision that can ask their user");
+		return go_on(r, m->root, tool, d, NULL, t0);
+	}
+	for (a = r->px->approvals.head; a; a = a->next)
+		held++;
+	a = held < MAX_HELD ? approvals__add(&r->px->approvals, tool, json_incref(m->root), r->body,
+					     r->len, timeout, clock__mono_us()) :
+			      NULL;
+	if (!a) {
+		decide__deny(d, KIND_APPROVAL, ptr, "%s",
+			     held < MAX_HELD ? "cannot hold the call" :
+					       "too many calls already wait for approval");
+		return go_on(r, m->root, tool, d, NULL, t0);
+	}
+	if (approvals__listen(&r->px->approvals)) {
+		a->state = APPROVAL_UNASKABLE;
+		snprintf(a->why, sizeof(a->why), "the control socket cannot be used");
+	} else {
+		a->on_socket = true;
+		log_info("call %s (tool \"%s\") waits for approval: mcpfence approve %s, or "
+			 "mcpfence deny %s (denied in %u s)",
+			 a->id, a->tool, a->id, a->id, a->timeout_s);
+	}
+	r->held = a;
+	r->held_msg = json_incref(m->root);
+	r->held_state = APPROVAL_WAITING;
+	r->t0 = t0;
+	sleep_conn(r);
+	return MHD_YES;
+}
+
+/* The operator decided on a held call (or its time was up): on, or the denial. */
+static enum MHD_Result finish_held(struct req *r)
+{
+	const json_t *params = json_object_get(r->held_msg, "params");
+	const char *tool = json_string_value(json_object_get(params, "name"));
+	const char *by = r->held_by[0] ? r->held_by : NULL;
+	struct decision d;
+
+	decide__call(r->px->policy, tool, json_object_get(params, "arguments"), &d);
+	approval__deny_unless_approved(&d, r->held_state, r->held_timeout_s, r->held_why, by);
+	return go_on(r, r->held_msg, tool, &d, by, r->t0);
+}
+
+/*
+ * A retry (2026-07-28) that carries the state of our input_required: on when the user approved
+ * (the params as the server expects them, the body made again from them), or when the policy
+ * in force now allows the call outright; else the denial, saying why.
+ */
+static enum MHD_Result judge_retry(struct req *r, const struct jr_msg *m, const char *tool,
+				   struct decision *d, uint64_t t0)
+{
+	char why[200], ptr[DECIDE_PTR_LEN];
+	enum mrtr_answer a;
+	char *body;
+
+	a = mrtr__answer(&r->px->mrtr, tool, m->params, clock__mono_us() / 1000000, why,
+			 sizeof(why));
+	if (a != MRTR_APPROVED && d->verdict == VERDICT_APPROVE) {
+		snprintf(ptr, sizeof(ptr), "%s", d->pointer);
+		decide__deny(d, KIND_APPROVAL, ptr, "%s", why);
+		return go_on(r, m->root, tool, d, a == MRTR_DECLINED ? "elicitation" : NULL, t0);
+	}
+	if (a != MRTR_APPROVED) { /* allowed outright now: without what was ours */
+		json_object_del(m->params, "requestState");
+		json_object_del(json_object_get(m->params, "inputResponses"), MRTR_KEY);
+	}
+	body = json_dumps(m->root, JSON_COMPACT);
+	if (!body)
+		return refuse(r, 500, m->id, JSONRPC_INTERNAL_ERROR, "out of memory");
+	free(r->body);
+	r->body = body;
+	r->len = strlen(body);
+	return go_on(r, m->root, tool, d,
+		     a == MRTR_APPROVED && d->verdict == VERDICT_APPROVE ? "elicitation" : NULL,
+		     t0);
+}
+
+static enum MHD_Result judge_call(struct req *r, const struct jr_msg *m)
+{
+	const char *tool = json_string_value(json_object_get(m->params, "name"));
+	const json_t *args = json_object_get(m->params, "arguments");
+	uint64_t t0 = clock__mono_us();
+	struct decision d;
+
+	decide__call(r->px->policy, tool, args, &d);
+	if (d.verdict != VERDICT_DENY && mrtr__ours(m->params))
+		return judge_retry(r, m, tool, &d, t0);
+	if (d.verdict == VERDICT_APPROVE)
+		return ask(r, m, tool, &d, t0);
+	return go_on(r, m->root, tool, &d, NULL, t0);
 }
 
 /* What a batch may hold: nothing the proxy would have to judge or filter. */
@@ -959,6 +1104,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r->started = true;
 		return strcmp(r->method, "POST") ? forward(r) : judge_post(r);
 	}
+	if (r->held_msg && !r->easy && !r->headers_done && !r->done) {
+		if (r->held_state == APPROVAL_WAITING)
+			return sleep_conn(r), MHD_YES; /* still waiting */
+		return finish_held(r);
+	}
 	return answer_upstream(r);
 }
 
@@ -970,6 +1120,9 @@ static void req_free(struct px *px, struct req *r)
 	while (r->nrh)
 		free(r->rh[--r->nrh]);
 	json_decref(r->list_id);
+	if (r->held)
+		approvals__remove(&px->approvals, r->held);
+	json_decref(r->held_msg);
 	*r->pprev = r->next;
 	if (r->next)
 		r->next->pprev = r->pprev;
@@ -1081,6 +1234,59 @@ static void on_signal(struct px *px)
 	}
 }
 
+/* --- the control socket, in the loop --- */
+
+/*
+ * Its descriptors change as operators connect: they are put in an epoll set of their own,
+ * made again each turn while the socket is open, which the loop's set holds as one.
+ */
+static void approvals_watch(struct px *px, struct pollfd *pfd, size_t *n, size_t max)
+{
+	*n = px->approvals.listen_fd >= 0 ? approvals__pollfds(&px->approvals, pfd, max) : 0;
+	if (px->aep >= 0)
+		close(px->aep); /* and out of the loop's set */
+	px->aep = -1;
+	if (!*n)
+		return;
+	px->aep = epoll_create1(EPOLL_CLOEXEC);
+	for (size_t i = 0; px->aep >= 0 && i < *n; i++) {
+		struct epoll_event ev = { .events = (pfd[i].events & POLLIN ? EPOLLIN : 0) |
+						    (pfd[i].events & POLLOUT ? EPOLLOUT : 0),
+					  .data.u64 = (uint64_t)i };
+
+		epoll_ctl(px->aep, EPOLL_CTL_ADD, pfd[i].fd, &ev);
+	}
+	if (px->aep >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN,
+					  .data.u64 = TAG_APPROVALS << 32 | (uint32_t)px->aep };
+
+		epoll_ctl(px->ep, EPOLL_CTL_ADD, px->aep, &ev);
+	}
+}
+
+/* Calls decided (or out of time): their requests go on. */
+static void approvals_decided(struct px *px, uint64_t now_us)
+{
+	struct approval *a;
+
+	approvals__expire(&px->approvals, now_us);
+	while ((a = approvals__decided(&px->approvals))) {
+		struct req *r = px->reqs;
+
+		while (r && r->held != a)
+			r = r->next;
+		if (r) {
+			r->held_state = a->state;
+			r->held_timeout_s = a->timeout_s;
+			snprintf(r->held_by, sizeof(r->held_by), "%s", a->by);
+			snprintf(r->held_why, sizeof(r->held_why), "%s", a->why);
+			r->held = NULL;
+			wake(r);
+		}
+		approvals__remove(&px->approvals, a);
+	}
+}
+
 /* --- the loop --- */
 
 static int loop(struct px *px)
@@ -1088,9 +1294,18 @@ static int loop(struct px *px)
 	struct epoll_event evs[64];
 
 	while (!px->stop) {
+		struct pollfd apfd[1 + APPROVAL_CONNS];
 		MHD_UNSIGNED_LONG_LONG mhd_ms;
-		uint64_t now = clock__mono_ms();
+		uint64_t now = clock__mono_ms(), adue;
 		int timeout = 1000, n, running;
+		size_t an = 0;
+
+		approvals_decided(px, clock__mono_us());
+		MHD_run(px->mhd); /* the requests just woken */
+		adue = approvals__expire(&px->approvals, clock__mono_us()) / 1000;
+		if (adue)
+			timeout = adue <= now ? 0 : adue - now < 1000 ? (int)(adue - now) : 1000;
+		approvals_watch(px, apfd, &an, sizeof(apfd) / sizeof(apfd[0]));
 
 		if (MHD_get_timeout(px->mhd, &mhd_ms) == MHD_YES && mhd_ms < (unsigned)timeout)
 			timeout = (int)mhd_ms;
@@ -1116,6 +1331,10 @@ static int loop(struct px *px)
 
 			if (tag == TAG_SIGNAL) {
 				on_signal(px);
+			} else if (tag == TAG_APPROVALS) {
+				if (an && poll(apfd, an, 0) > 0)
+					approvals__serve(&px->approvals, px->policy, apfd, an,
+							 clock__mono_us());
 			} else if (tag == TAG_CURL) {
 				int flags =
 					(evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
@@ -1148,7 +1367,7 @@ static int add_fd(struct px *px, int fd, uint64_t tag)
 
 int http_proxy__run(const struct proxy_opts *o)
 {
-	struct px px = { .o = o, .ep = -1, .sigfd = -1 };
+	struct px px = { .o = o, .ep = -1, .sigfd = -1, .aep = -1 };
 	struct sockaddr_storage sa;
 	const union MHD_DaemonInfo *di;
 	const char *why = NULL;
@@ -1168,9 +1387,17 @@ int http_proxy__run(const struct proxy_opts *o)
 		return 2;
 	}
 	snprintf(px.server, sizeof(px.server), "%.255s", o->name ? o->name : px.upstream);
-	px.audit = audit__open(o->audit_path);
-	if (!px.audit)
+	approvals__init(&px.approvals);
+	px.approvals.server = px.server;
+	if (mrtr__init(&px.mrtr)) {
+		log_err("proxy: cannot draw a key for approvals: %s", strerror(errno));
 		return 1;
+	}
+	px.audit = audit__open(o->audit_path);
+	if (!px.audit) {
+		mrtr__free(&px.mrtr);
+		return 1;
+	}
 	audit__set_buffered(px.audit, true); /* off the calls' path, as run's */
 	if (load_policy(&px, false))
 		goto out;
@@ -1238,6 +1465,10 @@ out:
 		close(px.sigfd);
 	if (px.ep >= 0)
 		close(px.ep);
+	approvals__fini(&px.approvals);
+	if (px.aep >= 0)
+		close(px.aep);
+	mrtr__free(&px.mrtr);
 	limits__free(px.limits);
 	policy__free(px.policy);
 	audit__close(px.audit);

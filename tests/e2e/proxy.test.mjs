@@ -7,7 +7,7 @@
 // whose own log says what it ran.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,7 +32,7 @@ const POLICY = {
 		'café': {},
 		'get-sum': { limits: [{ counter: 'sums', window: 'hour', max: 2, scope: 'session' }] },
 		'get-env': { action: 'deny', reason: 'the environment is private' },
-		stamp: { action: 'approve' },
+		stamp: { action: 'approve', approval: { timeout: '1s' } },
 	},
 };
 
@@ -145,8 +145,9 @@ describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 					assert.deepEqual(await s.call('get-sum', { a: 1, b: 2 }), want.sum);
 					assertDenied(await s.call('get-sum', { a: 1, b: 2 }), 'limit',
 						/^denied by policy: rate limit of 2 calls per hour reached; retry in \d+ s$/);
+					// nobody on the control socket: its time runs out
 					assertDenied(await s.call('stamp'), 'approval',
-						/does not ask for: denied$/);
+						/^denied by policy: nobody approved the call within 1 s$/);
 					assert.equal(text(await s.call('echo', { message: 'after' })), 'Echo: after');
 					// the server ran exactly what was allowed
 					assert.deepEqual(ran().slice(before),
@@ -268,6 +269,112 @@ describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 				await gone.stop();
 			}
 		});
+});
+
+// Approvals through the proxy: the operator on the control socket (a 2025 client: the proxy
+// cannot ask it), and the client's user through input_required (2026-07-28), bound to the call.
+describe('mcpfence proxy, approvals', { skip: skip ?? false }, () => {
+	let dir, server, port, toolLog;
+	const ran = () => (existsSync(toolLog)
+		? readFileSync(toolLog, 'utf8').split('\n').filter(Boolean) : []);
+	const cli = (...a) => execFileSync(MCPFENCE, a, { encoding: 'utf8',
+		stdio: ['ignore', 'pipe', 'pipe'] });
+
+	before(async () => {
+		dir = tmp();
+		toolLog = join(dir, 'tools.log');
+		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'deny',
+			tools: { stamp: { action: 'approve', approval: { timeout: '2s' } },
+				echo: { action: 'approve', approval: { via: ['client'] } },
+				'get-sum': { action: 'approve', approval: { via: ['client'] } } } }));
+		port = await freePort();
+		server = start(process.execPath, [SERVER], { PORT: String(port),
+			MCPFENCE_TOOL_LOG: toolLog });
+		assert.ok(await waitPort(port), 'the v2 server did not listen');
+	});
+	after(async () => { await server?.stop(); });
+
+	test('the operator approves, denies, or lets the time run out', async () => {
+		const proxy = await startProxy(dir, port);
+		const pid = String(proxy.child.pid);
+		const s = await session(proxy.url, 1, null);
+		const waiting = () => until(() => {
+			try {
+				const out = cli('approvals', '--json', '--pid', pid).trim();
+				return out ? out.split('\n').map((l) => JSON.parse(l)) : null;
+			} catch { return null; }
+		}, 5000, 'a waiting call');
+		try {
+			const before = ran().length;
+			const p = s.call('stamp', { doc: 'a' });
+			const [w] = await waiting();
+			assert.equal(w.tool, 'stamp');
+			assert.deepEqual(w.arguments, { doc: 'a' });
+			assert.equal(w.asked, 'operator');
+			assert.match(cli('approve', w.id), /^ok: call .* approved/);
+			assert.equal(text(await p), 'stamped');
+			const q = s.call('stamp', { doc: 'b' });
+			const [w2] = await waiting();
+			cli('deny', w2.id);
+			assertDenied(await q, 'approval', /declined the call \(uid 0 \(root\)\)/);
+			assertDenied(await s.call('stamp', { doc: 'c' }), 'approval',
+				/nobody approved the call within 2 s/);
+			// a 2025 client cannot be asked: a rule for the client alone denies, saying so
+			assertDenied(await s.call('echo', { message: 'x' }), 'approval',
+				/asks only clients of the 2026-07-28 revision/);
+			assert.deepEqual(ran().slice(before), ['stamp']);
+			const lines = await awaitAudit(join(dir, 'audit.jsonl'), (l) => l.tool === 'stamp', 3);
+			assert.deepEqual(lines.map((l) => [l.decision, l.approved_by ?? null]),
+				[['allow', 'uid 0 (root)'], ['deny', 'uid 0 (root)'], ['deny', null]]);
+		} finally {
+			await s.close();
+			await proxy.stop();
+		}
+	});
+
+	test('2026-07-28: the client user approves through input_required, bound to the call',
+		async () => {
+		const proxy = await startProxy(dir, port);
+		const { Client, StreamableHTTPClientTransport } = await imp('@modelcontextprotocol/client');
+		const client = new Client({ name: 'proxy-ask', version: '1.0.0' },
+			{ versionNegotiation: { mode: { pin: '2026-07-28' } },
+				capabilities: { elicitation: { form: {} } } });
+		const asked = [];
+		let approve = true;
+		client.setRequestHandler('elicitation/create', async (req) => {
+			asked.push(req.params.message);
+			return approve ? { action: 'accept', content: { approve: true } } :
+				{ action: 'decline' };
+		});
+		await client.connect(new StreamableHTTPClientTransport(new URL(proxy.url)));
+		const before = ran().length;
+		try {
+			await client.listTools();
+			assert.equal(text(await client.callTool({ name: 'echo',
+				arguments: { message: 'yes' } })), 'Echo: yes');
+			assert.match(asked[0], /the tool "echo" of http:\/\/127\.0\.0\.1:\d+ with arguments \{"message":"yes"\}/);
+			approve = false;
+			assertDenied(await client.callTool({ name: 'echo', arguments: { message: 'no' } }),
+				'approval', /^denied by policy: a human declined the call/);
+			// by hand: the state of one call does not carry another's arguments, nor twice
+			const raw = (args, extra = {}) => client.callTool({ name: 'get-sum', arguments: args,
+				...extra }, { allowInputRequired: true });
+			const first = await raw({ a: 1, b: 2 });
+			assert.equal(first.resultType, 'input_required', JSON.stringify(first));
+			const state = first.requestState;
+			const yes = { 'mcpfence-approval': { action: 'accept', content: { approve: true } } };
+			assertDenied(await raw({ a: 100, b: 2 }, { inputResponses: yes, requestState: state }),
+				'approval', /not given for this tool and these arguments/);
+			assert.equal(text(await raw({ a: 1, b: 2 }, { inputResponses: yes, requestState: state })),
+				'The sum of 1 and 2 is 3.');
+			assertDenied(await raw({ a: 1, b: 2 }, { inputResponses: yes, requestState: state }),
+				'approval', /used already/);
+			assert.deepEqual(ran().slice(before), ['echo', 'get-sum']);
+		} finally {
+			await client.close();
+			await proxy.stop();
+		}
+	});
 });
 
 describe('mcpfence proxy, server-everything', { skip: skip ?? false }, () => {

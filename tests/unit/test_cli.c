@@ -386,9 +386,9 @@ static void test_journal_priorities(void **state)
 }
 
 /* Every command: `mcpfence --help` must keep listing each of them. */
-static const char *const commands[] = { "check", "features", "run",    "approvals", "approve",
-					"deny",	 "attach",   "enroll", "daemon",    "detach",
-					"stats", "status",   "version" };
+static const char *const commands[] = { "check",   "features", "run",	 "proxy",  "approvals",
+					"approve", "deny",     "attach", "enroll", "daemon",
+					"detach",  "stats",    "status", "version" };
 
 /* A value that the option of this metavariable takes, so that parsing it proves the option. */
 static const char *sample_arg(const char *meta)
@@ -405,6 +405,8 @@ static const char *sample_arg(const char *meta)
 		{ "T", "x" },
 		{ "DURATION", "10m" },
 		{ "DIR", "policies" },
+		{ "ADDR:PORT", "127.0.0.1:8080" },
+		{ "URL", "http://127.0.0.1:3001" },
 	};
 
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
