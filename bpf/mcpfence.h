@@ -11,6 +11,11 @@
 #endif
 
 #define MCPF_PIN_DIR "/sys/fs/bpf/mcpfence"
+/*
+ * The SO_MARK of mcpfence proxy's upstream sockets: the kernel plane leaves their connections
+ * alone, which the proxy judged already. Setting a mark takes CAP_NET_ADMIN.
+ */
+#define MCPF_PROXY_MARK 0x6d637078u
 
 /* probe.bpf.c: the feature probe counts getpid() calls of one process. */
 struct mcpf_probe_cfg {

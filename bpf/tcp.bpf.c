@@ -93,6 +93,18 @@ struct {
 	__type(value, __u32);
 } tcp_unwatched SEC(".maps");
 
+/*
+ * Connections that mcpfence proxy makes to the server (its sockets carry MCPF_PROXY_MARK): the
+ * proxy judged their calls, so neither end goes in tcp_socks. The client end is seen first
+ * (its SYN-ACK comes before the server's ACK), and leaves the key here for the server end.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct mcpf_conn_key);
+	__type(value, __u8);
+} tcp_proxied SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -223,6 +235,7 @@ int handle_sock_ops(struct bpf_sock_ops *skops)
 {
 	struct mcpf_sock_key key;
 	__u32 lip6[4], rip6[4];
+	struct bpf_sock *sk;
 	int end;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
@@ -241,6 +254,17 @@ int handle_sock_ops(struct bpf_sock_ops *skops)
 			    rip6, (__u16)skops->local_port, (__u16)bpf_ntohl(skops->remote_port));
 	if (!end)
 		return 1;
+	sk = skops->sk;
+	if (end == 1 && sk && sk->mark == MCPF_PROXY_MARK) {
+		__u8 one = 1;
+
+		bpf_map_update_elem(&tcp_proxied, &key.conn, &one, BPF_ANY);
+		return 1;
+	}
+	if (end == 2 && bpf_map_lookup_elem(&tcp_proxied, &key.conn)) {
+		bpf_map_delete_elem(&tcp_proxied, &key.conn);
+		return 1;
+	}
 	key.server_side = end == 2;
 	/* a new connection on a 4-tuple used before starts clean (not poisoned, nothing pending) */
 	if (end == 1)
