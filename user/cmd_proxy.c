@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cmd.h"
 #include "http_proxy.h"
 #include "log.h"
@@ -28,6 +29,10 @@ static void usage(FILE *f)
 		"  --upstream-ca FILE      trust the CAs in FILE for an https upstream (default:\n"
 		"                          the system's; certificates are always checked)\n"
 		"  -c, --max-conns N       client connections at once (default 1024)\n"
+		"  -r, --redirect-port N   (root) send this host's connections to the upstream,\n"
+		"                          port N, here, unchanged clients included\n"
+		"  --cgroup PATH           with --redirect-port: the cgroup v2 whose processes\n"
+		"                          are redirected (default: the host's root)\n"
 		"  -v, --verbose           log debug messages\n"
 		"  -h, --help              print this help\n");
 }
@@ -43,6 +48,8 @@ int cmd_proxy(int argc, char **argv)
 		{ "allow-host", required_argument, NULL, 'H' },
 		{ "upstream-ca", required_argument, NULL, 'C' },
 		{ "max-conns", required_argument, NULL, 'c' },
+		{ "redirect-port", required_argument, NULL, 'r' },
+		{ "cgroup", required_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -52,7 +59,7 @@ int cmd_proxy(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "l:u:p:a:n:H:c:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:u:p:a:n:H:c:r:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o.listen = optarg;
@@ -87,6 +94,17 @@ int cmd_proxy(int argc, char **argv)
 			}
 			o.max_conns = (unsigned)n;
 			break;
+		case 'r':
+			if (!cmd_number(optarg, 1, 65535, &n)) {
+				log_err("proxy: --redirect-port %s: not a port (1 to 65535)",
+					optarg);
+				return EXIT_USAGE;
+			}
+			o.redirect_port = (unsigned)n;
+			break;
+		case 'G':
+			o.cgroup = optarg;
+			break;
 		case 'v':
 			log_level = LOG_LVL_DEBUG;
 			break;
@@ -103,6 +121,14 @@ int cmd_proxy(int argc, char **argv)
 				     !o.listen	   ? "--listen is required" :
 						     "--upstream is required");
 		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (o.cgroup && !o.redirect_port) {
+		log_err("proxy: --cgroup goes with --redirect-port");
+		return EXIT_USAGE;
+	}
+	if (o.redirect_port && geteuid()) {
+		log_err("proxy: --redirect-port needs root (BPF programs on a cgroup)");
 		return EXIT_USAGE;
 	}
 	return http_proxy__run(&o);

@@ -37,8 +37,10 @@
 #include "jsonrpc.h"
 #include "limits.h"
 #include "log.h"
+#include "mcpfence.h"
 #include "mrtr.h"
 #include "policy.h"
+#include "proxy_redirect.h"
 #include "stdio_gateway.h"
 #include "wbuf.h"
 
@@ -72,6 +74,7 @@ struct px {
 	struct approvals approvals; /* calls held for the operator (the control socket) */
 	int aep;		    /* an epoll set of the control socket's descriptors, or -1 */
 	struct mrtr mrtr;	    /* input_required (2026-07-28): the client's user approves */
+	struct proxy_redirect *redirect; /* --redirect-port */
 	bool stop;
 };
 
@@ -236,6 +239,47 @@ static bool origin_ok(const struct px *px, const char *origin)
 	else
 		return false; /* "null", file:, chrome-extension: ... */
 	return host_ok(px, auth, strcspn(auth, "/"));
+}
+
+/* The upstream's address, when its host is an address (the redirect needs one). */
+static int upstream_addr(const char *url, struct sockaddr_storage *sa)
+{
+	const char *h = strstr(url, "://") + 3;
+	bool tls = !strncmp(url, "https", 5);
+	char host[64];
+	const char *colon;
+	long port = tls ? 443 : 80;
+	size_t n;
+
+	if (*h == '[') {
+		const char *end = strchr(h, ']');
+
+		if (!end || (size_t)(end - h - 1) >= sizeof(host))
+			return -EINVAL;
+		n = (size_t)(end - h - 1);
+		memcpy(host, h + 1, n);
+		colon = end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strchr(h, ':');
+		n = colon ? (size_t)(colon - h) : strcspn(h, "/");
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, h, n);
+	}
+	host[n] = 0;
+	if (colon && !cmd_number(colon + 1, 1, 65535, &port))
+		return -EINVAL;
+	memset(sa, 0, sizeof(*sa));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)sa)->sin_addr) == 1) {
+		sa->ss_family = AF_INET;
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)sa)->sin6_addr) == 1) {
+		sa->ss_family = AF_INET6;
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	} else {
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* --- answers made here --- */
@@ -482,6 +526,26 @@ static void easy_done(struct px *px, CURL *e, bool in_multi)
 	}
 }
 
+/*
+ * The proxy's own connections to the server carry MCPF_PROXY_MARK: a kernel plane on the
+ * server's port (attach --port) leaves them alone, so that no call is judged twice. Without
+ * CAP_NET_ADMIN the mark cannot be set: said once.
+ */
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+	static bool warned;
+	unsigned mark = MCPF_PROXY_MARK;
+
+	if (purpose == CURLSOCKTYPE_IPCXN &&
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) && !warned) {
+		warned = true;
+		log_info("proxy: its connections to the server cannot be marked (%s): a kernel "
+			 "plane attached to the server's port would judge their calls again",
+			 strerror(errno));
+	}
+	return CURL_SOCKOPT_OK;
+}
+
 /* Send the request upstream; the connection sleeps until the answer's head is here. */
 static enum MHD_Result forward(struct req *r)
 {
@@ -509,6 +573,7 @@ static enum MHD_Result forward(struct req *r)
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
 	if (r->px->o->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, r->px->o->ca_file);
 	if (!strcmp(r->method, "POST")) {
@@ -977,6 +1042,8 @@ static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max)
 	struct req *r = cls;
 	size_t avail;
 
+	if (r->px->stop)
+		return MHD_CONTENT_READER_END_WITH_ERROR; /* no sleeping while the proxy stops */
 	for (int tries = 0; tries < 2; tries++) {
 		avail = wbuf__pending(&r->out);
 		if (avail) {
@@ -1443,10 +1510,27 @@ int http_proxy__run(const struct proxy_opts *o)
 		log_err("proxy: cannot watch the HTTP server: %s", strerror(errno));
 		goto out;
 	}
+	if (o->redirect_port) {
+		struct sockaddr_storage up;
+
+		if (upstream_addr(px.upstream, &up) ||
+		    ntohs(((struct sockaddr_in *)&up)->sin_port) != o->redirect_port) {
+			log_err("proxy: --redirect-port %u: --upstream must name the server there by "
+				"its address (http://127.0.0.1:%u)",
+				o->redirect_port, o->redirect_port);
+			goto out;
+		}
+		if (proxy_redirect__start(&up, &sa, o->cgroup, &px.redirect))
+			goto out;
+		log_info("proxy: local connections to %s are sent here (getpeername says %s)",
+			 px.upstream, px.upstream);
+	}
 	log_info("proxy: listening on %s, forwarding to %s under %s", o->listen, px.upstream,
 		 o->policy_path ? o->policy_path : "no policy (every call is denied)");
 	ret = loop(&px) ? 1 : 0;
 	log_info("proxy: stopping");
+	proxy_redirect__stop(px.redirect); /* first: clients go to the server itself again */
+	px.redirect = NULL;
 out:
 	/* requests whose connection sleeps are woken to be closed */
 	for (struct req *r = px.reqs; r; r = r->next)
@@ -1465,6 +1549,7 @@ out:
 		close(px.sigfd);
 	if (px.ep >= 0)
 		close(px.ep);
+	proxy_redirect__stop(px.redirect);
 	approvals__fini(&px.approvals);
 	if (px.aep >= 0)
 		close(px.aep);

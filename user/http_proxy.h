@@ -28,6 +28,8 @@ struct proxy_opts {
 	const char *allowed[PROXY_MAX_ALLOWED]; /* more Host names the proxy answers to */
 	size_t nallowed;
 	unsigned max_conns;
+	unsigned redirect_port; /* --redirect-port: local clients' connections to it come here */
+	const char *cgroup;	/* with it: the cgroup v2 whose processes are redirected */
 };
 
 /* Run until SIGINT or SIGTERM; SIGHUP reloads the policy. 0, or 1 when it could not start. */
