@@ -29,7 +29,7 @@ const POLICY = {
 	version: '1',
 	default: 'deny',
 	tools: {
-		echo: {},
+		echo: { deny_if: [{ path: 'args.message', op: 'contains', value: 'secret' }] },
 		'café': {},
 		'get-sum': { limits: [{ counter: 'sums', window: 'hour', max: 2, scope: 'session' }] },
 		'get-env': { action: 'deny', reason: 'the environment is private' },
@@ -141,6 +141,9 @@ describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 					assert.deepEqual(await s.call('café'), want.cafe);
 					assertDenied(await s.call('get-env'), 'rule',
 						/^denied by policy: the environment is private$/);
+					// an argument check: the same tool, another message
+					assertDenied(await s.call('echo', { message: 'a secret' }), 'condition',
+						/^denied by policy: /);
 					assertDenied(await s.call('nope'), 'default', /^denied by policy: /);
 					assert.deepEqual(await s.call('get-sum', { a: 1, b: 2 }), want.sum);
 					assert.deepEqual(await s.call('get-sum', { a: 1, b: 2 }), want.sum);
@@ -482,7 +485,9 @@ describe('mcpfence proxy --redirect-port', { skip: redirectSkip ?? (unlockRedire
 		clearStale();
 		dir = tmp();
 		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'allow',
-			tools: { 'get-env': { action: 'deny', reason: 'private' } } }));
+			tools: { 'get-env': { action: 'deny', reason: 'private' },
+				echo: { deny_if: [{ path: 'args.message', op: 'contains', value: 'secret' }],
+					limits: [{ window: 'hour', max: 2 }] } } }));
 		port = await freePort();
 		server = start(process.execPath, [EVERYTHING, 'streamableHttp'],
 			{ PORT: String(port), MCPFENCE_CANARY: CANARY });
@@ -512,6 +517,11 @@ describe('mcpfence proxy --redirect-port', { skip: redirectSkip ?? (unlockRedire
 					assertDenied(await s.call('get-env'), 'rule', /^denied by policy: private$/);
 					// judged once: the kernel plane would have refused it
 					assert.equal(text(await s.call('echo', { message: 'once' })), 'Echo: once');
+					assertDenied(await s.call('echo', { message: 'a secret' }), 'condition',
+						/^denied by policy: /);
+					assert.equal(text(await s.call('echo', { message: 'twice' })), 'Echo: twice');
+					assertDenied(await s.call('echo', { message: 'thrice' }), 'limit',
+						/rate limit of 2 calls per hour/);
 				} finally {
 					await s.close();
 				}

@@ -10,12 +10,17 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
-import { missing, connect, tmp, writePolicy, awaitAudit, text, sleep, windowWithRoom, inWindow,
-	 tableUsed, freePort, redisMissing, startRedis, redisCli, ROOT } from './lib.mjs';
+import { missing, connect, tmp, writePolicy, awaitAudit, text, sleep, until, waitPort, windowWithRoom,
+	 inWindow, tableUsed, freePort, redisMissing, startRedis, redisCli, MCPFENCE, ROOT } from './lib.mjs';
 
 const LEDGER = join(ROOT, 'tests/e2e/fixtures/ledger.mjs');
+const V2_SERVER = join(ROOT, 'tests/e2e/fixtures/v2_http_server.mjs');
+const require = createRequire(join(ROOT, 'tests/e2e/package.json'));
+const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
 const skip = missing() ?? redisMissing();
 const rootSkip = process.getuid() === 0 ? null : 'a second network namespace needs root';
 
@@ -41,7 +46,7 @@ function secondHost() {
 		spawnSync('ip', ['netns', 'del', ns]);
 		throw e;
 	}
-	return { ns, addr: `10.231.${n}.1`, wrap: ['ip', 'netns', 'exec', ns],
+	return { ns, addr: `10.231.${n}.1`, peer: `10.231.${n}.2`, wrap: ['ip', 'netns', 'exec', ns],
 		 remove: () => spawnSync('ip', ['netns', 'del', ns]) };
 }
 
@@ -112,6 +117,86 @@ describe('budgets in Redis', { skip: skip ?? false }, () => {
 			// the host tables hold nothing of it
 			for (let i = 0; i < 6; i++)
 				assert.equal(tableUsed(join(d, `run${i}`, 'global-budgets'), name), 0);
+		});
+
+	// The same with mcpfence proxy: two proxies, one on each host, in front of one HTTP server,
+	// each with a table of its own; then the shared Redis stops, and the next call is denied.
+	test('two proxies on two hosts share one global budget; Redis gone: denied, said',
+		{ skip: rootSkip ?? false }, async () => {
+			const d = tmp();
+			const prefix = `e2e-${process.pid}-proxy:`, toolLog = join(d, 'tools.log');
+			const audit = join(d, 'audit.jsonl');
+			const sport = await freePort(), pa = await freePort(), pb = await freePort();
+			const policy = writePolicy(d, { version: '1', default: 'deny',
+				state: { redis: `redis://${addr}:${port}/0`, prefix },
+				tools: { echo: { limits: [{ counter: 'e', scope: 'global', window: 'minute',
+					max: 5 }] } } });
+			const server = spawn(process.execPath, [V2_SERVER], { stdio: 'ignore',
+				env: { ...process.env, PORT: String(sport), HOST: '0.0.0.0',
+					MCPFENCE_TOOL_LOG: toolLog } });
+			const proxies = [];
+			const proxy = (wrap, listen, upstream, run) => {
+				const argv = [...wrap, MCPFENCE, 'proxy', '--listen', listen, '--upstream',
+					upstream, '--policy', policy, '--audit', audit];
+				const c = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'],
+					env: { ...process.env, MCPFENCE_RUNTIME_DIR: join(d, run) } });
+				const p = { c, out: '' };
+				c.stdout.on('data', (x) => { p.out += x; });
+				c.stderr.on('data', (x) => { p.out += x; });
+				proxies.push(p);
+				return p;
+			};
+			try {
+				assert.ok(await waitPort(sport), 'the server did not listen');
+				const a = proxy([], `127.0.0.1:${pa}`, `http://127.0.0.1:${sport}`, 'run-a');
+				const b = proxy(host2.wrap, `${host2.peer}:${pb}`, `http://${addr}:${sport}`,
+					'run-b');
+				await until(() => /proxy: listening/.test(a.out) && /proxy: listening/.test(b.out),
+					10000, 'both proxies to listen');
+				const w = await windowWithRoom(60, 40);
+				const { Client } = await imp('@modelcontextprotocol/sdk/client/index.js');
+				const { StreamableHTTPClientTransport } =
+					await imp('@modelcontextprotocol/sdk/client/streamableHttp.js');
+				const clients = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+					const c = new Client({ name: `redis-proxy-${i}`, version: '1' });
+					await c.connect(new StreamableHTTPClientTransport(new URL(i % 2
+						? `http://${host2.peer}:${pb}/mcp` : `http://127.0.0.1:${pa}/mcp`)));
+					return c;
+				}));
+				let results;
+				try {
+					results = await Promise.all(clients.flatMap((c, i) => Array.from({ length: 4 },
+						(_, j) => c.callTool({ name: 'echo', arguments: { message: `${i}.${j}` } }))));
+				} finally {
+					await Promise.all(clients.map((c) => c.close()));
+				}
+				inWindow(60, w);
+				const ok = results.filter((r) => !r.isError);
+				assert.equal(ok.length, 5, JSON.stringify(ok));
+				for (const r of results.filter((r) => r.isError))
+					assert.match(text(r), /rate limit of 5 calls per minute reached/);
+				assert.equal(readFileSync(toolLog, 'utf8').split('\n').filter(Boolean).length, 5);
+				const lines = await awaitAudit(audit, (l) => l.plane === 'http' && l.tool === 'echo', 24);
+				assert.equal(lines.filter((l) => l.decision === 'allow').length, 5);
+				// Redis gone: the next call through either proxy is denied, and says why
+				await redis.stop();
+				const c = new Client({ name: 'redis-proxy-gone', version: '1' });
+				await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${pa}/mcp`)));
+				try {
+					const r = await c.callTool({ name: 'echo', arguments: { message: 'gone' } });
+					assert.equal(r.isError, true);
+					assert.match(text(r), /the budgets of scope global cannot be counted \(Redis at /);
+				} finally {
+					await c.close();
+				}
+				const [line] = await awaitAudit(audit, (l) => l.tool === 'echo' &&
+					/cannot be counted/.test(l.reason ?? ''));
+				assert.equal(line.decision, 'deny');
+				assert.equal(line.plane, 'http');
+			} finally {
+				for (const p of proxies) p.c.kill('SIGTERM');
+				server.kill('SIGTERM');
+			}
 		});
 
 	test('Redis stopped: fail closed, saying why; "unreachable": "allow" lets calls through, said',
