@@ -1331,10 +1331,11 @@ static void approvals_watch(struct px *px, struct pollfd *pfd, size_t *n, size_t
 	}
 }
 
-/* Calls decided (or out of time): their requests go on. */
-static void approvals_decided(struct px *px, uint64_t now_us)
+/* Calls decided (or out of time): their requests go on. true when one did. */
+static bool approvals_decided(struct px *px, uint64_t now_us)
 {
 	struct approval *a;
+	bool woke = false;
 
 	approvals__expire(&px->approvals, now_us);
 	while ((a = approvals__decided(&px->approvals))) {
@@ -1349,9 +1350,11 @@ static void approvals_decided(struct px *px, uint64_t now_us)
 			snprintf(r->held_why, sizeof(r->held_why), "%s", a->why);
 			r->held = NULL;
 			wake(r);
+			woke = true;
 		}
 		approvals__remove(&px->approvals, a);
 	}
+	return woke;
 }
 
 /* --- the loop --- */
@@ -1367,8 +1370,8 @@ static int loop(struct px *px)
 		int timeout = 1000, n, running;
 		size_t an = 0;
 
-		approvals_decided(px, clock__mono_us());
-		MHD_run(px->mhd); /* the requests just woken */
+		if (px->approvals.head && approvals_decided(px, clock__mono_us()))
+			MHD_run(px->mhd); /* the requests just woken */
 		adue = approvals__expire(&px->approvals, clock__mono_us()) / 1000;
 		if (adue)
 			timeout = adue <= now ? 0 : adue - now < 1000 ? (int)(adue - now) : 1000;
