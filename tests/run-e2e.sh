@@ -81,7 +81,8 @@ if [ -x build-san/mcpfence ]; then
 	ASAN_OPTIONS=log_path=$reports/san/asan:detect_leaks=1 \
 	UBSAN_OPTIONS=log_path=$reports/san/ubsan:print_stacktrace=1 MCPFENCE_WRAPPED=1 \
 		run_pass "hostile input, mcpfence under ASan+UBSan" "$reports/san" \
-		"$(realpath build-san/mcpfence)" tests/e2e/raw.test.mjs tests/e2e/proxy.test.mjs
+		"$(realpath build-san/mcpfence)" tests/e2e/raw.test.mjs tests/e2e/proxy.test.mjs \
+		tests/e2e/proxy_redirect.test.mjs
 else
 	cannot "the ASan+UBSan pass: build-san/mcpfence is not built (make san)"
 fi

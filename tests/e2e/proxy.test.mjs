@@ -7,22 +7,16 @@
 // whose own log says what it ran.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { randomBytes } from 'node:crypto';
-import { missing, tmp, text, sleep, until, waitPort, freePort, readAudit, awaitAudit, EVERYTHING,
-	 MCPFENCE, ROOT, kernelLock, attachRun, clearStale } from './lib.mjs';
-import net from 'node:net';
+import { missing, tmp, text, until, waitPort, freePort, readAudit, awaitAudit, EVERYTHING, MCPFENCE,
+	 ROOT } from './lib.mjs';
+import { CANARY, imp, start, startProxy, session, assertDenied } from './proxy_lib.mjs';
 
 const SERVER = join(ROOT, 'tests/e2e/fixtures/v2_http_server.mjs');
 const LONG_URI = `mcpfence://long/${'x'.repeat(200)}`;
-const CANARY = 'mcpfence-canary-' + randomBytes(6).toString('hex');
-const require = createRequire(join(ROOT, 'tests/e2e/package.json'));
-const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
 const skip = missing() ?? (existsSync(MCPFENCE) ? null : `${MCPFENCE} is not built (make)`);
 
 const POLICY = {
@@ -36,63 +30,6 @@ const POLICY = {
 		stamp: { action: 'approve', approval: { timeout: '1s' } },
 	},
 };
-
-// A process until stop(); out holds what it printed.
-function start(cmd, args, env = {}) {
-	const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'],
-		env: { ...process.env, ...env } });
-	const p = { child, out: '' };
-	child.stdout.on('data', (d) => { p.out += d; });
-	child.stderr.on('data', (d) => { p.out += d; });
-	p.exited = new Promise((res) => child.on('exit', (code, sig) => res({ code, sig })));
-	p.stop = async () => {
-		if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-		await Promise.race([p.exited, sleep(5000)]);
-		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-	};
-	return p;
-}
-
-async function startProxy(dir, upstreamPort, extra = []) {
-	const port = await freePort();
-	const p = start(MCPFENCE, ['proxy', '--listen', `127.0.0.1:${port}`, '--upstream',
-		`http://127.0.0.1:${upstreamPort}`, '--policy', join(dir, 'policy.json'), '--audit',
-		join(dir, 'audit.jsonl'), ...extra], { MCPFENCE_RUNTIME_DIR: join(dir, 'run') });
-	await until(() => p.out.includes('proxy: listening') || p.child.exitCode !== null, 10000,
-		'the proxy to listen');
-	assert.match(p.out, /proxy: listening on/, p.out);
-	p.port = port;
-	p.url = `http://127.0.0.1:${port}/mcp`;
-	return p;
-}
-
-// A client of SDK v (1 or 2; mode: the v2 client's versionNegotiation mode) at url.
-async function session(url, v, mode) {
-	let client;
-	if (v === 1) {
-		const { Client } = await imp('@modelcontextprotocol/sdk/client/index.js');
-		const { StreamableHTTPClientTransport } =
-			await imp('@modelcontextprotocol/sdk/client/streamableHttp.js');
-		client = new Client({ name: 'proxy-e2e', version: '1.0.0' });
-		await client.connect(new StreamableHTTPClientTransport(new URL(url)));
-	} else {
-		const { Client, StreamableHTTPClientTransport } = await imp('@modelcontextprotocol/client');
-		client = new Client({ name: 'proxy-e2e', version: '1.0.0' },
-			mode ? { versionNegotiation: { mode } } : {});
-		await client.connect(new StreamableHTTPClientTransport(new URL(url)));
-	}
-	const call = (tool, a = {}, opts = {}) => client.callTool({ name: tool, arguments: a },
-		undefined, { timeout: 10000, ...opts });
-	return { client, call, close: () => client.close() };
-}
-
-// A denial as the agent reads it: a result, isError, "denied by policy: ...".
-function assertDenied(r, kind, re) {
-	assert.equal(r.isError, true, JSON.stringify(r));
-	assert.equal(r._meta.kind, kind);
-	assert.match(text(r), re);
-	assert.ok(!text(r).includes(CANARY));
-}
 
 describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 	let dir, server, port, toolLog;
@@ -459,102 +396,4 @@ describe('mcpfence proxy, the conformance suite', { skip: skip ?? (existsSync(CO
 			await server.stop();
 		}
 	});
-});
-
-// --redirect-port: unchanged clients, that connect to the server's own port, get the whole
-// policy; getpeername still names the server; [::1] is refused (it would reach the dual-stack
-// server around the proxy); a kernel plane on the same port does not judge the proxy's calls
-// again; a proxy that dies leaves its port closed, not the server open, until the next one.
-const redirectSkip = skip ?? (process.getuid() === 0 ? null : 'needs root (BPF on a cgroup)');
-const unlockRedirect = redirectSkip ? () => {} : await kernelLock();
-describe('mcpfence proxy --redirect-port', { skip: redirectSkip ?? (unlockRedirect ? false :
-	'another test file kept the kernel plane for 20 minutes') }, () => {
-	let dir, server, port;
-	const pins = () => join('/sys/fs/bpf/mcpfence-proxy', String(port));
-	const connectTo = (host) => new Promise((res) => {
-		const c = net.connect({ host, port });
-		c.on('connect', () => {
-			const peer = { address: c.remoteAddress, port: c.remotePort };
-			c.destroy();
-			res({ ok: true, ...peer });
-		});
-		c.on('error', (e) => res({ ok: false, code: e.code }));
-	});
-
-	before(async () => {
-		clearStale();
-		dir = tmp();
-		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'allow',
-			tools: { 'get-env': { action: 'deny', reason: 'private' },
-				echo: { deny_if: [{ path: 'args.message', op: 'contains', value: 'secret' }],
-					limits: [{ window: 'hour', max: 2 }] } } }));
-		port = await freePort();
-		server = start(process.execPath, [EVERYTHING, 'streamableHttp'],
-			{ PORT: String(port), MCPFENCE_CANARY: CANARY });
-		assert.ok(await waitPort(port), 'server-everything did not listen');
-	});
-	after(async () => {
-		await server?.stop();
-		unlockRedirect?.();
-	});
-
-	test('an unchanged client gets the policy; getpeername; [::1]; the kernel plane; a crash',
-		async () => {
-			// (the first SDK connection of this process to the port: fetch keeps connections
-			// open, and one made before the redirect would go on reaching the server)
-			// a kernel plane on the server's port that would deny echo
-			writeFileSync(join(dir, 'kernel.json'), JSON.stringify({ version: '1',
-				default: 'allow', tools: { echo: { action: 'deny', reason: 'kernel says no' } } }));
-			const attach = await attachRun(['--policy', join(dir, 'kernel.json'), '--port',
-				String(port), '--audit', join(dir, 'kernel-audit.jsonl')]);
-			let proxy = await startProxy(dir, port, ['--redirect-port', String(port)]);
-			try {
-				assert.match(proxy.out, /local connections to http:\/\/127\.0\.0\.1:\d+ are sent here/);
-				const s = await session(`http://127.0.0.1:${port}/mcp`, 1, null);
-				try {
-					const names = (await s.client.listTools()).tools.map((t) => t.name);
-					assert.ok(!names.includes('get-env'), names.join(','));
-					assertDenied(await s.call('get-env'), 'rule', /^denied by policy: private$/);
-					// judged once: the kernel plane would have refused it
-					assert.equal(text(await s.call('echo', { message: 'once' })), 'Echo: once');
-					assertDenied(await s.call('echo', { message: 'a secret' }), 'condition',
-						/^denied by policy: /);
-					assert.equal(text(await s.call('echo', { message: 'twice' })), 'Echo: twice');
-					assertDenied(await s.call('echo', { message: 'thrice' }), 'limit',
-						/rate limit of 2 calls per hour/);
-				} finally {
-					await s.close();
-				}
-				const lines = await awaitAudit(join(dir, 'audit.jsonl'),
-					(l) => l.plane === 'http' && l.tool === 'get-env');
-				assert.equal(lines[lines.length - 1].decision, 'deny');
-				const kernelSaw = existsSync(join(dir, 'kernel-audit.jsonl'))
-					? readAudit(join(dir, 'kernel-audit.jsonl')).filter((l) => l.tool) : [];
-				assert.deepEqual(kernelSaw, [], 'the kernel plane judged the proxy\'s calls');
-				// getpeername names the server, not the proxy
-				const peer = await connectTo('127.0.0.1');
-				assert.deepEqual(peer, { ok: true, address: '127.0.0.1', port });
-				// [::1] would reach the server around the proxy: refused
-				const v6 = await connectTo('::1');
-				assert.equal(v6.ok, false);
-				assert.equal(v6.code, 'EPERM');
-				// the proxy dies: the port stays closed to clients, the server is not reached
-				proxy.child.kill('SIGKILL');
-				await proxy.exited;
-				assert.ok(existsSync(pins()), 'the redirect outlives the proxy');
-				assert.equal((await connectTo('127.0.0.1')).code, 'ECONNREFUSED');
-				// the next proxy takes its place
-				proxy = await startProxy(dir, port, ['--redirect-port', String(port)]);
-				assert.match(proxy.out, /replaced the redirect a proxy before left/);
-				const s2 = await session(`http://127.0.0.1:${port}/mcp`, 1, null);
-				assertDenied(await s2.call('get-env'), 'rule', /private/);
-				await s2.close();
-			} finally {
-				await proxy.stop();
-				await attach.stop();
-			}
-			// stopped cleanly: no redirect left, the server answers itself again
-			assert.ok(!existsSync(pins()));
-			assert.deepEqual(await connectTo('127.0.0.1'), { ok: true, address: '127.0.0.1', port });
-		});
 });
