@@ -357,8 +357,10 @@ describe('mcpfence proxy, the conformance suite', { skip: skip ?? (existsSync(CO
 () => {
 	// scenario -> [[check id, status]...] of one run against url
 	function conformance(url, out) {
+		// stdin not a pipe: a daemon of another test file (its policies name */node) would
+		// take a node with pipes on fd 0 and 1 for a stdio server, and stop it
 		const r = spawnSync(NODE22, [CONFORMANCE, 'server', '--url', url, '-o', out],
-			{ encoding: 'utf8', timeout: 300000 });
+			{ encoding: 'utf8', timeout: 300000, stdio: ['ignore', 'pipe', 'pipe'] });
 		assert.ok(r.status !== null, `the suite did not end: ${r.error}`);
 		assert.match(r.stdout, /Total: \d+ passed, \d+ failed/, r.stdout + r.stderr);
 		const res = {};

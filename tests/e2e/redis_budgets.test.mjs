@@ -15,13 +15,19 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 import { missing, connect, tmp, writePolicy, awaitAudit, text, sleep, until, waitPort, windowWithRoom,
-	 inWindow, tableUsed, freePort, redisMissing, startRedis, redisCli, MCPFENCE, ROOT } from './lib.mjs';
+	 inWindow, tableUsed, freePort, redisMissing, startRedis, redisCli, kernelLock, MCPFENCE,
+	 ROOT } from './lib.mjs';
 
 const LEDGER = join(ROOT, 'tests/e2e/fixtures/ledger.mjs');
 const V2_SERVER = join(ROOT, 'tests/e2e/fixtures/v2_http_server.mjs');
 const require = createRequire(join(ROOT, 'tests/e2e/package.json'));
 const imp = (m) => import(pathToFileURL(require.resolve(m)).href);
-const skip = missing() ?? redisMissing();
+// The gateways here start node servers on pipes: while another test file's daemon runs (its
+// policies name */node), it would take them for its own. One file at a time, as the kernel
+// plane's files are.
+const unlock = process.getuid() === 0 ? await kernelLock() : () => {};
+const skip = missing() ?? redisMissing() ??
+	(unlock ? null : 'another test file kept the kernel plane for 20 minutes');
 const rootSkip = process.getuid() === 0 ? null : 'a second network namespace needs root';
 
 const ip = (...args) => {
@@ -67,6 +73,7 @@ describe('budgets in Redis', { skip: skip ?? false }, () => {
 	after(async () => {
 		await redis?.stop();
 		host2?.remove();
+		unlock?.();
 	});
 
 	test('gateways on two hosts share one global budget: exactly max under concurrent load',
