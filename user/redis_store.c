@@ -211,9 +211,9 @@ int redis_conf__parse_url(const char *url, struct redis_conf *c, char *why, size
 			goto fail;
 		}
 	}
-	snprintf(shown, sizeof(shown), "redis://%s%s%s%s%s%s:%ld/%ld", user ? user : "",
+	snprintf(shown, sizeof(shown), "redis://%s%s%s%s%s:%ld/%ld", user ? user : "",
 		 pass ? ":(password)@" : "", strchr(h, ':') ? "[" : "", h,
-		 strchr(h, ':') ? "]" : "", "", portv, db);
+		 strchr(h, ':') ? "]" : "", portv, db);
 	free(c->url);
 	free(c->shown);
 	free(c->host);
