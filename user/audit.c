@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "audit.h"
+#include "decide.h"
 #include "clock.h"
 #include "text.h"
 #include "log.h"
@@ -558,4 +559,15 @@ int audit__flush_due(struct audit *a, uint64_t now)
 	uint64_t due = audit__deadline(a);
 
 	return due && now >= due ? audit__flush(a) : 0;
+}
+
+void audit__set_decision(struct audit_event *ev, const struct decision *d)
+{
+	bool allow = d->verdict == VERDICT_ALLOW;
+
+	ev->decision = allow ? "allow" : "deny";
+	ev->kind = allow ? NULL : decide__kind_name(d->kind);
+	ev->rule = d->pointer[0] ? d->pointer : NULL;
+	ev->reason = allow ? NULL : d->reason;
+	ev->note = d->note[0] ? d->note : NULL;
 }

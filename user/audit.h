@@ -39,6 +39,10 @@ struct audit_event {
 	const char *request_id;	 /* the id as JSON text */
 };
 
+struct decision;
+/* A gateway's decision into ev: decision, kind, rule, reason (of a denial) and note. */
+void audit__set_decision(struct audit_event *ev, const struct decision *d);
+
 /*
  * Open the audit log: path "-" is stderr, NULL is the default location (audit__default_path).
  * Returns NULL and sets errno on failure (after logging what and where).

@@ -354,7 +354,6 @@ static void audit_call(struct req *r, const char *tool, const json_t *args, cons
 {
 	const char *session =
 		MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id");
-	bool allow = d->verdict == VERDICT_ALLOW;
 	char idtext[128], peer[80], conn[120];
 	unsigned port;
 	struct audit_event ev = {
@@ -366,16 +365,12 @@ static void audit_call(struct req *r, const char *tool, const json_t *args, cons
 		.method = "tools/call",
 		.tool = tool,
 		.args = args,
-		.decision = allow ? "allow" : "deny",
-		.kind = allow ? NULL : decide__kind_name(d->kind),
-		.rule = d->pointer[0] ? d->pointer : NULL,
-		.reason = allow ? NULL : d->reason,
 		.approved_by = by,
-		.note = d->note[0] ? d->note : NULL,
 		.latency_us = clock__mono_us() - t0,
 		.request_id = idtext,
 	};
 
+	audit__set_decision(&ev, d);
 	client_addr(r, peer, sizeof(peer), &port);
 	snprintf(conn, sizeof(conn), "tcp:%s:%u->%u", peer, port, r->px->listen_port);
 	jsonrpc__id_text(id, idtext, sizeof(idtext));

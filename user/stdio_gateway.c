@@ -270,7 +270,6 @@ static void audit_call(struct gw *g, const char *method, const char *tool, const
 		       const json_t *id, const struct decision *d, const char *approved_by,
 		       uint64_t t0)
 {
-	bool allow = d->verdict == VERDICT_ALLOW;
 	char idtext[128];
 	struct audit_event ev = {
 		.plane = "stdio",
@@ -283,16 +282,12 @@ static void audit_call(struct gw *g, const char *method, const char *tool, const
 		.method = method,
 		.tool = tool,
 		.args = args,
-		.decision = allow ? "allow" : "deny",
-		.kind = allow ? NULL : decide__kind_name(d->kind),
-		.rule = d->pointer[0] ? d->pointer : NULL,
-		.reason = allow ? NULL : d->reason,
 		.approved_by = approved_by,
-		.note = d->note[0] ? d->note : NULL,
 		.latency_us = clock__mono_us() - t0,
 		.request_id = idtext,
 	};
 
+	audit__set_decision(&ev, d);
 	jsonrpc__id_text(id, idtext, sizeof(idtext));
 	audit__write(g->audit, &ev);
 }
