@@ -244,42 +244,16 @@ static bool origin_ok(const struct px *px, const char *origin)
 /* The upstream's address, when its host is an address (the redirect needs one). */
 static int upstream_addr(const char *url, struct sockaddr_storage *sa)
 {
-	const char *h = strstr(url, "://") + 3;
-	bool tls = !strncmp(url, "https", 5);
-	char host[64];
-	const char *colon;
-	long port = tls ? 443 : 80;
-	size_t n;
+	const char *auth = strstr(url, "://") + 3, *close = strrchr(auth, ']');
+	const char *colon = strrchr(close ? close : auth, ':');
+	char full[128], host[64];
+	socklen_t salen;
+	unsigned port;
 
-	if (*h == '[') {
-		const char *end = strchr(h, ']');
-
-		if (!end || (size_t)(end - h - 1) >= sizeof(host))
-			return -EINVAL;
-		n = (size_t)(end - h - 1);
-		memcpy(host, h + 1, n);
-		colon = end[1] == ':' ? end + 1 : NULL;
-	} else {
-		colon = strchr(h, ':');
-		n = colon ? (size_t)(colon - h) : strcspn(h, "/");
-		if (n >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, h, n);
-	}
-	host[n] = 0;
-	if (colon && !cmd_number(colon + 1, 1, 65535, &port))
-		return -EINVAL;
-	memset(sa, 0, sizeof(*sa));
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)sa)->sin_addr) == 1) {
-		sa->ss_family = AF_INET;
-		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)sa)->sin6_addr) == 1) {
-		sa->ss_family = AF_INET6;
-		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
-	} else {
-		return -EINVAL;
-	}
-	return 0;
+	/* as --listen reads an address, with the scheme's port when the URL names none */
+	snprintf(full, sizeof(full), colon ? "%s" : "%s:%s", auth,
+		 !strncmp(url, "https", 5) ? "443" : "80");
+	return parse_listen(full, sa, &salen, host, sizeof(host), &port);
 }
 
 /* --- answers made here --- */
