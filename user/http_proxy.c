@@ -877,98 +877,69 @@ static bool filter_msg(struct req *r, json_t *msg)
 	return true;
 }
 
-/* Filter one SSE event [s, s + n): its data lines, joined, as one message. */
-static int filter_event(struct req *r, const char *s, size_t n, char **out, size_t *olen,
-			size_t *ocap)
+/* Filter one SSE event [s, s + n): its data lines, joined, as one message; into out. */
+static int filter_event(struct req *r, const char *s, size_t n, struct wbuf *out)
 {
-	char *data = NULL, *text = NULL;
-	size_t dlen = 0;
+	struct wbuf data = {};
+	char *text = NULL;
 	json_t *msg;
 	int err = 0;
 
-#define PUT(p, k)                                            \
-	do {                                                 \
-		if (*olen + (k) > *ocap) {                   \
-			size_t c = *ocap ? *ocap * 2 : 4096; \
-			char *x;                             \
-			while (c < *olen + (k))              \
-				c *= 2;                      \
-			x = realloc(*out, c);                \
-			if (!x) {                            \
-				err = -ENOMEM;               \
-				goto out;                    \
-			}                                    \
-			*out = x;                            \
-			*ocap = c;                           \
-		}                                            \
-		memcpy(*out + *olen, (p), (k));              \
-		*olen += (k);                                \
-	} while (0)
-
-	for (size_t i = 0; i < n;) {
+	for (size_t i = 0; i < n && !err;) {
 		size_t e = i + strcspn(s + i, "\n");
 		size_t k = (e > n ? n : e) - i;
 
 		if (k > 5 && !strncmp(s + i, "data:", 5)) {
 			const char *v = s + i + 5 + (s[i + 5] == ' ');
-			size_t vl = k - (size_t)(v - (s + i));
-			char *x = realloc(data, dlen + vl + 2);
 
-			if (!x) {
-				err = -ENOMEM;
-				goto out;
-			}
-			data = x;
-			if (dlen)
-				data[dlen++] = '\n';
-			memcpy(data + dlen, v, vl);
-			dlen += vl;
-			data[dlen] = 0;
+			err = (data.len && wbuf__put(&data, "\n", 1)) ||
+			      wbuf__put(&data, v, k - (size_t)(v - (s + i)));
 		}
 		i += k + 1;
 	}
-	msg = data ? json_loadb(data, dlen, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	msg = !err && data.len ? json_loadb(data.buf, data.len, JSON_REJECT_DUPLICATES, NULL) :
+				 NULL;
 	if (!msg || !filter_msg(r, msg) || !(text = json_dumps(msg, JSON_COMPACT))) {
 		json_decref(msg);
-		PUT(s, n);
+		err = err || wbuf__put(out, s, n);
 		goto out;
 	}
 	json_decref(msg);
-	for (size_t i = 0; i < n;) { /* the event's other fields, then its one data line */
+	for (size_t i = 0; i < n && !err;) { /* the event's other fields, then its one data line */
 		size_t e = i + strcspn(s + i, "\n");
 		size_t k = (e > n ? n : e) - i;
 
-		if (k && strncmp(s + i, "data:", 5)) {
-			PUT(s + i, k);
-			PUT("\n", 1);
-		}
+		if (k && strncmp(s + i, "data:", 5))
+			err = wbuf__put(out, s + i, k) || wbuf__put(out, "\n", 1);
 		i += k + 1;
 	}
-	PUT("data: ", 6);
-	PUT(text, strlen(text));
-	PUT("\n", 1);
+	err = err || wbuf__put(out, "data: ", 6) || wbuf__put(out, text, strlen(text)) ||
+	      wbuf__put(out, "\n", 1);
 out:
-	free(data);
+	wbuf__free(&data);
 	free(text);
-	return err;
-#undef PUT
+	return err ? -ENOMEM : 0;
 }
 
-/* The whole tools/list answer in r->out, filtered in place (JSON or SSE). */
+/*
+ * The whole tools/list answer in r->out, filtered in place (JSON or SSE). Out of memory, or an
+ * answer that is not one, it stays as it came.
+ */
 static void filter_answer(struct req *r)
 {
 	const char *ct = answer_header(r, "Content-Type");
-	char *out = NULL;
-	size_t olen = 0, ocap = 0;
+	struct wbuf out = {};
+	bool done = false;
 
 	if (!r->out.len)
 		return;
 	if (ct && !strncasecmp(ct, "application/json", 16)) {
 		json_t *v = json_loadb(r->out.buf, r->out.len, JSON_REJECT_DUPLICATES, NULL);
 		bool found = v && filter_msg(r, v);
+		char *text = found ? json_dumps(v, JSON_COMPACT) : NULL;
 
-		if (found && (out = json_dumps(v, JSON_COMPACT)))
-			olen = strlen(out);
+		done = text && !wbuf__put(&out, text, strlen(text));
+		free(text);
 		json_decref(v);
 		if (!found)
 			log_warn(
@@ -981,28 +952,21 @@ static void filter_answer(struct req *r)
 			if (r->out.buf[i] != '\r')
 				r->out.buf[w++] = r->out.buf[i];
 		r->out.len = w;
-		for (size_t i = 0; i < r->out.len;) {
+		done = true;
+		for (size_t i = 0; i < r->out.len && done;) {
 			char *end = memmem(r->out.buf + i, r->out.len - i, "\n\n", 2);
 			size_t n = end ? (size_t)(end - (r->out.buf + i)) + 2 : r->out.len - i;
 
-			if (filter_event(r, r->out.buf + i, n - (end ? 1 : 0), &out, &olen, &ocap))
-				break;
-			if (end && olen + 1 <= ocap)
-				out[olen++] = '\n';
-			else if (end) {
-				char *x = realloc(out, olen + 1);
-
-				if (!x)
-					break;
-				out = x;
-				out[olen++] = '\n';
-			}
+			done = !filter_event(r, r->out.buf + i, n - (end ? 1 : 0), &out) &&
+			       !(end && wbuf__put(&out, "\n", 1));
 			i += n;
 		}
 	}
-	if (out) {
-		free(r->out.buf);
-		r->out = (struct wbuf){ .buf = out, .len = olen, .cap = olen > ocap ? olen : ocap };
+	if (done) {
+		wbuf__free(&r->out);
+		r->out = out;
+	} else {
+		wbuf__free(&out);
 	}
 }
 
