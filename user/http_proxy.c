@@ -73,7 +73,10 @@ struct px {
 	size_t nspare;
 	struct approvals approvals; /* calls held for the operator (the control socket) */
 	int aep;		    /* an epoll set of the control socket's descriptors, or -1 */
-	struct mrtr mrtr;	    /* input_required (2026-07-28): the client's user approves */
+	struct pollfd watched[1 + APPROVAL_CONNS]; /* what aep holds */
+	size_t nwatched;
+	bool astale;	  /* the control socket served a turn: aep is made again */
+	struct mrtr mrtr; /* input_required (2026-07-28): the client's user approves */
 	struct proxy_redirect *redirect; /* --redirect-port */
 	bool stop;
 };
@@ -1242,7 +1245,21 @@ static void on_signal(struct px *px)
  */
 static void approvals_watch(struct px *px, struct pollfd *pfd, size_t *n, size_t max)
 {
+	bool same;
+
 	*n = px->approvals.listen_fd >= 0 ? approvals__pollfds(&px->approvals, pfd, max) : 0;
+	/*
+	 * The same descriptors wanting the same: the set stands. Once the control socket served
+	 * a turn it is made again: a connection closed and another accepted may share a number.
+	 */
+	same = px->aep >= 0 && !px->astale && *n == px->nwatched;
+	for (size_t i = 0; same && i < *n; i++)
+		same = pfd[i].fd == px->watched[i].fd && pfd[i].events == px->watched[i].events;
+	if (same)
+		return;
+	memcpy(px->watched, pfd, *n * sizeof(*pfd));
+	px->nwatched = *n;
+	px->astale = false;
 	if (px->aep >= 0)
 		close(px->aep); /* and out of the loop's set */
 	px->aep = -1;
@@ -1335,9 +1352,11 @@ static int loop(struct px *px)
 			if (tag == TAG_SIGNAL) {
 				on_signal(px);
 			} else if (tag == TAG_APPROVALS) {
-				if (an && poll(apfd, an, 0) > 0)
+				if (an && poll(apfd, an, 0) > 0) {
+					px->astale = true;
 					approvals__serve(&px->approvals, px->policy, apfd, an,
 							 clock__mono_us());
+				}
 			} else if (tag == TAG_CURL) {
 				int flags =
 					(evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
