@@ -8,6 +8,8 @@
 
 int wbuf__put(struct wbuf *w, const void *data, size_t len)
 {
+	if (!len) /* nothing to add, and no arithmetic on a buffer not yet made */
+		return 0;
 	if (w->off && w->off == w->len)
 		w->off = w->len = 0;
 	if (w->len + len > w->cap) {
