@@ -816,6 +816,47 @@ void approval__question(const char *tool, const char *server, const json_t *args
 	free(text);
 }
 
+json_t *approval__elicit_params(const char *message)
+{
+	return json_pack("{s:s, s:{s:s, s:{s:{s:s, s:s, s:s, s:b}}, s:[s]}}", "message", message,
+			 "requestedSchema", "type", "object", "properties", "approve", "type",
+			 "boolean", "title", "Allow this call", "description",
+			 "Allow the agent to make this tool call once", "default", 0, "required",
+			 "approve");
+}
+
+bool approval__elicit_answer(struct approval *a, const json_t *msg, const struct rule *r)
+{
+	const json_t *result = json_object_get(msg, "result");
+	const char *action = json_string_value(json_object_get(result, "action"));
+	const json_t *approve = json_object_get(json_object_get(result, "content"), "approve");
+	const char *err;
+
+	if (result) {
+		snprintf(a->by, sizeof(a->by), "elicitation");
+		a->state = action && !strcmp(action, "accept") && json_is_true(approve) ?
+				   APPROVAL_APPROVED :
+				   APPROVAL_DENIED;
+		return false;
+	}
+	err = json_string_value(json_object_get(json_object_get(msg, "error"), "message"));
+	free(a->elicit_id);
+	a->elicit_id = NULL;
+	if (!r || (r->approval_via & VIA_OPERATOR)) {
+		log_warn(
+			"the client refused elicitation/create (%.80s); falling back to the control "
+			"socket",
+			err ? err : "error");
+		return true;
+	}
+	a->state = APPROVAL_UNASKABLE;
+	snprintf(a->why, sizeof(a->why),
+		 "the client could not ask its user (%.80s) and the rule asks nobody else "
+		 "(\"via\": [\"client\"])",
+		 err ? err : "error");
+	return false;
+}
+
 void approval__deny_unless_approved(struct decision *d, enum approval_state state,
 				    uint32_t timeout_s, const char *why, const char *by)
 {

@@ -147,6 +147,19 @@ int approval__parse_id(const char *id, pid_t *pid, char token[APPROVAL_TOKEN_HEX
 void approval__question(const char *tool, const char *server, const json_t *args,
 			const char *pointer, uint32_t timeout_s, char *msg, size_t size);
 /*
+ * elicitation/create's params for a question (message): one boolean, "approve". Used by the
+ * gateway's own request, the proxy's, and the input_required result of 2026-07-28.
+ */
+json_t *approval__elicit_params(const char *message);
+/*
+ * The client's answer (msg, a JSON-RPC response) to our elicitation/create about a: a result
+ * decides it (approved only for "accept" with approve: true; a->by says "elicitation"); an
+ * error means the client cannot ask its user: true when the operator is to be asked instead
+ * (rule r lets one decide; r NULL: the default does), else a becomes unaskable, saying why.
+ * a->elicit_id is dropped either way an error comes.
+ */
+bool approval__elicit_answer(struct approval *a, const json_t *msg, const struct rule *r);
+/*
  * A held call, judged again (d), was decided otherwise than approved (state, and why or by):
  * d becomes that denial, KIND_APPROVAL, at d's pointer. Left alone when d denies already or
  * state is APPROVAL_APPROVED.

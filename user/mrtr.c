@@ -150,13 +150,9 @@ json_t *mrtr__ask(struct mrtr *m, const char *tool, const json_t *params, const 
 		goto out;
 	strcat(state, ".");
 	strcat(state, mac);
-	result = json_pack(
-		"{s:s, s:{s:{s:s, s:{s:s, s:{s:s, s:{s:{s:s, s:s, s:s, s:b}}, s:[s]}}}}, s:s}",
-		"resultType", "input_required", "inputRequests", MRTR_KEY, "method",
-		"elicitation/create", "params", "message", message, "requestedSchema", "type",
-		"object", "properties", "approve", "type", "boolean", "title", "Allow this call",
-		"description", "Allow the agent to make this tool call once", "default", 0,
-		"required", "approve", "requestState", state);
+	result = json_pack("{s:s, s:{s:{s:s, s:o}}, s:s}", "resultType", "input_required",
+			   "inputRequests", MRTR_KEY, "method", "elicitation/create", "params",
+			   approval__elicit_params(message), "requestState", state);
 out:
 	free(state);
 	free(text);

@@ -384,12 +384,8 @@ static void ask_client(struct gw *g, struct approval *a, const struct decision *
 
 	snprintf(id, sizeof(id), "%s%llu", g->own_prefix, (unsigned long long)++g->own_next);
 	question(g, a->tool, a->args, d, a->timeout_s, msg, sizeof(msg));
-	req = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s, s:{s:{s:s, s:s, s:s, s:b}}, s:[s]}}}",
-			"jsonrpc", "2.0", "id", id, "method", "elicitation/create", "params",
-			"message", msg, "requestedSchema", "type", "object", "properties",
-			"approve", "type", "boolean", "title", "Allow this call", "description",
-			"Allow the agent to make this tool call once", "default", 0, "required",
-			"approve");
+	req = json_pack("{s:s, s:s, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method",
+			"elicitation/create", "params", approval__elicit_params(msg));
 	a->elicit_id = strdup(id);
 	if (!req || !a->elicit_id) {
 		json_decref(req);
@@ -592,41 +588,13 @@ static void finish_approval(struct gw *g, struct approval *a)
 static void elicitation_answer(struct gw *g, const json_t *msg, const char *id)
 {
 	struct approval *a = approvals__find_elicit(&g->approvals, id);
-	json_t *result = json_object_get(msg, "result");
-	const char *action = json_string_value(json_object_get(result, "action"));
-	json_t *approve = json_object_get(json_object_get(result, "content"), "approve");
 
 	if (!a || a->state != APPROVAL_WAITING) {
 		log_debug("answer to %s, which no longer waits", id);
 		return;
 	}
-	if (!result) {
-		const char *err = json_string_value(
-			json_object_get(json_object_get(msg, "error"), "message"));
-		const struct rule *r = policy__lookup(g->policy, a->tool);
-		char why[sizeof(a->why)];
-
-		free(a->elicit_id);
-		a->elicit_id = NULL;
-		/* the client cannot ask its user: the operator, when the rule lets one decide */
-		if (!r || (r->approval_via & VIA_OPERATOR)) {
-			log_warn("the client refused elicitation/create (%s); falling back to the "
-				 "control socket",
-				 err ?: "error");
-			ask_socket(g, a);
-			return;
-		}
-		snprintf(why, sizeof(why),
-			 "the client could not ask its user (%.80s) and the rule asks nobody else "
-			 "(\"via\": [\"client\"])",
-			 err ?: "error");
-		unaskable(a, why);
-		return;
-	}
-	snprintf(a->by, sizeof(a->by), "elicitation");
-	a->state = action && !strcmp(action, "accept") && json_is_true(approve) ?
-			   APPROVAL_APPROVED :
-			   APPROVAL_DENIED;
+	if (approval__elicit_answer(a, msg, policy__lookup(g->policy, a->tool)))
+		ask_socket(g, a);
 }
 
 /* --- messages from the client --- */

@@ -333,6 +333,58 @@ static void test_ids_of_held_calls(void **state)
 	approvals__fini(&q);
 }
 
+/*
+ * The client's answer to our question: only accept with the box checked approves; an error
+ * goes to the operator when the rule lets one decide, else nobody can be asked, saying why.
+ */
+static void test_elicit_answer(void **state)
+{
+	static const struct {
+		const char *answer;
+		unsigned via;
+		bool to_operator;
+		enum approval_state state;
+	} cases[] = {
+		{ "{\"result\": {\"action\": \"accept\", \"content\": {\"approve\": true}}}",
+		  VIA_CLIENT, false, APPROVAL_APPROVED },
+		{ "{\"result\": {\"action\": \"accept\", \"content\": {\"approve\": false}}}",
+		  VIA_CLIENT, false, APPROVAL_DENIED },
+		{ "{\"result\": {\"action\": \"accept\", \"content\": {\"approve\": \"true\"}}}",
+		  VIA_CLIENT, false, APPROVAL_DENIED },
+		{ "{\"result\": {\"action\": \"accept\"}}", VIA_CLIENT, false, APPROVAL_DENIED },
+		{ "{\"result\": {\"action\": \"decline\", \"content\": {\"approve\": true}}}",
+		  VIA_CLIENT, false, APPROVAL_DENIED },
+		{ "{\"result\": {\"action\": \"cancel\"}}", VIA_CLIENT, false, APPROVAL_DENIED },
+		{ "{\"error\": {\"code\": -32601, \"message\": \"no\"}}", VIA_CLIENT | VIA_OPERATOR,
+		  true, APPROVAL_WAITING },
+		{ "{\"error\": {\"code\": -32601, \"message\": \"no\"}}", VIA_CLIENT, false,
+		  APPROVAL_UNASKABLE },
+	};
+	struct rule r = { 0 };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct approval a = { .elicit_id = strdup("mcpfence-approval-1") };
+		json_t *msg = json_loads(cases[i].answer, 0, NULL);
+
+		r.approval_via = cases[i].via;
+		assert_non_null(msg);
+		assert_int_equal(approval__elicit_answer(&a, msg, &r), cases[i].to_operator);
+		if (a.state != cases[i].state)
+			fail_msg("%s: state %d, not %d", cases[i].answer, a.state, cases[i].state);
+		if (json_object_get(msg, "result")) {
+			assert_string_equal(a.by, "elicitation");
+			assert_non_null(a.elicit_id);
+		} else {
+			assert_null(
+				a.elicit_id); /* the question was answered: nothing to take back */
+		}
+		if (a.state == APPROVAL_UNASKABLE)
+			assert_non_null(strstr(a.why, "the client could not ask its user (no)"));
+		free(a.elicit_id);
+		json_decref(msg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_parse_id),
 		cmocka_unit_test(test_ids_of_held_calls),
+		cmocka_unit_test(test_elicit_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
