@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <curl/curl.h>
@@ -51,6 +52,15 @@
 #define MAX_HELD 64 /* calls waiting for approval; more are denied */
 #define MAX_HEADERS 64
 #define MAX_HEADER_LEN 8192
+#define SESSIONS 1024	   /* 2025 sessions whose client said whether it can ask its user */
+#define SESSION_ID_LEN 128 /* a longer Mcp-Session-Id is not kept: its client is not asked */
+#define ELICIT_PREFIX "mcpfence-approval-" /* our elicitation/create ids: never the server's */
+
+/* A 2025 session, as its initialize said: can its client ask its user (elicitation)? */
+struct session {
+	char id[SESSION_ID_LEN];
+	bool elicit;
+};
 
 struct req;
 
@@ -75,8 +85,10 @@ struct px {
 	int aep;		    /* an epoll set of the control socket's descriptors, or -1 */
 	struct pollfd watched[1 + APPROVAL_CONNS]; /* what aep holds */
 	size_t nwatched;
-	bool astale;	  /* the control socket served a turn: aep is made again */
-	struct mrtr mrtr; /* input_required (2026-07-28): the client's user approves */
+	bool astale;		  /* the control socket served a turn: aep is made again */
+	struct mrtr mrtr;	  /* input_required (2026-07-28): the client's user approves */
+	struct session *sessions; /* SESSIONS of them, the oldest replaced first */
+	size_t next_session;
 	struct proxy_redirect *redirect; /* --redirect-port */
 	bool stop;
 };
@@ -95,6 +107,15 @@ struct req {
 	struct curl_slist *hdrs;
 	bool headers_done, done, paused;
 	bool whole; /* the answer is read whole first: tools/list's, or a small JSON one */
+	bool init, init_elicit; /* an initialize (2025), and whether it declared elicitation */
+	/*
+	 * The answer is our event stream (a 2025 client asked through elicitation/create): the
+	 * question, then the call's answer, the server's events as they come or its JSON answer
+	 * (read whole into up) as one event.
+	 */
+	bool stream;
+	struct wbuf up;
+	char elicit_id[64];
 	CURLcode cres;
 	long status;
 	char *rh[MAX_HEADERS]; /* the answer's headers to pass on, "Name: value" */
@@ -354,6 +375,42 @@ static void audit_call(struct req *r, const char *tool, const json_t *args, cons
 	audit__write(r->px->audit, &ev);
 }
 
+/* --- 2025 sessions --- */
+
+static const char *req_header(const struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static struct session *session_find(struct px *px, const char *id)
+{
+	for (size_t i = 0; id && px->sessions && i < SESSIONS; i++)
+		if (px->sessions[i].id[0] && !strcmp(px->sessions[i].id, id))
+			return &px->sessions[i];
+	return NULL;
+}
+
+/* A 2025 session begun (its Mcp-Session-Id, and what its initialize said), or ended (id only). */
+static void session_put(struct px *px, const char *id, bool elicit)
+{
+	struct session *s = session_find(px, id);
+
+	if (!s && id && px->sessions && strlen(id) < SESSION_ID_LEN) {
+		s = &px->sessions[px->next_session++ % SESSIONS];
+		snprintf(s->id, sizeof(s->id), "%s", id);
+	}
+	if (s)
+		s->elicit = elicit;
+}
+
+static void session_end(struct px *px, const char *id)
+{
+	struct session *s = session_find(px, id);
+
+	if (s)
+		s->id[0] = 0;
+}
+
 /* --- the upstream transfer --- */
 
 static void wake(struct req *r)
@@ -395,6 +452,7 @@ static bool hop_by_hop(const char *name, size_t n)
 }
 
 static const char *answer_header(const struct req *r, const char *name);
+static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max);
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
@@ -416,10 +474,16 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 			curl_off_t cl = -1;
 
 			r->headers_done = true;
+			if (r->init && r->status < 300) /* a 2025 session begins */
+				session_put(r->px, answer_header(r, "Mcp-Session-Id"),
+					    r->init_elicit);
 			/* a small JSON answer goes in one piece: no chunks, fewer turns of the loop */
 			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-			if (cl >= 0 && cl <= PROXY_WHOLE_MAX && ct &&
-			    !strncasecmp(ct, "application/json", 16))
+			if (r->stream) /* on our stream: events as they come, else one at the end */
+				r->whole = r->status >= 300 || !ct ||
+					   strncasecmp(ct, "text/event-stream", 17);
+			else if (cl >= 0 && cl <= PROXY_WHOLE_MAX && ct &&
+				 !strncasecmp(ct, "application/json", 16))
 				r->whole = true;
 			if (!r->whole)
 				wake(r);
@@ -444,7 +508,9 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 	size_t len = size * n;
 
 	if (r->whole) {
-		if (r->out.len + len > PROXY_LIST_MAX || wbuf__put(&r->out, buf, len))
+		struct wbuf *w = r->stream ? &r->up : &r->out;
+
+		if (w->len + len > PROXY_LIST_MAX || wbuf__put(w, buf, len))
 			return 0; /* the transfer fails: 502 */
 		return len;
 	}
@@ -518,15 +584,15 @@ static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
-/* Send the request upstream; the connection sleeps until the answer's head is here. */
-static enum MHD_Result forward(struct req *r)
+/* Send the request upstream: 0, or -1 when the transfer cannot start. */
+static int start_upstream(struct req *r)
 {
 	char url[sizeof(r->px->upstream) + sizeof(r->path)];
 	struct curl_slist *l;
 	CURL *e = r->px->nspare ? r->px->spare[--r->px->nspare] : curl_easy_init();
 
 	if (!e)
-		return refuse(r, 500, NULL, JSONRPC_INTERNAL_ERROR, "out of memory");
+		return -1;
 	r->easy = e;
 	snprintf(url, sizeof(url), "%s%s", r->px->upstream, r->path);
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, copy_header, r);
@@ -558,9 +624,17 @@ static enum MHD_Result forward(struct req *r)
 	if (curl_multi_add_handle(r->px->multi, e) != CURLM_OK) {
 		easy_done(r->px, e, false);
 		r->easy = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* The request upstream; the connection sleeps until the answer's head is here. */
+static enum MHD_Result forward(struct req *r)
+{
+	if (start_upstream(r))
 		return refuse(r, 500, NULL, JSONRPC_INTERNAL_ERROR,
 			      "cannot start the upstream request");
-	}
 	sleep_conn(r);
 	return MHD_YES;
 }
@@ -628,10 +702,10 @@ static const char *headers_disagree(struct req *r, const struct jr_msg *m)
 
 /*
  * The last steps of a call the rules let through (d: allowed, or approved by by): its
- * budgets, the audit line, the server; or the denial the client reads.
+ * budgets and the audit line. true: on to the server; false: denied (d says why).
  */
-static enum MHD_Result go_on(struct req *r, const json_t *msg, const char *tool, struct decision *d,
-			     const char *by, uint64_t t0)
+static bool admit(struct req *r, const json_t *msg, const char *tool, struct decision *d,
+		  const char *by, uint64_t t0)
 {
 	const json_t *params = json_object_get(msg, "params");
 	const json_t *args = json_object_get(params, "arguments"), *id = json_object_get(msg, "id");
@@ -652,21 +726,158 @@ static enum MHD_Result go_on(struct req *r, const json_t *msg, const char *tool,
 		r->has_res = true;
 		d->verdict = VERDICT_ALLOW;
 		audit_call(r, tool, args, id, d, by, t0);
-		return forward(r);
+		return true;
 	}
 	d->verdict = VERDICT_DENY;
 	audit_call(r, tool, args, id, d, by, t0);
-	return answer_json(
-		r, 200,
-		stdio_gateway__denial(msg, d->reason, d->pointer, decide__kind_name(d->kind),
-				      d->kind == KIND_LIMIT ? d->retry_after_s : 0, NULL));
+	return false;
+}
+
+static json_t *denial(const json_t *msg, const struct decision *d)
+{
+	return stdio_gateway__denial(msg, d->reason, d->pointer, decide__kind_name(d->kind),
+				     d->kind == KIND_LIMIT ? d->retry_after_s : 0, NULL);
+}
+
+/* The server, or the denial the client reads. */
+static enum MHD_Result go_on(struct req *r, const json_t *msg, const char *tool, struct decision *d,
+			     const char *by, uint64_t t0)
+{
+	return admit(r, msg, tool, d, by, t0) ? forward(r) : answer_json(r, 200, denial(msg, d));
+}
+
+/* --- approvals --- */
+
+/*
+ * Why a 2025 client cannot be asked on the answer's event stream (NULL: it can). What it can
+ * do was said in its initialize, which began the session its Mcp-Session-Id names.
+ */
+static const char *cannot_elicit(struct req *r)
+{
+	const char *accept = req_header(r, "Accept");
+	const struct session *s = session_find(r->px, req_header(r, "Mcp-Session-Id"));
+
+	if (!s)
+		return "the proxy did not see its session begin (initialize, where a client says "
+		       "it can ask its user)";
+	if (!s->elicit)
+		return "it did not declare the elicitation capability";
+	if (!accept || !strcasestr(accept, "text/event-stream"))
+		return "it does not take an event stream (Accept)";
+	return NULL;
+}
+
+/* msg (stolen) as one event of our stream. */
+static void put_event(struct req *r, json_t *msg)
+{
+	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+
+	json_decref(msg);
+	if (!text || wbuf__put(&r->out, "event: message\ndata: ", 21) ||
+	    wbuf__put(&r->out, text, strlen(text)) || wbuf__put(&r->out, "\n\n", 2))
+		log_err("proxy: out of memory: an event of %s %s is lost", r->method, r->path);
+	free(text);
+}
+
+/* The operator decides a, on the control socket (denied now when it cannot be opened). */
+static void ask_operator(struct px *px, struct approval *a)
+{
+	if (approvals__listen(&px->approvals)) {
+		a->state = APPROVAL_UNASKABLE;
+		snprintf(a->why, sizeof(a->why), "the control socket cannot be used");
+		return;
+	}
+	a->on_socket = true;
+	log_info("call %s (tool \"%s\") waits for approval: mcpfence approve %s, or mcpfence deny "
+		 "%s (denied in %u s)",
+		 a->id, a->tool, a->id, a->id, a->timeout_s);
+}
+
+/* Hold the call for a decision (r->held); NULL when it cannot be held, d then says why. */
+static struct approval *hold(struct req *r, const struct jr_msg *m, const char *tool,
+			     struct decision *d, uint32_t timeout, uint64_t t0)
+{
+	char ptr[DECIDE_PTR_LEN];
+	struct approval *a;
+	size_t held = 0;
+
+	for (a = r->px->approvals.head; a; a = a->next)
+		held++;
+	a = held < MAX_HELD ? approvals__add(&r->px->approvals, tool, json_incref(m->root), r->body,
+					     r->len, timeout, clock__mono_us()) :
+			      NULL;
+	if (!a) {
+		snprintf(ptr, sizeof(ptr), "%s", d->pointer);
+		decide__deny(d, KIND_APPROVAL, ptr, "%s",
+			     held < MAX_HELD ? "cannot hold the call" :
+					       "too many calls already wait for approval");
+		return NULL;
+	}
+	r->held = a;
+	r->held_msg = json_incref(m->root);
+	r->held_state = APPROVAL_WAITING;
+	r->t0 = t0;
+	return a;
+}
+
+/*
+ * A 2025 client that can ask its user: the answer is an event stream at once, whose first
+ * event is our elicitation/create; the client answers it in a POST of its own (elicit_answer),
+ * and the call's answer follows on this stream (finish_stream).
+ */
+static enum MHD_Result ask_in_stream(struct req *r, const struct jr_msg *m, const char *tool,
+				     struct decision *d, uint32_t timeout, uint64_t t0)
+{
+	unsigned char rnd[16];
+	char text[1200], *id;
+	struct approval *a;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	size_t k;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		char ptr[DECIDE_PTR_LEN];
+
+		snprintf(ptr, sizeof(ptr), "%s", d->pointer);
+		decide__deny(d, KIND_APPROVAL, ptr, "cannot ask for approval: %s", strerror(errno));
+		return go_on(r, m->root, tool, d, NULL, t0);
+	}
+	k = (size_t)snprintf(r->elicit_id, sizeof(r->elicit_id), ELICIT_PREFIX);
+	for (size_t i = 0; i < sizeof(rnd); i++, k += 2)
+		snprintf(r->elicit_id + k, sizeof(r->elicit_id) - k, "%02x", rnd[i]);
+	id = strdup(r->elicit_id);
+	a = id ? hold(r, m, tool, d, timeout, t0) : NULL;
+	if (!a) {
+		free(id);
+		r->elicit_id[0] = 0;
+		if (!id)
+			return refuse(r, 500, m->id, JSONRPC_INTERNAL_ERROR, "out of memory");
+		return go_on(r, m->root, tool, d, NULL, t0);
+	}
+	a->elicit_id = id;
+	approvals__listen(&r->px->approvals); /* where every held call is listed */
+	approval__question(tool, r->px->server, json_object_get(m->params, "arguments"), d->pointer,
+			   timeout, text, sizeof(text));
+	put_event(r,
+		  json_pack("{s:s, s:s, s:s, s:o}", "jsonrpc", "2.0", "id", r->elicit_id, "method",
+			    "elicitation/create", "params", approval__elicit_params(text)));
+	r->stream = true;
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, on_read, r, NULL);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	ret = MHD_queue_response(r->conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }
 
 /*
  * A call a human must approve. 2026-07-28, to a client that can ask its user and a rule that
- * trusts it: an input_required result that asks (the retry carries the answer). Else, when the
- * rule lets the operator decide: held, its connection asleep, until the control socket says
- * (mcpfence approve, deny) or its time is up. Else denied: the proxy cannot ask a 2025 client.
+ * trusts it: an input_required result that asks (the retry carries the answer). A 2025 client
+ * that can: elicitation/create on the answer's event stream. Else, when the rule lets the
+ * operator decide: held, its connection asleep, until the control socket says (mcpfence
+ * approve, deny) or its time is up. Else denied, saying why the client cannot be asked.
  */
 static enum MHD_Result ask(struct req *r, const struct jr_msg *m, const char *tool,
 			   struct decision *d, uint64_t t0)
@@ -676,13 +887,14 @@ static enum MHD_Result ask(struct req *r, const struct jr_msg *m, const char *to
 	uint32_t timeout =
 		d->rule && d->rule->approval_timeout_s ? d->rule->approval_timeout_s : 120;
 	unsigned via = d->rule ? d->rule->approval_via : VIA_CLIENT | VIA_OPERATOR;
+	bool modern = jsonrpc__request_revision(m->params) != NULL;
+	const char *why_not =
+		modern ? "it did not declare the elicitation capability" : cannot_elicit(r);
 	char text[1200], ptr[DECIDE_PTR_LEN];
-	struct approval *a = NULL;
-	size_t held = 0;
+	struct approval *a;
 
 	snprintf(ptr, sizeof(ptr), "%s", d->pointer);
-	if ((via & VIA_CLIENT) && jsonrpc__request_revision(m->params) &&
-	    json_is_object(json_object_get(caps, "elicitation"))) {
+	if ((via & VIA_CLIENT) && modern && json_is_object(json_object_get(caps, "elicitation"))) {
 		json_t *result;
 
 		approval__question(tool, r->px->server, json_object_get(m->params, "arguments"),
@@ -696,38 +908,135 @@ static enum MHD_Result ask(struct req *r, const struct jr_msg *m, const char *to
 					      strerror(errno));
 		return go_on(r, m->root, tool, d, NULL, t0);
 	}
+	if ((via & VIA_CLIENT) && !modern && !why_not)
+		return ask_in_stream(r, m, tool, d, timeout, t0);
 	if (!(via & VIA_OPERATOR)) {
-		decide__deny(d, KIND_APPROVAL, ptr,
-			     "the rule asks only the client, and mcpfence proxy asks only clients "
-			     "of the 2026-07-28 revision that can ask their user");
+		decide__deny(
+			d, KIND_APPROVAL, ptr,
+			"the rule asks only the client (\"via\": [\"client\"]), and this client "
+			"cannot be asked: %s",
+			why_not);
 		return go_on(r, m->root, tool, d, NULL, t0);
 	}
-	for (a = r->px->approvals.head; a; a = a->next)
-		held++;
-	a = held < MAX_HELD ? approvals__add(&r->px->approvals, tool, json_incref(m->root), r->body,
-					     r->len, timeout, clock__mono_us()) :
-			      NULL;
-	if (!a) {
-		decide__deny(d, KIND_APPROVAL, ptr, "%s",
-			     held < MAX_HELD ? "cannot hold the call" :
-					       "too many calls already wait for approval");
+	a = hold(r, m, tool, d, timeout, t0);
+	if (!a)
 		return go_on(r, m->root, tool, d, NULL, t0);
-	}
-	if (approvals__listen(&r->px->approvals)) {
-		a->state = APPROVAL_UNASKABLE;
-		snprintf(a->why, sizeof(a->why), "the control socket cannot be used");
-	} else {
-		a->on_socket = true;
-		log_info("call %s (tool \"%s\") waits for approval: mcpfence approve %s, or "
-			 "mcpfence deny %s (denied in %u s)",
-			 a->id, a->tool, a->id, a->id, a->timeout_s);
-	}
-	r->held = a;
-	r->held_msg = json_incref(m->root);
-	r->held_state = APPROVAL_WAITING;
-	r->t0 = t0;
+	ask_operator(r->px, a);
 	sleep_conn(r);
 	return MHD_YES;
+}
+
+/*
+ * The client answered one of our elicitation/create (a POST of its own, in the session of the
+ * call it was asked about). Ours by the id's prefix: never the server's, even late.
+ */
+static enum MHD_Result elicit_answer(struct req *r, const struct jr_msg *m)
+{
+	const char *id = json_string_value(m->id), *session = req_header(r, "Mcp-Session-Id");
+	struct approval *a = approvals__find_elicit(&r->px->approvals, id);
+	const char *held_session = NULL;
+	struct req *h = r->px->reqs;
+
+	while (a && h && h->held != a)
+		h = h->next;
+	if (a && h)
+		held_session = req_header(h, "Mcp-Session-Id");
+	if (!a || a->state != APPROVAL_WAITING || !held_session || !session ||
+	    strcmp(session, held_session)) {
+		log_info("proxy: an answer to %s, which no longer waits or was not asked in this "
+			 "session: not taken",
+			 id);
+		return answer(r, 202, NULL, "", 0);
+	}
+	if (approval__elicit_answer(a, m->root, policy__lookup(r->px->policy, a->tool)))
+		ask_operator(r->px, a);
+	if (!a->elicit_id)
+		h->elicit_id[0] = 0; /* an error: the question needs no taking back */
+	return answer(r, 202, NULL, "", 0);
+}
+
+/*
+ * notifications/cancelled from a 2025 client for a call of its session that waits for approval:
+ * no longer held, denied (its answer goes nowhere; the audit says why). The notice goes on to
+ * the server all the same. Without a session, nothing says whose call an id is: no effect.
+ */
+static void cancelled(struct req *r, const struct jr_msg *m)
+{
+	const json_t *id = json_object_get(m->params, "requestId");
+	const char *session = req_header(r, "Mcp-Session-Id");
+
+	for (struct req *h = r->px->reqs; id && h; h = h->next) {
+		const char *hs = h->held ? req_header(h, "Mcp-Session-Id") : NULL;
+
+		if (h->held && h->held->state == APPROVAL_WAITING &&
+		    json_equal(json_object_get(h->held_msg, "id"), (json_t *)id) && hs && session &&
+		    !strcmp(hs, session)) {
+			h->held->state = APPROVAL_UNASKABLE;
+			snprintf(h->held->why, sizeof(h->held->why),
+				 "cancelled by the client while waiting for approval");
+		}
+	}
+}
+
+/*
+ * A call held on our event stream was decided: our question taken back when the client did not
+ * answer it, then the call's denial, or the server's answer as it comes (stream_end).
+ */
+static void finish_stream(struct req *r)
+{
+	const json_t *params = json_object_get(r->held_msg, "params");
+	const char *tool = json_string_value(json_object_get(params, "name"));
+	const char *by = r->held_by[0] ? r->held_by : NULL;
+	struct decision d;
+
+	if (r->elicit_id[0] && (!by || strcmp(by, "elicitation")))
+		put_event(r, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0", "method",
+				       "notifications/cancelled", "params", "requestId",
+				       r->elicit_id, "reason",
+				       r->held_state == APPROVAL_EXPIRED ? "approval timed out" :
+									   "decided otherwise"));
+	decide__call(r->px->policy, tool, json_object_get(params, "arguments"), &d);
+	approval__deny_unless_approved(&d, r->held_state, r->held_timeout_s, r->held_why, by);
+	if (!admit(r, r->held_msg, tool, &d, by, r->t0)) {
+		put_event(r, denial(r->held_msg, &d));
+	} else if (start_upstream(r)) {
+		limits__release(r->px->limits, &r->res);
+		r->has_res = false;
+		put_event(r,
+			  jsonrpc__error(json_object_get(r->held_msg, "id"), JSONRPC_INTERNAL_ERROR,
+					 "mcpfence: cannot start the upstream request"));
+	} else {
+		return; /* the answer's head, then its body, come to on_header and on_body */
+	}
+	r->done = true;
+}
+
+/* The server's answer to a call on our event stream, at its end: the last events. */
+static void stream_end(struct req *r)
+{
+	const json_t *id = json_object_get(r->held_msg, "id");
+	char why[300];
+	json_t *v = NULL;
+
+	if (!r->headers_done || r->cres != CURLE_OK) {
+		snprintf(why, sizeof(why), "mcpfence: the server at %.100s did not answer: %s",
+			 r->px->upstream, curl_easy_strerror(r->cres));
+		v = jsonrpc__error(id, JSONRPC_INTERNAL_ERROR, why);
+	} else if (r->whole) {
+		v = json_loadb(r->up.buf ? r->up.buf : "", r->up.len, JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_object(v)) {
+			json_decref(v);
+			snprintf(
+				why, sizeof(why),
+				"mcpfence: the server at %.100s answered HTTP %ld with no JSON-RPC "
+				"message",
+				r->px->upstream, r->status);
+			v = jsonrpc__error(id, JSONRPC_INTERNAL_ERROR, why);
+		}
+	}
+	if (v)
+		put_event(r, v);
+	r->cres = CURLE_OK; /* the stream itself ends well */
 }
 
 /* The operator decided on a held call (or its time was up): on, or the denial. */
@@ -831,6 +1140,9 @@ static enum MHD_Result judge_post(struct req *r)
 		return refuse(r, 400, NULL, JSONRPC_PARSE_ERROR, m.err);
 	if (m.kind == JR_INVALID) {
 		ret = refuse(r, 400, m.id, JSONRPC_INVALID_REQUEST, m.err);
+	} else if (m.kind == JR_RESPONSE && json_is_string(m.id) &&
+		   !strncmp(json_string_value(m.id), ELICIT_PREFIX, strlen(ELICIT_PREFIX))) {
+		ret = elicit_answer(r, &m);
 	} else if (m.kind == JR_BATCH) {
 		ret = batch_plain(m.root) ?
 			      forward(r) :
@@ -849,6 +1161,17 @@ static enum MHD_Result judge_post(struct req *r)
 		if (m.kind == JR_REQUEST && !strcmp(m.method, "tools/list")) {
 			r->whole = true;
 			r->list_id = json_incref(m.id);
+		}
+		if (m.kind == JR_NOTIFICATION && !strcmp(m.method, "notifications/cancelled"))
+			cancelled(r, &m);
+		if (m.kind == JR_REQUEST && !strcmp(m.method, "initialize")) {
+			const json_t *e = json_object_get(json_object_get(m.params, "capabilities"),
+							  "elicitation");
+
+			/* {} is the form mode; a client of the url mode alone cannot answer ours */
+			r->init = true;
+			r->init_elicit = json_is_object(e) &&
+					 (json_object_get(e, "form") || !json_object_get(e, "url"));
 		}
 		ret = forward(r);
 	}
@@ -1105,6 +1428,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_NO;
 	if (!r->started) {
 		r->started = true;
+		if (!strcmp(r->method, "DELETE"))
+			session_end(px, req_header(r, "Mcp-Session-Id"));
 		return strcmp(r->method, "POST") ? forward(r) : judge_post(r);
 	}
 	if (r->held_msg && !r->easy && !r->headers_done && !r->done) {
@@ -1131,6 +1456,7 @@ static void req_free(struct px *px, struct req *r)
 		r->next->pprev = r->pprev;
 	free(r->body);
 	wbuf__free(&r->out);
+	wbuf__free(&r->up);
 	free(r);
 }
 
@@ -1190,6 +1516,8 @@ static void curl_done(struct px *px)
 		if (r->cres != CURLE_OK)
 			log_warn("proxy: %s %s upstream: %s", r->method, r->path,
 				 curl_easy_strerror(r->cres));
+		if (r->stream)
+			stream_end(r);
 		easy_done(px, r->easy, true);
 		r->easy = NULL;
 		r->paused = false;
@@ -1299,6 +1627,8 @@ static bool approvals_decided(struct px *px, uint64_t now_us)
 			snprintf(r->held_by, sizeof(r->held_by), "%s", a->by);
 			snprintf(r->held_why, sizeof(r->held_why), "%s", a->why);
 			r->held = NULL;
+			if (r->stream)
+				finish_stream(r); /* its answer is under way: on_request is done */
 			wake(r);
 			woke = true;
 		}
@@ -1424,7 +1754,8 @@ int http_proxy__run(const struct proxy_opts *o)
 	if (load_policy(&px, false))
 		goto out;
 	px.limits = limits__new(NULL, NULL);
-	if (!px.limits)
+	px.sessions = calloc(SESSIONS, sizeof(*px.sessions));
+	if (!px.limits || !px.sessions)
 		goto out;
 	if (limits__share_table(px.limits, limits__default_table_path(path, sizeof(path)), 0))
 		log_warn("proxy: calls that need a budget of the host-wide table are denied");
@@ -1509,6 +1840,7 @@ out:
 	if (px.aep >= 0)
 		close(px.aep);
 	mrtr__free(&px.mrtr);
+	free(px.sessions);
 	limits__free(px.limits);
 	policy__free(px.policy);
 	audit__close(px.audit);

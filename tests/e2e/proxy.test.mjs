@@ -11,13 +11,35 @@ import { spawnSync, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { missing, tmp, text, until, waitPort, freePort, readAudit, awaitAudit, EVERYTHING, MCPFENCE,
+import { missing, tmp, text, until, sleep, waitPort, freePort, readAudit, awaitAudit, EVERYTHING, MCPFENCE,
 	 ROOT } from './lib.mjs';
 import { CANARY, imp, start, startProxy, session, assertDenied } from './proxy_lib.mjs';
 
 const SERVER = join(ROOT, 'tests/e2e/fixtures/v2_http_server.mjs');
 const LONG_URI = `mcpfence://long/${'x'.repeat(200)}`;
 const skip = missing() ?? (existsSync(MCPFENCE) ? null : `${MCPFENCE} is not built (make)`);
+
+// A client of SDK v (1, or 2 in its 2025 handshake) whose user answers with answer(req).
+async function asker(url, v, answer) {
+	let client;
+	if (v === 1) {
+		const { Client } = await imp('@modelcontextprotocol/sdk/client/index.js');
+		const { StreamableHTTPClientTransport } =
+			await imp('@modelcontextprotocol/sdk/client/streamableHttp.js');
+		const { ElicitRequestSchema } = await imp('@modelcontextprotocol/sdk/types.js');
+		client = new Client({ name: 'proxy-ask', version: '1.0.0' },
+			{ capabilities: { elicitation: {} } });
+		client.setRequestHandler(ElicitRequestSchema, (req, extra) => answer(req, extra));
+		await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+	} else {
+		const { Client, StreamableHTTPClientTransport } = await imp('@modelcontextprotocol/client');
+		client = new Client({ name: 'proxy-ask', version: '1.0.0' },
+			{ capabilities: { elicitation: { form: {} } } });
+		client.setRequestHandler('elicitation/create', (req, extra) => answer(req, extra));
+		await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+	}
+	return client;
+}
 
 const POLICY = {
 	version: '1',
@@ -212,8 +234,9 @@ describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 		});
 });
 
-// Approvals through the proxy: the operator on the control socket (a 2025 client: the proxy
-// cannot ask it), and the client's user through input_required (2026-07-28), bound to the call.
+// Approvals through the proxy: the operator on the control socket (a client that cannot ask its
+// user), the client's user through elicitation/create on the call's event stream (2025), and
+// through input_required (2026-07-28), bound to the call.
 describe('mcpfence proxy, approvals', { skip: skip ?? false }, () => {
 	let dir, server, port, toolLog;
 	const ran = () => (existsSync(toolLog)
@@ -226,7 +249,7 @@ describe('mcpfence proxy, approvals', { skip: skip ?? false }, () => {
 		toolLog = join(dir, 'tools.log');
 		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'deny',
 			tools: { stamp: { action: 'approve', approval: { timeout: '2s' } },
-				echo: { action: 'approve', approval: { via: ['client'] } },
+				echo: { action: 'approve', approval: { via: ['client'], timeout: '2s' } },
 				'get-sum': { action: 'approve', approval: { via: ['client'] } } } }));
 		port = await freePort();
 		server = start(process.execPath, [SERVER], { PORT: String(port),
@@ -260,15 +283,169 @@ describe('mcpfence proxy, approvals', { skip: skip ?? false }, () => {
 			assertDenied(await q, 'approval', /declined the call \(uid 0 \(root\)\)/);
 			assertDenied(await s.call('stamp', { doc: 'c' }), 'approval',
 				/nobody approved the call within 2 s/);
-			// a 2025 client cannot be asked: a rule for the client alone denies, saying so
+			// a client without elicitation cannot be asked: a rule for the client alone denies
 			assertDenied(await s.call('echo', { message: 'x' }), 'approval',
-				/asks only clients of the 2026-07-28 revision/);
+				/this client cannot be asked: it did not declare the elicitation capability/);
 			assert.deepEqual(ran().slice(before), ['stamp']);
 			const lines = await awaitAudit(join(dir, 'audit.jsonl'), (l) => l.tool === 'stamp', 3);
 			assert.deepEqual(lines.map((l) => [l.decision, l.approved_by ?? null]),
 				[['allow', 'uid 0 (root)'], ['deny', 'uid 0 (root)'], ['deny', null]]);
 		} finally {
 			await s.close();
+			await proxy.stop();
+		}
+	});
+
+	for (const v of [1, 2]) {
+		test(`2025, SDK v${v} client: its user approves through elicitation/create on the ` +
+			'call\'s stream', async () => {
+			const proxy = await startProxy(dir, port);
+			const asked = [];
+			let how = 'yes', aborted = null;
+			const client = await asker(proxy.url, v, async (req, extra) => {
+				asked.push(req.params.message);
+				if (how === 'wait') {
+					await sleep(3000);
+					aborted = extra?.signal?.aborted ?? null;
+				}
+				if (how === 'fail') throw new Error('no user here');
+				return how === 'no' ? { action: 'decline' } :
+					{ action: 'accept', content: { approve: how === 'yes' } };
+			});
+			const call = (tool, a) => client.callTool({ name: tool, arguments: a }, undefined,
+				{ timeout: 15000 });
+			const before = ran().length, t0 = new Date().toISOString();
+			try {
+				assert.equal(text(await call('echo', { message: 'yes' })), 'Echo: yes');
+				assert.match(asked[0], /the tool "echo" of http:\/\/127\.0\.0\.1:\d+ with arguments \{"message":"yes"\}/);
+				how = 'no';
+				assertDenied(await call('echo', { message: 'no' }), 'approval',
+					/^denied by policy: a human declined the call \(elicitation\)$/);
+				how = 'unchecked'; // accepted, but the box left empty: not an approval
+				assertDenied(await call('echo', { message: 'empty' }), 'approval',
+					/declined the call \(elicitation\)/);
+				how = 'wait';
+				assertDenied(await call('echo', { message: 'late' }), 'approval',
+					/^denied by policy: nobody approved the call within 2 s$/);
+				// the question is taken back (notifications/cancelled): v1 aborts the handler
+				if (v === 1) await until(() => aborted === true, 5000, 'the handler aborted');
+				// a user who cannot be asked: the operator, when the rule lets one decide
+				how = 'fail';
+				const p = call('stamp', { doc: v });
+				const w = await until(() => {
+					try {
+						const out = cli('approvals', '--json', '--pid', String(proxy.child.pid));
+						return out.trim() ? JSON.parse(out.trim().split('\n')[0]) : null;
+					} catch { return null; }
+				}, 5000, 'the call on the control socket');
+				assert.equal(w.tool, 'stamp');
+				cli('approve', w.id);
+				assert.equal(text(await p), 'stamped');
+				assert.deepEqual(ran().slice(before), ['echo', 'stamp']);
+				const lines = await awaitAudit(join(dir, 'audit.jsonl'), (l) => l.time >= t0 &&
+					(l.tool === 'echo' || l.tool === 'stamp'), 5);
+				assert.deepEqual(lines.map((l) => [l.tool, l.decision,
+					l.approved_by ?? null]), [['echo', 'allow', 'elicitation'],
+					['echo', 'deny', 'elicitation'], ['echo', 'deny', 'elicitation'],
+					['echo', 'deny', null], ['stamp', 'allow', 'uid 0 (root)']]);
+			} finally {
+				await client.close();
+				await proxy.stop();
+			}
+		});
+	}
+
+	test('2025, raw: an answer is taken from the call\'s session once, never sent on', async () => {
+		const proxy = await startProxy(dir, port);
+		const H = { 'content-type': 'application/json',
+			accept: 'application/json, text/event-stream' };
+		const post = (sid, body, accept) => fetch(proxy.url, { method: 'POST',
+			headers: { ...H, ...(accept ? { accept } : {}), ...(sid ? { 'mcp-session-id': sid,
+				'mcp-protocol-version': '2025-06-18' } : {}) }, body: JSON.stringify(body) });
+		const open = async (elicitation) => {
+			const r = await post(null, { jsonrpc: '2.0', id: 0, method: 'initialize', params: {
+				protocolVersion: '2025-06-18', clientInfo: { name: 'raw', version: '1' },
+				capabilities: elicitation ? { elicitation: {} } : {} } });
+			const sid = r.headers.get('mcp-session-id');
+			await r.text();
+			assert.ok(sid, 'no session');
+			await (await post(sid, { jsonrpc: '2.0', method: 'notifications/initialized' }))
+				.text();
+			return sid;
+		};
+		// a call's stream, read event by event
+		const callStream = async (sid, id, message) => {
+			const r = await post(sid, { jsonrpc: '2.0', id, method: 'tools/call',
+				params: { name: 'echo', arguments: { message } } });
+			assert.match(r.headers.get('content-type'), /text\/event-stream/);
+			const reader = r.body.getReader(), dec = new TextDecoder();
+			let buf = '';
+			return async () => {
+				for (;;) {
+					const end = buf.indexOf('\n\n');
+					if (end >= 0) {
+						const ev = buf.slice(0, end);
+						buf = buf.slice(end + 2);
+						const data = ev.split('\n').filter((l) => l.startsWith('data:'))
+							.map((l) => l.slice(5).trim()).join('\n');
+						if (data) return JSON.parse(data);
+						continue;
+					}
+					const { value, done } = await reader.read();
+					if (done) return null;
+					buf += dec.decode(value, { stream: true });
+				}
+			};
+		};
+		const answerTo = async (sid, id, accept) => {
+			const r = await post(sid, { jsonrpc: '2.0', id, result: accept ?
+				{ action: 'accept', content: { approve: true } } : { action: 'decline' } });
+			assert.equal(r.status, 202);
+			await r.text();
+		};
+		const before = ran().length;
+		try {
+			const a = await open(true), b = await open(true);
+			let next = await callStream(a, 1, 'one');
+			const q = await next();
+			assert.equal(q.method, 'elicitation/create');
+			assert.match(q.id, /^mcpfence-approval-[0-9a-f]{32}$/);
+			await answerTo(a, 'mcpfence-approval-' + '0'.repeat(32), true); // forged
+			await answerTo(b, q.id, true); // another session's word
+			await answerTo(a, q.id, false); // the call's own session: declined
+			let res = await next();
+			assert.equal(res.id, 1);
+			assertDenied(res.result, 'approval', /declined the call \(elicitation\)/);
+			assert.equal(await next(), null);
+
+			next = await callStream(a, 2, 'two');
+			const q2 = await next();
+			await answerTo(a, q2.id, true);
+			res = await next();
+			assert.equal(res.id, 2);
+			assert.equal(text(res.result), 'Echo: two');
+			await answerTo(a, q2.id, true); // again: it no longer waits
+			assert.match(proxy.out, /an answer to mcpfence-approval-0{32}, which no longer waits/);
+
+			// the client cancels the call it waits on: denied, its question taken back
+			next = await callStream(a, 3, 'three');
+			await next();
+			await (await post(a, { jsonrpc: '2.0', method: 'notifications/cancelled',
+				params: { requestId: 3 } })).text();
+			assert.equal((await next()).method, 'notifications/cancelled');
+			assertDenied((await next()).result, 'approval', /cancelled by the client/);
+
+			// no event stream in Accept, or no elicitation declared: the rule asks nobody else
+			let r = await post(a, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: {
+				name: 'echo', arguments: { message: 'four' } } }, 'application/json');
+			assertDenied((await r.json()).result, 'approval', /does not take an event stream/);
+			const c = await open(false);
+			r = await post(c, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: {
+				name: 'echo', arguments: { message: 'five' } } });
+			const body = await r.text();
+			assert.match(body, /did not declare the elicitation capability/);
+			assert.deepEqual(ran().slice(before), ['echo']);
+		} finally {
 			await proxy.stop();
 		}
 	});
@@ -322,7 +499,8 @@ describe('mcpfence proxy, server-everything', { skip: skip ?? false }, () => {
 	test('progress streams through, the list is filtered, a denial is read', async () => {
 		const dir = tmp();
 		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'allow',
-			tools: { 'get-env': { action: 'deny', reason: 'private' } } }));
+			tools: { 'get-env': { action: 'deny', reason: 'private' },
+				echo: { action: 'approve', approval: { via: ['client'] } } } }));
 		const port = await freePort();
 		const server = start(process.execPath, [EVERYTHING, 'streamableHttp'],
 			{ PORT: String(port), MCPFENCE_CANARY: CANARY });
@@ -338,6 +516,15 @@ describe('mcpfence proxy, server-everything', { skip: skip ?? false }, () => {
 			assert.match(text(r), /Long running operation completed/);
 			assert.deepEqual(progress, [1, 2, 3, 4]);
 			assertDenied(await s.call('get-env'), 'rule', /^denied by policy: private$/);
+			// its answers are events: the approved call's comes after the question, on one stream
+			const asked = await asker(proxy.url, 1, async () => ({ action: 'accept',
+				content: { approve: true } }));
+			try {
+				assert.equal(text(await asked.callTool({ name: 'echo', arguments: { message: 'ok' } })),
+					'Echo: ok');
+			} finally {
+				await asked.close();
+			}
 		} finally {
 			await s.close();
 			await proxy.stop();
