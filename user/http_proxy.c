@@ -122,6 +122,13 @@ struct req {
 	size_t nrh;
 	struct wbuf out; /* upstream bytes the client has not had yet */
 	json_t *list_id; /* the id of the tools/list whose answer is filtered */
+	/*
+	 * A GET stream: a server replays the events after Last-Event-ID there, a tools/list
+	 * answer among them. Its events are held whole (ev) and such answers filtered.
+	 */
+	bool replay;
+	struct wbuf ev;
+	size_t ev_scan, ev_line; /* in ev: where to look on, where the current line began */
 	struct reservation res;
 	bool has_res;
 	/* a call held for the operator: what was decided, once it was */
@@ -453,6 +460,7 @@ static bool hop_by_hop(const char *name, size_t n)
 
 static const char *answer_header(const struct req *r, const char *name);
 static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max);
+static int replay_events(struct req *r, const char *buf, size_t len, bool eof);
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
@@ -479,6 +487,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 					    r->init_elicit);
 			/* a small JSON answer goes in one piece: no chunks, fewer turns of the loop */
 			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+			r->replay = !strcmp(r->method, "GET") && ct &&
+				    !strncasecmp(ct, "text/event-stream", 17);
 			if (r->stream) /* on our stream: events as they come, else one at the end */
 				r->whole = r->status >= 300 || !ct ||
 					   strncasecmp(ct, "text/event-stream", 17);
@@ -518,7 +528,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 		r->paused = true;
 		return CURL_WRITEFUNC_PAUSE;
 	}
-	if (wbuf__put(&r->out, buf, len))
+	if (r->replay ? replay_events(r, buf, len, false) : wbuf__put(&r->out, buf, len))
 		return 0;
 	wake(r);
 	return len;
@@ -1196,7 +1206,10 @@ static bool filter_msg(struct req *r, json_t *msg)
 {
 	json_t *result = json_object_get(msg, "result");
 
-	if (!json_is_object(result) || !json_equal(json_object_get(msg, "id"), r->list_id))
+	if (!json_is_object(result) ||
+	    (r->replay ? !json_is_array(json_object_get(result, "tools")) ||
+				 !json_object_get(msg, "id") :
+			 !json_equal(json_object_get(msg, "id"), r->list_id)))
 		return false;
 	stdio_gateway__filter_tools(r->px->policy, result);
 	stdio_gateway__private_view(result);
@@ -1245,6 +1258,65 @@ out:
 	wbuf__free(&data);
 	free(text);
 	return err ? -ENOMEM : 0;
+}
+
+/* One whole event of a GET stream [s, e), on to the client: filtered when it may be a list. */
+static int replay_event(struct req *r, const char *s, const char *e)
+{
+	struct wbuf lf = {};
+	int err;
+
+	if (!memmem(s, (size_t)(e - s), "\"tools\"", 7))
+		return wbuf__put(&r->out, s, (size_t)(e - s));
+	for (const char *p = s; p < e; p++) /* its lines end in \n alone, as filter_event reads */
+		if (*p != '\r'		      ? wbuf__put(&lf, p, 1) :
+		    p + 1 < e && p[1] == '\n' ? 0 :
+						wbuf__put(&lf, "\n", 1)) {
+			wbuf__free(&lf);
+			return -ENOMEM;
+		}
+	err = lf.len ? filter_event(r, lf.buf, lf.len - 1, &r->out) || wbuf__put(&r->out, "\n", 1) :
+		       0;
+	wbuf__free(&lf);
+	return err;
+}
+
+/*
+ * A GET stream's bytes: held until their event's blank line (a line ends at \n, \r\n or \r),
+ * then passed whole (replay_event). An event over 16 MiB ends the transfer. At the stream's end
+ * (eof), a last \r ends its line; an event left without its blank line is dropped, as a client
+ * drops it.
+ */
+static int replay_events(struct req *r, const char *buf, size_t len, bool eof)
+{
+	size_t start = 0, i;
+
+	if (len && (r->ev.len + len > PROXY_LIST_MAX || wbuf__put(&r->ev, buf, len)))
+		return -1;
+	for (i = r->ev_scan; i < r->ev.len; i++) {
+		char c = r->ev.buf[i];
+		size_t eol = 1;
+
+		if (c != '\r' && c != '\n')
+			continue;
+		if (c == '\r' && i + 1 == r->ev.len && !eof)
+			break; /* \r or \r\n: the next byte says */
+		if (c == '\r' && i + 1 < r->ev.len && r->ev.buf[i + 1] == '\n')
+			eol = 2;
+		if (i == r->ev_line) { /* an empty line: the event is whole */
+			if (replay_event(r, r->ev.buf + start, r->ev.buf + i + eol))
+				return -1;
+			start = i + eol;
+		}
+		i += eol - 1;
+		r->ev_line = i + 1;
+	}
+	if (start)
+		memmove(r->ev.buf, r->ev.buf + start, r->ev.len - start);
+	r->ev.len -= start;
+	r->ev_scan = i - start;
+	r->ev_line -= start;
+	return 0;
 }
 
 /*
@@ -1457,6 +1529,7 @@ static void req_free(struct px *px, struct req *r)
 	free(r->body);
 	wbuf__free(&r->out);
 	wbuf__free(&r->up);
+	wbuf__free(&r->ev);
 	free(r);
 }
 
@@ -1518,6 +1591,8 @@ static void curl_done(struct px *px)
 				 curl_easy_strerror(r->cres));
 		if (r->stream)
 			stream_end(r);
+		if (r->replay && r->ev.len && replay_events(r, NULL, 0, true))
+			r->cres = CURLE_OUT_OF_MEMORY;
 		easy_done(px, r->easy, true);
 		r->easy = NULL;
 		r->paused = false;

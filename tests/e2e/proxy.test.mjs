@@ -531,6 +531,113 @@ describe('mcpfence proxy, server-everything', { skip: skip ?? false }, () => {
 			await server.stop();
 		}
 	});
+
+	// A 2025 server replays a stream's events after Last-Event-ID on the GET stream, an answer
+	// to tools/list among them: filtered there too.
+	test('a tools/list answer replayed on the GET stream (Last-Event-ID) is filtered',
+		async () => {
+		const dir = tmp();
+		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'allow',
+			tools: { 'get-env': { action: 'deny', reason: 'private' } } }));
+		const port = await freePort();
+		const server = start(process.execPath, [EVERYTHING, 'streamableHttp'], { PORT: String(port) });
+		assert.ok(await waitPort(port), 'server-everything did not listen');
+		const proxy = await startProxy(dir, port);
+		const H = { 'content-type': 'application/json',
+			accept: 'application/json, text/event-stream' };
+		try {
+			let r = await fetch(proxy.url, { method: 'POST', headers: H, body: JSON.stringify({
+				jsonrpc: '2.0', id: 0, method: 'initialize', params: {
+					protocolVersion: '2025-11-25', capabilities: {},
+					clientInfo: { name: 'raw', version: '1' } } }) });
+			const sid = r.headers.get('mcp-session-id');
+			await r.text();
+			const S = { ...H, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+			await (await fetch(proxy.url, { method: 'POST', headers: S, body: JSON.stringify({
+				jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+			r = await fetch(proxy.url, { method: 'POST', headers: S, body: JSON.stringify({
+				jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
+			const list = await r.text();
+			assert.match(list, /"name":"echo"/);
+			assert.doesNotMatch(list, /get-env/);
+			// the event before the answer (the stream's first): the server replays the answer
+			const first = list.match(/^id: *(\S+)/m)?.[1];
+			assert.ok(first, `no event id in ${list.slice(0, 200)}`);
+			const ctl = new AbortController();
+			r = await fetch(proxy.url, { headers: { ...S, 'last-event-id': first },
+				signal: ctl.signal });
+			const reader = r.body.getReader(), dec = new TextDecoder();
+			let got = '';
+			while (!/\n\n/.test(got.slice(got.indexOf('"tools"')))) {
+				const { value, done } = await reader.read();
+				if (done) break;
+				got += dec.decode(value, { stream: true });
+			}
+			ctl.abort();
+			assert.match(got, /"name":"echo"/, got.slice(0, 300));
+			assert.doesNotMatch(got, /get-env/);
+			// direct, the same replay shows it: the server replays what it sent
+			const direct = await fetch(`http://127.0.0.1:${port}/mcp`, { headers: { ...S,
+				'last-event-id': first }, signal: AbortSignal.timeout(3000) })
+				.then(async (d) => {
+					const rd = d.body.getReader();
+					let t = '';
+					while (!t.includes('get-env')) {
+						const { value, done } = await rd.read();
+						if (done) break;
+						t += dec.decode(value, { stream: true });
+					}
+					rd.cancel();
+					return t;
+				}).catch((e) => String(e));
+			assert.match(direct, /get-env/);
+		} finally {
+			await proxy.stop();
+			await server.stop();
+		}
+	});
+
+	// A GET stream's events are held whole before they pass: however the server cuts and ends
+	// its lines (\n, \r\n, \r; a byte at a time), an answer to tools/list in it is filtered.
+	test('GET stream events cut at every byte, with every line ending, are filtered', async () => {
+		const dir = tmp();
+		writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: '1', default: 'allow',
+			tools: { 'get-env': { action: 'deny', reason: 'private' } } }));
+		const tools = { jsonrpc: '2.0', id: 7, result: { tools: [
+			{ name: 'echo', inputSchema: { type: 'object' } },
+			{ name: 'get-env', inputSchema: { type: 'object' } }] } };
+		const note = { jsonrpc: '2.0', method: 'notifications/message',
+			params: { level: 'info', data: 'tools: "tools" in a notice' } };
+		const upstream = http.createServer(async (req, res) => {
+			const eol = { lf: '\n', crlf: '\r\n', cr: '\r' }[req.url.slice(1)] ?? '\n';
+			res.writeHead(200, { 'content-type': 'text/event-stream' });
+			const text = [`id: 1${eol}event: message${eol}data: ${JSON.stringify(tools)}${eol}${eol}`,
+				`data: ${JSON.stringify(note)}${eol}${eol}`].join('');
+			for (const ch of text) {
+				res.write(ch);
+				await sleep(0);
+			}
+			res.end();
+		});
+		await new Promise((ok) => upstream.listen(0, '127.0.0.1', ok));
+		const proxy = await startProxy(dir, upstream.address().port);
+		try {
+			for (const eol of ['lf', 'crlf', 'cr']) {
+				const got = await (await fetch(`http://127.0.0.1:${proxy.port}/${eol}`,
+					{ headers: { accept: 'text/event-stream' } })).text();
+				const events = got.split(/\r\n\r\n|\n\n|\r\r/).filter((e) => e.trim());
+				assert.equal(events.length, 2, `${eol}: ${JSON.stringify(got)}`);
+				const data = (e) => JSON.parse(e.split(/\r\n|\n|\r/)
+					.filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('\n'));
+				assert.deepEqual(data(events[0]).result.tools.map((t) => t.name), ['echo'], eol);
+				assert.deepEqual(data(events[1]), note, eol);
+				assert.match(events[0], /^id: 1/, eol);
+			}
+		} finally {
+			await proxy.stop();
+			upstream.close();
+		}
+	});
 });
 
 // The MCP conformance suite (its server scenarios; Node 22, from npm, runs it) against
