@@ -11,6 +11,7 @@ import { spawnSync, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { missing, tmp, text, until, sleep, waitPort, freePort, readAudit, awaitAudit, EVERYTHING, MCPFENCE,
 	 ROOT } from './lib.mjs';
 import { CANARY, imp, start, startProxy, session, assertDenied } from './proxy_lib.mjs';
@@ -232,6 +233,91 @@ describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 				await gone.stop();
 			}
 		});
+});
+
+// An https server: the proxy checks its certificate (by default against the system's CAs; with
+// --upstream-ca against that file) and its name; the client's Authorization reaches the server
+// and is in no line the proxy writes.
+describe('mcpfence proxy, https upstream', { skip: skip ?? false }, () => {
+	test('certificates checked, --upstream-ca, Authorization passed and never logged',
+		async () => {
+		const dir = tmp();
+		writeFileSync(join(dir, 'policy.json'), JSON.stringify(POLICY));
+		const cert = (name, san) => {
+			execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+				'-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.pem`), '-subj',
+				`/CN=${name}`, '-addext', `subjectAltName=${san}`], { stdio: 'ignore' });
+			return { TLS_CERT: join(dir, `${name}.pem`), TLS_KEY: join(dir, `${name}.key`) };
+		};
+		const good = cert('good', 'IP:127.0.0.1'), other = cert('other', 'DNS:elsewhere.example');
+		const authLog = join(dir, 'auth.log'), toolLog = join(dir, 'tools.log');
+		const TOKEN = 'Bearer mcpfence-secret-' + randomBytes(8).toString('hex');
+		const servers = [];
+		const serve = async (tls) => {
+			const port = await freePort();
+			servers.push(start(process.execPath, [SERVER], { PORT: String(port), ...tls,
+				MCPFENCE_AUTH_LOG: authLog, MCPFENCE_TOOL_LOG: toolLog }));
+			assert.ok(await waitPort(port), 'the https server did not listen');
+			return port;
+		};
+		const proxyTo = async (port, extra) => {
+			const port2 = await freePort();
+			const p = start(MCPFENCE, ['proxy', '--listen', `127.0.0.1:${port2}`, '--upstream',
+				`https://127.0.0.1:${port}`, '--policy', join(dir, 'policy.json'), '--audit',
+				join(dir, 'audit.jsonl'), '-v', ...extra], { MCPFENCE_RUNTIME_DIR: join(dir, 'run') });
+			await until(() => p.out.includes('proxy: listening'), 10000, 'the proxy');
+			p.url = `http://127.0.0.1:${port2}/mcp`;
+			return p;
+		};
+		const ping = async (url) => {
+			const r = await fetch(url, { method: 'POST', headers: { 'content-type':
+				'application/json', accept: 'application/json, text/event-stream',
+				authorization: TOKEN }, body: JSON.stringify({ jsonrpc: '2.0', id: 1,
+				method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {},
+					clientInfo: { name: 'tls', version: '1' } } }) });
+			return { status: r.status, body: await r.text() };
+		};
+		const proxies = [];
+		try {
+			const goodPort = await serve(good), otherPort = await serve(other);
+			// the system's CAs do not know a self-signed certificate: refused
+			proxies.push(await proxyTo(goodPort, []));
+			let r = await ping(proxies[0].url);
+			assert.equal(r.status, 502, r.body);
+			assert.match(r.body, /did not answer: SSL peer certificate/);
+			// its own CA: on, with the client's Authorization
+			proxies.push(await proxyTo(goodPort, ['--upstream-ca', good.TLS_CERT]));
+			const { Client } = await imp('@modelcontextprotocol/sdk/client/index.js');
+			const { StreamableHTTPClientTransport } =
+				await imp('@modelcontextprotocol/sdk/client/streamableHttp.js');
+			const client = new Client({ name: 'proxy-tls', version: '1.0.0' });
+			await client.connect(new StreamableHTTPClientTransport(new URL(proxies[1].url),
+				{ requestInit: { headers: { Authorization: TOKEN } } }));
+			try {
+				assert.equal(text(await client.callTool({ name: 'echo',
+					arguments: { message: 'over tls' } })), 'Echo: over tls');
+				assertDenied(await client.callTool({ name: 'get-env', arguments: {} }), 'rule',
+					/the environment is private/);
+			} finally {
+				await client.close();
+			}
+			assert.deepEqual(readFileSync(toolLog, 'utf8').split('\n').filter(Boolean), ['echo']);
+			const seen = readFileSync(authLog, 'utf8').split('\n').filter(Boolean);
+			assert.ok(seen.length >= 2 && seen.every((l) => l === TOKEN), seen.join('\n'));
+			// a certificate of that CA for another name: refused
+			proxies.push(await proxyTo(otherPort, ['--upstream-ca', other.TLS_CERT]));
+			r = await ping(proxies[2].url);
+			assert.equal(r.status, 502, r.body);
+			assert.match(r.body, /did not answer: SSL peer certificate/);
+			await awaitAudit(join(dir, 'audit.jsonl'), (l) => l.tool === 'get-env');
+		} finally {
+			for (const p of proxies) await p.stop();
+			for (const s of servers) await s.stop();
+		}
+		const secret = TOKEN.split(' ')[1];
+		for (const p of proxies) assert.ok(!p.out.includes(secret), p.out);
+		assert.ok(!readFileSync(join(dir, 'audit.jsonl'), 'utf8').includes(secret));
+	});
 });
 
 // Approvals through the proxy: the operator on the control socket (a client that cannot ask its
