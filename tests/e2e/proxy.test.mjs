@@ -130,6 +130,30 @@ describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 	}
 
 	// Requests no SDK sends, each refused before the server; get-env never runs.
+	// subscriptions/listen (2026-07-28): an answer that stays open; it streams, not read whole
+	test('2026-07-28: subscriptions/listen is acknowledged through the proxy while it stays open',
+		async () => {
+		const proxy = await startProxy(dir, port);
+		const { Client, StreamableHTTPClientTransport } = await imp('@modelcontextprotocol/client');
+		const client = new Client({ name: 'proxy-listen', version: '1.0.0' },
+			{ versionNegotiation: { mode: { pin: '2026-07-28' } } });
+		await client.connect(new StreamableHTTPClientTransport(new URL(proxy.url)));
+		try {
+			const sub = await client.listen({ toolsListChanged: true });
+			assert.deepEqual(sub.honoredFilter, { toolsListChanged: true });
+			assert.equal(text(await client.callTool({ name: 'echo',
+				arguments: { message: 'while listening' } })), 'Echo: while listening');
+			assertDenied(await client.callTool({ name: 'get-env', arguments: {} }), 'rule',
+				/the environment is private/);
+			await sub.close();
+			assert.equal(await Promise.race([sub.closed, sleep(3000).then(() => 'open')]),
+				'local');
+		} finally {
+			await client.close();
+			await proxy.stop();
+		}
+	});
+
 	test('raw requests: Host, Origin, headers that disagree, charsets, encodings, sizes, batches',
 		async () => {
 			const proxy = await startProxy(dir, port);
