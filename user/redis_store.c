@@ -573,3 +573,74 @@ int redis_store__get(struct redis_store *s, const char *key, uint64_t *used)
 	freeReplyObject(r);
 	return ret;
 }
+
+/* PREFIX name into key; -ENAMETOOLONG when it does not fit. */
+static int named_key(struct redis_store *s, const char *name, char key[REDIS_KEY_MAX])
+{
+	if ((size_t)snprintf(key, REDIS_KEY_MAX, "%s%s", s->c.prefix, name) < REDIS_KEY_MAX)
+		return 0;
+	snprintf(s->err, sizeof(s->err), "Redis at %.80s: the prefix is too long", s->c.shown);
+	return -ENAMETOOLONG;
+}
+
+int redis_store__secret(struct redis_store *s, const char *name, const char candidate[65],
+			char hex[65])
+{
+	char key[REDIS_KEY_MAX];
+	const char *set[] = { "SET", key, candidate, "NX" };
+	const char *get[] = { "GET", key };
+	size_t set_lens[4], get_lens[2];
+	redisReply *r;
+	int ret = -EPROTO;
+
+	if (named_key(s, name, key) || store_connect(s))
+		return -EIO;
+	for (int i = 0; i < 4; i++)
+		set_lens[i] = strlen(set[i]);
+	get_lens[0] = 3;
+	get_lens[1] = strlen(key);
+	r = command(s, 4, set, set_lens);
+	if (!r)
+		return -EIO;
+	freeReplyObject(r);
+	r = command(s, 2, get, get_lens);
+	if (!r)
+		return -EIO;
+	if (r->type == REDIS_REPLY_STRING && r->len == 64 &&
+	    strspn(r->str, "0123456789abcdef") == 64) {
+		memcpy(hex, r->str, 65);
+		ret = 0;
+	} else {
+		snprintf(s->err, sizeof(s->err), "Redis at %.80s: %s is not a secret of ours",
+			 s->c.shown, key);
+	}
+	freeReplyObject(r);
+	return ret;
+}
+
+int redis_store__once(struct redis_store *s, const char *name, uint64_t ttl_s)
+{
+	char key[REDIS_KEY_MAX], ttl[24];
+	const char *argv[] = { "SET", key, "1", "NX", "EX", ttl };
+	size_t lens[6];
+	redisReply *r;
+	int ret = -EPROTO;
+
+	if (named_key(s, name, key) || store_connect(s))
+		return -EIO;
+	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(ttl_s ? ttl_s : 1));
+	for (int i = 0; i < 6; i++)
+		lens[i] = strlen(argv[i]);
+	r = command(s, 6, argv, lens);
+	if (!r)
+		return -EIO;
+	if (r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "OK"))
+		ret = 0;
+	else if (r->type == REDIS_REPLY_NIL)
+		ret = 1;
+	else
+		snprintf(s->err, sizeof(s->err), "Redis at %.80s: SET NX: %.100s", s->c.shown,
+			 r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected answer");
+	freeReplyObject(r);
+	return ret;
+}

@@ -71,4 +71,13 @@ int redis_store__charge(struct redis_store *s, const char *key, uint64_t ttl_s);
 /* The count of key (0 when it does not exist). 0 or -errno. */
 int redis_store__get(struct redis_store *s, const char *key, uint64_t *used);
 
+/*
+ * A secret every user of the server and prefix shares: the value of PREFIX name, set to
+ * candidate (64 hex digits) by whoever asks first, never expiring; into hex. 0 or -errno.
+ */
+int redis_store__secret(struct redis_store *s, const char *name, const char candidate[65],
+			char hex[65]);
+/* Mark PREFIX name used, for ttl_s seconds: 0 the first time, 1 when it was already; -errno. */
+int redis_store__once(struct redis_store *s, const char *name, uint64_t ttl_s);
+
 #endif
