@@ -5,23 +5,31 @@
  *	"mcpfence1." HEX(payload) "." HEX(HMAC-SHA256(key, "mcpfence1." HEX(payload) "." digest))
  *
  * where payload is compact JSON {"e": expiry, "n": nonce, "r": responses?, "s": state?} and
- * digest the hex SHA-256 of the tool and its arguments. The key never leaves the process.
+ * digest the hex SHA-256 of the tool and its arguments. The key never leaves the process, but
+ * when it is shared (mrtr__share): it is then the one kept in Redis.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/random.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "approval.h"
+#include "clock.h"
 #include "mrtr.h"
+#include "redis_store.h"
+
+static void hex(const unsigned char *p, size_t n, char *out);
+static bool unhex(const char *s, size_t n, unsigned char *out);
 
 int mrtr__init(struct mrtr *m)
 {
 	memset(m, 0, sizeof(*m));
-	if (getrandom(m->key, sizeof(m->key), 0) != sizeof(m->key))
+	if (getrandom(m->own_key, sizeof(m->own_key), 0) != sizeof(m->own_key))
 		return -EIO;
+	memcpy(m->key, m->own_key, sizeof(m->key));
 	m->used = calloc(MRTR_MAX_LIVE, sizeof(*m->used));
 	return m->used ? 0 : -ENOMEM;
 }
@@ -30,8 +38,55 @@ void mrtr__free(struct mrtr *m)
 {
 	free(m->used);
 	OPENSSL_cleanse(m->key, sizeof(m->key));
+	OPENSSL_cleanse(m->own_key, sizeof(m->own_key));
 	m->used = NULL;
 	m->nused = 0;
+	m->shared = NULL;
+}
+
+/* This process's own key again (and its uses forgotten: their expiries were the wall clock's). */
+static void own_key_again(struct mrtr *m)
+{
+	if (!m->shared)
+		return;
+	memcpy(m->key, m->own_key, sizeof(m->key));
+	m->shared = NULL;
+	m->nused = 0;
+}
+
+int mrtr__share(struct mrtr *m, struct redis_store *s)
+{
+	unsigned char fresh[32];
+	char candidate[65], got[65];
+	int err;
+
+	if (!s) {
+		own_key_again(m);
+		return 0;
+	}
+	if (getrandom(fresh, sizeof(fresh), 0) != sizeof(fresh)) {
+		own_key_again(m);
+		return -EIO;
+	}
+	hex(fresh, sizeof(fresh), candidate);
+	OPENSSL_cleanse(fresh, sizeof(fresh));
+	err = redis_store__secret(s, "approval-key", candidate, got);
+	OPENSSL_cleanse(candidate, sizeof(candidate));
+	if (err) {
+		own_key_again(m);
+		return err;
+	}
+	if (!m->shared)
+		m->nused = 0; /* expiries were monotonic: from now on, the wall clock's */
+	unhex(got, 64, m->key);
+	OPENSSL_cleanse(got, sizeof(got));
+	m->shared = s;
+	return 0;
+}
+
+uint64_t mrtr__now(const struct mrtr *m)
+{
+	return m->shared ? (uint64_t)time(NULL) : clock__mono_us() / 1000000;
 }
 
 bool mrtr__ours(const json_t *params)
@@ -218,6 +273,24 @@ enum mrtr_answer mrtr__answer(struct mrtr *m, const char *tool, json_t *params, 
 		json_decref(payload);
 		return refuse(why, why_len, MRTR_REFUSED,
 			      "too many approvals in flight to remember this one's use");
+	}
+	if (m->shared) { /* and not used through another gateway */
+		char name[64];
+		int u;
+
+		snprintf(name, sizeof(name), "approval-used:%s", nonce);
+		u = redis_store__once(m->shared, name, expiry - now_s + 60);
+		if (u) {
+			json_decref(payload);
+			if (u > 0)
+				return refuse(
+					why, why_len, MRTR_REPLAYED,
+					"the approval was used already (a state is good once)");
+			snprintf(why, why_len,
+				 "cannot make sure the approval was not used already (%.150s)",
+				 redis_store__error(m->shared));
+			return MRTR_REFUSED;
+		}
 	}
 	snprintf(m->used[m->nused].nonce, sizeof(m->used[0].nonce), "%s", nonce);
 	m->used[m->nused++].expiry_s = expiry;

@@ -32,15 +32,31 @@ struct mrtr_used {
 	uint64_t expiry_s;
 };
 
+struct redis_store;
+
 struct mrtr {
-	unsigned char key[32];
+	unsigned char key[32];	   /* in use: own_key, or the one shared through Redis */
+	unsigned char own_key[32]; /* drawn at start */
 	struct mrtr_used *used;
 	size_t nused;
+	struct redis_store *shared; /* borrowed; NULL: this process's alone */
 };
 
 /* A fresh key. 0, or -errno. */
 int mrtr__init(struct mrtr *m);
 void mrtr__free(struct mrtr *m);
+
+/*
+ * Share approvals with every gateway that names the same Redis and prefix (a policy's "state"),
+ * so that a retry may reach another one (behind a load balancer): the key becomes the one kept
+ * there (PREFIX "approval-key", made by whoever asks first), and a state is good once across
+ * them all (PREFIX "approval-used:" NONCE, set when it is used; a Redis that cannot say is a
+ * refusal). s is borrowed; NULL: this process's own key again. 0, or -errno (the key stays this
+ * process's own; redis_store__error says why).
+ */
+int mrtr__share(struct mrtr *m, struct redis_store *s);
+/* Now, in the seconds mrtr__ask and mrtr__answer take: monotonic; when shared, the wall clock. */
+uint64_t mrtr__now(const struct mrtr *m);
 
 /* Does this tools/call's params carry a requestState of ours? */
 bool mrtr__ours(const json_t *params);

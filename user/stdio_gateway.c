@@ -431,7 +431,7 @@ static bool ask_in_result(struct gw *g, const json_t *msg, const char *tool,
 	    !json_is_object(json_object_get(caps, "elicitation")))
 		return false;
 	question(g, tool, json_object_get(params, "arguments"), d, timeout_s, text, sizeof(text));
-	result = mrtr__ask(&g->mrtr, tool, params, text, timeout_s, clock__mono_us() / 1000000);
+	result = mrtr__ask(&g->mrtr, tool, params, text, timeout_s, mrtr__now(&g->mrtr));
 	if (!result) {
 		struct decision dd = *d;
 
@@ -509,7 +509,7 @@ static void judge_retry(struct gw *g, json_t *msg, const char *tool, const json_
 		deny_call(g, msg, tool, args, d, t0);
 		return;
 	}
-	a = mrtr__answer(&g->mrtr, tool, params, clock__mono_us() / 1000000, why, sizeof(why));
+	a = mrtr__answer(&g->mrtr, tool, params, mrtr__now(&g->mrtr), why, sizeof(why));
 	if (a == MRTR_APPROVED) {
 		reserve_and_forward(g, msg, NULL, 0, tool, args, d,
 				    d->verdict == VERDICT_APPROVE ? "elicitation" : NULL, t0);

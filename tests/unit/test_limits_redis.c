@@ -6,6 +6,7 @@
  * elsewhere, give-back, the kernel plane's charge and left, keys under the prefix with their
  * expiry, a Redis that is down (fail closed, or open when the policy says so, said in the
  * decision), one that comes back, one that forgot the scripts, AUTH. The URL's reading too.
+ * And approvals of input_required shared through the same Redis (mrtr__share).
  * Skips, saying why, where redis-server is not installed.
  */
 #include <errno.h>
@@ -30,6 +31,7 @@
 #include "policy.h"
 #include "decide.h"
 #include "limits.h"
+#include "mrtr.h"
 #include "redis_store.h"
 
 #define REDIS_BIN "/usr/bin/redis-server"
@@ -730,6 +732,111 @@ static void test_hostile_server(void **state)
 	}
 }
 
+/* A store on the test's Redis (or on port p when p is not 0), with prefix. */
+static struct redis_store *store_on(int p, const char *prefix)
+{
+	struct redis_conf c = { .prefix = (char *)prefix, .timeout_ms = 300 };
+	struct redis_store *s;
+	char url[64], why[REDIS_ERR_LEN];
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", p ? p : port);
+	assert_int_equal(redis_conf__parse_url(url, &c, why, sizeof(why)), 0);
+	s = redis_store__new(&c);
+	c.prefix = NULL;
+	redis_conf__free(&c);
+	assert_non_null(s);
+	return s;
+}
+
+/* A retry of tool's call with args (JSON) carrying state and the user's yes. */
+static enum mrtr_answer retry_on(struct mrtr *m, const char *args, const char *state, char *why)
+{
+	json_t *p = json_pack("{s:o, s:{s:{s:s, s:{s:b}}}, s:s}", "arguments",
+			      json_loads(args, 0, NULL), "inputResponses", MRTR_KEY, "action",
+			      "accept", "content", "approve", 1, "requestState", state);
+	enum mrtr_answer a = mrtr__answer(m, "t", p, mrtr__now(m), why, 200);
+
+	json_decref(p);
+	return a;
+}
+
+/* The state of an input_required that m gives for t with args. */
+static char *state_of(struct mrtr *m, const char *args)
+{
+	json_t *p = json_pack("{s:o}", "arguments", json_loads(args, 0, NULL));
+	json_t *r = mrtr__ask(m, "t", p, "allow?", 60, mrtr__now(m));
+	char *s;
+
+	assert_non_null(r);
+	s = strdup(json_string_value(json_object_get(r, "requestState")));
+	json_decref(r);
+	json_decref(p);
+	return s;
+}
+
+/*
+ * Two gateways that name one Redis share the key of input_required: a state one gave is taken
+ * by the other, once across both; a gateway of another prefix does not take it; a Redis that
+ * cannot say whether it was used refuses it; a state of the key drawn before sharing is refused.
+ */
+static void test_shared_approvals(void **state)
+{
+	struct mrtr a, b, other;
+	struct redis_store *sa, *sb, *so, *down;
+	char why[200], *st, *own;
+
+	if (!have_redis())
+		skip();
+	flush();
+	assert_int_equal(mrtr__init(&a), 0);
+	assert_int_equal(mrtr__init(&b), 0);
+	assert_int_equal(mrtr__init(&other), 0);
+	own = state_of(&a, "{\"x\":1}");
+	sa = store_on(0, "mcpf-test:");
+	sb = store_on(0, "mcpf-test:");
+	so = store_on(0, "elsewhere:");
+	assert_int_equal(mrtr__share(&a, sa), 0);
+	assert_int_equal(mrtr__share(&b, sb), 0);
+	assert_int_equal(mrtr__share(&other, so), 0);
+	assert_memory_equal(a.key, b.key, sizeof(a.key));
+	assert_memory_not_equal(a.key, a.own_key, sizeof(a.key));
+	/* what a gave before sharing was made with its own key */
+	assert_int_equal(retry_on(&a, "{\"x\":1}", own, why), MRTR_REFUSED);
+	st = state_of(&a, "{\"x\":1}");
+	assert_int_equal(retry_on(&other, "{\"x\":1}", st, why), MRTR_REFUSED);
+	assert_int_equal(retry_on(&b, "{\"x\":2}", st, why), MRTR_REFUSED);
+	assert_int_equal(retry_on(&b, "{\"x\":1}", st, why), MRTR_APPROVED);
+	assert_int_equal(retry_on(&a, "{\"x\":1}", st, why), MRTR_REPLAYED);
+	assert_non_null(strstr(why, "used already"));
+	assert_int_equal(retry_on(&b, "{\"x\":1}", st, why), MRTR_REPLAYED);
+	free(st);
+	/* Redis gone between the question and the retry: refused, saying why */
+	st = state_of(&a, "{\"x\":3}");
+	down = store_on(free_port(), "mcpf-test:");
+	b.shared = down; /* b's key is the shared one; its Redis does not answer */
+	assert_int_equal(retry_on(&b, "{\"x\":3}", st, why), MRTR_REFUSED);
+	assert_non_null(strstr(why, "cannot make sure the approval was not used already"));
+	assert_non_null(strstr(why, "Redis at redis://127.0.0.1:"));
+	b.shared = sb;
+	assert_int_equal(retry_on(&b, "{\"x\":3}", st, why), MRTR_APPROVED);
+	free(st);
+	/* sharing that fails leaves the process's own key */
+	assert_int_equal(mrtr__share(&b, down) < 0, 1);
+	assert_null(b.shared);
+	assert_memory_equal(b.key, b.own_key, sizeof(b.key));
+	/* and unshared again: own key */
+	assert_int_equal(mrtr__share(&a, NULL), 0);
+	assert_memory_equal(a.key, a.own_key, sizeof(a.key));
+	free(own);
+	mrtr__free(&a);
+	mrtr__free(&b);
+	mrtr__free(&other);
+	redis_store__free(sa);
+	redis_store__free(sb);
+	redis_store__free(so);
+	redis_store__free(down);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -743,6 +850,7 @@ int main(void)
 		cmocka_unit_test(test_restart_and_noscript),
 		cmocka_unit_test(test_auth),
 		cmocka_unit_test(test_hostile_server),
+		cmocka_unit_test(test_shared_approvals),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
