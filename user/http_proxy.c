@@ -42,6 +42,7 @@
 #include "mrtr.h"
 #include "policy.h"
 #include "proxy_redirect.h"
+#include "redis_store.h"
 #include "stdio_gateway.h"
 #include "wbuf.h"
 
@@ -90,6 +91,7 @@ struct px {
 	struct session *sessions; /* SESSIONS of them, the oldest replaced first */
 	size_t next_session;
 	struct proxy_redirect *redirect; /* --redirect-port */
+	struct redis_store *mrtr_store;	 /* the policy's "state": input_required shared there */
 	bool stop;
 };
 
@@ -759,6 +761,33 @@ static enum MHD_Result go_on(struct req *r, const json_t *msg, const char *tool,
 /* --- approvals --- */
 
 /*
+ * input_required approvals shared with every proxy of the policy's "state" (a retry may reach
+ * another one behind a load balancer). Tried when the policy is loaded and, while Redis does not
+ * answer, again before each approval (at most once a second): meanwhile the key is this
+ * proxy's own, and a retry that reaches another proxy is denied.
+ */
+static void share_approvals(struct px *px, bool loaded)
+{
+	const struct redis_conf *c = px->policy->redis;
+
+	if (loaded) {
+		struct redis_store *old = px->mrtr_store;
+
+		px->mrtr_store = c ? redis_store__new(c) : NULL;
+		mrtr__share(&px->mrtr, NULL);
+		redis_store__free(old);
+	}
+	if (!px->mrtr_store || px->mrtr.shared)
+		return;
+	if (!mrtr__share(&px->mrtr, px->mrtr_store))
+		log_info("proxy: approvals through input_required are shared through %s", c->shown);
+	else if (loaded)
+		log_warn("proxy: approvals through input_required are this proxy's alone until "
+			 "Redis answers: %s",
+			 redis_store__error(px->mrtr_store));
+}
+
+/*
  * Why a 2025 client cannot be asked on the answer's event stream (NULL: it can). What it can
  * do was said in its initialize, which began the session its Mcp-Session-Id names.
  */
@@ -909,8 +938,9 @@ static enum MHD_Result ask(struct req *r, const struct jr_msg *m, const char *to
 
 		approval__question(tool, r->px->server, json_object_get(m->params, "arguments"),
 				   d->pointer, timeout, text, sizeof(text));
+		share_approvals(r->px, false);
 		result = mrtr__ask(&r->px->mrtr, tool, m->params, text, timeout,
-				   clock__mono_us() / 1000000);
+				   mrtr__now(&r->px->mrtr));
 		if (result)
 			return answer_json(r, 200, jsonrpc__result(m->id, result));
 		decide__deny(d, KIND_APPROVAL, ptr, "cannot ask for approval: %s",
@@ -1074,8 +1104,8 @@ static enum MHD_Result judge_retry(struct req *r, const struct jr_msg *m, const 
 	enum mrtr_answer a;
 	char *body;
 
-	a = mrtr__answer(&r->px->mrtr, tool, m->params, clock__mono_us() / 1000000, why,
-			 sizeof(why));
+	share_approvals(r->px, false);
+	a = mrtr__answer(&r->px->mrtr, tool, m->params, mrtr__now(&r->px->mrtr), why, sizeof(why));
 	if (a != MRTR_APPROVED && d->verdict == VERDICT_APPROVE) {
 		snprintf(ptr, sizeof(ptr), "%s", d->pointer);
 		decide__deny(d, KIND_APPROVAL, ptr, "%s", why);
@@ -1633,8 +1663,8 @@ static void on_signal(struct px *px)
 	struct signalfd_siginfo si;
 
 	while (read(px->sigfd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGHUP)
-			load_policy(px, true);
+		if (si.ssi_signo == SIGHUP && !load_policy(px, true))
+			share_approvals(px, true);
 		else
 			px->stop = true;
 	}
@@ -1828,6 +1858,7 @@ int http_proxy__run(const struct proxy_opts *o)
 	audit__set_buffered(px.audit, true); /* off the calls' path, as run's */
 	if (load_policy(&px, false))
 		goto out;
+	share_approvals(&px, true);
 	px.limits = limits__new(NULL, NULL);
 	px.sessions = calloc(SESSIONS, sizeof(*px.sessions));
 	if (!px.limits || !px.sessions)
@@ -1915,6 +1946,7 @@ out:
 	if (px.aep >= 0)
 		close(px.aep);
 	mrtr__free(&px.mrtr);
+	redis_store__free(px.mrtr_store);
 	free(px.sessions);
 	limits__free(px.limits);
 	policy__free(px.policy);

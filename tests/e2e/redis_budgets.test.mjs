@@ -128,6 +128,80 @@ describe('budgets in Redis', { skip: skip ?? false }, () => {
 
 	// The same with mcpfence proxy: two proxies, one on each host, in front of one HTTP server,
 	// each with a table of its own; then the shared Redis stops, and the next call is denied.
+	// Behind a load balancer the retry of an input_required may reach another proxy: with the
+	// policy's "state", the proxies share the key of its requestState and its single use.
+	test('two proxies behind a balancer share input_required approvals, good once',
+		async () => {
+			const d = tmp();
+			const toolLog = join(d, 'tools.log'), audit = join(d, 'audit.jsonl');
+			const sport = await freePort(), ports = [await freePort(), await freePort()];
+			const policy = writePolicy(d, { version: '1', default: 'allow',
+				state: { redis: `redis://127.0.0.1:${port}/0`, prefix: `e2e-${process.pid}-ask:` },
+				tools: { 'get-sum': { action: 'approve', approval: { via: ['client'] } } } });
+			const server = spawn(process.execPath, [V2_SERVER], { stdio: 'ignore',
+				env: { ...process.env, PORT: String(sport), MCPFENCE_TOOL_LOG: toolLog } });
+			const proxies = ports.map((p, i) => {
+				const c = spawn(MCPFENCE, ['proxy', '--listen', `127.0.0.1:${p}`, '--upstream',
+					`http://127.0.0.1:${sport}`, '--policy', policy, '--audit', audit],
+				{ stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env,
+					MCPFENCE_RUNTIME_DIR: join(d, `run-${i}`) } });
+				const x = { c, out: '' };
+				c.stderr.on('data', (b) => { x.out += b; });
+				return x;
+			});
+			// the balancer: each request to the next proxy in turn
+			let turn = 0;
+			const hits = [0, 0];
+			const balanced = (url, init) => {
+				const u = new URL(url instanceof Request ? url.url : url);
+				hits[turn % 2]++;
+				u.port = String(ports[turn++ % 2]);
+				return fetch(u, init);
+			};
+			try {
+				assert.ok(await waitPort(sport), 'the server did not listen');
+				await until(() => proxies.every((x) => /approvals through input_required are shared/
+					.test(x.out)), 10000, 'both proxies to share approvals');
+				const { Client, StreamableHTTPClientTransport } = await imp('@modelcontextprotocol/client');
+				const client = new Client({ name: 'redis-ask', version: '1.0.0' },
+					{ versionNegotiation: { mode: { pin: '2026-07-28' } },
+						capabilities: { elicitation: { form: {} } } });
+				client.setRequestHandler('elicitation/create', async () =>
+					({ action: 'accept', content: { approve: true } }));
+				await client.connect(new StreamableHTTPClientTransport(
+					new URL(`http://127.0.0.1:${ports[0]}/mcp`), { fetch: balanced }));
+				try {
+					// each call's question from one proxy, its retry through the other
+					for (let i = 0; i < 3; i++) {
+						const before = hits.slice();
+						assert.equal(text(await client.callTool({ name: 'get-sum',
+							arguments: { a: i, b: 1 } })), `The sum of ${i} and 1 is ${i + 1}.`);
+						assert.deepEqual([hits[0] - before[0], hits[1] - before[1]], [1, 1]);
+					}
+					// a state used through one proxy is used for the other too
+					const raw = (extra) => client.callTool({ name: 'get-sum', arguments: { a: 9,
+						b: 9 }, ...extra }, { allowInputRequired: true });
+					let first = await raw({});
+					while (first.resultType !== 'input_required') first = await raw({});
+					const yes = { 'mcpfence-approval': { action: 'accept', content: { approve: true } } };
+					const again = { inputResponses: yes, requestState: first.requestState };
+					assert.equal(text(await raw(again)), 'The sum of 9 and 9 is 18.');
+					const replay = await raw(again);
+					assert.equal(replay.isError, true);
+					assert.match(text(replay), /used already/);
+				} finally {
+					await client.close();
+				}
+				assert.equal(readFileSync(toolLog, 'utf8').split('\n').filter(Boolean).length, 4);
+				const lines = await awaitAudit(audit, (l) => l.tool === 'get-sum', 5);
+				assert.deepEqual(lines.map((l) => l.decision).sort(),
+					['allow', 'allow', 'allow', 'allow', 'deny']);
+			} finally {
+				for (const x of proxies) x.c.kill('SIGTERM');
+				server.kill('SIGTERM');
+			}
+		});
+
 	test('two proxies on two hosts share one global budget; Redis gone: denied, said',
 		{ skip: rootSkip ?? false }, async () => {
 			const d = tmp();
