@@ -3,10 +3,10 @@
  * Mcp-Param-* headers against the body (mcp_param.h). What a header may say is read from the
  * tool's inputSchema as a client of the 2026-07-28 revision reads it: "x-mcp-header" on a
  * property reached from the root through "properties" alone; anywhere else (items, anyOf,
- * $defs, ...) it makes the schema invalid. Everything this cannot read with certainty is
- * refused: the server answers the client's -32020 by nothing, the client lists and retries.
+ * $defs, ...) it makes the schema invalid. Whatever this cannot check with certainty is
+ * refused, as a header that disagrees is: with -32020, on which the client lists and retries.
+ * ASCII only: no locale decides what a letter, a digit or a space is.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -65,12 +65,22 @@ void mcp_param__free(struct mcp_param *s)
 
 /* --- header names --- */
 
-/* a and b equal but for case and '_' for '-' (CGI-style servers read both alike), n bytes */
+static bool digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* c in lower case, '_' as '-' (CGI-style servers read Mcp_Param_X as Mcp-Param-X) */
+static char fold(char c)
+{
+	return c == '_' ? '-' : c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* the first n bytes of a and b (or up to their end) equal once folded */
 static bool fold_eq(const char *a, const char *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		char x = a[i] == '_' ? '-' : (char)tolower((unsigned char)a[i]);
-		char y = b[i] == '_' ? '-' : (char)tolower((unsigned char)b[i]);
+		char x = fold(a[i]), y = fold(b[i]);
 
 		if (x != y)
 			return false;
@@ -104,7 +114,8 @@ static bool token(const char *s)
 	if (!*s)
 		return false;
 	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+		if (!digit(*s) && !(fold(*s) >= 'a' && fold(*s) <= 'z') &&
+		    !strchr("!#$%&'*+-.^_`|~", *s))
 			return false;
 	return true;
 }
@@ -188,7 +199,7 @@ static void declare(struct scan *sc, const json_t *node, const json_t *value, bo
 		sc->bad = "more x-mcp-header than mcpfence reads";
 	for (size_t i = 0; !sc->bad && i < sc->n; i++)
 		if (name_eq(sc->d[i].name, name))
-			sc->bad = "two x-mcp-header names equal but for case";
+			sc->bad = "two x-mcp-header names equal but for case, or '_' for '-'";
 	if (!sc->bad)
 		sc->d[sc->n++] = (struct decl){ .name = name, .value = value };
 }
@@ -272,7 +283,7 @@ static char *decode(const char *v, size_t *len, const char **bad)
 
 	if (n < 10 || strncmp(v, "=?base64?", 9) || strcmp(v + n - 2, "?=")) {
 		bool unsafe =
-			n && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]));
+			n && (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t');
 
 		for (size_t i = 0; i < n && !unsafe; i++)
 			unsafe = (v[i] < 0x20 || v[i] > 0x7e) && v[i] != '\t';
@@ -307,10 +318,10 @@ static bool canonical_int(const char *s, long long *x)
 	const char *d = s + (*s == '-');
 	char *end;
 
-	if (!isdigit((unsigned char)*d) || (*d == '0' && (d[1] || d != s)))
+	if (!digit(*d) || (*d == '0' && (d[1] || d != s)))
 		return false;
 	for (const char *p = d; *p; p++)
-		if (!isdigit((unsigned char)*p))
+		if (!digit(*p))
 			return false;
 	errno = 0;
 	*x = strtoll(s, &end, 10);
@@ -339,7 +350,7 @@ static bool says(const json_t *v, const char *s, size_t n, const char **bad)
 	case JSON_REAL:
 		r = json_real_value(v);
 		if (r != trunc(r) || fabs(r) > 9007199254740992.0) {
-			*bad = "the body's value is a number that is not an integer";
+			*bad = "the body's value is a number but not an integer up to 2^53";
 			return false;
 		}
 		return canonical_int(s, &x) && x == (long long)r;

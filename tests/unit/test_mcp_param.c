@@ -307,8 +307,8 @@ static void test_integers(void **state)
 		"9223372036854775808");
 	REFUSED("disagrees", &s, "t", "{\"n\":9223372036854775807}", "Mcp-Param-N",
 		"92233720368547758070");
-	REFUSED("the body's value is a number that is not an integer", &s, "t", "{\"n\":42.5}",
-		"Mcp-Param-N", "42.5");
+	REFUSED("the body's value is a number but not an integer up to 2^53", &s, "t",
+		"{\"n\":42.5}", "Mcp-Param-N", "42.5");
 	REFUSED("not an integer", &s, "t", "{\"n\":1e300}", "Mcp-Param-N", "1e300");
 	/* a string body is read as a string */
 	OK(&s, "t", "{\"n\":\"042\"}", "Mcp-Param-N", "042");
@@ -358,6 +358,8 @@ static void test_invalid_schemas(void **state)
 		"\"other\":{\"type\":[\"string\",\"null\"],\"x-mcp-header\":\"Other\"}",
 		"\"other\":{\"type\":\"string\",\"x-mcp-header\":\"MESSAGE\"}",
 		"\"other\":{\"type\":\"string\",\"x-mcp-header\":\"message\"}",
+		"\"x\":{\"type\":\"string\",\"x-mcp-header\":\"A-B\"},"
+		"\"y\":{\"type\":\"string\",\"x-mcp-header\":\"a_b\"}",
 		"\"other\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"x-mcp-header\":"
 		"\"Item\"}}",
 		"\"other\":{\"type\":\"array\",\"prefixItems\":[{\"type\":\"string\","
@@ -392,6 +394,23 @@ static void test_invalid_schemas(void **state)
 			fail_msg("%s: got \"%s\"", faults[i], m ? m : "(none)");
 		/* no header: nothing to refuse */
 		OK(&s, "bad", "{\"message\":\"hi\"}");
+	}
+	/* nested deeper than any schema is: refused, not recursed into without end */
+	{
+		json_t *deep = json_pack("{s:s, s:s}", "type", "string", "x-mcp-header", "Deep");
+		json_t *tools;
+
+		for (int i = 0; i < 1000; i++)
+			deep = json_pack("{s:s, s:{s:o}}", "type", "object", "properties", "p",
+					 deep);
+		json_object_set_new(
+			json_object_get(deep, "properties"), "message",
+			json_pack("{s:s, s:s}", "type", "string", "x-mcp-header", "Message"));
+		tools = json_pack("[{s:s, s:o}]", "name", "bad", "inputSchema", deep);
+		assert_int_equal(mcp_param__learn(&s, tools), 0);
+		json_decref(tools);
+		REFUSED("inputSchema is invalid (nested too deep)", &s, "bad",
+			"{\"message\":\"hi\"}", "Mcp-Param-Message", "hi");
 	}
 	/* on the root itself */
 	learn(&s, "[{\"name\":\"bad\",\"inputSchema\":{\"type\":\"object\",\"x-mcp-header\":\"R\","
