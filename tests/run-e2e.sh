@@ -82,7 +82,7 @@ if [ -x build-san/mcpfence ]; then
 	UBSAN_OPTIONS=log_path=$reports/san/ubsan:print_stacktrace=1 MCPFENCE_WRAPPED=1 \
 		run_pass "hostile input, mcpfence under ASan+UBSan" "$reports/san" \
 		"$(realpath build-san/mcpfence)" tests/e2e/raw.test.mjs tests/e2e/proxy.test.mjs \
-		tests/e2e/proxy_redirect.test.mjs
+		tests/e2e/proxy_params.test.mjs tests/e2e/proxy_redirect.test.mjs
 else
 	cannot "the ASan+UBSan pass: build-san/mcpfence is not built (make san)"
 fi
@@ -90,7 +90,8 @@ if command -v valgrind >/dev/null 2>&1; then
 	mkdir -p "$reports/vg"
 	VG_LOG_DIR=$reports/vg MCPFENCE_REAL=$real MCPFENCE_WRAPPED=1 \
 		run_pass "hostile input, mcpfence under valgrind" "$reports/vg" \
-		"$PWD/tests/e2e/valgrind-mcpfence.sh" tests/e2e/raw.test.mjs tests/e2e/proxy.test.mjs
+		"$PWD/tests/e2e/valgrind-mcpfence.sh" tests/e2e/raw.test.mjs tests/e2e/proxy.test.mjs \
+		tests/e2e/proxy_params.test.mjs
 else
 	cannot "the valgrind pass: valgrind is not installed"
 fi

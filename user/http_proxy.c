@@ -38,6 +38,7 @@
 #include "jsonrpc.h"
 #include "limits.h"
 #include "log.h"
+#include "mcp_param.h"
 #include "mcpfence.h"
 #include "mrtr.h"
 #include "policy.h"
@@ -92,6 +93,7 @@ struct px {
 	size_t next_session;
 	struct proxy_redirect *redirect; /* --redirect-port */
 	struct redis_store *mrtr_store;	 /* the policy's "state": input_required shared there */
+	struct mcp_param params;	 /* the listed tools' schemas, for Mcp-Param-* headers */
 	bool stop;
 };
 
@@ -712,6 +714,25 @@ static const char *headers_disagree(struct req *r, const struct jr_msg *m)
 	return same ? NULL : "Mcp-Name disagrees with the body";
 }
 
+/* One request header to the Mcp-Param-* ones gathered in cls (the others left out). */
+static enum MHD_Result param_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	mcp_param__add_header(cls, key, value);
+	return MHD_YES;
+}
+
+/* Mcp-Param-* headers (2026-07-28) of a tools/call, all of them, against its arguments. */
+static const char *params_disagree(struct req *r, const struct jr_msg *m, char *why, size_t len)
+{
+	struct mcp_param_hdrs h = { .n = 0 };
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, param_header, &h);
+	return mcp_param__check(&r->px->params,
+				json_string_value(json_object_get(m->params, "name")),
+				json_object_get(m->params, "arguments"), &h, why, len);
+}
+
 /*
  * The last steps of a call the rules let through (d: allowed, or approved by by): its
  * budgets and the audit line. true: on to the server; false: denied (d says why).
@@ -1162,6 +1183,7 @@ static enum MHD_Result judge_post(struct req *r)
 {
 	const char *enc = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Encoding");
 	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+	char pwhy[MCP_PARAM_WHY_LEN];
 	const char *why;
 	struct jr_msg m;
 	enum MHD_Result ret;
@@ -1195,6 +1217,10 @@ static enum MHD_Result judge_post(struct req *r)
 			     "tools/call without an \"id\" is not allowed");
 	} else if ((why = headers_disagree(r, &m))) {
 		ret = refuse(r, 400, m.id, JSONRPC_INVALID_REQUEST, why);
+	} else if (m.kind == JR_REQUEST && !strcmp(m.method, "tools/call") &&
+		   (why = params_disagree(r, &m, pwhy, sizeof(pwhy)))) {
+		/* -32020: a client of 2026-07-28 lists the tools again and retries once */
+		ret = refuse(r, 400, m.id, JSONRPC_HEADER_MISMATCH, why);
 	} else if (m.kind == JR_REQUEST && !strcmp(m.method, "tools/call")) {
 		ret = judge_call(r, &m);
 	} else {
@@ -1243,6 +1269,7 @@ static bool filter_msg(struct req *r, json_t *msg)
 		return false;
 	stdio_gateway__filter_tools(r->px->policy, result);
 	stdio_gateway__private_view(result);
+	mcp_param__learn(&r->px->params, json_object_get(result, "tools"));
 	return true;
 }
 
@@ -1948,6 +1975,7 @@ out:
 	mrtr__free(&px.mrtr);
 	redis_store__free(px.mrtr_store);
 	free(px.sessions);
+	mcp_param__free(&px.params);
 	limits__free(px.limits);
 	policy__free(px.policy);
 	audit__close(px.audit);

@@ -18,6 +18,7 @@
 #define JSONRPC_PARSE_ERROR -32700
 #define JSONRPC_INVALID_REQUEST -32600
 #define JSONRPC_INTERNAL_ERROR -32603
+#define JSONRPC_HEADER_MISMATCH -32020 /* 2026-07-28: headers that disagree with the body */
 
 /* Line framing over partial reads. */
 struct jr_reader {

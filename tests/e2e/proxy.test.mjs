@@ -218,6 +218,11 @@ describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 				assert.match(JSON.parse(host.body).error.message, /Host header/);
 				await refused(await post(call('echo'), { origin: 'http://evil.example',
 					'mcp-name': 'echo' }), 403, /Origin/);
+				// Mcp-Param-* are checked against the schemas listed through the proxy
+				const listed = await post(JSON.stringify({ jsonrpc: '2.0', id: 8,
+					method: 'tools/list', params: { _meta: JSON.parse(call('x')).params._meta } }),
+				{ 'mcp-method': 'tools/list' });
+				assert.equal(listed.status, 200, await listed.clone().text());
 				const local = await post(call('echo', { params: { name: 'echo',
 					arguments: { message: 'o' }, _meta: JSON.parse(call('x')).params._meta } }),
 				{ origin: `http://localhost:${proxy.port}`, 'mcp-name': 'echo',
