@@ -44,6 +44,7 @@
 #include "policy.h"
 #include "proxy_redirect.h"
 #include "redis_store.h"
+#include "sse.h"
 #include "stdio_gateway.h"
 #include "wbuf.h"
 
@@ -131,8 +132,7 @@ struct req {
 	 * answer among them. Its events are held whole (ev) and such answers filtered.
 	 */
 	bool replay;
-	struct wbuf ev;
-	size_t ev_scan, ev_line; /* in ev: where to look on, where the current line began */
+	struct sse_reader ev;
 	struct reservation res;
 	bool has_res;
 	/* a call held for the operator: what was decided, once it was */
@@ -464,7 +464,7 @@ static bool hop_by_hop(const char *name, size_t n)
 
 static const char *answer_header(const struct req *r, const char *name);
 static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max);
-static int replay_events(struct req *r, const char *buf, size_t len, bool eof);
+static int replay_event(void *ctx, const char *s, size_t n);
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
@@ -493,6 +493,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
 			r->replay = !strcmp(r->method, "GET") && ct &&
 				    !strncasecmp(ct, "text/event-stream", 17);
+			r->ev.max = PROXY_LIST_MAX;
 			if (r->stream) /* on our stream: events as they come, else one at the end */
 				r->whole = r->status >= 300 || !ct ||
 					   strncasecmp(ct, "text/event-stream", 17);
@@ -532,7 +533,8 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 		r->paused = true;
 		return CURL_WRITEFUNC_PAUSE;
 	}
-	if (r->replay ? replay_events(r, buf, len, false) : wbuf__put(&r->out, buf, len))
+	if (r->replay ? sse__feed(&r->ev, buf, len, false, replay_event, r) :
+			wbuf__put(&r->out, buf, len))
 		return 0;
 	wake(r);
 	return len;
@@ -1273,107 +1275,48 @@ static bool filter_msg(struct req *r, json_t *msg)
 	return true;
 }
 
-/* Filter one SSE event [s, s + n): its data lines, joined, as one message; into out. */
+/* One whole event of n bytes at s into out: filtered when it is the answer (filter_msg). */
 static int filter_event(struct req *r, const char *s, size_t n, struct wbuf *out)
 {
 	struct wbuf data = {};
 	char *text = NULL;
 	json_t *msg;
-	int err = 0;
+	int err;
 
-	for (size_t i = 0; i < n && !err;) {
-		size_t e = i + strcspn(s + i, "\n");
-		size_t k = (e > n ? n : e) - i;
-
-		if (k > 5 && !strncmp(s + i, "data:", 5)) {
-			const char *v = s + i + 5 + (s[i + 5] == ' ');
-
-			err = (data.len && wbuf__put(&data, "\n", 1)) ||
-			      wbuf__put(&data, v, k - (size_t)(v - (s + i)));
-		}
-		i += k + 1;
-	}
+	err = sse__data(s, n, &data);
 	msg = !err && data.len ? json_loadb(data.buf, data.len, JSON_REJECT_DUPLICATES, NULL) :
 				 NULL;
-	if (!msg || !filter_msg(r, msg) || !(text = json_dumps(msg, JSON_COMPACT))) {
-		json_decref(msg);
+	if (msg && filter_msg(r, msg) && (text = json_dumps(msg, JSON_COMPACT)))
+		err = sse__with_data(s, n, text, strlen(text), out);
+	else
 		err = err || wbuf__put(out, s, n);
-		goto out;
-	}
 	json_decref(msg);
-	for (size_t i = 0; i < n && !err;) { /* the event's other fields, then its one data line */
-		size_t e = i + strcspn(s + i, "\n");
-		size_t k = (e > n ? n : e) - i;
-
-		if (k && strncmp(s + i, "data:", 5))
-			err = wbuf__put(out, s + i, k) || wbuf__put(out, "\n", 1);
-		i += k + 1;
-	}
-	err = err || wbuf__put(out, "data: ", 6) || wbuf__put(out, text, strlen(text)) ||
-	      wbuf__put(out, "\n", 1);
-out:
 	wbuf__free(&data);
 	free(text);
 	return err ? -ENOMEM : 0;
 }
 
-/* One whole event of a GET stream [s, e), on to the client: filtered when it may be a list. */
-static int replay_event(struct req *r, const char *s, const char *e)
-{
-	struct wbuf lf = {};
-	int err;
+struct list_events {
+	struct req *r;
+	struct wbuf out;
+};
 
-	if (!memmem(s, (size_t)(e - s), "\"tools\"", 7))
-		return wbuf__put(&r->out, s, (size_t)(e - s));
-	for (const char *p = s; p < e; p++) /* its lines end in \n alone, as filter_event reads */
-		if (*p != '\r'		      ? wbuf__put(&lf, p, 1) :
-		    p + 1 < e && p[1] == '\n' ? 0 :
-						wbuf__put(&lf, "\n", 1)) {
-			wbuf__free(&lf);
-			return -ENOMEM;
-		}
-	err = lf.len ? filter_event(r, lf.buf, lf.len - 1, &r->out) || wbuf__put(&r->out, "\n", 1) :
-		       0;
-	wbuf__free(&lf);
-	return err;
+/* An event of a tools/list answer read whole: filtered, into the output. */
+static int list_event(void *ctx, const char *s, size_t n)
+{
+	struct list_events *le = ctx;
+
+	return filter_event(le->r, s, n, &le->out);
 }
 
-/*
- * A GET stream's bytes: held until their event's blank line (a line ends at \n, \r\n or \r),
- * then passed whole (replay_event). An event over 16 MiB ends the transfer. At the stream's end
- * (eof), a last \r ends its line; an event left without its blank line is dropped, as a client
- * drops it.
- */
-static int replay_events(struct req *r, const char *buf, size_t len, bool eof)
+/* An event of a GET stream, on to the client: filtered when it may be a tools/list answer. */
+static int replay_event(void *ctx, const char *s, size_t n)
 {
-	size_t start = 0, i;
+	struct req *r = ctx;
 
-	if (len && (r->ev.len + len > PROXY_LIST_MAX || wbuf__put(&r->ev, buf, len)))
-		return -1;
-	for (i = r->ev_scan; i < r->ev.len; i++) {
-		char c = r->ev.buf[i];
-		size_t eol = 1;
-
-		if (c != '\r' && c != '\n')
-			continue;
-		if (c == '\r' && i + 1 == r->ev.len && !eof)
-			break; /* \r or \r\n: the next byte says */
-		if (c == '\r' && i + 1 < r->ev.len && r->ev.buf[i + 1] == '\n')
-			eol = 2;
-		if (i == r->ev_line) { /* an empty line: the event is whole */
-			if (replay_event(r, r->ev.buf + start, r->ev.buf + i + eol))
-				return -1;
-			start = i + eol;
-		}
-		i += eol - 1;
-		r->ev_line = i + 1;
-	}
-	if (start)
-		memmove(r->ev.buf, r->ev.buf + start, r->ev.len - start);
-	r->ev.len -= start;
-	r->ev_scan = i - start;
-	r->ev_line -= start;
-	return 0;
+	if (!memmem(s, n, "\"tools\"", 7))
+		return wbuf__put(&r->out, s, n);
+	return filter_event(r, s, n, &r->out);
 }
 
 /*
@@ -1383,7 +1326,7 @@ static int replay_events(struct req *r, const char *buf, size_t len, bool eof)
 static void filter_answer(struct req *r)
 {
 	const char *ct = answer_header(r, "Content-Type");
-	struct wbuf out = {};
+	struct list_events le = { .r = r };
 	bool done = false;
 
 	if (!r->out.len)
@@ -1393,35 +1336,24 @@ static void filter_answer(struct req *r)
 		bool found = v && filter_msg(r, v);
 		char *text = found ? json_dumps(v, JSON_COMPACT) : NULL;
 
-		done = text && !wbuf__put(&out, text, strlen(text));
+		done = text && !wbuf__put(&le.out, text, strlen(text));
 		free(text);
 		json_decref(v);
 		if (!found)
 			log_warn(
 				"proxy: an answer to tools/list that is not one: passed as it came");
 	} else if (ct && !strncasecmp(ct, "text/event-stream", 17)) {
-		/* events end at a blank line; CRLF is read as LF */
-		size_t w = 0;
+		struct sse_reader rd = { .max = PROXY_LIST_MAX };
 
-		for (size_t i = 0; i < r->out.len; i++)
-			if (r->out.buf[i] != '\r')
-				r->out.buf[w++] = r->out.buf[i];
-		r->out.len = w;
-		done = true;
-		for (size_t i = 0; i < r->out.len && done;) {
-			char *end = memmem(r->out.buf + i, r->out.len - i, "\n\n", 2);
-			size_t n = end ? (size_t)(end - (r->out.buf + i)) + 2 : r->out.len - i;
-
-			done = !filter_event(r, r->out.buf + i, n - (end ? 1 : 0), &out) &&
-			       !(end && wbuf__put(&out, "\n", 1));
-			i += n;
-		}
+		/* its events, each filtered; one left without its empty line is dropped */
+		done = !sse__feed(&rd, r->out.buf, r->out.len, true, list_event, &le);
+		sse__reader_free(&rd);
 	}
 	if (done) {
 		wbuf__free(&r->out);
-		r->out = out;
+		r->out = le.out;
 	} else {
-		wbuf__free(&out);
+		wbuf__free(&le.out);
 	}
 }
 
@@ -1586,7 +1518,7 @@ static void req_free(struct px *px, struct req *r)
 	free(r->body);
 	wbuf__free(&r->out);
 	wbuf__free(&r->up);
-	wbuf__free(&r->ev);
+	sse__reader_free(&r->ev);
 	free(r);
 }
 
@@ -1648,7 +1580,7 @@ static void curl_done(struct px *px)
 				 curl_easy_strerror(r->cres));
 		if (r->stream)
 			stream_end(r);
-		if (r->replay && r->ev.len && replay_events(r, NULL, 0, true))
+		if (r->replay && sse__feed(&r->ev, NULL, 0, true, replay_event, r))
 			r->cres = CURLE_OUT_OF_MEMORY;
 		easy_done(px, r->easy, true);
 		r->easy = NULL;
