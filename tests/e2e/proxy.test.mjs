@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { missing, tmp, text, until, sleep, waitPort, freePort, readAudit, awaitAudit, EVERYTHING, MCPFENCE,
 	 ROOT } from './lib.mjs';
-import { CANARY, imp, start, startProxy, session, assertDenied } from './proxy_lib.mjs';
+import { CANARY, imp, start, startProxy, session, assertDenied, toolsRan } from './proxy_lib.mjs';
 
 const SERVER = join(ROOT, 'tests/e2e/fixtures/v2_http_server.mjs');
 const LONG_URI = `mcpfence://long/${'x'.repeat(200)}`;
@@ -56,8 +56,7 @@ const POLICY = {
 
 describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 	let dir, server, port, toolLog;
-	const ran = () => (existsSync(toolLog)
-		? readFileSync(toolLog, 'utf8').split('\n').filter(Boolean) : []);
+	const ran = () => toolsRan(toolLog);
 
 	before(async () => {
 		dir = tmp();
@@ -354,8 +353,7 @@ describe('mcpfence proxy, https upstream', { skip: skip ?? false }, () => {
 // through input_required (2026-07-28), bound to the call.
 describe('mcpfence proxy, approvals', { skip: skip ?? false }, () => {
 	let dir, server, port, toolLog;
-	const ran = () => (existsSync(toolLog)
-		? readFileSync(toolLog, 'utf8').split('\n').filter(Boolean) : []);
+	const ran = () => toolsRan(toolLog);
 	const cli = (...a) => execFileSync(MCPFENCE, a, { encoding: 'utf8',
 		stdio: ['ignore', 'pipe', 'pipe'] });
 

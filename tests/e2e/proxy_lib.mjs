@@ -2,6 +2,7 @@
 // What the proxy's test files share: a process, a proxy, an SDK session, a denial as read.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -60,6 +61,10 @@ export async function session(url, v, mode) {
 		undefined, { timeout: 10000, ...opts });
 	return { client, call, close: () => client.close() };
 }
+
+// The tools a server fixture ran, as its MCPFENCE_TOOL_LOG says (one name a line).
+export const toolsRan = (log) => (existsSync(log)
+	? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []);
 
 // A denial as the agent reads it: a result, isError, "denied by policy: ...".
 export function assertDenied(r, kind, re) {

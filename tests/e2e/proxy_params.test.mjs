@@ -8,10 +8,10 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { missing, tmp, text, until, waitPort, freePort, MCPFENCE, ROOT } from './lib.mjs';
-import { imp, start, startProxy } from './proxy_lib.mjs';
+import { imp, start, startProxy, toolsRan } from './proxy_lib.mjs';
 
 const SERVER = join(ROOT, 'tests/e2e/fixtures/v2_http_server.mjs');
 const skip = missing() ?? (existsSync(MCPFENCE) ? null : `${MCPFENCE} is not built (make)`);
@@ -22,8 +22,7 @@ const META = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28',
 
 describe('mcpfence proxy, Mcp-Param-* headers', { skip: skip ?? false }, () => {
 	let dir, server, port, toolLog;
-	const ran = () => (existsSync(toolLog)
-		? readFileSync(toolLog, 'utf8').split('\n').filter(Boolean) : []);
+	const ran = () => toolsRan(toolLog);
 
 	before(async () => {
 		dir = tmp();
