@@ -908,12 +908,12 @@ static enum MHD_Result ask_in_stream(struct req *r, const struct jr_msg *m, cons
 	for (size_t i = 0; i < sizeof(rnd); i++, k += 2)
 		snprintf(r->elicit_id + k, sizeof(r->elicit_id) - k, "%02x", rnd[i]);
 	id = strdup(r->elicit_id);
-	a = id ? hold(r, m, tool, d, timeout, t0) : NULL;
+	if (!id)
+		return refuse(r, 500, m->id, JSONRPC_INTERNAL_ERROR, "out of memory");
+	a = hold(r, m, tool, d, timeout, t0);
 	if (!a) {
 		free(id);
 		r->elicit_id[0] = 0;
-		if (!id)
-			return refuse(r, 500, m->id, JSONRPC_INTERNAL_ERROR, "out of memory");
 		return go_on(r, m->root, tool, d, NULL, t0);
 	}
 	a->elicit_id = id;
