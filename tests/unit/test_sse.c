@@ -171,7 +171,8 @@ static void test_data(void **state)
 		struct wbuf d = { 0 };
 
 		assert_int_equal(sse__data(cases[i].event, strlen(cases[i].event), &d), 0);
-		if (d.len != strlen(cases[i].data) || memcmp(d.buf, cases[i].data, d.len))
+		if (d.len != strlen(cases[i].data) ||
+		    (d.len && memcmp(d.buf, cases[i].data, d.len)))
 			fail_msg("case %zu: \"%.*s\", want \"%s\"", i, (int)d.len,
 				 d.buf ? d.buf : "", cases[i].data);
 		wbuf__free(&d);
