@@ -825,6 +825,22 @@ json_t *approval__elicit_params(const char *message)
 			 "approve");
 }
 
+json_t *approval__elicit_request(const char *id, const char *message)
+{
+	return json_pack("{s:s, s:s, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method",
+			 "elicitation/create", "params", approval__elicit_params(message));
+}
+
+json_t *approval__elicit_cancelled(const char *id, const char *reason)
+{
+	json_t *params = json_pack("{s:s}", "requestId", id);
+
+	if (params && reason)
+		json_object_set_new(params, "reason", json_string(reason));
+	return json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", "notifications/cancelled",
+			 "params", params);
+}
+
 bool approval__elicit_answer(struct approval *a, const json_t *msg, const struct rule *r)
 {
 	const json_t *result = json_object_get(msg, "result");

@@ -151,6 +151,10 @@ void approval__question(const char *tool, const char *server, const json_t *args
  * gateway's own request, the proxy's, and the input_required result of 2026-07-28.
  */
 json_t *approval__elicit_params(const char *message);
+/* Our elicitation/create request of that question (message), with id. */
+json_t *approval__elicit_request(const char *id, const char *message);
+/* notifications/cancelled: our elicitation/create id is taken back (reason NULL: none said). */
+json_t *approval__elicit_cancelled(const char *id, const char *reason);
 /*
  * The client's answer (msg, a JSON-RPC response) to our elicitation/create about a: a result
  * decides it (approved only for "accept" with approve: true; a->by says "elicitation"); an

@@ -920,9 +920,7 @@ static enum MHD_Result ask_in_stream(struct req *r, const struct jr_msg *m, cons
 	approvals__listen(&r->px->approvals); /* where every held call is listed */
 	approval__question(tool, r->px->server, json_object_get(m->params, "arguments"), d->pointer,
 			   timeout, text, sizeof(text));
-	put_event(r,
-		  json_pack("{s:s, s:s, s:s, s:o}", "jsonrpc", "2.0", "id", r->elicit_id, "method",
-			    "elicitation/create", "params", approval__elicit_params(text)));
+	put_event(r, approval__elicit_request(r->elicit_id, text));
 	r->stream = true;
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, on_read, r, NULL);
 	if (!resp)
@@ -1053,11 +1051,10 @@ static void finish_stream(struct req *r)
 	struct decision d;
 
 	if (r->elicit_id[0] && (!by || strcmp(by, "elicitation")))
-		put_event(r, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0", "method",
-				       "notifications/cancelled", "params", "requestId",
-				       r->elicit_id, "reason",
-				       r->held_state == APPROVAL_EXPIRED ? "approval timed out" :
-									   "decided otherwise"));
+		put_event(r, approval__elicit_cancelled(r->elicit_id,
+							r->held_state == APPROVAL_EXPIRED ?
+								"approval timed out" :
+								"decided otherwise"));
 	decide__call(r->px->policy, tool, json_object_get(params, "arguments"), &d);
 	approval__deny_unless_approved(&d, r->held_state, r->held_timeout_s, r->held_why, by);
 	if (!admit(r, r->held_msg, tool, &d, by, r->t0)) {

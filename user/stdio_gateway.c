@@ -384,8 +384,7 @@ static void ask_client(struct gw *g, struct approval *a, const struct decision *
 
 	snprintf(id, sizeof(id), "%s%llu", g->own_prefix, (unsigned long long)++g->own_next);
 	question(g, a->tool, a->args, d, a->timeout_s, msg, sizeof(msg));
-	req = json_pack("{s:s, s:s, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method",
-			"elicitation/create", "params", approval__elicit_params(msg));
+	req = approval__elicit_request(id, msg);
 	a->elicit_id = strdup(id);
 	if (!req || !a->elicit_id) {
 		json_decref(req);
@@ -572,9 +571,7 @@ static void finish_approval(struct gw *g, struct approval *a)
 		const char *reason = a->state == APPROVAL_EXPIRED ? "approval timed out" :
 								    "decided by an operator";
 
-		to_client_json(g, json_pack("{s:s, s:s, s:{s:s, s:s}}", "jsonrpc", "2.0", "method",
-					    "notifications/cancelled", "params", "requestId",
-					    a->elicit_id, "reason", reason));
+		to_client_json(g, approval__elicit_cancelled(a->elicit_id, reason));
 	}
 	if (d.verdict == VERDICT_DENY)
 		deny_call_by(g, a->msg, a->tool, a->args, &d, by, a->started_us);
@@ -647,9 +644,7 @@ static void client_notification(struct gw *g, struct jr_msg *m, const char *raw,
 				     "cancelled by the client while waiting for approval");
 			audit_call(g, "tools/call", a->tool, a->args, rid, &d, NULL, a->started_us);
 			if (a->elicit_id)
-				to_client_json(g, json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc", "2.0",
-							    "method", "notifications/cancelled",
-							    "params", "requestId", a->elicit_id));
+				to_client_json(g, approval__elicit_cancelled(a->elicit_id, NULL));
 			approvals__remove(&g->approvals, a);
 			return;
 		}
