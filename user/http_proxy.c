@@ -293,6 +293,12 @@ static int upstream_addr(const char *url, struct sockaddr_storage *sa)
 
 /* --- answers made here --- */
 
+/* A header of the client's request (the first of its name), or NULL. */
+static const char *req_header(const struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
 static enum MHD_Result answer(struct req *r, unsigned status, const char *ctype, const char *body,
 			      size_t len)
 {
@@ -361,8 +367,7 @@ static void client_addr(const struct req *r, char *out, size_t len, unsigned *po
 static void audit_call(struct req *r, const char *tool, const json_t *args, const json_t *id,
 		       const struct decision *d, const char *by, uint64_t t0)
 {
-	const char *session =
-		MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id");
+	const char *session = req_header(r, "Mcp-Session-Id");
 	char idtext[128], peer[80], conn[120];
 	unsigned port;
 	struct audit_event ev = {
@@ -387,11 +392,6 @@ static void audit_call(struct req *r, const char *tool, const json_t *args, cons
 }
 
 /* --- 2025 sessions --- */
-
-static const char *req_header(const struct req *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
 
 static struct session *session_find(struct px *px, const char *id)
 {
@@ -696,8 +696,8 @@ static char *header_value(const char *v)
  */
 static const char *headers_disagree(struct req *r, const struct jr_msg *m)
 {
-	const char *hm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Method");
-	const char *hn = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Name");
+	const char *hm = req_header(r, "Mcp-Method");
+	const char *hn = req_header(r, "Mcp-Name");
 	const char *want = NULL;
 	char *got;
 	bool same;
@@ -744,8 +744,7 @@ static bool admit(struct req *r, const json_t *msg, const char *tool, struct dec
 {
 	const json_t *params = json_object_get(msg, "params");
 	const json_t *args = json_object_get(params, "arguments"), *id = json_object_get(msg, "id");
-	const char *session =
-		MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id");
+	const char *session = req_header(r, "Mcp-Session-Id");
 	char agent[96], peer[80];
 	struct scope_keys keys;
 	unsigned port;
@@ -1180,8 +1179,8 @@ static bool batch_plain(const json_t *batch)
 
 static enum MHD_Result judge_post(struct req *r)
 {
-	const char *enc = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Encoding");
-	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+	const char *enc = req_header(r, "Content-Encoding");
+	const char *ct = req_header(r, "Content-Type");
 	char pwhy[MCP_PARAM_WHY_LEN];
 	const char *why;
 	struct jr_msg m;
