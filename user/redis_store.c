@@ -345,6 +345,16 @@ static redisReply *command(struct redis_store *s, int argc, const char **argv, c
 	return r;
 }
 
+/* command() of argc NUL-terminated words (8 at most). */
+static redisReply *command_str(struct redis_store *s, int argc, const char **argv)
+{
+	size_t lens[8];
+
+	for (int i = 0; i < argc && i < 8; i++)
+		lens[i] = strlen(argv[i]);
+	return command(s, argc < 8 ? argc : 8, argv, lens);
+}
+
 static int load_scripts(struct redis_store *s)
 {
 	for (int i = 0; i < NSCRIPTS; i++) {
@@ -371,13 +381,10 @@ static int load_scripts(struct redis_store *s)
 /* A command whose answer must be +OK (AUTH, SELECT). */
 static int command_ok(struct redis_store *s, int argc, const char **argv, const char *what)
 {
-	size_t lens[4];
 	redisReply *r;
 	int err = 0;
 
-	for (int i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	r = command(s, argc, argv, lens);
+	r = command_str(s, argc, argv);
 	if (!r)
 		return -EIO;
 	if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK")) {
@@ -546,14 +553,13 @@ int redis_store__charge(struct redis_store *s, const char *key, uint64_t ttl_s)
 int redis_store__get(struct redis_store *s, const char *key, uint64_t *used)
 {
 	const char *argv[] = { "GET", key };
-	size_t lens[] = { 3, strlen(key) };
 	redisReply *r;
 	int ret = 0;
 
 	*used = 0;
 	if (store_connect(s))
 		return -EIO;
-	r = command(s, 2, argv, lens);
+	r = command_str(s, 2, argv);
 	if (!r)
 		return -EIO;
 	if (r->type == REDIS_REPLY_STRING) {
@@ -589,21 +595,16 @@ int redis_store__secret(struct redis_store *s, const char *name, const char cand
 	char key[REDIS_KEY_MAX];
 	const char *set[] = { "SET", key, candidate, "NX" };
 	const char *get[] = { "GET", key };
-	size_t set_lens[4], get_lens[2];
 	redisReply *r;
 	int ret = -EPROTO;
 
 	if (named_key(s, name, key) || store_connect(s))
 		return -EIO;
-	for (int i = 0; i < 4; i++)
-		set_lens[i] = strlen(set[i]);
-	get_lens[0] = 3;
-	get_lens[1] = strlen(key);
-	r = command(s, 4, set, set_lens);
+	r = command_str(s, 4, set);
 	if (!r)
 		return -EIO;
 	freeReplyObject(r);
-	r = command(s, 2, get, get_lens);
+	r = command_str(s, 2, get);
 	if (!r)
 		return -EIO;
 	if (r->type == REDIS_REPLY_STRING && r->len == 64 &&
@@ -611,7 +612,7 @@ int redis_store__secret(struct redis_store *s, const char *name, const char cand
 		memcpy(hex, r->str, 65);
 		ret = 0;
 	} else {
-		snprintf(s->err, sizeof(s->err), "Redis at %.80s: %s is not a secret of ours",
+		snprintf(s->err, sizeof(s->err), "Redis at %.80s: %.100s is not a secret of ours",
 			 s->c.shown, key);
 	}
 	freeReplyObject(r);
@@ -622,16 +623,13 @@ int redis_store__once(struct redis_store *s, const char *name, uint64_t ttl_s)
 {
 	char key[REDIS_KEY_MAX], ttl[24];
 	const char *argv[] = { "SET", key, "1", "NX", "EX", ttl };
-	size_t lens[6];
 	redisReply *r;
 	int ret = -EPROTO;
 
 	if (named_key(s, name, key) || store_connect(s))
 		return -EIO;
 	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(ttl_s ? ttl_s : 1));
-	for (int i = 0; i < 6; i++)
-		lens[i] = strlen(argv[i]);
-	r = command(s, 6, argv, lens);
+	r = command_str(s, 6, argv);
 	if (!r)
 		return -EIO;
 	if (r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "OK"))
