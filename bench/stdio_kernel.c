@@ -20,7 +20,7 @@
  * Root only. What cannot be measured (not root, no mcpfence, an attachment that is not ours, the
  * program not found, a round whose program did not run) prints NOT MEASURED and why, exit 1.
  * Usage: build/bench/stdio_kernel [MCPFENCE]   (default $MCPFENCE_BIN, else the mcpfence of the
- * build this bench is in)
+ * build this bench is in); BENCH_PARTS=12 runs parts 1 and 2 only
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1150,6 +1150,14 @@ static int files_make(void)
 	return file_copy(self_path, named_path);
 }
 
+/* BENCH_PARTS (e.g. "12"): only those parts; all of them when unset. */
+static bool part_on(char part)
+{
+	const char *parts = getenv("BENCH_PARTS");
+
+	return !parts || !*parts || strchr(parts, part);
+}
+
 int main(int argc, char **argv)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
@@ -1180,10 +1188,14 @@ int main(int argc, char **argv)
 	printf("bench/stdio_kernel: %s attach --pid on servers %d (socketpairs) and %d (pipes), "
 	       "policy %s",
 	       bin_path, srv_sock.pid, srv_pipe.pid, policy_json);
-	ready_bench();
-	rtt_bench();
-	bpf_bench();
-	wr_bench();
+	if (part_on('0'))
+		ready_bench();
+	if (part_on('1'))
+		rtt_bench();
+	if (part_on('2'))
+		bpf_bench();
+	if (part_on('3'))
+		wr_bench();
 	ret = targets_print("bench/stdio_kernel: targets");
 	cleanup();
 	return ret;
