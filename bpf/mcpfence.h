@@ -105,7 +105,9 @@ enum mcpf_why {
 	MCPF_WHY_OPAQUE = 19,	   /* pipes: splice, tee, vmsplice, sendfile, copy_file_range */
 	MCPF_WHY_IOVECS = 20,	   /* pipes: a writev of more than MCPF_PIPE_SEGS iovecs */
 	MCPF_WHY_UNJUDGED = 21,	   /* socketpairs: read by the server before the verdict saw it */
-	MCPF_WHY_MAX = 22,
+	MCPF_WHY_UNSEEN = 22,	   /* pipes: a write no tracepoint judged (io_uring, ...) */
+	MCPF_WHY_DEAD = 23,	   /* pipes: after a refused write that ended inside a value */
+	MCPF_WHY_MAX = 24,
 };
 
 struct mcpf_scan_result {
@@ -272,7 +274,8 @@ enum mcpf_tcp_counter {
 					* not whole in one send, or not read with certainty */
 	MCPF_CNT_RACE_KILLS = 15,      /* stdio on socketpairs: reads of bytes the verdict had not
 					* taken yet (the kernel's race): their reader killed */
-	MCPF_CNT_MAX = 16,
+	MCPF_CNT_PIPE_REFUSALS = 16,   /* stdio on pipes: writes refused by the BPF LSM */
+	MCPF_CNT_MAX = 17,
 };
 
 struct mcpf_active {
@@ -409,11 +412,14 @@ enum mcpf_stdio_phase {
 	MCPF_STDIO_SYNC = 0,  /* between values: a value may start */
 	MCPF_STDIO_VALUE = 1, /* in a value that began in an earlier skb or write: it is in buf */
 	MCPF_STDIO_SKIP = 2,  /* in a line refused (made unreadable): skip to its end */
+	MCPF_STDIO_DEAD = 3,  /* pipes, refuse: a refused write cut a value; every write refused */
 };
 
 enum mcpf_pipe_action {
 	MCPF_PIPE_AUDIT = 0, /* count and audit; the call goes through */
 	MCPF_PIPE_KILL = 1,  /* SIGKILL the server before the denied call reaches its pipe */
+	MCPF_PIPE_REFUSE =
+		2, /* the BPF LSM fails the write (EPERM): no byte of it enters the pipe */
 };
 
 struct mcpf_stdio_stream {
@@ -425,9 +431,12 @@ struct mcpf_stdio_stream {
 	__u32 carry;	 /* MCPF_STDIO_VALUE: the value's bytes so far, in buf.data[0..carry) */
 	__u32 action;	 /* pipes: enum mcpf_pipe_action */
 	__u32 nkill;
-	__u32 resend;	   /* pipes: bytes of the last write judged but not written (the
+	__u32 resend; /* pipes: bytes of the last write judged but not written (the
 			    * writer writes them again: they must come back the same) */
-	__u64 resend_hash; /* their hash (seeded) */
+	__u32 seq;    /* pipes: pieces of writes judged (a refused write sees whether
+			    * another one was judged after it) */
+	__u32 _pad;
+	__u64 resend_hash;		       /* their hash (seeded) */
 	__u32 kill_tgids[MCPF_STDIO_KILL_MAX]; /* pipes: the processes that read the pipe */
 	struct mcpf_scan_buf buf;
 };

@@ -1,16 +1,23 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * stdio on pipes, included by tcp.bpf.c after stdio.bpf.h: the client writes to the server's
- * stdin pipe with write(2) or writev(2) (Python's subprocess and asyncio, Go, Rust). Nothing on
- * this kernel can hold or change a write to a pipe (no BPF-LSM, fmod_ret or kprobe override), so
- * the syscall tracepoints of the writer read the bytes before the write copies them, judge them
- * as the socketpair hook does (same stream code), and then:
+ * stdin pipe with write(2) or writev(2) (Python's subprocess and asyncio, Go, Rust). Nothing but
+ * the BPF LSM can refuse a write to a pipe (fmod_ret cannot hook pipe_write, bpf_probe_write_user
+ * would change the client's memory), so the syscall tracepoints of the writer read the bytes
+ * before the write copies them, judge them as the socketpair hook does (same stream code), and
+ * then:
  *  - MCPF_PIPE_AUDIT: count and audit; the call reaches the server.
  *  - MCPF_PIPE_KILL: a denied call (or bytes that cannot be read) gets the server's processes
  *    (those that hold the pipe's read end) SIGKILLed with bpf_send_signal_task (6.13+), here, in
  *    sys_enter, before the write puts a byte in the pipe. The signal is queued and every thread
  *    of the server woken before this returns; a thread that then takes the line out of the pipe
  *    returns to user mode only to die: the server never acts on it. The session ends with it.
+ *  - MCPF_PIPE_REFUSE (kernels with the BPF LSM): handle_pipe_refuse, on the file_permission
+ *    hook that every write(2), writev(2) and pwritev2(2) passes before it copies a byte, fails
+ *    the judged write with EPERM: nothing of it enters the pipe, and the server goes on. It also
+ *    refuses a write to the pipe that no tracepoint judged (io_uring), and the opaque calls below
+ *    where they check a file (splice and sendfile from a file, copy_file_range); vmsplice, tee
+ *    and a splice from a pipe check none: they are refused unread only in the audit.
  * Writes the tracepoints cannot read are refused unread (killed, or audited as unread): splice,
  * tee, vmsplice (its pages are the writer's, changeable after the call), sendfile,
  * copy_file_range into the pipe, more than MCPF_PIPE_SEGS iovecs. io_uring writes are not
@@ -41,6 +48,14 @@ struct pipe_write {
 	__u32 seg;    /* the one the judging stage works on */
 	__u32 deny;   /* a value was denied or refused */
 	__u32 unread; /* enum mcpf_why: bytes not read with certainty; 0 none */
+	/* MCPF_PIPE_REFUSE: what a refused write gives back (pipe_give_back) */
+	__u32 judged;  /* a piece of it was judged: the stream moved on */
+	__u32 phase0;  /* the stream's phase before its first piece, */
+	__u32 carry0;  /* and the bytes of a value under way then */
+	__u32 seq;     /* the stream's seq after its last piece */
+	__u32 resent;  /* it began with the rest of an earlier short write */
+	__u32 refused; /* the BPF LSM failed it */
+	__u64 start;   /* the writer's task start_time: an entry a dead thread left is not its */
 	__u64 cur_base, cur_len; /* the judging stage's bytes */
 	__u64 base[MCPF_PIPE_SEGS];
 	__u64 len[MCPF_PIPE_SEGS];
@@ -158,9 +173,27 @@ static __always_inline __u64 pipe_hash(struct pipe_write *pw, __u64 from, __u64 
 /* ---- sys_enter: a write to a watched pipe ------------------------------------------------- */
 
 /*
- * Bytes the writer cannot have judged: reported unread, and the server killed under
- * MCPF_PIPE_KILL (the stream starts again after a line end).
+ * MCPF_PIPE_REFUSE: the write of pw will be refused, nothing of it enters the pipe: the stream
+ * goes back to where it was before it, if it moved (owned: this task holds it, and no other write
+ * was judged since this one's last piece). Where that cannot be had (a value under way before it,
+ * whose bytes the buffer no longer holds as they were; the rest of a short write; another write
+ * judged in between), the stream is dead: every later write is refused.
  */
+static __always_inline void pipe_give_back(struct pipe_write *pw, struct mcpf_stdio_stream *st,
+					   bool owned)
+{
+	if (!pw->judged)
+		return;
+	pw->judged = 0;
+	if (owned && st->seq == pw->seq && !pw->carry0 && !pw->resent &&
+	    pw->phase0 != MCPF_STDIO_DEAD)
+		st->phase = pw->phase0;
+	else
+		st->phase = MCPF_STDIO_DEAD;
+	st->carry = 0;
+	st->resend = 0;
+}
+
 /*
  * Bytes the writer's write of pid_tgid cannot have judged: reported unread (why), the stream
  * starts again after a line end. Returns 1 when the server is to be killed. A global function.
@@ -175,9 +208,13 @@ __noinline int pipe_unread_note(__u64 pid_tgid, __u32 why)
 	st = bpf_map_lookup_elem(&stdio_streams, &pw->key);
 	if (!st)
 		return 0;
-	st->phase = MCPF_STDIO_SKIP;
-	st->carry = 0;
-	st->resend = 0;
+	if (st->action == MCPF_PIPE_REFUSE) {
+		pipe_give_back(pw, st, false); /* the write is refused whole */
+	} else {
+		st->phase = MCPF_STDIO_SKIP;
+		st->carry = 0;
+		st->resend = 0;
+	}
 	pw->deny = 1;
 	pw->unread = why;
 	stdio_report_unread(st->session, why, MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
@@ -230,6 +267,18 @@ static __always_inline int pipe_begin(void *ctx, __u64 pid_tgid, struct pipe_wri
 	pw->seg = 0;
 	pw->deny = 0;
 	pw->unread = 0;
+	pw->judged = 0;
+	pw->resent = 0;
+	pw->refused = 0;
+	if (st->phase == MCPF_STDIO_DEAD) {
+		/* a refused write cut a value the server holds part of: nothing may follow it */
+		if (bpf_map_update_elem(&pipe_writes, &pid_tgid, pw, BPF_ANY))
+			return 0;
+		rec = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
+		if (rec)
+			pipe_unread(ctx, pid_tgid, MCPF_WHY_DEAD);
+		return 0;
+	}
 	if (st->resend) {
 		/* the rest of the last write, written again: the same bytes, not judged twice */
 		if (pw->total < st->resend || pipe_hash(pw, 0, st->resend) != st->resend_hash) {
@@ -241,6 +290,7 @@ static __always_inline int pipe_begin(void *ctx, __u64 pid_tgid, struct pipe_wri
 			return 0;
 		}
 		pw->skip = st->resend;
+		pw->resent = 1;
 		st->resend = 0;
 	}
 	if (bpf_map_update_elem(&pipe_writes, &pid_tgid, pw, BPF_ANY))
@@ -249,11 +299,25 @@ static __always_inline int pipe_begin(void *ctx, __u64 pid_tgid, struct pipe_wri
 	return 0;
 }
 
+static __always_inline __u64 pipe_task_start(void)
+{
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), start_time);
+}
+
 static __always_inline struct pipe_write *pipe_scratch(void)
 {
 	__u32 zero = 0;
+	struct pipe_write *pw = bpf_map_lookup_elem(&pipe_write_zero, &zero);
 
-	return bpf_map_lookup_elem(&pipe_write_zero, &zero);
+	if (pw) {
+		pw->start = pipe_task_start();
+		pw->deny = 0;
+		pw->unread = 0;
+		pw->judged = 0;
+		pw->resent = 0;
+		pw->refused = 0;
+	}
+	return pw;
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
@@ -375,6 +439,59 @@ int handle_pipe_copy_range(struct trace_event_raw_sys_enter *ctx)
 	return pipe_opaque(ctx, (__u32)ctx->args[2]); /* fd_out */
 }
 
+/* ---- the BPF LSM: refuse what was denied (MCPF_PIPE_REFUSE) ------------------------------ */
+
+#ifndef MAY_WRITE
+#define MAY_WRITE 0x2
+#endif
+#ifndef EPERM
+#define EPERM 1
+#endif
+
+/* Is key a stream of a pipe whose denied writes are refused? */
+static __always_inline struct mcpf_stdio_stream *pipe_refusing(__u64 key)
+{
+	struct mcpf_stdio_stream *st = bpf_map_lookup_elem(&stdio_streams, &key);
+
+	return st && st->action == MCPF_PIPE_REFUSE ? st : NULL;
+}
+
+/*
+ * Every check of a file's permission to be read or written (rw_verify_area: read(2), write(2),
+ * writev(2), splice, sendfile, copy_file_range, io_uring's reads and writes) on the host, before
+ * a byte is copied. A syscall whose sys_enter judged it (pipe_writes, this thread) and found
+ * something denied or unreadable fails here with EPERM, whichever file it checks (splice and
+ * sendfile from a file check that file); a write to a refusing pipe that no tracepoint judged
+ * (io_uring has no syscall per write) fails too. Loaded only for --pipe-action refuse.
+ */
+SEC("lsm/file_permission")
+int BPF_PROG(handle_pipe_refuse, struct file *file, int mask, int ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), key;
+	struct mcpf_stdio_stream *st;
+	struct pipe_write *pw;
+
+	if (ret)
+		return ret;
+	pw = bpf_map_lookup_elem(&pipe_writes, &pid_tgid);
+	if (pw && pw->start == pipe_task_start()) {
+		if (!pw->deny || !pipe_refusing(pw->key))
+			return 0;
+		pw->refused = 1;
+		count(MCPF_CNT_PIPE_REFUSALS, 1);
+		return -EPERM;
+	}
+	if (!(mask & MAY_WRITE))
+		return 0;
+	key = MCPF_STDIO_PIPE_KEY(BPF_CORE_READ(file, f_inode, i_ino));
+	st = pipe_refusing(key);
+	if (!st)
+		return 0;
+	count(MCPF_CNT_PIPE_REFUSALS, 1);
+	stdio_report_unread(st->session, MCPF_WHY_UNSEEN, MCPF_EV_NEUTRALIZED | MCPF_EV_BROKEN);
+	return -EPERM;
+}
+
 /* The judging stage: segment pw->seg of the write, then the next one (tail calls). */
 SEC("tracepoint")
 int handle_pipe_judge(struct trace_event_raw_sys_enter *ctx)
@@ -404,11 +521,25 @@ int handle_pipe_judge(struct trace_event_raw_sys_enter *ctx)
 			pipe_unread(ctx, pid_tgid, MCPF_WHY_BUSY);
 			return 0;
 		}
+		if (st->action == MCPF_PIPE_REFUSE) {
+			if (!pw->judged) {
+				pw->judged = 1;
+				pw->phase0 = st->phase;
+				pw->carry0 = st->phase == MCPF_STDIO_VALUE ? st->carry : 0;
+			} else if (st->seq != pw->seq) {
+				pw->phase0 = MCPF_STDIO_DEAD; /* another write came in between */
+			}
+			pw->seq = ++st->seq;
+		}
 		if (stdio_requests(w, pw->key, NULL, (void *)pw->cur_base, (__u32)pw->cur_len))
 			pw->deny = 1;
+		if (pw->deny && st->action == MCPF_PIPE_REFUSE)
+			pipe_give_back(pw, st, true);
 		st->owner = 0;
 		slot_release(w);
 	}
+	if (pw->deny && st->action == MCPF_PIPE_REFUSE)
+		return 0; /* refused whole: its other pieces are not judged */
 	if (pw->deny && st->action == MCPF_PIPE_KILL) {
 		bpf_tail_call(ctx, &pipe_progs, PIPE_KILL);
 		return 0;
@@ -460,7 +591,15 @@ static __always_inline int pipe_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	st = bpf_map_lookup_elem(&stdio_streams, &pw->key);
 	wrote = ctx->ret > 0 ? (__u64)ctx->ret : 0;
-	if (st && !pw->unread && pw->nseg && wrote < pw->total) {
+	if (st && st->action == MCPF_PIPE_REFUSE && (pw->deny || pw->unread)) {
+		/*
+		 * Refused (given back when it was judged), or it failed before a byte moved; bytes
+		 * that moved all the same (tee, vmsplice, a splice from a pipe: no permission
+		 * check refuses them) went in unjudged: nothing may follow them.
+		 */
+		if (ctx->ret > 0)
+			st->phase = MCPF_STDIO_DEAD;
+	} else if (st && !pw->unread && pw->nseg && wrote < pw->total) {
 		/* judged whole, written in part: the rest must come again, the same */
 		st->resend = (__u32)(pw->total - wrote);
 		st->resend_hash = pipe_hash(pw, wrote, pw->total);
@@ -485,6 +624,37 @@ int handle_pipe_writev_exit(struct trace_event_raw_sys_exit *ctx)
 
 SEC("tracepoint/syscalls/sys_exit_pwritev2")
 int handle_pipe_pwritev2_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return pipe_exit(ctx);
+}
+
+/* The calls refused unread: their entry goes (a refused one gives the stream back). */
+SEC("tracepoint/syscalls/sys_exit_splice")
+int handle_pipe_splice_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return pipe_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_tee")
+int handle_pipe_tee_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return pipe_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_vmsplice")
+int handle_pipe_vmsplice_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return pipe_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int handle_pipe_sendfile_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return pipe_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_copy_file_range")
+int handle_pipe_copy_range_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return pipe_exit(ctx);
 }

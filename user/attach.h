@@ -80,13 +80,14 @@ struct attach_ctx {
 };
 
 /* The options attach and daemon share, last in their usage. */
-#define OPTIONS_BOTH                                                                       \
-	"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n"  \
-	"                    audited) or kill (the server is killed before it reads it)\n" \
-	"  --cgroup PATH     the cgroup v2 watched for TCP (default: the host's root)\n"   \
-	"  --audit FILE      audit log, - for stderr (default: as for run)\n"              \
-	"  --quiet           no line on stdout per decision\n"                             \
-	"  --verbose         log debug messages\n"                                         \
+#define OPTIONS_BOTH                                                                      \
+	"  --pipe-action A   a denied call on a pipe: audit (default: it goes through,\n" \
+	"                    audited), kill (the server is killed before it reads it)\n"  \
+	"                    or refuse (its write fails; needs the BPF LSM)\n"            \
+	"  --cgroup PATH     the cgroup v2 watched for TCP (default: the host's root)\n"  \
+	"  --audit FILE      audit log, - for stderr (default: as for run)\n"             \
+	"  --quiet           no line on stdout per decision\n"                            \
+	"  --verbose         log debug messages\n"                                        \
 	"  -h, --help        print this help\n"
 
 /*

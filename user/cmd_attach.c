@@ -860,8 +860,10 @@ int attach__main(int argc, char **argv, bool daemon)
 				pipe_action = MCPF_PIPE_AUDIT;
 			} else if (!strcmp(optarg, "kill")) {
 				pipe_action = MCPF_PIPE_KILL;
+			} else if (!strcmp(optarg, "refuse")) {
+				pipe_action = MCPF_PIPE_REFUSE;
 			} else {
-				log_err("--pipe-action %s: one of audit, kill", optarg);
+				log_err("--pipe-action %s: one of audit, kill, refuse", optarg);
 				return EXIT_USAGE;
 			}
 			pipe_action_given = true;
@@ -924,6 +926,13 @@ int attach__main(int argc, char **argv, bool daemon)
 	ac.control_fd = -1;
 	if (kernel__probe(cgroup, sizeof(cgroup)))
 		return 1;
+	if (pipe_action == MCPF_PIPE_REFUSE && features__lsm(why, sizeof(why))) {
+		log_err("--pipe-action refuse needs the BPF LSM: %s (--pipe-action audit counts and "
+			"audits a denied call on a pipe; kill stops it where the kernel has "
+			"bpf_send_signal_task)",
+			why);
+		return 1;
+	}
 	switch (kernel__attachment()) {
 	case KERNEL_ATTACHED_LIVE:
 		log_err("%s holds the attachment of a running `mcpfence attach`: stop it, or run "
@@ -978,7 +987,8 @@ int attach__main(int argc, char **argv, bool daemon)
 		goto out;
 	{
 		struct kernel_load_opts lo = { .stdio = npids > 0 || enroll_any,
-					       .no_tcp = !nports };
+					       .no_tcp = !nports,
+					       .pipe_refuse = pipe_action == MCPF_PIPE_REFUSE };
 
 		if (!enroll_any)
 			stdin_kinds(pids, npids, &lo);
@@ -1055,8 +1065,9 @@ int attach__main(int argc, char **argv, bool daemon)
 			if (pipes_on(&ac, false))
 				goto out_detach;
 			if (!pipe_action_given)
-				log_info("pipes: calls are counted and audited, not stopped "
-					 "(--pipe-action audit; see --pipe-action kill)");
+				log_info(
+					"pipes: calls are counted and audited, not stopped "
+					"(--pipe-action audit; see --pipe-action kill and refuse)");
 		}
 	}
 adopted:

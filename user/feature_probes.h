@@ -27,5 +27,10 @@ int features__scan_test(char *why, size_t size);
 bool features__strnstr(void);
 /* The kfuncs that kill a stdio server from a tracepoint (bpf_send_signal_task, 6.13+)? */
 bool features__signal_task(void);
+/*
+ * The BPF LSM (--pipe-action refuse): bpf among the LSMs in force, and a program on one of its
+ * hooks loaded, attached and run. 0, or -errno with why.
+ */
+int features__lsm(char *why, size_t size);
 
 #endif

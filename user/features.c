@@ -185,6 +185,32 @@ bool features__signal_task(void)
 	return found;
 }
 
+int features__lsm(char *why, size_t size)
+{
+	char line[256];
+	const char *step;
+	int err;
+
+	read_line("/sys/kernel/security/lsm", line, sizeof(line));
+	if (!strstr(line, "bpf")) {
+		snprintf(why, size,
+			 "bpf is not among the LSMs in force (%s; it is added with lsm=… on "
+			 "the kernel's command line)",
+			 line[0] ? line : "/sys/kernel/security/lsm cannot be read");
+		return -ENOTSUP;
+	}
+	{
+		/* the probe's failure is the answer, not libbpf's to print */
+		libbpf_print_fn_t old = libbpf_set_print(silent_print);
+
+		err = probe_run(PROBE_LSM, &step);
+		libbpf_set_print(old);
+	}
+	if (err)
+		snprintf(why, size, "a BPF LSM program fails to %s here: %s", step, strerror(-err));
+	return err;
+}
+
 int features__tcp(char *why, size_t size)
 {
 	enum { PROG, MAP, HELPER };
@@ -298,8 +324,8 @@ int features__scan_test(char *why, size_t size)
 /* What mcpfence does with a kind of program the TCP plane does not need. */
 static const char *const unused_why[PROBE_MAX] = {
 	[PROBE_FENTRY] = "not used: the TCP plane needs sock_ops and sk_msg only",
-	[PROBE_LSM] = "not used yet: it could refuse a write to a pipe (stdio servers), which "
-		      "the kernel plane does not enforce yet",
+	[PROBE_LSM] = "used by --pipe-action refuse (a denied call's write to a stdio server's "
+		      "pipe fails)",
 	[PROBE_KPROBE] = "not used",
 };
 
@@ -361,15 +387,15 @@ int cmd_features(int argc, char **argv)
 	else
 		printf("  cgroup v2: %s (attach's default --cgroup)\n", cg);
 	printf("stdio plane (attach --pid): socketpairs enforced (sk_skb), pipes counted and "
-	       "audited (syscall tracepoints); --pipe-action kill: %s\n",
-	       features__signal_task() ?
-		       "yes (bpf_send_signal_task)" :
-		       "no (needs the bpf_send_signal_task kfunc, 6.13+): a denied call on a pipe "
-		       "is audited, not stopped");
+	       "audited (syscall tracepoints); --pipe-action kill: %s; --pipe-action refuse: %s\n",
+	       features__signal_task() ? "yes (bpf_send_signal_task)" :
+					 "no (needs the bpf_send_signal_task kfunc, 6.13+)",
+	       features__lsm(why, sizeof(why)) ? "no (needs the BPF LSM)" : "yes (BPF LSM)");
 	print_probe(PROBE_FENTRY, "fentry/fexit (trampolines)");
 	read_line("/sys/kernel/security/lsm", line, sizeof(line));
 	if (!strstr(line, "bpf"))
-		printf("bpf lsm: no (bpf is not among the LSMs in force: %s)\n",
+		printf("bpf lsm: no (bpf is not among the LSMs in force: %s): --pipe-action refuse "
+		       "cannot run\n",
 		       line[0] ? line : "/sys/kernel/security/lsm cannot be read");
 	else
 		print_probe(PROBE_LSM, "bpf lsm");

@@ -61,6 +61,7 @@ struct kernel_load_opts {
 	bool no_tcp;	     /* leave out the TCP plane's programs (attach --pid without --port) */
 	bool no_pipes;	     /* with stdio: leave out the pipe tracepoints (no stdin is a pipe) */
 	bool no_socketpairs; /* with stdio: leave out the sk_skb ones (no stdin is a socketpair) */
+	bool pipe_refuse;    /* with pipes: the BPF LSM program of --pipe-action refuse */
 	uint32_t socks_max;  /* entries of tcp_socks (tests fill it); 0: 65536 */
 	bool adopt;	     /* every map is the one pinned in MCPF_PIN_DIR (a daemon's, left) */
 };

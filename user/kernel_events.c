@@ -64,6 +64,10 @@ const char *kernel__why_text(uint32_t why)
 		[MCPF_WHY_IOVECS] = "a writev of more than 16 iovecs",
 		[MCPF_WHY_UNJUDGED] = "read by the server before the verdict took it (a race of "
 				      "the kernel's AF_UNIX sockmap)",
+		[MCPF_WHY_UNSEEN] =
+			"written into the pipe by a path no tracepoint reads (io_uring)",
+		[MCPF_WHY_DEAD] = "written after a refused write that ended inside a message (the "
+				  "server holds its start: nothing may follow it)",
 	};
 
 	return why < MCPF_WHY_MAX && text[why] ? text[why] : text[MCPF_WHY_NONE];
@@ -251,12 +255,22 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		tag = " (neutralized)";
 	if (stopped && st && st->transport == MCPF_STDIO_PIPE) {
 		/* a pipe cannot be rewritten: the action says what became of the call */
-		tag = st->action == MCPF_PIPE_KILL ? " (the server was killed)" :
-						     " (not stopped: --pipe-action audit)";
+		static const char *const tags[] = {
+			[MCPF_PIPE_AUDIT] = " (not stopped: --pipe-action audit)",
+			[MCPF_PIPE_KILL] = " (the server was killed)",
+			[MCPF_PIPE_REFUSE] = " (its write refused)",
+		};
+		static const char *const outcomes[] = {
+			[MCPF_PIPE_AUDIT] = "not stopped: --pipe-action audit",
+			[MCPF_PIPE_KILL] = "the server was killed before it could read it",
+			[MCPF_PIPE_REFUSE] = "its write failed with EPERM: no byte of it reached "
+					     "the server",
+		};
+		unsigned a = st->action <= MCPF_PIPE_REFUSE ? st->action : MCPF_PIPE_AUDIT;
+
+		tag = tags[a];
 		snprintf(outcome, sizeof(outcome), "%s (%s)", reason ? reason : "denied",
-			 st->action == MCPF_PIPE_KILL ?
-				 "the server was killed before it could read it" :
-				 "not stopped: --pipe-action audit");
+			 outcomes[a]);
 		reason = outcome;
 	} else if (e->why == MCPF_WHY_UNJUDGED) {
 		snprintf(outcome, sizeof(outcome),

@@ -44,7 +44,7 @@ _Static_assert(sizeof(struct mcpf_conn_key) == 40, "mcpf_conn_key");
 _Static_assert(sizeof(struct mcpf_sock_key) == 48, "mcpf_sock_key");
 _Static_assert(sizeof(struct mcpf_pending) == 56, "mcpf_pending");
 _Static_assert(sizeof(struct mcpf_event) == 352, "mcpf_event");
-_Static_assert(sizeof(struct mcpf_stdio_stream) == 72 + sizeof(struct mcpf_scan_buf),
+_Static_assert(sizeof(struct mcpf_stdio_stream) == 80 + sizeof(struct mcpf_scan_buf),
 	       "stdio stream");
 
 /*
@@ -226,6 +226,9 @@ struct tcp_bpf *kernel__load_opts(const struct kernel_load_opts *o)
 	}
 	bpf_program__set_autoload(skel->progs.handle_pipe_kill,
 				  o->stdio && !o->no_pipes && features__signal_task());
+	/* BPF_PROG_TYPE_LSM fails to load where the kernel has no trampolines */
+	bpf_program__set_autoload(skel->progs.handle_pipe_refuse,
+				  o->stdio && !o->no_pipes && o->pipe_refuse);
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu < 1)
 		ncpu = 1;

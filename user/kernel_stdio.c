@@ -740,6 +740,11 @@ static struct bpf_program *pipe_prog(struct tcp_bpf *skel, unsigned i, const cha
 		{ skel->progs.handle_pipe_write_exit, "write_exit" },
 		{ skel->progs.handle_pipe_writev_exit, "writev_exit" },
 		{ skel->progs.handle_pipe_pwritev2_exit, "pwritev2_exit" },
+		{ skel->progs.handle_pipe_splice_exit, "splice_exit" },
+		{ skel->progs.handle_pipe_tee_exit, "tee_exit" },
+		{ skel->progs.handle_pipe_vmsplice_exit, "vmsplice_exit" },
+		{ skel->progs.handle_pipe_sendfile_exit, "sendfile64_exit" },
+		{ skel->progs.handle_pipe_copy_range_exit, "copy_file_range_exit" },
 	};
 
 	if (i >= sizeof(t) / sizeof(t[0]))
@@ -749,8 +754,11 @@ static struct bpf_program *pipe_prog(struct tcp_bpf *skel, unsigned i, const cha
 }
 
 static const char *const pipe_link_names[] = {
-	"write",      "writev",		 "pwritev2",   "splice",      "tee",	       "vmsplice",
-	"sendfile64", "copy_file_range", "write_exit", "writev_exit", "pwritev2_exit",
+	"write",      "writev",	       "pwritev2",	  "splice",
+	"tee",	      "vmsplice",      "sendfile64",	  "copy_file_range",
+	"write_exit", "writev_exit",   "pwritev2_exit",	  "splice_exit",
+	"tee_exit",   "vmsplice_exit", "sendfile64_exit", "copy_file_range_exit",
+	"refuse",
 };
 
 /* The stages the pipe tracepoints call: the judge, and the kill under --pipe-action kill. */
@@ -780,6 +788,25 @@ map_err:
 	return -errno;
 }
 
+/*
+ * The BPF LSM program of --pipe-action refuse on file_permission, pinned (a daemon that comes
+ * back with refuse over an attachment without it puts it on): 0 or -errno (logged).
+ */
+static int refuse_attach(struct tcp_bpf *skel)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%srefuse", KERNEL_PIN_PIPE_LINKS);
+	if (!access(path, F_OK))
+		return 0;
+	if (!bpf_program__autoload(skel->progs.handle_pipe_refuse)) {
+		log_err("--pipe-action refuse: the BPF LSM program was not loaded");
+		return -ENOTSUP;
+	}
+	return link_pin(skel->progs.handle_pipe_refuse, path,
+			"lsm/file_permission (--pipe-action refuse)");
+}
+
 int kernel_stdio__adopt_progs(struct tcp_bpf *skel, enum mcpf_pipe_action action, bool *pipes)
 {
 	const char *name;
@@ -805,7 +832,10 @@ int kernel_stdio__adopt_progs(struct tcp_bpf *skel, enum mcpf_pipe_action action
 	if (access(path, F_OK))
 		return 0;
 	*pipes = true;
-	return pipe_stages(skel, action);
+	err = pipe_stages(skel, action);
+	if (!err && action == MCPF_PIPE_REFUSE)
+		err = refuse_attach(skel);
+	return err;
 }
 
 int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action action)
@@ -817,6 +847,9 @@ int kernel_stdio__attach_pipes(struct tcp_bpf *skel, enum mcpf_pipe_action actio
 
 	err = pipe_stages(skel, action);
 	if (err)
+		return err;
+	/* before the tracepoints: a write they judge denied is refused from the first */
+	if (action == MCPF_PIPE_REFUSE && (err = refuse_attach(skel)))
 		return err;
 	for (unsigned i = 0; (p = pipe_prog(skel, i, &name)); i++) {
 		char what[64];

@@ -40,10 +40,10 @@ static void prom_escape(FILE *f, const char *s)
 }
 
 static const char *const cnt_names[MCPF_CNT_MAX] = {
-	"requests",	     "bytes",	     "poisoned",	"corked",
-	"replies_rewritten", "calls",	     "events_lost",	"busy",
-	"stdio_bytes",	     "stdio_values", "stdio_broken",	"pipe_kills",
-	"unwatched",	     "list_hidden",  "list_unfiltered", "race_kills",
+	"requests",	"bytes",	 "poisoned",  "corked",	     "replies_rewritten",
+	"calls",	"events_lost",	 "busy",      "stdio_bytes", "stdio_values",
+	"stdio_broken", "pipe_kills",	 "unwatched", "list_hidden", "list_unfiltered",
+	"race_kills",	"pipe_refusals",
 };
 
 int stats__json(FILE *out, const struct stat_row *rows, size_t nrows, const struct stat_policy *pol,

@@ -35,6 +35,9 @@
 #include <linux/limits.h>
 #include <linux/sockios.h>
 #include <poll.h>
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -73,6 +76,7 @@ struct env {
 	char policy[128];
 	char skip[512];
 	char no_kill[256]; /* why --pipe-action kill cannot run here; "" it can */
+	char no_lsm[512];  /* why --pipe-action refuse cannot run here; "" it can */
 	char broken[2048]; /* a stale attachment that cannot be cleaned: every test fails */
 	int nservers;	   /* servers started so far: their log names */
 };
@@ -95,6 +99,16 @@ static void kill_refused(void);
 			kill_refused(); \
 			return;         \
 		}                       \
+	} while (0)
+
+/* Without the BPF LSM, --pipe-action refuse: attach must refuse it, saying why. */
+static void refuse_refused(void);
+#define REFUSE_OR_REFUSED()               \
+	do {                              \
+		if (env.no_lsm[0]) {      \
+			refuse_refused(); \
+			return;           \
+		}                         \
 	} while (0)
 
 static const char policy_json[] =
@@ -1132,6 +1146,9 @@ static int setup(void **state)
 	if (!features__signal_task())
 		snprintf(env.no_kill, sizeof(env.no_kill),
 			 "--pipe-action kill needs the bpf_send_signal_task kfunc (6.13+)");
+	if (features__lsm(why, sizeof(why)))
+		snprintf(env.no_lsm, sizeof(env.no_lsm),
+			 "--pipe-action refuse needs the BPF LSM: %s", why);
 	if (!take_attachment())
 		return 0;
 	snprintf(env.dir, sizeof(env.dir), "/tmp/mcpfence-stdio-XXXXXX");
@@ -1176,6 +1193,23 @@ static void kill_refused(void)
 		fail_msg("attach --pipe-action kill without bpf_send_signal_task: %s", out);
 	assert_int_equal(kernel__attachment(), KERNEL_ATTACHED_NONE);
 	print_message("%s: attach refuses it, as it must\n", env.no_kill);
+	server_stop(&s);
+}
+
+static void refuse_refused(void)
+{
+	struct server s;
+	char out[4096], pid[16];
+
+	server_start(&s, T_PIPE, 0);
+	snprintf(pid, sizeof(pid), "%d", s.pid);
+	assert_int_equal(mcpfence(out, sizeof(out), "attach", "--policy", env.policy, "--pid", pid,
+				  "--pipe-action", "refuse", "--audit", "/dev/null", NULL),
+			 1);
+	if (!strstr(out, "--pipe-action refuse needs the BPF LSM"))
+		fail_msg("attach --pipe-action refuse without the BPF LSM: %s", out);
+	assert_int_equal(kernel__attachment(), KERNEL_ATTACHED_NONE);
+	print_message("%s: attach refuses it, as it must\n", env.no_lsm);
 	server_stop(&s);
 }
 
@@ -1958,12 +1992,14 @@ static const char *status_text(struct server *s)
 enum opaque { OP_SPLICE, OP_TEE, OP_VMSPLICE, OP_SENDFILE, OP_N };
 static const char *const opaque_names[OP_N] = { "splice", "tee", "vmsplice", "sendfile" };
 
-static void opaque_write(struct server *s, enum opaque op, const char *line)
+/* Writes line by op into the server's stdin: what the call returned, or -errno. */
+static ssize_t opaque_write(struct server *s, enum opaque op, const char *line)
 {
 	size_t n = strlen(line);
 	int p[2] = { -1, -1 }, q[2] = { -1, -1 }, fd;
 	char path[128];
 	struct iovec iov = { .iov_base = (void *)line, .iov_len = n };
+	ssize_t ret = -EINVAL;
 
 	switch (op) {
 	case OP_SPLICE:
@@ -1971,32 +2007,35 @@ static void opaque_write(struct server *s, enum opaque op, const char *line)
 		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 		assert_int_equal(write(p[1], line, n), (ssize_t)n);
 		if (op == OP_SPLICE) {
-			splice(p[0], NULL, s->in, NULL, n, 0);
+			ret = splice(p[0], NULL, s->in, NULL, n, 0);
 		} else {
 			/* tee copies between two pipes: the server's is the second */
-			tee(p[0], s->in, n, 0);
+			ret = tee(p[0], s->in, n, 0);
 		}
 		break;
 	case OP_VMSPLICE:
-		vmsplice(s->in, &iov, 1, 0);
+		ret = vmsplice(s->in, &iov, 1, 0);
 		break;
 	case OP_SENDFILE:
 		snprintf(path, sizeof(path), "%s/sendfile.txt", env.dir);
 		assert_int_equal(write_file(path, line), 0);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		assert_true(fd >= 0);
-		sendfile(s->in, fd, NULL, n);
+		ret = sendfile(s->in, fd, NULL, n);
 		close(fd);
 		break;
 	default:
 		break;
 	}
+	if (ret < 0)
+		ret = -errno;
 	for (int i = 0; i < 2; i++) {
 		if (p[i] >= 0)
 			close(p[i]);
 		if (q[i] >= 0)
 			close(q[i]);
 	}
+	return ret;
 }
 
 /* The denied call, plain. */
@@ -2331,6 +2370,323 @@ static void test_pipe_partial_write(void **state)
 	server_stop(&s[1]);
 }
 
+/* ---- --pipe-action refuse (the BPF LSM) ------------------------------------------------------- */
+
+/* The audit lines of at whose reason contains text. */
+static int audit_said(struct attach *at, const char *text)
+{
+	json_t *l = audit_lines(at);
+	int n = audit_reasons(l, text);
+
+	json_decref(l);
+	return n;
+}
+
+/*
+ * --pipe-action refuse, one server per hostile write, as for kill: an allowed call first, then
+ * the write. Whole (and the name split in a writev's iovecs, a 10 MB line): the write fails with
+ * EPERM, nothing of it reaches the server, which lives and runs the next call. A byte a write:
+ * the write that ends the denied value (or makes it unreadable) fails, and so does every later
+ * write (the server holds the start of that value). sendfile from a file: refused, the session
+ * goes on. splice from a pipe, tee and vmsplice check no permission that could refuse them: the
+ * bytes reach the server unread (audited so), and every later write fails.
+ */
+static void test_pipe_refuse_hostile(void **state)
+{
+	enum { NH = sizeof(hostile) / sizeof(hostile[0]) };
+	enum {
+		C_WHOLE = 0,
+		C_BYTES = NH,
+		C_WRITEV = 2 * NH,
+		C_BIG,
+		C_OPAQUE,
+		C_N = C_OPAQUE + OP_N
+	};
+	static struct attach at;
+	static struct server s[C_N];
+	static pid_t pids[C_N];
+	char what[160], line[512];
+	int refusals = 0, dead = 0;
+
+	SKIP_IF_NEEDED();
+	REFUSE_OR_REFUSED();
+	_Static_assert(C_N <= MCPF_STDIO_MAX_SESSIONS, "one attach");
+	for (int i = 0; i < C_N; i++) {
+		server_start(&s[i], T_PIPE, 0);
+		pids[i] = s[i].pid;
+	}
+	attach_start(&at, pids, C_N, "refuse");
+	assert_true(attach_says(&at, "stdin: pipe"));
+	for (int i = 0; i < C_N; i++) {
+		struct server *v = &s[i];
+		bool goes_on = true, through = false;
+		ssize_t err;
+
+		expect_ran(v, 1, "echo");
+		if (i < C_BYTES) {
+			snprintf(what, sizeof(what), "%s", hostile[i].what);
+			err = pipe_send(v, hostile[i].bytes, strlen(hostile[i].bytes), 0);
+		} else if (i < C_WRITEV) {
+			snprintf(what, sizeof(what), "%s, a byte a write",
+				 hostile[i - C_BYTES].what);
+			err = pipe_send(v, hostile[i - C_BYTES].bytes,
+					strlen(hostile[i - C_BYTES].bytes), 1);
+			goes_on = false;
+		} else if (i == C_WRITEV) {
+			const char *cut = strstr(denied_line, "ger\"");
+			struct iovec iov[2] = {
+				{ (void *)denied_line, cut - denied_line },
+				{ (void *)cut, strlen(cut) },
+			};
+
+			snprintf(what, sizeof(what), "the name split in a writev");
+			err = writev(v->in, iov, 2) < 0 ? -errno : 0;
+		} else if (i == C_BIG) {
+			size_t big = 10 << 20, n;
+			char *buf = malloc(big + 64);
+
+			assert_non_null(buf);
+			snprintf(what, sizeof(what), "a 10 MB line");
+			n = snprintf(buf, 256,
+				     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
+				     "\"params\":{\"name\":\"danger\",\"arguments\":{\"pad\":\"");
+			memset(buf + n, 'x', big - n);
+			memcpy(buf + big, "\"}}}\n", 5);
+			err = pipe_send(v, buf, big + 5, 0);
+			free(buf);
+		} else {
+			enum opaque op = (enum opaque)(i - C_OPAQUE);
+
+			snprintf(what, sizeof(what), "an allowed call by %s", opaque_names[op]);
+			err = opaque_write(v, op, call_line(line, sizeof(line), "3", "echo"));
+			through = op != OP_SENDFILE;
+			goes_on = !through;
+		}
+		snprintf(step, sizeof(step), "%s", what);
+		if (through) {
+			json_t *a = server_answer(v, "3", ANSWER_MS);
+
+			if (err < 0 || !a)
+				fail_msg("%s: no check refuses it, so it must go through (%zd, %s)",
+					 what, err, a ? "answered" : "not answered");
+			json_decref(a);
+		} else if (err != -EPERM) {
+			size_t n;
+			char *raw = slurp(v->raw, &n);
+
+			fail_msg("%s: the write was not refused (%s); the server read: %s", what,
+				 err ? strerror((int)-err) : "written", show(raw, n, 2000));
+		} else {
+			refusals++;
+		}
+		if (goes_on) {
+			expect_ran(v, 4, "echo");
+		} else {
+			/* the stream is dead: an allowed call's write is refused too */
+			call_line(line, sizeof(line), "4", "echo");
+			if (pipe_send(v, line, strlen(line), 0) != -EPERM)
+				fail_msg("%s: a write after it was not refused", what);
+			assert_int_equal(ran(v, R_NODE, "echo"), through ? 2 : 1);
+			dead++;
+		}
+		expect_no_danger(v, what);
+		if (server_reap(v, 0))
+			fail_msg("%s: the server ended (%s)", what, status_text(v));
+	}
+	step[0] = 0;
+	/* the events are read every 100 ms */
+	for (int k = 0; k < 50 && audit_said(&at, "its write failed with EPERM") < refusals; k++)
+		usleep(20000);
+	assert_true(audit_said(&at, "its write failed with EPERM") >= refusals);
+	assert_int_equal(audit_said(&at, "written after a refused write"), dead);
+	assert_true(counter(MCPF_CNT_PIPE_REFUSALS) >= (uint64_t)(refusals + dead));
+	print_message("%d pipe servers: %d writes refused, %d sessions dead after a refused piece "
+		      "or bytes no check refuses; none ran the denied call, all live\n",
+		      C_N, refusals, dead);
+	attach_stop(&at);
+	for (int i = 0; i < C_N; i++)
+		server_stop(&s[i]);
+}
+
+/*
+ * One IORING_OP_WRITE of buf into fd through a ring of one entry (raw syscalls: no liburing):
+ * the completion's result (bytes written, or -errno); -1000 - errno when the ring cannot be had.
+ */
+static int uring_write(int fd, const char *buf, size_t n)
+{
+	struct io_uring_params p = {};
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	void *sq, *cq, *sqes;
+	size_t sq_len, cq_len, sqes_len = sizeof(*sqe);
+	unsigned *tail, *head, *array, *ctail, *chead;
+	int ring = (int)syscall(__NR_io_uring_setup, 1, &p), res;
+
+	if (ring < 0)
+		return -1000 - errno;
+	sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+	cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED, ring, IORING_OFF_SQ_RING);
+	cq = mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED, ring, IORING_OFF_CQ_RING);
+	sqes = mmap(NULL, sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED, ring, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) {
+		close(ring);
+		return -1000 - ENOMEM;
+	}
+	sqe = sqes;
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_WRITE;
+	sqe->fd = fd;
+	sqe->addr = (unsigned long)buf;
+	sqe->len = (unsigned)n;
+	sqe->off = (__u64)-1; /* the current position: a pipe takes only that */
+	tail = (unsigned *)((char *)sq + p.sq_off.tail);
+	array = (unsigned *)((char *)sq + p.sq_off.array);
+	array[0] = 0;
+	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+	res = (int)syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+	if (res < 0) {
+		res = -1000 - errno;
+	} else {
+		head = (unsigned *)((char *)cq + p.cq_off.head);
+		ctail = (unsigned *)((char *)cq + p.cq_off.tail);
+		chead = head;
+		cqe = (struct io_uring_cqe *)((char *)cq + p.cq_off.cqes);
+		res = __atomic_load_n(ctail, __ATOMIC_ACQUIRE) != *chead ? cqe[0].res : -1000 - EIO;
+	}
+	munmap(sq, sq_len);
+	munmap(cq, cq_len);
+	munmap(sqes, sqes_len);
+	close(ring);
+	return res;
+}
+
+/*
+ * --pipe-action refuse and io_uring: a write into the pipe that no syscall tracepoint saw is
+ * refused whole, even an allowed call's (it was not judged), audited as such; the session goes
+ * on (nothing of it entered the pipe).
+ */
+static void test_pipe_refuse_uring(void **state)
+{
+	static struct attach at;
+	struct server s;
+	char line[512];
+	int res;
+
+	SKIP_IF_NEEDED();
+	REFUSE_OR_REFUSED();
+	server_start(&s, T_PIPE, 0);
+	attach_one(&at, &s, "refuse");
+	expect_ran(&s, 1, "echo");
+	res = uring_write(s.in, call_line(line, sizeof(line), "2", "echo"), strlen(line));
+	if (res <= -1000) {
+		print_message("SKIP: io_uring cannot be had here: %s\n", strerror(-1000 - res));
+		attach_stop(&at);
+		server_stop(&s);
+		skip();
+	}
+	if (res != -EPERM)
+		fail_msg("an io_uring write into the pipe: %s, not refused",
+			 res < 0 ? strerror(-res) : "written");
+	expect_ran(&s, 3, "echo");
+	assert_int_equal(ran(&s, R_NODE, "echo"), 2);
+	for (int k = 0; k < 50 && !audit_said(&at, "a path no tracepoint reads (io_uring)"); k++)
+		usleep(20000);
+	assert_int_equal(audit_said(&at, "a path no tracepoint reads (io_uring)"), 1);
+	print_message("an allowed call written with io_uring: refused (EPERM), audited; the next "
+		      "call runs\n");
+	attach_stop(&at);
+	server_stop(&s);
+}
+
+struct refuse_writer {
+	struct server *s;
+	int calls;
+	int denied_every; /* every denied_every-th write is the denied call */
+	int ok, eperm, other, other_errno;
+};
+
+static void *refuse_writer_main(void *arg)
+{
+	struct refuse_writer *rw = arg;
+	char line[512], ids[16];
+
+	for (int k = 1; k <= rw->calls; k++) {
+		bool deny = k % rw->denied_every == 0;
+		ssize_t w;
+
+		snprintf(ids, sizeof(ids), "%d", 1000 + k);
+		call_line(line, sizeof(line), ids, deny ? "danger" : "echo");
+		w = write(rw->s->in, line, strlen(line));
+		if (w == (ssize_t)strlen(line) && !deny) {
+			rw->ok++;
+		} else if (w < 0 && errno == EPERM && deny) {
+			rw->eperm++;
+		} else {
+			rw->other++;
+			rw->other_errno = w < 0 ? errno : 0;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The race, under refuse: a client writes calls without waiting for their answers, a denied one
+ * among every few, while the server reads: every allowed write is written and runs, every denied
+ * one fails with EPERM, the server never runs it and lives. STDIO_REFUSE_CALLS sets how many
+ * (6000 by default, 2000 of them denied).
+ */
+static void test_pipe_refuse_race(void **state)
+{
+	static struct attach at;
+	struct server s;
+	struct refuse_writer rw = { .denied_every = 3 };
+	pthread_t t;
+	struct timespec t0, t1;
+	char ids[16];
+	json_t *a;
+
+	SKIP_IF_NEEDED();
+	REFUSE_OR_REFUSED();
+	rw.calls = getenv("STDIO_REFUSE_CALLS") ? atoi(getenv("STDIO_REFUSE_CALLS")) : 6000;
+	server_start(&s, T_PIPE, 0);
+	rw.s = &s;
+	attach_one(&at, &s, "refuse");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(pthread_create(&t, NULL, refuse_writer_main, &rw), 0);
+	/* the client reads the answers meanwhile (the server would block on a full stdout) */
+	for (int k = 1; k <= rw.calls; k++) {
+		if (k % rw.denied_every == 0)
+			continue;
+		snprintf(ids, sizeof(ids), "%d", 1000 + k);
+		a = server_answer(&s, ids, 60000);
+		if (!a) {
+			pthread_join(t, NULL);
+			fail_msg("allowed call %d of %d: no answer (server %s; %d writes refused, "
+				 "%d not as they should be)",
+				 k, rw.calls, server_reap(&s, 0) ? status_text(&s) : "running",
+				 rw.eperm, rw.other);
+		}
+		json_decref(a);
+	}
+	pthread_join(t, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (rw.other)
+		fail_msg("%d writes not as they should be (last errno %s)", rw.other,
+			 strerror(rw.other_errno));
+	expect_no_danger(&s, "the race under refuse");
+	assert_int_equal(ran(&s, R_NODE, "echo"), rw.ok);
+	assert_int_equal(rw.eperm, rw.calls / rw.denied_every);
+	assert_false(server_reap(&s, 0));
+	expect_ran(&s, 1, "echo");
+	print_message("%d calls written in %.1f s without waiting: %d allowed, all run; %d denied, "
+		      "each write refused, none run; the server lives\n",
+		      rw.calls, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, rw.ok,
+		      rw.eperm);
+	attach_stop(&at);
+	server_stop(&s);
+}
+
 int main(void)
 {
 	if (getenv("STDIO_TEST")) /* one test, or a glob of them */
@@ -2355,6 +2711,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pipe_audit, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_pipe_race, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_pipe_partial_write, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_refuse_hostile, test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_refuse_race, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_refuse_uring, test_setup, test_teardown),
 	};
 
 	return cmocka_run_group_tests_name("mcpfence attach --pid, end to end", tests, setup,

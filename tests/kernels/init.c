@@ -170,6 +170,23 @@ int main(void)
 	setenv("MCPFENCE", ROOT "/build/mcpfence", 1);
 	setenv("MCPF_TEST_DEBUG", "1", 1);    /* a verifier's refusal, in full, in the log */
 	setenv("STDIO_RACE_ROUNDS", "64", 1); /* test_stdio's pipe race: TCG is slow */
+	{
+		/* KERNELS_ENV of run.sh: a K=V a line */
+		FILE *f = fopen(ROOT "/env", "r");
+		char kv[512];
+
+		while (f && fgets(kv, sizeof(kv), f)) {
+			char *eq = strchr(kv, '=');
+
+			kv[strcspn(kv, "\n")] = 0;
+			if (eq) {
+				*eq = 0;
+				setenv(kv, eq + 1, 1);
+			}
+		}
+		if (f)
+			fclose(f);
+	}
 	if (chdir(ROOT))
 		say("init: %s: %s\n", ROOT, strerror(errno));
 	{

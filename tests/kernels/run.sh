@@ -12,7 +12,8 @@
 # Usage: tests/kernels/run.sh [SERIES...]     (make test-kernels; default: 6.1 6.12)
 # Environment: MCPFENCE_KERNEL_CACHE (default ~/.cache/mcpfence/kernels), KERNELS_ACCEL=kvm|tcg
 # (default: try KVM, fall back to TCG), KERNELS_PARALLEL=0 (TCG's VMs one after another, not at
-# once), CI=true (a kernel that cannot be fetched or booted is a
+# once), KERNELS_ONLY="test_stdio ..." (those test binaries only), KERNELS_ENV="K=V ..." (set in
+# the guest before the tests: STDIO_TEST=test_pipe_refuse* runs those tests of test_stdio), CI=true (a kernel that cannot be fetched or booted is a
 # failure, not a skip). With $RESULTS set, one line "kernels passed failed skipped units" is
 # appended there (tests/run-all.sh); units: the test binaries run, on every kernel.
 set -u
@@ -52,8 +53,11 @@ done
 tests=()
 for src in tests/bpf/test_*.c; do
 	t=${src#tests/bpf/}
-	tests+=("build/tests/bpf/${t%.c}")
+	t=${t%.c}
+	[ -n "${KERNELS_ONLY:-}" ] && [[ " $KERNELS_ONLY " != *" $t "* ]] && continue
+	tests+=("build/tests/bpf/$t")
 done
+[ ${#tests[@]} -gt 0 ] || cannot "KERNELS_ONLY=$KERNELS_ONLY names no test of tests/bpf"
 [ -x build/mcpfence ] && [ -x "${tests[0]}" ] || cannot "build first (make all and the BPF tests)"
 mkdir -p "$cache/apt/lists/partial" "$cache/apt/archives/partial" "$out"
 
@@ -128,6 +132,7 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,root} "$root/mcpfence/build/tests/bpf
 cc -static -O2 -Wall -Werror -o "$root/init" tests/kernels/init.c || cannot "cannot build the static init (libc6-dev)"
 cp build/mcpfence "$root/mcpfence/build/"
 cp "${tests[@]}" "$root/mcpfence/build/tests/bpf/"
+for kv in ${KERNELS_ENV:-}; do echo "$kv"; done >"$root/mcpfence/env"
 mkdir -p "$root/mcpfence/tests/data"
 cp -r tests/data/messages "$root/mcpfence/tests/data/"
 # the fuzzer's corpus, when it ran: test_scan replays it through each kernel
