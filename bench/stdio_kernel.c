@@ -4,7 +4,8 @@
  * the real binary attached to stdio MCP servers this bench starts, in one run:
  *  1. tools/call round trips to a small C stdio server on socketpairs (AF_UNIX SOCK_STREAM, one
  *     for stdin and one for stdout, as Node's libuv spawns a child), not attached and attached:
- *     p50/p99;
+ *     p50/p99; and the floor, the same sockets in a SOCKMAP of this bench's own whose verdict
+ *     only passes (bpf/bench_floor.bpf.c): the kernel's path, under any program;
  *  2. BPF ns per client message in handle_stdio_skb, 200 B, 2 KB and 20 KB tools/call (each one
  *     write), from the run-time stats of the program pinned by attach: a round trip runs it on
  *     the call and on the answer, so the call's time is the round trip's less an answer's,
@@ -44,6 +45,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "bench.h"
+#include "bench_floor.skel.h"
 #include "kernel.h"
 #include "mcpfence.h"
 
@@ -544,7 +546,64 @@ static void ready_bench(void)
 	printf("  ratio of medians: %.2f\n", alone.med / every.med);
 }
 
-enum rtt_mode { RTT_NOT, RTT_ATTACH, RTT_DAEMON, RTT_MODES };
+enum rtt_mode { RTT_NOT, RTT_ATTACH, RTT_DAEMON, RTT_FLOOR, RTT_MODES };
+
+static struct bench_floor_bpf *floor_skel;
+
+/*
+ * The floor's round: the server's end of its stdin (taken with pidfd_getfd, as attach takes it)
+ * and the client's end of its stdout into floor_socks, or (in false) out of it. 0 or -errno.
+ */
+static int floor_socks_set(bool in)
+{
+	int map = bpf_map__fd(floor_skel->maps.floor_socks), pidfd, fd, err = 0;
+	uint32_t k0 = 0, k1 = 1;
+	uint64_t v;
+
+	if (!in) {
+		if (bpf_map_delete_elem(map, &k0) || bpf_map_delete_elem(map, &k1))
+			return -errno;
+		return 0;
+	}
+	pidfd = (int)syscall(SYS_pidfd_open, srv_sock.pid, 0);
+	fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+	if (fd < 0) {
+		err = -errno;
+	} else {
+		v = (uint64_t)fd;
+		if (bpf_map_update_elem(map, &k0, &v, BPF_ANY))
+			err = -errno;
+		v = (uint64_t)srv_sock.out;
+		if (!err && bpf_map_update_elem(map, &k1, &v, BPF_ANY))
+			err = -errno;
+		close(fd);
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return err;
+}
+
+/* The floor's program, loaded and attached once: 0, or -1 with why. */
+static int floor_load(char *why, size_t size)
+{
+	int err;
+
+	floor_skel = bench_floor_bpf__open_and_load();
+	if (!floor_skel) {
+		snprintf(why, size, "bench_floor: load: %s", strerror(errno));
+		return -1;
+	}
+	err = bpf_prog_attach(bpf_program__fd(floor_skel->progs.floor_verdict),
+			      bpf_map__fd(floor_skel->maps.floor_socks), BPF_SK_SKB_STREAM_VERDICT,
+			      0);
+	if (err) {
+		snprintf(why, size, "bench_floor: attach: %s", strerror(errno));
+		bench_floor_bpf__destroy(floor_skel);
+		floor_skel = NULL;
+		return -1;
+	}
+	return 0;
+}
 
 /*
  * `mcpfence daemon` over pdir: a new server started under NAMED is found at its exec and
@@ -598,14 +657,22 @@ static const char *rtt_one(enum rtt_mode m, long *id, double *p50, double *p99, 
 		goto out_stop;
 	if (m == RTT_DAEMON && daemon_round_start(&ready, why, sizeof(why)))
 		goto out_stop;
+	if (m == RTT_FLOOR && floor_socks_set(true)) {
+		snprintf(why, sizeof(why), "floor_socks: %s", strerror(errno));
+		floor_socks_set(false);
+		return why;
+	}
 	bad = NULL;
 	if (m == RTT_ATTACH)
 		*ready_ms = ready / 1e6;
 	v0 = plane_counter(MCPF_CNT_STDIO_VALUES);
 	if (rtt_round(c, id, p50, p99))
 		bad = "a call was not answered as sent (above)";
-	else if (m != RTT_NOT && plane_counter(MCPF_CNT_STDIO_VALUES) - v0 < RTT_WARM + RTT_CALLS)
+	else if (m != RTT_NOT && m != RTT_FLOOR &&
+		 plane_counter(MCPF_CNT_STDIO_VALUES) - v0 < RTT_WARM + RTT_CALLS)
 		bad = "handle_stdio_skb did not judge every call of an attached round";
+	if (m == RTT_FLOOR && floor_socks_set(false) && !bad)
+		bad = "floor_socks: the sockets could not be taken out";
 out_stop:
 	if (m == RTT_ATTACH && attach_stop() && !bad)
 		bad = "mcpfence detach left pins behind";
@@ -616,10 +683,12 @@ out_stop:
 
 static void rtt_bench(void)
 {
-	static const char *const names[RTT_MODES] = { "not attached", "attached", "the daemon's" };
+	static const char *const names[RTT_MODES] = { "not attached", "attached", "the daemon's",
+						      "the floor" };
 	double p50[RTT_MODES][RTT_ROUNDS], p99[RTT_MODES][RTT_ROUNDS], ready[RTT_ROUNDS];
 	struct range r50[RTT_MODES], r99[RTT_MODES], rd;
-	const char *bad = NULL;
+	static char why[300];
+	const char *bad = floor_load(why, sizeof(why)) ? why : NULL;
 	long id = 100;
 
 	for (int r = 0; r < RTT_MODES * RTT_ROUNDS && !bad; r++)
@@ -639,8 +708,10 @@ static void rtt_bench(void)
 	rd = range_of(ready, RTT_ROUNDS);
 	printf("bench/stdio_kernel: 1. tools/call round trip, %d B call, ~80 B answer, C stdio server "
 	       "on socketpairs; %d rounds each, alternating: not attached, attached (an attach "
-	       "each), and the daemon's (a daemon each, its server started under the name its "
-	       "policy gives); %d calls a round after %d untimed\n",
+	       "each), the daemon's (a daemon each, its server started under the name its "
+	       "policy gives), and the floor (the same sockets in a SOCKMAP of this bench whose "
+	       "verdict only passes: the kernel's path under any program); %d calls a round after "
+	       "%d untimed\n",
 	       RTT_SIZE, RTT_ROUNDS, RTT_CALLS, RTT_WARM);
 	printf("  round trip, µs   p50 (min-max of rounds)   p99 (min-max of rounds)\n");
 	for (int m = 0; m < RTT_MODES; m++)
@@ -650,11 +721,17 @@ static void rtt_bench(void)
 		printf("  ratio of medians %s/not: p50 %.3f (%+.2f µs), p99 %.3f (%+.2f µs)\n",
 		       names[m], r50[m].med / r50[RTT_NOT].med, r50[m].med - r50[RTT_NOT].med,
 		       r99[m].med / r99[RTT_NOT].med, r99[m].med - r99[RTT_NOT].med);
+	printf("  of attach's p50 over not attached, the floor's share: %.2f of %.2f µs; the target "
+	       "(1.02) allows %.2f µs\n",
+	       r50[RTT_FLOOR].med - r50[RTT_NOT].med, r50[RTT_ATTACH].med - r50[RTT_NOT].med,
+	       0.02 * r50[RTT_NOT].med);
 	printf("  attach ready in %.0f ms (%.0f-%.0f)\n", rd.med, rd.min, rd.max);
 	target_add("1. stdio round trip p50, attached / not attached",
 		   r50[RTT_ATTACH].med / r50[RTT_NOT].med, 1.02, "x", NULL);
 	target_add("1. stdio round trip p50, the daemon's server / not attached",
 		   r50[RTT_DAEMON].med / r50[RTT_NOT].med, 1.02, "x", NULL);
+	bench_floor_bpf__destroy(floor_skel);
+	floor_skel = NULL;
 }
 
 /* ---- 2. BPF time per message --------------------------------------------------------------- */
