@@ -241,6 +241,30 @@ static __always_inline void stdio_judge(struct tcp_work *w, struct mcpf_stdio_st
 }
 
 /*
+ * Scan the value at vs of the run's stream (slot) into w->res. A global function: the scanner's
+ * inlined step is verified here once, apart from the states of the loops around it.
+ */
+__noinline int stdio_scan_g(__u32 slot, __u32 vs, __u32 end)
+{
+	struct tcp_work *w = slot_at(slot);
+	struct mcpf_stdio_stream *st;
+
+	if (!w)
+		return 0;
+	st = bpf_map_lookup_elem(&stdio_streams, &w->sx.key);
+	if (!st) {
+		w->res.status = MCPF_SCAN_UNPARSED;
+		w->res.flags = 0;
+		w->res.ncalls = 0;
+		w->res.end = vs;
+		w->res.why = MCPF_WHY_BOUND;
+		return 0;
+	}
+	mcp_scan_from(&st->buf, vs, end, &w->res);
+	return 0;
+}
+
+/*
  * One step of the run in slot: skip a refused line's rest, or whitespace, or judge one value;
  * the rewrites it asks for are in w->sx.act_*. 1: the piece is done. A global function: the
  * verifier checks it once, not at every state of the loops around it.
@@ -290,7 +314,7 @@ __noinline int stdio_step_g(__u32 slot)
 	 * sets MCPF_SCAN_NEWLINE, and only a refusal looks for where the line ends (its rest is
 	 * skipped from there).
 	 */
-	mcp_scan_from_global(&st->buf, vs, end, &w->res);
+	stdio_scan_g(slot, vs, end);
 	if (w->res.status == MCPF_SCAN_OK && !(w->res.flags & MCPF_SCAN_NEWLINE)) {
 		stdio_judge(w, st, vs);
 		x->pos = w->res.end > vs ? w->res.end : vs + 1;
