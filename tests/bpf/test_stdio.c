@@ -1989,8 +1989,9 @@ static const char *status_text(struct server *s)
 }
 
 /* Writes into the pipe the tracepoints cannot read: each must kill the server. */
-enum opaque { OP_SPLICE, OP_TEE, OP_VMSPLICE, OP_SENDFILE, OP_N };
-static const char *const opaque_names[OP_N] = { "splice", "tee", "vmsplice", "sendfile" };
+enum opaque { OP_SPLICE, OP_TEE, OP_VMSPLICE, OP_SENDFILE, OP_SPLICE_FILE, OP_N };
+static const char *const opaque_names[OP_N] = { "splice", "tee", "vmsplice", "sendfile",
+						"splice from a file" };
 
 /* Writes line by op into the server's stdin: what the call returned, or -errno. */
 static ssize_t opaque_write(struct server *s, enum opaque op, const char *line)
@@ -2022,6 +2023,14 @@ static ssize_t opaque_write(struct server *s, enum opaque op, const char *line)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		assert_true(fd >= 0);
 		ret = sendfile(s->in, fd, NULL, n);
+		close(fd);
+		break;
+	case OP_SPLICE_FILE:
+		snprintf(path, sizeof(path), "%s/splice.txt", env.dir);
+		assert_int_equal(write_file(path, line), 0);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		assert_true(fd >= 0);
+		ret = splice(fd, NULL, s->in, NULL, n, 0);
 		close(fd);
 		break;
 	default:
@@ -2459,7 +2468,7 @@ static void test_pipe_refuse_hostile(void **state)
 
 			snprintf(what, sizeof(what), "an allowed call by %s", opaque_names[op]);
 			err = opaque_write(v, op, call_line(line, sizeof(line), "3", "echo"));
-			through = op != OP_SENDFILE;
+			through = op != OP_SENDFILE && op != OP_SPLICE_FILE;
 			goes_on = !through;
 		}
 		snprintf(step, sizeof(step), "%s", what);
