@@ -263,8 +263,8 @@ int kernel__on_event(void *ctx, void *data, size_t size)
 		static const char *const outcomes[] = {
 			[MCPF_PIPE_AUDIT] = "not stopped: --pipe-action audit",
 			[MCPF_PIPE_KILL] = "the server was killed before it could read it",
-			[MCPF_PIPE_REFUSE] = "its write failed with EPERM: no byte of it reached "
-					     "the server",
+			[MCPF_PIPE_REFUSE] =
+				"its write failed with EPERM; the server read none of it",
 		};
 		unsigned a = st->action <= MCPF_PIPE_REFUSE ? st->action : MCPF_PIPE_AUDIT;
 

@@ -79,7 +79,7 @@ static void test_tcp_alone_skips_them(void **state)
 }
 
 /* Every program of the object loaded (fd) exactly when its name begins with prefix. */
-static void only_loaded(struct tcp_bpf *skel, const char *prefix)
+static void only_loaded(struct tcp_bpf *skel, const char *prefix, bool refuse)
 {
 	struct bpf_program *p;
 
@@ -89,6 +89,8 @@ static void only_loaded(struct tcp_bpf *skel, const char *prefix)
 
 		if (!strcmp(name, "handle_pipe_kill"))
 			want = want && features__signal_task();
+		if (!strcmp(name, "handle_pipe_refuse"))
+			want = want && refuse;
 		if ((bpf_program__fd(p) >= 0) != want)
 			fail_msg("%s: %s, expected %s", name,
 				 bpf_program__fd(p) >= 0 ? "loaded" : "not loaded",
@@ -104,6 +106,7 @@ static void test_stdio_alone_loads_its_own(void **state)
 {
 	struct kernel_load_opts sp = { .stdio = true, .no_tcp = true, .no_pipes = true };
 	struct kernel_load_opts pipe = { .stdio = true, .no_tcp = true, .no_socketpairs = true };
+	char lsm_why[512];
 	struct tcp_bpf *skel;
 	__u32 slot = 0, fd;
 
@@ -114,12 +117,22 @@ static void test_stdio_alone_loads_its_own(void **state)
 	}
 	skel = kernel__load_opts(&sp);
 	assert_non_null(skel);
-	only_loaded(skel, "handle_stdio_");
+	only_loaded(skel, "handle_stdio_", false);
 	assert_int_not_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.tcp_progs), &slot, &fd), 0);
 	tcp_bpf__destroy(skel);
 	skel = kernel__load_opts(&pipe);
 	assert_non_null(skel);
-	only_loaded(skel, "handle_pipe_");
+	only_loaded(skel, "handle_pipe_", false);
+	tcp_bpf__destroy(skel);
+	/* --pipe-action refuse adds the BPF LSM program, where the kernel runs one */
+	pipe.pipe_refuse = true;
+	if (features__lsm(lsm_why, sizeof(lsm_why))) {
+		print_message("the BPF LSM program not loaded: %s\n", lsm_why);
+		return;
+	}
+	skel = kernel__load_opts(&pipe);
+	assert_non_null(skel);
+	only_loaded(skel, "handle_pipe_", true);
 	tcp_bpf__destroy(skel);
 }
 
