@@ -244,14 +244,12 @@ static __always_inline void stdio_judge(struct tcp_work *w, struct mcpf_stdio_st
  * Scan the value at vs of the run's stream (slot) into w->res. A global function: the scanner's
  * inlined step is verified here once, apart from the states of the loops around it.
  */
-__noinline int stdio_scan_g(__u32 slot, __u32 vs, __u32 end)
+__noinline int stdio_scan_g(__u32 slot, struct mcpf_stdio_stream *st, __u32 vs, __u32 end)
 {
 	struct tcp_work *w = slot_at(slot);
-	struct mcpf_stdio_stream *st;
 
 	if (!w)
 		return 0;
-	st = bpf_map_lookup_elem(&stdio_streams, &w->sx.key);
 	if (!st) {
 		w->res.status = MCPF_SCAN_UNPARSED;
 		w->res.flags = 0;
@@ -269,10 +267,9 @@ __noinline int stdio_scan_g(__u32 slot, __u32 vs, __u32 end)
  * the rewrites it asks for are in w->sx.act_*. 1: the piece is done. A global function: the
  * verifier checks it once, not at every state of the loops around it.
  */
-__noinline int stdio_step_g(__u32 slot)
+__noinline int stdio_step_g(__u32 slot, struct mcpf_stdio_stream *st)
 {
 	struct tcp_work *w = slot_at(slot);
-	struct mcpf_stdio_stream *st;
 	struct stdio_cursor *x;
 	__u32 pos, end, le, vs;
 	__u8 b;
@@ -281,7 +278,6 @@ __noinline int stdio_step_g(__u32 slot)
 		return 1;
 	x = &w->sx;
 	x->nact = 0;
-	st = bpf_map_lookup_elem(&stdio_streams, &x->key);
 	pos = x->pos;
 	end = x->end;
 	if (!st || pos >= end || end > MCPF_SCAN_BUF_MAX)
@@ -314,7 +310,7 @@ __noinline int stdio_step_g(__u32 slot)
 	 * sets MCPF_SCAN_NEWLINE, and only a refusal looks for where the line ends (its rest is
 	 * skipped from there).
 	 */
-	stdio_scan_g(slot, vs, end);
+	stdio_scan_g(slot, st, vs, end);
 	if (w->res.status == MCPF_SCAN_OK && !(w->res.flags & MCPF_SCAN_NEWLINE)) {
 		stdio_judge(w, st, vs);
 		x->pos = w->res.end > vs ? w->res.end : vs + 1;
@@ -340,7 +336,8 @@ __noinline int stdio_step_g(__u32 slot)
 
 /* What a run's loops are handed (on the program's stack: small, the rest is in w->sx). */
 struct stdio_run {
-	struct __sk_buff *skb; /* the socketpair hook's skb; NULL for a pipe write */
+	struct __sk_buff *skb;	      /* the socketpair hook's skb; NULL for a pipe write */
+	struct mcpf_stdio_stream *st; /* the stream (looked up once a run) */
 	__u32 slot;
 	__u32 _pad;
 };
@@ -350,7 +347,7 @@ static long stdio_step(__u64 i, void *arg)
 {
 	struct stdio_run *r = arg;
 	struct tcp_work *w;
-	long ret = stdio_step_g(r->slot) ? 1 : 0;
+	long ret = r->st && stdio_step_g(r->slot, r->st) ? 1 : 0;
 
 	w = slot_at(r->slot);
 	if (!w || !r->skb)
@@ -431,7 +428,7 @@ static long stdio_piece(__u64 i, void *arg)
 	x = &w->sx;
 	if (x->done >= x->len)
 		return 1;
-	st = bpf_map_lookup_elem(&stdio_streams, &x->key);
+	st = r->st;
 	if (!st) {
 		x->failed = 1;
 		return 1;
@@ -548,10 +545,10 @@ __noinline int stdio_poison_skb(struct __sk_buff *skb, __u32 from)
  * the socketpair hook, which can rewrite). A global function: its locals are not on the stack of
  * the program, whose frame is one of the seven of the deepest call chain.
  */
-__noinline int stdio_begin(__u32 slot, __u64 key, __u64 ubuf, __u32 len, __u32 rewrite)
+__noinline int stdio_begin(__u32 slot, struct mcpf_stdio_stream *st, __u64 ubuf, __u32 len,
+			   __u32 rewrite)
 {
 	struct tcp_work *w = slot_at(slot);
-	struct mcpf_stdio_stream *st = bpf_map_lookup_elem(&stdio_streams, &key);
 	struct stdio_cursor *x;
 	struct mcpf_gen_cfg *gc;
 	__u32 gen = 0, sess;
@@ -568,7 +565,6 @@ __noinline int stdio_begin(__u32 slot, __u64 key, __u64 ubuf, __u32 len, __u32 r
 	mcpf_zero(&w->ck, sizeof(w->ck));
 	w->ck.stdio = sess + 1;
 	gc = gen_in_force(&w->ck, &gen);
-	x->key = key;
 	x->policy = gc ? gc->policy : 0;
 	x->unparsed_allow = gc && gc->unparsed_allow;
 	x->rewrite = rewrite;
@@ -587,18 +583,14 @@ __noinline int stdio_begin(__u32 slot, __u64 key, __u64 ubuf, __u32 len, __u32 r
  * end). Returns 1 when something was denied or refused, 0 when all passed, 2 when the bytes
  * from x->done on are to be poisoned (the socketpair hook does it). A global function.
  */
-__noinline int stdio_finish(__u32 slot)
+__noinline int stdio_finish(__u32 slot, struct mcpf_stdio_stream *st)
 {
 	struct tcp_work *w = slot_at(slot);
-	struct mcpf_stdio_stream *st;
 	struct stdio_cursor *x;
 
-	if (!w)
+	if (!w || !st)
 		return 1;
 	x = &w->sx;
-	st = bpf_map_lookup_elem(&stdio_streams, &x->key);
-	if (!st)
-		return 1;
 	if (!x->failed && x->done >= x->len)
 		return x->deny ? 1 : 0;
 	count(MCPF_CNT_STDIO_VALUES, 1);
@@ -616,16 +608,18 @@ __noinline int stdio_finish(__u32 slot)
  * Judge len bytes the client sends on stream key, from skb or from ubuf (a pipe write), in the
  * run's slot w. Returns 0, or 1 when a value was denied or refused (pipes act on it).
  */
-static __always_inline int stdio_requests(struct tcp_work *w, __u64 key, struct __sk_buff *skb,
+static __always_inline int stdio_requests(struct tcp_work *w, __u64 key,
+					  struct mcpf_stdio_stream *st, struct __sk_buff *skb,
 					  void *ubuf, __u32 len)
 {
-	struct stdio_run r = { .skb = skb, .slot = w->slot.idx };
+	struct stdio_run r = { .skb = skb, .st = st, .slot = w->slot.idx };
 	int ret;
 
-	if (stdio_begin(r.slot, key, (__u64)(unsigned long)ubuf, len, skb != NULL))
+	w->sx.key = key;
+	if (stdio_begin(r.slot, st, (__u64)(unsigned long)ubuf, len, skb != NULL))
 		return 1;
 	bpf_loop(STDIO_MAX_PIECES, stdio_piece, &r, 0);
-	ret = stdio_finish(r.slot);
+	ret = stdio_finish(r.slot, st);
 	if (ret == 2 && skb)
 		stdio_poison_skb(skb, w->sx.done < w->sx.len ? w->sx.done : 0);
 	return ret ? 1 : 0;
@@ -779,7 +773,7 @@ int handle_stdio_skb(struct __sk_buff *skb)
 	w = stdio_run_take(skb, st);
 	if (!w)
 		return SK_PASS;
-	stdio_requests(w, key, skb, NULL, skb->len);
+	stdio_requests(w, key, st, skb, NULL, skb->len);
 	st->owner = 0;
 	slot_release(w);
 	return SK_PASS;
