@@ -16,8 +16,8 @@
  *    hook that every write(2), writev(2) and pwritev2(2) passes before it copies a byte, fails
  *    the judged write with EPERM: nothing of it enters the pipe, and the server goes on. It also
  *    refuses a write to the pipe that no tracepoint judged (io_uring), and the opaque calls below
- *    where they check a file (splice and sendfile from a file, copy_file_range); vmsplice, tee
- *    and a splice from a pipe check none: they are refused unread only in the audit.
+ *    where they check a file (splice and sendfile from a file); vmsplice, tee and a splice from
+ *    a pipe check none: their bytes go in, audited as unread, and the stream is dead after them.
  * Writes the tracepoints cannot read are refused unread (killed, or audited as unread): splice,
  * tee, vmsplice (its pages are the writer's, changeable after the call), sendfile,
  * copy_file_range into the pipe, more than MCPF_PIPE_SEGS iovecs. io_uring writes are not
@@ -628,7 +628,7 @@ int handle_pipe_pwritev2_exit(struct trace_event_raw_sys_exit *ctx)
 	return pipe_exit(ctx);
 }
 
-/* The calls refused unread: their entry goes (a refused one gives the stream back). */
+/* The calls refused unread: their entry goes (under refuse, bytes they put in kill the stream). */
 SEC("tracepoint/syscalls/sys_exit_splice")
 int handle_pipe_splice_exit(struct trace_event_raw_sys_exit *ctx)
 {

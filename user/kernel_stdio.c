@@ -729,14 +729,10 @@ static struct bpf_program *pipe_prog(struct tcp_bpf *skel, unsigned i, const cha
 		struct bpf_program *p;
 		const char *name;
 	} t[] = {
-		{ skel->progs.handle_pipe_write, "write" },
-		{ skel->progs.handle_pipe_writev, "writev" },
-		{ skel->progs.handle_pipe_pwritev2, "pwritev2" },
-		{ skel->progs.handle_pipe_splice, "splice" },
-		{ skel->progs.handle_pipe_tee, "tee" },
-		{ skel->progs.handle_pipe_vmsplice, "vmsplice" },
-		{ skel->progs.handle_pipe_sendfile, "sendfile64" },
-		{ skel->progs.handle_pipe_copy_range, "copy_file_range" },
+		/*
+		 * the exits first: an entry of pipe_writes that a sys_enter makes is always taken
+		 * out at its sys_exit (one left would refuse its thread's later reads under refuse)
+		 */
 		{ skel->progs.handle_pipe_write_exit, "write_exit" },
 		{ skel->progs.handle_pipe_writev_exit, "writev_exit" },
 		{ skel->progs.handle_pipe_pwritev2_exit, "pwritev2_exit" },
@@ -745,6 +741,14 @@ static struct bpf_program *pipe_prog(struct tcp_bpf *skel, unsigned i, const cha
 		{ skel->progs.handle_pipe_vmsplice_exit, "vmsplice_exit" },
 		{ skel->progs.handle_pipe_sendfile_exit, "sendfile64_exit" },
 		{ skel->progs.handle_pipe_copy_range_exit, "copy_file_range_exit" },
+		{ skel->progs.handle_pipe_write, "write" },
+		{ skel->progs.handle_pipe_writev, "writev" },
+		{ skel->progs.handle_pipe_pwritev2, "pwritev2" },
+		{ skel->progs.handle_pipe_splice, "splice" },
+		{ skel->progs.handle_pipe_tee, "tee" },
+		{ skel->progs.handle_pipe_vmsplice, "vmsplice" },
+		{ skel->progs.handle_pipe_sendfile, "sendfile64" },
+		{ skel->progs.handle_pipe_copy_range, "copy_file_range" },
 	};
 
 	if (i >= sizeof(t) / sizeof(t[0]))

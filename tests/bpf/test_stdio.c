@@ -1179,7 +1179,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void kill_refused(void)
+/*
+ * attach --pipe-action action on a kernel that cannot do it (why): it must fail, its error
+ * naming what is missing (says), and leave nothing attached.
+ */
+static void action_refused(const char *action, const char *says, const char *why)
 {
 	struct server s;
 	char out[4096], pid[16];
@@ -1187,30 +1191,23 @@ static void kill_refused(void)
 	server_start(&s, T_PIPE, 0);
 	snprintf(pid, sizeof(pid), "%d", s.pid);
 	assert_int_equal(mcpfence(out, sizeof(out), "attach", "--policy", env.policy, "--pid", pid,
-				  "--pipe-action", "kill", "--audit", "/dev/null", NULL),
+				  "--pipe-action", action, "--audit", "/dev/null", NULL),
 			 1);
-	if (!strstr(out, "bpf_send_signal_task"))
-		fail_msg("attach --pipe-action kill without bpf_send_signal_task: %s", out);
+	if (!strstr(out, says))
+		fail_msg("attach --pipe-action %s where it cannot run: %s", action, out);
 	assert_int_equal(kernel__attachment(), KERNEL_ATTACHED_NONE);
-	print_message("%s: attach refuses it, as it must\n", env.no_kill);
+	print_message("%s: attach refuses it, as it must\n", why);
 	server_stop(&s);
+}
+
+static void kill_refused(void)
+{
+	action_refused("kill", "bpf_send_signal_task", env.no_kill);
 }
 
 static void refuse_refused(void)
 {
-	struct server s;
-	char out[4096], pid[16];
-
-	server_start(&s, T_PIPE, 0);
-	snprintf(pid, sizeof(pid), "%d", s.pid);
-	assert_int_equal(mcpfence(out, sizeof(out), "attach", "--policy", env.policy, "--pid", pid,
-				  "--pipe-action", "refuse", "--audit", "/dev/null", NULL),
-			 1);
-	if (!strstr(out, "--pipe-action refuse needs the BPF LSM"))
-		fail_msg("attach --pipe-action refuse without the BPF LSM: %s", out);
-	assert_int_equal(kernel__attachment(), KERNEL_ATTACHED_NONE);
-	print_message("%s: attach refuses it, as it must\n", env.no_lsm);
-	server_stop(&s);
+	action_refused("refuse", "--pipe-action refuse needs the BPF LSM", env.no_lsm);
 }
 
 /* ---- socketpairs ------------------------------------------------------------------------------ */
