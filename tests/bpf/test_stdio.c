@@ -2050,6 +2050,72 @@ static const char denied_line[] =
 	"\"arguments\":{}}}\n";
 
 /*
+ * The hostile writes of the pipe tests, one per server (index i of HW_N): each hostile line
+ * whole, then each a byte a write, the denied call's name split between a writev's iovecs, a
+ * 10 MB line, and an allowed call by each write the tracepoints cannot read.
+ */
+enum {
+	HW_NH = sizeof(hostile) / sizeof(hostile[0]),
+	HW_WHOLE = 0,
+	HW_BYTES = HW_NH,
+	HW_WRITEV = 2 * HW_NH,
+	HW_BIG,
+	HW_OPAQUE,
+	HW_N = HW_OPAQUE + OP_N
+};
+_Static_assert(HW_N <= MCPF_STDIO_MAX_SESSIONS, "one attach");
+
+/* Write hostile write i to the server, saying what it is in what: 0, or the write's -errno. */
+static ssize_t hostile_write(struct server *v, int i, char *what, size_t size)
+{
+	ssize_t err;
+
+	if (i < HW_BYTES) {
+		snprintf(what, size, "%s", hostile[i].what);
+		return pipe_send(v, hostile[i].bytes, strlen(hostile[i].bytes), 0);
+	}
+	if (i < HW_WRITEV) {
+		snprintf(what, size, "%s, a byte a write", hostile[i - HW_BYTES].what);
+		return pipe_send(v, hostile[i - HW_BYTES].bytes,
+				 strlen(hostile[i - HW_BYTES].bytes), 1);
+	}
+	if (i == HW_WRITEV) {
+		/* "dan" | "ger": the name split between iovecs */
+		const char *cut = strstr(denied_line, "ger\"");
+		struct iovec iov[2] = {
+			{ (void *)denied_line, cut - denied_line },
+			{ (void *)cut, strlen(cut) },
+		};
+
+		snprintf(what, size, "the name split in a writev");
+		return writev(v->in, iov, 2) < 0 ? -errno : 0;
+	}
+	if (i == HW_BIG) {
+		size_t big = 10 << 20, n;
+		char *buf = malloc(big + 64);
+
+		assert_non_null(buf);
+		snprintf(what, size, "a 10 MB line");
+		n = snprintf(buf, 256,
+			     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
+			     "\"params\":{\"name\":\"danger\",\"arguments\":{\"pad\":\"");
+		memset(buf + n, 'x', big - n);
+		memcpy(buf + big, "\"}}}\n", 5);
+		err = pipe_send(v, buf, big + 5, 0);
+		free(buf);
+		return err;
+	}
+	{
+		enum opaque op = (enum opaque)(i - HW_OPAQUE);
+		/* static: vmsplice leaves the pages the writer's, read when the server reads */
+		static char line[512];
+
+		snprintf(what, size, "an allowed call by %s", opaque_names[op]);
+		return opaque_write(v, op, call_line(line, sizeof(line), "3", "echo"));
+	}
+}
+
+/*
  * --pipe-action kill, one server per hostile write: an allowed call first (answered: allowed
  * traffic is unaffected), then the write, whole or a byte at a time. The server must be killed
  * (SIGKILL) and no reader of it may run "danger". Also: the denied call split in a writev's
@@ -2058,74 +2124,24 @@ static const char denied_line[] =
  */
 static void test_pipe_kill_hostile(void **state)
 {
-	enum { NH = sizeof(hostile) / sizeof(hostile[0]) };
-	enum {
-		C_WHOLE = 0,
-		C_BYTES = NH,
-		C_WRITEV = 2 * NH,
-		C_BIG,
-		C_OPAQUE,
-		C_N = C_OPAQUE + OP_N
-	};
 	static struct attach at;
-	static struct server s[C_N];
-	static pid_t pids[C_N];
-	char what[C_N][160];
+	static struct server s[HW_N];
+	static pid_t pids[HW_N];
+	char what[HW_N][160];
 
 	SKIP_IF_NEEDED();
 	KILL_OR_REFUSED();
-	_Static_assert(C_N <= MCPF_STDIO_MAX_SESSIONS, "one attach");
-	for (int i = 0; i < C_N; i++) {
+	for (int i = 0; i < HW_N; i++) {
 		server_start(&s[i], T_PIPE, 0);
 		pids[i] = s[i].pid;
 	}
-	attach_start(&at, pids, C_N, "kill");
+	attach_start(&at, pids, HW_N, "kill");
 	assert_true(attach_says(&at, "stdin: pipe"));
-	for (int i = 0; i < C_N; i++) {
-		struct server *v = &s[i];
-
-		expect_ran(v, 1, "echo");
-		if (i < C_BYTES) {
-			snprintf(what[i], sizeof(what[i]), "%s", hostile[i].what);
-			pipe_send(v, hostile[i].bytes, strlen(hostile[i].bytes), 0);
-		} else if (i < C_WRITEV) {
-			snprintf(what[i], sizeof(what[i]), "%s, a byte a write",
-				 hostile[i - C_BYTES].what);
-			pipe_send(v, hostile[i - C_BYTES].bytes, strlen(hostile[i - C_BYTES].bytes),
-				  1);
-		} else if (i == C_WRITEV) {
-			/* "dan" | "ger": the name split between iovecs */
-			const char *cut = strstr(denied_line, "ger\"");
-			struct iovec iov[2] = {
-				{ (void *)denied_line, cut - denied_line },
-				{ (void *)cut, strlen(cut) },
-			};
-
-			snprintf(what[i], sizeof(what[i]), "the name split in a writev");
-			writev(v->in, iov, 2);
-		} else if (i == C_BIG) {
-			size_t big = 10 << 20, n;
-			char *buf = malloc(big + 64);
-
-			assert_non_null(buf);
-			snprintf(what[i], sizeof(what[i]), "a 10 MB line");
-			n = snprintf(buf, 256,
-				     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
-				     "\"params\":{\"name\":\"danger\",\"arguments\":{\"pad\":\"");
-			memset(buf + n, 'x', big - n);
-			memcpy(buf + big, "\"}}}\n", 5);
-			pipe_send(v, buf, big + 5, 0);
-			free(buf);
-		} else {
-			enum opaque op = (enum opaque)(i - C_OPAQUE);
-			char line[512];
-
-			snprintf(what[i], sizeof(what[i]), "an allowed call by %s",
-				 opaque_names[op]);
-			opaque_write(v, op, call_line(line, sizeof(line), "3", "echo"));
-		}
+	for (int i = 0; i < HW_N; i++) {
+		expect_ran(&s[i], 1, "echo");
+		hostile_write(&s[i], i, what[i], sizeof(what[i]));
 	}
-	for (int i = 0; i < C_N; i++) {
+	for (int i = 0; i < HW_N; i++) {
 		if (!server_wait_end(&s[i], 3000) || !killed_by_sigkill(&s[i])) {
 			size_t n;
 			char *raw = slurp(s[i].raw, &n);
@@ -2135,14 +2151,14 @@ static void test_pipe_kill_hostile(void **state)
 		}
 		expect_no_danger(&s[i], what[i]);
 		/* "an allowed call by splice" and the like: refused unread, not run */
-		if (i >= C_OPAQUE)
+		if (i >= HW_OPAQUE)
 			assert_int_equal(ran(&s[i], R_NODE, "echo"), 1);
 	}
 	print_message("%d pipe servers, each killed before it could run what it was sent "
 		      "(%" PRIu64 " kills counted)\n",
-		      C_N, counter(MCPF_CNT_PIPE_KILLS));
+		      HW_N, counter(MCPF_CNT_PIPE_KILLS));
 	attach_stop(&at);
-	for (int i = 0; i < C_N; i++)
+	for (int i = 0; i < HW_N; i++)
 		server_stop(&s[i]);
 }
 
@@ -2399,75 +2415,30 @@ static int audit_said(struct attach *at, const char *text)
  */
 static void test_pipe_refuse_hostile(void **state)
 {
-	enum { NH = sizeof(hostile) / sizeof(hostile[0]) };
-	enum {
-		C_WHOLE = 0,
-		C_BYTES = NH,
-		C_WRITEV = 2 * NH,
-		C_BIG,
-		C_OPAQUE,
-		C_N = C_OPAQUE + OP_N
-	};
 	static struct attach at;
-	static struct server s[C_N];
-	static pid_t pids[C_N];
+	static struct server s[HW_N];
+	static pid_t pids[HW_N];
 	char what[160], line[512];
 	int refusals = 0, dead = 0;
 
 	SKIP_IF_NEEDED();
 	REFUSE_OR_REFUSED();
-	_Static_assert(C_N <= MCPF_STDIO_MAX_SESSIONS, "one attach");
-	for (int i = 0; i < C_N; i++) {
+	for (int i = 0; i < HW_N; i++) {
 		server_start(&s[i], T_PIPE, 0);
 		pids[i] = s[i].pid;
 	}
-	attach_start(&at, pids, C_N, "refuse");
+	attach_start(&at, pids, HW_N, "refuse");
 	assert_true(attach_says(&at, "stdin: pipe"));
-	for (int i = 0; i < C_N; i++) {
+	for (int i = 0; i < HW_N; i++) {
 		struct server *v = &s[i];
-		bool goes_on = true, through = false;
+		/* a byte a write ends the stream; opaque writes no check refuses go through */
+		bool through = i >= HW_OPAQUE && i - HW_OPAQUE != OP_SENDFILE &&
+			       i - HW_OPAQUE != OP_SPLICE_FILE;
+		bool goes_on = !(i >= HW_BYTES && i < HW_WRITEV) && !through;
 		ssize_t err;
 
 		expect_ran(v, 1, "echo");
-		if (i < C_BYTES) {
-			snprintf(what, sizeof(what), "%s", hostile[i].what);
-			err = pipe_send(v, hostile[i].bytes, strlen(hostile[i].bytes), 0);
-		} else if (i < C_WRITEV) {
-			snprintf(what, sizeof(what), "%s, a byte a write",
-				 hostile[i - C_BYTES].what);
-			err = pipe_send(v, hostile[i - C_BYTES].bytes,
-					strlen(hostile[i - C_BYTES].bytes), 1);
-			goes_on = false;
-		} else if (i == C_WRITEV) {
-			const char *cut = strstr(denied_line, "ger\"");
-			struct iovec iov[2] = {
-				{ (void *)denied_line, cut - denied_line },
-				{ (void *)cut, strlen(cut) },
-			};
-
-			snprintf(what, sizeof(what), "the name split in a writev");
-			err = writev(v->in, iov, 2) < 0 ? -errno : 0;
-		} else if (i == C_BIG) {
-			size_t big = 10 << 20, n;
-			char *buf = malloc(big + 64);
-
-			assert_non_null(buf);
-			snprintf(what, sizeof(what), "a 10 MB line");
-			n = snprintf(buf, 256,
-				     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
-				     "\"params\":{\"name\":\"danger\",\"arguments\":{\"pad\":\"");
-			memset(buf + n, 'x', big - n);
-			memcpy(buf + big, "\"}}}\n", 5);
-			err = pipe_send(v, buf, big + 5, 0);
-			free(buf);
-		} else {
-			enum opaque op = (enum opaque)(i - C_OPAQUE);
-
-			snprintf(what, sizeof(what), "an allowed call by %s", opaque_names[op]);
-			err = opaque_write(v, op, call_line(line, sizeof(line), "3", "echo"));
-			through = op != OP_SENDFILE && op != OP_SPLICE_FILE;
-			goes_on = !through;
-		}
+		err = hostile_write(v, i, what, sizeof(what));
 		snprintf(step, sizeof(step), "%s", what);
 		if (through) {
 			json_t *a = server_answer(v, "3", ANSWER_MS);
@@ -2508,9 +2479,9 @@ static void test_pipe_refuse_hostile(void **state)
 	assert_true(counter(MCPF_CNT_PIPE_REFUSALS) >= (uint64_t)(refusals + dead));
 	print_message("%d pipe servers: %d writes refused, %d sessions dead after a refused piece "
 		      "or bytes no check refuses; none ran the denied call, all live\n",
-		      C_N, refusals, dead);
+		      HW_N, refusals, dead);
 	attach_stop(&at);
-	for (int i = 0; i < C_N; i++)
+	for (int i = 0; i < HW_N; i++)
 		server_stop(&s[i]);
 }
 
