@@ -537,13 +537,10 @@ __noinline int stdio_poison_skb(struct __sk_buff *skb, __u32 from)
 }
 
 /*
- * Judge len bytes the client sends on stream st (key), from skb or from ubuf (a pipe write), in
- * the run's slot w. Returns 0, or 1 when a value was denied or refused (pipes act on it).
- */
-/*
- * Set up the run in slot for len bytes of the stream key (from ubuf, for a pipe write; rewrite:
- * the socketpair hook, which can rewrite). A global function: its locals are not on the stack of
- * the program, whose frame is one of the seven of the deepest call chain.
+ * Set up the run in slot for len bytes of stream st, whose key the caller put in w->sx.key (from
+ * ubuf, for a pipe write; rewrite: the socketpair hook, which can rewrite). A global function:
+ * its locals are not on the stack of the program, whose frame is one of the seven of the
+ * deepest call chain.
  */
 __noinline int stdio_begin(__u32 slot, struct mcpf_stdio_stream *st, __u64 ubuf, __u32 len,
 			   __u32 rewrite)
@@ -605,8 +602,8 @@ __noinline int stdio_finish(__u32 slot, struct mcpf_stdio_stream *st)
 }
 
 /*
- * Judge len bytes the client sends on stream key, from skb or from ubuf (a pipe write), in the
- * run's slot w. Returns 0, or 1 when a value was denied or refused (pipes act on it).
+ * Judge len bytes the client sends on stream st (key), from skb or from ubuf (a pipe write), in
+ * the run's slot w. Returns 0, or 1 when a value was denied or refused (pipes act on it).
  */
 static __always_inline int stdio_requests(struct tcp_work *w, __u64 key,
 					  struct mcpf_stdio_stream *st, struct __sk_buff *skb,

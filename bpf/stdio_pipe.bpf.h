@@ -267,9 +267,6 @@ static __always_inline int pipe_begin(void *ctx, __u64 pid_tgid, struct pipe_wri
 	pw->seg = 0;
 	pw->deny = 0;
 	pw->unread = 0;
-	pw->judged = 0;
-	pw->resent = 0;
-	pw->refused = 0;
 	if (st->phase == MCPF_STDIO_DEAD) {
 		/* a refused write cut a value the server holds part of: nothing may follow it */
 		if (bpf_map_update_elem(&pipe_writes, &pid_tgid, pw, BPF_ANY))

@@ -349,9 +349,9 @@ static const char usage[] = "usage: mcpfence features\n"
 
 int cmd_features(int argc, char **argv)
 {
-	char why[512], cg[4096], line[256], lockdown[32];
+	char why[512], lsm_why[512], cg[4096], lockdown[32];
 	struct utsname u;
-	int ret = 0;
+	int ret = 0, lsm;
 
 	if (argc > 1) {
 		if (argc == 2 && cmd_is_help(argv[1])) {
@@ -386,19 +386,18 @@ int cmd_features(int argc, char **argv)
 		printf("  cgroup v2: none: %s\n", why);
 	else
 		printf("  cgroup v2: %s (attach's default --cgroup)\n", cg);
+	lsm = features__lsm(lsm_why, sizeof(lsm_why)); /* its probe runs once, for both lines */
 	printf("stdio plane (attach --pid): socketpairs enforced (sk_skb), pipes counted and "
 	       "audited (syscall tracepoints); --pipe-action kill: %s; --pipe-action refuse: %s\n",
 	       features__signal_task() ? "yes (bpf_send_signal_task)" :
 					 "no (needs the bpf_send_signal_task kfunc, 6.13+)",
-	       features__lsm(why, sizeof(why)) ? "no (needs the BPF LSM)" : "yes (BPF LSM)");
+	       lsm ? "no (needs the BPF LSM)" : "yes (BPF LSM)");
 	print_probe(PROBE_FENTRY, "fentry/fexit (trampolines)");
-	read_line("/sys/kernel/security/lsm", line, sizeof(line));
-	if (!strstr(line, "bpf"))
-		printf("bpf lsm: no (bpf is not among the LSMs in force: %s): --pipe-action refuse "
-		       "cannot run\n",
-		       line[0] ? line : "/sys/kernel/security/lsm cannot be read");
+	if (lsm)
+		printf("bpf lsm: no (%s)%s: --pipe-action refuse cannot run\n", lsm_why,
+		       geteuid() ? ": not root" : "");
 	else
-		print_probe(PROBE_LSM, "bpf lsm");
+		printf("bpf lsm: yes; %s\n", unused_why[PROBE_LSM]);
 	print_probe(PROBE_KPROBE, "kprobes");
 	lockdown_mode(lockdown, sizeof(lockdown));
 	if (!lockdown[0])
