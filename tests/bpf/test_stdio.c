@@ -20,7 +20,9 @@
  *
  * Root only: skips with the reason otherwise (or without cgroup v2, which attach needs); programs
  * that do not load fail. A kernel without bpf_send_signal_task (before 6.13) runs the
- * --pipe-action kill tests as "attach refuses kill, saying why".
+ * --pipe-action kill tests as "attach refuses kill, saying why"; one without the BPF LSM, the
+ * refuse tests as "attach (and the daemon) refuse it". test_pipe_refuse_daemon runs
+ * `mcpfence daemon`, whose servers are this binary executed as `test_stdio --serve-stdio`.
  *
  *   flock /tmp/mcpfence-bpf.lock build/tests/bpf/test_stdio
  *   STDIO_TEST=test_pipe_race   one test (a cmocka glob)
@@ -456,7 +458,12 @@ static size_t nlive;
 static unsigned eagains_mid, eagains_end;
 
 /* Start a server on transport t (slow_ms: it sleeps before each read). */
-static void server_start(struct server *s, enum transport t, unsigned slow_ms)
+/*
+ * Start a server on transport t. exe (non-NULL): the child executes it, this test's own binary
+ * (a real path), as `test_stdio --serve-stdio LOG RAW`: a program of its own, which the daemon
+ * can find by its command line. Else the child runs the server without exec.
+ */
+static void server_start_as(struct server *s, enum transport t, unsigned slow_ms, const char *exe)
 {
 	int in[2], out[2], n = env.nservers++;
 
@@ -488,6 +495,10 @@ static void server_start(struct server *s, enum transport t, unsigned slow_ms)
 		dup2(out[1], 1);
 		/* nothing else of the test: no other end of any stdio */
 		close_range(3, ~0U, 0);
+		if (exe) {
+			execl(exe, "test_stdio", "--serve-stdio", s->log, s->raw, (char *)NULL);
+			_exit(74);
+		}
 		srv_main(s->log, s->raw, slow_ms);
 	}
 	close(in[1]);
@@ -495,6 +506,11 @@ static void server_start(struct server *s, enum transport t, unsigned slow_ms)
 	s->in = in[0];
 	s->out = out[0];
 	fcntl(s->out, F_SETFL, O_NONBLOCK);
+}
+
+static void server_start(struct server *s, enum transport t, unsigned slow_ms)
+{
+	server_start_as(s, t, slow_ms, NULL);
 }
 
 /* Reap it if it ended (wait: up to ms for it to end); true when it has. */
@@ -2576,6 +2592,93 @@ static void test_pipe_refuse_uring(void **state)
 	server_stop(&s);
 }
 
+/*
+ * --pipe-action refuse under `mcpfence daemon`: a policy directory whose file fits the servers
+ * this test executes (`--serve-stdio`); one server runs before the daemon starts (found in
+ * /proc), one starts after it (stopped at its exec, enrolled, continued). On each, an allowed
+ * call runs, the denied call's write fails with EPERM and is audited so, the next call runs.
+ * Where the BPF LSM is missing the daemon refuses the action, saying why, as attach does.
+ */
+static void test_pipe_refuse_daemon(void **state)
+{
+	static struct attach at;
+	static struct server s[2];
+	char dir[PATH_MAX], path[PATH_MAX + 32], exe[PATH_MAX], line[512], said[64];
+	const char *argv[16];
+	ssize_t n;
+	FILE *f;
+
+	SKIP_IF_NEEDED();
+	snprintf(dir, sizeof(dir), "%s/policies-daemon", env.dir);
+	assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+	snprintf(path, sizeof(path), "%s/10-served.json", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"version\":\"1\",\"default\":\"allow\",\"match\":{\"exe\":\"*/test_stdio\","
+		   "\"argv\":\"* --serve-stdio *\"},\"tools\":{\"danger\":{\"action\":\"deny\","
+		   "\"reason\":\"" REASON "\"}}}\n");
+	assert_int_equal(fclose(f), 0);
+	if (env.no_lsm[0]) {
+		char out[4096];
+
+		assert_int_equal(mcpfence(out, sizeof(out), "daemon", "--policy-dir", dir,
+					  "--pipe-action", "refuse", "--audit", "/dev/null", NULL),
+				 1);
+		if (!strstr(out, "--pipe-action refuse needs the BPF LSM"))
+			fail_msg("daemon --pipe-action refuse where it cannot run: %s", out);
+		assert_int_equal(kernel__attachment(), KERNEL_ATTACHED_NONE);
+		print_message("%s: the daemon refuses it, as it must\n", env.no_lsm);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = 0;
+	server_start_as(&s[0], T_PIPE, 0, exe); /* before the daemon */
+	snprintf(at.audit, sizeof(at.audit), "%s/audit-daemon.jsonl", env.dir);
+	argv[0] = env.mcpfence;
+	argv[1] = "daemon";
+	argv[2] = "--policy-dir";
+	argv[3] = dir;
+	argv[4] = "--pipe-action";
+	argv[5] = "refuse";
+	argv[6] = "--audit";
+	argv[7] = at.audit;
+	argv[8] = "--quiet";
+	argv[9] = NULL;
+	attach_spawn(&at, argv, "daemon: finding", ATTACH_START_S, 20000);
+	server_start_as(&s[1], T_PIPE, 0, exe); /* after it */
+	for (int i = 0; i < 2; i++) {
+		snprintf(said, sizeof(said), "pid %d (test_stdio): enrolled", s[i].pid);
+		for (int k = 0; k < 1500 && !attach_says(&at, said); k++)
+			usleep(20000);
+		if (!attach_says(&at, said))
+			fail_msg("the daemon did not enroll the server %s it:\n%s",
+				 i ? "started after" : "running before", at.log);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct server *v = &s[i];
+
+		snprintf(step, sizeof(step), "under the daemon, the server %s it",
+			 i ? "started after" : "running before");
+		expect_ran(v, 1, "echo");
+		call_line(line, sizeof(line), "2", "danger");
+		if (pipe_send(v, line, strlen(line), 0) != -EPERM)
+			fail_msg("%s: the denied call's write was not refused", step);
+		expect_ran(v, 3, "echo");
+		expect_no_danger(v, step);
+		assert_false(server_reap(v, 0));
+	}
+	for (int k = 0; k < 250 && audit_said(&at, "its write failed with EPERM") < 2; k++)
+		usleep(20000);
+	assert_int_equal(audit_said(&at, "its write failed with EPERM"), 2);
+	print_message("under the daemon, a server running before it and one started after it: "
+		      "the denied call's write failed with EPERM (audited), the next call ran\n");
+	step[0] = 0;
+	attach_stop(&at);
+	server_stop(&s[0]);
+	server_stop(&s[1]);
+}
+
 struct refuse_writer {
 	struct server *s;
 	int calls;
@@ -2664,8 +2767,11 @@ static void test_pipe_refuse_race(void **state)
 	server_stop(&s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* the server of test_pipe_refuse_daemon, executed: stdin and stdout are its pipes */
+	if (argc == 4 && !strcmp(argv[1], "--serve-stdio"))
+		srv_main(argv[2], argv[3], 0);
 	if (getenv("STDIO_TEST")) /* one test, or a glob of them */
 		cmocka_set_test_filter(getenv("STDIO_TEST"));
 	const struct CMUnitTest tests[] = {
@@ -2692,6 +2798,7 @@ int main(void)
 						test_teardown),
 		cmocka_unit_test_setup_teardown(test_pipe_refuse_race, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_pipe_refuse_uring, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_refuse_daemon, test_setup, test_teardown),
 	};
 
 	return cmocka_run_group_tests_name("mcpfence attach --pid, end to end", tests, setup,
