@@ -28,7 +28,6 @@
 #include <sys/socket.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
-#include <openssl/evp.h>
 #include "approval.h"
 #include "audit.h"
 #include "cmd.h"
@@ -657,39 +656,6 @@ static enum MHD_Result forward(struct req *r)
 
 /* --- judging --- */
 
-/* =?base64?...?= decoded (the 2026-07-28 form of a header value with bytes past ASCII). */
-static char *header_value(const char *v)
-{
-	size_t n = strlen(v), m;
-	unsigned char *out;
-	int k, pad = 0;
-
-	if (n < 12 || strncmp(v, "=?base64?", 9) || strcmp(v + n - 2, "?="))
-		return strdup(v);
-	m = n - 11;
-	if (m % 4)
-		return NULL;
-	out = malloc(m / 4 * 3 + 1);
-	if (!out)
-		return NULL;
-	k = EVP_DecodeBlock(out, (const unsigned char *)v + 9, (int)m);
-	if (k < 0) {
-		free(out);
-		return NULL;
-	}
-	if (m && v[9 + m - 1] == '=')
-		pad++;
-	if (m > 1 && v[9 + m - 2] == '=')
-		pad++;
-	k -= pad;
-	out[k] = 0;
-	if ((size_t)k != strlen((char *)out)) { /* a NUL inside */
-		free(out);
-		return NULL;
-	}
-	return (char *)out;
-}
-
 /*
  * Mcp-Method and Mcp-Name (2026-07-28), when sent, must say what the body says: a server
  * routes by the header and runs the body, so two readings would mean two calls.
@@ -698,8 +664,9 @@ static const char *headers_disagree(struct req *r, const struct jr_msg *m)
 {
 	const char *hm = req_header(r, "Mcp-Method");
 	const char *hn = req_header(r, "Mcp-Name");
-	const char *want = NULL;
+	const char *want = NULL, *bad = NULL;
 	char *got;
+	size_t len;
 	bool same;
 
 	if (hm && (!m->method || strcmp(hm, m->method)))
@@ -710,7 +677,8 @@ static const char *headers_disagree(struct req *r, const struct jr_msg *m)
 		want = json_string_value(json_object_get(m->params, "name"));
 	else if (m->method && !strcmp(m->method, "resources/read"))
 		want = json_string_value(json_object_get(m->params, "uri"));
-	got = header_value(hn);
+	/* as Mcp-Param-* values are read: a value that is not of the header form disagrees */
+	got = mcp_param__value(hn, &len, &bad);
 	same = want && got && !strcmp(got, want);
 	free(got);
 	return same ? NULL : "Mcp-Name disagrees with the body";

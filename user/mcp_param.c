@@ -270,13 +270,7 @@ static int unbase64(const char *s, size_t n, unsigned char *out, size_t *len)
 	return 0;
 }
 
-/*
- * The header's value v as the client meant it, into a new buffer (*len bytes, NUL-terminated):
- * =?base64?...?= decoded (canonical base64 of UTF-8 without NUL), else v itself, which must then
- * be printable ASCII, no space at either end. NULL and *bad when it is neither, or memory ran
- * out.
- */
-static char *decode(const char *v, size_t *len, const char **bad)
+char *mcp_param__value(const char *v, size_t *len, const char **bad)
 {
 	size_t n = strlen(v);
 	unsigned char *out = NULL;
@@ -393,7 +387,7 @@ static const char *check_one(const struct decl *d, const char *name, const char 
 		return say(why, len, name, ": the tool's inputSchema declares no such header");
 	if (!d->value || json_is_null(d->value))
 		return say(why, len, name, " is sent, but the body has no value there");
-	got = decode(value, &n, &bad);
+	got = mcp_param__value(value, &n, &bad);
 	if (!got)
 		return say(why, len, name, ": the value %s", bad ? bad : "cannot be read");
 	same = says(d->value, got, n, &bad);

@@ -49,6 +49,14 @@ struct mcp_param_hdrs {
 int mcp_param__learn(struct mcp_param *s, const json_t *tools);
 void mcp_param__free(struct mcp_param *s);
 
+/*
+ * A header value v as the client meant it (2026-07-28: Mcp-Param-*, Mcp-Name), into a new buffer
+ * (*len bytes, NUL-terminated): =?base64?...?= decoded (canonical base64 of UTF-8 without NUL),
+ * else v itself, which must then be printable ASCII, no space at either end. NULL and *bad when
+ * it is neither; NULL with *bad untouched when memory ran out.
+ */
+char *mcp_param__value(const char *v, size_t *len, const char **bad);
+
 /* One request header: kept in h when its name is Mcp-Param-* (case, and '_' for '-', aside). */
 void mcp_param__add_header(struct mcp_param_hdrs *h, const char *name, const char *value);
 

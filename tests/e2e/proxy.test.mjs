@@ -184,6 +184,10 @@ describe('mcpfence proxy, v2 server', { skip: skip ?? false }, () => {
 					`=?base64?${Buffer.from('get-env').toString('base64')}?=` });
 				assert.equal(b64.status, 200);
 				assert.match((await b64.json()).result.content[0].text, /the environment is private/);
+				// base64 that only a lenient decoder reads (a spare bit set): refused, as an
+				// Mcp-Param-* value is
+				await refused(await post(call('get-env'), { 'mcp-name': '=?base64?Z2V0LWVudh==?=' }),
+					400, /Mcp-Name disagrees/);
 				await refused(await post(call('get-env'), { 'mcp-name': 'get-env',
 					'content-type': 'application/json; charset=utf-7' }), 415, /charset/);
 				await refused(await post(call('get-env'), { 'mcp-name': 'get-env',
