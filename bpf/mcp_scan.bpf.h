@@ -47,16 +47,16 @@
  * How: one bpf_loop over steps; a step is a token (with the ',' or ':' before it, and the first
  * run of a string or number it opens), up to MCP_WS_RUN bytes of whitespace, up to
  * MCP_STR_RUN * 8 + 8 plain bytes of a string (8 at a time, decoded ones too), one escape or
- * UTF-8 sequence, or a number's MCP_NUM_RUN bytes (runs of digits 8 at a time). The state lives in buf->scan_state, not on the stack: a
- * scalar loaded from a map value has no history, which keeps the verifier's state count small
- * (about 195k instructions verified for one call site; define MCP_SCAN_GLOBAL_STEP for a
- * global-function step verified once, about 148k, ~15% slower on small messages; tcp.bpf.c
- * inlines it: 7% of a 337 B request's whole BPF time). Keys are
- * decoded (escapes resolved) only where they matter: in a message object and in its params
+ * UTF-8 sequence, or a number's MCP_NUM_RUN bytes (runs of digits 8 at a time). The state
+ * lives in buf->scan_state, not on the stack: a scalar loaded from a map value has no history,
+ * which keeps the verifier's state count small (about 195k instructions verified for one call
+ * site; define MCP_SCAN_GLOBAL_STEP for a global-function step verified once, about 148k, ~15%
+ * slower on small messages; tcp.bpf.c inlines it: 7% of a 337 B request's whole BPF time). Keys
+ * are decoded (escapes resolved) only where they matter: in a message object and in its params
  * object. Needs bpf_loop (5.17+), no kfunc. Measured on 6.18 through BPF_PROG_TEST_RUN
- * (bench/scan): ~90 ns fixed, ~300-430 ns for a 200 B tools/call (23 steps),
- * ~0.33 us per KB at 2 KB, ~0.2 us per KB at 20 KB. The same code compiles for userspace (tests,
- * fuzzer) with the shims below.
+ * (bench/scan): ~90-150 ns fixed, ~300-530 ns for a 200 B tools/call (21 steps; one with a
+ * 7-digit id, 22), ~0.33 us per KB at 2 KB, ~0.2 us per KB at 20 KB. The same code compiles for
+ * userspace (tests, fuzzer) with the shims below.
  */
 #ifndef MCPFENCE_MCP_SCAN_BPF_H
 #define MCPFENCE_MCP_SCAN_BPF_H
