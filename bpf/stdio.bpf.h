@@ -560,8 +560,8 @@ __noinline int stdio_poison_skb(struct __sk_buff *skb, __u32 from)
 }
 
 /*
- * Set up the run in slot for len bytes of stream st, whose key the caller put in w->sx.key (from
- * ubuf, for a pipe write; rewrite: the socketpair hook, which can rewrite). A global function:
+ * Set up the run in slot for len bytes of stream st (from ubuf, for a pipe write; rewrite: the
+ * socketpair hook, which can rewrite). A global function:
  * its locals are not on the stack of the program, whose frame is one of the seven of the
  * deepest call chain.
  */
@@ -625,17 +625,15 @@ __noinline int stdio_finish(__u32 slot, struct mcpf_stdio_stream *st)
 }
 
 /*
- * Judge len bytes the client sends on stream st (key), from skb or from ubuf (a pipe write), in
- * the run's slot w. Returns 0, or 1 when a value was denied or refused (pipes act on it).
+ * Judge len bytes the client sends on stream st, from skb or from ubuf (a pipe write), in the
+ * run's slot w. Returns 0, or 1 when a value was denied or refused (pipes act on it).
  */
-static __always_inline int stdio_requests(struct tcp_work *w, __u64 key,
-					  struct mcpf_stdio_stream *st, struct __sk_buff *skb,
-					  void *ubuf, __u32 len)
+static __always_inline int stdio_requests(struct tcp_work *w, struct mcpf_stdio_stream *st,
+					  struct __sk_buff *skb, void *ubuf, __u32 len)
 {
 	struct stdio_run r = { .skb = skb, .st = st, .slot = w->slot.idx };
 	int ret;
 
-	w->sx.key = key;
 	if (stdio_begin(r.slot, st, (__u64)(unsigned long)ubuf, len, skb != NULL))
 		return 1;
 	bpf_loop(STDIO_MAX_PIECES, stdio_piece, &r, 0);
@@ -793,7 +791,7 @@ int handle_stdio_skb(struct __sk_buff *skb)
 	w = stdio_run_take(skb, st);
 	if (!w)
 		return SK_PASS;
-	stdio_requests(w, key, st, skb, NULL, skb->len);
+	stdio_requests(w, st, skb, NULL, skb->len);
 	st->owner = 0;
 	slot_release(w);
 	return SK_PASS;

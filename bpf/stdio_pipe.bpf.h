@@ -528,7 +528,7 @@ int handle_pipe_judge(struct trace_event_raw_sys_enter *ctx)
 			}
 			pw->seq = ++st->seq;
 		}
-		if (stdio_requests(w, pw->key, st, NULL, (void *)pw->cur_base, (__u32)pw->cur_len))
+		if (stdio_requests(w, st, NULL, (void *)pw->cur_base, (__u32)pw->cur_len))
 			pw->deny = 1;
 		if (pw->deny && st->action == MCPF_PIPE_REFUSE)
 			pipe_give_back(pw, st, true);

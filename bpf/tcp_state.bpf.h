@@ -99,7 +99,6 @@ struct list_walk {
 /* stdio.bpf.h: where a run is in a stream's buffer, and the rewrites a step asks of its hook */
 #define MCPF_STDIO_ACTS 16 /* a step's rewrites: a batch's calls and a break (a power of 2) */
 struct stdio_cursor {
-	__u64 key;    /* the stream's key in stdio_streams */
 	__u32 lo;     /* buffer bytes at or past lo are in this skb: they can be rewritten */
 	__s32 delta;  /* their offset in the skb: buffer offset + delta */
 	__u32 end;    /* bytes in the buffer */
