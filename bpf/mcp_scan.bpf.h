@@ -952,6 +952,17 @@ static __always_inline void mcp_scan_start_string(struct mcp_scan_ctx *c, __u32 
 	c->s->pos++;
 }
 
+/* A key starts at c->s->pos (its quote): decoded where it matters, in a message or its params. */
+static __always_inline void mcp_scan_start_key(struct mcp_scan_ctx *c)
+{
+	if (c->s->depth == c->s->msg_depth && (c->s->mf & MCP_MF_IN_MSG))
+		mcp_scan_start_string(c, MCP_R_KEY_MSG);
+	else if (c->s->depth == c->s->msg_depth + 1 && (c->s->mf & MCP_MF_PARAMS_OPEN))
+		mcp_scan_start_string(c, MCP_R_KEY_PAR);
+	else
+		mcp_scan_start_string(c, MCP_R_SKIP_KEY);
+}
+
 /* A value starts at c->s->pos with byte b: what it is for, then its first step. */
 static __always_inline void mcp_scan_value(struct mcp_scan_ctx *c, __u32 b)
 {
@@ -1000,6 +1011,10 @@ static __always_inline void mcp_scan_value(struct mcp_scan_ctx *c, __u32 b)
 
 	if (b == '{' || b == '[') {
 		mcp_scan_open(c, b == '{');
+		/* in compact JSON, an object's first key, in the same step */
+		if (b == '{' && c->s->status == MCP_SCAN_RUNNING && c->s->pos < c->s->len &&
+		    mcp_scan_byte(c->buf, c->s->pos) == '"')
+			mcp_scan_start_key(c);
 	} else if (b == '"') {
 		mcp_scan_start_string(c, role);
 	} else if (b == '-' || (b >= '0' && b <= '9')) {
@@ -1085,12 +1100,8 @@ static __always_inline void mcp_scan_structural(struct mcp_scan_ctx *c)
 			mcp_scan_close(c);
 		} else if (b != '"') {
 			mcp_scan_fail(c, MCPF_WHY_JSON);
-		} else if (c->s->depth == c->s->msg_depth && (c->s->mf & MCP_MF_IN_MSG)) {
-			mcp_scan_start_string(c, MCP_R_KEY_MSG);
-		} else if (c->s->depth == c->s->msg_depth + 1 && (c->s->mf & MCP_MF_PARAMS_OPEN)) {
-			mcp_scan_start_string(c, MCP_R_KEY_PAR);
 		} else {
-			mcp_scan_start_string(c, MCP_R_SKIP_KEY);
+			mcp_scan_start_key(c);
 		}
 		return;
 	case MCP_ST_VALUE_OR_CLOSE:
