@@ -565,8 +565,19 @@ static __always_inline void mcp_scan_value_done(struct mcp_scan_ctx *c)
 			else if ((b == '-' || (b >= '0' && b <= '9')) &&
 				 (c->s->num == MCP_N_INT || c->s->num == MCP_N_ZERO))
 				c->s->mf |= MCP_MF_ID_INT;
-			bpf_probe_read_kernel(call->id, n,
-					      &c->buf->data[c->s->vstart & MCPF_SCAN_MASK]);
+			/* 8 bytes a word, no helper: the bytes past the id are zero */
+			for (__u32 i = 0; i < MCPF_ID_MAX / 8; i++) {
+				__u64 v = 0;
+				__u32 k = n > 8 * i ? (__u32)n - 8 * i : 0;
+
+				if (k) {
+					b = c->s->vstart + 8 * i;
+					barrier_var(b);
+					v = mcp_scan_load64(c->buf, b & MCPF_SCAN_MASK);
+					v = mcp_scan_low_bytes(v, k);
+				}
+				mcpf_store64(&call->id[8 * i], v);
+			}
 		}
 		c->s->pend_msg = MCP_K_OTHER;
 	} else if (c->s->depth == c->s->msg_depth + 1 && (c->s->mf & MCP_MF_PARAMS_OPEN)) {
