@@ -1188,6 +1188,23 @@ static __always_inline long mcp_scan_step_closes(struct mcp_scan_ctx *c)
 
 	if (mcp_scan_step_body(c))
 		return 1;
+	if (c->s->status == MCP_SCAN_RUNNING && c->s->state == MCP_ST_DONE) {
+		/* the value is whole: up to two bytes of whitespace, and what follows, now */
+		pos = c->s->pos;
+		for (int k = 0; k < 2; k++)
+			if (pos < c->s->len && mcp_scan_is_ws(mcp_scan_byte(c->buf, pos)))
+				pos++;
+		c->s->pos = pos;
+		if (pos >= c->s->len) {
+			c->s->status = MCPF_SCAN_OK;
+			return 1;
+		}
+		if (mcp_scan_is_ws(mcp_scan_byte(c->buf, pos)))
+			return 0;
+		c->out->flags |= MCPF_SCAN_TRAILING;
+		c->s->status = MCPF_SCAN_OK;
+		return 1;
+	}
 	for (int k = 0; k < 2; k++) {
 		pos = c->s->pos;
 		if (c->s->status != MCP_SCAN_RUNNING || c->s->tok != MCP_TOK_NONE ||
