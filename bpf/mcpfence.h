@@ -528,11 +528,13 @@ struct mcpf_answer_event {
 
 /*
  * tcp_events, the ring of decisions: allowed calls do not wake its reader until
- * MCPF_EVENTS_WAKE_BYTES wait (a wakeup costs the sending process several us); the reader
- * drains it at least every MCPF_EVENTS_POLL_MS.
+ * MCPF_EVENTS_WAKE_BYTES wait, and then once per MCPF_EVENTS_WAKE_GAP_NS on a CPU (a wakeup
+ * costs the sending process several us); the reader drains it at least every
+ * MCPF_EVENTS_POLL_MS.
  */
 #define MCPF_EVENTS_RING (1 << 20)
 #define MCPF_EVENTS_WAKE_BYTES (MCPF_EVENTS_RING / 8)
+#define MCPF_EVENTS_WAKE_GAP_NS 1000000ULL
 #define MCPF_EVENTS_POLL_MS 100
 
 struct mcpf_event {
