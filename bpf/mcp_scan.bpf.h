@@ -1188,6 +1188,19 @@ static __always_inline long mcp_scan_step_closes(struct mcp_scan_ctx *c)
 
 	if (mcp_scan_step_body(c))
 		return 1;
+	pos = c->s->pos;
+	if (c->s->status == MCP_SCAN_RUNNING && c->s->tok == MCP_TOK_STRING &&
+	    pos + 8 <= c->s->len) {
+		/* a string's end within its next 8 bytes, all plain before it, now */
+		__u64 v = mcp_scan_load64(c->buf, pos & MCPF_SCAN_MASK);
+		__u32 k = mcp_scan_plain_bytes(mcp_scan_special(v));
+
+		if (k < 8 && mcp_scan_byte(c->buf, pos + k) == '"' &&
+		    (!k || mcp_scan_emit8(c, v, k))) {
+			c->s->pos = pos + k + 1;
+			mcp_scan_string_done(c);
+		}
+	}
 	if (c->s->status == MCP_SCAN_RUNNING && c->s->state == MCP_ST_DONE) {
 		/* the value is whole: up to two bytes of whitespace, and what follows, now */
 		pos = c->s->pos;
