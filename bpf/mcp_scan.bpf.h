@@ -45,17 +45,18 @@
  * An HTTP body must be whole and without MCPF_SCAN_TRAILING (JSON.parse refuses trailing bytes).
  *
  * How: one bpf_loop over steps; a step is a token (with the ',' or ':' before it, and the first
- * run of a string or number it opens; after '{', the first key's), then up to two closes that
- * end no message; or up to MCP_WS_RUN bytes of whitespace, up to MCP_STR_RUN * 8 + 8 plain
- * bytes of a string (8 at a time, decoded ones too), one escape or UTF-8 sequence, or a
- * number's MCP_NUM_RUN bytes (runs of digits 8 at a time). The state lives in buf->scan_state,
- * not on the stack: a scalar loaded from a map value has no history, which keeps the
- * verifier's state count small (scan_test_xdp, one call site in a global function: 632k
- * instructions verified on 6.18; define MCP_SCAN_GLOBAL_STEP for a global-function step
- * verified once, ~15% slower on small messages; tcp.bpf.c inlines it: 7% of a 337 B request's
- * whole BPF time). Keys are decoded (escapes resolved) only where they matter: in a message
+ * run of a string or number it opens; after '{', the first key's), up to MCP_WS_RUN bytes of
+ * whitespace, up to MCP_STR_RUN * 8 + 8 plain bytes of a string (8 at a time, decoded ones
+ * too), one escape or UTF-8 sequence, or a number's MCP_NUM_RUN bytes (runs of digits 8 at a
+ * time); then what compact JSON puts right after it (mcp_scan_step_more: a string's end, closes,
+ * the next key, the end of the bytes). The state lives in buf->scan_state, not on the stack: a
+ * scalar loaded from a map value has no history, which keeps the verifier's state count small
+ * (scan_test_xdp, one call site in a global function: 663k instructions verified on 6.18;
+ * define MCP_SCAN_GLOBAL_STEP for a global-function step verified once, ~15% slower on small
+ * messages, without mcp_scan_step_more; tcp.bpf.c inlines it: 7% of a 337 B request's whole
+ * BPF time). Keys are decoded (escapes resolved) only where they matter: in a message
  * object and in its params object. Needs bpf_loop (5.17+), no kfunc. Measured on 6.18 through
- * BPF_PROG_TEST_RUN (bench/scan): ~90-150 ns fixed, ~400 ns for a 200 B tools/call (17 steps
+ * BPF_PROG_TEST_RUN (bench/scan): ~90-150 ns fixed, ~400 ns for a 200 B tools/call (10 steps
  * with a 7-digit id), ~0.33 us per KB at 2 KB, ~0.2 us per KB at 20 KB. The same code compiles
  * for userspace (tests, fuzzer) with the shims below.
  */
@@ -1177,30 +1178,59 @@ static __always_inline long mcp_scan_step_body(struct mcp_scan_ctx *c)
 	return 0;
 }
 
+/* A string's end within its next 8 bytes, all plain before it, in the step under way. */
+static __always_inline void mcp_scan_string_tail(struct mcp_scan_ctx *c)
+{
+	__u32 pos = c->s->pos, k;
+	__u64 v;
+
+	if (c->s->status != MCP_SCAN_RUNNING || c->s->tok != MCP_TOK_STRING || pos + 8 > c->s->len)
+		return;
+	v = mcp_scan_load64(c->buf, pos & MCPF_SCAN_MASK);
+	k = mcp_scan_plain_bytes(mcp_scan_special(v));
+	if (k < 8 && mcp_scan_byte(c->buf, pos + k) == '"' && (!k || mcp_scan_emit8(c, v, k))) {
+		c->s->pos = pos + k + 1;
+		mcp_scan_string_done(c);
+	}
+}
+
 /*
- * A step, then up to two closes right after it that end no message: a tools/call's '"}}}' in two
- * steps, not four. Here, where the step's paths have met, the verifier takes it at little cost
- * (fewer instructions verified than without it); inside mcp_scan_close it cost 110k more.
+ * A step, then what compact JSON puts right after it: a string's end within its next 8 bytes;
+ * up to two closes that end no message; after a value in an object, the ',' and the next key,
+ * and its end within 8 bytes; once the value is whole, up to two bytes of whitespace and what
+ * follows. A 200 B tools/call takes 10 steps (19 without it). Here, where the step's paths
+ * have met, the verifier takes it at little cost: scan_test_xdp, 663k instructions verified with
+ * all of it, 726k without (the closes alone inside mcp_scan_close cost 110k more).
  */
-static __always_inline long mcp_scan_step_closes(struct mcp_scan_ctx *c)
+static __always_inline long mcp_scan_step_more(struct mcp_scan_ctx *c)
 {
 	__u32 pos, b;
 
 	if (mcp_scan_step_body(c))
 		return 1;
-	pos = c->s->pos;
-	if (c->s->status == MCP_SCAN_RUNNING && c->s->tok == MCP_TOK_STRING &&
-	    pos + 8 <= c->s->len) {
-		/* a string's end within its next 8 bytes, all plain before it, now */
-		__u64 v = mcp_scan_load64(c->buf, pos & MCPF_SCAN_MASK);
-		__u32 k = mcp_scan_plain_bytes(mcp_scan_special(v));
-
-		if (k < 8 && mcp_scan_byte(c->buf, pos + k) == '"' &&
-		    (!k || mcp_scan_emit8(c, v, k))) {
-			c->s->pos = pos + k + 1;
-			mcp_scan_string_done(c);
-		}
+	mcp_scan_string_tail(c);
+	for (int k = 0; k < 2; k++) {
+		pos = c->s->pos;
+		if (c->s->status != MCP_SCAN_RUNNING || c->s->tok != MCP_TOK_NONE ||
+		    c->s->state != MCP_ST_NEXT || pos >= c->s->len)
+			break;
+		b = mcp_scan_byte(c->buf, pos);
+		if (!((b == '}' && mcp_scan_top_is_object(c)) ||
+		      (b == ']' && !mcp_scan_top_is_object(c))) ||
+		    !mcp_scan_close_inner(c))
+			break;
 	}
+	pos = c->s->pos;
+	if (c->s->status == MCP_SCAN_RUNNING && c->s->tok == MCP_TOK_NONE &&
+	    c->s->state == MCP_ST_NEXT && pos + 1 < c->s->len &&
+	    mcp_scan_byte(c->buf, pos) == ',' && mcp_scan_byte(c->buf, pos + 1) == '"' &&
+	    mcp_scan_top_is_object(c)) {
+		/* after a value in an object, the ',' and the next key's quote, now */
+		c->s->pos = pos + 1;
+		c->s->state = MCP_ST_KEY;
+		mcp_scan_start_key(c);
+	}
+	mcp_scan_string_tail(c);
 	if (c->s->status == MCP_SCAN_RUNNING && c->s->state == MCP_ST_DONE) {
 		/* the value is whole: up to two bytes of whitespace, and what follows, now */
 		pos = c->s->pos;
@@ -1217,17 +1247,6 @@ static __always_inline long mcp_scan_step_closes(struct mcp_scan_ctx *c)
 		c->out->flags |= MCPF_SCAN_TRAILING;
 		c->s->status = MCPF_SCAN_OK;
 		return 1;
-	}
-	for (int k = 0; k < 2; k++) {
-		pos = c->s->pos;
-		if (c->s->status != MCP_SCAN_RUNNING || c->s->tok != MCP_TOK_NONE ||
-		    c->s->state != MCP_ST_NEXT || pos >= c->s->len)
-			return 0;
-		b = mcp_scan_byte(c->buf, pos);
-		if (!((b == '}' && mcp_scan_top_is_object(c)) ||
-		      (b == ']' && !mcp_scan_top_is_object(c))) ||
-		    !mcp_scan_close_inner(c))
-			return 0;
 	}
 	return 0;
 }
@@ -1267,7 +1286,7 @@ static long mcp_scan_step_g(__u64 index, void *arg)
 #else
 static long mcp_scan_step(__u64 index, void *arg)
 {
-	return mcp_scan_step_closes(arg);
+	return mcp_scan_step_more(arg);
 }
 #endif
 
