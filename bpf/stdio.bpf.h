@@ -209,6 +209,17 @@ static __always_inline void stdio_refuse(struct tcp_work *w, struct mcpf_stdio_s
 	stdio_refused(w->slot.idx, why, flags);
 }
 
+/* What a denied call's method becomes (its first bytes, as long as its span): rpc.denied___... */
+static __always_inline void stdio_rw_text_fill(struct tcp_work *w)
+{
+	mcpf_store64(&w->rw_text[0], W8('r', 'p', 'c', '.', 'd', 'e', 'n', 'i'));
+	w->rw_text[8] = 'e';
+	w->rw_text[9] = 'd';
+	for (int k = 10; k < SPAN_MAX; k += 8)
+		mcpf_store64(&w->rw_text[k & (STDIO_RW_TEXT - 1)],
+			     W8('_', '_', '_', '_', '_', '_', '_', '_'));
+}
+
 /* The value [vs, w->res.end) was read: decide each call of it, and neutralize the denied. */
 static __always_inline void stdio_judge(struct tcp_work *w, struct mcpf_stdio_stream *st, __u32 vs)
 {
@@ -229,6 +240,7 @@ static __always_inline void stdio_judge(struct tcp_work *w, struct mcpf_stdio_st
 	x->deny = 1;
 	if (!x->rewrite)
 		return;
+	stdio_rw_text_fill(w); /* here, not at every run's start: 40 stores */
 	for (int r = 0; r < MCPF_SCAN_MAX_CALLS; r++) {
 		__u32 o, s, k = x->nact;
 
@@ -503,16 +515,6 @@ static __always_inline bool stdio_take(struct mcpf_stdio_stream *st)
 	return held == 0 || held == me;
 }
 
-static __always_inline void stdio_rw_text_fill(struct tcp_work *w)
-{
-	mcpf_store64(&w->rw_text[0], W8('r', 'p', 'c', '.', 'd', 'e', 'n', 'i'));
-	w->rw_text[8] = 'e';
-	w->rw_text[9] = 'd';
-	for (int k = 10; k < SPAN_MAX; k += 8)
-		mcpf_store64(&w->rw_text[k & (STDIO_RW_TEXT - 1)],
-			     W8('_', '_', '_', '_', '_', '_', '_', '_'));
-}
-
 struct stdio_poison_ctx {
 	struct __sk_buff *skb;
 	__u32 at, len;
@@ -592,8 +594,6 @@ __noinline int stdio_begin(__u32 slot, struct mcpf_stdio_stream *st, __u64 ubuf,
 	x->nact = 0;
 	mcpf_zero(w->hd.h_session, sizeof(w->hd.h_session));
 	w->session_hash = mcpf_name_hash((const char *)&w->ck.stdio, 4, cfg_name_seed);
-	if (rewrite)
-		stdio_rw_text_fill(w);
 	count(MCPF_CNT_STDIO_BYTES, len);
 	return 0;
 }
