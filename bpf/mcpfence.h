@@ -530,12 +530,15 @@ struct mcpf_answer_event {
  * tcp_events, the ring of decisions: allowed calls do not wake its reader until
  * MCPF_EVENTS_WAKE_BYTES wait, and then once per MCPF_EVENTS_WAKE_GAP_NS on a CPU (a wakeup
  * costs the sending process several us); the reader drains it at least every
- * MCPF_EVENTS_POLL_MS.
+ * MCPF_EVENTS_POLL_MS, and every MCPF_EVENTS_BUSY_POLL_MS while events come fast.
  */
 #define MCPF_EVENTS_RING (1 << 20)
 #define MCPF_EVENTS_WAKE_BYTES (MCPF_EVENTS_RING / 8)
 #define MCPF_EVENTS_WAKE_GAP_NS 1000000ULL
 #define MCPF_EVENTS_POLL_MS 100
+/* a drain that found this many events: the next one comes after MCPF_EVENTS_BUSY_POLL_MS */
+#define MCPF_EVENTS_BUSY 4
+#define MCPF_EVENTS_BUSY_POLL_MS 1
 
 struct mcpf_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC */

@@ -807,7 +807,8 @@ int attach__main(int argc, char **argv, bool daemon)
 	unsigned nports = 0, npids = 0;
 	pid_t pids[MCPF_STDIO_MAX_SESSIONS];
 	enum mcpf_pipe_action pipe_action = MCPF_PIPE_AUDIT;
-	bool pipe_action_given = false, enroll_any = false, adopt = false, leave = false;
+	bool pipe_action_given = false, enroll_any = false, adopt = false, leave = false,
+	     busy = false;
 	char audit_buf[PATH_MAX], why[256];
 	int c, err, cg_fd = -1, lock_fd = -1, ret = 1;
 	unsigned nadopted = 0;
@@ -1131,9 +1132,15 @@ adopted:
 		int timeout = next_window_ms(&ac);
 		uint64_t now;
 
-		/* allowed calls' events do not wake this loop (tcp.bpf.c event_emit): drain often */
+		/*
+		 * Allowed calls' events do not wake this loop (tcp_stats.bpf.h, event_emit): drain
+		 * often, and every millisecond while they come fast, so that the ring stays below
+		 * the mark where the senders wake it (a self-IPI each: 40 us in a nested VM).
+		 */
 		if (timeout > MCPF_EVENTS_POLL_MS)
 			timeout = MCPF_EVENTS_POLL_MS;
+		if (busy && timeout > MCPF_EVENTS_BUSY_POLL_MS)
+			timeout = MCPF_EVENTS_BUSY_POLL_MS;
 
 		if (ac.ev.limits) {
 			int64_t to_sync = (int64_t)(next_sync - clock__mono_ms());
@@ -1153,6 +1160,7 @@ adopted:
 			err = poll(pf, 3, timeout) < 0 ? -errno : 0;
 			if (err >= 0 || err == -EINTR)
 				err = ring_buffer__consume(rb);
+			busy = err >= MCPF_EVENTS_BUSY;
 			/* a program stopped at its start waits for this */
 			if (ac.finding)
 				attach_daemon__found(&ac);
