@@ -504,12 +504,12 @@ static long stdio_piece(__u64 i, void *arg)
 }
 
 /*
- * Take the stream for this run (one run at a time: bytes of two writes judged at once could be
- * mixed). The owner is given back at every exit of the run.
+ * Take the stream for the run in slot w, for the task that holds w (one run at a time: bytes of
+ * two writes judged at once could be mixed). The owner is given back at every exit of the run.
  */
-static __always_inline bool stdio_take(struct mcpf_stdio_stream *st)
+static __always_inline bool stdio_take(struct mcpf_stdio_stream *st, const struct tcp_work *w)
 {
-	__u64 me = bpf_get_current_task();
+	__u64 me = w->slot.owner; /* the task, as slot_take read it */
 	__u64 held = __sync_val_compare_and_swap(&st->owner, 0, me);
 
 	return held == 0 || held == me;
@@ -765,7 +765,7 @@ static __always_inline struct tcp_work *stdio_run_take(struct __sk_buff *skb,
 {
 	struct tcp_work *w = slot_take();
 
-	if (w && stdio_take(st))
+	if (w && stdio_take(st, w))
 		return w;
 	if (w)
 		slot_release(w);

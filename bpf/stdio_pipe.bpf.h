@@ -511,7 +511,7 @@ int handle_pipe_judge(struct trace_event_raw_sys_enter *ctx)
 	}
 	if (!next) {
 		w = slot_take();
-		if (!w || !stdio_take(st)) {
+		if (!w || !stdio_take(st, w)) {
 			if (w)
 				slot_release(w);
 			count(MCPF_CNT_BUSY, 1);
