@@ -1295,15 +1295,11 @@ static __always_inline int mcp_scan_from_with(struct mcpf_scan_buf *buf, __u32 s
 					      long (*step)(__u64, void *))
 {
 	struct mcp_scan_ctx c = {};
-	__u32 i;
 
 	c.buf = buf;
 	c.out = out;
 	c.s = (struct mcp_scan_st *)buf->scan_state;
-	for (i = 0; i < sizeof(buf->scan_state) / 8; i++) {
-		barrier_var(i);
-		buf->scan_state[i] = 0;
-	}
+	mcpf_zero(buf->scan_state, sizeof(buf->scan_state));
 
 	out->status = MCPF_SCAN_UNPARSED;
 	out->ncalls = 0;
