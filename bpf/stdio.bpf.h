@@ -234,7 +234,7 @@ static __always_inline void stdio_judge(struct tcp_work *w, struct mcpf_stdio_st
 	w->nrw = 0;
 	w->rw_lo = x->rewrite ? x->lo : 0;
 	w->cc_flags = w->res.flags & MCPF_SCAN_BATCH ? MCPF_EV_BATCH : 0;
-	bpf_loop(MCPF_SCAN_MAX_CALLS, call_one, &tcb, 0);
+	bpf_loop(w->res.ncalls, call_one, &tcb, 0); /* no turn past the last call */
 	if (!w->nrw)
 		return;
 	x->deny = 1;
@@ -500,7 +500,7 @@ static long stdio_piece(__u64 i, void *arg)
 		x->old = 0;
 		st->carry = 0;
 	}
-	return 0;
+	return x->done >= x->len ? 1 : 0; /* no turn past the last piece */
 }
 
 /*
