@@ -105,6 +105,27 @@ int attach__enroll(struct attach_ctx *ac, pid_t pid, bool fresh, struct proc_who
 /* Each session picked again from who its server is (a name learnt): 0, or -errno as it was. */
 int attach__repick(struct attach_ctx *ac);
 
+/* attach_policies.c: which policy each session gets, and putting policies in force. */
+/* The policies of --policy (a directory of one) or --policy-dir, loaded; NULL: logged. */
+struct policy_dir *attach_policies__load(struct attach_ctx *ac);
+/*
+ * Put the policies of d in force, each session under the one that fits its server (first: the
+ * sessions have no slot yet; keep: a policy in force already is not compiled again). 0, or
+ * -errno with the policies in force as they were.
+ */
+int attach_policies__apply(struct attach_ctx *ac, const struct policy_dir *d, bool first,
+			   bool keep);
+/* d in force in place of ac->dir (apply): on success d is the attachment's, else the caller's. */
+int attach_policies__take(struct attach_ctx *ac, struct policy_dir *d, bool first);
+/* SIGHUP: the policy file, or the directory, loaded again and put in force. */
+void attach_policies__reload(struct attach_ctx *ac);
+/* --policy-dir: a change its watch reports, put in force. */
+void attach_policies__changed(struct attach_ctx *ac);
+/* The generation in force of slot s: its compiled policy. */
+struct kernel_compiled *attach_policies__slot_kc(struct attach_ctx *ac, unsigned s);
+/* Events drained, lost ones charged, then the global budgets of kc brought to the table. */
+void attach_policies__sync_global(struct attach_ctx *ac, const struct kernel_compiled *kc);
+
 /* attach_daemon.c: what `mcpfence daemon` adds. */
 void attach_daemon__usage(FILE *f);
 void attach_daemon__names(struct attach_ctx *ac);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * `mcpfence attach --policy P --port N...` and `mcpfence detach`: the kernel plane on TCP. attach
- * parses, loads and attaches (kernel_load), compiles the policy (kernel_compile), adopts the
- * connections already open (kernel_adopt), then loops until stopped: events into audit lines
+ * parses, loads and attaches (kernel_load), puts the policies in force (attach_policies), adopts
+ * the connections already open (kernel_adopt), then loops until stopped: events into audit lines
  * (kernel_events), budget windows refilled, global budgets kept in step, SIGHUP swapping the
  * policy without a moment unenforced. detach removes what attach pinned, even after attach was
  * killed.
@@ -75,66 +75,6 @@ static void on_signal(int sig)
 		stop_flag = 1;
 }
 
-static bool policy_has_global(const struct policy *p)
-{
-	for (size_t i = 0; i < p->nall_limits; i++)
-		if (p->all_limits[i].scope == SCOPE_GLOBAL)
-			return true;
-	for (size_t i = 0; i < p->nrules; i++)
-		for (size_t j = 0; j < p->rules[i].nlimits; j++)
-			if (p->rules[i].limits[j].scope == SCOPE_GLOBAL)
-				return true;
-	return false;
-}
-
-/*
- * Open the host-wide budget table that the gateways (`mcpfence run`) share, for a policy with
- * a global limit. Without it a global limit would be this plane's alone and let its max through
- * once more: such a policy is refused instead (fail closed).
- */
-static int share_global_budgets(struct attach_ctx *ac, const struct policy *p)
-{
-	char path[300];
-	int err;
-
-	if (ac->ev.limits || !policy_has_global(p))
-		return 0;
-	ac->ev.limits = limits__new(NULL, NULL);
-	if (!ac->ev.limits)
-		return -ENOMEM;
-	limits__default_table_path(path, sizeof(path));
-	err = limits__share_table(ac->ev.limits, path, 0);
-	if (err) {
-		log_err("%s: budgets of scope \"global\" are the host's, and the host-wide table "
-			"%s cannot be used: the policy is not enforced",
-			p->source, path);
-		limits__free(ac->ev.limits);
-		ac->ev.limits = NULL;
-		return err;
-	}
-	log_info("budgets of scope \"global\" shared with every gateway through %s", path);
-	if (p->redis)
-		log_info("%s: budgets of scope \"global\" kept in Redis at %s (keys \"%s...\"), "
-			 "shared with every mcpfence that names it",
-			 p->source, p->redis->shown, p->redis->prefix);
-	return 0;
-}
-
-/*
- * Drain the events BPF wrote (charging the table) and charge the calls whose events were lost,
- * then bring global budgets to the table.
- */
-static void sync_global(struct attach_ctx *ac, const struct kernel_compiled *kc)
-{
-	if (!ac->ev.limits)
-		return;
-	if (ac->rb)
-		ring_buffer__consume(ac->rb);
-	for (unsigned g = 0; g < MCPF_GENS; g++)
-		kernel__charge_uncharged(ac->skel, &ac->kc[g], ac->ev.limits);
-	kernel__sync_global(ac->skel, kc, ac->ev.limits);
-}
-
 /*
  * Say when sockets of watched connections found tcp_socks full (once a second at most): BPF
  * dropped their packets, and the operator should know why those connections time out.
@@ -172,297 +112,6 @@ static void say_unwatched(struct attach_ctx *ac)
 	ac->unwatched = n;
 }
 
-/* The generation in force of slot s: its compiled policy. */
-static struct kernel_compiled *slot_kc(struct attach_ctx *ac, unsigned s)
-{
-	return &ac->kc[MCPF_GEN_INDEX(s, ac->slots[s].gen)];
-}
-
-/* A directory of one policy, which every session gets: --policy P. NULL, why in err. */
-static struct policy_dir *single_dir(const char *path, char *err)
-{
-	struct policy_dir *d = calloc(1, sizeof(*d));
-
-	if (!d || !(d->path = strdup(path))) {
-		snprintf(err, POLICY_ERR_LEN, "%s: %s", path, strerror(ENOMEM));
-		policy_dir__free(d);
-		return NULL;
-	}
-	d->def = policy__load(path, err);
-	if (!d->def) {
-		policy_dir__free(d);
-		return NULL;
-	}
-	return d;
-}
-
-static struct policy_dir *policies_load(struct attach_ctx *ac)
-{
-	char err[POLICY_ERR_LEN];
-	struct policy_dir *d = ac->is_dir ? policy_dir__load(ac->policy_path, err) :
-					    single_dir(ac->policy_path, err);
-
-	if (!d)
-		log_err("%s (the policies in force stay)", err);
-	return d;
-}
-
-/* The name of session i (pids first, then ports) for messages. */
-static void session_name(const struct attach_ctx *ac, unsigned i, char *out, size_t size)
-{
-	if (i < MCPF_STDIO_MAX_SESSIONS)
-		snprintf(out, size, "pid %d (%s)", (int)ac->pids[i],
-			 ac->who ? ac->who[i].exe : ac->stdio[i].comm);
-	else
-		snprintf(out, size, "TCP port %u", ac->ports[i - PORT_SESSION(0)]);
-}
-
-/*
- * Which policy of d session i gets: who its server was when attach began (--pid), or the port
- * it listens on (--port). NULL: none fits and d has no default.json (said).
- */
-static const struct policy *session_pick(const struct attach_ctx *ac, const struct policy_dir *d,
-					 unsigned i)
-{
-	struct session_who w = { .port = -1 };
-	const struct policy *p;
-	char name[PATH_MAX + 64];
-
-	if (i < MCPF_STDIO_MAX_SESSIONS && ac->who)
-		w = ac->who[i].who;
-	else if (i >= MCPF_STDIO_MAX_SESSIONS)
-		w.port = ac->ports[i - PORT_SESSION(0)];
-	p = policy_dir__pick(d, &w);
-	if (!p) {
-		session_name(ac, i, name, sizeof(name));
-		log_err("%s: no policy of %s fits it, and there is no %s: it would go unenforced",
-			name, d->path, POLICY_DIR_DEFAULT);
-	}
-	return p;
-}
-
-static bool dir_holds(const struct policy_dir *d, const struct policy *p)
-{
-	if (!d || !p)
-		return false;
-	for (size_t i = 0; i < d->nfiles; i++)
-		if (d->files[i] == p)
-			return true;
-	return d->def == p;
-}
-
-/* Is session i one to enforce on: a stdio server not ended, or a port? */
-static bool session_live(const struct attach_ctx *ac, unsigned i)
-{
-	if (i < MCPF_STDIO_MAX_SESSIONS)
-		return i < ac->npids && !ac->stdio[i].ended;
-	return i - PORT_SESSION(0) < ac->nports;
-}
-
-/* Point session i at slot s: its stdio session's entry, or its port's. */
-static int session_point(struct attach_ctx *ac, unsigned i, unsigned s)
-{
-	__u32 k = i, v = s;
-
-	ac->pslot[i] = s;
-	if (i >= MCPF_STDIO_MAX_SESSIONS)
-		return kernel__watch_port(ac->skel, ac->ports[i - PORT_SESSION(0)], s);
-	if (bpf_map_update_elem(bpf_map__fd(ac->skel->maps.stdio_pslots), &k, &v, BPF_ANY)) {
-		log_err("stdio_pslots: update: %s", strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
-/* The status row of --pid session i (once it is added) says policy p decides its calls. */
-static void status_policy(struct attach_ctx *ac, unsigned i, const struct policy *p)
-{
-	struct status_session *row;
-	char conn[40];
-
-	if (i >= MCPF_STDIO_MAX_SESSIONS || !ac->stdio[i].pid)
-		return;
-	kernel_stdio__conn(&ac->stdio[i], conn, sizeof(conn));
-	row = status__get(&ac->status, conn);
-	if (row) {
-		status__set_policy(row, p->source);
-		ac->status.dirty = true;
-	}
-}
-
-/*
- * Put the policies of d in force, each session under the one that fits its server: each policy
- * picked gets a slot (the one that holds the same file, else a free one), is compiled into that
- * slot's idle generation and flipped in (no moment unenforced; global budgets synced with the
- * host-wide table first, so that a new one does not start full); then the sessions are pointed
- * at their slots, and the slots no session needs any more are emptied. first: the sessions
- * have no slot yet. keep: a policy in force already stays as it is (an enrolment: nothing
- * changed on disk), not compiled again. 0, or -errno with the policies in force as they were.
- */
-static int policies_apply(struct attach_ctx *ac, const struct policy_dir *d, bool first, bool keep)
-{
-	const struct policy *pick[NSESSIONS] = {};
-	const struct policy *want[MCPF_PSLOTS] = {};
-	unsigned slot_of[NSESSIONS];
-	bool compiled[MCPF_PSLOTS] = {}, in_force[MCPF_PSLOTS] = {};
-	int e = 0;
-
-	for (unsigned i = 0; i < NSESSIONS; i++) {
-		slot_of[i] = MCPF_PSLOTS;
-		if (!session_live(ac, i))
-			continue;
-		pick[i] = session_pick(ac, d, i);
-		if (!pick[i])
-			return -ENOENT;
-	}
-	/* a file in force keeps its slot (its sessions never see another policy meanwhile) */
-	for (unsigned i = 0; i < NSESSIONS; i++)
-		for (unsigned s = 0; pick[i] && s < MCPF_PSLOTS && slot_of[i] == MCPF_PSLOTS; s++)
-			if (want[s] == pick[i] ||
-			    (!want[s] && ac->slots[s].pol &&
-			     !strcmp(ac->slots[s].pol->source, pick[i]->source))) {
-				want[s] = pick[i];
-				slot_of[i] = s;
-			}
-	/* a new one takes a slot that holds nothing */
-	for (unsigned i = 0; i < NSESSIONS; i++)
-		for (unsigned s = 0; pick[i] && s < MCPF_PSLOTS && slot_of[i] == MCPF_PSLOTS; s++)
-			if (want[s] == pick[i] || (!want[s] && !ac->slots[s].pol)) {
-				want[s] = pick[i];
-				slot_of[i] = s;
-			}
-	for (unsigned i = 0; i < NSESSIONS; i++)
-		if (pick[i] && slot_of[i] == MCPF_PSLOTS) {
-			log_err("%s: more than %d policies would be in force at once",
-				pick[i]->source, MCPF_PSLOTS);
-			return -E2BIG;
-		}
-	for (unsigned s = 0; s < MCPF_PSLOTS; s++)
-		if (keep && want[s] && ac->slots[s].pol == want[s])
-			in_force[s] = true;
-	for (unsigned s = 0; s < MCPF_PSLOTS && !e; s++)
-		if (want[s] && !in_force[s])
-			e = share_global_budgets(ac, want[s]);
-	/* events of the idle generations are read (and lost ones charged) before they go */
-	if (ac->rb)
-		ring_buffer__consume(ac->rb);
-	for (unsigned s = 0; s < MCPF_PSLOTS && !e; s++) {
-		unsigned idle = MCPF_GEN_INDEX(s, ac->slots[s].gen ^ 1);
-
-		if (!want[s] || in_force[s])
-			continue;
-		kernel__charge_uncharged(ac->skel, &ac->kc[idle], ac->ev.limits);
-		compiled[s] = true;
-		e = kernel__compile(ac->skel, want[s], idle, &ac->kc[idle]);
-	}
-	if (e) {
-		/* the idle generations compiled so far name policies of d: forget them */
-		for (unsigned s = 0; s < MCPF_PSLOTS; s++)
-			if (compiled[s])
-				memset(&ac->kc[MCPF_GEN_INDEX(s, ac->slots[s].gen ^ 1)], 0,
-				       sizeof(ac->kc[0]));
-		log_err("%s: cannot be enforced in the kernel (the policies in force stay)",
-			d->path);
-		return e;
-	}
-	for (unsigned s = 0; s < MCPF_PSLOTS; s++) {
-		unsigned idle = MCPF_GEN_INDEX(s, ac->slots[s].gen ^ 1);
-
-		if (!want[s] || in_force[s])
-			continue;
-		sync_global(ac, &ac->kc[idle]);
-		if (kernel__activate(ac->skel, idle))
-			continue;
-		ac->slots[s].gen ^= 1;
-		ac->slots[s].pol = want[s];
-		if (ac->is_dir)
-			log_info("policy %s in force (generation %u, slot %u)", want[s]->source,
-				 idle & 1, s);
-		else
-			log_info("policy %s in force (generation %u)", want[s]->source, idle & 1);
-	}
-	for (unsigned i = 0; i < NSESSIONS; i++) {
-		char name[PATH_MAX + 64];
-
-		if (!pick[i] || (!first && ac->pslot[i] == slot_of[i]))
-			continue;
-		session_point(ac, i, slot_of[i]);
-		if (ac->is_dir) {
-			session_name(ac, i, name, sizeof(name));
-			log_info("%s: policy %s", name, pick[i]->source);
-			status_policy(ac, i, pick[i]);
-		}
-	}
-	for (unsigned s = 0; s < MCPF_PSLOTS; s++)
-		if (!want[s] && ac->slots[s].pol) {
-			log_info("policy %s: no session needs it any more (slot %u emptied)",
-				 ac->slots[s].pol->source, s);
-			kernel__deactivate(ac->skel, s);
-			ac->slots[s].pol = NULL;
-		}
-	return 0;
-}
-
-/*
- * Put d in force (policies_apply) in place of the policies in force; on success d is the
- * attachment's, on failure the caller's. Compiled generations that still name the policies
- * replaced the time before are forgotten first (their events read), as those are freed.
- */
-static int policies_take(struct attach_ctx *ac, struct policy_dir *d, bool first)
-{
-	int e;
-
-	if (ac->rb)
-		ring_buffer__consume(ac->rb);
-	for (unsigned g = 0; g < MCPF_GENS; g++)
-		if (dir_holds(ac->dir_old, ac->kc[g].pol)) {
-			kernel__charge_uncharged(ac->skel, &ac->kc[g], ac->ev.limits);
-			memset(&ac->kc[g], 0, sizeof(ac->kc[g]));
-		}
-	policy_dir__free(ac->dir_old);
-	ac->dir_old = NULL;
-	e = policies_apply(ac, d, first, false);
-	if (e)
-		return e;
-	ac->dir_old = ac->dir;
-	ac->dir = d;
-	if (ac->watching)
-		ac->watch.cur = d; /* what its next reload reads the path of */
-	return 0;
-}
-
-/* SIGHUP: the policy file, or the directory, loaded again. */
-static void policies_reload(struct attach_ctx *ac)
-{
-	struct policy_dir *d = policies_load(ac);
-
-	if (d && policies_take(ac, d, false))
-		policy_dir__free(d);
-}
-
-/* --policy-dir: a change the directory's watch reports. */
-static void policies_changed(struct attach_ctx *ac)
-{
-	struct policy_dir *old, *d;
-	int e = policy_watch__changed(&ac->watch, &old);
-
-	if (e == 0)
-		return;
-	if (e == -ENOENT) {
-		log_warn("%s", ac->watch.err);
-		ac->watching = false;
-		return;
-	}
-	if (e < 0) {
-		log_err("%s (the policies in force stay)", ac->watch.err);
-		return;
-	}
-	d = ac->watch.cur;
-	ac->watch.cur = ac->dir;
-	if (policies_take(ac, d, false))
-		policy_dir__free(d);
-}
-
 /* ms until the next window of a budget of a policy in force starts, at most 1000 */
 static int next_window_ms(struct attach_ctx *ac)
 {
@@ -470,7 +119,7 @@ static int next_window_ms(struct attach_ctx *ac)
 
 	for (unsigned s = 0; s < MCPF_PSLOTS; s++)
 		if (ac->slots[s].pol) {
-			int ms = kernel__next_window_ms(slot_kc(ac, s));
+			int ms = kernel__next_window_ms(attach_policies__slot_kc(ac, s));
 
 			if (ms < best)
 				best = ms;
@@ -684,7 +333,7 @@ int attach__enroll(struct attach_ctx *ac, pid_t pid, bool fresh, struct proc_who
 	if (idx == ac->npids)
 		ac->npids++;
 	log__clear_error();
-	e = policies_apply(ac, ac->dir, false, true);
+	e = attach_policies__apply(ac, ac->dir, false, true);
 	if (e) {
 		snprintf(reply, CONTROL_LINE_MAX, "error: %s",
 			 log__last_error()[0] ? log__last_error() : strerror(-e));
@@ -744,7 +393,7 @@ undo:
 int attach__repick(struct attach_ctx *ac)
 {
 	log__clear_error();
-	return policies_apply(ac, ac->dir, false, true);
+	return attach_policies__apply(ac, ac->dir, false, true);
 }
 
 /* A request on the control socket. */
@@ -974,7 +623,7 @@ int attach__main(int argc, char **argv, bool daemon)
 				goto out;
 			}
 	} else {
-		ac.dir_first = policies_load(&ac);
+		ac.dir_first = attach_policies__load(&ac);
 		if (!ac.dir_first)
 			return 1;
 	}
@@ -1015,7 +664,7 @@ int attach__main(int argc, char **argv, bool daemon)
 		ac.slots[s].gen = 1; /* generation 0 of each is filled first */
 	if (adopt)
 		nadopted = attach_daemon__adopt(&ac);
-	if (policies_take(&ac, ac.dir_first, true))
+	if (attach_policies__take(&ac, ac.dir_first, true))
 		goto out;
 	ac.dir_first = NULL; /* the attachment's now */
 	if (adopt) {
@@ -1173,19 +822,20 @@ adopted:
 		}
 		if (reload_flag) {
 			reload_flag = 0;
-			policies_reload(&ac);
+			attach_policies__reload(&ac);
 		}
 		if (ac.watching)
-			policies_changed(&ac);
+			attach_policies__changed(&ac);
 		attach_daemon__names(&ac);
 		now = realtime_s();
 		if (now != last) {
 			for (unsigned s = 0; s < MCPF_PSLOTS; s++) {
 				if (!ac.slots[s].pol)
 					continue;
-				kernel__refill(ac.skel, slot_kc(&ac, s), now, last);
+				kernel__refill(ac.skel, attach_policies__slot_kc(&ac, s), now,
+					       last);
 				/* the new window, less what the gateways took of it already */
-				sync_global(&ac, slot_kc(&ac, s));
+				attach_policies__sync_global(&ac, attach_policies__slot_kc(&ac, s));
 			}
 			say_unwatched(&ac);
 			/* the events of its last calls first: drained above */
@@ -1206,7 +856,8 @@ adopted:
 		if (ac.ev.limits && clock__mono_ms() >= next_sync) {
 			for (unsigned s = 0; s < MCPF_PSLOTS; s++)
 				if (ac.slots[s].pol)
-					sync_global(&ac, slot_kc(&ac, s));
+					attach_policies__sync_global(
+						&ac, attach_policies__slot_kc(&ac, s));
 			next_sync = clock__mono_ms() + SYNC_MS;
 		}
 	}
