@@ -41,6 +41,7 @@
 #include "mcpfence.h"
 #include "mrtr.h"
 #include "policy.h"
+#include "proxy_addr.h"
 #include "proxy_redirect.h"
 #include "redis_store.h"
 #include "sse.h"
@@ -80,8 +81,9 @@ struct px {
 	char server[256];   /* grant budgets' server key and the audit's server */
 	char listen_host[64];
 	unsigned listen_port;
-	struct req *reqs; /* every request under way: resumed at shutdown */
-	CURL *spare[32];  /* easy handles done with, reset, for the next requests */
+	struct proxy_hosts hosts; /* what a Host or Origin may name */
+	struct req *reqs;	  /* every request under way: resumed at shutdown */
+	CURL *spare[32];	  /* easy handles done with, reset, for the next requests */
 	size_t nspare;
 	struct approvals approvals; /* calls held for the operator (the control socket) */
 	int aep;		    /* an epoll set of the control socket's descriptors, or -1 */
@@ -142,153 +144,6 @@ struct req {
 	uint32_t held_timeout_s;
 	uint64_t t0;
 };
-
-/* --- addresses and names --- */
-
-/* ADDR:PORT or [V6]:PORT into sa; host and port kept for the Host check. */
-static int parse_listen(const char *s, struct sockaddr_storage *sa, socklen_t *salen, char *host,
-			size_t hlen, unsigned *port)
-{
-	const char *colon = strrchr(s, ':');
-	char h[64];
-	long p;
-
-	if (!colon || colon == s || !cmd_number(colon + 1, 1, 65535, &p))
-		return -EINVAL;
-	if (s[0] == '[') {
-		if (colon[-1] != ']' || (size_t)(colon - s - 2) >= sizeof(h))
-			return -EINVAL;
-		memcpy(h, s + 1, (size_t)(colon - s - 2));
-		h[colon - s - 2] = 0;
-	} else {
-		if ((size_t)(colon - s) >= sizeof(h))
-			return -EINVAL;
-		memcpy(h, s, (size_t)(colon - s));
-		h[colon - s] = 0;
-	}
-	memset(sa, 0, sizeof(*sa));
-	if (inet_pton(AF_INET, h, &((struct sockaddr_in *)sa)->sin_addr) == 1) {
-		((struct sockaddr_in *)sa)->sin_family = AF_INET;
-		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)p);
-		*salen = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, h, &((struct sockaddr_in6 *)sa)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)sa)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)p);
-		*salen = sizeof(struct sockaddr_in6);
-	} else {
-		return -EINVAL;
-	}
-	snprintf(host, hlen, "%s", h);
-	*port = (unsigned)p;
-	return 0;
-}
-
-/* http(s)://HOST[:PORT] with no path (or "/"), no user, no query. */
-static int parse_upstream(const char *s, char *out, size_t len, const char **why)
-{
-	const char *rest;
-	size_t n;
-
-	if (!strncmp(s, "http://", 7))
-		rest = s + 7;
-	else if (!strncmp(s, "https://", 8))
-		rest = s + 8;
-	else {
-		*why = "must begin with http:// or https://";
-		return -EINVAL;
-	}
-	n = strcspn(rest, "/?#@");
-	if (!n) {
-		*why = "names no host";
-		return -EINVAL;
-	}
-	if (rest[n] == '@') {
-		*why = "has a user or password: give credentials in the client's Authorization";
-		return -EINVAL;
-	}
-	if ((rest[n] == '/' && rest[n + 1]) || rest[n] == '?' || rest[n] == '#') {
-		*why = "has a path or query: name the server only (requests keep their own path)";
-		return -EINVAL;
-	}
-	if ((size_t)(rest - s) + n >= len) {
-		*why = "is too long";
-		return -EINVAL;
-	}
-	snprintf(out, len, "%.*s", (int)((size_t)(rest - s) + n), s);
-	return 0;
-}
-
-/* The host part of a Host header or an origin's authority ([v6]:port, name:port, name). */
-static void host_part(const char *s, size_t n, char *out, size_t len)
-{
-	size_t k = n;
-
-	if (n && s[0] == '[') {
-		const char *end = memchr(s, ']', n);
-
-		k = end ? (size_t)(end - s) + 1 : n;
-	} else {
-		const char *colon = memchr(s, ':', n);
-
-		k = colon ? (size_t)(colon - s) : n;
-	}
-	snprintf(out, len, "%.*s", (int)(k < len ? k : len - 1), s);
-}
-
-/*
- * Does a Host (or an Origin's host) name this proxy? Loopback names, the listen address, and
- * the --allow-host names, compared without regard to case; anything else may be a DNS
- * rebinding page that a browser sends here.
- */
-static bool host_ok(const struct px *px, const char *value, size_t n)
-{
-	static const char *const local[] = { "localhost", "127.0.0.1", "[::1]" };
-	char h[256], listen[80];
-
-	host_part(value, n, h, sizeof(h));
-	if (!h[0])
-		return false;
-	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
-		if (!strcasecmp(h, local[i]))
-			return true;
-	snprintf(listen, sizeof(listen), strchr(px->listen_host, ':') ? "[%s]" : "%s",
-		 px->listen_host);
-	if (!strcasecmp(h, listen) && strcmp(px->listen_host, "0.0.0.0") &&
-	    strcmp(px->listen_host, "::"))
-		return true;
-	for (size_t i = 0; i < px->o->nallowed; i++)
-		if (!strcasecmp(h, px->o->allowed[i]))
-			return true;
-	return false;
-}
-
-static bool origin_ok(const struct px *px, const char *origin)
-{
-	const char *auth;
-
-	if (!strncmp(origin, "http://", 7))
-		auth = origin + 7;
-	else if (!strncmp(origin, "https://", 8))
-		auth = origin + 8;
-	else
-		return false; /* "null", file:, chrome-extension: ... */
-	return host_ok(px, auth, strcspn(auth, "/"));
-}
-
-/* The upstream's address, when its host is an address (the redirect needs one). */
-static int upstream_addr(const char *url, struct sockaddr_storage *sa)
-{
-	const char *auth = strstr(url, "://") + 3, *close = strrchr(auth, ']');
-	const char *colon = strrchr(close ? close : auth, ':');
-	char full[128], host[64];
-	socklen_t salen;
-	unsigned port;
-
-	/* as --listen reads an address, with the scheme's port when the URL names none */
-	snprintf(full, sizeof(full), colon ? "%s" : "%s:%s", auth,
-		 !strncmp(url, "https", 5) ? "443" : "80");
-	return parse_listen(full, sa, &salen, host, sizeof(host), &port);
-}
 
 /* --- answers made here --- */
 
@@ -1422,10 +1277,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (strcmp(method, "POST") && strcmp(method, "GET") && strcmp(method, "DELETE"))
 			return refuse(r, 405, NULL, JSONRPC_INVALID_REQUEST,
 				      "only POST, GET and DELETE are MCP's");
-		if (!host || !host_ok(px, host, strlen(host)))
+		if (!host || !proxy_addr__host_ok(&px->hosts, host, strlen(host)))
 			return refuse(r, 403, NULL, JSONRPC_INVALID_REQUEST,
 				      "the Host header does not name this proxy (--allow-host)");
-		if (origin && !origin_ok(px, origin))
+		if (origin && !proxy_addr__origin_ok(&px->hosts, origin))
 			return refuse(r, 403, NULL, JSONRPC_INVALID_REQUEST,
 				      "the Origin is not this host's (--allow-host)");
 		if (strlen(url) >= sizeof(r->path))
@@ -1756,13 +1611,16 @@ int http_proxy__run(const struct proxy_opts *o)
 	sigset_t mask;
 	int ret = 1;
 
-	if (parse_listen(o->listen, &sa, &salen, px.listen_host, sizeof(px.listen_host),
-			 &px.listen_port)) {
+	if (proxy_addr__parse_listen(o->listen, &sa, &salen, px.listen_host, sizeof(px.listen_host),
+				     &px.listen_port)) {
 		log_err("proxy: --listen %s: not ADDR:PORT (127.0.0.1:8080, [::1]:8080)",
 			o->listen);
 		return 2;
 	}
-	if (parse_upstream(o->upstream, px.upstream, sizeof(px.upstream), &why)) {
+	px.hosts = (struct proxy_hosts){ .listen_host = px.listen_host,
+					 .allowed = o->allowed,
+					 .nallowed = o->nallowed };
+	if (proxy_addr__parse_upstream(o->upstream, px.upstream, sizeof(px.upstream), &why)) {
 		log_err("proxy: --upstream %s: %s", o->upstream, why);
 		return 2;
 	}
@@ -1828,7 +1686,7 @@ int http_proxy__run(const struct proxy_opts *o)
 	if (o->redirect_port) {
 		struct sockaddr_storage up;
 
-		if (upstream_addr(px.upstream, &up) ||
+		if (proxy_addr__upstream(px.upstream, &up) ||
 		    ntohs(((struct sockaddr_in *)&up)->sin_port) != o->redirect_port) {
 			log_err("proxy: --redirect-port %u: --upstream must name the server there by "
 				"its address (http://127.0.0.1:%u)",
