@@ -358,8 +358,11 @@ describe('mcpfence proxy, https upstream', { skip: skip ?? false }, () => {
 describe('mcpfence proxy, approvals', { skip: skip ?? false }, () => {
 	let dir, server, port, toolLog;
 	const ran = () => toolsRan(toolLog);
-	const cli = (...a) => execFileSync(MCPFENCE, a, { encoding: 'utf8',
-		stdio: ['ignore', 'pipe', 'pipe'] });
+	// The operator's commands: under the valgrind pass, the binary itself (MCPFENCE_REAL), not
+	// the wrapper. The proxy is what that pass checks; an operator's command that starts under
+	// valgrind took more than the 2 s the call waits for approval on a slow machine, twice over.
+	const cli = (...a) => execFileSync(process.env.MCPFENCE_REAL || MCPFENCE, a,
+		{ encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 	before(async () => {
 		dir = tmp();
