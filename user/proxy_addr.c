@@ -92,7 +92,8 @@ int proxy_addr__parse_upstream(const char *s, char *out, size_t len, const char 
 
 /*
  * The host part of a Host header or an origin's authority ([v6]:port, name:port, name) into
- * out; false when it does not fit (never compared cut short).
+ * out; false when what follows it is not a port (digits after ':') or it does not fit (never
+ * compared cut short).
  */
 static bool host_part(const char *s, size_t n, char *out, size_t len)
 {
@@ -107,6 +108,11 @@ static bool host_part(const char *s, size_t n, char *out, size_t len)
 
 		k = colon ? (size_t)(colon - s) : n;
 	}
+	if (k < n && s[k] != ':')
+		return false;
+	for (size_t i = k + 1; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return false;
 	if (k >= len)
 		return false;
 	memcpy(out, s, k);

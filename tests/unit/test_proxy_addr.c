@@ -205,6 +205,12 @@ static void test_host(void **state)
 		"0.0.0.0:8080",
 		"[::]:8080",
 		"[fd00::7",
+		/* after the host, only a port */
+		"[::1]x",
+		"[::1]:80x",
+		"localhost:evil.example",
+		"localhost:80:80",
+		"127.0.0.1:8080/",
 		/* longer than any name: compared whole or refused, never cut to a prefix */
 		"localhostxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -229,6 +235,7 @@ static void test_host(void **state)
 
 		assert_false(proxy_addr__host_ok(&hs, "localhost\0.evil", 15));
 		assert_true(proxy_addr__host_ok(&hs, "localhost:80xx", 12));
+		assert_false(proxy_addr__host_ok(&hs, "localhost:80xx", 13));
 	}
 }
 
@@ -237,7 +244,7 @@ static void test_origin(void **state)
 	static const char *const yes[] = {
 		"http://localhost",	     "http://localhost:5173", "https://127.0.0.1:8443",
 		"http://[::1]:3000",	     "https://mcp.internal",  "http://LOCALHOST",
-		"http://localhost:5173/app",
+		"http://localhost:5173/app", "http://localhost:",
 	};
 	static const char *const no[] = {
 		"null",
@@ -255,6 +262,8 @@ static void test_origin(void **state)
 		"http://evil.example:80@localhost",
 		"https://127.0.0.1.nip.io",
 		"//localhost",
+		"http://localhost:evil.example",
+		"http://[::1]evil.example",
 	};
 	const struct proxy_hosts hs = { .listen_host = "127.0.0.1",
 					.allowed = (const char *const[]){ "mcp.internal" },
