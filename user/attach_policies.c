@@ -4,7 +4,7 @@
  * directory of one) or --policy-dir (each server picked by who it is, each port by its number),
  * compiled into a slot's idle generation and flipped in, on SIGHUP and on the directory's
  * changes, with the host-wide table of global budgets opened for the policies that need it.
- * attach (cmd_attach.c) and the daemon (attach_daemon.c) share it.
+ * cmd_attach.c calls it, for attach and for the daemon (attach_daemon.c) alike.
  */
 #include <errno.h>
 #include <stdio.h>
