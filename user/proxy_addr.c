@@ -28,7 +28,7 @@ int proxy_addr__parse_listen(const char *s, struct sockaddr_storage *sa, socklen
 	    !cmd_number(colon + 1, 1, 65535, &p))
 		return -EINVAL;
 	if (v6) {
-		if (colon[-1] != ']' || colon - s < 2 || (size_t)(colon - s - 2) >= sizeof(h))
+		if (colon[-1] != ']' || (size_t)(colon - s - 2) >= sizeof(h))
 			return -EINVAL;
 		memcpy(h, s + 1, (size_t)(colon - s - 2));
 		h[colon - s - 2] = 0;
@@ -164,15 +164,16 @@ bool proxy_addr__origin_ok(const struct proxy_hosts *hs, const char *origin)
 /* The upstream's address, when its host is an address (the redirect needs one). */
 int proxy_addr__upstream(const char *url, struct sockaddr_storage *sa)
 {
-	const char *scheme_end = strstr(url, "://");
-	const char *auth = scheme_end ? scheme_end + 3 : url, *close = strrchr(auth, ']');
-	const char *colon = strrchr(close ? close : auth, ':');
+	const char *auth = strstr(url, "://"), *close, *colon;
 	char full[128], host[64];
 	socklen_t salen;
 	unsigned port;
 
-	if (!scheme_end)
+	if (!auth)
 		return -EINVAL;
+	auth += 3;
+	close = strrchr(auth, ']');
+	colon = strrchr(close ? close : auth, ':');
 	/* as --listen reads an address, with the scheme's port when the URL names none */
 	snprintf(full, sizeof(full), colon ? "%s" : "%s:%s", auth,
 		 !strncmp(url, "https", 5) ? "443" : "80");

@@ -17,6 +17,8 @@
 #include <cmocka.h>
 #include "proxy_addr.h"
 
+#define N(a) (sizeof(a) / sizeof(a[0]))
+
 struct listen_case {
 	const char *in;
 	int family; /* 0: refused */
@@ -55,7 +57,7 @@ static void test_listen(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < N(cases); i++) {
 		const struct listen_case *c = &cases[i];
 		struct sockaddr_storage sa;
 		socklen_t salen = 0;
@@ -112,7 +114,7 @@ static void test_upstream(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < N(cases); i++) {
 		char out[512] = "";
 		const char *why = NULL;
 		int e = proxy_addr__parse_upstream(cases[i].in, out, sizeof(out), &why);
@@ -177,8 +179,6 @@ static void host_cases(const char *listen, const char *const *yes, size_t nyes,
 		if (proxy_addr__host_ok(&hs, no[i], strlen(no[i])))
 			fail_msg("listening on %s: Host \"%s\" taken", listen, no[i]);
 }
-
-#define N(a) (sizeof(a) / sizeof(a[0]))
 
 static void test_host(void **state)
 {
